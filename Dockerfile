@@ -1,0 +1,17 @@
+# Parley as one self-contained binary on a small base image.
+FROM oven/bun:1.4.5 AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN bun install --ignore-scripts
+COPY tsconfig.json bunfig.toml ./
+COPY src ./src
+RUN bun build --compile --minify --sourcemap src/index.ts --outfile /out/parley
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+WORKDIR /app
+COPY --from=build /out/parley /app/parley
+ENV NODE_ENV=production PORT=8000 HOST=0.0.0.0 DATA_DIR=/app/data
+EXPOSE 8000
+VOLUME ["/app/data"]
+USER nonroot
+ENTRYPOINT ["/app/parley"]

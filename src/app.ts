@@ -1,0 +1,44 @@
+// createApp(deps): mounts every module on one Elysia app. index.ts listens with it; tests call
+// app.handle(new Request(...)) or listen on port 0.
+
+import { cors } from "@elysiajs/cors";
+import { Elysia } from "elysia";
+import pkg from "../package.json" with { type: "json" };
+import { splitList } from "./config.ts";
+import type { Deps } from "./deps.ts";
+import { authController } from "./modules/auth/index.ts";
+import { healthController } from "./modules/health/index.ts";
+import { usersController } from "./modules/users/index.ts";
+import { httpPlugin } from "./plugins/http.ts";
+import { openapiPlugin } from "./plugins/openapi.ts";
+
+export function createApp(deps: Deps) {
+  const origins = splitList(deps.config.CORS_ORIGINS);
+  return new Elysia({
+    serve: {
+      maxRequestBodySize: Math.max(deps.config.MAX_FILE_SIZE, deps.config.MAX_JSON_BODY_BYTES) + 64 * 1024,
+    },
+  })
+    .use(httpPlugin(deps))
+    .use(
+      cors({
+        origin: origins.includes("*") ? true : origins.length > 0 ? origins : false,
+        credentials: !origins.includes("*"),
+        allowedHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
+        exposeHeaders: [
+          "Retry-After",
+          "RateLimit-Limit",
+          "RateLimit-Remaining",
+          "RateLimit-Reset",
+          "X-Request-Id",
+        ],
+        maxAge: 600,
+      }),
+    )
+    .use(openapiPlugin(pkg.version))
+    .use(healthController(deps))
+    .use(authController(deps))
+    .use(usersController(deps));
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,178 @@
+// Environment -> typed, validated Config. A bad value stops boot with a message naming the variable.
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { type Static, Type as T } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { newSecret } from "./lib/ids.ts";
+
+const Int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER, description?: string) =>
+  T.Integer({ default: def, minimum: min, maximum: max, description });
+const Str = (def: string, description?: string) => T.String({ default: def, description });
+
+/** Every variable, its default and its bounds. README and .env.example list the same table. */
+export const ConfigSchema = T.Object({
+  NODE_ENV: T.Union([T.Literal("development"), T.Literal("production"), T.Literal("test")], {
+    default: "development",
+  }),
+  PORT: Int(8000, 0, 65535),
+  HOST: Str("0.0.0.0"),
+  DATA_DIR: Str("./data"),
+  PUBLIC_URL: Str(""),
+  CORS_ORIGINS: Str(""),
+  LOG_LEVEL: T.Union(
+    ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => T.Literal(l)),
+    { default: "info" },
+  ),
+  TRUST_PROXY: T.Boolean({ default: false }),
+
+  MONGODB_URL: Str(""),
+  DATABASE_NAME: T.String({ default: "messaging_app", minLength: 1, pattern: "^[A-Za-z0-9_-]+$" }),
+  REDIS_URL: Str(""),
+  SMTP_URL: Str(""),
+  SMTP_FROM: Str("Parley <no-reply@localhost>"),
+
+  SECRET_KEY: Str(""),
+  ALGORITHM: T.Union([T.Literal("HS256"), T.Literal("HS384"), T.Literal("HS512")], { default: "HS256" }),
+  ACCESS_TOKEN_EXPIRE_MINUTES: Int(30, 1, 24 * 60),
+  REFRESH_TOKEN_EXPIRE_DAYS: Int(7, 1, 365),
+  SESSION_MAX_DAYS: Int(30, 1, 3650),
+  ENCRYPTION_KEY: Str(""),
+  MAGIC_LINK_TTL_MINUTES: Int(10, 1, 24 * 60),
+
+  MAX_FILE_SIZE: Int(104857600, 1),
+  ALLOWED_FILE_TYPES: Str("image/jpeg,image/png,image/gif,application/pdf"),
+  MAX_JSON_BODY_BYTES: Int(1048576, 1024),
+
+  WS_HEARTBEAT_INTERVAL: Int(30, 1),
+  WS_CONNECTION_TIMEOUT: Int(300, 1),
+
+  RATE_LIMIT_PER_MINUTE: Int(60, 1),
+  RATE_LIMIT_BURST: Int(10, 0),
+  AUTH_RATE_LIMIT_PER_MINUTE: Int(10, 1),
+  AUTH_RATE_LIMIT_BURST: Int(5, 0),
+  MAGIC_LINK_PER_HOUR: Int(5, 1),
+  LOCKOUT_THRESHOLD: Int(5, 1),
+  LOCKOUT_MINUTES: Int(15, 1),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Values that ship in .env.example and the original spec: never acceptable in production. */
+const PLACEHOLDER_KEYS = new Set([
+  "your-super-secret-key-change-in-production",
+  "your-32-character-encryption-key",
+  "your-production-secret-key",
+  "your-production-encryption-key",
+  "change-me",
+]);
+
+const KEY_NAMES = ["SECRET_KEY", "ENCRYPTION_KEY"] as const;
+const MIN_KEY_BYTES = 32;
+
+export interface LoadResult {
+  config: Config;
+  warnings: string[];
+}
+
+/**
+ * Parse `env` into a Config. Throws ConfigError naming the first bad variable.
+ * Development keys that are missing are generated once and kept in DATA_DIR/secrets.json.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): LoadResult {
+  const raw: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    raw[name] = coerce(name, value.trim(), schema.type as string);
+  }
+  const withDefaults = Value.Default(ConfigSchema, raw);
+  const firstError = Value.Errors(ConfigSchema, withDefaults).First();
+  if (firstError) {
+    const name = firstError.path.replace(/^\//, "");
+    throw new ConfigError(`${name}: ${firstError.message} (got ${JSON.stringify(env[name])})`);
+  }
+  const config = withDefaults as Config;
+  config.DATA_DIR = resolve(config.DATA_DIR);
+  if (!config.PUBLIC_URL) config.PUBLIC_URL = `http://localhost:${config.PORT}`;
+  checkUrl("PUBLIC_URL", config.PUBLIC_URL, ["http:", "https:"]);
+  if (config.MONGODB_URL) checkUrl("MONGODB_URL", config.MONGODB_URL, ["mongodb:", "mongodb+srv:"]);
+  if (config.REDIS_URL) checkUrl("REDIS_URL", config.REDIS_URL, ["redis:", "rediss:"]);
+  if (config.SMTP_URL) checkUrl("SMTP_URL", config.SMTP_URL, ["smtp:", "smtps:"]);
+  for (const origin of splitList(config.CORS_ORIGINS)) {
+    if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
+  }
+  return { config, warnings: resolveKeys(config) };
+}
+
+export const splitList = (s: string) =>
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+function coerce(name: string, value: string, type: string): unknown {
+  if (type === "integer") {
+    if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name}: expected an integer (got "${value}")`);
+    return Number(value);
+  }
+  if (type === "boolean") {
+    if (/^(1|true|yes|on)$/i.test(value)) return true;
+    if (/^(0|false|no|off)$/i.test(value)) return false;
+    throw new ConfigError(`${name}: expected true or false (got "${value}")`);
+  }
+  return value;
+}
+
+function checkUrl(name: string, value: string, protocols: string[]) {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name}: not a valid URL (got "${value}")`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${name}: expected a ${protocols.join(" or ")} URL (got "${url.protocol}")`);
+  }
+}
+
+function resolveKeys(config: Config): string[] {
+  const warnings: string[] = [];
+  const bad = (v: string) => !v || PLACEHOLDER_KEYS.has(v) || Buffer.byteLength(v) < MIN_KEY_BYTES;
+  if (config.NODE_ENV === "production") {
+    for (const name of KEY_NAMES) {
+      if (bad(config[name])) {
+        throw new ConfigError(
+          `${name}: in production it must be set to a random value of at least ${MIN_KEY_BYTES} bytes ` +
+            "(not the example value); generate one with: openssl rand -base64 48",
+        );
+      }
+    }
+    return warnings;
+  }
+  const missing = KEY_NAMES.filter((name) => !config[name]);
+  if (missing.length > 0) {
+    const file = join(config.DATA_DIR, "secrets.json");
+    mkdirSync(config.DATA_DIR, { recursive: true });
+    const kept: Record<string, string> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+    for (const name of missing) {
+      kept[name] ??= newSecret(48);
+      config[name] = kept[name];
+    }
+    writeFileSync(file, JSON.stringify(kept, null, 2), { mode: 0o600 });
+    warnings.push(
+      `${missing.join(" and ")} not set: using a generated development key kept in ${file}. ` +
+        "Set them in production.",
+    );
+  }
+  for (const name of KEY_NAMES) {
+    if (bad(config[name]) && !missing.includes(name)) {
+      warnings.push(`${name} is short or an example value; production would refuse it`);
+    }
+  }
+  return warnings;
+}

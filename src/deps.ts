@@ -1,0 +1,62 @@
+// Everything the app needs, built once from Config: the store, mail, limiters, tokens, clock, logger.
+// Tests build their own Deps (temp SQLite file, ManualClock) and hand them to createApp.
+
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+import { type Clock, systemClock } from "./lib/clock.ts";
+import type { Logger } from "./lib/logger.ts";
+import { createTokenSigner, type TokenSigner } from "./lib/tokens.ts";
+import { createMailer } from "./mail/index.ts";
+import type { Mailer } from "./mail/types.ts";
+import { type AuthService, createAuthService } from "./modules/auth/service.ts";
+import { SessionCache } from "./modules/auth/session-cache.ts";
+import { createUsersService, type UsersService } from "./modules/users/service.ts";
+import { createRateLimiters, type RateLimiters } from "./ratelimit/index.ts";
+import { openMongoStore } from "./store/mongo/index.ts";
+import { openSqliteStore } from "./store/sqlite/index.ts";
+import type { Store } from "./store/types.ts";
+
+export interface Deps {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  store: Store;
+  mailer: Mailer;
+  limiters: RateLimiters;
+  signer: TokenSigner;
+  sessions: SessionCache;
+  auth: AuthService;
+  users: UsersService;
+}
+
+export async function openStore(config: Config): Promise<Store> {
+  if (config.MONGODB_URL) return openMongoStore(config.MONGODB_URL, config.DATABASE_NAME);
+  return openSqliteStore(join(config.DATA_DIR, "parley.db"));
+}
+
+/** Wires the services over explicit parts; any part may be given (tests pass a ManualClock or a store). */
+export async function createDeps(
+  config: Config,
+  logger: Logger,
+  parts: { clock?: Clock; store?: Store; mailer?: Mailer } = {},
+): Promise<Deps> {
+  const clock = parts.clock ?? systemClock;
+  const store = parts.store ?? (await openStore(config));
+  const mailer = parts.mailer ?? createMailer(config);
+  const limiters = createRateLimiters(config, clock, logger);
+  const signer = createTokenSigner({
+    secret: config.SECRET_KEY,
+    algorithm: config.ALGORITHM,
+    ttlMinutes: config.ACCESS_TOKEN_EXPIRE_MINUTES,
+  });
+  const sessions = new SessionCache(store, clock);
+  const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
+  const users = createUsersService({ store, clock });
+  return { config, clock, logger, store, mailer, limiters, signer, sessions, auth, users };
+}
+
+/** Closes what createDeps opened, after in-flight mail has gone out. */
+export async function closeDeps(deps: Deps) {
+  await deps.auth.settled();
+  await Promise.allSettled([deps.limiters.close(), deps.mailer.close(), deps.store.close()]);
+}

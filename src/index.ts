@@ -1,0 +1,43 @@
+// Entry: config -> deps -> app -> listen; graceful shutdown on SIGTERM/SIGINT.
+
+import { createApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { closeDeps, createDeps } from "./deps.ts";
+import { createLogger } from "./lib/logger.ts";
+
+async function main() {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`parley: configuration error: ${err.message}`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const { config, warnings } = loaded;
+  const logger = createLogger(config.LOG_LEVEL);
+  for (const w of warnings) logger.warn(w);
+
+  const deps = await createDeps(config, logger);
+  const app = createApp(deps).listen({ port: config.PORT, hostname: config.HOST });
+  logger.info(
+    { port: app.server?.port, host: config.HOST, store: deps.store.kind, data_dir: config.DATA_DIR },
+    "parley listening",
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await app.stop();
+    await closeDeps(deps);
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+await main();

@@ -1,0 +1,20 @@
+// Time as a dependency, so tests can move it (lockout windows, token expiry) without sleeping.
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** A clock that only moves when told to. */
+export class ManualClock implements Clock {
+  constructor(private t = Date.now()) {}
+  now() {
+    return this.t;
+  }
+  advance(ms: number) {
+    this.t += ms;
+  }
+}
+
+export const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,0 +1,66 @@
+// Access tokens: short-lived JWTs (sub = user, sid = session) signed with SECRET_KEY; the algorithm is
+// pinned at verification so a token cannot choose its own. jose is used directly (not @elysiajs/jwt)
+// because callers must tell an expired token from a forged one, and services must not need a Context.
+
+import { errors, jwtVerify, SignJWT } from "jose";
+import { AppError } from "./errors.ts";
+
+export interface AccessClaims {
+  sub: string;
+  sid: string;
+  iat: number;
+  exp: number;
+}
+
+export interface TokenSigner {
+  readonly ttlSeconds: number;
+  sign(userId: string, sessionId: string, nowMs: number): Promise<string>;
+  /** Throws AppError unauthorized / token_expired. */
+  verify(token: string, nowMs: number): Promise<AccessClaims>;
+}
+
+export const ISSUER = "parley";
+export const AUDIENCE = "parley-api";
+
+export function createTokenSigner(opts: {
+  secret: string;
+  algorithm: "HS256" | "HS384" | "HS512";
+  ttlMinutes: number;
+}): TokenSigner {
+  if (!opts.secret) throw new Error("createTokenSigner: secret is empty");
+  const key = new TextEncoder().encode(opts.secret);
+  const ttlSeconds = opts.ttlMinutes * 60;
+  return {
+    ttlSeconds,
+    async sign(userId, sessionId, nowMs) {
+      const iat = Math.floor(nowMs / 1000);
+      return new SignJWT({ sid: sessionId })
+        .setProtectedHeader({ alg: opts.algorithm, typ: "JWT" })
+        .setSubject(userId)
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + ttlSeconds)
+        .sign(key);
+    },
+    async verify(token, nowMs) {
+      try {
+        const { payload } = await jwtVerify(token, key, {
+          algorithms: [opts.algorithm],
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          currentDate: new Date(nowMs),
+          requiredClaims: ["sub", "sid", "iat", "exp"],
+        });
+        if (typeof payload.sub !== "string" || typeof payload.sid !== "string") {
+          throw new AppError("unauthorized", "invalid access token");
+        }
+        return payload as unknown as AccessClaims;
+      } catch (err) {
+        if (err instanceof AppError) throw err;
+        if (err instanceof errors.JWTExpired) throw new AppError("token_expired", "access token expired");
+        throw new AppError("unauthorized", "invalid access token");
+      }
+    },
+  };
+}

@@ -1,0 +1,119 @@
+// /api/auth: sign-up, sign-in, refresh, magic links, password change, sign-out, me, device sessions.
+
+import { Elysia, t } from "elysia";
+import type { Deps } from "../../deps.ts";
+import { sha256 } from "../../lib/crypto.ts";
+import { requestContext } from "../../plugins/context.ts";
+import { ErrorResponse } from "../../plugins/openapi.ts";
+import { UserView } from "../users/model.ts";
+import { authGuard } from "./guard.ts";
+import {
+  ChangePassword,
+  MagicLinkRequest,
+  MagicLinkVerify,
+  Refresh,
+  SessionList,
+  SignIn,
+  SignUp,
+  TokenResponse,
+} from "./model.ts";
+
+export function authController(deps: Deps) {
+  const { auth, limiters, users } = deps;
+  const client = (ip: string, headers: Record<string, string | undefined>) => ({
+    ip,
+    userAgent: headers["user-agent"] ?? "",
+  });
+  return new Elysia({ prefix: "/api/auth", tags: ["auth"] })
+    .use(requestContext(deps.config))
+    .use(authGuard(deps))
+    .post(
+      "/signup",
+      async ({ body, clientIp, headers, set }) => {
+        await limiters.check("signup", `ip:${clientIp}`);
+        set.status = 201;
+        return auth.signup(body, client(clientIp, headers));
+      },
+      { body: SignUp, response: { 201: TokenResponse, ...ErrorResponse } },
+    )
+    .post(
+      "/signin",
+      async ({ body, clientIp, headers }) => {
+        await limiters.check("signin", `ip:${clientIp}`);
+        return auth.signin(body, client(clientIp, headers));
+      },
+      { body: SignIn, response: { 200: TokenResponse, ...ErrorResponse } },
+    )
+    .post(
+      "/refresh",
+      async ({ body, clientIp }) => {
+        await limiters.check("refresh", `ip:${clientIp}`);
+        return auth.refresh(body.refresh_token);
+      },
+      { body: Refresh, response: { 200: TokenResponse, ...ErrorResponse } },
+    )
+    .post(
+      "/magic-link",
+      async ({ body, clientIp, set }) => {
+        await limiters.check("magic_link_ip", `ip:${clientIp}`);
+        // Hashed: the key is stored in Redis, and an email address is personal data.
+        await limiters.check("magic_link_email", `email:${sha256(body.email.trim().toLowerCase())}`);
+        auth.requestMagicLink(body.email);
+        set.status = 202;
+        return { status: "accepted" as const };
+      },
+      {
+        body: MagicLinkRequest,
+        response: { 202: t.Object({ status: t.Literal("accepted") }), ...ErrorResponse },
+      },
+    )
+    .post(
+      "/magic-link/verify",
+      async ({ body, clientIp, headers }) => {
+        await limiters.check("magic_link_ip", `ip:${clientIp}`);
+        return auth.verifyMagicLink(body.token, client(clientIp, headers), body.device_name);
+      },
+      { body: MagicLinkVerify, response: { 200: TokenResponse, ...ErrorResponse } },
+    )
+    .post(
+      "/change-password",
+      async ({ body, userId, sessionId }) => {
+        await limiters.check("signin", `user:${userId}`);
+        await auth.changePassword(userId, sessionId, body.current_password, body.new_password);
+        return { status: "ok" as const };
+      },
+      {
+        auth: true,
+        body: ChangePassword,
+        response: { 200: t.Object({ status: t.Literal("ok") }), ...ErrorResponse },
+      },
+    )
+    .post(
+      "/signout",
+      async ({ sessionId, set }) => {
+        await auth.signout(sessionId);
+        set.status = 204;
+      },
+      { auth: true },
+    )
+    .get("/me", ({ userId }) => users.get(userId, userId), {
+      auth: true,
+      response: { 200: UserView, ...ErrorResponse },
+    })
+    .get(
+      "/sessions",
+      async ({ userId, sessionId }) => ({ items: await auth.listSessions(userId, sessionId) }),
+      {
+        auth: true,
+        response: { 200: SessionList, ...ErrorResponse },
+      },
+    )
+    .delete(
+      "/sessions/:id",
+      async ({ params, userId, set }) => {
+        await auth.deleteSession(userId, params.id);
+        set.status = 204;
+      },
+      { auth: true, params: t.Object({ id: t.String({ maxLength: 64 }) }) },
+    );
+}

@@ -1,0 +1,285 @@
+// Accounts and sessions: sign-up, sign-in with lockout, rotating refresh tokens with reuse detection,
+// magic links, password change and sign-out. Plain logic over explicit dependencies; no HTTP here.
+
+import type { Config } from "../../config.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { hashPassword, sha256, verifyPassword } from "../../lib/crypto.ts";
+import { AppError } from "../../lib/errors.ts";
+import { newId, newSecret } from "../../lib/ids.ts";
+import type { Logger } from "../../lib/logger.ts";
+import { checkPasswordStrength } from "../../lib/passwords.ts";
+import type { TokenSigner } from "../../lib/tokens.ts";
+import type { Mailer } from "../../mail/types.ts";
+import { DuplicateError, type SessionRecord, type Store, type UserRecord } from "../../store/types.ts";
+import { toUserView } from "../users/model.ts";
+import type { SessionView, SignIn, SignUp, TokenResponse } from "./model.ts";
+import type { SessionCache } from "./session-cache.ts";
+
+export interface AuthDeps {
+  config: Pick<
+    Config,
+    | "REFRESH_TOKEN_EXPIRE_DAYS"
+    | "SESSION_MAX_DAYS"
+    | "LOCKOUT_THRESHOLD"
+    | "LOCKOUT_MINUTES"
+    | "MAGIC_LINK_TTL_MINUTES"
+    | "PUBLIC_URL"
+  >;
+  store: Store;
+  clock: Clock;
+  signer: TokenSigner;
+  mailer: Mailer;
+  sessions: SessionCache;
+  logger: Logger;
+}
+
+/** Who is asking, as far as the transport knows. */
+export interface ClientInfo {
+  ip: string;
+  userAgent: string;
+}
+
+const DAY = 24 * 3600_000;
+const MINUTE = 60_000;
+
+export type AuthService = ReturnType<typeof createAuthService>;
+
+export function createAuthService(deps: AuthDeps) {
+  const { config, store, clock, signer } = deps;
+  // Unknown accounts are checked against this hash so that they cost the same time as known ones.
+  const dummyHash = hashPassword(newSecret(16));
+  // Magic-link mail goes out after the 202; shutdown waits for these.
+  const pending = new Set<Promise<void>>();
+
+  async function issueTokens(user: UserRecord, session: SessionRecord): Promise<TokenResponse> {
+    const now = clock.now();
+    const refreshToken = newSecret(32);
+    await store.refreshTokens.add({
+      hash: sha256(refreshToken),
+      session_id: session.id,
+      user_id: user.id,
+      created_at: now,
+      expires_at: Math.min(now + config.REFRESH_TOKEN_EXPIRE_DAYS * DAY, session.expires_at),
+      spent_at: null,
+    });
+    return {
+      user: toUserView(user, true),
+      access_token: await signer.sign(user.id, session.id, now),
+      refresh_token: refreshToken,
+      token_type: "bearer",
+      expires_in: signer.ttlSeconds,
+      session_id: session.id,
+    };
+  }
+
+  async function startSession(user: UserRecord, client: ClientInfo, deviceName?: string) {
+    const now = clock.now();
+    const session: SessionRecord = {
+      id: newId(now),
+      user_id: user.id,
+      device_name: deviceName?.trim() || "unknown device",
+      user_agent: client.userAgent.slice(0, 300),
+      ip: client.ip,
+      created_at: now,
+      last_seen_at: now,
+      expires_at: now + config.SESSION_MAX_DAYS * DAY,
+      revoked_at: null,
+    };
+    await store.sessions.create(session);
+    return issueTokens(user, session);
+  }
+
+  async function revoke(sessionIds: string[]) {
+    deps.sessions.invalidate(sessionIds);
+  }
+
+  /** Locks out by account when it exists and by the login name otherwise, so both behave alike. */
+  const lockKey = (user: UserRecord | null, login: string) => (user ? `u:${user.id}` : `l:${login}`);
+
+  async function assertNotLocked(key: string) {
+    const now = clock.now();
+    const until = await store.lockouts.lockedUntil(key, now);
+    if (until !== null) {
+      const retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
+      throw new AppError("account_locked", "too many failed sign-ins; try again later", {
+        headers: { "Retry-After": String(retryAfter) },
+      });
+    }
+  }
+
+  async function recordFailure(key: string) {
+    const now = clock.now();
+    const windowMs = config.LOCKOUT_MINUTES * MINUTE;
+    const failures = await store.lockouts.recordFailure(key, now, now - windowMs);
+    if (failures >= config.LOCKOUT_THRESHOLD) {
+      await store.lockouts.lock(key, now + windowMs);
+      await store.lockouts.clearFailures(key);
+    }
+  }
+
+  async function findByLogin(login: string): Promise<UserRecord | null> {
+    return login.includes("@") ? store.users.byEmail(login) : store.users.byUsername(login);
+  }
+
+  async function sendMagicLink(email: string) {
+    const user = await store.users.byEmail(email);
+    if (!user) return;
+    const now = clock.now();
+    const token = newSecret(32);
+    await store.magicLinks.add({
+      hash: sha256(token),
+      user_id: user.id,
+      email,
+      created_at: now,
+      expires_at: now + config.MAGIC_LINK_TTL_MINUTES * MINUTE,
+      used_at: null,
+    });
+    const link = `${config.PUBLIC_URL.replace(/\/$/, "")}/auth/magic-link?token=${token}`;
+    await deps.mailer.send({
+      to: email,
+      subject: "Your Parley sign-in link",
+      text:
+        `Hello ${user.display_name},\n\nSign in to Parley with this link:\n\n${link}\n\n` +
+        `It works once and expires in ${config.MAGIC_LINK_TTL_MINUTES} minutes. ` +
+        "If you did not ask for it, ignore this mail.\n",
+    });
+  }
+
+  return {
+    async signup(input: SignUp, client: ClientInfo): Promise<TokenResponse> {
+      const email = input.email.trim().toLowerCase();
+      const username = input.username.toLowerCase();
+      checkPasswordStrength(input.password, { email, username });
+      const now = clock.now();
+      const user: UserRecord = {
+        id: newId(now),
+        email,
+        username,
+        display_name: input.display_name?.trim() || username,
+        password_hash: await hashPassword(input.password),
+        status: "offline",
+        role: "user",
+        last_seen: null,
+        created_at: now,
+        updated_at: now,
+      };
+      try {
+        await store.users.create(user);
+      } catch (err) {
+        if (err instanceof DuplicateError) {
+          throw new AppError(
+            err.field === "email" ? "email_taken" : "username_taken",
+            `${err.field} is taken`,
+          );
+        }
+        throw err;
+      }
+      return startSession(user, client, input.device_name);
+    },
+
+    async signin(input: SignIn, client: ClientInfo): Promise<TokenResponse> {
+      const login = (input.email ?? input.username ?? "").trim().toLowerCase();
+      if (!login)
+        throw new AppError("validation_failed", "email or username is required", {
+          details: { field: "email" },
+        });
+      const user = await findByLogin(login);
+      const key = lockKey(user, login);
+      await assertNotLocked(key);
+      const ok = await verifyPassword(input.password, user ? user.password_hash : await dummyHash);
+      if (!user || !ok) {
+        await recordFailure(key);
+        throw new AppError("invalid_credentials", "invalid credentials");
+      }
+      await store.lockouts.clearFailures(key);
+      return startSession(user, client, input.device_name);
+    },
+
+    async refresh(refreshToken: string): Promise<TokenResponse> {
+      const now = clock.now();
+      const result = await store.refreshTokens.spend(sha256(refreshToken), now);
+      if (result.status === "missing") throw new AppError("unauthorized", "invalid refresh token");
+      const session = await store.sessions.byId(result.token.session_id);
+      if (result.status === "spent") {
+        // A spent token coming back means it was copied: end the session for both holders.
+        if (session && (await store.sessions.revoke(session.id, now))) {
+          deps.logger.warn({ session_id: session.id, user_id: session.user_id }, "refresh token reused");
+        }
+        await revoke([result.token.session_id]);
+        throw new AppError("refresh_token_reused", "refresh token was already used; session revoked");
+      }
+      if (!session || session.revoked_at !== null) throw new AppError("session_revoked", "session revoked");
+      if (result.token.expires_at <= now || session.expires_at <= now) {
+        throw new AppError("token_expired", "refresh token expired; sign in again");
+      }
+      const user = await store.users.byId(session.user_id);
+      if (!user) throw new AppError("unauthorized", "account no longer exists");
+      return issueTokens(user, session);
+    },
+
+    /** Resolves at once; the link, if the account exists, is mailed in the background. */
+    requestMagicLink(email: string) {
+      const job = sendMagicLink(email.trim().toLowerCase())
+        .catch((err: unknown) => {
+          deps.logger.error(
+            { err: err instanceof Error ? err.message : String(err) },
+            "magic link mail failed",
+          );
+        })
+        .finally(() => pending.delete(job));
+      pending.add(job);
+    },
+
+    async verifyMagicLink(token: string, client: ClientInfo, deviceName?: string): Promise<TokenResponse> {
+      const link = await store.magicLinks.consume(sha256(token), clock.now());
+      if (!link) throw new AppError("invalid_token", "magic link is invalid, used or expired");
+      const user = await store.users.byId(link.user_id);
+      if (!user) throw new AppError("invalid_token", "magic link is invalid, used or expired");
+      return startSession(user, client, deviceName);
+    },
+
+    async changePassword(userId: string, sessionId: string, current: string, next: string) {
+      const user = await store.users.byId(userId);
+      if (!user) throw new AppError("unauthorized", "account no longer exists");
+      if (!(await verifyPassword(current, user.password_hash))) {
+        throw new AppError("invalid_credentials", "current password is wrong");
+      }
+      checkPasswordStrength(next, { email: user.email, username: user.username });
+      const now = clock.now();
+      await store.users.update(userId, { password_hash: await hashPassword(next), updated_at: now });
+      await revoke(await store.sessions.revokeAllForUser(userId, now, sessionId));
+    },
+
+    async signout(sessionId: string) {
+      await store.sessions.revoke(sessionId, clock.now());
+      await revoke([sessionId]);
+    },
+
+    async listSessions(userId: string, currentId: string): Promise<SessionView[]> {
+      const iso = (ms: number) => new Date(ms).toISOString();
+      return (await store.sessions.listActive(userId, clock.now())).map((s) => ({
+        id: s.id,
+        device_name: s.device_name,
+        user_agent: s.user_agent,
+        ip: s.ip,
+        created_at: iso(s.created_at),
+        last_seen_at: iso(s.last_seen_at),
+        current: s.id === currentId,
+      }));
+    },
+
+    async deleteSession(userId: string, sessionId: string) {
+      const session = await store.sessions.byId(sessionId);
+      if (!session || session.user_id !== userId || session.revoked_at !== null) {
+        throw new AppError("not_found", "session not found");
+      }
+      await store.sessions.revoke(sessionId, clock.now());
+      await revoke([sessionId]);
+    },
+
+    /** Waits for magic-link mail still being sent (graceful shutdown, tests). */
+    async settled() {
+      await Promise.all([...pending]);
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// Whether an access token's session is still live. Checked on every authenticated request, so the
+// answer is cached for at most REVALIDATE_MS: a session revoked on any node is refused everywhere
+// within that time, and at once on the node that revoked it.
+
+import type { Clock } from "../../lib/clock.ts";
+import type { SessionRecord, Store } from "../../store/types.ts";
+
+const REVALIDATE_MS = 1000;
+/** last_seen_at is written at most this often per session. */
+const TOUCH_EVERY_MS = 60_000;
+const MAX_ENTRIES = 100_000;
+
+export type SessionState = "live" | "revoked" | "expired" | "missing";
+
+interface Entry {
+  session: SessionRecord | null;
+  checkedAt: number;
+}
+
+export class SessionCache {
+  private entries = new Map<string, Entry>();
+
+  constructor(
+    private store: Store,
+    private clock: Clock,
+  ) {}
+
+  async state(sessionId: string, userId: string): Promise<SessionState> {
+    const now = this.clock.now();
+    let entry = this.entries.get(sessionId);
+    if (!entry || now - entry.checkedAt >= REVALIDATE_MS) {
+      entry = { session: await this.store.sessions.byId(sessionId), checkedAt: now };
+      if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+      this.entries.set(sessionId, entry);
+    }
+    const s = entry.session;
+    if (!s || s.user_id !== userId) return "missing";
+    if (s.revoked_at !== null) return "revoked";
+    if (s.expires_at <= now) return "expired";
+    if (now - s.last_seen_at >= TOUCH_EVERY_MS) {
+      s.last_seen_at = now;
+      await this.store.sessions.touch(sessionId, now);
+    }
+    return "live";
+  }
+
+  /** Forget what is known of these sessions, so this node refuses them from the next request on. */
+  invalidate(sessionIds: Iterable<string>) {
+    for (const id of sessionIds) this.entries.delete(id);
+  }
+}

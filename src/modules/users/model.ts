@@ -1,0 +1,63 @@
+// Schemas of the users routes and the public shape of a user.
+
+import { t } from "elysia";
+import type { UserRecord } from "../../store/types.ts";
+
+/** Usernames are 3-32 of [a-z0-9_.], case-insensitive and stored lowercase. */
+export const USERNAME_PATTERN = "^[A-Za-z0-9_.]{3,32}$";
+
+export const UserStatus = t.Union([
+  t.Literal("online"),
+  t.Literal("away"),
+  t.Literal("offline"),
+  t.Literal("dnd"),
+]);
+
+export const UserView = t.Object({
+  id: t.String(),
+  email: t.Optional(t.String()),
+  username: t.String(),
+  display_name: t.String(),
+  status: UserStatus,
+  last_seen: t.Union([t.String(), t.Null()]),
+  created_at: t.String(),
+  updated_at: t.String(),
+});
+export type UserView = typeof UserView.static;
+
+export const UserList = t.Object({ items: t.Array(UserView), next_cursor: t.Union([t.String(), t.Null()]) });
+
+export const ListUsersQuery = t.Object({
+  q: t.Optional(t.String({ maxLength: 100 })),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  cursor: t.Optional(t.String({ maxLength: 200 })),
+});
+export type ListUsersQuery = typeof ListUsersQuery.static;
+
+export const UpdateUser = t.Object(
+  {
+    display_name: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
+    username: t.Optional(t.String({ pattern: USERNAME_PATTERN })),
+    status: t.Optional(UserStatus),
+  },
+  { additionalProperties: false },
+);
+export type UpdateUser = typeof UpdateUser.static;
+
+export const UserIdParams = t.Object({ id: t.String({ maxLength: 64 }) });
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The API shape of a user; the email is shown to the user themself only. */
+export function toUserView(user: UserRecord, self: boolean): UserView {
+  return {
+    id: user.id,
+    ...(self ? { email: user.email } : {}),
+    username: user.username,
+    display_name: user.display_name,
+    status: user.status,
+    last_seen: user.last_seen === null ? null : iso(user.last_seen),
+    created_at: iso(user.created_at),
+    updated_at: iso(user.updated_at),
+  };
+}

@@ -1,0 +1,49 @@
+// The embedded store: one SQLite file under DATA_DIR (WAL), zero set-up. bun:sqlite is synchronous;
+// the port is async so that both adapters share one interface.
+
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Store } from "../types.ts";
+import { sqliteAuthRepos } from "./auth.ts";
+import { MIGRATIONS } from "./schema.ts";
+import { sqliteSessionRepos } from "./sessions.ts";
+import { sqliteUsers } from "./users.ts";
+
+/** Opens (and migrates) the database at `path`; ":memory:" for a throwaway one. */
+export function openSqliteStore(path: string): Store {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { create: true, strict: true });
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec("PRAGMA busy_timeout = 5000");
+  db.exec("PRAGMA foreign_keys = ON");
+  migrate(db);
+  const { sessions, refreshTokens } = sqliteSessionRepos(db);
+  const { magicLinks, lockouts } = sqliteAuthRepos(db);
+  return {
+    kind: "sqlite",
+    users: sqliteUsers(db),
+    sessions,
+    refreshTokens,
+    magicLinks,
+    lockouts,
+    async ping() {
+      db.query("SELECT 1").get();
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+function migrate(db: Database) {
+  const row = db.query<{ user_version: number }, []>("PRAGMA user_version").get();
+  const from = row?.user_version ?? 0;
+  for (let v = from; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    })();
+  }
+}

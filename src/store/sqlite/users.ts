@@ -1,0 +1,92 @@
+// Users on SQLite.
+
+import type { Database } from "bun:sqlite";
+import { DuplicateError, type UserPatch, type UserRecord, type UsersRepo } from "../types.ts";
+import { bind } from "./schema.ts";
+
+type Row = UserRecord & { display_name_lower?: string };
+
+const strip = (row: Row | null): UserRecord | null => {
+  if (!row) return null;
+  const { display_name_lower: _, ...user } = row;
+  return user;
+};
+
+/** SQLite reports which UNIQUE constraint failed in the message: "UNIQUE constraint failed: users.email". */
+function rethrowDuplicate(err: unknown): never {
+  const message = err instanceof Error ? err.message : "";
+  if (message.includes("users.email")) throw new DuplicateError("email");
+  if (message.includes("users.username")) throw new DuplicateError("username");
+  throw err;
+}
+
+const PATCHABLE = ["display_name", "username", "status", "password_hash", "last_seen", "role", "updated_at"];
+
+export function sqliteUsers(db: Database): UsersRepo {
+  const insert = db.query(
+    `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash, status, role,
+       last_seen, created_at, updated_at)
+     VALUES ($id, $email, $username, $display_name, $display_name_lower, $password_hash, $status, $role,
+       $last_seen, $created_at, $updated_at)`,
+  );
+  const byId = db.query<Row, [string]>("SELECT * FROM users WHERE id = ?");
+  const byEmail = db.query<Row, [string]>("SELECT * FROM users WHERE email = ?");
+  const byUsername = db.query<Row, [string]>("SELECT * FROM users WHERE username = ?");
+  // Prefix match on either column through the indexes: range scans instead of LIKE.
+  const list = db.query<Row, { lo: string; hi: string; after: string; limit: number }>(
+    `SELECT * FROM users
+     WHERE username > $after AND (
+       (username >= $lo AND username < $hi) OR (display_name_lower >= $lo AND display_name_lower < $hi))
+     ORDER BY username LIMIT $limit`,
+  );
+
+  return {
+    async create(user) {
+      try {
+        insert.run(bind({ ...user, display_name_lower: user.display_name.toLowerCase() }));
+      } catch (err) {
+        rethrowDuplicate(err);
+      }
+    },
+    async byId(id) {
+      return strip(byId.get(id));
+    },
+    async byEmail(email) {
+      return strip(byEmail.get(email));
+    },
+    async byUsername(username) {
+      return strip(byUsername.get(username));
+    },
+    async existing(ids) {
+      if (ids.length === 0) return [];
+      const marks = ids.map(() => "?").join(",");
+      return db
+        .query<{ id: string }, string[]>(`SELECT id FROM users WHERE id IN (${marks})`)
+        .all(...ids)
+        .map((r) => r.id);
+    },
+    async update(id, patch: UserPatch) {
+      const fields = Object.keys(patch).filter((k) => PATCHABLE.includes(k));
+      const values: Record<string, string | number | null> = { id };
+      const sets = fields.map((f) => {
+        values[f] = patch[f as keyof UserPatch] ?? null;
+        return `${f} = $${f}`;
+      });
+      if (patch.display_name !== undefined) {
+        sets.push("display_name_lower = $display_name_lower");
+        values.display_name_lower = patch.display_name.toLowerCase();
+      }
+      try {
+        db.query(`UPDATE users SET ${sets.join(", ")} WHERE id = $id`).run(values);
+      } catch (err) {
+        rethrowDuplicate(err);
+      }
+      return strip(byId.get(id));
+    },
+    async list({ prefix = "", afterUsername = "", limit }) {
+      return list
+        .all({ lo: prefix, hi: `${prefix}\uffff`, after: afterUsername, limit })
+        .map((r) => strip(r) as UserRecord);
+    },
+  };
+}

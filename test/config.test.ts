@@ -1,0 +1,98 @@
+import { afterAll, describe, expect, it } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../src/config.ts";
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "parley-config-"));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const STRONG = "k".repeat(40);
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    const { config } = loadConfig({ DATA_DIR: tempDir() });
+    expect(config).toMatchObject({
+      PORT: 8000,
+      DATABASE_NAME: "messaging_app",
+      ALGORITHM: "HS256",
+      ACCESS_TOKEN_EXPIRE_MINUTES: 30,
+      REFRESH_TOKEN_EXPIRE_DAYS: 7,
+      MAX_FILE_SIZE: 104857600,
+      ALLOWED_FILE_TYPES: "image/jpeg,image/png,image/gif,application/pdf",
+      WS_HEARTBEAT_INTERVAL: 30,
+      WS_CONNECTION_TIMEOUT: 300,
+      RATE_LIMIT_PER_MINUTE: 60,
+      RATE_LIMIT_BURST: 10,
+      LOCKOUT_THRESHOLD: 5,
+      LOCKOUT_MINUTES: 15,
+      PUBLIC_URL: "http://localhost:8000",
+    });
+  });
+
+  it.each([
+    ["PORT", "eighty"],
+    ["PORT", "70000"],
+    ["ACCESS_TOKEN_EXPIRE_MINUTES", "0"],
+    ["ALGORITHM", "none"],
+    ["ALGORITHM", "RS256"],
+    ["LOG_LEVEL", "loud"],
+    ["TRUST_PROXY", "maybe"],
+    ["MONGODB_URL", "http://localhost"],
+    ["REDIS_URL", "not a url"],
+    ["PUBLIC_URL", "ftp://x"],
+    ["NODE_ENV", "staging"],
+  ])("stops on %s=%p with a message naming the variable", (name, value) => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(name);
+  });
+
+  it.each([
+    ["missing", undefined],
+    ["the example value", "your-super-secret-key-change-in-production"],
+    ["short", "short-key"],
+  ])("refuses in production a SECRET_KEY that is %s", (_, value) => {
+    const env = { NODE_ENV: "production", DATA_DIR: tempDir(), SECRET_KEY: value, ENCRYPTION_KEY: STRONG };
+    expect(() => loadConfig(env)).toThrow("SECRET_KEY");
+  });
+
+  it("refuses in production an ENCRYPTION_KEY that is the example value", () => {
+    const env = {
+      NODE_ENV: "production",
+      DATA_DIR: tempDir(),
+      SECRET_KEY: STRONG,
+      ENCRYPTION_KEY: "your-32-character-encryption-key",
+    };
+    expect(() => loadConfig(env)).toThrow("ENCRYPTION_KEY");
+  });
+
+  it("accepts strong keys in production", () => {
+    const { config, warnings } = loadConfig({
+      NODE_ENV: "production",
+      DATA_DIR: tempDir(),
+      SECRET_KEY: STRONG,
+      ENCRYPTION_KEY: STRONG,
+    });
+    expect(config.SECRET_KEY).toBe(STRONG);
+    expect(warnings).toEqual([]);
+  });
+
+  it("generates development keys once, keeps them under DATA_DIR, and warns", () => {
+    const dir = tempDir();
+    const first = loadConfig({ DATA_DIR: dir });
+    const second = loadConfig({ DATA_DIR: dir });
+    expect(first.config.SECRET_KEY.length).toBeGreaterThanOrEqual(32);
+    expect(second.config.SECRET_KEY).toBe(first.config.SECRET_KEY);
+    expect(second.config.ENCRYPTION_KEY).toBe(first.config.ENCRYPTION_KEY);
+    expect(first.warnings.join(" ")).toContain("SECRET_KEY");
+    const kept = JSON.parse(readFileSync(join(dir, "secrets.json"), "utf8"));
+    expect(kept.SECRET_KEY).toBe(first.config.SECRET_KEY);
+  });
+});

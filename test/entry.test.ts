@@ -1,0 +1,141 @@
+// The two ways operators start Parley: `npm start` (bun run src/index.ts) and the compiled binary.
+// Each is started as a real process on a free port with a temp DATA_DIR, used, and stopped with SIGTERM.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+const root = join(import.meta.dir, "..");
+const work = mkdtempSync(join(tmpdir(), "parley-entry-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Running {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  url: string;
+  lines: string[];
+}
+
+async function start(cmd: string[], env: Record<string, string>): Promise<Running> {
+  const proc = Bun.spawn(cmd, {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      ...env,
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const lines: string[] = [];
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const reader = proc.stdout.getReader();
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value);
+    const parts = buffer.split("\n");
+    buffer = parts.pop() ?? "";
+    for (const line of parts) {
+      lines.push(line);
+      const parsed = JSON.parse(line);
+      if (parsed.msg === "parley listening") {
+        // Keep draining stdout so the child never blocks on a full pipe.
+        void (async () => {
+          for (;;) {
+            const next = await reader.read();
+            if (next.done) return;
+            lines.push(decoder.decode(next.value));
+          }
+        })();
+        return { proc, url: `http://127.0.0.1:${parsed.port}`, lines };
+      }
+    }
+  }
+  proc.kill();
+  throw new Error(`server did not start: ${lines.join("\n")} ${await new Response(proc.stderr).text()}`);
+}
+
+async function exercise(server: Running) {
+  expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+  const res = await fetch(`${server.url}/api/auth/signup`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      email: "op@example.com",
+      username: "operator",
+      password: "a long operator passphrase",
+    }),
+  });
+  expect(res.status).toBe(201);
+  const { access_token } = (await res.json()) as { access_token: string };
+  const me = await fetch(`${server.url}/api/auth/me`, {
+    headers: { authorization: `Bearer ${access_token}` },
+  });
+  expect(((await me.json()) as { username: string }).username).toBe("operator");
+  server.proc.kill("SIGTERM");
+  expect(await server.proc.exited).toBe(0);
+}
+
+describe("starting the server", () => {
+  it("`npm start` serves on the embedded defaults: SQLite file under DATA_DIR", async () => {
+    const dataDir = join(work, "start");
+    const server = await start([process.execPath, "run", "src/index.ts"], { DATA_DIR: dataDir });
+    await exercise(server);
+    expect(await Bun.file(join(dataDir, "parley.db")).exists()).toBe(true);
+    expect(await Bun.file(join(dataDir, "secrets.json")).exists()).toBe(true);
+  });
+
+  it("refuses to boot with a bad variable, naming it", async () => {
+    const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? "", DATA_DIR: join(work, "bad"), PORT: "eighty" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await proc.exited).not.toBe(0);
+    expect(await new Response(proc.stderr).text()).toContain("PORT");
+  });
+
+  it("refuses to boot in production with the example SECRET_KEY", async () => {
+    const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH ?? "",
+        NODE_ENV: "production",
+        DATA_DIR: join(work, "prod"),
+        SECRET_KEY: "your-super-secret-key-change-in-production",
+        ENCRYPTION_KEY: "e".repeat(40),
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await proc.exited).not.toBe(0);
+    expect(await new Response(proc.stderr).text()).toContain("SECRET_KEY");
+  });
+});
+
+describe("the compiled binary", () => {
+  const binary = join(work, "parley");
+  beforeAll(async () => {
+    const build = Bun.spawn([process.execPath, "build", "--compile", "src/index.ts", "--outfile", binary], {
+      cwd: root,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    if ((await build.exited) !== 0) throw new Error(await new Response(build.stderr).text());
+  }, 120_000);
+
+  it("runs on its own: serves, stores, and stops cleanly on SIGTERM", async () => {
+    const dataDir = join(work, "binary");
+    const server = await start([binary], { DATA_DIR: dataDir });
+    await exercise(server);
+    expect(await Bun.file(join(dataDir, "parley.db")).exists()).toBe(true);
+  }, 60_000);
+});

@@ -1,0 +1,132 @@
+// Test harness: a real app over a real SQLite file in a temp dir, a ManualClock, silent logs that can be
+// captured, and small request helpers. Every harness is closed by its test file.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { type App, createApp } from "../src/app.ts";
+import { type Config, loadConfig } from "../src/config.ts";
+import { closeDeps, createDeps, type Deps } from "../src/deps.ts";
+import { ManualClock } from "../src/lib/clock.ts";
+import { createLogger } from "../src/lib/logger.ts";
+
+export const TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789";
+
+export interface Harness {
+  app: App;
+  deps: Deps;
+  clock: ManualClock;
+  config: Config;
+  dataDir: string;
+  /** Every log line written so far, as raw JSON text. */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+export async function harness(env: Record<string, string> = {}): Promise<Harness> {
+  const dataDir = mkdtempSync(join(tmpdir(), "parley-test-"));
+  const { config } = loadConfig({
+    NODE_ENV: "test",
+    DATA_DIR: dataDir,
+    SECRET_KEY: TEST_SECRET,
+    ENCRYPTION_KEY: TEST_SECRET,
+    LOG_LEVEL: "info",
+    // Generous defaults so that only the tests about limits meet them.
+    RATE_LIMIT_PER_MINUTE: "10000",
+    AUTH_RATE_LIMIT_PER_MINUTE: "10000",
+    MAGIC_LINK_PER_HOUR: "1000",
+    ...env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(String(chunk));
+      done();
+    },
+  });
+  const logger = createLogger(config.LOG_LEVEL, sink);
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const deps = await createDeps(config, logger, { clock });
+  const app = createApp(deps);
+  return {
+    app,
+    deps,
+    clock,
+    config,
+    dataDir,
+    logs,
+    async close() {
+      await closeDeps(deps);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface CallOptions {
+  body?: unknown;
+  token?: string;
+  headers?: Record<string, string>;
+  /** Raw body text, sent as is (for malformed JSON tests). */
+  raw?: string;
+}
+
+export interface CallResult<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** One request through app.handle; JSON in, JSON (or nothing) out. */
+export async function call<T = any>(
+  app: App,
+  method: string,
+  path: string,
+  opts: CallOptions = {},
+): Promise<CallResult<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined;
+  if (opts.raw !== undefined) body = opts.raw;
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+  if (body !== undefined) headers["content-type"] ??= "application/json";
+  const res = await app.handle(new Request(`http://localhost${path}`, { method, headers, body }));
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {}
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+let counter = 0;
+/** A fresh, valid sign-up body. */
+export function newAccount(overrides: Record<string, string> = {}) {
+  counter++;
+  const tag = `${Date.now().toString(36)}${counter}`;
+  return {
+    email: `user${tag}@example.com`,
+    username: `user_${tag}`,
+    password: "correct horse battery staple",
+    display_name: `User ${tag}`,
+    ...overrides,
+  };
+}
+
+export async function signup(app: App, overrides: Record<string, string> = {}) {
+  const account = newAccount(overrides);
+  const res = await call(app, "POST", "/api/auth/signup", { body: account });
+  if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return { ...account, ...res.body, token: res.body.access_token as string, id: res.body.user.id as string };
+}
+
+/** Polls `check` until it returns a value, or fails after `ms`. */
+export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, ms = 3000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("waitFor: timed out");
+    await Bun.sleep(10);
+  }
+}

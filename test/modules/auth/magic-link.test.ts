@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { call, type Harness, harness, signup } from "../../helpers.ts";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await harness({ PUBLIC_URL: "https://chat.example.com" });
+});
+afterAll(() => h.close());
+
+interface OutboxMail {
+  to: string;
+  subject: string;
+  text: string;
+  sent_at: string;
+}
+
+function outbox(): OutboxMail[] {
+  const file = join(h.dataDir, "outbox.jsonl");
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+async function requestLink(email: string) {
+  const res = await call(h.app, "POST", "/api/auth/magic-link", { body: { email } });
+  await h.deps.auth.settled();
+  return res;
+}
+
+function tokenFor(email: string): string {
+  const mail = outbox().findLast((m) => m.to === email);
+  const match =
+    mail && /https:\/\/chat\.example\.com\/auth\/magic-link\?token=([A-Za-z0-9_-]+)/.exec(mail.text);
+  if (!match?.[1]) throw new Error(`no magic link mailed to ${email}`);
+  return match[1];
+}
+
+const verify = (token: string) => call(h.app, "POST", "/api/auth/magic-link/verify", { body: { token } });
+
+describe("magic links", () => {
+  it("answers 202 and mails a link to an existing account", async () => {
+    const user = await signup(h.app);
+    const res = await requestLink(user.email.toUpperCase());
+    expect(res.status).toBe(202);
+    const mail = outbox().findLast((m) => m.to === user.email);
+    expect(mail).toBeDefined();
+    expect(mail?.subject).toContain("sign-in link");
+    expect(Number.isNaN(Date.parse(mail?.sent_at ?? ""))).toBe(false);
+  });
+
+  it("answers 202 for an unknown email too, and mails nothing", async () => {
+    const before = outbox().length;
+    const res = await requestLink("nobody-at-all@example.com");
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ status: "accepted" });
+    expect(outbox().length).toBe(before);
+  });
+
+  it("signs in with the link once: 200 token response, then 401 invalid_token", async () => {
+    const user = await signup(h.app);
+    await requestLink(user.email);
+    const token = tokenFor(user.email);
+    const first = await verify(token);
+    expect(first.status).toBe(200);
+    expect(first.body.user.id).toBe(user.id);
+    expect((await call(h.app, "GET", "/api/auth/me", { token: first.body.access_token })).status).toBe(200);
+    const again = await verify(token);
+    expect(again.status).toBe(401);
+    expect(again.body.error.code).toBe("invalid_token");
+  });
+
+  it("refuses a link older than 10 minutes", async () => {
+    const user = await signup(h.app);
+    await requestLink(user.email);
+    const token = tokenFor(user.email);
+    h.clock.advance(10 * 60_000 + 1);
+    const res = await verify(token);
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe("invalid_token");
+  });
+
+  it("stores the token hashed and never logs it", async () => {
+    const user = await signup(h.app);
+    await requestLink(user.email);
+    const token = tokenFor(user.email);
+    const db = readFileSync(join(h.dataDir, "parley.db"));
+    expect(db.includes(token)).toBe(false);
+    await verify(token);
+    expect(h.logs.join("").includes(token)).toBe(false);
+  });
+
+  it("refuses a made-up token and a bad email", async () => {
+    expect((await verify("made-up-token")).body.error.code).toBe("invalid_token");
+    const bad = await call(h.app, "POST", "/api/auth/magic-link", { body: { email: "nope" } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error.field).toBe("email");
+  });
+});

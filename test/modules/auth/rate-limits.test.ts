@@ -1,0 +1,101 @@
+import { afterEach, describe, expect, it } from "bun:test";
+import { call, type Harness, harness, newAccount } from "../../helpers.ts";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+for (const backend of ["memory", "redis"] as const) {
+  const env: Record<string, string> = backend === "redis" ? { REDIS_URL } : {};
+  // Each run uses its own client address so Redis keys from earlier runs do not count.
+  const ip = `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${backend === "redis" ? 1 : 2}`;
+  const headers = { "x-forwarded-for": ip };
+
+  describe(`rate limits (${backend})`, () => {
+    it("limits sign-up per IP: over the limit is 429 rate_limited with Retry-After and RateLimit headers", async () => {
+      h = await harness({
+        ...env,
+        TRUST_PROXY: "true",
+        AUTH_RATE_LIMIT_PER_MINUTE: "2",
+        AUTH_RATE_LIMIT_BURST: "1",
+      });
+      for (let i = 0; i < 3; i++) {
+        const ok = await call(h.app, "POST", "/api/auth/signup", { body: newAccount(), headers });
+        expect(ok.status).toBe(201);
+      }
+      const res = await call(h.app, "POST", "/api/auth/signup", { body: newAccount(), headers });
+      expect(res.status).toBe(429);
+      expect(res.body.error.code).toBe("rate_limited");
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(res.headers.get("ratelimit-limit")).toBe("3");
+      expect(res.headers.get("ratelimit-remaining")).toBe("0");
+      // Another address is not affected.
+      const other = await call(h.app, "POST", "/api/auth/signup", {
+        body: newAccount(),
+        headers: { "x-forwarded-for": `${ip}9` },
+      });
+      expect(other.status).toBe(201);
+      // Time refills the bucket.
+      h.clock.advance(30_000);
+      expect((await call(h.app, "POST", "/api/auth/signup", { body: newAccount(), headers })).status).toBe(
+        201,
+      );
+    });
+
+    it("limits sign-in per IP", async () => {
+      h = await harness({
+        ...env,
+        TRUST_PROXY: "true",
+        AUTH_RATE_LIMIT_PER_MINUTE: "1",
+        AUTH_RATE_LIMIT_BURST: "0",
+      });
+      const body = { email: "nobody@example.com", password: "some password" };
+      expect((await call(h.app, "POST", "/api/auth/signin", { body, headers })).status).toBe(401);
+      const res = await call(h.app, "POST", "/api/auth/signin", { body, headers });
+      expect(res.status).toBe(429);
+      expect(res.body.error.code).toBe("rate_limited");
+    });
+
+    it("limits magic links per email, whichever address asks", async () => {
+      h = await harness({ ...env, TRUST_PROXY: "true", MAGIC_LINK_PER_HOUR: "2" });
+      const email = `limited${Date.now()}${backend}@example.com`;
+      const ask = (n: number) =>
+        call(h!.app, "POST", "/api/auth/magic-link", {
+          body: { email },
+          headers: { "x-forwarded-for": `${ip}${n}` },
+        });
+      expect((await ask(1)).status).toBe(202);
+      expect((await ask(2)).status).toBe(202);
+      const res = await ask(3);
+      expect(res.status).toBe(429);
+      expect(res.body.error.code).toBe("rate_limited");
+    });
+
+    it("limits authenticated calls per user, with RateLimit headers on every answer", async () => {
+      h = await harness({ ...env, TRUST_PROXY: "true", RATE_LIMIT_PER_MINUTE: "3", RATE_LIMIT_BURST: "0" });
+      const signupFrom = async (n: number) => {
+        const res = await call(h!.app, "POST", "/api/auth/signup", {
+          body: newAccount(),
+          headers: { "x-forwarded-for": `${ip}${n}` },
+        });
+        return { token: res.body.access_token as string };
+      };
+      const user = await signupFrom(1);
+      const first = await call(h.app, "GET", "/api/auth/me", { token: user.token });
+      expect(first.status).toBe(200);
+      expect(first.headers.get("ratelimit-limit")).toBe("3");
+      expect(first.headers.get("ratelimit-remaining")).toBe("2");
+      await call(h.app, "GET", "/api/auth/me", { token: user.token });
+      await call(h.app, "GET", "/api/auth/me", { token: user.token });
+      const res = await call(h.app, "GET", "/api/auth/me", { token: user.token });
+      expect(res.status).toBe(429);
+      expect(res.body.error.code).toBe("rate_limited");
+      // Another user has a bucket of their own.
+      const other = await signupFrom(2);
+      expect((await call(h.app, "GET", "/api/auth/me", { token: other.token })).status).toBe(200);
+    });
+  });
+}

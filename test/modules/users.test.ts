@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { call, type Harness, harness, signup } from "../helpers.ts";
+
+let h: Harness;
+let alice: Awaited<ReturnType<typeof signup>>;
+let bob: Awaited<ReturnType<typeof signup>>;
+beforeAll(async () => {
+  h = await harness();
+  alice = await signup(h.app, {
+    username: "alice_w",
+    display_name: "Alice Wonder",
+    email: "alice@example.com",
+  });
+  bob = await signup(h.app, { username: "bob.b", display_name: "Bobby Tables", email: "bob@example.com" });
+  await signup(h.app, { username: "alfred", display_name: "Zed", email: "alfred@example.com" });
+  await signup(h.app, { username: "carol", display_name: "Alina", email: "carol@example.com" });
+});
+afterAll(() => h.close());
+
+describe("GET /api/users", () => {
+  it("matches a prefix of username or display name, case-insensitively", async () => {
+    const res = await call(h.app, "GET", "/api/users?q=AL", { token: bob.token });
+    expect(res.status).toBe(200);
+    expect(res.body.items.map((u: { username: string }) => u.username)).toEqual([
+      "alfred",
+      "alice_w",
+      "carol",
+    ]);
+    expect(res.body.next_cursor).toBeNull();
+  });
+
+  it("pages with an opaque cursor until next_cursor is null", async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const url: string = `/api/users?limit=2${cursor ? `&cursor=${cursor}` : ""}`;
+      const res = await call(h.app, "GET", url, { token: bob.token });
+      expect(res.status).toBe(200);
+      expect(res.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...res.body.items.map((u: { username: string }) => u.username));
+      cursor = res.body.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual(["alfred", "alice_w", "bob.b", "carol"]);
+  });
+
+  it("shows other users without their email", async () => {
+    const res = await call(h.app, "GET", "/api/users?q=alice", { token: bob.token });
+    expect(res.body.items[0].email).toBeUndefined();
+  });
+
+  it("refuses a bad limit or cursor with 422", async () => {
+    for (const q of ["limit=0", "limit=101", "limit=abc", "cursor=%00%01"]) {
+      const res = await call(h.app, "GET", `/api/users?${q}`, { token: bob.token });
+      expect({ q, status: res.status, code: res.body.error.code }).toEqual({
+        q,
+        status: 422,
+        code: "validation_failed",
+      });
+    }
+  });
+});
+
+describe("GET /api/users/{id}", () => {
+  it("answers a user, with email only for themself", async () => {
+    const other = await call(h.app, "GET", `/api/users/${alice.id}`, { token: bob.token });
+    expect(other.status).toBe(200);
+    expect(other.body).toMatchObject({ id: alice.id, username: "alice_w", display_name: "Alice Wonder" });
+    expect(other.body.email).toBeUndefined();
+    const self = await call(h.app, "GET", `/api/users/${alice.id}`, { token: alice.token });
+    expect(self.body.email).toBe("alice@example.com");
+  });
+
+  it("answers 404 not_found for an unknown id", async () => {
+    const res = await call(h.app, "GET", "/api/users/00000000000000000000", { token: bob.token });
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe("not_found");
+  });
+});
+
+describe("PUT /api/users/{id}", () => {
+  it("lets a user edit their own display name, username and status", async () => {
+    const user = await signup(h.app);
+    const res = await call(h.app, "PUT", `/api/users/${user.id}`, {
+      token: user.token,
+      body: { display_name: "New Name", username: "New_Handle", status: "dnd" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ display_name: "New Name", username: "new_handle", status: "dnd" });
+    h.clock.advance(1000);
+    const again = await call(h.app, "PUT", `/api/users/${user.id}`, {
+      token: user.token,
+      body: { status: "away" },
+    });
+    expect(again.body.status).toBe("away");
+    expect(again.body.username).toBe("new_handle");
+    expect(Date.parse(again.body.updated_at)).toBeGreaterThan(Date.parse(res.body.updated_at));
+  });
+
+  it("answers 403 forbidden to anyone but the user", async () => {
+    const res = await call(h.app, "PUT", `/api/users/${alice.id}`, {
+      token: bob.token,
+      body: { display_name: "x" },
+    });
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe("forbidden");
+  });
+
+  it("answers 409 username_taken for a taken username", async () => {
+    const res = await call(h.app, "PUT", `/api/users/${bob.id}`, {
+      token: bob.token,
+      body: { username: "ALICE_W" },
+    });
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe("username_taken");
+  });
+
+  it.each([
+    [{ status: "sleeping" }, "status"],
+    [{ username: "x" }, "username"],
+    [{ display_name: "" }, "display_name"],
+  ])("refuses %p with 422 naming the field", async (body, field) => {
+    const res = await call(h.app, "PUT", `/api/users/${bob.id}`, { token: bob.token, body });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.field).toBe(field);
+  });
+});

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { call, type Harness, harness, signup } from "../helpers.ts";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await harness({ CORS_ORIGINS: "https://app.example.com", MAX_JSON_BODY_BYTES: "2048" });
+});
+afterAll(() => h.close());
+
+describe("cross-cutting HTTP behaviour", () => {
+  it("GET /health answers 200 {status: ok}", async () => {
+    const res = await call(h.app, "GET", "/health");
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: "ok" });
+  });
+
+  it("GET /ready answers 200 while the store answers", async () => {
+    const res = await call(h.app, "GET", "/ready");
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe("ready");
+  });
+
+  it("sets security headers on answers and on errors", async () => {
+    for (const path of ["/health", "/api/auth/me", "/no/such/route"]) {
+      const res = await call(h.app, "GET", path);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+      expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    }
+  });
+
+  it("answers an unknown route with 404 not_found in the error shape", async () => {
+    const res = await call(h.app, "GET", "/api/nothing-here");
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe("not_found");
+  });
+
+  it("allows CORS from CORS_ORIGINS only", async () => {
+    const allowed = await call(h.app, "OPTIONS", "/api/auth/signin", {
+      headers: { origin: "https://app.example.com", "access-control-request-method": "POST" },
+    });
+    expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    const denied = await call(h.app, "OPTIONS", "/api/auth/signin", {
+      headers: { origin: "https://evil.example.com", "access-control-request-method": "POST" },
+    });
+    expect(denied.headers.get("access-control-allow-origin")).not.toBe("https://evil.example.com");
+  });
+
+  it("refuses a JSON body over MAX_JSON_BODY_BYTES with 413 payload_too_large", async () => {
+    const res = await call(h.app, "POST", "/api/auth/signin", {
+      body: { email: "a@b.co", password: "x".repeat(3000) },
+    });
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe("payload_too_large");
+  });
+
+  it("serves the OpenAPI document covering every route, and its UI", async () => {
+    const doc = await call(h.app, "GET", "/docs/json");
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toMatch(/^3\./);
+    const paths = Object.keys(doc.body.paths);
+    for (const path of [
+      "/api/auth/signup",
+      "/api/auth/signin",
+      "/api/auth/refresh",
+      "/api/auth/magic-link",
+      "/api/auth/magic-link/verify",
+      "/api/auth/change-password",
+      "/api/auth/signout",
+      "/api/auth/me",
+      "/api/auth/sessions",
+      "/api/auth/sessions/{id}",
+      "/api/users/",
+      "/api/users/{id}",
+      "/health",
+      "/ready",
+    ]) {
+      expect(paths).toContain(path);
+    }
+    const ui = await h.app.handle(new Request("http://localhost/docs"));
+    expect(ui.status).toBe(200);
+    expect(ui.headers.get("content-type")).toContain("text/html");
+  });
+
+  it("logs one JSON line per request with a request id, and never a password or token", async () => {
+    const user = await signup(h.app);
+    await call(h.app, "GET", `/api/auth/me?access_token=${user.token}`, {
+      token: user.token,
+      headers: { "x-request-id": "req-abc-123" },
+    });
+    await call(h.app, "POST", "/api/auth/refresh", { body: { refresh_token: user.refresh_token } });
+    await Bun.sleep(0);
+    const all = h.logs.join("");
+    expect(all).toContain('"req_id":"req-abc-123"');
+    for (const secret of [user.password, user.token, user.refresh_token])
+      expect(all.includes(secret)).toBe(false);
+    const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.req_id === "req-abc-123");
+    expect(line).toMatchObject({ method: "GET", path: "/api/auth/me", status: 200, msg: "request" });
+  });
+});

@@ -1,0 +1,533 @@
+// The behaviour every Store adapter must show, written once and run against each (SQLite, MongoDB).
+
+import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import {
+  DuplicateError,
+  type MagicLinkRecord,
+  type RefreshTokenRecord,
+  type SessionRecord,
+  type Store,
+  type UserRecord,
+} from "../../src/store/types.ts";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+/** Times near the real clock: MongoDB's TTL monitor would delete magic links dated in 1970 mid-test. */
+const T0 = Date.now();
+
+function user(name: string, over: Partial<UserRecord> = {}): UserRecord {
+  return {
+    id: `u-${name}`,
+    email: `${name}@example.com`,
+    username: name,
+    display_name: name,
+    password_hash: `hash-of-${name}`,
+    status: "offline",
+    role: "user",
+    last_seen: null,
+    created_at: T0,
+    updated_at: T0,
+    ...over,
+  };
+}
+
+function session(id: string, userId: string, over: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id,
+    user_id: userId,
+    device_name: `device ${id}`,
+    user_agent: "bun-test",
+    ip: "127.0.0.1",
+    created_at: T0,
+    last_seen_at: T0,
+    expires_at: T0 + 30 * DAY,
+    revoked_at: null,
+    ...over,
+  };
+}
+
+function refreshToken(hash: string, over: Partial<RefreshTokenRecord> = {}): RefreshTokenRecord {
+  return {
+    hash,
+    session_id: "s-1",
+    user_id: "u-alice",
+    created_at: T0,
+    expires_at: T0 + 30 * DAY,
+    spent_at: null,
+    ...over,
+  };
+}
+
+function magicLink(hash: string, over: Partial<MagicLinkRecord> = {}): MagicLinkRecord {
+  return {
+    hash,
+    user_id: "u-alice",
+    email: "alice@example.com",
+    created_at: T0,
+    expires_at: T0 + 15 * MINUTE,
+    used_at: null,
+    ...over,
+  };
+}
+
+/** The field a DuplicateError names; fails the test if `p` resolves or rejects with anything else. */
+async function duplicateField(p: Promise<unknown>): Promise<string> {
+  const outcome = await p.then(
+    () => "resolved",
+    (err: unknown) => err,
+  );
+  expect(outcome).toBeInstanceOf(DuplicateError);
+  return (outcome as DuplicateError).field;
+}
+
+const usernames = (users: UserRecord[]) => users.map((u) => u.username);
+
+/**
+ * Registers the contract suite. `open` must return a store with no data in it; each test opens its own
+ * and closes it afterwards.
+ */
+export function storeContract(name: string, open: () => Promise<Store>) {
+  describe(name, () => {
+    let store: Store;
+
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it("answers ping", async () => {
+      await store.ping();
+    });
+
+    describe("users", () => {
+      it("reads a created user back by id, email and username", async () => {
+        const alice = user("alice", { display_name: "Alice Liddell", last_seen: T0 - HOUR, role: "admin" });
+        await store.users.create(alice);
+        expect(await store.users.byId(alice.id)).toEqual(alice);
+        expect(await store.users.byEmail("alice@example.com")).toEqual(alice);
+        expect(await store.users.byUsername("alice")).toEqual(alice);
+      });
+
+      it("returns null for an unknown id, email or username", async () => {
+        await store.users.create(user("alice"));
+        expect(await store.users.byId("u-nobody")).toBeNull();
+        expect(await store.users.byEmail("nobody@example.com")).toBeNull();
+        expect(await store.users.byUsername("nobody")).toBeNull();
+      });
+
+      it("refuses a second user with the same email (DuplicateError email)", async () => {
+        await store.users.create(user("alice"));
+        const twin = user("alice2", { email: "alice@example.com" });
+        expect(await duplicateField(store.users.create(twin))).toBe("email");
+        expect(await store.users.byId(twin.id)).toBeNull();
+      });
+
+      it("refuses a second user with the same username (DuplicateError username)", async () => {
+        await store.users.create(user("alice"));
+        const twin = user("alice", { id: "u-other", email: "other@example.com" });
+        expect(await duplicateField(store.users.create(twin))).toBe("username");
+        expect(await store.users.byId(twin.id)).toBeNull();
+      });
+
+      it("updates the named fields, keeps the others and returns the new record", async () => {
+        const alice = user("alice");
+        await store.users.create(alice);
+        const updated = await store.users.update(alice.id, {
+          display_name: "Alice L.",
+          status: "dnd",
+          password_hash: "new-hash",
+          last_seen: T0 + MINUTE,
+          role: "admin",
+          updated_at: T0 + MINUTE,
+        });
+        const expected: UserRecord = {
+          ...alice,
+          display_name: "Alice L.",
+          status: "dnd",
+          password_hash: "new-hash",
+          last_seen: T0 + MINUTE,
+          role: "admin",
+          updated_at: T0 + MINUTE,
+        };
+        expect(updated).toEqual(expected);
+        expect(await store.users.byId(alice.id)).toEqual(expected);
+      });
+
+      it("ignores patch fields that are present but undefined", async () => {
+        const alice = user("alice", { last_seen: T0 });
+        await store.users.create(alice);
+        const updated = await store.users.update(alice.id, {
+          display_name: undefined,
+          last_seen: undefined,
+          updated_at: T0 + MINUTE,
+        });
+        expect(updated).toEqual({ ...alice, updated_at: T0 + MINUTE });
+      });
+
+      it("sets last_seen back to null when the patch says null", async () => {
+        const alice = user("alice", { last_seen: T0 });
+        await store.users.create(alice);
+        expect(
+          (await store.users.update(alice.id, { last_seen: null, updated_at: T0 + 1 }))?.last_seen,
+        ).toBeNull();
+      });
+
+      it("returns null when updating an unknown id, and creates nothing", async () => {
+        expect(await store.users.update("u-nobody", { display_name: "Ghost", updated_at: T0 })).toBeNull();
+        expect(await store.users.byId("u-nobody")).toBeNull();
+      });
+
+      it("renames a user: found by the new username, not by the old one", async () => {
+        const alice = user("alice");
+        await store.users.create(alice);
+        expect(
+          (await store.users.update(alice.id, { username: "alicia", updated_at: T0 + 1 }))?.username,
+        ).toBe("alicia");
+        expect((await store.users.byUsername("alicia"))?.id).toBe(alice.id);
+        expect(await store.users.byUsername("alice")).toBeNull();
+      });
+
+      it("refuses to rename a user to a taken username (DuplicateError username) and changes nothing", async () => {
+        const alice = user("alice");
+        await store.users.create(alice);
+        await store.users.create(user("bob"));
+        const rename = store.users.update(alice.id, {
+          username: "bob",
+          display_name: "Bob?",
+          updated_at: T0 + 1,
+        });
+        expect(await duplicateField(rename)).toBe("username");
+        expect(await store.users.byId(alice.id)).toEqual(alice);
+      });
+
+      it("lets a user keep their own username in an update", async () => {
+        const alice = user("alice");
+        await store.users.create(alice);
+        const updated = await store.users.update(alice.id, { username: "alice", updated_at: T0 + 1 });
+        expect(updated).toEqual({ ...alice, updated_at: T0 + 1 });
+      });
+
+      it("tells which of the given ids exist", async () => {
+        await store.users.create(user("alice"));
+        await store.users.create(user("bob"));
+        await store.users.create(user("carol"));
+        const found = await store.users.existing(["u-carol", "u-nobody", "u-alice"]);
+        expect(found.sort()).toEqual(["u-alice", "u-carol"]);
+        expect(await store.users.existing([])).toEqual([]);
+        expect(await store.users.existing(["u-nobody"])).toEqual([]);
+      });
+
+      describe("list", () => {
+        beforeEach(async () => {
+          // Created out of order so that ordering by username is the store's doing.
+          await store.users.create(user("carol", { display_name: "Carol Danvers" }));
+          await store.users.create(user("alice", { display_name: "Alice Liddell" }));
+          await store.users.create(user("dave", { display_name: "Al Dente" }));
+          await store.users.create(user("bob", { display_name: "Robert Paulson" }));
+          await store.users.create(user("al.x", { display_name: "Xavier" }));
+          await store.users.create(user("alyx", { display_name: "Vance" }));
+        });
+
+        it("lists everyone in username order when there is no prefix", async () => {
+          expect(usernames(await store.users.list({ limit: 10 }))).toEqual([
+            "al.x",
+            "alice",
+            "alyx",
+            "bob",
+            "carol",
+            "dave",
+          ]);
+          expect(usernames(await store.users.list({ prefix: "", limit: 10 }))).toHaveLength(6);
+        });
+
+        it("returns whole records", async () => {
+          const [carol] = await store.users.list({ prefix: "carol", limit: 10 });
+          expect(carol).toEqual(user("carol", { display_name: "Carol Danvers" }));
+        });
+
+        it("matches the prefix against the username or the display name, whatever its case", async () => {
+          // "al" starts the usernames al.x, alice, alyx and the display names "Alice Liddell" and "Al Dente".
+          expect(usernames(await store.users.list({ prefix: "al", limit: 10 }))).toEqual([
+            "al.x",
+            "alice",
+            "alyx",
+            "dave",
+          ]);
+          expect(usernames(await store.users.list({ prefix: "robert p", limit: 10 }))).toEqual(["bob"]);
+          expect(usernames(await store.users.list({ prefix: "carol d", limit: 10 }))).toEqual(["carol"]);
+        });
+
+        it("matches only at the start of the username or display name", async () => {
+          expect(await store.users.list({ prefix: "lice", limit: 10 })).toEqual([]);
+          expect(await store.users.list({ prefix: "danvers", limit: 10 })).toEqual([]);
+        });
+
+        it("takes the prefix literally: a dot matches only a dot", async () => {
+          expect(usernames(await store.users.list({ prefix: "al.", limit: 10 }))).toEqual(["al.x"]);
+          expect(await store.users.list({ prefix: "a.", limit: 10 })).toEqual([]);
+        });
+
+        it("matches a display name whose next character is an emoji (beyond U+FFFF)", async () => {
+          await store.users.create(user("zed", { display_name: "Zo🎉 party" }));
+          expect(usernames(await store.users.list({ prefix: "zo", limit: 10 }))).toEqual(["zed"]);
+          expect(usernames(await store.users.list({ prefix: "zo🎉", limit: 10 }))).toEqual(["zed"]);
+        });
+
+        it("follows a display name change", async () => {
+          await store.users.update("u-bob", { display_name: "Zebulon", updated_at: T0 + 1 });
+          expect(usernames(await store.users.list({ prefix: "zeb", limit: 10 }))).toEqual(["bob"]);
+          expect(await store.users.list({ prefix: "robert", limit: 10 })).toEqual([]);
+        });
+
+        it("returns at most limit users, the first in username order", async () => {
+          expect(usernames(await store.users.list({ limit: 2 }))).toEqual(["al.x", "alice"]);
+          expect(usernames(await store.users.list({ prefix: "al", limit: 3 }))).toEqual([
+            "al.x",
+            "alice",
+            "alyx",
+          ]);
+        });
+
+        it("returns nothing for a limit of 0", async () => {
+          expect(await store.users.list({ limit: 0 })).toEqual([]);
+        });
+
+        it("pages with afterUsername, which is exclusive", async () => {
+          expect(usernames(await store.users.list({ afterUsername: "alice", limit: 2 }))).toEqual([
+            "alyx",
+            "bob",
+          ]);
+          expect(usernames(await store.users.list({ afterUsername: "bob", limit: 10 }))).toEqual([
+            "carol",
+            "dave",
+          ]);
+          expect(await store.users.list({ afterUsername: "dave", limit: 10 })).toEqual([]);
+          // Not itself a username: still a position in the order.
+          expect(usernames(await store.users.list({ afterUsername: "b", limit: 1 }))).toEqual(["bob"]);
+        });
+
+        it("pages through the matches of a prefix", async () => {
+          const page1 = await store.users.list({ prefix: "al", limit: 2 });
+          expect(usernames(page1)).toEqual(["al.x", "alice"]);
+          const page2 = await store.users.list({ prefix: "al", afterUsername: "alice", limit: 2 });
+          expect(usernames(page2)).toEqual(["alyx", "dave"]);
+          expect(await store.users.list({ prefix: "al", afterUsername: "dave", limit: 2 })).toEqual([]);
+        });
+      });
+    });
+
+    describe("sessions", () => {
+      it("reads a created session back by id; null for an unknown one", async () => {
+        const s = session("s-1", "u-alice");
+        await store.sessions.create(s);
+        expect(await store.sessions.byId("s-1")).toEqual(s);
+        expect(await store.sessions.byId("s-nope")).toBeNull();
+      });
+
+      it("lists a user's active sessions newest first, leaving out revoked and expired ones", async () => {
+        const now = T0 + HOUR;
+        await store.sessions.create(session("s-old", "u-alice", { created_at: T0 - 2 * HOUR }));
+        await store.sessions.create(session("s-new", "u-alice", { created_at: T0 }));
+        await store.sessions.create(session("s-mid", "u-alice", { created_at: T0 - HOUR }));
+        await store.sessions.create(session("s-revoked", "u-alice", { revoked_at: T0 }));
+        await store.sessions.create(session("s-expired", "u-alice", { expires_at: now - 1 }));
+        await store.sessions.create(session("s-ends-now", "u-alice", { expires_at: now }));
+        await store.sessions.create(session("s-bob", "u-bob"));
+        const active = await store.sessions.listActive("u-alice", now);
+        expect(active.map((s) => s.id)).toEqual(["s-new", "s-mid", "s-old"]);
+        expect(active[0]).toEqual(session("s-new", "u-alice", { created_at: T0 }));
+        expect(await store.sessions.listActive("u-nobody", now)).toEqual([]);
+      });
+
+      it("leaves out a session once it is revoked", async () => {
+        await store.sessions.create(session("s-1", "u-alice"));
+        await store.sessions.revoke("s-1", T0 + 1);
+        expect(await store.sessions.listActive("u-alice", T0 + 2)).toEqual([]);
+      });
+
+      it("touch moves last_seen_at forward, never back", async () => {
+        await store.sessions.create(session("s-1", "u-alice"));
+        await store.sessions.touch("s-1", T0 + MINUTE);
+        expect((await store.sessions.byId("s-1"))?.last_seen_at).toBe(T0 + MINUTE);
+        await store.sessions.touch("s-1", T0 + 1);
+        expect((await store.sessions.byId("s-1"))?.last_seen_at).toBe(T0 + MINUTE);
+      });
+
+      it("touch of an unknown session does nothing", async () => {
+        await store.sessions.touch("s-nope", T0);
+        expect(await store.sessions.byId("s-nope")).toBeNull();
+      });
+
+      it("revoke is true once, then false", async () => {
+        await store.sessions.create(session("s-1", "u-alice"));
+        expect(await store.sessions.revoke("s-1", T0 + 1)).toBe(true);
+        expect(await store.sessions.revoke("s-1", T0 + 2)).toBe(false);
+        // The first revocation's time stays.
+        expect((await store.sessions.byId("s-1"))?.revoked_at).toBe(T0 + 1);
+      });
+
+      it("revoke of an unknown session is false", async () => {
+        expect(await store.sessions.revoke("s-nope", T0)).toBe(false);
+      });
+
+      it("revokeAllForUser revokes the user's other live sessions and returns their ids", async () => {
+        await store.sessions.create(session("s-1", "u-alice"));
+        await store.sessions.create(session("s-2", "u-alice"));
+        await store.sessions.create(session("s-3", "u-alice"));
+        await store.sessions.create(session("s-gone", "u-alice", { revoked_at: T0 }));
+        await store.sessions.create(session("s-bob", "u-bob"));
+        const revoked = await store.sessions.revokeAllForUser("u-alice", T0 + 1, "s-2");
+        expect(revoked.sort()).toEqual(["s-1", "s-3"]);
+        expect((await store.sessions.byId("s-1"))?.revoked_at).toBe(T0 + 1);
+        expect((await store.sessions.byId("s-3"))?.revoked_at).toBe(T0 + 1);
+        expect((await store.sessions.byId("s-gone"))?.revoked_at).toBe(T0);
+        expect((await store.sessions.byId("s-2"))?.revoked_at).toBeNull();
+        expect((await store.sessions.byId("s-bob"))?.revoked_at).toBeNull();
+        expect((await store.sessions.listActive("u-alice", T0 + 2)).map((s) => s.id)).toEqual(["s-2"]);
+      });
+
+      it("revokeAllForUser without exceptId revokes every live session", async () => {
+        await store.sessions.create(session("s-1", "u-alice"));
+        await store.sessions.create(session("s-2", "u-alice"));
+        expect((await store.sessions.revokeAllForUser("u-alice", T0 + 1)).sort()).toEqual(["s-1", "s-2"]);
+        expect(await store.sessions.listActive("u-alice", T0 + 2)).toEqual([]);
+      });
+
+      it("revokeAllForUser returns no ids when there is nothing to revoke", async () => {
+        await store.sessions.create(session("s-1", "u-alice"));
+        expect(await store.sessions.revokeAllForUser("u-alice", T0 + 1, "s-1")).toEqual([]);
+        expect(await store.sessions.revokeAllForUser("u-nobody", T0 + 1)).toEqual([]);
+      });
+    });
+
+    describe("refresh tokens", () => {
+      it("spends a live token once: ok, then spent", async () => {
+        const token = refreshToken("h-1");
+        await store.refreshTokens.add(token);
+        expect(await store.refreshTokens.spend("h-1", T0 + 1)).toEqual({
+          status: "ok",
+          token: { ...token, spent_at: T0 + 1 },
+        });
+        // The reuse reports the token as the first spend left it.
+        expect(await store.refreshTokens.spend("h-1", T0 + 2)).toEqual({
+          status: "spent",
+          token: { ...token, spent_at: T0 + 1 },
+        });
+      });
+
+      it("reports missing for an unknown token", async () => {
+        await store.refreshTokens.add(refreshToken("h-1"));
+        expect(await store.refreshTokens.spend("h-nope", T0)).toEqual({ status: "missing" });
+      });
+
+      it("spends each token on its own", async () => {
+        await store.refreshTokens.add(refreshToken("h-1"));
+        await store.refreshTokens.add(refreshToken("h-2"));
+        expect((await store.refreshTokens.spend("h-1", T0 + 1)).status).toBe("ok");
+        expect((await store.refreshTokens.spend("h-2", T0 + 1)).status).toBe("ok");
+      });
+
+      it("gives exactly one ok to ten concurrent spends of one token", async () => {
+        await store.refreshTokens.add(refreshToken("h-1"));
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.refreshTokens.spend("h-1", T0 + 1 + i)),
+        );
+        const statuses = results.map((r) => r.status);
+        expect(statuses.filter((s) => s === "ok")).toHaveLength(1);
+        expect(statuses.filter((s) => s === "spent")).toHaveLength(9);
+      });
+    });
+
+    describe("magic links", () => {
+      it("consumes a live link once and returns it marked used", async () => {
+        const link = magicLink("m-1");
+        await store.magicLinks.add(link);
+        expect(await store.magicLinks.consume("m-1", T0 + MINUTE)).toEqual({ ...link, used_at: T0 + MINUTE });
+        expect(await store.magicLinks.consume("m-1", T0 + 2 * MINUTE)).toBeNull();
+      });
+
+      it("refuses an expired link, from its expires_at on", async () => {
+        const link = magicLink("m-1");
+        await store.magicLinks.add(link);
+        expect(await store.magicLinks.consume("m-1", link.expires_at)).toBeNull();
+        expect(await store.magicLinks.consume("m-1", link.expires_at + HOUR)).toBeNull();
+      });
+
+      it("returns null for an unknown link", async () => {
+        await store.magicLinks.add(magicLink("m-1"));
+        expect(await store.magicLinks.consume("m-nope", T0)).toBeNull();
+      });
+
+      it("keeps an earlier live link usable when another is added", async () => {
+        await store.magicLinks.add(magicLink("m-1"));
+        await store.magicLinks.add(
+          magicLink("m-2", { created_at: T0 + MINUTE, expires_at: T0 + 16 * MINUTE }),
+        );
+        expect((await store.magicLinks.consume("m-1", T0 + 2 * MINUTE))?.hash).toBe("m-1");
+        expect((await store.magicLinks.consume("m-2", T0 + 2 * MINUTE))?.hash).toBe("m-2");
+      });
+
+      it("hands a link to exactly one of ten concurrent consumers", async () => {
+        await store.magicLinks.add(magicLink("m-1"));
+        const results = await Promise.all(
+          Array.from({ length: 10 }, () => store.magicLinks.consume("m-1", T0 + MINUTE)),
+        );
+        expect(results.filter((r) => r !== null)).toHaveLength(1);
+      });
+    });
+
+    describe("lockouts", () => {
+      it("counts the failures at or after since, this one included", async () => {
+        expect(await store.lockouts.recordFailure("u:1", T0, T0 - HOUR)).toBe(1);
+        expect(await store.lockouts.recordFailure("u:1", T0 + MINUTE, T0 - HOUR)).toBe(2);
+        expect(await store.lockouts.recordFailure("u:1", T0 + 2 * MINUTE, T0 - HOUR)).toBe(3);
+      });
+
+      it("stops counting failures that fall out of the window", async () => {
+        await store.lockouts.recordFailure("u:1", T0, T0 - HOUR);
+        await store.lockouts.recordFailure("u:1", T0 + 10 * MINUTE, T0 - HOUR);
+        // Window now starts at T0 + 10 min: the first failure is out, the one at the edge is in.
+        expect(await store.lockouts.recordFailure("u:1", T0 + 20 * MINUTE, T0 + 10 * MINUTE)).toBe(2);
+        expect(await store.lockouts.recordFailure("u:1", T0 + 2 * HOUR, T0 + HOUR)).toBe(1);
+      });
+
+      it("keeps each key's failures apart", async () => {
+        await store.lockouts.recordFailure("u:1", T0, T0 - HOUR);
+        await store.lockouts.recordFailure("u:1", T0 + 1, T0 - HOUR);
+        expect(await store.lockouts.recordFailure("l:alice", T0 + 2, T0 - HOUR)).toBe(1);
+      });
+
+      it("starts counting again after clearFailures", async () => {
+        await store.lockouts.recordFailure("u:1", T0, T0 - HOUR);
+        await store.lockouts.recordFailure("u:1", T0 + 1, T0 - HOUR);
+        await store.lockouts.clearFailures("u:1");
+        expect(await store.lockouts.recordFailure("u:1", T0 + 2, T0 - HOUR)).toBe(1);
+        await store.lockouts.clearFailures("u:never-failed");
+      });
+
+      it("reports a lock until it passes, then null", async () => {
+        await store.lockouts.lock("u:1", T0 + 15 * MINUTE);
+        expect(await store.lockouts.lockedUntil("u:1", T0)).toBe(T0 + 15 * MINUTE);
+        expect(await store.lockouts.lockedUntil("u:1", T0 + 15 * MINUTE - 1)).toBe(T0 + 15 * MINUTE);
+        expect(await store.lockouts.lockedUntil("u:1", T0 + 15 * MINUTE)).toBeNull();
+        expect(await store.lockouts.lockedUntil("u:1", T0 + HOUR)).toBeNull();
+      });
+
+      it("reports null for a key never locked, and keeps keys apart", async () => {
+        await store.lockouts.lock("u:1", T0 + HOUR);
+        expect(await store.lockouts.lockedUntil("u:2", T0)).toBeNull();
+      });
+
+      it("moves the end of a lock when the key is locked again", async () => {
+        await store.lockouts.lock("u:1", T0 + 15 * MINUTE);
+        await store.lockouts.lock("u:1", T0 + HOUR);
+        expect(await store.lockouts.lockedUntil("u:1", T0 + 30 * MINUTE)).toBe(T0 + HOUR);
+        await store.lockouts.lock("u:1", T0 + MINUTE);
+        expect(await store.lockouts.lockedUntil("u:1", T0 + 30 * MINUTE)).toBeNull();
+      });
+    });
+  });
+}

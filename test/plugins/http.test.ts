@@ -95,6 +95,22 @@ describe("cross-cutting HTTP behaviour", () => {
     for (const secret of [user.password, user.token, user.refresh_token])
       expect(all.includes(secret)).toBe(false);
     const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.req_id === "req-abc-123");
+    const echoed = await call(h.app, "GET", "/health", { headers: { "x-request-id": "req-xyz" } });
+    expect(echoed.headers.get("x-request-id")).toBe("req-xyz");
     expect(line).toMatchObject({ method: "GET", path: "/api/auth/me", status: 200, msg: "request" });
+  });
+});
+
+describe("readiness", () => {
+  it("answers 503 on /ready once the store stops answering, while /health stays 200", async () => {
+    const broken = await harness();
+    try {
+      await broken.deps.store.close();
+      const ready = await call(broken.app, "GET", "/ready");
+      expect(ready.status).toBe(503);
+      expect((await call(broken.app, "GET", "/health")).status).toBe(200);
+    } finally {
+      await broken.close();
+    }
   });
 });

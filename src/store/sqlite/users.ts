@@ -20,6 +20,25 @@ function rethrowDuplicate(err: unknown): never {
   throw err;
 }
 
+/**
+ * The least string above every string that starts with `prefix`, in SQLite's order (UTF-8 bytes, that is
+ * code points): the prefix with its last code point raised by one. `prefix + "\uffff"` falls short: "zo🎉"
+ * sorts above "zo\uffff" because U+1F389 is above U+FFFF.
+ */
+function prefixEnd(prefix: string): string {
+  const points = Array.from(prefix);
+  while (points.length > 0) {
+    const last = (points.pop() as string).codePointAt(0) as number;
+    if (last < 0x10ffff) {
+      const next = last + 1 >= 0xd800 && last + 1 <= 0xdfff ? 0xe000 : last + 1; // no surrogates in UTF-8
+      return points.join("") + String.fromCodePoint(next);
+    }
+  }
+  // Only U+10FFFF (a noncharacter) throughout: no string is above them all; this bound misses only names
+  // that go on with yet more U+10FFFF.
+  return `${prefix}\u{10ffff}`;
+}
+
 const PATCHABLE = ["display_name", "username", "status", "password_hash", "last_seen", "role", "updated_at"];
 
 export function sqliteUsers(db: Database): UsersRepo {
@@ -32,8 +51,11 @@ export function sqliteUsers(db: Database): UsersRepo {
   const byId = db.query<Row, [string]>("SELECT * FROM users WHERE id = ?");
   const byEmail = db.query<Row, [string]>("SELECT * FROM users WHERE email = ?");
   const byUsername = db.query<Row, [string]>("SELECT * FROM users WHERE username = ?");
+  const listAll = db.query<Row, { after: string; limit: number }>(
+    "SELECT * FROM users WHERE username > $after ORDER BY username LIMIT $limit",
+  );
   // Prefix match on either column through the indexes: range scans instead of LIKE.
-  const list = db.query<Row, { lo: string; hi: string; after: string; limit: number }>(
+  const listPrefix = db.query<Row, { lo: string; hi: string; after: string; limit: number }>(
     `SELECT * FROM users
      WHERE username > $after AND (
        (username >= $lo AND username < $hi) OR (display_name_lower >= $lo AND display_name_lower < $hi))
@@ -66,7 +88,8 @@ export function sqliteUsers(db: Database): UsersRepo {
         .map((r) => r.id);
     },
     async update(id, patch: UserPatch) {
-      const fields = Object.keys(patch).filter((k) => PATCHABLE.includes(k));
+      // A field present but undefined means "leave it": binding it would write NULL.
+      const fields = PATCHABLE.filter((f) => patch[f as keyof UserPatch] !== undefined);
       const values: Record<string, string | number | null> = { id };
       const sets = fields.map((f) => {
         values[f] = patch[f as keyof UserPatch] ?? null;
@@ -84,9 +107,11 @@ export function sqliteUsers(db: Database): UsersRepo {
       return strip(byId.get(id));
     },
     async list({ prefix = "", afterUsername = "", limit }) {
-      return list
-        .all({ lo: prefix, hi: `${prefix}\uffff`, after: afterUsername, limit })
-        .map((r) => strip(r) as UserRecord);
+      const rows =
+        prefix === ""
+          ? listAll.all({ after: afterUsername, limit })
+          : listPrefix.all({ lo: prefix, hi: prefixEnd(prefix), after: afterUsername, limit });
+      return rows.map((r) => strip(r) as UserRecord);
     },
   };
 }

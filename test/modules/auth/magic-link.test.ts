@@ -100,3 +100,51 @@ describe("magic links", () => {
     expect(bad.body.error.field).toBe("email");
   });
 });
+
+describe("magic links over SMTP", () => {
+  it("mails the link through SMTP_URL, and the link signs in", async () => {
+    const { SMTPServer } = await import("smtp-server");
+    const bodies: string[] = [];
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ["STARTTLS", "AUTH"],
+      logger: false,
+      onData(stream, _session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on("data", (c: Buffer) => chunks.push(c));
+        stream.on("end", () => {
+          bodies.push(
+            Buffer.concat(chunks)
+              .toString("utf8")
+              .replace(/=\r?\n/g, "")
+              .replace(/=3D/g, "="),
+          );
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    const address = server.server.address();
+    if (!address || typeof address === "string") throw new Error("no port");
+    const smtp = await harness({
+      SMTP_URL: `smtp://127.0.0.1:${address.port}`,
+      PUBLIC_URL: "https://chat.example.com",
+    });
+    try {
+      const user = await signup(smtp.app);
+      expect(
+        (await call(smtp.app, "POST", "/api/auth/magic-link", { body: { email: user.email } })).status,
+      ).toBe(202);
+      await smtp.deps.auth.settled();
+      const token = /magic-link\?token=([A-Za-z0-9_-]+)/.exec(bodies.join("\n"))?.[1];
+      expect(token).toBeDefined();
+      const res = await call(smtp.app, "POST", "/api/auth/magic-link/verify", { body: { token } });
+      expect(res.status).toBe(200);
+      expect(res.body.user.id).toBe(user.id);
+      expect(existsSync(join(smtp.dataDir, "outbox.jsonl"))).toBe(false);
+    } finally {
+      await smtp.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

@@ -90,12 +90,16 @@ const usernames = (users: UserRecord[]) => users.map((u) => u.username);
 export function storeContract(name: string, open: () => Promise<Store>) {
   describe(name, () => {
     let store: Store;
+    /** Only what this test really opened: when open() fails, there is nothing to close. */
+    let opened: Store | undefined;
 
     beforeEach(async () => {
+      opened = undefined;
       store = await open();
+      opened = store;
     });
     afterEach(async () => {
-      await store.close();
+      await opened?.close();
     });
 
     it("answers ping", async () => {
@@ -220,6 +224,13 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect(await store.users.existing(["u-nobody"])).toEqual([]);
       });
 
+      it("tells which ids exist among more ids than SQLite can bind in one statement", async () => {
+        await store.users.create(user("alice"));
+        const many = Array.from({ length: 300_000 }, (_, i) => `u-ghost-${i}`);
+        many.push("u-alice");
+        expect(await store.users.existing(many)).toEqual(["u-alice"]);
+      });
+
       describe("list", () => {
         beforeEach(async () => {
           // Created out of order so that ordering by username is the store's doing.
@@ -268,6 +279,10 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         it("takes the prefix literally: a dot matches only a dot", async () => {
           expect(usernames(await store.users.list({ prefix: "al.", limit: 10 }))).toEqual(["al.x"]);
           expect(await store.users.list({ prefix: "a.", limit: 10 })).toEqual([]);
+        });
+
+        it("finds nothing, and does not fail, for a prefix with a NUL character in it", async () => {
+          expect(await store.users.list({ prefix: "al\0", limit: 10 })).toEqual([]);
         });
 
         it("matches a display name whose next character is an emoji (beyond U+FFFF)", async () => {

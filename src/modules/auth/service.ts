@@ -89,10 +89,6 @@ export function createAuthService(deps: AuthDeps) {
     return issueTokens(user, session);
   }
 
-  async function revoke(sessionIds: string[]) {
-    deps.sessions.invalidate(sessionIds);
-  }
-
   /** Locks out by account when it exists and by the login name otherwise, so both behave alike. */
   const lockKey = (user: UserRecord | null, login: string) => (user ? `u:${user.id}` : `l:${login}`);
 
@@ -205,7 +201,7 @@ export function createAuthService(deps: AuthDeps) {
         if (session && (await store.sessions.revoke(session.id, now))) {
           deps.logger.warn({ session_id: session.id, user_id: session.user_id }, "refresh token reused");
         }
-        await revoke([result.token.session_id]);
+        deps.sessions.invalidate([result.token.session_id]);
         throw new AppError("refresh_token_reused", "refresh token was already used; session revoked");
       }
       if (!session || session.revoked_at !== null) throw new AppError("session_revoked", "session revoked");
@@ -247,12 +243,12 @@ export function createAuthService(deps: AuthDeps) {
       checkPasswordStrength(next, { email: user.email, username: user.username });
       const now = clock.now();
       await store.users.update(userId, { password_hash: await hashPassword(next), updated_at: now });
-      await revoke(await store.sessions.revokeAllForUser(userId, now, sessionId));
+      deps.sessions.invalidate(await store.sessions.revokeAllForUser(userId, now, sessionId));
     },
 
     async signout(sessionId: string) {
       await store.sessions.revoke(sessionId, clock.now());
-      await revoke([sessionId]);
+      deps.sessions.invalidate([sessionId]);
     },
 
     async listSessions(userId: string, currentId: string): Promise<SessionView[]> {
@@ -274,7 +270,7 @@ export function createAuthService(deps: AuthDeps) {
         throw new AppError("not_found", "session not found");
       }
       await store.sessions.revoke(sessionId, clock.now());
-      await revoke([sessionId]);
+      deps.sessions.invalidate([sessionId]);
     },
 
     /** Waits for magic-link mail still being sent (graceful shutdown, tests). */

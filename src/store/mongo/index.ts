@@ -1,5 +1,40 @@
-// Placeholder replaced by the MongoDB adapter (being written now).
+// The production store: MongoDB through the official driver. Indexes are created at boot; every
+// check-and-set (spending a refresh token, consuming a magic link) is one atomic findOneAndUpdate.
+
+import { MongoClient } from "mongodb";
 import type { Store } from "../types.ts";
-export async function openMongoStore(_url: string, _dbName: string): Promise<Store> {
-  throw new Error("not yet");
+import { mongoAuthRepos } from "./auth.ts";
+import { collections, createIndexes } from "./schema.ts";
+import { mongoSessionRepos } from "./sessions.ts";
+import { mongoUsers } from "./users.ts";
+
+/** Connects to `url`, uses the database `dbName` and makes sure its indexes exist. */
+export async function openMongoStore(url: string, dbName: string): Promise<Store> {
+  if (dbName === "") throw new Error("openMongoStore: dbName must not be empty");
+  const client = new MongoClient(url, { appName: "parley" });
+  try {
+    await client.connect();
+    const db = client.db(dbName);
+    const c = collections(db);
+    await createIndexes(c);
+    const { sessions, refreshTokens } = mongoSessionRepos(c);
+    const { magicLinks, lockouts } = mongoAuthRepos(c);
+    return {
+      kind: "mongo",
+      users: mongoUsers(c),
+      sessions,
+      refreshTokens,
+      magicLinks,
+      lockouts,
+      async ping() {
+        await db.command({ ping: 1 });
+      },
+      async close() {
+        await client.close();
+      },
+    };
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
 }

@@ -54,6 +54,11 @@ export function sqliteUsers(db: Database): UsersRepo {
   const listAll = db.query<Row, { after: string; limit: number }>(
     "SELECT * FROM users WHERE username > $after ORDER BY username LIMIT $limit",
   );
+  // The ids go in as one JSON array: one bound value however many there are (one "?" each runs into
+  // SQLite's limit on bound variables), and one prepared statement for every call.
+  const existing = db.query<{ id: string }, [string]>(
+    "SELECT id FROM users WHERE id IN (SELECT value FROM json_each(?))",
+  );
   // Prefix match on either column through the indexes: range scans instead of LIKE.
   const listPrefix = db.query<Row, { lo: string; hi: string; after: string; limit: number }>(
     `SELECT * FROM users
@@ -81,11 +86,7 @@ export function sqliteUsers(db: Database): UsersRepo {
     },
     async existing(ids) {
       if (ids.length === 0) return [];
-      const marks = ids.map(() => "?").join(",");
-      return db
-        .query<{ id: string }, string[]>(`SELECT id FROM users WHERE id IN (${marks})`)
-        .all(...ids)
-        .map((r) => r.id);
+      return existing.all(JSON.stringify(ids)).map((r) => r.id);
     },
     async update(id, patch: UserPatch) {
       // A field present but undefined means "leave it": binding it would write NULL.

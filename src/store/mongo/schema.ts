@@ -1,0 +1,59 @@
+// MongoDB collections, the shape of their documents, and the indexes created at boot.
+
+import type { Db } from "mongodb";
+import type { MagicLinkRecord, RefreshTokenRecord, SessionRecord, UserRecord } from "../types.ts";
+
+/** A user under its id; usernames and emails are stored lowercase, display names also lowercased for search. */
+export type UserDoc = Omit<UserRecord, "id"> & { _id: string; display_name_lower: string };
+export type SessionDoc = Omit<SessionRecord, "id"> & { _id: string };
+/** Found by hash (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
+export type RefreshTokenDoc = RefreshTokenRecord;
+/** expires_at is a BSON Date here because a TTL index only ever expires documents by a Date. */
+export type MagicLinkDoc = Omit<MagicLinkRecord, "expires_at"> & { expires_at: Date };
+export interface FailureDoc {
+  key: string;
+  at: number;
+}
+export interface LockoutDoc {
+  key: string;
+  until: number;
+}
+
+export function collections(db: Db) {
+  return {
+    users: db.collection<UserDoc>("users"),
+    sessions: db.collection<SessionDoc>("sessions"),
+    refreshTokens: db.collection<RefreshTokenDoc>("refresh_tokens"),
+    magicLinks: db.collection<MagicLinkDoc>("magic_links"),
+    loginFailures: db.collection<FailureDoc>("login_failures"),
+    lockouts: db.collection<LockoutDoc>("lockouts"),
+  };
+}
+
+export type Collections = ReturnType<typeof collections>;
+
+/**
+ * Expired links are useless, but the TTL monitor runs on the server's clock: a day's grace keeps a link
+ * that this node still thinks live from vanishing under clock skew (SQLite purges after a day too).
+ */
+const MAGIC_LINK_GRACE_SECONDS = 24 * 3600;
+
+/** Idempotent: creating an index that exists with the same options does nothing. */
+export async function createIndexes(c: Collections): Promise<void> {
+  await Promise.all([
+    // Default index names (email_1, username_1): a duplicate-key message names them when keyPattern is absent.
+    c.users.createIndexes([
+      { key: { email: 1 }, unique: true },
+      { key: { username: 1 }, unique: true },
+      { key: { display_name_lower: 1 } },
+    ]),
+    c.sessions.createIndex({ user_id: 1, created_at: 1 }),
+    c.refreshTokens.createIndexes([{ key: { hash: 1 }, unique: true }, { key: { session_id: 1 } }]),
+    c.magicLinks.createIndexes([
+      { key: { hash: 1 }, unique: true },
+      { key: { expires_at: 1 }, expireAfterSeconds: MAGIC_LINK_GRACE_SECONDS },
+    ]),
+    c.loginFailures.createIndex({ key: 1, at: 1 }),
+    c.lockouts.createIndex({ key: 1 }, { unique: true }),
+  ]);
+}

@@ -1,0 +1,97 @@
+// Users on MongoDB.
+
+import { type Filter, MongoServerError } from "mongodb";
+import { DuplicateError, type UserPatch, type UserRecord, type UsersRepo } from "../types.ts";
+import type { Collections, UserDoc } from "./schema.ts";
+
+const toDoc = ({ id, ...user }: UserRecord): UserDoc => ({
+  _id: id,
+  ...user,
+  display_name_lower: user.display_name.toLowerCase(),
+});
+
+const toUser = ({ _id, display_name_lower: _, ...user }: UserDoc): UserRecord => ({ id: _id, ...user });
+
+/**
+ * A duplicate key (E11000) on email or username becomes a DuplicateError. The server names the index's
+ * fields in keyPattern and keyValue; servers that leave them out still name the index in the message.
+ */
+function rethrowDuplicate(err: unknown): never {
+  if (err instanceof MongoServerError && err.code === 11000) {
+    // MongoServerError carries the server's fields untyped ([key: string]: any): a library boundary.
+    const described: unknown = err.keyPattern ?? err.keyValue;
+    const fields = typeof described === "object" && described !== null ? Object.keys(described) : [];
+    if (fields.includes("email") || err.message.includes("index: email_1")) throw new DuplicateError("email");
+    if (fields.includes("username") || err.message.includes("index: username_1")) {
+      throw new DuplicateError("username");
+    }
+  }
+  throw err;
+}
+
+/**
+ * Escapes `text` for a regular expression, so that a "." in a prefix is only a dot. NUL is spelt \x00:
+ * BSON refuses a regex pattern with a raw NUL in it.
+ */
+const escapeRegExp = (text: string) => text.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&").replaceAll("\0", "\\x00");
+
+export function mongoUsers({ users }: Collections): UsersRepo {
+  return {
+    async create(user) {
+      try {
+        await users.insertOne(toDoc(user));
+      } catch (err) {
+        rethrowDuplicate(err);
+      }
+    },
+    async byId(id) {
+      const doc = await users.findOne({ _id: id });
+      return doc && toUser(doc);
+    },
+    async byEmail(email) {
+      const doc = await users.findOne({ email });
+      return doc && toUser(doc);
+    },
+    async byUsername(username) {
+      const doc = await users.findOne({ username });
+      return doc && toUser(doc);
+    },
+    async existing(ids) {
+      if (ids.length === 0) return [];
+      const docs = await users.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray();
+      return docs.map((d) => d._id);
+    },
+    async update(id, patch: UserPatch) {
+      // Only the fields given a value: the driver would store an undefined one as null.
+      const set: Partial<UserDoc> = { updated_at: patch.updated_at };
+      if (patch.display_name !== undefined) {
+        set.display_name = patch.display_name;
+        set.display_name_lower = patch.display_name.toLowerCase();
+      }
+      if (patch.username !== undefined) set.username = patch.username;
+      if (patch.status !== undefined) set.status = patch.status;
+      if (patch.password_hash !== undefined) set.password_hash = patch.password_hash;
+      if (patch.last_seen !== undefined) set.last_seen = patch.last_seen;
+      if (patch.role !== undefined) set.role = patch.role;
+      try {
+        const doc = await users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: "after" });
+        return doc && toUser(doc);
+      } catch (err) {
+        rethrowDuplicate(err);
+      }
+    },
+    async list({ prefix = "", afterUsername = "", limit }) {
+      // limit(0) means "no limit" to MongoDB; the port means none.
+      if (limit <= 0) return [];
+      const filter: Filter<UserDoc> = {};
+      if (afterUsername !== "") filter.username = { $gt: afterUsername };
+      if (prefix !== "") {
+        // An anchored, case-sensitive regex is a range scan on the index; both columns are lowercase.
+        const startsWith = new RegExp(`^${escapeRegExp(prefix)}`);
+        filter.$or = [{ username: startsWith }, { display_name_lower: startsWith }];
+      }
+      const docs = await users.find(filter).sort({ username: 1 }).limit(limit).toArray();
+      return docs.map(toUser);
+    },
+  };
+}

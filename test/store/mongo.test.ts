@@ -1,0 +1,93 @@
+// The MongoDB adapter against a real server: the shared contract and what it sets up at boot, in a database
+// of its own that is dropped afterwards. Runs only when MONGODB_URL is set.
+
+import { afterAll, describe, expect, it } from "bun:test";
+import { MongoClient } from "mongodb";
+import { openMongoStore } from "../../src/store/mongo/index.ts";
+import { storeContract } from "./contract.ts";
+
+const url = process.env.MONGODB_URL;
+const dbName = `parley_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+
+if (!url) {
+  console.warn(
+    "MongoDB store contract suite SKIPPED: MONGODB_URL is not set (no MongoDB server on this machine); " +
+      "set it to run the same suite against a real server.",
+  );
+}
+
+/** Connected on first use, so that nothing connects when the suite is skipped. */
+let admin: MongoClient | undefined;
+const adminClient = async (serverUrl: string) => {
+  admin ??= await new MongoClient(serverUrl).connect();
+  return admin;
+};
+
+afterAll(async () => {
+  if (!admin) return;
+  await admin.db(dbName).dropDatabase();
+  await admin.close();
+});
+
+describe.skipIf(!url)("MongoDB store", () => {
+  const serverUrl = url ?? ""; // this body runs even when skipped; its tests do not
+  // One database per run, emptied before each test: every test starts from a store with nothing in it.
+  storeContract("mongo", async () => {
+    await (await adminClient(serverUrl)).db(dbName).dropDatabase();
+    return openMongoStore(serverUrl, dbName);
+  });
+});
+
+describe.skipIf(!url)("MongoDB store at boot", () => {
+  const serverUrl = url ?? "";
+
+  it("creates its indexes, and a second boot over them succeeds", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const first = await openMongoStore(serverUrl, dbName);
+    const second = await openMongoStore(serverUrl, dbName);
+    await Promise.all([first.close(), second.close()]);
+    const indexes = async (collection: string) =>
+      (await db.collection(collection).indexes())
+        .map((i) => ({ name: i.name, unique: i.unique === true, ttl: i.expireAfterSeconds ?? null }))
+        .sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const plain = (name: string) => ({ name, unique: false, ttl: null });
+    const unique = (name: string) => ({ name, unique: true, ttl: null });
+    expect(await indexes("users")).toEqual([
+      plain("_id_"),
+      plain("display_name_lower_1"),
+      unique("email_1"),
+      unique("username_1"),
+    ]);
+    expect(await indexes("sessions")).toEqual([plain("_id_"), plain("user_id_1_created_at_1")]);
+    expect(await indexes("refresh_tokens")).toEqual([plain("_id_"), unique("hash_1"), plain("session_id_1")]);
+    expect(await indexes("magic_links")).toEqual([
+      plain("_id_"),
+      { name: "expires_at_1", unique: false, ttl: 24 * 3600 },
+      unique("hash_1"),
+    ]);
+    expect(await indexes("login_failures")).toEqual([plain("_id_"), plain("key_1_at_1")]);
+    expect(await indexes("lockouts")).toEqual([plain("_id_"), unique("key_1")]);
+  });
+
+  it("stores a magic link's expires_at as a Date, the only type a TTL index expires", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      const expiresAt = Date.now() + 15 * 60_000;
+      await store.magicLinks.add({
+        hash: "m-ttl",
+        user_id: "u-1",
+        email: "a@example.com",
+        created_at: Date.now(),
+        expires_at: expiresAt,
+        used_at: null,
+      });
+      const doc = await db.collection("magic_links").findOne({ hash: "m-ttl" });
+      expect(doc?.expires_at).toEqual(new Date(expiresAt));
+    } finally {
+      await store.close();
+    }
+  });
+});

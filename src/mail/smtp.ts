@@ -1,29 +1,69 @@
-// Production mail over SMTP with nodemailer.
+// Production mailer: delivers through an SMTP server with nodemailer, from SMTP_URL and SMTP_FROM.
 
-import nodemailer, { type Transporter } from "nodemailer";
+import nodemailer from "nodemailer";
 import type { Mail, Mailer } from "./types.ts";
 
+type Transport = ReturnType<typeof nodemailer.createTransport>;
+
+/** Fields nodemailer sets on its errors; all optional, since anything may reach a catch block. */
+interface SmtpFailure {
+  code?: unknown;
+  command?: unknown;
+  responseCode?: unknown;
+}
+
 export class SmtpMailer implements Mailer {
-  private transport: Transporter;
+  private readonly transport: Transport;
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
 
   constructor(
     url: string,
-    private from: string,
+    private readonly from: string,
   ) {
+    if (!/^smtps?:\/\//i.test(url))
+      throw new Error("SmtpMailer: SMTP_URL must be an smtp:// or smtps:// URL");
+    if (!from.trim()) throw new Error("SmtpMailer: SMTP_FROM must be a sender address (got an empty string)");
+    // No `logger`/`debug` options: nodemailer's transcript logging would print the message, links included.
     this.transport = nodemailer.createTransport(url);
   }
 
-  async send(mail: Mail): Promise<void> {
+  send(mail: Mail): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("SmtpMailer: send after close"));
+    const sending = this.deliver(mail);
+    const tracked = sending.catch(() => {});
+    this.inFlight.add(tracked);
+    void tracked.then(() => this.inFlight.delete(tracked));
+    return sending;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.inFlight);
+    this.transport.close();
+  }
+
+  private async deliver(mail: Mail): Promise<void> {
     try {
       await this.transport.sendMail({ from: this.from, to: mail.to, subject: mail.subject, text: mail.text });
     } catch (err) {
-      // SMTP errors may quote the message; the message carries a sign-in link, so only the code travels.
-      const code = (err as { code?: string; responseCode?: number }) ?? {};
-      throw new Error(`SMTP send failed (${code.code ?? "error"} ${code.responseCode ?? ""})`.trim());
+      throw smtpError(err);
     }
   }
+}
 
-  async close() {
-    this.transport.close();
-  }
+/**
+ * A fresh Error built only from codes: nodemailer's own message and the server's reply text are dropped,
+ * and so is `cause`, so no logger that serializes this error can print the message body.
+ */
+function smtpError(err: unknown): Error {
+  const { code, command, responseCode } = (typeof err === "object" && err !== null ? err : {}) as SmtpFailure;
+  const parts = [
+    typeof code === "string" ? code : "EUNKNOWN",
+    typeof command === "string" ? `during ${command.split(" ")[0]}` : "",
+    typeof responseCode === "number" ? `(reply ${responseCode})` : "",
+  ].filter(Boolean);
+  const error = new Error(`SMTP send failed: ${parts.join(" ")}`);
+  error.name = "SmtpError";
+  return error;
 }

@@ -7,7 +7,9 @@ import pkg from "../package.json" with { type: "json" };
 import { splitList } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { authController } from "./modules/auth/index.ts";
+import { conversationsController } from "./modules/conversations/index.ts";
 import { healthController } from "./modules/health/index.ts";
+import { messagesController } from "./modules/messages/index.ts";
 import { usersController } from "./modules/users/index.ts";
 import { httpPlugin } from "./plugins/http.ts";
 import { openapiPlugin } from "./plugins/openapi.ts";
@@ -38,7 +40,9 @@ export function createApp(deps: Deps) {
     .use(openapiPlugin(pkg.version))
     .use(healthController(deps))
     .use(authController(deps))
-    .use(usersController(deps));
+    .use(usersController(deps))
+    .use(conversationsController(deps))
+    .use(messagesController(deps));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -43,6 +43,7 @@ export const ConfigSchema = T.Object({
   MAX_FILE_SIZE: Int(104857600, 1),
   ALLOWED_FILE_TYPES: Str("image/jpeg,image/png,image/gif,application/pdf"),
   MAX_JSON_BODY_BYTES: Int(1048576, 1024),
+  MAX_MESSAGE_LENGTH: Int(16384, 1, 1048576),
 
   WS_HEARTBEAT_INTERVAL: Int(30, 1),
   WS_CONNECTION_TIMEOUT: Int(300, 1),

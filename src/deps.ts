@@ -2,6 +2,8 @@
 // Tests build their own Deps (temp SQLite file, ManualClock) and hand them to createApp.
 
 import { join } from "node:path";
+import { MemoryBroker } from "./broker/memory.ts";
+import type { Broker } from "./broker/types.ts";
 import type { Config } from "./config.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import type { Logger } from "./lib/logger.ts";
@@ -10,8 +12,11 @@ import { createMailer } from "./mail/index.ts";
 import type { Mailer } from "./mail/types.ts";
 import { type AuthService, createAuthService } from "./modules/auth/service.ts";
 import { SessionCache } from "./modules/auth/session-cache.ts";
+import { type ConversationsService, createConversationsService } from "./modules/conversations/service.ts";
+import { createMessagesService, type MessagesService } from "./modules/messages/service.ts";
 import { createUsersService, type UsersService } from "./modules/users/service.ts";
 import { createRateLimiters, type RateLimiters } from "./ratelimit/index.ts";
+import { Hub } from "./realtime/hub.ts";
 import { openMongoStore } from "./store/mongo/index.ts";
 import { openSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/types.ts";
@@ -27,6 +32,10 @@ export interface Deps {
   sessions: SessionCache;
   auth: AuthService;
   users: UsersService;
+  broker: Broker;
+  hub: Hub;
+  conversations: ConversationsService;
+  messages: MessagesService;
 }
 
 export async function openStore(config: Config): Promise<Store> {
@@ -52,11 +61,35 @@ export async function createDeps(
   const sessions = new SessionCache(store, clock);
   const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
   const users = createUsersService({ store, clock });
-  return { config, clock, logger, store, mailer, limiters, signer, sessions, auth, users };
+  const broker = new MemoryBroker();
+  const hub = new Hub(broker);
+  const conversations = createConversationsService({ store, clock, hub });
+  const messages = createMessagesService({ config, store, clock, hub });
+  return {
+    config,
+    clock,
+    logger,
+    store,
+    mailer,
+    limiters,
+    signer,
+    sessions,
+    auth,
+    users,
+    broker,
+    hub,
+    conversations,
+    messages,
+  };
 }
 
 /** Closes what createDeps opened, after in-flight mail has gone out. */
 export async function closeDeps(deps: Deps) {
   await deps.auth.settled();
-  await Promise.allSettled([deps.limiters.close(), deps.mailer.close(), deps.store.close()]);
+  await Promise.allSettled([
+    deps.limiters.close(),
+    deps.mailer.close(),
+    deps.broker.close(),
+    deps.store.close(),
+  ]);
 }

@@ -44,8 +44,14 @@ export function httpPlugin(deps: Deps) {
         throw new AppError("payload_too_large", `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
       }
       if (bytes.byteLength === 0) return undefined;
+      let text: string;
       try {
-        return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        throw new AppError("validation_failed", "body: not valid UTF-8", { details: { field: "body" } });
+      }
+      try {
+        return JSON.parse(text);
       } catch {
         throw new AppError("bad_request", "malformed JSON body");
       }

@@ -67,7 +67,7 @@ export interface MagicLinkRecord {
 
 /** Thrown by create/update when a unique field is taken. */
 export class DuplicateError extends Error {
-  constructor(readonly field: "email" | "username") {
+  constructor(readonly field: "email" | "username" | "dm") {
     super(`${field} already exists`);
     this.name = "DuplicateError";
   }
@@ -126,7 +126,156 @@ export interface Store {
   refreshTokens: RefreshTokensRepo;
   magicLinks: MagicLinksRepo;
   lockouts: LockoutsRepo;
+  conversations: ConversationsRepo;
+  messages: MessagesRepo;
   /** Resolves when the store answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+// ---- Conversations and their log (each change takes the conversation's next seq)
+
+export type ConversationType = "dm" | "group" | "channel";
+export type ParticipantRole = "owner" | "admin" | "member";
+export type MessageType = "text" | "image" | "file" | "system";
+
+export interface ConversationRecord {
+  id: string;
+  name: string | null;
+  topic: string | null;
+  conversation_type: ConversationType;
+  encrypted: boolean;
+  /** For a dm: the two user ids sorted and joined by ":" (unique); null otherwise. */
+  dm_key: string | null;
+  last_message_id: string | null;
+  last_activity: number;
+  /** The highest seq allocated in this conversation (0 before any). */
+  last_seq: number;
+  message_count: number;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export type ConversationPatch = Partial<Pick<ConversationRecord, "name" | "topic">> & { updated_at: number };
+
+export interface ParticipantRecord {
+  conversation_id: string;
+  user_id: string;
+  role: ParticipantRole;
+  joined_at: number;
+  last_read_seq: number;
+  /** Highest seq this member has fetched or acknowledged. */
+  delivered_seq: number;
+  /** When delivered_seq / last_read_seq last moved (for "seen by"). */
+  delivered_at: number | null;
+  read_at: number | null;
+}
+
+export interface Attachment {
+  file_id: string;
+  file_name: string;
+  file_size: number;
+  mime_type: string;
+}
+
+export interface Reaction {
+  user_id: string;
+  emoji: string;
+}
+
+export interface MessageRecord {
+  id: string;
+  conversation_id: string;
+  sender_id: string;
+  seq: number;
+  version_seq: number;
+  client_msg_id: string | null;
+  content: string;
+  message_type: MessageType;
+  reply_to: string | null;
+  attachments: Attachment[];
+  reactions: Reaction[];
+  /** The E2EE envelope; null until the encryption issue. */
+  envelope: Record<string, unknown> | null;
+  edited_at: number | null;
+  deleted: boolean;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Cursor for conversation lists: strictly before this (last_activity, id) pair. */
+export interface ActivityCursor {
+  last_activity: number;
+  id: string;
+}
+
+export type AppendResult =
+  | { status: "created"; message: MessageRecord }
+  | { status: "duplicate"; message: MessageRecord };
+
+export interface ConversationsRepo {
+  /** Creates the conversation with its participants. A dm whose dm_key exists: DuplicateError("dm"). */
+  create(conversation: ConversationRecord, participants: ParticipantRecord[]): Promise<void>;
+  byId(id: string): Promise<ConversationRecord | null>;
+  byDmKey(dmKey: string): Promise<ConversationRecord | null>;
+  /** The user's conversations, most recent activity first (ties by id descending). */
+  listForUser(userId: string, limit: number, before?: ActivityCursor): Promise<ConversationRecord[]>;
+  update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;
+  /** Deletes the conversation, its participants and its messages. */
+  delete(id: string): Promise<void>;
+  participants(conversationId: string): Promise<ParticipantRecord[]>;
+  participant(conversationId: string, userId: string): Promise<ParticipantRecord | null>;
+  /** Adds a member; false when already a member. */
+  addParticipant(participant: ParticipantRecord): Promise<boolean>;
+  /** Changes a member's role; null when not a member. */
+  setRole(conversationId: string, userId: string, role: ParticipantRole): Promise<ParticipantRecord | null>;
+  /** Removes a member; false when not a member. */
+  removeParticipant(conversationId: string, userId: string): Promise<boolean>;
+  /** Moves last_read_seq forward only (and delivered_seq with it); returns the resulting record. */
+  markRead(
+    conversationId: string,
+    userId: string,
+    seq: number,
+    now: number,
+  ): Promise<ParticipantRecord | null>;
+  /** Moves delivered_seq forward only; returns the resulting record. */
+  markDelivered(
+    conversationId: string,
+    userId: string,
+    seq: number,
+    now: number,
+  ): Promise<ParticipantRecord | null>;
+}
+
+export interface MessagesRepo {
+  /**
+   * Allocates the conversation's next seq atomically and stores the message built for it (seq and
+   * version_seq set to it), updating last_seq, last_message_id, last_activity and message_count.
+   * A message with the same (conversation_id, sender_id, client_msg_id) already stored: "duplicate"
+   * with that message, and nothing is allocated or stored.
+   */
+  append(message: Omit<MessageRecord, "seq" | "version_seq">): Promise<AppendResult>;
+  /**
+   * Allocates the next seq as the message's version_seq and applies `patch` in the same atomic step
+   * (edit, delete, reaction change). Null when the message does not exist.
+   */
+  change(
+    id: string,
+    patch: Partial<Pick<MessageRecord, "content" | "attachments" | "reactions" | "edited_at" | "deleted">> & {
+      updated_at: number;
+    },
+  ): Promise<MessageRecord | null>;
+  byId(id: string): Promise<MessageRecord | null>;
+  /** Ascending by seq. before/after are exclusive bounds; with neither, the latest `limit`. */
+  page(
+    conversationId: string,
+    opts: { before?: number; after?: number; limit: number },
+  ): Promise<MessageRecord[]>;
+  /** Messages whose version_seq > after, ascending by version_seq, tombstones included. */
+  events(conversationId: string, after: number, limit: number): Promise<MessageRecord[]>;
+  /** Live (not deleted), non-system messages after `afterSeq` sent by anyone but `userId`. */
+  countUnread(conversationId: string, afterSeq: number, userId: string): Promise<number>;
+  /** Full-text search over content of live messages, best match first. */
+  search(conversationId: string, query: string, limit: number): Promise<MessageRecord[]>;
 }

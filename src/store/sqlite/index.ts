@@ -6,6 +6,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Store } from "../types.ts";
 import { sqliteAuthRepos } from "./auth.ts";
+import { sqliteConversations } from "./conversations.ts";
+import { sqliteMessages } from "./messages.ts";
 import { MIGRATIONS } from "./schema.ts";
 import { sqliteSessionRepos } from "./sessions.ts";
 import { sqliteUsers } from "./users.ts";
@@ -28,6 +30,8 @@ export function openSqliteStore(path: string): Store {
     refreshTokens,
     magicLinks,
     lockouts,
+    conversations: sqliteConversations(db),
+    messages: sqliteMessages(db),
     async ping() {
       db.query("SELECT 1").get();
     },

@@ -61,6 +61,74 @@ export const MIGRATIONS: string[] = [
     until INTEGER NOT NULL
   ) STRICT;
   `,
+  `
+  CREATE TABLE conversations (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    topic TEXT,
+    conversation_type TEXT NOT NULL,
+    encrypted INTEGER NOT NULL,
+    dm_key TEXT UNIQUE,
+    last_message_id TEXT,
+    last_activity INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    message_count INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX conversations_activity ON conversations(last_activity DESC, id DESC);
+
+  CREATE TABLE participants (
+    conversation_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    joined_at INTEGER NOT NULL,
+    last_read_seq INTEGER NOT NULL,
+    delivered_seq INTEGER NOT NULL,
+    delivered_at INTEGER,
+    read_at INTEGER,
+    PRIMARY KEY (conversation_id, user_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX participants_user ON participants(user_id, conversation_id);
+
+  CREATE TABLE messages (
+    id TEXT NOT NULL UNIQUE,
+    conversation_id TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    version_seq INTEGER NOT NULL,
+    client_msg_id TEXT,
+    content TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    reply_to TEXT,
+    attachments TEXT NOT NULL,
+    reactions TEXT NOT NULL,
+    envelope TEXT,
+    edited_at INTEGER,
+    deleted INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE UNIQUE INDEX messages_seq ON messages(conversation_id, seq);
+  CREATE INDEX messages_version ON messages(conversation_id, version_seq);
+  CREATE UNIQUE INDEX messages_client_id ON messages(conversation_id, sender_id, client_msg_id)
+    WHERE client_msg_id IS NOT NULL;
+
+  -- Full-text search over message content (external content: the text lives once, in messages).
+  CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='rowid',
+    tokenize='unicode61 remove_diacritics 2');
+  CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+  END;
+  CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+  END;
+  CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+    INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+  END;
+  `,
 ];
 
 /** Records are plain objects of bindable values; their interfaces just lack an index signature. */

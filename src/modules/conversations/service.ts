@@ -1,0 +1,252 @@
+// Conversations: create (dm, group, channel), list, read, rename, delete, and membership.
+
+import type { Clock } from "../../lib/clock.ts";
+import { AppError } from "../../lib/errors.ts";
+import { newId } from "../../lib/ids.ts";
+import type { Hub } from "../../realtime/hub.ts";
+import {
+  type ActivityCursor,
+  type ConversationRecord,
+  DuplicateError,
+  type ParticipantRecord,
+  type ParticipantRole,
+  type Store,
+} from "../../store/types.ts";
+import { appendSystem } from "../messages/log.ts";
+import { toMessageView } from "../messages/model.ts";
+import { requireManager, requireMember } from "./access.ts";
+import {
+  type AddParticipant,
+  type ConversationView,
+  type CreateConversation,
+  toConversationView,
+  toParticipantView,
+  type UpdateConversation,
+} from "./model.ts";
+
+export interface ConversationDeps {
+  store: Store;
+  clock: Clock;
+  hub: Hub;
+}
+
+export type ConversationsService = ReturnType<typeof createConversationsService>;
+
+function encodeCursor(c: ConversationRecord) {
+  return Buffer.from(`${c.last_activity}:${c.id}`).toString("base64url");
+}
+function decodeCursor(cursor: string): ActivityCursor {
+  const match = /^(\d{1,15}):([0-9a-z]{1,64})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  if (!match)
+    throw new AppError("validation_failed", "cursor: not a cursor from this API", {
+      details: { field: "cursor" },
+    });
+  return { last_activity: Number(match[1]), id: match[2] as string };
+}
+
+const member = (
+  conversationId: string,
+  userId: string,
+  role: ParticipantRole,
+  now: number,
+): ParticipantRecord => ({
+  conversation_id: conversationId,
+  user_id: userId,
+  role,
+  joined_at: now,
+  last_read_seq: 0,
+  delivered_seq: 0,
+  delivered_at: null,
+  read_at: null,
+});
+
+export function createConversationsService(deps: ConversationDeps) {
+  const { store, clock, hub } = deps;
+
+  async function view(conversation: ConversationRecord, viewerId: string): Promise<ConversationView> {
+    const participants = await store.conversations.participants(conversation.id);
+    const me = participants.find((p) => p.user_id === viewerId);
+    const unread = me ? await store.messages.countUnread(conversation.id, me.last_read_seq, viewerId) : 0;
+    return toConversationView(conversation, participants, unread);
+  }
+
+  async function publishSystem(
+    conversationId: string,
+    actorId: string,
+    kind: "participant.added" | "participant.removed" | "participant.updated" | "conversation.updated",
+    details: Record<string, unknown>,
+  ) {
+    const message = await appendSystem(deps, conversationId, actorId, { event: kind, ...details });
+    hub.publish({
+      kind,
+      conversation_id: conversationId,
+      seq: message.seq,
+      message: toMessageView(message),
+      ...details,
+    });
+  }
+
+  return {
+    async create(
+      input: CreateConversation,
+      creatorId: string,
+    ): Promise<{ created: boolean; conversation: ConversationView }> {
+      const others = [...new Set(input.participant_ids.filter((id) => id !== creatorId))];
+      if (input.conversation_type === "dm") {
+        if (others.length !== 1 || input.participant_ids.length > 2) {
+          throw new AppError(
+            "validation_failed",
+            "participant_ids: a dm has exactly two distinct participants",
+            {
+              details: { field: "participant_ids" },
+            },
+          );
+        }
+      }
+      const known = new Set(await store.users.existing(others));
+      const unknown = others.filter((id) => !known.has(id));
+      if (unknown.length > 0) {
+        throw new AppError(
+          "validation_failed",
+          `participant_ids: unknown users ${unknown.slice(0, 5).join(", ")}`,
+          {
+            details: { field: "participant_ids" },
+          },
+        );
+      }
+      const now = clock.now();
+      const dmKey = input.conversation_type === "dm" ? [creatorId, others[0]].sort().join(":") : null;
+      if (dmKey) {
+        const existing = await store.conversations.byDmKey(dmKey);
+        if (existing) return { created: false, conversation: await view(existing, creatorId) };
+      }
+      const conversation: ConversationRecord = {
+        id: newId(now),
+        name: input.name ?? null,
+        topic: input.topic ?? null,
+        conversation_type: input.conversation_type,
+        encrypted: input.encrypted ?? false,
+        dm_key: dmKey,
+        last_message_id: null,
+        last_activity: now,
+        last_seq: 0,
+        message_count: 0,
+        created_by: creatorId,
+        created_at: now,
+        updated_at: now,
+      };
+      const members = [
+        member(conversation.id, creatorId, "owner", now),
+        ...others.map((id) => member(conversation.id, id, "member", now)),
+      ];
+      try {
+        await store.conversations.create(conversation, members);
+      } catch (err) {
+        // Two people opening the same dm at once: both get the one that won.
+        if (err instanceof DuplicateError && dmKey) {
+          const existing = await store.conversations.byDmKey(dmKey);
+          if (existing) return { created: false, conversation: await view(existing, creatorId) };
+        }
+        throw err;
+      }
+      return { created: true, conversation: await view(conversation, creatorId) };
+    },
+
+    async list(userId: string, limit: number, cursor?: string) {
+      const rows = await store.conversations.listForUser(
+        userId,
+        limit + 1,
+        cursor ? decodeCursor(cursor) : undefined,
+      );
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        items: await Promise.all(page.map((c) => view(c, userId))),
+        next_cursor: rows.length > limit && last ? encodeCursor(last) : null,
+      };
+    },
+
+    async get(id: string, userId: string) {
+      const { conversation } = await requireMember(store, id, userId);
+      return view(conversation, userId);
+    },
+
+    async update(id: string, userId: string, input: UpdateConversation) {
+      const { me } = await requireMember(store, id, userId);
+      requireManager(me, "change the conversation");
+      const updated = await store.conversations.update(id, { ...input, updated_at: clock.now() });
+      if (!updated) throw new AppError("not_found", "conversation not found");
+      await publishSystem(id, userId, "conversation.updated", { changes: input });
+      return view((await store.conversations.byId(id)) ?? updated, userId);
+    },
+
+    async remove(id: string, userId: string) {
+      const { conversation, me } = await requireMember(store, id, userId);
+      if (conversation.conversation_type !== "dm" && me.role !== "owner") {
+        throw new AppError("forbidden", "only an owner can delete the conversation");
+      }
+      await store.conversations.delete(id);
+      hub.publish({ kind: "conversation.deleted", conversation_id: id, seq: 0, by: userId });
+    },
+
+    async addParticipant(id: string, userId: string, input: AddParticipant) {
+      const { conversation, me } = await requireMember(store, id, userId);
+      if (conversation.conversation_type === "dm") {
+        throw new AppError("dm_participants_fixed", "a dm has exactly two participants");
+      }
+      requireManager(me, "add participants");
+      const role = input.role ?? "member";
+      if (role === "owner" && me.role !== "owner")
+        throw new AppError("forbidden", "only an owner can add an owner");
+      if (!(await store.users.byId(input.user_id))) {
+        throw new AppError("validation_failed", "user_id: no such user", { details: { field: "user_id" } });
+      }
+      const record = member(id, input.user_id, role, clock.now());
+      if (!(await store.conversations.addParticipant(record))) {
+        throw new AppError("already_member", "already a participant");
+      }
+      await publishSystem(id, userId, "participant.added", { user_id: input.user_id, role });
+      return toParticipantView(record);
+    },
+
+    /** Owners change roles, including handing ownership over; the last owner cannot step down. */
+    async setRole(id: string, userId: string, targetId: string, role: ParticipantRole) {
+      const { conversation, me } = await requireMember(store, id, userId);
+      if (conversation.conversation_type === "dm")
+        throw new AppError("dm_participants_fixed", "a dm has no roles to change");
+      if (me.role !== "owner") throw new AppError("forbidden", "only an owner can change roles");
+      const target = await store.conversations.participant(id, targetId);
+      if (!target) throw new AppError("not_found", "participant not found");
+      if (target.role === role) return toParticipantView(target);
+      if (target.role === "owner") {
+        const owners = (await store.conversations.participants(id)).filter((p) => p.role === "owner");
+        if (owners.length <= 1) throw new AppError("last_owner", "make another member owner first");
+      }
+      const updated = await store.conversations.setRole(id, targetId, role);
+      if (!updated) throw new AppError("not_found", "participant not found");
+      await publishSystem(id, userId, "participant.updated", { user_id: targetId, role });
+      return toParticipantView(updated);
+    },
+
+    async removeParticipant(id: string, userId: string, targetId: string) {
+      const { conversation, me } = await requireMember(store, id, userId);
+      if (conversation.conversation_type === "dm") {
+        throw new AppError("dm_participants_fixed", "a dm has exactly two participants; delete it instead");
+      }
+      const target = targetId === userId ? me : await store.conversations.participant(id, targetId);
+      if (!target) throw new AppError("not_found", "participant not found");
+      if (targetId !== userId) {
+        requireManager(me, "remove others");
+        if (target.role === "owner" && me.role !== "owner")
+          throw new AppError("forbidden", "an admin cannot remove an owner");
+      }
+      if (target.role === "owner") {
+        const owners = (await store.conversations.participants(id)).filter((p) => p.role === "owner");
+        if (owners.length <= 1)
+          throw new AppError("last_owner", "the last owner cannot leave; make another member owner first");
+      }
+      await store.conversations.removeParticipant(id, targetId);
+      await publishSystem(id, userId, "participant.removed", { user_id: targetId });
+    },
+  };
+}

@@ -1,0 +1,53 @@
+// Appending to a conversation's log: building message drafts and the `system` messages that record
+// membership and conversation changes.
+
+import type { Clock } from "../../lib/clock.ts";
+import { newId } from "../../lib/ids.ts";
+import type { MessageRecord, Store } from "../../store/types.ts";
+
+export type MessageDraft = Omit<MessageRecord, "seq" | "version_seq">;
+
+export function draft(
+  fields: Pick<MessageDraft, "conversation_id" | "sender_id" | "content" | "message_type"> &
+    Partial<MessageDraft>,
+  now: number,
+): MessageDraft {
+  return {
+    id: newId(now),
+    client_msg_id: null,
+    reply_to: null,
+    attachments: [],
+    reactions: [],
+    envelope: null,
+    edited_at: null,
+    deleted: false,
+    created_at: now,
+    updated_at: now,
+    ...fields,
+  };
+}
+
+/**
+ * Records a change as a `system` message; its content is JSON ({event, ...details}) so clients can
+ * render it in their own words.
+ */
+export async function appendSystem(
+  deps: { store: Store; clock: Clock },
+  conversationId: string,
+  actorId: string,
+  details: { event: string } & Record<string, unknown>,
+): Promise<MessageRecord> {
+  const now = deps.clock.now();
+  const result = await deps.store.messages.append(
+    draft(
+      {
+        conversation_id: conversationId,
+        sender_id: actorId,
+        content: JSON.stringify(details),
+        message_type: "system",
+      },
+      now,
+    ),
+  );
+  return result.message;
+}

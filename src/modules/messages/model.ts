@@ -1,0 +1,122 @@
+// Schemas of the message routes and the API shape of a message.
+
+import { t } from "elysia";
+import type { MessageRecord, ParticipantRecord } from "../../store/types.ts";
+
+const Id = t.String({ minLength: 1, maxLength: 64 });
+
+export const MessageType = t.Union([
+  t.Literal("text"),
+  t.Literal("image"),
+  t.Literal("file"),
+  t.Literal("system"),
+]);
+export const MessageStatus = t.Union([t.Literal("sent"), t.Literal("delivered"), t.Literal("read")]);
+
+export const AttachmentSchema = t.Object({
+  file_id: Id,
+  file_name: t.String({ minLength: 1, maxLength: 255 }),
+  file_size: t.Integer({ minimum: 0 }),
+  mime_type: t.String({ minLength: 1, maxLength: 255 }),
+});
+
+export const SendMessage = t.Object({
+  content: t.Optional(t.String()),
+  message_type: t.Optional(t.Union([t.Literal("text"), t.Literal("image"), t.Literal("file")])),
+  client_msg_id: t.Optional(t.String({ minLength: 1, maxLength: 64 })),
+  reply_to: t.Optional(Id),
+  attachments: t.Optional(t.Array(AttachmentSchema, { maxItems: 20 })),
+});
+export type SendMessage = typeof SendMessage.static;
+
+export const EditMessage = t.Object({ content: t.String() });
+export const ReactionBody = t.Object({ emoji: t.String() });
+export const ReadBody = t.Object({ seq: t.Integer({ minimum: 0 }) });
+
+export const PageQuery = t.Object({
+  before: t.Optional(t.Integer({ minimum: 0 })),
+  after: t.Optional(t.Integer({ minimum: 0 })),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 200, default: 50 })),
+});
+export const EventsQuery = t.Object({
+  after: t.Optional(t.Integer({ minimum: 0, default: 0 })),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000, default: 200 })),
+});
+export const SearchQuery = t.Object({
+  q: t.String({ minLength: 1, maxLength: 200 }),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20 })),
+});
+
+export const MessageParams = t.Object({ id: Id });
+export const ReactionParams = t.Object({ id: Id, emoji: t.String({ minLength: 1, maxLength: 200 }) });
+
+export const MessageView = t.Object({
+  id: t.String(),
+  conversation_id: t.String(),
+  sender_id: t.String(),
+  seq: t.Integer(),
+  version_seq: t.Integer(),
+  client_msg_id: t.Union([t.String(), t.Null()]),
+  content: t.String(),
+  message_type: MessageType,
+  status: MessageStatus,
+  reply_to: t.Union([t.String(), t.Null()]),
+  attachments: t.Array(AttachmentSchema),
+  reactions: t.Array(t.Object({ user_id: t.String(), emoji: t.String() })),
+  envelope: t.Union([t.Record(t.String(), t.Unknown()), t.Null()]),
+  edited_at: t.Union([t.String(), t.Null()]),
+  deleted: t.Boolean(),
+  created_at: t.String(),
+  updated_at: t.String(),
+});
+export type MessageView = typeof MessageView.static;
+export type MessageStatus = typeof MessageStatus.static;
+
+export const MessagePage = t.Object({ items: t.Array(MessageView), has_more: t.Boolean() });
+export const EventPage = t.Object({
+  items: t.Array(MessageView),
+  last_seq: t.Integer(),
+  has_more: t.Boolean(),
+});
+export const Receipts = t.Object({
+  items: t.Array(
+    t.Object({
+      user_id: t.String(),
+      delivered_at: t.Union([t.String(), t.Null()]),
+      read_at: t.Union([t.String(), t.Null()]),
+    }),
+  ),
+});
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** sent, delivered (every other member has it) or read (every other member has read up to it). */
+export function statusOf(message: MessageRecord, participants: ParticipantRecord[]): MessageStatus {
+  const others = participants.filter((p) => p.user_id !== message.sender_id);
+  if (others.length === 0) return "sent";
+  if (others.every((p) => p.last_read_seq >= message.seq)) return "read";
+  if (others.every((p) => p.delivered_seq >= message.seq)) return "delivered";
+  return "sent";
+}
+
+export function toMessageView(m: MessageRecord, status: MessageStatus = "sent"): MessageView {
+  return {
+    id: m.id,
+    conversation_id: m.conversation_id,
+    sender_id: m.sender_id,
+    seq: m.seq,
+    version_seq: m.version_seq,
+    client_msg_id: m.client_msg_id,
+    content: m.content,
+    message_type: m.message_type,
+    status,
+    reply_to: m.reply_to,
+    attachments: m.attachments,
+    reactions: m.reactions,
+    envelope: m.envelope,
+    edited_at: iso(m.edited_at),
+    deleted: m.deleted,
+    created_at: iso(m.created_at) as string,
+    updated_at: iso(m.updated_at) as string,
+  };
+}

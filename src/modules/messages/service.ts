@@ -1,0 +1,240 @@
+// Messages: send (idempotent by client_msg_id), edit, delete (tombstone), reactions, read state,
+// history pages, catch-up events, receipts and search. Every change is published to the hub.
+
+import type { Config } from "../../config.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { AppError } from "../../lib/errors.ts";
+import type { Hub } from "../../realtime/hub.ts";
+import type { MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
+import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
+import { draft } from "./log.ts";
+import { type MessageView, type SendMessage, statusOf, toMessageView } from "./model.ts";
+
+export interface MessageDeps {
+  config: Pick<Config, "MAX_MESSAGE_LENGTH">;
+  store: Store;
+  clock: Clock;
+  hub: Hub;
+}
+
+export type MessagesService = ReturnType<typeof createMessagesService>;
+
+const invalid = (field: string, why: string) =>
+  new AppError("validation_failed", `${field}: ${why}`, { details: { field } });
+
+/** Content rules shared by send and edit: well-formed text, no NUL, within the byte limit. */
+function checkContent(content: string, maxBytes: number, required: boolean) {
+  if (required && content.trim() === "") throw invalid("content", "must not be empty");
+  if (!content.isWellFormed()) throw invalid("content", "must be valid UTF-8 text");
+  if (content.includes("\u0000")) throw invalid("content", "must not contain NUL characters");
+  if (Buffer.byteLength(content) > maxBytes) throw invalid("content", `must be at most ${maxBytes} bytes`);
+}
+
+/** An emoji (or short reaction token): 1-32 bytes of text without whitespace. */
+function checkEmoji(emoji: string) {
+  const bytes = Buffer.byteLength(emoji);
+  if (bytes < 1 || bytes > 32 || /\s/u.test(emoji) || !emoji.isWellFormed() || emoji.includes("\u0000")) {
+    throw invalid("emoji", "must be 1-32 bytes of text without whitespace");
+  }
+}
+
+export function createMessagesService(deps: MessageDeps) {
+  const { store, clock, hub, config } = deps;
+
+  async function views(messages: MessageRecord[], participants: ParticipantRecord[]) {
+    return messages.map((m) => toMessageView(m, statusOf(m, participants)));
+  }
+
+  /** Fetching messages counts as delivery to the one who fetched them. */
+  async function delivered(conversationId: string, me: ParticipantRecord, messages: MessageRecord[]) {
+    const top = messages.reduce((max, m) => Math.max(max, m.seq), 0);
+    if (top > me.delivered_seq)
+      await store.conversations.markDelivered(conversationId, me.user_id, top, clock.now());
+  }
+
+  async function changed(
+    kind: "message.edited" | "message.deleted" | "reaction.added" | "reaction.removed",
+    message: MessageRecord,
+    extra: Record<string, unknown> = {},
+  ) {
+    const participants = await store.conversations.participants(message.conversation_id);
+    const view = toMessageView(message, statusOf(message, participants));
+    hub.publish({
+      kind,
+      conversation_id: message.conversation_id,
+      seq: message.version_seq,
+      message: view,
+      ...extra,
+    });
+    return view;
+  }
+
+  return {
+    async send(
+      conversationId: string,
+      userId: string,
+      input: SendMessage,
+    ): Promise<{ created: boolean; message: MessageView }> {
+      const { conversation, me } = await requireMember(store, conversationId, userId);
+      if (conversation.conversation_type === "channel" && !isManager(me)) {
+        throw new AppError("forbidden", "only owners and admins post in a channel");
+      }
+      const attachments = input.attachments ?? [];
+      const content = input.content ?? "";
+      checkContent(content, config.MAX_MESSAGE_LENGTH, attachments.length === 0);
+      if (input.reply_to) {
+        const target = await store.messages.byId(input.reply_to);
+        if (!target || target.conversation_id !== conversationId)
+          throw invalid("reply_to", "no such message in this conversation");
+      }
+      const now = clock.now();
+      const result = await store.messages.append(
+        draft(
+          {
+            conversation_id: conversationId,
+            sender_id: userId,
+            content,
+            message_type: input.message_type ?? (attachments.length > 0 ? "file" : "text"),
+            client_msg_id: input.client_msg_id ?? null,
+            reply_to: input.reply_to ?? null,
+            attachments,
+          },
+          now,
+        ),
+      );
+      const participants = await store.conversations.participants(conversationId);
+      const message = toMessageView(result.message, statusOf(result.message, participants));
+      if (result.status === "created") {
+        hub.publish({ kind: "message.created", conversation_id: conversationId, seq: message.seq, message });
+      }
+      return { created: result.status === "created", message };
+    },
+
+    async edit(messageId: string, userId: string, content: string) {
+      const { message } = await requireMessage(store, messageId, userId);
+      if (message.sender_id !== userId) throw new AppError("forbidden", "only the sender can edit a message");
+      if (message.message_type === "system")
+        throw new AppError("forbidden", "system messages cannot be edited");
+      if (message.deleted) throw new AppError("message_deleted", "the message was deleted");
+      checkContent(content, config.MAX_MESSAGE_LENGTH, message.attachments.length === 0);
+      const now = clock.now();
+      const next = await store.messages.change(messageId, { content, edited_at: now, updated_at: now });
+      if (!next) throw new AppError("not_found", "message not found");
+      return changed("message.edited", next);
+    },
+
+    async remove(messageId: string, userId: string) {
+      const { message, me } = await requireMessage(store, messageId, userId);
+      if (message.sender_id !== userId && !isManager(me)) {
+        throw new AppError("forbidden", "only the sender or an owner/admin can delete a message");
+      }
+      if (message.deleted) return;
+      const next = await store.messages.change(messageId, {
+        content: "",
+        attachments: [],
+        reactions: [],
+        deleted: true,
+        updated_at: clock.now(),
+      });
+      if (next) await changed("message.deleted", next, { by: userId });
+    },
+
+    async react(
+      messageId: string,
+      userId: string,
+      emoji: string,
+      op: "add" | "remove",
+    ): Promise<{ changed: boolean }> {
+      checkEmoji(emoji);
+      const { message } = await requireMessage(store, messageId, userId);
+      if (message.deleted) throw new AppError("message_deleted", "the message was deleted");
+      const has = message.reactions.some((r) => r.user_id === userId && r.emoji === emoji);
+      if (op === "add" ? has : !has) return { changed: false };
+      const reactions =
+        op === "add"
+          ? [...message.reactions, { user_id: userId, emoji }]
+          : message.reactions.filter((r) => !(r.user_id === userId && r.emoji === emoji));
+      const next = await store.messages.change(messageId, { reactions, updated_at: clock.now() });
+      if (!next) throw new AppError("not_found", "message not found");
+      await changed(op === "add" ? "reaction.added" : "reaction.removed", next, { user_id: userId, emoji });
+      return { changed: true };
+    },
+
+    async page(
+      conversationId: string,
+      userId: string,
+      q: { before?: number; after?: number; limit?: number },
+    ) {
+      const { me } = await requireMember(store, conversationId, userId);
+      const limit = q.limit ?? 50;
+      const rows = await store.messages.page(conversationId, {
+        before: q.before,
+        after: q.after,
+        limit: limit + 1,
+      });
+      // One extra row tells whether more lie beyond the page, on the side the page moves towards.
+      const hasMore = rows.length > limit;
+      const page =
+        q.after !== undefined && q.before === undefined
+          ? rows.slice(0, limit)
+          : rows.slice(rows.length - Math.min(rows.length, limit));
+      await delivered(conversationId, me, page);
+      const participants = await store.conversations.participants(conversationId);
+      return { items: await views(page, participants), has_more: hasMore };
+    },
+
+    async events(conversationId: string, userId: string, after: number, limit: number) {
+      const { conversation, me } = await requireMember(store, conversationId, userId);
+      const rows = await store.messages.events(conversationId, after, limit + 1);
+      const page = rows.slice(0, limit);
+      await delivered(conversationId, me, page);
+      const participants = await store.conversations.participants(conversationId);
+      return {
+        items: await views(page, participants),
+        last_seq: conversation.last_seq,
+        has_more: rows.length > limit,
+      };
+    },
+
+    async markRead(conversationId: string, userId: string, seq: number) {
+      const { conversation } = await requireMember(store, conversationId, userId);
+      const target = Math.min(seq, conversation.last_seq);
+      const updated = await store.conversations.markRead(conversationId, userId, target, clock.now());
+      if (!updated) throw new AppError("not_found", "conversation not found");
+      hub.publish({
+        kind: "receipt.read",
+        conversation_id: conversationId,
+        seq: 0,
+        user_id: userId,
+        last_read_seq: updated.last_read_seq,
+      });
+      return { last_read_seq: updated.last_read_seq };
+    },
+
+    async receipts(messageId: string, userId: string) {
+      const { message } = await requireMessage(store, messageId, userId);
+      const participants = await store.conversations.participants(message.conversation_id);
+      const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+      return {
+        items: participants
+          .filter((p) => p.user_id !== message.sender_id)
+          .map((p) => ({
+            user_id: p.user_id,
+            delivered_at: p.delivered_seq >= message.seq ? iso(p.delivered_at) : null,
+            read_at: p.last_read_seq >= message.seq ? iso(p.read_at) : null,
+          })),
+      };
+    },
+
+    async search(conversationId: string, userId: string, q: string, limit: number) {
+      const { conversation } = await requireMember(store, conversationId, userId);
+      if (conversation.encrypted)
+        throw new AppError(
+          "conversation_encrypted",
+          "encrypted conversations cannot be searched on the server",
+        );
+      const participants = await store.conversations.participants(conversationId);
+      return { items: await views(await store.messages.search(conversationId, q, limit), participants) };
+    },
+  };
+}

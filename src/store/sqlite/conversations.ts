@@ -1,0 +1,134 @@
+// Conversations and their members on SQLite.
+
+import type { Database } from "bun:sqlite";
+import {
+  type ConversationPatch,
+  type ConversationRecord,
+  type ConversationsRepo,
+  DuplicateError,
+  type ParticipantRecord,
+} from "../types.ts";
+import { bind } from "./schema.ts";
+
+type ConversationRow = Omit<ConversationRecord, "encrypted"> & { encrypted: number };
+
+const toConversation = (row: ConversationRow | null): ConversationRecord | null =>
+  row ? { ...row, encrypted: row.encrypted === 1 } : null;
+
+export function sqliteConversations(db: Database): ConversationsRepo {
+  const insert = db.query(
+    `INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
+       last_activity, last_seq, message_count, created_by, created_at, updated_at)
+     VALUES ($id, $name, $topic, $conversation_type, $encrypted, $dm_key, $last_message_id,
+       $last_activity, $last_seq, $message_count, $created_by, $created_at, $updated_at)`,
+  );
+  const insertParticipant = db.query(
+    `INSERT INTO participants (conversation_id, user_id, role, joined_at, last_read_seq, delivered_seq,
+       delivered_at, read_at)
+     VALUES ($conversation_id, $user_id, $role, $joined_at, $last_read_seq, $delivered_seq, $delivered_at, $read_at)
+     ON CONFLICT DO NOTHING`,
+  );
+  const byId = db.query<ConversationRow, [string]>("SELECT * FROM conversations WHERE id = ?");
+  const byDmKey = db.query<ConversationRow, [string]>("SELECT * FROM conversations WHERE dm_key = ?");
+  const listFirst = db.query<ConversationRow, [string, number]>(
+    `SELECT c.* FROM participants p JOIN conversations c ON c.id = p.conversation_id
+     WHERE p.user_id = ? ORDER BY c.last_activity DESC, c.id DESC LIMIT ?`,
+  );
+  const listAfter = db.query<ConversationRow, [string, number, number, string, number]>(
+    `SELECT c.* FROM participants p JOIN conversations c ON c.id = p.conversation_id
+     WHERE p.user_id = ? AND (c.last_activity < ? OR (c.last_activity = ? AND c.id < ?))
+     ORDER BY c.last_activity DESC, c.id DESC LIMIT ?`,
+  );
+  const participants = db.query<ParticipantRecord, [string]>(
+    "SELECT * FROM participants WHERE conversation_id = ? ORDER BY joined_at, user_id",
+  );
+  const participant = db.query<ParticipantRecord, [string, string]>(
+    "SELECT * FROM participants WHERE conversation_id = ? AND user_id = ?",
+  );
+  const setRole = db.query<ParticipantRecord, [string, string, string]>(
+    "UPDATE participants SET role = ? WHERE conversation_id = ? AND user_id = ? RETURNING *",
+  );
+  const removeParticipant = db.query("DELETE FROM participants WHERE conversation_id = ? AND user_id = ?");
+  // SET expressions all see the old row, so the CASE compares against the value before the update.
+  const markRead = db.query<ParticipantRecord, [number, number, string, string]>(
+    `UPDATE participants SET
+       read_at = CASE WHEN ?1 > last_read_seq THEN ?2 ELSE read_at END,
+       delivered_at = CASE WHEN ?1 > delivered_seq THEN ?2 ELSE delivered_at END,
+       last_read_seq = MAX(last_read_seq, ?1),
+       delivered_seq = MAX(delivered_seq, ?1)
+     WHERE conversation_id = ?3 AND user_id = ?4 RETURNING *`,
+  );
+  const markDelivered = db.query<ParticipantRecord, [number, number, string, string]>(
+    `UPDATE participants SET
+       delivered_at = CASE WHEN ?1 > delivered_seq THEN ?2 ELSE delivered_at END,
+       delivered_seq = MAX(delivered_seq, ?1)
+     WHERE conversation_id = ?3 AND user_id = ?4 RETURNING *`,
+  );
+
+  const create = db.transaction((conversation: ConversationRecord, members: ParticipantRecord[]) => {
+    insert.run(bind({ ...conversation, encrypted: conversation.encrypted ? 1 : 0 }));
+    for (const p of members) insertParticipant.run(bind(p));
+  });
+  const remove = db.transaction((id: string) => {
+    db.query("DELETE FROM messages WHERE conversation_id = ?").run(id);
+    db.query("DELETE FROM participants WHERE conversation_id = ?").run(id);
+    db.query("DELETE FROM conversations WHERE id = ?").run(id);
+  });
+
+  return {
+    async create(conversation, members) {
+      try {
+        create(conversation, members);
+      } catch (err) {
+        if (err instanceof Error && err.message.includes("conversations.dm_key"))
+          throw new DuplicateError("dm");
+        throw err;
+      }
+    },
+    async byId(id) {
+      return toConversation(byId.get(id));
+    },
+    async byDmKey(key) {
+      return toConversation(byDmKey.get(key));
+    },
+    async listForUser(userId, limit, before) {
+      const rows = before
+        ? listAfter.all(userId, before.last_activity, before.last_activity, before.id, limit)
+        : listFirst.all(userId, limit);
+      return rows.map((r) => toConversation(r) as ConversationRecord);
+    },
+    async update(id, patch: ConversationPatch) {
+      const fields = (["name", "topic", "updated_at"] as const).filter((f) => patch[f] !== undefined);
+      const values: Record<string, string | number | null> = { id };
+      for (const f of fields) values[f] = patch[f] ?? null;
+      db.query(`UPDATE conversations SET ${fields.map((f) => `${f} = $${f}`).join(", ")} WHERE id = $id`).run(
+        values,
+      );
+      return toConversation(byId.get(id));
+    },
+    async delete(id) {
+      remove(id);
+    },
+    async participants(conversationId) {
+      return participants.all(conversationId);
+    },
+    async participant(conversationId, userId) {
+      return participant.get(conversationId, userId);
+    },
+    async addParticipant(p) {
+      return insertParticipant.run(bind(p)).changes === 1;
+    },
+    async setRole(conversationId, userId, role) {
+      return setRole.get(role, conversationId, userId);
+    },
+    async removeParticipant(conversationId, userId) {
+      return removeParticipant.run(conversationId, userId).changes === 1;
+    },
+    async markRead(conversationId, userId, seq, now) {
+      return markRead.get(seq, now, conversationId, userId);
+    },
+    async markDelivered(conversationId, userId, seq, now) {
+      return markDelivered.get(seq, now, conversationId, userId);
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// The conversation log on SQLite: seq allocation, idempotent append, versioned changes, history
+// pages, catch-up events and full-text search (FTS5).
+
+import type { Database } from "bun:sqlite";
+import type { AppendResult, MessageRecord, MessagesRepo } from "../types.ts";
+import { bind } from "./schema.ts";
+
+type MessageRow = Omit<MessageRecord, "attachments" | "reactions" | "envelope" | "deleted"> & {
+  attachments: string;
+  reactions: string;
+  envelope: string | null;
+  deleted: number;
+};
+
+const toMessage = (row: MessageRow): MessageRecord => ({
+  ...row,
+  attachments: JSON.parse(row.attachments),
+  reactions: JSON.parse(row.reactions),
+  envelope: row.envelope === null ? null : JSON.parse(row.envelope),
+  deleted: row.deleted === 1,
+});
+
+const toRow = (m: MessageRecord) =>
+  bind({
+    ...m,
+    attachments: JSON.stringify(m.attachments),
+    reactions: JSON.stringify(m.reactions),
+    envelope: m.envelope === null ? null : JSON.stringify(m.envelope),
+    deleted: m.deleted ? 1 : 0,
+  });
+
+/** Turns user text into an FTS5 query of quoted terms (all must match), so no input is syntax. */
+export function ftsQuery(text: string): string | null {
+  const terms = text.match(/[\p{L}\p{N}_]+/gu);
+  if (!terms) return null;
+  return terms
+    .slice(0, 16)
+    .map((t) => `"${t}"`)
+    .join(" ");
+}
+
+export function sqliteMessages(db: Database): MessagesRepo {
+  const COLUMNS =
+    "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
+    "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
+  const insert = db.query(
+    `INSERT INTO messages (${COLUMNS}) VALUES (${COLUMNS.split(", ")
+      .map((c) => `$${c}`)
+      .join(", ")})`,
+  );
+  const byClientId = db.query<MessageRow, [string, string, string]>(
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
+  );
+  const allocate = db.query<{ last_seq: number }, [string, number, number, string]>(
+    `UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + ?2,
+       last_activity = MAX(last_activity, ?3),
+       last_message_id = CASE WHEN ?2 = 1 THEN ?4 ELSE last_message_id END
+     WHERE id = ?1 RETURNING last_seq`,
+  );
+  const byId = db.query<MessageRow, [string]>(`SELECT ${COLUMNS} FROM messages WHERE id = ?`);
+  const latest = db.query<MessageRow, [string, number]>(
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`,
+  );
+  const before = db.query<MessageRow, [string, number, number]>(
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+  );
+  const after = db.query<MessageRow, [string, number, number]>(
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
+  );
+  const between = db.query<MessageRow, [string, number, number, number]>(
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`,
+  );
+  const events = db.query<MessageRow, [string, number, number]>(
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND version_seq > ? ORDER BY version_seq ASC LIMIT ?`,
+  );
+  const search = db.query<MessageRow, [string, string, number]>(
+    `SELECT ${COLUMNS.split(", ")
+      .map((c) => `m.${c}`)
+      .join(", ")}
+     FROM messages_fts f JOIN messages m ON m.rowid = f.rowid
+     WHERE messages_fts MATCH ? AND m.conversation_id = ? AND m.deleted = 0
+     ORDER BY bm25(messages_fts) LIMIT ?`,
+  );
+
+  const update = db.query(
+    `UPDATE messages SET content = $content, attachments = $attachments, reactions = $reactions,
+       edited_at = $edited_at, deleted = $deleted, updated_at = $updated_at, version_seq = $version_seq
+     WHERE id = $id`,
+  );
+
+  const countUnread = db.query<{ n: number }, [string, number, string]>(
+    `SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ? AND seq > ? AND sender_id != ?
+       AND deleted = 0 AND message_type != 'system'`,
+  );
+
+  const append = db.transaction((draft: Omit<MessageRecord, "seq" | "version_seq">): AppendResult => {
+    if (draft.client_msg_id !== null) {
+      const existing = byClientId.get(draft.conversation_id, draft.sender_id, draft.client_msg_id);
+      if (existing) return { status: "duplicate", message: toMessage(existing) };
+    }
+    const allocated = allocate.get(draft.conversation_id, 1, draft.created_at, draft.id);
+    if (!allocated) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
+    const message: MessageRecord = { ...draft, seq: allocated.last_seq, version_seq: allocated.last_seq };
+    insert.run(toRow(message));
+    return { status: "created", message };
+  }).immediate;
+
+  const change = db.transaction(
+    (id: string, patch: Parameters<MessagesRepo["change"]>[1]): MessageRecord | null => {
+      const row = byId.get(id);
+      if (!row) return null;
+      const allocated = allocate.get(row.conversation_id, 0, patch.updated_at, id);
+      if (!allocated) return null;
+      const next: MessageRecord = { ...toMessage(row), ...patch, version_seq: allocated.last_seq };
+      update.run({
+        id,
+        content: next.content,
+        attachments: JSON.stringify(next.attachments),
+        reactions: JSON.stringify(next.reactions),
+        edited_at: next.edited_at,
+        deleted: next.deleted ? 1 : 0,
+        updated_at: next.updated_at,
+        version_seq: next.version_seq,
+      });
+      return next;
+    },
+  ).immediate;
+
+  return {
+    async append(draft) {
+      return append(draft);
+    },
+    async change(id, patch) {
+      return change(id, patch);
+    },
+    async byId(id) {
+      const row = byId.get(id);
+      return row ? toMessage(row) : null;
+    },
+    async page(conversationId, { before: b, after: a, limit }) {
+      if (a !== undefined && b !== undefined) return between.all(conversationId, a, b, limit).map(toMessage);
+      if (a !== undefined) return after.all(conversationId, a, limit).map(toMessage);
+      const rows = b !== undefined ? before.all(conversationId, b, limit) : latest.all(conversationId, limit);
+      return rows.reverse().map(toMessage);
+    },
+    async events(conversationId, afterSeq, limit) {
+      return events.all(conversationId, afterSeq, limit).map(toMessage);
+    },
+    async countUnread(conversationId, afterSeq, userId) {
+      return countUnread.get(conversationId, afterSeq, userId)?.n ?? 0;
+    },
+    async search(conversationId, text, limit) {
+      const query = ftsQuery(text);
+      if (!query) return [];
+      return search.all(query, conversationId, limit).map(toMessage);
+    },
+  };
+}

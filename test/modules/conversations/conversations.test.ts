@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import type { ConversationEvent } from "../../../src/realtime/hub.ts";
+import { call, type Harness, harness, signup } from "../../helpers.ts";
+
+let h: Harness;
+type User = Awaited<ReturnType<typeof signup>>;
+let alice: User;
+let bob: User;
+let carol: User;
+beforeAll(async () => {
+  h = await harness();
+  [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+});
+afterAll(() => h.close());
+
+const create = (token: string, body: Record<string, unknown>) => call(h.app, "POST", "/api/conversations", { token, body });
+
+describe("creating conversations", () => {
+  it("creates a group with the creator as owner: 201 with the full shape", async () => {
+    const res = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id], name: "Team", topic: "plans" });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({
+      name: "Team",
+      topic: "plans",
+      conversation_type: "group",
+      encrypted: false,
+      last_seq: 0,
+      message_count: 0,
+      last_message_id: null,
+      created_by: alice.id,
+      unread_count: 0,
+    });
+    expect(res.body.participant_ids.sort()).toEqual([alice.id, bob.id, carol.id].sort());
+    const roles = Object.fromEntries(res.body.participants.map((p: { user_id: string; role: string }) => [p.user_id, p.role]));
+    expect(roles).toEqual({ [alice.id]: "owner", [bob.id]: "member", [carol.id]: "member" });
+  });
+
+  it("returns the existing dm with 200 when it is opened again, from either side", async () => {
+    const first = await create(alice.token, { conversation_type: "dm", participant_ids: [carol.id] });
+    expect(first.status).toBe(201);
+    const again = await create(carol.token, { conversation_type: "dm", participant_ids: [alice.id, carol.id] });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+  });
+
+  it.each([
+    [[], "no other participant"],
+    [["SELF"], "only the creator"],
+    [["BOB", "CAROL"], "three people"],
+  ])("refuses a dm with %p (%s): 422", async (ids) => {
+    const map: Record<string, string> = { SELF: alice.id, BOB: bob.id, CAROL: carol.id };
+    const res = await create(alice.token, { conversation_type: "dm", participant_ids: ids.map((i) => map[i]) });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+  });
+
+  it("refuses unknown participant ids with 422 validation_failed", async () => {
+    const res = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, "00000000000000000000"] });
+    expect(res.status).toBe(422);
+    expect(res.body.error.field).toBe("participant_ids");
+  });
+
+  it("refuses a bad conversation_type with 422", async () => {
+    const res = await create(alice.token, { conversation_type: "room", participant_ids: [bob.id] });
+    expect(res.status).toBe(422);
+  });
+});
+
+describe("listing, reading, updating, deleting", () => {
+  it("lists the caller's conversations, most recent activity first, with a cursor", async () => {
+    const dave = await signup(h.app);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(1000);
+      const res = await create(dave.token, { conversation_type: "group", participant_ids: [bob.id], name: `g${i}` });
+      ids.push(res.body.id);
+    }
+    h.clock.advance(1000);
+    await call(h.app, "POST", `/api/conversations/${ids[1]}/messages`, { token: dave.token, body: { content: "bump" } });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const url: string = `/api/conversations?limit=2${cursor ? `&cursor=${cursor}` : ""}`;
+      const res = await call(h.app, "GET", url, { token: dave.token });
+      expect(res.status).toBe(200);
+      seen.push(...res.body.items.map((c: { id: string }) => c.id));
+      cursor = res.body.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual([1, 4, 3, 2, 0].map((i) => ids[i] as string));
+  });
+
+  it("counts unread messages from others for the caller", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    for (const content of ["one", "two", "three"]) {
+      await call(h.app, "POST", `/api/conversations/${g.body.id}/messages`, { token: alice.token, body: { content } });
+    }
+    const forBob = await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: bob.token });
+    expect(forBob.body.unread_count).toBe(3);
+    const forAlice = await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token });
+    expect(forAlice.body.unread_count).toBe(0);
+    await call(h.app, "POST", `/api/conversations/${g.body.id}/read`, { token: bob.token, body: { seq: 2 } });
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: bob.token })).body.unread_count).toBe(1);
+  });
+
+  it("renames (owner or admin), records it as a system message and publishes conversation.updated", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    const events: ConversationEvent[] = [];
+    const off = h.deps.hub.subscribe(g.body.id, (e) => events.push(e));
+    const res = await call(h.app, "PUT", `/api/conversations/${g.body.id}`, { token: alice.token, body: { name: "Renamed", topic: "t" } });
+    off();
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ name: "Renamed", topic: "t", last_seq: 1 });
+    expect(events.map((e) => e.kind)).toEqual(["conversation.updated"]);
+    const history = await call(h.app, "GET", `/api/conversations/${g.body.id}/messages`, { token: bob.token });
+    expect(history.body.items[0].message_type).toBe("system");
+    expect(JSON.parse(history.body.items[0].content)).toMatchObject({ event: "conversation.updated" });
+  });
+
+  it("deletes a group (owner only) and a dm (either member)", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    expect((await call(h.app, "DELETE", `/api/conversations/${g.body.id}`, { token: bob.token })).status).toBe(403);
+    expect((await call(h.app, "DELETE", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(204);
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(404);
+    const dm = await create(bob.token, { conversation_type: "dm", participant_ids: [carol.id] });
+    expect((await call(h.app, "DELETE", `/api/conversations/${dm.body.id}`, { token: carol.token })).status).toBe(204);
+  });
+});
+
+describe("participants", () => {
+  it("adds (201, system message, event) and refuses duplicates (409) and unknown users (422)", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    const res = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, { token: alice.token, body: { user_id: carol.id } });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ user_id: carol.id, role: "member", last_read_seq: 0 });
+    const again = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, { token: alice.token, body: { user_id: carol.id } });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("already_member");
+    const ghost = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, {
+      token: alice.token,
+      body: { user_id: "00000000000000000000" },
+    });
+    expect(ghost.status).toBe(422);
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: carol.token })).status).toBe(200);
+  });
+
+  it("keeps a dm's participants fixed: 422 dm_participants_fixed", async () => {
+    const dm = await create(alice.token, { conversation_type: "dm", participant_ids: [bob.id] });
+    const res = await call(h.app, "POST", `/api/conversations/${dm.body.id}/participants`, { token: alice.token, body: { user_id: carol.id } });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("dm_participants_fixed");
+  });
+
+  it("lets anyone leave, but not the last owner until ownership is handed over", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id] });
+    const path = (u: string) => `/api/conversations/${g.body.id}/participants/${u}`;
+    expect((await call(h.app, "DELETE", path(carol.id), { token: carol.token })).status).toBe(204);
+    const stuck = await call(h.app, "DELETE", path(alice.id), { token: alice.token });
+    expect(stuck.status).toBe(409);
+    expect(stuck.body.error.code).toBe("last_owner");
+    const handover = await call(h.app, "PUT", path(bob.id), { token: alice.token, body: { role: "owner" } });
+    expect(handover.status).toBe(200);
+    expect(handover.body.role).toBe("owner");
+    expect((await call(h.app, "DELETE", path(alice.id), { token: alice.token })).status).toBe(204);
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(404);
+  });
+
+  it("lets an admin remove a member but not an owner", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id] });
+    await call(h.app, "PUT", `/api/conversations/${g.body.id}/participants/${bob.id}`, { token: alice.token, body: { role: "admin" } });
+    const path = (u: string) => `/api/conversations/${g.body.id}/participants/${u}`;
+    expect((await call(h.app, "DELETE", path(alice.id), { token: bob.token })).status).toBe(403);
+    expect((await call(h.app, "DELETE", path(carol.id), { token: bob.token })).status).toBe(204);
+    expect((await call(h.app, "DELETE", path(carol.id), { token: bob.token })).status).toBe(404);
+  });
+});

@@ -1,0 +1,279 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import type { ConversationEvent } from "../../../src/realtime/hub.ts";
+import { call, type Harness, harness, signup } from "../../helpers.ts";
+
+let h: Harness;
+type User = Awaited<ReturnType<typeof signup>>;
+let alice: User;
+let bob: User;
+let carol: User;
+beforeAll(async () => {
+  h = await harness({ MAX_MESSAGE_LENGTH: "100" });
+  [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+});
+afterAll(() => h.close());
+
+async function group(owner = alice, members = [bob, carol], type = "group") {
+  const res = await call(h.app, "POST", "/api/conversations", {
+    token: owner.token,
+    body: { conversation_type: type, participant_ids: members.map((m) => m.id) },
+  });
+  return res.body.id as string;
+}
+const send = (token: string, id: string, body: Record<string, unknown>) =>
+  call(h.app, "POST", `/api/conversations/${id}/messages`, { token, body });
+
+describe("sending", () => {
+  it("stores a message with the next seq and publishes message.created", async () => {
+    const id = await group();
+    const events: ConversationEvent[] = [];
+    const off = h.deps.hub.subscribe(id, (e) => events.push(e));
+    const first = await send(alice.token, id, { content: "hello" });
+    const second = await send(bob.token, id, { content: "hi", reply_to: first.body.id });
+    off();
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ seq: 1, version_seq: 1, content: "hello", message_type: "text", sender_id: alice.id, status: "sent", deleted: false });
+    expect(second.body).toMatchObject({ seq: 2, reply_to: first.body.id });
+    expect(events.map((e) => [e.kind, e.seq])).toEqual([["message.created", 1], ["message.created", 2]]);
+  });
+
+  it("is idempotent by client_msg_id: 200 and the same message, nothing stored twice", async () => {
+    const id = await group();
+    const a = await send(alice.token, id, { content: "once", client_msg_id: "c-1" });
+    const b = await send(alice.token, id, { content: "once", client_msg_id: "c-1" });
+    expect(a.status).toBe(201);
+    expect(b.status).toBe(200);
+    expect(b.body.id).toBe(a.body.id);
+    const other = await send(bob.token, id, { content: "mine", client_msg_id: "c-1" });
+    expect(other.status).toBe(201);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    expect(page.body.items.map((m: { seq: number }) => m.seq)).toEqual([1, 2]);
+  });
+
+  it("gives concurrent senders gap-free, duplicate-free seqs", async () => {
+    const id = await group();
+    const senders = [alice, bob, carol];
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => send((senders[i % 3] as User).token, id, { content: `m${i}`, client_msg_id: `k${i}` })),
+    );
+    const seqs = results.map((r) => r.body.seq).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+  });
+
+  it.each([
+    [{ content: "" }, "empty"],
+    [{ content: "   " }, "blank"],
+    [{ content: "x".repeat(101) }, "over MAX_MESSAGE_LENGTH"],
+    [{ content: "a\u0000b" }, "a NUL byte"],
+    [{ content: "\ud800" }, "a lone surrogate (not UTF-8)"],
+    [{ content: "hi", reply_to: "00000000000000000000" }, "a reply to nothing"],
+    [{ content: "hi", message_type: "system" }, "a system type"],
+  ])("refuses %p (%s) with 422", async (body) => {
+    const id = await group();
+    const res = await send(alice.token, id, body);
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+  });
+
+  it("counts the limit in bytes: 100 bytes of multi-byte text pass, 101 fail", async () => {
+    const id = await group();
+    expect((await send(alice.token, id, { content: "é".repeat(50) })).status).toBe(201);
+    expect((await send(alice.token, id, { content: `${"é".repeat(50)}x` })).status).toBe(422);
+  });
+
+  it("refuses invalid UTF-8 bytes in the body with 422", async () => {
+    const id = await group();
+    const body = new Uint8Array([...new TextEncoder().encode('{"content":"'), 0xff, 0xfe, ...new TextEncoder().encode('"}')]);
+    const res = await h.app.handle(
+      new Request(`http://localhost/api/conversations/${id}/messages`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${alice.token}`, "content-type": "application/json" },
+        body,
+      }),
+    );
+    expect(res.status).toBe(422);
+  });
+
+  it("rejects a reply_to from another conversation", async () => {
+    const one = await group();
+    const two = await group();
+    const m = await send(alice.token, one, { content: "there" });
+    expect((await send(alice.token, two, { content: "re", reply_to: m.body.id })).status).toBe(422);
+  });
+
+  it("lets only owners and admins post in a channel: 403 forbidden for members", async () => {
+    const id = await group(alice, [bob], "channel");
+    expect((await send(alice.token, id, { content: "news" })).status).toBe(201);
+    const res = await send(bob.token, id, { content: "me too" });
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe("forbidden");
+  });
+});
+
+describe("history", () => {
+  it("pages ascending by seq with exclusive before/after bounds and has_more", async () => {
+    const id = await group();
+    for (let i = 1; i <= 7; i++) await send(alice.token, id, { content: `m${i}` });
+    const get = async (q: string) => (await call(h.app, "GET", `/api/conversations/${id}/messages?${q}`, { token: bob.token })).body;
+    const seqs = (b: { items: { seq: number }[] }) => b.items.map((m) => m.seq);
+    const latest = await get("limit=3");
+    expect(seqs(latest)).toEqual([5, 6, 7]);
+    expect(latest.has_more).toBe(true);
+    expect(seqs(await get("before=5&limit=3"))).toEqual([2, 3, 4]);
+    const oldest = await get("before=3&limit=3");
+    expect(seqs(oldest)).toEqual([1, 2]);
+    expect(oldest.has_more).toBe(false);
+    const after = await get("after=2&limit=3");
+    expect(seqs(after)).toEqual([3, 4, 5]);
+    expect(after.has_more).toBe(true);
+    expect(seqs(await get("after=2&before=5"))).toEqual([3, 4]);
+  });
+
+  it("refuses a limit over 200 or a negative bound with 422", async () => {
+    const id = await group();
+    for (const q of ["limit=201", "limit=0", "before=-1", "after=x"]) {
+      const res = await call(h.app, "GET", `/api/conversations/${id}/messages?${q}`, { token: bob.token });
+      expect({ q, status: res.status }).toEqual({ q, status: 422 });
+    }
+  });
+});
+
+describe("edits, deletes and reactions", () => {
+  it("edits (sender only), stamping edited_at and a new version_seq", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "draft" });
+    const other = await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: bob.token, body: { content: "hack" } });
+    expect(other.status).toBe(403);
+    const res = await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: alice.token, body: { content: "final" } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ content: "final", seq: 1, version_seq: 2 });
+    expect(res.body.edited_at).not.toBeNull();
+    expect((await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: alice.token, body: { content: "" } })).status).toBe(422);
+  });
+
+  it("deletes as a tombstone (sender or owner/admin), and a deleted message cannot be edited: 409", async () => {
+    const id = await group();
+    const m = await send(bob.token, id, { content: "oops", attachments: [{ file_id: "f1", file_name: "a.png", file_size: 3, mime_type: "image/png" }] });
+    expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: carol.token })).status).toBe(403);
+    expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: alice.token })).status).toBe(204);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items[0]).toMatchObject({ id: m.body.id, deleted: true, content: "", attachments: [], version_seq: 2 });
+    const edit = await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: bob.token, body: { content: "again" } });
+    expect(edit.status).toBe(409);
+    expect(edit.body.error.code).toBe("message_deleted");
+  });
+
+  it("adds a reaction once (201, then 200) and removes it by URL-encoded emoji (204)", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "react to me" });
+    const events: ConversationEvent[] = [];
+    const off = h.deps.hub.subscribe(id, (e) => events.push(e));
+    const add = () => call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, { token: bob.token, body: { emoji: "👍🏽" } });
+    expect((await add()).status).toBe(201);
+    expect((await add()).status).toBe(200);
+    const del = await call(h.app, "DELETE", `/api/messages/${m.body.id}/reactions/${encodeURIComponent("👍🏽")}`, { token: bob.token });
+    expect(del.status).toBe(204);
+    off();
+    expect(events.map((e) => e.kind)).toEqual(["reaction.added", "reaction.removed"]);
+    expect(events.map((e) => e.seq)).toEqual([2, 3]);
+  });
+
+  it.each([[""], ["two words"], ["x".repeat(33)]])("refuses the emoji %p with 422", async (emoji) => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "hi" });
+    const res = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, { token: bob.token, body: { emoji } });
+    expect(res.status).toBe(422);
+  });
+});
+
+describe("catch-up events", () => {
+  it("answers every change after a position, in version_seq order, tombstones included", async () => {
+    const id = await group();
+    const m1 = await send(alice.token, id, { content: "one" });
+    const m2 = await send(alice.token, id, { content: "two" });
+    const m3 = await send(bob.token, id, { content: "three" });
+    // Position: bob saw up to seq 3. Then: edit m1, delete m2, react to m3, a new m4.
+    await call(h.app, "PUT", `/api/messages/${m1.body.id}`, { token: alice.token, body: { content: "one!" } });
+    await call(h.app, "DELETE", `/api/messages/${m2.body.id}`, { token: alice.token });
+    await call(h.app, "POST", `/api/messages/${m3.body.id}/reactions`, { token: alice.token, body: { emoji: "🎉" } });
+    const m4 = await send(carol.token, id, { content: "four" });
+    const res = await call(h.app, "GET", `/api/conversations/${id}/events?after=3`, { token: bob.token });
+    expect(res.status).toBe(200);
+    expect(res.body.last_seq).toBe(7);
+    expect(res.body.has_more).toBe(false);
+    expect(res.body.items.map((m: { id: string; version_seq: number }) => [m.id, m.version_seq])).toEqual([
+      [m1.body.id, 4],
+      [m2.body.id, 5],
+      [m3.body.id, 6],
+      [m4.body.id, 7],
+    ]);
+    expect(res.body.items[0].content).toBe("one!");
+    expect(res.body.items[1].deleted).toBe(true);
+    expect(res.body.items[2].reactions).toEqual([{ user_id: alice.id, emoji: "🎉" }]);
+    const paged = await call(h.app, "GET", `/api/conversations/${id}/events?after=3&limit=2`, { token: bob.token });
+    expect(paged.body.items).toHaveLength(2);
+    expect(paged.body.has_more).toBe(true);
+  });
+});
+
+describe("read state and receipts", () => {
+  it("moves last_read_seq forward only, and never past the log", async () => {
+    const id = await group();
+    for (let i = 0; i < 3; i++) await send(alice.token, id, { content: `m${i}` });
+    const read = (seq: number) => call(h.app, "POST", `/api/conversations/${id}/read`, { token: bob.token, body: { seq } });
+    expect((await read(2)).body).toEqual({ last_read_seq: 2 });
+    expect((await read(1)).body).toEqual({ last_read_seq: 2 });
+    expect((await read(99)).body).toEqual({ last_read_seq: 3 });
+    expect((await read(-1)).status).toBe(422);
+  });
+
+  it("reports sent, then delivered once every other member fetched it, then read", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "status?" });
+    const status = async () =>
+      (await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token })).body.items[0].status;
+    expect(m.body.status).toBe("sent");
+    await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(await status()).toBe("sent");
+    await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: carol.token });
+    expect(await status()).toBe("delivered");
+    await call(h.app, "POST", `/api/conversations/${id}/read`, { token: bob.token, body: { seq: 1 } });
+    await call(h.app, "POST", `/api/conversations/${id}/read`, { token: carol.token, body: { seq: 1 } });
+    expect(await status()).toBe("read");
+    const receipts = await call(h.app, "GET", `/api/messages/${m.body.id}/receipts`, { token: alice.token });
+    expect(receipts.status).toBe(200);
+    expect(receipts.body.items).toHaveLength(2);
+    for (const r of receipts.body.items) {
+      expect(r.delivered_at).not.toBeNull();
+      expect(r.read_at).not.toBeNull();
+    }
+  });
+});
+
+describe("search", () => {
+  it("finds live messages by words, best match first, ignoring deleted ones", async () => {
+    const id = await group();
+    await send(alice.token, id, { content: "the quarterly budget review" });
+    await send(bob.token, id, { content: "lunch?" });
+    const gone = await send(bob.token, id, { content: "budget leak" });
+    await send(carol.token, id, { content: "budget budget budget review" });
+    await call(h.app, "DELETE", `/api/messages/${gone.body.id}`, { token: bob.token });
+    const res = await call(h.app, "GET", `/api/conversations/${id}/messages/search?q=${encodeURIComponent("Budget review")}`, { token: carol.token });
+    expect(res.status).toBe(200);
+    expect(res.body.items.map((m: { content: string }) => m.content).sort()).toEqual(
+      ["budget budget budget review", "the quarterly budget review"].sort(),
+    );
+    const odd = await call(h.app, "GET", `/api/conversations/${id}/messages/search?q=${encodeURIComponent('"budget AND (')}`, { token: carol.token });
+    expect(odd.status).toBe(200);
+  });
+
+  it("refuses to search an encrypted conversation: 422 conversation_encrypted", async () => {
+    const res = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "group", participant_ids: [bob.id], encrypted: true },
+    });
+    const search = await call(h.app, "GET", `/api/conversations/${res.body.id}/messages/search?q=x`, { token: alice.token });
+    expect(search.status).toBe(422);
+    expect(search.body.error.code).toBe("conversation_encrypted");
+  });
+});

@@ -248,6 +248,13 @@ export interface ConversationsRepo {
   ): Promise<ParticipantRecord | null>;
 }
 
+export type MessagePatch = Partial<
+  Pick<MessageRecord, "content" | "attachments" | "reactions" | "edited_at" | "deleted">
+> & {
+  updated_at: number;
+};
+export type MessageChange = MessagePatch | ((current: MessageRecord) => MessagePatch | null);
+
 export interface MessagesRepo {
   /**
    * Allocates the conversation's next seq atomically and stores the message built for it (seq and
@@ -257,15 +264,12 @@ export interface MessagesRepo {
    */
   append(message: Omit<MessageRecord, "seq" | "version_seq">): Promise<AppendResult>;
   /**
-   * Allocates the next seq as the message's version_seq and applies `patch` in the same atomic step
-   * (edit, delete, reaction change). Null when the message does not exist.
+   * Allocates the next seq as the message's version_seq and applies the change in the same atomic step
+   * (edit, delete, reaction change). A function computes the patch from the current record, so that
+   * read-modify-write (reactions, "not if deleted") cannot lose a concurrent change; it returns null to
+   * change nothing (no seq is taken). Answers the resulting record; null when the message does not exist.
    */
-  change(
-    id: string,
-    patch: Partial<Pick<MessageRecord, "content" | "attachments" | "reactions" | "edited_at" | "deleted">> & {
-      updated_at: number;
-    },
-  ): Promise<MessageRecord | null>;
+  change(id: string, change: MessageChange): Promise<MessageRecord | null>;
   byId(id: string): Promise<MessageRecord | null>;
   /** Ascending by seq. before/after are exclusive bounds; with neither, the latest `limit`. */
   page(

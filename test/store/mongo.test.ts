@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { MongoClient } from "mongodb";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
 import { storeContract } from "./contract.ts";
+import { conversationsContract } from "./conversations-contract.ts";
 
 const url = process.env.MONGODB_URL;
 const dbName = `parley_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
@@ -33,6 +34,10 @@ describe.skipIf(!url)("MongoDB store", () => {
   const serverUrl = url ?? ""; // this body runs even when skipped; its tests do not
   // One database per run, emptied before each test: every test starts from a store with nothing in it.
   storeContract("mongo", async () => {
+    await (await adminClient(serverUrl)).db(dbName).dropDatabase();
+    return openMongoStore(serverUrl, dbName);
+  });
+  conversationsContract("mongo conversations", async () => {
     await (await adminClient(serverUrl)).db(dbName).dropDatabase();
     return openMongoStore(serverUrl, dbName);
   });
@@ -68,6 +73,23 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     ]);
     expect(await indexes("login_failures")).toEqual([plain("_id_"), plain("key_1_at_1")]);
     expect(await indexes("lockouts")).toEqual([plain("_id_"), unique("key_1")]);
+    const sorted = (list: { name: string; unique: boolean; ttl: null }[]) =>
+      list.sort((a, b) => a.name.localeCompare(b.name));
+    expect(await indexes("conversations")).toEqual(
+      sorted([plain("_id_"), unique("dm_key_1"), plain("last_activity_-1__id_-1")]),
+    );
+    expect(await indexes("participants")).toEqual(
+      sorted([plain("_id_"), unique("conversation_id_1_user_id_1"), plain("user_id_1_conversation_id_1")]),
+    );
+    expect(await indexes("messages")).toEqual(
+      sorted([
+        plain("_id_"),
+        unique("conversation_id_1_seq_1"),
+        plain("conversation_id_1_version_seq_1"),
+        unique("conversation_id_1_sender_id_1_client_msg_id_1"),
+        plain("content_text"),
+      ]),
+    );
   });
 
   it("stores a magic link's expires_at as a Date, the only type a TTL index expires", async () => {

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { storeContract } from "./contract.ts";
+import { conversationsContract } from "./conversations-contract.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "parley-store-"));
 let files = 0;
@@ -15,6 +16,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 storeContract("sqlite store (memory)", async () => openSqliteStore(":memory:"));
 storeContract("sqlite store (file)", async () => openSqliteStore(freshFile()));
+conversationsContract("sqlite conversations (memory)", async () => openSqliteStore(":memory:"));
+conversationsContract("sqlite conversations (file)", async () => openSqliteStore(freshFile()));
 
 describe("sqlite store on a file", () => {
   it("keeps its data when the file is opened again", async () => {

@@ -115,11 +115,16 @@ export function createMessagesService(deps: MessageDeps) {
       if (message.sender_id !== userId) throw new AppError("forbidden", "only the sender can edit a message");
       if (message.message_type === "system")
         throw new AppError("forbidden", "system messages cannot be edited");
-      if (message.deleted) throw new AppError("message_deleted", "the message was deleted");
       checkContent(content, config.MAX_MESSAGE_LENGTH, message.attachments.length === 0);
       const now = clock.now();
-      const next = await store.messages.change(messageId, { content, edited_at: now, updated_at: now });
+      let deleted = false;
+      // Checked again inside the atomic change: a delete that lands first must win.
+      const next = await store.messages.change(messageId, (current) => {
+        deleted = current.deleted;
+        return current.deleted ? null : { content, edited_at: now, updated_at: now };
+      });
       if (!next) throw new AppError("not_found", "message not found");
+      if (deleted) throw new AppError("message_deleted", "the message was deleted");
       return changed("message.edited", next);
     },
 
@@ -128,15 +133,13 @@ export function createMessagesService(deps: MessageDeps) {
       if (message.sender_id !== userId && !isManager(me)) {
         throw new AppError("forbidden", "only the sender or an owner/admin can delete a message");
       }
-      if (message.deleted) return;
-      const next = await store.messages.change(messageId, {
-        content: "",
-        attachments: [],
-        reactions: [],
-        deleted: true,
-        updated_at: clock.now(),
+      let applied = false;
+      const next = await store.messages.change(messageId, (current) => {
+        if (current.deleted) return null;
+        applied = true;
+        return { content: "", attachments: [], reactions: [], deleted: true, updated_at: clock.now() };
       });
-      if (next) await changed("message.deleted", next, { by: userId });
+      if (next && applied) await changed("message.deleted", next, { by: userId });
     },
 
     async react(
@@ -146,16 +149,28 @@ export function createMessagesService(deps: MessageDeps) {
       op: "add" | "remove",
     ): Promise<{ changed: boolean }> {
       checkEmoji(emoji);
-      const { message } = await requireMessage(store, messageId, userId);
-      if (message.deleted) throw new AppError("message_deleted", "the message was deleted");
-      const has = message.reactions.some((r) => r.user_id === userId && r.emoji === emoji);
-      if (op === "add" ? has : !has) return { changed: false };
-      const reactions =
-        op === "add"
-          ? [...message.reactions, { user_id: userId, emoji }]
-          : message.reactions.filter((r) => !(r.user_id === userId && r.emoji === emoji));
-      const next = await store.messages.change(messageId, { reactions, updated_at: clock.now() });
+      await requireMessage(store, messageId, userId);
+      let outcome = "unchanged" as "changed" | "unchanged" | "deleted";
+      // The reaction list is recomputed from the record inside the atomic change, so two people reacting
+      // at the same moment both count.
+      const next = await store.messages.change(messageId, (current) => {
+        outcome = "unchanged";
+        if (current.deleted) {
+          outcome = "deleted";
+          return null;
+        }
+        const has = current.reactions.some((r) => r.user_id === userId && r.emoji === emoji);
+        if (op === "add" ? has : !has) return null;
+        outcome = "changed";
+        const reactions =
+          op === "add"
+            ? [...current.reactions, { user_id: userId, emoji }]
+            : current.reactions.filter((r) => !(r.user_id === userId && r.emoji === emoji));
+        return { reactions, updated_at: clock.now() };
+      });
       if (!next) throw new AppError("not_found", "message not found");
+      if (outcome === "deleted") throw new AppError("message_deleted", "the message was deleted");
+      if (outcome === "unchanged") return { changed: false };
       await changed(op === "add" ? "reaction.added" : "reaction.removed", next, { user_id: userId, emoji });
       return { changed: true };
     },

@@ -4,6 +4,8 @@
 import { MongoClient } from "mongodb";
 import type { Store } from "../types.ts";
 import { mongoAuthRepos } from "./auth.ts";
+import { mongoConversations } from "./conversations.ts";
+import { mongoMessages } from "./messages.ts";
 import { collections, createIndexes } from "./schema.ts";
 import { mongoSessionRepos } from "./sessions.ts";
 import { mongoUsers } from "./users.ts";
@@ -26,6 +28,8 @@ export async function openMongoStore(url: string, dbName: string): Promise<Store
       refreshTokens,
       magicLinks,
       lockouts,
+      conversations: mongoConversations(c),
+      messages: mongoMessages(c),
       async ping() {
         await db.command({ ping: 1 });
       },

@@ -1,7 +1,15 @@
 // MongoDB collections, the shape of their documents, and the indexes created at boot.
 
 import type { Db } from "mongodb";
-import type { MagicLinkRecord, RefreshTokenRecord, SessionRecord, UserRecord } from "../types.ts";
+import type {
+  ConversationRecord,
+  MagicLinkRecord,
+  MessageRecord,
+  ParticipantRecord,
+  RefreshTokenRecord,
+  SessionRecord,
+  UserRecord,
+} from "../types.ts";
 
 /** A user under its id; usernames and emails are stored lowercase, display names also lowercased for search. */
 export type UserDoc = Omit<UserRecord, "id"> & { _id: string; display_name_lower: string };
@@ -19,6 +27,15 @@ export interface LockoutDoc {
   until: number;
 }
 
+/**
+ * A conversation under its id. last_message_seq never leaves the adapter: it is the seq of last_message_id,
+ * so that appends finishing out of order still leave the newest message there (absent before any message).
+ */
+export type ConversationDoc = Omit<ConversationRecord, "id"> & { _id: string; last_message_seq?: number };
+/** Found by (conversation_id, user_id) (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
+export type ParticipantDoc = ParticipantRecord;
+export type MessageDoc = Omit<MessageRecord, "id"> & { _id: string };
+
 export function collections(db: Db) {
   return {
     users: db.collection<UserDoc>("users"),
@@ -27,6 +44,9 @@ export function collections(db: Db) {
     magicLinks: db.collection<MagicLinkDoc>("magic_links"),
     loginFailures: db.collection<FailureDoc>("login_failures"),
     lockouts: db.collection<LockoutDoc>("lockouts"),
+    conversations: db.collection<ConversationDoc>("conversations"),
+    participants: db.collection<ParticipantDoc>("participants"),
+    messages: db.collection<MessageDoc>("messages"),
   };
 }
 
@@ -55,5 +75,26 @@ export async function createIndexes(c: Collections): Promise<void> {
     ]),
     c.loginFailures.createIndex({ key: 1, at: 1 }),
     c.lockouts.createIndex({ key: 1 }, { unique: true }),
+    c.conversations.createIndexes([
+      // Only dms carry a dm_key: a partial index leaves every other conversation (dm_key null) out of it.
+      { key: { dm_key: 1 }, unique: true, partialFilterExpression: { dm_key: { $type: "string" } } },
+      { key: { last_activity: -1, _id: -1 } },
+    ]),
+    c.participants.createIndexes([
+      { key: { conversation_id: 1, user_id: 1 }, unique: true },
+      { key: { user_id: 1, conversation_id: 1 } },
+    ]),
+    c.messages.createIndexes([
+      { key: { conversation_id: 1, seq: 1 }, unique: true },
+      { key: { conversation_id: 1, version_seq: 1 } },
+      // Idempotent sends: only messages that carry a client_msg_id take part.
+      {
+        key: { conversation_id: 1, sender_id: 1, client_msg_id: 1 },
+        unique: true,
+        partialFilterExpression: { client_msg_id: { $type: "string" } },
+      },
+      // No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only itself).
+      { key: { content: "text" }, default_language: "none" },
+    ]),
   ]);
 }

@@ -2,7 +2,7 @@
 // pages, catch-up events and full-text search (FTS5).
 
 import type { Database } from "bun:sqlite";
-import type { AppendResult, MessageRecord, MessagesRepo } from "../types.ts";
+import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { bind } from "./schema.ts";
 
 type MessageRow = Omit<MessageRecord, "attachments" | "reactions" | "envelope" | "deleted"> & {
@@ -105,26 +105,31 @@ export function sqliteMessages(db: Database): MessagesRepo {
     return { status: "created", message };
   }).immediate;
 
-  const change = db.transaction(
-    (id: string, patch: Parameters<MessagesRepo["change"]>[1]): MessageRecord | null => {
-      const row = byId.get(id);
-      if (!row) return null;
-      const allocated = allocate.get(row.conversation_id, 0, patch.updated_at, id);
-      if (!allocated) return null;
-      const next: MessageRecord = { ...toMessage(row), ...patch, version_seq: allocated.last_seq };
-      update.run({
-        id,
-        content: next.content,
-        attachments: JSON.stringify(next.attachments),
-        reactions: JSON.stringify(next.reactions),
-        edited_at: next.edited_at,
-        deleted: next.deleted ? 1 : 0,
-        updated_at: next.updated_at,
-        version_seq: next.version_seq,
-      });
-      return next;
-    },
-  ).immediate;
+  const change = db.transaction((id: string, input: MessageChange): MessageRecord | null => {
+    const row = byId.get(id);
+    if (!row) return null;
+    const current = toMessage(row);
+    const patch = typeof input === "function" ? input(current) : input;
+    if (patch === null) return current;
+    const allocated = allocate.get(row.conversation_id, 0, patch.updated_at, id);
+    if (!allocated) return null;
+    const next: MessageRecord = { ...current, version_seq: allocated.last_seq };
+    // Only the fields given a value: an undefined one leaves the stored value alone.
+    for (const [key, value] of Object.entries(patch)) {
+      if (value !== undefined) Object.assign(next, { [key]: value });
+    }
+    update.run({
+      id,
+      content: next.content,
+      attachments: JSON.stringify(next.attachments),
+      reactions: JSON.stringify(next.reactions),
+      edited_at: next.edited_at,
+      deleted: next.deleted ? 1 : 0,
+      updated_at: next.updated_at,
+      version_seq: next.version_seq,
+    });
+    return next;
+  }).immediate;
 
   return {
     async append(draft) {

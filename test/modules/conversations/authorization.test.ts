@@ -15,7 +15,9 @@ let newcomer: User;
 
 beforeAll(async () => {
   h = await harness();
-  [owner, admin, member, member2, outsider, newcomer] = await Promise.all(Array.from({ length: 6 }, () => signup(h.app)));
+  [owner, admin, member, member2, outsider, newcomer] = await Promise.all(
+    Array.from({ length: 6 }, () => signup(h.app)),
+  );
 });
 afterAll(() => h.close());
 
@@ -38,7 +40,10 @@ async function fixture(type: "group" | "channel" = "group"): Promise<Fixture> {
     token: owner.token,
     body: { role: "admin" },
   });
-  const m = await call(h.app, "POST", `/api/conversations/${conversation}/messages`, { token: owner.token, body: { content: "hello world" } });
+  const m = await call(h.app, "POST", `/api/conversations/${conversation}/messages`, {
+    token: owner.token,
+    body: { content: "hello world" },
+  });
   return { conversation, ownersMessage: m.body.id };
 }
 
@@ -50,9 +55,21 @@ interface Row {
 }
 
 const ROUTES: Row[] = [
-  { name: "read a conversation", request: (f) => ["GET", `/api/conversations/${f.conversation}`], expect: [404, 200, 200, 200] },
-  { name: "rename", request: (f) => ["PUT", `/api/conversations/${f.conversation}`, { name: "x" }], expect: [404, 403, 200, 200] },
-  { name: "delete a group", request: (f) => ["DELETE", `/api/conversations/${f.conversation}`], expect: [404, 403, 403, 204] },
+  {
+    name: "read a conversation",
+    request: (f) => ["GET", `/api/conversations/${f.conversation}`],
+    expect: [404, 200, 200, 200],
+  },
+  {
+    name: "rename",
+    request: (f) => ["PUT", `/api/conversations/${f.conversation}`, { name: "x" }],
+    expect: [404, 403, 200, 200],
+  },
+  {
+    name: "delete a group",
+    request: (f) => ["DELETE", `/api/conversations/${f.conversation}`],
+    expect: [404, 403, 403, 204],
+  },
   {
     name: "add a participant",
     request: (f) => ["POST", `/api/conversations/${f.conversation}/participants`, { user_id: newcomer.id }],
@@ -60,7 +77,11 @@ const ROUTES: Row[] = [
   },
   {
     name: "change a role",
-    request: (f) => ["PUT", `/api/conversations/${f.conversation}/participants/${member2.id}`, { role: "admin" }],
+    request: (f) => [
+      "PUT",
+      `/api/conversations/${f.conversation}/participants/${member2.id}`,
+      { role: "admin" },
+    ],
     expect: [404, 403, 403, 200],
   },
   {
@@ -68,7 +89,11 @@ const ROUTES: Row[] = [
     request: (f) => ["DELETE", `/api/conversations/${f.conversation}/participants/${member2.id}`],
     expect: [404, 403, 204, 204],
   },
-  { name: "read history", request: (f) => ["GET", `/api/conversations/${f.conversation}/messages`], expect: [404, 200, 200, 200] },
+  {
+    name: "read history",
+    request: (f) => ["GET", `/api/conversations/${f.conversation}/messages`],
+    expect: [404, 200, 200, 200],
+  },
   {
     name: "send in a group",
     request: (f) => ["POST", `/api/conversations/${f.conversation}/messages`, { content: "hi" }],
@@ -80,15 +105,31 @@ const ROUTES: Row[] = [
     request: (f) => ["POST", `/api/conversations/${f.conversation}/messages`, { content: "hi" }],
     expect: [404, 403, 201, 201],
   },
-  { name: "search", request: (f) => ["GET", `/api/conversations/${f.conversation}/messages/search?q=hello`], expect: [404, 200, 200, 200] },
-  { name: "catch up", request: (f) => ["GET", `/api/conversations/${f.conversation}/events?after=0`], expect: [404, 200, 200, 200] },
-  { name: "mark read", request: (f) => ["POST", `/api/conversations/${f.conversation}/read`, { seq: 1 }], expect: [404, 200, 200, 200] },
+  {
+    name: "search",
+    request: (f) => ["GET", `/api/conversations/${f.conversation}/messages/search?q=hello`],
+    expect: [404, 200, 200, 200],
+  },
+  {
+    name: "catch up",
+    request: (f) => ["GET", `/api/conversations/${f.conversation}/events?after=0`],
+    expect: [404, 200, 200, 200],
+  },
+  {
+    name: "mark read",
+    request: (f) => ["POST", `/api/conversations/${f.conversation}/read`, { seq: 1 }],
+    expect: [404, 200, 200, 200],
+  },
   {
     name: "edit the owner's message",
     request: (f) => ["PUT", `/api/messages/${f.ownersMessage}`, { content: "edited" }],
     expect: [404, 403, 403, 200],
   },
-  { name: "delete the owner's message", request: (f) => ["DELETE", `/api/messages/${f.ownersMessage}`], expect: [404, 403, 204, 204] },
+  {
+    name: "delete the owner's message",
+    request: (f) => ["DELETE", `/api/messages/${f.ownersMessage}`],
+    expect: [404, 403, 204, 204],
+  },
   {
     name: "react",
     request: (f) => ["POST", `/api/messages/${f.ownersMessage}/reactions`, { emoji: "👍" }],
@@ -99,7 +140,11 @@ const ROUTES: Row[] = [
     request: (f) => ["DELETE", `/api/messages/${f.ownersMessage}/reactions/${encodeURIComponent("👍")}`],
     expect: [404, 204, 204, 204],
   },
-  { name: "read receipts", request: (f) => ["GET", `/api/messages/${f.ownersMessage}/receipts`], expect: [404, 200, 200, 200] },
+  {
+    name: "read receipts",
+    request: (f) => ["GET", `/api/messages/${f.ownersMessage}/receipts`],
+    expect: [404, 200, 200, 200],
+  },
 ];
 
 const tokenOf = (role: Role) => ({ outsider, member, admin, owner })[role].token;
@@ -130,8 +175,15 @@ describe("authorization matrix", () => {
       ["PUT", `/api/messages/${unknown}`],
       ["GET", `/api/messages/${unknown}/receipts`],
     ] as const) {
-      const res = await call(h.app, method, path, { token: outsider.token, body: method === "PUT" ? { content: "x" } : undefined });
-      expect({ path, status: res.status, code: res.body.error.code }).toEqual({ path, status: 404, code: "not_found" });
+      const res = await call(h.app, method, path, {
+        token: outsider.token,
+        body: method === "PUT" ? { content: "x" } : undefined,
+      });
+      expect({ path, status: res.status, code: res.body.error.code }).toEqual({
+        path,
+        status: 404,
+        code: "not_found",
+      });
     }
   });
 });

@@ -13,11 +13,17 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const create = (token: string, body: Record<string, unknown>) => call(h.app, "POST", "/api/conversations", { token, body });
+const create = (token: string, body: Record<string, unknown>) =>
+  call(h.app, "POST", "/api/conversations", { token, body });
 
 describe("creating conversations", () => {
   it("creates a group with the creator as owner: 201 with the full shape", async () => {
-    const res = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id], name: "Team", topic: "plans" });
+    const res = await create(alice.token, {
+      conversation_type: "group",
+      participant_ids: [bob.id, carol.id],
+      name: "Team",
+      topic: "plans",
+    });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({
       name: "Team",
@@ -31,14 +37,19 @@ describe("creating conversations", () => {
       unread_count: 0,
     });
     expect(res.body.participant_ids.sort()).toEqual([alice.id, bob.id, carol.id].sort());
-    const roles = Object.fromEntries(res.body.participants.map((p: { user_id: string; role: string }) => [p.user_id, p.role]));
+    const roles = Object.fromEntries(
+      res.body.participants.map((p: { user_id: string; role: string }) => [p.user_id, p.role]),
+    );
     expect(roles).toEqual({ [alice.id]: "owner", [bob.id]: "member", [carol.id]: "member" });
   });
 
   it("returns the existing dm with 200 when it is opened again, from either side", async () => {
     const first = await create(alice.token, { conversation_type: "dm", participant_ids: [carol.id] });
     expect(first.status).toBe(201);
-    const again = await create(carol.token, { conversation_type: "dm", participant_ids: [alice.id, carol.id] });
+    const again = await create(carol.token, {
+      conversation_type: "dm",
+      participant_ids: [alice.id, carol.id],
+    });
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
   });
@@ -49,13 +60,19 @@ describe("creating conversations", () => {
     [["BOB", "CAROL"], "three people"],
   ])("refuses a dm with %p (%s): 422", async (ids) => {
     const map: Record<string, string> = { SELF: alice.id, BOB: bob.id, CAROL: carol.id };
-    const res = await create(alice.token, { conversation_type: "dm", participant_ids: ids.map((i) => map[i]) });
+    const res = await create(alice.token, {
+      conversation_type: "dm",
+      participant_ids: ids.map((i) => map[i]),
+    });
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe("validation_failed");
   });
 
   it("refuses unknown participant ids with 422 validation_failed", async () => {
-    const res = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, "00000000000000000000"] });
+    const res = await create(alice.token, {
+      conversation_type: "group",
+      participant_ids: [bob.id, "00000000000000000000"],
+    });
     expect(res.status).toBe(422);
     expect(res.body.error.field).toBe("participant_ids");
   });
@@ -72,11 +89,18 @@ describe("listing, reading, updating, deleting", () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
       h.clock.advance(1000);
-      const res = await create(dave.token, { conversation_type: "group", participant_ids: [bob.id], name: `g${i}` });
+      const res = await create(dave.token, {
+        conversation_type: "group",
+        participant_ids: [bob.id],
+        name: `g${i}`,
+      });
       ids.push(res.body.id);
     }
     h.clock.advance(1000);
-    await call(h.app, "POST", `/api/conversations/${ids[1]}/messages`, { token: dave.token, body: { content: "bump" } });
+    await call(h.app, "POST", `/api/conversations/${ids[1]}/messages`, {
+      token: dave.token,
+      body: { content: "bump" },
+    });
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -92,47 +116,71 @@ describe("listing, reading, updating, deleting", () => {
   it("counts unread messages from others for the caller", async () => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
     for (const content of ["one", "two", "three"]) {
-      await call(h.app, "POST", `/api/conversations/${g.body.id}/messages`, { token: alice.token, body: { content } });
+      await call(h.app, "POST", `/api/conversations/${g.body.id}/messages`, {
+        token: alice.token,
+        body: { content },
+      });
     }
     const forBob = await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: bob.token });
     expect(forBob.body.unread_count).toBe(3);
     const forAlice = await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token });
     expect(forAlice.body.unread_count).toBe(0);
     await call(h.app, "POST", `/api/conversations/${g.body.id}/read`, { token: bob.token, body: { seq: 2 } });
-    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: bob.token })).body.unread_count).toBe(1);
+    expect(
+      (await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: bob.token })).body.unread_count,
+    ).toBe(1);
   });
 
   it("renames (owner or admin), records it as a system message and publishes conversation.updated", async () => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
     const events: ConversationEvent[] = [];
     const off = h.deps.hub.subscribe(g.body.id, (e) => events.push(e));
-    const res = await call(h.app, "PUT", `/api/conversations/${g.body.id}`, { token: alice.token, body: { name: "Renamed", topic: "t" } });
+    const res = await call(h.app, "PUT", `/api/conversations/${g.body.id}`, {
+      token: alice.token,
+      body: { name: "Renamed", topic: "t" },
+    });
     off();
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ name: "Renamed", topic: "t", last_seq: 1 });
     expect(events.map((e) => e.kind)).toEqual(["conversation.updated"]);
-    const history = await call(h.app, "GET", `/api/conversations/${g.body.id}/messages`, { token: bob.token });
+    const history = await call(h.app, "GET", `/api/conversations/${g.body.id}/messages`, {
+      token: bob.token,
+    });
     expect(history.body.items[0].message_type).toBe("system");
     expect(JSON.parse(history.body.items[0].content)).toMatchObject({ event: "conversation.updated" });
   });
 
   it("deletes a group (owner only) and a dm (either member)", async () => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
-    expect((await call(h.app, "DELETE", `/api/conversations/${g.body.id}`, { token: bob.token })).status).toBe(403);
-    expect((await call(h.app, "DELETE", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(204);
-    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(404);
+    expect(
+      (await call(h.app, "DELETE", `/api/conversations/${g.body.id}`, { token: bob.token })).status,
+    ).toBe(403);
+    expect(
+      (await call(h.app, "DELETE", `/api/conversations/${g.body.id}`, { token: alice.token })).status,
+    ).toBe(204);
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(
+      404,
+    );
     const dm = await create(bob.token, { conversation_type: "dm", participant_ids: [carol.id] });
-    expect((await call(h.app, "DELETE", `/api/conversations/${dm.body.id}`, { token: carol.token })).status).toBe(204);
+    expect(
+      (await call(h.app, "DELETE", `/api/conversations/${dm.body.id}`, { token: carol.token })).status,
+    ).toBe(204);
   });
 });
 
 describe("participants", () => {
   it("adds (201, system message, event) and refuses duplicates (409) and unknown users (422)", async () => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
-    const res = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, { token: alice.token, body: { user_id: carol.id } });
+    const res = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ user_id: carol.id, role: "member", last_read_seq: 0 });
-    const again = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, { token: alice.token, body: { user_id: carol.id } });
+    const again = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe("already_member");
     const ghost = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, {
@@ -140,12 +188,17 @@ describe("participants", () => {
       body: { user_id: "00000000000000000000" },
     });
     expect(ghost.status).toBe(422);
-    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: carol.token })).status).toBe(200);
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: carol.token })).status).toBe(
+      200,
+    );
   });
 
   it("keeps a dm's participants fixed: 422 dm_participants_fixed", async () => {
     const dm = await create(alice.token, { conversation_type: "dm", participant_ids: [bob.id] });
-    const res = await call(h.app, "POST", `/api/conversations/${dm.body.id}/participants`, { token: alice.token, body: { user_id: carol.id } });
+    const res = await call(h.app, "POST", `/api/conversations/${dm.body.id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe("dm_participants_fixed");
   });
@@ -161,12 +214,17 @@ describe("participants", () => {
     expect(handover.status).toBe(200);
     expect(handover.body.role).toBe("owner");
     expect((await call(h.app, "DELETE", path(alice.id), { token: alice.token })).status).toBe(204);
-    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(404);
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(
+      404,
+    );
   });
 
   it("lets an admin remove a member but not an owner", async () => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id] });
-    await call(h.app, "PUT", `/api/conversations/${g.body.id}/participants/${bob.id}`, { token: alice.token, body: { role: "admin" } });
+    await call(h.app, "PUT", `/api/conversations/${g.body.id}/participants/${bob.id}`, {
+      token: alice.token,
+      body: { role: "admin" },
+    });
     const path = (u: string) => `/api/conversations/${g.body.id}/participants/${u}`;
     expect((await call(h.app, "DELETE", path(alice.id), { token: bob.token })).status).toBe(403);
     expect((await call(h.app, "DELETE", path(carol.id), { token: bob.token })).status).toBe(204);

@@ -32,9 +32,20 @@ describe("sending", () => {
     const second = await send(bob.token, id, { content: "hi", reply_to: first.body.id });
     off();
     expect(first.status).toBe(201);
-    expect(first.body).toMatchObject({ seq: 1, version_seq: 1, content: "hello", message_type: "text", sender_id: alice.id, status: "sent", deleted: false });
+    expect(first.body).toMatchObject({
+      seq: 1,
+      version_seq: 1,
+      content: "hello",
+      message_type: "text",
+      sender_id: alice.id,
+      status: "sent",
+      deleted: false,
+    });
     expect(second.body).toMatchObject({ seq: 2, reply_to: first.body.id });
-    expect(events.map((e) => [e.kind, e.seq])).toEqual([["message.created", 1], ["message.created", 2]]);
+    expect(events.map((e) => [e.kind, e.seq])).toEqual([
+      ["message.created", 1],
+      ["message.created", 2],
+    ]);
   });
 
   it("is idempotent by client_msg_id: 200 and the same message, nothing stored twice", async () => {
@@ -54,7 +65,9 @@ describe("sending", () => {
     const id = await group();
     const senders = [alice, bob, carol];
     const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => send((senders[i % 3] as User).token, id, { content: `m${i}`, client_msg_id: `k${i}` })),
+      Array.from({ length: 60 }, (_, i) =>
+        send((senders[i % 3] as User).token, id, { content: `m${i}`, client_msg_id: `k${i}` }),
+      ),
     );
     const seqs = results.map((r) => r.body.seq).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
@@ -83,7 +96,12 @@ describe("sending", () => {
 
   it("refuses invalid UTF-8 bytes in the body with 422", async () => {
     const id = await group();
-    const body = new Uint8Array([...new TextEncoder().encode('{"content":"'), 0xff, 0xfe, ...new TextEncoder().encode('"}')]);
+    const body = new Uint8Array([
+      ...new TextEncoder().encode('{"content":"'),
+      0xff,
+      0xfe,
+      ...new TextEncoder().encode('"}'),
+    ]);
     const res = await h.app.handle(
       new Request(`http://localhost/api/conversations/${id}/messages`, {
         method: "POST",
@@ -114,7 +132,8 @@ describe("history", () => {
   it("pages ascending by seq with exclusive before/after bounds and has_more", async () => {
     const id = await group();
     for (let i = 1; i <= 7; i++) await send(alice.token, id, { content: `m${i}` });
-    const get = async (q: string) => (await call(h.app, "GET", `/api/conversations/${id}/messages?${q}`, { token: bob.token })).body;
+    const get = async (q: string) =>
+      (await call(h.app, "GET", `/api/conversations/${id}/messages?${q}`, { token: bob.token })).body;
     const seqs = (b: { items: { seq: number }[] }) => b.items.map((m) => m.seq);
     const latest = await get("limit=3");
     expect(seqs(latest)).toEqual([5, 6, 7]);
@@ -142,23 +161,48 @@ describe("edits, deletes and reactions", () => {
   it("edits (sender only), stamping edited_at and a new version_seq", async () => {
     const id = await group();
     const m = await send(alice.token, id, { content: "draft" });
-    const other = await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: bob.token, body: { content: "hack" } });
+    const other = await call(h.app, "PUT", `/api/messages/${m.body.id}`, {
+      token: bob.token,
+      body: { content: "hack" },
+    });
     expect(other.status).toBe(403);
-    const res = await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: alice.token, body: { content: "final" } });
+    const res = await call(h.app, "PUT", `/api/messages/${m.body.id}`, {
+      token: alice.token,
+      body: { content: "final" },
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ content: "final", seq: 1, version_seq: 2 });
     expect(res.body.edited_at).not.toBeNull();
-    expect((await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: alice.token, body: { content: "" } })).status).toBe(422);
+    expect(
+      (await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: alice.token, body: { content: "" } }))
+        .status,
+    ).toBe(422);
   });
 
   it("deletes as a tombstone (sender or owner/admin), and a deleted message cannot be edited: 409", async () => {
     const id = await group();
-    const m = await send(bob.token, id, { content: "oops", attachments: [{ file_id: "f1", file_name: "a.png", file_size: 3, mime_type: "image/png" }] });
-    expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: carol.token })).status).toBe(403);
-    expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: alice.token })).status).toBe(204);
+    const m = await send(bob.token, id, {
+      content: "oops",
+      attachments: [{ file_id: "f1", file_name: "a.png", file_size: 3, mime_type: "image/png" }],
+    });
+    expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: carol.token })).status).toBe(
+      403,
+    );
+    expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: alice.token })).status).toBe(
+      204,
+    );
     const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
-    expect(page.body.items[0]).toMatchObject({ id: m.body.id, deleted: true, content: "", attachments: [], version_seq: 2 });
-    const edit = await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: bob.token, body: { content: "again" } });
+    expect(page.body.items[0]).toMatchObject({
+      id: m.body.id,
+      deleted: true,
+      content: "",
+      attachments: [],
+      version_seq: 2,
+    });
+    const edit = await call(h.app, "PUT", `/api/messages/${m.body.id}`, {
+      token: bob.token,
+      body: { content: "again" },
+    });
     expect(edit.status).toBe(409);
     expect(edit.body.error.code).toBe("message_deleted");
   });
@@ -168,20 +212,67 @@ describe("edits, deletes and reactions", () => {
     const m = await send(alice.token, id, { content: "react to me" });
     const events: ConversationEvent[] = [];
     const off = h.deps.hub.subscribe(id, (e) => events.push(e));
-    const add = () => call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, { token: bob.token, body: { emoji: "👍🏽" } });
+    const add = () =>
+      call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+        token: bob.token,
+        body: { emoji: "👍🏽" },
+      });
     expect((await add()).status).toBe(201);
     expect((await add()).status).toBe(200);
-    const del = await call(h.app, "DELETE", `/api/messages/${m.body.id}/reactions/${encodeURIComponent("👍🏽")}`, { token: bob.token });
+    const del = await call(
+      h.app,
+      "DELETE",
+      `/api/messages/${m.body.id}/reactions/${encodeURIComponent("👍🏽")}`,
+      { token: bob.token },
+    );
     expect(del.status).toBe(204);
     off();
     expect(events.map((e) => e.kind)).toEqual(["reaction.added", "reaction.removed"]);
     expect(events.map((e) => e.seq)).toEqual([2, 3]);
   });
 
+  it("counts every reaction when many people react at the same moment", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "popular" });
+    const people = [alice, bob, carol];
+    await Promise.all(
+      people.map((u) =>
+        call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+          token: u.token,
+          body: { emoji: "🔥" },
+        }),
+      ),
+    );
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    expect(page.body.items[0].reactions.map((r: { user_id: string }) => r.user_id).sort()).toEqual(
+      people.map((u) => u.id).sort(),
+    );
+  });
+
+  it("does not bring a deleted message back with a late edit or reaction", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "soon gone" });
+    await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: alice.token });
+    const react = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+      token: bob.token,
+      body: { emoji: "👀" },
+    });
+    expect(react.status).toBe(409);
+    expect(react.body.error.code).toBe("message_deleted");
+    expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: alice.token })).status).toBe(
+      204,
+    );
+    const events = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: bob.token });
+    expect(events.body.last_seq).toBe(2); // the second delete took no seq
+  });
+
   it.each([[""], ["two words"], ["x".repeat(33)]])("refuses the emoji %p with 422", async (emoji) => {
     const id = await group();
     const m = await send(alice.token, id, { content: "hi" });
-    const res = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, { token: bob.token, body: { emoji } });
+    const res = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+      token: bob.token,
+      body: { emoji },
+    });
     expect(res.status).toBe(422);
   });
 });
@@ -193,9 +284,15 @@ describe("catch-up events", () => {
     const m2 = await send(alice.token, id, { content: "two" });
     const m3 = await send(bob.token, id, { content: "three" });
     // Position: bob saw up to seq 3. Then: edit m1, delete m2, react to m3, a new m4.
-    await call(h.app, "PUT", `/api/messages/${m1.body.id}`, { token: alice.token, body: { content: "one!" } });
+    await call(h.app, "PUT", `/api/messages/${m1.body.id}`, {
+      token: alice.token,
+      body: { content: "one!" },
+    });
     await call(h.app, "DELETE", `/api/messages/${m2.body.id}`, { token: alice.token });
-    await call(h.app, "POST", `/api/messages/${m3.body.id}/reactions`, { token: alice.token, body: { emoji: "🎉" } });
+    await call(h.app, "POST", `/api/messages/${m3.body.id}/reactions`, {
+      token: alice.token,
+      body: { emoji: "🎉" },
+    });
     const m4 = await send(carol.token, id, { content: "four" });
     const res = await call(h.app, "GET", `/api/conversations/${id}/events?after=3`, { token: bob.token });
     expect(res.status).toBe(200);
@@ -210,7 +307,9 @@ describe("catch-up events", () => {
     expect(res.body.items[0].content).toBe("one!");
     expect(res.body.items[1].deleted).toBe(true);
     expect(res.body.items[2].reactions).toEqual([{ user_id: alice.id, emoji: "🎉" }]);
-    const paged = await call(h.app, "GET", `/api/conversations/${id}/events?after=3&limit=2`, { token: bob.token });
+    const paged = await call(h.app, "GET", `/api/conversations/${id}/events?after=3&limit=2`, {
+      token: bob.token,
+    });
     expect(paged.body.items).toHaveLength(2);
     expect(paged.body.has_more).toBe(true);
   });
@@ -220,7 +319,8 @@ describe("read state and receipts", () => {
   it("moves last_read_seq forward only, and never past the log", async () => {
     const id = await group();
     for (let i = 0; i < 3; i++) await send(alice.token, id, { content: `m${i}` });
-    const read = (seq: number) => call(h.app, "POST", `/api/conversations/${id}/read`, { token: bob.token, body: { seq } });
+    const read = (seq: number) =>
+      call(h.app, "POST", `/api/conversations/${id}/read`, { token: bob.token, body: { seq } });
     expect((await read(2)).body).toEqual({ last_read_seq: 2 });
     expect((await read(1)).body).toEqual({ last_read_seq: 2 });
     expect((await read(99)).body).toEqual({ last_read_seq: 3 });
@@ -231,7 +331,8 @@ describe("read state and receipts", () => {
     const id = await group();
     const m = await send(alice.token, id, { content: "status?" });
     const status = async () =>
-      (await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token })).body.items[0].status;
+      (await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token })).body.items[0]
+        .status;
     expect(m.body.status).toBe("sent");
     await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
     expect(await status()).toBe("sent");
@@ -258,12 +359,22 @@ describe("search", () => {
     const gone = await send(bob.token, id, { content: "budget leak" });
     await send(carol.token, id, { content: "budget budget budget review" });
     await call(h.app, "DELETE", `/api/messages/${gone.body.id}`, { token: bob.token });
-    const res = await call(h.app, "GET", `/api/conversations/${id}/messages/search?q=${encodeURIComponent("Budget review")}`, { token: carol.token });
+    const res = await call(
+      h.app,
+      "GET",
+      `/api/conversations/${id}/messages/search?q=${encodeURIComponent("Budget review")}`,
+      { token: carol.token },
+    );
     expect(res.status).toBe(200);
     expect(res.body.items.map((m: { content: string }) => m.content).sort()).toEqual(
       ["budget budget budget review", "the quarterly budget review"].sort(),
     );
-    const odd = await call(h.app, "GET", `/api/conversations/${id}/messages/search?q=${encodeURIComponent('"budget AND (')}`, { token: carol.token });
+    const odd = await call(
+      h.app,
+      "GET",
+      `/api/conversations/${id}/messages/search?q=${encodeURIComponent('"budget AND (')}`,
+      { token: carol.token },
+    );
     expect(odd.status).toBe(200);
   });
 
@@ -272,7 +383,9 @@ describe("search", () => {
       token: alice.token,
       body: { conversation_type: "group", participant_ids: [bob.id], encrypted: true },
     });
-    const search = await call(h.app, "GET", `/api/conversations/${res.body.id}/messages/search?q=x`, { token: alice.token });
+    const search = await call(h.app, "GET", `/api/conversations/${res.body.id}/messages/search?q=x`, {
+      token: alice.token,
+    });
     expect(search.status).toBe(422);
     expect(search.body.error.code).toBe("conversation_encrypted");
   });

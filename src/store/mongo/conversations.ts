@@ -1,0 +1,176 @@
+// Conversations and their members on MongoDB.
+
+import { type Document, type Filter, MongoServerError, type UpdateFilter, type WithId } from "mongodb";
+import {
+  type ConversationPatch,
+  type ConversationRecord,
+  type ConversationsRepo,
+  DuplicateError,
+  type ParticipantRecord,
+} from "../types.ts";
+import type { Collections, ConversationDoc, ParticipantDoc } from "./schema.ts";
+
+export const toConversation = ({
+  _id,
+  last_message_seq: _,
+  ...conversation
+}: ConversationDoc): ConversationRecord => ({ id: _id, ...conversation });
+
+const toParticipant = ({ _id: _, ...participant }: WithId<ParticipantDoc>): ParticipantRecord => participant;
+
+/** A duplicate key (E11000) on dm_key becomes DuplicateError("dm"); anything else is rethrown. */
+function rethrowDuplicateDm(err: unknown): never {
+  if (err instanceof MongoServerError && err.code === 11000) {
+    // MongoServerError carries the server's fields untyped ([key: string]: any): a library boundary.
+    const described: unknown = err.keyPattern ?? err.keyValue;
+    const fields = typeof described === "object" && described !== null ? Object.keys(described) : [];
+    if (fields.includes("dm_key") || err.message.includes("index: dm_key_1")) throw new DuplicateError("dm");
+  }
+  throw err;
+}
+
+/**
+ * Adds a member unless (conversation_id, user_id) exists: an upsert that only sets fields on insert, so an
+ * existing member keeps its role and read state, and two concurrent adds still store one row (the server
+ * retries an upsert that loses the race on the unique index).
+ */
+const addMember = ({
+  conversation_id,
+  user_id,
+  ...rest
+}: ParticipantRecord): { filter: Filter<ParticipantDoc>; update: UpdateFilter<ParticipantDoc> } => ({
+  filter: { conversation_id, user_id },
+  update: { $setOnInsert: rest },
+});
+
+/**
+ * Pipeline stages see the document as it was before the stage, so each $cond compares with the old value:
+ * a time moves only with the seq it belongs to, and seqs only ever go up.
+ */
+function forward(seq: number, now: number, read: boolean): Document[] {
+  const set: Document = {
+    delivered_at: { $cond: [{ $gt: [seq, "$delivered_seq"] }, now, "$delivered_at"] },
+    delivered_seq: { $max: ["$delivered_seq", seq] },
+  };
+  if (read) {
+    set.read_at = { $cond: [{ $gt: [seq, "$last_read_seq"] }, now, "$read_at"] };
+    set.last_read_seq = { $max: ["$last_read_seq", seq] };
+  }
+  return [{ $set: set }];
+}
+
+export function mongoConversations({
+  conversations,
+  participants,
+  messages,
+}: Collections): ConversationsRepo {
+  const mark = async (conversationId: string, userId: string, seq: number, now: number, read: boolean) => {
+    const doc = await participants.findOneAndUpdate(
+      { conversation_id: conversationId, user_id: userId },
+      forward(seq, now, read),
+      { returnDocument: "after" },
+    );
+    return doc && toParticipant(doc);
+  };
+
+  return {
+    async create(conversation, members) {
+      const { id, ...rest } = conversation;
+      // The conversation first: a dm refused as a duplicate leaves no members behind. Without a
+      // transaction, a crash between the two writes leaves a conversation with fewer members.
+      try {
+        await conversations.insertOne({ _id: id, ...rest });
+      } catch (err) {
+        rethrowDuplicateDm(err);
+      }
+      if (members.length > 0) {
+        const upserts = members.map((m) => ({ updateOne: { ...addMember(m), upsert: true } }));
+        await participants.bulkWrite(upserts, { ordered: false });
+      }
+    },
+    async byId(id) {
+      const doc = await conversations.findOne({ _id: id });
+      return doc && toConversation(doc);
+    },
+    async byDmKey(dmKey) {
+      const doc = await conversations.findOne({ dm_key: dmKey });
+      return doc && toConversation(doc);
+    },
+    async listForUser(userId, limit, before) {
+      // limit(0) means "no limit" to MongoDB; the port means none.
+      if (limit <= 0) return [];
+      const rows = await participants
+        .find({ user_id: userId }, { projection: { _id: 0, conversation_id: 1 } })
+        .toArray();
+      if (rows.length === 0) return [];
+      const filter: Filter<ConversationDoc> = { _id: { $in: rows.map((r) => r.conversation_id) } };
+      if (before) {
+        filter.$or = [
+          { last_activity: { $lt: before.last_activity } },
+          { last_activity: before.last_activity, _id: { $lt: before.id } },
+        ];
+      }
+      const docs = await conversations
+        .find(filter)
+        .sort({ last_activity: -1, _id: -1 })
+        .limit(limit)
+        .toArray();
+      return docs.map(toConversation);
+    },
+    async update(id, patch: ConversationPatch) {
+      // Only the fields given a value: the driver would store an undefined one as null.
+      const set: Partial<ConversationDoc> = { updated_at: patch.updated_at };
+      if (patch.name !== undefined) set.name = patch.name;
+      if (patch.topic !== undefined) set.topic = patch.topic;
+      const doc = await conversations.findOneAndUpdate(
+        { _id: id },
+        { $set: set },
+        { returnDocument: "after" },
+      );
+      return doc && toConversation(doc);
+    },
+    async delete(id) {
+      // The conversation first, so that no append can allocate a seq in it any more; an append that had
+      // already allocated may still insert its message after the deleteMany (no transaction to stop it).
+      await conversations.deleteOne({ _id: id });
+      await Promise.all([
+        participants.deleteMany({ conversation_id: id }),
+        messages.deleteMany({ conversation_id: id }),
+      ]);
+    },
+    async participants(conversationId) {
+      const docs = await participants
+        .find({ conversation_id: conversationId })
+        .sort({ joined_at: 1, user_id: 1 })
+        .toArray();
+      return docs.map(toParticipant);
+    },
+    async participant(conversationId, userId) {
+      const doc = await participants.findOne({ conversation_id: conversationId, user_id: userId });
+      return doc && toParticipant(doc);
+    },
+    async addParticipant(participant) {
+      const { filter, update } = addMember(participant);
+      const result = await participants.updateOne(filter, update, { upsert: true });
+      return result.upsertedCount === 1;
+    },
+    async setRole(conversationId, userId, role) {
+      const doc = await participants.findOneAndUpdate(
+        { conversation_id: conversationId, user_id: userId },
+        { $set: { role } },
+        { returnDocument: "after" },
+      );
+      return doc && toParticipant(doc);
+    },
+    async removeParticipant(conversationId, userId) {
+      const result = await participants.deleteOne({ conversation_id: conversationId, user_id: userId });
+      return result.deletedCount === 1;
+    },
+    async markRead(conversationId, userId, seq, now) {
+      return mark(conversationId, userId, seq, now, true);
+    },
+    async markDelivered(conversationId, userId, seq, now) {
+      return mark(conversationId, userId, seq, now, false);
+    },
+  };
+}

@@ -1,0 +1,760 @@
+// The conversation and message-log behaviour every Store adapter must show, run against each (SQLite, MongoDB).
+
+import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import {
+  type ConversationRecord,
+  DuplicateError,
+  type MessageRecord,
+  type ParticipantRecord,
+  type Store,
+} from "../../src/store/types.ts";
+
+const T0 = 1_700_000_000_000;
+const MINUTE = 60_000;
+
+type Draft = Omit<MessageRecord, "seq" | "version_seq">;
+
+function conversation(id: string, over: Partial<ConversationRecord> = {}): ConversationRecord {
+  return {
+    id,
+    name: `room ${id}`,
+    topic: null,
+    conversation_type: "group",
+    encrypted: false,
+    dm_key: null,
+    last_message_id: null,
+    last_activity: T0,
+    last_seq: 0,
+    message_count: 0,
+    created_by: "u-alice",
+    created_at: T0,
+    updated_at: T0,
+    ...over,
+  };
+}
+
+function member(
+  conversationId: string,
+  userId: string,
+  over: Partial<ParticipantRecord> = {},
+): ParticipantRecord {
+  return {
+    conversation_id: conversationId,
+    user_id: userId,
+    role: "member",
+    joined_at: T0,
+    last_read_seq: 0,
+    delivered_seq: 0,
+    delivered_at: null,
+    read_at: null,
+    ...over,
+  };
+}
+
+let drafts = 0;
+function draft(conversationId: string, senderId: string, over: Partial<Draft> = {}): Draft {
+  drafts++;
+  return {
+    id: `m-${String(drafts).padStart(6, "0")}`,
+    conversation_id: conversationId,
+    sender_id: senderId,
+    client_msg_id: null,
+    content: `message ${drafts}`,
+    message_type: "text",
+    reply_to: null,
+    attachments: [],
+    reactions: [],
+    envelope: null,
+    edited_at: null,
+    deleted: false,
+    created_at: T0 + drafts,
+    updated_at: T0 + drafts,
+    ...over,
+  };
+}
+
+/** The field a DuplicateError names; fails the test if `p` resolves or rejects with anything else. */
+async function duplicateField(p: Promise<unknown>): Promise<string> {
+  const outcome = await p.then(
+    () => "resolved",
+    (err: unknown) => err,
+  );
+  expect(outcome).toBeInstanceOf(DuplicateError);
+  return (outcome as DuplicateError).field;
+}
+
+const ids = (records: { id: string }[]) => records.map((r) => r.id);
+const seqs = (messages: MessageRecord[]) => messages.map((m) => m.seq);
+const byUser = (a: ParticipantRecord, b: ParticipantRecord) => a.user_id.localeCompare(b.user_id);
+
+/**
+ * Registers the conversations and messages contract. `open` must return a store with no data in it; each
+ * test opens its own and closes it afterwards.
+ */
+export function conversationsContract(name: string, open: () => Promise<Store>) {
+  describe(name, () => {
+    let store: Store;
+    /** Only what this test really opened: when open() fails, there is nothing to close. */
+    let opened: Store | undefined;
+
+    beforeEach(async () => {
+      opened = undefined;
+      store = await open();
+      opened = store;
+    });
+    afterEach(async () => {
+      await opened?.close();
+    });
+
+    /** A group "c-1" with alice (owner) and bob. */
+    async function group(id = "c-1", over: Partial<ConversationRecord> = {}) {
+      const c = conversation(id, over);
+      await store.conversations.create(c, [member(id, "u-alice", { role: "owner" }), member(id, "u-bob")]);
+      return c;
+    }
+
+    /** Appends and returns the stored message, failing the test if it was not created. */
+    async function append(d: Draft): Promise<MessageRecord> {
+      const result = await store.messages.append(d);
+      expect(result.status).toBe("created");
+      return result.message;
+    }
+
+    async function appendMany(conversationId: string, n: number): Promise<MessageRecord[]> {
+      const out: MessageRecord[] = [];
+      for (let i = 0; i < n; i++) out.push(await append(draft(conversationId, i % 2 ? "u-bob" : "u-alice")));
+      return out;
+    }
+
+    describe("conversations", () => {
+      it("reads a created conversation back by id, with its participants", async () => {
+        const c = conversation("c-1", { topic: "plans", encrypted: true, conversation_type: "channel" });
+        const members = [
+          member("c-1", "u-alice", { role: "owner" }),
+          member("c-1", "u-bob", { role: "admin" }),
+          member("c-1", "u-carol"),
+        ];
+        await store.conversations.create(c, members);
+        expect(await store.conversations.byId("c-1")).toEqual(c);
+        expect((await store.conversations.participants("c-1")).sort(byUser)).toEqual(members);
+        expect(await store.conversations.participant("c-1", "u-bob")).toEqual(
+          members[1] as ParticipantRecord,
+        );
+      });
+
+      it("returns null or nothing for unknown conversations and non-members", async () => {
+        await group();
+        expect(await store.conversations.byId("c-nope")).toBeNull();
+        expect(await store.conversations.participants("c-nope")).toEqual([]);
+        expect(await store.conversations.participant("c-1", "u-nobody")).toBeNull();
+        expect(await store.conversations.participant("c-nope", "u-alice")).toBeNull();
+      });
+
+      it("finds a dm by its dm_key", async () => {
+        const dm = conversation("c-dm", { conversation_type: "dm", name: null, dm_key: "u-alice:u-bob" });
+        await store.conversations.create(dm, [member("c-dm", "u-alice"), member("c-dm", "u-bob")]);
+        expect(await store.conversations.byDmKey("u-alice:u-bob")).toEqual(dm);
+        expect(await store.conversations.byDmKey("u-alice:u-carol")).toBeNull();
+      });
+
+      it("refuses a second dm with the same dm_key (DuplicateError dm) and creates none of it", async () => {
+        const dm = conversation("c-dm", { conversation_type: "dm", name: null, dm_key: "u-alice:u-bob" });
+        await store.conversations.create(dm, [member("c-dm", "u-alice"), member("c-dm", "u-bob")]);
+        const twin = conversation("c-dm2", { conversation_type: "dm", name: null, dm_key: "u-alice:u-bob" });
+        const create = store.conversations.create(twin, [
+          member("c-dm2", "u-alice"),
+          member("c-dm2", "u-bob"),
+        ]);
+        expect(await duplicateField(create)).toBe("dm");
+        expect(await store.conversations.byId("c-dm2")).toBeNull();
+        expect(await store.conversations.participants("c-dm2")).toEqual([]);
+        expect((await store.conversations.byDmKey("u-alice:u-bob"))?.id).toBe("c-dm");
+      });
+
+      it("lets any number of non-dm conversations have no dm_key", async () => {
+        await group("c-1");
+        await group("c-2");
+        await group("c-3");
+        expect(ids(await store.conversations.listForUser("u-alice", 10))).toEqual(["c-3", "c-2", "c-1"]);
+      });
+
+      describe("listForUser", () => {
+        beforeEach(async () => {
+          // Created out of order so that the ordering is the store's doing.
+          await group("c-b", { last_activity: T0 + 2 * MINUTE });
+          await group("c-d", { last_activity: T0 + 3 * MINUTE });
+          await group("c-a", { last_activity: T0 + 2 * MINUTE });
+          await group("c-c", { last_activity: T0 + MINUTE });
+          await store.conversations.create(conversation("c-other", { last_activity: T0 + 9 * MINUTE }), [
+            member("c-other", "u-carol"),
+          ]);
+        });
+
+        it("lists only the user's conversations, latest activity first, ties by id descending", async () => {
+          const list = await store.conversations.listForUser("u-alice", 10);
+          expect(ids(list)).toEqual(["c-d", "c-b", "c-a", "c-c"]);
+          expect(list[0]).toEqual(conversation("c-d", { last_activity: T0 + 3 * MINUTE }));
+          expect(ids(await store.conversations.listForUser("u-carol", 10))).toEqual(["c-other"]);
+          expect(await store.conversations.listForUser("u-nobody", 10)).toEqual([]);
+        });
+
+        it("returns at most limit conversations", async () => {
+          expect(ids(await store.conversations.listForUser("u-alice", 2))).toEqual(["c-d", "c-b"]);
+        });
+
+        it("pages strictly before the cursor's (last_activity, id)", async () => {
+          const list = (cursor: { last_activity: number; id: string }, limit = 10) =>
+            store.conversations.listForUser("u-alice", limit, cursor).then(ids);
+          expect(await list({ last_activity: T0 + 3 * MINUTE, id: "c-d" })).toEqual(["c-b", "c-a", "c-c"]);
+          // Same last_activity as c-a: only the smaller id comes after c-b.
+          expect(await list({ last_activity: T0 + 2 * MINUTE, id: "c-b" })).toEqual(["c-a", "c-c"]);
+          expect(await list({ last_activity: T0 + 2 * MINUTE, id: "c-b" }, 1)).toEqual(["c-a"]);
+          expect(await list({ last_activity: T0 + 2 * MINUTE, id: "c-a" })).toEqual(["c-c"]);
+          expect(await list({ last_activity: T0 + MINUTE, id: "c-c" })).toEqual([]);
+        });
+
+        it("follows a member's arrival and departure", async () => {
+          await store.conversations.addParticipant(member("c-other", "u-alice"));
+          expect(ids(await store.conversations.listForUser("u-alice", 1))).toEqual(["c-other"]);
+          await store.conversations.removeParticipant("c-d", "u-alice");
+          expect(ids(await store.conversations.listForUser("u-alice", 10))).toEqual([
+            "c-other",
+            "c-b",
+            "c-a",
+            "c-c",
+          ]);
+        });
+
+        it("moves a conversation to the top when a message is appended", async () => {
+          await append(draft("c-c", "u-bob", { created_at: T0 + 5 * MINUTE }));
+          expect(ids(await store.conversations.listForUser("u-alice", 10))).toEqual([
+            "c-c",
+            "c-d",
+            "c-b",
+            "c-a",
+          ]);
+        });
+      });
+
+      it("updates name and topic, keeps the rest and returns the new record", async () => {
+        const c = await group("c-1", { topic: "old" });
+        const updated = await store.conversations.update("c-1", {
+          name: "renamed",
+          topic: null,
+          updated_at: T0 + MINUTE,
+        });
+        const expected = { ...c, name: "renamed", topic: null, updated_at: T0 + MINUTE };
+        expect(updated).toEqual(expected);
+        expect(await store.conversations.byId("c-1")).toEqual(expected);
+      });
+
+      it("ignores update fields that are present but undefined", async () => {
+        const c = await group("c-1", { topic: "kept" });
+        const updated = await store.conversations.update("c-1", {
+          name: undefined,
+          topic: undefined,
+          updated_at: T0 + 1,
+        });
+        expect(updated).toEqual({ ...c, updated_at: T0 + 1 });
+      });
+
+      it("returns null when updating an unknown conversation, and creates nothing", async () => {
+        expect(await store.conversations.update("c-nope", { name: "x", updated_at: T0 })).toBeNull();
+        expect(await store.conversations.byId("c-nope")).toBeNull();
+      });
+
+      it("deletes a conversation with its participants and messages, and nothing else", async () => {
+        await group("c-1");
+        await group("c-2");
+        const [m1] = await appendMany("c-1", 3);
+        const [kept] = await appendMany("c-2", 1);
+        await store.conversations.delete("c-1");
+        expect(await store.conversations.byId("c-1")).toBeNull();
+        expect(await store.conversations.participants("c-1")).toEqual([]);
+        expect(await store.messages.byId((m1 as MessageRecord).id)).toBeNull();
+        expect(await store.messages.page("c-1", { limit: 10 })).toEqual([]);
+        expect(await store.messages.events("c-1", 0, 10)).toEqual([]);
+        expect(ids(await store.conversations.listForUser("u-alice", 10))).toEqual(["c-2"]);
+        expect(await store.messages.byId((kept as MessageRecord).id)).toEqual(kept as MessageRecord);
+        expect(await store.conversations.participants("c-2")).toHaveLength(2);
+      });
+
+      it("deleting an unknown conversation does nothing", async () => {
+        await group("c-1");
+        await store.conversations.delete("c-nope");
+        expect(await store.conversations.byId("c-1")).not.toBeNull();
+      });
+
+      it("addParticipant is true for a new member, false for an existing one (which it leaves alone)", async () => {
+        await group("c-1");
+        const carol = member("c-1", "u-carol", { joined_at: T0 + MINUTE });
+        expect(await store.conversations.addParticipant(carol)).toBe(true);
+        expect(await store.conversations.participant("c-1", "u-carol")).toEqual(carol);
+        expect(await store.conversations.addParticipant({ ...carol, role: "admin", joined_at: T0 + 2 })).toBe(
+          false,
+        );
+        expect(await store.conversations.participant("c-1", "u-carol")).toEqual(carol);
+        expect(await store.conversations.participants("c-1")).toHaveLength(3);
+      });
+
+      it("removeParticipant is true for a member, then false", async () => {
+        await group("c-1");
+        expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(true);
+        expect(await store.conversations.participant("c-1", "u-bob")).toBeNull();
+        expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(false);
+        expect(await store.conversations.removeParticipant("c-1", "u-nobody")).toBe(false);
+        expect((await store.conversations.participants("c-1")).map((p) => p.user_id)).toEqual(["u-alice"]);
+      });
+
+      it("setRole changes a member's role and returns the record; null for a non-member", async () => {
+        await group("c-1");
+        const updated = await store.conversations.setRole("c-1", "u-bob", "admin");
+        expect(updated).toEqual(member("c-1", "u-bob", { role: "admin" }));
+        expect(await store.conversations.participant("c-1", "u-bob")).toEqual(updated as ParticipantRecord);
+        expect(await store.conversations.setRole("c-1", "u-nobody", "admin")).toBeNull();
+        expect(await store.conversations.participant("c-1", "u-nobody")).toBeNull();
+      });
+
+      describe("read and delivery state", () => {
+        it("markRead moves last_read_seq and delivered_seq forward and returns the record", async () => {
+          await group("c-1");
+          const read = await store.conversations.markRead("c-1", "u-bob", 5, T0 + MINUTE);
+          expect(read).toEqual(
+            member("c-1", "u-bob", {
+              last_read_seq: 5,
+              delivered_seq: 5,
+              read_at: T0 + MINUTE,
+              delivered_at: T0 + MINUTE,
+            }),
+          );
+          expect(await store.conversations.participant("c-1", "u-bob")).toEqual(read as ParticipantRecord);
+        });
+
+        it("markRead never moves backwards, and keeps the time it last moved", async () => {
+          await group("c-1");
+          await store.conversations.markRead("c-1", "u-bob", 5, T0 + MINUTE);
+          const back = await store.conversations.markRead("c-1", "u-bob", 3, T0 + 2 * MINUTE);
+          expect(back?.last_read_seq).toBe(5);
+          expect(back?.delivered_seq).toBe(5);
+          expect(back?.read_at).toBe(T0 + MINUTE);
+          const same = await store.conversations.markRead("c-1", "u-bob", 5, T0 + 3 * MINUTE);
+          expect(same?.last_read_seq).toBe(5);
+          expect(same?.read_at).toBe(T0 + MINUTE);
+        });
+
+        it("markDelivered moves delivered_seq forward only, leaving last_read_seq alone", async () => {
+          await group("c-1");
+          const delivered = await store.conversations.markDelivered("c-1", "u-bob", 7, T0 + MINUTE);
+          expect(delivered).toEqual(member("c-1", "u-bob", { delivered_seq: 7, delivered_at: T0 + MINUTE }));
+          const back = await store.conversations.markDelivered("c-1", "u-bob", 2, T0 + 2 * MINUTE);
+          expect(back?.delivered_seq).toBe(7);
+          expect(back?.delivered_at).toBe(T0 + MINUTE);
+          expect(back?.last_read_seq).toBe(0);
+        });
+
+        it("markRead below delivered_seq raises last_read_seq but does not lower delivered_seq", async () => {
+          await group("c-1");
+          await store.conversations.markDelivered("c-1", "u-bob", 7, T0 + MINUTE);
+          const read = await store.conversations.markRead("c-1", "u-bob", 6, T0 + 2 * MINUTE);
+          expect(read?.last_read_seq).toBe(6);
+          expect(read?.read_at).toBe(T0 + 2 * MINUTE);
+          expect(read?.delivered_seq).toBe(7);
+          expect(read?.delivered_at).toBe(T0 + MINUTE);
+        });
+
+        it("marks only the one member", async () => {
+          await group("c-1");
+          await store.conversations.markRead("c-1", "u-bob", 4, T0 + MINUTE);
+          expect(await store.conversations.participant("c-1", "u-alice")).toEqual(
+            member("c-1", "u-alice", { role: "owner" }),
+          );
+        });
+
+        it("returns null for a non-member, and makes nobody a member", async () => {
+          await group("c-1");
+          expect(await store.conversations.markRead("c-1", "u-nobody", 3, T0)).toBeNull();
+          expect(await store.conversations.markDelivered("c-1", "u-nobody", 3, T0)).toBeNull();
+          expect(await store.conversations.markRead("c-nope", "u-alice", 3, T0)).toBeNull();
+          expect(await store.conversations.participant("c-1", "u-nobody")).toBeNull();
+        });
+      });
+    });
+
+    describe("messages", () => {
+      it("append allocates seq 1, 2, 3 with version_seq equal to seq, and reads back whole", async () => {
+        await group("c-1");
+        const full = draft("c-1", "u-alice", {
+          client_msg_id: "cm-1",
+          message_type: "file",
+          attachments: [{ file_id: "f-1", file_name: "a.png", file_size: 42, mime_type: "image/png" }],
+          reactions: [{ user_id: "u-bob", emoji: "👍" }],
+          envelope: { alg: "x25519", n: 1, nested: { ok: true } },
+          content: "see attached ✨",
+        });
+        const first = await store.messages.append(full);
+        expect(first).toEqual({ status: "created", message: { ...full, seq: 1, version_seq: 1 } });
+        const second = await append(draft("c-1", "u-bob", { reply_to: full.id }));
+        const third = await append(draft("c-1", "u-alice"));
+        expect([second.seq, second.version_seq, third.seq, third.version_seq]).toEqual([2, 2, 3, 3]);
+        expect(await store.messages.byId(full.id)).toEqual({ ...full, seq: 1, version_seq: 1 });
+        expect(await store.messages.byId(second.id)).toEqual(second);
+        expect(await store.messages.byId("m-nope")).toBeNull();
+      });
+
+      it("append updates the conversation's last_seq, last_message_id, last_activity and message_count", async () => {
+        const c = await group("c-1");
+        await append(draft("c-1", "u-alice", { created_at: T0 + MINUTE }));
+        const last = await append(draft("c-1", "u-bob", { created_at: T0 + 2 * MINUTE }));
+        expect(await store.conversations.byId("c-1")).toEqual({
+          ...c,
+          last_seq: 2,
+          last_message_id: last.id,
+          last_activity: T0 + 2 * MINUTE,
+          message_count: 2,
+        });
+      });
+
+      it("keeps a separate seq for each conversation", async () => {
+        await group("c-1");
+        await group("c-2");
+        await appendMany("c-1", 3);
+        const other = await append(draft("c-2", "u-alice"));
+        expect(other.seq).toBe(1);
+        expect((await store.conversations.byId("c-2"))?.last_seq).toBe(1);
+      });
+
+      it("answers a repeated (sender, client_msg_id) with the first message and allocates nothing", async () => {
+        const c = await group("c-1");
+        const first = await append(draft("c-1", "u-alice", { client_msg_id: "cm-1", content: "first" }));
+        const retry = draft("c-1", "u-alice", { client_msg_id: "cm-1", content: "retry" });
+        expect(await store.messages.append(retry)).toEqual({ status: "duplicate", message: first });
+        expect(await store.messages.byId(retry.id)).toBeNull();
+        expect(await store.conversations.byId("c-1")).toEqual({
+          ...c,
+          last_seq: 1,
+          last_message_id: first.id,
+          last_activity: first.created_at,
+          message_count: 1,
+        });
+        expect((await append(draft("c-1", "u-alice"))).seq).toBe(2);
+      });
+
+      it("treats the same client_msg_id from another sender or in another conversation as new", async () => {
+        await group("c-1");
+        await group("c-2");
+        await append(draft("c-1", "u-alice", { client_msg_id: "cm-1" }));
+        const bob = await append(draft("c-1", "u-bob", { client_msg_id: "cm-1" }));
+        expect(bob.seq).toBe(2);
+        const elsewhere = await append(draft("c-2", "u-alice", { client_msg_id: "cm-1" }));
+        expect(elsewhere.seq).toBe(1);
+      });
+
+      it("never deduplicates messages without a client_msg_id", async () => {
+        await group("c-1");
+        await append(draft("c-1", "u-alice"));
+        expect((await append(draft("c-1", "u-alice"))).seq).toBe(2);
+      });
+
+      it("gives 50 concurrent appends exactly the seqs 1..50", async () => {
+        await group("c-1");
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            store.messages.append(draft("c-1", i % 2 ? "u-bob" : "u-alice")),
+          ),
+        );
+        expect(results.every((r) => r.status === "created")).toBe(true);
+        const allocated = results.map((r) => r.message.seq).sort((a, b) => a - b);
+        expect(allocated).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+        const stored = await store.conversations.byId("c-1");
+        expect(stored?.last_seq).toBe(50);
+        expect(stored?.message_count).toBe(50);
+        expect(seqs(await store.messages.page("c-1", { limit: 100 }))).toEqual(allocated);
+      });
+
+      it("stores one message for concurrent appends of one client_msg_id", async () => {
+        await group("c-1");
+        const results = await Promise.all(
+          Array.from({ length: 10 }, () =>
+            store.messages.append(draft("c-1", "u-alice", { client_msg_id: "cm-x" })),
+          ),
+        );
+        expect(results.filter((r) => r.status === "created")).toHaveLength(1);
+        expect(new Set(results.map((r) => r.message.id)).size).toBe(1);
+        expect(await store.messages.page("c-1", { limit: 100 })).toHaveLength(1);
+        expect((await store.conversations.byId("c-1"))?.message_count).toBe(1);
+      });
+
+      describe("change", () => {
+        it("allocates the next seq as version_seq, applies the patch and returns the message", async () => {
+          await group("c-1");
+          const [m1] = (await appendMany("c-1", 2)) as [MessageRecord, MessageRecord];
+          const edited = await store.messages.change(m1.id, {
+            content: "edited",
+            edited_at: T0 + MINUTE,
+            updated_at: T0 + MINUTE,
+          });
+          const expected = {
+            ...m1,
+            content: "edited",
+            edited_at: T0 + MINUTE,
+            updated_at: T0 + MINUTE,
+            version_seq: 3,
+          };
+          expect(edited).toEqual(expected);
+          expect(await store.messages.byId(m1.id)).toEqual(expected);
+        });
+
+        it("bumps the conversation's last_seq but not its message_count", async () => {
+          await group("c-1");
+          const [m1] = (await appendMany("c-1", 2)) as [MessageRecord, MessageRecord];
+          await store.messages.change(m1.id, {
+            reactions: [{ user_id: "u-bob", emoji: "🎉" }],
+            updated_at: T0 + 1,
+          });
+          await store.messages.change(m1.id, { deleted: true, content: "", updated_at: T0 + 2 });
+          const c = await store.conversations.byId("c-1");
+          expect(c?.last_seq).toBe(4);
+          expect(c?.message_count).toBe(2);
+          const next = await append(draft("c-1", "u-alice"));
+          expect(next.seq).toBe(5);
+        });
+
+        it("sets reactions, attachments and deleted", async () => {
+          await group("c-1");
+          const m = await append(draft("c-1", "u-alice"));
+          const reactions = [
+            { user_id: "u-bob", emoji: "👍" },
+            { user_id: "u-alice", emoji: "❤️" },
+          ];
+          expect((await store.messages.change(m.id, { reactions, updated_at: T0 + 1 }))?.reactions).toEqual(
+            reactions,
+          );
+          const attachments = [
+            { file_id: "f-9", file_name: "b.pdf", file_size: 7, mime_type: "application/pdf" },
+          ];
+          const changed = await store.messages.change(m.id, {
+            attachments,
+            deleted: true,
+            updated_at: T0 + 2,
+          });
+          expect(changed).toEqual({
+            ...m,
+            reactions,
+            attachments,
+            deleted: true,
+            updated_at: T0 + 2,
+            version_seq: 3,
+          });
+        });
+
+        it("ignores patch fields that are present but undefined", async () => {
+          await group("c-1");
+          const m = await append(draft("c-1", "u-alice", { content: "kept" }));
+          const changed = await store.messages.change(m.id, {
+            content: undefined,
+            reactions: undefined,
+            updated_at: T0 + MINUTE,
+          });
+          expect(changed).toEqual({ ...m, updated_at: T0 + MINUTE, version_seq: 2 });
+        });
+
+        it("computes the patch from the current record, and takes no seq when it answers null", async () => {
+          await group("c-1");
+          const [m] = await appendMany("c-1", 1);
+          const id = (m as MessageRecord).id;
+          const unchanged = await store.messages.change(id, () => null);
+          expect(unchanged?.version_seq).toBe(1);
+          expect((await store.conversations.byId("c-1"))?.last_seq).toBe(1);
+          // Concurrent read-modify-writes all count: none overwrites another's reaction.
+          await Promise.all(
+            Array.from({ length: 10 }, (_, i) =>
+              store.messages.change(id, (current) => ({
+                reactions: [...current.reactions, { user_id: `u${i}`, emoji: "👍" }],
+                updated_at: T0 + i,
+              })),
+            ),
+          );
+          const after = await store.messages.byId(id);
+          expect(after?.reactions.map((r) => r.user_id).sort()).toEqual(
+            Array.from({ length: 10 }, (_, i) => `u${i}`).sort(),
+          );
+          expect(after?.version_seq).toBe((await store.conversations.byId("c-1"))?.last_seq);
+        });
+
+        it("returns null for an unknown message and allocates nothing", async () => {
+          await group("c-1");
+          await appendMany("c-1", 1);
+          expect(await store.messages.change("m-nope", { content: "x", updated_at: T0 })).toBeNull();
+          expect((await store.conversations.byId("c-1"))?.last_seq).toBe(1);
+        });
+      });
+
+      describe("page", () => {
+        let all: MessageRecord[];
+        beforeEach(async () => {
+          await group("c-1");
+          await group("c-2");
+          all = await appendMany("c-1", 10);
+          await appendMany("c-2", 3);
+        });
+
+        it("returns the latest limit messages in ascending order with neither bound", async () => {
+          expect(seqs(await store.messages.page("c-1", { limit: 3 }))).toEqual([8, 9, 10]);
+          expect(await store.messages.page("c-1", { limit: 100 })).toEqual(all);
+        });
+
+        it("returns the limit messages just before an exclusive bound, ascending", async () => {
+          expect(seqs(await store.messages.page("c-1", { before: 5, limit: 3 }))).toEqual([2, 3, 4]);
+          expect(seqs(await store.messages.page("c-1", { before: 3, limit: 10 }))).toEqual([1, 2]);
+          expect(await store.messages.page("c-1", { before: 1, limit: 10 })).toEqual([]);
+        });
+
+        it("returns the limit messages just after an exclusive bound, ascending", async () => {
+          expect(seqs(await store.messages.page("c-1", { after: 5, limit: 3 }))).toEqual([6, 7, 8]);
+          expect(seqs(await store.messages.page("c-1", { after: 8, limit: 10 }))).toEqual([9, 10]);
+          expect(await store.messages.page("c-1", { after: 10, limit: 10 })).toEqual([]);
+        });
+
+        it("honours both bounds together", async () => {
+          expect(seqs(await store.messages.page("c-1", { after: 2, before: 6, limit: 10 }))).toEqual([
+            3, 4, 5,
+          ]);
+        });
+
+        it("keeps an edited message at its original seq", async () => {
+          const m4 = all[3] as MessageRecord;
+          await store.messages.change(m4.id, { content: "edited", updated_at: T0 + MINUTE });
+          const page = await store.messages.page("c-1", { after: 2, limit: 3 });
+          expect(seqs(page)).toEqual([3, 4, 5]);
+          expect(page[1]?.content).toBe("edited");
+        });
+
+        it("returns nothing for an unknown conversation", async () => {
+          expect(await store.messages.page("c-nope", { limit: 10 })).toEqual([]);
+        });
+      });
+
+      describe("events", () => {
+        it("lists what changed after a position by version_seq, tombstones included, each message once", async () => {
+          await group("c-1");
+          const [m1, m2, m3, m4, m5] = (await appendMany("c-1", 5)) as MessageRecord[] as [
+            MessageRecord,
+            MessageRecord,
+            MessageRecord,
+            MessageRecord,
+            MessageRecord,
+          ];
+          await store.messages.change(m2.id, { content: "edited", edited_at: T0 + 1, updated_at: T0 + 1 }); // v6
+          await store.messages.change(m3.id, { deleted: true, content: "", updated_at: T0 + 2 }); // v7
+          await store.messages.change(m2.id, {
+            reactions: [{ user_id: "u-bob", emoji: "👍" }],
+            updated_at: T0 + 3,
+          }); // v8
+          const all = await store.messages.events("c-1", 0, 100);
+          expect(all.map((m) => [m.id, m.version_seq])).toEqual([
+            [m1.id, 1],
+            [m4.id, 4],
+            [m5.id, 5],
+            [m3.id, 7],
+            [m2.id, 8],
+          ]);
+          const tombstone = all[3] as MessageRecord;
+          expect(tombstone.deleted).toBe(true);
+          expect(tombstone.seq).toBe(3);
+          expect((all[4] as MessageRecord).content).toBe("edited");
+          expect(ids(await store.messages.events("c-1", 5, 100))).toEqual([m3.id, m2.id]);
+          expect(ids(await store.messages.events("c-1", 7, 100))).toEqual([m2.id]);
+          expect(await store.messages.events("c-1", 8, 100)).toEqual([]);
+        });
+
+        it("returns at most limit events, the earliest", async () => {
+          await group("c-1");
+          await appendMany("c-1", 6);
+          expect((await store.messages.events("c-1", 2, 3)).map((m) => m.version_seq)).toEqual([3, 4, 5]);
+        });
+
+        it("lists only the conversation's own events", async () => {
+          await group("c-1");
+          await group("c-2");
+          await appendMany("c-1", 2);
+          const [other] = await appendMany("c-2", 1);
+          expect(await store.messages.events("c-2", 0, 100)).toEqual([other as MessageRecord]);
+        });
+      });
+
+      describe("countUnread", () => {
+        it("counts live, non-system messages after a seq from anyone but the user", async () => {
+          await group("c-1");
+          await group("c-2");
+          await append(draft("c-1", "u-bob")); // 1: before the position
+          await append(draft("c-1", "u-bob")); // 2
+          await append(draft("c-1", "u-alice")); // 3: alice's own
+          await append(draft("c-1", "u-bob", { message_type: "system", content: "carol joined" })); // 4
+          const gone = await append(draft("c-1", "u-bob")); // 5: deleted below
+          await append(draft("c-1", "u-carol", { message_type: "image" })); // 6
+          await store.messages.change(gone.id, { deleted: true, updated_at: T0 + 1 });
+          await appendMany("c-2", 3);
+          expect(await store.messages.countUnread("c-1", 1, "u-alice")).toBe(2);
+          expect(await store.messages.countUnread("c-1", 0, "u-alice")).toBe(3);
+          expect(await store.messages.countUnread("c-1", 6, "u-alice")).toBe(0);
+          expect(await store.messages.countUnread("c-1", 0, "u-bob")).toBe(2);
+          expect(await store.messages.countUnread("c-nope", 0, "u-alice")).toBe(0);
+        });
+      });
+
+      describe("search", () => {
+        let quick: MessageRecord;
+        let lazy: MessageRecord;
+        let both: MessageRecord;
+        let gone: MessageRecord;
+        beforeEach(async () => {
+          await group("c-1");
+          await group("c-2");
+          quick = await append(draft("c-1", "u-alice", { content: "quick brown fox" }));
+          lazy = await append(draft("c-1", "u-bob", { content: "lazy dog sleeps" }));
+          both = await append(draft("c-1", "u-alice", { content: "fox jumps over dog" }));
+          gone = await append(draft("c-1", "u-bob", { content: "fox hidden forever" }));
+          await store.messages.change(gone.id, { deleted: true, updated_at: T0 + 1 });
+          await append(draft("c-2", "u-alice", { content: "fox elsewhere" }));
+        });
+
+        it("finds the conversation's live messages containing a word, whatever its case", async () => {
+          expect(ids(await store.messages.search("c-1", "fox", 10)).sort()).toEqual(
+            [quick.id, both.id].sort(),
+          );
+          expect(ids(await store.messages.search("c-1", "FOX", 10)).sort()).toEqual(
+            [quick.id, both.id].sort(),
+          );
+          expect(ids(await store.messages.search("c-1", "sleeps", 10))).toEqual([lazy.id]);
+          expect(await store.messages.search("c-1", "hidden", 10)).toEqual([]);
+          expect(await store.messages.search("c-1", "elsewhere", 10)).toEqual([]);
+          expect(await store.messages.search("c-1", "giraffe", 10)).toEqual([]);
+        });
+
+        it("returns whole records, and at most limit", async () => {
+          const found = await store.messages.search("c-1", "sleeps", 10);
+          expect(found).toEqual([lazy]);
+          expect(await store.messages.search("c-1", "fox", 1)).toHaveLength(1);
+        });
+
+        it("finds a message matching every term of a query", async () => {
+          expect(ids(await store.messages.search("c-1", "dog fox", 10))).toContain(both.id);
+        });
+
+        it("searches a message's current content after an edit", async () => {
+          await store.messages.change(lazy.id, { content: "sleepy cat", updated_at: T0 + 2 });
+          expect(await store.messages.search("c-1", "sleeps", 10)).toEqual([]);
+          expect(ids(await store.messages.search("c-1", "cat", 10))).toEqual([lazy.id]);
+        });
+
+        it("takes punctuation and quotes as text, never as query syntax", async () => {
+          for (const q of ['"foo AND (', "fox)", "-fox", "*", '"', "NEAR(fox dog", "", "   ", "fox:dog"]) {
+            const found = await store.messages.search("c-1", q, 10);
+            expect(Array.isArray(found)).toBe(true);
+            expect(ids(found)).not.toContain(gone.id);
+          }
+        });
+      });
+    });
+  });
+}

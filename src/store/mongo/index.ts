@@ -1,11 +1,11 @@
 // The production store: MongoDB through the official driver. Indexes are created at boot; every
 // check-and-set (spending a refresh token, consuming a magic link) is one atomic findOneAndUpdate.
 
-import { MongoClient } from "mongodb";
+import { type Db, MongoClient } from "mongodb";
 import type { Store } from "../types.ts";
 import { mongoAuthRepos } from "./auth.ts";
 import { mongoConversations } from "./conversations.ts";
-import { mongoMessages } from "./messages.ts";
+import { mongoMessages, type Transactions } from "./messages.ts";
 import { collections, createIndexes } from "./schema.ts";
 import { mongoSessionRepos } from "./sessions.ts";
 import { mongoUsers } from "./users.ts";
@@ -29,7 +29,7 @@ export async function openMongoStore(url: string, dbName: string): Promise<Store
       magicLinks,
       lockouts,
       conversations: mongoConversations(c),
-      messages: mongoMessages(c),
+      messages: mongoMessages(c, await transactions(client, db)),
       async ping() {
         await db.command({ ping: 1 });
       },
@@ -41,4 +41,27 @@ export async function openMongoStore(url: string, dbName: string): Promise<Store
     await client.close();
     throw err;
   }
+}
+
+/**
+ * Transactions exist on replica sets and sharded clusters, not on a standalone server: the `hello`
+ * answer tells which (setName for a replica set member, msg "isdbgrid" for mongos).
+ */
+async function transactions(client: MongoClient, db: Db): Promise<Transactions> {
+  const hello = await db.admin().command({ hello: 1 });
+  const supported = typeof hello.setName === "string" || hello.msg === "isdbgrid";
+  if (!supported) return { run: (work) => work(undefined) };
+  return {
+    async run(work) {
+      const session = client.startSession();
+      try {
+        return await session.withTransaction(() => work(session), {
+          readConcern: { level: "snapshot" },
+          writeConcern: { w: "majority" },
+        });
+      } finally {
+        await session.endSession();
+      }
+    },
+  };
 }

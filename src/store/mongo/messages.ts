@@ -1,9 +1,16 @@
 // The conversation log on MongoDB: seq allocation, idempotent append, versioned changes, history pages,
 // catch-up events and full-text search ($text).
 
-import { type Filter, MongoServerError } from "mongodb";
+import { type ClientSession, type Filter, MongoServerError } from "mongodb";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import type { Collections, MessageDoc } from "./schema.ts";
+
+type Session = ClientSession | undefined;
+
+/** Runs a unit of work in a transaction where the deployment has them, or as plain steps where not. */
+export interface Transactions {
+  run<T>(work: (session: Session) => Promise<T>): Promise<T>;
+}
 
 const toDoc = ({ id, ...message }: MessageRecord): MessageDoc => ({ _id: id, ...message });
 const toMessage = ({ _id, ...message }: MessageDoc): MessageRecord => ({ id: _id, ...message });
@@ -25,35 +32,43 @@ export function textQuery(text: string): string | null {
 }
 
 /**
- * Without a multi-document transaction (a standalone server has none), allocating a seq on the conversation
- * and writing the message are two steps. What that leaves open, by design:
- * - a seq can be allocated and never used (a crash between the steps, or a client_msg_id race below): a gap
- *   in seqs, which readers must tolerate (version_seq has gaps anyway, as a message's older versions vanish);
- * - two appends may land out of seq order for a moment, so a reader of events() can briefly see seq n+1
- *   before seq n exists.
+ * On a replica set or sharded cluster (what production runs), allocating a seq and writing the message
+ * commit together in one transaction. Two appends to one conversation both write its document, so the
+ * second waits for (or retries after) the first: commits land in seq order and a reader of events() never
+ * sees seq n+1 before seq n. A standalone server has no transactions; there (development only) the two
+ * steps are separate, a crash between them leaves a harmless gap, and two appends may land out of order
+ * for a moment.
  */
-export function mongoMessages({ conversations, messages }: Collections): MessagesRepo {
+export function mongoMessages({ conversations, messages }: Collections, tx: Transactions): MessagesRepo {
   /** Takes the conversation's next seq; null when the conversation does not exist. */
-  const allocate = async (conversationId: string, activity?: number): Promise<number | null> => {
+  const allocate = async (
+    conversationId: string,
+    session: Session,
+    activity?: number,
+  ): Promise<number | null> => {
     const doc = await conversations.findOneAndUpdate(
       { _id: conversationId },
       activity === undefined
         ? { $inc: { last_seq: 1 } }
         : { $inc: { last_seq: 1 }, $max: { last_activity: activity } },
-      { returnDocument: "after", projection: { last_seq: 1 } },
+      { returnDocument: "after", projection: { last_seq: 1 }, session },
     );
     return doc ? doc.last_seq : null;
   };
 
   const byClientId = async (
     draft: Omit<MessageRecord, "seq" | "version_seq">,
+    session?: Session,
   ): Promise<MessageRecord | null> => {
     if (draft.client_msg_id === null) return null;
-    const doc = await messages.findOne({
-      conversation_id: draft.conversation_id,
-      sender_id: draft.sender_id,
-      client_msg_id: draft.client_msg_id,
-    });
+    const doc = await messages.findOne(
+      {
+        conversation_id: draft.conversation_id,
+        sender_id: draft.sender_id,
+        client_msg_id: draft.client_msg_id,
+      },
+      { session },
+    );
     return doc && toMessage(doc);
   };
 
@@ -62,41 +77,47 @@ export function mongoMessages({ conversations, messages }: Collections): Message
       // Looked up before allocating, so that a retried send (the common duplicate) costs no seq.
       const existing = await byClientId(draft);
       if (existing) return { status: "duplicate", message: existing };
-      const seq = await allocate(draft.conversation_id);
-      if (seq === null) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
-      const message: MessageRecord = { ...draft, seq, version_seq: seq };
       try {
-        await messages.insertOne(toDoc(message));
+        return await tx.run(async (session) => {
+          const seq = await allocate(draft.conversation_id, session);
+          if (seq === null) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
+          const message: MessageRecord = { ...draft, seq, version_seq: seq };
+          await messages.insertOne(toDoc(message), { session });
+          // Appends may finish out of order without a transaction: last_message_id follows the highest seq
+          // (kept in last_message_seq), not the last write. Pipeline stages read the document as it was
+          // before the stage; $literal keeps an id from ever being read as a field path.
+          await conversations.updateOne(
+            { _id: draft.conversation_id },
+            [
+              {
+                $set: {
+                  message_count: { $add: ["$message_count", 1] },
+                  last_activity: { $max: ["$last_activity", draft.created_at] },
+                  last_message_id: {
+                    $cond: [
+                      { $gt: [seq, { $ifNull: ["$last_message_seq", 0] }] },
+                      { $literal: draft.id },
+                      "$last_message_id",
+                    ],
+                  },
+                  last_message_seq: { $max: [{ $ifNull: ["$last_message_seq", 0] }, seq] },
+                },
+              },
+            ],
+            { session },
+          );
+          return { status: "created", message } satisfies AppendResult;
+        });
       } catch (err) {
         // The same send racing itself: the other copy won the unique (conversation, sender, client_msg_id)
-        // index after our look-up. Its message is the answer; the seq we allocated stays a gap.
+        // index after our look-up. Its message is the answer (the transaction rolled our seq back; without
+        // one, the seq stays a gap).
         if (err instanceof MongoServerError && err.code === 11000) {
           const winner = await byClientId(draft);
           if (winner) return { status: "duplicate", message: winner };
         }
         throw err;
       }
-      // Counted only once the message is stored, so a lost race above counts nothing. Appends may finish
-      // out of order: last_message_id follows the highest seq (kept in last_message_seq), not the last write.
-      // Pipeline stages read the document as it was before the stage; $literal keeps an id from ever being
-      // read as a field path.
-      await conversations.updateOne({ _id: draft.conversation_id }, [
-        {
-          $set: {
-            message_count: { $add: ["$message_count", 1] },
-            last_activity: { $max: ["$last_activity", draft.created_at] },
-            last_message_id: {
-              $cond: [
-                { $gt: [seq, { $ifNull: ["$last_message_seq", 0] }] },
-                { $literal: draft.id },
-                "$last_message_id",
-              ],
-            },
-            last_message_seq: { $max: [{ $ifNull: ["$last_message_seq", 0] }, seq] },
-          },
-        },
-      ]);
-      return { status: "created", message };
     },
 
     async change(id, input: MessageChange) {
@@ -113,18 +134,21 @@ export function mongoMessages({ conversations, messages }: Collections): Message
         if (patch.edited_at !== undefined) set.edited_at = patch.edited_at;
         if (patch.deleted !== undefined) set.deleted = patch.deleted;
         // As on SQLite, a change counts as activity (last_activity), not as a message (message_count).
-        const versionSeq = await allocate(current.conversation_id, patch.updated_at);
-        if (versionSeq === null) return null;
-        // Only over the version the patch was computed from: a concurrent change that landed first makes
-        // this one start again from the newer record with a newer seq, so version_seq never goes backwards
-        // and no read-modify-write (reactions) loses a concurrent change.
-        const doc = await messages.findOneAndUpdate(
-          { _id: id, version_seq: current.version_seq },
-          { $set: { ...set, version_seq: versionSeq } },
-          { returnDocument: "after" },
-        );
-        if (doc) return toMessage(doc);
-        // Lost the race: the seq taken is a gap, which readers tolerate.
+        const applied = await tx.run(async (session) => {
+          const versionSeq = await allocate(current.conversation_id, session, patch.updated_at);
+          if (versionSeq === null) return "missing" as const;
+          // Only over the version the patch was computed from: a concurrent change that landed first makes
+          // this one start again from the newer record with a newer seq, so version_seq never goes backwards
+          // and no read-modify-write (reactions) loses a concurrent change.
+          return messages.findOneAndUpdate(
+            { _id: id, version_seq: current.version_seq },
+            { $set: { ...set, version_seq: versionSeq } },
+            { returnDocument: "after", session },
+          );
+        });
+        if (applied === "missing") return null;
+        if (applied) return toMessage(applied);
+        // Lost the race: the seq taken is a gap (committed without a transaction), which readers tolerate.
       }
       throw new Error(`change: message ${id} kept changing under ${MAX_CHANGE_ATTEMPTS} attempts`);
     },

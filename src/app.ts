@@ -20,6 +20,17 @@ export function createApp(deps: Deps) {
     serve: {
       maxRequestBodySize: Math.max(deps.config.MAX_FILE_SIZE, deps.config.MAX_JSON_BODY_BYTES) + 64 * 1024,
     },
+    websocket: {
+      maxPayloadLength: deps.config.WS_MAX_PAYLOAD,
+      // The gateway closes silent sockets itself (4003); Bun's timer is only the backstop.
+      idleTimeout: Math.min(960, deps.config.WS_CONNECTION_TIMEOUT + 30),
+      sendPings: false,
+      perMessageDeflate: false,
+      // Slow consumers are closed with 4001 at WS_BACKPRESSURE_LIMIT; far above it Bun closes them itself
+      // rather than drop frames.
+      backpressureLimit: Math.max(64 * 1024 * 1024, deps.config.WS_BACKPRESSURE_LIMIT * 4),
+      closeOnBackpressureLimit: true,
+    },
   })
     .use(httpPlugin(deps))
     .use(
@@ -42,7 +53,8 @@ export function createApp(deps: Deps) {
     .use(authController(deps))
     .use(usersController(deps))
     .use(conversationsController(deps))
-    .use(messagesController(deps));
+    .use(messagesController(deps))
+    .use(deps.gateway.plugin);
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -16,6 +16,7 @@ import { type ConversationsService, createConversationsService } from "./modules
 import { createMessagesService, type MessagesService } from "./modules/messages/service.ts";
 import { createUsersService, type UsersService } from "./modules/users/service.ts";
 import { createRateLimiters, type RateLimiters } from "./ratelimit/index.ts";
+import { createGateway, type Gateway } from "./realtime/gateway.ts";
 import { Hub } from "./realtime/hub.ts";
 import { openMongoStore } from "./store/mongo/index.ts";
 import { openSqliteStore } from "./store/sqlite/index.ts";
@@ -36,6 +37,7 @@ export interface Deps {
   hub: Hub;
   conversations: ConversationsService;
   messages: MessagesService;
+  gateway: Gateway;
 }
 
 export async function openStore(config: Config): Promise<Store> {
@@ -65,7 +67,7 @@ export async function createDeps(
   const hub = new Hub(broker);
   const conversations = createConversationsService({ store, clock, hub });
   const messages = createMessagesService({ config, store, clock, hub });
-  return {
+  const services = {
     config,
     clock,
     logger,
@@ -81,10 +83,13 @@ export async function createDeps(
     conversations,
     messages,
   };
+  // The gateway needs the services and is itself part of Deps (the app mounts it, shutdown closes it).
+  return { ...services, gateway: createGateway(services) };
 }
 
 /** Closes what createDeps opened, after in-flight mail has gone out. */
 export async function closeDeps(deps: Deps) {
+  deps.gateway.close();
   await deps.auth.settled();
   await Promise.allSettled([
     deps.limiters.close(),

@@ -12,9 +12,11 @@ export type ConversationEventKind =
   | "participant.added"
   | "participant.removed"
   | "participant.updated"
+  | "conversation.created"
   | "conversation.updated"
   | "conversation.deleted"
-  | "receipt.read";
+  | "receipt.read"
+  | "receipt.delivered";
 
 export interface ConversationEvent {
   kind: ConversationEventKind;
@@ -27,10 +29,19 @@ export interface ConversationEvent {
 export const conversationTopic = (conversationId: string) => `c:${conversationId}`;
 
 export class Hub {
+  private listeners = new Set<(event: ConversationEvent) => void>();
+
   constructor(private broker: Broker) {}
 
   publish(event: ConversationEvent) {
     this.broker.publish(conversationTopic(event.conversation_id), event);
+    for (const listener of this.listeners) listener(event);
+  }
+
+  /** Every event of every conversation (the gateway turns them into frames on Bun topics). */
+  onEvent(listener: (event: ConversationEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   subscribe(conversationId: string, handler: (event: ConversationEvent) => void) {

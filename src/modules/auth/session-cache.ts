@@ -19,6 +19,7 @@ interface Entry {
 
 export class SessionCache {
   private entries = new Map<string, Entry>();
+  private revokeListeners = new Set<(sessionIds: string[]) => void>();
 
   constructor(
     private store: Store,
@@ -44,8 +45,18 @@ export class SessionCache {
     return "live";
   }
 
-  /** Forget what is known of these sessions, so this node refuses them from the next request on. */
+  /**
+   * Forget what is known of these sessions, so this node refuses them from the next request on, and tell
+   * the listeners (the realtime gateway closes their sockets).
+   */
   invalidate(sessionIds: Iterable<string>) {
-    for (const id of sessionIds) this.entries.delete(id);
+    const ids = [...sessionIds];
+    for (const id of ids) this.entries.delete(id);
+    if (ids.length > 0) for (const listener of this.revokeListeners) listener(ids);
+  }
+
+  onRevoke(listener: (sessionIds: string[]) => void): () => void {
+    this.revokeListeners.add(listener);
+    return () => this.revokeListeners.delete(listener);
   }
 }

@@ -149,6 +149,12 @@ export function createConversationsService(deps: ConversationDeps) {
         }
         throw err;
       }
+      hub.publish({
+        kind: "conversation.created",
+        conversation_id: conversation.id,
+        seq: 0,
+        participant_ids: members.map((m) => m.user_id),
+      });
       return { created: true, conversation: await view(conversation, creatorId) };
     },
 

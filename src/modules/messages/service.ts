@@ -226,6 +226,22 @@ export function createMessagesService(deps: MessageDeps) {
       return { last_read_seq: updated.last_read_seq };
     },
 
+    /** A socket's acknowledgement: delivered up to seq. */
+    async acknowledge(conversationId: string, userId: string, seq: number) {
+      const { conversation } = await requireMember(store, conversationId, userId);
+      const target = Math.min(seq, conversation.last_seq);
+      const updated = await store.conversations.markDelivered(conversationId, userId, target, clock.now());
+      if (!updated) throw new AppError("not_found", "conversation not found");
+      hub.publish({
+        kind: "receipt.delivered",
+        conversation_id: conversationId,
+        seq: 0,
+        user_id: userId,
+        delivered_seq: updated.delivered_seq,
+      });
+      return { delivered_seq: updated.delivered_seq };
+    },
+
     async receipts(messageId: string, userId: string) {
       const { message } = await requireMessage(store, messageId, userId);
       const participants = await store.conversations.participants(message.conversation_id);

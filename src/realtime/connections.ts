@@ -1,0 +1,72 @@
+// The sockets of this node: who is connected, per user and per session, plus each socket's state.
+// Lookups only; fanout never loops over this (Bun topics do it in native code).
+
+import type { ServerWebSocket } from "bun";
+import type { Encoding } from "./protocol.ts";
+
+export interface SocketState {
+  kind: "user" | "public";
+  user_id: string;
+  session_id: string;
+  encoding: Encoding;
+  /** Token bucket for this connection's frames. */
+  tokens: number;
+  refilledAt: number;
+  /** Frames refused in a row; too many closes the socket. */
+  denied: number;
+  lastSeen: number;
+  open(ws: Socket): void;
+  message(ws: Socket, data: string | Buffer): void;
+  close(ws: Socket, code: number, reason: string): void;
+  drain?(ws: Socket): void;
+}
+
+export type Socket = ServerWebSocket<SocketState>;
+
+export class Connections {
+  readonly all = new Set<Socket>();
+  private byUser = new Map<string, Set<Socket>>();
+  private bySession = new Map<string, Set<Socket>>();
+
+  add(ws: Socket) {
+    this.all.add(ws);
+    if (ws.data.kind !== "user") return;
+    addTo(this.byUser, ws.data.user_id, ws);
+    addTo(this.bySession, ws.data.session_id, ws);
+  }
+
+  /** Returns how many sockets the user still has on this node. */
+  remove(ws: Socket): number {
+    this.all.delete(ws);
+    if (ws.data.kind !== "user") return 0;
+    removeFrom(this.byUser, ws.data.user_id, ws);
+    removeFrom(this.bySession, ws.data.session_id, ws);
+    return this.byUser.get(ws.data.user_id)?.size ?? 0;
+  }
+
+  ofUser(userId: string): ReadonlySet<Socket> {
+    return this.byUser.get(userId) ?? EMPTY;
+  }
+
+  ofSession(sessionId: string): ReadonlySet<Socket> {
+    return this.bySession.get(sessionId) ?? EMPTY;
+  }
+}
+
+const EMPTY: ReadonlySet<Socket> = new Set();
+
+function addTo(map: Map<string, Set<Socket>>, key: string, ws: Socket) {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(ws);
+}
+
+function removeFrom(map: Map<string, Set<Socket>>, key: string, ws: Socket) {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(ws);
+  if (set.size === 0) map.delete(key);
+}

@@ -1,0 +1,176 @@
+// Frames from clients -> services -> replies. Each reply echoes the frame's `ref`; failures become
+// `error` frames with the REST error codes, and the socket stays open.
+
+import type { Deps } from "../deps.ts";
+import { AppError } from "../lib/errors.ts";
+import { toMessageView } from "../modules/messages/model.ts";
+import { encode } from "./codec.ts";
+import type { Socket } from "./connections.ts";
+import { type Fanout, topics } from "./fanout.ts";
+import type { Presence } from "./presence.ts";
+import type { ClientFrame, ServerFrame } from "./protocol.ts";
+
+const TYPING_EXPIRY_MS = 6000;
+
+export function send(ws: Socket, frame: ServerFrame) {
+  ws.send(encode(frame, ws.data.encoding));
+}
+
+export function sendError(ws: Socket, ref: string | number | undefined, code: string, message: string) {
+  send(ws, { type: "error", ...(ref === undefined ? {} : { ref }), code, message });
+}
+
+export class Dispatcher {
+  private typing = new Map<string, Timer>();
+
+  constructor(
+    private deps: Omit<Deps, "gateway">,
+    private fanout: Fanout,
+    private presence: Presence,
+  ) {}
+
+  async handle(ws: Socket, frame: ClientFrame): Promise<void> {
+    const ref = frame.ref;
+    const me = ws.data;
+    try {
+      switch (frame.type) {
+        case "ping":
+          return send(ws, {
+            type: "pong",
+            ...(ref === undefined ? {} : { ref }),
+            server_time: new Date().toISOString(),
+          });
+        case "message": {
+          const { conversation_id, ref: _, type: __, ...input } = frame;
+          const { message } = await this.deps.messages.send(conversation_id, me.user_id, input);
+          return send(ws, {
+            type: "ack",
+            ...(ref === undefined ? {} : { ref }),
+            client_msg_id: frame.client_msg_id,
+            message_id: message.id,
+            seq: message.seq,
+          });
+        }
+        case "typing_start":
+        case "typing_stop":
+          return this.typingFrame(
+            ws,
+            frame.conversation_id,
+            frame.type === "typing_start" ? "start" : "stop",
+          );
+        case "message_ack":
+          await this.deps.messages.acknowledge(frame.conversation_id, me.user_id, frame.seq);
+          return this.ok(ws, ref);
+        case "message_read":
+          await this.deps.messages.markRead(frame.conversation_id, me.user_id, frame.seq);
+          return this.ok(ws, ref);
+        case "reaction":
+          await this.deps.messages.react(frame.message_id, me.user_id, frame.emoji, frame.op);
+          return this.ok(ws, ref);
+        case "presence_update":
+          await this.presence.set(me.user_id, frame.status);
+          return this.ok(ws, ref);
+        case "key_exchange":
+          return await this.keyExchange(ws, frame);
+        case "resume":
+          return await this.resume(ws, frame.positions, ref);
+        case "subscribe":
+          ws.subscribe(topics.channel(frame.channel, me.encoding));
+          return this.ok(ws, ref);
+      }
+    } catch (err) {
+      if (err instanceof AppError) return sendError(ws, ref, err.code, err.message);
+      this.deps.logger.error(
+        { err: err instanceof Error ? err.message : String(err), frame: frame.type },
+        "frame failed",
+      );
+      return sendError(ws, ref, "internal", "internal error");
+    }
+  }
+
+  private ok(ws: Socket, ref: string | number | undefined) {
+    if (ref !== undefined) send(ws, { type: "ok", ref });
+  }
+
+  private typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
+    const { user_id, encoding } = ws.data;
+    if (!ws.isSubscribed(topics.conversation(conversationId, encoding))) {
+      return sendError(ws, undefined, "not_found", "conversation not found");
+    }
+    const key = `${conversationId}:${user_id}`;
+    clearTimeout(this.typing.get(key));
+    this.typing.delete(key);
+    const frame: ServerFrame = { type: "typing", conversation_id: conversationId, user_id, state };
+    this.fanout.publish((e) => topics.conversation(conversationId, e), frame);
+    if (state === "start") {
+      // A start with no stop ends by itself, so a client that vanished does not type forever.
+      const timer = setTimeout(() => {
+        this.typing.delete(key);
+        this.fanout.publish((e) => topics.conversation(conversationId, e), { ...frame, state: "stop" });
+      }, TYPING_EXPIRY_MS);
+      timer.unref?.();
+      this.typing.set(key, timer);
+    }
+  }
+
+  private async keyExchange(ws: Socket, frame: Extract<ClientFrame, { type: "key_exchange" }>) {
+    const { user_id, session_id } = ws.data;
+    if (!(await this.sharesConversation(user_id, frame.to_user_id))) {
+      throw new AppError("not_found", "no shared conversation with that user");
+    }
+    const out: ServerFrame = {
+      type: "key_exchange",
+      from_user_id: user_id,
+      from_device_id: session_id,
+      payload: frame.payload,
+    };
+    const to = frame.to_device_id;
+    this.fanout.publish((e) => (to ? topics.session(to, e) : topics.user(frame.to_user_id, e)), out);
+    this.ok(ws, frame.ref);
+  }
+
+  private async sharesConversation(a: string, b: string): Promise<boolean> {
+    if (a === b) return true;
+    const { store } = this.deps;
+    let before: { last_activity: number; id: string } | undefined;
+    for (;;) {
+      const page = await store.conversations.listForUser(a, 500, before);
+      for (const c of page) if (await store.conversations.participant(c.id, b)) return true;
+      const last = page.at(-1);
+      if (page.length < 500 || !last) return false;
+      before = { last_activity: last.last_activity, id: last.id };
+    }
+  }
+
+  /** Everything after each position, in version_seq order; past RESUME_MAX changes, `resync` instead. */
+  private async resume(ws: Socket, positions: Record<string, number>, ref: string | number | undefined) {
+    const { store, config } = this.deps;
+    const refField = ref === undefined ? {} : { ref };
+    for (const [conversationId, after] of Object.entries(positions)) {
+      const member = await store.conversations.participant(conversationId, ws.data.user_id);
+      if (!member) {
+        sendError(ws, ref, "not_found", `conversation ${conversationId} not found`);
+        continue;
+      }
+      const changes = await store.messages.events(conversationId, after, config.RESUME_MAX + 1);
+      if (changes.length > config.RESUME_MAX) {
+        send(ws, { type: "resync", conversation_id: conversationId, ...refField });
+        continue;
+      }
+      let seq = after;
+      for (const m of changes) {
+        const kind =
+          m.version_seq === m.seq ? "message.created" : m.deleted ? "message.deleted" : "message.changed";
+        send(ws, {
+          type: "event",
+          kind,
+          conversation_id: conversationId,
+          seq: m.version_seq,
+          message: toMessageView(m),
+        });
+        seq = m.version_seq;
+      }
+      send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
+    }
+  }
+}

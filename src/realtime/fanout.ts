@@ -1,0 +1,71 @@
+// Hub events -> frames on Bun topics. Each frame is encoded at most once per encoding and published as
+// the same bytes to every subscriber, in native code: never a JavaScript loop over sockets.
+
+import type { Server } from "bun";
+import { encode } from "./codec.ts";
+import type { Connections, Socket } from "./connections.ts";
+import type { ConversationEvent } from "./hub.ts";
+import type { Encoding, ServerFrame } from "./protocol.ts";
+
+const ENCODINGS: Encoding[] = ["msgpack", "json"];
+const suffix = (encoding: Encoding) => (encoding === "msgpack" ? "|m" : "|j");
+
+export const topics = {
+  conversation: (id: string, encoding: Encoding) => `c:${id}${suffix(encoding)}`,
+  user: (id: string, encoding: Encoding) => `u:${id}${suffix(encoding)}`,
+  session: (id: string, encoding: Encoding) => `s:${id}${suffix(encoding)}`,
+  channel: (name: string, encoding: Encoding) => `p:${name}${suffix(encoding)}`,
+};
+
+export class Fanout {
+  private server: Server<unknown> | null = null;
+
+  constructor(private connections: Connections) {}
+
+  attach(server: Server<unknown>) {
+    this.server ??= server;
+  }
+
+  /** Publishes one frame to a logical topic in every encoding that has subscribers on this node. */
+  publish(topicOf: (encoding: Encoding) => string, frame: ServerFrame) {
+    const server = this.server;
+    if (!server) return;
+    for (const encoding of ENCODINGS) {
+      const topic = topicOf(encoding);
+      if (server.subscriberCount(topic) > 0) server.publish(topic, encode(frame, encoding));
+    }
+  }
+
+  /** Applies membership changes to live subscriptions, then publishes the event to the conversation. */
+  onEvent(event: ConversationEvent) {
+    const id = event.conversation_id;
+    const sockets = (userId: unknown): ReadonlySet<Socket> =>
+      typeof userId === "string" ? this.connections.ofUser(userId) : new Set();
+    if (event.kind === "conversation.created" && Array.isArray(event.participant_ids)) {
+      for (const userId of event.participant_ids) {
+        for (const ws of sockets(userId)) ws.subscribe(topics.conversation(id, ws.data.encoding));
+      }
+    }
+    if (event.kind === "participant.added") {
+      for (const ws of sockets(event.user_id)) ws.subscribe(topics.conversation(id, ws.data.encoding));
+    }
+    this.publish((e) => topics.conversation(id, e), toFrame(event));
+    if (event.kind === "participant.removed") {
+      for (const ws of sockets(event.user_id)) ws.unsubscribe(topics.conversation(id, ws.data.encoding));
+    }
+  }
+}
+
+function toFrame(event: ConversationEvent): ServerFrame {
+  if (event.kind === "receipt.read" || event.kind === "receipt.delivered") {
+    const read = event.kind === "receipt.read";
+    return {
+      type: "receipt",
+      conversation_id: event.conversation_id,
+      user_id: String(event.user_id),
+      kind: read ? "read" : "delivered",
+      seq: Number(read ? event.last_read_seq : event.delivered_seq),
+    };
+  }
+  return { type: "event", ...event };
+}

@@ -1,0 +1,249 @@
+// The WebSocket gateway: authenticated upgrade at /ws/{user_id}/{session_id}, receive-only public
+// channels at /ws/public/{channel}, per-connection limits, heartbeat and revocation.
+
+import type { Server } from "bun";
+import { Elysia } from "elysia";
+import type { Deps } from "../deps.ts";
+import { AppError } from "../lib/errors.ts";
+import { bearerToken } from "../modules/auth/guard.ts";
+import { decode } from "./codec.ts";
+import { Connections, type Socket, type SocketState } from "./connections.ts";
+import { Dispatcher, send, sendError } from "./dispatch.ts";
+import { Fanout, topics } from "./fanout.ts";
+import { Presence } from "./presence.ts";
+import {
+  BEARER_PREFIX,
+  CLIENT_FRAME_TYPES,
+  CLOSE,
+  checkClientFrame,
+  type Encoding,
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOL_MSGPACK,
+} from "./protocol.ts";
+
+/** How often slow consumers and silent sockets are looked for. */
+const SWEEP_MS = 250;
+/** Refused frames in a row before a flooding connection is closed. */
+const MAX_DENIED = 20;
+
+export interface Gateway {
+  plugin: Elysia;
+  fanout: Fanout;
+  connections: Connections;
+  close(): void;
+}
+
+function negotiate(header: string | null): { encoding: Encoding; protocol?: string; token?: string } {
+  const offered = (header ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const token = offered.find((p) => p.startsWith(BEARER_PREFIX))?.slice(BEARER_PREFIX.length);
+  if (offered.includes(SUBPROTOCOL_MSGPACK))
+    return { encoding: "msgpack", protocol: SUBPROTOCOL_MSGPACK, token };
+  if (offered.includes(SUBPROTOCOL_JSON)) return { encoding: "json", protocol: SUBPROTOCOL_JSON, token };
+  // A browser that offered only the bearer entry must get one protocol back or it drops the connection.
+  return {
+    encoding: "json",
+    protocol: token ? offered.find((p) => p.startsWith(BEARER_PREFIX)) : undefined,
+    token,
+  };
+}
+
+export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
+  const { config, clock, signer, sessions, logger } = deps;
+  const connections = new Connections();
+  const fanout = new Fanout(connections);
+  const presence = new Presence(deps.store, clock, fanout);
+  const dispatcher = new Dispatcher(deps, fanout, presence);
+  const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
+  const offRevoke = sessions.onRevoke((ids) => {
+    for (const id of ids)
+      for (const ws of [...connections.ofSession(id)]) ws.close(CLOSE.sessionRevoked, "session revoked");
+  });
+
+  // Slow consumers and silent sockets: a check per socket, not a fanout loop; sends stay in Bun topics.
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const ws of connections.all) {
+      if (ws.getBufferedAmount() > config.WS_BACKPRESSURE_LIMIT)
+        ws.close(CLOSE.slowConsumer, "slow consumer");
+      else if (now - ws.data.lastSeen > config.WS_CONNECTION_TIMEOUT * 1000) ws.close(CLOSE.idle, "idle");
+    }
+  }, SWEEP_MS);
+  sweep.unref?.();
+
+  /** Token bucket per connection: WS_RATE_PER_SECOND refill, WS_RATE_BURST capacity. */
+  function allow(state: SocketState, now: number): boolean {
+    state.tokens = Math.min(
+      config.WS_RATE_BURST,
+      state.tokens + ((now - state.refilledAt) / 1000) * config.WS_RATE_PER_SECOND,
+    );
+    state.refilledAt = now;
+    if (state.tokens < 1) return false;
+    state.tokens -= 1;
+    return true;
+  }
+
+  function onMessage(ws: Socket, data: string | Buffer) {
+    const state = ws.data;
+    const now = Date.now();
+    state.lastSeen = now;
+    if (!allow(state, now)) {
+      state.denied++;
+      if (state.denied > MAX_DENIED) ws.close(CLOSE.rateLimited, "rate limited");
+      else sendError(ws, undefined, "rate_limited", "too many frames; slow down");
+      return;
+    }
+    state.denied = 0;
+    let frame: unknown;
+    try {
+      frame = decode(data, state.encoding);
+    } catch {
+      return sendError(ws, undefined, "bad_frame", "not a frame of this connection's encoding");
+    }
+    if (!checkClientFrame.Check(frame)) {
+      const type = (frame as { type?: unknown } | null)?.type;
+      const ref = (frame as { ref?: unknown } | null)?.ref;
+      const echo = typeof ref === "string" || typeof ref === "number" ? ref : undefined;
+      if (typeof type === "string" && !CLIENT_FRAME_TYPES.includes(type)) {
+        return sendError(ws, echo, "unknown_type", `unknown frame type ${type.slice(0, 32)}`);
+      }
+      if (typeof type !== "string")
+        return sendError(ws, echo, "bad_frame", "a frame is an object with a type");
+      const first = checkClientFrame.Errors(frame).First();
+      return sendError(
+        ws,
+        echo,
+        "validation_failed",
+        `${first?.path || "frame"}: ${first?.message ?? "invalid"}`,
+      );
+    }
+    if (state.kind === "public" && frame.type !== "subscribe" && frame.type !== "ping") {
+      return sendError(ws, frame.ref, "forbidden", "public channels are receive-only");
+    }
+    void dispatcher.handle(ws, frame);
+  }
+
+  function state(
+    kind: SocketState["kind"],
+    userId: string,
+    sessionId: string,
+    encoding: Encoding,
+    onOpen: (ws: Socket) => void,
+  ): SocketState {
+    return {
+      kind,
+      user_id: userId,
+      session_id: sessionId,
+      encoding,
+      tokens: config.WS_RATE_BURST,
+      refilledAt: Date.now(),
+      denied: 0,
+      lastSeen: Date.now(),
+      open: (ws) => {
+        connections.add(ws);
+        onOpen(ws);
+      },
+      message: onMessage,
+      close: (ws) => {
+        const left = connections.remove(ws);
+        if (ws.data.kind === "user" && left === 0)
+          void presence.set(ws.data.user_id, "offline").catch(() => {});
+      },
+    };
+  }
+
+  async function subscribeAll(ws: Socket) {
+    const { user_id, session_id, encoding } = ws.data;
+    ws.subscribe(topics.user(user_id, encoding));
+    ws.subscribe(topics.session(session_id, encoding));
+    let before: { last_activity: number; id: string } | undefined;
+    for (;;) {
+      const page = await deps.store.conversations.listForUser(user_id, 500, before);
+      for (const c of page) ws.subscribe(topics.conversation(c.id, encoding));
+      const last = page.at(-1);
+      if (page.length < 500 || !last) return;
+      before = { last_activity: last.last_activity, id: last.id };
+    }
+  }
+
+  const plugin = new Elysia({ name: "parley.gateway" })
+    .route("WS", "/ws/public/:channel", ({ request, server, params, set }) => {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(params.channel))
+        throw new AppError("validation_failed", "channel: bad name");
+      const { encoding, protocol } = negotiate(request.headers.get("sec-websocket-protocol"));
+      fanout.attach(server as Server<unknown>);
+      const data = state("public", "", "", encoding, (ws) =>
+        ws.subscribe(topics.channel(params.channel, encoding)),
+      );
+      if (
+        !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
+      ) {
+        set.status = 400;
+        return { error: { code: "bad_request", message: "expected a WebSocket upgrade" } };
+      }
+    })
+    .route("WS", "/ws/:user_id/:session_id", async ({ request, server, params, query, set }) => {
+      const {
+        encoding,
+        protocol,
+        token: fromProtocol,
+      } = negotiate(request.headers.get("sec-websocket-protocol"));
+      const token = bearerToken(request.headers.get("authorization")) ?? fromProtocol ?? query.access_token;
+      if (!token) throw new AppError("unauthorized", "missing access token");
+      const claims = await signer.verify(token, clock.now());
+      if (claims.sub !== params.user_id || claims.sid !== params.session_id) {
+        throw new AppError("unauthorized", "token does not match the path");
+      }
+      const live = await sessions.state(claims.sid, claims.sub);
+      if (live !== "live")
+        throw new AppError(live === "expired" ? "token_expired" : "session_revoked", "session is not live");
+      if (connections.ofUser(claims.sub).size >= config.WS_MAX_CONNECTIONS_PER_USER) {
+        throw new AppError(
+          "rate_limited",
+          `at most ${config.WS_MAX_CONNECTIONS_PER_USER} connections per user`,
+          {
+            headers: { "Retry-After": "5" },
+          },
+        );
+      }
+      fanout.attach(server as Server<unknown>);
+      const data = state("user", claims.sub, claims.sid, encoding, (ws) => {
+        // Subscribed before hello: anything published after the client sees hello reaches it.
+        subscribeAll(ws)
+          .then(async () => {
+            send(ws, {
+              type: "hello",
+              user_id: claims.sub,
+              session_id: claims.sid,
+              server_time: new Date().toISOString(),
+              heartbeat_interval: config.WS_HEARTBEAT_INTERVAL,
+            });
+            if (connections.ofUser(claims.sub).size === 1) await presence.set(claims.sub, "online");
+          })
+          .catch((err: unknown) => {
+            logger.error({ err: err instanceof Error ? err.message : String(err) }, "socket open failed");
+            ws.close(CLOSE.restart, "try again");
+          });
+      });
+      if (
+        !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
+      ) {
+        set.status = 400;
+        return { error: { code: "bad_request", message: "expected a WebSocket upgrade" } };
+      }
+    });
+
+  return {
+    plugin: plugin as unknown as Elysia,
+    fanout,
+    connections,
+    close() {
+      clearInterval(sweep);
+      offHub();
+      offRevoke();
+      for (const ws of connections.all) ws.close(CLOSE.restart, "server shutting down");
+    },
+  };
+}

@@ -1,0 +1,45 @@
+// Presence: a user's first socket makes them online, the last one closing makes them offline with
+// last_seen; presence_update sets a status. Changes go to every user who shares a conversation.
+
+import type { Clock } from "../lib/clock.ts";
+import type { Store, UserStatus } from "../store/types.ts";
+import { type Fanout, topics } from "./fanout.ts";
+
+export class Presence {
+  constructor(
+    private store: Store,
+    private clock: Clock,
+    private fanout: Fanout,
+  ) {}
+
+  async set(userId: string, status: UserStatus) {
+    const now = this.clock.now();
+    const user = await this.store.users.update(userId, {
+      status,
+      updated_at: now,
+      ...(status === "offline" ? { last_seen: now } : {}),
+    });
+    if (!user) return;
+    const frame = {
+      type: "presence" as const,
+      user_id: userId,
+      status,
+      last_seen: user.last_seen === null ? null : new Date(user.last_seen).toISOString(),
+    };
+    for (const peer of await this.peers(userId)) this.fanout.publish((e) => topics.user(peer, e), frame);
+  }
+
+  /** Everyone who shares at least one conversation with the user, the user included (other devices). */
+  private async peers(userId: string): Promise<Set<string>> {
+    const peers = new Set<string>([userId]);
+    let before: { last_activity: number; id: string } | undefined;
+    for (;;) {
+      const page = await this.store.conversations.listForUser(userId, 500, before);
+      for (const c of page)
+        for (const p of await this.store.conversations.participants(c.id)) peers.add(p.user_id);
+      const last = page.at(-1);
+      if (page.length < 500 || !last) return peers;
+      before = { last_activity: last.last_activity, id: last.id };
+    }
+  }
+}

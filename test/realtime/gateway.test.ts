@@ -1,0 +1,319 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { call, type Harness, harness, signup } from "../helpers.ts";
+import { connect, type Frame, type TestSocket, upgradeStatus } from "./ws-client.ts";
+
+let h: Harness;
+let base: string;
+type User = Awaited<ReturnType<typeof signup>>;
+let alice: User;
+let bob: User;
+let carol: User;
+const open: TestSocket[] = [];
+
+beforeAll(async () => {
+  h = await harness({ WS_MAX_PAYLOAD: "4096", RESUME_MAX: "5", WS_MAX_CONNECTIONS_PER_USER: "3" });
+  h.app.listen({ port: 0, hostname: "127.0.0.1" });
+  base = `ws://127.0.0.1:${h.app.server?.port}`;
+  [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+});
+afterAll(async () => {
+  for (const s of open) s.close();
+  await h.app.stop(true);
+  await h.close();
+});
+
+const url = (u: User) => `${base}/ws/${u.id}/${u.session_id}`;
+async function socket(u: User, encoding: "msgpack" | "json" = "msgpack"): Promise<TestSocket> {
+  const s = await connect(url(u), [`parley.${encoding}`, `bearer.${u.token}`]);
+  open.push(s);
+  await s.next((f) => f.type === "hello");
+  return s;
+}
+async function group(owner: User, members: User[]) {
+  const res = await call(h.app, "POST", "/api/conversations", {
+    token: owner.token,
+    body: { conversation_type: "group", participant_ids: members.map((m) => m.id) },
+  });
+  return res.body.id as string;
+}
+const event = (kind: string, conversation: string) => (f: Frame) =>
+  f.type === "event" && f.kind === kind && f.conversation_id === conversation;
+
+describe("connecting", () => {
+  it("refuses an upgrade without a valid token for that user and session with 401", async () => {
+    expect(await upgradeStatus(url(alice))).toBe(401);
+    expect(await upgradeStatus(url(alice), { authorization: "Bearer nope" })).toBe(401);
+    expect(
+      await upgradeStatus(`${base}/ws/${bob.id}/${alice.session_id}`, {
+        authorization: `Bearer ${alice.token}`,
+      }),
+    ).toBe(401);
+    expect(
+      await upgradeStatus(`${base}/ws/${alice.id}/${bob.session_id}`, {
+        authorization: `Bearer ${alice.token}`,
+      }),
+    ).toBe(401);
+  });
+
+  it("accepts the token as Authorization header, bearer subprotocol or access_token query", async () => {
+    const viaHeader = await connect(url(alice), ["parley.json"], { authorization: `Bearer ${alice.token}` });
+    open.push(viaHeader);
+    expect((await viaHeader.next((f) => f.type === "hello")).user_id).toBe(alice.id);
+    const viaQuery = await connect(`${url(alice)}?access_token=${alice.token}`, ["parley.json"]);
+    open.push(viaQuery);
+    await viaQuery.next((f) => f.type === "hello");
+    viaHeader.close();
+    viaQuery.close();
+    await Promise.all([viaHeader.closed, viaQuery.closed]);
+    expect(h.logs.join("").includes(alice.token)).toBe(false);
+  });
+
+  it("says hello with the session and heartbeat, and answers ping with pong echoing ref, in both encodings", async () => {
+    for (const encoding of ["msgpack", "json"] as const) {
+      const s = await socket(alice, encoding);
+      expect(s.ws.protocol).toBe(`parley.${encoding}`);
+      const hello = s.frames[0] as Frame;
+      expect(hello).toMatchObject({
+        type: "hello",
+        user_id: alice.id,
+        session_id: alice.session_id,
+        heartbeat_interval: 30,
+      });
+      s.send({ type: "ping", ref: 7 });
+      const pong = await s.next((f) => f.type === "pong");
+      expect(pong.ref).toBe(7);
+      expect(typeof pong.server_time).toBe("string");
+      s.close();
+      await s.closed;
+    }
+  });
+
+  it("caps connections per user: the next upgrade gets 429", async () => {
+    const dave = await signup(h.app);
+    const sockets = [await socket(dave), await socket(dave), await socket(dave)];
+    expect(await upgradeStatus(url(dave), { authorization: `Bearer ${dave.token}` })).toBe(429);
+    for (const s of sockets) s.close();
+  });
+});
+
+describe("messages over the socket", () => {
+  it("acks the sender once durable and delivers the event to every member's sockets, msgpack and JSON alike", async () => {
+    const id = await group(alice, [bob]);
+    const a1 = await socket(alice);
+    const a2 = await socket(alice, "json");
+    const b = await socket(bob, "json");
+    a1.send({
+      type: "message",
+      ref: "r1",
+      conversation_id: id,
+      client_msg_id: "cm-1",
+      content: "hello over ws",
+    });
+    const ack = await a1.next((f) => f.type === "ack");
+    expect(ack).toMatchObject({ ref: "r1", client_msg_id: "cm-1", seq: 1 });
+    for (const s of [b, a2]) {
+      const ev = await s.next(event("message.created", id));
+      expect(ev.seq).toBe(1);
+      expect(ev.message).toMatchObject({ id: ack.message_id, content: "hello over ws", sender_id: alice.id });
+    }
+    // Stored: REST sees it.
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items[0].id).toBe(ack.message_id);
+    for (const s of [a1, a2, b]) s.close();
+  });
+
+  it("acks a retried client_msg_id again and stores it once", async () => {
+    const id = await group(alice, [bob]);
+    const a = await socket(alice);
+    a.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "dup", content: "once" });
+    a.send({ type: "message", ref: 2, conversation_id: id, client_msg_id: "dup", content: "once" });
+    const [first, second] = [
+      await a.next((f) => f.type === "ack" && f.ref === 1),
+      await a.next((f) => f.type === "ack" && f.ref === 2),
+    ];
+    expect(second.message_id).toBe(first.message_id);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    expect(page.body.items).toHaveLength(1);
+    a.close();
+  });
+
+  it("answers rule violations with error frames carrying the REST code and the ref", async () => {
+    const id = await group(alice, [bob]);
+    const a = await socket(alice);
+    a.send({ type: "message", ref: "e1", conversation_id: id, client_msg_id: "x", content: "" });
+    expect(await a.next((f) => f.type === "error" && f.ref === "e1")).toMatchObject({
+      code: "validation_failed",
+    });
+    a.send({
+      type: "message",
+      ref: "e2",
+      conversation_id: "00000000000000000000",
+      client_msg_id: "y",
+      content: "hi",
+    });
+    expect(await a.next((f) => f.type === "error" && f.ref === "e2")).toMatchObject({ code: "not_found" });
+    a.close();
+  });
+
+  it("turns REST edits, deletes and reactions into live events", async () => {
+    const id = await group(alice, [bob]);
+    const b = await socket(bob);
+    const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "v1" },
+    });
+    await b.next(event("message.created", id));
+    await call(h.app, "PUT", `/api/messages/${sent.body.id}`, {
+      token: alice.token,
+      body: { content: "v2" },
+    });
+    expect((await b.next(event("message.edited", id))).message.content).toBe("v2");
+    await call(h.app, "POST", `/api/messages/${sent.body.id}/reactions`, {
+      token: alice.token,
+      body: { emoji: "👍" },
+    });
+    await b.next(event("reaction.added", id));
+    await call(h.app, "DELETE", `/api/messages/${sent.body.id}`, { token: alice.token });
+    expect((await b.next(event("message.deleted", id))).message.deleted).toBe(true);
+    b.close();
+  });
+
+  it("subscribes a member's open sockets when they are added, and sends them that conversation's events", async () => {
+    const c = await socket(carol);
+    const id = await group(alice, [bob]);
+    await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
+    await c.next(event("participant.added", id));
+    await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: bob.token,
+      body: { content: "welcome" },
+    });
+    expect((await c.next(event("message.created", id))).message.content).toBe("welcome");
+    c.close();
+  });
+
+  it("relays typing to the others and reactions, reads and acks as frames", async () => {
+    const id = await group(alice, [bob]);
+    const a = await socket(alice);
+    const b = await socket(bob, "json");
+    a.send({ type: "typing_start", conversation_id: id });
+    expect(await b.next((f) => f.type === "typing")).toMatchObject({
+      conversation_id: id,
+      user_id: alice.id,
+      state: "start",
+    });
+    a.send({ type: "message", ref: "m", conversation_id: id, client_msg_id: "t1", content: "typed" });
+    const ack = await a.next((f) => f.type === "ack");
+    b.send({ type: "message_ack", conversation_id: id, seq: ack.seq });
+    expect(await a.next((f) => f.type === "receipt" && f.kind === "delivered")).toMatchObject({
+      user_id: bob.id,
+      seq: 1,
+    });
+    b.send({ type: "message_read", ref: "rd", conversation_id: id, seq: ack.seq });
+    expect(await a.next((f) => f.type === "receipt" && f.kind === "read")).toMatchObject({
+      user_id: bob.id,
+      seq: 1,
+    });
+    b.send({ type: "reaction", ref: "re", message_id: ack.message_id, emoji: "🎉", op: "add" });
+    expect((await a.next(event("reaction.added", id))).message.reactions).toEqual([
+      { user_id: bob.id, emoji: "🎉" },
+    ]);
+    a.close();
+    b.close();
+  });
+
+  it("relays key exchange payloads between users who share a conversation only", async () => {
+    await group(alice, [bob]);
+    const a = await socket(alice);
+    const b = await socket(bob);
+    const payload = new Uint8Array([1, 2, 3, 250]);
+    a.send({ type: "key_exchange", ref: "k", to_user_id: bob.id, payload });
+    const got = await b.next((f) => f.type === "key_exchange");
+    expect(got).toMatchObject({ from_user_id: alice.id, from_device_id: alice.session_id });
+    expect(new Uint8Array(got.payload)).toEqual(payload);
+    const stranger = await signup(h.app);
+    a.send({ type: "key_exchange", ref: "k2", to_user_id: stranger.id, payload });
+    expect(await a.next((f) => f.type === "error" && f.ref === "k2")).toMatchObject({ code: "not_found" });
+    a.close();
+    b.close();
+  });
+});
+
+describe("resume", () => {
+  it("replays exactly the changes after each position, in order, then says resumed", async () => {
+    const id = await group(alice, [bob]);
+    const post = (content: string) =>
+      call(h.app, "POST", `/api/conversations/${id}/messages`, { token: alice.token, body: { content } });
+    const m1 = await post("one");
+    const m2 = await post("two");
+    // Bob saw up to seq 2, then was offline while: an edit, a delete, a reaction and a new message.
+    await call(h.app, "PUT", `/api/messages/${m1.body.id}`, {
+      token: alice.token,
+      body: { content: "one!" },
+    });
+    await call(h.app, "DELETE", `/api/messages/${m2.body.id}`, { token: alice.token });
+    await call(h.app, "POST", `/api/messages/${m1.body.id}/reactions`, {
+      token: alice.token,
+      body: { emoji: "✅" },
+    });
+    const m3 = await post("three");
+    const b = await socket(bob);
+    b.send({ type: "resume", ref: "rs", positions: { [id]: 2 } });
+    const resumed = await b.next((f) => f.type === "resumed");
+    expect(resumed).toMatchObject({ conversation_id: id, seq: 6, ref: "rs" });
+    const replay = b.frames.filter((f) => f.type === "event" && f.conversation_id === id);
+    expect(replay.map((f) => [f.kind, f.seq, f.message.id])).toEqual([
+      ["message.deleted", 4, m2.body.id],
+      ["message.changed", 5, m1.body.id],
+      ["message.created", 6, m3.body.id],
+    ]);
+    expect(replay[1]?.message).toMatchObject({
+      content: "one!",
+      reactions: [{ user_id: alice.id, emoji: "✅" }],
+    });
+    b.close();
+  });
+
+  it("says resync instead when more than RESUME_MAX changes are missing", async () => {
+    const id = await group(alice, [bob]);
+    for (let i = 0; i < 7; i++)
+      await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+        token: alice.token,
+        body: { content: `m${i}` },
+      });
+    const b = await socket(bob);
+    b.send({ type: "resume", positions: { [id]: 0 } });
+    expect(await b.next((f) => f.type === "resync")).toMatchObject({ conversation_id: id });
+    b.close();
+  });
+});
+
+describe("limits and bad input", () => {
+  it("answers garbage with bad_frame, unknown types with unknown_type, and stays open", async () => {
+    const a = await socket(alice);
+    a.sendRaw(new Uint8Array([0xc1, 0xff, 0x00]));
+    expect(await a.next((f) => f.type === "error" && f.code === "bad_frame")).toBeDefined();
+    a.send({ type: "teleport", ref: "u" });
+    expect(await a.next((f) => f.type === "error" && f.ref === "u")).toMatchObject({ code: "unknown_type" });
+    a.send(["not", "an", "object"]);
+    a.sendRaw("text on a binary connection");
+    a.send({ type: "ping", ref: "still" });
+    expect(await a.next((f) => f.type === "pong" && f.ref === "still")).toBeDefined();
+    a.close();
+  });
+
+  it("closes with 1009 on a frame over WS_MAX_PAYLOAD", async () => {
+    const a = await socket(alice);
+    a.send({ type: "ping", pad: "x".repeat(5000) });
+    expect((await a.closed).code).toBe(1009);
+  });
+
+  it("closes the sockets of a revoked session with 4501", async () => {
+    const user = await signup(h.app);
+    const s = await socket(user);
+    await call(h.app, "POST", "/api/auth/signout", { token: user.token });
+    expect((await s.closed).code).toBe(4501);
+  });
+});

@@ -6,6 +6,7 @@ import { Elysia } from "elysia";
 import pkg from "../package.json" with { type: "json" };
 import { splitList } from "./config.ts";
 import type { Deps } from "./deps.ts";
+import { announcementsController } from "./modules/announcements/index.ts";
 import { authController } from "./modules/auth/index.ts";
 import { conversationsController } from "./modules/conversations/index.ts";
 import { healthController } from "./modules/health/index.ts";
@@ -54,6 +55,7 @@ export function createApp(deps: Deps) {
     .use(usersController(deps))
     .use(conversationsController(deps))
     .use(messagesController(deps))
+    .use(announcementsController(deps))
     .use(deps.gateway.plugin);
 }
 

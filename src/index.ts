@@ -1,6 +1,7 @@
 // Entry: config -> deps -> app -> listen; graceful shutdown on SIGTERM/SIGINT.
 
 import { createApp } from "./app.ts";
+import { runCli } from "./cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
 import { createLogger } from "./lib/logger.ts";
@@ -17,6 +18,8 @@ async function main() {
     throw err;
   }
   const { config, warnings } = loaded;
+  if (process.argv[2] === "admin")
+    process.exit(await runCli(process.argv.slice(2), config, (l) => console.log(l)));
   const logger = createLogger(config.LOG_LEVEL);
   for (const w of warnings) logger.warn(w);
 

@@ -1,0 +1,35 @@
+// POST /api/announcements: users with the admin role broadcast to a public channel's subscribers.
+
+import { Elysia, t } from "elysia";
+import type { Deps } from "../../deps.ts";
+import { AppError } from "../../lib/errors.ts";
+import { ErrorResponse } from "../../plugins/openapi.ts";
+import { topics } from "../../realtime/fanout.ts";
+import { authGuard } from "../auth/guard.ts";
+
+const Announcement = t.Object({
+  channel: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+  text: t.String({ minLength: 1, maxLength: 4000 }),
+});
+const AnnouncementView = t.Object({ channel: t.String(), text: t.String(), sent_at: t.String() });
+
+export function announcementsController(deps: Deps) {
+  return new Elysia({ prefix: "/api/announcements", tags: ["announcements"] }).use(authGuard(deps)).post(
+    "/",
+    async ({ body, userId, set }) => {
+      const user = await deps.store.users.byId(userId);
+      if (user?.role !== "admin") throw new AppError("forbidden", "only admins send announcements");
+      const frame = {
+        type: "announcement" as const,
+        channel: body.channel,
+        text: body.text,
+        sent_at: new Date(deps.clock.now()).toISOString(),
+      };
+      deps.gateway.fanout.publish((e) => topics.channel(body.channel, e), frame);
+      deps.logger.info({ user_id: userId, channel: body.channel }, "announcement sent");
+      set.status = 201;
+      return { channel: frame.channel, text: frame.text, sent_at: frame.sent_at };
+    },
+    { auth: true, body: Announcement, response: { 201: AnnouncementView, ...ErrorResponse } },
+  );
+}

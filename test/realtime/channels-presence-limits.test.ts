@@ -1,0 +1,171 @@
+import { afterEach, describe, expect, it } from "bun:test";
+import { runCli } from "../../src/cli.ts";
+import { call, type Harness, harness, signup } from "../helpers.ts";
+import { connect, type TestSocket } from "./ws-client.ts";
+
+let h: Harness | undefined;
+const open: TestSocket[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) s.close();
+  await h?.app.stop(true);
+  await h?.close();
+  h = undefined;
+});
+
+async function start(env: Record<string, string> = {}) {
+  h = await harness(env);
+  h.app.listen({ port: 0, hostname: "127.0.0.1" });
+  return { h, base: `ws://127.0.0.1:${h.app.server?.port}` };
+}
+async function userSocket(base: string, u: Awaited<ReturnType<typeof signup>>, encoding = "msgpack") {
+  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [`parley.${encoding}`, `bearer.${u.token}`]);
+  open.push(s);
+  await s.next((f) => f.type === "hello");
+  return s;
+}
+
+describe("public channels and announcements", () => {
+  it("delivers an admin's announcement to every subscriber of the channel, and only them", async () => {
+    const { h, base } = await start();
+    const admin = await signup(h.app);
+    const lines: string[] = [];
+    expect(await runCli(["admin", "grant", admin.username], h.config, (l) => lines.push(l))).toBe(0);
+    expect(lines.join()).toContain("now an admin");
+    const news = await connect(`${base}/ws/public/news`, ["parley.json"]);
+    const other = await connect(`${base}/ws/public/sports`);
+    open.push(news, other);
+    other.send({ type: "subscribe", ref: "s", channel: "weather" });
+    await other.next((f) => f.type === "ok" && f.ref === "s");
+    const res = await call(h.app, "POST", "/api/announcements", {
+      token: admin.token,
+      body: { channel: "news", text: "v2 is out" },
+    });
+    expect(res.status).toBe(201);
+    expect(await news.next((f) => f.type === "announcement")).toMatchObject({
+      channel: "news",
+      text: "v2 is out",
+    });
+    await call(h.app, "POST", "/api/announcements", {
+      token: admin.token,
+      body: { channel: "weather", text: "rain" },
+    });
+    expect(await other.next((f) => f.type === "announcement")).toMatchObject({
+      channel: "weather",
+      text: "rain",
+    });
+    expect(other.frames.some((f) => f.type === "announcement" && f.channel === "news")).toBe(false);
+  });
+
+  it("refuses announcements from users without the admin role (403), and revoking takes it away", async () => {
+    const { h } = await start();
+    const user = await signup(h.app);
+    const res = await call(h.app, "POST", "/api/announcements", {
+      token: user.token,
+      body: { channel: "news", text: "hi" },
+    });
+    expect(res.status).toBe(403);
+    await runCli(["admin", "grant", user.email], h.config, () => {});
+    expect(
+      (
+        await call(h.app, "POST", "/api/announcements", {
+          token: user.token,
+          body: { channel: "news", text: "hi" },
+        })
+      ).status,
+    ).toBe(201);
+    await runCli(["admin", "revoke", user.username], h.config, () => {});
+    expect(
+      (
+        await call(h.app, "POST", "/api/announcements", {
+          token: user.token,
+          body: { channel: "news", text: "hi" },
+        })
+      ).status,
+    ).toBe(403);
+    expect(await runCli(["admin", "grant", "nobody-such"], h.config, () => {})).toBe(1);
+    expect(await runCli(["bogus"], h.config, () => {})).toBe(64);
+  });
+
+  it("keeps public sockets receive-only", async () => {
+    const { base } = await start();
+    const s = await connect(`${base}/ws/public/news`);
+    open.push(s);
+    s.send({ type: "message", ref: "m", conversation_id: "x", client_msg_id: "y", content: "hi" });
+    expect(await s.next((f) => f.type === "error" && f.ref === "m")).toMatchObject({ code: "forbidden" });
+  });
+});
+
+describe("presence", () => {
+  it("makes a user online with their first socket and offline with last_seen when the last one closes", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const b = await userSocket(base, bob);
+    const a = await userSocket(base, alice, "json");
+    expect(
+      await b.next((f) => f.type === "presence" && f.user_id === alice.id && f.status === "online"),
+    ).toBeDefined();
+    a.send({ type: "presence_update", status: "dnd" });
+    expect(await b.next((f) => f.type === "presence" && f.status === "dnd")).toBeDefined();
+    a.close();
+    const offline = await b.next(
+      (f) => f.type === "presence" && f.user_id === alice.id && f.status === "offline",
+    );
+    expect(offline.last_seen).not.toBeNull();
+    expect((await call(h.app, "GET", `/api/users/${alice.id}`, { token: bob.token })).body.status).toBe(
+      "offline",
+    );
+  });
+});
+
+describe("connection limits", () => {
+  it("answers a flood with rate_limited errors, then closes with 4002", async () => {
+    const { h, base } = await start({ WS_RATE_PER_SECOND: "1", WS_RATE_BURST: "3" });
+    const user = await signup(h.app);
+    const s = await userSocket(base, user);
+    for (let i = 0; i < 40; i++) s.send({ type: "ping", ref: i });
+    expect(await s.next((f) => f.type === "error" && f.code === "rate_limited")).toBeDefined();
+    expect((await s.closed).code).toBe(4002);
+  });
+
+  it("closes a socket silent for WS_CONNECTION_TIMEOUT seconds with 4003", async () => {
+    const { h, base } = await start({ WS_CONNECTION_TIMEOUT: "1" });
+    const user = await signup(h.app);
+    const s = await userSocket(base, user);
+    const { code } = await s.closed;
+    expect(code).toBe(4003);
+  });
+
+  it("ends a typing indicator by itself after 6 seconds without a stop", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    const dm = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const a = await userSocket(base, alice);
+    const b = await userSocket(base, bob);
+    a.send({ type: "typing_start", conversation_id: dm.body.id });
+    await b.next((f) => f.type === "typing" && f.state === "start");
+    const t0 = Date.now();
+    await b.next((f) => f.type === "typing" && f.state === "stop", 8000);
+    expect(Date.now() - t0).toBeGreaterThan(5000);
+  }, 15000);
+
+  it("carries binary payloads as base64url strings on JSON sockets", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const a = await userSocket(base, alice);
+    const b = await userSocket(base, bob, "json");
+    a.send({ type: "key_exchange", to_user_id: bob.id, payload: new Uint8Array([255, 254, 253]) });
+    const got = await b.next((f) => f.type === "key_exchange");
+    expect(got.payload).toBe(Buffer.from([255, 254, 253]).toString("base64url"));
+  });
+});

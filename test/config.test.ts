@@ -96,3 +96,19 @@ describe("loadConfig", () => {
     expect(kept.SECRET_KEY).toBe(first.config.SECRET_KEY);
   });
 });
+
+describe("documentation", () => {
+  it("lists every configuration variable in .env.example and in the README table", async () => {
+    const { ConfigSchema } = await import("../src/config.ts");
+    const root = join(import.meta.dir, "..");
+    const example = readFileSync(join(root, ".env.example"), "utf8");
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    for (const name of Object.keys(ConfigSchema.properties)) {
+      expect({ name, inExample: new RegExp(`^${name}=`, "m").test(example) }).toEqual({
+        name,
+        inExample: true,
+      });
+      expect({ name, inReadme: readme.includes(`| \`${name}\` |`) }).toEqual({ name, inReadme: true });
+    }
+  });
+});

@@ -137,5 +137,13 @@ describe("the compiled binary", () => {
     const server = await start([binary], { DATA_DIR: dataDir });
     await exercise(server);
     expect(await Bun.file(join(dataDir, "parley.db")).exists()).toBe(true);
+    // The operator command runs from the same binary against the same data.
+    const admin = Bun.spawn([binary, "admin", "grant", "operator"], {
+      env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir, LOG_LEVEL: "silent" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await admin.exited).toBe(0);
+    expect(await new Response(admin.stdout).text()).toContain("operator is now an admin");
   }, 60_000);
 });

@@ -3,6 +3,7 @@
 
 import type { Deps } from "../deps.ts";
 import { AppError } from "../lib/errors.ts";
+import { conversationsOf } from "../modules/conversations/access.ts";
 import { toMessageView } from "../modules/messages/model.ts";
 import { encode } from "./codec.ts";
 import type { Socket } from "./connections.ts";
@@ -131,15 +132,10 @@ export class Dispatcher {
 
   private async sharesConversation(a: string, b: string): Promise<boolean> {
     if (a === b) return true;
-    const { store } = this.deps;
-    let before: { last_activity: number; id: string } | undefined;
-    for (;;) {
-      const page = await store.conversations.listForUser(a, 500, before);
-      for (const c of page) if (await store.conversations.participant(c.id, b)) return true;
-      const last = page.at(-1);
-      if (page.length < 500 || !last) return false;
-      before = { last_activity: last.last_activity, id: last.id };
+    for await (const c of conversationsOf(this.deps.store, a)) {
+      if (await this.deps.store.conversations.participant(c.id, b)) return true;
     }
+    return false;
   }
 
   /** Everything after each position, in version_seq order; past RESUME_MAX changes, `resync` instead. */

@@ -6,6 +6,7 @@ import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
 import { AppError } from "../lib/errors.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
+import { conversationsOf } from "../modules/conversations/access.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
 import { Dispatcher, send, sendError } from "./dispatch.ts";
@@ -158,14 +159,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     const { user_id, session_id, encoding } = ws.data;
     ws.subscribe(topics.user(user_id, encoding));
     ws.subscribe(topics.session(session_id, encoding));
-    let before: { last_activity: number; id: string } | undefined;
-    for (;;) {
-      const page = await deps.store.conversations.listForUser(user_id, 500, before);
-      for (const c of page) ws.subscribe(topics.conversation(c.id, encoding));
-      const last = page.at(-1);
-      if (page.length < 500 || !last) return;
-      before = { last_activity: last.last_activity, id: last.id };
-    }
+    for await (const c of conversationsOf(deps.store, user_id))
+      ws.subscribe(topics.conversation(c.id, encoding));
   }
 
   const plugin = new Elysia({ name: "parley.gateway" })

@@ -2,6 +2,7 @@
 // last_seen; presence_update sets a status. Changes go to every user who shares a conversation.
 
 import type { Clock } from "../lib/clock.ts";
+import { conversationsOf } from "../modules/conversations/access.ts";
 import type { Store, UserStatus } from "../store/types.ts";
 import { type Fanout, topics } from "./fanout.ts";
 
@@ -32,14 +33,9 @@ export class Presence {
   /** Everyone who shares at least one conversation with the user, the user included (other devices). */
   private async peers(userId: string): Promise<Set<string>> {
     const peers = new Set<string>([userId]);
-    let before: { last_activity: number; id: string } | undefined;
-    for (;;) {
-      const page = await this.store.conversations.listForUser(userId, 500, before);
-      for (const c of page)
-        for (const p of await this.store.conversations.participants(c.id)) peers.add(p.user_id);
-      const last = page.at(-1);
-      if (page.length < 500 || !last) return peers;
-      before = { last_activity: last.last_activity, id: last.id };
+    for await (const c of conversationsOf(this.store, userId)) {
+      for (const p of await this.store.conversations.participants(c.id)) peers.add(p.user_id);
     }
+    return peers;
   }
 }

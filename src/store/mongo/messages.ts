@@ -2,6 +2,7 @@
 // catch-up events and full-text search ($text).
 
 import { type ClientSession, type Filter, MongoServerError } from "mongodb";
+import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import type { Collections, MessageDoc } from "./schema.ts";
 
@@ -17,19 +18,6 @@ const toMessage = ({ _id, ...message }: MessageDoc): MessageRecord => ({ id: _id
 
 /** A change that keeps losing the race to later changes of the same message gives up after this many seqs. */
 const MAX_CHANGE_ATTEMPTS = 50;
-
-/**
- * Turns user text into a $text search of quoted terms, so that no input is syntax (a "-" would negate, a
- * quote would open a phrase) and, as on SQLite, every term must match: $text ANDs phrases, ORs bare words.
- */
-export function textQuery(text: string): string | null {
-  const terms = text.match(/[\p{L}\p{N}_]+/gu);
-  if (!terms) return null;
-  return terms
-    .slice(0, 16)
-    .map((t) => `"${t}"`)
-    .join(" ");
-}
 
 /**
  * On a replica set or sharded cluster (what production runs), allocating a seq and writing the message
@@ -196,7 +184,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
     },
 
     async search(conversationId, text, limit) {
-      const query = textQuery(text);
+      const query = quotedTerms(text);
       if (!query || limit <= 0) return [];
       const docs = await messages
         .find({ conversation_id: conversationId, deleted: false, $text: { $search: query } })

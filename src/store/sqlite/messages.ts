@@ -2,6 +2,7 @@
 // pages, catch-up events and full-text search (FTS5).
 
 import type { Database } from "bun:sqlite";
+import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { bind } from "./schema.ts";
 
@@ -28,16 +29,6 @@ const toRow = (m: MessageRecord) =>
     envelope: m.envelope === null ? null : JSON.stringify(m.envelope),
     deleted: m.deleted ? 1 : 0,
   });
-
-/** Turns user text into an FTS5 query of quoted terms (all must match), so no input is syntax. */
-export function ftsQuery(text: string): string | null {
-  const terms = text.match(/[\p{L}\p{N}_]+/gu);
-  if (!terms) return null;
-  return terms
-    .slice(0, 16)
-    .map((t) => `"${t}"`)
-    .join(" ");
-}
 
 export function sqliteMessages(db: Database): MessagesRepo {
   const COLUMNS =
@@ -155,7 +146,7 @@ export function sqliteMessages(db: Database): MessagesRepo {
       return countUnread.get(conversationId, afterSeq, userId)?.n ?? 0;
     },
     async search(conversationId, text, limit) {
-      const query = ftsQuery(text);
+      const query = quotedTerms(text);
       if (!query) return [];
       return search.all(query, conversationId, limit).map(toMessage);
     },

@@ -90,23 +90,27 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     const state = ws.data;
     const now = Date.now();
     state.lastSeen = now;
-    if (!allow(state, now)) {
-      state.denied++;
-      if (state.denied > MAX_DENIED) ws.close(CLOSE.rateLimited, "rate limited");
-      else sendError(ws, undefined, "rate_limited", "too many frames; slow down");
-      return;
-    }
-    state.denied = 0;
+    // Decoded before the rate check so that a refusal can echo the frame's ref (frames are small:
+    // WS_MAX_PAYLOAD bounds the work a flood can cause).
     let frame: unknown;
+    let decoded = true;
     try {
       frame = decode(data, state.encoding);
     } catch {
-      return sendError(ws, undefined, "bad_frame", "not a frame of this connection's encoding");
+      decoded = false;
     }
+    const ref = (frame as { ref?: unknown } | null | undefined)?.ref;
+    const echo = typeof ref === "string" || typeof ref === "number" ? ref : undefined;
+    if (!allow(state, now)) {
+      state.denied++;
+      if (state.denied > MAX_DENIED) ws.close(CLOSE.rateLimited, "rate limited");
+      else sendError(ws, echo, "rate_limited", "too many frames; slow down");
+      return;
+    }
+    state.denied = 0;
+    if (!decoded) return sendError(ws, undefined, "bad_frame", "not a frame of this connection's encoding");
     if (!checkClientFrame.Check(frame)) {
       const type = (frame as { type?: unknown } | null)?.type;
-      const ref = (frame as { ref?: unknown } | null)?.ref;
-      const echo = typeof ref === "string" || typeof ref === "number" ? ref : undefined;
       if (typeof type === "string" && !CLIENT_FRAME_TYPES.includes(type)) {
         return sendError(ws, echo, "unknown_type", `unknown frame type ${type.slice(0, 32)}`);
       }

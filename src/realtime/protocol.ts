@@ -1,27 +1,10 @@
-// The WebSocket protocol: client frames (validated by compiled TypeBox checks), server frames, close
-// codes and subprotocol names. This file is the contract the gateway and the SDK share.
+// The WebSocket protocol's client frames, validated by compiled TypeBox checks. Server frames, close codes
+// and subprotocol names live in frames.ts, which the SDK imports without pulling TypeBox into browsers.
 
 import { type Static, Type as T } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 
-export const SUBPROTOCOL_MSGPACK = "parley.msgpack";
-export const SUBPROTOCOL_JSON = "parley.json";
-/** Browsers cannot set headers on a WebSocket: the token rides as a subprotocol entry `bearer.<jwt>`. */
-export const BEARER_PREFIX = "bearer.";
-
-export type Encoding = "msgpack" | "json";
-
-/** 4000-4499: reconnect with backoff. 4500-4999: terminal, do not reconnect as is. */
-export const CLOSE = {
-  restart: 4000,
-  slowConsumer: 4001,
-  rateLimited: 4002,
-  idle: 4003,
-  unauthorized: 4500,
-  sessionRevoked: 4501,
-  forbidden: 4503,
-  tooLarge: 1009,
-} as const;
+export * from "./frames.ts";
 
 const Id = T.String({ minLength: 1, maxLength: 64 });
 const Ref = T.Optional(T.Union([T.String({ maxLength: 64 }), T.Integer()]));
@@ -100,18 +83,3 @@ export const CLIENT_FRAME_TYPES: readonly string[] = [
 
 /** Compiled once at load: the hot path runs generated code, not a schema walk. */
 export const checkClientFrame = TypeCompiler.Compile(ClientFrame);
-
-export type ServerFrame =
-  | { type: "hello"; user_id: string; session_id: string; server_time: string; heartbeat_interval: number }
-  | { type: "pong"; ref?: string | number; server_time: string }
-  | { type: "ack"; ref?: string | number; client_msg_id: string; message_id: string; seq: number }
-  | { type: "ok"; ref?: string | number }
-  | { type: "error"; ref?: string | number; code: string; message: string }
-  | { type: "event"; kind: string; conversation_id: string; seq: number; [field: string]: unknown }
-  | { type: "typing"; conversation_id: string; user_id: string; state: "start" | "stop" }
-  | { type: "presence"; user_id: string; status: string; last_seen: string | null }
-  | { type: "receipt"; conversation_id: string; user_id: string; kind: "delivered" | "read"; seq: number }
-  | { type: "key_exchange"; from_user_id: string; from_device_id: string; payload: Uint8Array | string }
-  | { type: "resync"; conversation_id: string; ref?: string | number }
-  | { type: "resumed"; conversation_id: string; seq: number; ref?: string | number }
-  | { type: "announcement"; channel: string; text: string; sent_at: string };

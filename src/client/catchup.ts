@@ -1,0 +1,98 @@
+// Gap-free, duplicate-free delivery of conversation events: the highest seq seen per conversation, and
+// while a conversation is being resumed, its live events wait so that replayed and live changes come out
+// once each and in seq order.
+
+import type { ConversationEvent } from "./events.ts";
+import type { MessageView } from "./types.ts";
+
+export class Catchup {
+  /** The highest seq delivered per conversation; sent in `resume` after a reconnect. */
+  readonly positions = new Map<string, number>();
+  private resuming = new Map<string, { base: number; buffer: ConversationEvent[] }>();
+
+  constructor(
+    private userId: string,
+    private deliver: (event: ConversationEvent) => void,
+  ) {}
+
+  /** An event from the socket: delivered now, or held while its conversation is resuming. */
+  accept(event: ConversationEvent) {
+    const held = this.resuming.get(event.conversation_id);
+    if (held && event.seq > 0) held.buffer.push(event);
+    else this.pass(event);
+  }
+
+  /**
+   * An ack moves the position only when it leaves no hole: with the event of an earlier seq still on its
+   * way (another node), moving past it would drop that event as a duplicate.
+   */
+  noteAck(conversationId: string, seq: number) {
+    if (this.resuming.has(conversationId)) return;
+    const position = this.positions.get(conversationId);
+    if (position === undefined || seq === position + 1) this.positions.set(conversationId, seq);
+  }
+
+  isResuming(conversationId: string): boolean {
+    return this.resuming.has(conversationId);
+  }
+
+  /** Starts holding a conversation's live events; answers the position to resume from. */
+  begin(conversationId: string): number {
+    const base = this.positions.get(conversationId) ?? 0;
+    if (!this.resuming.has(conversationId)) this.resuming.set(conversationId, { base, buffer: [] });
+    return base;
+  }
+
+  /** The replay is complete: held and fetched changes go out in seq order, each once. */
+  finish(conversationId: string, fetched: ConversationEvent[] = []) {
+    const held = this.resuming.get(conversationId);
+    if (!held) return;
+    this.resuming.delete(conversationId);
+    const all = [...held.buffer, ...fetched].sort((a, b) => a.seq - b.seq);
+    for (const event of all) this.pass(event);
+  }
+
+  /** Stops tracking a conversation (we left it, or it is gone). */
+  forget(conversationId: string) {
+    this.resuming.delete(conversationId);
+    this.positions.delete(conversationId);
+  }
+
+  /** The socket closed: held events are dropped, the next resume replays them from the same position. */
+  abandon() {
+    this.resuming.clear();
+  }
+
+  private pass(event: ConversationEvent) {
+    const id = event.conversation_id;
+    if (event.seq > 0) {
+      const position = this.positions.get(id);
+      if (position !== undefined && event.seq <= position) return;
+      this.positions.set(id, event.seq);
+    } else if (event.kind === "conversation.created" && !this.positions.has(id)) {
+      // A new conversation: from now on it is resumed from its start.
+      this.positions.set(id, 0);
+    }
+    this.deliver(event);
+    const removedMe = event.kind === "participant.removed" && event.user_id === this.userId;
+    if (removedMe || event.kind === "conversation.deleted") this.forget(id);
+  }
+}
+
+/** A message from a REST catch-up page as the event a resume would have sent for it. */
+export function replayedEvent(message: MessageView): ConversationEvent {
+  const kind =
+    message.version_seq === message.seq
+      ? "message.created"
+      : message.deleted
+        ? "message.deleted"
+        : "message.changed";
+  return {
+    type: "event",
+    kind,
+    conversation_id: message.conversation_id,
+    seq: message.version_seq,
+    message,
+    replayed: true,
+  };
+}

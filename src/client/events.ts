@@ -1,0 +1,87 @@
+// The typed events a realtime connection emits, and a tiny emitter for them.
+
+import type { ServerFrame } from "../realtime/frames.ts";
+import type { ParleyError } from "./errors.ts";
+import type { MessageView } from "./types.ts";
+
+export type EventKind =
+  | "message.created"
+  | "message.edited"
+  | "message.deleted"
+  | "message.changed"
+  | "reaction.added"
+  | "reaction.removed"
+  | "participant.added"
+  | "participant.removed"
+  | "participant.updated"
+  | "conversation.created"
+  | "conversation.updated"
+  | "conversation.deleted";
+
+/** A change in a conversation. `seq` is the conversation seq it took (0 for changes outside the log). */
+export interface ConversationEvent {
+  type: "event";
+  kind: EventKind;
+  conversation_id: string;
+  seq: number;
+  message?: MessageView;
+  /** True when it came from a resume or a REST catch-up rather than live. */
+  replayed?: boolean;
+  [field: string]: unknown;
+}
+
+type Frame<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
+
+export interface OpenInfo {
+  user_id: string;
+  session_id: string;
+  server_time: string;
+  heartbeat_interval: number;
+  /** False for the first connection, true after an automatic reconnect. */
+  reconnected: boolean;
+}
+
+export interface RealtimeEventMap {
+  open: OpenInfo;
+  close: { code: number; reason: string; reconnecting: boolean };
+  event: ConversationEvent;
+  typing: Frame<"typing">;
+  presence: Frame<"presence">;
+  receipt: Frame<"receipt">;
+  key_exchange: Omit<Frame<"key_exchange">, "payload"> & { payload: Uint8Array };
+  announcement: Frame<"announcement">;
+  /** The server had too many changes to replay: the SDK is catching up over REST. */
+  resync: { conversation_id: string };
+  /** A conversation is caught up to `seq` after a (re)connect. */
+  resumed: { conversation_id: string; seq: number };
+  /** Error frames that answer no request of ours, and failures of background work (catch-up). */
+  error: ParleyError;
+}
+
+export type RealtimeEventType = keyof RealtimeEventMap;
+export type Handler<K extends RealtimeEventType> = (payload: RealtimeEventMap[K]) => void;
+
+export class Emitter {
+  private handlers = new Map<RealtimeEventType, Set<(payload: never) => void>>();
+
+  on<K extends RealtimeEventType>(type: K, handler: Handler<K>): () => void {
+    let set = this.handlers.get(type);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(type, set);
+    }
+    set.add(handler as (payload: never) => void);
+    return () => set.delete(handler as (payload: never) => void);
+  }
+
+  /** A throwing handler must not break the connection: its error goes to the `error` handlers. */
+  emit<K extends RealtimeEventType>(type: K, payload: RealtimeEventMap[K], onThrow: (err: unknown) => void) {
+    for (const handler of this.handlers.get(type) ?? []) {
+      try {
+        (handler as Handler<K>)(payload);
+      } catch (err) {
+        onThrow(err);
+      }
+    }
+  }
+}

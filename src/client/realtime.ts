@@ -1,0 +1,477 @@
+// The realtime connection: one WebSocket to /ws/{user_id}/{session_id} (MessagePack by default), typed
+// events, requests answered by ref, heartbeat, and automatic reconnect with jittered backoff that resumes
+// every conversation from the last seq seen, catching up over REST when the server says resync.
+
+import {
+  BEARER_PREFIX,
+  type Encoding,
+  type ServerFrame,
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOL_MSGPACK,
+} from "../realtime/frames.ts";
+import { Catchup, replayedEvent } from "./catchup.ts";
+import { ParleyError } from "./errors.ts";
+import {
+  type ConversationEvent,
+  Emitter,
+  type Handler,
+  type OpenInfo,
+  type RealtimeEventType,
+} from "./events.ts";
+import type { RestClient } from "./rest.ts";
+import type { SendMessage } from "./types.ts";
+import { decodeFrame, encodeFrame, toBytes } from "./wire.ts";
+
+export interface RealtimeOptions {
+  /** The server's http(s) base URL; the socket goes to the ws(s) twin. */
+  baseUrl: string;
+  userId: string;
+  sessionId: string;
+  /** The current access token, asked for at every (re)connect. */
+  token: () => string | Promise<string>;
+  encoding?: Encoding;
+  /** Used to page `/events` when the server answers `resync`. */
+  rest?: RestClient;
+  /** Positions to resume from on the first connect (e.g. each conversation's last_seq). */
+  positions?: Record<string, number>;
+  /** How long a request waits for its ack / ok. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Reconnect delays: doubling from minMs to maxMs, each with random jitter. Default 500 ms .. 30 s. */
+  backoff?: { minMs?: number; maxMs?: number };
+  /** Replaces the global WebSocket. */
+  WebSocket?: typeof WebSocket;
+}
+
+export type MessageInput = Omit<SendMessage, "client_msg_id"> & { client_msg_id?: string };
+export interface Ack {
+  client_msg_id: string;
+  message_id: string;
+  seq: number;
+}
+export type PresenceStatus = "online" | "away" | "dnd" | "offline";
+
+interface Pending {
+  resolve(frame: ServerFrame): void;
+  reject(err: ParleyError): void;
+  timer: ReturnType<typeof setTimeout>;
+  frame: Record<string, unknown>;
+  /** Message frames are idempotent (client_msg_id) and are sent again after a reconnect. */
+  retry: boolean;
+  sent: boolean;
+}
+
+/** Entries per resume frame, well under the server's 1000 and its frame size limit. */
+const RESUME_CHUNK = 500;
+const CATCHUP_PAGE = 500;
+
+export class RealtimeConnection {
+  readonly encoding: Encoding;
+  private opts: RealtimeOptions;
+  private url: string;
+  private emitter = new Emitter();
+  private catchup: Catchup;
+  private ws: WebSocket | null = null;
+  /** Which encoding the server actually chose (its answer to our subprotocols). */
+  private wireEncoding: Encoding;
+  private ready = false;
+  private everOpened = false;
+  private stopped = false;
+  private attempt = 0;
+  private nextRef = 1;
+  private pending = new Map<number, Pending>();
+  /** ref of a resume frame -> its conversations still waiting for resumed / resync / error, in order. */
+  private resumeBatches = new Map<number, string[]>();
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastFrameAt = 0;
+  private firstOpen: { resolve(info: OpenInfo): void; reject(err: ParleyError): void } | null = null;
+
+  constructor(opts: RealtimeOptions) {
+    const base = new URL(opts.baseUrl);
+    if (base.protocol !== "http:" && base.protocol !== "https:")
+      throw new TypeError(`baseUrl: expected http or https, got ${base.protocol}`);
+    if (!opts.userId) throw new TypeError("userId: required");
+    if (!opts.sessionId) throw new TypeError("sessionId: required");
+    const encoding = opts.encoding ?? "msgpack";
+    if (encoding !== "msgpack" && encoding !== "json")
+      throw new TypeError(`encoding: expected msgpack or json, got ${String(encoding)}`);
+    this.opts = opts;
+    this.encoding = encoding;
+    this.wireEncoding = encoding;
+    base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+    const root = base.href.replace(/\/+$/, "");
+    this.url = `${root}/ws/${encodeURIComponent(opts.userId)}/${encodeURIComponent(opts.sessionId)}`;
+    this.catchup = new Catchup(opts.userId, (event) => this.emit("event", event));
+    for (const [id, seq] of Object.entries(opts.positions ?? {})) this.catchup.positions.set(id, seq);
+  }
+
+  /** The highest seq seen per conversation. */
+  get positions(): Record<string, number> {
+    return Object.fromEntries(this.catchup.positions);
+  }
+
+  /** True between `hello` and the socket closing. */
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  on<K extends RealtimeEventType>(type: K, handler: Handler<K>): () => void {
+    return this.emitter.on(type, handler);
+  }
+
+  /** Opens the socket; resolves on the server's hello. A first connection that fails is not retried. */
+  connect(): Promise<OpenInfo> {
+    if (this.ws) return Promise.reject(new ParleyError("bad_request", "already connected"));
+    this.stopped = false;
+    return new Promise((resolve, reject) => {
+      this.firstOpen = { resolve, reject };
+      void this.open();
+    });
+  }
+
+  /** Closes for good: no reconnect; requests still waiting fail with `closed`. */
+  close() {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.stopHeartbeat();
+    this.ws?.close(1000, "client closed");
+    this.failAll("the connection was closed", false);
+  }
+
+  /** Sends a message; resolves with the ack once it is stored. Survives reconnects (same client_msg_id). */
+  async send(conversationId: string, input: MessageInput): Promise<Ack> {
+    const client_msg_id = input.client_msg_id ?? crypto.randomUUID();
+    const frame = { ...input, type: "message", conversation_id: conversationId, client_msg_id };
+    const ack = (await this.request(frame, true)) as Extract<ServerFrame, { type: "ack" }>;
+    return { client_msg_id: ack.client_msg_id, message_id: ack.message_id, seq: ack.seq };
+  }
+
+  /** Typing indicators have no reply. */
+  typing(conversationId: string, on: boolean) {
+    this.transmit({ type: on ? "typing_start" : "typing_stop", conversation_id: conversationId });
+  }
+
+  /** Delivered up to seq. */
+  async ack(conversationId: string, seq: number): Promise<void> {
+    await this.request({ type: "message_ack", conversation_id: conversationId, seq });
+  }
+
+  async read(conversationId: string, seq: number): Promise<void> {
+    await this.request({ type: "message_read", conversation_id: conversationId, seq });
+  }
+
+  async react(messageId: string, emoji: string, op: "add" | "remove" = "add"): Promise<void> {
+    await this.request({ type: "reaction", message_id: messageId, emoji, op });
+  }
+
+  async presence(status: PresenceStatus): Promise<void> {
+    await this.request({ type: "presence_update", status });
+  }
+
+  async keyExchange(toUserId: string, payload: Uint8Array, toDeviceId?: string): Promise<void> {
+    const frame: Record<string, unknown> = {
+      type: "key_exchange",
+      to_user_id: toUserId,
+      payload: toBytes(payload),
+    };
+    if (toDeviceId) frame.to_device_id = toDeviceId;
+    await this.request(frame);
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    await this.request({ type: "subscribe", channel });
+  }
+
+  // --- requests ---
+
+  private request(frame: Record<string, unknown>, retry = false): Promise<ServerFrame> {
+    if (this.stopped) return Promise.reject(new ParleyError("closed", "the connection is closed"));
+    const ref = this.nextRef++;
+    const withRef = { ...frame, ref };
+    return new Promise((resolve, reject) => {
+      const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
+      const timer = setTimeout(() => {
+        this.pending.delete(ref);
+        reject(new ParleyError("timeout", `no answer to ${String(frame.type)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const pending: Pending = { resolve, reject, timer, frame: withRef, retry, sent: false };
+      this.pending.set(ref, pending);
+      // Before hello the frame waits; flushPending sends it once the server is ready.
+      if (this.ready) pending.sent = this.transmit(withRef);
+    });
+  }
+
+  private settle(ref: unknown, frame: ServerFrame): boolean {
+    if (typeof ref !== "number") return false;
+    const pending = this.pending.get(ref);
+    if (!pending) return false;
+    this.pending.delete(ref);
+    clearTimeout(pending.timer);
+    if (frame.type === "error") {
+      pending.reject(new ParleyError(frame.code, frame.message));
+    } else pending.resolve(frame);
+    return true;
+  }
+
+  private flushPending() {
+    for (const pending of this.pending.values()) {
+      if (!pending.sent) pending.sent = this.transmit(pending.frame);
+    }
+  }
+
+  /** On a close: sent requests that may not be repeated fail; the rest wait for the next connection. */
+  private failAll(message: string, keepRetryable: boolean) {
+    for (const [ref, pending] of this.pending) {
+      if (keepRetryable && (pending.retry || !pending.sent)) {
+        pending.sent = false;
+        continue;
+      }
+      this.pending.delete(ref);
+      clearTimeout(pending.timer);
+      pending.reject(new ParleyError("closed", message));
+    }
+  }
+
+  private transmit(frame: Record<string, unknown>): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(encodeFrame(frame, this.wireEncoding));
+    return true;
+  }
+
+  // --- socket lifecycle ---
+
+  private async open() {
+    let token: string;
+    try {
+      token = await this.opts.token();
+    } catch (err) {
+      return this.onClose(1006, err instanceof Error ? err.message : "no token");
+    }
+    if (this.stopped) return;
+    const subprotocol = this.encoding === "msgpack" ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL_JSON;
+    const Socket = this.opts.WebSocket ?? WebSocket;
+    const ws = new Socket(this.url, [subprotocol, `${BEARER_PREFIX}${token}`]);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      if (ws.protocol === SUBPROTOCOL_MSGPACK) this.wireEncoding = "msgpack";
+      else this.wireEncoding = "json";
+    };
+    ws.onmessage = (e: MessageEvent) => {
+      if (this.ws !== ws) return;
+      this.lastFrameAt = Date.now();
+      let frame: unknown;
+      try {
+        frame = decodeFrame(e.data);
+      } catch {
+        return this.emit("error", new ParleyError("bad_frame", "the server sent a frame we cannot read"));
+      }
+      if (frame && typeof frame === "object" && typeof (frame as { type?: unknown }).type === "string") {
+        this.onFrame(frame as ServerFrame);
+      }
+    };
+    ws.onclose = (e: CloseEvent) => {
+      if (this.ws === ws) this.onClose(e.code, e.reason);
+    };
+  }
+
+  private onClose(code: number, reason: string) {
+    this.ws = null;
+    this.ready = false;
+    this.stopHeartbeat();
+    this.catchup.abandon();
+    this.resumeBatches.clear();
+    const terminal = code >= 4500 && code <= 4999;
+    const reconnecting = !this.stopped && !terminal && this.everOpened;
+    if (!reconnecting) {
+      this.failAll(`the connection closed (${code})`, false);
+      if (this.firstOpen) {
+        this.firstOpen.reject(
+          new ParleyError(terminal ? "unauthorized" : "closed", `could not connect (${code})`),
+        );
+        this.firstOpen = null;
+      }
+    } else this.failAll(`the connection dropped (${code}) before an answer`, true);
+    this.emit("close", { code, reason, reconnecting });
+    if (reconnecting) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect() {
+    const min = this.opts.backoff?.minMs ?? 500;
+    const max = this.opts.backoff?.maxMs ?? 30_000;
+    const ceiling = Math.min(max, min * 2 ** this.attempt);
+    this.attempt++;
+    // Equal jitter: half fixed, half random, so a server restart is not met by every client at once.
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  private onHello(frame: Extract<ServerFrame, { type: "hello" }>) {
+    const reconnected = this.everOpened;
+    this.everOpened = true;
+    this.ready = true;
+    this.attempt = 0;
+    this.startHeartbeat(frame.heartbeat_interval);
+    this.resume();
+    this.flushPending();
+    const info: OpenInfo = {
+      user_id: frame.user_id,
+      session_id: frame.session_id,
+      server_time: frame.server_time,
+      heartbeat_interval: frame.heartbeat_interval,
+      reconnected,
+    };
+    this.emit("open", info);
+    this.firstOpen?.resolve(info);
+    this.firstOpen = null;
+  }
+
+  private startHeartbeat(seconds: number) {
+    this.stopHeartbeat();
+    const every = Math.max(1, seconds) * 1000;
+    this.heartbeat = setInterval(() => {
+      // Nothing heard for two beats: the link is dead even if no close came; reconnect.
+      if (Date.now() - this.lastFrameAt > 2 * every + 5000) this.ws?.close(4000, "heartbeat timeout");
+      else this.transmit({ type: "ping" });
+    }, every);
+  }
+
+  private stopHeartbeat() {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  // --- frames ---
+
+  private onFrame(frame: ServerFrame) {
+    switch (frame.type) {
+      case "hello":
+        return this.onHello(frame);
+      case "pong":
+      case "ok":
+        this.settle(frame.ref, frame);
+        return;
+      case "ack":
+        return this.onAck(frame);
+      case "error":
+        return this.onError(frame);
+      case "event":
+        return this.catchup.accept(frame as ConversationEvent);
+      case "resumed":
+        this.resumeDone(frame.ref, frame.conversation_id);
+        this.catchup.finish(frame.conversation_id);
+        this.emit("resumed", { conversation_id: frame.conversation_id, seq: frame.seq });
+        return;
+      case "resync":
+        this.resumeDone(frame.ref, frame.conversation_id);
+        return void this.resync(frame.conversation_id);
+      case "key_exchange":
+        return this.emit("key_exchange", { ...frame, payload: toBytes(frame.payload) });
+      case "typing":
+      case "presence":
+      case "receipt":
+      case "announcement":
+        return this.emitFrame(frame);
+    }
+  }
+
+  private emitFrame(
+    frame: Extract<ServerFrame, { type: "typing" | "presence" | "receipt" | "announcement" }>,
+  ) {
+    if (frame.type === "typing") this.emit("typing", frame);
+    else if (frame.type === "presence") this.emit("presence", frame);
+    else if (frame.type === "receipt") this.emit("receipt", frame);
+    else this.emit("announcement", frame);
+  }
+
+  private onAck(frame: Extract<ServerFrame, { type: "ack" }>) {
+    let ref = frame.ref;
+    if (typeof ref !== "number" || !this.pending.has(ref)) {
+      // A retried message is matched by its client_msg_id when the ref is not ours any more.
+      for (const [r, p] of this.pending) if (p.frame.client_msg_id === frame.client_msg_id) ref = r;
+    }
+    const conversationId = typeof ref === "number" ? this.pending.get(ref)?.frame.conversation_id : undefined;
+    if (typeof conversationId === "string") this.catchup.noteAck(conversationId, frame.seq);
+    this.settle(ref, frame);
+  }
+
+  private onError(frame: Extract<ServerFrame, { type: "error" }>) {
+    if (this.settle(frame.ref, frame)) return;
+    const batch = typeof frame.ref === "number" ? this.resumeBatches.get(frame.ref) : undefined;
+    if (batch && batch.length > 0) {
+      // The server answers a resume's conversations in order, one final frame each: this error is the
+      // next one's. We are no longer in it, so it is forgotten.
+      const conversationId = batch.shift() as string;
+      if (batch.length === 0) this.resumeBatches.delete(frame.ref as number);
+      this.catchup.forget(conversationId);
+      return;
+    }
+    this.emit("error", new ParleyError(frame.code, frame.message));
+  }
+
+  // --- resume and catch-up ---
+
+  private resume() {
+    const entries = [...this.catchup.positions];
+    for (let i = 0; i < entries.length; i += RESUME_CHUNK) {
+      const chunk = entries.slice(i, i + RESUME_CHUNK);
+      const ref = this.nextRef++;
+      const positions: Record<string, number> = {};
+      for (const [id] of chunk) positions[id] = this.catchup.begin(id);
+      this.resumeBatches.set(
+        ref,
+        chunk.map(([id]) => id),
+      );
+      this.transmit({ type: "resume", ref, positions });
+    }
+  }
+
+  private resumeDone(ref: unknown, conversationId: string) {
+    if (typeof ref !== "number") return;
+    const batch = this.resumeBatches.get(ref);
+    if (!batch) return;
+    const i = batch.indexOf(conversationId);
+    if (i >= 0) batch.splice(i, 1);
+    if (batch.length === 0) this.resumeBatches.delete(ref);
+  }
+
+  /** Too much to replay over the socket: page the conversation's changes over REST, then go live. */
+  private async resync(conversationId: string) {
+    const socket = this.ws;
+    let after = this.catchup.begin(conversationId);
+    this.emit("resync", { conversation_id: conversationId });
+    const rest = this.opts.rest;
+    if (!rest) {
+      this.emit("error", new ParleyError("resync_unavailable", "resync needs a REST client"));
+      return this.catchup.finish(conversationId);
+    }
+    const fetched: ConversationEvent[] = [];
+    try {
+      for (;;) {
+        const page = await rest.messages.events(conversationId, { after, limit: CATCHUP_PAGE });
+        for (const message of page.items) fetched.push(replayedEvent(message));
+        const last = page.items.at(-1);
+        if (!page.has_more || !last) break;
+        after = last.version_seq;
+      }
+    } catch (err) {
+      // The position did not move: the next reconnect resumes from it again.
+      this.emit("error", err instanceof ParleyError ? err : new ParleyError("network", String(err)));
+      if (this.ws === socket) this.ws?.close(4000, "catch-up failed");
+      return;
+    }
+    if (this.ws !== socket || !this.catchup.isResuming(conversationId)) return;
+    this.catchup.finish(conversationId, fetched);
+  }
+
+  private emit<K extends RealtimeEventType>(type: K, payload: Parameters<Handler<K>>[0]) {
+    this.emitter.emit(type, payload, (err) => {
+      if (type !== "error")
+        this.emit(
+          "error",
+          new ParleyError("handler_failed", err instanceof Error ? err.message : String(err)),
+        );
+    });
+  }
+}

@@ -1,0 +1,190 @@
+// A small typed REST client over fetch: base URL, bearer token, JSON in and out, and a ParleyError
+// carrying the server's `status` and `code` for every error answer. Runs in Bun and browsers.
+
+import { ParleyError } from "./errors.ts";
+import type {
+  ConversationView,
+  CreateConversation,
+  EventPage,
+  MessagePage,
+  MessageView,
+  Page,
+  Receipt,
+  SendMessage,
+  SessionView,
+  SignInInput,
+  SignUpInput,
+  TokenResponse,
+  UpdateUser,
+  UserView,
+} from "./types.ts";
+
+export interface RestOptions {
+  /** e.g. `https://chat.example.com`; a trailing slash is fine. */
+  baseUrl: string;
+  /** The access token sent as `Authorization: Bearer`, asked for on every call. */
+  token?: () => string | undefined;
+  /** Replaces the global fetch (tests, instrumentation). */
+  fetch?: Fetch;
+}
+
+export type Fetch = (input: URL, init: RequestInit) => Promise<Response>;
+
+type Query = Record<string, string | number | undefined>;
+
+export class RestClient {
+  readonly baseUrl: string;
+  private token: () => string | undefined;
+  private fetcher: Fetch;
+
+  constructor(opts: RestOptions) {
+    let url: URL;
+    try {
+      url = new URL(opts.baseUrl);
+    } catch {
+      throw new TypeError(`baseUrl: not a URL: ${String(opts.baseUrl)}`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`baseUrl: expected http or https, got ${url.protocol}`);
+    }
+    this.baseUrl = url.href.replace(/\/+$/, "");
+    this.token = opts.token ?? (() => undefined);
+    this.fetcher = opts.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  /** One call: JSON body out, JSON (or nothing, on 204) back; any non-2xx answer throws a ParleyError. */
+  async request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
+    const url = new URL(this.baseUrl + path);
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { accept: "application/json" };
+    const token = this.token();
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    try {
+      res = await this.fetcher(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ParleyError("network", err instanceof Error ? err.message : "request failed");
+    }
+    const text = await res.text();
+    let parsed: unknown = null;
+    if (text) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new ParleyError("bad_response", `${method} ${path}: the answer is not JSON`, res.status);
+      }
+    }
+    if (!res.ok) {
+      const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+      if (error && typeof error.code === "string") {
+        const { code, message, ...details } = error as Record<string, unknown>;
+        throw new ParleyError(code as string, String(message ?? code), res.status, details);
+      }
+      throw new ParleyError("bad_response", `${method} ${path}: HTTP ${res.status}`, res.status);
+    }
+    return parsed as T;
+  }
+
+  // Accounts and sessions.
+  signup(input: SignUpInput) {
+    return this.request<TokenResponse>("POST", "/api/auth/signup", input);
+  }
+  signin(input: SignInInput) {
+    return this.request<TokenResponse>("POST", "/api/auth/signin", input);
+  }
+  refresh(refreshToken: string) {
+    return this.request<TokenResponse>("POST", "/api/auth/refresh", { refresh_token: refreshToken });
+  }
+  async signout(): Promise<void> {
+    await this.request<null>("POST", "/api/auth/signout");
+  }
+  me() {
+    return this.request<UserView>("GET", "/api/auth/me");
+  }
+  sessions() {
+    return this.request<{ items: SessionView[] }>("GET", "/api/auth/sessions");
+  }
+
+  // Users.
+  readonly users = {
+    list: (q: { q?: string; limit?: number; cursor?: string } = {}) =>
+      this.request<Page<UserView>>("GET", "/api/users", undefined, q),
+    get: (id: string) => this.request<UserView>("GET", `/api/users/${enc(id)}`),
+    update: (id: string, input: UpdateUser) => this.request<UserView>("PUT", `/api/users/${enc(id)}`, input),
+  };
+
+  // Conversations.
+  readonly conversations = {
+    create: (input: CreateConversation) =>
+      this.request<ConversationView>("POST", "/api/conversations", input),
+    list: (q: { limit?: number; cursor?: string } = {}) =>
+      this.request<Page<ConversationView>>("GET", "/api/conversations", undefined, q),
+    /** Every conversation of the caller, following cursors. */
+    all: async (): Promise<ConversationView[]> => {
+      const out: ConversationView[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await this.conversations.list({ limit: 100, cursor });
+        out.push(...page.items);
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+      return out;
+    },
+    get: (id: string) => this.request<ConversationView>("GET", `/api/conversations/${enc(id)}`),
+    update: (id: string, input: { name?: string; topic?: string }) =>
+      this.request<ConversationView>("PUT", `/api/conversations/${enc(id)}`, input),
+    delete: async (id: string): Promise<void> => {
+      await this.request<null>("DELETE", `/api/conversations/${enc(id)}`);
+    },
+    addParticipant: (id: string, userId: string, role?: "owner" | "admin" | "member") =>
+      this.request<unknown>("POST", `/api/conversations/${enc(id)}/participants`, { user_id: userId, role }),
+    removeParticipant: async (id: string, userId: string): Promise<void> => {
+      await this.request<null>("DELETE", `/api/conversations/${enc(id)}/participants/${enc(userId)}`);
+    },
+  };
+
+  // Messages.
+  readonly messages = {
+    /** History, ascending by seq; `before`/`after` are exclusive bounds. */
+    page: (conversationId: string, q: { before?: number; after?: number; limit?: number } = {}) =>
+      this.request<MessagePage>("GET", `/api/conversations/${enc(conversationId)}/messages`, undefined, q),
+    send: (conversationId: string, input: SendMessage) =>
+      this.request<MessageView>("POST", `/api/conversations/${enc(conversationId)}/messages`, input),
+    /** Every message changed after `after` (tombstones included), in the order of the changes. */
+    events: (conversationId: string, q: { after?: number; limit?: number } = {}) =>
+      this.request<EventPage>("GET", `/api/conversations/${enc(conversationId)}/events`, undefined, q),
+    search: (conversationId: string, q: string, limit?: number) =>
+      this.request<{ items: MessageView[] }>(
+        "GET",
+        `/api/conversations/${enc(conversationId)}/messages/search`,
+        undefined,
+        { q, limit },
+      ),
+    read: (conversationId: string, seq: number) =>
+      this.request<{ last_read_seq: number }>("POST", `/api/conversations/${enc(conversationId)}/read`, {
+        seq,
+      }),
+    edit: (messageId: string, content: string) =>
+      this.request<MessageView>("PUT", `/api/messages/${enc(messageId)}`, { content }),
+    delete: async (messageId: string): Promise<void> => {
+      await this.request<null>("DELETE", `/api/messages/${enc(messageId)}`);
+    },
+    /** Adds (op "add") or removes an emoji reaction of the caller. */
+    react: async (messageId: string, emoji: string, op: "add" | "remove" = "add"): Promise<void> => {
+      if (op === "add")
+        await this.request<unknown>("POST", `/api/messages/${enc(messageId)}/reactions`, { emoji });
+      else await this.request<null>("DELETE", `/api/messages/${enc(messageId)}/reactions/${enc(emoji)}`);
+    },
+    receipts: (messageId: string) =>
+      this.request<{ items: Receipt[] }>("GET", `/api/messages/${enc(messageId)}/receipts`),
+  };
+}
+
+const enc = encodeURIComponent;

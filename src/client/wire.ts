@@ -1,0 +1,47 @@
+// Frame bytes for the SDK, with no Node-only API: MessagePack (msgpackr, plain maps) or JSON text, and
+// base64url for binary fields in JSON.
+
+import { Packr } from "msgpackr";
+import type { Encoding } from "../realtime/frames.ts";
+
+// The same options as the server's codec: plain maps, no records extension, 64-bit ints as numbers.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+
+export function encodeFrame(frame: Record<string, unknown>, encoding: Encoding): Uint8Array | string {
+  if (encoding === "msgpack") return packr.pack(frame);
+  return JSON.stringify(frame, (_key, value: unknown) =>
+    value instanceof Uint8Array ? toBase64Url(value) : value,
+  );
+}
+
+/** Decodes by what arrived (text is JSON, bytes are MessagePack); throws on garbage. */
+export function decodeFrame(data: unknown): unknown {
+  if (typeof data === "string") return JSON.parse(data);
+  if (data instanceof ArrayBuffer) return packr.unpack(new Uint8Array(data));
+  if (ArrayBuffer.isView(data))
+    return packr.unpack(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  throw new TypeError("unexpected frame data");
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function fromBase64Url(text: string): Uint8Array {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  const binary = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
+/** A binary field as plain bytes, whichever encoding carried it. */
+export function toBytes(value: unknown): Uint8Array {
+  if (typeof value === "string") return fromBase64Url(value);
+  if (value instanceof Uint8Array) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  throw new TypeError("expected a binary field");
+}

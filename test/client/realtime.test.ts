@@ -1,0 +1,345 @@
+// The SDK's realtime connection against the real gateway: send and ack, every frame helper in both
+// encodings, reconnect with resume (no gap, no duplicate), REST catch-up on resync, terminal closes.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { runCli } from "../../src/cli.ts";
+import type { ConversationEvent } from "../../src/client/events.ts";
+import { type ParleyClient, ParleyError, RealtimeConnection } from "../../src/client/index.ts";
+import type { MessageView } from "../../src/client/types.ts";
+import { CLOSE } from "../../src/realtime/protocol.ts";
+import { waitFor } from "../helpers.ts";
+import { record, type Server, startServer } from "./helpers.ts";
+
+const RESUME_MAX = 8;
+let s: Server;
+beforeAll(async () => {
+  // Frame rate limits are the gateway's tests; here a writer may send as fast as acks come back.
+  s = await startServer({
+    RESUME_MAX: String(RESUME_MAX),
+    WS_RATE_PER_SECOND: "5000",
+    WS_RATE_BURST: "5000",
+  });
+});
+afterAll(() => s.stop());
+
+const ENCODINGS = ["msgpack", "json"] as const;
+const idOf = (c: ParleyClient) => c.session!.user.id;
+
+async function pair(encoding: "msgpack" | "json") {
+  const [a, b] = [await s.client({ encoding }), await s.client({ encoding })];
+  const conv = await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] });
+  await Promise.all([a.connect(), b.connect()]);
+  return { a, b, conv: conv.id };
+}
+
+/** Closes every socket of the user from the server side, as a restart would. */
+function dropSockets(c: ParleyClient, code: number = CLOSE.restart) {
+  for (const ws of [...s.h.deps.gateway.connections.ofUser(idOf(c))]) ws.close(code, "test");
+}
+
+/** Every change after `after`, as the server's REST catch-up lists them. */
+async function changesAfter(c: ParleyClient, conv: string, after: number): Promise<MessageView[]> {
+  const out: MessageView[] = [];
+  for (;;) {
+    const page = await c.rest.messages.events(conv, { after, limit: 3 });
+    out.push(...page.items);
+    const last = page.items.at(-1);
+    if (!page.has_more || !last) return out;
+    after = last.version_seq;
+  }
+}
+
+/** No gap, no duplicate, in order, and the last event of each message shows it as it is now. */
+async function expectGapFree(viewer: ParleyClient, conv: string, from: number, events: ConversationEvent[]) {
+  const mine = events.filter((e) => e.conversation_id === conv && e.seq > from);
+  const seqs = mine.map((e) => e.seq);
+  expect(seqs).toEqual([...new Set(seqs)].sort((x, y) => x - y));
+  const changes = await changesAfter(viewer, conv, from);
+  for (const m of changes) expect(seqs).toContain(m.version_seq);
+  const latest = new Map<string, MessageView>();
+  for (const e of mine) if (e.message) latest.set(e.message.id, e.message);
+  for (const m of changes) {
+    expect(latest.get(m.id)).toMatchObject({
+      content: m.content,
+      deleted: m.deleted,
+      reactions: m.reactions,
+    });
+  }
+}
+
+describe("send and receive", () => {
+  for (const encoding of ENCODINGS) {
+    it(`acks a sent message and delivers it to the other member as an event (${encoding})`, async () => {
+      const { a, b, conv } = await pair(encoding);
+      const events = record(b, "event");
+      const ack = await a.realtime.send(conv, { content: `hello in ${encoding}` });
+      expect(ack.client_msg_id).toMatch(/^[0-9a-f-]{36}$/);
+      const event = await events.next((e) => e.kind === "message.created" && e.seq === ack.seq);
+      expect(event.message).toMatchObject({
+        id: ack.message_id,
+        content: `hello in ${encoding}`,
+        sender_id: idOf(a),
+      });
+      expect(a.realtime.positions[conv]).toBe(ack.seq);
+      expect(b.realtime.positions[conv]).toBe(ack.seq);
+      expect(a.realtime.encoding).toBe(encoding);
+    });
+  }
+
+  it("acks a retried client_msg_id again without storing it twice", async () => {
+    const { a, conv } = await pair("msgpack");
+    const first = await a.realtime.send(conv, { content: "once", client_msg_id: "retry-1" });
+    const second = await a.realtime.send(conv, { content: "once", client_msg_id: "retry-1" });
+    expect(second.message_id).toBe(first.message_id);
+    expect(
+      (await a.rest.messages.page(conv)).items.filter((m) => m.client_msg_id === "retry-1"),
+    ).toHaveLength(1);
+  });
+
+  it("rejects a send with the server's error code", async () => {
+    const { a } = await pair("json");
+    const err = await a.realtime.send("no-such-conversation", { content: "x" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ParleyError);
+    expect(err).toMatchObject({ code: "not_found" });
+    const empty = await a.realtime.send("x".repeat(65), { content: "x" }).catch((e: unknown) => e);
+    expect(empty).toMatchObject({ code: "validation_failed" });
+  });
+
+  it("rejects a request the server never answers with a timeout", async () => {
+    const a = await s.client({ requestTimeoutMs: 50 });
+    await a.connect();
+    // typing with a ref gets no reply from the gateway; a request for it must end in a timeout.
+    const pending = (
+      a.realtime as unknown as { request(f: Record<string, unknown>): Promise<unknown> }
+    ).request({ type: "typing_stop", conversation_id: "nope" });
+    expect(await pending.catch((e: unknown) => e)).toMatchObject({ code: "timeout" });
+  });
+});
+
+describe("frame helpers", () => {
+  for (const encoding of ENCODINGS) {
+    it(`relays typing, receipts, presence, key exchange and reactions (${encoding})`, async () => {
+      const { a, b, conv } = await pair(encoding);
+      const [typing, receipts, presence, keys, events] = [
+        record(b, "typing"),
+        record(a, "receipt"),
+        record(b, "presence"),
+        record(b, "key_exchange"),
+        record(a, "event"),
+      ];
+      const ack = await a.realtime.send(conv, { content: "hi" });
+
+      a.realtime.typing(conv, true);
+      expect(await typing.next((t) => t.state === "start")).toMatchObject({
+        conversation_id: conv,
+        user_id: idOf(a),
+      });
+      a.realtime.typing(conv, false);
+      await typing.next((t) => t.state === "stop");
+
+      await b.realtime.ack(conv, ack.seq);
+      await receipts.next((r) => r.kind === "delivered" && r.user_id === idOf(b) && r.seq === ack.seq);
+      await b.realtime.read(conv, ack.seq);
+      await receipts.next((r) => r.kind === "read" && r.user_id === idOf(b) && r.seq === ack.seq);
+
+      await a.realtime.presence("away");
+      await presence.next((p) => p.user_id === idOf(a) && p.status === "away");
+
+      const payload = new Uint8Array([0, 1, 2, 250, 251, 255]);
+      await a.realtime.keyExchange(idOf(b), payload);
+      const key = await keys.next();
+      expect(key.from_user_id).toBe(idOf(a));
+      expect(key.from_device_id).toBe(a.session!.sessionId);
+      expect(Array.from(key.payload)).toEqual(Array.from(payload));
+
+      await b.realtime.react(ack.message_id, "👍");
+      const reaction = await events.next((e) => e.kind === "reaction.added");
+      expect(reaction.message?.reactions).toEqual([{ user_id: idOf(b), emoji: "👍" }]);
+      await b.realtime.react(ack.message_id, "👍", "remove");
+      await events.next((e) => e.kind === "reaction.removed");
+    });
+  }
+
+  it("subscribes to a public channel and receives its announcements", async () => {
+    const a = await s.client();
+    await a.connect();
+    const announcements = record(a, "announcement");
+    await a.realtime.subscribe("news");
+    const admin = await s.client();
+    expect(await runCli(["admin", "grant", admin.session!.user.username], s.h.config, () => {})).toBe(0);
+    await admin.rest.request("POST", "/api/announcements", { channel: "news", text: "hello, subscribers" });
+    expect(await announcements.next()).toMatchObject({ channel: "news", text: "hello, subscribers" });
+  });
+});
+
+describe("reconnect and resume", () => {
+  for (const encoding of ENCODINGS) {
+    it(`replays exactly the changes made while away, in order, after a 4000 close (${encoding})`, async () => {
+      const { a, b, conv } = await pair(encoding);
+      const seen = record(b, "event");
+      const first = await a.realtime.send(conv, { content: "before" });
+      await seen.next((e) => e.seq === first.seq);
+      // A connection of b's own whose token waits for a gate: it stays away until the changes are made.
+      let open: () => void = () => {};
+      let gate = new Promise<void>((r) => {
+        open = r;
+      });
+      b.close();
+      const rt = new RealtimeConnection({
+        baseUrl: s.baseUrl,
+        userId: idOf(b),
+        sessionId: b.session!.sessionId,
+        encoding,
+        rest: b.rest,
+        positions: { [conv]: first.seq },
+        backoff: { minMs: 1, maxMs: 5 },
+        token: async () => {
+          await gate;
+          return b.session!.accessToken;
+        },
+      });
+      const [events, opens, closes, resumed] = [
+        record(rt, "event"),
+        record(rt, "open"),
+        record(rt, "close"),
+        record(rt, "resumed"),
+      ];
+      open();
+      await rt.connect();
+      await resumed.next((r) => r.conversation_id === conv);
+      gate = new Promise<void>((r) => {
+        open = r;
+      });
+      const from = rt.positions[conv]!;
+      expect(from).toBe(first.seq);
+
+      dropSockets(b);
+      expect(await closes.next()).toMatchObject({ code: CLOSE.restart, reconnecting: true });
+      const m2 = await a.rest.messages.send(conv, { content: "two" });
+      const m3 = await a.rest.messages.send(conv, { content: "three" });
+      await a.rest.messages.edit(first.message_id, "before, edited");
+      await a.rest.messages.react(m2.id, "🎉");
+      await a.rest.messages.delete(m3.id);
+      await a.realtime.send(conv, { content: "four" });
+      const expected = await changesAfter(a, conv, from);
+      open();
+
+      await opens.next((o) => o.reconnected);
+      await resumed.count(2, (r) => r.conversation_id === conv);
+      const replayed = events.items.filter((e) => e.seq > from);
+      expect(replayed.map((e) => e.seq)).toEqual(expected.map((m) => m.version_seq));
+      expect(replayed.map((e) => [e.message?.id, e.message?.content, e.message?.deleted])).toEqual(
+        expected.map((m) => [m.id, m.content, m.deleted]),
+      );
+      expect(replayed.find((e) => e.message?.id === m2.id)?.message?.reactions).toEqual([
+        { user_id: idOf(a), emoji: "🎉" },
+      ]);
+      expect(rt.positions[conv]).toBe(expected.at(-1)!.version_seq);
+      rt.close();
+    });
+  }
+
+  it("stays gap-free and duplicate-free when changes keep coming across the reconnect", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const events = record(b, "event");
+    const opens = record(b, "open");
+    const first = await a.realtime.send(conv, { content: "m0" });
+    await events.next((e) => e.seq === first.seq);
+    let stop = false;
+    const writer = (async () => {
+      // Sends a (not b) makes; b's drop does not touch them.
+      for (let i = 1; !stop && i < 400; i++) {
+        const m = await a.realtime.send(conv, { content: `m${i}` });
+        if (i % 3 === 0) await a.rest.messages.edit(m.message_id, `m${i} edited`);
+        if (i % 5 === 0) await a.realtime.react(m.message_id, "👍");
+      }
+    })();
+    await events.count(5, (e) => e.seq > first.seq);
+    dropSockets(b);
+    await opens.next((o) => o.reconnected);
+    const atReconnect = events.items.length;
+    await events.count(atReconnect + 10);
+    stop = true;
+    await writer;
+    const last = (await a.rest.conversations.get(conv)).last_seq;
+    await waitFor(() => ((b.realtime.positions[conv] ?? 0) >= last ? true : undefined));
+    await expectGapFree(b, conv, first.seq - 1, events.items);
+  });
+
+  it("catches up over REST when the server answers resync, then goes on live", async () => {
+    const { a, b, conv } = await pair("json");
+    const events = record(b, "event");
+    const first = await a.realtime.send(conv, { content: "start" });
+    const resyncs = record(b, "resync");
+    await events.next((e) => e.seq === first.seq);
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    // Hold b's reconnect by holding its next token lookup: the client asks for a token at every connect.
+    const client = b as unknown as { freshToken(): Promise<string> };
+    const original = client.freshToken.bind(b);
+    client.freshToken = async () => {
+      await gate;
+      return original();
+    };
+    dropSockets(b);
+    const sent: string[] = [];
+    for (let i = 0; i < RESUME_MAX + 4; i++)
+      sent.push((await a.rest.messages.send(conv, { content: `c${i}` })).id);
+    await a.rest.messages.edit(sent[0]!, "c0 edited");
+    await a.rest.messages.delete(sent[1]!);
+    const expected = await changesAfter(a, conv, first.seq);
+    open();
+    await resyncs.next((r) => r.conversation_id === conv);
+    const target = expected.at(-1)!.version_seq;
+    await events.next((e) => e.seq === target);
+    const caught = events.items.filter((e) => e.seq > first.seq);
+    expect(caught.map((e) => e.seq)).toEqual(expected.map((m) => m.version_seq));
+    expect(caught.every((e) => e.replayed)).toBe(true);
+
+    const live = await a.realtime.send(conv, { content: "live again" });
+    expect((await events.next((e) => e.seq === live.seq)).replayed).toBeUndefined();
+  });
+
+  it("does not reconnect after a terminal close (session revoked)", async () => {
+    const { b } = await pair("msgpack");
+    const closes = record(b, "close");
+    const opens = record(b, "open");
+    await b.rest.signout();
+    expect(await closes.next()).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(b.realtime.connected).toBe(false);
+    expect(opens.items).toHaveLength(0);
+  });
+
+  it("sends a message queued while away once the connection is back", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const events = record(a, "event");
+    const closes = record(b, "close");
+    const opens = record(b, "open");
+    dropSockets(b);
+    await closes.next();
+    const ack = await b.realtime.send(conv, { content: "sent while away" });
+    await opens.next((o) => o.reconnected);
+    expect((await events.next((e) => e.seq === ack.seq)).message?.content).toBe("sent while away");
+  });
+});
+
+describe("heartbeat", () => {
+  it("pings every heartbeat_interval from hello, so an idle client is not closed as silent", async () => {
+    const hb = await startServer({ WS_HEARTBEAT_INTERVAL: "1", WS_CONNECTION_TIMEOUT: "2" });
+    try {
+      const c = await hb.client();
+      const closes = record(c, "close");
+      const hello = await c.connect();
+      expect(hello.heartbeat_interval).toBe(1);
+      const socket = () => [...hb.h.deps.gateway.connections.ofUser(idOf(c))][0];
+      const openedAt = Date.now();
+      // The server saw a frame well after the last one the client had to send: a ping.
+      await waitFor(() => ((socket()?.data.lastSeen ?? 0) > openedAt + 2500 ? true : undefined), 4000);
+      expect(closes.items).toHaveLength(0);
+    } finally {
+      await hb.stop();
+    }
+  });
+});

@@ -1,0 +1,132 @@
+// The SDK's REST client against a real server: accounts, conversations, messages and typed errors.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { ParleyClient, ParleyError, RestClient } from "../../src/client/index.ts";
+import { newAccount, waitFor } from "../helpers.ts";
+import { type Server, startServer } from "./helpers.ts";
+
+let s: Server;
+beforeAll(async () => {
+  s = await startServer({ ACCESS_TOKEN_EXPIRE_MINUTES: "1" });
+});
+afterAll(() => s.stop());
+
+async function rejection(promise: Promise<unknown>): Promise<ParleyError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof ParleyError) return err;
+    throw err;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("REST client", () => {
+  it("refuses a base URL that is not http(s), naming the option", () => {
+    expect(() => new RestClient({ baseUrl: "nope" })).toThrow("baseUrl");
+    expect(() => new ParleyClient({ baseUrl: "ftp://x" })).toThrow("baseUrl");
+    expect(() => new ParleyClient({ baseUrl: "http://x", refreshAt: 2 })).toThrow("refreshAt");
+  });
+
+  it("signs up, signs in on a new session, reads me, refreshes and signs out", async () => {
+    const account = newAccount();
+    const a = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(a);
+    const first = await a.signup(account);
+    expect(first.user.username).toBe(account.username);
+    expect((await a.rest.me()).email).toBe(account.email);
+
+    const b = new ParleyClient({ baseUrl: `${s.baseUrl}/` });
+    s.clients.push(b);
+    const second = await b.signin({ username: account.username, password: account.password });
+    expect(second.sessionId).not.toBe(first.sessionId);
+
+    const refreshed = await b.refresh();
+    expect(refreshed.refreshToken).not.toBe(second.refreshToken);
+    expect((await b.rest.me()).id).toBe(first.user.id);
+
+    await b.signout();
+    expect(b.session).toBeNull();
+    const err = await rejection(b.rest.refresh(refreshed.refreshToken));
+    expect(err.status).toBe(401);
+  });
+
+  it("throws ParleyError with the status and code of the error body", async () => {
+    const a = await s.client();
+    const wrong = await rejection(
+      a.rest.signin({ username: a.session!.user.username, password: "wrong pass!" }),
+    );
+    expect(wrong).toMatchObject({ status: 401, code: "invalid_credentials" });
+    const missing = await rejection(a.rest.conversations.get("nope"));
+    expect(missing).toMatchObject({ status: 404, code: "not_found" });
+    const invalid = await rejection(
+      a.rest.conversations.create({ conversation_type: "group", participant_ids: ["unknown-user"] }),
+    );
+    expect(invalid.status).toBe(422);
+    const anonymous = new RestClient({ baseUrl: s.baseUrl });
+    expect(await rejection(anonymous.me())).toMatchObject({ status: 401, code: "unauthorized" });
+    const offline = new RestClient({ baseUrl: "http://127.0.0.1:1" });
+    expect((await rejection(offline.me())).code).toBe("network");
+  });
+
+  it("creates, lists and reads conversations, and lists users", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "group",
+      name: "team",
+      participant_ids: [b.session!.user.id],
+    });
+    expect(conv.participant_ids).toContain(b.session!.user.id);
+    expect((await b.rest.conversations.get(conv.id)).name).toBe("team");
+    expect((await b.rest.conversations.list()).items.map((c) => c.id)).toContain(conv.id);
+    expect((await b.rest.conversations.all()).map((c) => c.id)).toContain(conv.id);
+    const users = await a.rest.users.list({ q: b.session!.user.username });
+    expect(users.items.map((u) => u.id)).toEqual([b.session!.user.id]);
+  });
+
+  it("sends, pages, edits, deletes, reacts, reads and catches up on messages", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "dm",
+      participant_ids: [b.session!.user.id],
+    });
+    const m1 = await a.rest.messages.send(conv.id, { content: "one", client_msg_id: "c-1" });
+    const again = await a.rest.messages.send(conv.id, { content: "one", client_msg_id: "c-1" });
+    expect(again.id).toBe(m1.id);
+    const m2 = await b.rest.messages.send(conv.id, { content: "two" });
+    const page = await b.rest.messages.page(conv.id);
+    expect(page.items.map((m) => m.content)).toEqual(["one", "two"]);
+    expect((await b.rest.messages.page(conv.id, { after: m1.seq })).items.map((m) => m.id)).toEqual([m2.id]);
+
+    const edited = await a.rest.messages.edit(m1.id, "one!");
+    expect(edited.content).toBe("one!");
+    await b.rest.messages.react(m1.id, "👍");
+    await b.rest.messages.react(m1.id, "🎉");
+    await b.rest.messages.react(m1.id, "🎉", "remove");
+    await b.rest.messages.delete(m2.id);
+    expect(await rejection(b.rest.messages.edit(m1.id, "not mine"))).toMatchObject({ code: "forbidden" });
+
+    const events = await b.rest.messages.events(conv.id, { after: m2.seq });
+    expect(events.has_more).toBe(false);
+    expect(events.items.map((m) => [m.id, m.deleted])).toEqual([
+      [m1.id, false],
+      [m2.id, true],
+    ]);
+    expect(events.items[0]!.reactions).toEqual([{ user_id: b.session!.user.id, emoji: "👍" }]);
+
+    expect((await b.rest.messages.read(conv.id, m1.seq)).last_read_seq).toBe(m1.seq);
+    const receipts = await a.rest.messages.receipts(m1.id);
+    expect(receipts.items.find((r) => r.user_id === b.session!.user.id)?.read_at).not.toBeNull();
+  });
+
+  it("refreshes the access token at the configured share of its lifetime", async () => {
+    const c = new ParleyClient({ baseUrl: s.baseUrl, refreshAt: 0.005 });
+    s.clients.push(c);
+    const first = await c.signup(newAccount());
+    expect(first.expiresAt - Date.now()).toBeGreaterThan(50_000);
+    // The server's clock is a ManualClock, so the new access token may equal the old one: the
+    // refresh token, spent on every refresh, shows that it happened.
+    await waitFor(() => (c.session?.refreshToken !== first.refreshToken ? true : undefined));
+    expect((await c.rest.me()).id).toBe(first.user.id);
+  });
+});

@@ -115,6 +115,11 @@ export class RealtimeConnection {
     return this.ready;
   }
 
+  /** The encoding in use: what the server chose from the subprotocols offered. */
+  get negotiatedEncoding(): Encoding {
+    return this.wireEncoding;
+  }
+
   on<K extends RealtimeEventType>(type: K, handler: Handler<K>): () => void {
     return this.emitter.on(type, handler);
   }

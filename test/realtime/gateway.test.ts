@@ -194,6 +194,24 @@ describe("messages over the socket", () => {
     c.close();
   });
 
+  it("unsubscribes a member's sockets when they leave: no later events reach them", async () => {
+    const id = await group(alice, [bob, carol]);
+    const c = await socket(carol);
+    await call(h.app, "DELETE", `/api/conversations/${id}/participants/${carol.id}`, { token: carol.token });
+    await c.next(event("participant.removed", id));
+    await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "after you left" },
+    });
+    // A ping round trip after the send: had the event been published to carol, it would have come first.
+    c.send({ type: "ping", ref: "after" });
+    await c.next((f) => f.type === "pong" && f.ref === "after");
+    expect(
+      c.frames.some((f) => f.type === "event" && f.kind === "message.created" && f.conversation_id === id),
+    ).toBe(false);
+    c.close();
+  });
+
   it("relays typing to the others and reactions, reads and acks as frames", async () => {
     const id = await group(alice, [bob]);
     const a = await socket(alice);

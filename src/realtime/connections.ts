@@ -15,6 +15,8 @@ export interface SocketState {
   /** Frames refused in a row; too many closes the socket. */
   denied: number;
   lastSeen: number;
+  /** Public channels this socket subscribed to (WS_MAX_CHANNELS at most). */
+  channels: Set<string>;
   open(ws: Socket): void;
   message(ws: Socket, data: string | Buffer): void;
   close(ws: Socket, code: number, reason: string): void;

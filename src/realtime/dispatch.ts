@@ -76,6 +76,13 @@ export class Dispatcher {
         case "resume":
           return await this.resume(ws, frame.positions, ref);
         case "subscribe":
+          if (!me.channels.has(frame.channel) && me.channels.size >= this.deps.config.WS_MAX_CHANNELS) {
+            throw new AppError(
+              "validation_failed",
+              `channel: at most ${this.deps.config.WS_MAX_CHANNELS} channels per socket`,
+            );
+          }
+          me.channels.add(frame.channel);
           ws.subscribe(topics.channel(frame.channel, me.encoding));
           return this.ok(ws, ref);
       }

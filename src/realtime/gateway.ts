@@ -100,7 +100,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       decoded = false;
     }
     const ref = (frame as { ref?: unknown } | null | undefined)?.ref;
-    const echo = typeof ref === "string" || typeof ref === "number" ? ref : undefined;
+    // Only a ref the schema allows is echoed: a frame must not make the server send back large strings.
+    const echo = (typeof ref === "string" && ref.length <= 64) || typeof ref === "number" ? ref : undefined;
     if (!allow(state, now)) {
       state.denied++;
       if (state.denied > MAX_DENIED) ws.close(CLOSE.rateLimited, "rate limited");
@@ -146,6 +147,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       refilledAt: Date.now(),
       denied: 0,
       lastSeen: Date.now(),
+      channels: new Set(),
       open: (ws) => {
         connections.add(ws);
         onOpen(ws);

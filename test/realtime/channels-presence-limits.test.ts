@@ -86,6 +86,27 @@ describe("public channels and announcements", () => {
     expect(await runCli(["bogus"], h.config, () => {})).toBe(64);
   });
 
+  it("limits the public channels of one socket to WS_MAX_CHANNELS", async () => {
+    const { base } = await start({ WS_MAX_CHANNELS: "2" });
+    const s = await connect(`${base}/ws/public/one`);
+    open.push(s);
+    s.send({ type: "subscribe", ref: "a", channel: "two" });
+    expect(await s.next((f) => f.ref === "a")).toMatchObject({ type: "ok" });
+    s.send({ type: "subscribe", ref: "b", channel: "one" }); // already in: no new slot needed
+    expect(await s.next((f) => f.ref === "b")).toMatchObject({ type: "ok" });
+    s.send({ type: "subscribe", ref: "c", channel: "three" });
+    expect(await s.next((f) => f.ref === "c")).toMatchObject({ type: "error", code: "validation_failed" });
+  });
+
+  it("echoes only refs the protocol allows", async () => {
+    const { base } = await start();
+    const s = await connect(`${base}/ws/public/news`, ["parley.json"]);
+    open.push(s);
+    s.send({ type: "ping", ref: "x".repeat(5000) });
+    const reply = await s.next((f) => f.type === "error");
+    expect(reply.ref).toBeUndefined();
+  });
+
   it("keeps public sockets receive-only", async () => {
     const { base } = await start();
     const s = await connect(`${base}/ws/public/news`);

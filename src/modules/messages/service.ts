@@ -102,8 +102,12 @@ export function createMessagesService(deps: MessageDeps) {
           now,
         ),
       );
-      const participants = await store.conversations.participants(conversationId);
-      const message = toMessageView(result.message, statusOf(result.message, participants));
+      // A message just created has reached nobody yet: "sent", with no need to read the members.
+      const status =
+        result.status === "created"
+          ? "sent"
+          : statusOf(result.message, await store.conversations.participants(conversationId));
+      const message = toMessageView(result.message, status);
       if (result.status === "created") {
         hub.publish({ kind: "message.created", conversation_id: conversationId, seq: message.seq, message });
       }

@@ -1,0 +1,99 @@
+// The bench suite: runs every scenario (fanout, dms, history, and rest/resume when present) against Parley,
+// the bare Bun ceiling and the peers, then writes bench/results/<date>.json, latest.json, latest.svg and
+// bench/RESULTS.md. `--quick` is the two-minute subset; `--only fanout,dms` picks scenarios.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { markdown, type Run, svg } from "./lib/render.ts";
+import type { Scenario, ScenarioResult } from "./lib/types.ts";
+import { dms } from "./scenarios/dms.ts";
+import { fanout } from "./scenarios/fanout.ts";
+import { history } from "./scenarios/history.ts";
+
+const { values: args } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
+  strict: true,
+});
+const quick = args.quick ?? false;
+
+/** Scenarios written in their own files by others join when their file exists (export `rest`/`resume` or default). */
+async function optional(name: string): Promise<Scenario | undefined> {
+  const file = join(import.meta.dir, "scenarios", `${name}.ts`);
+  if (!existsSync(file)) return undefined;
+  const mod = (await import(file)) as Record<string, unknown>;
+  const fn = mod[name] ?? mod.default;
+  if (typeof fn !== "function") throw new Error(`bench/scenarios/${name}.ts exports no "${name}" scenario`);
+  return fn as Scenario;
+}
+
+const scenarios: Array<[string, Scenario | undefined]> = [
+  ["fanout", fanout],
+  ["dms", dms],
+  ["history", history],
+  ["rest", await optional("rest")],
+  ["resume", await optional("resume")],
+];
+const only = args.only?.split(",");
+if (only) {
+  const unknown = only.filter((n) => !scenarios.some(([s]) => s === n));
+  if (unknown.length) throw new Error(`--only: unknown scenario(s) ${unknown.join(", ")}`);
+}
+
+const started = Date.now();
+const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+const results: ScenarioResult[] = [];
+const errors: string[] = [];
+for (const [name, run] of scenarios) {
+  if (only && !only.includes(name)) continue;
+  if (!run) {
+    log(`${name}: skipped (bench/scenarios/${name}.ts not there yet)`);
+    errors.push(`${name}: not run (bench/scenarios/${name}.ts does not exist yet)`);
+    continue;
+  }
+  try {
+    results.push(...(await run({ quick, log })));
+  } catch (err) {
+    log(`${name}: FAILED ${err}`);
+    errors.push(`${name}: ${err}`);
+  }
+}
+
+const nodeVersion = (() => {
+  try {
+    return execFileSync("node", ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    return "missing";
+  }
+})();
+const date = new Date();
+const run: Run = {
+  date: date.toISOString(),
+  quick,
+  machine: {
+    cores: availableParallelism(),
+    cpu: cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    os: `${process.platform} ${release()} ${process.arch}`,
+    bun: Bun.version,
+    node: nodeVersion,
+  },
+  results,
+  errors,
+};
+const dir = join(import.meta.dir, "results");
+mkdirSync(dir, { recursive: true });
+const stamp = date
+  .toISOString()
+  .replace(/\.\d+Z$/, "Z")
+  .replaceAll(":", "-");
+const json = `${JSON.stringify({ ...run, seconds: (Date.now() - started) / 1000 }, null, 2)}\n`;
+writeFileSync(join(dir, `${stamp}.json`), json);
+writeFileSync(join(dir, "latest.json"), json);
+writeFileSync(join(dir, "latest.svg"), svg(run));
+writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run));
+log(`wrote bench/results/${stamp}.json, latest.json, latest.svg and bench/RESULTS.md`);
+process.exit(0);

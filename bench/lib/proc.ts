@@ -1,0 +1,116 @@
+// Child processes for the bench: spawning with line-wise stdout, a free loopback port, the CPU and memory of a
+// process from /proc, and killing children for sure in finally blocks.
+
+import { readFileSync } from "node:fs";
+import type { Subprocess } from "bun";
+
+export type Child = Subprocess<"pipe", "pipe", "inherit">;
+
+/** Reads a child's stdout line by line; `next(ms)` answers the next line or throws on timeout or exit. */
+export function lines(child: Child) {
+  const queue: string[] = [];
+  const waiters: Array<(line: string | null) => void> = [];
+  let ended = false;
+  (async () => {
+    const decoder = new TextDecoder();
+    let buf = "";
+    const reader = child.stdout.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = waiters.shift();
+        if (w) w(line);
+        else queue.push(line);
+      }
+    }
+    ended = true;
+    for (const w of waiters.splice(0)) w(null);
+  })();
+  return {
+    next(ms: number, what: string): Promise<string> {
+      const queued = queue.shift();
+      if (queued !== undefined) return Promise.resolve(queued);
+      if (ended) return Promise.reject(new Error(`${what}: process exited`));
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(done), 1);
+          reject(new Error(`${what}: no answer within ${ms} ms`));
+        }, ms);
+        const done = (line: string | null) => {
+          clearTimeout(timer);
+          if (line === null) reject(new Error(`${what}: process exited`));
+          else resolve(line);
+        };
+        waiters.push(done);
+      });
+    },
+  };
+}
+
+export function spawn(cmd: string[], env: Record<string, string> = {}): Child {
+  return Bun.spawn(cmd, {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+    env: { ...process.env, ...env },
+  }) as Child;
+}
+
+/** Ends a child: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
+export async function stop(child: Child | undefined, graceMs = 2000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+/** A loopback port that was free a moment ago (the OS picks it). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+const TICKS = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used so far, or NaN where /proc is missing. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Resident memory of a process in MiB, or NaN. */
+export function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Math.round(Number(m[1]) / 102.4) / 10 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+export async function pool<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const run = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T, i);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return out;
+}

@@ -1,0 +1,267 @@
+// Renders a suite run: the Markdown report (tables per scenario with Parley/target ratios, and where Parley
+// stands against the issue's aims) and a hand-written SVG of latency percentiles and throughput.
+
+import type { ScenarioResult } from "./types.ts";
+
+export interface Run {
+  date: string;
+  quick: boolean;
+  machine: Record<string, unknown>;
+  results: ScenarioResult[];
+  errors: string[];
+}
+
+const num = (n: number | undefined, digits = 0) =>
+  n === undefined || Number.isNaN(n)
+    ? "–"
+    : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : "–");
+
+/** Rows that compare targets: same scenario and same mode. */
+export function groups(results: ScenarioResult[]): Map<string, ScenarioResult[]> {
+  const out = new Map<string, ScenarioResult[]>();
+  for (const r of results) {
+    const key = `${r.scenario}${r.settings.mode ? ` ${String(r.settings.mode)}` : ""}${r.settings.query ? ` ${String(r.settings.query)}` : ""}`;
+    out.set(key, [...(out.get(key) ?? []), r]);
+  }
+  return out;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(" | ")} |`;
+  const rule = `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`;
+  return [line(head), rule, ...rows.map(line)].join("\n");
+}
+
+function settingsLine(r: ScenarioResult): string {
+  const s = r.settings;
+  const keys = [
+    "members",
+    "users",
+    "rate",
+    "rate_per_user",
+    "window",
+    "window_per_user",
+    "workers",
+    "measureMs",
+    "messages",
+  ];
+  return keys
+    .filter((k) => s[k] !== undefined)
+    .map((k) => `${k} ${String(s[k])}`)
+    .join(", ");
+}
+
+function comparison(title: string, rows: ScenarioResult[]): string {
+  const parley = rows.find((r) => r.target === "parley");
+  const pThr = parley?.metrics.deliveries_per_s;
+  const pP99 = parley?.latency?.p99;
+  const body = rows.map((r) => [
+    r.target,
+    num(r.metrics.deliveries_per_s),
+    num(r.metrics.messages_per_s),
+    num(r.latency?.p50, 2),
+    num(r.latency?.p90, 2),
+    num(r.latency?.p99, 2),
+    num(r.latency?.p999, 2),
+    num(r.latency?.max, 2),
+    num(r.metrics.server_cpu_pct),
+    num(r.generator_cpu_pct),
+    r.target === "parley" ? "1.00×" : ratio(pThr, r.metrics.deliveries_per_s),
+    r.target === "parley" ? "1.00×" : ratio(pP99, r.latency?.p99),
+  ]);
+  const head = [
+    "target",
+    "deliveries/s",
+    "sent/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "max ms",
+    "server CPU %",
+    "gen CPU %",
+    "Parley/this thr",
+    "Parley/this p99",
+  ];
+  const notes = rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.target}: ${n}`));
+  const first = rows[0];
+  return [
+    `### ${title}`,
+    "",
+    first ? `Settings: ${settingsLine(first)}.` : "",
+    "",
+    table(head, body),
+    ...(notes.length ? ["", ...notes] : []),
+  ].join("\n");
+}
+
+/** Where Parley stands against the aims in issue 5 ("Then make it fast"). */
+function aims(results: ScenarioResult[]): string {
+  const find = (scenario: string, mode: string, target: string) =>
+    results.find((r) => r.scenario === scenario && r.settings.mode === mode && r.target === target);
+  const lines: string[] = [];
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "MET" : "NOT MET");
+  for (const scenario of [...new Set(results.map((r) => r.scenario))].filter((s) => s.startsWith("fanout"))) {
+    const p = find(scenario, "max", "parley")?.metrics.deliveries_per_s;
+    const c = find(scenario, "max", "bare-bun")?.metrics.deliveries_per_s;
+    const w = find(scenario, "max", "node-ws")?.metrics.deliveries_per_s;
+    const s = find(scenario, "max", "socketio")?.metrics.deliveries_per_s;
+    const ok = (a?: number, b?: number, k = 1) => (a && b ? a >= k * b : undefined);
+    lines.push(
+      `- ${scenario} deliveries/s ≥ 60% of the ceiling: ${ratio(p, c)} of it, ${verdict(ok(p, c, 0.6))}`,
+    );
+    lines.push(
+      `- ${scenario} deliveries/s ≥ 3× ws: ${ratio(p, w)}, ${verdict(ok(p, w, 3))}; ≥ 3× Socket.IO: ${ratio(p, s)}, ${verdict(ok(p, s, 3))}`,
+    );
+    const pf = find(scenario, "fixed", "parley");
+    const cf = find(scenario, "fixed", "bare-bun");
+    const pp = pf?.latency?.p99;
+    const cp = cf?.latency?.p99;
+    lines.push(
+      `- ${scenario} p99 at half Parley's max rate (${String(pf?.settings.rate ?? "–")} msg/s) ≤ 2× the ceiling's: ` +
+        `${num(pp, 2)} ms vs ${num(cp, 2)} ms (${ratio(pp, cp)}), ${verdict(pp && cp ? pp <= 2 * cp : undefined)}`,
+    );
+  }
+  for (const scenario of [...new Set(results.map((r) => r.scenario))].filter((s) => s.startsWith("dms"))) {
+    const p = find(scenario, "max", "parley")?.metrics.deliveries_per_s;
+    const c = find(scenario, "max", "bare-bun")?.metrics.deliveries_per_s;
+    lines.push(
+      `- ${scenario} persisted messages/s ≥ 35% of the ceiling's echo rate: ${ratio(p, c)}, ${verdict(p && c ? p >= 0.35 * c : undefined)}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function markdown(run: Run): string {
+  const m = run.machine;
+  const out = [
+    "<!-- The latest bench suite run (npm run bench / bench:quick), written by bench/index.ts: do not edit by hand. -->",
+    "",
+    "# Bench results",
+    "",
+    `Run ${run.date}${run.quick ? " (quick)" : ""} on ${String(m.cores)} cores (${String(m.cpu)}), ${String(m.memoryGiB)} GiB, ` +
+      `${String(m.os)}, Bun ${String(m.bun)}, Node ${String(m.node)}. Servers and load generators share the machine; ` +
+      "latency is from the send timestamp in the payload to each receipt, across processes on one clock.",
+    "Ratios are Parley's figure over the row's (throughput: higher is better for Parley; p99: lower is better for Parley).",
+    "Full data: `bench/results/latest.json`; chart: `bench/results/latest.svg`.",
+    "",
+    "## Against the aims",
+    "",
+    aims(run.results),
+    "",
+  ];
+  for (const [title, rows] of groups(run.results)) {
+    if (
+      rows.some((r) => r.metrics.deliveries_per_s !== undefined) ||
+      rows.some((r) => r.notes?.some((n) => n.startsWith("failed")))
+    ) {
+      out.push(comparison(title, rows), "");
+    }
+  }
+  const other = run.results.filter(
+    (r) => r.metrics.deliveries_per_s === undefined && !r.notes?.some((n) => n.startsWith("failed")),
+  );
+  if (other.length) {
+    out.push("## Other scenarios", "");
+    out.push(
+      table(
+        ["scenario", "target", "settings", "metrics", "p50 ms", "p99 ms", "max ms"],
+        other.map((r) => [
+          r.scenario,
+          r.target,
+          Object.entries(r.settings)
+            .map(([k, v]) => `${k} ${String(v)}`)
+            .join(", "),
+          Object.entries(r.metrics)
+            .map(([k, v]) => `${k} ${num(v, 1)}`)
+            .join(", "),
+          num(r.latency?.p50, 3),
+          num(r.latency?.p99, 3),
+          num(r.latency?.max, 3),
+        ]),
+      ),
+      "",
+    );
+  }
+  if (run.errors.length) out.push("## Errors", "", ...run.errors.map((e) => `- ${e}`), "");
+  return out.join("\n");
+}
+
+const COLORS: Record<string, string> = {
+  parley: "#d9480f",
+  "bare-bun": "#495057",
+  "node-ws": "#1971c2",
+  socketio: "#2f9e44",
+};
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+/** One panel per compared group: latency percentiles (log scale) on the left, deliveries/s on the right. */
+export function svg(run: Run): string {
+  const panels = [...groups(run.results)].filter(([, rows]) =>
+    rows.some((r) => r.metrics.deliveries_per_s !== undefined),
+  );
+  const W = 960;
+  const PH = 190;
+  const H = 40 + panels.length * PH;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<title>Parley bench: latency percentiles and deliveries/s per target</title>`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">Parley bench ${esc(run.date)}${run.quick ? " (quick)" : ""}: latency percentiles (ms, log scale) and deliveries/s</text>`,
+  ];
+  const pcts = ["p50", "p90", "p99", "p999"] as const;
+  panels.forEach(([title, rows], pi) => {
+    const y0 = 40 + pi * PH;
+    parts.push(`<text x="10" y="${y0 + 12}" font-weight="bold">${esc(title)}</text>`);
+    // Latency: log10 scale from 0.1 ms to the panel's max.
+    const lx = 60;
+    const lw = 480;
+    const top = y0 + 20;
+    const bottom = y0 + PH - 30;
+    const maxMs = Math.max(1, ...rows.map((r) => r.latency?.p999 ?? 0));
+    const lo = Math.log10(0.1);
+    const hi = Math.log10(maxMs) + 0.1;
+    const yOf = (ms: number) => bottom - ((Math.log10(Math.max(0.1, ms)) - lo) / (hi - lo)) * (bottom - top);
+    for (let e = -1; e <= Math.ceil(hi); e++) {
+      const ms = 10 ** e;
+      if (ms > 10 ** hi) break;
+      const y = yOf(ms);
+      parts.push(`<line x1="${lx}" x2="${lx + lw}" y1="${y}" y2="${y}" stroke="#e9ecef"/>`);
+      parts.push(`<text x="${lx - 4}" y="${y + 4}" text-anchor="end">${ms}</text>`);
+    }
+    const gw = lw / pcts.length;
+    const bw = (gw - 16) / Math.max(1, rows.length);
+    pcts.forEach((p, gi) => {
+      parts.push(
+        `<text x="${lx + gi * gw + gw / 2}" y="${bottom + 14}" text-anchor="middle">${p === "p999" ? "p99.9" : p}</text>`,
+      );
+      rows.forEach((r, ri) => {
+        const v = r.latency?.[p];
+        if (v === undefined) return;
+        const x = lx + gi * gw + 8 + ri * bw;
+        const y = yOf(v);
+        parts.push(
+          `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(bottom - y).toFixed(1)}" fill="${COLORS[r.target] ?? "#868e96"}"><title>${esc(r.target)} ${p} ${v} ms</title></rect>`,
+        );
+      });
+    });
+    // Throughput: horizontal bars scaled to the panel's best.
+    const tx = 640;
+    const tw = 230;
+    const best = Math.max(1, ...rows.map((r) => r.metrics.deliveries_per_s ?? 0));
+    rows.forEach((r, ri) => {
+      const y = top + ri * 30;
+      const v = r.metrics.deliveries_per_s ?? 0;
+      parts.push(`<text x="${tx - 6}" y="${y + 14}" text-anchor="end">${esc(r.target)}</text>`);
+      parts.push(
+        `<rect x="${tx}" y="${y + 2}" width="${((v / best) * tw).toFixed(1)}" height="18" fill="${COLORS[r.target] ?? "#868e96"}"/>`,
+      );
+      parts.push(`<text x="${(tx + (v / best) * tw + 4).toFixed(1)}" y="${y + 15}">${num(v)}/s</text>`);
+    });
+  });
+  parts.push("</svg>");
+  return `${parts.join("\n")}\n`;
+}

@@ -1,0 +1,178 @@
+// The servers a scenario measures, each started as its own process on a loopback port: Parley (full path),
+// the bare Bun ceiling, Node.js + ws and Socket.IO. `prepare` turns "users and the rooms they are in" into
+// connection specs the load generator opens with one raw client (Socket.IO needs its own client).
+
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Child, freePort, lines, pool, spawn, stop } from "./proc.ts";
+
+export type TargetName = "parley" | "bare-bun" | "node-ws" | "socketio";
+export const TARGETS: readonly TargetName[] = ["parley", "bare-bun", "node-ws", "socketio"];
+
+/** How the load generator reaches one user: a raw WebSocket (msgpack) or a Socket.IO client. */
+export interface ConnSpec {
+  url: string;
+  protocols?: string[];
+  /** Socket.IO handshake query. */
+  query?: Record<string, string>;
+}
+
+export interface Prepared {
+  mode: "raw" | "socketio";
+  conns: ConnSpec[];
+  /** Room ids, index for index with the `rooms` given to prepare. */
+  roomIds: string[];
+  /** Parley greets with `hello`: the generator waits for it before a socket counts as ready. */
+  expectHello: boolean;
+}
+
+export interface Target {
+  name: TargetName;
+  pid: number;
+  /** `users` users; rooms[i] lists the user indexes in room i (the first one creates it). */
+  prepare(users: number, rooms: number[][]): Promise<Prepared>;
+  stop(): Promise<void>;
+}
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+export async function startTarget(name: TargetName): Promise<Target> {
+  return name === "parley" ? startParley() : startPeer(name);
+}
+
+async function startPeer(name: Exclude<TargetName, "parley">): Promise<Target> {
+  const cmd =
+    name === "bare-bun"
+      ? [process.execPath, "run", join(ROOT, "bench/peers/bare-bun.ts")]
+      : ["node", join(ROOT, `bench/peers/${name}.mjs`)];
+  const child = spawn(cmd, { NODE_ENV: "production" });
+  try {
+    const { port } = JSON.parse(await lines(child).next(15_000, `${name} start`)) as { port: number };
+    const base = name === "socketio" ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/`;
+    return {
+      name,
+      pid: child.pid,
+      async prepare(users, rooms) {
+        const roomIds = rooms.map((_, i) => `r${i}`);
+        const of: string[][] = Array.from({ length: users }, () => []);
+        rooms.forEach((members, i) => {
+          for (const u of members) of[u]?.push(roomIds[i] as string);
+        });
+        const conns = of.map((r) =>
+          name === "socketio"
+            ? { url: base, query: { rooms: r.join(",") } }
+            : { url: `${base}?rooms=${r.join(",")}` },
+        );
+        return { mode: name === "socketio" ? "socketio" : "raw", conns, roomIds, expectHello: false };
+      },
+      stop: () => stop(child),
+    };
+  } catch (err) {
+    await stop(child);
+    throw err;
+  }
+}
+
+/** Parley with a temp SQLite DATA_DIR and rate limits far above the offered load, so they never bind. */
+async function startParley(): Promise<Target> {
+  const dataDir = mkdtempSync(join(tmpdir(), "parley-bench-"));
+  const port = freePort();
+  const big = "100000000";
+  let child: Child | undefined;
+  const cleanup = async () => {
+    await stop(child, 5000);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    child = spawn([process.execPath, "run", join(ROOT, "src/index.ts")], {
+      NODE_ENV: "production",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: "warn",
+      SECRET_KEY: randomBytes(48).toString("base64"),
+      ENCRYPTION_KEY: randomBytes(48).toString("base64"),
+      RATE_LIMIT_PER_MINUTE: big,
+      RATE_LIMIT_BURST: big,
+      AUTH_RATE_LIMIT_PER_MINUTE: big,
+      AUTH_RATE_LIMIT_BURST: big,
+      WS_RATE_PER_SECOND: big,
+      WS_RATE_BURST: big,
+      WS_MAX_CONNECTIONS_PER_USER: "100000",
+    });
+    const http = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const ok = await fetch(`${http}/health`)
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) break;
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error("parley did not start within 20 s");
+      await Bun.sleep(100);
+    }
+    const proc = child;
+    return {
+      name: "parley",
+      pid: proc.pid,
+      async prepare(users, rooms) {
+        const run = randomBytes(4).toString("hex");
+        // Signup hashes a password with argon2id: a few at a time keeps both cores busy without a pile-up.
+        const accounts = await pool(Array.from({ length: users }), 4, async (_, i) => {
+          const tag = `${run}${i}`;
+          const res = await post(`${http}/api/auth/signup`, {
+            email: `bench${tag}@example.com`,
+            username: `bench_${tag}`,
+            password: "correct horse battery staple",
+            display_name: `Bench ${i}`,
+          });
+          return {
+            id: res.user.id as string,
+            session: res.session_id as string,
+            token: res.access_token as string,
+          };
+        });
+        const roomIds = await pool(rooms, 8, async (members, i) => {
+          const [owner, ...rest] = members;
+          const acct = accounts[owner as number];
+          if (!acct) throw new Error(`room ${i} has no members`);
+          const body =
+            members.length === 2
+              ? { conversation_type: "dm", participant_ids: [accounts[rest[0] as number]?.id] }
+              : {
+                  conversation_type: "group",
+                  name: `bench ${i}`,
+                  participant_ids: rest.map((u) => accounts[u]?.id),
+                };
+          const conv = await post(`${http}/api/conversations`, body, acct.token);
+          return conv.id as string;
+        });
+        const conns = accounts.map((a) => ({
+          url: `ws://127.0.0.1:${port}/ws/${a.id}/${a.session}`,
+          protocols: ["parley.msgpack", `bearer.${a.token}`],
+        }));
+        return { mode: "raw", conns, roomIds, expectHello: true };
+      },
+      stop: cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: REST bodies are checked by the server's own tests; here we read two fields.
+async function post(url: string, body: unknown, token?: string): Promise<any> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`POST ${new URL(url).pathname}: ${res.status} ${text.slice(0, 200)}`);
+  return JSON.parse(text);
+}

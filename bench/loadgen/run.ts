@@ -1,0 +1,163 @@
+// The parent side of the load generator: spawns worker processes, hands each its share of the sockets, runs
+// phases on all of them at once and merges their histograms and counters into one result.
+
+import { join } from "node:path";
+import { Histogram } from "../lib/histogram.ts";
+import { type Child, cpuSeconds, lines, rssMiB, spawn, stop } from "../lib/proc.ts";
+import type { Prepared } from "../lib/targets.ts";
+import type { ScenarioResult } from "../lib/types.ts";
+import type { Command, PhaseCommand, PhaseReply, ReadyReply, SenderSpec } from "./protocol.ts";
+
+export interface PhaseResult {
+  sent: number;
+  received: number;
+  sentPerSec: number;
+  deliveriesPerSec: number;
+  hist: Histogram;
+  /** The busiest generator process (100 = one core). */
+  generatorCpuPct: number;
+  serverCpuPct: number;
+  serverRssMiB: number;
+  acks: number;
+  errors: number;
+  closed: number;
+  closeCodes: Record<string, number>;
+  stalls: number;
+}
+
+export interface Load {
+  workerOf(conn: number): number;
+  phase(
+    senders: SenderSpec[],
+    timing: { warmupMs: number; measureMs: number; drainMs: number },
+  ): Promise<PhaseResult>;
+  close(): Promise<void>;
+}
+
+const WORKER = join(import.meta.dir, "worker.ts");
+
+/** Opens every connection of `prepared` across `workers` processes; `assign` maps a user to a worker. */
+export async function openLoad(
+  prepared: Prepared,
+  serverPid: number,
+  workers: number,
+  assign: (conn: number) => number = (i) => i % workers,
+): Promise<Load> {
+  const children: Child[] = [];
+  const close = async () => {
+    await Promise.all(
+      children.map(async (c) => {
+        try {
+          send(c, { quit: true });
+        } catch {}
+        const timer = setTimeout(() => c.kill("SIGKILL"), 3000);
+        await c.exited;
+        clearTimeout(timer);
+        await stop(c);
+      }),
+    );
+  };
+  try {
+    const readers: Array<ReturnType<typeof lines>> = [];
+    for (let w = 0; w < workers; w++) {
+      const child = spawn([process.execPath, "run", WORKER]);
+      children.push(child);
+      readers.push(lines(child));
+    }
+    const shares = children.map((_, w) =>
+      prepared.conns.map((spec, index) => ({ index, spec })).filter(({ index }) => assign(index) === w),
+    );
+    children.forEach((c, w) => {
+      send(c, { init: { mode: prepared.mode, expectHello: prepared.expectHello, conns: shares[w] ?? [] } });
+    });
+    const readies = await Promise.all(
+      readers.map(async (r) => JSON.parse(await r.next(120_000, "loadgen connect")) as ReadyReply),
+    );
+    const failed = readies.reduce((n, r) => n + r.failed, 0);
+    if (failed > 0)
+      throw new Error(`${failed} sockets failed to open: ${readies.find((r) => r.firstError)?.firstError}`);
+    return {
+      workerOf: assign,
+      async phase(senders, timing) {
+        children.forEach((c, w) => {
+          const mine = senders.filter((s) => assign(s.conn) === w);
+          send(c, { phase: { senders: mine, ...timing } } satisfies PhaseCommand);
+        });
+        await Bun.sleep(timing.warmupMs);
+        const cpu0 = cpuSeconds(serverPid);
+        const t0 = performance.now();
+        await Bun.sleep(timing.measureMs);
+        const serverCpuPct = ((cpuSeconds(serverPid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+        const serverRss = rssMiB(serverPid);
+        const budget = timing.warmupMs + timing.measureMs + timing.drainMs + 30_000;
+        const replies = await Promise.all(
+          readers.map(async (r) => JSON.parse(await r.next(budget, "loadgen phase")) as PhaseReply),
+        );
+        const hist = new Histogram();
+        for (const r of replies) hist.merge(r.hist);
+        const seconds = Math.max(...replies.map((r) => r.measureMs)) / 1000;
+        const sum = (f: (r: PhaseReply) => number) => replies.reduce((n, r) => n + f(r), 0);
+        const closeCodes: Record<string, number> = {};
+        for (const r of replies)
+          for (const [k, v] of Object.entries(r.closeCodes)) closeCodes[k] = (closeCodes[k] ?? 0) + v;
+        return {
+          sent: sum((r) => r.sent),
+          received: sum((r) => r.received),
+          sentPerSec: sum((r) => r.sent) / seconds,
+          deliveriesPerSec: sum((r) => r.received) / seconds,
+          hist,
+          generatorCpuPct: Math.max(...replies.map((r) => r.cpuPct)),
+          serverCpuPct: Math.round(serverCpuPct * 10) / 10,
+          serverRssMiB: serverRss,
+          acks: sum((r) => r.acks),
+          errors: sum((r) => r.errors),
+          closed: sum((r) => r.closed),
+          closeCodes,
+          stalls: sum((r) => r.stalls),
+        };
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function send(child: Child, cmd: Command) {
+  child.stdin.write(`${JSON.stringify(cmd)}\n`);
+  child.stdin.flush();
+}
+
+/** One phase as a ScenarioResult row, with what a reader needs to trust it (closes, errors, stalls) as notes. */
+export function toResult(
+  scenario: string,
+  target: string,
+  settings: Record<string, unknown>,
+  r: PhaseResult,
+  extra: Record<string, number> = {},
+): ScenarioResult {
+  const notes: string[] = [];
+  if (r.closed > 0) notes.push(`${r.closed} sockets closed during the run: ${JSON.stringify(r.closeCodes)}`);
+  if (r.errors > 0) notes.push(`${r.errors} error frames`);
+  if (r.stalls > 0) notes.push(`${r.stalls} closed-loop stalls (no receipt for 2 s; window reset)`);
+  if (r.generatorCpuPct > 90) notes.push(`load generator near saturation (${r.generatorCpuPct}% of a core)`);
+  const round = (n: number) => Math.round(n * 10) / 10;
+  return {
+    scenario,
+    target,
+    settings,
+    metrics: {
+      deliveries_per_s: round(r.deliveriesPerSec),
+      messages_per_s: round(r.sentPerSec),
+      server_cpu_pct: r.serverCpuPct,
+      server_rss_mib: r.serverRssMiB,
+      closed_sockets: r.closed,
+      error_frames: r.errors,
+      ...extra,
+    },
+    latency: r.hist.summary(),
+    generator_cpu_pct: r.generatorCpuPct,
+    ...(notes.length ? { notes } : {}),
+  };
+}

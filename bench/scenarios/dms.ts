@@ -1,0 +1,65 @@
+// DMs: pairs of users, each pair in its own dm, every user sending to its partner, against Parley, the
+// ceiling, ws and Socket.IO. A steady phase (a fixed rate per user) and a max phase (each user keeps a small
+// window in flight). For Parley every delivered message was stored first, so deliveries/s is persisted
+// messages/s; for the ceiling and the peers it is their relay (echo) rate.
+
+import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
+import type { Scenario, ScenarioResult } from "../lib/types.ts";
+import type { SenderSpec } from "../loadgen/protocol.ts";
+import { openLoad, toResult } from "../loadgen/run.ts";
+
+const WORKERS = 2;
+const WINDOW = 2;
+
+export const dms: Scenario = async ({ quick, log }) => {
+  const users = quick ? 200 : 5000;
+  const perUserRate = quick ? 2 : 1;
+  const timing = quick
+    ? { warmupMs: 1000, measureMs: 3000, drainMs: 500 }
+    : { warmupMs: 3000, measureMs: 10_000, drainMs: 2000 };
+  const scenario = `dms-${users / 2}`;
+  const results: ScenarioResult[] = [];
+  for (const name of TARGETS) {
+    let target: Target | undefined;
+    let load: Awaited<ReturnType<typeof openLoad>> | undefined;
+    try {
+      log(`${scenario}: ${name}: starting (${users} users)`);
+      target = await startTarget(name);
+      const pairs = Array.from({ length: users / 2 }, (_, i) => [2 * i, 2 * i + 1]);
+      const prepared = await target.prepare(users, pairs);
+      // Both users of a dm live in one worker, so each is the other's probe.
+      load = await openLoad(prepared, target.pid, WORKERS, (i) => Math.floor(i / 2) % WORKERS);
+      const senders = (extra: Partial<SenderSpec>): SenderSpec[] =>
+        Array.from({ length: users }, (_, i) => ({
+          conn: i,
+          room: prepared.roomIds[Math.floor(i / 2)] as string,
+          probe: i ^ 1,
+          ...extra,
+        }));
+      const base = { users, dms: users / 2, workers: WORKERS, ...timing };
+
+      const steady = await load.phase(senders({ rate: perUserRate }), timing);
+      results.push(
+        toResult(scenario, name, { ...base, mode: "steady", rate_per_user: perUserRate }, steady, {
+          offered_per_s: users * perUserRate,
+        }),
+      );
+      log(
+        `${scenario}: ${name}: steady ${Math.round(steady.deliveriesPerSec)}/s, p99 ${steady.hist.summary().p99} ms`,
+      );
+
+      const max = await load.phase(senders({ window: WINDOW }), timing);
+      results.push(toResult(scenario, name, { ...base, mode: "max", window_per_user: WINDOW }, max));
+      log(
+        `${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)}/s, p99 ${max.hist.summary().p99} ms`,
+      );
+    } catch (err) {
+      log(`${scenario}: ${name}: FAILED ${err}`);
+      results.push({ scenario, target: name, settings: { users }, metrics: {}, notes: [`failed: ${err}`] });
+    } finally {
+      await load?.close();
+      await target?.stop();
+    }
+  }
+  return results;
+};

@@ -1,0 +1,64 @@
+// Fanout: one conversation of 100 members (and 1,000 in full mode), one sender, against Parley, the bare
+// Bun ceiling, ws and Socket.IO. First as fast as a window of unseen messages allows (max rate), then open
+// loop at half of Parley's max rate, so every target's latency is compared at the same offered load.
+
+import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
+import type { Scenario, ScenarioResult } from "../lib/types.ts";
+import { openLoad, toResult } from "../loadgen/run.ts";
+
+const WORKERS = 2;
+/** Messages the sender may have in flight (sent, not yet seen by its probe receiver) at max rate. */
+const WINDOW = 64;
+/** Used for the fixed-rate phase only if Parley's max-rate phase failed. */
+const FALLBACK_RATE = 100;
+
+export const fanout: Scenario = async ({ quick, log }) => {
+  const sizes = quick ? [100] : [100, 1000];
+  const timing = quick
+    ? { warmupMs: 1000, measureMs: 3000, drainMs: 500 }
+    : { warmupMs: 2000, measureMs: 10_000, drainMs: 1000 };
+  const results: ScenarioResult[] = [];
+  for (const members of sizes) {
+    let fixedRate: number | undefined;
+    for (const name of TARGETS) {
+      const scenario = `fanout-${members}`;
+      let target: Target | undefined;
+      let load: Awaited<ReturnType<typeof openLoad>> | undefined;
+      try {
+        log(`${scenario}: ${name}: starting`);
+        target = await startTarget(name);
+        const prepared = await target.prepare(members, [Array.from({ length: members }, (_, i) => i)]);
+        // The sender (user 0) and its probe share worker 0; the other receivers are spread over the workers.
+        load = await openLoad(prepared, target.pid, WORKERS, (i) => (i === 0 ? 0 : i % WORKERS));
+        const probe = Math.max(WORKERS, 1); // user WORKERS is in worker 0 (user 1 when there is one worker)
+        const room = prepared.roomIds[0] as string;
+        const base = { members, receivers: members - 1, workers: WORKERS, ...timing };
+
+        const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing);
+        results.push(toResult(scenario, name, { ...base, mode: "max", window: WINDOW }, max));
+        log(
+          `${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)} deliveries/s, p99 ${max.hist.summary().p99} ms`,
+        );
+        if (name === "parley") fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
+
+        const rate = fixedRate ?? FALLBACK_RATE;
+        const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing);
+        results.push(toResult(scenario, name, { ...base, mode: "fixed", rate }, fixed));
+        log(`${scenario}: ${name}: ${rate} msg/s: p99 ${fixed.hist.summary().p99} ms`);
+      } catch (err) {
+        log(`${scenario}: ${name}: FAILED ${err}`);
+        results.push({
+          scenario,
+          target: name,
+          settings: { members },
+          metrics: {},
+          notes: [`failed: ${err}`],
+        });
+      } finally {
+        await load?.close();
+        await target?.stop();
+      }
+    }
+  }
+  return results;
+};

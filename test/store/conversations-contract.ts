@@ -471,6 +471,18 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(seqs(await store.messages.page("c-1", { limit: 100 }))).toEqual(allocated);
       });
 
+      it("fails only the append to a missing conversation among concurrent ones", async () => {
+        await group("c-1");
+        const results = await Promise.allSettled([
+          store.messages.append(draft("c-1", "u-alice")),
+          store.messages.append(draft("c-nope", "u-alice")),
+          store.messages.append(draft("c-1", "u-bob")),
+        ]);
+        expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+        expect((await store.conversations.byId("c-1"))?.last_seq).toBe(2);
+        expect(seqs(await store.messages.page("c-1", { limit: 10 }))).toEqual([1, 2]);
+      });
+
       it("stores one message for concurrent appends of one client_msg_id", async () => {
         await group("c-1");
         const results = await Promise.all(

@@ -84,7 +84,8 @@ export function sqliteMessages(db: Database): MessagesRepo {
        AND deleted = 0 AND message_type != 'system'`,
   );
 
-  const append = db.transaction((draft: Omit<MessageRecord, "seq" | "version_seq">): AppendResult => {
+  type Draft = Omit<MessageRecord, "seq" | "version_seq">;
+  const appendOne = (draft: Draft): AppendResult => {
     if (draft.client_msg_id !== null) {
       const existing = byClientId.get(draft.conversation_id, draft.sender_id, draft.client_msg_id);
       if (existing) return { status: "duplicate", message: toMessage(existing) };
@@ -94,7 +95,36 @@ export function sqliteMessages(db: Database): MessagesRepo {
     const message: MessageRecord = { ...draft, seq: allocated.last_seq, version_seq: allocated.last_seq };
     insert.run(toRow(message));
     return { status: "created", message };
-  }).immediate;
+  };
+  const appendAll = db.transaction((drafts: Draft[]) => drafts.map(appendOne)).immediate;
+  const appendSingle = db.transaction(appendOne).immediate;
+
+  // Group commit: appends that arrive in the same turn of the event loop share one transaction, so the
+  // commit (and its WAL write) is paid once per batch, not once per message. Every caller still hears
+  // back only after the commit that holds its message.
+  let pending: { draft: Draft; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    try {
+      const results = appendAll(batch.map((p) => p.draft));
+      batch.forEach((p, i) => p.resolve(results[i] as AppendResult));
+    } catch {
+      // One bad append (say, a deleted conversation) must not fail its neighbours: retry one by one.
+      for (const p of batch) {
+        try {
+          p.resolve(appendSingle(p.draft));
+        } catch (err) {
+          p.reject(err);
+        }
+      }
+    }
+  };
+  const append = (draft: Draft) =>
+    new Promise<AppendResult>((resolve, reject) => {
+      pending.push({ draft, resolve, reject });
+      if (pending.length === 1) setImmediate(flush);
+    });
 
   const change = db.transaction((id: string, input: MessageChange): MessageRecord | null => {
     const row = byId.get(id);

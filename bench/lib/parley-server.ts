@@ -1,0 +1,161 @@
+// Starts the real Parley server (`bun run src/index.ts`) as its own process on a loopback port, with a temp
+// DATA_DIR and limits far above any bench load, and keeps draining its JSON log so it never blocks on stdout.
+
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cpuSeconds } from "./proc.ts";
+
+export interface ParleyServer {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  /** ws://127.0.0.1:<port> */
+  wsUrl: string;
+  pid: number;
+  /** Resident memory of the server process (VmRSS), or NaN once it is gone. */
+  rssBytes(): number;
+  /** CPU seconds (user + system) the server has used so far. */
+  cpuSeconds(): number;
+  /** Log lines read so far (one per HTTP request at LOG_LEVEL=info). */
+  logLines(): number;
+  /** The last warn/error/fatal lines of its log and its stderr, for notes when something went wrong. */
+  problems(): string[];
+  /** SIGTERM, SIGKILL after a grace period, then the temp DATA_DIR is removed. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface ParleyServerOptions {
+  /** Extra or overriding environment variables. */
+  env?: Record<string, string>;
+  startTimeoutMs?: number;
+}
+
+const ROOT = join(import.meta.dir, "..", "..");
+const BIG = "100000000";
+const PROBLEMS_KEPT = 20;
+
+/** Rate and connection limits no bench load reaches, so a figure is never the limiter's. */
+export const GENEROUS_LIMITS: Record<string, string> = {
+  RATE_LIMIT_PER_MINUTE: BIG,
+  RATE_LIMIT_BURST: BIG,
+  AUTH_RATE_LIMIT_PER_MINUTE: BIG,
+  AUTH_RATE_LIMIT_BURST: BIG,
+  MAGIC_LINK_PER_HOUR: BIG,
+  WS_RATE_PER_SECOND: BIG,
+  WS_RATE_BURST: BIG,
+  WS_MAX_CONNECTIONS_PER_USER: "100000",
+  WS_CONNECTION_TIMEOUT: "900",
+};
+
+export async function startParleyServer(opts: ParleyServerOptions = {}): Promise<ParleyServer> {
+  const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
+  if (!(startTimeoutMs > 0)) throw new TypeError(`startTimeoutMs: expected > 0, got ${startTimeoutMs}`);
+  const dataDir = mkdtempSync(join(tmpdir(), "parley-bench-"));
+  const child = Bun.spawn([process.execPath, "run", join(ROOT, "src/index.ts")], {
+    cwd: ROOT,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      ...process.env,
+      NODE_ENV: "production",
+      HOST: "127.0.0.1",
+      PORT: "0",
+      DATA_DIR: dataDir,
+      LOG_LEVEL: "info",
+      SECRET_KEY: randomBytes(48).toString("base64"),
+      ENCRYPTION_KEY: randomBytes(48).toString("base64"),
+      ...GENEROUS_LIMITS,
+      ...opts.env,
+    },
+  });
+
+  let lineCount = 0;
+  const problems: string[] = [];
+  const keep = (line: string) => {
+    problems.push(line.slice(0, 500));
+    if (problems.length > PROBLEMS_KEPT) problems.shift();
+  };
+  let announce: ((port: number) => void) | undefined;
+  const listening = new Promise<number>((resolve) => {
+    announce = resolve;
+  });
+  const drain = async (stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) => {
+    const decoder = new TextDecoder();
+    let buf = "";
+    const reader = stream.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        onLine(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+  };
+  const stdoutDone = drain(child.stdout, (line) => {
+    lineCount++;
+    if (announce && line.includes('"parley listening"')) {
+      const port = (JSON.parse(line) as { port?: unknown }).port;
+      if (typeof port === "number") announce(port);
+      announce = undefined;
+    } else if (/"level":"(warn|error|fatal)"/.test(line)) keep(line);
+  }).catch(() => {});
+  const stderrDone = drain(child.stderr, keep).catch(() => {});
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await child.exited;
+      clearTimeout(timer);
+    }
+    await Promise.all([stdoutDone, stderrDone]);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const port = await Promise.race([
+      listening,
+      child.exited.then((code) => {
+        throw new Error(`parley exited (${code}) before listening: ${problems.join(" | ")}`);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`parley did not log "parley listening" within ${startTimeoutMs} ms`)),
+          startTimeoutMs,
+        );
+      }),
+    ]);
+    return {
+      url: `http://127.0.0.1:${port}`,
+      wsUrl: `ws://127.0.0.1:${port}`,
+      pid: child.pid,
+      rssBytes: () => rssBytes(child.pid),
+      cpuSeconds: () => cpuSeconds(child.pid),
+      logLines: () => lineCount,
+      problems: () => [...problems],
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}

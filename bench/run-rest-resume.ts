@@ -1,0 +1,123 @@
+// Runs just the rest and resume scenarios against Parley, prints Markdown tables and writes
+// bench/results/rest-resume-<UTC time>.json and rest-resume-latest.json. `--quick`; `--only rest|resume`.
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { machine, writeResults } from "./lib/report.ts";
+import type { Scenario, ScenarioResult } from "./lib/types.ts";
+import { rest } from "./scenarios/rest.ts";
+import { resume } from "./scenarios/resume.ts";
+
+const { values: args } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
+  strict: true,
+});
+const quick = args.quick ?? false;
+const all: Array<[string, Scenario]> = [
+  ["rest", rest],
+  ["resume", resume],
+];
+const only = args.only?.split(",");
+const unknown = only?.filter((n) => !all.some(([name]) => name === n)) ?? [];
+if (unknown.length)
+  throw new Error(`--only: unknown scenario(s) ${unknown.join(", ")}; expected rest, resume`);
+
+const started = Date.now();
+const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+const results: ScenarioResult[] = [];
+const errors: string[] = [];
+for (const [name, scenario] of all) {
+  if (only && !only.includes(name)) continue;
+  try {
+    results.push(...(await scenario({ quick, log })));
+  } catch (err) {
+    log(`${name}: FAILED ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    errors.push(`${name}: ${err}`);
+  }
+}
+
+const fmt = (n: number | undefined) => (n === undefined ? "" : String(n));
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(" | ")} |`;
+  const rule = `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`;
+  return [line(head), rule, ...rows.map(line)].join("\n");
+}
+
+const out: string[] = [];
+const restRows = results.filter((r) => r.scenario === "rest");
+if (restRows.length) {
+  out.push(
+    "### rest (Parley, one process, LOG_LEVEL=info)",
+    "",
+    table(
+      [
+        "operation",
+        "ops/s",
+        "errors",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "server CPU %",
+        "bench CPU %",
+      ],
+      restRows.map((r) => [
+        String(r.settings.operation),
+        fmt(r.metrics.ops_per_s),
+        fmt(r.metrics.errors),
+        fmt(r.latency?.p50),
+        fmt(r.latency?.p90),
+        fmt(r.latency?.p99),
+        fmt(r.latency?.p999),
+        fmt(r.latency?.max),
+        fmt(r.metrics.server_cpu_pct),
+        fmt(r.generator_cpu_pct),
+      ]),
+    ),
+    "",
+  );
+}
+for (const r of results.filter((x) => x.scenario === "resume")) {
+  out.push(
+    `### resume storm: ${r.settings.clients} clients in ${r.settings.groups} groups of ${r.settings.group_size}`,
+    "",
+    table(
+      ["metric", "value"],
+      [
+        ...Object.entries(r.metrics).map(([k, v]) => [k, String(v)]),
+        ["generator_cpu_pct", fmt(r.generator_cpu_pct)],
+        ...(["p50", "p90", "p99", "p999", "max"] as const).map((p) => [
+          `caught-up time per client ${p} ms`,
+          fmt(r.latency?.[p]),
+        ]),
+      ],
+    ),
+    "",
+  );
+}
+for (const r of results)
+  for (const n of r.notes ?? [])
+    out.push(`- ${r.scenario}/${String(r.settings.operation ?? r.target)}: ${n}`);
+for (const e of errors) out.push(`- ERROR ${e}`);
+console.log(out.join("\n"));
+
+const paths = writeResults("rest-resume", {
+  benchmark: "rest-resume",
+  date: new Date().toISOString(),
+  quick,
+  machine: machine(),
+  seconds: (Date.now() - started) / 1000,
+  results,
+  errors,
+});
+// JSON.stringify's layout is not Biome's; formatting the files keeps `biome check` clean (best effort).
+const biome = join(import.meta.dir, "..", "node_modules", ".bin", "biome");
+if (existsSync(biome))
+  Bun.spawnSync([biome, "format", "--write", ...paths], { stdout: "ignore", stderr: "ignore" });
+log(`wrote ${paths.join(", ")}`);
+process.exit(errors.length ? 1 : 0);

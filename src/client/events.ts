@@ -1,22 +1,11 @@
 // The typed events a realtime connection emits, and a tiny emitter for them.
 
-import type { ServerFrame } from "../realtime/frames.ts";
+import type { EventKind, ServerFrame } from "../realtime/frames.ts";
+
+export type { EventKind };
+
 import type { ParleyError } from "./errors.ts";
 import type { MessageView } from "./types.ts";
-
-export type EventKind =
-  | "message.created"
-  | "message.edited"
-  | "message.deleted"
-  | "message.changed"
-  | "reaction.added"
-  | "reaction.removed"
-  | "participant.added"
-  | "participant.removed"
-  | "participant.updated"
-  | "conversation.created"
-  | "conversation.updated"
-  | "conversation.deleted";
 
 /** A change in a conversation. `seq` is the conversation seq it took (0 for changes outside the log). */
 export interface ConversationEvent {

@@ -20,6 +20,21 @@ export const CLOSE = {
   tooLarge: 1009,
 } as const;
 
+/** The kinds of `event` frames: changes in a conversation (replayed ones may be `message.changed`). */
+export type EventKind =
+  | "message.created"
+  | "message.edited"
+  | "message.deleted"
+  | "message.changed"
+  | "reaction.added"
+  | "reaction.removed"
+  | "participant.added"
+  | "participant.removed"
+  | "participant.updated"
+  | "conversation.created"
+  | "conversation.updated"
+  | "conversation.deleted";
+
 export type ServerFrame =
   | { type: "hello"; user_id: string; session_id: string; server_time: string; heartbeat_interval: number }
   | { type: "pong"; ref?: string | number; server_time: string }

@@ -2,19 +2,11 @@
 // The realtime gateway subscribes sockets to these topics; REST and socket writes both publish here.
 
 import type { Broker } from "../broker/types.ts";
+import type { EventKind } from "./frames.ts";
 
+/** What the hub carries: the wire's event kinds (live ones) plus receipts, which go out as `receipt` frames. */
 export type ConversationEventKind =
-  | "message.created"
-  | "message.edited"
-  | "message.deleted"
-  | "reaction.added"
-  | "reaction.removed"
-  | "participant.added"
-  | "participant.removed"
-  | "participant.updated"
-  | "conversation.created"
-  | "conversation.updated"
-  | "conversation.deleted"
+  | Exclude<EventKind, "message.changed">
   | "receipt.read"
   | "receipt.delivered";
 

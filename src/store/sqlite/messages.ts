@@ -108,7 +108,7 @@ export function sqliteMessages(db: Database): MessagesRepo {
     pending = [];
     try {
       const results = appendAll(batch.map((p) => p.draft));
-      batch.forEach((p, i) => p.resolve(results[i] as AppendResult));
+      for (const [i, p] of batch.entries()) p.resolve(results[i] as AppendResult);
     } catch {
       // One bad append (say, a deleted conversation) must not fail its neighbours: retry one by one.
       for (const p of batch) {

@@ -35,6 +35,8 @@ async function main() {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
+    // Sockets first, with 4000 (reconnect and resume), so clients move on before the listener closes.
+    deps.gateway.close();
     await app.stop();
     await closeDeps(deps);
     process.exit(0);

@@ -74,12 +74,29 @@ async function exercise(server: Running) {
     }),
   });
   expect(res.status).toBe(201);
-  const { access_token } = (await res.json()) as { access_token: string };
+  const { access_token, user, session_id } = (await res.json()) as {
+    access_token: string;
+    user: { id: string };
+    session_id: string;
+  };
   const me = await fetch(`${server.url}/api/auth/me`, {
     headers: { authorization: `Bearer ${access_token}` },
   });
   expect(((await me.json()) as { username: string }).username).toBe("operator");
+  // A live socket is told to reconnect (4000) when the server shuts down.
+  const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/${user.id}/${session_id}`, [
+    "parley.json",
+    `bearer.${access_token}`,
+  ]);
+  await new Promise((resolve, reject) => {
+    ws.onmessage = resolve;
+    ws.onerror = reject;
+  });
+  const closed = new Promise<number>((resolve) => {
+    ws.onclose = (e) => resolve(e.code);
+  });
   server.proc.kill("SIGTERM");
+  expect(await closed).toBe(4000);
   expect(await server.proc.exited).toBe(0);
 }
 

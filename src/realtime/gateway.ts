@@ -240,6 +240,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     plugin: plugin as unknown as Elysia,
     fanout,
     connections,
+    /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     close() {
       clearInterval(sweep);
       offHub();

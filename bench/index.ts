@@ -1,6 +1,6 @@
-// The bench suite: runs every scenario (fanout, dms, history, and rest/resume when present) against Parley,
-// the bare Bun ceiling and the peers, then writes bench/results/<date>.json, latest.json, latest.svg and
-// bench/RESULTS.md. `--quick` is the two-minute subset; `--only fanout,dms` picks scenarios.
+// The bench suite: runs every scenario (fanout, dms, history, and rest/resume/connections when present)
+// against Parley, the bare Bun ceiling and the peers, then writes bench/results/<date>.json, latest.json,
+// latest.svg and bench/RESULTS.md. `--quick` is the two-minute subset; `--only fanout,dms` picks scenarios.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -20,7 +20,7 @@ const { values: args } = parseArgs({
 });
 const quick = args.quick ?? false;
 
-/** Scenarios written in their own files by others join when their file exists (export `rest`/`resume` or default). */
+/** Scenarios in their own files join when their file exists (export `rest`/`resume`/`connections` or default). */
 async function optional(name: string): Promise<Scenario | undefined> {
   const file = join(import.meta.dir, "scenarios", `${name}.ts`);
   if (!existsSync(file)) return undefined;
@@ -36,6 +36,7 @@ const scenarios: Array<[string, Scenario | undefined]> = [
   ["history", history],
   ["rest", await optional("rest")],
   ["resume", await optional("resume")],
+  ["connections", await optional("connections")],
 ];
 const only = args.only?.split(",");
 if (only) {

@@ -1,0 +1,171 @@
+// An idle-socket generator for the connections scenario, one process of several, driven over stdin/stdout by
+// JSON lines. It opens raw WebSockets over node:net (a hand-written handshake, because only node:net lets a
+// client bind a source address: 127.0.0.x spreads the ~28k ephemeral ports per source), waits for each to be
+// upgraded (and, for Parley, for its `hello` frame), then keeps them open and silent.
+//
+// stdin:  {"op":"open","count":N,"timeoutMs":T}   -> {"op":"opened","ready":r,"failed":f,"held":h,"ms":..,"cpu_s":..,"errors":[..]}
+//         {"op":"held"}                           -> {"op":"held","held":h,"dropped":d}
+//         {"op":"close"}                          -> {"op":"closed"} and exit
+// config: argv[2] is JSON {port, conns: [{path, token?}], sources: ["127.0.0.2", ...], concurrency, expectHello}
+
+import { createHash, randomBytes } from "node:crypto";
+import net from "node:net";
+
+interface Config {
+  port: number;
+  conns: Array<{ path: string; token?: string }>;
+  sources: string[];
+  concurrency: number;
+  expectHello: boolean;
+}
+
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const MAX_ERRORS_KEPT = 5;
+const config = JSON.parse(process.argv[2] ?? "{}") as Config;
+if (!(config.port > 0) || !config.conns?.length || !config.sources?.length || !(config.concurrency > 0))
+  throw new Error(`idle generator: bad config ${process.argv[2]}`);
+
+const open = new Set<net.Socket>();
+let dropped = 0;
+let started = 0;
+const errors: string[] = [];
+const keepError = (e: string) => {
+  if (errors.length < MAX_ERRORS_KEPT) errors.push(e.slice(0, 200));
+};
+
+/** One socket: resolves true once upgraded (and greeted, for Parley), false on any failure or timeout. */
+function connectOne(i: number, deadline: number): Promise<boolean> {
+  const spec = config.conns[i % config.conns.length] as Config["conns"][number];
+  const localAddress = config.sources[i % config.sources.length] as string;
+  const key = randomBytes(16).toString("base64");
+  const accept = createHash("sha1")
+    .update(key + WS_GUID)
+    .digest("base64");
+  return new Promise((resolve) => {
+    let settled = false;
+    let upgraded = false;
+    let buffered = Buffer.alloc(0);
+    const sock = net.connect({ host: "127.0.0.1", port: config.port, localAddress });
+    const timer = setTimeout(() => fail("timeout"), Math.max(1, deadline - Date.now()));
+    const fail = (why: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      keepError(`${localAddress}: ${why}`);
+      sock.destroy();
+      resolve(false);
+    };
+    const ready = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      buffered = Buffer.alloc(0);
+      open.add(sock);
+      resolve(true);
+    };
+    sock.on("connect", () => {
+      sock.write(
+        [
+          `GET ${spec.path} HTTP/1.1`,
+          `Host: 127.0.0.1:${config.port}`,
+          "Upgrade: websocket",
+          "Connection: Upgrade",
+          `Sec-WebSocket-Key: ${key}`,
+          "Sec-WebSocket-Version: 13",
+          ...(spec.token
+            ? ["Sec-WebSocket-Protocol: parley.msgpack", `Authorization: Bearer ${spec.token}`]
+            : []),
+          "",
+          "",
+        ].join("\r\n"),
+      );
+    });
+    sock.on("data", (chunk: Buffer) => {
+      if (settled) return; // idle: whatever the server sends later is dropped unread
+      buffered = Buffer.concat([buffered, chunk]);
+      if (!upgraded) {
+        const end = buffered.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const head = buffered.subarray(0, end).toString("latin1");
+        const ok =
+          head.startsWith("HTTP/1.1 101") &&
+          head
+            .split("\r\n")
+            .some((l) => l.toLowerCase().startsWith("sec-websocket-accept:") && l.endsWith(accept));
+        if (!ok) return fail(`handshake refused: ${head.split("\r\n")[0]}`);
+        upgraded = true;
+        buffered = buffered.subarray(end + 4);
+        if (!config.expectHello) return ready();
+      }
+      // Parley's first frame is hello (binary, unmasked); a close frame (0x8) means it refused after the upgrade.
+      if (buffered.length >= 2) {
+        const opcode = (buffered[0] as number) & 0x0f;
+        if (opcode === 0x8) return fail("closed after upgrade");
+        ready();
+      }
+    });
+    sock.on("error", (e) => fail(e.message));
+    sock.on("close", () => {
+      if (!settled) return fail("closed during handshake");
+      if (open.delete(sock)) dropped++;
+    });
+  });
+}
+
+async function openMore(count: number, timeoutMs: number) {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const deadline = Date.now() + timeoutMs;
+  const first = started;
+  started += count;
+  let next = 0;
+  let ready = 0;
+  let failed = 0;
+  const lane = async () => {
+    for (let k = next++; k < count; k = next++) {
+      if (Date.now() > deadline) {
+        failed++;
+        continue;
+      }
+      if (await connectOne(first + k, deadline)) ready++;
+      else failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(config.concurrency, count) }, lane));
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    op: "opened",
+    ready,
+    failed,
+    held: open.size,
+    dropped,
+    ms: performance.now() - t0,
+    cpu_s: (cpu.user + cpu.system) / 1e6,
+    errors: errors.splice(0),
+  };
+}
+
+const reply = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
+const decoder = new TextDecoder();
+let buf = "";
+const stdin = Bun.stdin.stream().getReader();
+for (;;) {
+  const { done, value } = await stdin.read();
+  if (done) break;
+  buf += decoder.decode(value, { stream: true });
+  for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+    const cmd = JSON.parse(buf.slice(0, i)) as { op: string; count?: number; timeoutMs?: number };
+    buf = buf.slice(i + 1);
+    if (cmd.op === "open") reply(await openMore(cmd.count ?? 0, cmd.timeoutMs ?? 30_000));
+    else if (cmd.op === "held") reply({ op: "held", held: open.size, dropped });
+    else if (cmd.op === "close") {
+      for (const s of open) s.destroy();
+      open.clear();
+      reply({ op: "closed" });
+      process.exit(0);
+    }
+  }
+}
+// stdin closed (the parent is gone): close everything and leave.
+for (const s of open) s.destroy();
+process.exit(0);

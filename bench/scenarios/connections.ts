@@ -1,0 +1,287 @@
+// The connections scenario: as many authenticated idle WebSockets as the machine allows (aim 100,000), opened in
+// steps from separate generator processes (loadgen/idle.ts) over several loopback source addresses, with the
+// server's RSS per connection. Parley runs its full path (bearer token, session check, hello); the bare Bun
+// ceiling takes the same raw sockets with no auth. A run stops at the first step that fails, at the server's
+// file-descriptor ceiling, when the server's RSS passes half of the machine's memory, or at the time budget.
+
+import { readFileSync } from "node:fs";
+import { totalmem } from "node:os";
+import { join } from "node:path";
+import { startParleyServer } from "../lib/parley-server.ts";
+import { type Child, cpuSeconds, lines, pool, spawn, stop } from "../lib/proc.ts";
+import { startTarget } from "../lib/targets.ts";
+import type { Scenario, ScenarioResult } from "../lib/types.ts";
+
+const USERS = 50;
+const SIGNUP_CONCURRENCY = 4;
+const PASSWORD = "correct horse battery staple";
+/** 127.0.0.2..9: each source address has its own ~28k ephemeral ports toward the one server port. */
+const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
+/** In-flight handshakes per generator process. */
+const CONCURRENCY = 128;
+/** File descriptors kept free for the server's own files, database and listener. */
+const FD_HEADROOM = 500;
+const SETTLE_MS = 1_000;
+const AIM = 100_000;
+const FULL_STEPS = [5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000];
+const QUICK_STEPS = [1_000, 2_000];
+
+/** The soft "Max open files" of a process, from /proc (NaN where /proc is missing). */
+function fdLimit(pid: number | "self"): number {
+  try {
+    const m = /Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, "utf8"));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Opened {
+  ready: number;
+  failed: number;
+  held: number;
+  dropped: number;
+  ms: number;
+  cpu_s: number;
+  errors: string[];
+}
+
+interface Run {
+  target: string;
+  pid: number;
+  port: number;
+  conns: Array<{ path: string; token?: string }>;
+  expectHello: boolean;
+}
+
+async function measure(
+  run: Run,
+  opts: { quick: boolean; log: (line: string) => void; budgetMs: number },
+): Promise<ScenarioResult> {
+  const { quick, log } = opts;
+  const notes: string[] = [];
+  const serverFds = fdLimit(run.pid);
+  const ownFds = fdLimit("self");
+  // The server holds one fd per socket; a generator too, so each generator takes at most its own limit's share.
+  const ceiling = Number.isFinite(serverFds) ? serverFds - FD_HEADROOM : AIM;
+  const planned = quick ? QUICK_STEPS : FULL_STEPS;
+  const steps = planned.filter((s) => s < ceiling);
+  if (steps.length < planned.length && ceiling > (steps.at(-1) ?? 0)) steps.push(ceiling);
+  if (!quick && ceiling < AIM)
+    notes.push(
+      `server fd limit (ulimit -n) is ${serverFds}: steps capped at ${ceiling} sockets, under the aim of ${AIM}; ` +
+        "raise `ulimit -n` in the shell that runs the bench (the server and the generators inherit it)",
+    );
+  const maxStep = steps.at(-1) ?? 0;
+  const perGenFds = Number.isFinite(ownFds) ? ownFds - FD_HEADROOM : maxStep;
+  const generators = Math.max(2, Math.ceil(maxStep / perGenFds));
+  const rssStop = totalmem() / 2;
+
+  const gens: Child[] = [];
+  const readers: Array<ReturnType<typeof lines>> = [];
+  const totals = { cpu: [] as number[] };
+  let held = 0;
+  let connectMs = 0;
+  let connected = 0;
+  const stepLog: string[] = [];
+  const t0 = Date.now();
+  try {
+    const config = (g: number) =>
+      JSON.stringify({
+        port: run.port,
+        // Rotated per generator so that users spread evenly over processes; every generator uses every source.
+        conns: [...run.conns.slice(g % run.conns.length), ...run.conns.slice(0, g % run.conns.length)],
+        sources: SOURCES,
+        concurrency: CONCURRENCY,
+        expectHello: run.expectHello,
+      });
+    for (let g = 0; g < generators; g++) {
+      const child = spawn([
+        process.execPath,
+        "run",
+        join(import.meta.dir, "..", "loadgen", "idle.ts"),
+        config(g),
+      ]);
+      gens.push(child);
+      readers.push(lines(child));
+      totals.cpu.push(0);
+    }
+    await Bun.sleep(SETTLE_MS);
+    const rssBefore = rssBytes(run.pid);
+    const cpuBefore = cpuSeconds(run.pid);
+    let rssAfter = rssBefore;
+    let stopReason =
+      steps.length < planned.length ? "all steps passed up to the fd limit" : "all steps passed";
+    for (const step of steps) {
+      const remaining = opts.budgetMs - (Date.now() - t0);
+      if (remaining <= 0) {
+        stopReason = `time budget of ${opts.budgetMs / 1000} s used up before the step to ${step}`;
+        break;
+      }
+      const more = step - held;
+      const shares = gens.map((_, g) => Math.floor(more / generators) + (g < more % generators ? 1 : 0));
+      const ts = performance.now();
+      const answers = await Promise.all(
+        gens.map(async (child, g) => {
+          child.stdin.write(`${JSON.stringify({ op: "open", count: shares[g], timeoutMs: remaining })}\n`);
+          child.stdin.flush();
+          return JSON.parse(
+            await (readers[g] as ReturnType<typeof lines>).next(remaining + 10_000, `generator ${g}`),
+          ) as Opened;
+        }),
+      );
+      const wall = performance.now() - ts;
+      const ready = answers.reduce((a, o) => a + o.ready, 0);
+      const failed = answers.reduce((a, o) => a + o.failed, 0);
+      answers.forEach((o, g) => {
+        totals.cpu[g] = (totals.cpu[g] ?? 0) + o.cpu_s;
+      });
+      await Bun.sleep(SETTLE_MS);
+      const nowHeld = answers.reduce((a, o) => a + o.held, 0);
+      const rss = rssBytes(run.pid);
+      const rate = ready / (wall / 1000);
+      stepLog.push(
+        `${step}: ${ready}/${more} new in ${(wall / 1000).toFixed(1)} s (${Math.round(rate)}/s), held ${nowHeld}, ` +
+          `RSS ${(rss / 2 ** 20).toFixed(0)} MiB`,
+      );
+      log(`connections ${run.target}: step ${stepLog.at(-1)}`);
+      if (ready > 0) {
+        connected += ready;
+        connectMs += wall;
+      }
+      if (failed > 0 || nowHeld < step) {
+        const errs = [...new Set(answers.flatMap((o) => o.errors))].slice(0, 3);
+        stopReason = `step to ${step} failed: ${failed} of ${more} did not connect, ${nowHeld} held (${errs.join("; ")})`;
+        held = nowHeld;
+        if (nowHeld > 0) rssAfter = rss;
+        break;
+      }
+      held = nowHeld;
+      rssAfter = rss;
+      if (rss > rssStop) {
+        stopReason = `server RSS ${(rss / 2 ** 30).toFixed(1)} GiB passed half of the machine's memory`;
+        break;
+      }
+    }
+    // Still held after the last step: ask again (a server-side close shows here).
+    const still = await Promise.all(
+      gens.map(async (child, g) => {
+        child.stdin.write(`${JSON.stringify({ op: "held" })}\n`);
+        child.stdin.flush();
+        return JSON.parse(await (readers[g] as ReturnType<typeof lines>).next(10_000, `generator ${g}`)) as {
+          held: number;
+          dropped: number;
+        };
+      }),
+    );
+    const finalHeld = still.reduce((a, o) => a + o.held, 0);
+    const dropped = still.reduce((a, o) => a + o.dropped, 0);
+    const wallS = (Date.now() - t0) / 1000;
+    const serverCpu = ((cpuSeconds(run.pid) - cpuBefore) / wallS) * 100;
+    notes.push(`stop: ${stopReason}`, ...stepLog.map((s) => `step ${s}`));
+    return {
+      scenario: "connections",
+      target: run.target,
+      settings: {
+        steps: steps.join(","),
+        generators,
+        source_addresses: SOURCES.length,
+        users: run.conns.length,
+        in_flight_per_generator: CONCURRENCY,
+        server_fd_limit: serverFds,
+        generator_fd_limit: ownFds,
+        auth: run.expectHello ? "bearer + session check + hello" : "none",
+      },
+      metrics: {
+        connections_held: finalHeld,
+        connections_dropped: dropped,
+        rss_before_bytes: rssBefore,
+        rss_after_bytes: rssAfter,
+        rss_per_conn_bytes: held > 0 ? Math.round((rssAfter - rssBefore) / held) : Number.NaN,
+        connect_per_s: connectMs > 0 ? Math.round(connected / (connectMs / 1000)) : 0,
+        server_cpu_pct: Math.round(serverCpu),
+      },
+      generator_cpu_pct: Math.round((Math.max(...totals.cpu) / (connectMs / 1000 || 1)) * 100),
+      notes,
+    };
+  } finally {
+    await Promise.all(
+      gens.map(async (child) => {
+        try {
+          child.stdin.write(`${JSON.stringify({ op: "close" })}\n`);
+          child.stdin.flush();
+        } catch {}
+        await stop(child, 3_000);
+      }),
+    );
+  }
+}
+
+export const connections: Scenario = async ({ quick, log }) => {
+  const budgetMs = quick ? 45_000 : 120_000;
+  const results: ScenarioResult[] = [];
+  log(`connections: fd limit (ulimit -n) of this process ${fdLimit("self")}`);
+  const server = await startParleyServer({
+    env: { WS_MAX_CONNECTIONS_PER_USER: "100000" },
+  });
+  try {
+    const port = Number(new URL(server.url).port);
+    const run = Math.random().toString(36).slice(2, 8);
+    log(`connections: parley on ${server.url}; signing up ${USERS} users`);
+    const users = await pool(Array.from({ length: USERS }), SIGNUP_CONCURRENCY, async (_, i) => {
+      const res = await fetch(`${server.url}/api/auth/signup`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          email: `conn${run}${i}@example.com`,
+          username: `conn_${run}_${i}`,
+          password: PASSWORD,
+        }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`signup: ${res.status} ${text.slice(0, 200)}`);
+      const body = JSON.parse(text) as { user: { id: string }; session_id: string; access_token: string };
+      return { path: `/ws/${body.user.id}/${body.session_id}`, token: body.access_token };
+    });
+    const result = await measure(
+      { target: "parley", pid: server.pid, port, conns: users, expectHello: true },
+      { quick, log, budgetMs },
+    );
+    const problems = server.problems();
+    if (problems.length) result.notes?.push(`server log: ${problems.slice(-3).join(" | ")}`);
+    results.push(result);
+  } finally {
+    await server.stop();
+  }
+
+  const bare = await startTarget("bare-bun");
+  try {
+    const prepared = await bare.prepare(1, []);
+    const url = new URL(prepared.conns[0]?.url ?? "ws://127.0.0.1:0/");
+    results.push(
+      await measure(
+        {
+          target: "bare-bun",
+          pid: bare.pid,
+          port: Number(url.port),
+          conns: [{ path: `${url.pathname}${url.search}` }],
+          expectHello: false,
+        },
+        { quick, log, budgetMs },
+      ),
+    );
+  } finally {
+    await bare.stop();
+  }
+  return results;
+};

@@ -193,10 +193,10 @@ export function createMessagesService(deps: MessageDeps) {
       });
       // One extra row tells whether more lie beyond the page, on the side the page moves towards.
       const hasMore = rows.length > limit;
+      // With `after` the store reads forward from it (the extra row is the last); otherwise backward
+      // from `before` or the end (the extra row is the first).
       const page =
-        q.after !== undefined && q.before === undefined
-          ? rows.slice(0, limit)
-          : rows.slice(rows.length - Math.min(rows.length, limit));
+        q.after !== undefined ? rows.slice(0, limit) : rows.slice(Math.max(0, rows.length - limit));
       await delivered(conversationId, me, page);
       const participants = await store.conversations.participants(conversationId);
       return { items: await views(page, participants), has_more: hasMore };

@@ -146,6 +146,9 @@ describe("history", () => {
     expect(seqs(after)).toEqual([3, 4, 5]);
     expect(after.has_more).toBe(true);
     expect(seqs(await get("after=2&before=5"))).toEqual([3, 4]);
+    const window = await get("after=1&before=7&limit=2");
+    expect(seqs(window)).toEqual([2, 3]);
+    expect(window.has_more).toBe(true);
   });
 
   it("refuses a limit over 200 or a negative bound with 422", async () => {

@@ -138,9 +138,10 @@ export function createMessagesService(deps: MessageDeps) {
         throw new AppError("forbidden", "only the sender or an owner/admin can delete a message");
       }
       let applied = false;
+      // Assigned on every call: a store that retries (MongoDB) may call this more than once.
       const next = await store.messages.change(messageId, (current) => {
-        if (current.deleted) return null;
-        applied = true;
+        applied = !current.deleted;
+        if (!applied) return null;
         return { content: "", attachments: [], reactions: [], deleted: true, updated_at: clock.now() };
       });
       if (next && applied) await changed("message.deleted", next, { by: userId });

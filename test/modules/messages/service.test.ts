@@ -1,0 +1,45 @@
+// The messages service against a store whose change() retries, as the MongoDB adapter does when it loses
+// a compare-and-set: the change function may run more than once and only the last run counts.
+
+import { afterAll, beforeAll, expect, it } from "bun:test";
+import type { ConversationEvent } from "../../../src/realtime/hub.ts";
+import type { MessageChange } from "../../../src/store/types.ts";
+import { call, type Harness, harness, signup } from "../../helpers.ts";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await harness();
+});
+afterAll(() => h.close());
+
+it("publishes no delete when the delete lost its race to another delete", async () => {
+  const alice = await signup(h.app);
+  const bob = await signup(h.app);
+  const conv = await call(h.app, "POST", "/api/conversations", {
+    token: alice.token,
+    body: { conversation_type: "group", participant_ids: [bob.id] },
+  });
+  const sent = await call(h.app, "POST", `/api/conversations/${conv.body.id}/messages`, {
+    token: alice.token,
+    body: { content: "contested" },
+  });
+  const messages = h.deps.store.messages;
+  const realChange = messages.change.bind(messages);
+  // First attempt sees the live message; meanwhile another delete lands; the retry sees the tombstone.
+  messages.change = async (id: string, input: MessageChange) => {
+    const before = await messages.byId(id);
+    if (before && typeof input === "function") input(before);
+    await realChange(id, { content: "", deleted: true, updated_at: h.clock.now() });
+    return realChange(id, input);
+  };
+  const events: ConversationEvent[] = [];
+  const off = h.deps.hub.subscribe(conv.body.id, (e) => events.push(e));
+  try {
+    const res = await call(h.app, "DELETE", `/api/messages/${sent.body.id}`, { token: alice.token });
+    expect(res.status).toBe(204);
+  } finally {
+    off();
+    messages.change = realChange;
+  }
+  expect(events.filter((e) => e.kind === "message.deleted")).toHaveLength(0);
+});

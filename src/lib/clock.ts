@@ -18,3 +18,6 @@ export class ManualClock implements Clock {
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The API's form of an optional time: ISO 8601, or null. */
+export const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));

@@ -1,7 +1,7 @@
 // Presence: a user's first socket makes them online, the last one closing makes them offline with
 // last_seen; presence_update sets a status. Changes go to every user who shares a conversation.
 
-import type { Clock } from "../lib/clock.ts";
+import { type Clock, isoOrNull } from "../lib/clock.ts";
 import { conversationsOf } from "../modules/conversations/access.ts";
 import type { Store, UserStatus } from "../store/types.ts";
 import { type Fanout, topics } from "./fanout.ts";
@@ -25,7 +25,7 @@ export class Presence {
       type: "presence" as const,
       user_id: userId,
       status,
-      last_seen: user.last_seen === null ? null : new Date(user.last_seen).toISOString(),
+      last_seen: isoOrNull(user.last_seen),
     };
     for (const peer of await this.peers(userId)) this.fanout.publish((e) => topics.user(peer, e), frame);
   }

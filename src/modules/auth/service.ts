@@ -2,7 +2,7 @@
 // magic links, password change and sign-out. Plain logic over explicit dependencies; no HTTP here.
 
 import type { Config } from "../../config.ts";
-import type { Clock } from "../../lib/clock.ts";
+import { type Clock, iso } from "../../lib/clock.ts";
 import { hashPassword, sha256, verifyPassword } from "../../lib/crypto.ts";
 import { AppError } from "../../lib/errors.ts";
 import { newId, newSecret } from "../../lib/ids.ts";
@@ -252,7 +252,6 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     async listSessions(userId: string, currentId: string): Promise<SessionView[]> {
-      const iso = (ms: number) => new Date(ms).toISOString();
       return (await store.sessions.listActive(userId, clock.now())).map((s) => ({
         id: s.id,
         device_name: s.device_name,

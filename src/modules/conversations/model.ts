@@ -1,6 +1,7 @@
 // Schemas of the conversation routes and the API shape of a conversation.
 
 import { t } from "elysia";
+import { iso } from "../../lib/clock.ts";
 import type { ConversationRecord, ParticipantRecord } from "../../store/types.ts";
 
 const Id = t.String({ minLength: 1, maxLength: 64 });
@@ -64,8 +65,6 @@ export const ConversationList = t.Object({
   items: t.Array(ConversationView),
   next_cursor: t.Union([t.String(), t.Null()]),
 });
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export const toParticipantView = (p: ParticipantRecord): ParticipantView => ({
   user_id: p.user_id,

@@ -1,6 +1,7 @@
 // Schemas of the message routes and the API shape of a message.
 
 import { t } from "elysia";
+import { iso, isoOrNull } from "../../lib/clock.ts";
 import type { MessageRecord, ParticipantRecord } from "../../store/types.ts";
 
 const Id = t.String({ minLength: 1, maxLength: 64 });
@@ -88,8 +89,6 @@ export const Receipts = t.Object({
   ),
 });
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
 /** sent, delivered (every other member has it) or read (every other member has read up to it). */
 export function statusOf(message: MessageRecord, participants: ParticipantRecord[]): MessageStatus {
   const others = participants.filter((p) => p.user_id !== message.sender_id);
@@ -114,9 +113,9 @@ export function toMessageView(m: MessageRecord, status: MessageStatus = "sent"):
     attachments: m.attachments,
     reactions: m.reactions,
     envelope: m.envelope,
-    edited_at: iso(m.edited_at),
+    edited_at: isoOrNull(m.edited_at),
     deleted: m.deleted,
-    created_at: iso(m.created_at) as string,
-    updated_at: iso(m.updated_at) as string,
+    created_at: iso(m.created_at),
+    updated_at: iso(m.updated_at),
   };
 }

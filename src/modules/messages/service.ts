@@ -2,7 +2,7 @@
 // history pages, catch-up events, receipts and search. Every change is published to the hub.
 
 import type { Config } from "../../config.ts";
-import type { Clock } from "../../lib/clock.ts";
+import { type Clock, isoOrNull } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";
 import type { Hub } from "../../realtime/hub.ts";
 import type { MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
@@ -250,14 +250,13 @@ export function createMessagesService(deps: MessageDeps) {
     async receipts(messageId: string, userId: string) {
       const { message } = await requireMessage(store, messageId, userId);
       const participants = await store.conversations.participants(message.conversation_id);
-      const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
       return {
         items: participants
           .filter((p) => p.user_id !== message.sender_id)
           .map((p) => ({
             user_id: p.user_id,
-            delivered_at: p.delivered_seq >= message.seq ? iso(p.delivered_at) : null,
-            read_at: p.last_read_seq >= message.seq ? iso(p.read_at) : null,
+            delivered_at: p.delivered_seq >= message.seq ? isoOrNull(p.delivered_at) : null,
+            read_at: p.last_read_seq >= message.seq ? isoOrNull(p.read_at) : null,
           })),
       };
     },

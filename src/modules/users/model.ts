@@ -1,6 +1,7 @@
 // Schemas of the users routes and the public shape of a user.
 
 import { t } from "elysia";
+import { iso, isoOrNull } from "../../lib/clock.ts";
 import type { UserRecord } from "../../store/types.ts";
 
 /** Usernames are 3-32 of [a-z0-9_.], case-insensitive and stored lowercase. */
@@ -46,8 +47,6 @@ export type UpdateUser = typeof UpdateUser.static;
 
 export const UserIdParams = t.Object({ id: t.String({ maxLength: 64 }) });
 
-const iso = (ms: number) => new Date(ms).toISOString();
-
 /** The API shape of a user; the email is shown to the user themself only. */
 export function toUserView(user: UserRecord, self: boolean): UserView {
   return {
@@ -56,7 +55,7 @@ export function toUserView(user: UserRecord, self: boolean): UserView {
     username: user.username,
     display_name: user.display_name,
     status: user.status,
-    last_seen: user.last_seen === null ? null : iso(user.last_seen),
+    last_seen: isoOrNull(user.last_seen),
     created_at: iso(user.created_at),
     updated_at: iso(user.updated_at),
   };

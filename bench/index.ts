@@ -4,7 +4,7 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, release, totalmem } from "node:os";
+import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { markdown, type Run, svg } from "./lib/render.ts";
@@ -92,9 +92,17 @@ const stamp = date
   .replace(/\.\d+Z$/, "Z")
   .replaceAll(":", "-");
 const json = `${JSON.stringify({ ...run, seconds: (Date.now() - started) / 1000 }, null, 2)}\n`;
-writeFileSync(join(dir, `${stamp}.json`), json);
-writeFileSync(join(dir, "latest.json"), json);
-writeFileSync(join(dir, "latest.svg"), svg(run));
-writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run));
-log(`wrote bench/results/${stamp}.json, latest.json, latest.svg and bench/RESULTS.md`);
+if (only || process.env.BENCH_TARGETS) {
+  // A partial run (some scenarios or targets) must not replace the suite's published results.
+  const partial = join(tmpdir(), `parley-bench-partial-${stamp}.json`);
+  writeFileSync(partial, json);
+  console.log(markdown(run));
+  log(`partial run: wrote ${partial} only (bench/RESULTS.md and latest.* are left as they were)`);
+} else {
+  writeFileSync(join(dir, `${stamp}.json`), json);
+  writeFileSync(join(dir, "latest.json"), json);
+  writeFileSync(join(dir, "latest.svg"), svg(run));
+  writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run));
+  log(`wrote bench/results/${stamp}.json, latest.json, latest.svg and bench/RESULTS.md`);
+}
 process.exit(0);

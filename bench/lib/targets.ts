@@ -9,7 +9,17 @@ import { join } from "node:path";
 import { type Child, freePort, lines, pool, spawn, stop } from "./proc.ts";
 
 export type TargetName = "parley" | "bare-bun" | "node-ws" | "socketio";
-export const TARGETS: readonly TargetName[] = ["parley", "bare-bun", "node-ws", "socketio"];
+const ALL_TARGETS: readonly TargetName[] = ["parley", "bare-bun", "node-ws", "socketio"];
+/** Every target, or the ones BENCH_TARGETS names (comma-separated), for quick comparisons while profiling. */
+export const TARGETS: readonly TargetName[] = pickTargets(process.env.BENCH_TARGETS);
+
+function pickTargets(list: string | undefined): readonly TargetName[] {
+  if (!list) return ALL_TARGETS;
+  const names = list.split(",").map((n) => n.trim());
+  const unknown = names.filter((n) => !ALL_TARGETS.includes(n as TargetName));
+  if (unknown.length) throw new Error(`BENCH_TARGETS: unknown target(s) ${unknown.join(", ")}`);
+  return ALL_TARGETS.filter((t) => names.includes(t));
+}
 
 /** How the load generator reaches one user: a raw WebSocket (msgpack) or a Socket.IO client. */
 export interface ConnSpec {
@@ -86,7 +96,10 @@ async function startParley(): Promise<Target> {
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    child = spawn([process.execPath, "run", join(ROOT, "src/index.ts")], {
+    // BENCH_PROFILE_DIR=<dir>: the server writes a Markdown CPU profile there when it stops.
+    const dir = process.env.BENCH_PROFILE_DIR;
+    const profile = dir ? ["--cpu-prof-md", `--cpu-prof-dir=${dir}`] : [];
+    child = spawn([process.execPath, ...profile, "run", join(ROOT, "src/index.ts")], {
       NODE_ENV: "production",
       HOST: "127.0.0.1",
       PORT: String(port),

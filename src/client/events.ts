@@ -1,6 +1,6 @@
 // The typed events a realtime connection emits, and a tiny emitter for them.
 
-import type { EventKind, ServerFrame } from "../realtime/frames.ts";
+import type { EventKind, LiveMessage, ServerFrame } from "../realtime/frames.ts";
 
 export type { EventKind };
 
@@ -17,6 +17,35 @@ export interface ConversationEvent {
   /** True when it came from a resume or a REST catch-up rather than live. */
   replayed?: boolean;
   [field: string]: unknown;
+}
+
+/**
+ * An event frame as the app sees it: a live `message.created` carries its message in the short wire
+ * form (LiveMessage), which is filled out here to the whole MessageView that REST and replays give.
+ */
+export function fromWire(frame: ConversationEvent): ConversationEvent {
+  if (frame.kind !== "message.created" || !frame.message || "seq" in frame.message) return frame;
+  const live = frame.message as unknown as LiveMessage;
+  const message: MessageView = {
+    id: live.id,
+    conversation_id: frame.conversation_id,
+    sender_id: live.sender_id,
+    seq: frame.seq,
+    version_seq: frame.seq,
+    client_msg_id: live.client_msg_id ?? null,
+    content: live.content,
+    message_type: (live.message_type ?? "text") as MessageView["message_type"],
+    status: "sent",
+    reply_to: live.reply_to ?? null,
+    attachments: (live.attachments ?? []) as MessageView["attachments"],
+    reactions: [],
+    envelope: live.envelope ?? null,
+    edited_at: null,
+    deleted: false,
+    created_at: live.created_at,
+    updated_at: live.created_at,
+  };
+  return { ...frame, message };
 }
 
 type Frame<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;

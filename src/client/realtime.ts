@@ -14,6 +14,7 @@ import { ParleyError } from "./errors.ts";
 import {
   type ConversationEvent,
   Emitter,
+  fromWire,
   type Handler,
   type OpenInfo,
   type RealtimeEventType,
@@ -362,7 +363,7 @@ export class RealtimeConnection {
       case "error":
         return this.onError(frame);
       case "event":
-        return this.catchup.accept(frame as ConversationEvent);
+        return this.catchup.accept(fromWire(frame as ConversationEvent));
       case "resumed":
         this.resumeDone(frame.ref, frame.conversation_id);
         this.catchup.finish(frame.conversation_id);

@@ -2,8 +2,10 @@
 // the same bytes to every subscriber, in native code: never a JavaScript loop over sockets.
 
 import type { Server } from "bun";
+import type { MessageView } from "../modules/messages/model.ts";
 import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
+import type { LiveMessage } from "./frames.ts";
 import type { ConversationEvent } from "./hub.ts";
 import type { Encoding, ServerFrame } from "./protocol.ts";
 
@@ -67,5 +69,25 @@ function toFrame(event: ConversationEvent): ServerFrame {
       seq: Number(read ? event.last_read_seq : event.delivered_seq),
     };
   }
+  if (event.kind === "message.created") {
+    const { message, ...rest } = event;
+    return { type: "event", ...rest, message: liveMessage(message as MessageView) };
+  }
   return { type: "event", ...event };
+}
+
+/** The short form of a new message on the wire (see LiveMessage). */
+export function liveMessage(m: MessageView): LiveMessage {
+  const live: LiveMessage = {
+    id: m.id,
+    sender_id: m.sender_id,
+    content: m.content,
+    created_at: m.created_at,
+  };
+  if (m.message_type !== "text") live.message_type = m.message_type;
+  if (m.client_msg_id !== null) live.client_msg_id = m.client_msg_id;
+  if (m.reply_to !== null) live.reply_to = m.reply_to;
+  if (m.attachments.length > 0) live.attachments = m.attachments;
+  if (m.envelope !== null) live.envelope = m.envelope;
+  return live;
 }

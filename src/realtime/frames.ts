@@ -35,6 +35,26 @@ export type EventKind =
   | "conversation.updated"
   | "conversation.deleted";
 
+/**
+ * A live `message.created` event carries the new message in this short form: the fields below, and of
+ * the rest only those that differ from a new message's defaults. Omitted: conversation_id and seq (the
+ * event's own), version_seq (= seq), status ("sent"), updated_at (= created_at), edited_at (null),
+ * deleted (false), reactions ([]), and when unset message_type ("text"), client_msg_id, reply_to (null),
+ * attachments ([]) and envelope (null). Every receiver decodes it for every message of a conversation, so
+ * it is kept small; replayed events and REST carry the whole message.
+ */
+export interface LiveMessage {
+  id: string;
+  sender_id: string;
+  content: string;
+  created_at: string;
+  message_type?: string;
+  client_msg_id?: string;
+  reply_to?: string;
+  attachments?: unknown[];
+  envelope?: Record<string, unknown>;
+}
+
 export type ServerFrame =
   | { type: "hello"; user_id: string; session_id: string; server_time: string; heartbeat_interval: number }
   | { type: "pong"; ref?: string | number; server_time: string }

@@ -122,6 +122,49 @@ describe("messages over the socket", () => {
     for (const s of [a1, a2, b]) s.close();
   });
 
+  it("sends a new message in the short live form: defaults and the event's own fields left out", async () => {
+    const id = await group(alice, [bob]);
+    const a = await socket(alice);
+    const bm = await socket(bob);
+    const bj = await socket(bob, "json");
+    a.send({ type: "message", conversation_id: id, client_msg_id: "short-1", content: "plain" });
+    const ack = await a.next((f) => f.type === "ack");
+    for (const s of [bm, bj]) {
+      const ev = await s.next(event("message.created", id));
+      expect(ev.seq).toBe(ack.seq);
+      const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+      const stored = page.body.items.find((m: { id: string }) => m.id === ack.message_id);
+      expect(ev.message).toEqual({
+        id: stored.id,
+        sender_id: alice.id,
+        content: "plain",
+        client_msg_id: "short-1",
+        created_at: stored.created_at,
+      });
+    }
+    // Fields that differ from a new message's defaults travel.
+    const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: {
+        content: "see above",
+        message_type: "file",
+        reply_to: ack.message_id,
+        attachments: [{ file_id: "f1", file_name: "a.txt", file_size: 3, mime_type: "text/plain" }],
+      },
+    });
+    const ev = await bm.next((f) => event("message.created", id)(f) && f.seq === sent.body.seq);
+    expect(ev.message).toEqual({
+      id: sent.body.id,
+      sender_id: alice.id,
+      content: "see above",
+      created_at: sent.body.created_at,
+      message_type: "file",
+      reply_to: ack.message_id,
+      attachments: [{ file_id: "f1", file_name: "a.txt", file_size: 3, mime_type: "text/plain" }],
+    });
+    for (const s of [a, bm, bj]) s.close();
+  });
+
   it("acks a retried client_msg_id again and stores it once", async () => {
     const id = await group(alice, [bob]);
     const a = await socket(alice);

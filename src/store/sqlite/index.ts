@@ -9,6 +9,7 @@ import { sqliteAuthRepos } from "./auth.ts";
 import { sqliteConversations } from "./conversations.ts";
 import { sqliteMessages } from "./messages.ts";
 import { MIGRATIONS } from "./schema.ts";
+import { sqliteSearchIndex } from "./search-index.ts";
 import { sqliteSessionRepos } from "./sessions.ts";
 import { sqliteUsers } from "./users.ts";
 
@@ -25,6 +26,7 @@ export function openSqliteStore(path: string): Store {
   migrate(db);
   const { sessions, refreshTokens } = sqliteSessionRepos(db);
   const { magicLinks, lockouts } = sqliteAuthRepos(db);
+  const searchIndex = sqliteSearchIndex(db);
   return {
     kind: "sqlite",
     users: sqliteUsers(db),
@@ -33,11 +35,12 @@ export function openSqliteStore(path: string): Store {
     magicLinks,
     lockouts,
     conversations: sqliteConversations(db),
-    messages: sqliteMessages(db),
+    messages: sqliteMessages(db, searchIndex),
     async ping() {
       db.query("SELECT 1").get();
     },
     async close() {
+      searchIndex.close();
       db.close();
     },
   };

@@ -1,10 +1,11 @@
 // The conversation log on SQLite: seq allocation, idempotent append, versioned changes, history
-// pages, catch-up events and full-text search (FTS5).
+// pages, catch-up events and full-text search (FTS5, indexed off the append path by search-index.ts).
 
 import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { bind } from "./schema.ts";
+import type { SearchIndex } from "./search-index.ts";
 
 type MessageRow = Omit<MessageRecord, "attachments" | "reactions" | "envelope" | "deleted"> & {
   attachments: string;
@@ -30,7 +31,7 @@ const toRow = (m: MessageRecord) =>
     deleted: m.deleted ? 1 : 0,
   });
 
-export function sqliteMessages(db: Database): MessagesRepo {
+export function sqliteMessages(db: Database, searchIndex: SearchIndex): MessagesRepo {
   const COLUMNS =
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
     "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
@@ -119,6 +120,7 @@ export function sqliteMessages(db: Database): MessagesRepo {
         }
       }
     }
+    searchIndex.poke();
   };
   const append = (draft: Draft) =>
     new Promise<AppendResult>((resolve, reject) => {
@@ -178,6 +180,7 @@ export function sqliteMessages(db: Database): MessagesRepo {
     async search(conversationId, text, limit) {
       const query = quotedTerms(text);
       if (!query) return [];
+      searchIndex.catchUp();
       return search.all(query, conversationId, limit).map(toMessage);
     },
   };

@@ -129,6 +129,38 @@ export const MIGRATIONS: string[] = [
     INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
   END;
   `,
+  `
+  -- Search indexing leaves the append path: rows up to indexed_rowid are in messages_fts, later ones are
+  -- indexed in batches (search-index.ts). Rows that exist now were indexed by the old insert trigger.
+  CREATE TABLE search_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed_rowid INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO search_state (id, indexed_rowid) SELECT 1, COALESCE(MAX(rowid), 0) FROM messages;
+
+  -- Each trigger touches the index only for rows at or below the watermark: a row above it is indexed
+  -- later with its content at that time, and an FTS5 'delete' of a row never indexed corrupts the index.
+  -- The insert trigger normally never fires; it keeps a reused rowid (no AUTOINCREMENT: deleting a
+  -- conversation can free the top rowids) indexed.
+  DROP TRIGGER messages_fts_insert;
+  DROP TRIGGER messages_fts_delete;
+  DROP TRIGGER messages_fts_update;
+  CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+  WHEN new.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1) BEGIN
+    INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+  END;
+  CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+  WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1) BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+  END;
+  -- Every change rewrites content (a reaction too): re-index only when the text really changed.
+  CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages
+  WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1)
+    AND new.content IS NOT old.content BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+    INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
+  END;
+  `,
 ];
 
 /** Records are plain objects of bindable values; their interfaces just lack an index signature. */

@@ -1,0 +1,123 @@
+// Deferred full-text indexing: appends only write messages; rows above the search_state watermark are
+// added to messages_fts in batches, off the append path, and search catches up before it queries.
+// By hand: an FTS5 'rebuild' must set indexed_rowid to MAX(rowid) in the same transaction.
+
+import type { Database } from "bun:sqlite";
+
+export interface SearchIndexOptions {
+  /** Rows per background run: one run blocks the event loop for about chunk × 2.5 µs. */
+  chunk?: number;
+  /** How long a small backlog waits, so that one run indexes many appends at once. */
+  delayMs?: number;
+  /** The longest wait between retries when runs keep failing. */
+  maxBackoffMs?: number;
+  /** Told about a failed background run (which is retried); search reports its own failures. */
+  onError?: (err: unknown) => void;
+}
+
+export interface SearchIndex {
+  /** After appends commit: index soon when a chunk is waiting, otherwise within delayMs. Never throws. */
+  poke(): void;
+  /** Indexes every row now, so a query that follows sees all committed messages. */
+  catchUp(): void;
+  /** Stops the timers; no run starts afterwards. Call before closing the database. */
+  close(): void;
+}
+
+export const SEARCH_INDEX_DEFAULTS = { chunk: 1000, delayMs: 200, maxBackoffMs: 60_000 };
+
+export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}): SearchIndex {
+  const { chunk, delayMs, maxBackoffMs } = { ...SEARCH_INDEX_DEFAULTS, ...options };
+  if (!Number.isInteger(chunk) || chunk < 1)
+    throw new Error("search index: chunk must be a positive integer");
+  // Positive, so that the doubling backoff below cannot stay at zero and loop hot.
+  if (!(delayMs > 0)) throw new Error("search index: delayMs must be positive");
+  if (!(maxBackoffMs >= delayMs)) throw new Error("search index: maxBackoffMs must be at least delayMs");
+
+  const state = db.query<{ indexed: number; top: number }, []>(
+    `SELECT indexed_rowid AS indexed, COALESCE((SELECT MAX(rowid) FROM messages), 0) AS top
+     FROM search_state WHERE id = 1`,
+  );
+  const indexRange = db.query<never, [number, number]>(
+    `INSERT INTO messages_fts(rowid, content) SELECT rowid, content FROM messages
+     WHERE rowid > ?1 AND rowid <= ?2`,
+  );
+  const moveWatermark = db.query<never, [number]>("UPDATE search_state SET indexed_rowid = ?1 WHERE id = 1");
+
+  const backlog = () => {
+    const s = state.get();
+    if (!s) throw new Error("search index: search_state has no row");
+    return s.top - s.indexed;
+  };
+  /** Indexes up to `rows` rows past the watermark in one transaction; returns how many are left. */
+  const step = db.transaction((rows: number) => {
+    const s = state.get();
+    if (!s) throw new Error("search index: search_state has no row");
+    // top < indexed when the top rows were deleted: the insert trigger indexes their reused rowids.
+    if (s.top <= s.indexed) return 0;
+    const to = Math.min(s.indexed + rows, s.top);
+    indexRange.run(s.indexed, to);
+    moveWatermark.run(to);
+    return s.top - to;
+  }).immediate;
+
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let armedMs = 0;
+  let failures = 0;
+  let closed = false;
+
+  const arm = (ms: number) => {
+    clearTimeout(timer);
+    armedMs = ms;
+    timer = setTimeout(run, ms);
+    // Neither tests nor shutdown wait for it: a backlog left behind is picked up at the next open.
+    timer.unref();
+  };
+  /** A failing run (disk full, busy file) retries with doubling waits instead of looping hot. */
+  const fail = (err: unknown) => {
+    failures++;
+    arm(Math.min(delayMs * 2 ** failures, maxBackoffMs));
+    options.onError?.(err);
+  };
+  function run() {
+    timer = undefined;
+    if (closed) return;
+    let left: number;
+    try {
+      left = step(chunk);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    failures = 0;
+    if (left > 0) arm(0);
+  }
+
+  const poke = () => {
+    // Already due now, or backing off after a failure: nothing to decide.
+    if (closed || failures > 0 || (timer && armedMs === 0)) return;
+    let n: number;
+    try {
+      n = backlog();
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    if (n >= chunk) arm(0);
+    else if (n > 0 && !timer) arm(delayMs);
+  };
+
+  poke(); // a backlog left by a crash
+  return {
+    poke,
+    catchUp() {
+      if (backlog() > 0) step(Number.POSITIVE_INFINITY);
+      failures = 0;
+    },
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}

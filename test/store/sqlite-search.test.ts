@@ -1,0 +1,311 @@
+// SQLite search indexing off the append path: search stays read-your-writes while a background indexer
+// moves the search_state watermark, across edits, deletes, reopen, a migrated old database and failures.
+
+import { Database } from "bun:sqlite";
+import { afterAll, afterEach, describe, expect, it } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openSqliteStore } from "../../src/store/sqlite/index.ts";
+import { MIGRATIONS } from "../../src/store/sqlite/schema.ts";
+import { SEARCH_INDEX_DEFAULTS, sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
+import type { MessageRecord, Store } from "../../src/store/types.ts";
+import { waitFor } from "../helpers.ts";
+
+const T0 = 1_700_000_000_000;
+const dir = mkdtempSync(join(tmpdir(), "parley-search-"));
+let files = 0;
+const freshFile = () => join(dir, `search-${++files}.db`);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Everything a test opened, closed after it (closing twice is harmless for both). */
+const opened: { close(): unknown }[] = [];
+afterEach(async () => {
+  for (const thing of opened.splice(0).reverse()) await thing.close();
+});
+const open = (path: string) => {
+  const store = openSqliteStore(path);
+  opened.push(store);
+  return store;
+};
+/** A second connection on the file, to look at what the store wrote without going through it. */
+const inspect = (path: string) => {
+  const db = new Database(path, { strict: true });
+  opened.push(db);
+  return db;
+};
+
+const watermark = (db: Database) =>
+  db
+    .query<{ indexed: number; top: number }, []>(
+      "SELECT indexed_rowid AS indexed, (SELECT MAX(rowid) FROM messages) AS top FROM search_state",
+    )
+    .get();
+const indexedRowids = (db: Database, word: string) =>
+  db
+    .query<{ rowid: number }, [string]>("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?")
+    .all(word)
+    .map((r) => r.rowid);
+/** rank = 1 checks the index against the content table too, not only against itself. */
+const checkIntegrity = (db: Database) =>
+  db.exec("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)");
+
+async function conversation(store: Store, id: string) {
+  await store.conversations.create(
+    {
+      id,
+      name: id,
+      topic: null,
+      conversation_type: "group",
+      encrypted: false,
+      dm_key: null,
+      last_message_id: null,
+      last_activity: T0,
+      last_seq: 0,
+      message_count: 0,
+      created_by: "u-alice",
+      created_at: T0,
+      updated_at: T0,
+    },
+    [],
+  );
+}
+
+let drafts = 0;
+async function say(store: Store, conversationId: string, content: string): Promise<MessageRecord> {
+  drafts++;
+  const result = await store.messages.append({
+    id: `m-${String(drafts).padStart(6, "0")}`,
+    conversation_id: conversationId,
+    sender_id: "u-alice",
+    client_msg_id: null,
+    content,
+    message_type: "text",
+    reply_to: null,
+    attachments: [],
+    reactions: [],
+    envelope: null,
+    edited_at: null,
+    deleted: false,
+    created_at: T0 + drafts,
+    updated_at: T0 + drafts,
+  });
+  return result.message;
+}
+
+const found = async (store: Store, text: string, conversationId = "c-1") =>
+  (await store.messages.search(conversationId, text, 50)).map((m) => m.id).sort();
+
+describe("sqlite search indexing", () => {
+  it("finds messages the moment their appends resolve, several appended in the same tick", async () => {
+    const path = freshFile();
+    const store = open(path);
+    await conversation(store, "c-1");
+    const [a, b, c] = await Promise.all([
+      say(store, "c-1", "apple pie"),
+      say(store, "c-1", "banana split"),
+      say(store, "c-1", "apple crumble"),
+    ]);
+    const before = watermark(inspect(path));
+    expect(before?.indexed).toBeLessThan(before?.top ?? 0); // still waiting for the indexer
+    expect(await found(store, "apple")).toEqual([a.id, c.id].sort());
+    expect(await found(store, "banana")).toEqual([b.id]);
+    const d = await say(store, "c-1", "cherry tart");
+    expect(await found(store, "cherry")).toEqual([d.id]);
+  });
+
+  it("searches current content only, whether a message was edited before or after it was indexed", async () => {
+    const path = freshFile();
+    const store = open(path);
+    const db = inspect(path);
+    await conversation(store, "c-1");
+    const early = await say(store, "c-1", "original damson");
+    await store.messages.change(early.id, { content: "edited elderberry", updated_at: T0 + 100 });
+    expect(indexedRowids(db, "damson")).toEqual([]); // edited while above the watermark
+    const late = await say(store, "c-1", "original fig");
+    expect(await found(store, "fig")).toEqual([late.id]); // indexes both
+    await store.messages.change(late.id, { content: "edited grape", updated_at: T0 + 101 });
+    // A change that leaves the text alone (a reaction) keeps it searchable.
+    await store.messages.change(late.id, {
+      reactions: [{ emoji: "👍", user_id: "u-bob" }],
+      updated_at: T0 + 102,
+    });
+
+    expect(await found(store, "damson")).toEqual([]);
+    expect(await found(store, "elderberry")).toEqual([early.id]);
+    expect(await found(store, "fig")).toEqual([]);
+    expect(await found(store, "grape")).toEqual([late.id]);
+    expect(await found(store, "original")).toEqual([]);
+    expect(await found(store, "edited")).toEqual([early.id, late.id].sort());
+    checkIntegrity(db);
+  });
+
+  it("never finds a deleted message, tombstoned before or after it was indexed", async () => {
+    const path = freshFile();
+    const store = open(path);
+    const db = inspect(path);
+    await conversation(store, "c-1");
+    const tombstone = { content: "", deleted: true, updated_at: T0 + 100 };
+    const early = await say(store, "c-1", "secret honeydew");
+    await store.messages.change(early.id, tombstone);
+    const late = await say(store, "c-1", "secret kiwi");
+    const kept = await say(store, "c-1", "secret lime");
+    expect(await found(store, "secret")).toEqual([late.id, kept.id].sort());
+    await store.messages.change(late.id, tombstone);
+    // Deleted but content kept: the deleted flag alone hides it.
+    await store.messages.change(kept.id, { deleted: true, updated_at: T0 + 101 });
+
+    expect(await found(store, "secret")).toEqual([]);
+    expect(await found(store, "honeydew")).toEqual([]);
+    expect(await found(store, "kiwi")).toEqual([]);
+    checkIntegrity(db);
+  });
+
+  it("keeps the index whole when deleted conversations free rowids that are then reused", async () => {
+    const path = freshFile();
+    const store = open(path);
+    const db = inspect(path);
+    await conversation(store, "c-1");
+    await conversation(store, "c-2");
+    await conversation(store, "c-3");
+    await say(store, "c-1", "mango");
+    await say(store, "c-2", "nectarine");
+    await found(store, "mango"); // indexes c-2's top row
+    await store.conversations.delete("c-2"); // the top rowid is free again, below the watermark
+    const reused = await say(store, "c-1", "olive");
+    await say(store, "c-3", "papaya"); // above the watermark, deleted before it is indexed
+    await store.conversations.delete("c-3");
+    const after = await say(store, "c-1", "quince");
+
+    expect(await found(store, "olive")).toEqual([reused.id]);
+    expect(await found(store, "quince")).toEqual([after.id]);
+    expect(await found(store, "nectarine", "c-2")).toEqual([]);
+    expect(await found(store, "papaya", "c-3")).toEqual([]);
+    checkIntegrity(db);
+  });
+
+  it("indexes in the background, with no search, in chunks when the backlog is large", async () => {
+    const path = freshFile();
+    const store = open(path);
+    const db = inspect(path);
+    await conversation(store, "c-1");
+    const count = SEARCH_INDEX_DEFAULTS.chunk * 2 + 10;
+    await Promise.all(Array.from({ length: count }, (_, i) => say(store, "c-1", `raspberry ${i}`)));
+    await waitFor(() => {
+      const w = watermark(db);
+      return w && w.indexed === w.top ? true : undefined;
+    });
+    expect(indexedRowids(db, "raspberry")).toHaveLength(count);
+    checkIntegrity(db);
+  });
+
+  it("indexes at the next open what the last run left behind", async () => {
+    const path = freshFile();
+    const first = open(path);
+    await conversation(first, "c-1");
+    const m = await say(first, "c-1", "strawberry");
+    await first.close(); // before the indexer ran
+    const db = inspect(path);
+    expect(watermark(db)?.indexed).toBe(0);
+
+    const second = open(path);
+    await waitFor(() => (watermark(db)?.indexed === watermark(db)?.top ? true : undefined));
+    expect(await found(second, "strawberry")).toEqual([m.id]);
+    checkIntegrity(db);
+  });
+
+  it("migrates a database whose messages the old insert trigger indexed", async () => {
+    const path = freshFile();
+    const old = new Database(path, { strict: true });
+    for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) {
+      old.exec(sql);
+      old.exec(`PRAGMA user_version = ${v + 1}`);
+    }
+    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
+        last_activity, last_seq, message_count, created_by, created_at, updated_at)
+      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, 'm-old-2', ${T0}, 2, 2, 'u-alice', ${T0}, ${T0})`);
+    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
+        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
+      VALUES ('m-old-1', 'c-1', 'u-alice', 1, 1, NULL, 'ancient tangerine', 'text', NULL, '[]', '[]', NULL, NULL, 0,
+        ${T0}, ${T0}),
+        ('m-old-2', 'c-1', 'u-alice', 2, 2, NULL, 'ancient ugli', 'text', NULL, '[]', '[]', NULL, NULL, 0,
+        ${T0}, ${T0})`);
+    old.close();
+
+    const store = open(path);
+    const db = inspect(path);
+    expect(db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(
+      MIGRATIONS.length,
+    );
+    expect(watermark(db)).toEqual({ indexed: 2, top: 2 });
+    expect(await found(store, "tangerine")).toEqual(["m-old-1"]);
+    await store.messages.change("m-old-1", { content: "renamed vanilla", updated_at: T0 + 1 });
+    await store.messages.change("m-old-2", { content: "", deleted: true, updated_at: T0 + 1 });
+    const fresh = await say(store, "c-1", "ancient watermelon");
+    expect(await found(store, "ancient")).toEqual([fresh.id]);
+    expect(await found(store, "vanilla")).toEqual(["m-old-1"]);
+    checkIntegrity(db);
+  });
+
+  it("closes with a run still armed, and nothing fires afterwards", async () => {
+    const path = freshFile();
+    const store = open(path);
+    await conversation(store, "c-1");
+    await say(store, "c-1", "xigua");
+    await store.close(); // the idle run is armed now
+    await Bun.sleep(SEARCH_INDEX_DEFAULTS.delayMs + 50); // past the moment it would have fired
+    expect(watermark(inspect(path))?.indexed).toBe(0);
+  });
+});
+
+describe("sqlite search indexer", () => {
+  /** A migrated database with `rows` messages above the watermark. */
+  function backlog(rows: number) {
+    const db = new Database(":memory:", { strict: true });
+    opened.push(db);
+    for (const sql of MIGRATIONS) db.exec(sql);
+    const insert = db.query(
+      `INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, content, message_type,
+         attachments, reactions, deleted, created_at, updated_at)
+       VALUES (?1, 'c-1', 'u-alice', ?2, ?2, 'yuzu', 'text', '[]', '[]', 0, 0, 0)`,
+    );
+    for (let i = 1; i <= rows; i++) insert.run(`m-${i}`, i);
+    return db;
+  }
+
+  it("runs nothing once closed", async () => {
+    const db = backlog(5);
+    const errors: unknown[] = [];
+    const index = sqliteSearchIndex(db, { delayMs: 5, onError: (err) => errors.push(err) });
+    index.close();
+    db.close();
+    await Bun.sleep(30);
+    expect(errors).toEqual([]);
+  });
+
+  it("backs off while runs keep failing, then recovers", async () => {
+    const db = backlog(10);
+    db.exec(
+      `CREATE TRIGGER broken BEFORE UPDATE ON search_state BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    let failures = 0;
+    const index = sqliteSearchIndex(db, {
+      chunk: 2,
+      delayMs: 5,
+      maxBackoffMs: 40,
+      onError: () => failures++,
+    });
+    opened.push(index);
+    // Appends keep arriving: they must not turn the backoff into a hot loop.
+    const appends = setInterval(() => index.poke(), 1);
+    await Bun.sleep(200);
+    clearInterval(appends);
+    // Waits of 10, 20, 40, 40... ms fail about 7 times in 200 ms; 5 ms apart would be 40, pokes hundreds.
+    expect(failures).toBeGreaterThanOrEqual(2);
+    expect(failures).toBeLessThanOrEqual(10);
+
+    db.exec("DROP TRIGGER broken");
+    await waitFor(() => (watermark(db)?.indexed === 10 ? true : undefined));
+    expect(indexedRowids(db, "yuzu")).toHaveLength(10);
+  });
+});

@@ -22,24 +22,10 @@ const toMessage = (row: MessageRow): MessageRecord => ({
   deleted: row.deleted === 1,
 });
 
-const toRow = (m: MessageRecord) =>
-  bind({
-    ...m,
-    attachments: JSON.stringify(m.attachments),
-    reactions: JSON.stringify(m.reactions),
-    envelope: m.envelope === null ? null : JSON.stringify(m.envelope),
-    deleted: m.deleted ? 1 : 0,
-  });
-
 export function sqliteMessages(db: Database, searchIndex: SearchIndex): MessagesRepo {
   const COLUMNS =
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
     "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
-  const insert = db.query(
-    `INSERT INTO messages (${COLUMNS}) VALUES (${COLUMNS.split(", ")
-      .map((c) => `$${c}`)
-      .join(", ")})`,
-  );
   const byClientId = db.query<MessageRow, [string, string, string]>(
     `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
   );
@@ -86,16 +72,40 @@ export function sqliteMessages(db: Database, searchIndex: SearchIndex): Messages
   );
 
   type Draft = Omit<MessageRecord, "seq" | "version_seq">;
+  // The insert takes the conversation's next seq itself and does nothing on a client_msg_id already
+  // stored, so the common case is two statements (insert, then move last_seq to it) and a retry is
+  // found only when the insert did nothing. No row is inserted for a conversation that does not exist.
+  const DRAFT_COLUMNS = COLUMNS.split(", ").filter((c) => c !== "seq" && c !== "version_seq");
+  const insertNext = db.query(
+    `INSERT INTO messages (${DRAFT_COLUMNS.join(", ")}, seq, version_seq)
+     SELECT ${DRAFT_COLUMNS.map((c) => `$${c}`).join(", ")}, last_seq + 1, last_seq + 1
+     FROM conversations WHERE id = $conversation_id
+     ON CONFLICT (conversation_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING`,
+  );
   const appendOne = (draft: Draft): AppendResult => {
-    if (draft.client_msg_id !== null) {
-      const existing = byClientId.get(draft.conversation_id, draft.sender_id, draft.client_msg_id);
+    const { changes } = insertNext.run(
+      bind({
+        ...draft,
+        attachments: JSON.stringify(draft.attachments),
+        reactions: JSON.stringify(draft.reactions),
+        envelope: draft.envelope === null ? null : JSON.stringify(draft.envelope),
+        deleted: draft.deleted ? 1 : 0,
+      }),
+    );
+    if (changes === 0) {
+      const existing =
+        draft.client_msg_id === null
+          ? null
+          : byClientId.get(draft.conversation_id, draft.sender_id, draft.client_msg_id);
       if (existing) return { status: "duplicate", message: toMessage(existing) };
+      throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
     }
     const allocated = allocate.get(draft.conversation_id, 1, draft.created_at, draft.id);
     if (!allocated) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
-    const message: MessageRecord = { ...draft, seq: allocated.last_seq, version_seq: allocated.last_seq };
-    insert.run(toRow(message));
-    return { status: "created", message };
+    return {
+      status: "created",
+      message: { ...draft, seq: allocated.last_seq, version_seq: allocated.last_seq },
+    };
   };
   const appendAll = db.transaction((drafts: Draft[]) => drafts.map(appendOne)).immediate;
   const appendSingle = db.transaction(appendOne).immediate;

@@ -3,7 +3,7 @@
 // latest.svg and bench/RESULTS.md. `--quick` is the two-minute subset; `--only fanout,dms` picks scenarios.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -15,10 +15,30 @@ import { history } from "./scenarios/history.ts";
 
 const { values: args } = parseArgs({
   args: Bun.argv.slice(2),
-  options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    render: { type: "boolean", default: false },
+  },
   strict: true,
 });
 const quick = args.quick ?? false;
+
+/** The hand-written part of RESULTS.md: what limits Parley against each aim (bench/LIMITS.md). */
+function limits(): string | undefined {
+  const file = join(import.meta.dir, "LIMITS.md");
+  return existsSync(file) ? readFileSync(file, "utf8").replace(/^<!--[^]*?-->\n*/, "") : undefined;
+}
+
+if (args.render) {
+  // --render: RESULTS.md and latest.svg again from latest.json (after editing LIMITS.md), without a run.
+  const latest = join(import.meta.dir, "results", "latest.json");
+  const run = JSON.parse(readFileSync(latest, "utf8")) as Run;
+  writeFileSync(join(import.meta.dir, "results", "latest.svg"), svg(run));
+  writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run, limits()));
+  console.error("wrote bench/RESULTS.md and bench/results/latest.svg from bench/results/latest.json");
+  process.exit(0);
+}
 
 /** Scenarios in their own files join when their file exists (export `rest`/`resume`/`connections` or default). */
 async function optional(name: string): Promise<Scenario | undefined> {
@@ -96,13 +116,13 @@ if (only || process.env.BENCH_TARGETS) {
   // A partial run (some scenarios or targets) must not replace the suite's published results.
   const partial = join(tmpdir(), `parley-bench-partial-${stamp}.json`);
   writeFileSync(partial, json);
-  console.log(markdown(run));
+  console.log(markdown(run, limits()));
   log(`partial run: wrote ${partial} only (bench/RESULTS.md and latest.* are left as they were)`);
 } else {
   writeFileSync(join(dir, `${stamp}.json`), json);
   writeFileSync(join(dir, "latest.json"), json);
   writeFileSync(join(dir, "latest.svg"), svg(run));
-  writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run));
+  writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run, limits()));
   log(`wrote bench/results/${stamp}.json, latest.json, latest.svg and bench/RESULTS.md`);
 }
 process.exit(0);

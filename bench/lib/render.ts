@@ -135,7 +135,8 @@ function aims(results: ScenarioResult[]): string {
   return lines.join("\n");
 }
 
-export function markdown(run: Run): string {
+/** `limits`: the hand-written account of what limits Parley (bench/LIMITS.md), placed under the aims. */
+export function markdown(run: Run, limits?: string): string {
   const m = run.machine;
   const out = [
     "<!-- The latest bench suite run (npm run bench / bench:quick), written by bench/index.ts: do not edit by hand. -->",
@@ -152,6 +153,7 @@ export function markdown(run: Run): string {
     "",
     aims(run.results),
     "",
+    ...(limits ? [limits.trim(), ""] : []),
   ];
   for (const [title, rows] of groups(run.results)) {
     if (

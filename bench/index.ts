@@ -27,7 +27,7 @@ const quick = args.quick ?? false;
 /** The hand-written part of RESULTS.md: what limits Parley against each aim (bench/LIMITS.md). */
 function limits(): string | undefined {
   const file = join(import.meta.dir, "LIMITS.md");
-  return existsSync(file) ? readFileSync(file, "utf8").replace(/^<!--[^]*?-->\n*/, "") : undefined;
+  return existsSync(file) ? readFileSync(file, "utf8").replace(/^<!--[\s\S]*?-->\n*/, "") : undefined;
 }
 
 if (args.render) {

@@ -13,7 +13,7 @@ const ALL_TARGETS: readonly TargetName[] = ["parley", "bare-bun", "node-ws", "so
 /** Every target, or the ones BENCH_TARGETS names (comma-separated), for quick comparisons while profiling. */
 export const TARGETS: readonly TargetName[] = pickTargets(process.env.BENCH_TARGETS);
 
-function pickTargets(list: string | undefined): readonly TargetName[] {
+export function pickTargets(list: string | undefined): readonly TargetName[] {
   if (!list) return ALL_TARGETS;
   const names = list.split(",").map((n) => n.trim());
   const unknown = names.filter((n) => !ALL_TARGETS.includes(n as TargetName));

@@ -161,3 +161,13 @@ export function toResult(
     ...(notes.length ? { notes } : {}),
   };
 }
+
+/** A phase's measured window: the scenario's default, or BENCH_MEASURE_MS (a longer window shows rarer stalls). */
+export function measureMs(fallback: number): number {
+  const raw = process.env.BENCH_MEASURE_MS;
+  if (raw === undefined || raw === "") return fallback;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 100)
+    throw new Error(`BENCH_MEASURE_MS: expected an integer >= 100, got ${raw}`);
+  return ms;
+}

@@ -6,7 +6,7 @@
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import type { SenderSpec } from "../loadgen/protocol.ts";
-import { openLoad, toResult } from "../loadgen/run.ts";
+import { measureMs, openLoad, toResult } from "../loadgen/run.ts";
 
 const WORKERS = 2;
 const WINDOW = 2;
@@ -15,8 +15,8 @@ export const dms: Scenario = async ({ quick, log }) => {
   const users = quick ? 200 : 5000;
   const perUserRate = quick ? 2 : 1;
   const timing = quick
-    ? { warmupMs: 1000, measureMs: 3000, drainMs: 500 }
-    : { warmupMs: 3000, measureMs: 10_000, drainMs: 2000 };
+    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
+    : { warmupMs: 3000, measureMs: measureMs(10_000), drainMs: 2000 };
   const scenario = `dms-${users / 2}`;
   const results: ScenarioResult[] = [];
   for (const name of TARGETS) {

@@ -4,7 +4,7 @@
 
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
-import { openLoad, toResult } from "../loadgen/run.ts";
+import { measureMs, openLoad, toResult } from "../loadgen/run.ts";
 
 const WORKERS = 2;
 /** Messages the sender may have in flight (sent, not yet seen by its probe receiver) at max rate. */
@@ -15,8 +15,8 @@ const FALLBACK_RATE = 100;
 export const fanout: Scenario = async ({ quick, log }) => {
   const sizes = quick ? [100] : [100, 1000];
   const timing = quick
-    ? { warmupMs: 1000, measureMs: 3000, drainMs: 500 }
-    : { warmupMs: 2000, measureMs: 10_000, drainMs: 1000 };
+    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
+    : { warmupMs: 2000, measureMs: measureMs(10_000), drainMs: 1000 };
   const results: ScenarioResult[] = [];
   for (const members of sizes) {
     let fixedRate: number | undefined;

@@ -1,0 +1,108 @@
+// The bench suite's own arithmetic: the latency histogram and the verdicts RESULTS.md gives on the aims.
+
+import { describe, expect, it } from "bun:test";
+import { Histogram } from "../../bench/lib/histogram.ts";
+import { markdown, type Run } from "../../bench/lib/render.ts";
+import { pickTargets } from "../../bench/lib/targets.ts";
+import type { ScenarioResult } from "../../bench/lib/types.ts";
+
+describe("histogram", () => {
+  it("answers percentiles within 0.4% of the exact ones, and merges like one histogram", () => {
+    const whole = new Histogram();
+    const a = new Histogram();
+    const b = new Histogram();
+    // 1 µs .. 200 ms, in a scrambled order.
+    for (let i = 1; i <= 200_000; i++) {
+      const ms = ((i * 7919) % 200_000 || 200_000) / 1000;
+      whole.record(ms);
+      (i % 2 ? a : b).record(ms);
+    }
+    for (const [p, exact] of [
+      [50, 100],
+      [90, 180],
+      [99, 198],
+      [99.9, 199.8],
+    ] as const) {
+      expect(Math.abs(whole.percentile(p) - exact) / exact).toBeLessThan(0.004);
+    }
+    a.merge(Histogram.from(JSON.parse(JSON.stringify(b.toJSON()))));
+    expect(a.summary()).toEqual(whole.summary());
+    expect(whole.summary().max).toBe(200);
+  });
+
+  it("counts negative latencies (clock skew) as 0 and answers 0 when empty", () => {
+    const h = new Histogram();
+    expect(h.percentile(99)).toBe(0);
+    h.record(-3);
+    expect(h.summary()).toMatchObject({ count: 1, p50: 0, max: 0 });
+  });
+});
+
+function result(
+  scenario: string,
+  target: string,
+  mode: string,
+  deliveries: number,
+  p99: number,
+  rate?: number,
+): ScenarioResult {
+  return {
+    scenario,
+    target,
+    settings: { mode, ...(rate ? { rate } : {}) },
+    metrics: { deliveries_per_s: deliveries },
+    latency: { count: 1000, p50: p99 / 2, p90: p99 / 1.5, p99, p999: p99 * 1.2, max: p99 * 1.5 },
+  };
+}
+
+function run(parleyFanout: number, parleyP99: number, parleyDms: number): Run {
+  return {
+    date: "2026-11-29T00:00:00.000Z",
+    quick: true,
+    machine: { cores: 2, cpu: "test", memoryGiB: 1, os: "test", bun: "1", node: "1" },
+    errors: [],
+    results: [
+      result("fanout-100", "parley", "max", parleyFanout, 10),
+      result("fanout-100", "bare-bun", "max", 1000, 10),
+      result("fanout-100", "node-ws", "max", 200, 10),
+      result("fanout-100", "socketio", "max", 250, 10),
+      result("fanout-100", "parley", "fixed", 500, parleyP99, 5),
+      result("fanout-100", "bare-bun", "fixed", 500, 2, 5),
+      result("dms-100", "parley", "max", parleyDms, 10),
+      result("dms-100", "bare-bun", "max", 1000, 1),
+    ],
+  };
+}
+
+describe("RESULTS.md against the aims", () => {
+  it("says MET at exactly the aims and NOT MET below them", () => {
+    const met = markdown(run(600, 4, 350));
+    expect(met).toContain("fanout-100 deliveries/s ≥ 60% of the ceiling: 0.60× of it, MET");
+    expect(met).toContain("≥ 3× ws: 3.00×, MET; ≥ 3× Socket.IO: 2.40×, NOT MET");
+    expect(met).toContain("(5 msg/s) ≤ 2× the ceiling's: 4.00 ms vs 2.00 ms (2.00×), MET");
+    expect(met).toContain("dms-100 persisted messages/s ≥ 35% of the ceiling's echo rate: 0.35×, MET");
+    const missed = markdown(run(590, 4.2, 340));
+    expect(missed).toContain("0.59× of it, NOT MET");
+    expect(missed).toContain("≥ 3× ws: 2.95×, NOT MET");
+    expect(missed).toContain("(2.10×), NOT MET");
+    expect(missed).toContain("echo rate: 0.34×, NOT MET");
+  });
+
+  it("puts the hand-written limits right under the aims, and nothing when there are none", () => {
+    const text = markdown(run(600, 4, 350), "## What limits Parley\n\nThe disk.\n");
+    const aims = text.indexOf("## Against the aims");
+    const limits = text.indexOf("## What limits Parley");
+    expect(aims).toBeGreaterThan(0);
+    expect(limits).toBeGreaterThan(aims);
+    expect(limits).toBeLessThan(text.indexOf("### fanout-100"));
+    expect(markdown(run(600, 4, 350))).not.toContain("What limits");
+  });
+});
+
+describe("BENCH_TARGETS", () => {
+  it("picks the named targets in the suite's order, every target when unset, and refuses unknown names", () => {
+    expect(pickTargets(undefined)).toEqual(["parley", "bare-bun", "node-ws", "socketio"]);
+    expect(pickTargets("socketio, parley")).toEqual(["parley", "socketio"]);
+    expect(() => pickTargets("parley,centrifugo")).toThrow("unknown target(s) centrifugo");
+  });
+});

@@ -471,6 +471,39 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(seqs(await store.messages.page("c-1", { limit: 100 }))).toEqual(allocated);
       });
 
+      it("keeps each conversation's seqs and counters right when concurrent appends interleave two of them", async () => {
+        await group("c-1");
+        await group("c-2");
+        const earlier = await append(draft("c-2", "u-bob", { client_msg_id: "cm-old" }));
+        const drafts = Array.from({ length: 30 }, (_, i) =>
+          draft(i % 3 ? "c-1" : "c-2", i % 2 ? "u-bob" : "u-alice", { client_msg_id: `cm-${i}` }),
+        );
+        const results = await Promise.all([
+          ...drafts.map((d) => store.messages.append(d)),
+          store.messages.append(draft("c-2", "u-bob", { client_msg_id: "cm-old" })),
+        ]);
+        const retry = results.at(-1);
+        expect(retry?.status).toBe("duplicate");
+        expect(retry?.message.id).toBe(earlier.id);
+        for (const [id, count] of [
+          ["c-1", 20],
+          ["c-2", 11],
+        ] as const) {
+          const mine = results.slice(0, 30).filter((r) => r.message.conversation_id === id);
+          const expected = id === "c-1" ? 20 : 10;
+          expect(mine.map((r) => r.message.seq)).toEqual(
+            Array.from({ length: expected }, (_, i) => i + 1 + (id === "c-2" ? 1 : 0)),
+          );
+          const stored = await store.conversations.byId(id);
+          expect(stored?.last_seq).toBe(count);
+          expect(stored?.message_count).toBe(count);
+          expect(stored?.last_message_id).toBe(mine.at(-1)?.message.id);
+          expect(seqs(await store.messages.page(id, { limit: 100 }))).toEqual(
+            Array.from({ length: count }, (_, i) => i + 1),
+          );
+        }
+      });
+
       it("fails only the append to a missing conversation among concurrent ones", async () => {
         await group("c-1");
         const results = await Promise.allSettled([

@@ -273,6 +273,37 @@ describe("sqlite search indexer", () => {
     return db;
   }
 
+  it("catches up a large backlog a chunk at a time, letting the event loop run in between", async () => {
+    const db = backlog(10);
+    const index = sqliteSearchIndex(db, { chunk: 3, delayMs: 60_000 });
+    opened.push(index);
+    const turns: number[] = [];
+    let watching = true;
+    const watch = () => {
+      turns.push(watermark(db)?.indexed ?? -1);
+      if (watching) setImmediate(watch);
+    };
+    setImmediate(watch);
+    await index.catchUp();
+    watching = false;
+    await new Promise((resolve) => setImmediate(resolve)); // the last watch, before the database closes
+    expect(watermark(db)?.indexed).toBe(10);
+    expect(indexedRowids(db, "yuzu")).toHaveLength(10);
+    // Other work ran while it was part way, not only before or after.
+    expect(turns.some((w) => w > 0 && w < 10)).toBe(true);
+  });
+
+  it("stops catching up when rows it was after are deleted meanwhile", async () => {
+    const db = backlog(10);
+    const index = sqliteSearchIndex(db, { chunk: 3, delayMs: 60_000 });
+    opened.push(index);
+    const caughtUp = index.catchUp();
+    // During the first yield, the top rows go (a conversation deleted): the target is never reached.
+    db.exec("DELETE FROM messages WHERE rowid > 5");
+    await caughtUp;
+    expect(watermark(db)?.indexed).toBe(5);
+  });
+
   it("runs nothing once closed", async () => {
     const db = backlog(5);
     const errors: unknown[] = [];

@@ -190,7 +190,7 @@ export function sqliteMessages(db: Database, searchIndex: SearchIndex): Messages
     async search(conversationId, text, limit) {
       const query = quotedTerms(text);
       if (!query) return [];
-      searchIndex.catchUp();
+      await searchIndex.catchUp();
       return search.all(query, conversationId, limit).map(toMessage);
     },
   };

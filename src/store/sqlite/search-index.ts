@@ -18,8 +18,11 @@ export interface SearchIndexOptions {
 export interface SearchIndex {
   /** After appends commit: index soon when a chunk is waiting, otherwise within delayMs. Never throws. */
   poke(): void;
-  /** Indexes every row now, so a query that follows sees all committed messages. */
-  catchUp(): void;
+  /**
+   * Indexes every row committed before the call, a chunk at a time with the event loop free in between
+   * (a large backlog, say after a crash, must not stall every socket), so a query that follows sees them.
+   */
+  catchUp(): Promise<void>;
   /** Stops the timers; no run starts afterwards. Call before closing the database. */
   close(): void;
 }
@@ -110,8 +113,16 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
   poke(); // a backlog left by a crash
   return {
     poke,
-    catchUp() {
-      if (backlog() > 0) step(Number.POSITIVE_INFINITY);
+    async catchUp() {
+      const target = state.get()?.top ?? 0;
+      for (;;) {
+        const s = state.get();
+        if (!s) throw new Error("search index: search_state has no row");
+        // Rows deleted meanwhile (a conversation removed) can lower the top below the target.
+        if (s.indexed >= Math.min(target, s.top)) break;
+        step(chunk);
+        if (s.indexed + chunk < target) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       failures = 0;
     },
     close() {

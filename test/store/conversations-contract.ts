@@ -14,7 +14,8 @@ const MINUTE = 60_000;
 
 type Draft = Omit<MessageRecord, "seq" | "version_seq">;
 
-function conversation(id: string, over: Partial<ConversationRecord> = {}): ConversationRecord {
+/** A conversation record with test defaults (also used by sqlite-search.test.ts). */
+export function conversation(id: string, over: Partial<ConversationRecord> = {}): ConversationRecord {
   return {
     id,
     name: `room ${id}`,
@@ -52,7 +53,8 @@ function member(
 }
 
 let drafts = 0;
-function draft(conversationId: string, senderId: string, over: Partial<Draft> = {}): Draft {
+/** A message draft with a fresh, ordered id and test defaults. */
+export function draft(conversationId: string, senderId: string, over: Partial<Draft> = {}): Draft {
   drafts++;
   return {
     id: `m-${String(drafts).padStart(6, "0")}`,

@@ -11,6 +11,7 @@ import { MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { SEARCH_INDEX_DEFAULTS, sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import type { MessageRecord, Store } from "../../src/store/types.ts";
 import { waitFor } from "../helpers.ts";
+import { conversation, draft } from "./conversations-contract.ts";
 
 const T0 = 1_700_000_000_000;
 const dir = mkdtempSync(join(tmpdir(), "parley-search-"));
@@ -50,47 +51,12 @@ const indexedRowids = (db: Database, word: string) =>
 const checkIntegrity = (db: Database) =>
   db.exec("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)");
 
-async function conversation(store: Store, id: string) {
-  await store.conversations.create(
-    {
-      id,
-      name: id,
-      topic: null,
-      conversation_type: "group",
-      encrypted: false,
-      dm_key: null,
-      last_message_id: null,
-      last_activity: T0,
-      last_seq: 0,
-      message_count: 0,
-      created_by: "u-alice",
-      created_at: T0,
-      updated_at: T0,
-    },
-    [],
-  );
+async function group(store: Store, id: string) {
+  await store.conversations.create(conversation(id, { name: id }), []);
 }
 
-let drafts = 0;
 async function say(store: Store, conversationId: string, content: string): Promise<MessageRecord> {
-  drafts++;
-  const result = await store.messages.append({
-    id: `m-${String(drafts).padStart(6, "0")}`,
-    conversation_id: conversationId,
-    sender_id: "u-alice",
-    client_msg_id: null,
-    content,
-    message_type: "text",
-    reply_to: null,
-    attachments: [],
-    reactions: [],
-    envelope: null,
-    edited_at: null,
-    deleted: false,
-    created_at: T0 + drafts,
-    updated_at: T0 + drafts,
-  });
-  return result.message;
+  return (await store.messages.append(draft(conversationId, "u-alice", { content }))).message;
 }
 
 const found = async (store: Store, text: string, conversationId = "c-1") =>
@@ -100,7 +66,7 @@ describe("sqlite search indexing", () => {
   it("finds messages the moment their appends resolve, several appended in the same tick", async () => {
     const path = freshFile();
     const store = open(path);
-    await conversation(store, "c-1");
+    await group(store, "c-1");
     const [a, b, c] = await Promise.all([
       say(store, "c-1", "apple pie"),
       say(store, "c-1", "banana split"),
@@ -118,7 +84,7 @@ describe("sqlite search indexing", () => {
     const path = freshFile();
     const store = open(path);
     const db = inspect(path);
-    await conversation(store, "c-1");
+    await group(store, "c-1");
     const early = await say(store, "c-1", "original damson");
     await store.messages.change(early.id, { content: "edited elderberry", updated_at: T0 + 100 });
     expect(indexedRowids(db, "damson")).toEqual([]); // edited while above the watermark
@@ -144,7 +110,7 @@ describe("sqlite search indexing", () => {
     const path = freshFile();
     const store = open(path);
     const db = inspect(path);
-    await conversation(store, "c-1");
+    await group(store, "c-1");
     const tombstone = { content: "", deleted: true, updated_at: T0 + 100 };
     const early = await say(store, "c-1", "secret honeydew");
     await store.messages.change(early.id, tombstone);
@@ -165,9 +131,9 @@ describe("sqlite search indexing", () => {
     const path = freshFile();
     const store = open(path);
     const db = inspect(path);
-    await conversation(store, "c-1");
-    await conversation(store, "c-2");
-    await conversation(store, "c-3");
+    await group(store, "c-1");
+    await group(store, "c-2");
+    await group(store, "c-3");
     await say(store, "c-1", "mango");
     await say(store, "c-2", "nectarine");
     await found(store, "mango"); // indexes c-2's top row
@@ -188,7 +154,7 @@ describe("sqlite search indexing", () => {
     const path = freshFile();
     const store = open(path);
     const db = inspect(path);
-    await conversation(store, "c-1");
+    await group(store, "c-1");
     const count = SEARCH_INDEX_DEFAULTS.chunk * 2 + 10;
     await Promise.all(Array.from({ length: count }, (_, i) => say(store, "c-1", `raspberry ${i}`)));
     await waitFor(() => {
@@ -202,7 +168,7 @@ describe("sqlite search indexing", () => {
   it("indexes at the next open what the last run left behind", async () => {
     const path = freshFile();
     const first = open(path);
-    await conversation(first, "c-1");
+    await group(first, "c-1");
     const m = await say(first, "c-1", "strawberry");
     await first.close(); // before the indexer ran
     const db = inspect(path);
@@ -250,7 +216,7 @@ describe("sqlite search indexing", () => {
   it("closes with a run still armed, and nothing fires afterwards", async () => {
     const path = freshFile();
     const store = open(path);
-    await conversation(store, "c-1");
+    await group(store, "c-1");
     await say(store, "c-1", "xigua");
     await store.close(); // the idle run is armed now
     await Bun.sleep(SEARCH_INDEX_DEFAULTS.delayMs + 50); // past the moment it would have fired

@@ -47,15 +47,14 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
   );
   const moveWatermark = db.query<never, [number]>("UPDATE search_state SET indexed_rowid = ?1 WHERE id = 1");
 
-  const backlog = () => {
+  const current = () => {
     const s = state.get();
     if (!s) throw new Error("search index: search_state has no row");
-    return s.top - s.indexed;
+    return s;
   };
   /** Indexes up to `rows` rows past the watermark in one transaction; returns how many are left. */
   const step = db.transaction((rows: number) => {
-    const s = state.get();
-    if (!s) throw new Error("search index: search_state has no row");
+    const s = current();
     // top < indexed when the top rows were deleted: the insert trigger indexes their reused rowids.
     if (s.top <= s.indexed) return 0;
     const to = Math.min(s.indexed + rows, s.top);
@@ -101,7 +100,8 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
     if (closed || failures > 0 || (timer && armedMs === 0)) return;
     let n: number;
     try {
-      n = backlog();
+      const s = current();
+      n = s.top - s.indexed;
     } catch (err) {
       fail(err);
       return;
@@ -114,10 +114,9 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
   return {
     poke,
     async catchUp() {
-      const target = state.get()?.top ?? 0;
+      const target = current().top;
       for (;;) {
-        const s = state.get();
-        if (!s) throw new Error("search index: search_state has no row");
+        const s = current();
         // Rows deleted meanwhile (a conversation removed) can lower the top below the target.
         if (s.indexed >= Math.min(target, s.top)) break;
         step(chunk);

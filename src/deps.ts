@@ -12,6 +12,7 @@ import { createMailer } from "./mail/index.ts";
 import type { Mailer } from "./mail/types.ts";
 import { type AuthService, createAuthService } from "./modules/auth/service.ts";
 import { SessionCache } from "./modules/auth/session-cache.ts";
+import { MembershipCache } from "./modules/conversations/membership.ts";
 import { type ConversationsService, createConversationsService } from "./modules/conversations/service.ts";
 import { createMessagesService, type MessagesService } from "./modules/messages/service.ts";
 import { createUsersService, type UsersService } from "./modules/users/service.ts";
@@ -52,7 +53,10 @@ export async function createDeps(
   parts: { clock?: Clock; store?: Store; mailer?: Mailer } = {},
 ): Promise<Deps> {
   const clock = parts.clock ?? systemClock;
-  const store = parts.store ?? (await openStore(config));
+  const opened = parts.store ?? (await openStore(config));
+  const membership = new MembershipCache(opened, clock);
+  // Every service writes through this one, so membership changes reach the cache at once.
+  const store = membership.watch(opened);
   const mailer = parts.mailer ?? createMailer(config);
   const limiters = createRateLimiters(config, clock, logger);
   const signer = createTokenSigner({
@@ -66,7 +70,7 @@ export async function createDeps(
   const broker = new MemoryBroker();
   const hub = new Hub(broker);
   const conversations = createConversationsService({ store, clock, hub });
-  const messages = createMessagesService({ config, store, clock, hub });
+  const messages = createMessagesService({ config, store, clock, hub, membership });
   const services = {
     config,
     clock,

@@ -17,7 +17,17 @@ export class ManualClock implements Clock {
   }
 }
 
-export const iso = (ms: number) => new Date(ms).toISOString();
+// A message's view formats its times more than once, and messages of the same millisecond share them.
+let isoMs = Number.NaN;
+let isoText = "";
+
+export function iso(ms: number): string {
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
+}
 
 /** The API's form of an optional time: ISO 8601, or null. */
 export const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));

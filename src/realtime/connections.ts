@@ -29,8 +29,10 @@ export class Connections {
   readonly all = new Set<Socket>();
   private byUser = new Map<string, Set<Socket>>();
   private bySession = new Map<string, Set<Socket>>();
+  private perEncoding: Record<Encoding, number> = { msgpack: 0, json: 0 };
 
   add(ws: Socket) {
+    if (!this.all.has(ws)) this.perEncoding[ws.data.encoding]++;
     this.all.add(ws);
     if (ws.data.kind !== "user") return;
     addTo(this.byUser, ws.data.user_id, ws);
@@ -39,11 +41,16 @@ export class Connections {
 
   /** Returns how many sockets the user still has on this node. */
   remove(ws: Socket): number {
-    this.all.delete(ws);
+    if (this.all.delete(ws)) this.perEncoding[ws.data.encoding]--;
     if (ws.data.kind !== "user") return 0;
     removeFrom(this.byUser, ws.data.user_id, ws);
     removeFrom(this.bySession, ws.data.session_id, ws);
     return this.byUser.get(ws.data.user_id)?.size ?? 0;
+  }
+
+  /** How many sockets of this node speak the encoding (public ones included). */
+  speaking(encoding: Encoding): number {
+    return this.perEncoding[encoding];
   }
 
   ofUser(userId: string): ReadonlySet<Socket> {

@@ -33,6 +33,8 @@ export class Fanout {
     const server = this.server;
     if (!server) return;
     for (const encoding of ENCODINGS) {
+      // No socket of this node speaks it: nothing to ask Bun about (most nodes serve one encoding).
+      if (this.connections.speaking(encoding) === 0) continue;
       const topic = topicOf(encoding);
       if (server.subscriberCount(topic) > 0) server.publish(topic, encode(frame, encoding));
     }

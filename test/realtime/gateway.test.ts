@@ -122,6 +122,25 @@ describe("messages over the socket", () => {
     for (const s of [a1, a2, b]) s.close();
   });
 
+  it("delivers to a JSON socket that comes after every JSON socket of the node has gone", async () => {
+    const id = await group(alice, [bob]);
+    const a = await socket(alice);
+    for (const round of [1, 2]) {
+      const bj = await socket(bob, "json");
+      a.send({
+        type: "message",
+        conversation_id: id,
+        client_msg_id: `again-${round}`,
+        content: `round ${round}`,
+      });
+      const ev = await bj.next(event("message.created", id));
+      expect(ev.message.content).toBe(`round ${round}`);
+      bj.close();
+      await bj.closed;
+    }
+    a.close();
+  });
+
   it("sends a new message in the short live form: defaults and the event's own fields left out", async () => {
     const id = await group(alice, [bob]);
     const a = await socket(alice);

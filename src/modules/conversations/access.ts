@@ -44,7 +44,7 @@ export async function requireMessage(
   return { conversation, me, message };
 }
 
-export const isManager = (p: ParticipantRecord) => p.role === "owner" || p.role === "admin";
+export const isManager = (p: Pick<ParticipantRecord, "role">) => p.role === "owner" || p.role === "admin";
 
 export function requireManager(p: ParticipantRecord, what: string) {
   if (!isManager(p)) throw new AppError("forbidden", `only an owner or admin can ${what}`);

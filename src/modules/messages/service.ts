@@ -7,6 +7,7 @@ import { AppError } from "../../lib/errors.ts";
 import type { Hub } from "../../realtime/hub.ts";
 import type { MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
 import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
+import type { MembershipCache } from "../conversations/membership.ts";
 import { draft } from "./log.ts";
 import { type MessageView, type SendMessage, statusOf, toMessageView } from "./model.ts";
 
@@ -15,6 +16,7 @@ export interface MessageDeps {
   store: Store;
   clock: Clock;
   hub: Hub;
+  membership: MembershipCache;
 }
 
 export type MessagesService = ReturnType<typeof createMessagesService>;
@@ -39,7 +41,7 @@ function checkEmoji(emoji: string) {
 }
 
 export function createMessagesService(deps: MessageDeps) {
-  const { store, clock, hub, config } = deps;
+  const { store, clock, hub, config, membership } = deps;
 
   async function views(messages: MessageRecord[], participants: ParticipantRecord[]) {
     return messages.map((m) => toMessageView(m, statusOf(m, participants)));
@@ -75,8 +77,8 @@ export function createMessagesService(deps: MessageDeps) {
       userId: string,
       input: SendMessage,
     ): Promise<{ created: boolean; message: MessageView }> {
-      const { conversation, me } = await requireMember(store, conversationId, userId);
-      if (conversation.conversation_type === "channel" && !isManager(me)) {
+      const me = await membership.require(conversationId, userId);
+      if (me.conversation_type === "channel" && !isManager(me)) {
         throw new AppError("forbidden", "only owners and admins post in a channel");
       }
       const attachments = input.attachments ?? [];

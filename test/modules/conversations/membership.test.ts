@@ -1,0 +1,129 @@
+// The membership cache in front of the store: answers from memory, sees writes made through the watched
+// store at once, and re-reads what was written elsewhere (another node) after a second.
+
+import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import { ManualClock } from "../../../src/lib/clock.ts";
+import { AppError } from "../../../src/lib/errors.ts";
+import { MembershipCache } from "../../../src/modules/conversations/membership.ts";
+import { openSqliteStore } from "../../../src/store/sqlite/index.ts";
+import type { ParticipantRecord, Store } from "../../../src/store/types.ts";
+import { conversation } from "../../store/conversations-contract.ts";
+
+const member = (conversationId: string, userId: string, role: ParticipantRecord["role"] = "member") => ({
+  conversation_id: conversationId,
+  user_id: userId,
+  role,
+  joined_at: 0,
+  last_read_seq: 0,
+  delivered_seq: 0,
+  delivered_at: null,
+  read_at: null,
+});
+
+/** The error code `p` rejects with; fails the test if it resolves. */
+async function code(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AppError);
+  return (err as AppError).code;
+}
+
+describe("MembershipCache", () => {
+  let raw: Store;
+  let store: Store;
+  let clock: ManualClock;
+  let cache: MembershipCache;
+
+  beforeEach(async () => {
+    raw = openSqliteStore(":memory:");
+    clock = new ManualClock();
+    cache = new MembershipCache(raw, clock);
+    store = cache.watch(raw);
+    await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), [
+      member("c-1", "alice", "owner"),
+      member("c-1", "bob"),
+    ]);
+  });
+  afterEach(() => raw.close());
+
+  it("answers with the conversation's type and the member's role", async () => {
+    expect(await cache.require("c-1", "alice")).toMatchObject({
+      conversation_type: "channel",
+      role: "owner",
+    });
+    expect(await cache.require("c-1", "bob")).toMatchObject({ conversation_type: "channel", role: "member" });
+  });
+
+  it("answers 404 for a non-member and for a conversation that does not exist", async () => {
+    expect(await code(cache.require("c-1", "carol"))).toBe("not_found");
+    expect(await code(cache.require("c-nope", "alice"))).toBe("not_found");
+  });
+
+  it("answers from memory: a change behind its back shows only after a second", async () => {
+    await cache.require("c-1", "bob");
+    // Written to the store directly, as another node would: this cache is not told.
+    await raw.conversations.removeParticipant("c-1", "bob");
+    expect(await cache.require("c-1", "bob")).toMatchObject({ role: "member" });
+    clock.advance(999);
+    expect(await cache.require("c-1", "bob")).toMatchObject({ role: "member" });
+    clock.advance(1);
+    expect(await code(cache.require("c-1", "bob"))).toBe("not_found");
+  });
+
+  it("sees every membership write made through the watched store at once", async () => {
+    await cache.require("c-1", "bob");
+    await store.conversations.setRole("c-1", "bob", "admin");
+    expect(await cache.require("c-1", "bob")).toMatchObject({ role: "admin" });
+
+    await store.conversations.removeParticipant("c-1", "bob");
+    expect(await code(cache.require("c-1", "bob"))).toBe("not_found");
+
+    expect(await code(cache.require("c-1", "carol"))).toBe("not_found");
+    await store.conversations.addParticipant(member("c-1", "carol"));
+    expect(await cache.require("c-1", "carol")).toMatchObject({ role: "member" });
+
+    await cache.require("c-1", "alice");
+    await store.conversations.delete("c-1");
+    expect(await code(cache.require("c-1", "alice"))).toBe("not_found");
+  });
+
+  it("keeps no answer read before a write that ended after the read started", async () => {
+    // bob's participant row is read, then the read is held back while he is removed.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow: Store = {
+      ...raw,
+      conversations: {
+        ...raw.conversations,
+        async participant(conversationId, userId) {
+          const row = await raw.conversations.participant(conversationId, userId);
+          await held;
+          return row;
+        },
+      },
+    };
+    const racing = new MembershipCache(slow, clock);
+    const watched = racing.watch(raw);
+    const pending = racing.require("c-1", "bob");
+    await watched.conversations.removeParticipant("c-1", "bob");
+    release();
+    // The read began while bob was a member, so it answers as of then...
+    expect(await pending).toMatchObject({ role: "member" });
+    // ...but it was not kept: the next question goes to the store, which says he has left.
+    expect(await code(racing.require("c-1", "bob"))).toBe("not_found");
+  });
+
+  it("leaves the other repositories and the conversation reads as they were", async () => {
+    expect(store.messages).toBe(raw.messages);
+    expect(store.users).toBe(raw.users);
+    expect((await store.conversations.byId("c-1"))?.conversation_type).toBe("channel");
+    expect((await store.conversations.participants("c-1")).map((p) => p.user_id).sort()).toEqual([
+      "alice",
+      "bob",
+    ]);
+  });
+});

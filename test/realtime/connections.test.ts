@@ -1,0 +1,45 @@
+// The node's socket registry: lookups per user and session, and the count per encoding that lets the
+// fanout skip an encoding nobody on this node speaks.
+
+import { expect, it } from "bun:test";
+import { Connections, type Socket } from "../../src/realtime/connections.ts";
+import type { Encoding } from "../../src/realtime/protocol.ts";
+
+const sock = (user: string, session: string, encoding: Encoding, kind: "user" | "public" = "user") =>
+  ({ data: { kind, user_id: user, session_id: session, encoding } }) as unknown as Socket;
+
+it("counts sockets per encoding, once each, and back to zero when they leave", () => {
+  const c = new Connections();
+  const a = sock("alice", "s1", "msgpack");
+  const b = sock("bob", "s2", "json");
+  const p = sock("", "", "json", "public");
+  c.add(a);
+  c.add(a);
+  c.add(b);
+  c.add(p);
+  expect(c.speaking("msgpack")).toBe(1);
+  expect(c.speaking("json")).toBe(2);
+  c.remove(b);
+  c.remove(b);
+  expect(c.speaking("json")).toBe(1);
+  c.remove(p);
+  c.remove(a);
+  expect(c.speaking("json")).toBe(0);
+  expect(c.speaking("msgpack")).toBe(0);
+  c.add(b);
+  expect(c.speaking("json")).toBe(1);
+});
+
+it("finds a user's and a session's sockets, and says how many the user has left", () => {
+  const c = new Connections();
+  const a1 = sock("alice", "s1", "msgpack");
+  const a2 = sock("alice", "s2", "json");
+  c.add(a1);
+  c.add(a2);
+  expect([...c.ofUser("alice")]).toEqual([a1, a2]);
+  expect([...c.ofSession("s2")]).toEqual([a2]);
+  expect(c.remove(a1)).toBe(1);
+  expect(c.remove(a2)).toBe(0);
+  expect(c.ofUser("alice").size).toBe(0);
+  expect(c.ofSession("s1").size).toBe(0);
+});

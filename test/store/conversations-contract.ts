@@ -720,6 +720,33 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect((await store.messages.events("c-1", 2, 3)).map((m) => m.version_seq)).toEqual([3, 4, 5]);
         });
 
+        it("cuts the limit across new and changed messages in version_seq order", async () => {
+          await group("c-1");
+          const [m1, , , , , m6] = (await appendMany("c-1", 6)) as MessageRecord[];
+          await store.messages.change((m1 as MessageRecord).id, { content: "again", updated_at: T0 + 1 }); // v7
+          const [m8] = (await appendMany("c-1", 1)) as MessageRecord[]; // seq 8
+          await store.messages.change((m6 as MessageRecord).id, { content: "later", updated_at: T0 + 2 }); // v9
+          const versions = async (after: number, limit: number) =>
+            (await store.messages.events("c-1", after, limit)).map((m) => [m.seq, m.version_seq]);
+          expect(await versions(0, 3)).toEqual([
+            [2, 2],
+            [3, 3],
+            [4, 4],
+          ]);
+          expect(await versions(4, 3)).toEqual([
+            [5, 5],
+            [1, 7],
+            [8, 8],
+          ]);
+          expect(await versions(7, 10)).toEqual([
+            [8, 8],
+            [6, 9],
+          ]);
+          expect((await store.messages.events("c-1", 7, 1)).map((m) => m.id)).toEqual([
+            (m8 as MessageRecord).id,
+          ]);
+        });
+
         it("lists only the conversation's own events", async () => {
           await group("c-1");
           await group("c-2");

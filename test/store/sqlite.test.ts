@@ -1,10 +1,13 @@
 // The SQLite adapter: the shared contract in memory and on a real file, plus what only a file can show.
 
+import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
+import { eventsQuery } from "../../src/store/sqlite/messages.ts";
+import { MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { storeContract } from "./contract.ts";
 import { conversationsContract } from "./conversations-contract.ts";
 
@@ -41,5 +44,75 @@ describe("sqlite store on a file", () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+describe("sqlite migration 4 (indexes appends no longer pay for)", () => {
+  it("moves an old database's changed messages to the partial index and reads catch-up as before", async () => {
+    const path = freshFile();
+    const old = new Database(path, { strict: true });
+    for (const [v, sql] of MIGRATIONS.slice(0, 3).entries()) {
+      old.exec(sql);
+      old.exec(`PRAGMA user_version = ${v + 1}`);
+    }
+    const T0 = 1_700_000_000_000;
+    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
+        last_activity, last_seq, message_count, created_by, created_at, updated_at)
+      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, 'm-3', ${T0}, 4, 3, 'u-alice', ${T0}, ${T0})`);
+    // m-1 was edited (version 4) before the upgrade; m-2 and m-3 never changed.
+    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
+        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
+      VALUES ('m-1', 'c-1', 'u-alice', 1, 4, NULL, 'edited', 'text', NULL, '[]', '[]', NULL, ${T0}, 0, ${T0}, ${T0}),
+        ('m-2', 'c-1', 'u-alice', 2, 2, NULL, 'two', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}),
+        ('m-3', 'c-1', 'u-alice', 3, 3, NULL, 'three', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0})`);
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      const db = new Database(path, { readonly: true });
+      const indexes = db
+        .query<{ name: string }, []>(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'",
+        )
+        .all()
+        .map((r) => r.name);
+      expect(indexes).toContain("messages_changed");
+      expect(indexes).not.toContain("messages_version");
+      expect(indexes).not.toContain("conversations_activity");
+      const changedRows = db
+        .query<{ n: number }, []>(
+          "SELECT COUNT(*) AS n FROM messages INDEXED BY messages_changed WHERE conversation_id = 'c-1' AND version_seq != seq",
+        )
+        .get();
+      expect(changedRows?.n).toBe(1);
+      db.close();
+
+      const events = async (after: number) =>
+        (await store.messages.events("c-1", after, 10)).map((m) => [m.id, m.version_seq]);
+      expect(await events(0)).toEqual([
+        ["m-2", 2],
+        ["m-3", 3],
+        ["m-1", 4],
+      ]);
+      expect(await events(3)).toEqual([["m-1", 4]]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("reads catch-up through the seq index and the partial index, never a scan", () => {
+    const db = new Database(":memory:");
+    for (const sql of MIGRATIONS) db.exec(sql);
+    const plan = db
+      .query<{ detail: string }, [string, number, number]>(
+        `EXPLAIN QUERY PLAN ${eventsQuery("id, version_seq")}`,
+      )
+      .all("c-1", 0, 10)
+      .map((r) => r.detail);
+    expect(plan).toContain("SEARCH messages USING INDEX messages_seq (conversation_id=? AND seq>?)");
+    expect(plan).toContain(
+      "SEARCH messages USING INDEX messages_changed (conversation_id=? AND version_seq>?)",
+    );
+    db.close();
   });
 });

@@ -22,6 +22,19 @@ const toMessage = (row: MessageRow): MessageRecord => ({
   deleted: row.deleted === 1,
 });
 
+/**
+ * Changes after a version_seq, in order (?1 conversation, ?2 after, ?3 limit): messages unchanged since
+ * they were sent (version_seq = seq, found by the seq index) merged with changed ones (the partial
+ * messages_changed index, which appends never enter).
+ */
+export const eventsQuery = (columns: string) =>
+  `SELECT * FROM (SELECT ${columns} FROM messages
+     WHERE conversation_id = ?1 AND seq > ?2 AND version_seq = seq ORDER BY seq LIMIT ?3)
+   UNION ALL
+   SELECT * FROM (SELECT ${columns} FROM messages
+     WHERE conversation_id = ?1 AND version_seq > ?2 AND version_seq != seq ORDER BY version_seq LIMIT ?3)
+   ORDER BY version_seq LIMIT ?3`;
+
 export function sqliteMessages(db: Database, searchIndex: SearchIndex): MessagesRepo {
   const COLUMNS =
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
@@ -48,9 +61,7 @@ export function sqliteMessages(db: Database, searchIndex: SearchIndex): Messages
   const between = db.query<MessageRow, [string, number, number, number]>(
     `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`,
   );
-  const events = db.query<MessageRow, [string, number, number]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND version_seq > ? ORDER BY version_seq ASC LIMIT ?`,
-  );
+  const events = db.query<MessageRow, [string, number, number]>(eventsQuery(COLUMNS));
   const search = db.query<MessageRow, [string, string, number]>(
     `SELECT ${COLUMNS.split(", ")
       .map((c) => `m.${c}`)

@@ -161,6 +161,16 @@ export const MIGRATIONS: string[] = [
     INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);
   END;
   `,
+  `
+  -- Two indexes every append paid for (bench/LIMITS.md). conversations_activity served no query: a
+  -- user's list reads their participant rows and sorts those few, yet every message moved its entry.
+  DROP INDEX conversations_activity;
+  -- Catch-up reads changes in version_seq order. A message nobody changed has version_seq = seq, so the
+  -- seq index finds it; only changed messages (edits, deletes, reactions) need this index, and an append
+  -- never enters it.
+  DROP INDEX messages_version;
+  CREATE INDEX messages_changed ON messages(conversation_id, version_seq) WHERE version_seq != seq;
+  `,
 ];
 
 /** Records are plain objects of bindable values; their interfaces just lack an index signature. */

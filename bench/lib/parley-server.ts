@@ -1,11 +1,13 @@
 // Starts the real Parley server (`bun run src/index.ts`) as its own process on a loopback port, with a temp
 // DATA_DIR and limits far above any bench load, and keeps draining its JSON log so it never blocks on stdout.
+// Every scenario's Parley starts here. BENCH_PROFILE_DIR=<dir>: the server writes a Markdown CPU profile
+// there when it stops.
 
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cpuSeconds } from "./proc.ts";
+import { cpuSeconds, freePort } from "./proc.ts";
 
 export interface ParleyServer {
   /** http://127.0.0.1:<port> */
@@ -13,6 +15,8 @@ export interface ParleyServer {
   /** ws://127.0.0.1:<port> */
   wsUrl: string;
   pid: number;
+  /** The environment it runs with (DATA_DIR, secrets): what seedAccounts needs to write its accounts. */
+  env: Record<string, string | undefined>;
   /** Resident memory of the server process (VmRSS), or NaN once it is gone. */
   rssBytes(): number;
   /** CPU seconds (user + system) the server has used so far. */
@@ -52,23 +56,28 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
   if (!(startTimeoutMs > 0)) throw new TypeError(`startTimeoutMs: expected > 0, got ${startTimeoutMs}`);
   const dataDir = mkdtempSync(join(tmpdir(), "parley-bench-"));
-  const child = Bun.spawn([process.execPath, "run", join(ROOT, "src/index.ts")], {
+  const port = freePort();
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    NODE_ENV: "production",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: "info",
+    SECRET_KEY: randomBytes(48).toString("base64"),
+    ENCRYPTION_KEY: randomBytes(48).toString("base64"),
+    ...GENEROUS_LIMITS,
+    ...opts.env,
+  };
+  const profileDir = process.env.BENCH_PROFILE_DIR;
+  const profile = profileDir ? ["--cpu-prof-md", `--cpu-prof-dir=${profileDir}`] : [];
+  const child = Bun.spawn([process.execPath, ...profile, "run", join(ROOT, "src/index.ts")], {
     cwd: ROOT,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    env: {
-      ...process.env,
-      NODE_ENV: "production",
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATA_DIR: dataDir,
-      LOG_LEVEL: "info",
-      SECRET_KEY: randomBytes(48).toString("base64"),
-      ENCRYPTION_KEY: randomBytes(48).toString("base64"),
-      ...GENEROUS_LIMITS,
-      ...opts.env,
-    },
+    env,
   });
 
   let lineCount = 0;
@@ -77,10 +86,6 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
     problems.push(line.slice(0, 500));
     if (problems.length > PROBLEMS_KEPT) problems.shift();
   };
-  let announce: ((port: number) => void) | undefined;
-  const listening = new Promise<number>((resolve) => {
-    announce = resolve;
-  });
   const drain = async (stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) => {
     const decoder = new TextDecoder();
     let buf = "";
@@ -97,11 +102,7 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
   };
   const stdoutDone = drain(child.stdout, (line) => {
     lineCount++;
-    if (announce && line.includes('"parley listening"')) {
-      const port = (JSON.parse(line) as { port?: unknown }).port;
-      if (typeof port === "number") announce(port);
-      announce = undefined;
-    } else if (/"level":"(warn|error|fatal)"/.test(line)) keep(line);
+    if (/"level":"(warn|error|fatal)"/.test(line)) keep(line);
   }).catch(() => {});
   const stderrDone = drain(child.stderr, keep).catch(() => {});
 
@@ -119,24 +120,28 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
     rmSync(dataDir, { recursive: true, force: true });
   };
 
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const url = `http://127.0.0.1:${port}`;
   try {
-    const port = await Promise.race([
-      listening,
-      child.exited.then((code) => {
-        throw new Error(`parley exited (${code}) before listening: ${problems.join(" | ")}`);
-      }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`parley did not log "parley listening" within ${startTimeoutMs} ms`)),
-          startTimeoutMs,
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        await stop();
+        throw new Error(
+          `parley exited (${child.exitCode ?? child.signalCode}) before listening: ${problems.join(" | ")}`,
         );
-      }),
-    ]);
+      }
+      const up = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (up) break;
+      if (Date.now() > deadline) throw new Error(`parley did not answer /health within ${startTimeoutMs} ms`);
+      await Bun.sleep(50);
+    }
     return {
-      url: `http://127.0.0.1:${port}`,
+      url,
       wsUrl: `ws://127.0.0.1:${port}`,
       pid: child.pid,
+      env,
       rssBytes: () => rssBytes(child.pid),
       cpuSeconds: () => cpuSeconds(child.pid),
       logLines: () => lineCount,
@@ -146,8 +151,6 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
   } catch (err) {
     await stop();
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

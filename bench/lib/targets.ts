@@ -3,10 +3,10 @@
 // connection specs the load generator opens with one raw client (Socket.IO needs its own client).
 
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Child, freePort, lines, pool, spawn, stop } from "./proc.ts";
+import { startParleyServer } from "./parley-server.ts";
+import { lines, pool, spawn, stop } from "./proc.ts";
+import { seedAccounts } from "./seed.ts";
 
 export type TargetName = "parley" | "bare-bun" | "node-ws" | "socketio";
 const ALL_TARGETS: readonly TargetName[] = ["parley", "bare-bun", "node-ws", "socketio"];
@@ -87,94 +87,38 @@ async function startPeer(name: Exclude<TargetName, "parley">): Promise<Target> {
 
 /** Parley with a temp SQLite DATA_DIR and rate limits far above the offered load, so they never bind. */
 async function startParley(): Promise<Target> {
-  const dataDir = mkdtempSync(join(tmpdir(), "parley-bench-"));
-  const port = freePort();
-  const big = "100000000";
-  let child: Child | undefined;
-  const cleanup = async () => {
-    await stop(child, 5000);
-    rmSync(dataDir, { recursive: true, force: true });
+  // Warnings only: the measured path logs nothing per frame either way, and setup stays quiet.
+  const server = await startParleyServer({ env: { LOG_LEVEL: "warn" } });
+  return {
+    name: "parley",
+    pid: server.pid,
+    async prepare(users, rooms) {
+      // Accounts are written straight to the database (bench/lib/seed.ts): signup's argon2id per user
+      // would be most of a full run, and it is measured in the rest scenario.
+      const accounts = await seedAccounts(server.env, users, randomBytes(4).toString("hex"));
+      const roomIds = await pool(rooms, 8, async (members, i) => {
+        const [owner, ...rest] = members;
+        const acct = accounts[owner as number];
+        if (!acct) throw new Error(`room ${i} has no members`);
+        const body =
+          members.length === 2
+            ? { conversation_type: "dm", participant_ids: [accounts[rest[0] as number]?.user.id] }
+            : {
+                conversation_type: "group",
+                name: `bench ${i}`,
+                participant_ids: rest.map((u) => accounts[u]?.user.id),
+              };
+        const conv = await post(`${server.url}/api/conversations`, body, acct.access_token);
+        return conv.id as string;
+      });
+      const conns = accounts.map((a) => ({
+        url: `${server.wsUrl}/ws/${a.user.id}/${a.session_id}`,
+        protocols: ["parley.msgpack", `bearer.${a.access_token}`],
+      }));
+      return { mode: "raw", conns, roomIds, expectHello: true };
+    },
+    stop: server.stop,
   };
-  try {
-    // BENCH_PROFILE_DIR=<dir>: the server writes a Markdown CPU profile there when it stops.
-    const dir = process.env.BENCH_PROFILE_DIR;
-    const profile = dir ? ["--cpu-prof-md", `--cpu-prof-dir=${dir}`] : [];
-    child = spawn([process.execPath, ...profile, "run", join(ROOT, "src/index.ts")], {
-      NODE_ENV: "production",
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: "warn",
-      SECRET_KEY: randomBytes(48).toString("base64"),
-      ENCRYPTION_KEY: randomBytes(48).toString("base64"),
-      RATE_LIMIT_PER_MINUTE: big,
-      RATE_LIMIT_BURST: big,
-      AUTH_RATE_LIMIT_PER_MINUTE: big,
-      AUTH_RATE_LIMIT_BURST: big,
-      WS_RATE_PER_SECOND: big,
-      WS_RATE_BURST: big,
-      WS_MAX_CONNECTIONS_PER_USER: "100000",
-    });
-    const http = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const ok = await fetch(`${http}/health`)
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) break;
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error("parley did not start within 20 s");
-      await Bun.sleep(100);
-    }
-    const proc = child;
-    return {
-      name: "parley",
-      pid: proc.pid,
-      async prepare(users, rooms) {
-        const run = randomBytes(4).toString("hex");
-        // Signup hashes a password with argon2id: a few at a time keeps both cores busy without a pile-up.
-        const accounts = await pool(Array.from({ length: users }), 4, async (_, i) => {
-          const tag = `${run}${i}`;
-          const res = await post(`${http}/api/auth/signup`, {
-            email: `bench${tag}@example.com`,
-            username: `bench_${tag}`,
-            password: "correct horse battery staple",
-            display_name: `Bench ${i}`,
-          });
-          return {
-            id: res.user.id as string,
-            session: res.session_id as string,
-            token: res.access_token as string,
-          };
-        });
-        const roomIds = await pool(rooms, 8, async (members, i) => {
-          const [owner, ...rest] = members;
-          const acct = accounts[owner as number];
-          if (!acct) throw new Error(`room ${i} has no members`);
-          const body =
-            members.length === 2
-              ? { conversation_type: "dm", participant_ids: [accounts[rest[0] as number]?.id] }
-              : {
-                  conversation_type: "group",
-                  name: `bench ${i}`,
-                  participant_ids: rest.map((u) => accounts[u]?.id),
-                };
-          const conv = await post(`${http}/api/conversations`, body, acct.token);
-          return conv.id as string;
-        });
-        const conns = accounts.map((a) => ({
-          url: `ws://127.0.0.1:${port}/ws/${a.id}/${a.session}`,
-          protocols: ["parley.msgpack", `bearer.${a.token}`],
-        }));
-        return { mode: "raw", conns, roomIds, expectHello: true };
-      },
-      stop: cleanup,
-    };
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: REST bodies are checked by the server's own tests; here we read two fields.

@@ -7,15 +7,14 @@ import { Histogram } from "../lib/histogram.ts";
 import { startParleyServer } from "../lib/parley-server.ts";
 import { pool } from "../lib/proc.ts";
 import { seeded, sentence } from "../lib/random.ts";
+import { seedAccounts } from "../lib/seed.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 
 const GROUP_SIZE = 100;
 const SENDERS_PER_GROUP = 5;
 /** Argon2id sign-ups are CPU-bound on the server: more at once only queues them. */
-const SIGNUP_CONCURRENCY = 8;
 const SETUP_CONCURRENCY = 200;
 const MUTATION_CONCURRENCY = 16;
-const PASSWORD = "correct horse battery staple";
 const SETTLE_MS = 500;
 
 interface Member {
@@ -55,17 +54,11 @@ export const resume: Scenario = async ({ quick, log }) => {
   const members: Member[] = [];
   try {
     const run = Math.random().toString(36).slice(2, 8);
-    log(
-      `resume: parley on ${server.url}; signing up ${clients} users (argon2id: the slow part of the setup)`,
-    );
+    log(`resume: parley on ${server.url}; writing ${clients} accounts (bench/lib/seed.ts)`);
     const t0 = performance.now();
-    const signedUp = await pool(Array.from({ length: clients }), SIGNUP_CONCURRENCY, async (_, i) => {
+    const signedUp = (await seedAccounts(server.env, clients, run)).map((tokens) => {
       const client = new ParleyClient({ baseUrl: server.url, backoff: { minMs: 200, maxMs: 5_000 } });
-      await client.signup({
-        email: `storm${run}${i}@example.com`,
-        username: `storm_${run}_${i}`,
-        password: PASSWORD,
-      });
+      client.adopt(tokens);
       return client;
     });
     for (const [i, client] of signedUp.entries())
@@ -280,7 +273,7 @@ export const resume: Scenario = async ({ quick, log }) => {
         presence_frames: storm.presence,
         connect_retries: connectRetries,
         connect_failed: connectFailed,
-        setup_signup_s: r1(setupSeconds),
+        setup_accounts_s: r1(setupSeconds),
         setup_connect_s: r1(connectSeconds),
         server_cpu_pct: r1(serverCpuPct),
         server_rss_mib: r1(server.rssBytes() / 2 ** 20),

@@ -42,52 +42,74 @@ export interface ClientInfo {
 const DAY = 24 * 3600_000;
 const MINUTE = 60_000;
 
+/** What opening a session and issuing its tokens needs. */
+export interface SessionDeps {
+  config: Pick<Config, "REFRESH_TOKEN_EXPIRE_DAYS" | "SESSION_MAX_DAYS">;
+  store: Store;
+  clock: Clock;
+  signer: TokenSigner;
+}
+
+async function issueTokens(
+  deps: SessionDeps,
+  user: UserRecord,
+  session: SessionRecord,
+): Promise<TokenResponse> {
+  const { config, store, clock, signer } = deps;
+  const now = clock.now();
+  const refreshToken = newSecret(32);
+  await store.refreshTokens.add({
+    hash: sha256(refreshToken),
+    session_id: session.id,
+    user_id: user.id,
+    created_at: now,
+    expires_at: Math.min(now + config.REFRESH_TOKEN_EXPIRE_DAYS * DAY, session.expires_at),
+    spent_at: null,
+  });
+  return {
+    user: toUserView(user, true),
+    access_token: await signer.sign(user.id, session.id, now),
+    refresh_token: refreshToken,
+    token_type: "bearer",
+    expires_in: signer.ttlSeconds,
+    session_id: session.id,
+  };
+}
+
+/**
+ * A new device session, with its tokens, for a user who has proved who they are (password, magic link).
+ * The bench seeds its accounts through it too (bench/lib/seed.ts).
+ */
+export async function openSession(
+  deps: SessionDeps,
+  user: UserRecord,
+  client: ClientInfo,
+  deviceName?: string,
+): Promise<TokenResponse> {
+  const now = deps.clock.now();
+  const session: SessionRecord = {
+    id: newId(now),
+    user_id: user.id,
+    device_name: deviceName?.trim() || "unknown device",
+    user_agent: client.userAgent.slice(0, 300),
+    ip: client.ip,
+    created_at: now,
+    last_seen_at: now,
+    expires_at: now + deps.config.SESSION_MAX_DAYS * DAY,
+    revoked_at: null,
+  };
+  await deps.store.sessions.create(session);
+  return issueTokens(deps, user, session);
+}
+
 export type AuthService = ReturnType<typeof createAuthService>;
 
 export function createAuthService(deps: AuthDeps) {
-  const { config, store, clock, signer } = deps;
+  const { config, store, clock } = deps;
   // Unknown accounts are checked against this hash so that they cost the same time as known ones.
   const dummyHash = hashPassword(newSecret(16));
   // Magic-link mail goes out after the 202; shutdown waits for these.
   const pending = new Set<Promise<void>>();
-
-  async function issueTokens(user: UserRecord, session: SessionRecord): Promise<TokenResponse> {
-    const now = clock.now();
-    const refreshToken = newSecret(32);
-    await store.refreshTokens.add({
-      hash: sha256(refreshToken),
-      session_id: session.id,
-      user_id: user.id,
-      created_at: now,
-      expires_at: Math.min(now + config.REFRESH_TOKEN_EXPIRE_DAYS * DAY, session.expires_at),
-      spent_at: null,
-    });
-    return {
-      user: toUserView(user, true),
-      access_token: await signer.sign(user.id, session.id, now),
-      refresh_token: refreshToken,
-      token_type: "bearer",
-      expires_in: signer.ttlSeconds,
-      session_id: session.id,
-    };
-  }
-
-  async function startSession(user: UserRecord, client: ClientInfo, deviceName?: string) {
-    const now = clock.now();
-    const session: SessionRecord = {
-      id: newId(now),
-      user_id: user.id,
-      device_name: deviceName?.trim() || "unknown device",
-      user_agent: client.userAgent.slice(0, 300),
-      ip: client.ip,
-      created_at: now,
-      last_seen_at: now,
-      expires_at: now + config.SESSION_MAX_DAYS * DAY,
-      revoked_at: null,
-    };
-    await store.sessions.create(session);
-    return issueTokens(user, session);
-  }
 
   /** Locks out by account when it exists and by the login name otherwise, so both behave alike. */
   const lockKey = (user: UserRecord | null, login: string) => (user ? `u:${user.id}` : `l:${login}`);
@@ -170,7 +192,7 @@ export function createAuthService(deps: AuthDeps) {
         }
         throw err;
       }
-      return startSession(user, client, input.device_name);
+      return openSession(deps, user, client, input.device_name);
     },
 
     async signin(input: SignIn, client: ClientInfo): Promise<TokenResponse> {
@@ -188,7 +210,7 @@ export function createAuthService(deps: AuthDeps) {
         throw new AppError("invalid_credentials", "invalid credentials");
       }
       await store.lockouts.clearFailures(key);
-      return startSession(user, client, input.device_name);
+      return openSession(deps, user, client, input.device_name);
     },
 
     async refresh(refreshToken: string): Promise<TokenResponse> {
@@ -210,7 +232,7 @@ export function createAuthService(deps: AuthDeps) {
       }
       const user = await store.users.byId(session.user_id);
       if (!user) throw new AppError("unauthorized", "account no longer exists");
-      return issueTokens(user, session);
+      return issueTokens(deps, user, session);
     },
 
     /** Resolves at once; the link, if the account exists, is mailed in the background. */
@@ -231,7 +253,7 @@ export function createAuthService(deps: AuthDeps) {
       if (!link) throw new AppError("invalid_token", "magic link is invalid, used or expired");
       const user = await store.users.byId(link.user_id);
       if (!user) throw new AppError("invalid_token", "magic link is invalid, used or expired");
-      return startSession(user, client, deviceName);
+      return openSession(deps, user, client, deviceName);
     },
 
     async changePassword(userId: string, sessionId: string, current: string, next: string) {

@@ -1,0 +1,66 @@
+// Accounts for a bench run, written straight into a running Parley's SQLite file: the user, session and
+// refresh-token rows a signup writes and the tokens it answers with, signed with the server's own secret.
+// What is skipped is argon2id per user (one hash serves them all): at 5,000 users that was most of a full
+// run. Signup and sign-in themselves are measured by the rest scenario; sockets authenticate with these
+// tokens exactly as after a signup (JWT, then the session row).
+
+import { type Config, loadConfig } from "../../src/config.ts";
+import { openStore } from "../../src/deps.ts";
+import { systemClock } from "../../src/lib/clock.ts";
+import { hashPassword } from "../../src/lib/crypto.ts";
+import { newId } from "../../src/lib/ids.ts";
+import { createTokenSigner } from "../../src/lib/tokens.ts";
+import type { TokenResponse } from "../../src/modules/auth/model.ts";
+import { openSession } from "../../src/modules/auth/service.ts";
+
+export const BENCH_PASSWORD = "correct horse battery staple";
+
+/**
+ * `count` accounts named after `tag` (unique per run), each with one session. `env` is the server's
+ * environment: the same DATA_DIR, secret and token settings make the same database and valid tokens.
+ */
+export async function seedAccounts(
+  env: Record<string, string | undefined>,
+  count: number,
+  tag: string,
+): Promise<TokenResponse[]> {
+  const { config } = loadConfig(env);
+  requireSqlite(config);
+  const store = await openStore(config);
+  const signer = createTokenSigner({
+    secret: config.SECRET_KEY,
+    algorithm: config.ALGORITHM,
+    ttlMinutes: config.ACCESS_TOKEN_EXPIRE_MINUTES,
+  });
+  const deps = { config, store, clock: systemClock, signer };
+  const client = { ip: "127.0.0.1", userAgent: "parley-bench" };
+  try {
+    const passwordHash = await hashPassword(BENCH_PASSWORD);
+    const accounts: TokenResponse[] = [];
+    for (let i = 0; i < count; i++) {
+      const now = systemClock.now();
+      const username = `bench_${tag}_${i}`;
+      const user = {
+        id: newId(now),
+        email: `${username}@example.com`,
+        username,
+        display_name: `Bench ${i}`,
+        password_hash: passwordHash,
+        status: "offline" as const,
+        role: "user" as const,
+        last_seen: null,
+        created_at: now,
+        updated_at: now,
+      };
+      await store.users.create(user);
+      accounts.push(await openSession(deps, user, client, "bench"));
+    }
+    return accounts;
+  } finally {
+    await store.close();
+  }
+}
+
+function requireSqlite(config: Config) {
+  if (config.MONGODB_URL) throw new Error("seedAccounts: the bench seeds the embedded SQLite store only");
+}

@@ -33,6 +33,10 @@ function limits(): string | undefined {
 if (args.render) {
   // --render: RESULTS.md and latest.svg again from latest.json (after editing LIMITS.md), without a run.
   const latest = join(import.meta.dir, "results", "latest.json");
+  if (!existsSync(latest)) {
+    console.error("--render: no bench/results/latest.json yet; run `npm run bench` (or bench:quick) first");
+    process.exit(2);
+  }
   const run = JSON.parse(readFileSync(latest, "utf8")) as Run;
   writeFileSync(join(import.meta.dir, "results", "latest.svg"), svg(run));
   writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run, limits()));

@@ -274,6 +274,68 @@ describe("messages over the socket", () => {
     c.close();
   });
 
+  it("refuses a removed member's next message at once, and a demoted one's post in a channel", async () => {
+    const id = await group(alice, [bob, carol]);
+    const c = await socket(carol);
+    // carol's membership is now known in memory...
+    c.send({ type: "message", ref: "before", conversation_id: id, client_msg_id: "rm-1", content: "hi" });
+    expect(await c.next((f) => f.type === "ack" && f.ref === "before")).toMatchObject({
+      client_msg_id: "rm-1",
+    });
+    // ...and alice removes her, well within the second the memory would otherwise be trusted.
+    const removed = await call(h.app, "DELETE", `/api/conversations/${id}/participants/${carol.id}`, {
+      token: alice.token,
+    });
+    expect(removed.status).toBe(204);
+    c.send({
+      type: "message",
+      ref: "after",
+      conversation_id: id,
+      client_msg_id: "rm-2",
+      content: "still here?",
+    });
+    expect(await c.next((f) => f.ref === "after")).toMatchObject({ type: "error", code: "not_found" });
+
+    const channel = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "channel", name: "news", participant_ids: [bob.id] },
+    });
+    expect(channel.status).toBe(201);
+    const promoted = await call(
+      h.app,
+      "PUT",
+      `/api/conversations/${channel.body.id}/participants/${bob.id}`,
+      {
+        token: alice.token,
+        body: { role: "admin" },
+      },
+    );
+    expect(promoted.body).toMatchObject({ role: "admin" });
+    const b = await socket(bob);
+    b.send({
+      type: "message",
+      ref: "admin",
+      conversation_id: channel.body.id,
+      client_msg_id: "ch-1",
+      content: "news",
+    });
+    expect(await b.next((f) => f.ref === "admin")).toMatchObject({ type: "ack" });
+    await call(h.app, "PUT", `/api/conversations/${channel.body.id}/participants/${bob.id}`, {
+      token: alice.token,
+      body: { role: "member" },
+    });
+    b.send({
+      type: "message",
+      ref: "member",
+      conversation_id: channel.body.id,
+      client_msg_id: "ch-2",
+      content: "x",
+    });
+    expect(await b.next((f) => f.ref === "member")).toMatchObject({ type: "error", code: "forbidden" });
+    b.close();
+    c.close();
+  });
+
   it("relays typing to the others and reactions, reads and acks as frames", async () => {
     const id = await group(alice, [bob]);
     const a = await socket(alice);

@@ -18,6 +18,10 @@ import { openapiPlugin } from "./plugins/openapi.ts";
 export function createApp(deps: Deps) {
   const origins = splitList(deps.config.CORS_ORIGINS);
   return new Elysia({
+    // Responses are still checked against their schemas (compiled), but not run through TypeBox's
+    // transform encoder: Elysia's t.Integer is a transform, so every response with a number in it paid for
+    // an interpreted Encode that changes nothing here (history pages: +25% per second, bench rest scenario).
+    encodeSchema: false,
     serve: {
       maxRequestBodySize: Math.max(deps.config.MAX_FILE_SIZE, deps.config.MAX_JSON_BODY_BYTES) + 64 * 1024,
     },

@@ -22,6 +22,9 @@ export interface TokenSigner {
 export const ISSUER = "parley";
 export const AUDIENCE = "parley-api";
 
+/** Tokens verified recently, by their exact text: a client repeats its token on every request. */
+const VERIFIED_MAX = 50_000;
+
 export function createTokenSigner(opts: {
   secret: string;
   algorithm: "HS256" | "HS384" | "HS512";
@@ -30,6 +33,9 @@ export function createTokenSigner(opts: {
   if (!opts.secret) throw new Error("createTokenSigner: secret is empty");
   const key = new TextEncoder().encode(opts.secret);
   const ttlSeconds = opts.ttlMinutes * 60;
+  // The same text verified once needs no second HMAC: only its expiry moves with the clock, and that is
+  // checked on every use. (Revoked sessions are refused by the session check, not here.)
+  const verified = new Map<string, AccessClaims>();
   return {
     ttlSeconds,
     async sign(userId, sessionId, nowMs) {
@@ -44,6 +50,12 @@ export function createTokenSigner(opts: {
         .sign(key);
     },
     async verify(token, nowMs) {
+      const known = verified.get(token);
+      if (known) {
+        // As jose decides it: expired once exp <= now, in whole seconds.
+        if (known.exp > Math.floor(nowMs / 1000)) return known;
+        verified.delete(token);
+      }
       try {
         const { payload } = await jwtVerify(token, key, {
           algorithms: [opts.algorithm],
@@ -55,7 +67,10 @@ export function createTokenSigner(opts: {
         if (typeof payload.sub !== "string" || typeof payload.sid !== "string") {
           throw new AppError("unauthorized", "invalid access token");
         }
-        return payload as unknown as AccessClaims;
+        const claims = Object.freeze(payload) as unknown as AccessClaims;
+        if (verified.size >= VERIFIED_MAX) verified.clear();
+        verified.set(token, claims);
+        return claims;
       } catch (err) {
         if (err instanceof AppError) throw err;
         if (err instanceof errors.JWTExpired) throw new AppError("token_expired", "access token expired");

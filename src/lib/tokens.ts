@@ -22,8 +22,8 @@ export interface TokenSigner {
 export const ISSUER = "parley";
 export const AUDIENCE = "parley-api";
 
-/** Tokens verified recently, by their exact text: a client repeats its token on every request. */
-const VERIFIED_MAX = 50_000;
+/** Tokens verified recently, by their exact text (a client repeats its token on every request); ~6 MiB at most. */
+const VERIFIED_MAX = 10_000;
 
 export function createTokenSigner(opts: {
   secret: string;

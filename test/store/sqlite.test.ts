@@ -5,11 +5,13 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sqliteConversations } from "../../src/store/sqlite/conversations.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
-import { eventsQuery } from "../../src/store/sqlite/messages.ts";
+import { eventsQuery, sqliteMessages } from "../../src/store/sqlite/messages.ts";
 import { MIGRATIONS } from "../../src/store/sqlite/schema.ts";
+import { sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import { storeContract } from "./contract.ts";
-import { conversationsContract } from "./conversations-contract.ts";
+import { conversation, conversationsContract, draft } from "./conversations-contract.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "parley-store-"));
 let files = 0;
@@ -114,5 +116,57 @@ describe("sqlite migration 4 (indexes appends no longer pay for)", () => {
       "SEARCH messages USING INDEX messages_changed (conversation_id=? AND version_seq>?)",
     );
     db.close();
+  });
+});
+
+describe("sqlite group commit", () => {
+  it("commits a flood of appends a batch at a time, in order, with the event loop free between batches", async () => {
+    const db = new Database(":memory:", { strict: true });
+    for (const sql of MIGRATIONS) db.exec(sql);
+    const index = sqliteSearchIndex(db, { delayMs: 60_000 });
+    try {
+      await sqliteConversations(db).create(conversation("c-1"), []);
+      const messages = sqliteMessages(db, index, 3);
+      const order: string[] = [];
+      const appends = Array.from({ length: 8 }, (_, i) => {
+        const p = messages.append(draft("c-1", "u-alice", { client_msg_id: `flood-${i}` }));
+        void p.then(() => order.push(`a${i}`));
+        return p;
+      });
+      let done = false;
+      const tick = () => {
+        order.push("turn");
+        if (!done) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const results = await Promise.all(appends);
+      done = true;
+      expect(results.map((r) => [r.status, r.message.seq])).toEqual(
+        Array.from({ length: 8 }, (_, i) => ["created", i + 1]),
+      );
+      // Three, then three, then two, each batch after a turn of the loop.
+      const at = (name: string) => order.indexOf(name);
+      expect(at("a2")).toBeLessThan(at("turn"));
+      expect(at("a3")).toBeGreaterThan(at("turn"));
+      expect(order.slice(at("a3"), at("a3") + 3)).toEqual(["a3", "a4", "a5"]);
+      expect(order.filter((o) => o === "turn").length).toBeGreaterThanOrEqual(2);
+      expect(at("a6")).toBeGreaterThan(order.indexOf("turn", at("a5")));
+    } finally {
+      index.close();
+      db.close();
+    }
+  });
+
+  it("refuses a batch size that is not a positive integer", () => {
+    const db = new Database(":memory:", { strict: true });
+    for (const sql of MIGRATIONS) db.exec(sql);
+    const index = sqliteSearchIndex(db, { delayMs: 60_000 });
+    try {
+      for (const bad of [0, -1, 1.5, Number.NaN])
+        expect(() => sqliteMessages(db, index, bad)).toThrow(/maxBatch/);
+    } finally {
+      index.close();
+      db.close();
+    }
   });
 });

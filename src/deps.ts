@@ -46,6 +46,14 @@ export async function openStore(config: Config): Promise<Store> {
   return openSqliteStore(join(config.DATA_DIR, "parley.db"));
 }
 
+/** The access-token signer the configuration asks for (the bench signs its seeded accounts' tokens with it). */
+export const signerFor = (config: Config): TokenSigner =>
+  createTokenSigner({
+    secret: config.SECRET_KEY,
+    algorithm: config.ALGORITHM,
+    ttlMinutes: config.ACCESS_TOKEN_EXPIRE_MINUTES,
+  });
+
 /** Wires the services over explicit parts; any part may be given (tests pass a ManualClock or a store). */
 export async function createDeps(
   config: Config,
@@ -59,11 +67,7 @@ export async function createDeps(
   const store = membership.watch(opened);
   const mailer = parts.mailer ?? createMailer(config);
   const limiters = createRateLimiters(config, clock, logger);
-  const signer = createTokenSigner({
-    secret: config.SECRET_KEY,
-    algorithm: config.ALGORITHM,
-    ttlMinutes: config.ACCESS_TOKEN_EXPIRE_MINUTES,
-  });
+  const signer = signerFor(config);
   const sessions = new SessionCache(store, clock);
   const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
   const users = createUsersService({ store, clock });

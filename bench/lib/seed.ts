@@ -4,12 +4,11 @@
 // run. Signup and sign-in themselves are measured by the rest scenario; sockets authenticate with these
 // tokens exactly as after a signup (JWT, then the session row).
 
-import { type Config, loadConfig } from "../../src/config.ts";
-import { openStore } from "../../src/deps.ts";
+import { loadConfig } from "../../src/config.ts";
+import { openStore, signerFor } from "../../src/deps.ts";
 import { systemClock } from "../../src/lib/clock.ts";
 import { hashPassword } from "../../src/lib/crypto.ts";
 import { newId } from "../../src/lib/ids.ts";
-import { createTokenSigner } from "../../src/lib/tokens.ts";
 import type { TokenResponse } from "../../src/modules/auth/model.ts";
 import { openSession } from "../../src/modules/auth/service.ts";
 
@@ -25,14 +24,9 @@ export async function seedAccounts(
   tag: string,
 ): Promise<TokenResponse[]> {
   const { config } = loadConfig(env);
-  requireSqlite(config);
+  if (config.MONGODB_URL) throw new Error("seedAccounts: the bench seeds the embedded SQLite store only");
   const store = await openStore(config);
-  const signer = createTokenSigner({
-    secret: config.SECRET_KEY,
-    algorithm: config.ALGORITHM,
-    ttlMinutes: config.ACCESS_TOKEN_EXPIRE_MINUTES,
-  });
-  const deps = { config, store, clock: systemClock, signer };
+  const deps = { config, store, clock: systemClock, signer: signerFor(config) };
   const client = { ip: "127.0.0.1", userAgent: "parley-bench" };
   try {
     const passwordHash = await hashPassword(BENCH_PASSWORD);
@@ -59,8 +53,4 @@ export async function seedAccounts(
   } finally {
     await store.close();
   }
-}
-
-function requireSqlite(config: Config) {
-  if (config.MONGODB_URL) throw new Error("seedAccounts: the bench seeds the embedded SQLite store only");
 }

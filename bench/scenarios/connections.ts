@@ -8,13 +8,12 @@ import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import { startParleyServer } from "../lib/parley-server.ts";
-import { type Child, cpuSeconds, lines, pool, spawn, stop } from "../lib/proc.ts";
+import { type Child, cpuSeconds, lines, spawn, stop } from "../lib/proc.ts";
+import { seedAccounts } from "../lib/seed.ts";
 import { startTarget } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 
 const USERS = 50;
-const SIGNUP_CONCURRENCY = 4;
-const PASSWORD = "correct horse battery staple";
 /** 127.0.0.2..9: each source address has its own ~28k ephemeral ports toward the one server port. */
 const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 /** In-flight handshakes per generator process. */
@@ -236,23 +235,11 @@ export const connections: Scenario = async ({ quick, log }) => {
   try {
     const port = Number(new URL(server.url).port);
     const run = Math.random().toString(36).slice(2, 8);
-    log(`connections: parley on ${server.url}; signing up ${USERS} users`);
-    const users = await pool(Array.from({ length: USERS }), SIGNUP_CONCURRENCY, async (_, i) => {
-      const res = await fetch(`${server.url}/api/auth/signup`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          email: `conn${run}${i}@example.com`,
-          username: `conn_${run}_${i}`,
-          password: PASSWORD,
-        }),
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`signup: ${res.status} ${text.slice(0, 200)}`);
-      const body = JSON.parse(text) as { user: { id: string }; session_id: string; access_token: string };
-      return { path: `/ws/${body.user.id}/${body.session_id}`, token: body.access_token };
-    });
+    log(`connections: parley on ${server.url}; writing ${USERS} accounts (bench/lib/seed.ts)`);
+    const users = (await seedAccounts(server.env, USERS, run)).map((a) => ({
+      path: `/ws/${a.user.id}/${a.session_id}`,
+      token: a.access_token,
+    }));
     const result = await measure(
       { target: "parley", pid: server.pid, port, conns: users, expectHello: true },
       { quick, log, budgetMs },

@@ -6,13 +6,13 @@ import { Histogram } from "../lib/histogram.ts";
 import { type ParleyServer, startParleyServer } from "../lib/parley-server.ts";
 import { pool } from "../lib/proc.ts";
 import { seeded, sentence } from "../lib/random.ts";
+import { BENCH_PASSWORD, seedAccounts } from "../lib/seed.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 
 const CONCURRENCY = 32;
 const USERS = 8;
 const HISTORY_MESSAGES = 10_000;
 const PAGE = 50;
-const PASSWORD = "correct horse battery staple";
 /** A safety bound on every loop besides its deadline. */
 const MAX_OPS_PER_LOOP = 1_000_000;
 
@@ -22,14 +22,11 @@ export const rest: Scenario = async ({ quick, log }) => {
   try {
     const { int } = seeded(0x7e57);
     const run = Math.random().toString(36).slice(2, 8);
-    log(`rest: parley on ${server.url}; signing up ${USERS} users`);
-    const users = await pool(Array.from({ length: USERS }), 4, async (_, i) => {
+    log(`rest: parley on ${server.url}; writing ${USERS} accounts (bench/lib/seed.ts)`);
+    const accounts = await seedAccounts(server.env, USERS, run);
+    const users = accounts.map((tokens) => {
       const client = new ParleyClient({ baseUrl: server.url });
-      await client.signup({
-        email: `rest${run}${i}@example.com`,
-        username: `rest_${run}_${i}`,
-        password: PASSWORD,
-      });
+      client.adopt(tokens);
       return client;
     });
     const owner = users[0] as ParleyClient;
@@ -74,8 +71,8 @@ export const rest: Scenario = async ({ quick, log }) => {
     log(`rest: sign-ins for ${seconds} s (argon2id: CPU-bound by design)`);
     const anonymous = new RestClient({ baseUrl: server.url });
     const signins = await measure(server, "signin", seconds, async (w) => {
-      const i = w % USERS;
-      await anonymous.signin({ username: `rest_${run}_${i}`, password: PASSWORD });
+      const username = (accounts[w % USERS] as (typeof accounts)[number]).user.username;
+      await anonymous.signin({ username, password: BENCH_PASSWORD });
     });
     const signin = result("signin", { ...settings, hash: "argon2id (Bun.password defaults)" }, signins);
     signin.notes?.push(

@@ -12,7 +12,6 @@ import type { Scenario, ScenarioResult } from "../lib/types.ts";
 
 const GROUP_SIZE = 100;
 const SENDERS_PER_GROUP = 5;
-/** Argon2id sign-ups are CPU-bound on the server: more at once only queues them. */
 const SETUP_CONCURRENCY = 200;
 const MUTATION_CONCURRENCY = 16;
 const SETTLE_MS = 500;
@@ -56,12 +55,12 @@ export const resume: Scenario = async ({ quick, log }) => {
     const run = Math.random().toString(36).slice(2, 8);
     log(`resume: parley on ${server.url}; writing ${clients} accounts (bench/lib/seed.ts)`);
     const t0 = performance.now();
-    const signedUp = (await seedAccounts(server.env, clients, run)).map((tokens) => {
+    const adopted = (await seedAccounts(server.env, clients, run)).map((tokens) => {
       const client = new ParleyClient({ baseUrl: server.url, backoff: { minMs: 200, maxMs: 5_000 } });
       client.adopt(tokens);
       return client;
     });
-    for (const [i, client] of signedUp.entries())
+    for (const [i, client] of adopted.entries())
       members.push({
         client,
         group: Math.floor(i / GROUP_SIZE),

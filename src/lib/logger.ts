@@ -33,18 +33,17 @@ function censorHeaders(headers: Record<string, unknown>): Record<string, unknown
   return out ?? headers;
 }
 
-/** One level of an object: secret keys censored, `headers` cleaned, `nested` applied to object values. */
-function censorLevel(
-  obj: Record<string, unknown>,
-  nested: ((v: Record<string, unknown>) => Record<string, unknown>) | undefined,
-): Record<string, unknown> {
+/** An object with secret keys censored and `headers` cleaned, to `depth` more levels of objects below it. */
+function censor(obj: Record<string, unknown>, depth: number): Record<string, unknown> {
   let out: Record<string, unknown> | undefined;
   for (const key of Object.keys(obj)) {
     const value = obj[key];
     let next = value;
     if (SECRET_KEYS.has(key)) next = CENSOR;
-    else if (isPlainObject(value))
-      next = key === "headers" ? censorHeaders(value) : (nested?.(value) ?? value);
+    else if (isPlainObject(value)) {
+      if (key === "headers") next = censorHeaders(value);
+      else if (depth > 0) next = censor(value, depth - 1);
+    }
     if (next !== value) {
       out ??= { ...obj };
       out[key] = next;
@@ -58,7 +57,7 @@ function censorLevel(
  * a copy when something was censored, the same object otherwise. The caller's object is never changed.
  */
 export function redactSecrets(obj: Record<string, unknown>): Record<string, unknown> {
-  return censorLevel(obj, (inner) => censorLevel(inner, undefined));
+  return censor(obj, 1);
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

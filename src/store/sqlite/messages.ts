@@ -135,11 +135,10 @@ export function sqliteMessages(
   // back only after the commit that holds its message. A batch holds at most `maxBatch` appends: under
   // a flood (10,000 in flight in the bench's dms) one transaction of everything blocked the event loop
   // for ~250 ms; the rest waits for the next turn, after the sockets have had theirs.
-  let pending: { draft: Draft; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
+  const pending: { draft: Draft; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
   const flush = () => {
-    const batch = pending.length > maxBatch ? pending.splice(0, maxBatch) : pending;
-    if (batch === pending) pending = [];
-    else setImmediate(flush);
+    const batch = pending.splice(0, maxBatch);
+    if (pending.length > 0) setImmediate(flush);
     try {
       const results = appendAll(batch.map((p) => p.draft));
       for (const [i, p] of batch.entries()) p.resolve(results[i] as AppendResult);

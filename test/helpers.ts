@@ -1,6 +1,7 @@
 // Test harness: a real app over a real SQLite file in a temp dir, a ManualClock, silent logs that can be
 // captured, and small request helpers. Every harness is closed by its test file.
 
+import { expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { type App, createApp } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import { closeDeps, createDeps, type Deps } from "../src/deps.ts";
 import { ManualClock } from "../src/lib/clock.ts";
+import { AppError } from "../src/lib/errors.ts";
 import { createLogger } from "../src/lib/logger.ts";
 
 export const TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789";
@@ -129,4 +131,22 @@ export async function waitFor<T>(check: () => T | undefined | Promise<T | undefi
     if (Date.now() > deadline) throw new Error("waitFor: timed out");
     await Bun.sleep(10);
   }
+}
+
+/**
+ * Resolves to the error a promise rejects with, an AppError unless another class is named; fails the test
+ * if it resolves or rejects with something else.
+ */
+export async function rejection<E extends Error = AppError>(
+  p: Promise<unknown>,
+  type: abstract new (...args: never[]) => E = AppError as unknown as abstract new (
+    ...args: never[]
+  ) => E,
+): Promise<E> {
+  const outcome = await p.then(
+    () => "resolved",
+    (err: unknown) => err,
+  );
+  expect(outcome).toBeInstanceOf(type);
+  return outcome as E;
 }

@@ -2,20 +2,13 @@
 // exact text, but its expiry is checked on every use and any other text is verified afresh.
 
 import { expect, it } from "bun:test";
-import { AppError } from "../../src/lib/errors.ts";
 import { createTokenSigner } from "../../src/lib/tokens.ts";
+import { rejection } from "../helpers.ts";
 
 const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
 const signer = () => createTokenSigner({ secret: "s".repeat(48), algorithm: "HS256", ttlMinutes: 30 });
 
-async function code(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AppError);
-  return (err as AppError).code;
-}
+const code = async (p: Promise<unknown>) => (await rejection(p)).code;
 
 it("verifies its own tokens, again and again, with the same claims", async () => {
   const s = signer();

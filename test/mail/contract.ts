@@ -2,6 +2,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import type { Mail, Mailer } from "../../src/mail/types.ts";
+import { rejection } from "../helpers.ts";
 
 /** A mailer plus a way to read back what it delivered, and to release both. */
 export interface MailerHarness {
@@ -27,16 +28,6 @@ export function within<T>(p: Promise<T>, what: string, ms = 5_000): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The Error a promise rejects with; fails the test if it resolves. */
-export async function rejection(p: Promise<unknown>): Promise<Error> {
-  const outcome = await p.then(
-    () => "resolved",
-    (err: unknown) => err,
-  );
-  expect(outcome).toBeInstanceOf(Error);
-  return outcome as Error;
 }
 
 export function mailerContract(label: string, start: () => Promise<MailerHarness>) {
@@ -73,7 +64,7 @@ export function mailerContract(label: string, start: () => Promise<MailerHarness
 
     it("rejects a send after close", async () => {
       await h.mailer.close();
-      expect((await rejection(h.mailer.send(sampleMail(3)))).message).toMatch(/after close/);
+      expect((await rejection(h.mailer.send(sampleMail(3)), Error)).message).toMatch(/after close/);
     });
   });
 }

@@ -3,7 +3,8 @@
 
 import { afterEach, describe, expect, it } from "bun:test";
 import { SmtpMailer } from "../../src/mail/smtp.ts";
-import { mailerContract, rejection, SECRET_LINK, sampleMail } from "./contract.ts";
+import { rejection } from "../helpers.ts";
+import { mailerContract, SECRET_LINK, sampleMail } from "./contract.ts";
 import { parseMessage, type SinkOptions, startSmtpSink } from "./smtp-sink.ts";
 
 const FROM = "Parley <no-reply@parley.test>";
@@ -50,7 +51,7 @@ describe("SmtpMailer", () => {
   it("rejects when the server refuses the recipient, without the text or link in the error", async () => {
     const { sink, mailer } = await setup({ refuseRecipient: () => "No such user here" });
     const mail = sampleMail(8);
-    const err = await rejection(mailer.send(mail));
+    const err = await rejection(mailer.send(mail), Error);
     expect(err.message).toMatch(/^SMTP send failed: \S+/);
     expect(err.message).toContain("550");
     expect(err.message).not.toContain(SECRET_LINK);
@@ -67,7 +68,7 @@ describe("SmtpMailer", () => {
     await sink.close();
     const mailer = new SmtpMailer(sink.url, FROM);
     cleanups.push(() => mailer.close());
-    const err = await rejection(mailer.send(sampleMail(9)));
+    const err = await rejection(mailer.send(sampleMail(9)), Error);
     expect(err.message).toMatch(/^SMTP send failed: /);
     expect(err.message).not.toContain("s3cr3t");
   });

@@ -2,10 +2,10 @@
 
 import { afterAll, beforeEach, describe, expect, it } from "bun:test";
 import { ManualClock } from "../../src/lib/clock.ts";
-import { AppError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { type RateLimitBackend, RateLimiters } from "../../src/ratelimit/index.ts";
 import { type LimitConfig, limiterTable } from "../../src/ratelimit/limits.ts";
+import { rejection } from "../helpers.ts";
 
 /** Small numbers so the arithmetic in the expectations is easy to follow. */
 export const TEST_LIMITS: LimitConfig = {
@@ -15,16 +15,6 @@ export const TEST_LIMITS: LimitConfig = {
   AUTH_RATE_LIMIT_BURST: 1,
   MAGIC_LINK_PER_HOUR: 3, // magic_link_email: 3 tokens, one back every 20 min
 };
-
-/** Resolves to the AppError a promise rejects with; fails the test if it resolves. */
-export async function rejection(p: Promise<unknown>): Promise<AppError> {
-  const outcome = await p.then(
-    () => "resolved",
-    (err: unknown) => err,
-  );
-  expect(outcome).toBeInstanceOf(AppError);
-  return outcome as AppError;
-}
 
 /**
  * Registers the contract suite. `keyPrefix` keeps one run's keys apart from another's (Redis is shared);

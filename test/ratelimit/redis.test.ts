@@ -9,7 +9,8 @@ import { createLogger } from "../../src/lib/logger.ts";
 import { RateLimiters } from "../../src/ratelimit/index.ts";
 import { limiterTable } from "../../src/ratelimit/limits.ts";
 import { createRedisClient, DEFAULT_KEY_PREFIX, RedisBackend } from "../../src/ratelimit/redis.ts";
-import { rateLimitContract, rejection, TEST_LIMITS } from "./contract.ts";
+import { rejection } from "../helpers.ts";
+import { rateLimitContract, TEST_LIMITS } from "./contract.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 /** Every key this run writes contains RUN, so cleanup finds exactly them. */

@@ -34,7 +34,8 @@ export function conversation(id: string, over: Partial<ConversationRecord> = {})
   };
 }
 
-function member(
+/** A participant record with test defaults (a plain member). */
+export function member(
   conversationId: string,
   userId: string,
   over: Partial<ParticipantRecord> = {},

@@ -12,6 +12,7 @@ import { SEARCH_INDEX_DEFAULTS, sqliteSearchIndex } from "../../src/store/sqlite
 import type { MessageRecord, Store } from "../../src/store/types.ts";
 import { waitFor } from "../helpers.ts";
 import { conversation, draft } from "./conversations-contract.ts";
+import { databaseAt } from "./sqlite-old.ts";
 
 const T0 = 1_700_000_000_000;
 const dir = mkdtempSync(join(tmpdir(), "parley-search-"));
@@ -182,11 +183,7 @@ describe("sqlite search indexing", () => {
 
   it("migrates a database whose messages the old insert trigger indexed", async () => {
     const path = freshFile();
-    const old = new Database(path, { strict: true });
-    for (const [v, sql] of MIGRATIONS.slice(0, 2).entries()) {
-      old.exec(sql);
-      old.exec(`PRAGMA user_version = ${v + 1}`);
-    }
+    const old = databaseAt(path, 2);
     old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
         last_activity, last_seq, message_count, created_by, created_at, updated_at)
       VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, 'm-old-2', ${T0}, 2, 2, 'u-alice', ${T0}, ${T0})`);

@@ -12,6 +12,7 @@ import { MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import { storeContract } from "./contract.ts";
 import { conversation, conversationsContract, draft } from "./conversations-contract.ts";
+import { databaseAt } from "./sqlite-old.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "parley-store-"));
 let files = 0;
@@ -52,11 +53,7 @@ describe("sqlite store on a file", () => {
 describe("sqlite migration 4 (indexes appends no longer pay for)", () => {
   it("moves an old database's changed messages to the partial index and reads catch-up as before", async () => {
     const path = freshFile();
-    const old = new Database(path, { strict: true });
-    for (const [v, sql] of MIGRATIONS.slice(0, 3).entries()) {
-      old.exec(sql);
-      old.exec(`PRAGMA user_version = ${v + 1}`);
-    }
+    const old = databaseAt(path, 3);
     const T0 = 1_700_000_000_000;
     old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
         last_activity, last_seq, message_count, created_by, created_at, updated_at)

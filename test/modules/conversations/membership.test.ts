@@ -3,32 +3,13 @@
 
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { ManualClock } from "../../../src/lib/clock.ts";
-import { AppError } from "../../../src/lib/errors.ts";
 import { MembershipCache } from "../../../src/modules/conversations/membership.ts";
 import { openSqliteStore } from "../../../src/store/sqlite/index.ts";
-import type { ParticipantRecord, Store } from "../../../src/store/types.ts";
-import { conversation } from "../../store/conversations-contract.ts";
+import type { Store } from "../../../src/store/types.ts";
+import { rejection } from "../../helpers.ts";
+import { conversation, member } from "../../store/conversations-contract.ts";
 
-const member = (conversationId: string, userId: string, role: ParticipantRecord["role"] = "member") => ({
-  conversation_id: conversationId,
-  user_id: userId,
-  role,
-  joined_at: 0,
-  last_read_seq: 0,
-  delivered_seq: 0,
-  delivered_at: null,
-  read_at: null,
-});
-
-/** The error code `p` rejects with; fails the test if it resolves. */
-async function code(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AppError);
-  return (err as AppError).code;
-}
+const code = async (p: Promise<unknown>) => (await rejection(p)).code;
 
 describe("MembershipCache", () => {
   let raw: Store;
@@ -42,7 +23,7 @@ describe("MembershipCache", () => {
     cache = new MembershipCache(raw, clock);
     store = cache.watch(raw);
     await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), [
-      member("c-1", "alice", "owner"),
+      member("c-1", "alice", { role: "owner" }),
       member("c-1", "bob"),
     ]);
   });

@@ -88,7 +88,7 @@ function draft(seq: number): Draft {
   };
 }
 
-/** Rows `from..to` straight into `messages` (so the FTS triggers fire), then the counters append keeps. */
+/** Rows `from..to` straight into `messages`, then the counters append keeps. */
 function bulkInsert(from: number, to: number) {
   const db = new Database(dbPath);
   try {
@@ -96,7 +96,11 @@ function bulkInsert(from: number, to: number) {
     const columns =
       "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
       "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
-    const insert = db.query(`INSERT INTO messages (${columns}) VALUES (${columns.replace(/\w+/g, "?")})`);
+    // conv: the conversation's number, the key of the messages indexes (schema.ts, migration 5).
+    const insert = db.query(
+      `INSERT INTO messages (${columns}, conv)
+       VALUES (${columns.replace(/\w+/g, "?")}, (SELECT num FROM conversations WHERE id = ?2))`,
+    );
     const finish = db.query(
       `UPDATE conversations SET last_seq = ?1, message_count = message_count + ?2, last_message_id = ?3,
          last_activity = MAX(last_activity, ?4) WHERE id = ?5`,

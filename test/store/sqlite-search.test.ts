@@ -138,7 +138,7 @@ describe("sqlite search indexing", () => {
     await say(store, "c-1", "mango");
     await say(store, "c-2", "nectarine");
     await found(store, "mango"); // indexes c-2's top row
-    await store.conversations.delete("c-2"); // the top rowid is free again, below the watermark
+    await store.conversations.delete("c-2"); // the top rowid is free again; the watermark comes down
     const reused = await say(store, "c-1", "olive");
     await say(store, "c-3", "papaya"); // above the watermark, deleted before it is indexed
     await store.conversations.delete("c-3");
@@ -207,6 +207,31 @@ describe("sqlite search indexing", () => {
     const fresh = await say(store, "c-1", "ancient watermelon");
     expect(await found(store, "ancient")).toEqual([fresh.id]);
     expect(await found(store, "vanilla")).toEqual(["m-old-1"]);
+    checkIntegrity(db);
+  });
+
+  it("migrates a database whose freed top rowids sit below the watermark (migration 5)", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 4);
+    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
+        last_activity, last_seq, message_count, created_by, created_at, updated_at)
+      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, 'm-old-1', ${T0}, 1, 1, 'u-alice', ${T0}, ${T0})`);
+    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
+        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
+      VALUES ('m-old-1', 'c-1', 'u-alice', 1, 1, NULL, 'ancient fig', 'text', NULL, '[]', '[]', NULL, NULL, 0,
+        ${T0}, ${T0})`);
+    // An old Parley indexed rows up to 7, then a deleted conversation took rowids 2 to 7 with it: the old
+    // insert trigger indexed reused rowids, and without it the watermark must come down to the top row.
+    old.exec("UPDATE search_state SET indexed_rowid = 7");
+    old.exec("INSERT INTO messages_fts(rowid, content) VALUES (1, 'ancient fig')");
+    old.close();
+
+    const store = open(path);
+    const db = inspect(path);
+    expect(watermark(db)).toEqual({ indexed: 1, top: 1 });
+    const reused = await say(store, "c-1", "ancient guava");
+    expect(await found(store, "ancient")).toEqual(expect.arrayContaining(["m-old-1", reused.id]));
+    expect(await found(store, "guava")).toEqual([reused.id]);
     checkIntegrity(db);
   });
 

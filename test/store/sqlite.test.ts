@@ -80,7 +80,7 @@ describe("sqlite migration 4 (indexes appends no longer pay for)", () => {
       expect(indexes).not.toContain("conversations_activity");
       const changedRows = db
         .query<{ n: number }, []>(
-          "SELECT COUNT(*) AS n FROM messages INDEXED BY messages_changed WHERE conversation_id = 'c-1' AND version_seq != seq",
+          "SELECT COUNT(*) AS n FROM messages INDEXED BY messages_changed WHERE conv = 1 AND version_seq != seq",
         )
         .get();
       expect(changedRows?.n).toBe(1);
@@ -98,20 +98,110 @@ describe("sqlite migration 4 (indexes appends no longer pay for)", () => {
       await store.close();
     }
   });
+});
 
-  it("reads catch-up through the seq index and the partial index, never a scan", () => {
+describe("sqlite migration 5 (conversations keyed by number in the messages indexes)", () => {
+  it("numbers an old database's conversations and messages, and pages, catches up and appends as before", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 4);
+    const T0 = 1_700_000_000_000;
+    for (const [id, seq] of [
+      ["c-a", 2],
+      ["c-b", 1],
+    ] as const) {
+      old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
+          last_activity, last_seq, message_count, created_by, created_at, updated_at)
+        VALUES ('${id}', '${id}', NULL, 'group', 0, NULL, NULL, ${T0}, ${seq}, ${seq}, 'u-alice', ${T0}, ${T0})`);
+    }
+    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
+        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
+      VALUES ('m-a1', 'c-a', 'u-alice', 1, 1, 'k-1', 'one', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}),
+        ('m-a2', 'c-a', 'u-alice', 2, 2, NULL, 'two', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}),
+        ('m-b1', 'c-b', 'u-alice', 1, 1, 'k-1', 'other', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0})`);
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      const db = new Database(path, { readonly: true });
+      const nums = db
+        .query<{ id: string; num: number }, []>("SELECT id, num FROM conversations ORDER BY id")
+        .all();
+      expect(nums.map((r) => r.num).sort()).toEqual([1, 2]);
+      const convOf = db.query<{ conv: number }, [string]>("SELECT conv FROM messages WHERE id = ?");
+      const numOf = (id: string) => nums.find((r) => r.id === id)?.num;
+      expect(convOf.get("m-a1")?.conv).toBe(numOf("c-a") as number);
+      expect(convOf.get("m-b1")?.conv).toBe(numOf("c-b") as number);
+      const indexes = db
+        .query<{ name: string }, []>(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'",
+        )
+        .all()
+        .map((r) => r.name);
+      expect(indexes).toContain("messages_conv_seq");
+      expect(indexes).toContain("messages_conv_client");
+      expect(indexes).not.toContain("messages_seq");
+      expect(indexes).not.toContain("messages_client_id");
+      const triggers = db
+        .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        .all()
+        .map((r) => r.name);
+      expect(triggers).not.toContain("messages_fts_insert");
+
+      // The records never show the number.
+      expect(Object.keys((await store.conversations.byId("c-a")) ?? {})).not.toContain("num");
+      expect((await store.messages.page("c-a", { limit: 10 })).map((m) => m.id)).toEqual(["m-a1", "m-a2"]);
+      expect((await store.messages.page("c-b", { limit: 10 })).map((m) => m.id)).toEqual(["m-b1"]);
+      expect((await store.messages.events("c-a", 1, 10)).map((m) => m.id)).toEqual(["m-a2"]);
+      // A client id stored before the upgrade is still a duplicate after it, in its own conversation only.
+      const again = await store.messages.append({ ...draft("c-a", "u-alice"), client_msg_id: "k-1" });
+      expect(again).toMatchObject({ status: "duplicate", message: { id: "m-a1" } });
+      const next = await store.messages.append(draft("c-b", "u-alice"));
+      expect(next).toMatchObject({ status: "created", message: { seq: 2 } });
+
+      // A conversation made after the upgrade takes the next number.
+      await store.conversations.create(conversation("c-new"), []);
+      expect(
+        db.query<{ num: number }, []>("SELECT num FROM conversations WHERE id = 'c-new'").get()?.num,
+      ).toBe(3);
+      expect(await store.messages.append(draft("c-new", "u-alice"))).toMatchObject({ message: { seq: 1 } });
+      db.close();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("gives a conversation made after the top one was deleted a number of its own", async () => {
+    const store = openSqliteStore(":memory:");
+    try {
+      await store.conversations.create(conversation("c-1"), []);
+      await store.conversations.create(conversation("c-2"), []);
+      await store.messages.append(draft("c-2", "u-alice", { client_msg_id: "k" }));
+      await store.conversations.delete("c-2");
+      await store.conversations.create(conversation("c-3"), []);
+      // c-3 may reuse c-2's number, but none of c-2's messages is left to show up in it.
+      expect(await store.messages.page("c-3", { limit: 10 })).toEqual([]);
+      expect(await store.messages.append(draft("c-3", "u-alice", { client_msg_id: "k" }))).toMatchObject({
+        status: "created",
+        message: { seq: 1 },
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("finds a conversation's messages through the conversation's number, never a scan", () => {
     const db = new Database(":memory:");
     for (const sql of MIGRATIONS) db.exec(sql);
-    const plan = db
-      .query<{ detail: string }, [string, number, number]>(
-        `EXPLAIN QUERY PLAN ${eventsQuery("id, version_seq")}`,
-      )
-      .all("c-1", 0, 10)
-      .map((r) => r.detail);
-    expect(plan).toContain("SEARCH messages USING INDEX messages_seq (conversation_id=? AND seq>?)");
-    expect(plan).toContain(
-      "SEARCH messages USING INDEX messages_changed (conversation_id=? AND version_seq>?)",
-    );
+    const plan = (sql: string, ...args: (string | number)[]) =>
+      db
+        .query<{ detail: string }, (string | number)[]>(`EXPLAIN QUERY PLAN ${sql}`)
+        .all(...args)
+        .map((r) => r.detail);
+    const events = plan(eventsQuery("id, version_seq"), "c-1", 0, 10);
+    expect(events).toContain("SEARCH messages USING INDEX messages_conv_seq (conv=? AND seq>?)");
+    expect(events).toContain("SEARCH messages USING INDEX messages_changed (conv=? AND version_seq>?)");
+    expect(events).toContain("SEARCH conversations USING INDEX sqlite_autoindex_conversations_1 (id=?)");
+    for (const detail of events) expect(detail).not.toMatch(/^SCAN (messages|conversations)/);
     db.close();
   });
 });

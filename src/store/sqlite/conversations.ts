@@ -15,12 +15,17 @@ type ConversationRow = Omit<ConversationRecord, "encrypted"> & { encrypted: numb
 const toConversation = (row: ConversationRow | null): ConversationRecord | null =>
   row ? { ...row, encrypted: row.encrypted === 1 } : null;
 
+/** A record's columns: `num`, the conversation's key in the messages indexes, stays inside the store. */
+const COLUMNS =
+  "id, name, topic, conversation_type, encrypted, dm_key, last_message_id, last_activity, last_seq, " +
+  "message_count, created_by, created_at, updated_at";
+
 export function sqliteConversations(db: Database): ConversationsRepo {
   const insert = db.query(
-    `INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
-       last_activity, last_seq, message_count, created_by, created_at, updated_at)
+    `INSERT INTO conversations (${COLUMNS}, num)
      VALUES ($id, $name, $topic, $conversation_type, $encrypted, $dm_key, $last_message_id,
-       $last_activity, $last_seq, $message_count, $created_by, $created_at, $updated_at)`,
+       $last_activity, $last_seq, $message_count, $created_by, $created_at, $updated_at,
+       (SELECT COALESCE(MAX(num), 0) + 1 FROM conversations))`,
   );
   const insertParticipant = db.query(
     `INSERT INTO participants (conversation_id, user_id, role, joined_at, last_read_seq, delivered_seq,
@@ -28,14 +33,19 @@ export function sqliteConversations(db: Database): ConversationsRepo {
      VALUES ($conversation_id, $user_id, $role, $joined_at, $last_read_seq, $delivered_seq, $delivered_at, $read_at)
      ON CONFLICT DO NOTHING`,
   );
-  const byId = db.query<ConversationRow, [string]>("SELECT * FROM conversations WHERE id = ?");
-  const byDmKey = db.query<ConversationRow, [string]>("SELECT * FROM conversations WHERE dm_key = ?");
+  const byId = db.query<ConversationRow, [string]>(`SELECT ${COLUMNS} FROM conversations WHERE id = ?`);
+  const byDmKey = db.query<ConversationRow, [string]>(
+    `SELECT ${COLUMNS} FROM conversations WHERE dm_key = ?`,
+  );
+  const cColumns = COLUMNS.split(", ")
+    .map((c) => `c.${c}`)
+    .join(", ");
   const listFirst = db.query<ConversationRow, [string, number]>(
-    `SELECT c.* FROM participants p JOIN conversations c ON c.id = p.conversation_id
+    `SELECT ${cColumns} FROM participants p JOIN conversations c ON c.id = p.conversation_id
      WHERE p.user_id = ? ORDER BY c.last_activity DESC, c.id DESC LIMIT ?`,
   );
   const listAfter = db.query<ConversationRow, [string, number, number, string, number]>(
-    `SELECT c.* FROM participants p JOIN conversations c ON c.id = p.conversation_id
+    `SELECT ${cColumns} FROM participants p JOIN conversations c ON c.id = p.conversation_id
      WHERE p.user_id = ? AND (c.last_activity < ? OR (c.last_activity = ? AND c.id < ?))
      ORDER BY c.last_activity DESC, c.id DESC LIMIT ?`,
   );
@@ -70,7 +80,13 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     for (const p of members) insertParticipant.run(bind(p));
   });
   const remove = db.transaction((id: string) => {
-    db.query("DELETE FROM messages WHERE conversation_id = ?").run(id);
+    db.query("DELETE FROM messages WHERE conv = (SELECT num FROM conversations WHERE id = ?)").run(id);
+    // Rows above the search watermark are indexed later, and only rows at or below it are in the index.
+    // With the top rows gone their rowids are free again: lower the watermark to the highest rowid left,
+    // so that a reused rowid is above it and gets indexed (schema.ts, migration 5).
+    db.query(
+      "UPDATE search_state SET indexed_rowid = MIN(indexed_rowid, (SELECT COALESCE(MAX(rowid), 0) FROM messages))",
+    ).run();
     db.query("DELETE FROM participants WHERE conversation_id = ?").run(id);
     db.query("DELETE FROM conversations WHERE id = ?").run(id);
   });

@@ -23,16 +23,22 @@ const toMessage = (row: MessageRow): MessageRecord => ({
 });
 
 /**
+ * The messages indexes key a conversation by its number (conversations.num, schema.ts migration 5); a
+ * query names the conversation by id and this finds the number once, before the index search.
+ */
+const CONV = "(SELECT num FROM conversations WHERE id = ?1)";
+
+/**
  * Changes after a version_seq, in order (?1 conversation, ?2 after, ?3 limit): messages unchanged since
  * they were sent (version_seq = seq, found by the seq index) merged with changed ones (the partial
  * messages_changed index, which appends never enter).
  */
 export const eventsQuery = (columns: string) =>
   `SELECT * FROM (SELECT ${columns} FROM messages
-     WHERE conversation_id = ?1 AND seq > ?2 AND version_seq = seq ORDER BY seq LIMIT ?3)
+     WHERE conv = ${CONV} AND seq > ?2 AND version_seq = seq ORDER BY seq LIMIT ?3)
    UNION ALL
    SELECT * FROM (SELECT ${columns} FROM messages
-     WHERE conversation_id = ?1 AND version_seq > ?2 AND version_seq != seq ORDER BY version_seq LIMIT ?3)
+     WHERE conv = ${CONV} AND version_seq > ?2 AND version_seq != seq ORDER BY version_seq LIMIT ?3)
    ORDER BY version_seq LIMIT ?3`;
 
 /** Appends per group-commit transaction, at most (see flush). */
@@ -49,7 +55,7 @@ export function sqliteMessages(
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
     "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
   const byClientId = db.query<MessageRow, [string, string, string]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?`,
+    `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} AND sender_id = ?2 AND client_msg_id = ?3`,
   );
   const allocate = db.query<{ last_seq: number }, [string, number, number, string]>(
     `UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + ?2,
@@ -59,16 +65,16 @@ export function sqliteMessages(
   );
   const byId = db.query<MessageRow, [string]>(`SELECT ${COLUMNS} FROM messages WHERE id = ?`);
   const latest = db.query<MessageRow, [string, number]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`,
+    `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} ORDER BY seq DESC LIMIT ?2`,
   );
   const before = db.query<MessageRow, [string, number, number]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} AND seq < ?2 ORDER BY seq DESC LIMIT ?3`,
   );
   const after = db.query<MessageRow, [string, number, number]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
+    `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} AND seq > ?2 ORDER BY seq ASC LIMIT ?3`,
   );
   const between = db.query<MessageRow, [string, number, number, number]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`,
+    `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4`,
   );
   const events = db.query<MessageRow, [string, number, number]>(eventsQuery(COLUMNS));
   const search = db.query<MessageRow, [string, string, number]>(
@@ -87,7 +93,7 @@ export function sqliteMessages(
   );
 
   const countUnread = db.query<{ n: number }, [string, number, string]>(
-    `SELECT COUNT(*) AS n FROM messages WHERE conversation_id = ? AND seq > ? AND sender_id != ?
+    `SELECT COUNT(*) AS n FROM messages WHERE conv = ${CONV} AND seq > ?2 AND sender_id != ?3
        AND deleted = 0 AND message_type != 'system'`,
   );
 
@@ -97,10 +103,10 @@ export function sqliteMessages(
   // found only when the insert did nothing. No row is inserted for a conversation that does not exist.
   const DRAFT_COLUMNS = COLUMNS.split(", ").filter((c) => c !== "seq" && c !== "version_seq");
   const insertNext = db.query(
-    `INSERT INTO messages (${DRAFT_COLUMNS.join(", ")}, seq, version_seq)
-     SELECT ${DRAFT_COLUMNS.map((c) => `$${c}`).join(", ")}, last_seq + 1, last_seq + 1
+    `INSERT INTO messages (${DRAFT_COLUMNS.join(", ")}, seq, version_seq, conv)
+     SELECT ${DRAFT_COLUMNS.map((c) => `$${c}`).join(", ")}, last_seq + 1, last_seq + 1, num
      FROM conversations WHERE id = $conversation_id
-     ON CONFLICT (conversation_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING`,
+     ON CONFLICT (conv, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING`,
   );
   const appendOne = (draft: Draft): AppendResult => {
     const { changes } = insertNext.run(

@@ -171,6 +171,30 @@ export const MIGRATIONS: string[] = [
   DROP INDEX messages_version;
   CREATE INDEX messages_changed ON messages(conversation_id, version_seq) WHERE version_seq != seq;
   `,
+  `
+  -- A conversation's messages are found by a small integer, not its 20-character id: every append enters
+  -- two indexes keyed by conversation (seq, client_msg_id), and with text keys they were over half the
+  -- CPU of an append with many conversations active (bench/LIMITS.md). The number is a column of its
+  -- own, not the rowid, which VACUUM may renumber; a new conversation takes MAX(num) + 1.
+  ALTER TABLE conversations ADD COLUMN num INTEGER;
+  UPDATE conversations SET num = rowid;
+  CREATE UNIQUE INDEX conversations_num ON conversations(num);
+  ALTER TABLE messages ADD COLUMN conv INTEGER NOT NULL DEFAULT 0;
+  UPDATE messages SET conv = COALESCE((SELECT num FROM conversations c WHERE c.id = messages.conversation_id), 0);
+  DROP INDEX messages_seq;
+  DROP INDEX messages_client_id;
+  DROP INDEX messages_changed;
+  CREATE UNIQUE INDEX messages_conv_seq ON messages(conv, seq);
+  CREATE UNIQUE INDEX messages_conv_client ON messages(conv, sender_id, client_msg_id)
+    WHERE client_msg_id IS NOT NULL;
+  CREATE INDEX messages_changed ON messages(conv, version_seq) WHERE version_seq != seq;
+
+  -- Appends no longer pay for an insert trigger that evaluated the search watermark on every row. It
+  -- existed for rowids reused after the top rows were deleted; deleting a conversation now lowers the
+  -- watermark to the highest rowid left (conversations.ts), so a reused rowid is always above it.
+  DROP TRIGGER messages_fts_insert;
+  UPDATE search_state SET indexed_rowid = MIN(indexed_rowid, (SELECT COALESCE(MAX(rowid), 0) FROM messages));
+  `,
 ];
 
 /** Records are plain objects of bindable values; their interfaces just lack an index signature. */

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
-import { MIGRATIONS } from "../../src/store/sqlite/schema.ts";
+import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { SEARCH_INDEX_DEFAULTS, sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import type { MessageRecord, Store } from "../../src/store/types.ts";
 import { waitFor } from "../helpers.ts";
@@ -251,7 +251,7 @@ describe("sqlite search indexer", () => {
   function backlog(rows: number) {
     const db = new Database(":memory:", { strict: true });
     opened.push(db);
-    for (const sql of MIGRATIONS) db.exec(sql);
+    for (const m of MIGRATIONS) applyMigration(db, m);
     const insert = db.query(
       `INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, content, message_type,
          attachments, reactions, deleted, created_at, updated_at)

@@ -5,10 +5,11 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { clientKey } from "../../src/store/sqlite/client-key.ts";
 import { sqliteConversations } from "../../src/store/sqlite/conversations.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
-import { eventsQuery, sqliteMessages } from "../../src/store/sqlite/messages.ts";
-import { MIGRATIONS } from "../../src/store/sqlite/schema.ts";
+import { clientKeyQuery, eventsQuery, sqliteMessages } from "../../src/store/sqlite/messages.ts";
+import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import { storeContract } from "./contract.ts";
 import { conversation, conversationsContract, draft } from "./conversations-contract.ts";
@@ -191,7 +192,7 @@ describe("sqlite migration 5 (conversations keyed by number in the messages inde
 
   it("finds a conversation's messages through the conversation's number, never a scan", () => {
     const db = new Database(":memory:");
-    for (const sql of MIGRATIONS) db.exec(sql);
+    for (const m of MIGRATIONS) applyMigration(db, m);
     const plan = (sql: string, ...args: (string | number)[]) =>
       db
         .query<{ detail: string }, (string | number)[]>(`EXPLAIN QUERY PLAN ${sql}`)
@@ -206,10 +207,91 @@ describe("sqlite migration 5 (conversations keyed by number in the messages inde
   });
 });
 
+describe("sqlite migration 6 (idempotent appends found by a client key)", () => {
+  it("files an old database's client ids under their keys, so a retry from before the upgrade is found", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 5);
+    const T0 = 1_700_000_000_000;
+    const rows = 25_000; // more than one of the migration's 10,000-row reads
+    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
+        last_activity, last_seq, message_count, created_by, created_at, updated_at, num)
+      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, NULL, ${T0}, ${rows + 1}, ${rows + 1}, 'u-alice', ${T0}, ${T0}, 1)`);
+    const insert = old.query(
+      `INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
+         message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at, conv)
+       VALUES (?1, 'c-1', ?2, ?3, ?3, ?4, 'old', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}, 1)`,
+    );
+    old.transaction(() => {
+      for (let i = 1; i <= rows; i++) insert.run(`m-${i}`, i % 2 ? "u-alice" : "u-bob", i, `cm-${i}`);
+      insert.run("m-none", "u-alice", rows + 1, null);
+    })();
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      const db = new Database(path, { readonly: true });
+      const keyOf = db.query<
+        { sender_id: string; client_msg_id: string | null; client_key: number | null },
+        [string]
+      >("SELECT sender_id, client_msg_id, client_key FROM messages WHERE id = ?");
+      for (const id of ["m-1", "m-2", "m-10001", `m-${rows}`]) {
+        const row = keyOf.get(id);
+        expect(row?.client_key).toBe(clientKey(row?.sender_id as string, row?.client_msg_id as string));
+      }
+      expect(keyOf.get("m-none")?.client_key).toBeNull();
+      db.close();
+
+      const retry = await store.messages.append({ ...draft("c-1", "u-bob"), client_msg_id: `cm-${rows}` });
+      expect(retry).toMatchObject({ status: "duplicate", message: { id: `m-${rows}` } });
+      // The same client id from the other sender was never stored: a new message.
+      const other = await store.messages.append({ ...draft("c-1", "u-alice"), client_msg_id: `cm-${rows}` });
+      expect(other).toMatchObject({ status: "created", message: { seq: rows + 2 } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("stores a message whose client key another pair already has, and finds each pair's own on a retry", async () => {
+    const path = freshFile();
+    const store = openSqliteStore(path);
+    try {
+      await store.conversations.create(conversation("c-1"), []);
+      const first = await store.messages.append(draft("c-1", "u-alice", { client_msg_id: "cm-a" }));
+      // No two pairs with one 53-bit key are known, so make one: file the stored row under the key
+      // of another pair, as a collision would.
+      const db = new Database(path);
+      db.query("UPDATE messages SET client_key = ? WHERE id = ?").run(
+        clientKey("u-bob", "cm-b"),
+        first.message.id,
+      );
+      db.close();
+      const second = await store.messages.append(draft("c-1", "u-bob", { client_msg_id: "cm-b" }));
+      expect(second).toMatchObject({ status: "created", message: { seq: 2 } });
+      const retry = await store.messages.append(draft("c-1", "u-bob", { client_msg_id: "cm-b" }));
+      expect(retry).toMatchObject({ status: "duplicate", message: { id: second.message.id } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("looks a client id up through the index, never a scan", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = db
+      .query<{ detail: string }, [string, number, string, string]>(
+        `EXPLAIN QUERY PLAN ${clientKeyQuery("id")}`,
+      )
+      .all("c-1", 1, "u-alice", "cm-1")
+      .map((r) => r.detail);
+    expect(plan).toContain("SEARCH messages USING INDEX messages_conv_client (conv=? AND client_key=?)");
+    db.close();
+  });
+});
+
 describe("sqlite group commit", () => {
   it("commits a flood of appends a batch at a time, in order, with the event loop free between batches", async () => {
     const db = new Database(":memory:", { strict: true });
-    for (const sql of MIGRATIONS) db.exec(sql);
+    for (const m of MIGRATIONS) applyMigration(db, m);
     const index = sqliteSearchIndex(db, { delayMs: 60_000 });
     try {
       await sqliteConversations(db).create(conversation("c-1"), []);
@@ -246,7 +328,7 @@ describe("sqlite group commit", () => {
 
   it("refuses a batch size that is not a positive integer", () => {
     const db = new Database(":memory:", { strict: true });
-    for (const sql of MIGRATIONS) db.exec(sql);
+    for (const m of MIGRATIONS) applyMigration(db, m);
     const index = sqliteSearchIndex(db, { delayMs: 60_000 });
     try {
       for (const bad of [0, -1, 1.5, Number.NaN])

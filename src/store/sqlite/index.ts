@@ -8,7 +8,7 @@ import type { Store } from "../types.ts";
 import { sqliteAuthRepos } from "./auth.ts";
 import { sqliteConversations } from "./conversations.ts";
 import { sqliteMessages } from "./messages.ts";
-import { MIGRATIONS } from "./schema.ts";
+import { applyMigration, MIGRATIONS, type Migration } from "./schema.ts";
 import { sqliteSearchIndex } from "./search-index.ts";
 import { sqliteSessionRepos } from "./sessions.ts";
 import { sqliteUsers } from "./users.ts";
@@ -58,7 +58,7 @@ function migrate(db: Database) {
   const from = row?.user_version ?? 0;
   for (let v = from; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v] as string);
+      applyMigration(db, MIGRATIONS[v] as Migration);
       db.exec(`PRAGMA user_version = ${v + 1}`);
     })();
   }

@@ -4,6 +4,7 @@
 import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
+import { clientKey } from "./client-key.ts";
 import { bind } from "./schema.ts";
 import type { SearchIndex } from "./search-index.ts";
 
@@ -41,6 +42,14 @@ export const eventsQuery = (columns: string) =>
      WHERE conv = ${CONV} AND version_seq > ?2 AND version_seq != seq ORDER BY version_seq LIMIT ?3)
    ORDER BY version_seq LIMIT ?3`;
 
+/**
+ * A stored message with a client id (?1 conversation, ?2 client key, ?3 sender, ?4 client_msg_id): found
+ * by its key (client-key.ts), then told apart from another pair that shares the key.
+ */
+export const clientKeyQuery = (columns: string) =>
+  `SELECT ${columns} FROM messages
+   WHERE conv = ${CONV} AND client_key = ?2 AND sender_id = ?3 AND client_msg_id = ?4`;
+
 /** Appends per group-commit transaction, at most (see flush). */
 export const APPEND_BATCH_MAX = 1000;
 
@@ -54,9 +63,7 @@ export function sqliteMessages(
   const COLUMNS =
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
     "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
-  const byClientId = db.query<MessageRow, [string, string, string]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} AND sender_id = ?2 AND client_msg_id = ?3`,
-  );
+  const byClientKey = db.query<MessageRow, [string, number, string, string]>(clientKeyQuery(COLUMNS));
   const allocate = db.query<{ last_seq: number }, [string, number, number, string]>(
     `UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + ?2,
        last_activity = MAX(last_activity, ?3),
@@ -98,17 +105,25 @@ export function sqliteMessages(
   );
 
   type Draft = Omit<MessageRecord, "seq" | "version_seq">;
-  // The insert takes the conversation's next seq itself and does nothing on a client_msg_id already
-  // stored, so the common case is two statements (insert, then move last_seq to it) and a retry is
-  // found only when the insert did nothing. No row is inserted for a conversation that does not exist.
+  // The insert takes the conversation's next seq itself, and inserts nothing for a conversation that does
+  // not exist; a client_msg_id already stored is looked for first, in the same transaction.
   const DRAFT_COLUMNS = COLUMNS.split(", ").filter((c) => c !== "seq" && c !== "version_seq");
   const insertNext = db.query(
-    `INSERT INTO messages (${DRAFT_COLUMNS.join(", ")}, seq, version_seq, conv)
-     SELECT ${DRAFT_COLUMNS.map((c) => `$${c}`).join(", ")}, last_seq + 1, last_seq + 1, num
-     FROM conversations WHERE id = $conversation_id
-     ON CONFLICT (conv, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING`,
+    `INSERT INTO messages (${DRAFT_COLUMNS.join(", ")}, seq, version_seq, conv, client_key)
+     SELECT ${DRAFT_COLUMNS.map((c) => `$${c}`).join(", ")}, last_seq + 1, last_seq + 1, num, $client_key
+     FROM conversations WHERE id = $conversation_id`,
   );
   const appendOne = (draft: Draft): AppendResult => {
+    const key = draft.client_msg_id === null ? null : clientKey(draft.sender_id, draft.client_msg_id);
+    if (key !== null) {
+      const existing = byClientKey.get(
+        draft.conversation_id,
+        key,
+        draft.sender_id,
+        draft.client_msg_id as string,
+      );
+      if (existing) return { status: "duplicate", message: toMessage(existing) };
+    }
     const { changes } = insertNext.run(
       bind({
         ...draft,
@@ -116,16 +131,10 @@ export function sqliteMessages(
         reactions: JSON.stringify(draft.reactions),
         envelope: draft.envelope === null ? null : JSON.stringify(draft.envelope),
         deleted: draft.deleted ? 1 : 0,
+        client_key: key,
       }),
     );
-    if (changes === 0) {
-      const existing =
-        draft.client_msg_id === null
-          ? null
-          : byClientId.get(draft.conversation_id, draft.sender_id, draft.client_msg_id);
-      if (existing) return { status: "duplicate", message: toMessage(existing) };
-      throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
-    }
+    if (changes === 0) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
     const allocated = allocate.get(draft.conversation_id, 1, draft.created_at, draft.id);
     if (!allocated) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
     return {

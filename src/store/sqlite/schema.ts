@@ -1,6 +1,12 @@
 // SQLite schema, applied in order; user_version records how far a database file has come.
 
-export const MIGRATIONS: string[] = [
+import type { Database } from "bun:sqlite";
+import { clientKey } from "./client-key.ts";
+
+/** SQL, or a function for a step SQL cannot do alone (it runs inside the migration's transaction). */
+export type Migration = string | ((db: Database) => void);
+
+export const MIGRATIONS: Migration[] = [
   `
   CREATE TABLE users (
     id TEXT PRIMARY KEY,
@@ -182,12 +188,10 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE messages ADD COLUMN conv INTEGER NOT NULL DEFAULT 0;
   UPDATE messages SET conv = COALESCE((SELECT num FROM conversations c WHERE c.id = messages.conversation_id), 0);
   DROP INDEX messages_seq;
-  DROP INDEX messages_client_id;
   DROP INDEX messages_changed;
   CREATE UNIQUE INDEX messages_conv_seq ON messages(conv, seq);
-  CREATE UNIQUE INDEX messages_conv_client ON messages(conv, sender_id, client_msg_id)
-    WHERE client_msg_id IS NOT NULL;
   CREATE INDEX messages_changed ON messages(conv, version_seq) WHERE version_seq != seq;
+  -- messages_client_id goes in migration 6.
 
   -- Appends no longer pay for an insert trigger that evaluated the search watermark on every row. It
   -- existed for rowids reused after the top rows were deleted; deleting a conversation now lowers the
@@ -195,7 +199,38 @@ export const MIGRATIONS: string[] = [
   DROP TRIGGER messages_fts_insert;
   UPDATE search_state SET indexed_rowid = MIN(indexed_rowid, (SELECT COALESCE(MAX(rowid), 0) FROM messages));
   `,
+  (db) => {
+    // Idempotent appends look a (sender_id, client_msg_id) up by a 53-bit number (client-key.ts) instead
+    // of the two strings. Client ids are random (the SDK's are UUIDs), so every append entered the old
+    // index at a random leaf, and each commit wrote every leaf it had touched to the WAL: half of an
+    // append's commit (bench/LIMITS.md). The numbers make the index about a quarter of the size, so
+    // more appends share a leaf and a commit writes fewer pages. Not UNIQUE: two pairs may share a
+    // number, and the append compares the strings of the rows it finds.
+    db.exec(`
+      DROP INDEX messages_client_id;
+      ALTER TABLE messages ADD COLUMN client_key INTEGER;
+    `);
+    // In rowid order, 10,000 rows a read, so that no read is open while its rows are updated.
+    const rows = db.query<{ rowid: number; sender_id: string; client_msg_id: string }, [number]>(
+      `SELECT rowid, sender_id, client_msg_id FROM messages
+       WHERE rowid > ?1 AND client_msg_id IS NOT NULL ORDER BY rowid LIMIT 10000`,
+    );
+    const set = db.query<never, [number, number]>("UPDATE messages SET client_key = ?1 WHERE rowid = ?2");
+    for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
+      for (const row of page) set.run(clientKey(row.sender_id, row.client_msg_id), row.rowid);
+      after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
+    }
+    db.exec(`
+      CREATE INDEX messages_conv_client ON messages(conv, client_key) WHERE client_key IS NOT NULL;
+    `);
+  },
 ];
+
+/** Applies one migration (the caller runs it in a transaction and records the version). */
+export function applyMigration(db: Database, migration: Migration) {
+  if (typeof migration === "string") db.exec(migration);
+  else migration(db);
+}
 
 /** Records are plain objects of bindable values; their interfaces just lack an index signature. */
 export const bind = <T extends object>(record: T) =>

@@ -12,9 +12,8 @@ import { SEARCH_INDEX_DEFAULTS, sqliteSearchIndex } from "../../src/store/sqlite
 import type { MessageRecord, Store } from "../../src/store/types.ts";
 import { waitFor } from "../helpers.ts";
 import { conversation, draft } from "./conversations-contract.ts";
-import { databaseAt } from "./sqlite-old.ts";
+import { databaseAt, oldConversation, oldMessages, T0 } from "./sqlite-old.ts";
 
-const T0 = 1_700_000_000_000;
 const dir = mkdtempSync(join(tmpdir(), "parley-search-"));
 let files = 0;
 const freshFile = () => join(dir, `search-${++files}.db`);
@@ -184,15 +183,11 @@ describe("sqlite search indexing", () => {
   it("migrates a database whose messages the old insert trigger indexed", async () => {
     const path = freshFile();
     const old = databaseAt(path, 2);
-    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
-        last_activity, last_seq, message_count, created_by, created_at, updated_at)
-      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, 'm-old-2', ${T0}, 2, 2, 'u-alice', ${T0}, ${T0})`);
-    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
-        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
-      VALUES ('m-old-1', 'c-1', 'u-alice', 1, 1, NULL, 'ancient tangerine', 'text', NULL, '[]', '[]', NULL, NULL, 0,
-        ${T0}, ${T0}),
-        ('m-old-2', 'c-1', 'u-alice', 2, 2, NULL, 'ancient ugli', 'text', NULL, '[]', '[]', NULL, NULL, 0,
-        ${T0}, ${T0})`);
+    oldConversation(old, "c-1", 2);
+    oldMessages(old, [
+      { id: "m-old-1", conversation_id: "c-1", seq: 1, content: "ancient tangerine" },
+      { id: "m-old-2", conversation_id: "c-1", seq: 2, content: "ancient ugli" },
+    ]);
     old.close();
 
     const store = open(path);
@@ -213,13 +208,8 @@ describe("sqlite search indexing", () => {
   it("migrates a database whose freed top rowids sit below the watermark (migration 5)", async () => {
     const path = freshFile();
     const old = databaseAt(path, 4);
-    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
-        last_activity, last_seq, message_count, created_by, created_at, updated_at)
-      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, 'm-old-1', ${T0}, 1, 1, 'u-alice', ${T0}, ${T0})`);
-    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
-        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
-      VALUES ('m-old-1', 'c-1', 'u-alice', 1, 1, NULL, 'ancient fig', 'text', NULL, '[]', '[]', NULL, NULL, 0,
-        ${T0}, ${T0})`);
+    oldConversation(old, "c-1", 1);
+    oldMessages(old, [{ id: "m-old-1", conversation_id: "c-1", seq: 1, content: "ancient fig" }]);
     // An old Parley indexed rows up to 7, then a deleted conversation took rowids 2 to 7 with it: the old
     // insert trigger indexed reused rowids, and without it the watermark must come down to the top row.
     old.exec("UPDATE search_state SET indexed_rowid = 7");

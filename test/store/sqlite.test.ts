@@ -13,7 +13,7 @@ import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import { storeContract } from "./contract.ts";
 import { conversation, conversationsContract, draft } from "./conversations-contract.ts";
-import { databaseAt } from "./sqlite-old.ts";
+import { databaseAt, oldConversation, oldMessages, T0 } from "./sqlite-old.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "parley-store-"));
 let files = 0;
@@ -55,16 +55,13 @@ describe("sqlite migration 4 (indexes appends no longer pay for)", () => {
   it("moves an old database's changed messages to the partial index and reads catch-up as before", async () => {
     const path = freshFile();
     const old = databaseAt(path, 3);
-    const T0 = 1_700_000_000_000;
-    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
-        last_activity, last_seq, message_count, created_by, created_at, updated_at)
-      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, 'm-3', ${T0}, 4, 3, 'u-alice', ${T0}, ${T0})`);
+    oldConversation(old, "c-1", 4);
     // m-1 was edited (version 4) before the upgrade; m-2 and m-3 never changed.
-    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
-        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
-      VALUES ('m-1', 'c-1', 'u-alice', 1, 4, NULL, 'edited', 'text', NULL, '[]', '[]', NULL, ${T0}, 0, ${T0}, ${T0}),
-        ('m-2', 'c-1', 'u-alice', 2, 2, NULL, 'two', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}),
-        ('m-3', 'c-1', 'u-alice', 3, 3, NULL, 'three', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0})`);
+    oldMessages(old, [
+      { id: "m-1", conversation_id: "c-1", seq: 1, version_seq: 4, content: "edited", edited_at: T0 },
+      { id: "m-2", conversation_id: "c-1", seq: 2, content: "two" },
+      { id: "m-3", conversation_id: "c-1", seq: 3, content: "three" },
+    ]);
     old.close();
 
     const store = openSqliteStore(path);
@@ -105,20 +102,13 @@ describe("sqlite migration 5 (conversations keyed by number in the messages inde
   it("numbers an old database's conversations and messages, and pages, catches up and appends as before", async () => {
     const path = freshFile();
     const old = databaseAt(path, 4);
-    const T0 = 1_700_000_000_000;
-    for (const [id, seq] of [
-      ["c-a", 2],
-      ["c-b", 1],
-    ] as const) {
-      old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
-          last_activity, last_seq, message_count, created_by, created_at, updated_at)
-        VALUES ('${id}', '${id}', NULL, 'group', 0, NULL, NULL, ${T0}, ${seq}, ${seq}, 'u-alice', ${T0}, ${T0})`);
-    }
-    old.exec(`INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
-        message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at)
-      VALUES ('m-a1', 'c-a', 'u-alice', 1, 1, 'k-1', 'one', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}),
-        ('m-a2', 'c-a', 'u-alice', 2, 2, NULL, 'two', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}),
-        ('m-b1', 'c-b', 'u-alice', 1, 1, 'k-1', 'other', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0})`);
+    oldConversation(old, "c-a", 2);
+    oldConversation(old, "c-b", 1);
+    oldMessages(old, [
+      { id: "m-a1", conversation_id: "c-a", seq: 1, client_msg_id: "k-1", content: "one" },
+      { id: "m-a2", conversation_id: "c-a", seq: 2, content: "two" },
+      { id: "m-b1", conversation_id: "c-b", seq: 1, client_msg_id: "k-1", content: "other" },
+    ]);
     old.close();
 
     const store = openSqliteStore(path);
@@ -211,20 +201,19 @@ describe("sqlite migration 6 (idempotent appends found by a client key)", () => 
   it("files an old database's client ids under their keys, so a retry from before the upgrade is found", async () => {
     const path = freshFile();
     const old = databaseAt(path, 5);
-    const T0 = 1_700_000_000_000;
     const rows = 25_000; // more than one of the migration's 10,000-row reads
-    old.exec(`INSERT INTO conversations (id, name, topic, conversation_type, encrypted, dm_key, last_message_id,
-        last_activity, last_seq, message_count, created_by, created_at, updated_at, num)
-      VALUES ('c-1', 'c-1', NULL, 'group', 0, NULL, NULL, ${T0}, ${rows + 1}, ${rows + 1}, 'u-alice', ${T0}, ${T0}, 1)`);
-    const insert = old.query(
-      `INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, client_msg_id, content,
-         message_type, reply_to, attachments, reactions, envelope, edited_at, deleted, created_at, updated_at, conv)
-       VALUES (?1, 'c-1', ?2, ?3, ?3, ?4, 'old', 'text', NULL, '[]', '[]', NULL, NULL, 0, ${T0}, ${T0}, 1)`,
-    );
-    old.transaction(() => {
-      for (let i = 1; i <= rows; i++) insert.run(`m-${i}`, i % 2 ? "u-alice" : "u-bob", i, `cm-${i}`);
-      insert.run("m-none", "u-alice", rows + 1, null);
-    })();
+    oldConversation(old, "c-1", rows + 1, 1);
+    oldMessages(old, [
+      ...Array.from({ length: rows }, (_, i) => ({
+        id: `m-${i + 1}`,
+        conversation_id: "c-1",
+        seq: i + 1,
+        sender_id: (i + 1) % 2 ? "u-alice" : "u-bob",
+        client_msg_id: `cm-${i + 1}`,
+        conv: 1,
+      })),
+      { id: "m-none", conversation_id: "c-1", seq: rows + 1, conv: 1 },
+    ]);
     old.close();
 
     const store = openSqliteStore(path);

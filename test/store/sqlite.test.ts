@@ -108,6 +108,9 @@ describe("sqlite migration 5 (conversations keyed by number in the messages inde
       { id: "m-a1", conversation_id: "c-a", seq: 1, client_msg_id: "k-1", content: "one" },
       { id: "m-a2", conversation_id: "c-a", seq: 2, content: "two" },
       { id: "m-b1", conversation_id: "c-b", seq: 1, client_msg_id: "k-1", content: "other" },
+      // Left behind by conversations that are gone: they must not stop the upgrade.
+      { id: "m-x1", conversation_id: "c-gone", seq: 1 },
+      { id: "m-x2", conversation_id: "c-gone-too", seq: 1 },
     ]);
     old.close();
 

@@ -186,7 +186,9 @@ export const MIGRATIONS: Migration[] = [
   UPDATE conversations SET num = rowid;
   CREATE UNIQUE INDEX conversations_num ON conversations(num);
   ALTER TABLE messages ADD COLUMN conv INTEGER NOT NULL DEFAULT 0;
-  UPDATE messages SET conv = COALESCE((SELECT num FROM conversations c WHERE c.id = messages.conversation_id), 0);
+  -- A message whose conversation is gone (none should be) gets a number no conversation has.
+  UPDATE messages SET conv = COALESCE(
+    (SELECT num FROM conversations c WHERE c.id = messages.conversation_id), -messages.rowid);
   DROP INDEX messages_seq;
   DROP INDEX messages_changed;
   CREATE UNIQUE INDEX messages_conv_seq ON messages(conv, seq);

@@ -5,7 +5,6 @@ import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { clientKey } from "./client-key.ts";
-import { bind } from "./schema.ts";
 import type { SearchIndex } from "./search-index.ts";
 
 type MessageRow = Omit<MessageRecord, "attachments" | "reactions" | "envelope" | "deleted"> & {
@@ -64,11 +63,11 @@ export function sqliteMessages(
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
     "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
   const byClientKey = db.query<MessageRow, [string, number, string, string]>(clientKeyQuery(COLUMNS));
-  const allocate = db.query<{ last_seq: number }, [string, number, number, string]>(
+  const allocate = db.query<{ last_seq: number; num: number }, [string, number, number, string]>(
     `UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + ?2,
        last_activity = MAX(last_activity, ?3),
        last_message_id = CASE WHEN ?2 = 1 THEN ?4 ELSE last_message_id END
-     WHERE id = ?1 RETURNING last_seq`,
+     WHERE id = ?1 RETURNING last_seq, num`,
   );
   const byId = db.query<MessageRow, [string]>(`SELECT ${COLUMNS} FROM messages WHERE id = ?`);
   const latest = db.query<MessageRow, [string, number]>(
@@ -105,13 +104,14 @@ export function sqliteMessages(
   );
 
   type Draft = Omit<MessageRecord, "seq" | "version_seq">;
-  // The insert takes the conversation's next seq itself, and inserts nothing for a conversation that does
-  // not exist; a client_msg_id already stored is looked for first, in the same transaction.
-  const DRAFT_COLUMNS = COLUMNS.split(", ").filter((c) => c !== "seq" && c !== "version_seq");
-  const insertNext = db.query(
-    `INSERT INTO messages (${DRAFT_COLUMNS.join(", ")}, seq, version_seq, conv, client_key)
-     SELECT ${DRAFT_COLUMNS.map((c) => `$${c}`).join(", ")}, last_seq + 1, last_seq + 1, num, $client_key
-     FROM conversations WHERE id = $conversation_id`,
+  // A client_msg_id already stored is looked for first; then the conversation's next seq is taken (no
+  // row: the conversation does not exist) and the message stored under it, in the same transaction.
+  // Bound by position, in the order of the columns below.
+  const insert = db.query<never, (string | number | null)[]>(
+    `INSERT INTO messages (id, conversation_id, sender_id, client_msg_id, content, message_type, reply_to,
+       attachments, reactions, envelope, edited_at, deleted, created_at, updated_at, seq, version_seq, conv,
+       client_key)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)`,
   );
   const appendOne = (draft: Draft): AppendResult => {
     const key = draft.client_msg_id === null ? null : clientKey(draft.sender_id, draft.client_msg_id);
@@ -124,19 +124,27 @@ export function sqliteMessages(
       );
       if (existing) return { status: "duplicate", message: toMessage(existing) };
     }
-    const { changes } = insertNext.run(
-      bind({
-        ...draft,
-        attachments: JSON.stringify(draft.attachments),
-        reactions: JSON.stringify(draft.reactions),
-        envelope: draft.envelope === null ? null : JSON.stringify(draft.envelope),
-        deleted: draft.deleted ? 1 : 0,
-        client_key: key,
-      }),
-    );
-    if (changes === 0) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
     const allocated = allocate.get(draft.conversation_id, 1, draft.created_at, draft.id);
     if (!allocated) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
+    insert.run(
+      draft.id,
+      draft.conversation_id,
+      draft.sender_id,
+      draft.client_msg_id,
+      draft.content,
+      draft.message_type,
+      draft.reply_to,
+      JSON.stringify(draft.attachments),
+      JSON.stringify(draft.reactions),
+      draft.envelope === null ? null : JSON.stringify(draft.envelope),
+      draft.edited_at,
+      draft.deleted ? 1 : 0,
+      draft.created_at,
+      draft.updated_at,
+      allocated.last_seq,
+      allocated.num,
+      key,
+    );
     return {
       status: "created",
       message: { ...draft, seq: allocated.last_seq, version_seq: allocated.last_seq },

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { newId } from "../src/lib/ids.ts";
+import { clientKey } from "../src/store/sqlite/client-key.ts";
 import { openSqliteStore } from "../src/store/sqlite/index.ts";
 import type { ConversationRecord, MessageRecord, MessagesRepo, Store } from "../src/store/types.ts";
 import { seeded, sentence as words } from "./lib/random.ts";
@@ -96,10 +97,10 @@ function bulkInsert(from: number, to: number) {
     const columns =
       "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
       "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
-    // conv: the conversation's number, the key of the messages indexes (schema.ts, migration 5).
+    // conv and client_key as the store writes them (schema.ts, migrations 5 and 6).
     const insert = db.query(
-      `INSERT INTO messages (${columns}, conv)
-       VALUES (${columns.replace(/\w+/g, "?")}, (SELECT num FROM conversations WHERE id = ?2))`,
+      `INSERT INTO messages (${columns}, conv, client_key)
+       VALUES (${columns.replace(/\w+/g, "?")}, (SELECT num FROM conversations WHERE id = ?2), ?)`,
     );
     const finish = db.query(
       `UPDATE conversations SET last_seq = ?1, message_count = message_count + ?2, last_message_id = ?3,
@@ -111,6 +112,7 @@ function bulkInsert(from: number, to: number) {
         insert.run(
           ...[m.id, m.conversation_id, m.sender_id, seq, seq, m.client_msg_id, m.content, m.message_type],
           ...[m.reply_to, "[]", "[]", null, null, 0, m.created_at, m.updated_at],
+          clientKey(m.sender_id, m.client_msg_id as string),
         );
       }
       if (hi === to) finish.run(to, to - from + 1, ids[to - 1] as string, at(to), conversation.id);

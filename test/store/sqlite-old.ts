@@ -17,6 +17,15 @@ export function databaseAt(path: string, version: number): Database {
   return db;
 }
 
+/** The names of the database's indexes or triggers (SQLite's own automatic indexes left out). */
+export const schemaNames = (db: Database, type: "index" | "trigger") =>
+  db
+    .query<{ name: string }, [string]>(
+      "SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%'",
+    )
+    .all(type)
+    .map((r) => r.name);
+
 /** A group made by u-alice at T0, `lastSeq` messages in; `num` only from schema version 5 on. */
 export function oldConversation(db: Database, id: string, lastSeq: number, num?: number) {
   const withNum = num !== undefined;

@@ -13,7 +13,7 @@ import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import { storeContract } from "./contract.ts";
 import { conversation, conversationsContract, draft } from "./conversations-contract.ts";
-import { databaseAt, oldConversation, oldMessages, T0 } from "./sqlite-old.ts";
+import { databaseAt, oldConversation, oldMessages, schemaNames, T0 } from "./sqlite-old.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "parley-store-"));
 let files = 0;
@@ -67,12 +67,7 @@ describe("sqlite migration 4 (indexes appends no longer pay for)", () => {
     const store = openSqliteStore(path);
     try {
       const db = new Database(path, { readonly: true });
-      const indexes = db
-        .query<{ name: string }, []>(
-          "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'",
-        )
-        .all()
-        .map((r) => r.name);
+      const indexes = schemaNames(db, "index");
       expect(indexes).toContain("messages_changed");
       expect(indexes).not.toContain("messages_version");
       expect(indexes).not.toContain("conversations_activity");
@@ -125,21 +120,12 @@ describe("sqlite migration 5 (conversations keyed by number in the messages inde
       const numOf = (id: string) => nums.find((r) => r.id === id)?.num;
       expect(convOf.get("m-a1")?.conv).toBe(numOf("c-a") as number);
       expect(convOf.get("m-b1")?.conv).toBe(numOf("c-b") as number);
-      const indexes = db
-        .query<{ name: string }, []>(
-          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'",
-        )
-        .all()
-        .map((r) => r.name);
+      const indexes = schemaNames(db, "index");
       expect(indexes).toContain("messages_conv_seq");
       expect(indexes).toContain("messages_conv_client");
       expect(indexes).not.toContain("messages_seq");
       expect(indexes).not.toContain("messages_client_id");
-      const triggers = db
-        .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-        .all()
-        .map((r) => r.name);
-      expect(triggers).not.toContain("messages_fts_insert");
+      expect(schemaNames(db, "trigger")).not.toContain("messages_fts_insert");
 
       // The records never show the number.
       expect(Object.keys((await store.conversations.byId("c-a")) ?? {})).not.toContain("num");

@@ -9,6 +9,7 @@ import {
   type ParticipantRecord,
 } from "../types.ts";
 import { bind } from "./schema.ts";
+import { afterMessagesDeleted } from "./search-index.ts";
 
 type ConversationRow = Omit<ConversationRecord, "encrypted"> & { encrypted: number };
 
@@ -81,12 +82,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   });
   const remove = db.transaction((id: string) => {
     db.query("DELETE FROM messages WHERE conv = (SELECT num FROM conversations WHERE id = ?)").run(id);
-    // Rows above the search watermark are indexed later, and only rows at or below it are in the index.
-    // With the top rows gone their rowids are free again: lower the watermark to the highest rowid left,
-    // so that a reused rowid is above it and gets indexed (schema.ts, migration 5).
-    db.query(
-      "UPDATE search_state SET indexed_rowid = MIN(indexed_rowid, (SELECT COALESCE(MAX(rowid), 0) FROM messages))",
-    ).run();
+    afterMessagesDeleted(db);
     db.query("DELETE FROM participants WHERE conversation_id = ?").run(id);
     db.query("DELETE FROM conversations WHERE id = ?").run(id);
   });

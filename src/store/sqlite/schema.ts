@@ -197,7 +197,8 @@ export const MIGRATIONS: Migration[] = [
 
   -- Appends no longer pay for an insert trigger that evaluated the search watermark on every row. It
   -- existed for rowids reused after the top rows were deleted; deleting a conversation now lowers the
-  -- watermark to the highest rowid left (conversations.ts), so a reused rowid is always above it.
+  -- watermark to the highest rowid left (search-index.ts, afterMessagesDeleted), so a reused rowid is
+  -- always above it; this does it once for what older versions left.
   DROP TRIGGER messages_fts_insert;
   UPDATE search_state SET indexed_rowid = MIN(indexed_rowid, (SELECT COALESCE(MAX(rowid), 0) FROM messages));
   `,

@@ -27,6 +27,17 @@ export interface SearchIndex {
   close(): void;
 }
 
+/**
+ * After messages were deleted (a conversation removed), in the same transaction: with the top rows gone
+ * their rowids are free again, so the watermark comes down to the highest rowid left, and a reused rowid
+ * is above it and gets indexed by the next run (an insert trigger did this per row before migration 5).
+ */
+export function afterMessagesDeleted(db: Database) {
+  db.query(
+    "UPDATE search_state SET indexed_rowid = MIN(indexed_rowid, (SELECT COALESCE(MAX(rowid), 0) FROM messages))",
+  ).run();
+}
+
 export const SEARCH_INDEX_DEFAULTS = { chunk: 1000, delayMs: 200, maxBackoffMs: 60_000 };
 
 export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}): SearchIndex {

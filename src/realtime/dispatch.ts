@@ -44,13 +44,16 @@ export class Dispatcher {
         case "message": {
           const { conversation_id, ref: _, type: __, ...input } = frame;
           const { message } = await this.deps.messages.send(conversation_id, me.user_id, input);
-          return send(ws, {
+          const ack: ServerFrame = {
             type: "ack",
             ...(ref === undefined ? {} : { ref }),
             client_msg_id: frame.client_msg_id,
             message_id: message.id,
             seq: message.seq,
-          });
+          };
+          // Corked: the event this socket was published a moment ago (uWS drains it on this send) and
+          // the ack leave in one write instead of two.
+          return ws.cork(() => send(ws, ack));
         }
         case "typing_start":
         case "typing_stop":
@@ -96,8 +99,9 @@ export class Dispatcher {
     }
   }
 
+  /** Corked, as every reply after an await: an event just published to this socket leaves with it. */
   private ok(ws: Socket, ref: string | number | undefined) {
-    if (ref !== undefined) send(ws, { type: "ok", ref });
+    if (ref !== undefined) ws.cork(() => send(ws, { type: "ok", ref }));
   }
 
   private typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
@@ -160,20 +164,23 @@ export class Dispatcher {
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });
         continue;
       }
-      let seq = after;
-      for (const m of changes) {
-        const kind =
-          m.version_seq === m.seq ? "message.created" : m.deleted ? "message.deleted" : "message.changed";
-        send(ws, {
-          type: "event",
-          kind,
-          conversation_id: conversationId,
-          seq: m.version_seq,
-          message: toMessageView(m),
-        });
-        seq = m.version_seq;
-      }
-      send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
+      // Corked: a conversation's catch-up leaves in one write, not one per event.
+      ws.cork(() => {
+        let seq = after;
+        for (const m of changes) {
+          const kind =
+            m.version_seq === m.seq ? "message.created" : m.deleted ? "message.deleted" : "message.changed";
+          send(ws, {
+            type: "event",
+            kind,
+            conversation_id: conversationId,
+            seq: m.version_seq,
+            message: toMessageView(m),
+          });
+          seq = m.version_seq;
+        }
+        send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
+      });
     }
   }
 }

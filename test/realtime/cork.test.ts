@@ -1,0 +1,97 @@
+// Replies sent after an await leave corked: outside Bun's own handlers every ws.send is a write of its
+// own, so the sender's ack (with the event just published to it) and a conversation's catch-up must go
+// out inside one cork each. The dispatcher runs against the real services and store; only the socket is
+// a recorder.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { unpack } from "msgpackr";
+import { Connections, type Socket } from "../../src/realtime/connections.ts";
+import { Dispatcher } from "../../src/realtime/dispatch.ts";
+import { Fanout } from "../../src/realtime/fanout.ts";
+import { Presence } from "../../src/realtime/presence.ts";
+import type { ClientFrame } from "../../src/realtime/protocol.ts";
+import { call, type Harness, harness, signup } from "../helpers.ts";
+
+let h: Harness;
+let dispatcher: Dispatcher;
+let alice: Awaited<ReturnType<typeof signup>>;
+let conversation: string;
+
+beforeAll(async () => {
+  h = await harness();
+  const fanout = new Fanout(new Connections());
+  dispatcher = new Dispatcher(h.deps, fanout, new Presence(h.deps.store, h.deps.clock, fanout));
+  alice = await signup(h.app);
+  const bob = await signup(h.app);
+  const res = await call(h.app, "POST", "/api/conversations", {
+    token: alice.token,
+    body: { conversation_type: "group", participant_ids: [bob.id] },
+  });
+  conversation = res.body.id;
+});
+afterAll(() => h.close());
+
+/** A socket that records each frame sent and the cork (numbered) it was sent in, 0 for none. */
+function recorder() {
+  const sent: { frame: Record<string, unknown>; cork: number }[] = [];
+  let corks = 0;
+  let current = 0;
+  const ws = {
+    data: { kind: "user", user_id: alice.id, session_id: alice.session_id, encoding: "msgpack" },
+    cork<R>(fn: (ws: Socket) => R): R {
+      const outer = current;
+      current = ++corks;
+      try {
+        return fn(ws as unknown as Socket);
+      } finally {
+        current = outer;
+      }
+    },
+    send(bytes: Uint8Array) {
+      sent.push({ frame: unpack(bytes), cork: current });
+      return bytes.length;
+    },
+  };
+  return { ws: ws as unknown as Socket, sent };
+}
+
+const message = (n: number): ClientFrame => ({
+  type: "message",
+  ref: n,
+  conversation_id: conversation,
+  client_msg_id: `cork-${n}`,
+  content: `hello ${n}`,
+});
+
+describe("corked replies", () => {
+  it("sends a message's ack inside a cork", async () => {
+    const { ws, sent } = recorder();
+    await dispatcher.handle(ws, message(1));
+    expect(sent.map((s) => s.frame.type)).toEqual(["ack"]);
+    expect(sent[0]?.cork).toBeGreaterThan(0);
+  });
+
+  it("sends the ok for a read receipt inside a cork", async () => {
+    const { ws, sent } = recorder();
+    await dispatcher.handle(ws, { type: "message_read", ref: 5, conversation_id: conversation, seq: 1 });
+    expect(sent.map((s) => s.frame.type)).toEqual(["ok"]);
+    expect(sent[0]?.cork).toBeGreaterThan(0);
+  });
+
+  it("sends a conversation's catch-up, events and resumed, inside one cork", async () => {
+    const { ws: writer } = recorder();
+    await dispatcher.handle(writer, message(2));
+    await dispatcher.handle(writer, message(3));
+    const { ws, sent } = recorder();
+    await dispatcher.handle(ws, { type: "resume", ref: 9, positions: { [conversation]: 0 } });
+    expect(sent.map((s) => [s.frame.type, s.frame.seq])).toEqual([
+      ["event", 1],
+      ["event", 2],
+      ["event", 3],
+      ["resumed", 3],
+    ]);
+    const corks = new Set(sent.map((s) => s.cork));
+    expect(corks.size).toBe(1);
+    expect([...corks][0]).toBeGreaterThan(0);
+  });
+});

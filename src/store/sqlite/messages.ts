@@ -5,6 +5,7 @@ import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { clientKey } from "./client-key.ts";
+import { GROUP_COMMIT_MAX, groupCommit } from "./group-commit.ts";
 import type { SearchIndex } from "./search-index.ts";
 
 type MessageRow = Omit<MessageRecord, "attachments" | "reactions" | "envelope" | "deleted"> & {
@@ -49,16 +50,14 @@ export const clientKeyQuery = (columns: string) =>
   `SELECT ${columns} FROM messages
    WHERE conv = ${CONV} AND client_key = ?2 AND sender_id = ?3 AND client_msg_id = ?4`;
 
-/** Appends per group-commit transaction, at most (see flush). */
-export const APPEND_BATCH_MAX = 1000;
+/** Appends per group-commit transaction, at most. */
+export const APPEND_BATCH_MAX = GROUP_COMMIT_MAX;
 
 export function sqliteMessages(
   db: Database,
   searchIndex: SearchIndex,
   maxBatch = APPEND_BATCH_MAX,
 ): MessagesRepo {
-  if (!Number.isInteger(maxBatch) || maxBatch < 1)
-    throw new Error("sqliteMessages: maxBatch must be a positive integer");
   const COLUMNS =
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +
     "attachments, reactions, envelope, edited_at, deleted, created_at, updated_at";
@@ -150,38 +149,8 @@ export function sqliteMessages(
       message: { ...draft, seq: allocated.last_seq, version_seq: allocated.last_seq },
     };
   };
-  const appendAll = db.transaction((drafts: Draft[]) => drafts.map(appendOne)).immediate;
-  const appendSingle = db.transaction(appendOne).immediate;
-
-  // Group commit: appends that arrive in the same turn of the event loop share one transaction, so the
-  // commit (and its WAL write) is paid once per batch, not once per message. Every caller still hears
-  // back only after the commit that holds its message. A batch holds at most `maxBatch` appends: under
-  // a flood (10,000 in flight in the bench's dms) one transaction of everything blocked the event loop
-  // for ~250 ms; the rest waits for the next turn, after the sockets have had theirs.
-  const pending: { draft: Draft; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
-  const flush = () => {
-    const batch = pending.splice(0, maxBatch);
-    if (pending.length > 0) setImmediate(flush);
-    try {
-      const results = appendAll(batch.map((p) => p.draft));
-      for (const [i, p] of batch.entries()) p.resolve(results[i] as AppendResult);
-    } catch {
-      // One bad append (say, a deleted conversation) must not fail its neighbours: retry one by one.
-      for (const p of batch) {
-        try {
-          p.resolve(appendSingle(p.draft));
-        } catch (err) {
-          p.reject(err);
-        }
-      }
-    }
-    searchIndex.poke();
-  };
-  const append = (draft: Draft) =>
-    new Promise<AppendResult>((resolve, reject) => {
-      pending.push({ draft, resolve, reject });
-      if (pending.length === 1) setImmediate(flush);
-    });
+  // One transaction per batch of appends (group-commit.ts): the commit is paid once per batch.
+  const append = groupCommit(db, appendOne, { maxBatch, afterCommit: () => searchIndex.poke() });
 
   const change = db.transaction((id: string, input: MessageChange): MessageRecord | null => {
     const row = byId.get(id);

@@ -2,6 +2,7 @@
 
 import type { Database } from "bun:sqlite";
 import { DuplicateError, type UserPatch, type UserRecord, type UsersRepo } from "../types.ts";
+import { groupCommit } from "./group-commit.ts";
 import { bind } from "./schema.ts";
 
 type Row = UserRecord & { display_name_lower?: string };
@@ -67,6 +68,29 @@ export function sqliteUsers(db: Database): UsersRepo {
      ORDER BY username LIMIT $limit`,
   );
 
+  const apply = ({ id, patch }: { id: string; patch: UserPatch }): UserRecord | null => {
+    // A field present but undefined means "leave it": binding it would write NULL.
+    const fields = PATCHABLE.filter((f) => patch[f as keyof UserPatch] !== undefined);
+    const values: Record<string, string | number | null> = { id };
+    const sets = fields.map((f) => {
+      values[f] = patch[f as keyof UserPatch] ?? null;
+      return `${f} = $${f}`;
+    });
+    if (patch.display_name !== undefined) {
+      sets.push("display_name_lower = $display_name_lower");
+      values.display_name_lower = patch.display_name.toLowerCase();
+    }
+    try {
+      db.query(`UPDATE users SET ${sets.join(", ")} WHERE id = $id`).run(values);
+    } catch (err) {
+      rethrowDuplicate(err);
+    }
+    return strip(byId.get(id));
+  };
+  // Group commit (group-commit.ts): a storm of connects and disconnects writes every user's presence;
+  // one transaction per turn of the event loop instead of one commit and fsync each.
+  const update = groupCommit(db, apply);
+
   return {
     async create(user) {
       try {
@@ -89,23 +113,7 @@ export function sqliteUsers(db: Database): UsersRepo {
       return existing.all(JSON.stringify(ids)).map((r) => r.id);
     },
     async update(id, patch: UserPatch) {
-      // A field present but undefined means "leave it": binding it would write NULL.
-      const fields = PATCHABLE.filter((f) => patch[f as keyof UserPatch] !== undefined);
-      const values: Record<string, string | number | null> = { id };
-      const sets = fields.map((f) => {
-        values[f] = patch[f as keyof UserPatch] ?? null;
-        return `${f} = $${f}`;
-      });
-      if (patch.display_name !== undefined) {
-        sets.push("display_name_lower = $display_name_lower");
-        values.display_name_lower = patch.display_name.toLowerCase();
-      }
-      try {
-        db.query(`UPDATE users SET ${sets.join(", ")} WHERE id = $id`).run(values);
-      } catch (err) {
-        rethrowDuplicate(err);
-      }
-      return strip(byId.get(id));
+      return update({ id, patch });
     },
     async list({ prefix = "", afterUsername = "", limit }) {
       const rows =

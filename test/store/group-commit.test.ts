@@ -1,0 +1,130 @@
+// Group commit on SQLite: one transaction per turn of the event loop, each caller told after its commit,
+// a bad write failing alone. Then the users repo, whose updates (presence on every connect) go through it.
+
+import { Database } from "bun:sqlite";
+import { describe, expect, it } from "bun:test";
+import { groupCommit } from "../../src/store/sqlite/group-commit.ts";
+import { openSqliteStore } from "../../src/store/sqlite/index.ts";
+import { DuplicateError } from "../../src/store/types.ts";
+
+function table() {
+  const db = new Database(":memory:", { strict: true });
+  db.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)");
+  const insert = db.query<never, [string, number]>("INSERT INTO t (k, v) VALUES (?, ?)");
+  const rows = () =>
+    db
+      .query<{ k: string }, []>("SELECT k FROM t ORDER BY k")
+      .all()
+      .map((r) => r.k);
+  return { db, insert, rows };
+}
+
+describe("groupCommit", () => {
+  it("writes what arrives in one turn in one transaction, and answers after it", async () => {
+    const { db, insert, rows } = table();
+    const commits: string[][] = [];
+    const write = groupCommit(
+      db,
+      (k: string) => {
+        expect(db.inTransaction).toBe(true);
+        insert.run(k, 1);
+        return k.toUpperCase();
+      },
+      { afterCommit: () => commits.push(rows()) },
+    );
+    const answers = Promise.all(["a", "b", "c"].map(write));
+    expect(rows()).toEqual([]); // nothing written before the turn ends
+    expect(await answers).toEqual(["A", "B", "C"]);
+    expect(commits).toEqual([["a", "b", "c"]]);
+    expect(db.inTransaction).toBe(false);
+    db.close();
+  });
+
+  it("holds at most maxBatch writes per transaction", async () => {
+    const { db, insert, rows } = table();
+    const commits: string[][] = [];
+    const write = groupCommit(db, (k: string) => insert.run(k, 1), {
+      maxBatch: 2,
+      afterCommit: () => commits.push(rows()),
+    });
+    await Promise.all(["a", "b", "c", "d", "e"].map(write));
+    expect(commits).toEqual([
+      ["a", "b"],
+      ["a", "b", "c", "d"],
+      ["a", "b", "c", "d", "e"],
+    ]);
+    db.close();
+  });
+
+  it("fails a bad write alone: the others in its batch are committed", async () => {
+    const { db, insert, rows } = table();
+    const write = groupCommit(db, ([k, v]: [string, number]) => {
+      insert.run(k, v);
+      if (v < 0) throw new RangeError(`negative ${k}`);
+      return k;
+    });
+    const results = await Promise.allSettled([
+      write(["a", 1]),
+      write(["b", -1]),
+      write(["a", 2]),
+      write(["c", 3]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toContain("negative b");
+    expect(String((results[2] as PromiseRejectedResult).reason)).toContain("UNIQUE");
+    // b's insert was rolled back with its transaction.
+    expect(rows()).toEqual(["a", "c"]);
+    db.close();
+  });
+
+  it("refuses a batch size that is not a positive integer", () => {
+    const { db } = table();
+    for (const bad of [0, -1, 1.5, Number.NaN])
+      expect(() => groupCommit(db, () => 1, { maxBatch: bad })).toThrow(/maxBatch/);
+    db.close();
+  });
+});
+
+describe("sqlite users.update under group commit", () => {
+  const user = (n: number) => ({
+    id: `u${n}`,
+    email: `u${n}@example.com`,
+    username: `user${n}`,
+    display_name: `User ${n}`,
+    password_hash: "x",
+    status: "offline" as const,
+    role: "user" as const,
+    last_seen: null,
+    created_at: 1,
+    updated_at: 1,
+  });
+
+  it("applies a storm of presence changes, in order, and fails only the update that takes a username", async () => {
+    const store = openSqliteStore(":memory:");
+    try {
+      for (let n = 0; n < 50; n++) await store.users.create(user(n));
+      // Written at the end of the turn with the rest of its batch, not at the call.
+      const first = store.users.update("u3", { status: "away", updated_at: 2 });
+      expect((await store.users.byId("u3"))?.status).toBe("offline");
+      expect((await first)?.status).toBe("away");
+      const updates = Array.from({ length: 50 }, (_, n) =>
+        store.users.update(`u${n}`, { status: "online", updated_at: 2 }),
+      );
+      const taken = store.users.update("u1", { username: "user2", updated_at: 3 });
+      const later = store.users.update("u0", { status: "offline", last_seen: 4, updated_at: 4 });
+      const done = await Promise.allSettled([...updates, taken, later]);
+      expect(done.filter((d) => d.status === "rejected").length).toBe(1);
+      expect((done[50] as PromiseRejectedResult).reason).toBeInstanceOf(DuplicateError);
+      const u0 = await store.users.byId("u0");
+      expect([u0?.status, u0?.last_seen]).toEqual(["offline", 4]);
+      expect((await store.users.byId("u1"))?.username).toBe("user1");
+      expect((await store.users.byId("u49"))?.status).toBe("online");
+      expect((done[49] as PromiseFulfilledResult<unknown>).value).toMatchObject({
+        id: "u49",
+        status: "online",
+      });
+    } finally {
+      await store.close();
+    }
+  });
+});

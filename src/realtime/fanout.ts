@@ -40,6 +40,29 @@ export class Fanout {
     }
   }
 
+  /**
+   * Publishes one frame to the topics of many ids (presence to every peer), encoding it at most once per
+   * encoding however many topics it goes to.
+   */
+  publishEach(
+    ids: Iterable<string>,
+    topicOf: (id: string, encoding: Encoding) => string,
+    frame: ServerFrame,
+  ) {
+    const server = this.server;
+    if (!server) return;
+    for (const encoding of ENCODINGS) {
+      if (this.connections.speaking(encoding) === 0) continue;
+      let bytes: Uint8Array | string | undefined;
+      for (const id of ids) {
+        const topic = topicOf(id, encoding);
+        if (server.subscriberCount(topic) === 0) continue;
+        bytes ??= encode(frame, encoding);
+        server.publish(topic, bytes);
+      }
+    }
+  }
+
   /** Applies membership changes to live subscriptions, then publishes the event to the conversation. */
   onEvent(event: ConversationEvent) {
     const id = event.conversation_id;

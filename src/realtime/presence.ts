@@ -27,7 +27,7 @@ export class Presence {
       status,
       last_seen: isoOrNull(user.last_seen),
     };
-    for (const peer of await this.peers(userId)) this.fanout.publish((e) => topics.user(peer, e), frame);
+    this.fanout.publishEach(await this.peers(userId), topics.user, frame);
   }
 
   /** Everyone who shares at least one conversation with the user, the user included (other devices). */

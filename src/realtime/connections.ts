@@ -15,8 +15,10 @@ export interface SocketState {
   /** Frames refused in a row; too many closes the socket. */
   denied: number;
   lastSeen: number;
-  /** Public channels this socket subscribed to (WS_MAX_CHANNELS at most). */
-  channels: Set<string>;
+  /** The channel of a socket opened at /ws/public/{channel}; "" for user sockets. */
+  channel: string;
+  /** Public channels this socket subscribed to (WS_MAX_CHANNELS at most); made at the first. */
+  channels?: Set<string>;
   open(ws: Socket): void;
   message(ws: Socket, data: string | Buffer): void;
   close(ws: Socket, code: number, reason: string): void;

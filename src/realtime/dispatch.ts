@@ -79,6 +79,7 @@ export class Dispatcher {
         case "resume":
           return await this.resume(ws, frame.positions, ref);
         case "subscribe":
+          me.channels ??= new Set();
           if (!me.channels.has(frame.channel) && me.channels.size >= this.deps.config.WS_MAX_CHANNELS) {
             throw new AppError(
               "validation_failed",

@@ -131,12 +131,43 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     void dispatcher.handle(ws, frame);
   }
 
+  function onOpen(ws: Socket) {
+    connections.add(ws);
+    const { kind, user_id, session_id, encoding } = ws.data;
+    if (kind === "public") return ws.subscribe(topics.channel(ws.data.channel, encoding));
+    // Subscribed before hello: anything published after the client sees hello reaches it.
+    subscribeAll(ws)
+      .then(async () => {
+        send(ws, {
+          type: "hello",
+          user_id,
+          session_id,
+          server_time: new Date().toISOString(),
+          heartbeat_interval: config.WS_HEARTBEAT_INTERVAL,
+        });
+        if (connections.ofUser(user_id).size === 1) await presence.set(user_id, "online");
+      })
+      .catch((err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, "socket open failed");
+        ws.close(CLOSE.restart, "try again");
+      });
+  }
+
+  function onClose(ws: Socket) {
+    const left = connections.remove(ws);
+    if (ws.data.kind === "user" && left === 0) void presence.set(ws.data.user_id, "offline").catch(() => {});
+  }
+
+  /**
+   * A socket's state: plain values, and callbacks shared by every socket. Nothing here may close over the
+   * upgrade handler's scope, which holds the request (headers, token) for as long as the socket lives.
+   */
   function state(
     kind: SocketState["kind"],
     userId: string,
     sessionId: string,
     encoding: Encoding,
-    onOpen: (ws: Socket) => void,
+    channel = "",
   ): SocketState {
     return {
       kind,
@@ -147,17 +178,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       refilledAt: Date.now(),
       denied: 0,
       lastSeen: Date.now(),
-      channels: new Set(),
-      open: (ws) => {
-        connections.add(ws);
-        onOpen(ws);
-      },
+      channel,
+      open: onOpen,
       message: onMessage,
-      close: (ws) => {
-        const left = connections.remove(ws);
-        if (ws.data.kind === "user" && left === 0)
-          void presence.set(ws.data.user_id, "offline").catch(() => {});
-      },
+      close: onClose,
     };
   }
 
@@ -175,9 +199,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         throw new AppError("validation_failed", "channel: bad name");
       const { encoding, protocol } = negotiate(request.headers.get("sec-websocket-protocol"));
       fanout.attach(server as Server<unknown>);
-      const data = state("public", "", "", encoding, (ws) =>
-        ws.subscribe(topics.channel(params.channel, encoding)),
-      );
+      const data = state("public", "", "", encoding, params.channel);
       if (
         !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
       ) {
@@ -210,24 +232,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         );
       }
       fanout.attach(server as Server<unknown>);
-      const data = state("user", claims.sub, claims.sid, encoding, (ws) => {
-        // Subscribed before hello: anything published after the client sees hello reaches it.
-        subscribeAll(ws)
-          .then(async () => {
-            send(ws, {
-              type: "hello",
-              user_id: claims.sub,
-              session_id: claims.sid,
-              server_time: new Date().toISOString(),
-              heartbeat_interval: config.WS_HEARTBEAT_INTERVAL,
-            });
-            if (connections.ofUser(claims.sub).size === 1) await presence.set(claims.sub, "online");
-          })
-          .catch((err: unknown) => {
-            logger.error({ err: err instanceof Error ? err.message : String(err) }, "socket open failed");
-            ws.close(CLOSE.restart, "try again");
-          });
-      });
+      const data = state("user", claims.sub, claims.sid, encoding);
       if (
         !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
       ) {

@@ -3,7 +3,6 @@
 
 import type { Deps } from "../deps.ts";
 import { AppError } from "../lib/errors.ts";
-import { conversationsOf } from "../modules/conversations/access.ts";
 import { toMessageView } from "../modules/messages/model.ts";
 import { encode } from "./codec.ts";
 import type { Socket } from "./connections.ts";
@@ -143,11 +142,7 @@ export class Dispatcher {
   }
 
   private async sharesConversation(a: string, b: string): Promise<boolean> {
-    if (a === b) return true;
-    for await (const c of conversationsOf(this.deps.store, a)) {
-      if (await this.deps.store.conversations.participant(c.id, b)) return true;
-    }
-    return false;
+    return a === b || (await this.deps.store.conversations.peersOf(a)).includes(b);
   }
 
   /** Everything after each position, in version_seq order; past RESUME_MAX changes, `resync` instead. */

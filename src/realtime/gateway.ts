@@ -6,7 +6,6 @@ import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
 import { AppError } from "../lib/errors.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
-import { conversationsOf } from "../modules/conversations/access.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
 import { Dispatcher, send, sendError } from "./dispatch.ts";
@@ -189,8 +188,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     const { user_id, session_id, encoding } = ws.data;
     ws.subscribe(topics.user(user_id, encoding));
     ws.subscribe(topics.session(session_id, encoding));
-    for await (const c of conversationsOf(deps.store, user_id))
-      ws.subscribe(topics.conversation(c.id, encoding));
+    for (const id of await deps.store.conversations.idsForUser(user_id))
+      ws.subscribe(topics.conversation(id, encoding));
   }
 
   const plugin = new Elysia({ name: "parley.gateway" })

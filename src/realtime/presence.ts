@@ -2,7 +2,6 @@
 // last_seen; presence_update sets a status. Changes go to every user who shares a conversation.
 
 import { type Clock, isoOrNull } from "../lib/clock.ts";
-import { conversationsOf } from "../modules/conversations/access.ts";
 import type { Store, UserStatus } from "../store/types.ts";
 import { type Fanout, topics } from "./fanout.ts";
 
@@ -27,15 +26,7 @@ export class Presence {
       status,
       last_seen: isoOrNull(user.last_seen),
     };
-    this.fanout.publishEach(await this.peers(userId), topics.user, frame);
-  }
-
-  /** Everyone who shares at least one conversation with the user, the user included (other devices). */
-  private async peers(userId: string): Promise<Set<string>> {
-    const peers = new Set<string>([userId]);
-    for await (const c of conversationsOf(this.store, userId)) {
-      for (const p of await this.store.conversations.participants(c.id)) peers.add(p.user_id);
-    }
-    return peers;
+    // Everyone who shares a conversation with the user, the user included (their other devices).
+    this.fanout.publishEach(await this.store.conversations.peersOf(userId), topics.user, frame);
   }
 }

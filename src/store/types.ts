@@ -221,6 +221,10 @@ export interface ConversationsRepo {
   byDmKey(dmKey: string): Promise<ConversationRecord | null>;
   /** The user's conversations, most recent activity first (ties by id descending). */
   listForUser(userId: string, limit: number, before?: ActivityCursor): Promise<ConversationRecord[]>;
+  /** The ids of all the user's conversations, in no order (a socket subscribes to each when it opens). */
+  idsForUser(userId: string): Promise<string[]>;
+  /** Every user who shares at least one conversation with the user, the user included; in no order. */
+  peersOf(userId: string): Promise<string[]>;
   update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;
   /** Deletes the conversation, its participants and its messages. */
   delete(id: string): Promise<void>;

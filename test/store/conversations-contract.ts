@@ -228,6 +228,31 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           ]);
         });
 
+        it("gives every conversation id of a user, and follows arrivals and departures", async () => {
+          const sorted = async (userId: string) => (await store.conversations.idsForUser(userId)).sort();
+          expect(await sorted("u-alice")).toEqual(["c-a", "c-b", "c-c", "c-d"]);
+          expect(await sorted("u-carol")).toEqual(["c-other"]);
+          expect(await sorted("u-nobody")).toEqual([]);
+          await store.conversations.addParticipant(member("c-other", "u-alice"));
+          await store.conversations.removeParticipant("c-d", "u-alice");
+          expect(await sorted("u-alice")).toEqual(["c-a", "c-b", "c-c", "c-other"]);
+          await store.conversations.delete("c-a");
+          expect(await sorted("u-alice")).toEqual(["c-b", "c-c", "c-other"]);
+        });
+
+        it("gives a user's peers once each, the user included, and only the user when alone", async () => {
+          const sorted = async (userId: string) => (await store.conversations.peersOf(userId)).sort();
+          // u-bob is in four of u-alice's conversations and counted once.
+          expect(await sorted("u-alice")).toEqual(["u-alice", "u-bob"]);
+          expect(await sorted("u-carol")).toEqual(["u-carol"]);
+          expect(await sorted("u-nobody")).toEqual(["u-nobody"]);
+          await store.conversations.addParticipant(member("c-other", "u-bob"));
+          expect(await sorted("u-carol")).toEqual(["u-bob", "u-carol"]);
+          expect(await sorted("u-bob")).toEqual(["u-alice", "u-bob", "u-carol"]);
+          await store.conversations.removeParticipant("c-other", "u-bob");
+          expect(await sorted("u-carol")).toEqual(["u-carol"]);
+        });
+
         it("moves a conversation to the top when a message is appended", async () => {
           await append(draft("c-c", "u-bob", { created_at: T0 + 5 * MINUTE }));
           expect(ids(await store.conversations.listForUser("u-alice", 10))).toEqual([

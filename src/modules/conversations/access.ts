@@ -2,13 +2,7 @@
 // exist for them: every lookup here answers 404 rather than 403 to outsiders.
 
 import { AppError } from "../../lib/errors.ts";
-import type {
-  ActivityCursor,
-  ConversationRecord,
-  MessageRecord,
-  ParticipantRecord,
-  Store,
-} from "../../store/types.ts";
+import type { ConversationRecord, MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
 
 export interface Membership {
   conversation: ConversationRecord;
@@ -48,17 +42,4 @@ export const isManager = (p: Pick<ParticipantRecord, "role">) => p.role === "own
 
 export function requireManager(p: ParticipantRecord, what: string) {
   if (!isManager(p)) throw new AppError("forbidden", `only an owner or admin can ${what}`);
-}
-
-/** Every conversation of a user, most recent first, fetched a page at a time. */
-export async function* conversationsOf(store: Store, userId: string): AsyncGenerator<ConversationRecord> {
-  const PAGE = 500;
-  let before: ActivityCursor | undefined;
-  for (;;) {
-    const page = await store.conversations.listForUser(userId, PAGE, before);
-    yield* page;
-    const last = page.at(-1);
-    if (page.length < PAGE || !last) return;
-    before = { last_activity: last.last_activity, id: last.id };
-  }
 }

@@ -73,6 +73,13 @@ export function mongoConversations({
     return doc && toParticipant(doc);
   };
 
+  const idsForUser = async (userId: string) => {
+    const rows = await participants
+      .find({ user_id: userId }, { projection: { _id: 0, conversation_id: 1 } })
+      .toArray();
+    return rows.map((r) => r.conversation_id);
+  };
+
   return {
     async create(conversation, members) {
       const { id, ...rest } = conversation;
@@ -99,11 +106,9 @@ export function mongoConversations({
     async listForUser(userId, limit, before) {
       // limit(0) means "no limit" to MongoDB; the port means none.
       if (limit <= 0) return [];
-      const rows = await participants
-        .find({ user_id: userId }, { projection: { _id: 0, conversation_id: 1 } })
-        .toArray();
-      if (rows.length === 0) return [];
-      const filter: Filter<ConversationDoc> = { _id: { $in: rows.map((r) => r.conversation_id) } };
+      const ids = await idsForUser(userId);
+      if (ids.length === 0) return [];
+      const filter: Filter<ConversationDoc> = { _id: { $in: ids } };
       if (before) {
         filter.$or = [
           { last_activity: { $lt: before.last_activity } },
@@ -116,6 +121,12 @@ export function mongoConversations({
         .limit(limit)
         .toArray();
       return docs.map(toConversation);
+    },
+    idsForUser,
+    async peersOf(userId) {
+      const ids = await idsForUser(userId);
+      if (ids.length === 0) return [userId];
+      return (await participants.distinct("user_id", { conversation_id: { $in: ids } })) as string[];
     },
     async update(id, patch: ConversationPatch) {
       // Only the fields given a value: the driver would store an undefined one as null.

@@ -50,6 +50,15 @@ export function sqliteConversations(db: Database): ConversationsRepo {
      WHERE p.user_id = ? AND (c.last_activity < ? OR (c.last_activity = ? AND c.id < ?))
      ORDER BY c.last_activity DESC, c.id DESC LIMIT ?`,
   );
+  // Both from the participants_user index alone: no conversation row read, nothing sorted.
+  const idsForUser = db.query<{ conversation_id: string }, [string]>(
+    "SELECT conversation_id FROM participants WHERE user_id = ?",
+  );
+  const peersOf = db.query<{ user_id: string }, [string]>(
+    `SELECT DISTINCT them.user_id FROM participants me
+     JOIN participants them ON them.conversation_id = me.conversation_id
+     WHERE me.user_id = ?`,
+  );
   const participants = db.query<ParticipantRecord, [string]>(
     "SELECT * FROM participants WHERE conversation_id = ? ORDER BY joined_at, user_id",
   );
@@ -108,6 +117,13 @@ export function sqliteConversations(db: Database): ConversationsRepo {
         ? listAfter.all(userId, before.last_activity, before.last_activity, before.id, limit)
         : listFirst.all(userId, limit);
       return rows.map((r) => toConversation(r) as ConversationRecord);
+    },
+    async idsForUser(userId) {
+      return idsForUser.all(userId).map((r) => r.conversation_id);
+    },
+    async peersOf(userId) {
+      const peers = peersOf.all(userId).map((r) => r.user_id);
+      return peers.length > 0 ? peers : [userId];
     },
     async update(id, patch: ConversationPatch) {
       const fields = (["name", "topic", "updated_at"] as const).filter((f) => patch[f] !== undefined);

@@ -3,12 +3,12 @@
 
 import type { Deps } from "../deps.ts";
 import { AppError } from "../lib/errors.ts";
-import { toMessageView } from "../modules/messages/model.ts";
 import { encode } from "./codec.ts";
 import type { Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
 import type { Presence } from "./presence.ts";
 import type { ClientFrame, ServerFrame } from "./protocol.ts";
+import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
 
@@ -22,6 +22,7 @@ export function sendError(ws: Socket, ref: string | number | undefined, code: st
 
 export class Dispatcher {
   private typing = new Map<string, Timer>();
+  private replays = new ReplayCache();
 
   constructor(
     private deps: Omit<Deps, "gateway">,
@@ -160,19 +161,13 @@ export class Dispatcher {
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });
         continue;
       }
-      // Corked: a conversation's catch-up leaves in one write, not one per event.
+      // Corked: a conversation's catch-up leaves in one write, not one per event. Each event is encoded
+      // once for every socket that replays it (replay-cache.ts).
+      const { encoding } = ws.data;
       ws.cork(() => {
         let seq = after;
         for (const m of changes) {
-          const kind =
-            m.version_seq === m.seq ? "message.created" : m.deleted ? "message.deleted" : "message.changed";
-          send(ws, {
-            type: "event",
-            kind,
-            conversation_id: conversationId,
-            seq: m.version_seq,
-            message: toMessageView(m),
-          });
+          ws.send(this.replays.frame(m, encoding));
           seq = m.version_seq;
         }
         send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });

@@ -1,0 +1,81 @@
+// The replay cache: one encoding per message version and encoding, a new frame for every new version,
+// the oldest entries dropped past its size.
+
+import { describe, expect, it } from "bun:test";
+import { unpack } from "msgpackr";
+import { toMessageView } from "../../src/modules/messages/model.ts";
+import { ReplayCache } from "../../src/realtime/replay-cache.ts";
+import type { MessageRecord } from "../../src/store/types.ts";
+
+const T0 = Date.UTC(2026, 0, 1);
+const message = (over: Partial<MessageRecord> = {}): MessageRecord => ({
+  id: "m-1",
+  conversation_id: "c-1",
+  sender_id: "u-alice",
+  seq: 7,
+  version_seq: 7,
+  client_msg_id: "cm-1",
+  content: "hello",
+  message_type: "text",
+  reply_to: null,
+  attachments: [],
+  reactions: [],
+  envelope: null,
+  edited_at: null,
+  deleted: false,
+  created_at: T0,
+  updated_at: T0,
+  ...over,
+});
+
+describe("ReplayCache", () => {
+  it("encodes a version once per encoding and gives every socket the same bytes", () => {
+    const cache = new ReplayCache();
+    const m = message();
+    const first = cache.frame(m, "msgpack");
+    expect(cache.frame({ ...m }, "msgpack")).toBe(first);
+    expect(unpack(first as Uint8Array)).toEqual({
+      type: "event",
+      kind: "message.created",
+      conversation_id: "c-1",
+      seq: 7,
+      message: toMessageView(m),
+    });
+    const json = cache.frame(m, "json");
+    expect(JSON.parse(json as string)).toEqual(unpack(first as Uint8Array));
+    expect(cache.size).toBe(2);
+  });
+
+  it("makes a new frame for each new version: changed, then deleted", () => {
+    const cache = new ReplayCache();
+    cache.frame(message(), "msgpack");
+    const edited = unpack(
+      cache.frame(
+        message({ version_seq: 9, content: "hello again", edited_at: T0 + 1 }),
+        "msgpack",
+      ) as Uint8Array,
+    );
+    expect(edited).toMatchObject({ kind: "message.changed", seq: 9, message: { content: "hello again" } });
+    const deleted = unpack(
+      cache.frame(message({ version_seq: 12, content: "", deleted: true }), "msgpack") as Uint8Array,
+    );
+    expect(deleted).toMatchObject({ kind: "message.deleted", seq: 12, message: { deleted: true } });
+    expect(cache.size).toBe(3);
+  });
+
+  it("keeps at most max entries, dropping the oldest", () => {
+    const cache = new ReplayCache(2);
+    const a = cache.frame(message({ id: "m-a" }), "msgpack");
+    cache.frame(message({ id: "m-b" }), "msgpack");
+    cache.frame(message({ id: "m-c" }), "msgpack");
+    expect(cache.size).toBe(2);
+    // m-a was dropped: encoded again, to equal bytes in a new array.
+    const again = cache.frame(message({ id: "m-a" }), "msgpack");
+    expect(again).not.toBe(a);
+    expect(again).toEqual(a);
+  });
+
+  it("refuses a size that is not a positive integer", () => {
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => new ReplayCache(bad)).toThrow(/max/);
+  });
+});

@@ -2,15 +2,15 @@
 // of a conversation resumes from about the same position and is sent the same changes; each change was
 // encoded once per socket (a sixth of the server's time in the bench's resume storm). A stored message
 // version never changes (every edit, delete or reaction takes a new version_seq), so an entry is never
-// stale; past `max` entries the oldest go first.
+// stale; past `maxBytes` of frames the oldest go first.
 
 import { toMessageView } from "../modules/messages/model.ts";
 import type { MessageRecord } from "../store/types.ts";
 import { encode } from "./codec.ts";
 import type { Encoding } from "./protocol.ts";
 
-/** Entries kept: a few hundred bytes each. */
-export const REPLAY_CACHE_MAX = 20_000;
+/** Bytes of encoded frames kept (messages may be up to MAX_MESSAGE_LENGTH each): 16 MiB. */
+export const REPLAY_CACHE_BYTES = 16 * 1024 * 1024;
 
 /** What a change looks like on the wire when it is replayed: created, changed or deleted. */
 export function replayKind(m: MessageRecord) {
@@ -19,13 +19,21 @@ export function replayKind(m: MessageRecord) {
 
 export class ReplayCache {
   private frames = new Map<string, Uint8Array | string>();
+  private bytes = 0;
 
-  constructor(private max = REPLAY_CACHE_MAX) {
-    if (!Number.isInteger(max) || max < 1) throw new Error("ReplayCache: max must be a positive integer");
+  constructor(private maxBytes = REPLAY_CACHE_BYTES) {
+    if (!Number.isInteger(maxBytes) || maxBytes < 1)
+      throw new Error("ReplayCache: maxBytes must be a positive integer");
   }
 
+  /** Frames kept. */
   get size() {
     return this.frames.size;
+  }
+
+  /** Their bytes (a JSON frame's length in characters). */
+  get heldBytes() {
+    return this.bytes;
   }
 
   /** The `event` frame of this version of the message, encoded for `encoding`. */
@@ -43,13 +51,17 @@ export class ReplayCache {
       },
       encoding,
     );
+    // A frame larger than a quarter of the cache is sent without being kept.
+    if (encoded.length > this.maxBytes / 4) return encoded;
     // A copy: msgpackr's result is a view of a shared 8 KiB buffer, which the entry would keep alive.
-    const bytes = typeof encoded === "string" ? encoded : encoded.slice();
-    if (this.frames.size >= this.max) {
-      const oldest = this.frames.keys().next().value;
-      if (oldest !== undefined) this.frames.delete(oldest);
+    const frame = typeof encoded === "string" ? encoded : encoded.slice();
+    this.bytes += frame.length;
+    for (const [oldest, dropped] of this.frames) {
+      if (this.bytes <= this.maxBytes) break;
+      this.frames.delete(oldest);
+      this.bytes -= dropped.length;
     }
-    this.frames.set(key, bytes);
-    return bytes;
+    this.frames.set(key, frame);
+    return frame;
   }
 }

@@ -63,19 +63,30 @@ describe("ReplayCache", () => {
     expect(cache.size).toBe(3);
   });
 
-  it("keeps at most max entries, dropping the oldest", () => {
-    const cache = new ReplayCache(2);
+  it("keeps at most maxBytes of frames, dropping the oldest", () => {
+    const one = new ReplayCache().frame(message(), "msgpack").length;
+    const cache = new ReplayCache(one * 4 + 1);
     const a = cache.frame(message({ id: "m-a" }), "msgpack");
-    cache.frame(message({ id: "m-b" }), "msgpack");
-    cache.frame(message({ id: "m-c" }), "msgpack");
-    expect(cache.size).toBe(2);
+    for (const id of ["m-b", "m-c", "m-d"]) cache.frame(message({ id }), "msgpack");
+    expect([cache.size, cache.heldBytes]).toEqual([4, one * 4]);
+    cache.frame(message({ id: "m-e" }), "msgpack");
+    expect([cache.size, cache.heldBytes]).toEqual([4, one * 4]);
     // m-a was dropped: encoded again, to equal bytes in a new array.
     const again = cache.frame(message({ id: "m-a" }), "msgpack");
     expect(again).not.toBe(a);
     expect(again).toEqual(a);
   });
 
+  it("sends a frame larger than a quarter of the cache without keeping it", () => {
+    const cache = new ReplayCache(4096);
+    const big = message({ content: "x".repeat(2000) });
+    const frame = cache.frame(big, "msgpack");
+    expect(unpack(frame as Uint8Array)).toMatchObject({ message: { content: big.content } });
+    expect(cache.size).toBe(0);
+    expect(cache.heldBytes).toBe(0);
+  });
+
   it("refuses a size that is not a positive integer", () => {
-    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => new ReplayCache(bad)).toThrow(/max/);
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => new ReplayCache(bad)).toThrow(/maxBytes/);
   });
 });

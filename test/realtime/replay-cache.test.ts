@@ -6,25 +6,19 @@ import { unpack } from "msgpackr";
 import { toMessageView } from "../../src/modules/messages/model.ts";
 import { ReplayCache } from "../../src/realtime/replay-cache.ts";
 import type { MessageRecord } from "../../src/store/types.ts";
+import { draft } from "../store/conversations-contract.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const message = (over: Partial<MessageRecord> = {}): MessageRecord => ({
-  id: "m-1",
-  conversation_id: "c-1",
-  sender_id: "u-alice",
+  ...draft("c-1", "u-alice", {
+    id: "m-1",
+    client_msg_id: "cm-1",
+    content: "hello",
+    created_at: T0,
+    updated_at: T0,
+  }),
   seq: 7,
   version_seq: 7,
-  client_msg_id: "cm-1",
-  content: "hello",
-  message_type: "text",
-  reply_to: null,
-  attachments: [],
-  reactions: [],
-  envelope: null,
-  edited_at: null,
-  deleted: false,
-  created_at: T0,
-  updated_at: T0,
   ...over,
 });
 

@@ -128,3 +128,46 @@ describe("sqlite users.update under group commit", () => {
     }
   });
 });
+
+describe("sqlite sessions.touch under group commit", () => {
+  it("writes the touches of one turn together, after the turn, forward only", async () => {
+    const store = openSqliteStore(":memory:");
+    try {
+      await store.users.create({
+        id: "u1",
+        email: "u1@example.com",
+        username: "user1",
+        display_name: "User 1",
+        password_hash: "x",
+        status: "offline",
+        role: "user",
+        last_seen: null,
+        created_at: 1,
+        updated_at: 1,
+      });
+      const session = (n: number) => ({
+        id: `s${n}`,
+        user_id: "u1",
+        device_name: "d",
+        user_agent: "ua",
+        ip: "127.0.0.1",
+        created_at: 1,
+        last_seen_at: 10,
+        expires_at: 1_000_000,
+        revoked_at: null,
+      });
+      for (let n = 0; n < 20; n++) await store.sessions.create(session(n));
+      const touches = Array.from({ length: 20 }, (_, n) => store.sessions.touch(`s${n}`, 100 + n));
+      // Not yet written: it goes with the rest of the turn's touches.
+      expect((await store.sessions.byId("s0"))?.last_seen_at).toBe(10);
+      await Promise.all(touches);
+      expect((await store.sessions.byId("s0"))?.last_seen_at).toBe(100);
+      expect((await store.sessions.byId("s19"))?.last_seen_at).toBe(119);
+      // An older time never moves it back.
+      await store.sessions.touch("s19", 50);
+      expect((await store.sessions.byId("s19"))?.last_seen_at).toBe(119);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -6,6 +6,9 @@ import { describe, expect, it } from "bun:test";
 import { groupCommit } from "../../src/store/sqlite/group-commit.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { DuplicateError } from "../../src/store/types.ts";
+import { conversation, member } from "./conversations-contract.ts";
+
+const T0 = Date.UTC(2026, 0, 1);
 
 function table() {
   const db = new Database(":memory:", { strict: true });
@@ -166,6 +169,33 @@ describe("sqlite sessions.touch under group commit", () => {
       // An older time never moves it back.
       await store.sessions.touch("s19", 50);
       expect((await store.sessions.byId("s19"))?.last_seen_at).toBe(119);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("sqlite receipts under group commit", () => {
+  it("writes a turn's read and delivered marks together, after the turn, each forward only", async () => {
+    const store = openSqliteStore(":memory:");
+    try {
+      const members = ["u-alice", "u-bob", "u-carol"].map((u) => member("c-1", u));
+      await store.conversations.create(conversation("c-1"), members);
+      const marks = [
+        store.conversations.markDelivered("c-1", "u-alice", 5, T0 + 1),
+        store.conversations.markRead("c-1", "u-bob", 4, T0 + 2),
+        store.conversations.markDelivered("c-1", "u-bob", 2, T0 + 3), // behind bob's read: no effect
+        store.conversations.markRead("c-1", "u-nobody", 4, T0 + 4), // not a member: null
+      ];
+      // Not yet written: it goes with the rest of the turn's receipts.
+      expect((await store.conversations.participant("c-1", "u-alice"))?.delivered_seq).toBe(0);
+      const [alice, bob, bobAgain, nobody] = await Promise.all(marks);
+      expect([alice?.delivered_seq, alice?.last_read_seq]).toEqual([5, 0]);
+      expect([bob?.delivered_seq, bob?.last_read_seq]).toEqual([4, 4]);
+      expect([bobAgain?.delivered_seq, bobAgain?.delivered_at]).toEqual([4, T0 + 2]);
+      expect(nobody).toBeNull();
+      const carol = await store.conversations.participant("c-1", "u-carol");
+      expect([carol?.delivered_seq, carol?.last_read_seq]).toEqual([0, 0]);
     } finally {
       await store.close();
     }

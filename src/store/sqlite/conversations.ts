@@ -8,6 +8,7 @@ import {
   DuplicateError,
   type ParticipantRecord,
 } from "../types.ts";
+import { groupCommit } from "./group-commit.ts";
 import { bind } from "./schema.ts";
 import { afterMessagesDeleted } from "./search-index.ts";
 
@@ -85,6 +86,14 @@ export function sqliteConversations(db: Database): ConversationsRepo {
      WHERE conversation_id = ?3 AND user_id = ?4 RETURNING *`,
   );
 
+  // Receipts come from every member's devices for every message they get (message_ack, message_read, a
+  // history page read), so they share the group commit (group-commit.ts): one transaction per turn of
+  // the event loop instead of a commit and an fsync each.
+  type Receipt = { read: boolean; conversationId: string; userId: string; seq: number; now: number };
+  const receipt = groupCommit(db, (r: Receipt) =>
+    (r.read ? markRead : markDelivered).get(r.seq, r.now, r.conversationId, r.userId),
+  );
+
   const create = db.transaction((conversation: ConversationRecord, members: ParticipantRecord[]) => {
     insert.run(bind({ ...conversation, encrypted: conversation.encrypted ? 1 : 0 }));
     for (const p of members) insertParticipant.run(bind(p));
@@ -153,10 +162,10 @@ export function sqliteConversations(db: Database): ConversationsRepo {
       return removeParticipant.run(conversationId, userId).changes === 1;
     },
     async markRead(conversationId, userId, seq, now) {
-      return markRead.get(seq, now, conversationId, userId);
+      return receipt({ read: true, conversationId, userId, seq, now });
     },
     async markDelivered(conversationId, userId, seq, now) {
-      return markDelivered.get(seq, now, conversationId, userId);
+      return receipt({ read: false, conversationId, userId, seq, now });
     },
   };
 }

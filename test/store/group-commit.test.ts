@@ -6,7 +6,7 @@ import { describe, expect, it } from "bun:test";
 import { groupCommit } from "../../src/store/sqlite/group-commit.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { DuplicateError } from "../../src/store/types.ts";
-import { conversation, member } from "./conversations-contract.ts";
+import { conversation, draft, member } from "./conversations-contract.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -196,6 +196,32 @@ describe("sqlite receipts under group commit", () => {
       expect(nobody).toBeNull();
       const carol = await store.conversations.participant("c-1", "u-carol");
       expect([carol?.delivered_seq, carol?.last_read_seq]).toEqual([0, 0]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("sqlite message changes under group commit", () => {
+  it("applies a turn's changes to one message in order, each on the one before, after the turn", async () => {
+    const store = openSqliteStore(":memory:");
+    try {
+      await store.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
+      const sent = await store.messages.append(draft("c-1", "u-alice"));
+      const id = sent.message.id;
+      const reactions = Array.from({ length: 20 }, (_, n) =>
+        store.messages.change(id, (current) => ({
+          reactions: [...current.reactions, { user_id: `u-${n}`, emoji: "👍" }],
+          updated_at: T0 + n,
+        })),
+      );
+      // Not yet written: it goes with the rest of the turn's changes.
+      expect((await store.messages.byId(id))?.reactions).toEqual([]);
+      const results = await Promise.all(reactions);
+      expect(results.map((r) => r?.version_seq)).toEqual(Array.from({ length: 20 }, (_, n) => n + 2));
+      const stored = await store.messages.byId(id);
+      expect(stored?.reactions.map((r) => r.user_id)).toEqual(Array.from({ length: 20 }, (_, n) => `u-${n}`));
+      expect(stored?.version_seq).toBe(21);
     } finally {
       await store.close();
     }

@@ -152,7 +152,7 @@ export function sqliteMessages(
   // One transaction per batch of appends (group-commit.ts): the commit is paid once per batch.
   const append = groupCommit(db, appendOne, { maxBatch, afterCommit: () => searchIndex.poke() });
 
-  const change = db.transaction((id: string, input: MessageChange): MessageRecord | null => {
+  const changeOne = ({ id, input }: { id: string; input: MessageChange }): MessageRecord | null => {
     const row = byId.get(id);
     if (!row) return null;
     const current = toMessage(row);
@@ -176,14 +176,16 @@ export function sqliteMessages(
       version_seq: next.version_seq,
     });
     return next;
-  }).immediate;
+  };
+  // Edits, deletes and reactions share a group commit as appends do (a busy group reacts a lot).
+  const change = groupCommit(db, changeOne);
 
   return {
     async append(draft) {
       return append(draft);
     },
-    async change(id, patch) {
-      return change(id, patch);
+    async change(id, input) {
+      return change({ id, input });
     },
     async byId(id) {
       const row = byId.get(id);

@@ -1,11 +1,12 @@
 // Group commit on SQLite: one transaction per turn of the event loop, each caller told after its commit,
-// a bad write failing alone. Then the users repo, whose updates (presence on every connect) go through it.
+// a bad write failing alone. Then the writes that go through it besides appends: presence (users.update),
+// session touches, receipts and message changes.
 
 import { Database } from "bun:sqlite";
 import { describe, expect, it } from "bun:test";
 import { groupCommit } from "../../src/store/sqlite/group-commit.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
-import { DuplicateError } from "../../src/store/types.ts";
+import { DuplicateError, type Store } from "../../src/store/types.ts";
 import { conversation, draft, member } from "./conversations-contract.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -88,23 +89,33 @@ describe("groupCommit", () => {
   });
 });
 
-describe("sqlite users.update under group commit", () => {
-  const user = (n: number) => ({
-    id: `u${n}`,
-    email: `u${n}@example.com`,
-    username: `user${n}`,
-    display_name: `User ${n}`,
-    password_hash: "x",
-    status: "offline" as const,
-    role: "user" as const,
-    last_seen: null,
-    created_at: 1,
-    updated_at: 1,
-  });
+/** A user row with test defaults. */
+const user = (n: number) => ({
+  id: `u${n}`,
+  email: `u${n}@example.com`,
+  username: `user${n}`,
+  display_name: `User ${n}`,
+  password_hash: "x",
+  status: "offline" as const,
+  role: "user" as const,
+  last_seen: null,
+  created_at: 1,
+  updated_at: 1,
+});
 
+/** A store in memory for the test, closed after it. */
+async function withStore(test: (store: Store) => Promise<void>) {
+  const store = openSqliteStore(":memory:");
+  try {
+    await test(store);
+  } finally {
+    await store.close();
+  }
+}
+
+describe("sqlite users.update under group commit", () => {
   it("applies a storm of presence changes, in order, and fails only the update that takes a username", async () => {
-    const store = openSqliteStore(":memory:");
-    try {
+    await withStore(async (store) => {
       for (let n = 0; n < 50; n++) await store.users.create(user(n));
       // Written at the end of the turn with the rest of its batch, not at the call.
       const first = store.users.update("u3", { status: "away", updated_at: 2 });
@@ -126,28 +137,14 @@ describe("sqlite users.update under group commit", () => {
         id: "u49",
         status: "online",
       });
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
 
 describe("sqlite sessions.touch under group commit", () => {
   it("writes the touches of one turn together, after the turn, forward only", async () => {
-    const store = openSqliteStore(":memory:");
-    try {
-      await store.users.create({
-        id: "u1",
-        email: "u1@example.com",
-        username: "user1",
-        display_name: "User 1",
-        password_hash: "x",
-        status: "offline",
-        role: "user",
-        last_seen: null,
-        created_at: 1,
-        updated_at: 1,
-      });
+    await withStore(async (store) => {
+      await store.users.create(user(1));
       const session = (n: number) => ({
         id: `s${n}`,
         user_id: "u1",
@@ -169,16 +166,13 @@ describe("sqlite sessions.touch under group commit", () => {
       // An older time never moves it back.
       await store.sessions.touch("s19", 50);
       expect((await store.sessions.byId("s19"))?.last_seen_at).toBe(119);
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
 
 describe("sqlite receipts under group commit", () => {
   it("writes a turn's read and delivered marks together, after the turn, each forward only", async () => {
-    const store = openSqliteStore(":memory:");
-    try {
+    await withStore(async (store) => {
       const members = ["u-alice", "u-bob", "u-carol"].map((u) => member("c-1", u));
       await store.conversations.create(conversation("c-1"), members);
       const marks = [
@@ -196,16 +190,13 @@ describe("sqlite receipts under group commit", () => {
       expect(nobody).toBeNull();
       const carol = await store.conversations.participant("c-1", "u-carol");
       expect([carol?.delivered_seq, carol?.last_read_seq]).toEqual([0, 0]);
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
 
 describe("sqlite message changes under group commit", () => {
   it("applies a turn's changes to one message in order, each on the one before, after the turn", async () => {
-    const store = openSqliteStore(":memory:");
-    try {
+    await withStore(async (store) => {
       await store.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
       const sent = await store.messages.append(draft("c-1", "u-alice"));
       const id = sent.message.id;
@@ -222,8 +213,6 @@ describe("sqlite message changes under group commit", () => {
       const stored = await store.messages.byId(id);
       expect(stored?.reactions.map((r) => r.user_id)).toEqual(Array.from({ length: 20 }, (_, n) => `u-${n}`));
       expect(stored?.version_seq).toBe(21);
-    } finally {
-      await store.close();
-    }
+    });
   });
 });

@@ -138,7 +138,11 @@ export class Dispatcher {
       payload: frame.payload,
     };
     const to = frame.to_device_id;
-    this.fanout.publish((e) => (to ? topics.session(to, e) : topics.user(frame.to_user_id, e)), out);
+    // A device of that user only: a session id of someone else's reaches nobody.
+    if (to) {
+      if ((await this.deps.store.sessions.byId(to))?.user_id === frame.to_user_id)
+        this.fanout.toSession(to, out);
+    } else this.fanout.publish((e) => topics.user(frame.to_user_id, e), out);
     this.ok(ws, frame.ref);
   }
 

@@ -15,7 +15,6 @@ const suffix = (encoding: Encoding) => (encoding === "msgpack" ? "|m" : "|j");
 export const topics = {
   conversation: (id: string, encoding: Encoding) => `c:${id}${suffix(encoding)}`,
   user: (id: string, encoding: Encoding) => `u:${id}${suffix(encoding)}`,
-  session: (id: string, encoding: Encoding) => `s:${id}${suffix(encoding)}`,
   channel: (name: string, encoding: Encoding) => `p:${name}${suffix(encoding)}`,
 };
 
@@ -37,6 +36,20 @@ export class Fanout {
       if (this.connections.speaking(encoding) === 0) continue;
       const topic = topicOf(encoding);
       if (server.subscriberCount(topic) > 0) server.publish(topic, encode(frame, encoding));
+    }
+  }
+
+  /**
+   * Sends a frame to the sockets of one device (session) on this node, encoded once per encoding. A
+   * device has a socket or two, so they are looked up rather than each subscribed to a topic of its own
+   * (a topic per socket costs its memory on every idle connection).
+   */
+  toSession(sessionId: string, frame: ServerFrame) {
+    const encoded: Partial<Record<Encoding, Uint8Array | string>> = {};
+    for (const ws of this.connections.ofSession(sessionId)) {
+      const encoding = ws.data.encoding;
+      encoded[encoding] ??= encode(frame, encoding);
+      ws.send(encoded[encoding]);
     }
   }
 

@@ -184,10 +184,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     };
   }
 
+  /** The user's topic and their conversations'; a device's own frames go to its sockets directly. */
   async function subscribeAll(ws: Socket) {
-    const { user_id, session_id, encoding } = ws.data;
+    const { user_id, encoding } = ws.data;
     ws.subscribe(topics.user(user_id, encoding));
-    ws.subscribe(topics.session(session_id, encoding));
     for (const id of await deps.store.conversations.idsForUser(user_id))
       ws.subscribe(topics.conversation(id, encoding));
   }

@@ -381,6 +381,34 @@ describe("messages over the socket", () => {
     a.close();
     b.close();
   });
+
+  it("relays a key exchange to one device of the user only, and never to a device of someone else", async () => {
+    await group(alice, [bob, carol]);
+    const bobPhone = await socket(bob);
+    // Bob's second device: a session of its own.
+    const signin = await call(h.app, "POST", "/api/auth/signin", {
+      body: { email: bob.email, password: bob.password },
+    });
+    expect(signin.status).toBe(200);
+    const laptop = { ...bob, token: signin.body.access_token as string, session_id: signin.body.session_id };
+    const bobLaptop = await socket(laptop);
+    const c = await socket(carol);
+    const a = await socket(alice);
+    const payload = new Uint8Array([7, 7, 7]);
+    a.send({ type: "key_exchange", ref: "d1", to_user_id: bob.id, to_device_id: laptop.session_id, payload });
+    expect(await a.next((f) => f.type === "ok" && f.ref === "d1")).toBeDefined();
+    expect(await bobLaptop.next((f) => f.type === "key_exchange")).toMatchObject({ from_user_id: alice.id });
+    // Named as bob's, but carol's device: refused silently, like a device that is offline.
+    a.send({ type: "key_exchange", ref: "d2", to_user_id: bob.id, to_device_id: carol.session_id, payload });
+    expect(await a.next((f) => f.type === "ok" && f.ref === "d2")).toBeDefined();
+    // A ping answered after both shows that nothing else was on its way to the phone or to carol.
+    for (const s of [bobPhone, c]) {
+      s.send({ type: "ping", ref: "after" });
+      await s.next((f) => f.type === "pong" && f.ref === "after");
+      expect(s.frames.some((f) => f.type === "key_exchange")).toBe(false);
+    }
+    for (const s of [a, bobPhone, bobLaptop, c]) s.close();
+  });
 });
 
 describe("resume", () => {

@@ -9,6 +9,11 @@ const REVALIDATE_MS = 1000;
 /** last_seen_at is written at most this often per session. */
 const TOUCH_EVERY_MS = 60_000;
 const MAX_ENTRIES = 100_000;
+/**
+ * How often answers past REVALIDATE_MS are dropped. An answer older than that is read again before it is
+ * used, so keeping it only costs memory: a session seen once (a socket's upgrade) stayed for good.
+ */
+const PURGE_EVERY_MS = 10_000;
 
 export type SessionState = "live" | "revoked" | "expired" | "missing";
 
@@ -20,6 +25,7 @@ interface Entry {
 export class SessionCache {
   private entries = new Map<string, Entry>();
   private revokeListeners = new Set<(sessionIds: string[]) => void>();
+  private purgedAt = 0;
 
   constructor(
     private store: Store,
@@ -28,6 +34,7 @@ export class SessionCache {
 
   async state(sessionId: string, userId: string): Promise<SessionState> {
     const now = this.clock.now();
+    if (now - this.purgedAt >= PURGE_EVERY_MS) this.purge(now);
     let entry = this.entries.get(sessionId);
     if (!entry || now - entry.checkedAt >= REVALIDATE_MS) {
       entry = { session: await this.store.sessions.byId(sessionId), checkedAt: now };
@@ -43,6 +50,17 @@ export class SessionCache {
       await this.store.sessions.touch(sessionId, now);
     }
     return "live";
+  }
+
+  /** Sessions whose answer is kept. */
+  get size() {
+    return this.entries.size;
+  }
+
+  private purge(now: number) {
+    this.purgedAt = now;
+    for (const [id, entry] of this.entries)
+      if (now - entry.checkedAt >= REVALIDATE_MS) this.entries.delete(id);
   }
 
   /**

@@ -313,3 +313,20 @@ describe("sign-out, sessions and password change", () => {
     }
   });
 });
+
+describe("the session cache", () => {
+  it("keeps an answer only while it may be used: stale ones are dropped, not kept for every session seen", async () => {
+    const users = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const cache = h.deps.sessions;
+    for (const u of users) expect(await cache.state(u.session_id, u.id)).toBe("live");
+    const held = cache.size;
+    expect(held).toBeGreaterThanOrEqual(3);
+    // Past the purge interval every earlier answer is stale: the next check drops them and keeps its own.
+    h.clock.advance(11_000);
+    const [first] = users;
+    expect(await cache.state(first?.session_id as string, first?.id as string)).toBe("live");
+    expect(cache.size).toBe(1);
+    // Still right for the others: read again from the store.
+    for (const u of users) expect(await cache.state(u.session_id, u.id)).toBe("live");
+  });
+});

@@ -12,8 +12,13 @@ import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
 
+/**
+ * Corked: outside Bun's own handlers (every reply after an await) each ws.send is a write of its own, and
+ * it first flushes what was published to the socket meanwhile (the event of the message being acked) in a
+ * write of its own too; corked, both leave in one. Inside a handler the socket is corked already.
+ */
 export function send(ws: Socket, frame: ServerFrame) {
-  ws.send(encode(frame, ws.data.encoding));
+  ws.cork(() => ws.send(encode(frame, ws.data.encoding)));
 }
 
 export function sendError(ws: Socket, ref: string | number | undefined, code: string, message: string) {
@@ -44,16 +49,13 @@ export class Dispatcher {
         case "message": {
           const { conversation_id, ref: _, type: __, ...input } = frame;
           const { message } = await this.deps.messages.send(conversation_id, me.user_id, input);
-          const ack: ServerFrame = {
+          return send(ws, {
             type: "ack",
             ...(ref === undefined ? {} : { ref }),
             client_msg_id: frame.client_msg_id,
             message_id: message.id,
             seq: message.seq,
-          };
-          // Corked: the event this socket was published a moment ago (uWS drains it on this send) and
-          // the ack leave in one write instead of two.
-          return ws.cork(() => send(ws, ack));
+          });
         }
         case "typing_start":
         case "typing_stop":
@@ -100,9 +102,8 @@ export class Dispatcher {
     }
   }
 
-  /** Corked, as every reply after an await: an event just published to this socket leaves with it. */
   private ok(ws: Socket, ref: string | number | undefined) {
-    if (ref !== undefined) ws.cork(() => send(ws, { type: "ok", ref }));
+    if (ref !== undefined) send(ws, { type: "ok", ref });
   }
 
   private typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
@@ -165,7 +166,7 @@ export class Dispatcher {
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });
         continue;
       }
-      // Corked: a conversation's catch-up leaves in one write, not one per event. Each event is encoded
+      // One cork around all of it: a conversation's catch-up leaves in one write. Each event is encoded
       // once for every socket that replays it (replay-cache.ts).
       const { encoding } = ws.data;
       ws.cork(() => {

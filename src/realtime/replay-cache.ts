@@ -13,7 +13,7 @@ import type { Encoding } from "./protocol.ts";
 export const REPLAY_CACHE_BYTES = 16 * 1024 * 1024;
 
 /** What a change looks like on the wire when it is replayed: created, changed or deleted. */
-export function replayKind(m: MessageRecord) {
+function replayKind(m: MessageRecord) {
   return m.version_seq === m.seq ? "message.created" : m.deleted ? "message.deleted" : "message.changed";
 }
 

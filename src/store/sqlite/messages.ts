@@ -5,7 +5,7 @@ import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { clientKey } from "./client-key.ts";
-import { GROUP_COMMIT_MAX, groupCommit } from "./group-commit.ts";
+import { groupCommit } from "./group-commit.ts";
 import type { SearchIndex } from "./search-index.ts";
 
 type MessageRow = Omit<MessageRecord, "attachments" | "reactions" | "envelope" | "deleted"> & {
@@ -50,13 +50,11 @@ export const clientKeyQuery = (columns: string) =>
   `SELECT ${columns} FROM messages
    WHERE conv = ${CONV} AND client_key = ?2 AND sender_id = ?3 AND client_msg_id = ?4`;
 
-/** Appends per group-commit transaction, at most. */
-export const APPEND_BATCH_MAX = GROUP_COMMIT_MAX;
-
 export function sqliteMessages(
   db: Database,
   searchIndex: SearchIndex,
-  maxBatch = APPEND_BATCH_MAX,
+  /** Appends per transaction, at most (group-commit.ts has the default). */
+  maxBatch?: number,
 ): MessagesRepo {
   const COLUMNS =
     "id, conversation_id, sender_id, seq, version_seq, client_msg_id, content, message_type, reply_to, " +

@@ -3,6 +3,7 @@
 
 import { join } from "node:path";
 import { MemoryBroker } from "./broker/memory.ts";
+import { RedisBroker } from "./broker/redis.ts";
 import type { Broker } from "./broker/types.ts";
 import type { Config } from "./config.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
@@ -36,6 +37,7 @@ export interface Deps {
   users: UsersService;
   broker: Broker;
   hub: Hub;
+  membership: MembershipCache;
   conversations: ConversationsService;
   messages: MessagesService;
   gateway: Gateway;
@@ -58,7 +60,7 @@ export const signerFor = (config: Config): TokenSigner =>
 export async function createDeps(
   config: Config,
   logger: Logger,
-  parts: { clock?: Clock; store?: Store; mailer?: Mailer } = {},
+  parts: { clock?: Clock; store?: Store; mailer?: Mailer; broker?: Broker } = {},
 ): Promise<Deps> {
   const clock = parts.clock ?? systemClock;
   const opened = parts.store ?? (await openStore(config));
@@ -71,8 +73,9 @@ export async function createDeps(
   const sessions = new SessionCache(store, clock);
   const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
   const users = createUsersService({ store, clock });
-  const broker = new MemoryBroker();
-  const hub = new Hub(broker);
+  const broker =
+    parts.broker ?? (config.REDIS_URL ? new RedisBroker(config.REDIS_URL, logger) : new MemoryBroker());
+  const hub = new Hub();
   const conversations = createConversationsService({ store, clock, hub });
   const messages = createMessagesService({ config, store, clock, hub, membership });
   const services = {
@@ -88,6 +91,7 @@ export async function createDeps(
     users,
     broker,
     hub,
+    membership,
     conversations,
     messages,
   };

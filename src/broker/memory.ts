@@ -1,35 +1,81 @@
-// The in-process broker: one node, synchronous delivery to local subscribers.
+// The in-process broker. Alone (the default) it is one node: nothing to send to, socket counts kept here.
+// Given a shared MemoryBus, several apps in one process act as nodes of one cluster (tests of scale-out
+// without Redis); delivery is then asynchronous and in order, as over the network.
 
+import { randomBytes } from "node:crypto";
 import type { Broker } from "./types.ts";
 
-export class MemoryBroker implements Broker {
-  private topics = new Map<string, Set<(event: unknown) => void>>();
+/** What nodes of one process share: who listens to which channel, and every user's socket count. */
+export class MemoryBus {
+  readonly listeners = new Map<string, Set<MemoryBroker>>();
+  readonly sockets = new Map<string, number>();
+}
 
-  publish(topic: string, event: unknown) {
-    const handlers = this.topics.get(topic);
-    if (!handlers) return;
-    for (const handler of handlers) {
-      // A failing subscriber must not stop the others.
-      try {
-        handler(event);
-      } catch {}
+export class MemoryBroker implements Broker {
+  readonly nodeId = randomBytes(8).toString("hex");
+  readonly shared: boolean;
+  readonly joined = new Set<string>();
+  private handler: ((channel: string, payload: Uint8Array) => void) | undefined;
+  private bus: MemoryBus;
+
+  constructor(bus?: MemoryBus) {
+    this.shared = bus !== undefined;
+    this.bus = bus ?? new MemoryBus();
+  }
+
+  publish(channel: string, payload: Uint8Array) {
+    const nodes = this.bus.listeners.get(channel);
+    if (!nodes) return;
+    for (const node of nodes) {
+      if (node === this) continue;
+      // A copy, as a network would make: the publisher may reuse its buffer.
+      const bytes = payload.slice();
+      queueMicrotask(() => node.deliver(channel, bytes));
     }
   }
 
-  subscribe(topic: string, handler: (event: unknown) => void) {
-    let handlers = this.topics.get(topic);
-    if (!handlers) {
-      handlers = new Set();
-      this.topics.set(topic, handlers);
+  async join(channels: readonly string[]) {
+    for (const channel of channels) {
+      this.joined.add(channel);
+      let nodes = this.bus.listeners.get(channel);
+      if (!nodes) {
+        nodes = new Set();
+        this.bus.listeners.set(channel, nodes);
+      }
+      nodes.add(this);
     }
-    handlers.add(handler);
-    return () => {
-      handlers.delete(handler);
-      if (handlers.size === 0) this.topics.delete(topic);
-    };
+  }
+
+  leave(channels: readonly string[]) {
+    for (const channel of channels) {
+      this.joined.delete(channel);
+      const nodes = this.bus.listeners.get(channel);
+      nodes?.delete(this);
+      if (nodes?.size === 0) this.bus.listeners.delete(channel);
+    }
+  }
+
+  onMessage(handler: (channel: string, payload: Uint8Array) => void) {
+    this.handler = handler;
+  }
+
+  async countSockets(userId: string, delta: 1 | -1) {
+    const count = Math.max(0, (this.bus.sockets.get(userId) ?? 0) + delta);
+    if (count === 0) this.bus.sockets.delete(userId);
+    else this.bus.sockets.set(userId, count);
+    return count;
   }
 
   async close() {
-    this.topics.clear();
+    this.leave([...this.joined]);
+    this.handler = undefined;
+  }
+
+  private deliver(channel: string, payload: Uint8Array) {
+    // Left meanwhile: a message still in flight is not for this node any more.
+    if (!this.joined.has(channel)) return;
+    try {
+      this.handler?.(channel, payload);
+    } catch {}
   }
 }

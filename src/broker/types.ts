@@ -1,9 +1,25 @@
-// The fanout port: conversation events go to a topic; every node's hub subscribes to the topics it needs.
-// In process by default; Redis across nodes (scale-out issue).
+// The scale-out port: the bytes one node's fanout sends to the others, and how many sockets a user has
+// across all of them. In process by default (one node); Redis across nodes (broker/redis.ts).
 
 export interface Broker {
-  publish(topic: string, event: unknown): void;
-  /** Returns the unsubscribe function. */
-  subscribe(topic: string, handler: (event: unknown) => void): () => void;
+  /** This node's id. A node never receives what it published itself. */
+  readonly nodeId: string;
+  /** Whether other nodes may be listening: when false, publishing is skipped (nothing to encode for). */
+  readonly shared: boolean;
+  /** Sends bytes to every other node that has joined the channel; fire and forget. */
+  publish(channel: string, payload: Uint8Array): void;
+  /** Starts receiving the channels; resolves once anything published after that will arrive. */
+  join(channels: readonly string[]): Promise<void>;
+  /** Stops receiving the channels. */
+  leave(channels: readonly string[]): void;
+  /** The channels this node receives. */
+  readonly joined: ReadonlySet<string>;
+  /** Where other nodes' messages go (one handler per node: its fanout). */
+  onMessage(handler: (channel: string, payload: Uint8Array) => void): void;
+  /**
+   * Adds delta (+1 on open, -1 on close) to the user's socket count and returns the count across every
+   * node: 1 after an open means the user just came online, 0 after a close that they went offline.
+   */
+  countSockets(userId: string, delta: 1 | -1): Promise<number>;
   close(): Promise<void>;
 }

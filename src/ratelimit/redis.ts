@@ -1,8 +1,9 @@
 // Token buckets in Redis, so every server process shares one budget per key. One Lua script refills and
 // takes atomically; the time comes from the caller's clock, so tests drive it and servers agree on the formula.
 
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "../lib/logger.ts";
+import { closeRedis, openRedis } from "../lib/redis.ts";
 import type { RateLimitBackend, TakeResult } from "./index.ts";
 import type { LimiterSpec } from "./limits.ts";
 
@@ -66,26 +67,13 @@ export interface RedisBackendOptions {
 
 /** A client for rate limiting: when Redis is down, commands fail at once instead of queueing. */
 export function createRedisClient(url: string, logger: Logger): Redis {
-  const client = new Redis(url, {
-    lazyConnect: false,
+  return openRedis(url, logger, "rate limit redis", {
     // A request must not wait on reconnects: the limiter's fail-open/closed policy decides what happens.
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     // A Redis that accepts connections but stops answering must fail fast too.
     commandTimeout: 1000,
   });
-  // Without a listener ioredis prints every reconnect failure; log the first of each outage only.
-  let down = false;
-  client.on("error", (err: Error) => {
-    if (down) return;
-    down = true;
-    logger.warn({ err: err.message }, "rate limit redis: connection error; will keep reconnecting");
-  });
-  client.on("ready", () => {
-    if (down) logger.info("rate limit redis: connected again");
-    down = false;
-  });
-  return client;
 }
 
 export class RedisBackend implements RateLimitBackend {
@@ -138,18 +126,8 @@ export class RedisBackend implements RateLimitBackend {
     return { allowed: allowed === 1, remaining, resetMs, retryAfterMs };
   }
 
-  async close(): Promise<void> {
-    if (this.client.status === "end") return;
-    if (this.client.status !== "ready") {
-      // QUIT cannot be sent without a connection; disconnect also stops the reconnect timer.
-      this.client.disconnect();
-      return;
-    }
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+  close(): Promise<void> {
+    return closeRedis(this.client);
   }
 }
 

@@ -15,6 +15,8 @@ export interface SocketState {
   /** Frames refused in a row; too many closes the socket. */
   denied: number;
   lastSeen: number;
+  /** Counted in the user's sockets across nodes (presence): from just after hello to its close. */
+  counted: boolean;
   /** The channel of a socket opened at /ws/public/{channel}; "" for user sockets. */
   channel: string;
   /** Public channels this socket subscribed to (WS_MAX_CHANNELS at most); made at the first. */

@@ -89,7 +89,7 @@ export class Dispatcher {
             );
           }
           me.channels.add(frame.channel);
-          ws.subscribe(topics.channel(frame.channel, me.encoding));
+          await this.fanout.subscribe(ws, topics.channel(frame.channel));
           return this.ok(ws, ref);
       }
     } catch (err) {
@@ -107,20 +107,21 @@ export class Dispatcher {
   }
 
   private typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
-    const { user_id, encoding } = ws.data;
-    if (!ws.isSubscribed(topics.conversation(conversationId, encoding))) {
+    const { user_id } = ws.data;
+    const topic = topics.conversation(conversationId);
+    if (!this.fanout.isSubscribed(ws, topic)) {
       return sendError(ws, undefined, "not_found", "conversation not found");
     }
     const key = `${conversationId}:${user_id}`;
     clearTimeout(this.typing.get(key));
     this.typing.delete(key);
     const frame: ServerFrame = { type: "typing", conversation_id: conversationId, user_id, state };
-    this.fanout.publish((e) => topics.conversation(conversationId, e), frame);
+    this.fanout.publish(topic, frame);
     if (state === "start") {
       // A start with no stop ends by itself, so a client that vanished does not type forever.
       const timer = setTimeout(() => {
         this.typing.delete(key);
-        this.fanout.publish((e) => topics.conversation(conversationId, e), { ...frame, state: "stop" });
+        this.fanout.publish(topic, { ...frame, state: "stop" });
       }, TYPING_EXPIRY_MS);
       timer.unref?.();
       this.typing.set(key, timer);
@@ -142,8 +143,8 @@ export class Dispatcher {
     // A device of that user only: a session id of someone else's reaches nobody.
     if (to) {
       if ((await this.deps.store.sessions.byId(to))?.user_id === frame.to_user_id)
-        this.fanout.toSession(to, out);
-    } else this.fanout.publish((e) => topics.user(frame.to_user_id, e), out);
+        this.fanout.toSession(to, frame.to_user_id, out);
+    } else this.fanout.publish(topics.user(frame.to_user_id), out);
     this.ok(ws, frame.ref);
   }
 

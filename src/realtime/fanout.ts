@@ -1,50 +1,200 @@
-// Hub events -> frames on Bun topics. Each frame is encoded at most once per encoding and published as
-// the same bytes to every subscriber, in native code: never a JavaScript loop over sockets.
+// Hub events -> frames on Bun topics, on this node and (scale-out) every other. Each frame is encoded at
+// most once per encoding and published as the same bytes to every subscriber, in native code: never a
+// JavaScript loop over sockets. Other nodes get the msgpack bytes through the broker (relay.ts).
 
 import type { Server } from "bun";
+import type { Broker } from "../broker/types.ts";
 import type { MessageView } from "../modules/messages/model.ts";
-import { encode } from "./codec.ts";
+import { decode, encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import type { LiveMessage } from "./frames.ts";
-import type { ConversationEvent } from "./hub.ts";
+import type { ConversationEvent, ConversationEventKind } from "./hub.ts";
 import type { Encoding, ServerFrame } from "./protocol.ts";
+import { NODE_WIDE, parseRelayed, RELAY, type Relayed, relayFrame, relayMessage } from "./relay.ts";
 
 const ENCODINGS: Encoding[] = ["msgpack", "json"];
-const suffix = (encoding: Encoding) => (encoding === "msgpack" ? "|m" : "|j");
 
+/** Logical topics: one per conversation, user and public channel, the same on every node. */
 export const topics = {
-  conversation: (id: string, encoding: Encoding) => `c:${id}${suffix(encoding)}`,
-  user: (id: string, encoding: Encoding) => `u:${id}${suffix(encoding)}`,
-  channel: (name: string, encoding: Encoding) => `p:${name}${suffix(encoding)}`,
+  conversation: (id: string) => `c:${id}`,
+  user: (id: string) => `u:${id}`,
+  channel: (name: string) => `p:${name}`,
 };
+
+/** The Bun topic of a logical one for the sockets of one encoding (a frame is encoded once for each). */
+export const bunTopic = (topic: string, encoding: Encoding) =>
+  `${topic}${encoding === "msgpack" ? "|m" : "|j"}`;
+
+/** Changes after which what a node knows of a conversation's members is stale. */
+const MEMBERSHIP: ReadonlySet<ConversationEventKind> = new Set([
+  "conversation.created",
+  "conversation.deleted",
+  "participant.added",
+  "participant.removed",
+  "participant.updated",
+]);
+
+/** What a node does on other nodes' word that is not a frame: the gateway and the caches act on these. */
+export interface RelayHooks {
+  /** The conversation's members changed on another node. */
+  forget(conversationId: string): void;
+  /** Sessions were revoked on another node. */
+  revoked(sessionIds: string[]): void;
+  /** A relayed message this node could not read. */
+  failed(err: unknown): void;
+}
 
 export class Fanout {
   private server: Server<unknown> | null = null;
 
-  constructor(private connections: Connections) {}
+  constructor(
+    private connections: Connections,
+    private broker: Broker,
+    private hooks: RelayHooks,
+  ) {
+    broker.onMessage((channel, payload) => this.receive(channel, payload));
+  }
 
   attach(server: Server<unknown>) {
     this.server ??= server;
   }
 
-  /** Publishes one frame to a logical topic in every encoding that has subscribers on this node. */
-  publish(topicOf: (encoding: Encoding) => string, frame: ServerFrame) {
-    const server = this.server;
-    if (!server) return;
-    for (const encoding of ENCODINGS) {
-      // No socket of this node speaks it: nothing to ask Bun about (most nodes serve one encoding).
-      if (this.connections.speaking(encoding) === 0) continue;
-      const topic = topicOf(encoding);
-      if (server.subscriberCount(topic) > 0) server.publish(topic, encode(frame, encoding));
-    }
+  /**
+   * Subscribes the socket to the topics here and, with other nodes, the node to their channels; resolves
+   * once frames published anywhere after that reach the socket.
+   */
+  subscribe(ws: Socket, ...topicList: string[]): Promise<void> {
+    for (const topic of topicList) ws.subscribe(bunTopic(topic, ws.data.encoding));
+    return this.broker.shared ? this.broker.join(topicList) : Promise.resolve();
+  }
+
+  unsubscribe(ws: Socket, topic: string) {
+    ws.unsubscribe(bunTopic(topic, ws.data.encoding));
+  }
+
+  isSubscribed(ws: Socket, topic: string): boolean {
+    return ws.isSubscribed(bunTopic(topic, ws.data.encoding));
+  }
+
+  /** Publishes one frame to a topic's subscribers on every node. */
+  publish(topic: string, frame: ServerFrame, membership = false) {
+    const msgpack = this.publishHere(topic, frame);
+    if (this.broker.shared)
+      this.broker.publish(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
   }
 
   /**
-   * Sends a frame to the sockets of one device (session) on this node, encoded once per encoding. A
-   * device has a socket or two, so they are looked up rather than each subscribed to a topic of its own
-   * (a topic per socket costs its memory on every idle connection).
+   * Sends a frame to the sockets of one device (session) of the user, wherever they are. A device has a
+   * socket or two, so they are looked up rather than each subscribed to a topic of its own (a topic per
+   * socket costs its memory on every idle connection).
    */
-  toSession(sessionId: string, frame: ServerFrame) {
+  toSession(sessionId: string, userId: string, frame: ServerFrame) {
+    this.toSessionHere(sessionId, frame);
+    if (this.broker.shared)
+      this.broker.publish(
+        topics.user(userId),
+        relayMessage({ kind: RELAY.session, session_id: sessionId, frame }),
+      );
+  }
+
+  /**
+   * Publishes one frame to the topics of many ids (presence to every peer), encoding it at most once per
+   * encoding however many topics it goes to.
+   */
+  publishEach(ids: Iterable<string>, topicOf: (id: string) => string, frame: ServerFrame) {
+    const server = this.server;
+    const list = [...ids];
+    let msgpack: Uint8Array | undefined;
+    if (server) {
+      for (const encoding of ENCODINGS) {
+        if (this.connections.speaking(encoding) === 0) continue;
+        let bytes: Uint8Array | string | undefined;
+        for (const id of list) {
+          const topic = bunTopic(topicOf(id), encoding);
+          if (server.subscriberCount(topic) === 0) continue;
+          bytes ??= encode(frame, encoding);
+          server.publish(topic, bytes);
+        }
+        if (encoding === "msgpack" && bytes !== undefined) msgpack = bytes as Uint8Array;
+      }
+    }
+    if (!this.broker.shared || list.length === 0) return;
+    const relayed = relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), false);
+    for (const id of list) this.broker.publish(topicOf(id), relayed);
+  }
+
+  /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
+  revoke(sessionIds: string[]) {
+    if (this.broker.shared)
+      this.broker.publish(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }));
+  }
+
+  /**
+   * Applies membership changes to live subscriptions, then publishes the event to the conversation. Other
+   * nodes get the frame on the conversation's channel, and a user who joins or leaves gets word on their
+   * own channel, since a node with their sockets may not listen to the conversation yet (or any more).
+   * Published in that order over one connection, the two arrive in that order: a node that has both the
+   * newcomer and other members delivers the frame to the others, then to the newcomer directly, once each.
+   */
+  onEvent(event: ConversationEvent) {
+    const id = event.conversation_id;
+    const topic = topics.conversation(id);
+    const joining =
+      event.kind === "conversation.created" && Array.isArray(event.participant_ids)
+        ? event.participant_ids.filter((u): u is string => typeof u === "string")
+        : event.kind === "participant.added" && typeof event.user_id === "string"
+          ? [event.user_id]
+          : [];
+    for (const userId of joining) this.joinHere(userId, id);
+    const frame = toFrame(event);
+    this.publish(topic, frame, MEMBERSHIP.has(event.kind));
+    const leaving =
+      event.kind === "participant.removed" && typeof event.user_id === "string" ? event.user_id : null;
+    if (leaving) for (const ws of this.connections.ofUser(leaving)) this.unsubscribe(ws, topic);
+    if (!this.broker.shared) return;
+    for (const userId of joining)
+      this.broker.publish(
+        topics.user(userId),
+        relayMessage({ kind: RELAY.join, conversation_id: id, frame }),
+      );
+    if (leaving)
+      this.broker.publish(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }));
+  }
+
+  /** Stops receiving the channels no socket of this node listens to any more (sockets close without telling). */
+  leaveIdle() {
+    const server = this.server;
+    const idle: string[] = [];
+    for (const channel of this.broker.joined) {
+      if (channel === NODE_WIDE) continue;
+      const listened =
+        server &&
+        (server.subscriberCount(bunTopic(channel, "msgpack")) > 0 ||
+          server.subscriberCount(bunTopic(channel, "json")) > 0);
+      if (!listened) idle.push(channel);
+    }
+    if (idle.length > 0) this.broker.leave(idle);
+  }
+
+  /** Publishes here only; returns the msgpack bytes when it made them. */
+  private publishHere(topic: string, frame: ServerFrame): Uint8Array | undefined {
+    const server = this.server;
+    if (!server) return undefined;
+    let msgpack: Uint8Array | undefined;
+    for (const encoding of ENCODINGS) {
+      // No socket of this node speaks it: nothing to ask Bun about (most nodes serve one encoding).
+      if (this.connections.speaking(encoding) === 0) continue;
+      const bun = bunTopic(topic, encoding);
+      if (server.subscriberCount(bun) === 0) continue;
+      if (encoding === "msgpack") {
+        msgpack = encode(frame, "msgpack") as Uint8Array;
+        server.publish(bun, msgpack);
+      } else server.publish(bun, encode(frame, "json"));
+    }
+    return msgpack;
+  }
+
+  private toSessionHere(sessionId: string, frame: ServerFrame) {
     const encoded: Partial<Record<Encoding, Uint8Array | string>> = {};
     for (const ws of this.connections.ofSession(sessionId)) {
       const encoding = ws.data.encoding;
@@ -53,45 +203,65 @@ export class Fanout {
     }
   }
 
-  /**
-   * Publishes one frame to the topics of many ids (presence to every peer), encoding it at most once per
-   * encoding however many topics it goes to.
-   */
-  publishEach(
-    ids: Iterable<string>,
-    topicOf: (id: string, encoding: Encoding) => string,
-    frame: ServerFrame,
-  ) {
-    const server = this.server;
-    if (!server) return;
-    for (const encoding of ENCODINGS) {
-      if (this.connections.speaking(encoding) === 0) continue;
-      let bytes: Uint8Array | string | undefined;
-      for (const id of ids) {
-        const topic = topicOf(id, encoding);
-        if (server.subscriberCount(topic) === 0) continue;
-        bytes ??= encode(frame, encoding);
-        server.publish(topic, bytes);
+  /** The user's sockets on this node join the conversation (on every encoding they speak). */
+  private joinHere(userId: string, conversationId: string) {
+    const topic = topics.conversation(conversationId);
+    for (const ws of this.connections.ofUser(userId))
+      this.subscribe(ws, topic).catch((err: unknown) => this.hooks.failed(err));
+  }
+
+  /** Another node's word. */
+  private receive(channel: string, payload: Uint8Array) {
+    let message: Relayed;
+    try {
+      message = parseRelayed(payload, (bytes) => decode(bytes, "msgpack"));
+    } catch (err) {
+      return this.hooks.failed(err);
+    }
+    switch (message.kind) {
+      case RELAY.membershipFrame:
+        if (channel.startsWith("c:")) this.hooks.forget(channel.slice(2));
+        return this.publishBytesHere(channel, message.bytes);
+      case RELAY.frame:
+        return this.publishBytesHere(channel, message.bytes);
+      case RELAY.join: {
+        if (!channel.startsWith("u:")) return;
+        const userId = channel.slice(2);
+        this.hooks.forget(message.conversation_id);
+        this.joinHere(userId, message.conversation_id);
+        // Straight to the newcomer's sockets: they were not listening when the others got it.
+        const encoded: Partial<Record<Encoding, Uint8Array | string>> = {};
+        for (const ws of this.connections.ofUser(userId)) {
+          encoded[ws.data.encoding] ??= encode(message.frame, ws.data.encoding);
+          ws.send(encoded[ws.data.encoding] as Uint8Array | string);
+        }
+        return;
       }
+      case RELAY.leave: {
+        if (!channel.startsWith("u:")) return;
+        this.hooks.forget(message.conversation_id);
+        const topic = topics.conversation(message.conversation_id);
+        for (const ws of this.connections.ofUser(channel.slice(2))) this.unsubscribe(ws, topic);
+        return;
+      }
+      case RELAY.session:
+        return this.toSessionHere(message.session_id, message.frame);
+      case RELAY.revoke:
+        return this.hooks.revoked(message.session_ids);
     }
   }
 
-  /** Applies membership changes to live subscriptions, then publishes the event to the conversation. */
-  onEvent(event: ConversationEvent) {
-    const id = event.conversation_id;
-    const sockets = (userId: unknown): ReadonlySet<Socket> =>
-      typeof userId === "string" ? this.connections.ofUser(userId) : new Set();
-    if (event.kind === "conversation.created" && Array.isArray(event.participant_ids)) {
-      for (const userId of event.participant_ids) {
-        for (const ws of sockets(userId)) ws.subscribe(topics.conversation(id, ws.data.encoding));
-      }
+  /** A frame another node encoded: the same bytes to msgpack sockets, JSON made from them for the others. */
+  private publishBytesHere(topic: string, msgpack: Uint8Array) {
+    const server = this.server;
+    if (!server) return;
+    if (this.connections.speaking("msgpack") > 0) {
+      const bun = bunTopic(topic, "msgpack");
+      if (server.subscriberCount(bun) > 0) server.publish(bun, msgpack);
     }
-    if (event.kind === "participant.added") {
-      for (const ws of sockets(event.user_id)) ws.subscribe(topics.conversation(id, ws.data.encoding));
-    }
-    this.publish((e) => topics.conversation(id, e), toFrame(event));
-    if (event.kind === "participant.removed") {
-      for (const ws of sockets(event.user_id)) ws.unsubscribe(topics.conversation(id, ws.data.encoding));
+    if (this.connections.speaking("json") > 0) {
+      const bun = bunTopic(topic, "json");
+      if (server.subscriberCount(bun) > 0) server.publish(bun, encode(decode(msgpack, "msgpack"), "json"));
     }
   }
 }

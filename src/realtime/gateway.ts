@@ -20,9 +20,12 @@ import {
   SUBPROTOCOL_JSON,
   SUBPROTOCOL_MSGPACK,
 } from "./protocol.ts";
+import { NODE_WIDE } from "./relay.ts";
 
 /** How often slow consumers and silent sockets are looked for. */
 const SWEEP_MS = 250;
+/** How often the node stops receiving channels that none of its sockets listens to any more. */
+const LEAVE_IDLE_MS = 10_000;
 /** Refused frames in a row before a flooding connection is closed. */
 const MAX_DENIED = 20;
 
@@ -52,15 +55,29 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
 
 export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   const { config, clock, signer, sessions, logger } = deps;
+  const { broker } = deps;
   const connections = new Connections();
-  const fanout = new Fanout(connections);
+  const fanout = new Fanout(connections, broker, {
+    forget: (conversationId) => deps.membership.forget(conversationId),
+    revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
+    failed: (err) =>
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, "relayed message dropped"),
+  });
   const presence = new Presence(deps.store, clock, fanout);
   const dispatcher = new Dispatcher(deps, fanout, presence);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
-  const offRevoke = sessions.onRevoke((ids) => {
+  const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)
       for (const ws of [...connections.ofSession(id)]) ws.close(CLOSE.sessionRevoked, "session revoked");
+    if (origin === "here") fanout.revoke(ids);
   });
+  // Revocations reach every node; the rest only nodes with sockets that listen (fanout.ts).
+  if (broker.shared)
+    broker.join([NODE_WIDE]).catch((err: unknown) => {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, "broker: could not join");
+    });
+  const leaveIdle = setInterval(() => fanout.leaveIdle(), LEAVE_IDLE_MS);
+  leaveIdle.unref?.();
 
   // Slow consumers and silent sockets: a check per socket, not a fanout loop; sends stay in Bun topics.
   const sweep = setInterval(() => {
@@ -130,13 +147,22 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     void dispatcher.handle(ws, frame);
   }
 
+  function opened(ws: Socket, err: unknown) {
+    logger.error({ err: err instanceof Error ? err.message : String(err) }, "socket open failed");
+    ws.close(CLOSE.restart, "try again");
+  }
+
   function onOpen(ws: Socket) {
     connections.add(ws);
-    const { kind, user_id, session_id, encoding } = ws.data;
-    if (kind === "public") return ws.subscribe(topics.channel(ws.data.channel, encoding));
-    // Subscribed before hello: anything published after the client sees hello reaches it.
+    const { kind, user_id, session_id } = ws.data;
+    if (kind === "public") {
+      fanout.subscribe(ws, topics.channel(ws.data.channel)).catch((err: unknown) => opened(ws, err));
+      return;
+    }
+    // Subscribed before hello, on every node: anything published after the client sees hello reaches it.
     subscribeAll(ws)
       .then(async () => {
+        if (!connections.all.has(ws)) return;
         send(ws, {
           type: "hello",
           user_id,
@@ -144,17 +170,23 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
           server_time: new Date().toISOString(),
           heartbeat_interval: config.WS_HEARTBEAT_INTERVAL,
         });
-        if (connections.ofUser(user_id).size === 1) await presence.set(user_id, "online");
+        // Counted once it is open for good, so that its close (which may come at any time) takes it back.
+        ws.data.counted = true;
+        if ((await broker.countSockets(user_id, 1)) === 1) await presence.set(user_id, "online");
       })
-      .catch((err: unknown) => {
-        logger.error({ err: err instanceof Error ? err.message : String(err) }, "socket open failed");
-        ws.close(CLOSE.restart, "try again");
-      });
+      .catch((err: unknown) => opened(ws, err));
   }
 
   function onClose(ws: Socket) {
-    const left = connections.remove(ws);
-    if (ws.data.kind === "user" && left === 0) void presence.set(ws.data.user_id, "offline").catch(() => {});
+    connections.remove(ws);
+    if (!ws.data.counted) return;
+    ws.data.counted = false;
+    const userId = ws.data.user_id;
+    // The user's last socket on any node: offline.
+    broker
+      .countSockets(userId, -1)
+      .then((left) => (left === 0 ? presence.set(userId, "offline") : undefined))
+      .catch(() => {});
   }
 
   /**
@@ -176,6 +208,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       tokens: config.WS_RATE_BURST,
       refilledAt: Date.now(),
       denied: 0,
+      counted: false,
       lastSeen: Date.now(),
       channel,
       open: onOpen,
@@ -186,10 +219,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
 
   /** The user's topic and their conversations'; a device's own frames go to its sockets directly. */
   async function subscribeAll(ws: Socket) {
-    const { user_id, encoding } = ws.data;
-    ws.subscribe(topics.user(user_id, encoding));
-    for (const id of await deps.store.conversations.idsForUser(user_id))
-      ws.subscribe(topics.conversation(id, encoding));
+    const ids = await deps.store.conversations.idsForUser(ws.data.user_id);
+    await fanout.subscribe(ws, topics.user(ws.data.user_id), ...ids.map(topics.conversation));
   }
 
   const plugin = new Elysia({ name: "parley.gateway" })
@@ -247,6 +278,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     close() {
       clearInterval(sweep);
+      clearInterval(leaveIdle);
       offHub();
       offRevoke();
       for (const ws of connections.all) ws.close(CLOSE.restart, "server shutting down");

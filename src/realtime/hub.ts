@@ -1,7 +1,6 @@
-// The hub: every change in a conversation becomes one event on the topic `c:<conversation_id>`.
-// The realtime gateway subscribes sockets to these topics; REST and socket writes both publish here.
+// The hub: every change in a conversation becomes one event, published here by REST and socket writes
+// alike. The realtime gateway turns events into frames (fanout.ts), which reach other nodes through the broker.
 
-import type { Broker } from "../broker/types.ts";
 import type { EventKind } from "./frames.ts";
 
 /** What the hub carries: the wire's event kinds (live ones) plus receipts, which go out as `receipt` frames. */
@@ -18,15 +17,10 @@ export interface ConversationEvent {
   [field: string]: unknown;
 }
 
-export const conversationTopic = (conversationId: string) => `c:${conversationId}`;
-
 export class Hub {
   private listeners = new Set<(event: ConversationEvent) => void>();
 
-  constructor(private broker: Broker) {}
-
   publish(event: ConversationEvent) {
-    this.broker.publish(conversationTopic(event.conversation_id), event);
     for (const listener of this.listeners) listener(event);
   }
 
@@ -36,7 +30,10 @@ export class Hub {
     return () => this.listeners.delete(listener);
   }
 
-  subscribe(conversationId: string, handler: (event: ConversationEvent) => void) {
-    return this.broker.subscribe(conversationTopic(conversationId), (e) => handler(e as ConversationEvent));
+  /** The events of one conversation. */
+  subscribe(conversationId: string, handler: (event: ConversationEvent) => void): () => void {
+    return this.onEvent((event) => {
+      if (event.conversation_id === conversationId) handler(event);
+    });
   }
 }

@@ -5,6 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { unpack } from "msgpackr";
+import { MemoryBroker } from "../../src/broker/memory.ts";
 import { Connections, type Socket } from "../../src/realtime/connections.ts";
 import { Dispatcher } from "../../src/realtime/dispatch.ts";
 import { Fanout } from "../../src/realtime/fanout.ts";
@@ -19,7 +20,11 @@ let conversation: string;
 
 beforeAll(async () => {
   h = await harness();
-  const fanout = new Fanout(new Connections());
+  const fanout = new Fanout(new Connections(), new MemoryBroker(), {
+    forget: () => {},
+    revoked: () => {},
+    failed: () => {},
+  });
   dispatcher = new Dispatcher(h.deps, fanout, new Presence(h.deps.store, h.deps.clock, fanout));
   alice = await signup(h.app);
   const bob = await signup(h.app);

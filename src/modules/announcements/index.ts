@@ -25,7 +25,7 @@ export function announcementsController(deps: Deps) {
         text: body.text,
         sent_at: new Date(deps.clock.now()).toISOString(),
       };
-      deps.gateway.fanout.publish((e) => topics.channel(body.channel, e), frame);
+      deps.gateway.fanout.publish(topics.channel(body.channel), frame);
       deps.logger.info({ user_id: userId, channel: body.channel }, "announcement sent");
       set.status = 201;
       return { channel: frame.channel, text: frame.text, sent_at: frame.sent_at };

@@ -16,6 +16,9 @@ const MAX_ENTRIES = 100_000;
 const PURGE_EVERY_MS = 10_000;
 
 export type SessionState = "live" | "revoked" | "expired" | "missing";
+/** "here": revoked through this node; "elsewhere": another node said so (scale-out). */
+export type RevokeOrigin = "here" | "elsewhere";
+type RevokeListener = (sessionIds: string[], origin: RevokeOrigin) => void;
 
 interface Entry {
   session: SessionRecord | null;
@@ -24,7 +27,7 @@ interface Entry {
 
 export class SessionCache {
   private entries = new Map<string, Entry>();
-  private revokeListeners = new Set<(sessionIds: string[]) => void>();
+  private revokeListeners = new Set<RevokeListener>();
   private purgedAt = 0;
 
   constructor(
@@ -65,15 +68,15 @@ export class SessionCache {
 
   /**
    * Forget what is known of these sessions, so this node refuses them from the next request on, and tell
-   * the listeners (the realtime gateway closes their sockets).
+   * the listeners (the realtime gateway closes their sockets, and tells the other nodes of a local revoke).
    */
-  invalidate(sessionIds: Iterable<string>) {
+  invalidate(sessionIds: Iterable<string>, origin: RevokeOrigin = "here") {
     const ids = [...sessionIds];
     for (const id of ids) this.entries.delete(id);
-    if (ids.length > 0) for (const listener of this.revokeListeners) listener(ids);
+    if (ids.length > 0) for (const listener of this.revokeListeners) listener(ids, origin);
   }
 
-  onRevoke(listener: (sessionIds: string[]) => void): () => void {
+  onRevoke(listener: RevokeListener): () => void {
     this.revokeListeners.add(listener);
     return () => this.revokeListeners.delete(listener);
   }

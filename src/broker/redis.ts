@@ -1,0 +1,180 @@
+// The broker across nodes: Redis pub/sub. A node subscribes to a channel only while it has sockets there,
+// publishes bytes prefixed with its id and drops its own when they come back. Socket counts per user live
+// in one hash per user, a field per node; a node's fields count only while its heartbeat key lives, so a
+// node that died without closing its sockets stops holding its users online.
+
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Logger } from "../lib/logger.ts";
+import { closeRedis, openRedis } from "../lib/redis.ts";
+import type { Broker } from "./types.ts";
+
+export const DEFAULT_PREFIX = "parley:";
+/** A node's heartbeat lives this long and is renewed three times within it. */
+const NODE_TTL_MS = 30_000;
+/** How long a socket's open may wait for its channels' subscription before it is closed (reconnect). */
+const JOIN_TIMEOUT_MS = 5000;
+const ID_BYTES = 8;
+
+// KEYS[1] = the user's hash {node id -> sockets}; ARGV = node id, delta, node key prefix, node ttl (ms).
+// Returns the user's sockets on every live node; fields of nodes without a heartbeat are dropped.
+const COUNT_SCRIPT = `
+redis.call("SET", ARGV[3] .. ARGV[1], "1", "PX", ARGV[4])
+local mine = redis.call("HINCRBY", KEYS[1], ARGV[1], ARGV[2])
+if mine <= 0 then redis.call("HDEL", KEYS[1], ARGV[1]) end
+local total = 0
+local fields = redis.call("HGETALL", KEYS[1])
+for i = 1, #fields, 2 do
+  if redis.call("EXISTS", ARGV[3] .. fields[i]) == 1 then
+    total = total + tonumber(fields[i + 1])
+  else
+    redis.call("HDEL", KEYS[1], fields[i])
+  end
+end
+return total
+`;
+const COUNT = "parleyCountSockets";
+
+type ScriptedRedis = Redis & {
+  [COUNT](key: string, node: string, delta: number, nodePrefix: string, ttl: number): Promise<unknown>;
+};
+
+export interface RedisBrokerOptions {
+  /** Prepended to every channel and key: two deployments can share one Redis. */
+  prefix?: string;
+}
+
+export class RedisBroker implements Broker {
+  readonly nodeId: string;
+  readonly shared = true;
+  readonly joined = new Set<string>();
+  private readonly id: Buffer;
+  private readonly prefix: string;
+  private readonly pub: ScriptedRedis;
+  private readonly sub: Redis;
+  /** Subscriptions sent and not yet confirmed: a second join of the channel waits for the first. */
+  private pending = new Map<string, Promise<void>>();
+  private handler: ((channel: string, payload: Uint8Array) => void) | undefined;
+  private heartbeat: ReturnType<typeof setInterval>;
+
+  constructor(url: string, logger: Logger, options: RedisBrokerOptions = {}) {
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.id = randomBytes(ID_BYTES);
+    this.nodeId = this.id.toString("hex");
+    // Publishing to a Redis that is down fails at once rather than piling up: what other nodes miss of a
+    // conversation's log, their clients catch up with resume (the log is in the store, not in Redis).
+    const pub = openRedis(url, logger, "broker redis", {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+    });
+    pub.defineCommand(COUNT, { numberOfKeys: 1, lua: COUNT_SCRIPT });
+    this.pub = pub as ScriptedRedis;
+    // Subscriptions wait for the connection and come back by themselves after a reconnect.
+    this.sub = openRedis(url, logger, "broker redis (subscriber)", { autoResubscribe: true });
+    this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.receive(channel, message));
+    this.heartbeat = setInterval(() => {
+      this.pub.set(this.nodeKey(), "1", "PX", NODE_TTL_MS).catch(() => {});
+    }, NODE_TTL_MS / 3);
+    this.heartbeat.unref?.();
+  }
+
+  publish(channel: string, payload: Uint8Array) {
+    const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
+    this.id.copy(message, 0);
+    message.set(payload, ID_BYTES);
+    this.pub.publish(this.prefix + channel, message).catch(() => {});
+  }
+
+  async join(channels: readonly string[]) {
+    const waits: Promise<void>[] = [];
+    const fresh: string[] = [];
+    for (const channel of channels) {
+      const pending = this.pending.get(channel);
+      if (pending) waits.push(pending);
+      else if (!this.joined.has(channel)) fresh.push(channel);
+    }
+    if (fresh.length > 0) {
+      for (const channel of fresh) this.joined.add(channel);
+      const settle = (failed: boolean) => {
+        for (const channel of fresh) {
+          if (this.pending.get(channel) !== done) continue;
+          this.pending.delete(channel);
+          // Not known to be subscribed: the next join of the channel asks Redis again.
+          if (failed) this.joined.delete(channel);
+        }
+      };
+      const done: Promise<void> = within(
+        this.sub.subscribe(...fresh.map((c) => this.prefix + c)).then(() => {}),
+        JOIN_TIMEOUT_MS,
+      ).then(
+        () => settle(false),
+        (err: unknown) => {
+          settle(true);
+          throw err;
+        },
+      );
+      for (const channel of fresh) this.pending.set(channel, done);
+      waits.push(done);
+    }
+    await Promise.all(waits);
+  }
+
+  leave(channels: readonly string[]) {
+    const names: string[] = [];
+    for (const channel of channels) {
+      if (!this.joined.delete(channel)) continue;
+      this.pending.delete(channel);
+      names.push(this.prefix + channel);
+    }
+    if (names.length > 0) this.sub.unsubscribe(...names).catch(() => {});
+  }
+
+  onMessage(handler: (channel: string, payload: Uint8Array) => void) {
+    this.handler = handler;
+  }
+
+  async countSockets(userId: string, delta: 1 | -1) {
+    const total = await this.pub[COUNT](
+      `${this.prefix}sockets:${userId}`,
+      this.nodeId,
+      delta,
+      `${this.prefix}node:`,
+      NODE_TTL_MS,
+    );
+    if (typeof total !== "number") throw new Error("broker redis: unexpected count reply");
+    return total;
+  }
+
+  async close() {
+    clearInterval(this.heartbeat);
+    this.handler = undefined;
+    this.joined.clear();
+    this.pending.clear();
+    // Without its heartbeat this node's sockets stop counting at once on every other node.
+    await this.pub.del(this.nodeKey()).catch(() => {});
+    await Promise.all([closeRedis(this.sub), closeRedis(this.pub)]);
+  }
+
+  private nodeKey() {
+    return `${this.prefix}node:${this.nodeId}`;
+  }
+
+  private receive(rawChannel: Buffer, message: Buffer) {
+    if (message.length < ID_BYTES || this.id.equals(message.subarray(0, ID_BYTES))) return;
+    const channel = rawChannel.toString("utf8").slice(this.prefix.length);
+    // Left meanwhile: what was still in flight is not for this node any more.
+    if (!this.joined.has(channel)) return;
+    try {
+      this.handler?.(channel, message.subarray(ID_BYTES));
+    } catch {}
+  }
+}
+
+/** `p`, or a rejection once `ms` have passed; leaves no timer behind. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("broker redis: subscription timed out")), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}

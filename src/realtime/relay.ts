@@ -1,0 +1,73 @@
+// What nodes tell each other through the broker (scale-out): one kind byte, then MessagePack. A frame is
+// relayed as the very bytes its msgpack sockets get, so a receiving node publishes it without decoding.
+
+import { encode } from "./codec.ts";
+import type { ServerFrame } from "./protocol.ts";
+
+/** Every node joins it: what is not about one conversation, user or channel (revoked sessions). */
+export const NODE_WIDE = "n:all";
+
+export const RELAY = {
+  /** A frame for the channel's sockets. */
+  frame: 0,
+  /** The same, and the conversation's members changed: caches of membership must forget it. */
+  membershipFrame: 1,
+  /** On a user's channel: their sockets join a conversation and get its frame directly. */
+  join: 2,
+  /** On a user's channel: their sockets leave a conversation. */
+  leave: 3,
+  /** On a user's channel: a frame for one of their devices (sessions). */
+  session: 4,
+  /** On NODE_WIDE: sessions revoked; their sockets close everywhere. */
+  revoke: 5,
+} as const;
+
+export type Relayed =
+  | { kind: typeof RELAY.frame | typeof RELAY.membershipFrame; bytes: Uint8Array }
+  | { kind: typeof RELAY.join; conversation_id: string; frame: ServerFrame }
+  | { kind: typeof RELAY.leave; conversation_id: string }
+  | { kind: typeof RELAY.session; session_id: string; frame: ServerFrame }
+  | { kind: typeof RELAY.revoke; session_ids: string[] };
+
+function withKind(kind: number, bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.byteLength + 1);
+  out[0] = kind;
+  out.set(bytes, 1);
+  return out;
+}
+
+/** Kind byte + a frame already encoded as msgpack. */
+export const relayFrame = (msgpack: Uint8Array, membership: boolean): Uint8Array =>
+  withKind(membership ? RELAY.membershipFrame : RELAY.frame, msgpack);
+
+/** Kind byte + a msgpack body, for everything that is not a bare frame. */
+export function relayMessage(message: Exclude<Relayed, { bytes: Uint8Array }>): Uint8Array {
+  const { kind, ...body } = message;
+  return withKind(kind, encode(body, "msgpack") as Uint8Array);
+}
+
+/** Throws on bytes that are not a relayed message: a node must not be stopped by another's bad bytes. */
+export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) => unknown): Relayed {
+  const kind = payload[0];
+  const rest = payload.subarray(1);
+  if (kind === RELAY.frame || kind === RELAY.membershipFrame) return { kind, bytes: rest };
+  const body = decode(rest) as Record<string, unknown> | null;
+  if (!body || typeof body !== "object") throw new Error("relay: body is not a map");
+  const str = (v: unknown) => {
+    if (typeof v !== "string") throw new Error("relay: expected a string");
+    return v;
+  };
+  switch (kind) {
+    case RELAY.join:
+      return { kind, conversation_id: str(body.conversation_id), frame: body.frame as ServerFrame };
+    case RELAY.leave:
+      return { kind, conversation_id: str(body.conversation_id) };
+    case RELAY.session:
+      return { kind, session_id: str(body.session_id), frame: body.frame as ServerFrame };
+    case RELAY.revoke:
+      if (!Array.isArray(body.session_ids)) throw new Error("relay: session_ids is not a list");
+      return { kind, session_ids: body.session_ids.map(str) };
+    default:
+      throw new Error(`relay: unknown kind ${kind}`);
+  }
+}

@@ -8,7 +8,8 @@ import type { Broker } from "./types.ts";
 /** What nodes of one process share: who listens to which channel, and every user's socket count. */
 export class MemoryBus {
   readonly listeners = new Map<string, Set<MemoryBroker>>();
-  readonly sockets = new Map<string, number>();
+  /** user id -> node -> that node's sockets of the user. */
+  readonly sockets = new Map<string, Map<MemoryBroker, number>>();
 }
 
 export class MemoryBroker implements Broker {
@@ -60,14 +61,24 @@ export class MemoryBroker implements Broker {
   }
 
   async countSockets(userId: string, delta: 1 | -1) {
-    const count = Math.max(0, (this.bus.sockets.get(userId) ?? 0) + delta);
-    if (count === 0) this.bus.sockets.delete(userId);
-    else this.bus.sockets.set(userId, count);
-    return count;
+    const perNode = this.bus.sockets.get(userId) ?? new Map<MemoryBroker, number>();
+    const mine = Math.max(0, (perNode.get(this) ?? 0) + delta);
+    if (mine === 0) perNode.delete(this);
+    else perNode.set(this, mine);
+    if (perNode.size === 0) this.bus.sockets.delete(userId);
+    else this.bus.sockets.set(userId, perNode);
+    let total = 0;
+    for (const count of perNode.values()) total += count;
+    return total;
   }
 
   async close() {
     this.leave([...this.joined]);
+    // A node that is gone holds nobody online.
+    for (const [userId, perNode] of this.bus.sockets) {
+      perNode.delete(this);
+      if (perNode.size === 0) this.bus.sockets.delete(userId);
+    }
     this.handler = undefined;
   }
 

@@ -12,9 +12,10 @@ import type { Broker } from "./types.ts";
 export const DEFAULT_PREFIX = "parley:";
 /** A node's heartbeat lives this long and is renewed three times within it. */
 const NODE_TTL_MS = 30_000;
-/** How long a socket's open may wait for its channels' subscription before it is closed (reconnect). */
 const JOIN_TIMEOUT_MS = 5000;
 const ID_BYTES = 8;
+/** The publishing connection's states in which it was lost (before its first connect, commands wait). */
+const LOST = new Set(["reconnecting", "close", "end"]);
 
 // KEYS[1] = the user's hash {node id -> sockets}; ARGV = node id, delta, node key prefix, node ttl (ms).
 // Returns the user's sockets on every live node; fields of nodes without a heartbeat are dropped.
@@ -42,6 +43,8 @@ type ScriptedRedis = Redis & {
 export interface RedisBrokerOptions {
   /** Prepended to every channel and key: two deployments can share one Redis. */
   prefix?: string;
+  /** How long a join may wait for Redis before it fails (the socket waiting for it is told to reconnect). */
+  joinTimeoutMs?: number;
 }
 
 export class RedisBroker implements Broker {
@@ -50,6 +53,7 @@ export class RedisBroker implements Broker {
   readonly joined = new Set<string>();
   private readonly id: Buffer;
   private readonly prefix: string;
+  private readonly joinTimeoutMs: number;
   private readonly pub: ScriptedRedis;
   private readonly sub: Redis;
   /** Subscriptions sent and not yet confirmed: a second join of the channel waits for the first. */
@@ -59,14 +63,11 @@ export class RedisBroker implements Broker {
 
   constructor(url: string, logger: Logger, options: RedisBrokerOptions = {}) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.joinTimeoutMs = options.joinTimeoutMs ?? JOIN_TIMEOUT_MS;
     this.id = randomBytes(ID_BYTES);
     this.nodeId = this.id.toString("hex");
-    // Publishing to a Redis that is down fails at once rather than piling up: what other nodes miss of a
-    // conversation's log, their clients catch up with resume (the log is in the store, not in Redis).
-    const pub = openRedis(url, logger, "broker redis", {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-    });
+    // Commands wait for a connection (at boot) but give up after one failed reconnect.
+    const pub = openRedis(url, logger, "broker redis", { maxRetriesPerRequest: 1 });
     pub.defineCommand(COUNT, { numberOfKeys: 1, lua: COUNT_SCRIPT });
     this.pub = pub as ScriptedRedis;
     // Subscriptions wait for the connection and come back by themselves after a reconnect.
@@ -79,6 +80,9 @@ export class RedisBroker implements Broker {
   }
 
   publish(channel: string, payload: Uint8Array) {
+    // While Redis is down frames are dropped, not queued without bound: what other nodes miss of a
+    // conversation's log their clients catch up with resume (the log is in the store, not in Redis).
+    if (LOST.has(this.pub.status)) return;
     const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
     this.id.copy(message, 0);
     message.set(payload, ID_BYTES);
@@ -105,7 +109,7 @@ export class RedisBroker implements Broker {
       };
       const done: Promise<void> = within(
         this.sub.subscribe(...fresh.map((c) => this.prefix + c)).then(() => {}),
-        JOIN_TIMEOUT_MS,
+        this.joinTimeoutMs,
       ).then(
         () => settle(false),
         (err: unknown) => {

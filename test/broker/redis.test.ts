@@ -1,0 +1,77 @@
+// The Redis broker against the real Redis: the shared contract, deployments kept apart by their prefix, a
+// node that died without closing, and a Redis that cannot be reached.
+
+import { afterAll, describe, expect, it } from "bun:test";
+import { Redis } from "ioredis";
+import { RedisBroker } from "../../src/broker/redis.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { rejection, waitFor } from "../helpers.ts";
+import { brokerContract } from "./contract.ts";
+
+const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+/** Every key and channel of this run starts with RUN, so runs never meet and cleanup finds exactly them. */
+const RUN = `parley-test-${crypto.randomUUID()}:`;
+const silent = createLogger("silent");
+const admin = new Redis(REDIS_URL);
+
+afterAll(async () => {
+  const keys = await admin.keys(`${RUN}*`);
+  if (keys.length > 0) await admin.del(...keys);
+  await admin.quit();
+});
+
+brokerContract("redis", (n) => {
+  const prefix = `${RUN}${crypto.randomUUID()}:`;
+  return Array.from({ length: n }, () => new RedisBroker(REDIS_URL, silent, { prefix }));
+});
+
+describe("RedisBroker", () => {
+  it("keeps deployments with different prefixes apart", async () => {
+    const mine = new RedisBroker(REDIS_URL, silent, { prefix: `${RUN}one:` });
+    const theirs = new RedisBroker(REDIS_URL, silent, { prefix: `${RUN}two:` });
+    const peer = new RedisBroker(REDIS_URL, silent, { prefix: `${RUN}one:` });
+    try {
+      const heardTheirs: Uint8Array[] = [];
+      const heardPeer: Uint8Array[] = [];
+      theirs.onMessage((_, p) => heardTheirs.push(p));
+      peer.onMessage((_, p) => heardPeer.push(p));
+      await Promise.all([theirs.join(["c:shared"]), peer.join(["c:shared"])]);
+      mine.publish("c:shared", new Uint8Array([1]));
+      await waitFor(() => (heardPeer.length > 0 ? true : undefined));
+      expect(heardTheirs).toEqual([]);
+      expect(await mine.countSockets("u-1", 1)).toBe(1);
+      expect(await theirs.countSockets("u-1", 1)).toBe(1);
+    } finally {
+      await Promise.all([mine.close(), theirs.close(), peer.close()]);
+    }
+  });
+
+  it("stops counting a node's sockets once its heartbeat is gone (a node that died)", async () => {
+    const prefix = `${RUN}died:`;
+    const dead = new RedisBroker(REDIS_URL, silent, { prefix });
+    const alive = new RedisBroker(REDIS_URL, silent, { prefix });
+    try {
+      await dead.countSockets("u-1", 1);
+      expect(await alive.countSockets("u-1", 1)).toBe(2);
+      // Killed: no close, so its field stays; the heartbeat key expires as it would.
+      await admin.del(`${prefix}node:${dead.nodeId}`);
+      expect(await alive.countSockets("u-1", -1)).toBe(0);
+      expect(await admin.hkeys(`${prefix}sockets:u-1`)).toEqual([]);
+    } finally {
+      await Promise.all([dead.close(), alive.close()]);
+    }
+  });
+
+  it("fails a join when Redis cannot be reached, and a later join asks again", async () => {
+    const broker = new RedisBroker("redis://127.0.0.1:1", silent, { prefix: RUN, joinTimeoutMs: 200 });
+    try {
+      const err = await rejection(broker.join(["c:1"]), Error);
+      expect(err.message).toContain("timed out");
+      expect(broker.joined.has("c:1")).toBe(false);
+      // Publishing to a Redis that is down neither throws nor waits.
+      broker.publish("c:1", new Uint8Array([1]));
+    } finally {
+      await broker.close();
+    }
+  });
+});

@@ -1,0 +1,166 @@
+// Two nodes of one cluster: two apps, each its own server, store connection, caches and Redis broker, over
+// one SQLite file and the real Redis (what two processes of one deployment share). Clients on different
+// nodes must see each other as if on one. The clock is manual: the nodes' caches never expire by time
+// here, so what one node learns of another's changes it can only have learnt through the broker.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { type App, createApp } from "../../src/app.ts";
+import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { call, type Harness, harness, signup } from "../helpers.ts";
+import { connect, type Frame, type TestSocket } from "./ws-client.ts";
+
+const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+
+let h: Harness;
+let nodeB: { app: App; deps: Deps };
+const base: Record<"a" | "b", string> = { a: "", b: "" };
+type User = Awaited<ReturnType<typeof signup>>;
+const open: TestSocket[] = [];
+
+beforeAll(async () => {
+  h = await harness({ REDIS_URL });
+  const deps = await createDeps(h.config, createLogger("silent"), { clock: h.clock });
+  nodeB = { app: createApp(deps), deps };
+  h.app.listen({ port: 0, hostname: "127.0.0.1" });
+  nodeB.app.listen({ port: 0, hostname: "127.0.0.1" });
+  base.a = `ws://127.0.0.1:${h.app.server?.port}`;
+  base.b = `ws://127.0.0.1:${nodeB.app.server?.port}`;
+});
+afterAll(async () => {
+  for (const s of open) s.close();
+  await nodeB.app.stop(true);
+  await h.app.stop(true);
+  await closeDeps(nodeB.deps);
+  await h.close();
+});
+
+async function socket(
+  u: User,
+  node: "a" | "b",
+  encoding: "msgpack" | "json" = "msgpack",
+): Promise<TestSocket> {
+  const s = await connect(`${base[node]}/ws/${u.id}/${u.session_id}`, [
+    `parley.${encoding}`,
+    `bearer.${u.token}`,
+  ]);
+  open.push(s);
+  await s.next((f) => f.type === "hello");
+  return s;
+}
+async function group(owner: User, members: User[]) {
+  const res = await call(h.app, "POST", "/api/conversations", {
+    token: owner.token,
+    body: { conversation_type: "group", participant_ids: members.map((m) => m.id) },
+  });
+  expect(res.status).toBe(201);
+  return res.body.id as string;
+}
+const event = (kind: string, conversation: string) => (f: Frame) =>
+  f.type === "event" && f.kind === kind && f.conversation_id === conversation;
+const message = (conversation: string, text: string) =>
+  event("message.created", conversation) as (f: Frame) => boolean;
+const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.content === text;
+
+describe("two nodes", () => {
+  it("delivers a message sent on one node to members on the other, in both encodings", async () => {
+    const [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const id = await group(alice, [bob, carol]);
+    const sender = await socket(alice, "a");
+    const [binary, text] = [await socket(bob, "b"), await socket(carol, "b", "json")];
+    sender.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "m-1", content: "across" });
+    const ack = await sender.next((f) => f.type === "ack" && f.ref === 1);
+    const [got, gotText] = [await binary.next(said("across")), await text.next(said("across"))];
+    expect(got.seq).toBe(ack.seq);
+    expect(gotText.message.id).toBe(ack.message_id);
+    // And back: a reply sent on node B reaches node A.
+    binary.send({ type: "message", conversation_id: id, client_msg_id: "m-2", content: "and back" });
+    await sender.next(said("and back"));
+    await binary.next(message(id, "and back"));
+    // Typing crosses too; nobody gets a frame twice.
+    text.send({ type: "typing_start", conversation_id: id });
+    await sender.next((f) => f.type === "typing" && f.user_id === carol.id);
+    await Bun.sleep(30);
+    expect(binary.frames.filter(said("across"))).toHaveLength(1);
+    expect(sender.frames.filter(said("and back"))).toHaveLength(1);
+  });
+
+  it("brings a member added on one node into the conversation on the other, and lets a removed one go", async () => {
+    const [alice, bob, dave] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const id = await group(alice, [bob]);
+    const owner = await socket(alice, "a");
+    const newcomer = await socket(dave, "b");
+    const added = await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: alice.token,
+      body: { user_id: dave.id },
+    });
+    expect(added.status).toBe(201);
+    await newcomer.next(event("participant.added", id));
+    owner.send({ type: "message", conversation_id: id, client_msg_id: "welcome", content: "welcome" });
+    await newcomer.next(said("welcome"));
+    // Node B knew dave as a member (he sent); once removed on node A, node B must refuse him at once.
+    newcomer.send({ type: "message", ref: 7, conversation_id: id, client_msg_id: "hi", content: "hi" });
+    await newcomer.next((f) => f.type === "ack" && f.ref === 7);
+    const removed = await call(h.app, "DELETE", `/api/conversations/${id}/participants/${dave.id}`, {
+      token: alice.token,
+    });
+    expect(removed.status).toBe(204);
+    await newcomer.next(event("participant.removed", id));
+    newcomer.send({
+      type: "message",
+      ref: 8,
+      conversation_id: id,
+      client_msg_id: "still?",
+      content: "still?",
+    });
+    const refused = await newcomer.next((f) => f.ref === 8);
+    expect(refused).toMatchObject({ type: "error", code: "not_found" });
+    owner.send({ type: "message", conversation_id: id, client_msg_id: "gone", content: "after dave left" });
+    await owner.next(said("after dave left"));
+    await Bun.sleep(30);
+    expect(newcomer.frames.filter(said("after dave left"))).toEqual([]);
+  });
+
+  it("keeps a user online while they have a socket on any node", async () => {
+    const [erin, frank] = [await signup(h.app), await signup(h.app)];
+    await group(erin, [frank]);
+    const watcher = await socket(frank, "a");
+    const onA = await socket(erin, "a");
+    const onB = await socket(erin, "b");
+    await watcher.next((f) => f.type === "presence" && f.user_id === erin.id && f.status === "online");
+    onA.close();
+    await onA.closed;
+    await Bun.sleep(50);
+    expect(watcher.frames.filter((f) => f.type === "presence" && f.status === "offline")).toEqual([]);
+    onB.close();
+    await watcher.next((f) => f.type === "presence" && f.user_id === erin.id && f.status === "offline");
+  });
+
+  it("closes a session's sockets on every node when it is revoked on one", async () => {
+    const gina = await signup(h.app);
+    const onB = await socket(gina, "b");
+    // Node B has checked the session (the upgrade) and would keep its answer under this clock.
+    expect((await call(nodeB.app, "GET", "/api/auth/me", { token: gina.token })).status).toBe(200);
+    const out = await call(h.app, "POST", "/api/auth/signout", { token: gina.token });
+    expect(out.status).toBe(204);
+    expect((await onB.closed).code).toBe(4501);
+    expect((await call(nodeB.app, "GET", "/api/auth/me", { token: gina.token })).status).toBe(401);
+  });
+
+  it("sends a key exchange to a device on the other node", async () => {
+    const [hal, ivy] = [await signup(h.app), await signup(h.app)];
+    await group(hal, [ivy]);
+    const from = await socket(hal, "a");
+    const device = await socket(ivy, "b");
+    from.send({
+      type: "key_exchange",
+      ref: 3,
+      to_user_id: ivy.id,
+      to_device_id: ivy.session_id,
+      payload: "k",
+    });
+    await from.next((f) => f.type === "ok" && f.ref === 3);
+    const got = await device.next((f) => f.type === "key_exchange");
+    expect(got).toMatchObject({ from_user_id: hal.id, from_device_id: hal.session_id, payload: "k" });
+  });
+});

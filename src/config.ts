@@ -1,6 +1,6 @@
 // Environment -> typed, validated Config. A bad value stops boot with a message naming the variable.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -166,12 +166,14 @@ function resolveKeys(config: Config): string[] {
   if (missing.length > 0) {
     const file = join(config.DATA_DIR, "secrets.json");
     mkdirSync(config.DATA_DIR, { recursive: true });
-    const kept: Record<string, string> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+    if (!existsSync(file)) createOnce(file, Object.fromEntries(missing.map((n) => [n, newSecret(48)])));
+    const kept: Record<string, string> = JSON.parse(readFileSync(file, "utf8"));
+    const added = missing.filter((name) => !kept[name]);
     for (const name of missing) {
       kept[name] ??= newSecret(48);
       config[name] = kept[name];
     }
-    writeFileSync(file, JSON.stringify(kept, null, 2), { mode: 0o600 });
+    if (added.length > 0) writeFileSync(file, JSON.stringify(kept, null, 2), { mode: 0o600 });
     warnings.push(
       `${missing.join(" and ")} not set: using a generated development key kept in ${file}. ` +
         "Set them in production.",
@@ -183,4 +185,21 @@ function resolveKeys(config: Config): string[] {
     }
   }
   return warnings;
+}
+
+/**
+ * Writes the file only if it does not exist, whole or not at all: nodes started at once on one DATA_DIR
+ * must all end up with the first one's keys (their tokens are checked by each other), and none may read
+ * a half-written file. A complete temp file is linked into place, which fails if the name is taken.
+ */
+function createOnce(file: string, content: Record<string, string>) {
+  const temp = `${file}.${process.pid}.${newSecret(6)}.tmp`;
+  writeFileSync(temp, JSON.stringify(content, null, 2), { mode: 0o600 });
+  try {
+    linkSync(temp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  } finally {
+    unlinkSync(temp);
+  }
 }

@@ -26,7 +26,15 @@ async function main() {
   const deps = await createDeps(config, logger);
   const app = createApp(deps).listen({ port: config.PORT, hostname: config.HOST });
   logger.info(
-    { port: app.server?.port, host: config.HOST, store: deps.store.kind, data_dir: config.DATA_DIR },
+    {
+      port: app.server?.port,
+      host: config.HOST,
+      store: deps.store.kind,
+      data_dir: config.DATA_DIR,
+      // Which nodes this one fans out with: only this process, or every node on the same Redis.
+      broker: deps.broker.shared ? "redis" : "memory",
+      node_id: deps.broker.nodeId,
+    },
     "parley listening",
   );
 

@@ -95,6 +95,22 @@ describe("loadConfig", () => {
     const kept = JSON.parse(readFileSync(join(dir, "secrets.json"), "utf8"));
     expect(kept.SECRET_KEY).toBe(first.config.SECRET_KEY);
   });
+
+  it("gives nodes started at once on one DATA_DIR the same development keys", async () => {
+    const dir = tempDir();
+    const script = `import { loadConfig } from ${JSON.stringify(join(import.meta.dir, "../src/config.ts"))};
+const { config } = loadConfig({ DATA_DIR: ${JSON.stringify(dir)} });
+console.log(config.SECRET_KEY + " " + config.ENCRYPTION_KEY);`;
+    const nodes = Array.from({ length: 6 }, () =>
+      Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" }),
+    );
+    const keys = await Promise.all(nodes.map((p) => new Response(p.stdout).text()));
+    expect(await Promise.all(nodes.map((p) => p.exited))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(new Set(keys).size).toBe(1);
+    expect(keys[0]?.trim().split(" ")).toHaveLength(2);
+    const kept = JSON.parse(readFileSync(join(dir, "secrets.json"), "utf8"));
+    expect(keys[0]?.trim()).toBe(`${kept.SECRET_KEY} ${kept.ENCRYPTION_KEY}`);
+  });
 });
 
 describe("documentation", () => {

@@ -163,4 +163,66 @@ describe("the compiled binary", () => {
     expect(await admin.exited).toBe(0);
     expect(await new Response(admin.stdout).text()).toContain("operator is now an admin");
   }, 60_000);
+
+  it("runs as two nodes over one DATA_DIR and Redis: a message sent to one reaches a socket on the other", async () => {
+    const env = {
+      DATA_DIR: join(work, "two-nodes"),
+      REDIS_URL: process.env.REDIS_URL || "redis://127.0.0.1:6379",
+      LOG_LEVEL: "info",
+    };
+    const a = await start([binary], env);
+    const b = await start([binary], env);
+    try {
+      const signup = async (name: string) => {
+        const res = await fetch(`${a.url}/api/auth/signup`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            email: `${name}@example.com`,
+            username: name,
+            password: `${name} long passphrase`,
+          }),
+        });
+        expect(res.status).toBe(201);
+        return (await res.json()) as { access_token: string; user: { id: string }; session_id: string };
+      };
+      const [alice, bob] = [await signup("alice"), await signup("bob")];
+      const post = (path: string, body: unknown) =>
+        fetch(`${a.url}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` },
+          body: JSON.stringify(body),
+        });
+      const group = await post("/api/conversations", {
+        conversation_type: "group",
+        participant_ids: [bob.user.id],
+      });
+      const { id } = (await group.json()) as { id: string };
+      const ws = new WebSocket(`${b.url.replace("http", "ws")}/ws/${bob.user.id}/${bob.session_id}`, [
+        "parley.json",
+        `bearer.${bob.access_token}`,
+      ]);
+      const frames: { type: string; message?: { content?: string } }[] = [];
+      const delivered = new Promise((resolve, reject) => {
+        ws.onerror = reject;
+        ws.onmessage = (e) => {
+          const frame = JSON.parse(String(e.data));
+          frames.push(frame);
+          if (frame.type === "hello")
+            void post(`/api/conversations/${id}/messages`, { content: "from node A" });
+          if (frame.message?.content === "from node A") resolve(frame);
+        };
+        setTimeout(() => reject(new Error(`nothing from node A: ${JSON.stringify(frames)}`)), 5000);
+      });
+      await delivered;
+      ws.close();
+    } finally {
+      a.proc.kill("SIGTERM");
+      b.proc.kill("SIGTERM");
+      expect([await a.proc.exited, await b.proc.exited]).toEqual([0, 0]);
+    }
+    expect(JSON.parse(a.lines.find((l) => l.includes("parley listening")) ?? "{}").broker).toBe("redis");
+    // Nothing secret in the logs: the Redis URL may hold a password.
+    expect([...a.lines, ...b.lines].join("\n")).not.toContain("redis://");
+  }, 60_000);
 });

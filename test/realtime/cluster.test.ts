@@ -5,6 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { type App, createApp } from "../../src/app.ts";
+import { runCli } from "../../src/cli.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { call, type Harness, harness, signup } from "../helpers.ts";
@@ -143,6 +144,25 @@ describe("two nodes", () => {
     expect(out.status).toBe(204);
     expect((await onB.closed).code).toBe(4501);
     expect((await call(nodeB.app, "GET", "/api/auth/me", { token: gina.token })).status).toBe(401);
+  });
+
+  it("delivers an announcement made on one node to a public channel's subscribers on the other", async () => {
+    const admin = await signup(h.app);
+    expect(await runCli(["admin", "grant", admin.username], h.config, () => {})).toBe(0);
+    const listener = await connect(`${base.b}/ws/public/sports`, ["parley.json"]);
+    open.push(listener);
+    // `ok` comes once node B listens to the channel on Redis too.
+    listener.send({ type: "subscribe", ref: "s", channel: "cluster-news" });
+    await listener.next((f) => f.type === "ok" && f.ref === "s");
+    const res = await call(h.app, "POST", "/api/announcements", {
+      token: admin.token,
+      body: { channel: "cluster-news", text: "both nodes" },
+    });
+    expect(res.status).toBe(201);
+    expect(await listener.next((f) => f.type === "announcement")).toMatchObject({
+      channel: "cluster-news",
+      text: "both nodes",
+    });
   });
 
   it("sends a key exchange to a device on the other node", async () => {

@@ -1,7 +1,8 @@
 // Whether a user is a member of a conversation, and with what role: asked for every message sent, so
 // the answer is kept in memory instead of read from the store each time. A membership write through this
 // node's store is seen at once (the store given to the services forgets the conversation before and after
-// every such write); one made on another node, within REVALIDATE_MS.
+// every such write); one made on another node, at once where the broker brings word of it (nodes with
+// sockets in the conversation or of the user, realtime/fanout.ts), and within REVALIDATE_MS everywhere.
 
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";

@@ -15,6 +15,8 @@ export interface SocketState {
   /** Frames refused in a row; too many closes the socket. */
   denied: number;
   lastSeen: number;
+  /** When the socket's session ends (clock ms): the socket closes then. 0 for public sockets. */
+  expiresAt: number;
   /** Counted in the user's sockets across nodes (presence): from just after hello to its close. */
   counted: boolean;
   /** The channel of a socket opened at /ws/public/{channel}; "" for user sockets. */

@@ -79,13 +79,17 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   const leaveIdle = setInterval(() => fanout.leaveIdle(), LEAVE_IDLE_MS);
   leaveIdle.unref?.();
 
-  // Slow consumers and silent sockets: a check per socket, not a fanout loop; sends stay in Bun topics.
+  // Slow consumers, silent sockets and ended sessions: a check per socket, not a fanout loop; sends stay
+  // in Bun topics. A session's end is on the app's clock (tests move it); silence is on the wall clock.
   const sweep = setInterval(() => {
     const now = Date.now();
+    const appNow = clock.now();
     for (const ws of connections.all) {
       if (ws.getBufferedAmount() > config.WS_BACKPRESSURE_LIMIT)
         ws.close(CLOSE.slowConsumer, "slow consumer");
       else if (now - ws.data.lastSeen > config.WS_CONNECTION_TIMEOUT * 1000) ws.close(CLOSE.idle, "idle");
+      else if (ws.data.expiresAt !== 0 && ws.data.expiresAt <= appNow)
+        ws.close(CLOSE.unauthorized, "session expired");
     }
   }, SWEEP_MS);
   sweep.unref?.();
@@ -209,6 +213,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       refilledAt: Date.now(),
       denied: 0,
       counted: false,
+      expiresAt: kind === "user" ? sessions.expiresAt(sessionId) : 0,
       lastSeen: Date.now(),
       channel,
       open: onOpen,

@@ -161,6 +161,20 @@ describe("connection limits", () => {
     expect(code).toBe(4003);
   });
 
+  it("closes a socket when its session ends (4500), and not before", async () => {
+    const { h, base } = await start({ SESSION_MAX_DAYS: "1" });
+    const user = await signup(h.app);
+    const s = await userSocket(base, user);
+    h.clock.advance(24 * 3600_000 - 1000);
+    s.send({ type: "ping", ref: "still" });
+    await s.next((f) => f.type === "pong" && f.ref === "still");
+    await Bun.sleep(300); // a sweep runs every 250 ms
+    expect(s.ws.readyState).toBe(WebSocket.OPEN);
+    h.clock.advance(1000);
+    const { code, reason } = await s.closed;
+    expect({ code, reason }).toEqual({ code: 4500, reason: "session expired" });
+  });
+
   it("ends a typing indicator by itself after 6 seconds without a stop", async () => {
     const { h, base } = await start();
     const [alice, bob] = [await signup(h.app), await signup(h.app)];

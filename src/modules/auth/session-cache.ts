@@ -55,6 +55,11 @@ export class SessionCache {
     return "live";
   }
 
+  /** When a session that state() just called live ends (its absolute expiry), in the clock's ms; 0 if unknown. */
+  expiresAt(sessionId: string): number {
+    return this.entries.get(sessionId)?.session?.expires_at ?? 0;
+  }
+
   /** Sessions whose answer is kept. */
   get size() {
     return this.entries.size;

@@ -59,6 +59,8 @@ export class RedisBroker implements Broker {
   /** Subscriptions sent and not yet confirmed: a second join of the channel waits for the first. */
   private pending = new Map<string, Promise<void>>();
   private handler: ((channel: string, payload: Uint8Array) => void) | undefined;
+  /** This node's sockets per user, as told: what its fields in Redis must say. */
+  private mine = new Map<string, number>();
   private heartbeat: ReturnType<typeof setInterval>;
 
   constructor(url: string, logger: Logger, options: RedisBrokerOptions = {}) {
@@ -67,11 +69,23 @@ export class RedisBroker implements Broker {
     this.id = randomBytes(ID_BYTES);
     this.nodeId = this.id.toString("hex");
     // Commands wait for a connection (at boot) but give up after one failed reconnect.
-    const pub = openRedis(url, logger, "broker redis", { maxRetriesPerRequest: 1 });
+    const pub = openRedis(url, logger, "broker redis", {
+      maxRetriesPerRequest: 1,
+      connectionName: `parley-broker-${this.nodeId}`,
+    });
     pub.defineCommand(COUNT, { numberOfKeys: 1, lua: COUNT_SCRIPT });
     this.pub = pub as ScriptedRedis;
+    // After a reconnect Redis may have restarted and lost this node's counts: they go back.
+    let connected = false;
+    pub.on("ready", () => {
+      if (connected) this.reassert();
+      connected = true;
+    });
     // Subscriptions wait for the connection and come back by themselves after a reconnect.
-    this.sub = openRedis(url, logger, "broker redis (subscriber)", { autoResubscribe: true });
+    this.sub = openRedis(url, logger, "broker redis (subscriber)", {
+      autoResubscribe: true,
+      connectionName: `parley-broker-sub-${this.nodeId}`,
+    });
     this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.receive(channel, message));
     this.heartbeat = setInterval(() => {
       this.pub.set(this.nodeKey(), "1", "PX", NODE_TTL_MS).catch(() => {});
@@ -138,6 +152,9 @@ export class RedisBroker implements Broker {
   }
 
   async countSockets(userId: string, delta: 1 | -1) {
+    const count = Math.max(0, (this.mine.get(userId) ?? 0) + delta);
+    if (count === 0) this.mine.delete(userId);
+    else this.mine.set(userId, count);
     const total = await this.pub[COUNT](
       `${this.prefix}sockets:${userId}`,
       this.nodeId,
@@ -157,6 +174,14 @@ export class RedisBroker implements Broker {
     // Without its heartbeat this node's sockets stop counting at once on every other node.
     await this.pub.del(this.nodeKey()).catch(() => {});
     await Promise.all([closeRedis(this.sub), closeRedis(this.pub)]);
+  }
+
+  /** Writes this node's heartbeat and every count it holds again (idempotent: the same values). */
+  private reassert() {
+    const batch = this.pub.multi().set(this.nodeKey(), "1", "PX", NODE_TTL_MS);
+    for (const [userId, count] of this.mine)
+      batch.hset(`${this.prefix}sockets:${userId}`, this.nodeId, count);
+    batch.exec().catch(() => {});
   }
 
   private nodeKey() {

@@ -62,6 +62,35 @@ describe("RedisBroker", () => {
     }
   });
 
+  it("puts its socket counts back once it reconnects to a Redis that lost them (a restart)", async () => {
+    const prefix = `${RUN}restart:`;
+    const node = new RedisBroker(REDIS_URL, silent, { prefix });
+    const other = new RedisBroker(REDIS_URL, silent, { prefix });
+    try {
+      await node.countSockets("u-1", 1);
+      await node.countSockets("u-1", 1);
+      await node.countSockets("u-2", 1);
+      await node.countSockets("u-2", -1);
+      // What a restart of Redis loses, then the connection dropping as it would.
+      await admin.del(`${prefix}sockets:u-1`, `${prefix}node:${node.nodeId}`);
+      const clients = String(await admin.client("LIST"));
+      const id = clients
+        .split("\n")
+        .find((line) => line.includes(`name=parley-broker-${node.nodeId}`))
+        ?.match(/id=(\d+)/)?.[1];
+      expect(id).toBeDefined();
+      await admin.client("KILL", "ID", id as string);
+      await waitFor(async () =>
+        (await admin.hget(`${prefix}sockets:u-1`, node.nodeId)) === "2" ? true : undefined,
+      );
+      expect(await admin.exists(`${prefix}node:${node.nodeId}`)).toBe(1);
+      expect(await admin.exists(`${prefix}sockets:u-2`)).toBe(0);
+      expect(await other.countSockets("u-1", 1)).toBe(3);
+    } finally {
+      await Promise.all([node.close(), other.close()]);
+    }
+  });
+
   it("fails a join when Redis cannot be reached, and a later join asks again", async () => {
     const broker = new RedisBroker("redis://127.0.0.1:1", silent, { prefix: RUN, joinTimeoutMs: 200 });
     try {

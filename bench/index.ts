@@ -1,6 +1,7 @@
-// The bench suite: runs every scenario (fanout, dms, history, and rest/resume/connections when present)
-// against Parley, the bare Bun ceiling and the peers, then writes bench/results/<date>.json, latest.json,
-// latest.svg and bench/RESULTS.md. `--quick` is the two-minute subset; `--only fanout,dms` picks scenarios.
+// The bench suite: runs every scenario (fanout, cross-node, dms, history, and rest/resume/connections when
+// present) against Parley, the bare Bun ceiling and the peers, then writes bench/results/<date>.json,
+// latest.json, latest.svg and bench/RESULTS.md. `--quick` is the few-minute subset; `--only fanout,dms`
+// picks scenarios.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { markdown, type Run, svg } from "./lib/render.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
+import { crossNode } from "./scenarios/cross-node.ts";
 import { dms } from "./scenarios/dms.ts";
 import { fanout } from "./scenarios/fanout.ts";
 import { history } from "./scenarios/history.ts";
@@ -56,6 +58,7 @@ async function optional(name: string): Promise<Scenario | undefined> {
 
 const scenarios: Array<[string, Scenario | undefined]> = [
   ["fanout", fanout],
+  ["cross-node", crossNode],
   ["dms", dms],
   ["history", history],
   ["rest", await optional("rest")],

@@ -25,13 +25,15 @@ export interface ParleyServer {
   logLines(): number;
   /** The last warn/error/fatal lines of its log and its stderr, for notes when something went wrong. */
   problems(): string[];
-  /** SIGTERM, SIGKILL after a grace period, then the temp DATA_DIR is removed. Safe to call twice. */
+  /** SIGTERM, SIGKILL after a grace period, then its own temp DATA_DIR is removed. Safe to call twice. */
   stop(): Promise<void>;
 }
 
 export interface ParleyServerOptions {
   /** Extra or overriding environment variables. */
   env?: Record<string, string>;
+  /** A DATA_DIR shared with other nodes (cross-node), kept on stop; by default a temp dir of its own. */
+  dataDir?: string;
   startTimeoutMs?: number;
 }
 
@@ -55,7 +57,7 @@ export const GENEROUS_LIMITS: Record<string, string> = {
 export async function startParleyServer(opts: ParleyServerOptions = {}): Promise<ParleyServer> {
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
   if (!(startTimeoutMs > 0)) throw new TypeError(`startTimeoutMs: expected > 0, got ${startTimeoutMs}`);
-  const dataDir = mkdtempSync(join(tmpdir(), "parley-bench-"));
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "parley-bench-"));
   const port = freePort();
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -117,7 +119,7 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
       clearTimeout(timer);
     }
     await Promise.all([stdoutDone, stderrDone]);
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
 
   const url = `http://127.0.0.1:${port}`;

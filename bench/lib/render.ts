@@ -39,6 +39,7 @@ function settingsLine(r: ScenarioResult): string {
   const s = r.settings;
   const keys = [
     "members",
+    "nodes",
     "users",
     "rate",
     "rate_per_user",
@@ -54,10 +55,18 @@ function settingsLine(r: ScenarioResult): string {
     .join(", ");
 }
 
+/** Cross-node rows (two server processes and Redis) also give each node's CPU and redis-server's. */
+const NODE_CPU = [
+  ["node A CPU %", "node_a_cpu_pct"],
+  ["node B CPU %", "node_b_cpu_pct"],
+  ["redis CPU %", "redis_cpu_pct"],
+] as const;
+
 function comparison(title: string, rows: ScenarioResult[]): string {
   const parley = rows.find((r) => r.target === "parley");
   const pThr = parley?.metrics.deliveries_per_s;
   const pP99 = parley?.latency?.p99;
+  const nodes = rows.some((r) => r.metrics.node_a_cpu_pct !== undefined);
   const body = rows.map((r) => [
     r.target,
     num(r.metrics.deliveries_per_s),
@@ -68,6 +77,7 @@ function comparison(title: string, rows: ScenarioResult[]): string {
     num(r.latency?.p999, 2),
     num(r.latency?.max, 2),
     num(r.metrics.server_cpu_pct),
+    ...(nodes ? NODE_CPU.map(([, key]) => num(r.metrics[key])) : []),
     num(r.generator_cpu_pct),
     r.target === "parley" ? "1.00×" : ratio(pThr, r.metrics.deliveries_per_s),
     r.target === "parley" ? "1.00×" : ratio(pP99, r.latency?.p99),
@@ -82,6 +92,7 @@ function comparison(title: string, rows: ScenarioResult[]): string {
     "p99.9 ms",
     "max ms",
     "server CPU %",
+    ...(nodes ? NODE_CPU.map(([h]) => h) : []),
     "gen CPU %",
     "Parley/this thr",
     "Parley/this p99",
@@ -92,6 +103,11 @@ function comparison(title: string, rows: ScenarioResult[]): string {
     `### ${title}`,
     "",
     first ? `Settings: ${settingsLine(first)}.` : "",
+    ...(nodes
+      ? [
+          "The sender is on node A, every receiver on node B, joined through Redis; server CPU is both nodes'.",
+        ]
+      : []),
     "",
     table(head, body),
     ...(notes.length ? ["", ...notes] : []),

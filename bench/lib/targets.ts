@@ -1,11 +1,15 @@
 // The servers a scenario measures, each started as its own process on a loopback port: Parley (full path),
 // the bare Bun ceiling, Node.js + ws and Socket.IO. `prepare` turns "users and the rooms they are in" into
-// connection specs the load generator opens with one raw client (Socket.IO needs its own client).
+// connection specs the load generator opens with one raw client (Socket.IO needs its own client). Given a
+// cluster (cross-node), a target is several such processes joined through Redis, and `prepare` says which
+// node each user connects to.
 
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startParleyServer } from "./parley-server.ts";
-import { lines, pool, spawn, stop } from "./proc.ts";
+import { type ParleyServer, startParleyServer } from "./parley-server.ts";
+import { type Child, lines, pool, spawn, stop } from "./proc.ts";
 import { seedAccounts } from "./seed.ts";
 
 export type TargetName = "parley" | "bare-bun" | "node-ws" | "socketio";
@@ -38,61 +42,119 @@ export interface Prepared {
   expectHello: boolean;
 }
 
+/** Cross-node: a target as `nodes` server processes joined through one Redis. */
+export interface Cluster {
+  nodes: number;
+  redisUrl: string;
+  /** The peers' Redis channel prefix: unique per run and target, so no two targets' channels ever meet. */
+  prefix: string;
+}
+
 export interface Target {
   name: TargetName;
+  /** The server process (node A's in a cluster). */
   pid: number;
-  /** `users` users; rooms[i] lists the user indexes in room i (the first one creates it). */
-  prepare(users: number, rooms: number[][]): Promise<Prepared>;
+  /** Every node's server process, node A first. */
+  pids: number[];
+  /**
+   * `users` users; rooms[i] lists the user indexes in room i (the first one creates it). `nodeOf` is the
+   * node each user connects to (0 is node A, the only one without a cluster).
+   */
+  prepare(users: number, rooms: number[][], nodeOf?: (user: number) => number): Promise<Prepared>;
   stop(): Promise<void>;
 }
 
 const ROOT = join(import.meta.dir, "..", "..");
 
-export async function startTarget(name: TargetName): Promise<Target> {
-  return name === "parley" ? startParley() : startPeer(name);
+export async function startTarget(name: TargetName, cluster?: Cluster): Promise<Target> {
+  return name === "parley" ? startParley(cluster) : startPeer(name, cluster);
 }
 
-async function startPeer(name: Exclude<TargetName, "parley">): Promise<Target> {
+/** The node a user connects to, checked against the nodes there are. */
+function pick<T>(nodes: T[], nodeOf: (user: number) => number, user: number): T {
+  const node = nodes[nodeOf(user)];
+  if (node === undefined) throw new Error(`user ${user}: no node ${nodeOf(user)} (${nodes.length} running)`);
+  return node;
+}
+
+async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster): Promise<Target> {
   const cmd =
     name === "bare-bun"
       ? [process.execPath, "run", join(ROOT, "bench/peers/bare-bun.ts")]
       : ["node", join(ROOT, `bench/peers/${name}.mjs`)];
-  const child = spawn(cmd, { NODE_ENV: "production" });
+  // Alone, a peer is one node even when the bench's own environment has a REDIS_URL.
+  const env: Record<string, string> = cluster
+    ? { REDIS_URL: cluster.redisUrl, REDIS_PREFIX: cluster.prefix }
+    : { REDIS_URL: "" };
+  const children: Child[] = [];
   try {
-    const { port } = JSON.parse(await lines(child).next(15_000, `${name} start`)) as { port: number };
-    const base = name === "socketio" ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/`;
+    const bases: string[] = [];
+    for (let n = 0; n < (cluster?.nodes ?? 1); n++) {
+      const child = spawn(cmd, { NODE_ENV: "production", ...env });
+      children.push(child);
+      const { port } = JSON.parse(await lines(child).next(15_000, `${name} start`)) as { port: number };
+      bases.push(name === "socketio" ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/`);
+    }
     return {
       name,
-      pid: child.pid,
-      async prepare(users, rooms) {
+      pid: (children[0] as Child).pid,
+      pids: children.map((c) => c.pid),
+      async prepare(users, rooms, nodeOf = () => 0) {
         const roomIds = rooms.map((_, i) => `r${i}`);
         const of: string[][] = Array.from({ length: users }, () => []);
         rooms.forEach((members, i) => {
           for (const u of members) of[u]?.push(roomIds[i] as string);
         });
-        const conns = of.map((r) =>
-          name === "socketio"
+        const conns = of.map((r, u) => {
+          const base = pick(bases, nodeOf, u);
+          return name === "socketio"
             ? { url: base, query: { rooms: r.join(",") } }
-            : { url: `${base}?rooms=${r.join(",")}` },
-        );
+            : { url: `${base}?rooms=${r.join(",")}` };
+        });
         return { mode: name === "socketio" ? "socketio" : "raw", conns, roomIds, expectHello: false };
       },
-      stop: () => stop(child),
+      stop: async () => {
+        await Promise.all(children.map((c) => stop(c)));
+      },
     };
   } catch (err) {
-    await stop(child);
+    await Promise.all(children.map((c) => stop(c)));
     throw err;
   }
 }
 
-/** Parley with a temp SQLite DATA_DIR and rate limits far above the offered load, so they never bind. */
-async function startParley(): Promise<Target> {
+/**
+ * Parley with a temp SQLite DATA_DIR and rate limits far above the offered load, so they never bind. In a
+ * cluster every node shares that DATA_DIR (WAL, busy_timeout), its secrets (a token is valid on any node)
+ * and REDIS_URL; Parley names its own channels (by conversation ids, new in every run).
+ */
+async function startParley(cluster?: Cluster): Promise<Target> {
   // Warnings only: the measured path logs nothing per frame either way, and setup stays quiet.
-  const server = await startParleyServer({ env: { LOG_LEVEL: "warn" } });
+  // Alone, one node even when the bench's own environment has a REDIS_URL.
+  const env: Record<string, string> = { LOG_LEVEL: "warn", REDIS_URL: cluster?.redisUrl ?? "" };
+  const dataDir = cluster ? mkdtempSync(join(tmpdir(), "parley-bench-")) : undefined;
+  if (cluster) {
+    env.SECRET_KEY = randomBytes(48).toString("base64");
+    env.ENCRYPTION_KEY = randomBytes(48).toString("base64");
+  }
+  const servers: ParleyServer[] = [];
+  const stopAll = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    // One after the other: the first node creates the database and runs its migrations.
+    for (let n = 0; n < (cluster?.nodes ?? 1); n++) servers.push(await startParleyServer({ env, dataDir }));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const server = servers[0] as ParleyServer;
   return {
     name: "parley",
     pid: server.pid,
-    async prepare(users, rooms) {
+    pids: servers.map((s) => s.pid),
+    async prepare(users, rooms, nodeOf = () => 0) {
       // Accounts are written straight to the database (bench/lib/seed.ts): signup's argon2id per user
       // would be most of a full run, and it is measured in the rest scenario.
       const accounts = await seedAccounts(server.env, users, randomBytes(4).toString("hex"));
@@ -111,13 +173,13 @@ async function startParley(): Promise<Target> {
         const conv = await post(`${server.url}/api/conversations`, body, acct.access_token);
         return conv.id as string;
       });
-      const conns = accounts.map((a) => ({
-        url: `${server.wsUrl}/ws/${a.user.id}/${a.session_id}`,
+      const conns = accounts.map((a, u) => ({
+        url: `${pick(servers, nodeOf, u).wsUrl}/ws/${a.user.id}/${a.session_id}`,
         protocols: ["parley.msgpack", `bearer.${a.access_token}`],
       }));
       return { mode: "raw", conns, roomIds, expectHello: true };
     },
-    stop: server.stop,
+    stop: stopAll,
   };
 }
 

@@ -16,7 +16,12 @@ export interface PhaseResult {
   hist: Histogram;
   /** The busiest generator process (100 = one core). */
   generatorCpuPct: number;
+  /** Every server process together (both nodes of a cross-node target). */
   serverCpuPct: number;
+  /** Each server process, in the order given to openLoad. */
+  serverCpuPcts: number[];
+  /** The other processes watched (cross-node: redis-server), by name. */
+  otherCpuPct: Record<string, number>;
   serverRssMiB: number;
   acks: number;
   errors: number;
@@ -36,13 +41,19 @@ export interface Load {
 
 const WORKER = join(import.meta.dir, "worker.ts");
 
-/** Opens every connection of `prepared` across `workers` processes; `assign` maps a user to a worker. */
+/**
+ * Opens every connection of `prepared` across `workers` processes; `assign` maps a user to a worker. A phase
+ * reports the CPU of the server's process (or of each node's) and of the `others` named there.
+ */
 export async function openLoad(
   prepared: Prepared,
-  serverPid: number,
+  server: number | readonly number[],
   workers: number,
   assign: (conn: number) => number = (i) => i % workers,
+  others: Record<string, number> = {},
 ): Promise<Load> {
+  const serverPids = typeof server === "number" ? [server] : [...server];
+  const watched = [...serverPids, ...Object.values(others)];
   const children: Child[] = [];
   const close = async () => {
     await Promise.all(
@@ -84,11 +95,15 @@ export async function openLoad(
           send(c, { phase: { senders: mine, ...timing } } satisfies PhaseCommand);
         });
         await Bun.sleep(timing.warmupMs);
-        const cpu0 = cpuSeconds(serverPid);
+        const cpu0 = watched.map(cpuSeconds);
         const t0 = performance.now();
         await Bun.sleep(timing.measureMs);
-        const serverCpuPct = ((cpuSeconds(serverPid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
-        const serverRss = rssMiB(serverPid);
+        const wall = (performance.now() - t0) / 1000;
+        const cpuPct = watched.map((pid, i) =>
+          round1(((cpuSeconds(pid) - (cpu0[i] as number)) / wall) * 100),
+        );
+        const serverCpuPcts = cpuPct.slice(0, serverPids.length);
+        const serverRss = serverPids.reduce((n, pid) => n + rssMiB(pid), 0);
         const budget = timing.warmupMs + timing.measureMs + timing.drainMs + 30_000;
         const replies = await Promise.all(
           readers.map(async (r) => JSON.parse(await r.next(budget, "loadgen phase")) as PhaseReply),
@@ -107,8 +122,12 @@ export async function openLoad(
           deliveriesPerSec: sum((r) => r.received) / seconds,
           hist,
           generatorCpuPct: Math.max(...replies.map((r) => r.cpuPct)),
-          serverCpuPct: Math.round(serverCpuPct * 10) / 10,
-          serverRssMiB: serverRss,
+          serverCpuPct: round1(serverCpuPcts.reduce((n, pct) => n + pct, 0)),
+          serverCpuPcts,
+          otherCpuPct: Object.fromEntries(
+            Object.keys(others).map((name, i) => [name, cpuPct[serverPids.length + i] as number]),
+          ),
+          serverRssMiB: round1(serverRss),
           acks: sum((r) => r.acks),
           errors: sum((r) => r.errors),
           closed: sum((r) => r.closed),
@@ -123,6 +142,8 @@ export async function openLoad(
     throw err;
   }
 }
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
 
 function send(child: Child, cmd: Command) {
   child.stdin.write(`${JSON.stringify(cmd)}\n`);
@@ -142,21 +163,21 @@ export function toResult(
   if (r.errors > 0) notes.push(`${r.errors} error frames`);
   if (r.stalls > 0) notes.push(`${r.stalls} closed-loop stalls (no receipt for 2 s; window reset)`);
   if (r.generatorCpuPct > 90) notes.push(`load generator near saturation (${r.generatorCpuPct}% of a core)`);
-  const round = (n: number) => Math.round(n * 10) / 10;
+  if (r.received === 0) notes.push("0 deliveries in the measured window: no receiver got a message");
   return {
     scenario,
     target,
     settings,
     metrics: {
-      deliveries_per_s: round(r.deliveriesPerSec),
-      messages_per_s: round(r.sentPerSec),
+      deliveries_per_s: round1(r.deliveriesPerSec),
+      messages_per_s: round1(r.sentPerSec),
       server_cpu_pct: r.serverCpuPct,
       server_rss_mib: r.serverRssMiB,
       closed_sockets: r.closed,
       error_frames: r.errors,
       ...extra,
     },
-    latency: r.hist.summary(),
+    ...(r.received > 0 ? { latency: r.hist.summary() } : {}),
     generator_cpu_pct: r.generatorCpuPct,
     ...(notes.length ? { notes } : {}),
   };

@@ -1,12 +1,22 @@
 // A peer: a Socket.IO 4 server on Node.js. Clients join rooms by the `rooms` handshake query and emit
 // "message" {conversation_id, ...}; the server relays it to the room with socket.to(room).emit (sender excluded,
-// like Bun's ws.publish and the ws peer).
+// like Bun's ws.publish and the ws peer). With REDIS_URL (cross-node) it runs the official Redis adapter
+// (@socket.io/redis-adapter on ioredis, channels under REDIS_PREFIX), so the same emit reaches every node.
 
 import { createServer } from "node:http";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
 import { Server } from "socket.io";
 
 const http = createServer();
 const io = new Server(http, { transports: ["websocket"], perMessageDeflate: false, serveClient: false });
+const redisUrl = process.env.REDIS_URL;
+const pub = redisUrl ? new Redis(redisUrl) : undefined;
+const sub = pub?.duplicate();
+if (pub && sub) {
+  await Promise.all([pub.ping(), sub.ping()]);
+  io.adapter(createAdapter(pub, sub, { key: process.env.REDIS_PREFIX ?? "socket.io" }));
+}
 io.on("connection", (socket) => {
   const joined = String(socket.handshake.query.rooms ?? "")
     .split(",")
@@ -21,5 +31,7 @@ http.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () =>
 );
 process.on("SIGTERM", () => {
   io.close();
+  pub?.disconnect();
+  sub?.disconnect();
   process.exit(0);
 });

@@ -1,10 +1,12 @@
-// The bench suite's own arithmetic: the latency histogram and the verdicts RESULTS.md gives on the aims.
+// The bench suite's own arithmetic: the latency histogram, the verdicts RESULTS.md gives on the aims, and the
+// cross-node tables (each node's CPU and Redis's; a target that delivered nothing).
 
 import { describe, expect, it } from "bun:test";
 import { Histogram } from "../../bench/lib/histogram.ts";
 import { markdown, type Run } from "../../bench/lib/render.ts";
 import { pickTargets } from "../../bench/lib/targets.ts";
 import type { ScenarioResult } from "../../bench/lib/types.ts";
+import { type PhaseResult, toResult } from "../../bench/loadgen/run.ts";
 
 describe("histogram", () => {
   it("answers percentiles within 0.4% of the exact ones, and merges like one histogram", () => {
@@ -96,6 +98,75 @@ describe("RESULTS.md against the aims", () => {
     expect(limits).toBeGreaterThan(aims);
     expect(limits).toBeLessThan(text.indexOf("### fanout-100"));
     expect(markdown(run(600, 4, 350))).not.toContain("What limits");
+  });
+});
+
+describe("cross-node tables", () => {
+  const cross = (target: string, deliveries: number, p99: number): ScenarioResult => ({
+    ...result("cross-node-100", target, "max", deliveries, p99),
+    settings: { mode: "max", members: 100, nodes: 2, window: 256 },
+    metrics: {
+      deliveries_per_s: deliveries,
+      server_cpu_pct: 50,
+      node_a_cpu_pct: 20,
+      node_b_cpu_pct: 30,
+      redis_cpu_pct: 5,
+    },
+  });
+  const section = (text: string, title: string) => {
+    const start = text.indexOf(`### ${title}\n`);
+    const end = text.indexOf("\n### ", start + 1);
+    return text.slice(start, end < 0 ? undefined : end);
+  };
+
+  it("give both nodes' CPU and redis-server's, with ratios to Parley, and leave the other tables alone", () => {
+    const base = run(600, 4, 350);
+    const text = markdown({
+      ...base,
+      results: [...base.results, cross("parley", 300, 20), cross("bare-bun", 600, 10)],
+    });
+    const table = section(text, "cross-node-100 max");
+    expect(table).toContain("Settings: members 100, nodes 2, window 256.");
+    expect(table).toContain("The sender is on node A, every receiver on node B");
+    expect(table).toContain("| server CPU % | node A CPU % | node B CPU % | redis CPU % | gen CPU % |");
+    expect(table).toMatch(
+      /\| bare-bun \|\s+600 \|.*\|\s+50 \|\s+20 \|\s+30 \|\s+5 \|.*\|\s+0\.50× \|\s+2\.00× \|/,
+    );
+    expect(section(text, "fanout-100 max")).not.toContain("node A CPU");
+    expect(text.slice(0, text.indexOf("### "))).not.toContain("cross-node");
+  });
+
+  it("show a target that delivered nothing as 0 with no latency and no ratios, and say why", () => {
+    const phase: PhaseResult = {
+      sent: 256,
+      received: 0,
+      sentPerSec: 85,
+      deliveriesPerSec: 0,
+      hist: new Histogram(),
+      generatorCpuPct: 2,
+      serverCpuPct: 1,
+      serverCpuPcts: [0.5, 0.5],
+      otherCpuPct: { redis: 0.1 },
+      serverRssMiB: 200,
+      acks: 256,
+      errors: 0,
+      closed: 0,
+      closeCodes: {},
+      stalls: 1,
+    };
+    const parley = toResult("cross-node-100", "parley", { mode: "max", members: 100, nodes: 2 }, phase, {
+      node_a_cpu_pct: 0.5,
+      node_b_cpu_pct: 0.5,
+    });
+    expect(parley.latency).toBeUndefined();
+    expect(parley.notes).toContain("0 deliveries in the measured window: no receiver got a message");
+    const table = section(
+      markdown({ ...run(600, 4, 350), results: [parley, cross("bare-bun", 600, 10)] }),
+      "cross-node-100 max",
+    );
+    expect(table).toMatch(/\| parley {3}\|\s+0 \|\s+85 \|(\s+– \|){5}/);
+    expect(table).toMatch(/\| bare-bun \|.*\|\s+– \|\s+– \|$/m);
+    expect(table).toContain("- parley: 0 deliveries in the measured window");
   });
 });
 

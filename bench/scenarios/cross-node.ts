@@ -1,0 +1,132 @@
+// Cross-node: fanout across two server processes of each target joined through Redis. One conversation of 100
+// members (and 1,000 in full mode): the sender (user 0) on node A, every other member on node B, so every
+// counted delivery went through Redis. Max rate (a window of unseen messages), then open loop at half of
+// Parley's max rate, as in fanout; each row gives both nodes' CPU and redis-server's.
+
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Redis } from "ioredis";
+import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
+import type { Scenario, ScenarioResult } from "../lib/types.ts";
+import { measureMs, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
+
+const WORKERS = 2;
+/** As in fanout: enough messages in flight that every target saturates its generators or itself. */
+const WINDOW = 256;
+/** Used for the fixed-rate phase when Parley's max-rate phase failed or delivered nothing. */
+const FALLBACK_RATE = 100;
+const NODE_A = 0;
+const NODE_B = 1;
+
+export const crossNode: Scenario = async ({ quick, log }) => {
+  const redisUrl = process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379";
+  await checkRedis(redisUrl);
+  const redisPid = redisServerPid(redisUrl);
+  const redisNote = redisPid
+    ? []
+    : [`redis-server's CPU not measured: no local redis-server process found for ${redisUrl}`];
+  // Channel prefixes unique to this run, target and size: no two targets' channels can meet.
+  const runTag = randomBytes(4).toString("hex");
+  const sizes = quick ? [100] : [100, 1000];
+  const timing = quick
+    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
+    : { warmupMs: 2000, measureMs: measureMs(10_000), drainMs: 1000 };
+  const results: ScenarioResult[] = [];
+  for (const members of sizes) {
+    const scenario = `cross-node-${members}`;
+    let fixedRate: number | undefined;
+    for (const name of TARGETS) {
+      let target: Target | undefined;
+      let load: Awaited<ReturnType<typeof openLoad>> | undefined;
+      try {
+        log(`${scenario}: ${name}: starting 2 nodes`);
+        target = await startTarget(name, {
+          nodes: 2,
+          redisUrl,
+          prefix: `parley-bench-${runTag}-${name}-${members}`,
+        });
+        const room0 = Array.from({ length: members }, (_, i) => i);
+        const prepared = await target.prepare(members, [room0], (u) => (u === 0 ? NODE_A : NODE_B));
+        // As in fanout: the sender and its probe (user WORKERS, on node B) share worker 0.
+        load = await openLoad(
+          prepared,
+          target.pids,
+          WORKERS,
+          (i) => (i === 0 ? 0 : i % WORKERS),
+          redisPid ? { redis: redisPid } : {},
+        );
+        const probe = WORKERS;
+        const room = prepared.roomIds[0] as string;
+        const base = { members, receivers: members - 1, nodes: 2, workers: WORKERS, ...timing };
+        const row = (settings: Record<string, unknown>, r: PhaseResult, notes: string[] = []) => {
+          const result = toResult(scenario, name, { ...base, ...settings }, r, {
+            node_a_cpu_pct: r.serverCpuPcts[NODE_A] as number,
+            node_b_cpu_pct: r.serverCpuPcts[NODE_B] as number,
+            ...(r.otherCpuPct.redis !== undefined ? { redis_cpu_pct: r.otherCpuPct.redis } : {}),
+          });
+          const all = [...(result.notes ?? []), ...notes, ...redisNote];
+          return all.length ? { ...result, notes: all } : result;
+        };
+
+        const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing);
+        results.push(row({ mode: "max", window: WINDOW }, max));
+        const p99 = max.received ? `, p99 ${max.hist.summary().p99} ms` : "";
+        log(`${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)} deliveries/s${p99}`);
+        if (name === "parley" && max.received > 0) fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
+
+        const rate = fixedRate ?? FALLBACK_RATE;
+        const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing);
+        const fallback = fixedRate
+          ? []
+          : [
+              `fixed rate ${FALLBACK_RATE} msg/s: Parley's max phase gave no rate (failed or delivered nothing)`,
+            ];
+        results.push(row({ mode: "fixed", rate }, fixed, fallback));
+        log(`${scenario}: ${name}: ${rate} msg/s: ${Math.round(fixed.deliveriesPerSec)} deliveries/s`);
+      } catch (err) {
+        log(`${scenario}: ${name}: FAILED ${err}`);
+        results.push({
+          scenario,
+          target: name,
+          settings: { members, nodes: 2 },
+          metrics: {},
+          notes: [`failed: ${err}`],
+        });
+      } finally {
+        await load?.close();
+        await target?.stop();
+      }
+    }
+  }
+  return results;
+};
+
+/** Fails the scenario at once, with the address, when Redis does not answer. */
+async function checkRedis(url: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3000, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    throw new Error(`Redis at ${url} does not answer (set BENCH_REDIS_URL): ${err}`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The local redis-server's pid, for its CPU; undefined when Redis is elsewhere or no process matches. */
+function redisServerPid(url: string): number | undefined {
+  const { hostname, port } = new URL(url);
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(hostname)) return undefined;
+  try {
+    const pids = Bun.spawnSync(["pgrep", "-x", "redis-server"])
+      .stdout.toString()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
+    if (pids.length <= 1) return pids[0];
+    return pids.find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`:${port || 6379}`));
+  } catch {
+    return undefined;
+  }
+}

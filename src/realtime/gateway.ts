@@ -24,8 +24,8 @@ import { NODE_WIDE } from "./relay.ts";
 
 /** How often slow consumers and silent sockets are looked for. */
 const SWEEP_MS = 250;
-/** How often the node stops receiving channels that none of its sockets listens to any more. */
-const LEAVE_IDLE_MS = 10_000;
+/** How often the node stops receiving channels none of its sockets listens to any more (and rejoins). */
+const TEND_MS = 10_000;
 /** Refused frames in a row before a flooding connection is closed. */
 const MAX_DENIED = 20;
 
@@ -33,6 +33,8 @@ export interface Gateway {
   plugin: Elysia;
   fanout: Fanout;
   connections: Connections;
+  /** What runs every TEND_MS: leaves idle broker channels, rejoins the node-wide one if a join failed. */
+  tend(): void;
   close(): void;
 }
 
@@ -54,8 +56,7 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
 }
 
 export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
-  const { config, clock, signer, sessions, logger } = deps;
-  const { broker } = deps;
+  const { config, clock, signer, sessions, logger, broker } = deps;
   const connections = new Connections();
   const fanout = new Fanout(connections, broker, {
     forget: (conversationId) => deps.membership.forget(conversationId),
@@ -71,13 +72,21 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       for (const ws of [...connections.ofSession(id)]) ws.close(CLOSE.sessionRevoked, "session revoked");
     if (origin === "here") fanout.revoke(ids);
   });
-  // Revocations reach every node; the rest only nodes with sockets that listen (fanout.ts).
-  if (broker.shared)
+  // Revocations reach every node; the rest only nodes with sockets that listen (fanout.ts). A join that
+  // failed (Redis down at boot) is tried again with every tending.
+  const joinNodeWide = () => {
+    if (!broker.shared || broker.joined.has(NODE_WIDE)) return;
     broker.join([NODE_WIDE]).catch((err: unknown) => {
       logger.error({ err: err instanceof Error ? err.message : String(err) }, "broker: could not join");
     });
-  const leaveIdle = setInterval(() => fanout.leaveIdle(), LEAVE_IDLE_MS);
-  leaveIdle.unref?.();
+  };
+  joinNodeWide();
+  const tending = () => {
+    fanout.leaveIdle();
+    joinNodeWide();
+  };
+  const tend = setInterval(tending, TEND_MS);
+  tend.unref?.();
 
   // Slow consumers, silent sockets and ended sessions: a check per socket, not a fanout loop; sends stay
   // in Bun topics. A session's end is on the app's clock (tests move it); silence is on the wall clock.
@@ -280,10 +289,11 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     plugin: plugin as unknown as Elysia,
     fanout,
     connections,
+    tend: tending,
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     close() {
       clearInterval(sweep);
-      clearInterval(leaveIdle);
+      clearInterval(tend);
       offHub();
       offRevoke();
       for (const ws of connections.all) ws.close(CLOSE.restart, "server shutting down");

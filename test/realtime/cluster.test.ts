@@ -5,10 +5,12 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { type App, createApp } from "../../src/app.ts";
+import { MemoryBroker, MemoryBus } from "../../src/broker/memory.ts";
 import { runCli } from "../../src/cli.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { call, type Harness, harness, signup } from "../helpers.ts";
+import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
+import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
 import { connect, type Frame, type TestSocket } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
@@ -180,5 +182,32 @@ describe("two nodes", () => {
     await from.next((f) => f.type === "ok" && f.ref === 3);
     const got = await device.next((f) => f.type === "key_exchange");
     expect(got).toMatchObject({ from_user_id: hal.id, from_device_id: hal.session_id, payload: "k" });
+  });
+});
+
+describe("a node whose broker failed at boot", () => {
+  it("joins the node-wide channel when it next tends, and then hears revocations", async () => {
+    const bus = new MemoryBus();
+    let refusals = 1;
+    const flaky = new (class extends MemoryBroker {
+      override async join(channels: readonly string[]) {
+        if (refusals-- > 0) throw new Error("redis down");
+        return super.join(channels);
+      }
+    })(bus);
+    const deps = await createDeps(h.config, createLogger("silent"), { clock: h.clock, broker: flaky });
+    try {
+      await Bun.sleep(0);
+      expect(flaky.joined.has(NODE_WIDE)).toBe(false);
+      deps.gateway.tend();
+      await waitFor(() => (flaky.joined.has(NODE_WIDE) ? true : undefined));
+      const revoked: string[][] = [];
+      deps.sessions.onRevoke((ids) => revoked.push(ids));
+      new MemoryBroker(bus).publish(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: ["s-1"] }));
+      await waitFor(() => (revoked.length > 0 ? true : undefined));
+      expect(revoked).toEqual([["s-1"]]);
+    } finally {
+      await closeDeps(deps);
+    }
   });
 });

@@ -72,6 +72,8 @@ export class MemoryBroker implements Broker {
     return total;
   }
 
+  async ping() {}
+
   async close() {
     this.leave([...this.joined]);
     // A node that is gone holds nobody online.

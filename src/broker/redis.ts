@@ -13,6 +13,8 @@ export const DEFAULT_PREFIX = "parley:";
 /** A node's heartbeat lives this long and is renewed three times within it. */
 const NODE_TTL_MS = 30_000;
 const JOIN_TIMEOUT_MS = 5000;
+/** How long a readiness check waits for a connection that is being made. */
+const PING_WAIT_MS = 1000;
 const ID_BYTES = 8;
 /** The publishing connection's states in which it was lost (before its first connect, commands wait). */
 const LOST = new Set(["reconnecting", "close", "end"]);
@@ -166,6 +168,12 @@ export class RedisBroker implements Broker {
     return total;
   }
 
+  async ping() {
+    // Both connections: without the subscriber this node hears nothing of the others. Just after boot it
+    // may still be connecting: that is waited for, briefly.
+    await Promise.all([this.pub.ping(), connected(this.sub, PING_WAIT_MS)]);
+  }
+
   async close() {
     clearInterval(this.heartbeat);
     this.handler = undefined;
@@ -206,4 +214,20 @@ function within(p: Promise<void>, ms: number): Promise<void> {
     timer = setTimeout(() => reject(new Error("broker redis: subscription timed out")), ms);
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once the client is connected, or rejects after `ms`; leaves no listener or timer behind. */
+function connected(client: Redis, ms: number): Promise<void> {
+  if (client.status === "ready") return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const ready = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      client.off("ready", ready);
+      reject(new Error("broker redis: not connected"));
+    }, ms);
+    client.once("ready", ready);
+  });
 }

@@ -21,5 +21,7 @@ export interface Broker {
    * node: 1 after an open means the user just came online, 0 after a close that they went offline.
    */
   countSockets(userId: string, delta: 1 | -1): Promise<number>;
+  /** Resolves when the broker answers (readiness: a node cut off from the others should get no traffic). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

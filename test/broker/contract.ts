@@ -84,6 +84,11 @@ export function brokerContract(label: string, cluster: (n: number) => Broker[]) 
       expect(heard).toEqual([{ channel: "p:other", payload: bytes(2) }]);
     });
 
+    it("answers a ping once it is connected", async () => {
+      const [a] = nodes(1) as [Broker];
+      await a.ping();
+    });
+
     it("counts a user's sockets across nodes", async () => {
       const [a, b] = nodes(2) as [Broker, Broker];
       const user = `count-${crypto.randomUUID()}`;

@@ -97,6 +97,7 @@ describe("RedisBroker", () => {
       const err = await rejection(broker.join(["c:1"]), Error);
       expect(err.message).toContain("timed out");
       expect(broker.joined.has("c:1")).toBe(false);
+      expect((await rejection(broker.ping(), Error)).message).toBeTruthy();
       // Publishing to a Redis that is down neither throws nor waits.
       broker.publish("c:1", new Uint8Array([1]));
     } finally {

@@ -120,9 +120,36 @@ describe("readiness", () => {
       await broken.deps.store.close();
       const ready = await call(broken.app, "GET", "/ready");
       expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ status: "unavailable", failing: ["store"] });
       expect((await call(broken.app, "GET", "/health")).status).toBe(200);
     } finally {
       await broken.close();
+    }
+  });
+
+  it("answers 503 on /ready, naming the broker, when its Redis cannot be reached", async () => {
+    const cut = await harness({ REDIS_URL: "redis://127.0.0.1:1" });
+    try {
+      const ready = await call(cut.app, "GET", "/ready");
+      expect(ready.status).toBe(503);
+      expect(ready.body).toEqual({
+        status: "unavailable",
+        store: "sqlite",
+        broker: "redis",
+        failing: ["broker"],
+      });
+    } finally {
+      await cut.close();
+    }
+  });
+
+  it("names the broker it is ready with", async () => {
+    const joined = await harness({ REDIS_URL: process.env.REDIS_URL || "redis://127.0.0.1:6379" });
+    try {
+      const ready = await call(joined.app, "GET", "/ready");
+      expect(ready.body).toEqual({ status: "ready", store: "sqlite", broker: "redis" });
+    } finally {
+      await joined.close();
     }
   });
 });

@@ -1,23 +1,43 @@
-// Liveness (/health: the process answers) and readiness (/ready: the store answers too).
+// Liveness (/health: the process answers) and readiness (/ready: the store answers too, and the broker
+// that joins this node to the others, when there are others).
 
 import { Elysia, t } from "elysia";
 import type { Deps } from "../../deps.ts";
 
 const READY_TIMEOUT_MS = 2000;
 
-export function healthController({ store }: Pick<Deps, "store">) {
+export function healthController({ store, broker }: Pick<Deps, "store" | "broker">) {
+  const brokerKind = broker.shared ? "redis" : "memory";
   return new Elysia({ tags: ["health"] })
     .get("/health", () => ({ status: "ok" as const }), { response: t.Object({ status: t.Literal("ok") }) })
     .get("/ready", async ({ set }) => {
-      try {
-        await Promise.race([
-          store.ping(),
-          new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), READY_TIMEOUT_MS)),
-        ]);
-        return { status: "ready", store: store.kind };
-      } catch {
-        set.status = 503;
-        return { status: "unavailable", store: store.kind };
-      }
+      const answers = async (ping: () => Promise<void>) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        try {
+          await Promise.race([
+            ping(),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error("timeout")), READY_TIMEOUT_MS);
+            }),
+          ]);
+          return true;
+        } catch {
+          return false;
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      const [storeUp, brokerUp] = await Promise.all([
+        answers(() => store.ping()),
+        answers(() => broker.ping()),
+      ]);
+      const body = { store: store.kind, broker: brokerKind };
+      if (storeUp && brokerUp) return { status: "ready", ...body };
+      set.status = 503;
+      return {
+        status: "unavailable",
+        ...body,
+        failing: [...(storeUp ? [] : ["store"]), ...(brokerUp ? [] : ["broker"])],
+      };
     });
 }

@@ -1,6 +1,7 @@
 // Gap-free, duplicate-free delivery of conversation events: the highest seq seen per conversation, and
 // while a conversation is being resumed, its live events wait so that replayed and live changes come out
-// once each and in seq order.
+// once each and in seq order. A live event that skips a seq starts such a resume by itself: with several
+// nodes, the change before it may still be on its way from another node.
 
 import type { ConversationEvent } from "./events.ts";
 import type { MessageView } from "./types.ts";
@@ -13,13 +14,24 @@ export class Catchup {
   constructor(
     private userId: string,
     private deliver: (event: ConversationEvent) => void,
+    /** Asked to resume a conversation (begin() has been called for it) when a live event left a hole. */
+    private onGap: (conversationId: string) => void = () => {},
   ) {}
 
   /** An event from the socket: delivered now, or held while its conversation is resuming. */
   accept(event: ConversationEvent) {
-    const held = this.resuming.get(event.conversation_id);
-    if (held && event.seq > 0) held.buffer.push(event);
-    else this.pass(event);
+    const id = event.conversation_id;
+    const held = this.resuming.get(id);
+    if (held && event.seq > 0) return void held.buffer.push(event);
+    const position = this.positions.get(id);
+    if (event.seq > 0 && position !== undefined && event.seq > position + 1) {
+      // Delivering it would move the position past the missing changes, and drop them as duplicates when
+      // they come. It waits for a resume from where we are, which brings the hole and this one in order.
+      this.begin(id);
+      this.resuming.get(id)?.buffer.push(event);
+      return this.onGap(id);
+    }
+    this.pass(event);
   }
 
   /**

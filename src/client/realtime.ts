@@ -102,7 +102,11 @@ export class RealtimeConnection {
     base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
     const root = base.href.replace(/\/+$/, "");
     this.url = `${root}/ws/${encodeURIComponent(opts.userId)}/${encodeURIComponent(opts.sessionId)}`;
-    this.catchup = new Catchup(opts.userId, (event) => this.emit("event", event));
+    this.catchup = new Catchup(
+      opts.userId,
+      (event) => this.emit("event", event),
+      (id) => this.resumeFrom([id]),
+    );
     for (const [id, seq] of Object.entries(opts.positions ?? {})) this.catchup.positions.set(id, seq);
   }
 
@@ -419,16 +423,17 @@ export class RealtimeConnection {
   // --- resume and catch-up ---
 
   private resume() {
-    const entries = [...this.catchup.positions];
-    for (let i = 0; i < entries.length; i += RESUME_CHUNK) {
-      const chunk = entries.slice(i, i + RESUME_CHUNK);
+    this.resumeFrom([...this.catchup.positions.keys()]);
+  }
+
+  /** Resumes these conversations from their positions (their live events wait meanwhile). */
+  private resumeFrom(ids: string[]) {
+    for (let i = 0; i < ids.length; i += RESUME_CHUNK) {
+      const chunk = ids.slice(i, i + RESUME_CHUNK);
       const ref = this.nextRef++;
       const positions: Record<string, number> = {};
-      for (const [id] of chunk) positions[id] = this.catchup.begin(id);
-      this.resumeBatches.set(
-        ref,
-        chunk.map(([id]) => id),
-      );
+      for (const id of chunk) positions[id] = this.catchup.begin(id);
+      this.resumeBatches.set(ref, chunk);
       this.transmit({ type: "resume", ref, positions });
     }
   }

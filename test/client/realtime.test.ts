@@ -266,6 +266,37 @@ describe("reconnect and resume", () => {
     await expectGapFree(b, conv, first.seq - 1, events.items);
   });
 
+  it("fills a hole in the live events (a change still on its way from another node) in order, once", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const events = record(b, "event");
+    const first = await a.realtime.send(conv, { content: "before" });
+    await events.next((e) => e.seq === first.seq);
+    // The next change is stored but its event is held back, as one published by a slower node would be.
+    const hub = s.h.deps.hub;
+    const publish = hub.publish.bind(hub);
+    const late: Parameters<typeof publish>[0][] = [];
+    hub.publish = (event) => void late.push(event);
+    let lateSeq: number;
+    try {
+      lateSeq = (await a.rest.messages.send(conv, { content: "late" })).seq;
+    } finally {
+      hub.publish = publish;
+    }
+    expect(late).toHaveLength(1);
+    const onTime = await a.realtime.send(conv, { content: "on time" });
+    expect(onTime.seq).toBe(lateSeq + 1);
+    await events.next((e) => e.seq === onTime.seq);
+    // Now the held event arrives after all: it must not come out a second time.
+    publish(late[0] as Parameters<typeof publish>[0]);
+    await Bun.sleep(50);
+    const after = events.items.filter((e) => e.conversation_id === conv && e.seq > first.seq);
+    expect(after.map((e) => [e.seq, e.message?.content])).toEqual([
+      [lateSeq, "late"],
+      [onTime.seq, "on time"],
+    ]);
+    expect(b.realtime.positions[conv]).toBe(onTime.seq);
+  });
+
   it("catches up over REST when the server answers resync, then goes on live", async () => {
     const { a, b, conv } = await pair("json");
     const events = record(b, "event");

@@ -101,7 +101,7 @@ export async function createDeps(
 
 /** Closes what createDeps opened, after in-flight mail has gone out. */
 export async function closeDeps(deps: Deps) {
-  deps.gateway.close();
+  await deps.gateway.close();
   await deps.auth.settled();
   await Promise.allSettled([
     deps.limiters.close(),

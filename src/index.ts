@@ -44,7 +44,7 @@ async function main() {
     stopping = true;
     logger.info({ signal }, "shutting down");
     // Sockets first, with 4000 (reconnect and resume), so clients move on before the listener closes.
-    deps.gateway.close();
+    await deps.gateway.close();
     await app.stop();
     await closeDeps(deps);
     process.exit(0);

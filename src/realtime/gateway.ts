@@ -24,6 +24,8 @@ import { NODE_WIDE } from "./relay.ts";
 
 /** How often slow consumers and silent sockets are looked for. */
 const SWEEP_MS = 250;
+/** How long shutdown waits for the presence of the users whose sockets it closed. */
+const SHUTDOWN_PRESENCE_MS = 5000;
 /** How often the node stops receiving channels none of its sockets listens to any more (and rejoins). */
 const TEND_MS = 10_000;
 /** Refused frames in a row before a flooding connection is closed. */
@@ -35,7 +37,8 @@ export interface Gateway {
   connections: Connections;
   /** What runs every TEND_MS: leaves idle broker channels, rejoins the node-wide one if a join failed. */
   tend(): void;
-  close(): void;
+  /** Closes every socket (4000) and waits, a few seconds at most, for their users' presence to be written. */
+  close(): Promise<void>;
 }
 
 function negotiate(header: string | null): { encoding: Encoding; protocol?: string; token?: string } {
@@ -191,15 +194,18 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   }
 
   function onClose(ws: Socket) {
+    void release(ws);
+  }
+
+  /** A socket leaves this node's books, once: the user's last socket on any node makes them offline. */
+  async function release(ws: Socket): Promise<void> {
     connections.remove(ws);
     if (!ws.data.counted) return;
     ws.data.counted = false;
     const userId = ws.data.user_id;
-    // The user's last socket on any node: offline.
-    broker
-      .countSockets(userId, -1)
-      .then((left) => (left === 0 ? presence.set(userId, "offline") : undefined))
-      .catch(() => {});
+    try {
+      if ((await broker.countSockets(userId, -1)) === 0) await presence.set(userId, "offline");
+    } catch {}
   }
 
   /**
@@ -291,12 +297,31 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     connections,
     tend: tending,
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
-    close() {
+    async close() {
       clearInterval(sweep);
       clearInterval(tend);
       offHub();
       offRevoke();
-      for (const ws of connections.all) ws.close(CLOSE.restart, "server shutting down");
+      // Accounted here rather than in each close handler, which may run after the store has closed: users
+      // whose sockets were all here would stay online in it for good.
+      const released: Promise<void>[] = [];
+      for (const ws of [...connections.all]) {
+        released.push(release(ws));
+        ws.close(CLOSE.restart, "server shutting down");
+      }
+      await settledWithin(released, SHUTDOWN_PRESENCE_MS);
     },
   };
+}
+
+/** Waits for every promise to settle, or `ms`, whichever is first; leaves no timer behind. */
+async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.allSettled(promises),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }

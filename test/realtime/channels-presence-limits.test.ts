@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from "bun:test";
+import { join } from "node:path";
 import { runCli } from "../../src/cli.ts";
-import { call, type Harness, harness, signup } from "../helpers.ts";
+import { openSqliteStore } from "../../src/store/sqlite/index.ts";
+import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
 import { connect, type TestSocket } from "./ws-client.ts";
 
 let h: Harness | undefined;
@@ -139,6 +141,27 @@ describe("presence", () => {
     expect((await call(h.app, "GET", `/api/users/${alice.id}`, { token: bob.token })).body.status).toBe(
       "offline",
     );
+  });
+});
+
+describe("presence at shutdown", () => {
+  it("writes the users of the closed sockets offline before the store closes", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    await userSocket(base, alice);
+    await userSocket(base, bob);
+    await waitFor(async () =>
+      (await h.deps.store.users.byId(bob.id))?.status === "online" ? true : undefined,
+    );
+    // What shutdown does: sockets, then the store (closeDeps). Nothing may be left for a close handler.
+    await h.deps.gateway.close();
+    await h.deps.store.close();
+    const reopened = await openSqliteStore(join(h.dataDir, "parley.db"));
+    try {
+      for (const u of [alice, bob]) expect((await reopened.users.byId(u.id))?.status).toBe("offline");
+    } finally {
+      await reopened.close();
+    }
   });
 });
 

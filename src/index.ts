@@ -24,6 +24,12 @@ async function main() {
   for (const w of warnings) logger.warn(w);
 
   const deps = await createDeps(config, logger);
+  // Alone, this node had every socket: after a crash (no shutdown to write them offline) users it had
+  // online would stay so. With other nodes their sockets still count (Redis), so nothing is reset.
+  if (!deps.broker.shared) {
+    const reset = await deps.store.users.allOffline(deps.clock.now());
+    if (reset > 0) logger.info({ users: reset }, "presence: users left online by the last run set offline");
+  }
   const app = createApp(deps).listen({ port: config.PORT, hostname: config.HOST });
   logger.info(
     {

@@ -109,6 +109,54 @@ describe("starting the server", () => {
     expect(await Bun.file(join(dataDir, "secrets.json")).exists()).toBe(true);
   });
 
+  it("sets users a crashed run left online offline when it starts again", async () => {
+    const env = { DATA_DIR: join(work, "crash"), LOG_LEVEL: "info" };
+    const first = await start([process.execPath, "run", "src/index.ts"], env);
+    const res = await fetch(`${first.url}/api/auth/signup`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        email: "crash@example.com",
+        username: "crash",
+        password: "a long crash passphrase",
+      }),
+    });
+    const { access_token, user, session_id } = (await res.json()) as {
+      access_token: string;
+      user: { id: string };
+      session_id: string;
+    };
+    const me = () =>
+      fetch(`${first.url}/api/users/${user.id}`, { headers: { authorization: `Bearer ${access_token}` } });
+    const ws = new WebSocket(`${first.url.replace("http", "ws")}/ws/${user.id}/${session_id}`, [
+      "parley.json",
+      `bearer.${access_token}`,
+    ]);
+    await new Promise((resolve, reject) => {
+      ws.onmessage = resolve;
+      ws.onerror = reject;
+    });
+    let status = "";
+    for (let i = 0; i < 50 && status !== "online"; i++) {
+      status = ((await (await me()).json()) as { status: string }).status;
+      if (status !== "online") await Bun.sleep(20);
+    }
+    expect(status).toBe("online");
+    first.proc.kill("SIGKILL");
+    await first.proc.exited;
+    const second = await start([process.execPath, "run", "src/index.ts"], env);
+    try {
+      const after = await fetch(`${second.url}/api/users/${user.id}`, {
+        headers: { authorization: `Bearer ${access_token}` },
+      });
+      expect(((await after.json()) as { status: string }).status).toBe("offline");
+      expect(second.lines.some((l) => l.includes("left online by the last run"))).toBe(true);
+    } finally {
+      second.proc.kill("SIGTERM");
+      await second.proc.exited;
+    }
+  });
+
   it("refuses to boot with a bad variable, naming it", async () => {
     const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
       cwd: root,

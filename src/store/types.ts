@@ -82,6 +82,11 @@ export interface UsersRepo {
   existing(ids: string[]): Promise<string[]>;
   update(id: string, patch: UserPatch): Promise<UserRecord | null>;
   list(query: UserQuery): Promise<UserRecord[]>;
+  /**
+   * Every user whose status is not offline becomes offline, last seen `now`; returns how many. For the boot
+   * of a server that is the only node: no socket outlives its process, so nobody is online at that moment.
+   */
+  allOffline(now: number): Promise<number>;
 }
 
 export interface SessionsRepo {

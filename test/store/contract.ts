@@ -224,6 +224,22 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect(await store.users.existing(["u-nobody"])).toEqual([]);
       });
 
+      it("makes every user who is not offline offline, last seen now, and says how many", async () => {
+        const now = T0 + MINUTE;
+        await store.users.create(user("alice", { status: "online" }));
+        await store.users.create(user("bob", { status: "dnd", last_seen: T0 - HOUR }));
+        await store.users.create(user("carol", { status: "offline", last_seen: T0 - HOUR }));
+        expect(await store.users.allOffline(now)).toBe(2);
+        for (const name of ["alice", "bob"]) {
+          const found = await store.users.byUsername(name);
+          expect(found).toMatchObject({ status: "offline", last_seen: now, updated_at: now });
+        }
+        // Already offline: left as it was.
+        const carol = await store.users.byUsername("carol");
+        expect(carol).toMatchObject({ status: "offline", last_seen: T0 - HOUR, updated_at: T0 });
+        expect(await store.users.allOffline(now + 1)).toBe(0);
+      });
+
       it("tells which ids exist among more ids than SQLite can bind in one statement", async () => {
         await store.users.create(user("alice"));
         const many = Array.from({ length: 300_000 }, (_, i) => `u-ghost-${i}`);

@@ -80,6 +80,13 @@ export function mongoUsers({ users }: Collections): UsersRepo {
         rethrowDuplicate(err);
       }
     },
+    async allOffline(now) {
+      const result = await users.updateMany(
+        { status: { $ne: "offline" } },
+        { $set: { status: "offline", last_seen: now, updated_at: now } },
+      );
+      return result.modifiedCount;
+    },
     async list({ prefix = "", afterUsername = "", limit }) {
       // limit(0) means "no limit" to MongoDB; the port means none.
       if (limit <= 0) return [];

@@ -68,6 +68,10 @@ export function sqliteUsers(db: Database): UsersRepo {
      ORDER BY username LIMIT $limit`,
   );
 
+  const offline = db.query<never, [number]>(
+    "UPDATE users SET status = 'offline', last_seen = ?1, updated_at = ?1 WHERE status != 'offline'",
+  );
+
   const apply = ({ id, patch }: { id: string; patch: UserPatch }): UserRecord | null => {
     // A field present but undefined means "leave it": binding it would write NULL.
     const fields = PATCHABLE.filter((f) => patch[f as keyof UserPatch] !== undefined);
@@ -114,6 +118,9 @@ export function sqliteUsers(db: Database): UsersRepo {
     },
     async update(id, patch: UserPatch) {
       return update({ id, patch });
+    },
+    async allOffline(now) {
+      return offline.run(now).changes;
     },
     async list({ prefix = "", afterUsername = "", limit }) {
       const rows =

@@ -60,7 +60,7 @@ export class MemoryBroker implements Broker {
     this.handler = handler;
   }
 
-  async countSockets(userId: string, delta: 1 | -1) {
+  async countSockets(userId: string, delta: 1 | -1 | 0) {
     const perNode = this.bus.sockets.get(userId) ?? new Map<MemoryBroker, number>();
     const mine = Math.max(0, (perNode.get(this) ?? 0) + delta);
     if (mine === 0) perNode.delete(this);
@@ -73,6 +73,11 @@ export class MemoryBroker implements Broker {
   }
 
   async ping() {}
+
+  /** Nodes of one process close, they do not die: there is never anyone to sweep. */
+  async sweepDeadNodes() {
+    return [];
+  }
 
   async close() {
     this.leave([...this.joined]);

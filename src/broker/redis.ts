@@ -1,7 +1,8 @@
 // The broker across nodes: Redis pub/sub. A node subscribes to a channel only while it has sockets there,
 // publishes bytes prefixed with its id and drops its own when they come back. Socket counts per user live
 // in one hash per user, a field per node; a node's fields count only while its heartbeat key lives, so a
-// node that died without closing its sockets stops holding its users online.
+// node that died without closing its sockets stops holding its users online, and the first live node to
+// sweep finds the users it held (a set per node) so that they can be written offline.
 
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
@@ -19,27 +20,63 @@ const ID_BYTES = 8;
 /** The publishing connection's states in which it was lost (before its first connect, commands wait). */
 const LOST = new Set(["reconnecting", "close", "end"]);
 
-// KEYS[1] = the user's hash {node id -> sockets}; ARGV = node id, delta, node key prefix, node ttl (ms).
-// Returns the user's sockets on every live node; fields of nodes without a heartbeat are dropped.
-const COUNT_SCRIPT = `
-redis.call("SET", ARGV[3] .. ARGV[1], "1", "PX", ARGV[4])
-local mine = redis.call("HINCRBY", KEYS[1], ARGV[1], ARGV[2])
-if mine <= 0 then redis.call("HDEL", KEYS[1], ARGV[1]) end
-local total = 0
-local fields = redis.call("HGETALL", KEYS[1])
-for i = 1, #fields, 2 do
-  if redis.call("EXISTS", ARGV[3] .. fields[i]) == 1 then
-    total = total + tonumber(fields[i + 1])
-  else
-    redis.call("HDEL", KEYS[1], fields[i])
+// Both scripts reach keys they are not given in KEYS (every node's heartbeat): fine on one Redis, not on a
+// Redis Cluster. Keys under the prefix: node:<id> (heartbeat), nodes (every node id), node-users:<id> (the
+// users with sockets on that node), sockets:<user> (node id -> sockets).
+const LIVE_TOTAL = `
+local function liveTotal(prefix, key)
+  local total = 0
+  local fields = redis.call("HGETALL", key)
+  for i = 1, #fields, 2 do
+    if redis.call("EXISTS", prefix .. "node:" .. fields[i]) == 1 then
+      total = total + tonumber(fields[i + 1])
+    else
+      redis.call("HDEL", key, fields[i])
+    end
   end
+  return total
 end
-return total
+`;
+
+// ARGV = prefix, node id, user id, delta (-1, 0 or 1), node ttl (ms). Returns the user's sockets on every
+// live node; fields of nodes without a heartbeat are dropped.
+const COUNT_SCRIPT = `${LIVE_TOTAL}
+local prefix, node, user = ARGV[1], ARGV[2], ARGV[3]
+redis.call("SET", prefix .. "node:" .. node, "1", "PX", ARGV[5])
+redis.call("SADD", prefix .. "nodes", node)
+local key = prefix .. "sockets:" .. user
+local mine = redis.call("HINCRBY", key, node, ARGV[4])
+if mine <= 0 then
+  redis.call("HDEL", key, node)
+  redis.call("SREM", prefix .. "node-users:" .. node, user)
+else
+  redis.call("SADD", prefix .. "node-users:" .. node, user)
+end
+return liveTotal(prefix, key)
+`;
+
+// ARGV = prefix, the node id to sweep. A node whose heartbeat is gone: its fields leave every hash of its
+// users, and the users left with no socket on any live node are returned, once (the script is atomic and
+// forgets the node, so a second sweeper finds nothing). A node that is alive is left alone.
+const SWEEP_SCRIPT = `${LIVE_TOTAL}
+local prefix, dead = ARGV[1], ARGV[2]
+if redis.call("EXISTS", prefix .. "node:" .. dead) == 1 then return {} end
+local gone = {}
+for _, user in ipairs(redis.call("SMEMBERS", prefix .. "node-users:" .. dead)) do
+  local key = prefix .. "sockets:" .. user
+  redis.call("HDEL", key, dead)
+  if liveTotal(prefix, key) == 0 then table.insert(gone, user) end
+end
+redis.call("DEL", prefix .. "node-users:" .. dead)
+redis.call("SREM", prefix .. "nodes", dead)
+return gone
 `;
 const COUNT = "parleyCountSockets";
+const SWEEP = "parleySweepNode";
 
 type ScriptedRedis = Redis & {
-  [COUNT](key: string, node: string, delta: number, nodePrefix: string, ttl: number): Promise<unknown>;
+  [COUNT](prefix: string, node: string, user: string, delta: number, ttl: number): Promise<unknown>;
+  [SWEEP](prefix: string, node: string): Promise<unknown>;
 };
 
 export interface RedisBrokerOptions {
@@ -75,7 +112,8 @@ export class RedisBroker implements Broker {
       maxRetriesPerRequest: 1,
       connectionName: `parley-broker-${this.nodeId}`,
     });
-    pub.defineCommand(COUNT, { numberOfKeys: 1, lua: COUNT_SCRIPT });
+    pub.defineCommand(COUNT, { numberOfKeys: 0, lua: COUNT_SCRIPT });
+    pub.defineCommand(SWEEP, { numberOfKeys: 0, lua: SWEEP_SCRIPT });
     this.pub = pub as ScriptedRedis;
     // After a reconnect Redis may have restarted and lost this node's counts: they go back.
     let connected = false;
@@ -153,17 +191,11 @@ export class RedisBroker implements Broker {
     this.handler = handler;
   }
 
-  async countSockets(userId: string, delta: 1 | -1) {
+  async countSockets(userId: string, delta: 1 | -1 | 0) {
     const count = Math.max(0, (this.mine.get(userId) ?? 0) + delta);
     if (count === 0) this.mine.delete(userId);
     else this.mine.set(userId, count);
-    const total = await this.pub[COUNT](
-      `${this.prefix}sockets:${userId}`,
-      this.nodeId,
-      delta,
-      `${this.prefix}node:`,
-      NODE_TTL_MS,
-    );
+    const total = await this.pub[COUNT](this.prefix, this.nodeId, userId, delta, NODE_TTL_MS);
     if (typeof total !== "number") throw new Error("broker redis: unexpected count reply");
     return total;
   }
@@ -174,21 +206,40 @@ export class RedisBroker implements Broker {
     await Promise.all([this.pub.ping(), connected(this.sub, PING_WAIT_MS)]);
   }
 
+  async sweepDeadNodes(): Promise<string[]> {
+    const nodes = (await this.pub.smembers(`${this.prefix}nodes`)).filter((id) => id !== this.nodeId);
+    if (nodes.length === 0) return [];
+    const alive = await Promise.all(nodes.map((id) => this.pub.exists(`${this.prefix}node:${id}`)));
+    const gone: string[] = [];
+    for (const [i, id] of nodes.entries()) {
+      if (alive[i] === 1) continue;
+      const users = await this.pub[SWEEP](this.prefix, id);
+      if (Array.isArray(users)) for (const u of users) if (typeof u === "string") gone.push(u);
+    }
+    return gone;
+  }
+
   async close() {
     clearInterval(this.heartbeat);
     this.handler = undefined;
     this.joined.clear();
     this.pending.clear();
-    // Without its heartbeat this node's sockets stop counting at once on every other node.
+    // Without its heartbeat this node's sockets stop counting at once on every other node; the users it
+    // still held (sockets not closed first) are found by the next sweep.
     await this.pub.del(this.nodeKey()).catch(() => {});
     await Promise.all([closeRedis(this.sub), closeRedis(this.pub)]);
   }
 
-  /** Writes this node's heartbeat and every count it holds again (idempotent: the same values). */
+  /** Writes this node's heartbeat, membership and every count it holds again (the same values). */
   private reassert() {
-    const batch = this.pub.multi().set(this.nodeKey(), "1", "PX", NODE_TTL_MS);
-    for (const [userId, count] of this.mine)
+    const batch = this.pub
+      .multi()
+      .set(this.nodeKey(), "1", "PX", NODE_TTL_MS)
+      .sadd(`${this.prefix}nodes`, this.nodeId);
+    for (const [userId, count] of this.mine) {
       batch.hset(`${this.prefix}sockets:${userId}`, this.nodeId, count);
+      batch.sadd(`${this.prefix}node-users:${this.nodeId}`, userId);
+    }
     batch.exec().catch(() => {});
   }
 

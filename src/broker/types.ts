@@ -17,10 +17,15 @@ export interface Broker {
   /** Where other nodes' messages go (one handler per node: its fanout). */
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void;
   /**
-   * Adds delta (+1 on open, -1 on close) to the user's socket count and returns the count across every
-   * node: 1 after an open means the user just came online, 0 after a close that they went offline.
+   * Adds delta (+1 on open, -1 on close, 0 to ask) to the user's socket count and returns the count across
+   * every node: 1 after an open means the user just came online, 0 after a close that they went offline.
    */
-  countSockets(userId: string, delta: 1 | -1): Promise<number>;
+  countSockets(userId: string, delta: 1 | -1 | 0): Promise<number>;
+  /**
+   * Users whose last sockets were on a node that died without closing them: each is returned once, to one
+   * caller in the whole cluster, which writes them offline.
+   */
+  sweepDeadNodes(): Promise<string[]>;
   /** Resolves when the broker answers (readiness: a node cut off from the others should get no traffic). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -26,7 +26,7 @@ import { NODE_WIDE } from "./relay.ts";
 const SWEEP_MS = 250;
 /** How long shutdown waits for the presence of the users whose sockets it closed. */
 const SHUTDOWN_PRESENCE_MS = 5000;
-/** How often the node stops receiving channels none of its sockets listens to any more (and rejoins). */
+/** How often the node tends its broker: idle channels, a failed join, dead nodes' users. */
 const TEND_MS = 10_000;
 /** Refused frames in a row before a flooding connection is closed. */
 const MAX_DENIED = 20;
@@ -35,8 +35,11 @@ export interface Gateway {
   plugin: Elysia;
   fanout: Fanout;
   connections: Connections;
-  /** What runs every TEND_MS: leaves idle broker channels, rejoins the node-wide one if a join failed. */
-  tend(): void;
+  /**
+   * What runs every TEND_MS: leaves idle broker channels, rejoins the node-wide one if a join failed, and
+   * writes offline the users a dead node held.
+   */
+  tend(): Promise<void>;
   /** Closes every socket (4000) and waits, a few seconds at most, for their users' presence to be written. */
   close(): Promise<void>;
 }
@@ -84,11 +87,20 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     });
   };
   joinNodeWide();
-  const tending = () => {
+  /** Users whose last sockets a dead node held: offline, unless they came back meanwhile. */
+  async function sweepDeadNodes() {
+    for (const userId of await broker.sweepDeadNodes())
+      if ((await broker.countSockets(userId, 0)) === 0) await presence.set(userId, "offline");
+  }
+  const tending = async () => {
     fanout.leaveIdle();
     joinNodeWide();
+    if (!broker.shared) return;
+    await sweepDeadNodes().catch((err: unknown) => {
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, "broker: sweep failed");
+    });
   };
-  const tend = setInterval(tending, TEND_MS);
+  const tend = setInterval(() => void tending(), TEND_MS);
   tend.unref?.();
 
   // Slow consumers, silent sockets and ended sessions: a check per socket, not a fanout loop; sends stay

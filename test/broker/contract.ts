@@ -94,6 +94,9 @@ export function brokerContract(label: string, cluster: (n: number) => Broker[]) 
       const user = `count-${crypto.randomUUID()}`;
       expect(await a.countSockets(user, 1)).toBe(1);
       expect(await b.countSockets(user, 1)).toBe(2);
+      // 0 asks without changing anything.
+      expect(await b.countSockets(user, 0)).toBe(2);
+      expect(await a.countSockets(user, 0)).toBe(2);
       expect(await b.countSockets(user, 1)).toBe(3);
       expect(await a.countSockets(user, -1)).toBe(2);
       expect(await b.countSockets(user, -1)).toBe(1);

@@ -17,6 +17,8 @@ describe("MemoryBroker alone", () => {
     expect(await broker.countSockets("u-1", 1)).toBe(1);
     expect(await broker.countSockets("u-1", 1)).toBe(2);
     expect(await broker.countSockets("u-1", -1)).toBe(1);
+    expect(await broker.countSockets("u-1", 0)).toBe(1);
+    expect(await broker.sweepDeadNodes()).toEqual([]);
     await broker.close();
   });
 });

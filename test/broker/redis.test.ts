@@ -62,6 +62,34 @@ describe("RedisBroker", () => {
     }
   });
 
+  it("hands the users a dead node held, and only those left with no socket, to one sweeper once", async () => {
+    const prefix = `${RUN}sweep:`;
+    const [dead, a, b] = [0, 1, 2].map(() => new RedisBroker(REDIS_URL, silent, { prefix })) as [
+      RedisBroker,
+      RedisBroker,
+      RedisBroker,
+    ];
+    try {
+      await dead.countSockets("u-only-there", 1);
+      await dead.countSockets("u-only-there", 1);
+      await dead.countSockets("u-both", 1);
+      await a.countSockets("u-both", 1);
+      await dead.countSockets("u-left", 1);
+      await dead.countSockets("u-left", -1);
+      expect(await a.sweepDeadNodes()).toEqual([]);
+      // Killed: no close; its heartbeat expires as it would.
+      await admin.del(`${prefix}node:${dead.nodeId}`);
+      const [first, second] = await Promise.all([a.sweepDeadNodes(), b.sweepDeadNodes()]);
+      expect([...first, ...second]).toEqual(["u-only-there"]);
+      expect(await a.sweepDeadNodes()).toEqual([]);
+      expect(await a.countSockets("u-both", 0)).toBe(1);
+      expect(await admin.exists(`${prefix}node-users:${dead.nodeId}`)).toBe(0);
+      expect(await admin.sismember(`${prefix}nodes`, dead.nodeId)).toBe(0);
+    } finally {
+      await Promise.all([dead.close(), a.close(), b.close()]);
+    }
+  });
+
   it("puts its socket counts back once it reconnects to a Redis that lost them (a restart)", async () => {
     const prefix = `${RUN}restart:`;
     const node = new RedisBroker(REDIS_URL, silent, { prefix });

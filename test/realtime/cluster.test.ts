@@ -4,6 +4,7 @@
 // here, so what one node learns of another's changes it can only have learnt through the broker.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { Redis } from "ioredis";
 import { type App, createApp } from "../../src/app.ts";
 import { MemoryBroker, MemoryBus } from "../../src/broker/memory.ts";
 import { runCli } from "../../src/cli.ts";
@@ -167,6 +168,34 @@ describe("two nodes", () => {
     });
   });
 
+  it("writes offline the users whose only sockets were on a node that died", async () => {
+    const [kim, lee] = [await signup(h.app), await signup(h.app)];
+    await group(kim, [lee]);
+    const watcher = await socket(lee, "a");
+    // A third node, to die: it holds kim's only socket.
+    const doomed = await createDeps(h.config, createLogger("silent"), { clock: h.clock });
+    const app = createApp(doomed);
+    app.listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      const s = await connect(`ws://127.0.0.1:${app.server?.port}/ws/${kim.id}/${kim.session_id}`, [
+        "parley.msgpack",
+        `bearer.${kim.token}`,
+      ]);
+      open.push(s);
+      await watcher.next((f) => f.type === "presence" && f.user_id === kim.id && f.status === "online");
+      // It dies: its heartbeat is gone and nobody closes its sockets.
+      const admin = new Redis(REDIS_URL);
+      await admin.del(`parley:node:${doomed.broker.nodeId}`);
+      await admin.quit();
+      await h.deps.gateway.tend();
+      await watcher.next((f) => f.type === "presence" && f.user_id === kim.id && f.status === "offline");
+      expect((await h.deps.store.users.byId(kim.id))?.status).toBe("offline");
+    } finally {
+      await app.stop(true);
+      await closeDeps(doomed);
+    }
+  });
+
   it("sends a key exchange to a device on the other node", async () => {
     const [hal, ivy] = [await signup(h.app), await signup(h.app)];
     await group(hal, [ivy]);
@@ -199,7 +228,7 @@ describe("a node whose broker failed at boot", () => {
     try {
       await Bun.sleep(0);
       expect(flaky.joined.has(NODE_WIDE)).toBe(false);
-      deps.gateway.tend();
+      void deps.gateway.tend();
       await waitFor(() => (flaky.joined.has(NODE_WIDE) ? true : undefined));
       const revoked: string[][] = [];
       deps.sessions.onRevoke((ids) => revoked.push(ids));

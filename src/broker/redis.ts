@@ -118,7 +118,7 @@ export class RedisBroker implements Broker {
     // After a reconnect Redis may have restarted and lost this node's counts: they go back.
     let connected = false;
     pub.on("ready", () => {
-      if (connected) this.reassert();
+      if (connected) void this.reassert();
       connected = true;
     });
     // Subscriptions wait for the connection and come back by themselves after a reconnect.
@@ -127,9 +127,7 @@ export class RedisBroker implements Broker {
       connectionName: `parley-broker-sub-${this.nodeId}`,
     });
     this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.receive(channel, message));
-    this.heartbeat = setInterval(() => {
-      this.pub.set(this.nodeKey(), "1", "PX", NODE_TTL_MS).catch(() => {});
-    }, NODE_TTL_MS / 3);
+    this.heartbeat = setInterval(() => void this.beat(), NODE_TTL_MS / 3);
     this.heartbeat.unref?.();
   }
 
@@ -230,8 +228,19 @@ export class RedisBroker implements Broker {
     await Promise.all([closeRedis(this.sub), closeRedis(this.pub)]);
   }
 
+  /**
+   * Renews the heartbeat (on a timer, three times per NODE_TTL_MS). If it had expired (this node stalled
+   * past NODE_TTL_MS and may have been swept as dead), its counts go back too.
+   */
+  async beat(): Promise<void> {
+    try {
+      const renewed = await this.pub.pexpire(this.nodeKey(), NODE_TTL_MS);
+      if (renewed === 0) await this.reassert();
+    } catch {}
+  }
+
   /** Writes this node's heartbeat, membership and every count it holds again (the same values). */
-  private reassert() {
+  private async reassert(): Promise<void> {
     const batch = this.pub
       .multi()
       .set(this.nodeKey(), "1", "PX", NODE_TTL_MS)
@@ -240,7 +249,7 @@ export class RedisBroker implements Broker {
       batch.hset(`${this.prefix}sockets:${userId}`, this.nodeId, count);
       batch.sadd(`${this.prefix}node-users:${this.nodeId}`, userId);
     }
-    batch.exec().catch(() => {});
+    await batch.exec().catch(() => {});
   }
 
   private nodeKey() {

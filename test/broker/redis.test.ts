@@ -85,6 +85,10 @@ describe("RedisBroker", () => {
       expect(await a.countSockets("u-both", 0)).toBe(1);
       expect(await admin.exists(`${prefix}node-users:${dead.nodeId}`)).toBe(0);
       expect(await admin.sismember(`${prefix}nodes`, dead.nodeId)).toBe(0);
+      // It was only stalled: its next heartbeat finds its key gone and puts its counts back.
+      await dead.beat();
+      expect(await a.countSockets("u-only-there", 0)).toBe(2);
+      expect(await a.countSockets("u-both", 0)).toBe(2);
     } finally {
       await Promise.all([dead.close(), a.close(), b.close()]);
     }

@@ -110,6 +110,8 @@ export class RedisBroker implements Broker {
     // Commands wait for a connection (at boot) but give up after one failed reconnect.
     const pub = openRedis(url, logger, "broker redis", {
       maxRetriesPerRequest: 1,
+      // Commands of one turn leave in one write: a commit's batch of messages, presence to every peer.
+      enableAutoPipelining: true,
       connectionName: `parley-broker-${this.nodeId}`,
     });
     pub.defineCommand(COUNT, { numberOfKeys: 0, lua: COUNT_SCRIPT });

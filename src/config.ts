@@ -29,6 +29,11 @@ export const ConfigSchema = T.Object({
   MONGODB_URL: Str(""),
   DATABASE_NAME: T.String({ default: "messaging_app", minLength: 1, pattern: "^[A-Za-z0-9_-]+$" }),
   REDIS_URL: Str(""),
+  REDIS_PREFIX: T.String({
+    default: "parley:",
+    pattern: "^[A-Za-z0-9_.:-]{1,64}$",
+    description: "starts every Redis key and channel: deployments sharing one Redis need different ones",
+  }),
   SMTP_URL: Str(""),
   SMTP_FROM: Str("Parley <no-reply@localhost>"),
 

@@ -74,7 +74,10 @@ export async function createDeps(
   const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
   const users = createUsersService({ store, clock });
   const broker =
-    parts.broker ?? (config.REDIS_URL ? new RedisBroker(config.REDIS_URL, logger) : new MemoryBroker());
+    parts.broker ??
+    (config.REDIS_URL
+      ? new RedisBroker(config.REDIS_URL, logger, { prefix: config.REDIS_PREFIX })
+      : new MemoryBroker());
   const hub = new Hub();
   const conversations = createConversationsService({ store, clock, hub });
   const messages = createMessagesService({ config, store, clock, hub, membership });

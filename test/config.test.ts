@@ -34,6 +34,7 @@ describe("loadConfig", () => {
       LOCKOUT_THRESHOLD: 5,
       LOCKOUT_MINUTES: 15,
       PUBLIC_URL: "http://localhost:8000",
+      REDIS_PREFIX: "parley:",
     });
   });
 
@@ -47,6 +48,8 @@ describe("loadConfig", () => {
     ["TRUST_PROXY", "maybe"],
     ["MONGODB_URL", "http://localhost"],
     ["REDIS_URL", "not a url"],
+    ["REDIS_PREFIX", "has spaces"],
+    ["REDIS_PREFIX", "x".repeat(65)],
     ["PUBLIC_URL", "ftp://x"],
     ["NODE_ENV", "staging"],
   ])("stops on %s=%p with a message naming the variable", (name, value) => {

@@ -126,7 +126,7 @@ async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster)
 /**
  * Parley with a temp SQLite DATA_DIR and rate limits far above the offered load, so they never bind. In a
  * cluster every node shares that DATA_DIR (WAL, busy_timeout), its secrets (a token is valid on any node)
- * and REDIS_URL; Parley names its own channels (by conversation ids, new in every run).
+ * and REDIS_URL, and its Redis keys and channels carry the run's prefix (REDIS_PREFIX) as the peers' do.
  */
 async function startParley(cluster?: Cluster): Promise<Target> {
   // Warnings only: the measured path logs nothing per frame either way, and setup stays quiet.
@@ -134,6 +134,7 @@ async function startParley(cluster?: Cluster): Promise<Target> {
   const env: Record<string, string> = { LOG_LEVEL: "warn", REDIS_URL: cluster?.redisUrl ?? "" };
   const dataDir = cluster ? mkdtempSync(join(tmpdir(), "parley-bench-")) : undefined;
   if (cluster) {
+    env.REDIS_PREFIX = `${cluster.prefix}:`;
     env.SECRET_KEY = randomBytes(48).toString("base64");
     env.ENCRYPTION_KEY = randomBytes(48).toString("base64");
   }

@@ -111,12 +111,14 @@ export class RateLimiters {
 
 /** Redis when REDIS_URL is set (shared by every server process), in-process buckets otherwise. */
 export function createRateLimiters(
-  config: LimitConfig & Pick<Config, "REDIS_URL">,
+  config: LimitConfig & Pick<Config, "REDIS_URL"> & Partial<Pick<Config, "REDIS_PREFIX">>,
   clock: Clock,
   logger: Logger,
 ): RateLimiters {
   const backend = config.REDIS_URL
-    ? new RedisBackend(createRedisClient(config.REDIS_URL, logger))
+    ? new RedisBackend(createRedisClient(config.REDIS_URL, logger), {
+        keyPrefix: `${config.REDIS_PREFIX ?? "parley:"}rl:`,
+      })
     : new MemoryBackend();
   return new RateLimiters(backend, limiterTable(config), clock, logger);
 }

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { Redis } from "ioredis";
 import { RedisBroker } from "../../src/broker/redis.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { rejection, waitFor } from "../helpers.ts";
+import { harness, rejection, waitFor } from "../helpers.ts";
 import { brokerContract } from "./contract.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
@@ -23,6 +23,19 @@ afterAll(async () => {
 brokerContract("redis", (n) => {
   const prefix = `${RUN}${crypto.randomUUID()}:`;
   return Array.from({ length: n }, () => new RedisBroker(REDIS_URL, silent, { prefix }));
+});
+
+describe("REDIS_PREFIX", () => {
+  it("starts every key and channel of a server's broker", async () => {
+    const h = await harness({ REDIS_URL, REDIS_PREFIX: `${RUN}tenant:` });
+    try {
+      expect(await h.deps.broker.countSockets("u-1", 1)).toBe(1);
+      expect(await admin.exists(`${RUN}tenant:node:${h.deps.broker.nodeId}`)).toBe(1);
+      expect(await admin.hget(`${RUN}tenant:sockets:u-1`, h.deps.broker.nodeId)).toBe("1");
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 describe("RedisBroker", () => {

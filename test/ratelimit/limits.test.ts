@@ -51,6 +51,19 @@ describe("createRateLimiters", () => {
     const url = process.env.REDIS_URL || "redis://127.0.0.1:6379";
     const limiters = createRateLimiters({ ...TEST_LIMITS, REDIS_URL: url }, new ManualClock(), silent);
     expect(limiters.backend).toBeInstanceOf(RedisBackend);
+    expect((limiters.backend as RedisBackend).keyOf(limiterTable(TEST_LIMITS).api, "k")).toBe(
+      "parley:rl:api:k",
+    );
+    await limiters.close();
+  });
+
+  it("starts its Redis keys with REDIS_PREFIX", async () => {
+    const url = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+    const config = { ...TEST_LIMITS, REDIS_URL: url, REDIS_PREFIX: "tenant-b:" };
+    const limiters = createRateLimiters(config, new ManualClock(), silent);
+    expect((limiters.backend as RedisBackend).keyOf(limiterTable(TEST_LIMITS).api, "k")).toBe(
+      "tenant-b:rl:api:k",
+    );
     await limiters.close();
   });
 });

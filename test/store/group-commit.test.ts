@@ -4,6 +4,9 @@
 
 import { Database } from "bun:sqlite";
 import { describe, expect, it } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { groupCommit } from "../../src/store/sqlite/group-commit.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { DuplicateError, type Store } from "../../src/store/types.ts";
@@ -22,6 +25,68 @@ function table() {
       .map((r) => r.k);
   return { db, insert, rows };
 }
+
+/** A WAL file open on two connections, as two processes sharing it have it. */
+function shared() {
+  const file = join(mkdtempSync(join(tmpdir(), "parley-gc-")), "t.db");
+  const db = new Database(file, { strict: true });
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA busy_timeout = 5000");
+  db.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)");
+  const other = new Database(file, { strict: true });
+  other.exec("PRAGMA busy_timeout = 5000");
+  const insert = db.query<never, [string, number]>("INSERT INTO t (k, v) VALUES (?, ?)");
+  const close = () => {
+    db.close();
+    other.close();
+    rmSync(join(file, ".."), { recursive: true, force: true });
+  };
+  return { db, other, insert, close };
+}
+
+describe("groupCommit with the file's write lock held elsewhere", () => {
+  it("waits for it with the event loop free, then commits", async () => {
+    const { db, other, insert, close } = shared();
+    try {
+      const write = groupCommit(db, (k: string) => insert.run(k, 1).changes);
+      other.exec("BEGIN IMMEDIATE"); // another process in the middle of its commit
+      const start = performance.now();
+      let settled = false;
+      const answer = write("a").finally(() => {
+        settled = true;
+      });
+      // Timers keep firing on time while the batch waits: SQLite's busy handler would have slept 5 s.
+      await Bun.sleep(30);
+      expect(performance.now() - start).toBeLessThan(1000);
+      expect(settled).toBe(false);
+      const more = write("b"); // joins the waiting batch
+      other.exec("COMMIT");
+      expect(await Promise.all([answer, more])).toEqual([1, 1]);
+      // The connection's own wait, for its other writes, is as it was.
+      expect(db.query<{ timeout: number }, []>("PRAGMA busy_timeout").get()?.timeout).toBe(5000);
+    } finally {
+      close();
+    }
+  });
+
+  it("fails the batch's writes with SQLITE_BUSY when it stays taken past busyMs", async () => {
+    const { db, other, insert, close } = shared();
+    try {
+      const write = groupCommit(db, (k: string) => insert.run(k, 1).changes, { busyMs: 50 });
+      other.exec("BEGIN IMMEDIATE");
+      const err = await write("a").then(
+        () => undefined,
+        (e: unknown) => e as { code?: string },
+      );
+      expect(err?.code).toStartWith("SQLITE_BUSY");
+      other.exec("COMMIT");
+      // The next batch goes through.
+      expect(await write("b")).toBe(1);
+    } finally {
+      close();
+    }
+  });
+});
 
 describe("groupCommit", () => {
   it("writes what arrives in one turn in one transaction, and answers after it", async () => {

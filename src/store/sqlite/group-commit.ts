@@ -6,6 +6,13 @@ import type { Database } from "bun:sqlite";
 
 /** Writes per transaction, at most (see below). */
 export const GROUP_COMMIT_MAX = 1000;
+/** How long a batch may keep finding the file locked by another process before its writes fail. */
+export const GROUP_COMMIT_BUSY_MS = 10_000;
+
+const isBusy = (err: unknown) => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
+};
 
 /**
  * `write` runs inside the batch's transaction and must be synchronous. A batch holds at most `maxBatch`
@@ -13,38 +20,89 @@ export const GROUP_COMMIT_MAX = 1000;
  * the event loop for ~250 ms; the rest waits for the next turn, after the sockets have had theirs. If a
  * write throws, the batch is rolled back and each write retried in a transaction of its own, so one bad
  * write (a taken username, a deleted conversation) fails alone. `afterCommit` runs after each batch.
+ *
+ * Another process may hold the file's write lock (nodes sharing it). SQLite's busy handler would wait for
+ * it with the event loop stopped, up to busy_timeout, and then every write of the batch would wait again
+ * alone. Here the batch asks without waiting and, while the lock is taken, tries again a millisecond or
+ * two later with the event loop free, for up to `busyMs`; after that its writes fail with SQLITE_BUSY.
  */
 export function groupCommit<A, R>(
   db: Database,
   write: (arg: A) => R,
-  options: { maxBatch?: number; afterCommit?: () => void } = {},
+  options: { maxBatch?: number; afterCommit?: () => void; busyMs?: number } = {},
 ): (arg: A) => Promise<R> {
   const maxBatch = options.maxBatch ?? GROUP_COMMIT_MAX;
+  const busyMs = options.busyMs ?? GROUP_COMMIT_BUSY_MS;
   if (!Number.isInteger(maxBatch) || maxBatch < 1)
     throw new Error("groupCommit: maxBatch must be a positive integer");
   const all = db.transaction((args: A[]) => args.map(write)).immediate;
   const one = db.transaction(write).immediate;
-  const pending: { arg: A; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
-  const flush = () => {
-    const batch = pending.splice(0, maxBatch);
-    if (pending.length > 0) setImmediate(flush);
+  // The connection's own wait (for its other writes) is put back after each batch; set once at open.
+  // Executed, not prepared: SQLite applies this pragma when it compiles the statement.
+  const waitMs = Math.trunc(db.query<{ timeout: number }, []>("PRAGMA busy_timeout").get()?.timeout ?? 0);
+  /** `run` with SQLite's busy handler off: a locked file throws SQLITE_BUSY at once. */
+  const withoutWaiting = <T>(run: () => T): T => {
+    db.exec("PRAGMA busy_timeout = 0");
     try {
-      const results = all(batch.map((p) => p.arg));
+      return run();
+    } finally {
+      db.exec(`PRAGMA busy_timeout = ${waitMs}`);
+    }
+  };
+
+  const pending: { arg: A; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  /** When the batch at the head of `pending` first found the file locked; 0 when it has not. */
+  let busySince = 0;
+  /** A flush is scheduled (a turn's end, or a retry after the lock was taken). */
+  let scheduled = false;
+  const schedule = (later: boolean) => {
+    scheduled = true;
+    if (later) setTimeout(flush, 1 + Math.random());
+    else setImmediate(flush);
+  };
+
+  function flush() {
+    scheduled = false;
+    const batch = pending.splice(0, maxBatch);
+    if (batch.length === 0) return;
+    let results: R[] | undefined;
+    let failure: unknown;
+    try {
+      results = withoutWaiting(() => all(batch.map((p) => p.arg)));
+    } catch (err) {
+      failure = err;
+    }
+    if (failure !== undefined && isBusy(failure)) {
+      const now = Date.now();
+      busySince ||= now;
+      if (now - busySince < busyMs) {
+        // Back at the head, in order; what arrives meanwhile joins the next try.
+        pending.unshift(...batch);
+        return schedule(true);
+      }
+    }
+    busySince = 0;
+    if (pending.length > 0) schedule(false);
+    if (results) {
       for (const [i, p] of batch.entries()) p.resolve(results[i] as R);
-    } catch {
+    } else if (isBusy(failure)) {
+      for (const p of batch) p.reject(failure);
+      return;
+    } else {
       for (const p of batch) {
         try {
-          p.resolve(one(p.arg));
+          p.resolve(withoutWaiting(() => one(p.arg)));
         } catch (err) {
           p.reject(err);
         }
       }
     }
     options.afterCommit?.();
-  };
+  }
+
   return (arg) =>
     new Promise<R>((resolve, reject) => {
       pending.push({ arg, resolve, reject });
-      if (pending.length === 1) setImmediate(flush);
+      if (!scheduled) schedule(false);
     });
 }

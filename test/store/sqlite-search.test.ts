@@ -292,6 +292,34 @@ describe("sqlite search indexer", () => {
     expect(errors).toEqual([]);
   });
 
+  it("in the background, leaves a file another process is committing to and comes back, never waiting on it", async () => {
+    const file = freshFile();
+    const db = new Database(file, { strict: true });
+    opened.push(db);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA busy_timeout = 5000");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    db.exec(
+      `INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, content, message_type,
+         attachments, reactions, deleted, created_at, updated_at)
+       VALUES ('m-1', 'c-1', 'u-alice', 1, 1, 'yuzu', 'text', '[]', '[]', 0, 0, 0)`,
+    );
+    const other = new Database(file, { strict: true });
+    opened.push(other);
+    other.exec("BEGIN IMMEDIATE"); // another node in the middle of its commit
+    const errors: unknown[] = [];
+    const index = sqliteSearchIndex(db, { delayMs: 5, maxBackoffMs: 20, onError: (err) => errors.push(err) });
+    opened.push(index);
+    const start = performance.now();
+    await Bun.sleep(40);
+    // Timers ran on time: no run sat in SQLite's busy handler (5 s here).
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect(errors.length).toBeGreaterThan(0);
+    expect((errors[0] as { code?: string }).code).toStartWith("SQLITE_BUSY");
+    other.exec("COMMIT");
+    await waitFor(() => (watermark(db)?.indexed === 1 ? true : undefined));
+  });
+
   it("backs off while runs keep failing, then recovers", async () => {
     const db = backlog(10);
     db.exec(

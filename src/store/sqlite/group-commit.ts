@@ -3,16 +3,12 @@
 // hears back only after the commit that holds its write.
 
 import type { Database } from "bun:sqlite";
+import { isBusy, withoutBusyWait } from "./busy.ts";
 
 /** Writes per transaction, at most (see below). */
 export const GROUP_COMMIT_MAX = 1000;
 /** How long a batch may keep finding the file locked by another process before its writes fail. */
 export const GROUP_COMMIT_BUSY_MS = 10_000;
-
-const isBusy = (err: unknown) => {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
-};
 
 /**
  * `write` runs inside the batch's transaction and must be synchronous. A batch holds at most `maxBatch`
@@ -37,18 +33,7 @@ export function groupCommit<A, R>(
     throw new Error("groupCommit: maxBatch must be a positive integer");
   const all = db.transaction((args: A[]) => args.map(write)).immediate;
   const one = db.transaction(write).immediate;
-  // The connection's own wait (for its other writes) is put back after each batch; set once at open.
-  // Executed, not prepared: SQLite applies this pragma when it compiles the statement.
-  const waitMs = Math.trunc(db.query<{ timeout: number }, []>("PRAGMA busy_timeout").get()?.timeout ?? 0);
-  /** `run` with SQLite's busy handler off: a locked file throws SQLITE_BUSY at once. */
-  const withoutWaiting = <T>(run: () => T): T => {
-    db.exec("PRAGMA busy_timeout = 0");
-    try {
-      return run();
-    } finally {
-      db.exec(`PRAGMA busy_timeout = ${waitMs}`);
-    }
-  };
+  const withoutWaiting = withoutBusyWait(db);
 
   const pending: { arg: A; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
   /** When the batch at the head of `pending` first found the file locked; 0 when it has not. */

@@ -3,6 +3,7 @@
 // By hand: an FTS5 'rebuild' must set indexed_rowid to MAX(rowid) in the same transaction.
 
 import type { Database } from "bun:sqlite";
+import { withoutBusyWait } from "./busy.ts";
 
 export interface SearchIndexOptions {
   /** Rows per background run: one run blocks the event loop for about chunk × 2.5 µs. */
@@ -74,6 +75,9 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
     return s.top - to;
   }).immediate;
 
+  // In the background a locked file (another process committing) is a failed run, retried later, not a
+  // wait with the event loop stopped. A search's catch-up does wait: its caller needs the rows.
+  const withoutWaiting = withoutBusyWait(db);
   let timer: ReturnType<typeof setTimeout> | undefined;
   let armedMs = 0;
   let failures = 0;
@@ -97,7 +101,7 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
     if (closed) return;
     let left: number;
     try {
-      left = step(chunk);
+      left = withoutWaiting(() => step(chunk));
     } catch (err) {
       fail(err);
       return;

@@ -61,24 +61,31 @@ async function start(cmd: string[], env: Record<string, string>): Promise<Runnin
   throw new Error(`server did not start: ${lines.join("\n")} ${await new Response(proc.stderr).text()}`);
 }
 
-async function exercise(server: Running) {
-  expect((await fetch(`${server.url}/health`)).status).toBe(200);
-  expect((await fetch(`${server.url}/ready`)).status).toBe(200);
-  const res = await fetch(`${server.url}/api/auth/signup`, {
+interface SignedUp {
+  access_token: string;
+  user: { id: string };
+  session_id: string;
+}
+
+/** Signs a new account up over HTTP; `name` makes its email, username and password. */
+async function signup(url: string, name: string): Promise<SignedUp> {
+  const res = await fetch(`${url}/api/auth/signup`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
-      email: "op@example.com",
-      username: "operator",
-      password: "a long operator passphrase",
+      email: `${name}@example.com`,
+      username: name,
+      password: `a long ${name} passphrase`,
     }),
   });
   expect(res.status).toBe(201);
-  const { access_token, user, session_id } = (await res.json()) as {
-    access_token: string;
-    user: { id: string };
-    session_id: string;
-  };
+  return (await res.json()) as SignedUp;
+}
+
+async function exercise(server: Running) {
+  expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+  const { access_token, user, session_id } = await signup(server.url, "operator");
   const me = await fetch(`${server.url}/api/auth/me`, {
     headers: { authorization: `Bearer ${access_token}` },
   });
@@ -112,20 +119,7 @@ describe("starting the server", () => {
   it("sets users a crashed run left online offline when it starts again", async () => {
     const env = { DATA_DIR: join(work, "crash"), LOG_LEVEL: "info" };
     const first = await start([process.execPath, "run", "src/index.ts"], env);
-    const res = await fetch(`${first.url}/api/auth/signup`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        email: "crash@example.com",
-        username: "crash",
-        password: "a long crash passphrase",
-      }),
-    });
-    const { access_token, user, session_id } = (await res.json()) as {
-      access_token: string;
-      user: { id: string };
-      session_id: string;
-    };
+    const { access_token, user, session_id } = await signup(first.url, "crash");
     const me = () =>
       fetch(`${first.url}/api/users/${user.id}`, { headers: { authorization: `Bearer ${access_token}` } });
     const ws = new WebSocket(`${first.url.replace("http", "ws")}/ws/${user.id}/${session_id}`, [
@@ -221,20 +215,7 @@ describe("the compiled binary", () => {
     const a = await start([binary], env);
     const b = await start([binary], env);
     try {
-      const signup = async (name: string) => {
-        const res = await fetch(`${a.url}/api/auth/signup`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            email: `${name}@example.com`,
-            username: name,
-            password: `${name} long passphrase`,
-          }),
-        });
-        expect(res.status).toBe(201);
-        return (await res.json()) as { access_token: string; user: { id: string }; session_id: string };
-      };
-      const [alice, bob] = [await signup("alice"), await signup("bob")];
+      const [alice, bob] = [await signup(a.url, "alice"), await signup(a.url, "bob")];
       const post = (path: string, body: unknown) =>
         fetch(`${a.url}${path}`, {
           method: "POST",

@@ -40,12 +40,16 @@ export interface RelayHooks {
   forget(conversationId: string): void;
   /** Sessions were revoked on another node. */
   revoked(sessionIds: string[]): void;
+  /** Everyone who shares a conversation with the user (presence from another node goes to them). */
+  peersOf(userId: string): Promise<string[]>;
   /** A relayed message this node could not read. */
   failed(err: unknown): void;
 }
 
 export class Fanout {
   private server: Server<unknown> | null = null;
+  /** Presence from other nodes, one after the other: each waits for its peers, and order must hold. */
+  private presenceChain: Promise<void> = Promise.resolve();
 
   constructor(
     private connections: Connections,
@@ -98,29 +102,32 @@ export class Fanout {
   }
 
   /**
-   * Publishes one frame to the topics of many ids (presence to every peer), encoding it at most once per
-   * encoding however many topics it goes to.
+   * A user's presence to the user topics of their peers, wherever they are. Other nodes are told once and
+   * find the peers themselves: a message per peer made a group of 1,000 coming online a million.
+   */
+  toPeers(userId: string, peers: Iterable<string>, frame: ServerFrame) {
+    this.publishEach(peers, topics.user, frame);
+    if (this.broker.shared)
+      this.broker.publish(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame }));
+  }
+
+  /**
+   * Publishes one frame to the topics of many ids on this node, encoding it at most once per encoding
+   * however many topics it goes to, and only where someone listens.
    */
   publishEach(ids: Iterable<string>, topicOf: (id: string) => string, frame: ServerFrame) {
     const server = this.server;
-    const list = [...ids];
-    let msgpack: Uint8Array | undefined;
-    if (server) {
-      for (const encoding of ENCODINGS) {
-        if (this.connections.speaking(encoding) === 0) continue;
-        let bytes: Uint8Array | string | undefined;
-        for (const id of list) {
-          const topic = bunTopic(topicOf(id), encoding);
-          if (server.subscriberCount(topic) === 0) continue;
-          bytes ??= encode(frame, encoding);
-          server.publish(topic, bytes);
-        }
-        if (encoding === "msgpack" && bytes !== undefined) msgpack = bytes as Uint8Array;
+    if (!server) return;
+    for (const encoding of ENCODINGS) {
+      if (this.connections.speaking(encoding) === 0) continue;
+      let bytes: Uint8Array | string | undefined;
+      for (const id of ids) {
+        const topic = bunTopic(topicOf(id), encoding);
+        if (server.subscriberCount(topic) === 0) continue;
+        bytes ??= encode(frame, encoding);
+        server.publish(topic, bytes);
       }
     }
-    if (!this.broker.shared || list.length === 0) return;
-    const relayed = relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), false);
-    for (const id of list) this.broker.publish(topicOf(id), relayed);
   }
 
   /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
@@ -248,6 +255,15 @@ export class Fanout {
         return this.toSessionHere(message.session_id, message.frame);
       case RELAY.revoke:
         return this.hooks.revoked(message.session_ids);
+      case RELAY.presence: {
+        // No user sockets here: nobody to tell, and no need to ask the store.
+        if (this.connections.all.size === 0) return;
+        const { user_id, frame } = message;
+        this.presenceChain = this.presenceChain
+          .then(async () => this.publishEach(await this.hooks.peersOf(user_id), topics.user, frame))
+          .catch((err: unknown) => this.hooks.failed(err));
+        return;
+      }
     }
   }
 

@@ -67,6 +67,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   const fanout = new Fanout(connections, broker, {
     forget: (conversationId) => deps.membership.forget(conversationId),
     revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
+    peersOf: (userId) => deps.store.conversations.peersOf(userId),
     failed: (err) =>
       logger.warn({ err: err instanceof Error ? err.message : String(err) }, "relayed message dropped"),
   });

@@ -3,7 +3,7 @@
 
 import { type Clock, isoOrNull } from "../lib/clock.ts";
 import type { Store, UserStatus } from "../store/types.ts";
-import { type Fanout, topics } from "./fanout.ts";
+import type { Fanout } from "./fanout.ts";
 
 export class Presence {
   constructor(
@@ -27,6 +27,6 @@ export class Presence {
       last_seen: isoOrNull(user.last_seen),
     };
     // Everyone who shares a conversation with the user, the user included (their other devices).
-    this.fanout.publishEach(await this.store.conversations.peersOf(userId), topics.user, frame);
+    this.fanout.toPeers(userId, await this.store.conversations.peersOf(userId), frame);
   }
 }

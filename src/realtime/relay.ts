@@ -20,6 +20,8 @@ export const RELAY = {
   session: 4,
   /** On NODE_WIDE: sessions revoked; their sockets close everywhere. */
   revoke: 5,
+  /** On NODE_WIDE: a user's presence changed; each node sends it to the user's peers it has sockets of. */
+  presence: 6,
 } as const;
 
 export type Relayed =
@@ -27,7 +29,8 @@ export type Relayed =
   | { kind: typeof RELAY.join; conversation_id: string; frame: ServerFrame }
   | { kind: typeof RELAY.leave; conversation_id: string }
   | { kind: typeof RELAY.session; session_id: string; frame: ServerFrame }
-  | { kind: typeof RELAY.revoke; session_ids: string[] };
+  | { kind: typeof RELAY.revoke; session_ids: string[] }
+  | { kind: typeof RELAY.presence; user_id: string; frame: ServerFrame };
 
 function withKind(kind: number, bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(bytes.byteLength + 1);
@@ -67,6 +70,8 @@ export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) =>
     case RELAY.revoke:
       if (!Array.isArray(body.session_ids)) throw new Error("relay: session_ids is not a list");
       return { kind, session_ids: body.session_ids.map(str) };
+    case RELAY.presence:
+      return { kind, user_id: str(body.user_id), frame: body.frame as ServerFrame };
     default:
       throw new Error(`relay: unknown kind ${kind}`);
   }

@@ -23,6 +23,7 @@ beforeAll(async () => {
   const fanout = new Fanout(new Connections(), new MemoryBroker(), {
     forget: () => {},
     revoked: () => {},
+    peersOf: async () => [],
     failed: () => {},
   });
   dispatcher = new Dispatcher(h.deps, fanout, new Presence(h.deps.store, h.deps.clock, fanout));

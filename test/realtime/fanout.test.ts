@@ -73,7 +73,7 @@ const read = (data: Uint8Array | string) =>
   (typeof data === "string" ? JSON.parse(data) : unpack(data)) as Record<string, unknown>;
 
 /** One node: its connections, recording server and Fanout, and what its hooks heard. */
-function node(broker: Broker, listening: string[] = []) {
+function node(broker: Broker, listening: string[] = [], peers: Record<string, string[]> = {}) {
   const connections = new Connections();
   const { server, subscribers, published } = recordingServer(listening);
   const heard = { forgotten: [] as string[], revoked: [] as string[][], failed: [] as unknown[] };
@@ -81,6 +81,7 @@ function node(broker: Broker, listening: string[] = []) {
     forget: (id) => heard.forgotten.push(id),
     revoked: (ids) => heard.revoked.push(ids),
     failed: (err) => heard.failed.push(err),
+    peersOf: async (id) => peers[id] ?? [],
   });
   fanout.attach(server as unknown as Server<unknown>);
   const open = async (
@@ -248,6 +249,31 @@ describe("Fanout across nodes", () => {
     await waitFor(() => (phone.received.length > 0 ? true : undefined));
     expect(phone.received).toEqual([frame]);
     expect(laptop.received).toEqual([]);
+  });
+
+  it("tells other nodes of a presence change once; each sends it to the peers it has sockets of", async () => {
+    const bus = new MemoryBus();
+    const a = node(new MemoryBroker(bus));
+    const b = node(new MemoryBroker(bus), [], { "u-1": ["u-2", "u-3", "u-4"] });
+    await b.broker.join([NODE_WIDE]);
+    const [peer, stranger] = [await b.open("u-2"), await b.open("u-9")];
+    let sent = 0;
+    const publish = a.broker.publish.bind(a.broker);
+    a.broker.publish = (channel, payload) => {
+      sent++;
+      publish(channel, payload);
+    };
+    const online: ServerFrame = { type: "presence", user_id: "u-1", status: "online", last_seen: null };
+    a.fanout.toPeers("u-1", ["u-2", "u-3", "u-4"], online);
+    await waitFor(() => (peer.received.length > 0 ? true : undefined));
+    expect(sent).toBe(1);
+    expect(peer.received).toEqual([online]);
+    expect(stranger.received).toEqual([]);
+    // In order, however fast they come.
+    const statuses = ["away", "dnd", "online", "offline"] as const;
+    for (const status of statuses) a.fanout.toPeers("u-1", ["u-2"], { ...online, status });
+    await waitFor(() => (peer.received.length === 5 ? true : undefined));
+    expect(peer.received.slice(1).map((f) => f.status)).toEqual([...statuses]);
   });
 
   it("tells every node of revoked sessions", async () => {

@@ -25,6 +25,9 @@ export const topics = {
 export const bunTopic = (topic: string, encoding: Encoding) =>
   `${topic}${encoding === "msgpack" ? "|m" : "|j"}`;
 
+/** A presence relay names the peers when there are at most this many (~7 KB); past it, nodes look them up. */
+const PEERS_IN_RELAY = 256;
+
 /** Changes after which what a node knows of a conversation's members is stale. */
 const MEMBERSHIP: ReadonlySet<ConversationEventKind> = new Set([
   "conversation.created",
@@ -102,13 +105,15 @@ export class Fanout {
   }
 
   /**
-   * A user's presence to the user topics of their peers, wherever they are. Other nodes are told once and
-   * find the peers themselves: a message per peer made a group of 1,000 coming online a million.
+   * A user's presence to the user topics of their peers, wherever they are. Other nodes are told once (a
+   * message per peer made a group of 1,000 coming online a million), with the peers named when they are
+   * few, and otherwise find them in the store themselves.
    */
-  toPeers(userId: string, peers: Iterable<string>, frame: ServerFrame) {
+  toPeers(userId: string, peers: string[], frame: ServerFrame) {
     this.publishEach(peers, topics.user, frame);
-    if (this.broker.shared)
-      this.broker.publish(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame }));
+    if (!this.broker.shared) return;
+    const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
+    this.broker.publish(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }));
   }
 
   /**
@@ -258,9 +263,11 @@ export class Fanout {
       case RELAY.presence: {
         // No user sockets here: nobody to tell, and no need to ask the store.
         if (this.connections.all.size === 0) return;
-        const { user_id, frame } = message;
+        const { user_id, frame, peers } = message;
         this.presenceChain = this.presenceChain
-          .then(async () => this.publishEach(await this.hooks.peersOf(user_id), topics.user, frame))
+          .then(async () =>
+            this.publishEach(peers ?? (await this.hooks.peersOf(user_id)), topics.user, frame),
+          )
           .catch((err: unknown) => this.hooks.failed(err));
         return;
       }

@@ -30,7 +30,7 @@ export type Relayed =
   | { kind: typeof RELAY.leave; conversation_id: string }
   | { kind: typeof RELAY.session; session_id: string; frame: ServerFrame }
   | { kind: typeof RELAY.revoke; session_ids: string[] }
-  | { kind: typeof RELAY.presence; user_id: string; frame: ServerFrame };
+  | { kind: typeof RELAY.presence; user_id: string; frame: ServerFrame; peers?: string[] };
 
 function withKind(kind: number, bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(bytes.byteLength + 1);
@@ -70,8 +70,15 @@ export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) =>
     case RELAY.revoke:
       if (!Array.isArray(body.session_ids)) throw new Error("relay: session_ids is not a list");
       return { kind, session_ids: body.session_ids.map(str) };
-    case RELAY.presence:
-      return { kind, user_id: str(body.user_id), frame: body.frame as ServerFrame };
+    case RELAY.presence: {
+      const peers = Array.isArray(body.peers) ? body.peers.map(str) : undefined;
+      return {
+        kind,
+        user_id: str(body.user_id),
+        frame: body.frame as ServerFrame,
+        ...(peers ? { peers } : {}),
+      };
+    }
     default:
       throw new Error(`relay: unknown kind ${kind}`);
   }

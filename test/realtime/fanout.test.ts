@@ -264,16 +264,23 @@ describe("Fanout across nodes", () => {
       publish(channel, payload);
     };
     const online: ServerFrame = { type: "presence", user_id: "u-1", status: "online", last_seen: null };
-    a.fanout.toPeers("u-1", ["u-2", "u-3", "u-4"], online);
+    // Many peers: node B looks them up (its peersOf answers u-2, u-3, u-4).
+    const many = Array.from({ length: 300 }, (_, i) => `u-x${i}`);
+    a.fanout.toPeers("u-1", many, online);
     await waitFor(() => (peer.received.length > 0 ? true : undefined));
     expect(sent).toBe(1);
     expect(peer.received).toEqual([online]);
     expect(stranger.received).toEqual([]);
+    // Few peers: named in the message, and node B takes them as they are (u-9 is named this time).
+    a.fanout.toPeers("u-1", ["u-9"], online);
+    await waitFor(() => (stranger.received.length > 0 ? true : undefined));
+    expect(peer.received).toHaveLength(1);
     // In order, however fast they come.
     const statuses = ["away", "dnd", "online", "offline"] as const;
     for (const status of statuses) a.fanout.toPeers("u-1", ["u-2"], { ...online, status });
     await waitFor(() => (peer.received.length === 5 ? true : undefined));
     expect(peer.received.slice(1).map((f) => f.status)).toEqual([...statuses]);
+    expect(sent).toBe(6);
   });
 
   it("tells every node of revoked sessions", async () => {

@@ -285,7 +285,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       const live = await sessions.state(claims.sid, claims.sub);
       if (live !== "live")
         throw new AppError(live === "expired" ? "token_expired" : "session_revoked", "session is not live");
-      if (connections.ofUser(claims.sub).size >= config.WS_MAX_CONNECTIONS_PER_USER) {
+      // Every node's sockets count (those past hello; this node's opening ones too).
+      const here = connections.ofUser(claims.sub).size;
+      const sockets = broker.shared ? Math.max(here, await broker.countSockets(claims.sub, 0)) : here;
+      if (sockets >= config.WS_MAX_CONNECTIONS_PER_USER) {
         throw new AppError(
           "rate_limited",
           `at most ${config.WS_MAX_CONNECTIONS_PER_USER} connections per user`,

@@ -12,7 +12,7 @@ import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
 import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { connect, type Frame, type TestSocket } from "./ws-client.ts";
+import { connect, type Frame, type TestSocket, upgradeStatus } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 
@@ -193,6 +193,39 @@ describe("two nodes", () => {
     } finally {
       await app.stop(true);
       await closeDeps(doomed);
+    }
+  });
+
+  it("counts a user's sockets on every node against WS_MAX_CONNECTIONS_PER_USER", async () => {
+    const capped = { ...h.config, WS_MAX_CONNECTIONS_PER_USER: 2 };
+    const nodes = await Promise.all(
+      [0, 1].map(async () => {
+        const deps = await createDeps(capped, createLogger("silent"), { clock: h.clock });
+        const app = createApp(deps);
+        app.listen({ port: 0, hostname: "127.0.0.1" });
+        return { deps, app, base: `ws://127.0.0.1:${app.server?.port}` };
+      }),
+    );
+    try {
+      const mia = await signup(h.app);
+      const path = `/ws/${mia.id}/${mia.session_id}`;
+      const protocols = ["parley.msgpack", `bearer.${mia.token}`];
+      for (const n of nodes) {
+        const s = await connect(`${n.base}${path}`, protocols);
+        open.push(s);
+        await s.next((f) => f.type === "hello");
+      }
+      // One on each node: the third is refused on either, though neither holds two.
+      await waitFor(async () =>
+        (await nodes[0]?.deps.broker.countSockets(mia.id, 0)) === 2 ? true : undefined,
+      );
+      for (const n of nodes)
+        expect(await upgradeStatus(`${n.base}${path}`, { authorization: `Bearer ${mia.token}` })).toBe(429);
+    } finally {
+      for (const n of nodes) {
+        await n.app.stop(true);
+        await closeDeps(n.deps);
+      }
     }
   });
 

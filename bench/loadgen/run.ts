@@ -150,6 +150,16 @@ function send(child: Child, cmd: Command) {
   child.stdin.flush();
 }
 
+/** The row of a target whose run threw: no figures, the error as its note. */
+export function failedResult(
+  scenario: string,
+  target: string,
+  settings: ScenarioResult["settings"],
+  err: unknown,
+): ScenarioResult {
+  return { scenario, target, settings, metrics: {}, notes: [`failed: ${err}`] };
+}
+
 /** One phase as a ScenarioResult row, with what a reader needs to trust it (closes, errors, stalls) as notes. */
 export function toResult(
   scenario: string,

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
-import { measureMs, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
+import { failedResult, measureMs, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
 
 const WORKERS = 2;
 /** As in fanout: enough messages in flight that every target saturates its generators or itself. */
@@ -85,13 +85,7 @@ export const crossNode: Scenario = async ({ quick, log }) => {
         log(`${scenario}: ${name}: ${rate} msg/s: ${Math.round(fixed.deliveriesPerSec)} deliveries/s`);
       } catch (err) {
         log(`${scenario}: ${name}: FAILED ${err}`);
-        results.push({
-          scenario,
-          target: name,
-          settings: { members, nodes: 2 },
-          metrics: {},
-          notes: [`failed: ${err}`],
-        });
+        results.push(failedResult(scenario, name, { members, nodes: 2 }, err));
       } finally {
         await load?.close();
         await target?.stop();

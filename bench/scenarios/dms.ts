@@ -6,7 +6,7 @@
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import type { SenderSpec } from "../loadgen/protocol.ts";
-import { measureMs, openLoad, toResult } from "../loadgen/run.ts";
+import { failedResult, measureMs, openLoad, toResult } from "../loadgen/run.ts";
 
 const WORKERS = 2;
 const WINDOW = 2;
@@ -55,7 +55,7 @@ export const dms: Scenario = async ({ quick, log }) => {
       );
     } catch (err) {
       log(`${scenario}: ${name}: FAILED ${err}`);
-      results.push({ scenario, target: name, settings: { users }, metrics: {}, notes: [`failed: ${err}`] });
+      results.push(failedResult(scenario, name, { users }, err));
     } finally {
       await load?.close();
       await target?.stop();

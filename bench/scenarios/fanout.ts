@@ -4,7 +4,7 @@
 
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
-import { measureMs, openLoad, toResult } from "../loadgen/run.ts";
+import { failedResult, measureMs, openLoad, toResult } from "../loadgen/run.ts";
 
 const WORKERS = 2;
 /**
@@ -52,13 +52,7 @@ export const fanout: Scenario = async ({ quick, log }) => {
         log(`${scenario}: ${name}: ${rate} msg/s: p99 ${fixed.hist.summary().p99} ms`);
       } catch (err) {
         log(`${scenario}: ${name}: FAILED ${err}`);
-        results.push({
-          scenario,
-          target: name,
-          settings: { members },
-          metrics: {},
-          notes: [`failed: ${err}`],
-        });
+        results.push(failedResult(scenario, name, { members }, err));
       } finally {
         await load?.close();
         await target?.stop();

@@ -1,6 +1,6 @@
 // Whether an access token's session is still live. Checked on every authenticated request, so the
-// answer is cached for at most REVALIDATE_MS: a session revoked on any node is refused everywhere
-// within that time, and at once on the node that revoked it.
+// answer is cached for at most REVALIDATE_MS: a session revoked on any node is refused at once on the
+// node that revoked it and on those the broker tells (every node, with Redis), and within that time anyway.
 
 import type { Clock } from "../../lib/clock.ts";
 import type { SessionRecord, Store } from "../../store/types.ts";

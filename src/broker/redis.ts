@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "../lib/logger.ts";
 import { closeRedis, openRedis } from "../lib/redis.ts";
+import { within } from "../lib/within.ts";
 import type { Broker } from "./types.ts";
 
 export const DEFAULT_PREFIX = "parley:";
@@ -164,6 +165,9 @@ export class RedisBroker implements Broker {
       const done: Promise<void> = within(
         this.sub.subscribe(...fresh.map((c) => this.prefix + c)).then(() => {}),
         this.joinTimeoutMs,
+        () => {
+          throw new Error("broker redis: subscription timed out");
+        },
       ).then(
         () => settle(false),
         (err: unknown) => {
@@ -267,15 +271,6 @@ export class RedisBroker implements Broker {
       this.handler?.(channel, message.subarray(ID_BYTES));
     } catch {}
   }
-}
-
-/** `p`, or a rejection once `ms` have passed; leaves no timer behind. */
-function within(p: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<void>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("broker redis: subscription timed out")), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves once the client is connected, or rejects after `ms`; leaves no listener or timer behind. */

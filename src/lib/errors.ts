@@ -1,6 +1,9 @@
 // The one table of error codes: every REST error body and WebSocket error frame carries one of these.
 // Clients branch on `code`, never on message text.
 
+/** What a caught value says, for a log line (never its stack). */
+export const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
 export const ERRORS = {
   bad_request: 400,
   validation_failed: 422,

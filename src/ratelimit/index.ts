@@ -3,7 +3,7 @@
 
 import type { Config } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
-import { AppError } from "../lib/errors.ts";
+import { AppError, errorText } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { checkTable, type LimitConfig, type LimiterName, type LimiterSpec, limiterTable } from "./limits.ts";
 import { MemoryBackend } from "./memory.ts";
@@ -94,7 +94,7 @@ export class RateLimiters {
         {
           limiter: spec.name,
           failOpen: spec.failOpen,
-          err: err instanceof Error ? err.message : String(err),
+          err: errorText(err),
         },
         spec.failOpen
           ? "rate limit store unavailable; allowing the request (limiter fails open)"

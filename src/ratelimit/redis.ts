@@ -4,6 +4,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../lib/logger.ts";
 import { closeRedis, openRedis } from "../lib/redis.ts";
+import { within } from "../lib/within.ts";
 import type { RateLimitBackend, TakeResult } from "./index.ts";
 import type { LimiterSpec } from "./limits.ts";
 
@@ -112,7 +113,7 @@ export class RedisBackend implements RateLimitBackend {
   }
 
   async take(spec: LimiterSpec, key: string, now: number): Promise<TakeResult> {
-    if (this.firstConnect) await within(this.firstConnect, FIRST_CONNECT_WAIT_MS);
+    if (this.firstConnect) await within(this.firstConnect, FIRST_CONNECT_WAIT_MS, () => {});
     const reply = await this.client[COMMAND](
       this.keyOf(spec, key),
       spec.capacity,
@@ -129,13 +130,4 @@ export class RedisBackend implements RateLimitBackend {
   close(): Promise<void> {
     return closeRedis(this.client);
   }
-}
-
-/** Resolves when `p` does or after `ms`, whichever is first, leaving no timer behind. */
-function within(p: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const elapsed = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return Promise.race([p, elapsed]).finally(() => clearTimeout(timer));
 }

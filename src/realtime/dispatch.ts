@@ -2,7 +2,7 @@
 // `error` frames with the REST error codes, and the socket stays open.
 
 import type { Deps } from "../deps.ts";
-import { AppError } from "../lib/errors.ts";
+import { AppError, errorText } from "../lib/errors.ts";
 import { encode } from "./codec.ts";
 import type { Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
@@ -94,10 +94,7 @@ export class Dispatcher {
       }
     } catch (err) {
       if (err instanceof AppError) return sendError(ws, ref, err.code, err.message);
-      this.deps.logger.error(
-        { err: err instanceof Error ? err.message : String(err), frame: frame.type },
-        "frame failed",
-      );
+      this.deps.logger.error({ err: errorText(err), frame: frame.type }, "frame failed");
       return sendError(ws, ref, "internal", "internal error");
     }
   }

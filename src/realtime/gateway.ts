@@ -4,7 +4,8 @@
 import type { Server } from "bun";
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { AppError } from "../lib/errors.ts";
+import { AppError, errorText } from "../lib/errors.ts";
+import { within } from "../lib/within.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
@@ -68,8 +69,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     forget: (conversationId) => deps.membership.forget(conversationId),
     revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
     peersOf: (userId) => deps.store.conversations.peersOf(userId),
-    failed: (err) =>
-      logger.warn({ err: err instanceof Error ? err.message : String(err) }, "relayed message dropped"),
+    failed: (err) => logger.warn({ err: errorText(err) }, "relayed message dropped"),
   });
   const presence = new Presence(deps.store, clock, fanout);
   const dispatcher = new Dispatcher(deps, fanout, presence);
@@ -84,7 +84,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   const joinNodeWide = () => {
     if (!broker.shared || broker.joined.has(NODE_WIDE)) return;
     broker.join([NODE_WIDE]).catch((err: unknown) => {
-      logger.error({ err: err instanceof Error ? err.message : String(err) }, "broker: could not join");
+      logger.error({ err: errorText(err) }, "broker: could not join");
     });
   };
   joinNodeWide();
@@ -98,7 +98,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     joinNodeWide();
     if (!broker.shared) return;
     await sweepDeadNodes().catch((err: unknown) => {
-      logger.warn({ err: err instanceof Error ? err.message : String(err) }, "broker: sweep failed");
+      logger.warn({ err: errorText(err) }, "broker: sweep failed");
     });
   };
   const tend = setInterval(() => void tending(), TEND_MS);
@@ -177,7 +177,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   }
 
   function opened(ws: Socket, err: unknown) {
-    logger.error({ err: err instanceof Error ? err.message : String(err) }, "socket open failed");
+    logger.error({ err: errorText(err) }, "socket open failed");
     ws.close(CLOSE.restart, "try again");
   }
 
@@ -325,19 +325,11 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         released.push(release(ws));
         ws.close(CLOSE.restart, "server shutting down");
       }
-      await settledWithin(released, SHUTDOWN_PRESENCE_MS);
+      await within(
+        Promise.allSettled(released).then(() => {}),
+        SHUTDOWN_PRESENCE_MS,
+        () => {},
+      );
     },
   };
-}
-
-/** Waits for every promise to settle, or `ms`, whichever is first; leaves no timer behind. */
-async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    Promise.allSettled(promises),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
 }

@@ -4,7 +4,7 @@
 import type { Config } from "../../config.ts";
 import { type Clock, iso } from "../../lib/clock.ts";
 import { hashPassword, sha256, verifyPassword } from "../../lib/crypto.ts";
-import { AppError } from "../../lib/errors.ts";
+import { AppError, errorText } from "../../lib/errors.ts";
 import { newId, newSecret } from "../../lib/ids.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { checkPasswordStrength } from "../../lib/passwords.ts";
@@ -239,10 +239,7 @@ export function createAuthService(deps: AuthDeps) {
     requestMagicLink(email: string) {
       const job = sendMagicLink(email.trim().toLowerCase())
         .catch((err: unknown) => {
-          deps.logger.error(
-            { err: err instanceof Error ? err.message : String(err) },
-            "magic link mail failed",
-          );
+          deps.logger.error({ err: errorText(err) }, "magic link mail failed");
         })
         .finally(() => pending.delete(job));
       pending.add(job);

@@ -3,6 +3,7 @@
 
 import { Elysia, t } from "elysia";
 import type { Deps } from "../../deps.ts";
+import { within } from "../../lib/within.ts";
 
 const READY_TIMEOUT_MS = 2000;
 
@@ -11,22 +12,15 @@ export function healthController({ store, broker }: Pick<Deps, "store" | "broker
   return new Elysia({ tags: ["health"] })
     .get("/health", () => ({ status: "ok" as const }), { response: t.Object({ status: t.Literal("ok") }) })
     .get("/ready", async ({ set }) => {
-      const answers = async (ping: () => Promise<void>) => {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        try {
-          await Promise.race([
-            ping(),
-            new Promise((_, reject) => {
-              timer = setTimeout(() => reject(new Error("timeout")), READY_TIMEOUT_MS);
-            }),
-          ]);
-          return true;
-        } catch {
-          return false;
-        } finally {
-          clearTimeout(timer);
-        }
-      };
+      const answers = (ping: () => Promise<void>) =>
+        within(
+          ping().then(
+            () => true,
+            () => false,
+          ),
+          READY_TIMEOUT_MS,
+          () => false,
+        );
       const [storeUp, brokerUp] = await Promise.all([
         answers(() => store.ping()),
         answers(() => broker.ping()),

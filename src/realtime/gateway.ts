@@ -285,9 +285,17 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       const live = await sessions.state(claims.sid, claims.sub);
       if (live !== "live")
         throw new AppError(live === "expired" ? "token_expired" : "session_revoked", "session is not live");
-      // Every node's sockets count (those past hello; this node's opening ones too).
+      // Every node's sockets count (those past hello; this node's opening ones too). Without Redis this
+      // node could not serve the socket anyway: 503, try again (another node, or later).
       const here = connections.ofUser(claims.sub).size;
-      const sockets = broker.shared ? Math.max(here, await broker.countSockets(claims.sub, 0)) : here;
+      const everywhere = broker.shared
+        ? await broker.countSockets(claims.sub, 0).catch(() => {
+            throw new AppError("unavailable", "the other nodes cannot be reached; try again", {
+              headers: { "Retry-After": "5" },
+            });
+          })
+        : 0;
+      const sockets = Math.max(here, everywhere);
       if (sockets >= config.WS_MAX_CONNECTIONS_PER_USER) {
         throw new AppError(
           "rate_limited",

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Redis } from "ioredis";
 import { type App, createApp } from "../../src/app.ts";
 import { MemoryBroker, MemoryBus } from "../../src/broker/memory.ts";
+import { RedisBroker } from "../../src/broker/redis.ts";
 import { runCli } from "../../src/cli.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
@@ -269,6 +270,36 @@ describe("a node whose broker failed at boot", () => {
       await waitFor(() => (revoked.length > 0 ? true : undefined));
       expect(revoked).toEqual([["s-1"]]);
     } finally {
+      await closeDeps(deps);
+    }
+  });
+});
+
+describe("a node that cannot reach Redis", () => {
+  it("answers a socket upgrade 503 with Retry-After, not 500", async () => {
+    const broker = new RedisBroker("redis://127.0.0.1:1", createLogger("silent"), { joinTimeoutMs: 200 });
+    const deps = await createDeps({ ...h.config, REDIS_URL: "" }, createLogger("silent"), {
+      clock: h.clock,
+      broker,
+    });
+    const app = createApp(deps);
+    app.listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      const u = await signup(h.app);
+      const res = await fetch(`http://127.0.0.1:${app.server?.port}/ws/${u.id}/${u.session_id}`, {
+        headers: {
+          upgrade: "websocket",
+          connection: "Upgrade",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "sec-websocket-version": "13",
+          authorization: `Bearer ${u.token}`,
+        },
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("5");
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unavailable");
+    } finally {
+      await app.stop(true);
       await closeDeps(deps);
     }
   });

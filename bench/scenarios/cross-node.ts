@@ -8,13 +8,10 @@ import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
-import { failedResult, measureMs, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
+import { failedResult, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
+import { FALLBACK_RATE, fanoutPlan, WINDOW } from "./fanout.ts";
 
 const WORKERS = 2;
-/** As in fanout: enough messages in flight that every target saturates its generators or itself. */
-const WINDOW = 256;
-/** Used for the fixed-rate phase when Parley's max-rate phase failed or delivered nothing. */
-const FALLBACK_RATE = 100;
 const NODE_A = 0;
 const NODE_B = 1;
 
@@ -27,10 +24,7 @@ export const crossNode: Scenario = async ({ quick, log }) => {
     : [`redis-server's CPU not measured: no local redis-server process found for ${redisUrl}`];
   // Channel prefixes unique to this run, target and size: no two targets' channels can meet.
   const runTag = randomBytes(4).toString("hex");
-  const sizes = quick ? [100] : [100, 1000];
-  const timing = quick
-    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
-    : { warmupMs: 2000, measureMs: measureMs(10_000), drainMs: 1000 };
+  const { sizes, timing } = fanoutPlan(quick);
   const results: ScenarioResult[] = [];
   for (const members of sizes) {
     const scenario = `cross-node-${members}`;

@@ -13,15 +13,20 @@ const WORKERS = 2;
  * before it publishes) with the generators at ~80%: 0.46-0.49x of the ceiling against 0.59-0.61x with 256
  * in the same A/B, while the ceiling, already saturated at 64, gained nothing.
  */
-const WINDOW = 256;
+export const WINDOW = 256;
 /** Used for the fixed-rate phase only if Parley's max-rate phase failed. */
-const FALLBACK_RATE = 100;
+export const FALLBACK_RATE = 100;
+
+/** Room sizes and phase timing, shared with the cross-node scenario (the same phases over two nodes). */
+export const fanoutPlan = (quick: boolean) => ({
+  sizes: quick ? [100] : [100, 1000],
+  timing: quick
+    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
+    : { warmupMs: 2000, measureMs: measureMs(10_000), drainMs: 1000 },
+});
 
 export const fanout: Scenario = async ({ quick, log }) => {
-  const sizes = quick ? [100] : [100, 1000];
-  const timing = quick
-    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
-    : { warmupMs: 2000, measureMs: measureMs(10_000), drainMs: 1000 };
+  const { sizes, timing } = fanoutPlan(quick);
   const results: ScenarioResult[] = [];
   for (const members of sizes) {
     let fixedRate: number | undefined;

@@ -123,6 +123,16 @@ export async function signup(app: App, overrides: Record<string, string> = {}) {
 }
 
 /** Polls `check` until it returns a value, or fails after `ms`. */
+/** A group conversation `owner` creates with `members`; answers its id. */
+export async function group(app: App, owner: { token: string }, members: { id: string }[]): Promise<string> {
+  const res = await call(app, "POST", "/api/conversations", {
+    token: owner.token,
+    body: { conversation_type: "group", participant_ids: members.map((m) => m.id) },
+  });
+  expect(res.status).toBe(201);
+  return res.body.id as string;
+}
+
 export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, ms = 3000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {

@@ -12,7 +12,7 @@ import { runCli } from "../../src/cli.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
-import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
+import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
 import { connect, type Frame, type TestSocket, upgradeStatus } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
@@ -53,14 +53,6 @@ async function socket(
   await s.next((f) => f.type === "hello");
   return s;
 }
-async function group(owner: User, members: User[]) {
-  const res = await call(h.app, "POST", "/api/conversations", {
-    token: owner.token,
-    body: { conversation_type: "group", participant_ids: members.map((m) => m.id) },
-  });
-  expect(res.status).toBe(201);
-  return res.body.id as string;
-}
 const event = (kind: string, conversation: string) => (f: Frame) =>
   f.type === "event" && f.kind === kind && f.conversation_id === conversation;
 const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.content === text;
@@ -68,7 +60,7 @@ const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.co
 describe("two nodes", () => {
   it("delivers a message sent on one node to members on the other, in both encodings", async () => {
     const [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
-    const id = await group(alice, [bob, carol]);
+    const id = await group(h.app, alice, [bob, carol]);
     const sender = await socket(alice, "a");
     const [binary, text] = [await socket(bob, "b"), await socket(carol, "b", "json")];
     sender.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "m-1", content: "across" });
@@ -90,7 +82,7 @@ describe("two nodes", () => {
 
   it("brings a member added on one node into the conversation on the other, and lets a removed one go", async () => {
     const [alice, bob, dave] = [await signup(h.app), await signup(h.app), await signup(h.app)];
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const owner = await socket(alice, "a");
     const newcomer = await socket(dave, "b");
     const added = await call(h.app, "POST", `/api/conversations/${id}/participants`, {
@@ -126,7 +118,7 @@ describe("two nodes", () => {
 
   it("keeps a user online while they have a socket on any node", async () => {
     const [erin, frank] = [await signup(h.app), await signup(h.app)];
-    await group(erin, [frank]);
+    await group(h.app, erin, [frank]);
     const watcher = await socket(frank, "a");
     const onA = await socket(erin, "a");
     const onB = await socket(erin, "b");
@@ -171,7 +163,7 @@ describe("two nodes", () => {
 
   it("writes offline the users whose only sockets were on a node that died", async () => {
     const [kim, lee] = [await signup(h.app), await signup(h.app)];
-    await group(kim, [lee]);
+    await group(h.app, kim, [lee]);
     const watcher = await socket(lee, "a");
     // A third node, to die: it holds kim's only socket.
     const doomed = await createDeps(h.config, createLogger("silent"), { clock: h.clock });
@@ -232,7 +224,7 @@ describe("two nodes", () => {
 
   it("sends a key exchange to a device on the other node", async () => {
     const [hal, ivy] = [await signup(h.app), await signup(h.app)];
-    await group(hal, [ivy]);
+    await group(h.app, hal, [ivy]);
     const from = await socket(hal, "a");
     const device = await socket(ivy, "b");
     from.send({

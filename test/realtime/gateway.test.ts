@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { call, type Harness, harness, signup } from "../helpers.ts";
+import { call, group, type Harness, harness, signup } from "../helpers.ts";
 import { connect, type Frame, type TestSocket, upgradeStatus } from "./ws-client.ts";
 
 let h: Harness;
@@ -28,13 +28,6 @@ async function socket(u: User, encoding: "msgpack" | "json" = "msgpack"): Promis
   open.push(s);
   await s.next((f) => f.type === "hello");
   return s;
-}
-async function group(owner: User, members: User[]) {
-  const res = await call(h.app, "POST", "/api/conversations", {
-    token: owner.token,
-    body: { conversation_type: "group", participant_ids: members.map((m) => m.id) },
-  });
-  return res.body.id as string;
 }
 const event = (kind: string, conversation: string) => (f: Frame) =>
   f.type === "event" && f.kind === kind && f.conversation_id === conversation;
@@ -98,7 +91,7 @@ describe("connecting", () => {
 
 describe("messages over the socket", () => {
   it("acks the sender once durable and delivers the event to every member's sockets, msgpack and JSON alike", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const a1 = await socket(alice);
     const a2 = await socket(alice, "json");
     const b = await socket(bob, "json");
@@ -123,7 +116,7 @@ describe("messages over the socket", () => {
   });
 
   it("delivers to a JSON socket that comes after every JSON socket of the node has gone", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const a = await socket(alice);
     for (const round of [1, 2]) {
       const bj = await socket(bob, "json");
@@ -142,7 +135,7 @@ describe("messages over the socket", () => {
   });
 
   it("sends a new message in the short live form: defaults and the event's own fields left out", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const a = await socket(alice);
     const bm = await socket(bob);
     const bj = await socket(bob, "json");
@@ -185,7 +178,7 @@ describe("messages over the socket", () => {
   });
 
   it("acks a retried client_msg_id again and stores it once", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const a = await socket(alice);
     a.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "dup", content: "once" });
     a.send({ type: "message", ref: 2, conversation_id: id, client_msg_id: "dup", content: "once" });
@@ -200,7 +193,7 @@ describe("messages over the socket", () => {
   });
 
   it("answers rule violations with error frames carrying the REST code and the ref", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const a = await socket(alice);
     a.send({ type: "message", ref: "e1", conversation_id: id, client_msg_id: "x", content: "" });
     expect(await a.next((f) => f.type === "error" && f.ref === "e1")).toMatchObject({
@@ -218,7 +211,7 @@ describe("messages over the socket", () => {
   });
 
   it("turns REST edits, deletes and reactions into live events", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const b = await socket(bob);
     const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
       token: alice.token,
@@ -242,7 +235,7 @@ describe("messages over the socket", () => {
 
   it("subscribes a member's open sockets when they are added, and sends them that conversation's events", async () => {
     const c = await socket(carol);
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     await call(h.app, "POST", `/api/conversations/${id}/participants`, {
       token: alice.token,
       body: { user_id: carol.id },
@@ -257,7 +250,7 @@ describe("messages over the socket", () => {
   });
 
   it("unsubscribes a member's sockets when they leave: no later events reach them", async () => {
-    const id = await group(alice, [bob, carol]);
+    const id = await group(h.app, alice, [bob, carol]);
     const c = await socket(carol);
     await call(h.app, "DELETE", `/api/conversations/${id}/participants/${carol.id}`, { token: carol.token });
     await c.next(event("participant.removed", id));
@@ -275,7 +268,7 @@ describe("messages over the socket", () => {
   });
 
   it("refuses a removed member's next message at once, and a demoted one's post in a channel", async () => {
-    const id = await group(alice, [bob, carol]);
+    const id = await group(h.app, alice, [bob, carol]);
     const c = await socket(carol);
     // carol's membership is now known in memory...
     c.send({ type: "message", ref: "before", conversation_id: id, client_msg_id: "rm-1", content: "hi" });
@@ -337,7 +330,7 @@ describe("messages over the socket", () => {
   });
 
   it("relays typing to the others and reactions, reads and acks as frames", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const a = await socket(alice);
     const b = await socket(bob, "json");
     a.send({ type: "typing_start", conversation_id: id });
@@ -367,7 +360,7 @@ describe("messages over the socket", () => {
   });
 
   it("relays key exchange payloads between users who share a conversation only", async () => {
-    await group(alice, [bob]);
+    await group(h.app, alice, [bob]);
     const a = await socket(alice);
     const b = await socket(bob);
     const payload = new Uint8Array([1, 2, 3, 250]);
@@ -383,7 +376,7 @@ describe("messages over the socket", () => {
   });
 
   it("relays a key exchange to one device of the user only, and never to a device of someone else", async () => {
-    await group(alice, [bob, carol]);
+    await group(h.app, alice, [bob, carol]);
     const bobPhone = await socket(bob);
     // Bob's second device: a session of its own.
     const signin = await call(h.app, "POST", "/api/auth/signin", {
@@ -413,7 +406,7 @@ describe("messages over the socket", () => {
 
 describe("resume", () => {
   it("replays exactly the changes after each position, in order, then says resumed", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     const post = (content: string) =>
       call(h.app, "POST", `/api/conversations/${id}/messages`, { token: alice.token, body: { content } });
     const m1 = await post("one");
@@ -447,7 +440,7 @@ describe("resume", () => {
   });
 
   it("says resync instead when more than RESUME_MAX changes are missing", async () => {
-    const id = await group(alice, [bob]);
+    const id = await group(h.app, alice, [bob]);
     for (let i = 0; i < 7; i++)
       await call(h.app, "POST", `/api/conversations/${id}/messages`, {
         token: alice.token,

@@ -67,6 +67,13 @@ export const ConfigSchema = T.Object({
   MAGIC_LINK_PER_HOUR: Int(5, 1),
   LOCKOUT_THRESHOLD: Int(5, 1),
   LOCKOUT_MINUTES: Int(15, 1),
+  PASSWORD_HASH_MEMORY_KIB: Int(
+    65536,
+    7168,
+    4 * 1024 * 1024,
+    "argon2id memory per password hash, in KiB (with PASSWORD_HASH_TIME at least OWASP's minimum)",
+  ),
+  PASSWORD_HASH_TIME: Int(2, 1, 20, "argon2id passes per password hash"),
 });
 
 export type Config = Static<typeof ConfigSchema>;
@@ -116,10 +123,27 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.MONGODB_URL) checkUrl("MONGODB_URL", config.MONGODB_URL, ["mongodb:", "mongodb+srv:"]);
   if (config.REDIS_URL) checkUrl("REDIS_URL", config.REDIS_URL, ["redis:", "rediss:"]);
   if (config.SMTP_URL) checkUrl("SMTP_URL", config.SMTP_URL, ["smtp:", "smtps:"]);
+  checkPasswordCost(config);
   for (const origin of splitList(config.CORS_ORIGINS)) {
     if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
   }
   return { config, warnings: resolveKeys(config) };
+}
+
+/**
+ * OWASP's argon2id minimums trade memory for passes (46 MiB × 1, 19 MiB × 2, 12 MiB × 3, 9 MiB × 4,
+ * 7 MiB × 5): memory × passes must reach the smallest of those products.
+ */
+export const MIN_PASSWORD_WORK_KIB = 7168 * 5;
+
+function checkPasswordCost(config: Config) {
+  const work = config.PASSWORD_HASH_MEMORY_KIB * config.PASSWORD_HASH_TIME;
+  if (work < MIN_PASSWORD_WORK_KIB) {
+    throw new ConfigError(
+      `PASSWORD_HASH_MEMORY_KIB × PASSWORD_HASH_TIME must be at least ${MIN_PASSWORD_WORK_KIB} ` +
+        `(OWASP's argon2id minimum; got ${config.PASSWORD_HASH_MEMORY_KIB} × ${config.PASSWORD_HASH_TIME} = ${work})`,
+    );
+  }
 }
 
 export const splitList = (s: string) =>

@@ -35,6 +35,8 @@ describe("loadConfig", () => {
       LOCKOUT_MINUTES: 15,
       PUBLIC_URL: "http://localhost:8000",
       REDIS_PREFIX: "parley:",
+      PASSWORD_HASH_MEMORY_KIB: 65536,
+      PASSWORD_HASH_TIME: 2,
     });
   });
 
@@ -52,9 +54,22 @@ describe("loadConfig", () => {
     ["REDIS_PREFIX", "x".repeat(65)],
     ["PUBLIC_URL", "ftp://x"],
     ["NODE_ENV", "staging"],
+    ["PASSWORD_HASH_MEMORY_KIB", "4096"],
+    ["PASSWORD_HASH_TIME", "0"],
   ])("stops on %s=%p with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(name);
+  });
+
+  it("refuses an argon2id cost under OWASP's minimum, and accepts one at it", () => {
+    const cost = (memory: string, time: string) =>
+      loadConfig({ DATA_DIR: tempDir(), PASSWORD_HASH_MEMORY_KIB: memory, PASSWORD_HASH_TIME: time });
+    expect(() => cost("8192", "4")).toThrow(ConfigError);
+    expect(() => cost("8192", "4")).toThrow("PASSWORD_HASH_MEMORY_KIB × PASSWORD_HASH_TIME");
+    expect(() => cost("19456", "1")).toThrow("at least 35840");
+    expect(cost("9216", "4").config.PASSWORD_HASH_MEMORY_KIB).toBe(9216);
+    expect(cost("7168", "5").config.PASSWORD_HASH_TIME).toBe(5);
+    expect(cost("47104", "1").config.PASSWORD_HASH_TIME).toBe(1);
   });
 
   it.each([

@@ -29,7 +29,7 @@ export async function seedAccounts(
   const deps = { config, store, clock: systemClock, signer: signerFor(config) };
   const client = { ip: "127.0.0.1", userAgent: "parley-bench" };
   try {
-    const passwordHash = await hashPassword(BENCH_PASSWORD);
+    const passwordHash = await hashPassword(BENCH_PASSWORD, config);
     const accounts: TokenResponse[] = [];
     for (let i = 0; i < count; i++) {
       const now = systemClock.now();

@@ -23,105 +23,112 @@ function errorResponse(code: ErrorCode, status: number, message: string, extra?:
 
 export function httpPlugin(deps: Deps) {
   const { config, logger, limiters } = deps;
-  return new Elysia({ name: "parley.http" })
-    .use(requestContext(config))
-    .onRequest(({ request, set }) => {
-      Object.assign(set.headers, SECURITY_HEADERS);
-      if (!WITH_BODY.has(request.method) || isUpload(request)) return;
-      // Cheap early refusals; the parser below enforces the limit for bodies without a length too.
-      if (Number(request.headers.get("content-length") ?? 0) > config.MAX_JSON_BODY_BYTES) {
-        return errorResponse("payload_too_large", 413, `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
-      }
-      const type = request.headers.get("content-type");
-      if (type && !type.startsWith("application/json")) {
-        return errorResponse("unsupported_media_type", 415, "send application/json");
-      }
-    })
-    .onParse({ as: "global" }, async ({ request, contentType }) => {
-      if (!contentType.startsWith("application/json")) return;
-      const bytes = await request.arrayBuffer();
-      if (bytes.byteLength > config.MAX_JSON_BODY_BYTES) {
-        throw new AppError("payload_too_large", `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
-      }
-      if (bytes.byteLength === 0) return undefined;
-      let text: string;
-      try {
-        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-      } catch {
-        throw new AppError("validation_failed", "body: not valid UTF-8", { details: { field: "body" } });
-      }
-      try {
-        return JSON.parse(text);
-      } catch {
-        throw new AppError("bad_request", "malformed JSON body");
-      }
-    })
-    .onBeforeHandle({ as: "global" }, async ({ headers, clientIp, set, request }) => {
-      // Authenticated calls are limited per user by the auth guard; this covers the anonymous rest.
-      if (headers.authorization || !new URL(request.url).pathname.startsWith("/api/")) return;
-      Object.assign(set.headers, await limiters.check("api", `ip:${clientIp}`));
-    })
-    .onError({ as: "global" }, ({ code, error, set, request }) => {
-      Object.assign(set.headers, SECURITY_HEADERS);
-      // Errors thrown by the body parser (size, malformed JSON) arrive wrapped in Elysia's ParseError.
-      const known =
-        error instanceof AppError
-          ? error
-          : code === "PARSE" && error.cause instanceof AppError
-            ? error.cause
-            : null;
-      if (known) {
-        Object.assign(set.headers, known.headers);
-        return errorResponse(known.code, known.status, known.message, known.details);
-      }
-      switch (code) {
-        case "VALIDATION": {
-          const first = error.valueError ?? error.all[0];
-          const field = first?.path ? first.path.replace(/^\//, "").replaceAll("/", ".") : "body";
-          const why = first?.schema && "error" in first.schema ? String(first.schema.error) : first?.message;
-          return errorResponse("validation_failed", 422, `${field || "body"}: ${why ?? "invalid"}`, {
-            field: field || "body",
-          });
+  return (
+    new Elysia({ name: "parley.http" })
+      .use(requestContext(config))
+      .onRequest(({ request, set }) => {
+        Object.assign(set.headers, SECURITY_HEADERS);
+        if (!WITH_BODY.has(request.method) || isUpload(request)) return;
+        // Cheap early refusals; the parser below enforces the limit for bodies without a length too.
+        if (Number(request.headers.get("content-length") ?? 0) > config.MAX_JSON_BODY_BYTES) {
+          return errorResponse("payload_too_large", 413, `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
         }
-        case "PARSE":
-          return errorResponse("bad_request", 400, "malformed request body");
-        case "NOT_FOUND":
-          return errorResponse("not_found", 404, "no such route");
-        case "INVALID_COOKIE_SIGNATURE":
-        case "INVALID_FILE_TYPE":
-          return errorResponse("bad_request", 400, "bad request");
-        default:
-          logger.error(
-            {
-              err:
-                error instanceof Error
-                  ? { name: error.name, message: error.message, stack: error.stack }
-                  : error,
-              path: safePath(request.url),
-            },
-            "unhandled error",
-          );
-          return errorResponse("internal", 500, "internal error");
-      }
-    })
-    .onAfterResponse({ as: "global" }, (ctx) => {
-      const { request, set } = ctx;
-      const extra = ctx as unknown as { requestId?: string; startedAt?: number; userId?: string };
-      logger.info(
-        {
-          req_id: extra.requestId,
-          method: request.method,
-          path: safePath(request.url),
-          status: typeof set.status === "number" ? set.status : 200,
-          ms:
-            extra.startedAt === undefined
-              ? undefined
-              : Math.round((performance.now() - extra.startedAt) * 10) / 10,
-          user_id: extra.userId,
-        },
-        "request",
-      );
-    });
+        const type = request.headers.get("content-type");
+        if (type && !type.startsWith("application/json")) {
+          return errorResponse("unsupported_media_type", 415, "send application/json");
+        }
+      })
+      // Routes with a body name the JSON parser (`parse: "json"`, which puts the body's schema in the OpenAPI
+      // document); this one runs first and answers for every JSON body and every missing one, so that parser
+      // never sees a request. A missing body is null: the auth guard answers before validation, as for GET.
+      .onParse({ as: "global" }, async ({ request, contentType }) => {
+        if (contentType && !contentType.startsWith("application/json")) return;
+        const bytes = await request.arrayBuffer();
+        if (bytes.byteLength > config.MAX_JSON_BODY_BYTES) {
+          throw new AppError("payload_too_large", `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
+        }
+        if (bytes.byteLength === 0) return null;
+        if (!contentType) throw new AppError("unsupported_media_type", "send application/json");
+        let text: string;
+        try {
+          text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+        } catch {
+          throw new AppError("validation_failed", "body: not valid UTF-8", { details: { field: "body" } });
+        }
+        try {
+          return JSON.parse(text);
+        } catch {
+          throw new AppError("bad_request", "malformed JSON body");
+        }
+      })
+      .onBeforeHandle({ as: "global" }, async ({ headers, clientIp, set, request }) => {
+        // Authenticated calls are limited per user by the auth guard; this covers the anonymous rest.
+        if (headers.authorization || !new URL(request.url).pathname.startsWith("/api/")) return;
+        Object.assign(set.headers, await limiters.check("api", `ip:${clientIp}`));
+      })
+      .onError({ as: "global" }, ({ code, error, set, request }) => {
+        Object.assign(set.headers, SECURITY_HEADERS);
+        // Errors thrown by the body parser (size, malformed JSON) arrive wrapped in Elysia's ParseError.
+        const known =
+          error instanceof AppError
+            ? error
+            : code === "PARSE" && error.cause instanceof AppError
+              ? error.cause
+              : null;
+        if (known) {
+          Object.assign(set.headers, known.headers);
+          return errorResponse(known.code, known.status, known.message, known.details);
+        }
+        switch (code) {
+          case "VALIDATION": {
+            const first = error.valueError ?? error.all[0];
+            const field = first?.path ? first.path.replace(/^\//, "").replaceAll("/", ".") : "body";
+            const why =
+              first?.schema && "error" in first.schema ? String(first.schema.error) : first?.message;
+            return errorResponse("validation_failed", 422, `${field || "body"}: ${why ?? "invalid"}`, {
+              field: field || "body",
+            });
+          }
+          case "PARSE":
+            return errorResponse("bad_request", 400, "malformed request body");
+          case "NOT_FOUND":
+            return errorResponse("not_found", 404, "no such route");
+          case "INVALID_COOKIE_SIGNATURE":
+          case "INVALID_FILE_TYPE":
+            return errorResponse("bad_request", 400, "bad request");
+          default:
+            logger.error(
+              {
+                err:
+                  error instanceof Error
+                    ? { name: error.name, message: error.message, stack: error.stack }
+                    : error,
+                path: safePath(request.url),
+              },
+              "unhandled error",
+            );
+            return errorResponse("internal", 500, "internal error");
+        }
+      })
+      .onAfterResponse({ as: "global" }, (ctx) => {
+        const { request, set } = ctx;
+        const extra = ctx as unknown as { requestId?: string; startedAt?: number; userId?: string };
+        logger.info(
+          {
+            req_id: extra.requestId,
+            method: request.method,
+            path: safePath(request.url),
+            status: typeof set.status === "number" ? set.status : 200,
+            ms:
+              extra.startedAt === undefined
+                ? undefined
+                : Math.round((performance.now() - extra.startedAt) * 10) / 10,
+            user_id: extra.userId,
+          },
+          "request",
+        );
+      })
+  );
 }
 
 /** Multipart uploads (files issue) have their own size limit (MAX_FILE_SIZE). */

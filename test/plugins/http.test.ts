@@ -89,6 +89,19 @@ describe("cross-cutting HTTP behaviour", () => {
     ]) {
       expect(paths).toContain(path);
     }
+    // Every operation that takes a body documents it as JSON with its schema.
+    const bodies = Object.entries(doc.body.paths as Record<string, Record<string, any>>).flatMap(
+      ([path, ops]) =>
+        Object.entries(ops)
+          .filter(([, op]) => op.requestBody)
+          .map(([method, op]) => ({
+            op: `${method} ${path}`,
+            schema: op.requestBody.content["application/json"]?.schema,
+          })),
+    );
+    expect(bodies.length).toBeGreaterThanOrEqual(15);
+    for (const { op, schema } of bodies) expect({ op, type: schema?.type }).toEqual({ op, type: "object" });
+    expect(bodies.find((b) => b.op === "post /api/auth/signup")?.schema.required).toContain("password");
     const ui = await h.app.handle(new Request("http://localhost/docs"));
     expect(ui.status).toBe(200);
     expect(ui.headers.get("content-type")).toContain("text/html");

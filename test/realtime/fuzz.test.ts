@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Packr } from "msgpackr";
 import { CLIENT_FRAME_TYPES } from "../../src/realtime/protocol.ts";
+import { NUMBERS, Rng, randomString, STRINGS } from "../fuzz.ts";
 import { call, type Harness, harness, signup } from "../helpers.ts";
 import { connect, type Frame, type TestSocket } from "./ws-client.ts";
 
@@ -15,31 +16,6 @@ const CHECK_EVERY = 10_000;
 const MAX_PAYLOAD = 65_536;
 /** Generated frames stay under WS_MAX_PAYLOAD: a 1009 close would be the limit working, not a finding. */
 const MAX_FRAME = 60_000;
-
-/** mulberry32: small, fast and the same on every machine. */
-class Rng {
-  constructor(private state: number) {}
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) | 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-  /** Mostly small, sometimes large: lengths where parsers break. */
-  size(max: number): number {
-    return this.chance(0.8) ? this.int(64) : this.int(max);
-  }
-}
 
 type Encoding = "msgpack" | "json";
 type Payload = string | Uint8Array;
@@ -58,59 +34,8 @@ const dialects = [
   new Packr({ useBigIntExtension: true } as ConstructorParameters<typeof Packr>[0]),
 ];
 
-const NUMBERS = [
-  Number.NaN,
-  Number.POSITIVE_INFINITY,
-  Number.NEGATIVE_INFINITY,
-  -0,
-  0,
-  -1,
-  0.5,
-  2 ** 31,
-  2 ** 32,
-  2 ** 53,
-  2 ** 53 + 2,
-  -(2 ** 63),
-  2 ** 64,
-  1e308,
-  Number.MAX_VALUE,
-  Number.MIN_VALUE,
-  Number.MAX_SAFE_INTEGER,
-  Number.MIN_SAFE_INTEGER,
-];
-const STRINGS = [
-  "",
-  "\u0000",
-  "a\u0000b",
-  "\ud800",
-  "\udfff",
-  "x\ud83d",
-  "\ude00x",
-  "\ud83d\ude00",
-  "\ufffe\uffff",
-  "\u202e",
-  "__proto__",
-  "constructor",
-  "toString",
-  "💩".repeat(40),
-  "a".repeat(65),
-  "a".repeat(20_000),
-  "' OR 1=1 --",
-  "%s%n",
-  "\r\n\t",
-  "../../etc/passwd",
-];
 const JSON_ATOMS = ["NaN", "Infinity", "-0", "1e999", "-1e999", "123456789012345678901234567890", "0.0e-999"];
 const TEXT_CHARS = '{}[]":,\\/0123456789eE+-.ntfrulsaxyz _\u0000\ud800\udc00\u00e9💩';
-
-function randomString(rng: Rng): string {
-  if (rng.chance(0.3)) return rng.pick(STRINGS);
-  let s = "";
-  for (let i = rng.size(200); i > 0; i--) {
-    s += rng.chance(0.8) ? String.fromCharCode(32 + rng.int(95)) : String.fromCharCode(rng.int(0x10000));
-  }
-  return s;
-}
 
 function randomBytes(rng: Rng, n: number): Uint8Array {
   const out = new Uint8Array(n);

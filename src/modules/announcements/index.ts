@@ -30,6 +30,6 @@ export function announcementsController(deps: Deps) {
       set.status = 201;
       return { channel: frame.channel, text: frame.text, sent_at: frame.sent_at };
     },
-    { auth: true, body: Announcement, response: { 201: AnnouncementView, ...ErrorResponse } },
+    { auth: true, body: Announcement, parse: "json", response: { 201: AnnouncementView, ...ErrorResponse } },
   );
 }

@@ -34,7 +34,7 @@ export function authController(deps: Deps) {
         set.status = 201;
         return auth.signup(body, client(clientIp, headers));
       },
-      { body: SignUp, response: { 201: TokenResponse, ...ErrorResponse } },
+      { body: SignUp, parse: "json", response: { 201: TokenResponse, ...ErrorResponse } },
     )
     .post(
       "/signin",
@@ -42,7 +42,7 @@ export function authController(deps: Deps) {
         await limiters.check("signin", `ip:${clientIp}`);
         return auth.signin(body, client(clientIp, headers));
       },
-      { body: SignIn, response: { 200: TokenResponse, ...ErrorResponse } },
+      { body: SignIn, parse: "json", response: { 200: TokenResponse, ...ErrorResponse } },
     )
     .post(
       "/refresh",
@@ -50,7 +50,7 @@ export function authController(deps: Deps) {
         await limiters.check("refresh", `ip:${clientIp}`);
         return auth.refresh(body.refresh_token);
       },
-      { body: Refresh, response: { 200: TokenResponse, ...ErrorResponse } },
+      { body: Refresh, parse: "json", response: { 200: TokenResponse, ...ErrorResponse } },
     )
     .post(
       "/magic-link",
@@ -64,6 +64,7 @@ export function authController(deps: Deps) {
       },
       {
         body: MagicLinkRequest,
+        parse: "json",
         response: { 202: t.Object({ status: t.Literal("accepted") }), ...ErrorResponse },
       },
     )
@@ -73,7 +74,7 @@ export function authController(deps: Deps) {
         await limiters.check("magic_link_ip", `ip:${clientIp}`);
         return auth.verifyMagicLink(body.token, client(clientIp, headers), body.device_name);
       },
-      { body: MagicLinkVerify, response: { 200: TokenResponse, ...ErrorResponse } },
+      { body: MagicLinkVerify, parse: "json", response: { 200: TokenResponse, ...ErrorResponse } },
     )
     .post(
       "/change-password",
@@ -85,6 +86,7 @@ export function authController(deps: Deps) {
       {
         auth: true,
         body: ChangePassword,
+        parse: "json",
         response: { 200: t.Object({ status: t.Literal("ok") }), ...ErrorResponse },
       },
     )

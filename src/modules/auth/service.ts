@@ -3,7 +3,7 @@
 
 import type { Config } from "../../config.ts";
 import { type Clock, iso } from "../../lib/clock.ts";
-import { hashPassword, sha256, verifyPassword } from "../../lib/crypto.ts";
+import { hashPassword, needsRehash, sha256, verifyPassword } from "../../lib/crypto.ts";
 import { AppError, errorText } from "../../lib/errors.ts";
 import { newId, newSecret } from "../../lib/ids.ts";
 import type { Logger } from "../../lib/logger.ts";
@@ -24,6 +24,8 @@ export interface AuthDeps {
     | "LOCKOUT_MINUTES"
     | "MAGIC_LINK_TTL_MINUTES"
     | "PUBLIC_URL"
+    | "PASSWORD_HASH_MEMORY_KIB"
+    | "PASSWORD_HASH_TIME"
   >;
   store: Store;
   clock: Clock;
@@ -107,7 +109,7 @@ export type AuthService = ReturnType<typeof createAuthService>;
 export function createAuthService(deps: AuthDeps) {
   const { config, store, clock } = deps;
   // Unknown accounts are checked against this hash so that they cost the same time as known ones.
-  const dummyHash = hashPassword(newSecret(16));
+  const dummyHash = hashPassword(newSecret(16), config);
   // Magic-link mail goes out after the 202; shutdown waits for these.
   const pending = new Set<Promise<void>>();
 
@@ -174,7 +176,7 @@ export function createAuthService(deps: AuthDeps) {
         email,
         username,
         display_name: input.display_name?.trim() || username,
-        password_hash: await hashPassword(input.password),
+        password_hash: await hashPassword(input.password, config),
         status: "offline",
         role: "user",
         last_seen: null,
@@ -210,6 +212,10 @@ export function createAuthService(deps: AuthDeps) {
         throw new AppError("invalid_credentials", "invalid credentials");
       }
       await store.lockouts.clearFailures(key);
+      if (needsRehash(user.password_hash, config)) {
+        const rehashed = await hashPassword(input.password, config);
+        await store.users.update(user.id, { password_hash: rehashed, updated_at: clock.now() });
+      }
       return openSession(deps, user, client, input.device_name);
     },
 
@@ -261,7 +267,7 @@ export function createAuthService(deps: AuthDeps) {
       }
       checkPasswordStrength(next, { email: user.email, username: user.username });
       const now = clock.now();
-      await store.users.update(userId, { password_hash: await hashPassword(next), updated_at: now });
+      await store.users.update(userId, { password_hash: await hashPassword(next, config), updated_at: now });
       deps.sessions.invalidate(await store.sessions.revokeAllForUser(userId, now, sessionId));
     },
 

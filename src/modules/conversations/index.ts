@@ -31,6 +31,7 @@ export function conversationsController(deps: Deps) {
       {
         auth: true,
         body: CreateConversation,
+        parse: "json",
         response: { 200: ConversationView, 201: ConversationView, ...ErrorResponse },
       },
     )
@@ -48,6 +49,7 @@ export function conversationsController(deps: Deps) {
       auth: true,
       params: ConversationParams,
       body: UpdateConversation,
+      parse: "json",
       response: { 200: ConversationView, ...ErrorResponse },
     })
     .delete(
@@ -68,6 +70,7 @@ export function conversationsController(deps: Deps) {
         auth: true,
         params: ConversationParams,
         body: AddParticipant,
+        parse: "json",
         response: { 201: ParticipantView, ...ErrorResponse },
       },
     )
@@ -78,6 +81,7 @@ export function conversationsController(deps: Deps) {
         auth: true,
         params: ParticipantParams,
         body: t.Object({ role: Role }),
+        parse: "json",
         response: { 200: ParticipantView, ...ErrorResponse },
       },
     )

@@ -47,6 +47,7 @@ export function messagesController(deps: Deps) {
         auth: true,
         params: ConversationParams,
         body: SendMessage,
+        parse: "json",
         response: { 200: MessageView, 201: MessageView, ...ErrorResponse },
       },
     )
@@ -77,6 +78,7 @@ export function messagesController(deps: Deps) {
         auth: true,
         params: ConversationParams,
         body: ReadBody,
+        parse: "json",
         response: { 200: t.Object({ last_read_seq: t.Integer() }), ...ErrorResponse },
       },
     )
@@ -84,6 +86,7 @@ export function messagesController(deps: Deps) {
       auth: true,
       params: MessageParams,
       body: EditMessage,
+      parse: "json",
       response: { 200: MessageView, ...ErrorResponse },
     })
     .delete(
@@ -101,7 +104,7 @@ export function messagesController(deps: Deps) {
         set.status = changed ? 201 : 200;
         return { emoji: body.emoji, user_id: userId };
       },
-      { auth: true, params: MessageParams, body: ReactionBody },
+      { auth: true, params: MessageParams, body: ReactionBody, parse: "json" },
     )
     .delete(
       "/api/messages/:id/reactions/:emoji",

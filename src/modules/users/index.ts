@@ -24,6 +24,7 @@ export function usersController(deps: Deps) {
       auth: true,
       params: UserIdParams,
       body: UpdateUser,
+      parse: "json",
       response: { 200: UserView, ...ErrorResponse },
     });
 }

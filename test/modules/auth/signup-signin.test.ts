@@ -36,6 +36,13 @@ describe("POST /api/auth/signup", () => {
     expect(record?.password_hash.includes(user.password)).toBe(false);
   });
 
+  it("hashes at the configured cost (PASSWORD_HASH_MEMORY_KIB, PASSWORD_HASH_TIME)", async () => {
+    const user = await signup(h.app);
+    const record = await h.deps.store.users.byId(user.id);
+    const { PASSWORD_HASH_MEMORY_KIB: m, PASSWORD_HASH_TIME: t } = h.config;
+    expect(record?.password_hash.startsWith(`$argon2id$v=19$m=${m},t=${t},p=1$`)).toBe(true);
+  });
+
   it("refuses a taken email with 409 email_taken, case-insensitively", async () => {
     const first = await signup(h.app);
     const res = await call(h.app, "POST", "/api/auth/signup", {
@@ -107,6 +114,21 @@ describe("POST /api/auth/signup", () => {
     expect(res.body.error.code).toBe("bad_request");
   });
 
+  it("answers a body without a content type with 415, and a missing or empty body with 422", async () => {
+    const untyped = await h.app.handle(
+      new Request("http://localhost/api/auth/signup", { method: "POST", body: JSON.stringify(newAccount()) }),
+    );
+    expect(untyped.status).toBe(415);
+    expect(((await untyped.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
+    for (const res of [
+      await call(h.app, "POST", "/api/auth/signup"),
+      await call(h.app, "POST", "/api/auth/signup", { raw: "" }),
+    ]) {
+      expect(res.status).toBe(422);
+      expect(res.body.error).toMatchObject({ code: "validation_failed", field: "body" });
+    }
+  });
+
   it("answers a non-JSON body with 415 unsupported_media_type", async () => {
     const res = await call(h.app, "POST", "/api/auth/signup", {
       raw: "email=a@b.c",
@@ -165,6 +187,37 @@ describe("POST /api/auth/signin", () => {
     }
     // Without the dummy hash an unknown account answers ~100x faster; argon2 dominates both here.
     expect(median(unknown)).toBeGreaterThan(median(known) / 3);
+  });
+
+  it("re-hashes a password stored at another cost when its owner signs in, and only then", async () => {
+    const user = await signup(h.app);
+    const old = await Bun.password.hash(user.password, {
+      algorithm: "argon2id",
+      memoryCost: 19456,
+      timeCost: 2,
+    });
+    await h.deps.store.users.update(user.id, { password_hash: old, updated_at: h.clock.now() });
+    const stored = async () => (await h.deps.store.users.byId(user.id))?.password_hash;
+
+    const wrong = await call(h.app, "POST", "/api/auth/signin", {
+      body: { email: user.email, password: "nope nope" },
+    });
+    expect(wrong.status).toBe(401);
+    expect(await stored()).toBe(old);
+
+    const first = await call(h.app, "POST", "/api/auth/signin", {
+      body: { email: user.email, password: user.password },
+    });
+    expect(first.status).toBe(200);
+    const rehashed = await stored();
+    const { PASSWORD_HASH_MEMORY_KIB: m, PASSWORD_HASH_TIME: t } = h.config;
+    expect(rehashed?.startsWith(`$argon2id$v=19$m=${m},t=${t},p=1$`)).toBe(true);
+
+    const second = await call(h.app, "POST", "/api/auth/signin", {
+      body: { email: user.email, password: user.password },
+    });
+    expect(second.status).toBe(200);
+    expect(await stored()).toBe(rehashed as string);
   });
 
   it("needs an email or a username: 422 otherwise", async () => {

@@ -11,6 +11,7 @@ import { authController } from "./modules/auth/index.ts";
 import { conversationsController } from "./modules/conversations/index.ts";
 import { healthController } from "./modules/health/index.ts";
 import { messagesController } from "./modules/messages/index.ts";
+import { metricsController } from "./modules/metrics/index.ts";
 import { usersController } from "./modules/users/index.ts";
 import { httpPlugin } from "./plugins/http.ts";
 import { openapiPlugin } from "./plugins/openapi.ts";
@@ -55,6 +56,7 @@ export function createApp(deps: Deps) {
     )
     .use(openapiPlugin(pkg.version))
     .use(healthController(deps))
+    .use(metricsController(deps))
     .use(authController(deps))
     .use(usersController(deps))
     .use(conversationsController(deps))

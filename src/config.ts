@@ -74,6 +74,10 @@ export const ConfigSchema = T.Object({
     "argon2id memory per password hash, in KiB (with PASSWORD_HASH_TIME at least OWASP's minimum)",
   ),
   PASSWORD_HASH_TIME: Int(2, 1, 20, "argon2id passes per password hash"),
+  METRICS_TOKEN: T.String({
+    default: "",
+    description: "bearer token a Prometheus scraper presents at GET /metrics; empty: no /metrics",
+  }),
 });
 
 export type Config = Static<typeof ConfigSchema>;

@@ -2,6 +2,7 @@
 // Tests build their own Deps (temp SQLite file, ManualClock) and hand them to createApp.
 
 import { join } from "node:path";
+import pkg from "../package.json" with { type: "json" };
 import { MemoryBroker } from "./broker/memory.ts";
 import { RedisBroker } from "./broker/redis.ts";
 import type { Broker } from "./broker/types.ts";
@@ -16,6 +17,7 @@ import { SessionCache } from "./modules/auth/session-cache.ts";
 import { MembershipCache } from "./modules/conversations/membership.ts";
 import { type ConversationsService, createConversationsService } from "./modules/conversations/service.ts";
 import { createMessagesService, type MessagesService } from "./modules/messages/service.ts";
+import { createMetrics, type Metrics } from "./modules/metrics/service.ts";
 import { createUsersService, type UsersService } from "./modules/users/service.ts";
 import { createRateLimiters, type RateLimiters } from "./ratelimit/index.ts";
 import { createGateway, type Gateway } from "./realtime/gateway.ts";
@@ -28,6 +30,7 @@ export interface Deps {
   config: Config;
   clock: Clock;
   logger: Logger;
+  metrics: Metrics;
   store: Store;
   mailer: Mailer;
   limiters: RateLimiters;
@@ -63,12 +66,13 @@ export async function createDeps(
   parts: { clock?: Clock; store?: Store; mailer?: Mailer; broker?: Broker } = {},
 ): Promise<Deps> {
   const clock = parts.clock ?? systemClock;
+  const metrics = createMetrics(pkg.version);
   const opened = parts.store ?? (await openStore(config));
   const membership = new MembershipCache(opened, clock);
   // Every service writes through this one, so membership changes reach the cache at once.
   const store = membership.watch(opened);
   const mailer = parts.mailer ?? createMailer(config);
-  const limiters = createRateLimiters(config, clock, logger);
+  const limiters = createRateLimiters(config, clock, logger, metrics);
   const signer = signerFor(config);
   const sessions = new SessionCache(store, clock);
   const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
@@ -80,11 +84,12 @@ export async function createDeps(
       : new MemoryBroker());
   const hub = new Hub();
   const conversations = createConversationsService({ store, clock, hub });
-  const messages = createMessagesService({ config, store, clock, hub, membership });
+  const messages = createMessagesService({ config, store, clock, hub, membership, metrics });
   const services = {
     config,
     clock,
     logger,
+    metrics,
     store,
     mailer,
     limiters,
@@ -112,4 +117,5 @@ export async function closeDeps(deps: Deps) {
     deps.broker.close(),
     deps.store.close(),
   ]);
+  deps.metrics.close();
 }

@@ -22,7 +22,7 @@ function errorResponse(code: ErrorCode, status: number, message: string, extra?:
 }
 
 export function httpPlugin(deps: Deps) {
-  const { config, logger, limiters } = deps;
+  const { config, logger, limiters, metrics } = deps;
   return (
     new Elysia({ name: "parley.http" })
       .use(requestContext(config))
@@ -113,16 +113,19 @@ export function httpPlugin(deps: Deps) {
       .onAfterResponse({ as: "global" }, (ctx) => {
         const { request, set } = ctx;
         const extra = ctx as unknown as { requestId?: string; startedAt?: number; userId?: string };
+        const status = typeof set.status === "number" ? set.status : 200;
+        const ms = extra.startedAt === undefined ? undefined : performance.now() - extra.startedAt;
+        // The route's pattern, never the path: ids would make a series per user.
+        const route = ctx.route || "unmatched";
+        metrics.http.requests.inc([request.method, route, String(status)]);
+        if (ms !== undefined) metrics.http.seconds.observe(ms / 1000, [request.method, route]);
         logger.info(
           {
             req_id: extra.requestId,
             method: request.method,
             path: safePath(request.url),
-            status: typeof set.status === "number" ? set.status : 200,
-            ms:
-              extra.startedAt === undefined
-                ? undefined
-                : Math.round((performance.now() - extra.startedAt) * 10) / 10,
+            status,
+            ms: ms === undefined ? undefined : Math.round(ms * 10) / 10,
             user_id: extra.userId,
           },
           "request",

@@ -5,6 +5,8 @@ import type { Config } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import { AppError, errorText } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import type { Counter } from "../lib/metrics.ts";
+import type { Metrics } from "../modules/metrics/service.ts";
 import { checkTable, type LimitConfig, type LimiterName, type LimiterSpec, limiterTable } from "./limits.ts";
 import { MemoryBackend } from "./memory.ts";
 import { createRedisClient, RedisBackend } from "./redis.ts";
@@ -45,6 +47,8 @@ export class RateLimiters {
     private readonly table: Record<LimiterName, LimiterSpec>,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    /** Counts refusals by limiter name (metrics). */
+    private readonly refused?: Counter,
   ) {
     checkTable(table);
   }
@@ -72,6 +76,7 @@ export class RateLimiters {
       "RateLimit-Reset": String(seconds(result.resetMs)),
     };
     if (result.allowed) return headers;
+    this.refused?.inc([name]);
     // Retry-After 0 would invite an immediate retry that is refused again.
     const retryAfter = Math.max(1, seconds(result.retryAfterMs));
     throw new AppError("rate_limited", `too many requests; retry in ${retryAfter} s`, {
@@ -114,11 +119,12 @@ export function createRateLimiters(
   config: LimitConfig & Pick<Config, "REDIS_URL"> & Partial<Pick<Config, "REDIS_PREFIX">>,
   clock: Clock,
   logger: Logger,
+  metrics?: Pick<Metrics, "rateLimited">,
 ): RateLimiters {
   const backend = config.REDIS_URL
     ? new RedisBackend(createRedisClient(config.REDIS_URL, logger), {
         keyPrefix: `${config.REDIS_PREFIX ?? "parley:"}rl:`,
       })
     : new MemoryBackend();
-  return new RateLimiters(backend, limiterTable(config), clock, logger);
+  return new RateLimiters(backend, limiterTable(config), clock, logger, metrics?.rateLimited);
 }

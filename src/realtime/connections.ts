@@ -2,6 +2,7 @@
 // Lookups only; fanout never loops over this (Bun topics do it in native code).
 
 import type { ServerWebSocket } from "bun";
+import type { Counter } from "../lib/metrics.ts";
 import type { Encoding } from "./protocol.ts";
 
 export interface SocketState {
@@ -23,6 +24,8 @@ export interface SocketState {
   channel: string;
   /** Public channels this socket subscribed to (WS_MAX_CHANNELS at most); made at the first. */
   channels?: Set<string>;
+  /** Error frames sent, by code (metrics); one counter shared by every socket, like the callbacks below. */
+  errors: Counter;
   open(ws: Socket): void;
   message(ws: Socket, data: string | Buffer): void;
   close(ws: Socket, code: number, reason: string): void;

@@ -22,6 +22,7 @@ export function send(ws: Socket, frame: ServerFrame) {
 }
 
 export function sendError(ws: Socket, ref: string | number | undefined, code: string, message: string) {
+  ws.data.errors.inc([code]);
   send(ws, { type: "error", ...(ref === undefined ? {} : { ref }), code, message });
 }
 
@@ -47,8 +48,10 @@ export class Dispatcher {
             server_time: new Date().toISOString(),
           });
         case "message": {
+          const receivedAt = performance.now();
           const { conversation_id, ref: _, type: __, ...input } = frame;
           const { message } = await this.deps.messages.send(conversation_id, me.user_id, input);
+          this.deps.metrics.ws.ackSeconds.observe((performance.now() - receivedAt) / 1000);
           return send(ws, {
             type: "ack",
             ...(ref === undefined ? {} : { ref }),

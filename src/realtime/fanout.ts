@@ -4,6 +4,7 @@
 
 import type { Server } from "bun";
 import type { Broker } from "../broker/types.ts";
+import type { Counter } from "../lib/metrics.ts";
 import type { MessageView } from "../modules/messages/model.ts";
 import { decode, encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
@@ -47,6 +48,8 @@ export interface RelayHooks {
   peersOf(userId: string): Promise<string[]>;
   /** A relayed message this node could not read. */
   failed(err: unknown): void;
+  /** Counts messages to and from the other nodes (metrics). */
+  counters?: { published: Counter; received: Counter };
 }
 
 export class Fanout {
@@ -59,7 +62,16 @@ export class Fanout {
     private broker: Broker,
     private hooks: RelayHooks,
   ) {
-    broker.onMessage((channel, payload) => this.receive(channel, payload));
+    broker.onMessage((channel, payload) => {
+      hooks.counters?.received.inc();
+      this.receive(channel, payload);
+    });
+  }
+
+  /** One message to the other nodes' subscribers of a channel. */
+  private relay(channel: string, payload: Uint8Array) {
+    this.hooks.counters?.published.inc();
+    this.broker.publish(channel, payload);
   }
 
   attach(server: Server<unknown>) {
@@ -87,7 +99,7 @@ export class Fanout {
   publish(topic: string, frame: ServerFrame, membership = false) {
     const msgpack = this.publishHere(topic, frame);
     if (this.broker.shared)
-      this.broker.publish(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
+      this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
   }
 
   /**
@@ -98,10 +110,7 @@ export class Fanout {
   toSession(sessionId: string, userId: string, frame: ServerFrame) {
     this.toSessionHere(sessionId, frame);
     if (this.broker.shared)
-      this.broker.publish(
-        topics.user(userId),
-        relayMessage({ kind: RELAY.session, session_id: sessionId, frame }),
-      );
+      this.relay(topics.user(userId), relayMessage({ kind: RELAY.session, session_id: sessionId, frame }));
   }
 
   /**
@@ -113,7 +122,7 @@ export class Fanout {
     this.publishEach(peers, topics.user, frame);
     if (!this.broker.shared) return;
     const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
-    this.broker.publish(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }));
+    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }));
   }
 
   /**
@@ -138,7 +147,7 @@ export class Fanout {
   /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
   revoke(sessionIds: string[]) {
     if (this.broker.shared)
-      this.broker.publish(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }));
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }));
   }
 
   /**
@@ -165,12 +174,8 @@ export class Fanout {
     if (leaving) for (const ws of this.connections.ofUser(leaving)) this.unsubscribe(ws, topic);
     if (!this.broker.shared) return;
     for (const userId of joining)
-      this.broker.publish(
-        topics.user(userId),
-        relayMessage({ kind: RELAY.join, conversation_id: id, frame }),
-      );
-    if (leaving)
-      this.broker.publish(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }));
+      this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }));
+    if (leaving) this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }));
   }
 
   /** Stops receiving the channels no socket of this node listens to any more (sockets close without telling). */

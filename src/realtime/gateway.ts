@@ -63,14 +63,24 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
 }
 
 export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
-  const { config, clock, signer, sessions, logger, broker } = deps;
+  const { config, clock, signer, sessions, logger, broker, metrics } = deps;
   const connections = new Connections();
   const fanout = new Fanout(connections, broker, {
     forget: (conversationId) => deps.membership.forget(conversationId),
     revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
     peersOf: (userId) => deps.store.conversations.peersOf(userId),
     failed: (err) => logger.warn({ err: errorText(err) }, "relayed message dropped"),
+    counters: metrics.broker,
   });
+  metrics.registry.gauge(
+    "parley_ws_connections",
+    "Open WebSockets on this node, by encoding",
+    ["encoding"],
+    () => [
+      [["msgpack"], connections.speaking("msgpack")],
+      [["json"], connections.speaking("json")],
+    ],
+  );
   const presence = new Presence(deps.store, clock, fanout);
   const dispatcher = new Dispatcher(deps, fanout, presence);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
@@ -148,14 +158,19 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     // Only a ref the schema allows is echoed: a frame must not make the server send back large strings.
     const echo = (typeof ref === "string" && ref.length <= 64) || typeof ref === "number" ? ref : undefined;
     if (!allow(state, now)) {
+      metrics.rateLimited.inc(["ws_frames"]);
       state.denied++;
       if (state.denied > MAX_DENIED) ws.close(CLOSE.rateLimited, "rate limited");
       else sendError(ws, echo, "rate_limited", "too many frames; slow down");
       return;
     }
     state.denied = 0;
-    if (!decoded) return sendError(ws, undefined, "bad_frame", "not a frame of this connection's encoding");
+    if (!decoded) {
+      metrics.ws.frames.inc(["invalid"]);
+      return sendError(ws, undefined, "bad_frame", "not a frame of this connection's encoding");
+    }
     if (!checkClientFrame.Check(frame)) {
+      metrics.ws.frames.inc(["invalid"]);
       const type = (frame as { type?: unknown } | null)?.type;
       if (typeof type === "string" && !CLIENT_FRAME_TYPES.includes(type)) {
         return sendError(ws, echo, "unknown_type", `unknown frame type ${type.slice(0, 32)}`);
@@ -170,6 +185,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         `${first?.path || "frame"}: ${first?.message ?? "invalid"}`,
       );
     }
+    metrics.ws.frames.inc([frame.type]);
     if (state.kind === "public" && frame.type !== "subscribe" && frame.type !== "ping") {
       return sendError(ws, frame.ref, "forbidden", "public channels are receive-only");
     }
@@ -183,6 +199,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
 
   function onOpen(ws: Socket) {
     connections.add(ws);
+    metrics.ws.opened.inc([ws.data.kind]);
     const { kind, user_id, session_id } = ws.data;
     if (kind === "public") {
       fanout.subscribe(ws, topics.channel(ws.data.channel)).catch((err: unknown) => opened(ws, err));
@@ -206,7 +223,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       .catch((err: unknown) => opened(ws, err));
   }
 
-  function onClose(ws: Socket) {
+  function onClose(ws: Socket, code: number) {
+    metrics.ws.closed.inc([String(code)]);
     void release(ws);
   }
 
@@ -241,6 +259,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       refilledAt: Date.now(),
       denied: 0,
       counted: false,
+      errors: metrics.ws.errors,
       expiresAt: kind === "user" ? sessions.expiresAt(sessionId) : 0,
       lastSeen: Date.now(),
       channel,
@@ -297,6 +316,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         : 0;
       const sockets = Math.max(here, everywhere);
       if (sockets >= config.WS_MAX_CONNECTIONS_PER_USER) {
+        metrics.rateLimited.inc(["ws_connections"]);
         throw new AppError(
           "rate_limited",
           `at most ${config.WS_MAX_CONNECTIONS_PER_USER} connections per user`,

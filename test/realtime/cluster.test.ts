@@ -63,9 +63,14 @@ describe("two nodes", () => {
     const id = await group(h.app, alice, [bob, carol]);
     const sender = await socket(alice, "a");
     const [binary, text] = [await socket(bob, "b"), await socket(carol, "b", "json")];
+    const published = h.deps.metrics.broker.published.get();
+    const received = nodeB.deps.metrics.broker.received.get();
     sender.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "m-1", content: "across" });
     const ack = await sender.next((f) => f.type === "ack" && f.ref === 1);
     const [got, gotText] = [await binary.next(said("across")), await text.next(said("across"))];
+    // The node-to-node traffic is counted on both sides (metrics).
+    expect(h.deps.metrics.broker.published.get()).toBeGreaterThan(published);
+    expect(nodeB.deps.metrics.broker.received.get()).toBeGreaterThan(received);
     expect(got.seq).toBe(ack.seq);
     expect(gotText.message.id).toBe(ack.message_id);
     // And back: a reply sent on node B reaches node A.

@@ -8,6 +8,7 @@ import type { Hub } from "../../realtime/hub.ts";
 import type { MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
 import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
 import type { MembershipCache } from "../conversations/membership.ts";
+import type { Metrics } from "../metrics/service.ts";
 import { draft } from "./log.ts";
 import { type MessageView, type SendMessage, statusOf, toMessageView } from "./model.ts";
 
@@ -17,6 +18,7 @@ export interface MessageDeps {
   clock: Clock;
   hub: Hub;
   membership: MembershipCache;
+  metrics?: Pick<Metrics, "messages">;
 }
 
 export type MessagesService = ReturnType<typeof createMessagesService>;
@@ -41,7 +43,7 @@ function checkEmoji(emoji: string) {
 }
 
 export function createMessagesService(deps: MessageDeps) {
-  const { store, clock, hub, config, membership } = deps;
+  const { store, clock, hub, config, membership, metrics } = deps;
 
   async function views(messages: MessageRecord[], participants: ParticipantRecord[]) {
     return messages.map((m) => toMessageView(m, statusOf(m, participants)));
@@ -90,6 +92,7 @@ export function createMessagesService(deps: MessageDeps) {
           throw invalid("reply_to", "no such message in this conversation");
       }
       const now = clock.now();
+      const startedAt = performance.now();
       const result = await store.messages.append(
         draft(
           {
@@ -104,6 +107,11 @@ export function createMessagesService(deps: MessageDeps) {
           now,
         ),
       );
+      if (metrics) {
+        const { messages } = metrics;
+        messages.appendSeconds.observe((performance.now() - startedAt) / 1000);
+        (result.status === "created" ? messages.stored : messages.duplicates).inc();
+      }
       // A message just created has reached nobody yet: "sent", with no need to read the members.
       const status =
         result.status === "created"

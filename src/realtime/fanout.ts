@@ -4,6 +4,7 @@
 
 import type { Server } from "bun";
 import type { Broker } from "../broker/types.ts";
+import { AppError } from "../lib/errors.ts";
 import type { Counter } from "../lib/metrics.ts";
 import type { MessageView } from "../modules/messages/model.ts";
 import { decode, encode } from "./codec.ts";
@@ -84,7 +85,12 @@ export class Fanout {
    */
   subscribe(ws: Socket, ...topicList: string[]): Promise<void> {
     for (const topic of topicList) ws.subscribe(bunTopic(topic, ws.data.encoding));
-    return this.broker.shared ? this.broker.join(topicList) : Promise.resolve();
+    if (!this.broker.shared) return Promise.resolve();
+    // The broker's Redis out of reach is an outage, not the client's fault: `unavailable`, try again.
+    // (The broker logs the outage; the client is not told its internals.)
+    return this.broker.join(topicList).catch(() => {
+      throw new AppError("unavailable", "the other nodes cannot be reached; try again");
+    });
   }
 
   unsubscribe(ws: Socket, topic: string) {

@@ -11,7 +11,7 @@ import { Connections, type Socket } from "../../src/realtime/connections.ts";
 import { bunTopic, Fanout, topics } from "../../src/realtime/fanout.ts";
 import type { Encoding, ServerFrame } from "../../src/realtime/protocol.ts";
 import { NODE_WIDE } from "../../src/realtime/relay.ts";
-import { waitFor } from "../helpers.ts";
+import { rejection, waitFor } from "../helpers.ts";
 
 /** Bun's server as far as Fanout uses it: topics with subscribers, and what was published to each. */
 function recordingServer(listening: string[] = []) {
@@ -136,6 +136,15 @@ describe("Fanout.publishEach", () => {
 });
 
 describe("Fanout across nodes", () => {
+  it("answers a subscription the broker cannot make with unavailable, not an internal error", async () => {
+    const broker = new MemoryBroker(new MemoryBus());
+    broker.join = () => Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:6379"));
+    const a = node(broker);
+    const failure = await rejection(a.open("u-1"));
+    expect(failure).toMatchObject({ code: "unavailable", status: 503 });
+    expect(failure.message).not.toContain("ECONNREFUSED");
+  });
+
   it("relays the very msgpack bytes to another node, which makes JSON only for its JSON sockets", async () => {
     const bus = new MemoryBus();
     const a = node(new MemoryBroker(bus));

@@ -16,10 +16,7 @@ const SECURITY_HEADERS = {
 };
 
 const WITH_BODY = new Set(["POST", "PUT", "PATCH"]);
-
-function errorResponse(code: ErrorCode, status: number, message: string, extra?: Record<string, unknown>) {
-  return Response.json(errorBody(code, message, extra), { status });
-}
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 export function httpPlugin(deps: Deps) {
   const { config, logger, limiters, metrics } = deps;
@@ -31,11 +28,11 @@ export function httpPlugin(deps: Deps) {
         if (!WITH_BODY.has(request.method) || isUpload(request)) return;
         // Cheap early refusals; the parser below enforces the limit for bodies without a length too.
         if (Number(request.headers.get("content-length") ?? 0) > config.MAX_JSON_BODY_BYTES) {
-          return errorResponse("payload_too_large", 413, `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
+          throw new AppError("payload_too_large", `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
         }
         const type = request.headers.get("content-type");
         if (type && !type.startsWith("application/json")) {
-          return errorResponse("unsupported_media_type", 415, "send application/json");
+          throw new AppError("unsupported_media_type", "send application/json");
         }
       })
       // Routes with a body name the JSON parser (`parse: "json"`, which puts the body's schema in the OpenAPI
@@ -68,6 +65,16 @@ export function httpPlugin(deps: Deps) {
       })
       .onError({ as: "global" }, ({ code, error, set, request }) => {
         Object.assign(set.headers, SECURITY_HEADERS);
+        // set.status too, which the access log and the metrics read after the answer is out.
+        const errorResponse = (
+          code: ErrorCode,
+          status: number,
+          message: string,
+          extra?: Record<string, unknown>,
+        ) => {
+          set.status = status;
+          return Response.json(errorBody(code, message, extra), { status });
+        };
         // Errors thrown by the body parser (size, malformed JSON) arrive wrapped in Elysia's ParseError.
         const known =
           error instanceof AppError
@@ -115,10 +122,12 @@ export function httpPlugin(deps: Deps) {
         const extra = ctx as unknown as { requestId?: string; startedAt?: number; userId?: string };
         const status = typeof set.status === "number" ? set.status : 200;
         const ms = extra.startedAt === undefined ? undefined : performance.now() - extra.startedAt;
-        // The route's pattern, never the path: ids would make a series per user.
+        // The route's pattern, never the path (ids would make a series per user), and a known method:
+        // labels a client could choose freely would let it grow the metrics without bound.
         const route = ctx.route || "unmatched";
-        metrics.http.requests.inc([request.method, route, String(status)]);
-        if (ms !== undefined) metrics.http.seconds.observe(ms / 1000, [request.method, route]);
+        const method = METHODS.has(request.method) ? request.method : "other";
+        metrics.http.requests.inc([method, route, String(status)]);
+        if (ms !== undefined) metrics.http.seconds.observe(ms / 1000, [method, route]);
         logger.info(
           {
             req_id: extra.requestId,

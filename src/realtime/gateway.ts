@@ -29,6 +29,8 @@ const SWEEP_MS = 250;
 const SHUTDOWN_PRESENCE_MS = 5000;
 /** How often the node tends its broker: idle channels, a failed join, dead nodes' users. */
 const TEND_MS = 10_000;
+/** The close codes this server sends (metrics label close codes by them; others are "other"). */
+const CLOSE_CODES = new Set<number>(Object.values(CLOSE));
 /** Refused frames in a row before a flooding connection is closed. */
 const MAX_DENIED = 20;
 
@@ -224,7 +226,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   }
 
   function onClose(ws: Socket, code: number) {
-    metrics.ws.closed.inc([String(code)]);
+    // The client picks its close code: only the standard ones and ours are labels of their own.
+    metrics.ws.closed.inc([(code >= 1000 && code <= 1015) || CLOSE_CODES.has(code) ? String(code) : "other"]);
     void release(ws);
   }
 

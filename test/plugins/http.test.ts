@@ -124,6 +124,47 @@ describe("cross-cutting HTTP behaviour", () => {
     expect(echoed.headers.get("x-request-id")).toBe("req-xyz");
     expect(line).toMatchObject({ method: "GET", path: "/api/auth/me", status: 200, msg: "request" });
   });
+
+  it("logs and counts every answer with the status it had: unknown routes and early refusals too", async () => {
+    const sent = [
+      { id: "st-404", path: "/no/such/route", init: {}, status: 404 },
+      {
+        id: "st-415",
+        path: "/api/auth/signin",
+        init: { method: "POST", headers: { "content-type": "text/plain" }, body: "x" },
+        status: 415,
+      },
+      {
+        id: "st-413",
+        path: "/api/auth/signin",
+        init: { method: "POST", headers: { "content-type": "application/json" }, body: "x".repeat(4096) },
+        status: 413,
+      },
+    ];
+    for (const r of sent) {
+      const init = r.init as RequestInit & { headers?: Record<string, string> };
+      const res = await h.app.handle(
+        new Request(`http://localhost${r.path}`, {
+          ...init,
+          headers: { ...init.headers, "x-request-id": r.id },
+        }),
+      );
+      expect(res.status).toBe(r.status);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("x-request-id")).toBe(r.id);
+    }
+    await Bun.sleep(0);
+    const lines = h.logs.map((l) => JSON.parse(l));
+    for (const r of sent) {
+      expect(lines.find((l) => l.req_id === r.id)).toMatchObject({ path: r.path, status: r.status });
+    }
+    const { requests } = h.deps.metrics.http;
+    expect(requests.get(["GET", "unmatched", "404"])).toBeGreaterThanOrEqual(1);
+    expect(
+      requests.get(["POST", "unmatched", "415"]) + requests.get(["POST", "/api/auth/signin", "415"]),
+    ).toBe(1);
+    expect(requests.get(["GET", "unmatched", "200"])).toBe(0);
+  });
 });
 
 describe("readiness", () => {

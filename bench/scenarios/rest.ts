@@ -2,6 +2,7 @@
 // bounded concurrent fetch loops in the bench process (the SDK's RestClient), with latency per operation.
 
 import { ParleyClient, RestClient } from "../../src/client/index.ts";
+import { loadConfig } from "../../src/config.ts";
 import { Histogram } from "../lib/histogram.ts";
 import { type ParleyServer, startParleyServer } from "../lib/parley-server.ts";
 import { pool } from "../lib/proc.ts";
@@ -74,7 +75,9 @@ export const rest: Scenario = async ({ quick, log }) => {
       const username = (accounts[w % USERS] as (typeof accounts)[number]).user.username;
       await anonymous.signin({ username, password: BENCH_PASSWORD });
     });
-    const signin = result("signin", { ...settings, hash: "argon2id (Bun.password defaults)" }, signins);
+    const { config } = loadConfig(server.env);
+    const hash = `argon2id ${config.PASSWORD_HASH_MEMORY_KIB} KiB × ${config.PASSWORD_HASH_TIME} passes`;
+    const signin = result("signin", { ...settings, hash }, signins);
     signin.notes?.push(
       "argon2id makes each sign-in cost tens of ms of CPU on purpose (against password guessing); " +
         "the rate is bounded by the server's cores, not by its request path",

@@ -76,7 +76,8 @@ export const ConfigSchema = T.Object({
   PASSWORD_HASH_TIME: Int(2, 1, 20, "argon2id passes per password hash"),
   METRICS_TOKEN: T.String({
     default: "",
-    description: "bearer token a Prometheus scraper presents at GET /metrics; empty: no /metrics",
+    description:
+      "bearer token (16-256 characters, no spaces) a Prometheus scraper presents at GET /metrics; empty: no /metrics",
   }),
 });
 
@@ -128,6 +129,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.REDIS_URL) checkUrl("REDIS_URL", config.REDIS_URL, ["redis:", "rediss:"]);
   if (config.SMTP_URL) checkUrl("SMTP_URL", config.SMTP_URL, ["smtp:", "smtps:"]);
   checkPasswordCost(config);
+  // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed.
+  if (config.METRICS_TOKEN && !/^\S{16,256}$/.test(config.METRICS_TOKEN)) {
+    throw new ConfigError("METRICS_TOKEN: expected 16 to 256 characters without spaces");
+  }
   for (const origin of splitList(config.CORS_ORIGINS)) {
     if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
   }
@@ -174,7 +179,8 @@ function checkUrl(name: string, value: string, protocols: string[]) {
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(`${name}: not a valid URL (got "${value}")`);
+    // Not echoed: store, Redis and SMTP URLs carry passwords, and this message goes to the log.
+    throw new ConfigError(`${name}: not a valid URL`);
   }
   if (!protocols.includes(url.protocol)) {
     throw new ConfigError(`${name}: expected a ${protocols.join(" or ")} URL (got "${url.protocol}")`);

@@ -56,9 +56,22 @@ describe("loadConfig", () => {
     ["NODE_ENV", "staging"],
     ["PASSWORD_HASH_MEMORY_KIB", "4096"],
     ["PASSWORD_HASH_TIME", "0"],
+    ["METRICS_TOKEN", "short"],
+    ["METRICS_TOKEN", "has spaces in it but long enough"],
+    ["METRICS_TOKEN", "x".repeat(257)],
   ])("stops on %s=%p with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(name);
+  });
+
+  it("never echoes a refused secret: a METRICS_TOKEN, a URL with a password", () => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), METRICS_TOKEN: "hunter2" })).toThrow(ConfigError);
+    expect(() => loadConfig({ DATA_DIR: tempDir(), METRICS_TOKEN: "hunter2" })).not.toThrow("hunter2");
+    for (const name of ["REDIS_URL", "SMTP_URL", "MONGODB_URL"]) {
+      const env = { DATA_DIR: tempDir(), [name]: "user:hunter2@ bad url" };
+      expect(() => loadConfig(env)).toThrow(name);
+      expect(() => loadConfig(env)).not.toThrow("hunter2");
+    }
   });
 
   it("refuses an argon2id cost under OWASP's minimum, and accepts one at it", () => {

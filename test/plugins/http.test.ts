@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { call, type Harness, harness, signup } from "../helpers.ts";
+import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
 
 let h: Harness;
 beforeAll(async () => {
@@ -153,8 +153,11 @@ describe("cross-cutting HTTP behaviour", () => {
       expect(res.headers.get("x-content-type-options")).toBe("nosniff");
       expect(res.headers.get("x-request-id")).toBe(r.id);
     }
-    await Bun.sleep(0);
-    const lines = h.logs.map((l) => JSON.parse(l));
+    // Logged and counted once each answer is out, a moment after the caller has it.
+    const lines = await waitFor(() => {
+      const all = h.logs.map((l) => JSON.parse(l));
+      return sent.every((r) => all.some((l) => l.req_id === r.id)) ? all : undefined;
+    });
     for (const r of sent) {
       expect(lines.find((l) => l.req_id === r.id)).toMatchObject({ path: r.path, status: r.status });
     }

@@ -56,6 +56,13 @@ export const ConfigSchema = T.Object({
   WS_RATE_PER_SECOND: Int(20, 1),
   WS_RATE_BURST: Int(40, 1),
   WS_MAX_CONNECTIONS_PER_USER: Int(10, 1),
+  WS_MAX_CONNECTIONS: Int(100_000, 1, Number.MAX_SAFE_INTEGER, "open sockets on one node, of every kind"),
+  WS_MAX_PUBLIC_PER_IP: Int(
+    100,
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "public-channel sockets from one client address",
+  ),
   WS_BACKPRESSURE_LIMIT: Int(1048576, 1024),
   RESUME_MAX: Int(1000, 1, 100000),
   WS_MAX_CHANNELS: Int(50, 1, 10000),

@@ -56,6 +56,8 @@ describe("loadConfig", () => {
     ["NODE_ENV", "staging"],
     ["PASSWORD_HASH_MEMORY_KIB", "4096"],
     ["PASSWORD_HASH_TIME", "0"],
+    ["WS_MAX_CONNECTIONS", "0"],
+    ["WS_MAX_PUBLIC_PER_IP", "0"],
     ["METRICS_TOKEN", "short"],
     ["METRICS_TOKEN", "has spaces in it but long enough"],
     ["METRICS_TOKEN", "x".repeat(257)],

@@ -51,6 +51,8 @@ export const GENEROUS_LIMITS: Record<string, string> = {
   WS_RATE_PER_SECOND: BIG,
   WS_RATE_BURST: BIG,
   WS_MAX_CONNECTIONS_PER_USER: "100000",
+  // The connections scenario goes as far as the machine allows, past the default node cap if it can.
+  WS_MAX_CONNECTIONS: BIG,
   WS_CONNECTION_TIMEOUT: "900",
 };
 

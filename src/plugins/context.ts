@@ -1,11 +1,23 @@
 // Per-request context every controller may read: request id, client IP and start time.
 // Named, so mounting it in several controllers runs it once per request.
 
+import type { Server } from "bun";
 import { Elysia } from "elysia";
 import type { Config } from "../config.ts";
 import { newId } from "../lib/ids.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The client's address: X-Forwarded-For's first entry only behind a proxy the operator vouches for. */
+export function clientAddress(
+  request: Request,
+  server: Pick<Server<unknown>, "requestIP"> | null | undefined,
+  trustProxy: boolean,
+  forwardedFor = request.headers.get("x-forwarded-for") ?? undefined,
+): string {
+  const forwarded = trustProxy ? forwardedFor?.split(",")[0]?.trim() : undefined;
+  return forwarded || server?.requestIP(request)?.address || "unknown";
+}
 
 /** What onRequest leaves on the context: every request has it, the ones no route takes too. */
 interface Started {
@@ -28,11 +40,9 @@ export function requestContext(config: Pick<Config, "TRUST_PROXY">) {
       .derive({ as: "global" }, (ctx) => {
         const { request, server, headers } = ctx;
         const started = ctx as unknown as Started;
-        // X-Forwarded-For is only believed behind a proxy the operator vouches for.
-        const forwarded = config.TRUST_PROXY ? headers["x-forwarded-for"]?.split(",")[0]?.trim() : undefined;
         return {
           requestId: started.requestId ?? newId(),
-          clientIp: forwarded || server?.requestIP(request)?.address || "unknown",
+          clientIp: clientAddress(request, server, config.TRUST_PROXY, headers["x-forwarded-for"]),
           startedAt: started.startedAt ?? performance.now(),
         };
       })

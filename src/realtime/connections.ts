@@ -22,6 +22,8 @@ export interface SocketState {
   counted: boolean;
   /** The channel of a socket opened at /ws/public/{channel}; "" for user sockets. */
   channel: string;
+  /** The client address of a public socket (WS_MAX_PUBLIC_PER_IP); "" for user sockets. */
+  ip: string;
   /** Public channels this socket subscribed to (WS_MAX_CHANNELS at most); made at the first. */
   channels?: Set<string>;
   /** Error frames sent, by code (metrics); one counter shared by every socket, like the callbacks below. */
@@ -39,22 +41,38 @@ export class Connections {
   private byUser = new Map<string, Set<Socket>>();
   private bySession = new Map<string, Set<Socket>>();
   private perEncoding: Record<Encoding, number> = { msgpack: 0, json: 0 };
+  private publicByIp = new Map<string, number>();
 
   add(ws: Socket) {
-    if (!this.all.has(ws)) this.perEncoding[ws.data.encoding]++;
+    if (this.all.has(ws)) return;
+    this.perEncoding[ws.data.encoding]++;
     this.all.add(ws);
-    if (ws.data.kind !== "user") return;
+    if (ws.data.kind === "public") {
+      this.publicByIp.set(ws.data.ip, (this.publicByIp.get(ws.data.ip) ?? 0) + 1);
+      return;
+    }
     addTo(this.byUser, ws.data.user_id, ws);
     addTo(this.bySession, ws.data.session_id, ws);
   }
 
   /** Returns how many sockets the user still has on this node. */
   remove(ws: Socket): number {
-    if (this.all.delete(ws)) this.perEncoding[ws.data.encoding]--;
-    if (ws.data.kind !== "user") return 0;
+    if (!this.all.delete(ws)) return this.byUser.get(ws.data.user_id)?.size ?? 0;
+    this.perEncoding[ws.data.encoding]--;
+    if (ws.data.kind === "public") {
+      const left = (this.publicByIp.get(ws.data.ip) ?? 1) - 1;
+      if (left > 0) this.publicByIp.set(ws.data.ip, left);
+      else this.publicByIp.delete(ws.data.ip);
+      return 0;
+    }
     removeFrom(this.byUser, ws.data.user_id, ws);
     removeFrom(this.bySession, ws.data.session_id, ws);
     return this.byUser.get(ws.data.user_id)?.size ?? 0;
+  }
+
+  /** Public-channel sockets open from one client address. */
+  publicFrom(ip: string): number {
+    return this.publicByIp.get(ip) ?? 0;
   }
 
   /** How many sockets of this node speak the encoding (public ones included). */

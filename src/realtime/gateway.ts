@@ -7,6 +7,7 @@ import type { Deps } from "../deps.ts";
 import { AppError, errorText } from "../lib/errors.ts";
 import { within } from "../lib/within.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
+import { clientAddress } from "../plugins/context.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
 import { Dispatcher, send, sendError } from "./dispatch.ts";
@@ -252,6 +253,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     sessionId: string,
     encoding: Encoding,
     channel = "",
+    ip = "",
   ): SocketState {
     return {
       kind,
@@ -266,6 +268,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       expiresAt: kind === "user" ? sessions.expiresAt(sessionId) : 0,
       lastSeen: Date.now(),
       channel,
+      ip,
       open: onOpen,
       message: onMessage,
       close: onClose,
@@ -278,13 +281,36 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     await fanout.subscribe(ws, topics.user(ws.data.user_id), ...ids.map(topics.conversation));
   }
 
+  /**
+   * WS_MAX_CONNECTIONS: a full node answers 503, so that the client (or its load balancer) tries another
+   * one later. Counted when sockets open, so a burst of upgrades at once can pass it by a few.
+   */
+  function refuseWhenFull() {
+    if (connections.all.size < config.WS_MAX_CONNECTIONS) return;
+    metrics.rateLimited.inc(["ws_node"]);
+    throw new AppError("unavailable", `this node holds its ${config.WS_MAX_CONNECTIONS} sockets; try again`, {
+      headers: { "Retry-After": "5" },
+    });
+  }
+
   const plugin = new Elysia({ name: "parley.gateway" })
     .route("WS", "/ws/public/:channel", ({ request, server, params, set }) => {
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(params.channel))
         throw new AppError("validation_failed", "channel: bad name");
+      refuseWhenFull();
+      // Public sockets need no account: without this, one client could hold every socket the node has.
+      const ip = clientAddress(request, server, config.TRUST_PROXY);
+      if (connections.publicFrom(ip) >= config.WS_MAX_PUBLIC_PER_IP) {
+        metrics.rateLimited.inc(["ws_public_per_ip"]);
+        throw new AppError(
+          "rate_limited",
+          `at most ${config.WS_MAX_PUBLIC_PER_IP} public sockets per client address`,
+          { headers: { "Retry-After": "5" } },
+        );
+      }
       const { encoding, protocol } = negotiate(request.headers.get("sec-websocket-protocol"));
       fanout.attach(server as Server<unknown>);
-      const data = state("public", "", "", encoding, params.channel);
+      const data = state("public", "", "", encoding, params.channel, ip);
       if (
         !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
       ) {
@@ -307,6 +333,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       const live = await sessions.state(claims.sid, claims.sub);
       if (live !== "live")
         throw new AppError(live === "expired" ? "token_expired" : "session_revoked", "session is not live");
+      refuseWhenFull();
       // Every node's sockets count (those past hello; this node's opening ones too). Without Redis this
       // node could not serve the socket anyway: 503, try again (another node, or later).
       const here = connections.ofUser(claims.sub).size;

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { runCli } from "../../src/cli.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { connect, type TestSocket } from "./ws-client.ts";
+import { connect, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 let h: Harness | undefined;
 const open: TestSocket[] = [];
@@ -174,6 +174,46 @@ describe("connection limits", () => {
     const refused = await s.next((f) => f.type === "error" && f.code === "rate_limited");
     expect(typeof refused.ref).toBe("number"); // the refused frame is named, so a client can fail its request
     expect((await s.closed).code).toBe(4002);
+  });
+
+  it("refuses public sockets past WS_MAX_PUBLIC_PER_IP from one address (429), and takes one after a close", async () => {
+    const { h, base } = await start({ WS_MAX_PUBLIC_PER_IP: "2" });
+    const first = await connect(`${base}/ws/public/news`);
+    const second = await connect(`${base}/ws/public/sports`);
+    open.push(first, second);
+    await waitFor(() => (h.deps.gateway.connections.publicFrom("127.0.0.1") === 2 ? true : undefined));
+    const refused = await fetch(`${base.replace("ws", "http")}/ws/public/news`, { headers: UPGRADE_HEADERS });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+    // An account's sockets are not public ones: they still open.
+    const user = await signup(h.app);
+    await userSocket(base, user);
+    first.close();
+    await waitFor(() => (h.deps.gateway.connections.publicFrom("127.0.0.1") === 1 ? true : undefined));
+    expect(await upgradeStatus(`${base}/ws/public/news`)).toBe(101);
+    expect(h.deps.metrics.rateLimited.get(["ws_public_per_ip"])).toBe(1);
+  });
+
+  it("answers 503 with Retry-After to any socket past WS_MAX_CONNECTIONS on the node", async () => {
+    const { h, base } = await start({ WS_MAX_CONNECTIONS: "2" });
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    await userSocket(base, alice);
+    open.push(await connect(`${base}/ws/public/news`));
+    await waitFor(() => (h.deps.gateway.connections.all.size === 2 ? true : undefined));
+    const user = await fetch(`${base.replace("ws", "http")}/ws/${bob.id}/${bob.session_id}`, {
+      headers: { ...UPGRADE_HEADERS, authorization: `Bearer ${bob.token}` },
+    });
+    expect(user.status).toBe(503);
+    expect(user.headers.get("retry-after")).toBe("5");
+    expect(((await user.json()) as { error: { code: string } }).error.code).toBe("unavailable");
+    expect(await upgradeStatus(`${base}/ws/public/sports`)).toBe(503);
+    // Still 401 for a bad token: the node's capacity is no reason to skip authentication.
+    expect(await upgradeStatus(`${base}/ws/${bob.id}/${bob.session_id}`)).toBe(401);
+    (open.pop() as TestSocket).close();
+    await waitFor(() => (h.deps.gateway.connections.all.size === 1 ? true : undefined));
+    await userSocket(base, bob);
+    expect(h.deps.metrics.rateLimited.get(["ws_node"])).toBe(2);
   });
 
   it("closes a socket silent for WS_CONNECTION_TIMEOUT seconds with 4003", async () => {

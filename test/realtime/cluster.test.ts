@@ -13,7 +13,7 @@ import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { connect, type Frame, type TestSocket, upgradeStatus } from "./ws-client.ts";
+import { connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 
@@ -284,13 +284,7 @@ describe("a node that cannot reach Redis", () => {
     try {
       const u = await signup(h.app);
       const res = await fetch(`http://127.0.0.1:${app.server?.port}/ws/${u.id}/${u.session_id}`, {
-        headers: {
-          upgrade: "websocket",
-          connection: "Upgrade",
-          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-          "sec-websocket-version": "13",
-          authorization: `Bearer ${u.token}`,
-        },
+        headers: { ...UPGRADE_HEADERS, authorization: `Bearer ${u.token}` },
       });
       expect(res.status).toBe(503);
       expect(res.headers.get("retry-after")).toBe("5");

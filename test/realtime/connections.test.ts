@@ -43,3 +43,25 @@ it("finds a user's and a session's sockets, and says how many the user has left"
   expect(c.ofUser("alice").size).toBe(0);
   expect(c.ofSession("s1").size).toBe(0);
 });
+
+it("counts public sockets per client address, once each, and forgets an address with none left", () => {
+  const c = new Connections();
+  const pub = (ip: string) =>
+    ({ data: { kind: "public", user_id: "", session_id: "", encoding: "json", ip } }) as unknown as Socket;
+  const [a1, a2, b1] = [pub("10.0.0.1"), pub("10.0.0.1"), pub("10.0.0.2")];
+  c.add(a1);
+  c.add(a1);
+  c.add(a2);
+  c.add(b1);
+  c.add(sock("alice", "s1", "msgpack"));
+  expect(c.publicFrom("10.0.0.1")).toBe(2);
+  expect(c.publicFrom("10.0.0.2")).toBe(1);
+  expect(c.publicFrom("10.0.0.3")).toBe(0);
+  c.remove(a1);
+  c.remove(a1);
+  expect(c.publicFrom("10.0.0.1")).toBe(1);
+  c.remove(a2);
+  c.remove(b1);
+  expect(c.publicFrom("10.0.0.1")).toBe(0);
+  expect(c.all.size).toBe(1);
+});

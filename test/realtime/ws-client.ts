@@ -77,16 +77,16 @@ export function connect(
 }
 
 /** Tries an upgrade with fetch and answers the HTTP status (a refused upgrade is a plain response). */
+/** The headers of a WebSocket upgrade, for asking for one with fetch and reading the refusal. */
+export const UPGRADE_HEADERS = {
+  upgrade: "websocket",
+  connection: "Upgrade",
+  "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+  "sec-websocket-version": "13",
+};
+
 export async function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  const res = await fetch(url.replace(/^ws/, "http"), {
-    headers: {
-      upgrade: "websocket",
-      connection: "Upgrade",
-      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-      "sec-websocket-version": "13",
-      ...headers,
-    },
-  });
+  const res = await fetch(url.replace(/^ws/, "http"), { headers: { ...UPGRADE_HEADERS, ...headers } });
   await res.body?.cancel();
   return res.status;
 }

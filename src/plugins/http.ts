@@ -25,7 +25,7 @@ export function httpPlugin(deps: Deps) {
       .use(requestContext(config))
       .onRequest(({ request, set }) => {
         Object.assign(set.headers, SECURITY_HEADERS);
-        if (!WITH_BODY.has(request.method) || isUpload(request)) return;
+        if (!WITH_BODY.has(request.method)) return;
         // Cheap early refusals; the parser below enforces the limit for bodies without a length too.
         if (Number(request.headers.get("content-length") ?? 0) > config.MAX_JSON_BODY_BYTES) {
           throw new AppError("payload_too_large", `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
@@ -40,10 +40,7 @@ export function httpPlugin(deps: Deps) {
       // never sees a request. A missing body is null: the auth guard answers before validation, as for GET.
       .onParse({ as: "global" }, async ({ request, contentType }) => {
         if (contentType && !contentType.startsWith("application/json")) return;
-        const bytes = await request.arrayBuffer();
-        if (bytes.byteLength > config.MAX_JSON_BODY_BYTES) {
-          throw new AppError("payload_too_large", `body over ${config.MAX_JSON_BODY_BYTES} bytes`);
-        }
+        const bytes = await readBody(request, config.MAX_JSON_BODY_BYTES);
         if (bytes.byteLength === 0) return null;
         if (!contentType) throw new AppError("unsupported_media_type", "send application/json");
         let text: string;
@@ -143,7 +140,29 @@ export function httpPlugin(deps: Deps) {
   );
 }
 
-/** Multipart uploads (files issue) have their own size limit (MAX_FILE_SIZE). */
-function isUpload(request: Request) {
-  return (request.headers.get("content-type") ?? "").startsWith("multipart/form-data");
+/**
+ * The body, refused with 413 as soon as it passes `max` bytes: a declared length was checked on arrival
+ * (onRequest); a body sent without one (chunked) is read only up to the limit, never buffered whole.
+ */
+async function readBody(request: Request, max: number): Promise<Uint8Array> {
+  const tooLarge = () => new AppError("payload_too_large", `body over ${max} bytes`);
+  if (request.headers.has("content-length")) {
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    if (bytes.byteLength > max) throw tooLarge();
+    return bytes;
+  }
+  const reader = request.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks);
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
 }

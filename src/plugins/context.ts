@@ -8,14 +8,19 @@ import { newId } from "../lib/ids.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** The client's address: X-Forwarded-For's first entry only behind a proxy the operator vouches for. */
+/**
+ * The client's address. Behind a proxy the operator vouches for (TRUST_PROXY), the last X-Forwarded-For
+ * entry: the one that proxy appended for the peer it saw. The entries before it come from the client,
+ * which can write anything there (taking the first let a client pick its address and step around every
+ * per-address limit).
+ */
 export function clientAddress(
   request: Request,
   server: Pick<Server<unknown>, "requestIP"> | null | undefined,
   trustProxy: boolean,
   forwardedFor = request.headers.get("x-forwarded-for") ?? undefined,
 ): string {
-  const forwarded = trustProxy ? forwardedFor?.split(",")[0]?.trim() : undefined;
+  const forwarded = trustProxy ? forwardedFor?.split(",").at(-1)?.trim() : undefined;
   return forwarded || server?.requestIP(request)?.address || "unknown";
 }
 

@@ -45,6 +45,21 @@ for (const backend of ["memory", "redis"] as const) {
       );
     });
 
+    it("takes the address the trusted proxy appended, not one the client wrote before it", async () => {
+      h = await harness({
+        ...env,
+        TRUST_PROXY: "true",
+        AUTH_RATE_LIMIT_PER_MINUTE: "1",
+        AUTH_RATE_LIMIT_BURST: "0",
+      });
+      const body = { email: "nobody@example.com", password: "some password" };
+      // The client sends its own X-Forwarded-For with a new address each time; the proxy appends the real one.
+      const spoofed = (n: number) => ({ "x-forwarded-for": `203.0.113.${n}, ${ip}7` });
+      expect((await call(h.app, "POST", "/api/auth/signin", { body, headers: spoofed(1) })).status).toBe(401);
+      const res = await call(h.app, "POST", "/api/auth/signin", { body, headers: spoofed(2) });
+      expect(res.status).toBe(429);
+    });
+
     it("limits sign-in per IP", async () => {
       h = await harness({
         ...env,

@@ -15,7 +15,8 @@ const SECURITY_HEADERS = {
   "Cross-Origin-Resource-Policy": "same-site",
 };
 
-const WITH_BODY = new Set(["POST", "PUT", "PATCH"]);
+/** Methods without a body; every other one is checked, DELETE included (a body there would be parsed too). */
+const WITHOUT_BODY = new Set(["GET", "HEAD", "OPTIONS"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 export function httpPlugin(deps: Deps) {
@@ -25,7 +26,7 @@ export function httpPlugin(deps: Deps) {
       .use(requestContext(config))
       .onRequest(({ request, set }) => {
         Object.assign(set.headers, SECURITY_HEADERS);
-        if (!WITH_BODY.has(request.method)) return;
+        if (WITHOUT_BODY.has(request.method)) return;
         // Cheap early refusals; the parser below enforces the limit for bodies without a length too.
         if (Number(request.headers.get("content-length") ?? 0) > config.MAX_JSON_BODY_BYTES) {
           throw new AppError("payload_too_large", `body over ${config.MAX_JSON_BODY_BYTES} bytes`);

@@ -81,11 +81,15 @@ describe("cross-cutting HTTP behaviour", () => {
     const form = new FormData();
     form.set("email", "a@b.co");
     form.set("password", "correct horse battery staple");
-    const res = await h.app.handle(
-      new Request("http://localhost/api/auth/signin", { method: "POST", body: form }),
-    );
-    expect(res.status).toBe(415);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
+    // DELETE too: a route without a body schema would still have parsed one.
+    for (const [method, path] of [
+      ["POST", "/api/auth/signin"],
+      ["DELETE", "/api/auth/sessions/some-session"],
+    ]) {
+      const res = await h.app.handle(new Request(`http://localhost${path}`, { method, body: form }));
+      expect({ method, status: res.status }).toEqual({ method, status: 415 });
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
+    }
   });
 
   it("serves the OpenAPI document covering every route, and its UI", async () => {

@@ -15,8 +15,8 @@ const SECURITY_HEADERS = {
   "Cross-Origin-Resource-Policy": "same-site",
 };
 
-/** Methods without a body; every other one is checked, DELETE included (a body there would be parsed too). */
-const WITHOUT_BODY = new Set(["GET", "HEAD", "OPTIONS"]);
+/** Methods never parsed for a body; every other one is checked, DELETE and OPTIONS included. */
+const WITHOUT_BODY = new Set(["GET", "HEAD"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 export function httpPlugin(deps: Deps) {

@@ -45,22 +45,7 @@ for (const backend of ["memory", "redis"] as const) {
       );
     });
 
-    it("takes the address the trusted proxy appended, not one the client wrote before it", async () => {
-      h = await harness({
-        ...env,
-        TRUST_PROXY: "true",
-        AUTH_RATE_LIMIT_PER_MINUTE: "1",
-        AUTH_RATE_LIMIT_BURST: "0",
-      });
-      const body = { email: "nobody@example.com", password: "some password" };
-      // The client sends its own X-Forwarded-For with a new address each time; the proxy appends the real one.
-      const spoofed = (n: number) => ({ "x-forwarded-for": `203.0.113.${n}, ${ip}7` });
-      expect((await call(h.app, "POST", "/api/auth/signin", { body, headers: spoofed(1) })).status).toBe(401);
-      const res = await call(h.app, "POST", "/api/auth/signin", { body, headers: spoofed(2) });
-      expect(res.status).toBe(429);
-    });
-
-    it("limits sign-in per IP", async () => {
+    it("limits sign-in per IP, the one the trusted proxy appended to X-Forwarded-For", async () => {
       h = await harness({
         ...env,
         TRUST_PROXY: "true",
@@ -72,6 +57,9 @@ for (const backend of ["memory", "redis"] as const) {
       const res = await call(h.app, "POST", "/api/auth/signin", { body, headers });
       expect(res.status).toBe(429);
       expect(res.body.error.code).toBe("rate_limited");
+      // An address the client writes before the one the trusted proxy appends changes nothing.
+      const spoofed = { "x-forwarded-for": `203.0.113.7, ${ip}` };
+      expect((await call(h.app, "POST", "/api/auth/signin", { body, headers: spoofed })).status).toBe(429);
     });
 
     it("limits magic links per email, whichever address asks", async () => {

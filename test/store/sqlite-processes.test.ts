@@ -39,6 +39,7 @@ function lines(stream: ReadableStream<Uint8Array>): () => Promise<string> {
 function appender(file: string, tag: string) {
   const script = `
 import { openSqliteStore } from ${JSON.stringify(join(import.meta.dir, "../../src/store/sqlite/index.ts"))};
+import { draft } from ${JSON.stringify(join(import.meta.dir, "../../src/modules/messages/log.ts"))};
 const store = await openSqliteStore(${JSON.stringify(file)});
 // Both processes start appending together: each says it is ready, then waits for the word.
 console.log("ready");
@@ -47,23 +48,20 @@ const out = [];
 for (let turn = 0; turn < ${TURNS}; turn++) {
   const batch = Array.from({ length: ${PER_TURN} }, (_, i) => {
     const n = turn * ${PER_TURN} + i;
-    return store.messages.append({
-      id: "${tag}-" + String(n).padStart(4, "0"),
-      conversation_id: "c-1",
-      sender_id: "u-alice",
-      // Every tenth message is sent through both processes, as a client retrying on another node would.
-      client_msg_id: n % 10 === 0 ? "both-" + n : "${tag}-key-" + n,
-      content: "from ${tag} " + n,
-      message_type: "text",
-      reply_to: null,
-      attachments: [],
-      reactions: [],
-      envelope: null,
-      edited_at: null,
-      deleted: false,
-      created_at: 1700000000000 + n,
-      updated_at: 1700000000000 + n,
-    });
+    return store.messages.append(
+      draft(
+        {
+          id: "${tag}-" + String(n).padStart(4, "0"),
+          conversation_id: "c-1",
+          sender_id: "u-alice",
+          // Every tenth message is sent through both processes, as a client retrying on another node would.
+          client_msg_id: n % 10 === 0 ? "both-" + n : "${tag}-key-" + n,
+          content: "from ${tag} " + n,
+          message_type: "text",
+        },
+        1700000000000 + n,
+      ),
+    );
   });
   for (const r of await Promise.all(batch)) out.push([r.status, r.message.seq, r.message.id]);
 }

@@ -2,6 +2,7 @@
 // phases on all of them at once and merges their histograms and counters into one result.
 
 import { join } from "node:path";
+import { envInt } from "../lib/env.ts";
 import { Histogram } from "../lib/histogram.ts";
 import { type Child, cpuSeconds, lines, rssMiB, spawn, stop } from "../lib/proc.ts";
 import type { Prepared } from "../lib/targets.ts";
@@ -194,11 +195,4 @@ export function toResult(
 }
 
 /** A phase's measured window: the scenario's default, or BENCH_MEASURE_MS (a longer window shows rarer stalls). */
-export function measureMs(fallback: number): number {
-  const raw = process.env.BENCH_MEASURE_MS;
-  if (raw === undefined || raw === "") return fallback;
-  const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 100)
-    throw new Error(`BENCH_MEASURE_MS: expected an integer >= 100, got ${raw}`);
-  return ms;
-}
+export const measureMs = (fallback: number): number => envInt("BENCH_MEASURE_MS", fallback, 100);

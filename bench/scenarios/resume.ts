@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import type { TokenResponse } from "../../src/client/index.ts";
 import { RestClient } from "../../src/client/index.ts";
+import { envInt } from "../lib/env.ts";
 import { Histogram } from "../lib/histogram.ts";
 import { startParleyServer } from "../lib/parley-server.ts";
 import { type Child, cpuSeconds, lines, pool, spawn, stop } from "../lib/proc.ts";
@@ -50,7 +51,7 @@ export const resume: Scenario = async ({ quick, log }) => {
   const perGroup = quick ? 100 : 200;
   const timeoutMs = quick ? 60_000 : 180_000;
   const groups = Math.ceil(clients / GROUP_SIZE);
-  const generatorCount = Math.min(groups, generatorsWanted());
+  const generatorCount = Math.min(groups, envInt("BENCH_RESUME_GENERATORS", DEFAULT_GENERATORS, 1));
   const settings = {
     clients,
     groups,
@@ -293,16 +294,6 @@ export const resume: Scenario = async ({ quick, log }) => {
     await server.stop();
   }
 };
-
-/** Generator processes: BENCH_RESUME_GENERATORS, or 2. */
-function generatorsWanted(): number {
-  const raw = process.env.BENCH_RESUME_GENERATORS;
-  if (raw === undefined || raw === "") return DEFAULT_GENERATORS;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`BENCH_RESUME_GENERATORS: expected an integer >= 1, got ${raw}`);
-  return n;
-}
 
 function send(child: Child, cmd: ResumeCommand) {
   child.stdin.write(`${JSON.stringify(cmd)}\n`);

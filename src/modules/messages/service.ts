@@ -18,7 +18,7 @@ export interface MessageDeps {
   clock: Clock;
   hub: Hub;
   membership: MembershipCache;
-  metrics?: Pick<Metrics, "messages">;
+  metrics: Pick<Metrics, "messages">;
 }
 
 export type MessagesService = ReturnType<typeof createMessagesService>;
@@ -107,11 +107,8 @@ export function createMessagesService(deps: MessageDeps) {
           now,
         ),
       );
-      if (metrics) {
-        const { messages } = metrics;
-        messages.appendSeconds.observe((performance.now() - startedAt) / 1000);
-        (result.status === "created" ? messages.stored : messages.duplicates).inc();
-      }
+      metrics.messages.appendSeconds.observe((performance.now() - startedAt) / 1000);
+      (result.status === "created" ? metrics.messages.stored : metrics.messages.duplicates).inc();
       // A message just created has reached nobody yet: "sent", with no need to read the members.
       const status =
         result.status === "created"

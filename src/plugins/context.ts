@@ -26,8 +26,8 @@ export function clientAddress(
 
 /** What onRequest leaves on the context: every request has it, the ones no route takes too. */
 interface Started {
-  requestId?: string;
-  startedAt?: number;
+  requestId: string;
+  startedAt: number;
 }
 
 export function requestContext(config: Pick<Config, "TRUST_PROXY">) {
@@ -37,18 +37,17 @@ export function requestContext(config: Pick<Config, "TRUST_PROXY">) {
       // log and metrics see their start.
       .onRequest((ctx) => {
         const given = ctx.request.headers.get("x-request-id");
-        const started = ctx as unknown as Started;
-        started.requestId = given && REQUEST_ID.test(given) ? given : newId();
-        started.startedAt = performance.now();
-        ctx.set.headers["x-request-id"] = started.requestId;
+        const requestId = given && REQUEST_ID.test(given) ? given : newId();
+        Object.assign(ctx, { requestId, startedAt: performance.now() } satisfies Started);
+        ctx.set.headers["x-request-id"] = requestId;
       })
       .derive({ as: "global" }, (ctx) => {
         const { request, server, headers } = ctx;
-        const started = ctx as unknown as Started;
+        const { requestId, startedAt } = ctx as unknown as Started;
         return {
-          requestId: started.requestId ?? newId(),
+          requestId,
           clientIp: clientAddress(request, server, config.TRUST_PROXY, headers["x-forwarded-for"]),
-          startedAt: started.startedAt ?? performance.now(),
+          startedAt,
         };
       })
   );

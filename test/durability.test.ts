@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Running, type SignedUp, signup, start } from "./server-process.ts";
+import { openSocket, type Running, signup, start } from "./server-process.ts";
 
 const work = mkdtempSync(join(tmpdir(), "parley-durability-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -40,19 +40,6 @@ async function call(server: Running, token: string, method: string, path: string
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
-}
-
-/** A JSON socket of `user`'s, open once its hello arrived. */
-async function socket(server: Running, user: SignedUp): Promise<WebSocket> {
-  const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/${user.user.id}/${user.session_id}`, [
-    "parley.json",
-    `bearer.${user.access_token}`,
-  ]);
-  await new Promise((resolve, reject) => {
-    ws.onmessage = resolve;
-    ws.onerror = reject;
-  });
-  return ws;
 }
 
 /**
@@ -132,7 +119,7 @@ describe("a server killed mid-stream", () => {
         sent.push(...ids);
         // Killed at a different point of the stream each round: within a batch's commit or between two.
         const after = 100 + Math.floor(Math.random() * (PER_ROUND - 150));
-        await stream(server, await socket(server, alice), conversation, ids, acks, { after, signal });
+        await stream(server, await openSocket(server.url, alice), conversation, ids, acks, { after, signal });
         const code = await server.proc.exited;
         if (signal === "SIGTERM") {
           // A graceful stop under load: exit 0, and no write failing against a store already closed.
@@ -160,7 +147,7 @@ describe("a server killed mid-stream", () => {
         (await history(server, bob.access_token, conversation)).map((m) => [m.client_msg_id, m]),
       );
       const resent = new Map<string, Ack>();
-      await stream(server, await socket(server, alice), conversation, unacked, resent);
+      await stream(server, await openSocket(server.url, alice), conversation, unacked, resent);
       for (const id of unacked) {
         const earlier = before.get(id);
         if (earlier) expect(resent.get(id)?.seq).toBe(earlier.seq);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Running, signup, start } from "./server-process.ts";
+import { openSocket, type Running, signup, start } from "./server-process.ts";
 
 const root = join(import.meta.dir, "..");
 const work = mkdtempSync(join(tmpdir(), "parley-entry-"));
@@ -14,20 +14,13 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 async function exercise(server: Running) {
   expect((await fetch(`${server.url}/health`)).status).toBe(200);
   expect((await fetch(`${server.url}/ready`)).status).toBe(200);
-  const { access_token, user, session_id } = await signup(server.url, "operator");
+  const operator = await signup(server.url, "operator");
   const me = await fetch(`${server.url}/api/auth/me`, {
-    headers: { authorization: `Bearer ${access_token}` },
+    headers: { authorization: `Bearer ${operator.access_token}` },
   });
   expect(((await me.json()) as { username: string }).username).toBe("operator");
   // A live socket is told to reconnect (4000) when the server shuts down.
-  const ws = new WebSocket(`${server.url.replace("http", "ws")}/ws/${user.id}/${session_id}`, [
-    "parley.json",
-    `bearer.${access_token}`,
-  ]);
-  await new Promise((resolve, reject) => {
-    ws.onmessage = resolve;
-    ws.onerror = reject;
-  });
+  const ws = await openSocket(server.url, operator);
   const closed = new Promise<number>((resolve) => {
     ws.onclose = (e) => resolve(e.code);
   });
@@ -48,17 +41,11 @@ describe("starting the server", () => {
   it("sets users a crashed run left online offline when it starts again", async () => {
     const env = { DATA_DIR: join(work, "crash"), LOG_LEVEL: "info" };
     const first = await start([process.execPath, "run", "src/index.ts"], env);
-    const { access_token, user, session_id } = await signup(first.url, "crash");
+    const crashed = await signup(first.url, "crash");
+    const { access_token, user } = crashed;
     const me = () =>
       fetch(`${first.url}/api/users/${user.id}`, { headers: { authorization: `Bearer ${access_token}` } });
-    const ws = new WebSocket(`${first.url.replace("http", "ws")}/ws/${user.id}/${session_id}`, [
-      "parley.json",
-      `bearer.${access_token}`,
-    ]);
-    await new Promise((resolve, reject) => {
-      ws.onmessage = resolve;
-      ws.onerror = reject;
-    });
+    await openSocket(first.url, crashed);
     let status = "";
     for (let i = 0; i < 50 && status !== "online"; i++) {
       status = ((await (await me()).json()) as { status: string }).status;

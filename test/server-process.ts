@@ -77,3 +77,16 @@ export async function signup(url: string, name: string): Promise<SignedUp> {
   expect(res.status).toBe(201);
   return (await res.json()) as SignedUp;
 }
+
+/** A JSON socket of the signed-up user's session on the server at `url`, open once its hello arrived. */
+export async function openSocket(url: string, user: SignedUp): Promise<WebSocket> {
+  const ws = new WebSocket(`${url.replace("http", "ws")}/ws/${user.user.id}/${user.session_id}`, [
+    "parley.json",
+    `bearer.${user.access_token}`,
+  ]);
+  await new Promise((resolve, reject) => {
+    ws.onmessage = resolve;
+    ws.onerror = reject;
+  });
+  return ws;
+}

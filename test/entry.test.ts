@@ -143,22 +143,17 @@ describe("the compiled binary", () => {
         participant_ids: [bob.user.id],
       });
       const { id } = (await group.json()) as { id: string };
-      const ws = new WebSocket(`${b.url.replace("http", "ws")}/ws/${bob.user.id}/${bob.session_id}`, [
-        "parley.json",
-        `bearer.${bob.access_token}`,
-      ]);
+      const ws = await openSocket(b.url, bob);
       const frames: { type: string; message?: { content?: string } }[] = [];
       const delivered = new Promise((resolve, reject) => {
-        ws.onerror = reject;
         ws.onmessage = (e) => {
           const frame = JSON.parse(String(e.data));
           frames.push(frame);
-          if (frame.type === "hello")
-            void post(`/api/conversations/${id}/messages`, { content: "from node A" });
           if (frame.message?.content === "from node A") resolve(frame);
         };
         setTimeout(() => reject(new Error(`nothing from node A: ${JSON.stringify(frames)}`)), 5000);
       });
+      await post(`/api/conversations/${id}/messages`, { content: "from node A" });
       await delivered;
       ws.close();
     } finally {

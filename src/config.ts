@@ -2,13 +2,16 @@
 
 import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type Static, Type as T } from "@sinclair/typebox";
+import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { newSecret } from "./lib/ids.ts";
 
 const Int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER, description?: string) =>
   T.Integer({ default: def, minimum: min, maximum: max, description });
 const Str = (def: string, description?: string) => T.String({ default: def, description });
+/** An Int that also takes true and false, as 1 and 0: for settings that were a switch before they counted. */
+const IntOrSwitch = (def: number, min: number, max: number, description: string) =>
+  T.Integer({ default: def, minimum: min, maximum: max, description, switch: true });
 
 /** Every variable, its default and its bounds. README and .env.example list the same table. */
 export const ConfigSchema = T.Object({
@@ -24,7 +27,12 @@ export const ConfigSchema = T.Object({
     ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => T.Literal(l)),
     { default: "info" },
   ),
-  TRUST_PROXY: T.Boolean({ default: false }),
+  TRUST_PROXY: IntOrSwitch(
+    0,
+    0,
+    10,
+    "proxies in front of Parley, each appending to X-Forwarded-For (true: 1); 0: the peer address",
+  ),
 
   MONGODB_URL: Str(""),
   DATABASE_NAME: T.String({ default: "messaging_app", minLength: 1, pattern: "^[A-Za-z0-9_-]+$" }),
@@ -120,7 +128,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
     const value = env[name];
     if (value === undefined || value === "") continue;
-    raw[name] = coerce(name, value.trim(), schema.type as string);
+    raw[name] = coerce(name, value.trim(), schema);
   }
   const withDefaults = Value.Default(ConfigSchema, raw);
   const firstError = Value.Errors(ConfigSchema, withDefaults).First();
@@ -168,17 +176,28 @@ export const splitList = (s: string) =>
     .map((x) => x.trim())
     .filter(Boolean);
 
-function coerce(name: string, value: string, type: string): unknown {
-  if (type === "integer") {
-    if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name}: expected an integer (got "${value}")`);
+function coerce(name: string, value: string, schema: TSchema): unknown {
+  if (schema.type === "integer") {
+    const flag = schema.switch ? parseSwitch(value) : undefined;
+    if (flag !== undefined) return flag ? 1 : 0;
+    if (!/^-?\d+$/.test(value)) {
+      const expected = schema.switch ? "true, false or an integer" : "an integer";
+      throw new ConfigError(`${name}: expected ${expected} (got "${value}")`);
+    }
     return Number(value);
   }
-  if (type === "boolean") {
-    if (/^(1|true|yes|on)$/i.test(value)) return true;
-    if (/^(0|false|no|off)$/i.test(value)) return false;
-    throw new ConfigError(`${name}: expected true or false (got "${value}")`);
+  if (schema.type === "boolean") {
+    const flag = parseSwitch(value);
+    if (flag === undefined) throw new ConfigError(`${name}: expected true or false (got "${value}")`);
+    return flag;
   }
   return value;
+}
+
+function parseSwitch(value: string): boolean | undefined {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  return undefined;
 }
 
 function checkUrl(name: string, value: string, protocols: string[]) {

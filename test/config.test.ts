@@ -48,6 +48,9 @@ describe("loadConfig", () => {
     ["ALGORITHM", "RS256"],
     ["LOG_LEVEL", "loud"],
     ["TRUST_PROXY", "maybe"],
+    ["TRUST_PROXY", "-1"],
+    ["TRUST_PROXY", "1.5"],
+    ["TRUST_PROXY", "11"],
     ["MONGODB_URL", "http://localhost"],
     ["REDIS_URL", "not a url"],
     ["REDIS_PREFIX", "has spaces"],
@@ -64,6 +67,27 @@ describe("loadConfig", () => {
   ])("stops on %s=%p with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(name);
+  });
+
+  it.each([
+    [undefined, 0],
+    ["false", 0],
+    ["0", 0],
+    ["true", 1],
+    ["1", 1],
+    ["2", 2],
+    ["10", 10],
+  ])("takes TRUST_PROXY=%p as %p trusted proxies", (value, proxies) => {
+    expect(loadConfig({ DATA_DIR: tempDir(), TRUST_PROXY: value }).config.TRUST_PROXY).toBe(proxies);
+  });
+
+  it("says what TRUST_PROXY takes when it gets something else", () => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), TRUST_PROXY: "maybe" })).toThrow(
+      'TRUST_PROXY: expected true, false or an integer (got "maybe")',
+    );
+    expect(() => loadConfig({ DATA_DIR: tempDir(), TRUST_PROXY: "11" })).toThrow(
+      "TRUST_PROXY: Expected integer to be less or equal to 10",
+    );
   });
 
   it("never echoes a refused secret: a METRICS_TOKEN, a URL with a password", () => {

@@ -9,18 +9,22 @@ import { newId } from "../lib/ids.ts";
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * The client's address. Behind a proxy the operator vouches for (TRUST_PROXY), the last X-Forwarded-For
- * entry: the one that proxy appended for the peer it saw. The entries before it come from the client,
- * which can write anything there (taking the first let a client pick its address and step around every
- * per-address limit).
+ * The client's address. Behind TRUST_PROXY proxies the operator vouches for, each appending to
+ * X-Forwarded-For the address it got the request from, the entry that many places from the right: the one
+ * the outermost proxy appended for the peer it saw. The entries before it come from the client, which can
+ * write anything there (taking the first let a client pick its address and step around every per-address
+ * limit). A list shorter than the chain (a proxy that did not append) gives its first entry; with no
+ * proxies trusted, the peer address.
  */
 export function clientAddress(
   request: Request,
   server: Pick<Server<unknown>, "requestIP"> | null | undefined,
-  trustProxy: boolean,
+  trustedProxies: number,
   forwardedFor = request.headers.get("x-forwarded-for") ?? undefined,
 ): string {
-  const forwarded = trustProxy ? forwardedFor?.split(",").at(-1)?.trim() : undefined;
+  // Several X-Forwarded-For headers arrive here joined into one list, in order.
+  const entries = trustedProxies > 0 ? forwardedFor?.split(",") : undefined;
+  const forwarded = entries?.[Math.max(entries.length - trustedProxies, 0)]?.trim();
   return forwarded || server?.requestIP(request)?.address || "unknown";
 }
 

@@ -62,6 +62,29 @@ for (const backend of ["memory", "redis"] as const) {
       expect((await call(h.app, "POST", "/api/auth/signin", { body, headers: spoofed })).status).toBe(429);
     });
 
+    it("gives clients behind a CDN and a load balancer a limit each with TRUST_PROXY=2, one with true", async () => {
+      const body = { email: "nobody@example.com", password: "some password" };
+      const limits = { AUTH_RATE_LIMIT_PER_MINUTE: "1", AUTH_RATE_LIMIT_BURST: "0" };
+      // The client's address as the CDN appended it, then the CDN's as the load balancer appended it.
+      const signin = (client: string, cdn: string) =>
+        call(h!.app, "POST", "/api/auth/signin", {
+          body,
+          headers: { "x-forwarded-for": `${client}, ${cdn}` },
+        });
+
+      h = await harness({ ...env, ...limits, TRUST_PROXY: "2" });
+      expect((await signin(`${ip}1`, `${ip}0`)).status).toBe(401);
+      expect((await signin(`${ip}1`, `${ip}0`)).status).toBe(429);
+      expect((await signin(`${ip}2`, `${ip}0`)).status).toBe(401);
+      await h.close();
+      h = undefined;
+
+      // Trusting the load balancer alone, both clients are the CDN.
+      h = await harness({ ...env, ...limits, TRUST_PROXY: "true" });
+      expect((await signin(`${ip}1`, `${ip}0`)).status).toBe(401);
+      expect((await signin(`${ip}2`, `${ip}0`)).status).toBe(429);
+    });
+
     it("limits magic links per email, whichever address asks", async () => {
       h = await harness({ ...env, TRUST_PROXY: "true", MAGIC_LINK_PER_HOUR: "2" });
       const email = `limited${Date.now()}${backend}@example.com`;

@@ -6,12 +6,19 @@ import { ParleyError } from "./errors.ts";
 import type { Handler, OpenInfo, RealtimeEventType } from "./events.ts";
 import { RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
 import { type Fetch, RestClient } from "./rest.ts";
-import type { SignInInput, SignUpInput, TokenResponse, UserView } from "./types.ts";
+import { defaultLocks, type Locks, type Session, type SessionStore } from "./session-store.ts";
+import type { SignInInput, SignUpInput, TokenResponse } from "./types.ts";
 
 export { ParleyError } from "./errors.ts";
 export type * from "./events.ts";
 export { type Ack, type MessageInput, type PresenceStatus, RealtimeConnection } from "./realtime.ts";
 export { RestClient } from "./rest.ts";
+export {
+  type Locks,
+  localStorageSessionStore,
+  type Session,
+  type SessionStore,
+} from "./session-store.ts";
 export type * from "./types.ts";
 
 export interface ParleyClientOptions {
@@ -24,16 +31,18 @@ export interface ParleyClientOptions {
   backoff?: RealtimeOptions["backoff"];
   fetch?: Fetch;
   WebSocket?: typeof WebSocket;
+  /**
+   * Where the session is kept and shared with the app's other clients, e.g. its other tabs
+   * (`localStorageSessionStore()`): each refresh saves the new tokens there, and a client about to refresh
+   * takes the tokens another one saved instead of spending a refresh token twice (which ends the session).
+   */
+  store?: SessionStore;
+  /** The lock refreshes are taken under. Default: the browser's `navigator.locks`, else one per realm. */
+  locks?: Locks;
 }
 
-export interface Session {
-  user: UserView;
-  sessionId: string;
-  accessToken: string;
-  refreshToken: string;
-  /** Local time (ms) at which the access token expires. */
-  expiresAt: number;
-}
+/** Tokens closer than this to their expiry are refreshed before use. */
+const EXPIRY_MARGIN_MS = 5000;
 
 export class ParleyClient {
   readonly rest: RestClient;
@@ -43,6 +52,8 @@ export class ParleyClient {
   private refreshing: Promise<Session> | null = null;
   private connection: RealtimeConnection | null = null;
   private handlers: { type: RealtimeEventType; handler: Handler<RealtimeEventType> }[] = [];
+  private locks: Locks;
+  private unwatch: (() => void) | undefined;
 
   constructor(opts: ParleyClientOptions) {
     const refreshAt = opts.refreshAt ?? 0.8;
@@ -51,6 +62,7 @@ export class ParleyClient {
     if (opts.encoding !== undefined && opts.encoding !== "msgpack" && opts.encoding !== "json")
       throw new TypeError(`encoding: expected msgpack or json, got ${String(opts.encoding)}`);
     this.opts = { ...opts, refreshAt };
+    this.locks = opts.locks ?? defaultLocks();
     this.rest = new RestClient({
       baseUrl: opts.baseUrl,
       fetch: opts.fetch,
@@ -69,47 +81,65 @@ export class ParleyClient {
   }
 
   async signup(input: SignUpInput): Promise<Session> {
-    return this.adopt(await this.rest.signup(input));
+    return this.keep(sessionOf(await this.rest.signup(input)));
   }
 
   async signin(input: SignInInput): Promise<Session> {
-    return this.adopt(await this.rest.signin(input));
+    return this.keep(sessionOf(await this.rest.signin(input)));
   }
 
-  /** Trades the refresh token for new tokens; concurrent callers share one request. */
+  /**
+   * Trades the refresh token for new tokens; concurrent callers share one request. Clients sharing a
+   * store take turns under a lock, and one that finds newer tokens of its session there takes them.
+   */
   refresh(): Promise<Session> {
     const session = this.current;
     if (!session) return Promise.reject(new ParleyError("unauthorized", "not signed in"));
-    this.refreshing ??= this.rest
-      .refresh(session.refreshToken)
-      .then((res) => this.adopt(res))
+    this.refreshing ??= this.locks
+      .request(`parley.refresh:${session.sessionId}`, () => this.refreshUnderLock(session))
       .finally(() => {
         this.refreshing = null;
       });
     return this.refreshing;
   }
 
-  /** Ends the session on the server and locally. */
-  async signout(): Promise<void> {
+  /**
+   * Starts from the store's session (another tab's sign-in, an earlier visit); null when it holds none or
+   * the session has ended. Tokens already close to their expiry are refreshed first.
+   */
+  async restore(): Promise<Session | null> {
+    if (!this.opts.store) throw new ParleyError("bad_request", "restore() needs the store option");
+    const stored = await this.opts.store.load();
+    if (!stored) return null;
+    this.use(stored);
+    if (stored.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return stored;
     try {
-      if (this.current) await this.rest.signout();
-    } finally {
-      this.close();
-      this.current = null;
+      return await this.refresh();
+    } catch (err) {
+      if (!(err instanceof ParleyError && err.status === 401)) throw err;
+      // The stored session has ended (signed out, revoked, expired): there is none to restore.
+      await this.forget(stored);
+      return null;
     }
   }
 
-  /** Adopts tokens obtained elsewhere (a magic link, a stored session). */
+  /** Ends the session on the server and locally (and in the store, if it still holds this session). */
+  async signout(): Promise<void> {
+    const ended = this.current;
+    try {
+      if (ended) await this.rest.signout();
+    } finally {
+      await this.forget(ended);
+    }
+  }
+
+  /** Adopts tokens obtained elsewhere (a magic link); saved to the store, if any, in the background. */
   adopt(res: TokenResponse): Session {
-    this.current = {
-      user: res.user,
-      sessionId: res.session_id,
-      accessToken: res.access_token,
-      refreshToken: res.refresh_token,
-      expiresAt: Date.now() + res.expires_in * 1000,
-    };
-    this.scheduleRefresh(res.expires_in * 1000 * (this.opts.refreshAt ?? 0.8));
-    return this.current;
+    const session = sessionOf(res);
+    this.keep(session).catch(() => {
+      // A store that cannot save (storage full) leaves this client working on its own.
+    });
+    return session;
   }
 
   /** Handlers registered here survive connect() / close() cycles. */
@@ -158,10 +188,15 @@ export class ParleyClient {
     }
   }
 
-  /** Stops everything the client started: the realtime connection and the token refresh timer. */
+  /**
+   * Stops everything the client started: the realtime connection, the token refresh timer and the watch
+   * on the store.
+   */
   close() {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
     this.connection?.close();
     this.connection = null;
   }
@@ -169,8 +204,55 @@ export class ParleyClient {
   private async freshToken(): Promise<string> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "signed out");
-    if (session.expiresAt - Date.now() < 5000) return (await this.refresh()).accessToken;
+    if (session.expiresAt - Date.now() < EXPIRY_MARGIN_MS) return (await this.refresh()).accessToken;
     return session.accessToken;
+  }
+
+  private async refreshUnderLock(mine: Session): Promise<Session> {
+    let from = mine;
+    // Newer tokens of this session, from another client (the store) or heard of while waiting (watch).
+    const stored = this.opts.store ? await this.opts.store.load() : null;
+    for (const other of [this.current, stored]) {
+      if (other?.sessionId === mine.sessionId && other.refreshToken !== mine.refreshToken) from = other;
+    }
+    if (from !== mine) {
+      this.use(from);
+      if (from.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return from;
+    }
+    return this.keep(sessionOf(await this.rest.refresh(from.refreshToken)));
+  }
+
+  /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */
+  private async forget(ended: Session | null) {
+    this.close();
+    this.current = null;
+    const store = this.opts.store;
+    if (ended && store && (await store.load())?.sessionId === ended.sessionId) await store.save(null);
+  }
+
+  /** Makes `session` current and saves it to the store, if any. */
+  private async keep(session: Session): Promise<Session> {
+    this.use(session);
+    await this.opts.store?.save(session);
+    return session;
+  }
+
+  /** Makes `session` current: its refresh is due at `refreshAt` of the time it has left. */
+  private use(session: Session) {
+    this.current = session;
+    this.scheduleRefresh(Math.max(0, (session.expiresAt - Date.now()) * (this.opts.refreshAt ?? 0.8)));
+    this.unwatch ??= this.opts.store?.watch?.((saved) => {
+      const current = this.current;
+      // Another client's refresh of this session: take its tokens (newer ones expire later).
+      if (
+        saved &&
+        current &&
+        saved.sessionId === current.sessionId &&
+        saved.refreshToken !== current.refreshToken &&
+        saved.expiresAt >= current.expiresAt
+      )
+        this.use(saved);
+    });
   }
 
   private scheduleRefresh(delayMs: number) {
@@ -184,6 +266,16 @@ export class ParleyClient {
     }, delayMs);
     unref(this.refreshTimer);
   }
+}
+
+function sessionOf(res: TokenResponse): Session {
+  return {
+    user: res.user,
+    sessionId: res.session_id,
+    accessToken: res.access_token,
+    refreshToken: res.refresh_token,
+    expiresAt: Date.now() + res.expires_in * 1000,
+  };
 }
 
 /** Bun and Node timers can be unref'd so that a pending refresh does not keep a process alive. */

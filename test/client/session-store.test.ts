@@ -1,0 +1,267 @@
+// Several clients of one session (tabs of one app): a refresh token is spent when used and the server ends
+// the session when a spent one comes back, so clients sharing tokens must not both refresh. With a shared
+// store they take turns under a lock and take each other's new tokens. The browser's own localStorage and
+// Web Locks are exercised in browser.test.ts; here the store is a Map, the lock the SDK's in-realm one.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import {
+  localStorageSessionStore,
+  ParleyClient,
+  type ParleyClientOptions,
+  ParleyError,
+  type Session,
+  type SessionStore,
+} from "../../src/client/index.ts";
+import { parseSession } from "../../src/client/session-store.ts";
+import { newAccount, waitFor } from "../helpers.ts";
+import { type Server, startServer } from "./helpers.ts";
+
+let s: Server;
+beforeAll(async () => {
+  s = await startServer({ ACCESS_TOKEN_EXPIRE_MINUTES: "1" });
+});
+afterAll(() => s.stop());
+
+/** One app's storage as its tabs see it: saves reach every other tab's watch, as `storage` events do. */
+function sharedStorage() {
+  let value: string | null = null;
+  const watchers = new Set<{ tab: number; onChange: (session: Session | null) => void }>();
+  let tabs = 0;
+  return {
+    saves: 0,
+    get raw() {
+      return value;
+    },
+    /** The store of one tab; without `watch` when `silent` (a store that cannot tell of others' saves). */
+    tab(silent = false): SessionStore {
+      const tab = ++tabs;
+      const shared = this;
+      const store: SessionStore = {
+        load: () => parseSession(value),
+        async save(session) {
+          shared.saves++;
+          value = session ? JSON.stringify(session) : null;
+          for (const w of watchers) if (w.tab !== tab) w.onChange(parseSession(value));
+        },
+        watch(onChange) {
+          const w = { tab, onChange };
+          watchers.add(w);
+          return () => watchers.delete(w);
+        },
+      };
+      if (silent) delete store.watch;
+      return store;
+    },
+  };
+}
+
+/** A fetch that counts the refresh calls that reach the server. */
+function countingFetch() {
+  const counter = {
+    refreshes: 0,
+    fetch: (input: URL, init: RequestInit) => {
+      if (input.pathname === "/api/auth/refresh") counter.refreshes++;
+      return fetch(input, init);
+    },
+  };
+  return counter;
+}
+
+function client(opts: Partial<ParleyClientOptions> = {}) {
+  const c = new ParleyClient({ baseUrl: s.baseUrl, ...opts });
+  s.clients.push(c);
+  return c;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ParleyError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof ParleyError) return err;
+    throw err;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("clients sharing one session", () => {
+  it("without a store, two clients refreshing the same tokens end the session (what the store prevents)", async () => {
+    const a = client();
+    const signed = await a.signup(newAccount());
+    const b = client();
+    b.adopt({
+      user: signed.user,
+      session_id: signed.sessionId,
+      access_token: signed.accessToken,
+      refresh_token: signed.refreshToken,
+      token_type: "bearer",
+      expires_in: 60,
+    });
+    const outcomes = await Promise.allSettled([a.refresh(), b.refresh()]);
+    const failed = outcomes.find((o) => o.status === "rejected") as PromiseRejectedResult;
+    expect(failed).toBeDefined();
+    expect((failed.reason as ParleyError).code).toBe("refresh_token_reused");
+    // Reuse revoked the session: the tokens the other client got are dead too.
+    const winner = outcomes.find((o) => o.status === "fulfilled") as PromiseFulfilledResult<Session>;
+    const late = await rejection(a.rest.refresh(winner.value.refreshToken));
+    expect(late.status).toBe(401);
+  });
+
+  it.each([
+    ["a store that tells of others' saves", false],
+    ["a store read only under the lock", true],
+  ])(
+    "with %s, concurrent refreshes spend the refresh token once and both clients keep working",
+    async (_, silent) => {
+      const storage = sharedStorage();
+      const counter = countingFetch();
+      const a = client({ store: storage.tab(silent), fetch: counter.fetch });
+      const first = await a.signup(newAccount());
+      const b = client({ store: storage.tab(silent), fetch: counter.fetch });
+      expect((await b.restore())?.refreshToken).toBe(first.refreshToken);
+
+      const [ra, rb] = await Promise.all([a.refresh(), b.refresh()]);
+      expect(counter.refreshes).toBe(1);
+      expect(ra.refreshToken).not.toBe(first.refreshToken);
+      expect(rb.refreshToken).toBe(ra.refreshToken);
+      expect(parseSession(storage.raw)?.refreshToken).toBe(ra.refreshToken);
+      expect((await a.rest.me()).id).toBe(first.user.id);
+      expect((await b.rest.me()).id).toBe(first.user.id);
+
+      // And again, the other way round: still one refresh a turn, the session alive.
+      const [rb2, ra2] = await Promise.all([b.refresh(), a.refresh()]);
+      expect(counter.refreshes).toBe(2);
+      expect(ra2.refreshToken).toBe(rb2.refreshToken);
+      expect((await a.rest.refresh(ra2.refreshToken)).user.id).toBe(first.user.id);
+    },
+  );
+
+  it("refresh timers that fire together refresh once per round and keep the session", async () => {
+    const storage = sharedStorage();
+    const counter = countingFetch();
+    // 1% of a 60 s token: due every ~0.6 s, in both clients at about the same moment.
+    const a = client({ store: storage.tab(), fetch: counter.fetch, refreshAt: 0.01 });
+    const first = await a.signup(newAccount());
+    const b = client({ store: storage.tab(), fetch: counter.fetch, refreshAt: 0.01 });
+    await b.restore();
+    const seen = new Set<string>();
+    await waitFor(() => {
+      for (const c of [a, b]) if (c.session) seen.add(c.session.refreshToken);
+      return seen.size >= 4 ? true : undefined;
+    }, 10_000);
+    a.close();
+    b.close();
+    expect(counter.refreshes).toBeGreaterThanOrEqual(3);
+    // No refresh token was spent twice: the session is alive, and the newest token still refreshes it.
+    const newest = (a.session?.expiresAt ?? 0) >= (b.session?.expiresAt ?? 0) ? a : b;
+    const next = await newest.rest.refresh(newest.session?.refreshToken as string);
+    expect(next.user.id).toBe(first.user.id);
+  });
+
+  it("a watching client takes the tokens another saved, without a refresh of its own", async () => {
+    const storage = sharedStorage();
+    const counter = countingFetch();
+    const a = client({ store: storage.tab(), fetch: counter.fetch });
+    await a.signup(newAccount());
+    const b = client({ store: storage.tab(), fetch: counter.fetch });
+    await b.restore();
+    const next = await a.refresh();
+    expect(b.session?.refreshToken).toBe(next.refreshToken);
+    expect(b.session?.accessToken).toBe(next.accessToken);
+    expect(await b.refresh()).toMatchObject({ refreshToken: expect.any(String) });
+    expect(counter.refreshes).toBe(2);
+    // A closed client stops watching.
+    b.close();
+    const after = await a.refresh();
+    expect(b.session?.refreshToken).not.toBe(after.refreshToken);
+  });
+
+  it("restore: nothing stored, no store option, tokens close to expiry, an ended session", async () => {
+    const storage = sharedStorage();
+    expect(await client({ store: storage.tab() }).restore()).toBeNull();
+    const noStore = await rejection(client().restore());
+    expect(noStore.code).toBe("bad_request");
+
+    // Stored tokens about to expire are refreshed before restore() answers.
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    a.close();
+    const nearlyExpired = { ...first, expiresAt: Date.now() + 1000 };
+    await storage.tab().save(nearlyExpired);
+    const b = client({ store: storage.tab() });
+    const restored = await b.restore();
+    expect(restored?.refreshToken).not.toBe(first.refreshToken);
+    expect(restored?.expiresAt).toBeGreaterThan(Date.now() + 50_000);
+    expect(parseSession(storage.raw)?.refreshToken).toBe(restored?.refreshToken);
+
+    // A session signed out elsewhere: restore() gives null and clears the store.
+    await b.rest.signout();
+    await storage.tab().save({ ...(restored as Session), expiresAt: Date.now() });
+    const c = client({ store: storage.tab() });
+    expect(await c.restore()).toBeNull();
+    expect(c.session).toBeNull();
+    expect(storage.raw).toBeNull();
+  });
+
+  it("signout clears the store only while it holds this client's session", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    await a.signup(newAccount());
+    const b = client({ store: storage.tab() });
+    const other = await b.signup(newAccount()); // another account signed in since, in another tab
+    await a.signout();
+    expect(parseSession(storage.raw)?.sessionId).toBe(other.sessionId);
+    await b.signout();
+    expect(storage.raw).toBeNull();
+  });
+});
+
+describe("localStorageSessionStore", () => {
+  /** The Storage interface over a Map (Bun has no localStorage). */
+  function memoryStorage(): Storage {
+    const map = new Map<string, string>();
+    return {
+      get length() {
+        return map.size;
+      },
+      clear: () => map.clear(),
+      getItem: (k) => map.get(k) ?? null,
+      key: (i) => [...map.keys()][i] ?? null,
+      removeItem: (k) => void map.delete(k),
+      setItem: (k, v) => void map.set(k, String(v)),
+    };
+  }
+  const session: Session = {
+    user: { id: "u1" } as Session["user"],
+    sessionId: "s1",
+    accessToken: "a",
+    refreshToken: "r",
+    expiresAt: 1,
+  };
+
+  it("saves, loads and removes a session under its key", async () => {
+    const storage = memoryStorage();
+    const store = localStorageSessionStore("k", storage);
+    expect(await store.load()).toBeNull();
+    await store.save(session);
+    expect(storage.getItem("k")).toBe(JSON.stringify(session));
+    expect(await store.load()).toEqual(session);
+    await store.save(null);
+    expect(storage.getItem("k")).toBeNull();
+  });
+
+  it("reads anything that is not a whole session as none", async () => {
+    const storage = memoryStorage();
+    const store = localStorageSessionStore("k", storage);
+    for (const bad of ["{", "null", "[]", "42", JSON.stringify({ ...session, refreshToken: 7 }), "{}"]) {
+      storage.setItem("k", bad);
+      expect(await store.load()).toBeNull();
+    }
+    const { user: _, ...noUser } = session;
+    storage.setItem("k", JSON.stringify(noUser));
+    expect(await store.load()).toBeNull();
+  });
+
+  it("refuses to be made where there is no localStorage", () => {
+    expect(() => localStorageSessionStore()).toThrow("no localStorage");
+  });
+});

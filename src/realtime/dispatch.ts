@@ -12,13 +12,40 @@ import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
 
+/** Replies waiting for the end of this run of microtasks, by socket, in the order they were made. */
+let outbox = new Map<Socket, (Uint8Array | string)[]>();
+
 /**
- * Corked: outside Bun's own handlers (every reply after an await) each ws.send is a write of its own, and
- * it first flushes what was published to the socket meanwhile (the event of the message being acked) in a
- * write of its own too; corked, both leave in one. Inside a handler the socket is corked already.
+ * Replies to a socket leave together: the ones made while this run of microtasks lasts go out corked, in
+ * one write. Outside Bun's own handlers (every reply after an await) each ws.send is a write of its own,
+ * and a group commit resolves hundreds of sends at once: a client with many messages in flight got one
+ * write per ack. A send also first flushes what was published to the socket meanwhile (the event of the
+ * message being acked), so that still arrives before its ack, in the same write.
  */
 export function send(ws: Socket, frame: ServerFrame) {
-  ws.cork(() => ws.send(encode(frame, ws.data.encoding)));
+  sendEncoded(ws, encode(frame, ws.data.encoding));
+}
+
+/** A frame already encoded in the socket's encoding (a replayed event), in line with the replies. */
+export function sendEncoded(ws: Socket, bytes: Uint8Array | string) {
+  const waiting = outbox.get(ws);
+  if (waiting) {
+    waiting.push(bytes);
+    return;
+  }
+  if (outbox.size === 0) queueMicrotask(flushReplies);
+  outbox.set(ws, [bytes]);
+}
+
+function flushReplies() {
+  // Swapped first: anything sent while these are written waits for a flush of its own.
+  const due = outbox;
+  outbox = new Map();
+  for (const [ws, frames] of due) {
+    ws.cork(() => {
+      for (const bytes of frames) ws.send(bytes);
+    });
+  }
 }
 
 export function sendError(ws: Socket, ref: string | number | undefined, code: string, message: string) {
@@ -167,17 +194,15 @@ export class Dispatcher {
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });
         continue;
       }
-      // One cork around all of it: a conversation's catch-up leaves in one write. Each event is encoded
-      // once for every socket that replays it (replay-cache.ts).
+      // A conversation's catch-up leaves with the replies, corked. Each event is encoded once for every
+      // socket that replays it (replay-cache.ts).
       const { encoding } = ws.data;
-      ws.cork(() => {
-        let seq = after;
-        for (const m of changes) {
-          ws.send(this.replays.frame(m, encoding));
-          seq = m.version_seq;
-        }
-        send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
-      });
+      let seq = after;
+      for (const m of changes) {
+        sendEncoded(ws, this.replays.frame(m, encoding));
+        seq = m.version_seq;
+      }
+      send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
     }
   }
 }

@@ -1,6 +1,6 @@
 // Replies sent after an await leave corked: outside Bun's own handlers every ws.send is a write of its
-// own, so the sender's ack (with the event just published to it) and a conversation's catch-up must go
-// out inside one cork each. The dispatcher runs against the real services and store; only the socket is
+// own, so the sender's ack (with the event just published to it), the acks of messages committed together
+// and a conversation's catch-up must go out inside one cork each. The dispatcher runs against the real services and store; only the socket is
 // a recorder.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
@@ -100,5 +100,23 @@ describe("corked replies", () => {
     const corks = new Set(sent.map((s) => s.cork));
     expect(corks.size).toBe(1);
     expect([...corks][0]).toBeGreaterThan(0);
+  });
+
+  it("sends the acks of messages committed together inside one cork per socket, in order", async () => {
+    const one = recorder();
+    const two = recorder();
+    // Sent in one turn: one group commit holds them all, and their acks are made in one run of microtasks.
+    await Promise.all([
+      ...[10, 11, 12, 13, 14].map((n) => dispatcher.handle(one.ws, message(n))),
+      ...[20, 21, 22].map((n) => dispatcher.handle(two.ws, message(n))),
+    ]);
+    for (const [{ sent }, refs] of [
+      [one, [10, 11, 12, 13, 14]],
+      [two, [20, 21, 22]],
+    ] as const) {
+      expect(sent.map((s) => [s.frame.type, s.frame.ref])).toEqual(refs.map((ref) => ["ack", ref]));
+      expect(new Set(sent.map((s) => s.cork)).size).toBe(1);
+      expect(sent[0]?.cork).toBeGreaterThan(0);
+    }
   });
 });

@@ -2,7 +2,7 @@
 // waits for typed events with a timeout (never a fixed sleep).
 
 import type { Handler, RealtimeEventMap, RealtimeEventType } from "../../src/client/events.ts";
-import { ParleyClient, type ParleyClientOptions } from "../../src/client/index.ts";
+import { ParleyClient, type ParleyClientOptions, ParleyError } from "../../src/client/index.ts";
 import { type Harness, harness, newAccount } from "../helpers.ts";
 
 export interface Server {
@@ -35,6 +35,17 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
       await h.close();
     },
   };
+}
+
+/** The ParleyError a call fails with; any other outcome fails the test. */
+export async function rejection(promise: Promise<unknown>): Promise<ParleyError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof ParleyError) return err;
+    throw err;
+  }
+  throw new Error("expected a rejection");
 }
 
 export interface Recorder<K extends RealtimeEventType> {

@@ -1,25 +1,15 @@
 // The SDK's REST client against a real server: accounts, conversations, messages and typed errors.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { ParleyClient, ParleyError, RestClient } from "../../src/client/index.ts";
+import { ParleyClient, RestClient } from "../../src/client/index.ts";
 import { newAccount, waitFor } from "../helpers.ts";
-import { type Server, startServer } from "./helpers.ts";
+import { rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
   s = await startServer({ ACCESS_TOKEN_EXPIRE_MINUTES: "1" });
 });
 afterAll(() => s.stop());
-
-async function rejection(promise: Promise<unknown>): Promise<ParleyError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ParleyError) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("REST client", () => {
   it("refuses a base URL that is not http(s), naming the option", () => {

@@ -8,13 +8,13 @@ import {
   localStorageSessionStore,
   ParleyClient,
   type ParleyClientOptions,
-  ParleyError,
+  type ParleyError,
   type Session,
   type SessionStore,
 } from "../../src/client/index.ts";
 import { parseSession } from "../../src/client/session-store.ts";
 import { newAccount, waitFor } from "../helpers.ts";
-import { type Server, startServer } from "./helpers.ts";
+import { rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -71,16 +71,6 @@ function client(opts: Partial<ParleyClientOptions> = {}) {
   const c = new ParleyClient({ baseUrl: s.baseUrl, ...opts });
   s.clients.push(c);
   return c;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ParleyError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ParleyError) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("clients sharing one session", () => {

@@ -14,7 +14,7 @@ import { createMailer } from "./mail/index.ts";
 import type { Mailer } from "./mail/types.ts";
 import { type AuthService, createAuthService } from "./modules/auth/service.ts";
 import { SessionCache } from "./modules/auth/session-cache.ts";
-import { MembershipCache } from "./modules/conversations/membership.ts";
+import { MembershipCache, REVALIDATE_ALONE_MS, REVALIDATE_MS } from "./modules/conversations/membership.ts";
 import { type ConversationsService, createConversationsService } from "./modules/conversations/service.ts";
 import { createMessagesService, type MessagesService } from "./modules/messages/service.ts";
 import { createMetrics, type Metrics } from "./modules/metrics/service.ts";
@@ -68,7 +68,12 @@ export async function createDeps(
   const clock = parts.clock ?? systemClock;
   const metrics = createMetrics(pkg.version);
   const opened = parts.store ?? (await openStore(config));
-  const membership = new MembershipCache(opened, clock);
+  const broker =
+    parts.broker ??
+    (config.REDIS_URL
+      ? new RedisBroker(config.REDIS_URL, logger, { prefix: config.REDIS_PREFIX })
+      : new MemoryBroker());
+  const membership = new MembershipCache(opened, clock, broker.shared ? REVALIDATE_MS : REVALIDATE_ALONE_MS);
   // Every service writes through this one, so membership changes reach the cache at once.
   const store = membership.watch(opened);
   const mailer = parts.mailer ?? createMailer(config);
@@ -77,11 +82,6 @@ export async function createDeps(
   const sessions = new SessionCache(store, clock);
   const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
   const users = createUsersService({ store, clock });
-  const broker =
-    parts.broker ??
-    (config.REDIS_URL
-      ? new RedisBroker(config.REDIS_URL, logger, { prefix: config.REDIS_PREFIX })
-      : new MemoryBroker());
   const hub = new Hub();
   const conversations = createConversationsService({ store, clock, hub });
   const messages = createMessagesService({ config, store, clock, hub, membership, metrics });

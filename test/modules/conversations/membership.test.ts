@@ -1,12 +1,18 @@
 // The membership cache in front of the store: answers from memory, sees writes made through the watched
-// store at once, and re-reads what was written elsewhere (another node) after a second.
+// store at once, and re-reads what was written elsewhere (another node) after a second; a node alone,
+// which makes every write itself, after a minute.
 
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import { join } from "node:path";
 import { ManualClock } from "../../../src/lib/clock.ts";
-import { MembershipCache } from "../../../src/modules/conversations/membership.ts";
+import {
+  MembershipCache,
+  REVALIDATE_ALONE_MS,
+  REVALIDATE_MS,
+} from "../../../src/modules/conversations/membership.ts";
 import { openSqliteStore } from "../../../src/store/sqlite/index.ts";
 import type { Store } from "../../../src/store/types.ts";
-import { rejection } from "../../helpers.ts";
+import { call, group, harness, rejection, signup } from "../../helpers.ts";
 import { conversation, member } from "../../store/conversations-contract.ts";
 
 const code = async (p: Promise<unknown>) => (await rejection(p)).code;
@@ -51,6 +57,20 @@ describe("MembershipCache", () => {
     expect(await cache.require("c-1", "bob")).toMatchObject({ role: "member" });
     clock.advance(1);
     expect(await code(cache.require("c-1", "bob"))).toBe("not_found");
+  });
+
+  it("on a node alone, re-reads what it knows only after a minute, and still sees its own writes at once", async () => {
+    const alone = new MembershipCache(raw, clock, REVALIDATE_ALONE_MS);
+    const aloneStore = alone.watch(raw);
+    await alone.require("c-1", "bob");
+    await raw.conversations.setRole("c-1", "bob", "admin"); // behind its back: cannot happen alone
+    clock.advance(REVALIDATE_ALONE_MS - 1);
+    expect(await alone.require("c-1", "bob")).toMatchObject({ role: "member" });
+    clock.advance(1);
+    expect(await alone.require("c-1", "bob")).toMatchObject({ role: "admin" });
+
+    await aloneStore.conversations.removeParticipant("c-1", "bob");
+    expect(await code(alone.require("c-1", "bob"))).toBe("not_found");
   });
 
   it("sees every membership write made through the watched store at once", async () => {
@@ -106,5 +126,39 @@ describe("MembershipCache", () => {
       "alice",
       "bob",
     ]);
+  });
+});
+
+describe("a node's membership cache", () => {
+  const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+
+  it.each([
+    ["alone, trusts what it knows for a minute", {}, REVALIDATE_ALONE_MS],
+    ["with a shared broker, for a second", { REDIS_URL }, REVALIDATE_MS],
+  ] as const)("%s", async (_, env, window) => {
+    const h = await harness(env);
+    try {
+      const alice = await signup(h.app);
+      const bob = await signup(h.app);
+      const conv = await group(h.app, alice, [bob]);
+      const send = async (content: string) =>
+        (
+          await call(h.app, "POST", `/api/conversations/${conv}/messages`, {
+            token: bob.token,
+            body: { content },
+          })
+        ).status;
+      expect(await send("one")).toBe(201);
+      // Removed by another writer of the same file, which this node's cache is not told of.
+      const other = openSqliteStore(join(h.config.DATA_DIR, "parley.db"));
+      await other.conversations.removeParticipant(conv, bob.id);
+      await other.close();
+      h.clock.advance(window - 1);
+      expect(await send("two")).toBe(201);
+      h.clock.advance(1);
+      expect(await send("three")).toBe(404);
+    } finally {
+      await h.close();
+    }
   });
 });

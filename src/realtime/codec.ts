@@ -6,6 +6,23 @@ import type { Encoding } from "./protocol.ts";
 
 // Plain maps (no records extension) so that any MessagePack client can read the frames.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+// Frames are read from one reused buffer: msgpackr makes a DataView of every buffer it reads (and keeps it
+// on the buffer), which for the fresh buffer Bun gives each message cost more than copying the frame into
+// one that has it already (2.3-2.6 against 1.1-1.3 µs a frame here). Binary fields are copied out of it.
+const reader = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: "number",
+  copyBuffers: true,
+});
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+function unpackFrame(data: Uint8Array): unknown {
+  if (data.length === 0) throw new Error("empty frame");
+  if (data.length > scratch.length) scratch = Buffer.allocUnsafe(Math.max(data.length, 2 * scratch.length));
+  scratch.set(data);
+  return reader.unpack(scratch, { end: data.length });
+}
 
 function toJsonValue(_key: string, value: unknown) {
   if (value instanceof Uint8Array) return Buffer.from(value).toString("base64url");
@@ -29,7 +46,7 @@ export function encode(frame: unknown, encoding: Encoding): Uint8Array | string 
 export function decode(data: string | Uint8Array, encoding: Encoding): unknown {
   if (encoding === "msgpack") {
     if (typeof data === "string") throw new Error("expected a binary frame");
-    return packr.unpack(data);
+    return unpackFrame(data);
   }
   const text = typeof data === "string" ? data : new TextDecoder("utf-8", { fatal: true }).decode(data);
   return JSON.parse(text);

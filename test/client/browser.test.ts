@@ -181,16 +181,17 @@ const TABS_PAGE = `<!doctype html><meta charset="utf-8"><title>Parley SDK tabs</
       localStorage.clear();
       const tag = Math.random().toString(36).slice(2, 10);
       await client.signup({ email: "t" + tag + "@example.com", username: "t_" + tag, password: "browser passphrase " + tag });
-      at = Date.now() + 1500;
+      at = Date.now() + 3000;
       const tab = window.open("/tabs?role=second&api=" + encodeURIComponent(params.get("api")) + "&at=" + at);
       if (!tab) throw new Error("the second tab did not open");
     } else {
       at = Number(params.get("at"));
       if (!(await client.restore())) throw new Error("no session to restore");
+      if (Date.now() > at) throw new Error("the second tab was ready only after the first round began");
     }
     const tokens = [];
     for (let round = 0; round < 3; round++) {
-      await new Promise((r) => setTimeout(r, Math.max(0, at + round * 700 - Date.now())));
+      await new Promise((r) => setTimeout(r, Math.max(0, at + round * 1000 - Date.now())));
       await client.refresh();
       tokens.push(client.session.refreshToken);
     }

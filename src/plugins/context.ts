@@ -29,7 +29,7 @@ export function clientAddress(
 }
 
 /** What onRequest leaves on the context: every request has it, the ones no route takes too. */
-interface Started {
+export interface Started {
   requestId: string;
   startedAt: number;
 }

@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
 import { AppError, type ErrorCode, errorBody } from "../lib/errors.ts";
 import { safePath } from "../lib/logger.ts";
-import { requestContext } from "./context.ts";
+import { requestContext, type Started } from "./context.ts";
 
 const SECURITY_HEADERS = {
   "X-Content-Type-Options": "nosniff",
@@ -117,22 +117,23 @@ export function httpPlugin(deps: Deps) {
       })
       .onAfterResponse({ as: "global" }, (ctx) => {
         const { request, set } = ctx;
-        const extra = ctx as unknown as { requestId?: string; startedAt?: number; userId?: string };
+        // requestContext's onRequest ran first, for every request; the auth guard adds the user.
+        const extra = ctx as unknown as Started & { userId?: string };
         const status = typeof set.status === "number" ? set.status : 200;
-        const ms = extra.startedAt === undefined ? undefined : performance.now() - extra.startedAt;
+        const ms = performance.now() - extra.startedAt;
         // The route's pattern, never the path (ids would make a series per user), and a known method:
         // labels a client could choose freely would let it grow the metrics without bound.
         const route = ctx.route || "unmatched";
         const method = METHODS.has(request.method) ? request.method : "other";
         metrics.http.requests.inc([method, route, String(status)]);
-        if (ms !== undefined) metrics.http.seconds.observe(ms / 1000, [method, route]);
+        metrics.http.seconds.observe(ms / 1000, [method, route]);
         logger.info(
           {
             req_id: extra.requestId,
             method: request.method,
             path: safePath(request.url),
             status,
-            ms: ms === undefined ? undefined : Math.round(ms * 10) / 10,
+            ms: Math.round(ms * 10) / 10,
             user_id: extra.userId,
           },
           "request",

@@ -69,6 +69,23 @@ export async function stop(child: Child | undefined, graceMs = 2000): Promise<vo
   clearTimeout(timer);
 }
 
+/** One JSON line to a child that reads commands from stdin (the load generators). */
+export function sendLine(child: Child, value: unknown) {
+  child.stdin.write(`${JSON.stringify(value)}\n`);
+  child.stdin.flush();
+}
+
+/** Asks a generator to close its clients and exit (`{quit: true}`); SIGKILL if it has not within 3 s. */
+export async function quit(child: Child) {
+  try {
+    sendLine(child, { quit: true });
+  } catch {}
+  const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+  await child.exited;
+  clearTimeout(timer);
+  await stop(child);
+}
+
 /** A loopback port that was free a moment ago (the OS picks it). */
 export function freePort(): number {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { envInt } from "../lib/env.ts";
 import { Histogram } from "../lib/histogram.ts";
-import { type Child, cpuSeconds, lines, rssMiB, spawn, stop } from "../lib/proc.ts";
+import { type Child, cpuSeconds, lines, quit, rssMiB, sendLine, spawn } from "../lib/proc.ts";
 import type { Prepared } from "../lib/targets.ts";
 import type { ScenarioResult } from "../lib/types.ts";
 import type { Command, PhaseCommand, PhaseReply, ReadyReply, SenderSpec } from "./protocol.ts";
@@ -57,17 +57,7 @@ export async function openLoad(
   const watched = [...serverPids, ...Object.values(others)];
   const children: Child[] = [];
   const close = async () => {
-    await Promise.all(
-      children.map(async (c) => {
-        try {
-          send(c, { quit: true });
-        } catch {}
-        const timer = setTimeout(() => c.kill("SIGKILL"), 3000);
-        await c.exited;
-        clearTimeout(timer);
-        await stop(c);
-      }),
-    );
+    await Promise.all(children.map(quit));
   };
   try {
     const readers: Array<ReturnType<typeof lines>> = [];
@@ -146,10 +136,7 @@ export async function openLoad(
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
 
-function send(child: Child, cmd: Command) {
-  child.stdin.write(`${JSON.stringify(cmd)}\n`);
-  child.stdin.flush();
-}
+const send = (child: Child, cmd: Command) => sendLine(child, cmd);
 
 /** The row of a target whose run threw: no figures, the error as its note. */
 export function failedResult(

@@ -13,7 +13,7 @@ import { RestClient } from "../../src/client/index.ts";
 import { envInt } from "../lib/env.ts";
 import { Histogram } from "../lib/histogram.ts";
 import { startParleyServer } from "../lib/parley-server.ts";
-import { type Child, cpuSeconds, lines, pool, spawn, stop } from "../lib/proc.ts";
+import { type Child, cpuSeconds, lines, pool, quit, sendLine, spawn } from "../lib/proc.ts";
 import { seeded, sentence } from "../lib/random.ts";
 import { seedAccounts } from "../lib/seed.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
@@ -295,10 +295,7 @@ export const resume: Scenario = async ({ quick, log }) => {
   }
 };
 
-function send(child: Child, cmd: ResumeCommand) {
-  child.stdin.write(`${JSON.stringify(cmd)}\n`);
-  child.stdin.flush();
-}
+const send = (child: Child, cmd: ResumeCommand) => sendLine(child, cmd);
 
 /** Sends each generator its command and waits for every reply; a worker's error reply throws here. */
 async function askAll<R>(
@@ -316,15 +313,4 @@ async function askAll<R>(
       return reply as R;
     }),
   );
-}
-
-/** Asks a generator to close its clients and exit; SIGKILL if it has not within 3 s. */
-async function quit(child: Child) {
-  try {
-    send(child, { quit: true });
-  } catch {}
-  const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
-  await child.exited;
-  clearTimeout(timer);
-  await stop(child);
 }

@@ -23,6 +23,7 @@ import { createRateLimiters, type RateLimiters } from "./ratelimit/index.ts";
 import { createGateway, type Gateway } from "./realtime/gateway.ts";
 import { Hub } from "./realtime/hub.ts";
 import { openMongoStore } from "./store/mongo/index.ts";
+import { type DataDirMode, lockDataDir } from "./store/sqlite/data-dir-lock.ts";
 import { openSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/types.ts";
 
@@ -46,9 +47,28 @@ export interface Deps {
   gateway: Gateway;
 }
 
-export async function openStore(config: Config): Promise<Store> {
+/**
+ * The configured store. A server takes DATA_DIR's lock as it opens the SQLite file (`lock`: alone or
+ * shared with processes on one Redis) and holds it until the store closes; the admin CLI takes none.
+ */
+export async function openStore(config: Config, lock?: DataDirMode): Promise<Store> {
   if (config.MONGODB_URL) return openMongoStore(config.MONGODB_URL, config.DATABASE_NAME);
-  return openSqliteStore(join(config.DATA_DIR, "parley.db"));
+  const path = join(config.DATA_DIR, "parley.db");
+  if (!lock) return openSqliteStore(path);
+  const held = lockDataDir(config.DATA_DIR, lock);
+  try {
+    const store = openSqliteStore(path);
+    return {
+      ...store,
+      async close() {
+        await store.close();
+        held.release();
+      },
+    };
+  } catch (err) {
+    held.release();
+    throw err;
+  }
 }
 
 /** The access-token signer the configuration asks for (the bench signs its seeded accounts' tokens with it). */
@@ -67,13 +87,23 @@ export async function createDeps(
 ): Promise<Deps> {
   const clock = parts.clock ?? systemClock;
   const metrics = createMetrics(pkg.version);
-  const opened = parts.store ?? (await openStore(config));
   const broker =
     parts.broker ??
     (config.REDIS_URL
       ? new RedisBroker(config.REDIS_URL, logger, { prefix: config.REDIS_PREFIX })
       : new MemoryBroker());
-  const membership = new MembershipCache(opened, clock, broker.shared ? REVALIDATE_MS : REVALIDATE_ALONE_MS);
+  let opened: Store;
+  try {
+    opened = parts.store ?? (await openStore(config, broker.shared ? "shared" : "alone"));
+  } catch (err) {
+    if (!parts.broker) await broker.close();
+    throw err;
+  }
+  // A node trusts its membership answers for a minute only when it knows that it makes every change to
+  // the store itself: it holds DATA_DIR alone (data-dir-lock.ts). On MongoDB, or over a store it was
+  // given, it cannot know, and re-reads them after a second as nodes with a shared broker do.
+  const alone = !broker.shared && !parts.store && !config.MONGODB_URL;
+  const membership = new MembershipCache(opened, clock, alone ? REVALIDATE_ALONE_MS : REVALIDATE_MS);
   // Every service writes through this one, so membership changes reach the cache at once.
   const store = membership.watch(opened);
   const mailer = parts.mailer ?? createMailer(config);

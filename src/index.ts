@@ -6,10 +6,10 @@ import { ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
 import { createLogger } from "./lib/logger.ts";
 
-async function main() {
-  let loaded: ReturnType<typeof loadConfig>;
+/** A configuration the server cannot run with (a bad variable, a DATA_DIR taken) stops boot with EX_CONFIG. */
+async function orRefuse<T>(boot: () => T | Promise<T>): Promise<T> {
   try {
-    loaded = loadConfig();
+    return await boot();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`parley: configuration error: ${err.message}`);
@@ -17,13 +17,17 @@ async function main() {
     }
     throw err;
   }
+}
+
+async function main() {
+  const loaded = await orRefuse(() => loadConfig());
   const { config, warnings } = loaded;
   if (process.argv[2] === "admin")
     process.exit(await runCli(process.argv.slice(2), config, (l) => console.log(l)));
   const logger = createLogger(config.LOG_LEVEL);
   for (const w of warnings) logger.warn(w);
 
-  const deps = await createDeps(config, logger);
+  const deps = await orRefuse(() => createDeps(config, logger));
   // Alone, this node had every socket: after a crash (no shutdown to write them offline) users it had
   // online would stay so. With other nodes their sockets still count (Redis), so nothing is reset.
   if (!deps.broker.shared) {

@@ -67,6 +67,26 @@ describe("starting the server", () => {
     }
   });
 
+  it("refuses a second process on the same DATA_DIR without REDIS_URL, and says what to set", async () => {
+    const env = { DATA_DIR: join(work, "taken") };
+    const first = await start([process.execPath, "run", "src/index.ts"], env);
+    try {
+      const second = Bun.spawn([process.execPath, "run", "src/index.ts"], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "", PORT: "0", ...env },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(await second.exited).toBe(78);
+      const said = await new Response(second.stderr).text();
+      expect(said).toContain("is in use by another Parley process");
+      expect(said).toContain("REDIS_URL");
+    } finally {
+      first.proc.kill("SIGTERM");
+      await first.proc.exited;
+    }
+  });
+
   it("refuses to boot with a bad variable, naming it", async () => {
     const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
       cwd: root,

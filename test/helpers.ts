@@ -12,6 +12,7 @@ import { closeDeps, createDeps, type Deps } from "../src/deps.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { AppError } from "../src/lib/errors.ts";
 import { createLogger } from "../src/lib/logger.ts";
+import type { Store } from "../src/store/types.ts";
 
 export const TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789";
 
@@ -26,7 +27,11 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(env: Record<string, string> = {}): Promise<Harness> {
+/** `store`: the store to run over instead of the one in DATA_DIR (the harness closes it). */
+export async function harness(
+  env: Record<string, string> = {},
+  parts: { store?: Store } = {},
+): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), "parley-test-"));
   const { config } = loadConfig({
     NODE_ENV: "test",
@@ -53,7 +58,7 @@ export async function harness(env: Record<string, string> = {}): Promise<Harness
   });
   const logger = createLogger(config.LOG_LEVEL, sink);
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const deps = await createDeps(config, logger, { clock });
+  const deps = await createDeps(config, logger, { clock, ...parts });
   const app = createApp(deps);
   return {
     app,

@@ -1,0 +1,115 @@
+// DATA_DIR's lock: one process alone, or any number that share a Redis; held by the system, so a process
+// that dies, however it dies, leaves it free. Also through createDeps, which every server boots with.
+
+import { afterAll, describe, expect, it } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+import { closeDeps, createDeps } from "../../src/deps.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { type DataDirMode, lockDataDir } from "../../src/store/sqlite/data-dir-lock.ts";
+import { TEST_SECRET } from "../helpers.ts";
+
+const work = mkdtempSync(join(tmpdir(), "parley-lock-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+let dirs = 0;
+const freshDir = () => join(work, `d${++dirs}`);
+
+const refusal = (dir: string, mode: DataDirMode) => {
+  try {
+    lockDataDir(dir, mode).release();
+    return null;
+  } catch (err) {
+    return err;
+  }
+};
+
+describe("lockDataDir", () => {
+  it.each([
+    ["alone", "alone", "refused", false],
+    ["alone", "shared", "refused", false],
+    ["shared", "alone", "refused", false],
+    ["shared", "shared", "let in", true],
+  ] as const)("held %s, one asking %s is %s", (held, asked, _, allowed) => {
+    const dir = freshDir();
+    const first = lockDataDir(dir, held);
+    try {
+      const err = refusal(dir, asked);
+      if (allowed) expect(err).toBeNull();
+      else {
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as Error).message).toContain(dir);
+        expect((err as Error).message).toContain("REDIS_URL");
+      }
+    } finally {
+      first.release();
+    }
+  });
+
+  it("is free again once released, and a second release does nothing", () => {
+    const dir = freshDir();
+    const first = lockDataDir(dir, "alone");
+    first.release();
+    first.release();
+    const second = lockDataDir(dir, "alone");
+    expect(second.mode).toBe("alone");
+    second.release();
+  });
+
+  it("is held by another process until it is killed, then free", async () => {
+    const dir = freshDir();
+    const script = `
+      import { lockDataDir } from ${JSON.stringify(join(import.meta.dir, "../../src/store/sqlite/data-dir-lock.ts"))};
+      globalThis.held = lockDataDir(${JSON.stringify(dir)}, "alone");
+      Bun.gc(true);
+      console.log("held");
+      setInterval(() => {}, 1000);
+    `;
+    const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "inherit" });
+    try {
+      const reader = child.stdout.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain("held");
+      expect(refusal(dir, "alone")).toBeInstanceOf(ConfigError);
+      expect(refusal(dir, "shared")).toBeInstanceOf(ConfigError);
+    } finally {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+    expect(refusal(dir, "alone")).toBeNull();
+  });
+});
+
+describe("a server's deps over a DATA_DIR", () => {
+  const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+  const config = (dir: string, env: Record<string, string> = {}) =>
+    loadConfig({
+      NODE_ENV: "test",
+      DATA_DIR: dir,
+      SECRET_KEY: TEST_SECRET,
+      ENCRYPTION_KEY: TEST_SECRET,
+      ...env,
+    }).config;
+  const logger = createLogger("silent");
+
+  it("refuses a second node without REDIS_URL, and lets it in once the first has closed", async () => {
+    const dir = freshDir();
+    const first = await createDeps(config(dir), logger);
+    await expect(createDeps(config(dir), logger)).rejects.toBeInstanceOf(ConfigError);
+    await expect(createDeps(config(dir, { REDIS_URL }), logger)).rejects.toThrow("without REDIS_URL");
+    await closeDeps(first);
+    await closeDeps(await createDeps(config(dir), logger));
+  });
+
+  it("lets nodes that share a Redis in together, and refuses one without it among them", async () => {
+    const dir = freshDir();
+    const a = await createDeps(config(dir, { REDIS_URL }), logger);
+    const b = await createDeps(config(dir, { REDIS_URL }), logger);
+    try {
+      await expect(createDeps(config(dir), logger)).rejects.toThrow("in use by another Parley process");
+    } finally {
+      await closeDeps(a);
+      await closeDeps(b);
+    }
+  });
+});

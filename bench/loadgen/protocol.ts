@@ -24,6 +24,14 @@ export interface SenderSpec {
   window?: number;
 }
 
+/**
+ * After a phase, deliveries still arriving are its backlog (a max phase can leave seconds of it with 1,000
+ * members): a generator replies only once none has come for DRAIN_QUIET_MS, or after DRAIN_CAP_MS, so the
+ * next phase does not measure this one's queues.
+ */
+export const DRAIN_QUIET_MS = 250;
+export const DRAIN_CAP_MS = 30_000;
+
 export interface PhaseCommand {
   phase: { senders: SenderSpec[]; warmupMs: number; measureMs: number; drainMs: number };
 }
@@ -53,4 +61,8 @@ export interface PhaseReply {
   closed: number;
   closeCodes: Record<string, number>;
   stalls: number;
+  /** How long after sending stopped deliveries went on arriving (at least the phase's drainMs). */
+  drainMs: number;
+  /** Deliveries that arrived after sending stopped: the phase's backlog. */
+  late: number;
 }

@@ -7,7 +7,14 @@ import { Histogram } from "../lib/histogram.ts";
 import { type Child, cpuSeconds, lines, quit, rssMiB, sendLine, spawn } from "../lib/proc.ts";
 import type { Prepared } from "../lib/targets.ts";
 import type { ScenarioResult } from "../lib/types.ts";
-import type { Command, PhaseCommand, PhaseReply, ReadyReply, SenderSpec } from "./protocol.ts";
+import {
+  type Command,
+  DRAIN_CAP_MS,
+  type PhaseCommand,
+  type PhaseReply,
+  type ReadyReply,
+  type SenderSpec,
+} from "./protocol.ts";
 
 export interface PhaseResult {
   sent: number;
@@ -29,6 +36,10 @@ export interface PhaseResult {
   closed: number;
   closeCodes: Record<string, number>;
   stalls: number;
+  /** The slowest generator's wait for deliveries to stop after the phase (its backlog draining). */
+  drainMs: number;
+  /** Deliveries that arrived after sending stopped, every generator together. */
+  late: number;
 }
 
 export interface Load {
@@ -95,7 +106,8 @@ export async function openLoad(
         );
         const serverCpuPcts = cpuPct.slice(0, serverPids.length);
         const serverRss = serverPids.reduce((n, pid) => n + rssMiB(pid), 0);
-        const budget = timing.warmupMs + timing.measureMs + timing.drainMs + 30_000;
+        // The generators wait for a backlog to drain (DRAIN_CAP_MS at most), then reply.
+        const budget = timing.warmupMs + timing.measureMs + timing.drainMs + DRAIN_CAP_MS + 30_000;
         const replies = await Promise.all(
           readers.map(async (r) => JSON.parse(await r.next(budget, "loadgen phase")) as PhaseReply),
         );
@@ -124,6 +136,8 @@ export async function openLoad(
           closed: sum((r) => r.closed),
           closeCodes,
           stalls: sum((r) => r.stalls),
+          drainMs: Math.max(...replies.map((r) => r.drainMs)),
+          late: sum((r) => r.late),
         };
       },
       close,
@@ -162,6 +176,10 @@ export function toResult(
   if (r.stalls > 0) notes.push(`${r.stalls} closed-loop stalls (no receipt for 2 s; window reset)`);
   if (r.generatorCpuPct > 90) notes.push(`load generator near saturation (${r.generatorCpuPct}% of a core)`);
   if (r.received === 0) notes.push("0 deliveries in the measured window: no receiver got a message");
+  if (r.drainMs >= DRAIN_CAP_MS)
+    notes.push(
+      `deliveries still arriving ${DRAIN_CAP_MS / 1000} s after the phase: the next one met its backlog`,
+    );
   return {
     scenario,
     target,
@@ -173,6 +191,8 @@ export function toResult(
       server_rss_mib: r.serverRssMiB,
       closed_sockets: r.closed,
       error_frames: r.errors,
+      drain_ms: r.drainMs,
+      late_deliveries: r.late,
       ...extra,
     },
     ...(r.received > 0 ? { latency: r.hist.summary() } : {}),

@@ -4,7 +4,16 @@
 
 import { Packr } from "msgpackr";
 import { Histogram } from "../lib/histogram.ts";
-import type { Command, InitCommand, PhaseCommand, PhaseReply, ReadyReply, SenderSpec } from "./protocol.ts";
+import {
+  type Command,
+  DRAIN_CAP_MS,
+  DRAIN_QUIET_MS,
+  type InitCommand,
+  type PhaseCommand,
+  type PhaseReply,
+  type ReadyReply,
+  type SenderSpec,
+} from "./protocol.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const now = () => performance.timeOrigin + performance.now();
@@ -29,6 +38,12 @@ let errors = 0;
 let closed = 0;
 const closeCodes: Record<string, number> = {};
 let ready = false;
+/** A phase's senders are sending (closed-loop ones are paced by receipts, which outlast the phase). */
+let sending = false;
+/** When the last chat frame from another user arrived, and how many arrived after sending stopped. */
+let lastDeliveryAt = 0;
+let draining = false;
+let late = 0;
 
 interface SenderState extends SenderSpec {
   sent: number;
@@ -59,6 +74,8 @@ function onFrame(me: number, f: Record<string, unknown> | undefined) {
   const bar = content.indexOf("|");
   const from = Number(content.slice(bar + 1));
   if (from === me) return; // Parley echoes to the sender's own socket: not a delivery
+  lastDeliveryAt = now();
+  if (draining) late++;
   if (measuring) {
     hist.record(now() - Number(content.slice(0, bar)));
     received++;
@@ -67,7 +84,7 @@ function onFrame(me: number, f: Record<string, unknown> | undefined) {
   if (s && s.probe === me) {
     s.delivered++;
     s.lastProgress = now();
-    if (s.window) pump(s);
+    if (s.window && sending) pump(s);
   }
 }
 
@@ -186,7 +203,7 @@ async function phase({ phase: p }: PhaseCommand) {
     senders.set(spec.conn, { ...spec, sent: 0, delivered: 0, lastProgress: t0, start: t0 + offset });
   }
   let stalls = 0;
-  let sending = true;
+  sending = true;
   const tick = () => {
     if (!sending) return;
     const t = now();
@@ -221,7 +238,7 @@ async function phase({ phase: p }: PhaseCommand) {
   measuring = false;
   const measureMs = now() - w0;
   const cpu = process.cpuUsage(cpu0);
-  const result: PhaseReply = {
+  const result = {
     sent: sentInWindow,
     received,
     hist: hist.toJSON(),
@@ -235,8 +252,14 @@ async function phase({ phase: p }: PhaseCommand) {
   };
   sending = false;
   clearInterval(timer);
-  await Bun.sleep(p.drainMs); // let queues empty before the next phase
-  reply(result);
+  // Let queues empty before the next phase: at least drainMs, then until deliveries stop.
+  const stopped = now();
+  late = 0;
+  draining = true;
+  await Bun.sleep(p.drainMs);
+  while (now() - lastDeliveryAt < DRAIN_QUIET_MS && now() - stopped < DRAIN_CAP_MS) await Bun.sleep(25);
+  draining = false;
+  reply({ ...result, drainMs: Math.round(now() - stopped), late } satisfies PhaseReply);
 }
 
 for await (const line of console) {

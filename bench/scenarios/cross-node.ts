@@ -64,7 +64,9 @@ export const crossNode: Scenario = async ({ quick, log }) => {
 
         const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing);
         results.push(row({ mode: "max", window: WINDOW }, max));
-        const p99 = max.received ? `, p99 ${max.hist.summary().p99} ms` : "";
+        const p99 = max.received
+          ? `, p99 ${max.hist.summary().p99} ms, drained in ${max.drainMs} ms (${max.late} late)`
+          : "";
         log(`${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)} deliveries/s${p99}`);
         if (name === "parley" && max.received > 0) fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
 

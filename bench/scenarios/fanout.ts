@@ -47,14 +47,16 @@ export const fanout: Scenario = async ({ quick, log }) => {
         const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing);
         results.push(toResult(scenario, name, { ...base, mode: "max", window: WINDOW }, max));
         log(
-          `${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)} deliveries/s, p99 ${max.hist.summary().p99} ms`,
+          `${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)} deliveries/s, p99 ${max.hist.summary().p99} ms, drained in ${max.drainMs} ms (${max.late} late)`,
         );
         if (name === "parley") fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
 
         const rate = fixedRate ?? FALLBACK_RATE;
         const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing);
         results.push(toResult(scenario, name, { ...base, mode: "fixed", rate }, fixed));
-        log(`${scenario}: ${name}: ${rate} msg/s: p99 ${fixed.hist.summary().p99} ms`);
+        log(
+          `${scenario}: ${name}: ${rate} msg/s: p99 ${fixed.hist.summary().p99} ms, drained in ${fixed.drainMs} ms`,
+        );
       } catch (err) {
         log(`${scenario}: ${name}: FAILED ${err}`);
         results.push(failedResult(scenario, name, { members }, err));

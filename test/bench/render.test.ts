@@ -153,6 +153,8 @@ describe("cross-node tables", () => {
       closed: 0,
       closeCodes: {},
       stalls: 1,
+      drainMs: 30_000,
+      late: 4_000,
     };
     const parley = toResult("cross-node-100", "parley", { mode: "max", members: 100, nodes: 2 }, phase, {
       node_a_cpu_pct: 0.5,
@@ -160,6 +162,10 @@ describe("cross-node tables", () => {
     });
     expect(parley.latency).toBeUndefined();
     expect(parley.notes).toContain("0 deliveries in the measured window: no receiver got a message");
+    expect(parley.notes).toContain(
+      "deliveries still arriving 30 s after the phase: the next one met its backlog",
+    );
+    expect(parley.metrics).toMatchObject({ drain_ms: 30_000, late_deliveries: 4_000 });
     const table = section(
       markdown({ ...run(600, 4, 350), results: [parley, cross("bare-bun", 600, 10)] }),
       "cross-node-100 max",

@@ -1,0 +1,37 @@
+// The load generator against the bare Bun ceiling (the cheapest target to start): a closed-loop phase
+// delivers, stops sending when it ends, and waits for what is still in flight before it reports, so the
+// next phase does not measure this one's queues.
+
+import { afterAll, beforeAll, expect, it } from "bun:test";
+import { startTarget, type Target } from "../../bench/lib/targets.ts";
+import { type Load, openLoad } from "../../bench/loadgen/run.ts";
+
+let target: Target;
+let load: Load;
+let room: string;
+
+beforeAll(async () => {
+  target = await startTarget("bare-bun");
+  const prepared = await target.prepare(4, [[0, 1, 2, 3]]);
+  room = prepared.roomIds[0] as string;
+  load = await openLoad(prepared, target.pid, 1);
+}, 30_000);
+afterAll(async () => {
+  await load?.close();
+  await target?.stop();
+});
+
+const timing = { warmupMs: 200, measureMs: 500, drainMs: 200 };
+
+it("stops a closed-loop sender with its phase and reports the backlog it drained", async () => {
+  const max = await load.phase([{ conn: 0, room, probe: 1, window: 32 }], timing);
+  expect(max.received).toBeGreaterThan(0);
+  // Still sending, it would keep deliveries coming until the 30 s cap; stopped, at most its window (32
+  // messages to 3 receivers) is left to arrive.
+  expect(max.drainMs).toBeLessThan(5_000);
+  expect(max.late).toBeLessThanOrEqual(32 * 3);
+  // A phase with no sender receives nothing: the closed loop did not outlive its phase.
+  const idle = await load.phase([], timing);
+  expect(idle.received).toBe(0);
+  expect(idle.sent).toBe(0);
+}, 20_000);

@@ -3,9 +3,10 @@
 // node's store is seen at once (the store given to the services forgets the conversation before and after
 // every such write); one made on another node, at once where the broker brings word of it (nodes with
 // sockets in the conversation or of the user, realtime/fanout.ts), and within REVALIDATE_MS everywhere.
-// A node alone (no shared broker, holding its DATA_DIR's lock: store/sqlite/data-dir-lock.ts) makes every
-// membership write itself, so it re-reads an answer only after REVALIDATE_ALONE_MS: re-reading every active sender's membership each second cost ~7% of the
-// messages a node persisted with 5,000 users sending (bench, dms).
+// A node alone (no shared broker, and holding its DATA_DIR's lock: store/sqlite/data-dir-lock.ts) makes
+// every membership write itself, so it re-reads an answer only after REVALIDATE_ALONE_MS: re-reading every
+// active sender's membership each second cost ~7% of the messages a node persisted with 5,000 users
+// sending (bench, dms).
 
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";

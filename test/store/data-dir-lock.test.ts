@@ -47,6 +47,21 @@ describe("lockDataDir", () => {
     }
   });
 
+  it("says which DATA_DIR it cannot use, and why: a path through a file, a lock file that is not SQLite's", async () => {
+    const file = join(work, "a-file");
+    await Bun.write(file, "not a directory");
+    const under = refusal(join(file, "data"), "alone");
+    expect(under).toBeInstanceOf(ConfigError);
+    expect((under as Error).message).toContain(`DATA_DIR ${join(file, "data")}: cannot open parley.lock`);
+    const dir = freshDir();
+    await Bun.write(join(dir, "parley.lock"), "x".repeat(4096));
+    for (const mode of ["alone", "shared"] as const) {
+      const garbled = refusal(dir, mode);
+      expect(garbled).toBeInstanceOf(ConfigError);
+      expect((garbled as Error).message).toContain(`DATA_DIR ${dir}: cannot lock parley.lock`);
+    }
+  });
+
   it("is free again once released, and a second release does nothing", () => {
     const dir = freshDir();
     const first = lockDataDir(dir, "alone");

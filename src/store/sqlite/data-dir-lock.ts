@@ -24,8 +24,13 @@ export const LOCK_FILE = "parley.lock";
  * however it ends, so a crash leaves nothing to clean up.
  */
 export function lockDataDir(dir: string, mode: DataDirMode): DataDirLock {
-  mkdirSync(dir, { recursive: true });
-  const db = new Database(join(dir, LOCK_FILE), { create: true });
+  let db: Database;
+  try {
+    mkdirSync(dir, { recursive: true });
+    db = new Database(join(dir, LOCK_FILE), { create: true });
+  } catch (err) {
+    throw new ConfigError(`DATA_DIR ${dir}: cannot open ${LOCK_FILE} (${(err as Error).message})`);
+  }
   try {
     db.exec("PRAGMA busy_timeout = 0");
     // Locks taken are kept until the connection closes, not released at the end of each transaction.
@@ -38,7 +43,8 @@ export function lockDataDir(dir: string, mode: DataDirMode): DataDirLock {
     }
   } catch (err) {
     db.close();
-    if (!(err instanceof Error && /locked|busy/i.test(err.message))) throw err;
+    if (!(err instanceof Error && /locked|busy/i.test(err.message)))
+      throw new ConfigError(`DATA_DIR ${dir}: cannot lock ${LOCK_FILE} (${(err as Error).message})`);
     throw new ConfigError(
       mode === "alone"
         ? `DATA_DIR ${dir} is in use by another Parley process. Processes that share a DATA_DIR must all set ` +

@@ -5,8 +5,8 @@ import { expect, it } from "bun:test";
 import { Connections, type Socket } from "../../src/realtime/connections.ts";
 import type { Encoding } from "../../src/realtime/protocol.ts";
 
-const sock = (user: string, session: string, encoding: Encoding, kind: "user" | "public" = "user") =>
-  ({ data: { kind, user_id: user, session_id: session, encoding } }) as unknown as Socket;
+const sock = (user: string, session: string, encoding: Encoding, kind: "user" | "public" = "user", ip = "") =>
+  ({ data: { kind, user_id: user, session_id: session, encoding, ip } }) as unknown as Socket;
 
 it("counts sockets per encoding, once each, and back to zero when they leave", () => {
   const c = new Connections();
@@ -46,8 +46,7 @@ it("finds a user's and a session's sockets, and says how many the user has left"
 
 it("counts public sockets per client address, once each, and forgets an address with none left", () => {
   const c = new Connections();
-  const pub = (ip: string) =>
-    ({ data: { kind: "public", user_id: "", session_id: "", encoding: "json", ip } }) as unknown as Socket;
+  const pub = (ip: string) => sock("", "", "json", "public", ip);
   const [a1, a2, b1] = [pub("10.0.0.1"), pub("10.0.0.1"), pub("10.0.0.2")];
   c.add(a1);
   c.add(a1);

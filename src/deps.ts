@@ -23,7 +23,7 @@ import { createRateLimiters, type RateLimiters } from "./ratelimit/index.ts";
 import { createGateway, type Gateway } from "./realtime/gateway.ts";
 import { Hub } from "./realtime/hub.ts";
 import { openMongoStore } from "./store/mongo/index.ts";
-import { type DataDirMode, lockDataDir } from "./store/sqlite/data-dir-lock.ts";
+import { brokerLockFile, type DataDirMode, lockDataDir } from "./store/sqlite/data-dir-lock.ts";
 import { openSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/types.ts";
 
@@ -55,7 +55,7 @@ export async function openStore(config: Config, lock?: DataDirMode): Promise<Sto
   if (config.MONGODB_URL) return openMongoStore(config.MONGODB_URL, config.DATABASE_NAME);
   const path = join(config.DATA_DIR, "parley.db");
   if (!lock) return openSqliteStore(path);
-  const held = lockDataDir(config.DATA_DIR, lock);
+  const held = lockDataDir(config.DATA_DIR, lock, brokerLockFile(config.REDIS_URL, config.REDIS_PREFIX));
   try {
     const store = openSqliteStore(path);
     return {

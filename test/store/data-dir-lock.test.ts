@@ -1,6 +1,7 @@
 // DATA_DIR's lock: one process alone, or any number that share a Redis; held by the system, so a process
 // that dies, however it dies, leaves it free. Also through createDeps, which every server boots with.
 
+import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,7 +9,7 @@ import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { closeDeps, createDeps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
-import { type DataDirMode, lockDataDir } from "../../src/store/sqlite/data-dir-lock.ts";
+import { brokerLockFile, type DataDirMode, lockDataDir } from "../../src/store/sqlite/data-dir-lock.ts";
 import { TEST_SECRET } from "../helpers.ts";
 
 const work = mkdtempSync(join(tmpdir(), "parley-lock-"));
@@ -16,9 +17,9 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 let dirs = 0;
 const freshDir = () => join(work, `d${++dirs}`);
 
-const refusal = (dir: string, mode: DataDirMode) => {
+const refusal = (dir: string, mode: DataDirMode, brokerFile?: string) => {
   try {
-    lockDataDir(dir, mode).release();
+    lockDataDir(dir, mode, brokerFile).release();
     return null;
   } catch (err) {
     return err;
@@ -60,6 +61,58 @@ describe("lockDataDir", () => {
       expect(garbled).toBeInstanceOf(ConfigError);
       expect((garbled as Error).message).toContain(`DATA_DIR ${dir}: cannot lock parley.lock`);
     }
+  });
+
+  it("names a broker by Redis's host, port, database and the prefix, not by how the URL is spelled", () => {
+    const file = brokerLockFile("redis://127.0.0.1:6379", "parley:");
+    expect(file).toMatch(/^parley\.broker-[0-9a-f]{16}\.lock$/);
+    for (const same of ["redis://127.0.0.1", "redis://127.0.0.1:6379/0", "redis://:pw@127.0.0.1:6379/"])
+      expect(brokerLockFile(same, "parley:")).toBe(file);
+    for (const [url, prefix] of [
+      ["redis://127.0.0.1:6379", "other:"],
+      ["redis://127.0.0.1:6380", "parley:"],
+      ["redis://127.0.0.1:6379/1", "parley:"],
+      ["redis://10.0.0.5:6379", "parley:"],
+    ] as const)
+      expect(brokerLockFile(url, prefix)).not.toBe(file);
+  });
+
+  it("lets in processes in shared with one broker, and refuses one with another while any holds it", () => {
+    const dir = freshDir();
+    const one = brokerLockFile("redis://127.0.0.1:6379", "a:");
+    const another = brokerLockFile("redis://127.0.0.1:6379", "b:");
+    const first = lockDataDir(dir, "shared", one);
+    const second = lockDataDir(dir, "shared", one);
+    const err = refusal(dir, "shared", another);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain(
+      `DATA_DIR ${dir} is in use by a Parley process with another REDIS_URL`,
+    );
+    first.release();
+    expect(refusal(dir, "shared", another)).toBeInstanceOf(ConfigError);
+    second.release();
+    // The first broker's file is still there, held by nobody: it stops no one.
+    const third = lockDataDir(dir, "shared", another);
+    expect((refusal(dir, "shared", one) as Error).message).toContain("another REDIS_URL or REDIS_PREFIX");
+    third.release();
+    expect(refusal(dir, "shared", one)).toBeNull();
+  });
+
+  it("refuses to start while another broker's process is looking at its own broker's file", () => {
+    // Two processes with different brokers starting at once: each takes the other's file for a moment.
+    const dir = freshDir();
+    const mine = brokerLockFile("redis://127.0.0.1:6379", "a:");
+    lockDataDir(dir, "shared", mine).release();
+    const look = new Database(join(dir, mine));
+    look.exec("PRAGMA locking_mode = EXCLUSIVE");
+    look.exec("BEGIN EXCLUSIVE");
+    try {
+      expect((refusal(dir, "shared", mine) as Error).message).toContain("another REDIS_URL or REDIS_PREFIX");
+    } finally {
+      look.exec("COMMIT");
+      look.close();
+    }
+    expect(refusal(dir, "shared", mine)).toBeNull();
   });
 
   it("is free again once released, and a second release does nothing", () => {
@@ -126,5 +179,23 @@ describe("a server's deps over a DATA_DIR", () => {
       await closeDeps(a);
       await closeDeps(b);
     }
+  });
+
+  it("refuses a node with another REDIS_PREFIX or another Redis database among them, until they have closed", async () => {
+    const dir = freshDir();
+    const others: Record<string, string>[] = [
+      { REDIS_URL, REDIS_PREFIX: "elsewhere:" },
+      { REDIS_URL: `${REDIS_URL.replace(/\/\d*$/, "")}/3` },
+    ];
+    const a = await createDeps(config(dir, { REDIS_URL }), logger);
+    try {
+      for (const env of others)
+        await expect(createDeps(config(dir, env), logger)).rejects.toThrow(
+          "in use by a Parley process with another REDIS_URL or REDIS_PREFIX",
+        );
+    } finally {
+      await closeDeps(a);
+    }
+    await closeDeps(await createDeps(config(dir, { REDIS_URL, REDIS_PREFIX: "elsewhere:" }), logger));
   });
 });

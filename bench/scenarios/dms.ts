@@ -15,7 +15,7 @@ export const dms: Scenario = async ({ quick, log }) => {
   const users = quick ? 200 : 5000;
   const perUserRate = quick ? 2 : 1;
   const timing = quick
-    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
+    ? { warmupMs: 750, measureMs: measureMs(2000), drainMs: 300 }
     : { warmupMs: 3000, measureMs: measureMs(10_000), drainMs: 2000 };
   const scenario = `dms-${users / 2}`;
   const results: ScenarioResult[] = [];

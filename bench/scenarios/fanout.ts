@@ -21,7 +21,7 @@ export const FALLBACK_RATE = 100;
 export const fanoutPlan = (quick: boolean) => ({
   sizes: quick ? [100] : [100, 1000],
   timing: quick
-    ? { warmupMs: 1000, measureMs: measureMs(3000), drainMs: 500 }
+    ? { warmupMs: 750, measureMs: measureMs(2000), drainMs: 300 }
     : { warmupMs: 2000, measureMs: measureMs(10_000), drainMs: 1000 },
 });
 

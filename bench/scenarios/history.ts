@@ -1,4 +1,4 @@
-// History paging as a suite scenario: runs bench/history.ts in its own process (100,000 messages in quick
+// History paging as a suite scenario: runs bench/history.ts in its own process (50,000 messages in quick
 // mode, its default 1,000,000 otherwise) and turns its history-latest.json into result rows.
 
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,7 +17,7 @@ const RESULTS = join(import.meta.dir, "..", "results");
 const LATEST = join(RESULTS, "history-latest.json");
 
 export const history: Scenario = async ({ quick, log }) => {
-  const messages = quick ? 100_000 : 1_000_000;
+  const messages = quick ? 50_000 : 1_000_000;
   // history.ts writes its own files; the suite keeps its figures in its own JSON, so the committed
   // history-latest.json (the 1,000,000-message result README quotes) is put back afterwards.
   const before = new Set(readdirSync(RESULTS));

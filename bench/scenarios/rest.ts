@@ -18,7 +18,7 @@ const PAGE = 50;
 const MAX_OPS_PER_LOOP = 1_000_000;
 
 export const rest: Scenario = async ({ quick, log }) => {
-  const seconds = quick ? 5 : 20;
+  const seconds = quick ? 3 : 20;
   const server = await startParleyServer();
   try {
     const { int } = seeded(0x7e57);

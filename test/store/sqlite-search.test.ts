@@ -282,6 +282,44 @@ describe("sqlite search indexer", () => {
     expect(watermark(db)?.indexed).toBe(5);
   });
 
+  it("commits its runs without an fsync, and puts the connection's own synchronous setting back for every other write", async () => {
+    const synchronous = (db: Database) =>
+      db.query<{ synchronous: number }, []>("PRAGMA synchronous").get()?.synchronous;
+    // EXTRA (3), not the store's FULL (2): what is put back is the connection's own, whatever it is.
+    const db = backlog(4);
+    db.exec("PRAGMA synchronous = EXTRA");
+    db.exec("CREATE TABLE seen (synchronous INTEGER)");
+    db.exec(
+      `CREATE TRIGGER during AFTER UPDATE ON search_state BEGIN
+         INSERT INTO seen SELECT synchronous FROM pragma_synchronous; END`,
+    );
+    const errors: unknown[] = [];
+    const index = sqliteSearchIndex(db, {
+      chunk: 2,
+      delayMs: 5,
+      maxBackoffMs: 10,
+      onError: (e) => errors.push(e),
+    });
+    opened.push(index);
+    await index.catchUp();
+    expect(watermark(db)?.indexed).toBe(4);
+    // Inside each run's transaction: NORMAL (1). After it: EXTRA again.
+    expect(db.query("SELECT synchronous FROM seen").all()).toEqual([{ synchronous: 1 }, { synchronous: 1 }]);
+    expect(synchronous(db)).toBe(3);
+    // A run that fails puts it back too.
+    db.exec(
+      `CREATE TRIGGER broken BEFORE UPDATE ON search_state BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    db.exec(
+      `INSERT INTO messages (id, conversation_id, sender_id, seq, version_seq, content, message_type,
+         attachments, reactions, deleted, created_at, updated_at)
+       VALUES ('m-5', 'c-1', 'u-alice', 5, 5, 'yuzu', 'text', '[]', '[]', 0, 0, 0)`,
+    );
+    index.poke();
+    await waitFor(() => (errors.length > 0 ? true : undefined));
+    expect(synchronous(db)).toBe(3);
+  });
+
   it("runs nothing once closed", async () => {
     const db = backlog(5);
     const errors: unknown[] = [];
@@ -316,6 +354,7 @@ describe("sqlite search indexer", () => {
     expect(performance.now() - start).toBeLessThan(1000);
     expect(errors.length).toBeGreaterThan(0);
     expect((errors[0] as { code?: string }).code).toStartWith("SQLITE_BUSY");
+    expect(db.query<{ synchronous: number }, []>("PRAGMA synchronous").get()?.synchronous).toBe(2);
     other.exec("COMMIT");
     await waitFor(() => (watermark(db)?.indexed === 1 ? true : undefined));
   });

@@ -65,7 +65,7 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
     return s;
   };
   /** Indexes up to `rows` rows past the watermark in one transaction; returns how many are left. */
-  const step = db.transaction((rows: number) => {
+  const indexChunk = db.transaction((rows: number) => {
     const s = current();
     // top < indexed when the top rows were deleted: the insert trigger indexes their reused rowids.
     if (s.top <= s.indexed) return 0;
@@ -74,6 +74,20 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
     moveWatermark.run(to);
     return s.top - to;
   }).immediate;
+  // The index and its watermark move in one transaction and can always be built again from the messages,
+  // so their commit need not wait for the disk (synchronous = NORMAL: no fsync; checkpoints still sync).
+  // A crash may lose it, whole, and the rows are indexed again; the next append's commit (FULL) syncs it
+  // with its own. It was an fsync on the event loop every 1,000 messages: ~4% of the dms max rate
+  // (bench/LIMITS.md). The connection's own setting is put back for every other write.
+  const durable = db.query<{ synchronous: number }, []>("PRAGMA synchronous").get()?.synchronous ?? 2;
+  const step = (rows: number) => {
+    db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      return indexChunk(rows);
+    } finally {
+      db.exec(`PRAGMA synchronous = ${durable}`);
+    }
+  };
 
   // In the background a locked file (another process committing) is a failed run, retried later, not a
   // wait with the event loop stopped. A search's catch-up does wait: its caller needs the rows.

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { gauge } from "./lib/gauge.ts";
 import { markdown, type Run, svg } from "./lib/render.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
 import { crossNode } from "./scenarios/cross-node.ts";
@@ -73,6 +74,14 @@ if (only) {
 
 const started = Date.now();
 const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+const gauged = (when: string) => {
+  const g = gauge();
+  log(
+    `machine gauge at the ${when}: decode ${g.decode_us} µs, fsync p50 ${g.fsync_p50_ms} ms, p99 ${g.fsync_p99_ms} ms`,
+  );
+  return g;
+};
+const gaugeStart = gauged("start");
 const results: ScenarioResult[] = [];
 const errors: string[] = [];
 for (const [name, run] of scenarios) {
@@ -97,6 +106,7 @@ const nodeVersion = (() => {
     return "missing";
   }
 })();
+const gaugeEnd = gauged("end");
 const date = new Date();
 const run: Run = {
   date: date.toISOString(),
@@ -108,6 +118,7 @@ const run: Run = {
     os: `${process.platform} ${release()} ${process.arch}`,
     bun: Bun.version,
     node: nodeVersion,
+    gauge: { start: gaugeStart, end: gaugeEnd },
   },
   results,
   errors,

@@ -1,6 +1,7 @@
 // Renders a suite run: the Markdown report (tables per scenario with Parley/target ratios, and where Parley
 // stands against the issue's aims) and a hand-written SVG of latency percentiles and throughput.
 
+import type { Gauge } from "./gauge.ts";
 import type { ScenarioResult } from "./types.ts";
 
 export interface Run {
@@ -151,6 +152,17 @@ function aims(results: ScenarioResult[]): string {
   return lines.join("\n");
 }
 
+/** The machine's speed at the run's start and end (lib/gauge.ts); runs from before the gauge have none. */
+function gaugeLine(value: unknown): string[] {
+  const g = value as { start?: Gauge; end?: Gauge } | undefined;
+  if (!g?.start || !g.end) return [];
+  const both = (k: keyof Gauge) => `${g.start?.[k]} / ${g.end?.[k]}`;
+  return [
+    `Machine gauge at the run's start / end (bench/lib/gauge.ts; compare runs by it): a reference frame decoded in ${both("decode_us")} µs, ` +
+      `a 24 KiB write + fsync in ${both("fsync_p50_ms")} ms at p50 and ${both("fsync_p99_ms")} ms at p99.`,
+  ];
+}
+
 /** `limits`: the hand-written account of what limits Parley (bench/LIMITS.md), placed under the aims. */
 export function markdown(run: Run, limits?: string): string {
   const m = run.machine;
@@ -162,6 +174,7 @@ export function markdown(run: Run, limits?: string): string {
     `Run ${run.date}${run.quick ? " (quick)" : ""} on ${String(m.cores)} cores (${String(m.cpu)}), ${String(m.memoryGiB)} GiB, ` +
       `${String(m.os)}, Bun ${String(m.bun)}, Node ${String(m.node)}. Servers and load generators share the machine; ` +
       "latency is from the send timestamp in the payload to each receipt, across processes on one clock.",
+    ...gaugeLine(m.gauge),
     "Ratios are Parley's figure over the row's (throughput: higher is better for Parley; p99: lower is better for Parley).",
     "Full data: `bench/results/latest.json`; chart: `bench/results/latest.svg`.",
     "",

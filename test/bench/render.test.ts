@@ -2,6 +2,7 @@
 // cross-node tables (each node's CPU and Redis's; a target that delivered nothing).
 
 import { describe, expect, it } from "bun:test";
+import { gauge } from "../../bench/lib/gauge.ts";
 import { Histogram } from "../../bench/lib/histogram.ts";
 import { markdown, type Run } from "../../bench/lib/render.ts";
 import { pickTargets } from "../../bench/lib/targets.ts";
@@ -88,6 +89,18 @@ describe("RESULTS.md against the aims", () => {
     expect(missed).toContain("≥ 3× ws: 2.95×, NOT MET");
     expect(missed).toContain("(2.10×), NOT MET");
     expect(missed).toContain("echo rate: 0.34×, NOT MET");
+  });
+
+  it("gives the machine gauge of the run's start and end, and no line for a run from before the gauge", () => {
+    const gauged = run(600, 4, 350);
+    gauged.machine.gauge = {
+      start: { decode_us: 1.4, fsync_p50_ms: 0.25, fsync_p99_ms: 2.5 },
+      end: { decode_us: 2.1, fsync_p50_ms: 0.5, fsync_p99_ms: 7 },
+    };
+    expect(markdown(gauged)).toContain(
+      "a reference frame decoded in 1.4 / 2.1 µs, a 24 KiB write + fsync in 0.25 / 0.5 ms at p50 and 2.5 / 7 ms at p99.",
+    );
+    expect(markdown(run(600, 4, 350))).not.toContain("Machine gauge");
   });
 
   it("puts the hand-written limits right under the aims, and nothing when there are none", () => {
@@ -181,5 +194,14 @@ describe("BENCH_TARGETS", () => {
     expect(pickTargets(undefined)).toEqual(["parley", "bare-bun", "node-ws", "socketio"]);
     expect(pickTargets("socketio, parley")).toEqual(["parley", "socketio"]);
     expect(() => pickTargets("parley,centrifugo")).toThrow("unknown target(s) centrifugo");
+  });
+});
+
+describe("machine gauge", () => {
+  it("measures a decode and the disk's fsync, in positive figures", () => {
+    const g = gauge(1, 1000, 10);
+    expect(g.decode_us).toBeGreaterThan(0);
+    expect(g.fsync_p50_ms).toBeGreaterThan(0);
+    expect(g.fsync_p99_ms).toBeGreaterThanOrEqual(g.fsync_p50_ms);
   });
 });

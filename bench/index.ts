@@ -74,14 +74,15 @@ if (only) {
 
 const started = Date.now();
 const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
-const gauged = (when: string) => {
-  const g = gauge();
+const gauged = async (when: string) => {
+  const g = await gauge();
   log(
-    `machine gauge at the ${when}: decode ${g.decode_us} µs, fsync p50 ${g.fsync_p50_ms} ms, p99 ${g.fsync_p99_ms} ms`,
+    `machine gauge at the ${when}: decode ${g.decode_us} µs, fsync p50 ${g.fsync_p50_ms} ms, p99 ${g.fsync_p99_ms} ms, ` +
+      `loopback round trip ${g.loopback_rtt_us} µs`,
   );
   return g;
 };
-const gaugeStart = gauged("start");
+const gaugeStart = await gauged("start");
 const results: ScenarioResult[] = [];
 const errors: string[] = [];
 for (const [name, run] of scenarios) {
@@ -106,7 +107,7 @@ const nodeVersion = (() => {
     return "missing";
   }
 })();
-const gaugeEnd = gauged("end");
+const gaugeEnd = await gauged("end");
 const date = new Date();
 const run: Run = {
   date: date.toISOString(),

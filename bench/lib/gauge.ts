@@ -13,6 +13,8 @@ export interface Gauge {
   /** A 24 KiB write and fsync in the temp directory, where the Parley servers keep their DATA_DIR. */
   fsync_p50_ms: number;
   fsync_p99_ms: number;
+  /** µs per round trip of 64 bytes over loopback TCP (Bun.listen / Bun.connect): the kernel's share of every delivery. */
+  loopback_rtt_us?: number;
 }
 
 const FRAME = new Packr({ useRecords: false, mapsAsObjects: true }).pack({
@@ -29,7 +31,7 @@ const FRAME = new Packr({ useRecords: false, mapsAsObjects: true }).pack({
   },
 });
 
-export function gauge(rounds = 5, decodes = 50_000, syncs = 200): Gauge {
+export async function gauge(rounds = 5, decodes = 50_000, syncs = 200, trips = 5_000): Promise<Gauge> {
   const reader = new Packr({ useRecords: false, mapsAsObjects: true });
   const bytes = Buffer.from(FRAME);
   let best = Number.POSITIVE_INFINITY;
@@ -62,5 +64,54 @@ export function gauge(rounds = 5, decodes = 50_000, syncs = 200): Gauge {
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))] as number;
   const round = (n: number, digits: number) => Number(n.toFixed(digits));
-  return { decode_us: round(best, 3), fsync_p50_ms: round(at(0.5), 3), fsync_p99_ms: round(at(0.99), 3) };
+  return {
+    decode_us: round(best, 3),
+    fsync_p50_ms: round(at(0.5), 3),
+    fsync_p99_ms: round(at(0.99), 3),
+    loopback_rtt_us: round(await loopbackRoundTrip(trips), 1),
+  };
+}
+
+/** Mean µs of `trips` 64-byte ping-pongs between two sockets of this process over 127.0.0.1. */
+async function loopbackRoundTrip(trips: number): Promise<number> {
+  const ping = new Uint8Array(64).fill(1);
+  const server = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: (socket, data) => void socket.write(data) },
+  });
+  try {
+    let left = trips;
+    let start = 0;
+    let got = 0;
+    let done: (us: number) => void = () => {};
+    const finished = new Promise<number>((resolve) => {
+      done = resolve;
+    });
+    const client = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+      socket: {
+        data(socket, data) {
+          got += data.length;
+          if (got < ping.length) return; // a pong may arrive in pieces
+          got -= ping.length;
+          if (--left === 0) done(((performance.now() - start) * 1000) / trips);
+          else socket.write(ping);
+        },
+      },
+    });
+    start = performance.now();
+    client.write(ping);
+    const timeout = new Promise<number>((_, reject) =>
+      setTimeout(() => reject(new Error("gauge: loopback round trips timed out")), 30_000).unref(),
+    );
+    try {
+      return await Promise.race([finished, timeout]);
+    } finally {
+      client.end();
+    }
+  } finally {
+    server.stop(true);
+  }
 }

@@ -100,6 +100,11 @@ describe("RESULTS.md against the aims", () => {
     expect(markdown(gauged)).toContain(
       "a reference frame decoded in 1.4 / 2.1 µs, a 24 KiB write + fsync in 0.25 / 0.5 ms at p50 and 2.5 / 7 ms at p99.",
     );
+    gauged.machine.gauge = {
+      start: { decode_us: 1.4, fsync_p50_ms: 0.25, fsync_p99_ms: 2.5, loopback_rtt_us: 20.5 },
+      end: { decode_us: 2.1, fsync_p50_ms: 0.5, fsync_p99_ms: 7, loopback_rtt_us: 41 },
+    };
+    expect(markdown(gauged)).toContain("at p99, a 64-byte round trip over loopback TCP in 20.5 / 41 µs.");
     expect(markdown(run(600, 4, 350))).not.toContain("Machine gauge");
   });
 
@@ -198,8 +203,9 @@ describe("BENCH_TARGETS", () => {
 });
 
 describe("machine gauge", () => {
-  it("measures a decode and the disk's fsync, in positive figures", () => {
-    const g = gauge(1, 1000, 10);
+  it("measures a decode, the disk's fsync and a loopback round trip, in positive figures", async () => {
+    const g = await gauge(1, 1000, 10, 200);
+    expect(g.loopback_rtt_us).toBeGreaterThan(0);
     expect(g.decode_us).toBeGreaterThan(0);
     expect(g.fsync_p50_ms).toBeGreaterThan(0);
     expect(g.fsync_p99_ms).toBeGreaterThanOrEqual(g.fsync_p50_ms);

@@ -274,8 +274,9 @@ describe("a node whose broker failed at boot", () => {
 
 describe("a node that cannot reach Redis", () => {
   it("answers a socket upgrade 503 with Retry-After, not 500", async () => {
+    // A node of the cluster (its REDIS_URL, so DATA_DIR lets it in) whose Redis cannot be reached.
     const broker = new RedisBroker("redis://127.0.0.1:1", createLogger("silent"), { joinTimeoutMs: 200 });
-    const deps = await createDeps({ ...h.config, REDIS_URL: "" }, createLogger("silent"), {
+    const deps = await createDeps(h.config, createLogger("silent"), {
       clock: h.clock,
       broker,
     });

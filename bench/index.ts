@@ -78,7 +78,7 @@ const gauged = async (when: string) => {
   const g = await gauge();
   log(
     `machine gauge at the ${when}: decode ${g.decode_us} µs, fsync p50 ${g.fsync_p50_ms} ms, p99 ${g.fsync_p99_ms} ms, ` +
-      `loopback round trip ${g.loopback_rtt_us} µs`,
+      `loopback round trip ${g.loopback_rtt_us} µs, argon2id ${g.argon2_ms} ms`,
   );
   return g;
 };

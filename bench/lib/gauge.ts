@@ -15,6 +15,8 @@ export interface Gauge {
   fsync_p99_ms: number;
   /** µs per round trip of 64 bytes over loopback TCP (Bun.listen / Bun.connect): the kernel's share of every delivery. */
   loopback_rtt_us?: number;
+  /** ms of one argon2id hash at the server's default cost (64 MiB, 2 passes): memory-bound, as sign-ins are. */
+  argon2_ms?: number;
 }
 
 const FRAME = new Packr({ useRecords: false, mapsAsObjects: true }).pack({
@@ -31,7 +33,13 @@ const FRAME = new Packr({ useRecords: false, mapsAsObjects: true }).pack({
   },
 });
 
-export async function gauge(rounds = 5, decodes = 50_000, syncs = 200, trips = 5_000): Promise<Gauge> {
+export async function gauge(
+  rounds = 5,
+  decodes = 50_000,
+  syncs = 200,
+  trips = 5_000,
+  hashes = 3,
+): Promise<Gauge> {
   const reader = new Packr({ useRecords: false, mapsAsObjects: true });
   const bytes = Buffer.from(FRAME);
   let best = Number.POSITIVE_INFINITY;
@@ -69,7 +77,20 @@ export async function gauge(rounds = 5, decodes = 50_000, syncs = 200, trips = 5
     fsync_p50_ms: round(at(0.5), 3),
     fsync_p99_ms: round(at(0.99), 3),
     loopback_rtt_us: round(await loopbackRoundTrip(trips), 1),
+    argon2_ms: round(await argon2(hashes), 1),
   };
+}
+
+/** The median ms of `hashes` argon2id hashes at the server's default cost. */
+async function argon2(hashes: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < hashes; i++) {
+    const start = performance.now();
+    await Bun.password.hash("gauge", { algorithm: "argon2id", memoryCost: 65_536, timeCost: 2 });
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)] as number;
 }
 
 /** Mean µs of `trips` 64-byte ping-pongs between two sockets of this process over 127.0.0.1. */

@@ -161,8 +161,9 @@ function gaugeLine(value: unknown): string[] {
     `Machine gauge at the run's start / end (bench/lib/gauge.ts; compare runs by it): a reference frame decoded in ${both("decode_us")} µs, ` +
       `a 24 KiB write + fsync in ${both("fsync_p50_ms")} ms at p50 and ${both("fsync_p99_ms")} ms at p99` +
       (g.start.loopback_rtt_us !== undefined
-        ? `, a 64-byte round trip over loopback TCP in ${both("loopback_rtt_us")} µs.`
-        : "."),
+        ? `, a 64-byte round trip over loopback TCP in ${both("loopback_rtt_us")} µs`
+        : "") +
+      (g.start.argon2_ms !== undefined ? `, an argon2id hash (64 MiB) in ${both("argon2_ms")} ms.` : "."),
   ];
 }
 

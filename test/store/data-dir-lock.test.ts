@@ -98,8 +98,34 @@ describe("lockDataDir", () => {
     expect(refusal(dir, "shared", one)).toBeNull();
   });
 
-  it("refuses to start while another broker's process is looking at its own broker's file", () => {
-    // Two processes with different brokers starting at once: each takes the other's file for a moment.
+  it("waits out another process's look at its broker's file (a start with another broker)", async () => {
+    // Two processes with different brokers starting at once take each other's file for a moment: here
+    // another process holds this broker's file for 20 ms, while this one asks for it (and waits, blocked).
+    const dir = freshDir();
+    const mine = brokerLockFile("redis://127.0.0.1:6379", "a:");
+    lockDataDir(dir, "shared", mine).release();
+    const glance = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `import { Database } from "bun:sqlite";
+         const db = new Database(${JSON.stringify(join(dir, mine))});
+         db.exec("PRAGMA locking_mode = EXCLUSIVE");
+         db.exec("BEGIN EXCLUSIVE");
+         console.log("held");
+         Bun.sleepSync(20);
+         db.exec("COMMIT");
+         db.close();`,
+      ],
+      { stdout: "pipe", stderr: "inherit" },
+    );
+    const reader = glance.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain("held");
+    expect(refusal(dir, "shared", mine)).toBeNull();
+    await glance.exited;
+  });
+
+  it("refuses to start while another broker's process holds its own broker's file", () => {
     const dir = freshDir();
     const mine = brokerLockFile("redis://127.0.0.1:6379", "a:");
     lockDataDir(dir, "shared", mine).release();

@@ -37,6 +37,9 @@ export function brokerLockFile(redisUrl: string, prefix: string): string {
   return `parley.broker-${hash}.lock`;
 }
 
+/** How long a broker's file may be taken by another process's look (microseconds) before it counts as held. */
+const LOOK_MS = 250;
+
 const SHARE_HOW =
   "Processes that share a DATA_DIR must all set REDIS_URL to one Redis, with one REDIS_PREFIX";
 
@@ -67,10 +70,13 @@ export function lockDataDir(
       `DATA_DIR ${dir} is in use by a Parley process with another REDIS_URL or REDIS_PREFIX. ${SHARE_HOW} (README: Scale-out)`;
     try {
       // Taken before the others are looked at: two starting at once, each with its own broker, find each
-      // other's file held (or their own taken for a moment by the other's look), and both refuse.
-      held.push(take(dir, brokerFile, "read", otherBroker));
+      // other's file held, and both refuse. A look is a write lock taken and dropped at once; another
+      // process's look at a file is waited for (LOOK_MS), so two of one broker starting together while an
+      // old file of another lies there do not refuse each other.
+      held.push(take(dir, brokerFile, "read", otherBroker, LOOK_MS));
       for (const other of readdirSync(dir)) {
-        if (other !== brokerFile && BROKER_LOCK.test(other)) take(dir, other, "write", otherBroker).close();
+        if (other !== brokerFile && BROKER_LOCK.test(other))
+          take(dir, other, "write", otherBroker, LOOK_MS).close();
       }
     } catch (err) {
       release();
@@ -80,8 +86,11 @@ export function lockDataDir(
   return { mode, release };
 }
 
-/** An SQLite connection to `dir/name` holding its read or write lock; a ConfigError from `taken()` if it cannot. */
-function take(dir: string, name: string, lock: "read" | "write", taken: () => string): Database {
+/**
+ * An SQLite connection to `dir/name` holding its read or write lock, waiting up to `waitMs` for it; a
+ * ConfigError from `taken()` if it cannot.
+ */
+function take(dir: string, name: string, lock: "read" | "write", taken: () => string, waitMs = 0): Database {
   let db: Database;
   try {
     mkdirSync(dir, { recursive: true });
@@ -90,7 +99,7 @@ function take(dir: string, name: string, lock: "read" | "write", taken: () => st
     throw new ConfigError(`DATA_DIR ${dir}: cannot open ${name} (${(err as Error).message})`);
   }
   try {
-    db.exec("PRAGMA busy_timeout = 0");
+    db.exec(`PRAGMA busy_timeout = ${waitMs}`);
     // Locks taken are kept until the connection closes, not released at the end of each transaction.
     db.exec("PRAGMA locking_mode = EXCLUSIVE");
     if (lock === "write") {

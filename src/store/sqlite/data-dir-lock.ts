@@ -37,7 +37,7 @@ export function brokerLockFile(redisUrl: string, prefix: string): string {
   return `parley.broker-${hash}.lock`;
 }
 
-/** How long a broker's file may be taken by another process's look (microseconds) before it counts as held. */
+/** How long to wait for a broker's file that another process may be looking at (a look lasts microseconds). */
 const LOOK_MS = 250;
 
 const SHARE_HOW =

@@ -3,7 +3,7 @@
 // By hand: an FTS5 'rebuild' must set indexed_rowid to MAX(rowid) in the same transaction.
 
 import type { Database } from "bun:sqlite";
-import { withoutBusyWait } from "./busy.ts";
+import { withoutBusyWait, withPragma } from "./busy.ts";
 
 export interface SearchIndexOptions {
   /** Rows per background run: one run blocks the event loop for about chunk × 2.5 µs. */
@@ -79,15 +79,8 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
   // A crash may lose it, whole, and the rows are indexed again; the next append's commit (FULL) syncs it
   // with its own. It was an fsync on the event loop every 1,000 messages: ~4% of the dms max rate
   // (bench/LIMITS.md). The connection's own setting is put back for every other write.
-  const durable = db.query<{ synchronous: number }, []>("PRAGMA synchronous").get()?.synchronous ?? 2;
-  const step = (rows: number) => {
-    db.exec("PRAGMA synchronous = NORMAL");
-    try {
-      return indexChunk(rows);
-    } finally {
-      db.exec(`PRAGMA synchronous = ${durable}`);
-    }
-  };
+  const withoutFsync = withPragma(db, "synchronous", 1); // NORMAL
+  const step = (rows: number) => withoutFsync(() => indexChunk(rows));
 
   // In the background a locked file (another process committing) is a failed run, retried later, not a
   // wait with the event loop stopped. A search's catch-up does wait: its caller needs the rows.

@@ -20,6 +20,11 @@ export const ConfigSchema = T.Object({
   }),
   PORT: Int(8000, 0, 65535),
   HOST: Str("0.0.0.0"),
+  REUSE_PORT: T.Boolean({
+    default: false,
+    description:
+      "share PORT with other Parley processes on this host (SO_REUSEPORT: the kernel spreads connections); needs REDIS_URL",
+  }),
   DATA_DIR: Str("./data"),
   PUBLIC_URL: Str(""),
   CORS_ORIGINS: Str(""),
@@ -143,6 +148,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.MONGODB_URL) checkUrl("MONGODB_URL", config.MONGODB_URL, ["mongodb:", "mongodb+srv:"]);
   if (config.REDIS_URL) checkUrl("REDIS_URL", config.REDIS_URL, ["redis:", "rediss:"]);
   if (config.SMTP_URL) checkUrl("SMTP_URL", config.SMTP_URL, ["smtp:", "smtps:"]);
+  // Processes sharing a port each get some of the clients: unless they meet through one Redis, a message
+  // sent through one would never reach the sockets held by the others.
+  if (config.REUSE_PORT && !config.REDIS_URL) {
+    throw new ConfigError(
+      "REUSE_PORT: processes that share a port must share a Redis too; set REDIS_URL (the same on every process)",
+    );
+  }
   checkPasswordCost(config);
   // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed.
   if (config.METRICS_TOKEN && !/^\S{16,256}$/.test(config.METRICS_TOKEN)) {

@@ -2,7 +2,7 @@
 
 import { createApp } from "./app.ts";
 import { runCli } from "./cli.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
 import { createLogger } from "./lib/logger.ts";
 
@@ -16,6 +16,23 @@ async function orRefuse<T>(boot: () => T | Promise<T>): Promise<T> {
       process.exit(78); // EX_CONFIG
     }
     throw err;
+  }
+}
+
+/**
+ * Listens on PORT. Another process on it is refused with a message, not a stack: Elysia would share the
+ * port (SO_REUSEPORT) by default, and two Parley processes with separate data and no common Redis would
+ * each get some of the clients, unseen by the other. Sharing it is REUSE_PORT, which needs REDIS_URL.
+ */
+function listen(app: ReturnType<typeof createApp>, config: Config) {
+  try {
+    return app.listen({ port: config.PORT, hostname: config.HOST, reusePort: config.REUSE_PORT });
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== "EADDRINUSE") throw err;
+    throw new ConfigError(
+      `PORT: ${config.HOST}:${config.PORT} is in use by another process. Stop it or choose another PORT; ` +
+        "Parley processes meant to share it (nodes of one deployment) need REUSE_PORT=true and one REDIS_URL on each",
+    );
   }
 }
 
@@ -34,7 +51,7 @@ async function main() {
     const reset = await deps.store.users.allOffline(deps.clock.now());
     if (reset > 0) logger.info({ users: reset }, "presence: users left online by the last run set offline");
   }
-  const app = createApp(deps).listen({ port: config.PORT, hostname: config.HOST });
+  const app = await orRefuse(() => listen(createApp(deps), config));
   logger.info(
     {
       port: app.server?.port,

@@ -37,6 +37,7 @@ describe("loadConfig", () => {
       REDIS_PREFIX: "parley:",
       PASSWORD_HASH_MEMORY_KIB: 65536,
       PASSWORD_HASH_TIME: 2,
+      REUSE_PORT: false,
     });
   });
 
@@ -64,6 +65,7 @@ describe("loadConfig", () => {
     ["METRICS_TOKEN", "short"],
     ["METRICS_TOKEN", "has spaces in it but long enough"],
     ["METRICS_TOKEN", "x".repeat(257)],
+    ["REUSE_PORT", "maybe"],
   ])("stops on %s=%p with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(name);
@@ -79,6 +81,16 @@ describe("loadConfig", () => {
     ["10", 10],
   ])("takes TRUST_PROXY=%p as %p trusted proxies", (value, proxies) => {
     expect(loadConfig({ DATA_DIR: tempDir(), TRUST_PROXY: value }).config.TRUST_PROXY).toBe(proxies);
+  });
+
+  it("shares the port only among processes that share a Redis (REUSE_PORT needs REDIS_URL)", () => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), REUSE_PORT: "true" })).toThrow(
+      "REUSE_PORT: processes that share a port must share a Redis too; set REDIS_URL",
+    );
+    const env = { DATA_DIR: tempDir(), REDIS_URL: "redis://127.0.0.1:6379" };
+    expect(loadConfig({ ...env, REUSE_PORT: "true" }).config.REUSE_PORT).toBe(true);
+    expect(loadConfig({ ...env, REUSE_PORT: "off" }).config.REUSE_PORT).toBe(false);
+    expect(loadConfig(env).config.REUSE_PORT).toBe(false);
   });
 
   it("says what TRUST_PROXY takes when it gets something else", () => {

@@ -87,6 +87,65 @@ describe("starting the server", () => {
     }
   });
 
+  it("refuses a port another process holds (never shares it by accident), and says what to set", async () => {
+    // Elysia would share it by default (SO_REUSEPORT): two servers with separate data, each with some clients.
+    const first = await start([process.execPath, "run", "src/index.ts"], { DATA_DIR: join(work, "port-a") });
+    try {
+      const second = Bun.spawn([process.execPath, "run", "src/index.ts"], {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOST: "127.0.0.1",
+          PORT: new URL(first.url).port,
+          DATA_DIR: join(work, "port-b"),
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(await second.exited).toBe(78);
+      const said = await new Response(second.stderr).text();
+      expect(said).toContain("is in use by another process");
+      expect(said).toContain("REUSE_PORT=true");
+      expect((await fetch(`${first.url}/health`)).status).toBe(200);
+    } finally {
+      first.proc.kill("SIGTERM");
+      await first.proc.exited;
+    }
+  });
+
+  it("shares one port between nodes with REUSE_PORT and one Redis: the kernel spreads connections over both", async () => {
+    const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+    const port = String(probe.port);
+    probe.stop(true);
+    const env = {
+      PORT: port,
+      DATA_DIR: join(work, "shared-port"),
+      REDIS_URL: process.env.REDIS_URL || "redis://127.0.0.1:6379",
+      REUSE_PORT: "true",
+      LOG_LEVEL: "info",
+    };
+    const a = await start([process.execPath, "run", "src/index.ts"], env);
+    const b = await start([process.execPath, "run", "src/index.ts"], env);
+    try {
+      expect([a.url, b.url]).toEqual([`http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`]);
+      // A connection of its own per request: 40 of them all landing on one node would be chance of 2^-39.
+      for (let i = 0; i < 40; i++) {
+        const res = await fetch(`${a.url}/health`, { keepalive: false, headers: { connection: "close" } });
+        expect(res.status).toBe(200);
+      }
+      // One log line per request; what the nodes wrote after "listening" arrives in chunks of lines.
+      const served = (node: Running) => node.lines.join("\n").split('"/health"').length - 1;
+      for (let waited = 0; served(a) + served(b) < 40 && waited < 3000; waited += 50) await Bun.sleep(50);
+      expect(served(a) + served(b)).toBe(40);
+      expect(served(a)).toBeGreaterThan(0);
+      expect(served(b)).toBeGreaterThan(0);
+    } finally {
+      a.proc.kill("SIGTERM");
+      b.proc.kill("SIGTERM");
+      expect([await a.proc.exited, await b.proc.exited]).toEqual([0, 0]);
+    }
+  }, 30_000);
+
   it("refuses to boot with a bad variable, naming it", async () => {
     const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
       cwd: root,

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cpuSeconds, freePort } from "./proc.ts";
+import { cpuSeconds, freePort, listensOn } from "./proc.ts";
 
 export interface ParleyServer {
   /** http://127.0.0.1:<port> */
@@ -34,6 +34,11 @@ export interface ParleyServerOptions {
   env?: Record<string, string>;
   /** A DATA_DIR shared with other nodes (cross-node), kept on stop; by default a temp dir of its own. */
   dataDir?: string;
+  /**
+   * A port shared with other nodes (REUSE_PORT: the kernel spreads connections over them); ready once this
+   * process listens on it. By default a free port of its own.
+   */
+  port?: number;
   startTimeoutMs?: number;
 }
 
@@ -60,7 +65,8 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
   if (!(startTimeoutMs > 0)) throw new TypeError(`startTimeoutMs: expected > 0, got ${startTimeoutMs}`);
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "parley-bench-"));
-  const port = freePort();
+  const shared = opts.port !== undefined;
+  const port = opts.port ?? freePort();
   const env: Record<string, string | undefined> = {
     ...process.env,
     NODE_ENV: "production",
@@ -72,6 +78,7 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
     SECRET_KEY: randomBytes(48).toString("base64"),
     ENCRYPTION_KEY: randomBytes(48).toString("base64"),
     ...GENEROUS_LIMITS,
+    ...(shared ? { REUSE_PORT: "true" } : {}),
     ...opts.env,
   };
   const profileDir = process.env.BENCH_PROFILE_DIR;
@@ -134,9 +141,12 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
           `parley exited (${child.exitCode ?? child.signalCode}) before listening: ${problems.join(" | ")}`,
         );
       }
-      const up = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })
-        .then((r) => r.ok)
-        .catch(() => false);
+      // On a shared port another node may answer: this one is up once it listens too.
+      const up =
+        (!shared || listensOn(child.pid, port)) &&
+        (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })
+          .then((r) => r.ok)
+          .catch(() => false));
       if (up) break;
       if (Date.now() > deadline) throw new Error(`parley did not answer /health within ${startTimeoutMs} ms`);
       await Bun.sleep(50);

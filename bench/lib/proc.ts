@@ -1,7 +1,7 @@
 // Child processes for the bench: spawning with line-wise stdout, a free loopback port, the CPU and memory of a
 // process from /proc, and killing children for sure in finally blocks.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Subprocess } from "bun";
 
 export type Child = Subprocess<"pipe", "pipe", "inherit">;
@@ -92,6 +92,41 @@ export function freePort(): number {
   const port = s.port;
   s.stop(true);
   return port;
+}
+
+/**
+ * Whether process `pid` holds a TCP socket listening on `port` (Linux /proc; false where it is missing). With
+ * a port shared by several processes (SO_REUSEPORT) an answer on the port does not say which one is up.
+ */
+export function listensOn(pid: number, port: number): boolean {
+  const local = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const listening = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    // sl local_address rem_address st ... inode: state 0A is LISTEN.
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(local) && f[3] === "0A" && f[9]) listening.add(f[9]);
+    }
+  }
+  if (listening.size === 0) return false;
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        return inode !== undefined && listening.has(inode);
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+  } catch {
+    return false;
+  }
 }
 
 const TICKS = 100; // USER_HZ on Linux

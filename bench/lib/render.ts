@@ -115,8 +115,11 @@ function comparison(title: string, rows: ScenarioResult[]): string {
   ].join("\n");
 }
 
-/** Where Parley stands against the aims in issue 5 ("Then make it fast"). */
-function aims(results: ScenarioResult[]): string {
+/** The connections scenario's aim: this many authenticated idle sockets (bench/scenarios/connections.ts). */
+export const CONNECTIONS_AIM = 100_000;
+
+/** Where Parley stands against the aims in issue 5 ("Then make it fast", and the connections scenario's). */
+function aims(results: ScenarioResult[], quick: boolean): string {
   const find = (scenario: string, mode: string, target: string) =>
     results.find((r) => r.scenario === scenario && r.settings.mode === mode && r.target === target);
   const lines: string[] = [];
@@ -147,6 +150,20 @@ function aims(results: ScenarioResult[]): string {
     const c = find(scenario, "max", "bare-bun")?.metrics.deliveries_per_s;
     lines.push(
       `- ${scenario} persisted messages/s ≥ 35% of the ceiling's echo rate: ${ratio(p, c)}, ${verdict(p && c ? p >= 0.35 * c : undefined)}`,
+    );
+  }
+  const conns = results.find((r) => r.scenario === "connections" && r.target === "parley");
+  if (conns) {
+    const held = conns.metrics.connections_held;
+    const processes = Number(conns.settings.server_processes ?? 1);
+    const rss = conns.metrics.rss_per_conn_bytes;
+    lines.push(
+      `- connections: authenticated idle sockets held ≥ ${num(CONNECTIONS_AIM)}: ${num(held)}` +
+        (processes > 1 ? ` (${processes} Parley processes on one port)` : "") +
+        `, ${num(rss === undefined ? undefined : rss / 1024, 1)} KB of RSS each, ` +
+        (quick
+          ? "n/a (a quick run stops at a few thousand)"
+          : verdict(held === undefined ? undefined : held >= CONNECTIONS_AIM)),
     );
   }
   return lines.join("\n");
@@ -184,7 +201,7 @@ export function markdown(run: Run, limits?: string): string {
     "",
     "## Against the aims",
     "",
-    aims(run.results),
+    aims(run.results, run.quick),
     "",
     ...(limits ? [limits.trim(), ""] : []),
   ];

@@ -48,6 +48,11 @@ export interface Cluster {
   redisUrl: string;
   /** The peers' Redis channel prefix: unique per run and target, so no two targets' channels ever meet. */
   prefix: string;
+  /**
+   * One port every node listens on (REUSE_PORT: the kernel spreads new connections over them), as processes
+   * of one host would be deployed; by default each node has a port of its own.
+   */
+  port?: number;
 }
 
 export interface Target {
@@ -56,6 +61,8 @@ export interface Target {
   pid: number;
   /** Every node's server process, node A first. */
   pids: number[];
+  /** The last warnings and errors the servers logged (Parley's), for a result's notes. */
+  problems(): string[];
   /**
    * `users` users; rooms[i] lists the user indexes in room i (the first one creates it). `nodeOf` is the
    * node each user connects to (0 is node A, the only one without a cluster).
@@ -86,6 +93,7 @@ async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster)
   const env: Record<string, string> = cluster
     ? { REDIS_URL: cluster.redisUrl, REDIS_PREFIX: cluster.prefix }
     : { REDIS_URL: "" };
+  if (cluster?.port !== undefined) Object.assign(env, { PORT: String(cluster.port), REUSE_PORT: "true" });
   const children: Child[] = [];
   try {
     const bases: string[] = [];
@@ -99,6 +107,7 @@ async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster)
       name,
       pid: (children[0] as Child).pid,
       pids: children.map((c) => c.pid),
+      problems: () => [],
       async prepare(users, rooms, nodeOf = () => 0) {
         const roomIds = rooms.map((_, i) => `r${i}`);
         const of: string[][] = Array.from({ length: users }, () => []);
@@ -145,7 +154,8 @@ async function startParley(cluster?: Cluster): Promise<Target> {
   };
   try {
     // One after the other: the first node creates the database and runs its migrations.
-    for (let n = 0; n < (cluster?.nodes ?? 1); n++) servers.push(await startParleyServer({ env, dataDir }));
+    for (let n = 0; n < (cluster?.nodes ?? 1); n++)
+      servers.push(await startParleyServer({ env, dataDir, port: cluster?.port }));
   } catch (err) {
     await stopAll();
     throw err;
@@ -155,6 +165,7 @@ async function startParley(cluster?: Cluster): Promise<Target> {
     name: "parley",
     pid: server.pid,
     pids: servers.map((s) => s.pid),
+    problems: () => servers.flatMap((s) => s.problems()),
     async prepare(users, rooms, nodeOf = () => 0) {
       // Accounts are written straight to the database (bench/lib/seed.ts): signup's argon2id per user
       // would be most of a full run, and it is measured in the rest scenario.

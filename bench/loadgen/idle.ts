@@ -26,6 +26,14 @@ if (!(config.port > 0) || !config.conns?.length || !config.sources?.length || !(
   throw new Error(`idle generator: bad config ${process.argv[2]}`);
 
 const open = new Set<net.Socket>();
+/**
+ * Closed with a reset, not a FIN: a FIN leaves every socket in TIME_WAIT for a minute, and 100,000 of them
+ * made the next target's handshakes time out and retry (SYNs answered a second or more later).
+ */
+function closeAll() {
+  for (const s of open) s.resetAndDestroy();
+  open.clear();
+}
 let dropped = 0;
 let started = 0;
 const errors: string[] = [];
@@ -159,13 +167,12 @@ for (;;) {
     if (cmd.op === "open") reply(await openMore(cmd.count ?? 0, cmd.timeoutMs ?? 30_000));
     else if (cmd.op === "held") reply({ op: "held", held: open.size, dropped });
     else if (cmd.op === "close") {
-      for (const s of open) s.destroy();
-      open.clear();
+      closeAll();
       reply({ op: "closed" });
       process.exit(0);
     }
   }
 }
 // stdin closed (the parent is gone): close everything and leave.
-for (const s of open) s.destroy();
+closeAll();
 process.exit(0);

@@ -20,6 +20,8 @@ const local = new Map<string, number>();
 const server = Bun.serve<{ rooms: string[] }>({
   hostname: "127.0.0.1",
   port: Number(process.env.PORT ?? 0),
+  // Several processes on one port (the connections scenario past one process's open-file limit).
+  reusePort: process.env.REUSE_PORT === "true",
   fetch(req, srv) {
     const rooms = (new URL(req.url).searchParams.get("rooms") ?? "").split(",").filter(Boolean);
     if (srv.upgrade(req, { data: { rooms } })) return;

@@ -1,28 +1,40 @@
 // The connections scenario: as many authenticated idle WebSockets as the machine allows (aim 100,000), opened in
 // steps from separate generator processes (loadgen/idle.ts) over several loopback source addresses, with the
 // server's RSS per connection. Parley runs its full path (bearer token, session check, hello); the bare Bun
-// ceiling takes the same raw sockets with no auth. A run stops at the first step that fails, at the server's
-// file-descriptor ceiling, when the server's RSS passes half of the machine's memory, or at the time budget.
+// ceiling takes the same raw sockets with no auth. A run stops at the first step that fails, at the servers'
+// file-descriptor ceiling, when their RSS passes half of the machine's memory, or at the time budget.
+// Where one process may not hold the aim (its open-file limit, `ulimit -n`, is lower and cannot be raised),
+// each target runs as several processes on one port (REUSE_PORT; Parley's joined through Redis and one
+// DATA_DIR), as a host would be deployed, and the figures are theirs together.
 
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
-import { startParleyServer } from "../lib/parley-server.ts";
-import { type Child, cpuSeconds, lines, spawn, stop } from "../lib/proc.ts";
-import { seedAccounts } from "../lib/seed.ts";
-import { startTarget } from "../lib/targets.ts";
+import { type Child, cpuSeconds, freePort, lines, spawn, stop } from "../lib/proc.ts";
+import { benchRedisUrl, checkRedis } from "../lib/redis.ts";
+import { CONNECTIONS_AIM as AIM } from "../lib/render.ts";
+import { type Cluster, startTarget, TARGETS, type TargetName } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 
 const USERS = 50;
-/** 127.0.0.2..9: each source address has its own ~28k ephemeral ports toward the one server port. */
-const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
-/** In-flight handshakes per generator process. */
-const CONCURRENCY = 128;
+/**
+ * 127.0.0.2..33: each source address has its own ~28k ephemeral ports. A client that binds its source address
+ * gets its port from bind(), which slows down sharply once about half of an address's ports are taken
+ * (8 addresses: 12,500 sockets each at 100,000, ~500 connects/s); 32 keep each under 3,200.
+ */
+const SOURCES = Array.from({ length: 32 }, (_, i) => `127.0.0.${i + 2}`);
+/**
+ * In-flight handshakes over all generator processes: under the 512 a server process's listen queue takes
+ * (uWS's backlog), past which the kernel drops handshakes and clients retry them a second or more later.
+ */
+const IN_FLIGHT = 256;
 /** File descriptors kept free for the server's own files, database and listener. */
 const FD_HEADROOM = 500;
 const SETTLE_MS = 1_000;
-const AIM = 100_000;
 const FULL_STEPS = [5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000];
+/** A node's expected share of the aim, against its fd limit: the kernel spreads connections by a hash. */
+const SHARE_MARGIN = 0.9;
 const QUICK_STEPS = [1_000, 2_000];
 
 /** The soft "Max open files" of a process, from /proc (NaN where /proc is missing). */
@@ -56,7 +68,8 @@ interface Opened {
 
 interface Run {
   target: string;
-  pid: number;
+  /** The target's server processes, all listening on `port`. */
+  pids: number[];
   port: number;
   conns: Array<{ path: string; token?: string }>;
   expectHello: boolean;
@@ -68,22 +81,37 @@ async function measure(
 ): Promise<ScenarioResult> {
   const { quick, log } = opts;
   const notes: string[] = [];
-  const serverFds = fdLimit(run.pid);
+  const serverFds = Math.min(...run.pids.map(fdLimit));
   const ownFds = fdLimit("self");
-  // The server holds one fd per socket; a generator too, so each generator takes at most its own limit's share.
-  const ceiling = Number.isFinite(serverFds) ? serverFds - FD_HEADROOM : AIM;
+  // A server process holds one fd per socket; a generator too, so each generator takes at most its own
+  // limit's share. Several server processes on one port share the sockets out by the kernel's hash.
+  const processes = run.pids.length;
+  const ceiling = Number.isFinite(serverFds)
+    ? processes === 1
+      ? serverFds - FD_HEADROOM
+      : Math.floor((serverFds - FD_HEADROOM) * processes * SHARE_MARGIN)
+    : AIM;
+  const rssOf = () => run.pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+  const cpuOf = () => run.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const planned = quick ? QUICK_STEPS : FULL_STEPS;
   const steps = planned.filter((s) => s < ceiling);
   if (steps.length < planned.length && ceiling > (steps.at(-1) ?? 0)) steps.push(ceiling);
   if (!quick && ceiling < AIM)
     notes.push(
-      `server fd limit (ulimit -n) is ${serverFds}: steps capped at ${ceiling} sockets, under the aim of ${AIM}; ` +
-        "raise `ulimit -n` in the shell that runs the bench (the server and the generators inherit it)",
+      `server fd limit (ulimit -n) is ${serverFds} per process (${processes} of them): steps capped at ${ceiling} ` +
+        `sockets, under the aim of ${AIM}; raise \`ulimit -n\` in the shell that runs the bench (the servers ` +
+        "and the generators inherit it)",
+    );
+  if (processes > 1)
+    notes.push(
+      `${processes} server processes share the port (REUSE_PORT): one may hold at most ${serverFds - FD_HEADROOM} ` +
+        "sockets (ulimit -n); RSS and CPU are theirs together",
     );
   const maxStep = steps.at(-1) ?? 0;
   const perGenFds = Number.isFinite(ownFds) ? ownFds - FD_HEADROOM : maxStep;
   const generators = Math.max(2, Math.ceil(maxStep / perGenFds));
   const rssStop = totalmem() / 2;
+  const inFlight = Math.ceil(IN_FLIGHT / generators);
 
   const gens: Child[] = [];
   const readers: Array<ReturnType<typeof lines>> = [];
@@ -100,7 +128,7 @@ async function measure(
         // Rotated per generator so that users spread evenly over processes; every generator uses every source.
         conns: [...run.conns.slice(g % run.conns.length), ...run.conns.slice(0, g % run.conns.length)],
         sources: SOURCES,
-        concurrency: CONCURRENCY,
+        concurrency: inFlight,
         expectHello: run.expectHello,
       });
     for (let g = 0; g < generators; g++) {
@@ -115,8 +143,8 @@ async function measure(
       totals.cpu.push(0);
     }
     await Bun.sleep(SETTLE_MS);
-    const rssBefore = rssBytes(run.pid);
-    const cpuBefore = cpuSeconds(run.pid);
+    const rssBefore = rssOf();
+    const cpuBefore = cpuOf();
     let rssAfter = rssBefore;
     let stopReason =
       steps.length < planned.length ? "all steps passed up to the fd limit" : "all steps passed";
@@ -146,7 +174,7 @@ async function measure(
       });
       await Bun.sleep(SETTLE_MS);
       const nowHeld = answers.reduce((a, o) => a + o.held, 0);
-      const rss = rssBytes(run.pid);
+      const rss = rssOf();
       const rate = ready / (wall / 1000);
       stepLog.push(
         `${step}: ${ready}/${more} new in ${(wall / 1000).toFixed(1)} s (${Math.round(rate)}/s), held ${nowHeld}, ` +
@@ -167,7 +195,7 @@ async function measure(
       held = nowHeld;
       rssAfter = rss;
       if (rss > rssStop) {
-        stopReason = `server RSS ${(rss / 2 ** 30).toFixed(1)} GiB passed half of the machine's memory`;
+        stopReason = `servers' RSS ${(rss / 2 ** 30).toFixed(1)} GiB passed half of the machine's memory`;
         break;
       }
     }
@@ -185,7 +213,7 @@ async function measure(
     const finalHeld = still.reduce((a, o) => a + o.held, 0);
     const dropped = still.reduce((a, o) => a + o.dropped, 0);
     const wallS = (Date.now() - t0) / 1000;
-    const serverCpu = ((cpuSeconds(run.pid) - cpuBefore) / wallS) * 100;
+    const serverCpu = ((cpuOf() - cpuBefore) / wallS) * 100;
     notes.push(`stop: ${stopReason}`, ...stepLog.map((s) => `step ${s}`));
     return {
       scenario: "connections",
@@ -195,7 +223,8 @@ async function measure(
         generators,
         source_addresses: SOURCES.length,
         users: run.conns.length,
-        in_flight_per_generator: CONCURRENCY,
+        in_flight_per_generator: inFlight,
+        server_processes: processes,
         server_fd_limit: serverFds,
         generator_fd_limit: ownFds,
         auth: run.expectHello ? "bearer + session check + hello" : "none",
@@ -214,10 +243,12 @@ async function measure(
     };
   } finally {
     await Promise.all(
-      gens.map(async (child) => {
+      gens.map(async (child, g) => {
         try {
           child.stdin.write(`${JSON.stringify({ op: "close" })}\n`);
           child.stdin.flush();
+          // Its sockets reset before it is stopped: killed, it would leave them to the kernel's FIN close.
+          await (readers[g] as ReturnType<typeof lines>).next(10_000, `generator ${g} close`);
         } catch {}
         await stop(child, 3_000);
       }),
@@ -225,50 +256,63 @@ async function measure(
   }
 }
 
+/**
+ * How many server processes each target runs: one, unless one process may not hold the aim (its fd limit,
+ * which the servers inherit from this process). Then enough to hold it on one port, joined through Redis; if
+ * Redis does not answer, one, with a note.
+ */
+async function serverProcesses(
+  quick: boolean,
+  notes: string[],
+): Promise<Pick<Cluster, "nodes" | "redisUrl"> | undefined> {
+  const perProcess = fdLimit("self") - FD_HEADROOM;
+  if (quick || !Number.isFinite(perProcess) || perProcess >= AIM) return undefined;
+  const nodes = Math.ceil(AIM / (perProcess * SHARE_MARGIN));
+  const redisUrl = benchRedisUrl();
+  try {
+    await checkRedis(redisUrl);
+  } catch (err) {
+    notes.push(`one server process per target, capped by its fd limit: ${err}`);
+    return undefined;
+  }
+  return { nodes, redisUrl };
+}
+
 export const connections: Scenario = async ({ quick, log }) => {
   const budgetMs = quick ? 45_000 : 120_000;
   const results: ScenarioResult[] = [];
   log(`connections: fd limit (ulimit -n) of this process ${fdLimit("self")}`);
-  const server = await startParleyServer({
-    env: { WS_MAX_CONNECTIONS_PER_USER: "100000" },
-  });
-  try {
-    const port = Number(new URL(server.url).port);
-    const run = Math.random().toString(36).slice(2, 8);
-    log(`connections: parley on ${server.url}; writing ${USERS} accounts (bench/lib/seed.ts)`);
-    const users = (await seedAccounts(server.env, USERS, run)).map((a) => ({
-      path: `/ws/${a.user.id}/${a.session_id}`,
-      token: a.access_token,
-    }));
-    const result = await measure(
-      { target: "parley", pid: server.pid, port, conns: users, expectHello: true },
-      { quick, log, budgetMs },
+  const notes: string[] = [];
+  const shared = await serverProcesses(quick, notes);
+  const runTag = randomBytes(4).toString("hex");
+  // The peers hold no comparable idle state: Parley against the ceiling (or those of them BENCH_TARGETS names).
+  for (const name of TARGETS.filter((t): t is TargetName => t === "parley" || t === "bare-bun")) {
+    const cluster = shared && { ...shared, port: freePort(), prefix: `parley-bench-${runTag}-${name}-conns` };
+    log(
+      `connections: ${name}: starting ${cluster ? `${cluster.nodes} processes on one port` : "one process"}`,
     );
-    const problems = server.problems();
-    if (problems.length) result.notes?.push(`server log: ${problems.slice(-3).join(" | ")}`);
-    results.push(result);
-  } finally {
-    await server.stop();
-  }
-
-  const bare = await startTarget("bare-bun");
-  try {
-    const prepared = await bare.prepare(1, []);
-    const url = new URL(prepared.conns[0]?.url ?? "ws://127.0.0.1:0/");
-    results.push(
-      await measure(
-        {
-          target: "bare-bun",
-          pid: bare.pid,
-          port: Number(url.port),
-          conns: [{ path: `${url.pathname}${url.search}` }],
-          expectHello: false,
-        },
+    const target = await startTarget(name, cluster);
+    try {
+      // Parley: USERS accounts written straight to its database (bench/lib/seed.ts), their sockets spread
+      // over them; the ceiling takes any socket.
+      const prepared = await target.prepare(name === "parley" ? USERS : 1, []);
+      const conns = prepared.conns.map((c) => {
+        const url = new URL(c.url);
+        const bearer = c.protocols?.find((p) => p.startsWith("bearer."));
+        return { path: `${url.pathname}${url.search}`, token: bearer?.slice("bearer.".length) };
+      });
+      const port = Number(new URL(prepared.conns[0]?.url ?? "ws://127.0.0.1:0/").port);
+      const result = await measure(
+        { target: name, pids: target.pids, port, conns, expectHello: prepared.expectHello },
         { quick, log, budgetMs },
-      ),
-    );
-  } finally {
-    await bare.stop();
+      );
+      result.notes?.push(...notes);
+      const problems = target.problems();
+      if (problems.length) result.notes?.push(`server log: ${problems.slice(-3).join(" | ")}`);
+      results.push(result);
+    } finally {
+      await target.stop();
+    }
   }
   return results;
 };

@@ -4,8 +4,7 @@
 // Parley's max rate, as in fanout; each row gives both nodes' CPU and redis-server's.
 
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { Redis } from "ioredis";
+import { benchRedisUrl, checkRedis, redisServerPid } from "../lib/redis.ts";
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import { failedResult, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
@@ -16,7 +15,7 @@ const NODE_A = 0;
 const NODE_B = 1;
 
 export const crossNode: Scenario = async ({ quick, log }) => {
-  const redisUrl = process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379";
+  const redisUrl = benchRedisUrl();
   await checkRedis(redisUrl);
   const redisPid = redisServerPid(redisUrl);
   const redisNote = redisPid
@@ -90,33 +89,3 @@ export const crossNode: Scenario = async ({ quick, log }) => {
   }
   return results;
 };
-
-/** Fails the scenario at once, with the address, when Redis does not answer. */
-async function checkRedis(url: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3000, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (err) {
-    throw new Error(`Redis at ${url} does not answer (set BENCH_REDIS_URL): ${err}`);
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** The local redis-server's pid, for its CPU; undefined when Redis is elsewhere or no process matches. */
-function redisServerPid(url: string): number | undefined {
-  const { hostname, port } = new URL(url);
-  if (!["127.0.0.1", "localhost", "[::1]"].includes(hostname)) return undefined;
-  try {
-    const pids = Bun.spawnSync(["pgrep", "-x", "redis-server"])
-      .stdout.toString()
-      .split("\n")
-      .filter(Boolean)
-      .map(Number);
-    if (pids.length <= 1) return pids[0];
-    return pids.find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`:${port || 6379}`));
-  } catch {
-    return undefined;
-  }
-}

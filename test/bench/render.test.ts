@@ -91,6 +91,26 @@ describe("RESULTS.md against the aims", () => {
     expect(missed).toContain("echo rate: 0.34×, NOT MET");
   });
 
+  it("says where the connections scenario stands against 100,000 held sockets, and n/a for a quick run", () => {
+    const held = (n: number, processes: number): ScenarioResult => ({
+      scenario: "connections",
+      target: "parley",
+      settings: { server_processes: processes },
+      metrics: { connections_held: n, rss_per_conn_bytes: 3737.6 },
+    });
+    const full = { ...run(600, 4, 350), quick: false };
+    full.results.push(held(100_000, 6));
+    expect(markdown(full)).toContain(
+      "- connections: authenticated idle sockets held ≥ 100,000: 100,000 (6 Parley processes on one port), 3.7 KB of RSS each, MET",
+    );
+    full.results[full.results.length - 1] = held(99_999, 1);
+    expect(markdown(full)).toContain("held ≥ 100,000: 99,999, 3.7 KB of RSS each, NOT MET");
+    const quick = run(600, 4, 350);
+    quick.results.push(held(2_000, 1));
+    expect(markdown(quick)).toContain("held ≥ 100,000: 2,000, 3.7 KB of RSS each, n/a (a quick run");
+    expect(markdown(run(600, 4, 350))).not.toContain("- connections:");
+  });
+
   it("gives the machine gauge of the run's start and end, and no line for a run from before the gauge", () => {
     const gauged = run(600, 4, 350);
     gauged.machine.gauge = {

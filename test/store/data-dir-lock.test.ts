@@ -66,13 +66,22 @@ describe("lockDataDir", () => {
   it("names a broker by Redis's host, port, database and the prefix, not by how the URL is spelled", () => {
     const file = brokerLockFile("redis://127.0.0.1:6379", "parley:");
     expect(file).toMatch(/^parley\.broker-[0-9a-f]{16}\.lock$/);
-    for (const same of ["redis://127.0.0.1", "redis://127.0.0.1:6379/0", "redis://:pw@127.0.0.1:6379/"])
+    for (const same of [
+      "redis://127.0.0.1",
+      "redis://127.0.0.1:6379/0",
+      "redis://:pw@127.0.0.1:6379/",
+      "redis://localhost:6379",
+      "redis://LOCALHOST",
+      "redis://[::1]:6379/0",
+    ])
       expect(brokerLockFile(same, "parley:")).toBe(file);
     for (const [url, prefix] of [
       ["redis://127.0.0.1:6379", "other:"],
       ["redis://127.0.0.1:6380", "parley:"],
       ["redis://127.0.0.1:6379/1", "parley:"],
       ["redis://10.0.0.5:6379", "parley:"],
+      ["redis://localhost:6380", "parley:"],
+      ["redis://127.0.0.2:6379", "parley:"],
     ] as const)
       expect(brokerLockFile(url, prefix)).not.toBe(file);
   });

@@ -22,16 +22,21 @@ export const LOCK_FILE = "parley.lock";
 /** `parley.broker-<hash of the broker>.lock`: held (read) by every process in `shared` with that broker. */
 const BROKER_LOCK = /^parley\.broker-[0-9a-f]{16}\.lock$/;
 
+/** This host's own names for itself, written as the one the lock file's name is made of. */
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
 /**
  * Which broker a process in `shared` uses, as a name for its lock file: Redis's host, port and database
- * (not its credentials) and the prefix. Spellings of one Redis that differ (`localhost`, `127.0.0.1`)
- * count as two: such processes are refused, which is the safe side.
+ * (not its credentials) and the prefix. `localhost`, `127.0.0.1` and `[::1]` name one host; other
+ * spellings of one Redis that differ (a name and its address) count as two: such processes are refused,
+ * which is the safe side.
  */
 export function brokerLockFile(redisUrl: string, prefix: string): string {
   let where = redisUrl;
   try {
     const url = new URL(redisUrl);
-    where = `${url.hostname.toLowerCase()}:${url.port || "6379"}/${url.pathname.replace(/^\//, "") || "0"}`;
+    const host = url.hostname.toLowerCase();
+    where = `${LOOPBACK.has(host) ? "127.0.0.1" : host}:${url.port || "6379"}/${url.pathname.replace(/^\//, "") || "0"}`;
   } catch {}
   const hash = createHash("sha256").update(`${where} ${prefix}`).digest("hex").slice(0, 16);
   return `parley.broker-${hash}.lock`;

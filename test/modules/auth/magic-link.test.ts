@@ -83,6 +83,19 @@ describe("magic links", () => {
     expect(res.body.error.code).toBe("invalid_token");
   });
 
+  it("lets the owner of a locked account in by a mailed link: someone else's wrong passwords cannot keep them out", async () => {
+    const user = await signup(h.app);
+    const signin = (password: string) =>
+      call(h.app, "POST", "/api/auth/signin", { body: { email: user.email, password } });
+    for (let i = 0; i < h.deps.config.LOCKOUT_THRESHOLD; i++)
+      expect((await signin("a stranger's guess")).status).toBe(401);
+    expect((await signin(user.password)).body.error.code).toBe("account_locked");
+    await requestLink(user.email);
+    const res = await verify(tokenFor(user.email));
+    expect(res.status).toBe(200);
+    expect(typeof res.body.access_token).toBe("string");
+  });
+
   it("stores the token hashed and never logs it", async () => {
     const user = await signup(h.app);
     await requestLink(user.email);

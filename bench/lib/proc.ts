@@ -94,13 +94,17 @@ export function freePort(): number {
   return port;
 }
 
+/** TCP states as /proc/net/tcp writes them. */
+const TCP_STATE = { established: "01", listen: "0A" } as const;
+
 /**
- * Whether process `pid` holds a TCP socket listening on `port` (Linux /proc; false where it is missing). With
- * a port shared by several processes (SO_REUSEPORT) an answer on the port does not say which one is up.
+ * How many TCP sockets in `state` on local port `port` process `pid` holds (Linux /proc; 0 where it is
+ * missing). With a port shared by several processes (SO_REUSEPORT) an answer on the port does not say
+ * which one is up, nor which one took a connection.
  */
-export function listensOn(pid: number, port: number): boolean {
+export function tcpSockets(pid: number, port: number, state: keyof typeof TCP_STATE): number {
   const local = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  const listening = new Set<string>();
+  const inodes = new Set<string>();
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
@@ -108,26 +112,27 @@ export function listensOn(pid: number, port: number): boolean {
     } catch {
       continue;
     }
-    // sl local_address rem_address st ... inode: state 0A is LISTEN.
+    // sl local_address rem_address st ... inode
     for (const line of text.split("\n").slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f[1]?.endsWith(local) && f[3] === "0A" && f[9]) listening.add(f[9]);
+      if (f[1]?.endsWith(local) && f[3] === TCP_STATE[state] && f[9]) inodes.add(f[9]);
     }
   }
-  if (listening.size === 0) return false;
+  if (inodes.size === 0) return 0;
+  let held = 0;
   try {
-    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
       try {
         const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
-        return inode !== undefined && listening.has(inode);
-      } catch {
-        return false; // closed meanwhile
-      }
-    });
-  } catch {
-    return false;
-  }
+        if (inode !== undefined && inodes.has(inode)) held++;
+      } catch {} // closed meanwhile
+    }
+  } catch {} // the process is gone
+  return held;
 }
+
+/** Whether process `pid` listens on `port` (tcpSockets). */
+export const listensOn = (pid: number, port: number) => tcpSockets(pid, port, "listen") > 0;
 
 const TICKS = 100; // USER_HZ on Linux
 

@@ -3,7 +3,7 @@
 // over them.
 
 import { afterEach, expect, it } from "bun:test";
-import { freePort, listensOn } from "../../bench/lib/proc.ts";
+import { freePort, listensOn, tcpSockets } from "../../bench/lib/proc.ts";
 import { benchRedisUrl } from "../../bench/lib/redis.ts";
 import { startTarget, type Target, type TargetName } from "../../bench/lib/targets.ts";
 
@@ -38,12 +38,7 @@ it.each(["parley", "bare-bun"] as TargetName[])(
     // 40 sockets at once: all on one process would be chance of 2^-39.
     const sockets = Array.from({ length: 40 }, () => new WebSocket(url, prepared.conns[0]?.protocols ?? []));
     await Promise.all(sockets.map((ws) => new Promise((resolve) => ws.addEventListener("open", resolve))));
-    const established = (pid: number) =>
-      Bun.spawnSync(["ss", "-tnpH", "state", "established", `( sport = :${port} )`])
-        .stdout.toString()
-        .split("\n")
-        .filter((l) => l.includes(`pid=${pid},`)).length;
-    const counts = target.pids.map(established);
+    const counts = target.pids.map((pid) => tcpSockets(pid, port, "established"));
     for (const ws of sockets) ws.close();
     expect(counts[0]).toBeGreaterThan(0);
     expect(counts[1]).toBeGreaterThan(0);

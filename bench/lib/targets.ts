@@ -63,6 +63,8 @@ export interface Target {
   pids: number[];
   /** The last warnings and errors the servers logged (Parley's), for a result's notes. */
   problems(): string[];
+  /** Node A's /metrics text (Parley's; the peers have none). */
+  scrapeMetrics?(): Promise<string>;
   /**
    * `users` users; rooms[i] lists the user indexes in room i (the first one creates it). `nodeOf` is the
    * node each user connects to (0 is node A, the only one without a cluster).
@@ -140,7 +142,13 @@ async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster)
 async function startParley(cluster?: Cluster): Promise<Target> {
   // Warnings only: the measured path logs nothing per frame either way, and setup stays quiet.
   // Alone, one node even when the bench's own environment has a REDIS_URL.
-  const env: Record<string, string> = { LOG_LEVEL: "warn", REDIS_URL: cluster?.redisUrl ?? "" };
+  // METRICS_TOKEN: a phase reads the server's own ack times over its measured window (server-metrics.ts).
+  const metricsToken = randomBytes(24).toString("hex");
+  const env: Record<string, string> = {
+    LOG_LEVEL: "warn",
+    REDIS_URL: cluster?.redisUrl ?? "",
+    METRICS_TOKEN: metricsToken,
+  };
   const dataDir = cluster ? mkdtempSync(join(tmpdir(), "parley-bench-")) : undefined;
   if (cluster) {
     env.REDIS_PREFIX = `${cluster.prefix}:`;
@@ -166,6 +174,14 @@ async function startParley(cluster?: Cluster): Promise<Target> {
     pid: server.pid,
     pids: servers.map((s) => s.pid),
     problems: () => servers.flatMap((s) => s.problems()),
+    async scrapeMetrics() {
+      const res = await fetch(`${server.url}/metrics`, {
+        headers: { authorization: `Bearer ${metricsToken}` },
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (!res.ok) throw new Error(`GET /metrics: ${res.status}`);
+      return res.text();
+    },
     async prepare(users, rooms, nodeOf = () => 0) {
       // Accounts are written straight to the database (bench/lib/seed.ts): signup's argon2id per user
       // would be most of a full run, and it is measured in the rest scenario.

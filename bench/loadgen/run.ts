@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { envInt } from "../lib/env.ts";
 import { Histogram } from "../lib/histogram.ts";
 import { type Child, cpuSeconds, lines, quit, rssMiB, sendLine, spawn } from "../lib/proc.ts";
+import { ackNote, type WindowProbe, type WindowQuantiles } from "../lib/server-metrics.ts";
 import type { Prepared } from "../lib/targets.ts";
 import type { ScenarioResult } from "../lib/types.ts";
 import {
@@ -38,6 +39,8 @@ export interface PhaseResult {
   stalls: number;
   /** The slowest generator's wait for deliveries to stop after the phase (its backlog draining). */
   drainMs: number;
+  /** What the phase's probe read of the server over the measured window (Parley's ack times). */
+  probed?: WindowQuantiles;
   /** Deliveries that arrived after sending stopped, every generator together. */
   late: number;
 }
@@ -47,6 +50,7 @@ export interface Load {
   phase(
     senders: SenderSpec[],
     timing: { warmupMs: number; measureMs: number; drainMs: number },
+    probe?: WindowProbe,
   ): Promise<PhaseResult>;
   close(): Promise<void>;
 }
@@ -91,12 +95,13 @@ export async function openLoad(
       throw new Error(`${failed} sockets failed to open: ${readies.find((r) => r.firstError)?.firstError}`);
     return {
       workerOf: assign,
-      async phase(senders, timing) {
+      async phase(senders, timing, probe) {
         children.forEach((c, w) => {
           const mine = senders.filter((s) => assign(s.conn) === w);
           send(c, { phase: { senders: mine, ...timing } } satisfies PhaseCommand);
         });
         await Bun.sleep(timing.warmupMs);
+        await probe?.start();
         const cpu0 = watched.map(cpuSeconds);
         const t0 = performance.now();
         await Bun.sleep(timing.measureMs);
@@ -106,6 +111,7 @@ export async function openLoad(
         );
         const serverCpuPcts = cpuPct.slice(0, serverPids.length);
         const serverRss = serverPids.reduce((n, pid) => n + rssMiB(pid), 0);
+        const probed = await probe?.end();
         // The generators wait for a backlog to drain (DRAIN_CAP_MS at most), then reply.
         const budget = timing.warmupMs + timing.measureMs + timing.drainMs + DRAIN_CAP_MS + 30_000;
         const replies = await Promise.all(
@@ -137,6 +143,7 @@ export async function openLoad(
           closeCodes,
           stalls: sum((r) => r.stalls),
           drainMs: Math.max(...replies.map((r) => r.drainMs)),
+          ...(probed ? { probed } : {}),
           late: sum((r) => r.late),
         };
       },
@@ -176,6 +183,7 @@ export function toResult(
   if (r.stalls > 0) notes.push(`${r.stalls} closed-loop stalls (no receipt for 2 s; window reset)`);
   if (r.generatorCpuPct > 90) notes.push(`load generator near saturation (${r.generatorCpuPct}% of a core)`);
   if (r.received === 0) notes.push("0 deliveries in the measured window: no receiver got a message");
+  if (r.probed) notes.push(ackNote(r.probed));
   if (r.drainMs >= DRAIN_CAP_MS)
     notes.push(
       `deliveries still arriving ${DRAIN_CAP_MS / 1000} s after the phase: the next one met its backlog`,
@@ -193,6 +201,13 @@ export function toResult(
       error_frames: r.errors,
       drain_ms: r.drainMs,
       late_deliveries: r.late,
+      ...(r.probed
+        ? {
+            server_ack_count: r.probed.count,
+            server_ack_p50_le_ms: r.probed.p50_le_ms,
+            server_ack_p99_le_ms: r.probed.p99_le_ms,
+          }
+        : {}),
       ...extra,
     },
     ...(r.received > 0 ? { latency: r.hist.summary() } : {}),

@@ -2,6 +2,7 @@
 // Bun ceiling, ws and Socket.IO. First as fast as a window of unseen messages allows (max rate), then open
 // loop at half of Parley's max rate, so every target's latency is compared at the same offered load.
 
+import { ackProbe } from "../lib/server-metrics.ts";
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import { failedResult, measureMs, openLoad, toResult } from "../loadgen/run.ts";
@@ -52,7 +53,9 @@ export const fanout: Scenario = async ({ quick, log }) => {
         if (name === "parley") fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
 
         const rate = fixedRate ?? FALLBACK_RATE;
-        const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing);
+        // Parley's own arrival-to-ack times over the window: how much of the p99 is the server's.
+        const acks = target.scrapeMetrics && ackProbe(target.scrapeMetrics);
+        const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing, acks);
         results.push(toResult(scenario, name, { ...base, mode: "fixed", rate }, fixed));
         log(
           `${scenario}: ${name}: ${rate} msg/s: p99 ${fixed.hist.summary().p99} ms, drained in ${fixed.drainMs} ms`,

@@ -5,6 +5,7 @@
 
 import { randomBytes } from "node:crypto";
 import { benchRedisUrl, checkRedis, redisServerPid } from "../lib/redis.ts";
+import { ackProbe } from "../lib/server-metrics.ts";
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import { failedResult, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
@@ -61,7 +62,9 @@ export const crossNode: Scenario = async ({ quick, log }) => {
           return all.length ? { ...result, notes: all } : result;
         };
 
-        const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing);
+        // Node A's own arrival-to-ack times over each window (server-metrics.ts); the peers have none.
+        const acks = target.scrapeMetrics && ackProbe(target.scrapeMetrics);
+        const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing, acks);
         results.push(row({ mode: "max", window: WINDOW }, max));
         const p99 = max.received
           ? `, p99 ${max.hist.summary().p99} ms, drained in ${max.drainMs} ms (${max.late} late)`
@@ -70,7 +73,7 @@ export const crossNode: Scenario = async ({ quick, log }) => {
         if (name === "parley" && max.received > 0) fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
 
         const rate = fixedRate ?? FALLBACK_RATE;
-        const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing);
+        const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing, acks);
         const fallback = fixedRate
           ? []
           : [

@@ -3,6 +3,7 @@
 // window in flight). For Parley every delivered message was stored first, so deliveries/s is persisted
 // messages/s; for the ceiling and the peers it is their relay (echo) rate.
 
+import { ackProbe } from "../lib/server-metrics.ts";
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import type { SenderSpec } from "../loadgen/protocol.ts";
@@ -38,7 +39,9 @@ export const dms: Scenario = async ({ quick, log }) => {
         }));
       const base = { users, dms: users / 2, workers: WORKERS, ...timing };
 
-      const steady = await load.phase(senders({ rate: perUserRate }), timing);
+      // Parley's own arrival-to-ack times over each window (server-metrics.ts); the peers have none.
+      const acks = target.scrapeMetrics && ackProbe(target.scrapeMetrics);
+      const steady = await load.phase(senders({ rate: perUserRate }), timing, acks);
       results.push(
         toResult(scenario, name, { ...base, mode: "steady", rate_per_user: perUserRate }, steady, {
           offered_per_s: users * perUserRate,
@@ -48,7 +51,7 @@ export const dms: Scenario = async ({ quick, log }) => {
         `${scenario}: ${name}: steady ${Math.round(steady.deliveriesPerSec)}/s, p99 ${steady.hist.summary().p99} ms`,
       );
 
-      const max = await load.phase(senders({ window: WINDOW }), timing);
+      const max = await load.phase(senders({ window: WINDOW }), timing, acks);
       results.push(toResult(scenario, name, { ...base, mode: "max", window_per_user: WINDOW }, max));
       log(
         `${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)}/s, p99 ${max.hist.summary().p99} ms`,

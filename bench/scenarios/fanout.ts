@@ -45,7 +45,9 @@ export const fanout: Scenario = async ({ quick, log }) => {
         const room = prepared.roomIds[0] as string;
         const base = { members, receivers: members - 1, workers: WORKERS, ...timing };
 
-        const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing);
+        // Parley's own arrival-to-ack times over each window: how much of the latency is the server's.
+        const acks = target.scrapeMetrics && ackProbe(target.scrapeMetrics);
+        const max = await load.phase([{ conn: 0, room, probe, window: WINDOW }], timing, acks);
         results.push(toResult(scenario, name, { ...base, mode: "max", window: WINDOW }, max));
         log(
           `${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)} deliveries/s, p99 ${max.hist.summary().p99} ms, drained in ${max.drainMs} ms (${max.late} late)`,
@@ -53,8 +55,6 @@ export const fanout: Scenario = async ({ quick, log }) => {
         if (name === "parley") fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
 
         const rate = fixedRate ?? FALLBACK_RATE;
-        // Parley's own arrival-to-ack times over the window: how much of the p99 is the server's.
-        const acks = target.scrapeMetrics && ackProbe(target.scrapeMetrics);
         const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing, acks);
         results.push(toResult(scenario, name, { ...base, mode: "fixed", rate }, fixed));
         log(

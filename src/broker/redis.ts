@@ -72,6 +72,12 @@ redis.call("DEL", prefix .. "node-users:" .. dead)
 redis.call("SREM", prefix .. "nodes", dead)
 return gone
 `;
+// KEYS = the node's heartbeat, its users, every node; ARGV = its id. A node closing: no heartbeat, and off the
+// list when it holds no user (with users, the sweep that hands them on needs it there).
+const LEAVE_SCRIPT = `
+redis.call("DEL", KEYS[1])
+if redis.call("SCARD", KEYS[2]) == 0 then redis.call("SREM", KEYS[3], ARGV[1]) end
+`;
 const COUNT = "parleyCountSockets";
 const SWEEP = "parleySweepNode";
 
@@ -229,8 +235,11 @@ export class RedisBroker implements Broker {
     this.joined.clear();
     this.pending.clear();
     // Without its heartbeat this node's sockets stop counting at once on every other node; the users it
-    // still held (sockets not closed first) are found by the next sweep.
-    await this.pub.del(this.nodeKey()).catch(() => {});
+    // still held (sockets not closed first) are found by the next sweep, which needs it listed in `nodes`.
+    // Holding none, it leaves the list itself: the last node of a deployment would leave it there for good.
+    await this.pub
+      .eval(LEAVE_SCRIPT, 3, this.nodeKey(), this.usersKey(), `${this.prefix}nodes`, this.nodeId)
+      .catch(() => {});
     await Promise.all([closeRedis(this.sub), closeRedis(this.pub)]);
   }
 
@@ -253,9 +262,14 @@ export class RedisBroker implements Broker {
       .sadd(`${this.prefix}nodes`, this.nodeId);
     for (const [userId, count] of this.mine) {
       batch.hset(`${this.prefix}sockets:${userId}`, this.nodeId, count);
-      batch.sadd(`${this.prefix}node-users:${this.nodeId}`, userId);
+      batch.sadd(this.usersKey(), userId);
     }
     await batch.exec().catch(() => {});
+  }
+
+  /** The users this node holds sockets of. */
+  private usersKey() {
+    return `${this.prefix}node-users:${this.nodeId}`;
   }
 
   private nodeKey() {

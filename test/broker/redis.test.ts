@@ -107,6 +107,28 @@ describe("RedisBroker", () => {
     }
   });
 
+  it("leaves the list of nodes when it closes holding no user, and stays for the sweep when it holds some", async () => {
+    const prefix = `${RUN}leave:`;
+    const done = new RedisBroker(REDIS_URL, silent, { prefix });
+    const holding = new RedisBroker(REDIS_URL, silent, { prefix });
+    await done.countSockets("u-1", 1);
+    await done.countSockets("u-1", -1);
+    await holding.countSockets("u-2", 1);
+    expect(await admin.smembers(`${prefix}nodes`)).toContain(done.nodeId);
+    await Promise.all([done.close(), holding.close()]);
+    expect(await admin.sismember(`${prefix}nodes`, done.nodeId)).toBe(0);
+    // Its user is the next sweeper's to write offline.
+    expect(await admin.sismember(`${prefix}nodes`, holding.nodeId)).toBe(1);
+    expect(await admin.exists(`${prefix}node:${holding.nodeId}`)).toBe(0);
+    const sweeper = new RedisBroker(REDIS_URL, silent, { prefix });
+    try {
+      expect(await sweeper.sweepDeadNodes()).toEqual(["u-2"]);
+      expect(await admin.exists(`${prefix}nodes`)).toBe(0);
+    } finally {
+      await sweeper.close();
+    }
+  });
+
   it("puts its socket counts back once it reconnects to a Redis that lost them (a restart)", async () => {
     const prefix = `${RUN}restart:`;
     const node = new RedisBroker(REDIS_URL, silent, { prefix });

@@ -30,8 +30,11 @@ function listen(app: ReturnType<typeof createApp>, config: Config) {
   } catch (err) {
     if ((err as { code?: unknown }).code !== "EADDRINUSE") throw err;
     throw new ConfigError(
-      `PORT: ${config.HOST}:${config.PORT} is in use by another process. Stop it or choose another PORT; ` +
-        "Parley processes meant to share it (nodes of one deployment) need REUSE_PORT=true and one REDIS_URL on each",
+      `PORT: ${config.HOST}:${config.PORT} is in use ` +
+        (config.REUSE_PORT
+          ? "by a process that does not share it: every process on a shared port needs REUSE_PORT=true"
+          : "by another process. Stop it or choose another PORT; Parley processes meant to share it " +
+            "(nodes of one deployment) need REUSE_PORT=true and one REDIS_URL on each"),
     );
   }
 }

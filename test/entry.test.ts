@@ -106,6 +106,22 @@ describe("starting the server", () => {
       const said = await new Response(second.stderr).text();
       expect(said).toContain("is in use by another process");
       expect(said).toContain("REUSE_PORT=true");
+      // Asking to share it does not help while the holder does not.
+      const sharing = Bun.spawn([process.execPath, "run", "src/index.ts"], {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOST: "127.0.0.1",
+          PORT: new URL(first.url).port,
+          DATA_DIR: join(work, "port-c"),
+          REUSE_PORT: "true",
+          REDIS_URL: process.env.REDIS_URL || "redis://127.0.0.1:6379",
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(await sharing.exited).toBe(78);
+      expect(await new Response(sharing.stderr).text()).toContain("by a process that does not share it");
       expect((await fetch(`${first.url}/health`)).status).toBe(200);
     } finally {
       first.proc.kill("SIGTERM");

@@ -10,6 +10,19 @@ import { openSocket, type Running, signup, start } from "./server-process.ts";
 const root = join(import.meta.dir, "..");
 const work = mkdtempSync(join(tmpdir(), "parley-entry-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
+const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+
+/** `npm start` with only PATH and `env`, expected to refuse to boot: its exit code and what it said. */
+async function refusedBoot(env: Record<string, string>): Promise<{ code: number; said: string }> {
+  const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, said] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  return { code, said };
+}
 
 async function exercise(server: Running) {
   expect((await fetch(`${server.url}/health`)).status).toBe(200);
@@ -71,14 +84,8 @@ describe("starting the server", () => {
     const env = { DATA_DIR: join(work, "taken") };
     const first = await start([process.execPath, "run", "src/index.ts"], env);
     try {
-      const second = Bun.spawn([process.execPath, "run", "src/index.ts"], {
-        cwd: root,
-        env: { PATH: process.env.PATH ?? "", PORT: "0", ...env },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      expect(await second.exited).toBe(78);
-      const said = await new Response(second.stderr).text();
+      const { code, said } = await refusedBoot({ PORT: "0", ...env });
+      expect(code).toBe(78);
       expect(said).toContain("is in use by another Parley process");
       expect(said).toContain("REDIS_URL");
     } finally {
@@ -91,37 +98,20 @@ describe("starting the server", () => {
     // Elysia would share it by default (SO_REUSEPORT): two servers with separate data, each with some clients.
     const first = await start([process.execPath, "run", "src/index.ts"], { DATA_DIR: join(work, "port-a") });
     try {
-      const second = Bun.spawn([process.execPath, "run", "src/index.ts"], {
-        cwd: root,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOST: "127.0.0.1",
-          PORT: new URL(first.url).port,
-          DATA_DIR: join(work, "port-b"),
-        },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      expect(await second.exited).toBe(78);
-      const said = await new Response(second.stderr).text();
-      expect(said).toContain("is in use by another process");
-      expect(said).toContain("REUSE_PORT=true");
+      const onItsPort = { HOST: "127.0.0.1", PORT: new URL(first.url).port };
+      const second = await refusedBoot({ ...onItsPort, DATA_DIR: join(work, "port-b") });
+      expect(second.code).toBe(78);
+      expect(second.said).toContain("is in use by another process");
+      expect(second.said).toContain("REUSE_PORT=true");
       // Asking to share it does not help while the holder does not.
-      const sharing = Bun.spawn([process.execPath, "run", "src/index.ts"], {
-        cwd: root,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOST: "127.0.0.1",
-          PORT: new URL(first.url).port,
-          DATA_DIR: join(work, "port-c"),
-          REUSE_PORT: "true",
-          REDIS_URL: process.env.REDIS_URL || "redis://127.0.0.1:6379",
-        },
-        stdout: "pipe",
-        stderr: "pipe",
+      const sharing = await refusedBoot({
+        ...onItsPort,
+        DATA_DIR: join(work, "port-c"),
+        REUSE_PORT: "true",
+        REDIS_URL,
       });
-      expect(await sharing.exited).toBe(78);
-      expect(await new Response(sharing.stderr).text()).toContain("by a process that does not share it");
+      expect(sharing.code).toBe(78);
+      expect(sharing.said).toContain("by a process that does not share it");
       expect((await fetch(`${first.url}/health`)).status).toBe(200);
     } finally {
       first.proc.kill("SIGTERM");
@@ -136,7 +126,7 @@ describe("starting the server", () => {
     const env = {
       PORT: port,
       DATA_DIR: join(work, "shared-port"),
-      REDIS_URL: process.env.REDIS_URL || "redis://127.0.0.1:6379",
+      REDIS_URL,
       REUSE_PORT: "true",
       LOG_LEVEL: "info",
     };
@@ -163,31 +153,20 @@ describe("starting the server", () => {
   }, 30_000);
 
   it("refuses to boot with a bad variable, naming it", async () => {
-    const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? "", DATA_DIR: join(work, "bad"), PORT: "eighty" },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    expect(await proc.exited).not.toBe(0);
-    expect(await new Response(proc.stderr).text()).toContain("PORT");
+    const { code, said } = await refusedBoot({ DATA_DIR: join(work, "bad"), PORT: "eighty" });
+    expect(code).not.toBe(0);
+    expect(said).toContain("PORT");
   });
 
   it("refuses to boot in production with the example SECRET_KEY", async () => {
-    const proc = Bun.spawn([process.execPath, "run", "src/index.ts"], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? "",
-        NODE_ENV: "production",
-        DATA_DIR: join(work, "prod"),
-        SECRET_KEY: "your-super-secret-key-change-in-production",
-        ENCRYPTION_KEY: "e".repeat(40),
-      },
-      stdout: "pipe",
-      stderr: "pipe",
+    const { code, said } = await refusedBoot({
+      NODE_ENV: "production",
+      DATA_DIR: join(work, "prod"),
+      SECRET_KEY: "your-super-secret-key-change-in-production",
+      ENCRYPTION_KEY: "e".repeat(40),
     });
-    expect(await proc.exited).not.toBe(0);
-    expect(await new Response(proc.stderr).text()).toContain("SECRET_KEY");
+    expect(code).not.toBe(0);
+    expect(said).toContain("SECRET_KEY");
   });
 });
 
@@ -220,7 +199,7 @@ describe("the compiled binary", () => {
   it("runs as two nodes over one DATA_DIR and Redis: a message sent to one reaches a socket on the other", async () => {
     const env = {
       DATA_DIR: join(work, "two-nodes"),
-      REDIS_URL: process.env.REDIS_URL || "redis://127.0.0.1:6379",
+      REDIS_URL,
       LOG_LEVEL: "info",
     };
     const a = await start([binary], env);

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
+import { BEARER_PREFIX } from "../../src/realtime/frames.ts";
 import { type Child, cpuSeconds, freePort, lines, spawn, stop } from "../lib/proc.ts";
 import { benchRedisUrl, checkRedis } from "../lib/redis.ts";
 import { CONNECTIONS_AIM as AIM } from "../lib/render.ts";
@@ -298,8 +299,8 @@ export const connections: Scenario = async ({ quick, log }) => {
       const prepared = await target.prepare(name === "parley" ? USERS : 1, []);
       const conns = prepared.conns.map((c) => {
         const url = new URL(c.url);
-        const bearer = c.protocols?.find((p) => p.startsWith("bearer."));
-        return { path: `${url.pathname}${url.search}`, token: bearer?.slice("bearer.".length) };
+        const bearer = c.protocols?.find((p) => p.startsWith(BEARER_PREFIX));
+        return { path: `${url.pathname}${url.search}`, token: bearer?.slice(BEARER_PREFIX.length) };
       });
       const port = Number(new URL(prepared.conns[0]?.url ?? "ws://127.0.0.1:0/").port);
       const result = await measure(

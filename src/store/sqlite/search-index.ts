@@ -67,7 +67,7 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
   /** Indexes up to `rows` rows past the watermark in one transaction; returns how many are left. */
   const indexChunk = db.transaction((rows: number) => {
     const s = current();
-    // top < indexed when the top rows were deleted: the insert trigger indexes their reused rowids.
+    // Nothing past the watermark (deleting the top rows lowers it: afterMessagesDeleted).
     if (s.top <= s.indexed) return 0;
     const to = Math.min(s.indexed + rows, s.top);
     indexRange.run(s.indexed, to);

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BEARER_PREFIX, SUBPROTOCOL_MSGPACK } from "../../src/realtime/frames.ts";
+import { BEARER_PREFIX, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 import { type ParleyServer, startParleyServer } from "./parley-server.ts";
 import { type Child, lines, pool, spawn, stop } from "./proc.ts";
 import { seedAccounts } from "./seed.ts";
@@ -204,7 +204,8 @@ async function startParley(cluster?: Cluster): Promise<Target> {
       });
       const conns = accounts.map((a, u) => ({
         url: `${pick(servers, nodeOf, u).wsUrl}/ws/${a.user.id}/${a.session_id}`,
-        protocols: [SUBPROTOCOL_MSGPACK, `${BEARER_PREFIX}${a.access_token}`],
+        // What Parley's SDK offers first: MessagePack records (README, "Realtime protocol").
+        protocols: [SUBPROTOCOL_MSGPACKR, `${BEARER_PREFIX}${a.access_token}`],
       }));
       return { mode: "raw", conns, roomIds, expectHello: true };
     },

@@ -81,7 +81,7 @@ function connectOne(i: number, deadline: number): Promise<boolean> {
           `Sec-WebSocket-Key: ${key}`,
           "Sec-WebSocket-Version: 13",
           ...(spec.token
-            ? ["Sec-WebSocket-Protocol: parley.msgpack", `Authorization: Bearer ${spec.token}`]
+            ? ["Sec-WebSocket-Protocol: parley.msgpackr.1", `Authorization: Bearer ${spec.token}`]
             : []),
           "",
           "",

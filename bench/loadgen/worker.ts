@@ -6,6 +6,7 @@ import { Packr } from "msgpackr";
 // The server's own reader: frames copied into one reused buffer decode in about half the time of a fresh
 // buffer each (src/realtime/codec.ts), and every delivery's decode is the generators' largest cost.
 import { decode } from "../../src/realtime/codec.ts";
+import { recordOptions, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 import { Histogram } from "../lib/histogram.ts";
 import {
   type Command,
@@ -19,6 +20,8 @@ import {
 } from "./protocol.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+/** For a socket on which Parley chose its records (parley.msgpackr.1), as its SDK speaks by default. */
+const recordsPackr = new Packr(recordOptions());
 const now = () => performance.timeOrigin + performance.now();
 const OPEN_TIMEOUT_MS = 15_000;
 const OPEN_CONCURRENCY = 64;
@@ -112,9 +115,11 @@ async function openRaw(index: number, url: string, protocols: string[], expectHe
   const ws = new WebSocket(url, protocols);
   ws.binaryType = "arraybuffer";
   let ping: Timer | undefined;
+  // The server's choice, known once open (before any frame).
+  const records = () => ws.protocol === SUBPROTOCOL_MSGPACKR;
   const conn: Conn = {
     index,
-    send: (frame) => ws.send(packr.pack(frame)),
+    send: (frame) => ws.send((records() ? recordsPackr : packr).pack(frame)),
     close: () => {
       clearInterval(ping);
       ws.close();
@@ -123,7 +128,8 @@ async function openRaw(index: number, url: string, protocols: string[], expectHe
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`open ${url}: timeout`)), OPEN_TIMEOUT_MS);
     ws.onmessage = (e) => {
-      const f = decode(new Uint8Array(e.data as ArrayBuffer), "msgpack") as Record<string, unknown>;
+      const encoding = records() ? "msgpackr" : "msgpack";
+      const f = decode(new Uint8Array(e.data as ArrayBuffer), encoding) as Record<string, unknown>;
       if (f?.type === "hello") {
         clearTimeout(timer);
         resolve();

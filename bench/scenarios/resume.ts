@@ -61,7 +61,7 @@ export const resume: Scenario = async ({ quick, log }) => {
     edits_per_group: Math.floor(perGroup / 10),
     deletes_per_group: Math.floor(perGroup / 20),
     timeout_s: timeoutMs / 1000,
-    encoding: "msgpack",
+    encoding: "msgpackr",
     generators: generatorCount,
   };
   const notes: string[] = [];

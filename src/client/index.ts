@@ -1,7 +1,7 @@
 // ParleyClient: the SDK's front door for Bun and browsers. Signs in, keeps the tokens fresh (refreshing
 // at 80% of their lifetime), makes REST calls and opens the realtime connection.
 
-import type { Encoding } from "../realtime/frames.ts";
+import { ENCODINGS, type Encoding } from "../realtime/frames.ts";
 import { ParleyError } from "./errors.ts";
 import type { Handler, OpenInfo, RealtimeEventType } from "./events.ts";
 import { RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
@@ -23,7 +23,10 @@ export type * from "./types.ts";
 
 export interface ParleyClientOptions {
   baseUrl: string;
-  /** Realtime frames: binary MessagePack (default) or JSON text. */
+  /**
+   * Realtime frames: `msgpackr` (default: MessagePack records, the smallest and fastest to read; plain
+   * `msgpack` where the server has no records), `msgpack` (plain maps) or `json` text.
+   */
   encoding?: Encoding;
   /** Fraction of the access token's lifetime after which it is refreshed. Default 0.8. */
   refreshAt?: number;
@@ -59,8 +62,8 @@ export class ParleyClient {
     const refreshAt = opts.refreshAt ?? 0.8;
     if (!(refreshAt > 0 && refreshAt < 1))
       throw new TypeError(`refreshAt: expected 0 < x < 1, got ${refreshAt}`);
-    if (opts.encoding !== undefined && opts.encoding !== "msgpack" && opts.encoding !== "json")
-      throw new TypeError(`encoding: expected msgpack or json, got ${String(opts.encoding)}`);
+    if (opts.encoding !== undefined && !ENCODINGS.includes(opts.encoding))
+      throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(opts.encoding)}`);
     this.opts = { ...opts, refreshAt };
     this.locks = opts.locks ?? defaultLocks();
     this.rest = new RestClient({

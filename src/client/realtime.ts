@@ -4,10 +4,10 @@
 
 import {
   BEARER_PREFIX,
+  ENCODINGS,
   type Encoding,
   type ServerFrame,
-  SUBPROTOCOL_JSON,
-  SUBPROTOCOL_MSGPACK,
+  SUBPROTOCOLS,
 } from "../realtime/frames.ts";
 import { Catchup, replayedEvent } from "./catchup.ts";
 import { ParleyError } from "./errors.ts";
@@ -93,9 +93,9 @@ export class RealtimeConnection {
       throw new TypeError(`baseUrl: expected http or https, got ${base.protocol}`);
     if (!opts.userId) throw new TypeError("userId: required");
     if (!opts.sessionId) throw new TypeError("sessionId: required");
-    const encoding = opts.encoding ?? "msgpack";
-    if (encoding !== "msgpack" && encoding !== "json")
-      throw new TypeError(`encoding: expected msgpack or json, got ${String(encoding)}`);
+    const encoding = opts.encoding ?? "msgpackr";
+    if (!ENCODINGS.includes(encoding))
+      throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(encoding)}`);
     this.opts = opts;
     this.encoding = encoding;
     this.wireEncoding = encoding;
@@ -151,7 +151,12 @@ export class RealtimeConnection {
   /** Sends a message; resolves with the ack once it is stored. Survives reconnects (same client_msg_id). */
   async send(conversationId: string, input: MessageInput): Promise<Ack> {
     const client_msg_id = input.client_msg_id ?? crypto.randomUUID();
-    const frame = { ...input, type: "message", conversation_id: conversationId, client_msg_id };
+    // In this order (type, conversation_id, client_msg_id, content): a record of parley.msgpackr.1. The
+    // input cannot change what the frame is (assigning keeps a key's place).
+    const { client_msg_id: _, ...rest } = input;
+    const frame: Record<string, unknown> = { type: "", conversation_id: "", client_msg_id, ...rest };
+    frame.type = "message";
+    frame.conversation_id = conversationId;
     const ack = (await this.request(frame, true)) as Extract<ServerFrame, { type: "ack" }>;
     return { client_msg_id: ack.client_msg_id, message_id: ack.message_id, seq: ack.seq };
   }
@@ -259,21 +264,22 @@ export class RealtimeConnection {
       return this.onClose(1006, err instanceof Error ? err.message : "no token");
     }
     if (this.stopped) return;
-    const subprotocol = this.encoding === "msgpack" ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL_JSON;
+    // Records where the server has them; a server without them answers the plain msgpack offered next.
+    const offered: Encoding[] = this.encoding === "msgpackr" ? ["msgpackr", "msgpack"] : [this.encoding];
+    const protocols = offered.map((e) => SUBPROTOCOLS[e]);
     const Socket = this.opts.WebSocket ?? WebSocket;
-    const ws = new Socket(this.url, [subprotocol, `${BEARER_PREFIX}${token}`]);
+    const ws = new Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
-      if (ws.protocol === SUBPROTOCOL_MSGPACK) this.wireEncoding = "msgpack";
-      else this.wireEncoding = "json";
+      this.wireEncoding = ENCODINGS.find((e) => SUBPROTOCOLS[e] === ws.protocol) ?? "json";
     };
     ws.onmessage = (e: MessageEvent) => {
       if (this.ws !== ws) return;
       this.lastFrameAt = Date.now();
       let frame: unknown;
       try {
-        frame = decodeFrame(e.data);
+        frame = decodeFrame(e.data, this.wireEncoding);
       } catch {
         return this.emit("error", new ParleyError("bad_frame", "the server sent a frame we cannot read"));
       }

@@ -1,22 +1,26 @@
-// Frame bytes for the SDK, with no Node-only API: MessagePack (msgpackr, plain maps) or JSON text, and
-// base64url for binary fields in JSON.
+// Frame bytes for the SDK, with no Node-only API: MessagePack (msgpackr: plain maps, or the records of
+// `parley.msgpackr.1`) or JSON text, and base64url for binary fields in JSON.
 
 import { Packr } from "msgpackr";
-import type { Encoding } from "../realtime/frames.ts";
+import { type Encoding, recordOptions } from "../realtime/frames.ts";
 
-// The same options as the server's codec: plain maps, no records extension, 64-bit ints as numbers.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+// The same options as the server's codec: 64-bit ints as numbers; plain maps, or the shared records.
+const packers: Record<Exclude<Encoding, "json">, Packr> = {
+  msgpack: new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" }),
+  msgpackr: new Packr(recordOptions()),
+};
 
 export function encodeFrame(frame: Record<string, unknown>, encoding: Encoding): Uint8Array | string {
-  if (encoding === "msgpack") return packr.pack(frame);
+  if (encoding !== "json") return packers[encoding].pack(frame);
   return JSON.stringify(frame, (_key, value: unknown) =>
     value instanceof Uint8Array ? toBase64Url(value) : value,
   );
 }
 
-/** Decodes by what arrived (text is JSON, bytes are MessagePack); throws on garbage. */
-export function decodeFrame(data: unknown): unknown {
+/** Decodes what arrived: text is JSON, bytes are MessagePack of the binary encoding in use; throws on garbage. */
+export function decodeFrame(data: unknown, encoding: Encoding): unknown {
   if (typeof data === "string") return JSON.parse(data);
+  const packr = packers[encoding === "msgpackr" ? "msgpackr" : "msgpack"];
   if (data instanceof ArrayBuffer) return packr.unpack(new Uint8Array(data));
   if (ArrayBuffer.isView(data))
     return packr.unpack(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));

@@ -1,28 +1,36 @@
-// Frame encoding: binary MessagePack (msgpackr) or JSON text. Binary fields travel as msgpack bin, and as
-// base64url strings in JSON.
+// Frame encoding: binary MessagePack (msgpackr; plain maps, or records with the shared structures of
+// `parley.msgpackr.1`) or JSON text. Binary fields travel as msgpack bin, and as base64url strings in JSON.
 
 import { Packr } from "msgpackr";
+import { recordOptions } from "./frames.ts";
 import type { Encoding } from "./protocol.ts";
 
-// Plain maps (no records extension) so that any MessagePack client can read the frames.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+type Binary = Exclude<Encoding, "json">;
+
+const plain = { useRecords: false, mapsAsObjects: true, int64AsType: "number" } as const;
+// `msgpack` is plain maps (no records extension) so that any MessagePack client can read its frames.
+const writers: Record<Binary, Packr> = {
+  msgpack: new Packr(plain),
+  msgpackr: new Packr(recordOptions()),
+};
 // Frames are read from one reused buffer: msgpackr makes a DataView of every buffer it reads (and keeps it
 // on the buffer), which for the fresh buffer Bun gives each message cost more than copying the frame into
 // one that has it already (2.3-2.6 against 1.1-1.3 µs a frame here). Binary fields are copied out of it.
-const reader = new Packr({
-  useRecords: false,
-  mapsAsObjects: true,
-  int64AsType: "number",
-  copyBuffers: true,
-});
+const readers: Record<Binary, Packr> = {
+  msgpack: new Packr({ ...plain, copyBuffers: true }),
+  msgpackr: new Packr({ ...recordOptions(), copyBuffers: true }),
+};
 let scratch = Buffer.allocUnsafe(64 * 1024);
 
-function unpackFrame(data: Uint8Array): unknown {
+function unpackFrame(data: Uint8Array, encoding: Binary): unknown {
   if (data.length === 0) throw new Error("empty frame");
   if (data.length > scratch.length) scratch = Buffer.allocUnsafe(Math.max(data.length, 2 * scratch.length));
   scratch.set(data);
-  return reader.unpack(scratch, { end: data.length });
+  return readers[encoding].unpack(scratch, { end: data.length });
 }
+
+/** One letter per encoding, for the names of what is kept per encoding (Bun topics, cached frames). */
+export const ENCODING_TAG: Record<Encoding, string> = { msgpack: "m", msgpackr: "r", json: "j" };
 
 function toJsonValue(_key: string, value: unknown) {
   if (value instanceof Uint8Array) return Buffer.from(value).toString("base64url");
@@ -39,14 +47,14 @@ function toJsonValue(_key: string, value: unknown) {
 }
 
 export function encode(frame: unknown, encoding: Encoding): Uint8Array | string {
-  return encoding === "msgpack" ? packr.pack(frame) : JSON.stringify(frame, toJsonValue);
+  return encoding === "json" ? JSON.stringify(frame, toJsonValue) : writers[encoding].pack(frame);
 }
 
 /** Throws on bytes or text that are not one frame of the encoding. */
 export function decode(data: string | Uint8Array, encoding: Encoding): unknown {
-  if (encoding === "msgpack") {
+  if (encoding !== "json") {
     if (typeof data === "string") throw new Error("expected a binary frame");
-    return unpackFrame(data);
+    return unpackFrame(data, encoding);
   }
   const text = typeof data === "string" ? data : new TextDecoder("utf-8", { fatal: true }).decode(data);
   return JSON.parse(text);

@@ -40,7 +40,7 @@ export class Connections {
   readonly all = new Set<Socket>();
   private byUser = new Map<string, Set<Socket>>();
   private bySession = new Map<string, Set<Socket>>();
-  private perEncoding: Record<Encoding, number> = { msgpack: 0, json: 0 };
+  private perEncoding: Record<Encoding, number> = { msgpack: 0, msgpackr: 0, json: 0 };
   private publicByIp = new Map<string, number>();
 
   add(ws: Socket) {

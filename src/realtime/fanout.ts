@@ -1,20 +1,20 @@
 // Hub events -> frames on Bun topics, on this node and (scale-out) every other. Each frame is encoded at
 // most once per encoding and published as the same bytes to every subscriber, in native code: never a
-// JavaScript loop over sockets. Other nodes get the msgpack bytes through the broker (relay.ts).
+// JavaScript loop over sockets. Other nodes get the plain msgpack bytes through the broker (relay.ts).
 
 import type { Server } from "bun";
 import type { Broker } from "../broker/types.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Counter } from "../lib/metrics.ts";
 import type { MessageView } from "../modules/messages/model.ts";
-import { decode, encode } from "./codec.ts";
+import { decode, ENCODING_TAG, encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import type { LiveMessage } from "./frames.ts";
 import type { ConversationEvent, ConversationEventKind } from "./hub.ts";
 import type { Encoding, ServerFrame } from "./protocol.ts";
 import { NODE_WIDE, parseRelayed, RELAY, type Relayed, relayFrame, relayMessage } from "./relay.ts";
 
-const ENCODINGS: Encoding[] = ["msgpack", "json"];
+const ENCODINGS: Encoding[] = ["msgpack", "msgpackr", "json"];
 
 /** Logical topics: one per conversation, user and public channel, the same on every node. */
 export const topics = {
@@ -24,8 +24,7 @@ export const topics = {
 };
 
 /** The Bun topic of a logical one for the sockets of one encoding (a frame is encoded once for each). */
-export const bunTopic = (topic: string, encoding: Encoding) =>
-  `${topic}${encoding === "msgpack" ? "|m" : "|j"}`;
+export const bunTopic = (topic: string, encoding: Encoding) => `${topic}|${ENCODING_TAG[encoding]}`;
 
 /** A presence relay names the peers when there are at most this many (~7 KB); past it, nodes look them up. */
 const PEERS_IN_RELAY = 256;
@@ -191,9 +190,7 @@ export class Fanout {
     for (const channel of this.broker.joined) {
       if (channel === NODE_WIDE) continue;
       const listened =
-        server &&
-        (server.subscriberCount(bunTopic(channel, "msgpack")) > 0 ||
-          server.subscriberCount(bunTopic(channel, "json")) > 0);
+        server && ENCODINGS.some((encoding) => server.subscriberCount(bunTopic(channel, encoding)) > 0);
       if (!listened) idle.push(channel);
     }
     if (idle.length > 0) this.broker.leave(idle);
@@ -212,7 +209,7 @@ export class Fanout {
       if (encoding === "msgpack") {
         msgpack = encode(frame, "msgpack") as Uint8Array;
         server.publish(bun, msgpack);
-      } else server.publish(bun, encode(frame, "json"));
+      } else server.publish(bun, encode(frame, encoding));
     }
     return msgpack;
   }
@@ -285,17 +282,23 @@ export class Fanout {
     }
   }
 
-  /** A frame another node encoded: the same bytes to msgpack sockets, JSON made from them for the others. */
+  /**
+   * A frame another node encoded: the same bytes to plain msgpack sockets; for the other encodings it is
+   * decoded once and encoded once each.
+   */
   private publishBytesHere(topic: string, msgpack: Uint8Array) {
     const server = this.server;
     if (!server) return;
-    if (this.connections.speaking("msgpack") > 0) {
-      const bun = bunTopic(topic, "msgpack");
-      if (server.subscriberCount(bun) > 0) server.publish(bun, msgpack);
-    }
-    if (this.connections.speaking("json") > 0) {
-      const bun = bunTopic(topic, "json");
-      if (server.subscriberCount(bun) > 0) server.publish(bun, encode(decode(msgpack, "msgpack"), "json"));
+    let frame: unknown;
+    for (const encoding of ENCODINGS) {
+      if (this.connections.speaking(encoding) === 0) continue;
+      const bun = bunTopic(topic, encoding);
+      if (server.subscriberCount(bun) === 0) continue;
+      if (encoding === "msgpack") server.publish(bun, msgpack);
+      else {
+        frame ??= decode(msgpack, "msgpack");
+        server.publish(bun, encode(frame, encoding));
+      }
     }
   }
 }

@@ -2,11 +2,85 @@
 // Dependency-free so that browser bundles of the SDK stay small.
 
 export const SUBPROTOCOL_MSGPACK = "parley.msgpack";
+/** MessagePack with msgpackr's records and the shared RECORD_STRUCTURES below, both ways. */
+export const SUBPROTOCOL_MSGPACKR = "parley.msgpackr.1";
 export const SUBPROTOCOL_JSON = "parley.json";
 /** Browsers cannot set headers on a WebSocket: the token rides as a subprotocol entry `bearer.<jwt>`. */
 export const BEARER_PREFIX = "bearer.";
 
-export type Encoding = "msgpack" | "json";
+/** `msgpack`: plain maps, for any MessagePack library. `msgpackr`: records (below). `json`: text. */
+export type Encoding = "msgpack" | "msgpackr" | "json";
+export const ENCODINGS: readonly Encoding[] = ["msgpackr", "msgpack", "json"];
+/** The subprotocol that asks for each encoding. */
+export const SUBPROTOCOLS: Record<Encoding, string> = {
+  msgpackr: SUBPROTOCOL_MSGPACKR,
+  msgpack: SUBPROTOCOL_MSGPACK,
+  json: SUBPROTOCOL_JSON,
+};
+
+/**
+ * The record structures of `parley.msgpackr.1`: a map whose keys are one of these lists, in this order,
+ * travels as a one-byte structure id and its values, with no keys; any other map is a record whose keys
+ * are written inline in the frame. Both ends must use msgpackr with these as its shared structures
+ * (`structures` a copy of this list, `maxSharedStructures` its length): with them the integers 64-127
+ * are never one-byte, so a plain MessagePack encoder is not a peer on this subprotocol. The list is
+ * part of the subprotocol: a change is a new subprotocol name, never an edit of this one.
+ */
+export const RECORD_STRUCTURES: readonly (readonly string[])[] = [
+  // Server frames, the most frequent first: a live message, its ack, the short message with and without
+  // the sender's key, and the whole message that replays and REST carry.
+  ["type", "kind", "conversation_id", "seq", "message"],
+  ["id", "sender_id", "content", "created_at", "client_msg_id"],
+  ["id", "sender_id", "content", "created_at"],
+  ["type", "ref", "client_msg_id", "message_id", "seq"],
+  ["type", "client_msg_id", "message_id", "seq"],
+  [
+    "id",
+    "conversation_id",
+    "sender_id",
+    "seq",
+    "version_seq",
+    "client_msg_id",
+    "content",
+    "message_type",
+    "status",
+    "reply_to",
+    "attachments",
+    "reactions",
+    "envelope",
+    "edited_at",
+    "deleted",
+    "created_at",
+    "updated_at",
+  ],
+  ["type", "conversation_id", "user_id", "state"],
+  ["type", "conversation_id", "user_id", "kind", "seq"],
+  ["type", "user_id", "status", "last_seen"],
+  ["type", "ref", "server_time"],
+  ["type", "ref"],
+  // Client frames, as the SDK builds them: a message with and without a ref, a receipt, typing, ping.
+  ["type", "conversation_id", "client_msg_id", "content", "ref"],
+  ["type", "conversation_id", "client_msg_id", "content"],
+  ["type", "conversation_id", "seq", "ref"],
+  ["type", "conversation_id"],
+  ["type"],
+];
+
+/**
+ * msgpackr's options for `parley.msgpackr.1`. The structures are a fresh copy each (msgpackr annotates
+ * them) marked shared: a frame may define a record of its own under a shared id, and msgpackr puts a
+ * shared structure back after the frame only when it is so marked. Unmarked, one client's frame would
+ * redefine the structure for every frame the reader reads after it.
+ */
+export function recordOptions() {
+  return {
+    useRecords: true,
+    mapsAsObjects: true,
+    int64AsType: "number",
+    structures: RECORD_STRUCTURES.map((keys) => Object.assign([...keys], { isShared: true })),
+    maxSharedStructures: RECORD_STRUCTURES.length,
+  } as const;
+}
 
 /** 4000-4499: reconnect with backoff. 4500-4999: terminal, do not reconnect as is. */
 export const CLOSE = {

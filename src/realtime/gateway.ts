@@ -21,6 +21,7 @@ import {
   type Encoding,
   SUBPROTOCOL_JSON,
   SUBPROTOCOL_MSGPACK,
+  SUBPROTOCOL_MSGPACKR,
 } from "./protocol.ts";
 import { NODE_WIDE } from "./relay.ts";
 
@@ -54,6 +55,8 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
     .map((p) => p.trim())
     .filter(Boolean);
   const token = offered.find((p) => p.startsWith(BEARER_PREFIX))?.slice(BEARER_PREFIX.length);
+  if (offered.includes(SUBPROTOCOL_MSGPACKR))
+    return { encoding: "msgpackr", protocol: SUBPROTOCOL_MSGPACKR, token };
   if (offered.includes(SUBPROTOCOL_MSGPACK))
     return { encoding: "msgpack", protocol: SUBPROTOCOL_MSGPACK, token };
   if (offered.includes(SUBPROTOCOL_JSON)) return { encoding: "json", protocol: SUBPROTOCOL_JSON, token };
@@ -81,6 +84,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     ["encoding"],
     () => [
       [["msgpack"], connections.speaking("msgpack")],
+      [["msgpackr"], connections.speaking("msgpackr")],
       [["json"], connections.speaking("json")],
     ],
   );

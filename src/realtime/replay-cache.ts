@@ -6,7 +6,7 @@
 
 import { toMessageView } from "../modules/messages/model.ts";
 import type { MessageRecord } from "../store/types.ts";
-import { encode } from "./codec.ts";
+import { ENCODING_TAG, encode } from "./codec.ts";
 import type { Encoding } from "./protocol.ts";
 
 /** Bytes of encoded frames kept (messages may be up to MAX_MESSAGE_LENGTH each): 16 MiB. */
@@ -38,7 +38,7 @@ export class ReplayCache {
 
   /** The `event` frame of this version of the message, encoded for `encoding`. */
   frame(m: MessageRecord, encoding: Encoding): Uint8Array | string {
-    const key = `${encoding === "msgpack" ? "m" : "j"}${m.version_seq}:${m.id}`;
+    const key = `${ENCODING_TAG[encoding]}${m.version_seq}:${m.id}`;
     const known = this.frames.get(key);
     if (known !== undefined) return known;
     const encoded = encode(

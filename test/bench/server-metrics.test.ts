@@ -2,9 +2,10 @@
 // arithmetic on Prometheus buckets, and the probe against a real server.
 
 import { afterAll, expect, it } from "bun:test";
-import { pack, unpack } from "msgpackr";
+import { Packr } from "msgpackr";
 import { ackNote, ackProbe, histogramBuckets, windowQuantiles } from "../../bench/lib/server-metrics.ts";
 import { startTarget, type Target } from "../../bench/lib/targets.ts";
+import { recordOptions, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 
 const scrape = (counts: number[], sum = 1) =>
   [
@@ -53,13 +54,21 @@ it("reads a Parley target's acks over a window from its /metrics", async () => {
   const ws = new WebSocket(conn.url, conn.protocols ?? []);
   ws.binaryType = "arraybuffer";
   const frames: { type: string }[] = [];
-  ws.addEventListener("message", (e) => frames.push(unpack(new Uint8Array(e.data as ArrayBuffer))));
+  // The bench's sockets speak Parley's records, as its SDK does.
+  const records = new Packr(recordOptions());
+  ws.addEventListener("message", (e) => frames.push(records.unpack(new Uint8Array(e.data as ArrayBuffer))));
   await new Promise((resolve) => ws.addEventListener("open", resolve));
+  expect(ws.protocol).toBe(SUBPROTOCOL_MSGPACKR);
   const probe = ackProbe(scrapeMetrics);
   await probe.start();
   for (let i = 0; i < 3; i++)
     ws.send(
-      pack({ type: "message", conversation_id: prepared.roomIds[0], client_msg_id: `m${i}`, content: "hi" }),
+      records.pack({
+        type: "message",
+        conversation_id: prepared.roomIds[0],
+        client_msg_id: `m${i}`,
+        content: "hi",
+      }),
     );
   for (let waited = 0; frames.filter((f) => f.type === "ack").length < 3 && waited < 5000; waited += 20)
     await Bun.sleep(20);

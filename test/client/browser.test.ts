@@ -101,14 +101,14 @@ describe.skipIf(!CHROMIUM)("the SDK in headless Chromium", () => {
     rmSync(profile, { recursive: true, force: true });
   });
 
-  it("signs up, connects over msgpack, sends and gets the ack; the message is stored for the other member", async () => {
+  it("signs up, connects over msgpackr records, sends and gets the ack; the message is stored for the other member", async () => {
     const api = `http://127.0.0.1:${h.app.server?.port}`;
     const friend = await signup(h.app);
     const [result] = (await browse(`/?api=${encodeURIComponent(api)}&friend=${friend.id}`, () =>
       results(1),
     )) as { ok?: boolean; seq?: number; conversation?: string; error?: string; encoding?: string }[];
     expect(result?.error).toBeUndefined();
-    expect(result).toMatchObject({ ok: true, seq: 1, encoding: "msgpack" });
+    expect(result).toMatchObject({ ok: true, seq: 1, encoding: "msgpackr" });
     const page = await call(h.app, "GET", `/api/conversations/${result?.conversation}/messages`, {
       token: friend.token,
     });

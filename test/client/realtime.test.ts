@@ -2,11 +2,12 @@
 // encodings, reconnect with resume (no gap, no duplicate), REST catch-up on resync, terminal closes.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { Packr } from "msgpackr";
 import { runCli } from "../../src/cli.ts";
 import type { ConversationEvent } from "../../src/client/events.ts";
-import { type ParleyClient, ParleyError, RealtimeConnection } from "../../src/client/index.ts";
+import { ParleyClient, ParleyError, RealtimeConnection } from "../../src/client/index.ts";
 import type { MessageView } from "../../src/client/types.ts";
-import { CLOSE } from "../../src/realtime/protocol.ts";
+import { CLOSE, type Encoding, SUBPROTOCOL_MSGPACK } from "../../src/realtime/protocol.ts";
 import { waitFor } from "../helpers.ts";
 import { record, type Server, startServer } from "./helpers.ts";
 
@@ -22,10 +23,10 @@ beforeAll(async () => {
 });
 afterAll(() => s.stop());
 
-const ENCODINGS = ["msgpack", "json"] as const;
+const ENCODINGS = ["msgpackr", "msgpack", "json"] as const;
 const idOf = (c: ParleyClient) => c.session!.user.id;
 
-async function pair(encoding: "msgpack" | "json") {
+async function pair(encoding: Encoding) {
   const [a, b] = [await s.client({ encoding }), await s.client({ encoding })];
   const conv = await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] });
   await Promise.all([a.connect(), b.connect()]);
@@ -83,8 +84,88 @@ describe("send and receive", () => {
       expect(a.realtime.positions[conv]).toBe(ack.seq);
       expect(b.realtime.positions[conv]).toBe(ack.seq);
       expect(a.realtime.encoding).toBe(encoding);
+      expect(a.realtime.negotiatedEncoding).toBe(encoding);
     });
   }
+
+  it("speaks msgpackr records by default, and refuses an encoding it does not know", async () => {
+    const a = await s.client();
+    await a.connect();
+    expect(a.realtime.negotiatedEncoding).toBe("msgpackr");
+    a.close();
+    const bad = { baseUrl: s.baseUrl, encoding: "cbor" as Encoding };
+    expect(() => new ParleyClient(bad)).toThrow("expected msgpackr, msgpack, json; got cbor");
+    expect(() => new RealtimeConnection({ ...bad, userId: "u", sessionId: "d", token: () => "t" })).toThrow(
+      "expected msgpackr, msgpack, json",
+    );
+  });
+
+  it("falls back to plain msgpack on a server without records, and writes plain frames to it", async () => {
+    // A server that knows only parley.msgpack, as one from before records would answer.
+    const plain = new Packr({ useRecords: false, mapsAsObjects: true });
+    const offered: string[] = [];
+    const got: unknown[] = [];
+    const old = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch(req, server) {
+        offered.push(...(req.headers.get("sec-websocket-protocol") ?? "").split(/,\s*/));
+        const headers = { "sec-websocket-protocol": SUBPROTOCOL_MSGPACK };
+        return server.upgrade(req, { headers }) ? undefined : new Response("no", { status: 400 });
+      },
+      websocket: {
+        open(ws) {
+          const hello = {
+            type: "hello",
+            user_id: "u",
+            session_id: "d",
+            server_time: "",
+            heartbeat_interval: 30,
+          };
+          ws.send(plain.pack(hello));
+        },
+        message(ws, data) {
+          const frame = plain.unpack(data as Buffer) as { type: string; ref: number; client_msg_id: string };
+          got.push(frame);
+          ws.send(
+            plain.pack({
+              type: "ack",
+              ref: frame.ref,
+              client_msg_id: frame.client_msg_id,
+              message_id: "m",
+              seq: 64,
+            }),
+          );
+        },
+      },
+    });
+    const rt = new RealtimeConnection({
+      baseUrl: `http://127.0.0.1:${old.port}`,
+      userId: "u",
+      sessionId: "d",
+      token: () => "t",
+    });
+    try {
+      await rt.connect();
+      expect(offered.slice(0, 2)).toEqual(["parley.msgpackr.1", "parley.msgpack"]);
+      expect(rt.negotiatedEncoding).toBe("msgpack");
+      // seq 64 is one byte in plain MessagePack and a structure in records: read plainly, it is 64.
+      expect(await rt.send("c", { content: "plain", client_msg_id: "k" })).toEqual({
+        client_msg_id: "k",
+        message_id: "m",
+        seq: 64,
+      });
+      expect(got[0]).toMatchObject({
+        type: "message",
+        conversation_id: "c",
+        client_msg_id: "k",
+        content: "plain",
+      });
+    } finally {
+      rt.close();
+      old.stop(true);
+    }
+  });
 
   it("acks a retried client_msg_id again without storing it twice", async () => {
     const { a, conv } = await pair("msgpack");

@@ -11,6 +11,7 @@ import { RedisBroker } from "../../src/broker/redis.ts";
 import { runCli } from "../../src/cli.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
+import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
 import { connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
@@ -40,13 +41,9 @@ afterAll(async () => {
   await h.close();
 });
 
-async function socket(
-  u: User,
-  node: "a" | "b",
-  encoding: "msgpack" | "json" = "msgpack",
-): Promise<TestSocket> {
+async function socket(u: User, node: "a" | "b", encoding: Encoding = "msgpack"): Promise<TestSocket> {
   const s = await connect(`${base[node]}/ws/${u.id}/${u.session_id}`, [
-    `parley.${encoding}`,
+    SUBPROTOCOLS[encoding],
     `bearer.${u.token}`,
   ]);
   open.push(s);
@@ -58,11 +55,17 @@ const event = (kind: string, conversation: string) => (f: Frame) =>
 const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.content === text;
 
 describe("two nodes", () => {
-  it("delivers a message sent on one node to members on the other, in both encodings", async () => {
-    const [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
-    const id = await group(h.app, alice, [bob, carol]);
+  it("delivers a message sent on one node to members on the other, in every encoding", async () => {
+    const [alice, bob, carol, dave] = [
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+    ];
+    const id = await group(h.app, alice, [bob, carol, dave]);
     const sender = await socket(alice, "a");
     const [binary, text] = [await socket(bob, "b"), await socket(carol, "b", "json")];
+    const records = await socket(dave, "b", "msgpackr");
     const published = h.deps.metrics.broker.published.get();
     const received = nodeB.deps.metrics.broker.received.get();
     sender.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "m-1", content: "across" });
@@ -73,10 +76,23 @@ describe("two nodes", () => {
     expect(nodeB.deps.metrics.broker.received.get()).toBeGreaterThan(received);
     expect(got.seq).toBe(ack.seq);
     expect(gotText.message.id).toBe(ack.message_id);
+    // Node B made the records frame from the plain bytes it was relayed: the same event.
+    expect(await records.next(said("across"))).toEqual(got);
     // And back: a reply sent on node B reaches node A.
     binary.send({ type: "message", conversation_id: id, client_msg_id: "m-2", content: "and back" });
     await sender.next(said("and back"));
     await binary.next(event("message.created", id));
+    records.send({
+      type: "message",
+      ref: 2,
+      conversation_id: id,
+      client_msg_id: "m-3",
+      content: "in records",
+    });
+    expect(await records.next((f) => f.type === "ack" && f.ref === 2)).toMatchObject({
+      client_msg_id: "m-3",
+    });
+    await sender.next(said("in records"));
     // Typing crosses too; nobody gets a frame twice.
     text.send({ type: "typing_start", conversation_id: id });
     await sender.next((f) => f.type === "typing" && f.user_id === carol.id);

@@ -1,11 +1,12 @@
-// Fuzzes the live gateway with 100,000 seeded hostile frames (msgpack and JSON); FUZZ_SEED=<n> replays.
+// Fuzzes the live gateway with 100,000 seeded hostile frames (msgpack, msgpackr records and JSON);
+// FUZZ_SEED=<n> replays.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Packr } from "msgpackr";
-import { CLIENT_FRAME_TYPES } from "../../src/realtime/protocol.ts";
+import { CLIENT_FRAME_TYPES, type Encoding, SUBPROTOCOLS } from "../../src/realtime/protocol.ts";
 import { NUMBERS, Rng, randomString, STRINGS } from "../fuzz.ts";
 import { call, type Harness, harness, signup } from "../helpers.ts";
-import { connect, type Frame, type TestSocket } from "./ws-client.ts";
+import { connect, type Frame, recordsPackr, type TestSocket } from "./ws-client.ts";
 
 const SEED = Number.parseInt(process.env.FUZZ_SEED ?? "20260101", 10);
 const TOTAL = Number.parseInt(process.env.FUZZ_FRAMES ?? "100000", 10);
@@ -17,7 +18,6 @@ const MAX_PAYLOAD = 65_536;
 /** Generated frames stay under WS_MAX_PAYLOAD: a 1009 close would be the limit working, not a finding. */
 const MAX_FRAME = 60_000;
 
-type Encoding = "msgpack" | "json";
 type Payload = string | Uint8Array;
 interface Ctx {
   conversation: string;
@@ -122,7 +122,7 @@ function validFrame(rng: Rng, ctx: Ctx, encoding: Encoding): Record<string, unkn
       frame.to_user_id = id(rng, ctx.users);
       if (rng.chance(0.5)) frame.to_device_id = id(rng, ctx.sessions);
       const bytes = randomBytes(rng, rng.size(1024));
-      frame.payload = encoding === "msgpack" ? bytes : Buffer.from(bytes).toString("base64url");
+      frame.payload = encoding !== "json" ? bytes : Buffer.from(bytes).toString("base64url");
       break;
     }
     case "resume":
@@ -151,8 +151,10 @@ function deepJson(rng: Rng): string {
 }
 
 function encodeValue(rng: Rng, value: unknown, encoding: Encoding): Payload {
-  if (encoding === "msgpack") {
-    const packr = rng.chance(0.85) ? plain : rng.pick(dialects);
+  if (encoding !== "json") {
+    // Mostly the socket's own: plain maps, or the records of parley.msgpackr.1 with its structures.
+    const own = encoding === "msgpackr" ? recordsPackr : plain;
+    const packr = rng.chance(0.85) ? own : rng.pick([plain, ...dialects]);
     const bytes = packr.pack(value);
     const marker = plain.pack(DEEP);
     const at = Buffer.from(bytes).indexOf(Buffer.from(marker));
@@ -237,7 +239,7 @@ function hostile(rng: Rng, ctx: Ctx, encoding: Encoding): Payload {
 }
 
 function generate(rng: Rng, ctx: Ctx, encoding: Encoding): Payload {
-  const other: Encoding = encoding === "msgpack" ? "json" : "msgpack";
+  const other: Encoding = encoding === "json" ? "msgpack" : "json";
   const roll = rng.int(100);
   if (roll < 8) return encodeValue(rng, validFrame(rng, ctx, encoding), encoding);
   if (roll < 28) {
@@ -259,8 +261,7 @@ function generate(rng: Rng, ctx: Ctx, encoding: Encoding): Payload {
   if (roll < 80) {
     // The other encoding on this socket: text on the binary one, binary on the JSON one.
     const frame = encodeValue(rng, validFrame(rng, ctx, other), other);
-    if (encoding === "msgpack")
-      return typeof frame === "string" ? frame : Buffer.from(frame).toString("latin1");
+    if (encoding !== "json") return typeof frame === "string" ? frame : Buffer.from(frame).toString("latin1");
     return typeof frame === "string" ? Buffer.from(frame) : frame;
   }
   if (roll < 85)
@@ -310,7 +311,7 @@ afterAll(async () => {
 
 async function open(user: Awaited<ReturnType<typeof signup>>, encoding: Encoding) {
   const s = await connect(`ws://${base}/ws/${user.id}/${user.session_id}`, [
-    `parley.${encoding}`,
+    SUBPROTOCOLS[encoding],
     `bearer.${user.token}`,
   ]);
   sockets.push(s);
@@ -319,7 +320,7 @@ async function open(user: Awaited<ReturnType<typeof signup>>, encoding: Encoding
 }
 
 describe("gateway fuzzing", () => {
-  it(`survives ${TOTAL} hostile frames over both encodings and keeps answering valid ones`, async () => {
+  it(`survives ${TOTAL} hostile frames over every encoding and keeps answering valid ones`, async () => {
     console.log(`fuzz: seed ${SEED}, ${TOTAL} frames (replay with FUZZ_SEED=${SEED})`);
     const rng = new Rng(SEED);
     const [alice, bob] = [await signup(h.app), await signup(h.app)];
@@ -337,7 +338,11 @@ describe("gateway fuzzing", () => {
       users: [alice.id, bob.id],
       sessions: [alice.session_id, bob.session_id],
     };
-    const fuzzed = { msgpack: await open(alice, "msgpack"), json: await open(alice, "json") } as const;
+    const fuzzed = {
+      msgpack: await open(alice, "msgpack"),
+      msgpackr: await open(alice, "msgpackr"),
+      json: await open(alice, "json"),
+    } as const;
     const encodings = Object.keys(fuzzed) as Encoding[];
     const closes: string[] = [];
     for (const e of encodings)
@@ -379,7 +384,7 @@ describe("gateway fuzzing", () => {
       }
       // A valid message at a known point: it must still get its ack, with the next seq.
       if (sent % CHECK_EVERY === 0) {
-        const e = encodings[checks % 2] as Encoding;
+        const e = encodings[checks % encodings.length] as Encoding;
         const ref = `check-${checks++}`;
         fuzzed[e].send({
           type: "message",

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { Packr } from "msgpackr";
+import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { call, group, type Harness, harness, signup } from "../helpers.ts";
-import { connect, type Frame, type TestSocket, upgradeStatus } from "./ws-client.ts";
+import { connect, type Frame, recordsPackr, type TestSocket, upgradeStatus } from "./ws-client.ts";
 
 let h: Harness;
 let base: string;
@@ -23,8 +25,8 @@ afterAll(async () => {
 });
 
 const url = (u: User) => `${base}/ws/${u.id}/${u.session_id}`;
-async function socket(u: User, encoding: "msgpack" | "json" = "msgpack"): Promise<TestSocket> {
-  const s = await connect(url(u), [`parley.${encoding}`, `bearer.${u.token}`]);
+async function socket(u: User, encoding: Encoding = "msgpack"): Promise<TestSocket> {
+  const s = await connect(url(u), [SUBPROTOCOLS[encoding], `bearer.${u.token}`]);
   open.push(s);
   await s.next((f) => f.type === "hello");
   return s;
@@ -61,10 +63,10 @@ describe("connecting", () => {
     expect(h.logs.join("").includes(alice.token)).toBe(false);
   });
 
-  it("says hello with the session and heartbeat, and answers ping with pong echoing ref, in both encodings", async () => {
-    for (const encoding of ["msgpack", "json"] as const) {
+  it("says hello with the session and heartbeat, and answers ping with pong echoing ref, in every encoding", async () => {
+    for (const encoding of ["msgpack", "msgpackr", "json"] as const) {
       const s = await socket(alice, encoding);
-      expect(s.ws.protocol).toBe(`parley.${encoding}`);
+      expect(s.ws.protocol).toBe(SUBPROTOCOLS[encoding]);
       const hello = s.frames[0] as Frame;
       expect(hello).toMatchObject({
         type: "hello",
@@ -450,6 +452,67 @@ describe("resume", () => {
     b.send({ type: "resume", positions: { [id]: 0 } });
     expect(await b.next((f) => f.type === "resync")).toMatchObject({ conversation_id: id });
     b.close();
+  });
+});
+
+describe("the msgpackr records subprotocol", () => {
+  const plain = new Packr({ useRecords: false, mapsAsObjects: true });
+
+  it("is chosen over plain msgpack when offered first or not, and over JSON", async () => {
+    for (const offered of [
+      ["parley.msgpack", "parley.msgpackr.1"],
+      ["parley.json", "parley.msgpackr.1"],
+    ]) {
+      const s = await connect(url(alice), [...offered, `bearer.${alice.token}`]);
+      open.push(s);
+      expect(s.ws.protocol).toBe("parley.msgpackr.1");
+      expect((await s.next((f) => f.type === "hello")).user_id).toBe(alice.id);
+      s.close();
+      await s.closed;
+    }
+  });
+
+  it("delivers the same event to records, plain msgpack and JSON sockets, the records frame the smallest", async () => {
+    const id = await group(h.app, alice, [bob]);
+    const sender = await socket(alice, "msgpackr");
+    const [records, binary, text] = [
+      await socket(bob, "msgpackr"),
+      await socket(bob, "msgpack"),
+      await socket(bob, "json"),
+    ];
+    const sizes = new Map<TestSocket, number>();
+    for (const s of [records, binary])
+      s.ws.addEventListener("message", (e) => sizes.set(s, (e.data as ArrayBuffer).byteLength));
+    sender.send({ type: "message", ref: 5, conversation_id: id, client_msg_id: "rec-1", content: "records" });
+    const ack = await sender.next((f) => f.type === "ack" && f.ref === 5);
+    expect(ack).toMatchObject({ client_msg_id: "rec-1", seq: 1 });
+    const got = await records.next(event("message.created", id));
+    expect(got.message).toMatchObject({ id: ack.message_id, content: "records", client_msg_id: "rec-1" });
+    expect(await binary.next(event("message.created", id))).toEqual(got);
+    expect(await text.next(event("message.created", id))).toEqual(got);
+    // The keys travel in the shared structures, not in the frame.
+    expect(sizes.get(records)).toBeLessThan(0.75 * (sizes.get(binary) as number));
+    // Replayed events (the whole message) come in records too.
+    records.send({ type: "resume", ref: "again", positions: { [id]: 0 } });
+    const replayed = await records.next(
+      (f) => event("message.created", id)(f) && f.message.version_seq === 1,
+    );
+    expect(replayed.message).toMatchObject({ id: ack.message_id, status: "sent", deleted: false });
+    for (const s of [sender, records, binary, text]) s.close();
+  });
+
+  it("answers a frame it cannot read as records with bad_frame, and stays open", async () => {
+    const s = await socket(alice, "msgpackr");
+    // Plain MessagePack writes 64 as one byte, which records read as a structure: not a frame.
+    s.sendRaw(plain.pack({ type: "ping", ref: 64 }));
+    expect(await s.next((f) => f.type === "error" && f.code === "bad_frame")).toBeDefined();
+    s.sendRaw(new Uint8Array([0xc1, 0xff]));
+    await Bun.sleep(20);
+    expect(s.frames.filter((f) => f.code === "bad_frame")).toHaveLength(2);
+    // A record the server does not share is defined in the frame itself: read like any other.
+    s.sendRaw(recordsPackr.pack({ ref: "own", type: "ping", extra: 64 }));
+    expect(await s.next((f) => f.type === "pong" && f.ref === "own")).toBeDefined();
+    s.close();
   });
 });
 

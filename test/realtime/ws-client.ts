@@ -1,9 +1,12 @@
-// A bare WebSocket test client speaking the wire protocol directly (msgpack or JSON), independent of the
-// SDK, so gateway tests check the bytes a third-party client would see.
+// A bare WebSocket test client speaking the wire protocol directly (msgpack, msgpackr records or JSON),
+// independent of the SDK, so gateway tests check the bytes a third-party client would see.
 
 import { Packr } from "msgpackr";
+import { recordOptions, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+/** What a msgpackr client of `parley.msgpackr.1` uses: the protocol's shared structures. */
+export const recordsPackr = new Packr(recordOptions());
 
 export type Frame = Record<string, any> & { type: string };
 
@@ -23,7 +26,9 @@ export function connect(
   protocols: string[] = ["parley.msgpack"],
   headers?: Record<string, string>,
 ): Promise<TestSocket> {
-  const binary = protocols.includes("parley.msgpack");
+  const binary = protocols.includes("parley.msgpack") || protocols.includes(SUBPROTOCOL_MSGPACKR);
+  // The server's choice, once open: the records structures apply only when it chose them.
+  const codec = () => (ws.protocol === SUBPROTOCOL_MSGPACKR ? recordsPackr : packr);
   // Bun's WebSocket accepts headers (native clients send the token in Authorization).
   const ws = new WebSocket(url, { protocols, headers } as unknown as string[]);
   ws.binaryType = "arraybuffer";
@@ -35,7 +40,7 @@ export function connect(
   });
   ws.onmessage = (e) => {
     const frame = (
-      typeof e.data === "string" ? JSON.parse(e.data) : packr.unpack(new Uint8Array(e.data as ArrayBuffer))
+      typeof e.data === "string" ? JSON.parse(e.data) : codec().unpack(new Uint8Array(e.data as ArrayBuffer))
     ) as Frame;
     frames.push(frame);
     for (const w of [...waiters]) {
@@ -50,7 +55,7 @@ export function connect(
     ws,
     frames,
     closed,
-    send: (frame) => ws.send(binary ? packr.pack(frame) : JSON.stringify(frame)),
+    send: (frame) => ws.send(binary ? codec().pack(frame) : JSON.stringify(frame)),
     sendRaw: (data) => ws.send(data),
     next(match, ms = 3000) {
       const seen = frames.find(match);

@@ -22,9 +22,9 @@ export const SUBPROTOCOLS: Record<Encoding, string> = {
  * The record structures of `parley.msgpackr.1`: a map whose keys are one of these lists, in this order,
  * travels as a one-byte structure id and its values, with no keys; any other map is a record whose keys
  * are written inline in the frame. Both ends must use msgpackr with these as its shared structures
- * (`structures` a copy of this list, `maxSharedStructures` its length): with them the integers 64-127
- * are never one-byte, so a plain MessagePack encoder is not a peer on this subprotocol. The list is
- * part of the subprotocol: a change is a new subprotocol name, never an edit of this one.
+ * (`recordOptions()` below): with them the integers 64-127 are never one-byte, so a plain MessagePack
+ * encoder is not a peer on this subprotocol. The list is part of the subprotocol: a change is a new
+ * subprotocol name, never an edit of this one.
  */
 export const RECORD_STRUCTURES: readonly (readonly string[])[] = [
   // Server frames, the most frequent first: a live message, its ack, the short message with and without

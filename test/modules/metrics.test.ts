@@ -123,10 +123,21 @@ describe("GET /metrics", () => {
     ]);
     open.push(s);
     await s.next((f) => f.type === "hello");
+    const records = await connect(`${base}/ws/${bob.id}/${bob.session_id}`, [
+      "parley.msgpackr.1",
+      `bearer.${bob.token}`,
+    ]);
+    open.push(records);
+    await records.next((f) => f.type === "hello");
     let text = await scrape();
     expect(value(text, 'parley_ws_connections{encoding="msgpack"}')).toBe(1);
+    expect(value(text, 'parley_ws_connections{encoding="msgpackr"}')).toBe(1);
+    records.sendRaw(new Uint8Array([0xc1]));
+    await records.next((f) => f.type === "error" && f.code === "bad_frame");
+    records.ws.close();
+    await records.closed;
     expect(value(text, 'parley_ws_connections_opened_total{kind="user"}')).toBe(
-      value(before, 'parley_ws_connections_opened_total{kind="user"}') + 1,
+      value(before, 'parley_ws_connections_opened_total{kind="user"}') + 2,
     );
 
     const message = { type: "message", conversation_id: conversation, client_msg_id: "m1", content: "hi" };
@@ -146,8 +157,8 @@ describe("GET /metrics", () => {
     expect(delta("parley_ws_message_ack_seconds_count")).toBe(2);
     expect(delta("parley_store_append_seconds_count")).toBe(2);
     expect(delta('parley_ws_frames_received_total{type="message"}')).toBe(2);
-    expect(delta('parley_ws_frames_received_total{type="invalid"}')).toBe(2);
-    expect(delta('parley_ws_error_frames_total{code="bad_frame"}')).toBe(1);
+    expect(delta('parley_ws_frames_received_total{type="invalid"}')).toBe(3);
+    expect(delta('parley_ws_error_frames_total{code="bad_frame"}')).toBe(2);
     expect(delta('parley_ws_error_frames_total{code="unknown_type"}')).toBe(1);
     expect(text).not.toContain(conversation);
 

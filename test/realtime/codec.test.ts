@@ -59,6 +59,8 @@ describe("msgpackr records (parley.msgpackr.1)", () => {
       },
       { type: "key_exchange", payload: new Uint8Array([64, 65, 127]), n: -64, big: 2 ** 40 },
       { z: 1, type: "ping" },
+      // More shapes in one frame than msgpackr has one-byte ids for.
+      { type: "x", items: Array.from({ length: 200 }, (_, i) => ({ [`k${i}`]: i, [`j${i}`]: `v${i}` })) },
     ];
     for (const frame of frames) {
       const bytes = encode(frame, "msgpackr") as Uint8Array;

@@ -1,6 +1,6 @@
 // The load generator against the bare Bun ceiling (the cheapest target to start): a closed-loop phase
 // delivers, stops sending when it ends, and waits for what is still in flight before it reports, so the
-// next phase does not measure this one's queues.
+// next phase does not measure this one's queues. And against Parley, whose frames it reads as records.
 
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import { startTarget, type Target } from "../../bench/lib/targets.ts";
@@ -36,3 +36,24 @@ it("stops a closed-loop sender with its phase and reports the backlog it drained
   expect(idle.received).toBe(0);
   expect(idle.sent).toBe(0);
 }, 20_000);
+
+it("speaks Parley's records with a Parley target: its events are deliveries, its acks are counted", async () => {
+  const parley = await startTarget("parley");
+  let parleyLoad: Load | undefined;
+  try {
+    const prepared = await parley.prepare(3, [[0, 1, 2]]);
+    expect(prepared.conns[0]?.protocols?.[0]).toBe("parley.msgpackr.1");
+    parleyLoad = await openLoad(prepared, parley.pid, 1);
+    const r = await parleyLoad.phase(
+      [{ conn: 0, room: prepared.roomIds[0] as string, probe: 1, window: 8 }],
+      timing,
+    );
+    // Two receivers per message; the sender's own copy of the event is not a delivery.
+    expect(r.received).toBeGreaterThan(0);
+    expect(r.acks).toBeGreaterThan(0);
+    expect(r.errors).toBe(0);
+  } finally {
+    await parleyLoad?.close();
+    await parley.stop();
+  }
+}, 30_000);

@@ -10,6 +10,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
+import { SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 
 interface Config {
   port: number;
@@ -81,7 +82,7 @@ function connectOne(i: number, deadline: number): Promise<boolean> {
           `Sec-WebSocket-Key: ${key}`,
           "Sec-WebSocket-Version: 13",
           ...(spec.token
-            ? ["Sec-WebSocket-Protocol: parley.msgpackr.1", `Authorization: Bearer ${spec.token}`]
+            ? [`Sec-WebSocket-Protocol: ${SUBPROTOCOL_MSGPACKR}`, `Authorization: Bearer ${spec.token}`]
             : []),
           "",
           "",

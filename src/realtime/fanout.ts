@@ -11,10 +11,8 @@ import { decode, ENCODING_TAG, encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import type { LiveMessage } from "./frames.ts";
 import type { ConversationEvent, ConversationEventKind } from "./hub.ts";
-import type { Encoding, ServerFrame } from "./protocol.ts";
+import { ENCODINGS, type Encoding, type ServerFrame } from "./protocol.ts";
 import { NODE_WIDE, parseRelayed, RELAY, type Relayed, relayFrame, relayMessage } from "./relay.ts";
-
-const ENCODINGS: Encoding[] = ["msgpack", "msgpackr", "json"];
 
 /** Logical topics: one per conversation, user and public channel, the same on every node. */
 export const topics = {

@@ -18,10 +18,9 @@ import {
   CLIENT_FRAME_TYPES,
   CLOSE,
   checkClientFrame,
+  ENCODINGS,
   type Encoding,
-  SUBPROTOCOL_JSON,
-  SUBPROTOCOL_MSGPACK,
-  SUBPROTOCOL_MSGPACKR,
+  SUBPROTOCOLS,
 } from "./protocol.ts";
 import { NODE_WIDE } from "./relay.ts";
 
@@ -55,11 +54,9 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
     .map((p) => p.trim())
     .filter(Boolean);
   const token = offered.find((p) => p.startsWith(BEARER_PREFIX))?.slice(BEARER_PREFIX.length);
-  if (offered.includes(SUBPROTOCOL_MSGPACKR))
-    return { encoding: "msgpackr", protocol: SUBPROTOCOL_MSGPACKR, token };
-  if (offered.includes(SUBPROTOCOL_MSGPACK))
-    return { encoding: "msgpack", protocol: SUBPROTOCOL_MSGPACK, token };
-  if (offered.includes(SUBPROTOCOL_JSON)) return { encoding: "json", protocol: SUBPROTOCOL_JSON, token };
+  // The server's preference (ENCODINGS' order), whatever the order offered.
+  const encoding = ENCODINGS.find((e) => offered.includes(SUBPROTOCOLS[e]));
+  if (encoding) return { encoding, protocol: SUBPROTOCOLS[encoding], token };
   // A browser that offered only the bearer entry must get one protocol back or it drops the connection.
   return {
     encoding: "json",
@@ -82,11 +79,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     "parley_ws_connections",
     "Open WebSockets on this node, by encoding",
     ["encoding"],
-    () => [
-      [["msgpack"], connections.speaking("msgpack")],
-      [["msgpackr"], connections.speaking("msgpackr")],
-      [["json"], connections.speaking("json")],
-    ],
+    () => ENCODINGS.map((encoding) => [[encoding], connections.speaking(encoding)]),
   );
   const presence = new Presence(deps.store, clock, fanout);
   const dispatcher = new Dispatcher(deps, fanout, presence);

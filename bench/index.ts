@@ -9,7 +9,8 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { gauge } from "./lib/gauge.ts";
-import { markdown, type Run, svg } from "./lib/render.ts";
+import { markdown, type Run } from "./lib/render.ts";
+import { limitsText, RESULTS_DIR, rendered } from "./lib/saved.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
 import { crossNode } from "./scenarios/cross-node.ts";
 import { dms } from "./scenarios/dms.ts";
@@ -27,22 +28,16 @@ const { values: args } = parseArgs({
 });
 const quick = args.quick ?? false;
 
-/** The hand-written part of RESULTS.md: what limits Parley against each aim (bench/LIMITS.md). */
-function limits(): string | undefined {
-  const file = join(import.meta.dir, "LIMITS.md");
-  return existsSync(file) ? readFileSync(file, "utf8").replace(/^<!--[\s\S]*?-->\n*/, "") : undefined;
-}
-
 if (args.render) {
   // --render: RESULTS.md and latest.svg again from latest.json (after editing LIMITS.md), without a run.
-  const latest = join(import.meta.dir, "results", "latest.json");
+  const latest = join(RESULTS_DIR, "latest.json");
   if (!existsSync(latest)) {
     console.error("--render: no bench/results/latest.json yet; run `npm run bench` (or bench:quick) first");
     process.exit(2);
   }
-  const run = JSON.parse(readFileSync(latest, "utf8")) as Run;
-  writeFileSync(join(import.meta.dir, "results", "latest.svg"), svg(run));
-  writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run, limits()));
+  const out = rendered(JSON.parse(readFileSync(latest, "utf8")) as Run);
+  writeFileSync(join(RESULTS_DIR, "latest.svg"), out.svg);
+  writeFileSync(join(import.meta.dir, "RESULTS.md"), out.markdown);
   console.error("wrote bench/RESULTS.md and bench/results/latest.svg from bench/results/latest.json");
   process.exit(0);
 }
@@ -124,7 +119,7 @@ const run: Run = {
   results,
   errors,
 };
-const dir = join(import.meta.dir, "results");
+const dir = RESULTS_DIR;
 mkdirSync(dir, { recursive: true });
 const stamp = date
   .toISOString()
@@ -135,13 +130,14 @@ if (only || process.env.BENCH_TARGETS) {
   // A partial run (some scenarios or targets) must not replace the suite's published results.
   const partial = join(tmpdir(), `parley-bench-partial-${stamp}.json`);
   writeFileSync(partial, json);
-  console.log(markdown(run, limits()));
+  console.log(markdown(run, limitsText()));
   log(`partial run: wrote ${partial} only (bench/RESULTS.md and latest.* are left as they were)`);
 } else {
   writeFileSync(join(dir, `${stamp}.json`), json);
   writeFileSync(join(dir, "latest.json"), json);
-  writeFileSync(join(dir, "latest.svg"), svg(run));
-  writeFileSync(join(import.meta.dir, "RESULTS.md"), markdown(run, limits()));
+  const out = rendered(run);
+  writeFileSync(join(dir, "latest.svg"), out.svg);
+  writeFileSync(join(import.meta.dir, "RESULTS.md"), out.markdown);
   log(`wrote bench/results/${stamp}.json, latest.json, latest.svg and bench/RESULTS.md`);
 }
 process.exit(0);

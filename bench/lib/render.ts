@@ -118,57 +118,163 @@ function comparison(title: string, rows: ScenarioResult[]): string {
 /** The connections scenario's aim: this many authenticated idle sockets (bench/scenarios/connections.ts). */
 export const CONNECTIONS_AIM = 100_000;
 
-/** Where Parley stands against the aims in issue 5 ("Then make it fast", and the connections scenario's). */
-function aims(results: ScenarioResult[], quick: boolean): string {
+/**
+ * One aim of issue 5 checked on one run: its line under "Against the aims", and its cell in the table of
+ * every full run (`column` names the aim there, `figure` is what the run measured against it).
+ */
+export interface AimCheck {
+  column: string;
+  figure: string;
+  ok: boolean | undefined;
+  line: string;
+}
+
+const verdict = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "MET" : "NOT MET");
+/** Both met, either missed; n/a only when neither could be checked. */
+const both = (a: boolean | undefined, b: boolean | undefined) =>
+  a === false || b === false
+    ? false
+    : a === undefined && b === undefined
+      ? undefined
+      : a === true && b === true;
+
+/** Where Parley stands against the aims in issue 5 ("Then make it fast", the connections and resume scenarios'). */
+export function aimChecks(results: ScenarioResult[], quick: boolean): AimCheck[] {
   const find = (scenario: string, mode: string, target: string) =>
     results.find((r) => r.scenario === scenario && r.settings.mode === mode && r.target === target);
-  const lines: string[] = [];
-  const verdict = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "MET" : "NOT MET");
-  for (const scenario of [...new Set(results.map((r) => r.scenario))].filter((s) => s.startsWith("fanout"))) {
+  const scenarios = [...new Set(results.map((r) => r.scenario))];
+  const checks: AimCheck[] = [];
+  const ok = (a?: number, b?: number, k = 1) => (a && b ? a >= k * b : undefined);
+  for (const scenario of scenarios.filter((s) => s.startsWith("fanout"))) {
     const p = find(scenario, "max", "parley")?.metrics.deliveries_per_s;
     const c = find(scenario, "max", "bare-bun")?.metrics.deliveries_per_s;
     const w = find(scenario, "max", "node-ws")?.metrics.deliveries_per_s;
     const s = find(scenario, "max", "socketio")?.metrics.deliveries_per_s;
-    const ok = (a?: number, b?: number, k = 1) => (a && b ? a >= k * b : undefined);
-    lines.push(
-      `- ${scenario} deliveries/s ≥ 60% of the ceiling: ${ratio(p, c)} of it, ${verdict(ok(p, c, 0.6))}`,
-    );
-    lines.push(
-      `- ${scenario} deliveries/s ≥ 3× ws: ${ratio(p, w)}, ${verdict(ok(p, w, 3))}; ≥ 3× Socket.IO: ${ratio(p, s)}, ${verdict(ok(p, s, 3))}`,
-    );
+    const ofCeiling = ok(p, c, 0.6);
+    checks.push({
+      column: `${scenario} ≥ 0.6× ceiling`,
+      figure: ratio(p, c),
+      ok: ofCeiling,
+      line: `- ${scenario} deliveries/s ≥ 60% of the ceiling: ${ratio(p, c)} of it, ${verdict(ofCeiling)}`,
+    });
+    const [ofWs, ofSocketIo] = [ok(p, w, 3), ok(p, s, 3)];
+    checks.push({
+      column: `${scenario} ≥ 3× ws / Socket.IO`,
+      figure: `${ratio(p, w)} / ${ratio(p, s)}`,
+      ok: both(ofWs, ofSocketIo),
+      line: `- ${scenario} deliveries/s ≥ 3× ws: ${ratio(p, w)}, ${verdict(ofWs)}; ≥ 3× Socket.IO: ${ratio(p, s)}, ${verdict(ofSocketIo)}`,
+    });
     const pf = find(scenario, "fixed", "parley");
-    const cf = find(scenario, "fixed", "bare-bun");
     const pp = pf?.latency?.p99;
-    const cp = cf?.latency?.p99;
-    lines.push(
-      `- ${scenario} p99 at half Parley's max rate (${String(pf?.settings.rate ?? "–")} msg/s) ≤ 2× the ceiling's: ` +
-        `${num(pp, 2)} ms vs ${num(cp, 2)} ms (${ratio(pp, cp)}), ${verdict(pp && cp ? pp <= 2 * cp : undefined)}`,
-    );
+    const cp = find(scenario, "fixed", "bare-bun")?.latency?.p99;
+    const tail = pp && cp ? pp <= 2 * cp : undefined;
+    checks.push({
+      column: `${scenario} p99 ≤ 2× ceiling`,
+      figure: ratio(pp, cp),
+      ok: tail,
+      line:
+        `- ${scenario} p99 at half Parley's max rate (${String(pf?.settings.rate ?? "–")} msg/s) ≤ 2× the ceiling's: ` +
+        `${num(pp, 2)} ms vs ${num(cp, 2)} ms (${ratio(pp, cp)}), ${verdict(tail)}`,
+    });
   }
-  for (const scenario of [...new Set(results.map((r) => r.scenario))].filter((s) => s.startsWith("dms"))) {
+  for (const scenario of scenarios.filter((s) => s.startsWith("dms"))) {
     const p = find(scenario, "max", "parley")?.metrics.deliveries_per_s;
     const c = find(scenario, "max", "bare-bun")?.metrics.deliveries_per_s;
-    lines.push(
-      `- ${scenario} persisted messages/s ≥ 35% of the ceiling's echo rate: ${ratio(p, c)}, ${verdict(p && c ? p >= 0.35 * c : undefined)}`,
-    );
+    const persisted = ok(p, c, 0.35);
+    checks.push({
+      column: `${scenario} ≥ 0.35× echo`,
+      figure: ratio(p, c),
+      ok: persisted,
+      line: `- ${scenario} persisted messages/s ≥ 35% of the ceiling's echo rate: ${ratio(p, c)}, ${verdict(persisted)}`,
+    });
   }
   const conns = results.find((r) => r.scenario === "connections" && r.target === "parley");
   if (conns) {
     const held = conns.metrics.connections_held;
     const processes = Number(conns.settings.server_processes ?? 1);
     const rss = conns.metrics.rss_per_conn_bytes;
-    lines.push(
-      `- connections: authenticated idle sockets held ≥ ${num(CONNECTIONS_AIM)}: ${num(held)}` +
+    const enough = quick || held === undefined ? undefined : held >= CONNECTIONS_AIM;
+    checks.push({
+      column: `connections ≥ ${num(CONNECTIONS_AIM)}`,
+      figure: num(held),
+      ok: enough,
+      line:
+        `- connections: authenticated idle sockets held ≥ ${num(CONNECTIONS_AIM)}: ${num(held)}` +
         (processes > 1 ? ` (${processes} Parley processes on one port)` : "") +
         `, ${num(rss === undefined ? undefined : rss / 1024, 1)} KB of RSS each, ` +
-        (quick
-          ? "n/a (a quick run stops at a few thousand)"
-          : verdict(held === undefined ? undefined : held >= CONNECTIONS_AIM)),
-    );
+        (quick ? "n/a (a quick run stops at a few thousand)" : verdict(enough)),
+    });
   }
-  return lines.join("\n");
+  const resume = results.find((r) => r.scenario === "resume" && r.target === "parley");
+  if (resume) {
+    const { lost, duplicated, caught_up_s: caughtUp } = resume.metrics;
+    const none = lost === undefined || duplicated === undefined ? undefined : lost === 0 && duplicated === 0;
+    checks.push({
+      column: "resume: 0 lost / 0 dup",
+      figure: `${num(lost)} / ${num(duplicated)}`,
+      ok: none,
+      line:
+        `- resume storm: 0 messages lost and 0 duplicated: ${num(lost)} lost, ${num(duplicated)} duplicated ` +
+        `(everyone caught up after ${num(caughtUp, 1)} s), ${verdict(none)}`,
+    });
+  }
+  return checks;
 }
 
+/** Runs shown in the table across runs, newest first. */
+export const RUNS_SHOWN = 20;
+
+const shortCpu = (cpu: unknown) =>
+  String(cpu ?? "?")
+    .replace(/\((R|TM)\)/g, "")
+    .replace(/\b(Processor|CPU)\b/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+
+/**
+ * Every full run's verdicts side by side, newest first (the last `RUNS_SHOWN`), with the machine it ran on
+ * and its gauge, and how often each aim was met: one run's verdict is the machine's state as much as
+ * Parley's, the spread across runs says which aims hold.
+ */
+export function aimsAcrossRuns(runs: Run[]): string {
+  const shown = runs
+    .filter((r) => !r.quick)
+    .sort((a, b) => b.date.localeCompare(a.date))
+    .slice(0, RUNS_SHOWN);
+  if (shown.length === 0) return "";
+  const checked = shown.map((r) => ({ run: r, checks: aimChecks(r.results, r.quick) }));
+  const columns = [...new Set(checked.flatMap((c) => c.checks.map((k) => k.column)))];
+  const mark = (ok: boolean | undefined) => (ok === undefined ? "" : ok ? " ✓" : " ✗");
+  const rows = checked.map(({ run, checks }) => {
+    const g = (run.machine.gauge as { start?: Gauge } | undefined)?.start;
+    const machine =
+      shortCpu(run.machine.cpu) +
+      (g ? `, fsync ${g.fsync_p50_ms} ms` : "") +
+      (g?.argon2_ms !== undefined ? `, argon2id ${Math.round(g.argon2_ms)} ms` : "");
+    return [
+      run.date.slice(0, 16).replace("T", " "),
+      machine,
+      ...columns.map((col) => {
+        const k = checks.find((c) => c.column === col);
+        return k ? `${k.figure}${mark(k.ok)}` : "–";
+      }),
+    ];
+  });
+  const met = columns.map((col) => {
+    const verdicts = checked
+      .map((c) => c.checks.find((k) => k.column === col)?.ok)
+      .filter((v) => v !== undefined);
+    return `${verdicts.filter(Boolean).length} of ${verdicts.length}`;
+  });
+  return [
+    `### Every full run (the last ${shown.length}, newest first)`,
+    "",
+    "Machine: its CPU and, where the run has a gauge, a 24 KiB fsync's p50 and an argon2id hash at its start " +
+      "(slower figures, slower machine). ✓ met, ✗ not met. Files: `bench/results/<UTC time>.json`.",
+    "",
+    table(["run (UTC)", "machine", ...columns], [...rows, ["met in", "", ...met]]),
+  ].join("\n");
+}
 /** The machine's speed at the run's start and end (lib/gauge.ts); runs from before the gauge have none. */
 function gaugeLine(value: unknown): string[] {
   const g = value as { start?: Gauge; end?: Gauge } | undefined;
@@ -184,8 +290,11 @@ function gaugeLine(value: unknown): string[] {
   ];
 }
 
-/** `limits`: the hand-written account of what limits Parley (bench/LIMITS.md), placed under the aims. */
-export function markdown(run: Run, limits?: string): string {
+/**
+ * `limits`: the hand-written account of what limits Parley (bench/LIMITS.md), placed under the aims;
+ * `runs`: the full runs so far (this one among them, if full), for the table of every run's verdicts.
+ */
+export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
   const m = run.machine;
   const out = [
     "<!-- The latest bench suite run (npm run bench / bench:quick), written by bench/index.ts: do not edit by hand. -->",
@@ -201,8 +310,11 @@ export function markdown(run: Run, limits?: string): string {
     "",
     "## Against the aims",
     "",
-    aims(run.results, run.quick),
+    aimChecks(run.results, run.quick)
+      .map((c) => c.line)
+      .join("\n"),
     "",
+    ...(runs.some((r) => !r.quick) ? [aimsAcrossRuns(runs), ""] : []),
     ...(limits ? [limits.trim(), ""] : []),
   ];
   for (const [title, rows] of groups(run.results)) {

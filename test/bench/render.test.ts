@@ -2,9 +2,12 @@
 // cross-node tables (each node's CPU and Redis's; a target that delivered nothing).
 
 import { describe, expect, it } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { gauge } from "../../bench/lib/gauge.ts";
 import { Histogram } from "../../bench/lib/histogram.ts";
-import { markdown, type Run } from "../../bench/lib/render.ts";
+import { aimsAcrossRuns, markdown, RUNS_SHOWN, type Run } from "../../bench/lib/render.ts";
+import { BENCH_DIR, RESULTS_DIR, rendered, savedRuns } from "../../bench/lib/saved.ts";
 import { pickTargets } from "../../bench/lib/targets.ts";
 import type { ScenarioResult } from "../../bench/lib/types.ts";
 import { type PhaseResult, toResult } from "../../bench/loadgen/run.ts";
@@ -141,6 +144,104 @@ describe("RESULTS.md against the aims", () => {
     expect(limits).toBeGreaterThan(aims);
     expect(limits).toBeLessThan(text.indexOf("### fanout-100"));
     expect(markdown(run(600, 4, 350))).not.toContain("What limits");
+  });
+});
+
+describe("every full run's verdicts", () => {
+  const resume = (lost: number, duplicated: number): ScenarioResult => ({
+    scenario: "resume",
+    target: "parley",
+    settings: {},
+    metrics: { lost, duplicated, caught_up_s: 8.04 },
+  });
+  const full = (date: string, fanout: number, dms: number, extra: ScenarioResult[] = []): Run => {
+    const r = run(fanout, 4, dms);
+    return { ...r, date, quick: false, results: [...r.results, ...extra] };
+  };
+
+  it("says the resume storm is met only with nothing lost and nothing duplicated", () => {
+    const ok = full("2026-11-30T01:00:00.000Z", 600, 350, [resume(0, 0)]);
+    expect(markdown(ok)).toContain(
+      "- resume storm: 0 messages lost and 0 duplicated: 0 lost, 0 duplicated (everyone caught up after 8.0 s), MET",
+    );
+    expect(markdown(full("x", 600, 350, [resume(0, 2)]))).toContain("0 lost, 2 duplicated (everyone");
+    expect(markdown(full("x", 600, 350, [resume(0, 2)]))).toContain("after 8.0 s), NOT MET");
+    expect(markdown(full("x", 600, 350, [resume(3, 0)]))).toContain("3 lost, 0 duplicated (everyone");
+  });
+
+  it("lists full runs newest first with each aim's figure and verdict, skips quick runs and counts the met ones", () => {
+    const older = full("2026-11-29T10:00:00.000Z", 590, 350);
+    const newer = full("2026-11-30T10:00:00.000Z", 600, 340, [resume(0, 0)]);
+    newer.machine.gauge = { start: { decode_us: 1, fsync_p50_ms: 0.12, fsync_p99_ms: 0.3, argon2_ms: 99.6 } };
+    const quick = { ...run(100, 40, 10), date: "2026-11-30T11:00:00.000Z" };
+    const text = aimsAcrossRuns([older, quick, newer]);
+    const lines = text.split("\n").filter((l) => l.startsWith("| "));
+    expect(lines).toHaveLength(5); // head, rule, two runs, the count
+    const cells = (line: string) => line.split("|").map((c) => c.trim());
+    expect(cells(lines[0] as string)).toEqual([
+      "",
+      "run (UTC)",
+      "machine",
+      "fanout-100 ≥ 0.6× ceiling",
+      "fanout-100 ≥ 3× ws / Socket.IO",
+      "fanout-100 p99 ≤ 2× ceiling",
+      "dms-100 ≥ 0.35× echo",
+      "resume: 0 lost / 0 dup",
+      "",
+    ]);
+    expect(cells(lines[2] as string).slice(1, -1)).toEqual([
+      "2026-11-30 10:00",
+      "test, fsync 0.12 ms, argon2id 100 ms",
+      "0.60× ✓",
+      "3.00× / 2.40× ✗",
+      "2.00× ✓",
+      "0.34× ✗",
+      "0 / 0 ✓",
+    ]);
+    expect(cells(lines[3] as string).slice(1, -1)).toEqual([
+      "2026-11-29 10:00",
+      "test",
+      "0.59× ✗",
+      "2.95× / 2.36× ✗",
+      "2.00× ✓",
+      "0.35× ✓",
+      "–",
+    ]);
+    expect(cells(lines[4] as string).slice(1, -1)).toEqual([
+      "met in",
+      "",
+      "1 of 2",
+      "0 of 2",
+      "2 of 2",
+      "1 of 2",
+      "1 of 1",
+    ]);
+    expect(text).not.toContain("2026-11-30 11:00");
+  });
+
+  it("shows the last runs only, and no table without a full run", () => {
+    const many = Array.from({ length: RUNS_SHOWN + 5 }, (_, i) =>
+      full(`2026-11-${String(i + 1).padStart(2, "0")}T00:00:00.000Z`, 600, 350),
+    );
+    const text = aimsAcrossRuns(many);
+    expect(text).toContain(`the last ${RUNS_SHOWN}, newest first`);
+    expect(text).toContain("2026-11-25 00:00");
+    expect(text).toContain("2026-11-06 00:00");
+    expect(text).not.toContain("2026-11-05 00:00");
+    expect(aimsAcrossRuns([run(600, 4, 350)])).toBe("");
+    const latest = many.at(-1) as Run;
+    expect(markdown(latest, undefined, many)).toContain("### Every full run");
+    expect(markdown(latest, undefined, [run(600, 4, 350)])).not.toContain("### Every full run");
+    expect(markdown(latest)).not.toContain("### Every full run");
+  });
+});
+
+describe("the published results", () => {
+  it("RESULTS.md is what the latest run, LIMITS.md and the saved runs make (run --render after editing LIMITS.md)", () => {
+    const latest = JSON.parse(readFileSync(join(RESULTS_DIR, "latest.json"), "utf8")) as Run;
+    expect(savedRuns().some((r) => r.date === latest.date)).toBe(true);
+    const published = readFileSync(join(BENCH_DIR, "RESULTS.md"), "utf8");
+    expect(published === rendered(latest).markdown).toBe(true);
   });
 });
 

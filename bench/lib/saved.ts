@@ -1,0 +1,31 @@
+// What the suite has saved under bench/: the runs in bench/results, the hand-written LIMITS.md, and
+// RESULTS.md and latest.svg as they are made from them (after a run, and by `--render`).
+
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { markdown, type Run, svg } from "./render.ts";
+
+export const BENCH_DIR = join(import.meta.dir, "..");
+export const RESULTS_DIR = join(BENCH_DIR, "results");
+
+/** A suite run's file name: its UTC time (other benchmarks' files carry their name first). */
+const RUN_FILE = /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.json$/;
+
+/** The hand-written part of RESULTS.md: what limits Parley against each aim (bench/LIMITS.md). */
+export function limitsText(dir = BENCH_DIR): string | undefined {
+  const file = join(dir, "LIMITS.md");
+  return existsSync(file) ? readFileSync(file, "utf8").replace(/^<!--[\s\S]*?-->\n*/, "") : undefined;
+}
+
+/** Every suite run saved in `dir` (`<UTC time>.json`), for the table of every full run's verdicts. */
+export function savedRuns(dir = RESULTS_DIR): Run[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => RUN_FILE.test(f))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as Run);
+}
+
+/** RESULTS.md and latest.svg for `run`, with LIMITS.md and every saved run. */
+export function rendered(run: Run, dir = BENCH_DIR): { markdown: string; svg: string } {
+  return { markdown: markdown(run, limitsText(dir), savedRuns(join(dir, "results"))), svg: svg(run) };
+}

@@ -49,6 +49,7 @@ function settingsLine(r: ScenarioResult): string {
     "workers",
     "measureMs",
     "messages",
+    "rounds",
   ];
   return keys
     .filter((k) => s[k] !== undefined)

@@ -45,6 +45,9 @@ export function bestOfRounds(rows: ScenarioResult[], by: "throughput" | "p99"): 
   };
 }
 
+/** A maximum rate is judged by its deliveries/s, a set rate by its p99. */
+export const byMode = (mode: string): "throughput" | "p99" => (mode === "max" ? "throughput" : "p99");
+
 const failed = (r: ScenarioResult) => r.notes?.some((n) => n.startsWith("failed")) ?? false;
 
 /** Rows gathered over rounds, by target and mode, in the order they were first measured. */
@@ -57,10 +60,11 @@ export class RoundRows {
   }
 
   /**
-   * Each target's phase once: `by(mode)` says how a mode's best is chosen. A round that failed before its
-   * phases (a row with no mode) is a note on the target's rows from the other rounds, when there are any.
+   * Each target's phase once: `by(mode)` says how a mode's best is chosen (by default the most deliveries/s
+   * for "max", the lowest p99 for a set rate). A round that failed before its phases (a row with no mode)
+   * is a note on the target's rows from the other rounds, when there are any.
    */
-  best(by: (mode: string) => "throughput" | "p99"): ScenarioResult[] {
+  best(by: (mode: string) => "throughput" | "p99" = byMode): ScenarioResult[] {
     const groups = [...this.rows.values()];
     const measured = new Set(
       groups.filter((g) => g.some((r) => r.settings.mode !== undefined)).map((g) => g[0]?.target),

@@ -77,7 +77,7 @@ export const fanout: Scenario = async ({ quick, log }) => {
         }
       }
     }
-    results.push(...rows.best((mode) => (mode === "max" ? "throughput" : "p99")));
+    results.push(...rows.best());
   }
   return results;
 };

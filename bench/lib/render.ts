@@ -131,13 +131,9 @@ export interface AimCheck {
 }
 
 const verdict = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "MET" : "NOT MET");
-/** Both met, either missed; n/a only when neither could be checked. */
+/** Both met; missed when either is; n/a when one could not be checked and the other was met. */
 const both = (a: boolean | undefined, b: boolean | undefined) =>
-  a === false || b === false
-    ? false
-    : a === undefined && b === undefined
-      ? undefined
-      : a === true && b === true;
+  a === false || b === false ? false : a === undefined || b === undefined ? undefined : true;
 
 /** Where Parley stands against the aims in issue 5 ("Then make it fast", the connections and resume scenarios'). */
 export function aimChecks(results: ScenarioResult[], quick: boolean): AimCheck[] {

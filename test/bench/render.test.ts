@@ -219,6 +219,16 @@ describe("every full run's verdicts", () => {
     expect(text).not.toContain("2026-11-30 11:00");
   });
 
+  it("marks ws / Socket.IO missed when either is, and unmarked when one could not be measured", () => {
+    const noSocketIo = full("2026-11-30T10:00:00.000Z", 900, 350);
+    noSocketIo.results = noSocketIo.results.filter((r) => r.target !== "socketio");
+    const cell = (r: Run) =>
+      (aimsAcrossRuns([r]).split("\n")[6] as string).split("|").map((c) => c.trim())[4];
+    expect(cell(noSocketIo)).toBe("4.50× / –");
+    expect(cell(full("2026-11-30T10:00:00.000Z", 900, 350))).toBe("4.50× / 3.60× ✓");
+    expect(cell(full("2026-11-30T10:00:00.000Z", 700, 350))).toBe("3.50× / 2.80× ✗");
+  });
+
   it("shows the last runs only, and no table without a full run", () => {
     const many = Array.from({ length: RUNS_SHOWN + 5 }, (_, i) =>
       full(`2026-11-${String(i + 1).padStart(2, "0")}T00:00:00.000Z`, 600, 350),

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { gauge } from "./lib/gauge.ts";
 import { markdown, type Run } from "./lib/render.ts";
-import { limitsText, RESULTS_DIR, rendered } from "./lib/saved.ts";
+import { codeVersion, limitsText, RESULTS_DIR, rendered } from "./lib/saved.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
 import { crossNode } from "./scenarios/cross-node.ts";
 import { dms } from "./scenarios/dms.ts";
@@ -77,6 +77,9 @@ const gauged = async (when: string) => {
   );
   return g;
 };
+/** Parley's commit, read before anything runs: the code this run measures. */
+const code = codeVersion();
+log(`measuring Parley at ${code}`);
 const gaugeStart = await gauged("start");
 const results: ScenarioResult[] = [];
 const errors: string[] = [];
@@ -114,6 +117,7 @@ const run: Run = {
     os: `${process.platform} ${release()} ${process.arch}`,
     bun: Bun.version,
     node: nodeVersion,
+    commit: code,
     gauge: { start: gaugeStart, end: gaugeEnd },
   },
   results,

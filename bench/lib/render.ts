@@ -250,6 +250,7 @@ export function aimsAcrossRuns(runs: Run[]): string {
       (g?.argon2_ms !== undefined ? `, argon2id ${Math.round(g.argon2_ms)} ms` : "");
     return [
       run.date.slice(0, 16).replace("T", " "),
+      run.machine.commit === undefined ? "–" : String(run.machine.commit),
       machine,
       ...columns.map((col) => {
         const k = checks.find((c) => c.column === col);
@@ -266,10 +267,10 @@ export function aimsAcrossRuns(runs: Run[]): string {
   return [
     `### Every full run (the last ${shown.length}, newest first)`,
     "",
-    "Machine: its CPU and, where the run has a gauge, a 24 KiB fsync's p50 and an argon2id hash at its start " +
+    "Code: the commit measured (runs before 2026-11-30 06:50 did not record it). Machine: its CPU and, where the run has a gauge, a 24 KiB fsync's p50 and an argon2id hash at its start " +
       "(slower figures, slower machine). ✓ met, ✗ not met. Files: `bench/results/<UTC time>.json`.",
     "",
-    table(["run (UTC)", "machine", ...columns], [...rows, ["met in", "", ...met]]),
+    table(["run (UTC)", "code", "machine", ...columns], [...rows, ["met in", "", "", ...met]]),
   ].join("\n");
 }
 /** The machine's speed at the run's start and end (lib/gauge.ts); runs from before the gauge have none. */
@@ -299,7 +300,9 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
     "# Bench results",
     "",
     `Run ${run.date}${run.quick ? " (quick)" : ""} on ${String(m.cores)} cores (${String(m.cpu)}), ${String(m.memoryGiB)} GiB, ` +
-      `${String(m.os)}, Bun ${String(m.bun)}, Node ${String(m.node)}. Servers and load generators share the machine; ` +
+      `${String(m.os)}, Bun ${String(m.bun)}, Node ${String(m.node)}` +
+      (m.commit === undefined ? "" : `, Parley at ${String(m.commit)}`) +
+      ". Servers and load generators share the machine; " +
       "latency is from the send timestamp in the payload to each receipt, across processes on one clock.",
     ...gaugeLine(m.gauge),
     "Ratios are Parley's figure over the row's (throughput: higher is better for Parley; p99: lower is better for Parley).",

@@ -1,6 +1,7 @@
 // What the suite has saved under bench/: the runs in bench/results, the hand-written LIMITS.md, and
 // RESULTS.md and latest.svg as they are made from them (after a run, and by `--render`).
 
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { markdown, type Run, svg } from "./render.ts";
@@ -28,4 +29,26 @@ export function savedRuns(dir = RESULTS_DIR): Run[] {
 /** RESULTS.md and latest.svg for `run`, with LIMITS.md and every saved run. */
 export function rendered(run: Run, dir = BENCH_DIR): { markdown: string; svg: string } {
   return { markdown: markdown(run, limitsText(dir), savedRuns(join(dir, "results"))), svg: svg(run) };
+}
+
+/**
+ * The code a run measures: the commit checked out where `dir` is (short hash), "+changes" when any file of
+ * the checkout differs from it (bench/results aside: a run writes there), "unknown" outside a git checkout.
+ * Read when a run starts.
+ */
+export function codeVersion(dir = BENCH_DIR): string {
+  const git = (...args: string[]) =>
+    execFileSync("git", ["-C", dir, ...args], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  try {
+    const commit = git("rev-parse", "--short=10", "HEAD");
+    const changed = git("status", "--porcelain", "--", ":(top)", ":(top,exclude)bench/results")
+      .split("\n")
+      .some((line) => line.trim() !== "");
+    return changed ? `${commit}+changes` : commit;
+  } catch {
+    return "unknown";
+  }
 }

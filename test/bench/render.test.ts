@@ -2,12 +2,14 @@
 // cross-node tables (each node's CPU and Redis's; a target that delivered nothing).
 
 import { describe, expect, it } from "bun:test";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gauge } from "../../bench/lib/gauge.ts";
 import { Histogram } from "../../bench/lib/histogram.ts";
 import { aimsAcrossRuns, markdown, RUNS_SHOWN, type Run } from "../../bench/lib/render.ts";
-import { BENCH_DIR, RESULTS_DIR, rendered, savedRuns } from "../../bench/lib/saved.ts";
+import { BENCH_DIR, codeVersion, RESULTS_DIR, rendered, savedRuns } from "../../bench/lib/saved.ts";
 import { pickTargets } from "../../bench/lib/targets.ts";
 import type { ScenarioResult } from "../../bench/lib/types.ts";
 import { type PhaseResult, toResult } from "../../bench/loadgen/run.ts";
@@ -173,6 +175,7 @@ describe("every full run's verdicts", () => {
     const older = full("2026-11-29T10:00:00.000Z", 590, 350);
     const newer = full("2026-11-30T10:00:00.000Z", 600, 340, [resume(0, 0)]);
     newer.machine.gauge = { start: { decode_us: 1, fsync_p50_ms: 0.12, fsync_p99_ms: 0.3, argon2_ms: 99.6 } };
+    newer.machine.commit = "1d276e2abc";
     const quick = { ...run(100, 40, 10), date: "2026-11-30T11:00:00.000Z" };
     const text = aimsAcrossRuns([older, quick, newer]);
     const lines = text.split("\n").filter((l) => l.startsWith("| "));
@@ -181,6 +184,7 @@ describe("every full run's verdicts", () => {
     expect(cells(lines[0] as string)).toEqual([
       "",
       "run (UTC)",
+      "code",
       "machine",
       "fanout-100 ≥ 0.6× ceiling",
       "fanout-100 ≥ 3× ws / Socket.IO",
@@ -191,6 +195,7 @@ describe("every full run's verdicts", () => {
     ]);
     expect(cells(lines[2] as string).slice(1, -1)).toEqual([
       "2026-11-30 10:00",
+      "1d276e2abc",
       "test, fsync 0.12 ms, argon2id 100 ms",
       "0.60× ✓",
       "3.00× / 2.40× ✗",
@@ -200,6 +205,7 @@ describe("every full run's verdicts", () => {
     ]);
     expect(cells(lines[3] as string).slice(1, -1)).toEqual([
       "2026-11-29 10:00",
+      "–",
       "test",
       "0.59× ✗",
       "2.95× / 2.36× ✗",
@@ -209,6 +215,7 @@ describe("every full run's verdicts", () => {
     ]);
     expect(cells(lines[4] as string).slice(1, -1)).toEqual([
       "met in",
+      "",
       "",
       "1 of 2",
       "0 of 2",
@@ -223,10 +230,17 @@ describe("every full run's verdicts", () => {
     const noSocketIo = full("2026-11-30T10:00:00.000Z", 900, 350);
     noSocketIo.results = noSocketIo.results.filter((r) => r.target !== "socketio");
     const cell = (r: Run) =>
-      (aimsAcrossRuns([r]).split("\n")[6] as string).split("|").map((c) => c.trim())[4];
+      (aimsAcrossRuns([r]).split("\n")[6] as string).split("|").map((c) => c.trim())[5];
     expect(cell(noSocketIo)).toBe("4.50× / –");
     expect(cell(full("2026-11-30T10:00:00.000Z", 900, 350))).toBe("4.50× / 3.60× ✓");
     expect(cell(full("2026-11-30T10:00:00.000Z", 700, 350))).toBe("3.50× / 2.80× ✗");
+  });
+
+  it("names the code a run measured in its first line, and nothing for a run from before that", () => {
+    const r = full("2026-11-30T10:00:00.000Z", 600, 350);
+    expect(markdown(r)).toContain("Bun 1, Node 1. Servers");
+    r.machine.commit = "1d276e2abc+changes";
+    expect(markdown(r)).toContain("Bun 1, Node 1, Parley at 1d276e2abc+changes. Servers");
   });
 
   it("shows the last runs only, and no table without a full run", () => {
@@ -346,5 +360,28 @@ describe("machine gauge", () => {
     expect(g.decode_us).toBeGreaterThan(0);
     expect(g.fsync_p50_ms).toBeGreaterThan(0);
     expect(g.fsync_p99_ms).toBeGreaterThanOrEqual(g.fsync_p50_ms);
+  });
+});
+
+describe("codeVersion", () => {
+  it("gives the checkout's short commit, marks changes outside bench/results, and says unknown outside git", () => {
+    const dir = mkdtempSync(join(tmpdir(), "parley-code-"));
+    const git = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8" }).trim();
+    expect(codeVersion(dir)).toBe("unknown");
+    git("init", "-q");
+    mkdirSync(join(dir, "bench", "results"), { recursive: true });
+    writeFileSync(join(dir, "a.txt"), "a");
+    git("add", ".");
+    git("-c", "user.email=b@x.io", "-c", "user.name=bench", "commit", "-qm", "first");
+    const commit = git("rev-parse", "--short=10", "HEAD");
+    // Asked from bench/, as the suite does: the whole checkout counts, bench/results does not.
+    const bench = join(dir, "bench");
+    expect(codeVersion(bench)).toBe(commit);
+    writeFileSync(join(dir, "bench", "results", "run.json"), "{}");
+    expect(codeVersion(bench)).toBe(commit);
+    writeFileSync(join(dir, "a.txt"), "changed");
+    expect(codeVersion(bench)).toBe(`${commit}+changes`);
+    expect(codeVersion(dir)).toBe(`${commit}+changes`);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

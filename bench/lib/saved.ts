@@ -32,9 +32,9 @@ export function rendered(run: Run, dir = BENCH_DIR): { markdown: string; svg: st
 }
 
 /**
- * The code a run measures: the commit checked out where `dir` is (short hash), "+changes" when any file of
- * the checkout differs from it (bench/results aside: a run writes there), "unknown" outside a git checkout.
- * Read when a run starts.
+ * The code a run measures: the commit checked out where `dir` is (short hash), "+changes" when a tracked
+ * file differs from it (bench/results aside: a run writes there; files git does not track, a linked
+ * node_modules say, do not count), "unknown" outside a git checkout. Read when a run starts.
  */
 export function codeVersion(dir = BENCH_DIR): string {
   const git = (...args: string[]) =>
@@ -44,7 +44,14 @@ export function codeVersion(dir = BENCH_DIR): string {
     }).trim();
   try {
     const commit = git("rev-parse", "--short=10", "HEAD");
-    const changed = git("status", "--porcelain", "--", ":(top)", ":(top,exclude)bench/results")
+    const changed = git(
+      "status",
+      "--porcelain",
+      "--untracked-files=no",
+      "--",
+      ":(top)",
+      ":(top,exclude)bench/results",
+    )
       .split("\n")
       .some((line) => line.trim() !== "");
     return changed ? `${commit}+changes` : commit;

@@ -378,6 +378,7 @@ describe("codeVersion", () => {
     const bench = join(dir, "bench");
     expect(codeVersion(bench)).toBe(commit);
     writeFileSync(join(dir, "bench", "results", "run.json"), "{}");
+    writeFileSync(join(dir, "untracked.txt"), "?");
     expect(codeVersion(bench)).toBe(commit);
     writeFileSync(join(dir, "a.txt"), "changed");
     expect(codeVersion(bench)).toBe(`${commit}+changes`);

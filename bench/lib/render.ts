@@ -267,7 +267,7 @@ export function aimsAcrossRuns(runs: Run[]): string {
   return [
     `### Every full run (the last ${shown.length}, newest first)`,
     "",
-    "Code: the commit measured (runs before 2026-11-30 06:50 did not record it). Machine: its CPU and, where the run has a gauge, a 24 KiB fsync's p50 and an argon2id hash at its start " +
+    "Code: the commit measured (runs before 2026-11-30 06:56 did not record it). Machine: its CPU and, where the run has a gauge, a 24 KiB fsync's p50 and an argon2id hash at its start " +
       "(slower figures, slower machine). ✓ met, ✗ not met. Files: `bench/results/<UTC time>.json`.",
     "",
     table(["run (UTC)", "code", "machine", ...columns], [...rows, ["met in", "", "", ...met]]),

@@ -34,7 +34,10 @@ export const fanout: Scenario = async ({ quick, log }) => {
   const rounds = roundsFor(quick);
   for (const members of sizes) {
     const rows = new RoundRows();
-    /** Half of Parley's maximum in its first round that measured one: the same rate in every round. */
+    /**
+     * Half of Parley's maximum in the first round that measured one, kept for the rounds after it, so that
+     * every target's p99 is taken at one rate (FALLBACK_RATE before Parley has measured a maximum).
+     */
     let fixedRate: number | undefined;
     for (let round = 1; round <= rounds; round++) {
       for (const name of TARGETS) {

@@ -2,11 +2,11 @@
 // `parley.msgpackr.1`) or JSON text, and base64url for binary fields in JSON.
 
 import { Packr } from "msgpackr";
-import { type Encoding, recordOptions } from "../realtime/frames.ts";
+import { type Encoding, PLAIN_OPTIONS, recordOptions } from "../realtime/frames.ts";
 
-// The same options as the server's codec: 64-bit ints as numbers; plain maps, or the shared records.
+// The same options as the server's codec: plain maps, or the shared records.
 const packers: Record<Exclude<Encoding, "json">, Packr> = {
-  msgpack: new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" }),
+  msgpack: new Packr(PLAIN_OPTIONS),
   msgpackr: new Packr(recordOptions()),
 };
 

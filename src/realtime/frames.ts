@@ -67,16 +67,21 @@ export const RECORD_STRUCTURES: readonly (readonly string[])[] = [
 ];
 
 /**
- * msgpackr's options for `parley.msgpackr.1`. The structures are a fresh copy each (msgpackr annotates
+ * msgpackr's options for `parley.msgpack`: plain maps (no records extension), so that any MessagePack
+ * library can read the frames; 64-bit integers as numbers.
+ */
+export const PLAIN_OPTIONS = { useRecords: false, mapsAsObjects: true, int64AsType: "number" } as const;
+
+/**
+ * msgpackr's options for `parley.msgpackr.1` (PLAIN_OPTIONS with records). The structures are a fresh copy each (msgpackr annotates
  * them) marked shared: a frame may define a record of its own under a shared id, and msgpackr puts a
  * shared structure back after the frame only when it is so marked. Unmarked, one client's frame would
  * redefine the structure for every frame the reader reads after it.
  */
 export function recordOptions() {
   return {
+    ...PLAIN_OPTIONS,
     useRecords: true,
-    mapsAsObjects: true,
-    int64AsType: "number",
     structures: RECORD_STRUCTURES.map((keys) => Object.assign([...keys], { isShared: true })),
     maxSharedStructures: RECORD_STRUCTURES.length,
   } as const;

@@ -51,11 +51,12 @@ const out: string[] = [];
 const restRows = results.filter((r) => r.scenario === "rest");
 if (restRows.length) {
   out.push(
-    "### rest (Parley, one process, LOG_LEVEL=info)",
+    "### rest (Parley, one process, LOG_LEVEL=info; the REST ceiling; Node.js with Express)",
     "",
     table(
       [
         "operation",
+        "target",
         "ops/s",
         "errors",
         "p50 ms",
@@ -68,6 +69,7 @@ if (restRows.length) {
       ],
       restRows.map((r) => [
         String(r.settings.operation),
+        r.target,
         fmt(r.metrics.ops_per_s),
         fmt(r.metrics.errors),
         fmt(r.latency?.p50),
@@ -102,7 +104,7 @@ for (const r of results.filter((x) => x.scenario === "resume")) {
 }
 for (const r of results)
   for (const n of r.notes ?? [])
-    out.push(`- ${r.scenario}/${String(r.settings.operation ?? r.target)}: ${n}`);
+    out.push(`- ${r.scenario}/${r.target}/${String(r.settings.operation ?? "")}: ${n}`);
 for (const e of errors) out.push(`- ERROR ${e}`);
 console.log(out.join("\n"));
 

@@ -116,6 +116,67 @@ function comparison(title: string, rows: ScenarioResult[]): string {
   ].join("\n");
 }
 
+/**
+ * The rest scenario: per operation, every target's requests/s and latency, and Parley's ratios to each
+ * (bench/scenarios/rest.ts).
+ */
+function restComparison(rows: ScenarioResult[]): string {
+  const operations = [...new Set(rows.map((r) => String(r.settings.operation)))];
+  const body: string[][] = [];
+  for (const operation of operations) {
+    const of = rows.filter((r) => String(r.settings.operation) === operation);
+    const parley = of.find((r) => r.target === "parley");
+    for (const r of of)
+      body.push([
+        operation,
+        r.target,
+        num(r.metrics.ops_per_s, 1),
+        num(r.latency?.p50, 2),
+        num(r.latency?.p90, 2),
+        num(r.latency?.p99, 2),
+        num(r.latency?.max, 2),
+        num(r.metrics.server_cpu_pct),
+        num(r.generator_cpu_pct),
+        r.target === "parley" ? "1.00×" : ratio(parley?.metrics.ops_per_s, r.metrics.ops_per_s),
+        r.target === "parley" ? "1.00×" : ratio(parley?.latency?.p99, r.latency?.p99),
+      ]);
+  }
+  const first = rows.find((r) => r.settings.seconds !== undefined);
+  const settings = first
+    ? `Settings: ${String(first.settings.seconds)} s per operation, ${String(first.settings.concurrency)} requests in flight, ${String(first.settings.users)} users in one conversation.`
+    : "";
+  // A target's notes repeat on each of its operations' rows: each is said once.
+  const notes = new Set(rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.target}: ${n}`)));
+  return [
+    "### rest",
+    "",
+    settings,
+    "Parley (one process, its full path: auth, validation, idempotency, a durable write before the answer) " +
+      "against the REST ceiling (bare Bun.serve: no auth, validation or storage; messages in memory) and " +
+      "Node.js with Express 5 (JWT auth, messages in memory). The same raw fetch client sends the same " +
+      "requests to each; bench CPU is that client's. Every sign-in checks an argon2id hash of Parley's cost, " +
+      "tens of ms of CPU on purpose (against password guessing): sign-ins/s are the cores', not a request path's.",
+    "",
+    table(
+      [
+        "operation",
+        "target",
+        "requests/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "server CPU %",
+        "bench CPU %",
+        "Parley/this thr",
+        "Parley/this p99",
+      ],
+      body,
+    ),
+    ...(notes.size ? ["", ...notes] : []),
+  ].join("\n");
+}
+
 /** The connections scenario's aim: this many authenticated idle sockets (bench/scenarios/connections.ts). */
 export const CONNECTIONS_AIM = 100_000;
 
@@ -317,7 +378,8 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
     ...(runs.some((r) => !r.quick) ? [aimsAcrossRuns(runs), ""] : []),
     ...(limits ? [limits.trim(), ""] : []),
   ];
-  for (const [title, rows] of groups(run.results)) {
+  const live = run.results.filter((r) => r.scenario !== "rest");
+  for (const [title, rows] of groups(live)) {
     if (
       rows.some((r) => r.metrics.deliveries_per_s !== undefined) ||
       rows.some((r) => r.notes?.some((n) => n.startsWith("failed")))
@@ -325,7 +387,9 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
       out.push(comparison(title, rows), "");
     }
   }
-  const other = run.results.filter(
+  const rest = run.results.filter((r) => r.scenario === "rest");
+  if (rest.length) out.push(restComparison(rest), "");
+  const other = live.filter(
     (r) => r.metrics.deliveries_per_s === undefined && !r.notes?.some((n) => n.startsWith("failed")),
   );
   if (other.length) {

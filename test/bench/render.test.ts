@@ -386,3 +386,53 @@ describe("codeVersion", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe("the rest table", () => {
+  const rest = (target: string, operation: string, ops: number, p99: number): ScenarioResult => ({
+    scenario: "rest",
+    target,
+    settings: { operation, seconds: 10, concurrency: 32, users: 8 },
+    metrics: { ops_per_s: ops, server_cpu_pct: 90 },
+    latency: { count: 100, p50: p99 / 2, p90: p99 / 1.5, p99, p999: p99, max: p99 * 2 },
+    generator_cpu_pct: 30,
+    notes: target === "parley" ? ["one Parley process at LOG_LEVEL=info"] : [],
+  });
+
+  it("gives every target's requests/s per operation with Parley's ratios, each note once, and no other table", () => {
+    const base = run(600, 4, 350);
+    const text = markdown({
+      ...base,
+      results: [
+        ...base.results,
+        rest("parley", "send", 10_000, 8),
+        rest("bare-bun", "send", 50_000, 2),
+        rest("node-express", "send", 4_000, 20),
+        rest("parley", "signin", 20, 2_000),
+        rest("bare-bun", "signin", 20, 2_500),
+        {
+          scenario: "rest",
+          target: "node-express",
+          settings: { operation: "all" },
+          metrics: {},
+          notes: ["failed: node: not found"],
+        },
+      ],
+    });
+    const start = text.indexOf("### rest\n");
+    const table = text.slice(start, text.indexOf("\n## ", start));
+    expect(start).toBeGreaterThan(0);
+    expect(table).toContain(
+      "Settings: 10 s per operation, 32 requests in flight, 8 users in one conversation.",
+    );
+    expect(table).toMatch(/\| send +\| +parley \| +10,000\.0 \|.*\| +1\.00× \| +1\.00× \|/);
+    expect(table).toMatch(/\| send +\| +bare-bun \| +50,000\.0 \|.*\| +0\.20× \| +4\.00× \|/);
+    expect(table).toMatch(/\| send +\| node-express \| +4,000\.0 \|.*\| +2\.50× \| +0\.40× \|/);
+    expect(table).toMatch(/\| signin +\| +bare-bun \| +20\.0 \|.*\| +1\.00× \| +0\.80× \|/);
+    expect(table).toMatch(/\| all +\| node-express \| +– \|/);
+    expect(table).toContain("- node-express: failed: node: not found");
+    expect(table.split("one Parley process at LOG_LEVEL=info")).toHaveLength(2);
+    // Not in the realtime comparisons, nor in the table of other scenarios.
+    expect(text).not.toContain("### rest all");
+    expect(text).not.toMatch(/\| rest +\|/);
+  });
+});

@@ -177,6 +177,55 @@ function restComparison(rows: ScenarioResult[]): string {
   ].join("\n");
 }
 
+/** The connections scenario: sockets held by each target, their RSS each, and Parley's ratios to each. */
+function connectionsComparison(rows: ScenarioResult[]): string {
+  const parley = rows.find((r) => r.target === "parley");
+  const kb = (bytes: number | undefined) => (bytes === undefined ? undefined : bytes / 1000);
+  const pRss = parley?.metrics.rss_per_conn_bytes;
+  const pRate = parley?.metrics.connect_per_s;
+  const body = rows.map((r) => [
+    r.target,
+    num(r.metrics.connections_held),
+    num(r.metrics.connections_dropped),
+    num(kb(r.metrics.rss_per_conn_bytes), 1),
+    num(r.metrics.connect_per_s),
+    num(r.metrics.server_cpu_pct),
+    num(r.settings.server_processes as number | undefined),
+    String(r.settings.auth ?? "–"),
+    // Parley's over the row's, as everywhere: for memory, as for a p99, lower is better for Parley.
+    r.target === "parley" ? "1.00×" : ratio(pRss, r.metrics.rss_per_conn_bytes),
+    r.target === "parley" ? "1.00×" : ratio(pRate, r.metrics.connect_per_s),
+  ]);
+  // Each step's figures stay in the JSON; the table says how each target's run ended.
+  const notes = rows.flatMap((r) =>
+    (r.notes ?? []).filter((n) => !n.startsWith("step ")).map((n) => `- ${r.target}: ${n}`),
+  );
+  return [
+    "### connections",
+    "",
+    "Idle WebSockets held, opened in steps; the servers' RSS per socket is read right after the last step " +
+      "(without a collection, so it includes the connect storm's garbage). Parley's sockets are authenticated " +
+      "(bearer token, session check, hello); the peers' are not.",
+    "",
+    table(
+      [
+        "target",
+        "held",
+        "dropped",
+        "RSS per socket KB",
+        "connects/s",
+        "server CPU %",
+        "processes",
+        "auth",
+        "Parley/this RSS",
+        "Parley/this connects",
+      ],
+      body,
+    ),
+    ...(notes.length ? ["", ...notes] : []),
+  ].join("\n");
+}
+
 /** The connections scenario's aim: this many authenticated idle sockets (bench/scenarios/connections.ts). */
 export const CONNECTIONS_AIM = 100_000;
 
@@ -378,7 +427,7 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
     ...(runs.some((r) => !r.quick) ? [aimsAcrossRuns(runs), ""] : []),
     ...(limits ? [limits.trim(), ""] : []),
   ];
-  const live = run.results.filter((r) => r.scenario !== "rest");
+  const live = run.results.filter((r) => r.scenario !== "rest" && r.scenario !== "connections");
   for (const [title, rows] of groups(live)) {
     if (
       rows.some((r) => r.metrics.deliveries_per_s !== undefined) ||
@@ -389,6 +438,8 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
   }
   const rest = run.results.filter((r) => r.scenario === "rest");
   if (rest.length) out.push(restComparison(rest), "");
+  const held = run.results.filter((r) => r.scenario === "connections");
+  if (held.length) out.push(connectionsComparison(held), "");
   const other = live.filter(
     (r) => r.metrics.deliveries_per_s === undefined && !r.notes?.some((n) => n.startsWith("failed")),
   );

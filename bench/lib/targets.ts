@@ -113,7 +113,10 @@ async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster)
   const env: Record<string, string> = cluster
     ? { REDIS_URL: cluster.redisUrl, REDIS_PREFIX: cluster.prefix }
     : { REDIS_URL: "" };
-  if (cluster?.port !== undefined) Object.assign(env, { PORT: String(cluster.port), REUSE_PORT: "true" });
+  // Node.js 20 cannot share a port between processes (SO_REUSEPORT came in Node 22.12): its peers' nodes
+  // listen on ports of their own, and the clients spread over them as a load balancer in front would.
+  if (cluster?.port !== undefined && name === "bare-bun")
+    Object.assign(env, { PORT: String(cluster.port), REUSE_PORT: "true" });
   const children: Child[] = [];
   try {
     const bases: string[] = [];

@@ -1,12 +1,15 @@
 // An idle-socket generator for the connections scenario, one process of several, driven over stdin/stdout by
 // JSON lines. It opens raw WebSockets over node:net (a hand-written handshake, because only node:net lets a
 // client bind a source address: 127.0.0.x spreads the ~28k ephemeral ports per source), waits for each to be
-// upgraded (and, for Parley, for its `hello` frame), then keeps them open and silent.
+// upgraded (and, for Parley, for its `hello` frame; for Socket.IO, for its namespace's connect), then keeps them
+// open and silent (a Socket.IO socket answers its server's pings, or the server would close it); a socket the
+// server closes counts as dropped.
 //
 // stdin:  {"op":"open","count":N,"timeoutMs":T}   -> {"op":"opened","ready":r,"failed":f,"held":h,"ms":..,"cpu_s":..,"errors":[..]}
 //         {"op":"held"}                           -> {"op":"held","held":h,"dropped":d}
 //         {"op":"close"}                          -> {"op":"closed"} and exit
-// config: argv[2] is JSON {port, conns: [{path, token?}], sources: ["127.0.0.2", ...], concurrency, expectHello}
+// config: argv[2] is JSON {port, conns: [{path, token?, port?}], sources: ["127.0.0.2", ...], concurrency,
+//         expectHello, socketio?}: a conn's own port is for targets that run as processes on ports of their own
 
 import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
@@ -14,10 +17,12 @@ import { SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 
 interface Config {
   port: number;
-  conns: Array<{ path: string; token?: string }>;
+  conns: Array<{ path: string; token?: string; port?: number }>;
   sources: string[];
   concurrency: number;
   expectHello: boolean;
+  /** Engine.IO 4 over the raw socket: "40" to join the default namespace, "3" for every ping "2". */
+  socketio?: boolean;
 }
 
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -53,8 +58,9 @@ function connectOne(i: number, deadline: number): Promise<boolean> {
   return new Promise((resolve) => {
     let settled = false;
     let upgraded = false;
-    let buffered = Buffer.alloc(0);
-    const sock = net.connect({ host: "127.0.0.1", port: config.port, localAddress });
+    let buffered: Buffer = Buffer.alloc(0);
+    const port = spec.port ?? config.port;
+    const sock = net.connect({ host: "127.0.0.1", port, localAddress });
     const timer = setTimeout(() => fail("timeout"), Math.max(1, deadline - Date.now()));
     const fail = (why: string) => {
       if (settled) return;
@@ -68,15 +74,38 @@ function connectOne(i: number, deadline: number): Promise<boolean> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      buffered = Buffer.alloc(0);
       open.add(sock);
       resolve(true);
+    };
+    /**
+     * Frames after the upgrade: Parley's hello, or Socket.IO's open ("0…", answered "40") and namespace connect
+     * ("40…") make a socket ready; once held, a ping ("2") gets its pong ("3") and a close frame from the
+     * server counts the socket dropped (a server that waits for the client's close frame would otherwise
+     * keep the TCP connection, and the socket would look held).
+     */
+    const frames = () => {
+      for (let frame = frameOf(buffered); frame; frame = frameOf(buffered)) {
+        buffered = buffered.subarray(frame.size);
+        if (frame.opcode === 0x8) {
+          if (!settled) return fail("closed after upgrade");
+          if (open.delete(sock)) dropped++;
+          sock.destroy();
+          return;
+        }
+        if (config.socketio) {
+          if (frame.text === "2") sock.write(maskedText("3"));
+          else if (settled) continue;
+          else if (frame.text.startsWith("40")) ready();
+          else if (frame.text.startsWith("0")) sock.write(maskedText("40"));
+          else if (frame.text.startsWith("44")) return fail(`namespace refused: ${frame.text.slice(0, 100)}`);
+        } else ready(); // Parley's hello
+      }
     };
     sock.on("connect", () => {
       sock.write(
         [
           `GET ${spec.path} HTTP/1.1`,
-          `Host: 127.0.0.1:${config.port}`,
+          `Host: 127.0.0.1:${port}`,
           "Upgrade: websocket",
           "Connection: Upgrade",
           `Sec-WebSocket-Key: ${key}`,
@@ -90,8 +119,7 @@ function connectOne(i: number, deadline: number): Promise<boolean> {
       );
     });
     sock.on("data", (chunk: Buffer) => {
-      if (settled) return; // idle: whatever the server sends later is dropped unread
-      buffered = Buffer.concat([buffered, chunk]);
+      buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
       if (!upgraded) {
         const end = buffered.indexOf("\r\n\r\n");
         if (end < 0) return;
@@ -104,14 +132,9 @@ function connectOne(i: number, deadline: number): Promise<boolean> {
         if (!ok) return fail(`handshake refused: ${head.split("\r\n")[0]}`);
         upgraded = true;
         buffered = buffered.subarray(end + 4);
-        if (!config.expectHello) return ready();
+        if (!config.expectHello && !config.socketio) ready();
       }
-      // Parley's first frame is hello (binary, unmasked); a close frame (0x8) means it refused after the upgrade.
-      if (buffered.length >= 2) {
-        const opcode = (buffered[0] as number) & 0x0f;
-        if (opcode === 0x8) return fail("closed after upgrade");
-        ready();
-      }
+      frames();
     });
     sock.on("error", (e) => fail(e.message));
     sock.on("close", () => {
@@ -119,6 +142,31 @@ function connectOne(i: number, deadline: number): Promise<boolean> {
       if (open.delete(sock)) dropped++;
     });
   });
+}
+
+/** The first whole frame in `buf` (a server's are unmasked): its opcode, its text if a text frame, its size. */
+function frameOf(buf: Buffer): { opcode: number; text: string; size: number } | undefined {
+  if (buf.length < 2) return undefined;
+  const short = (buf[1] as number) & 0x7f;
+  const head = short === 126 ? 4 : short === 127 ? 10 : 2;
+  if (buf.length < head) return undefined;
+  const length = short === 126 ? buf.readUInt16BE(2) : short === 127 ? Number(buf.readBigUInt64BE(2)) : short;
+  if (buf.length < head + length) return undefined;
+  const opcode = (buf[0] as number) & 0x0f;
+  const text = opcode === 0x1 ? buf.toString("utf8", head, head + length) : "";
+  return { opcode, text, size: head + length };
+}
+
+/** A client's text frame (masked, as a client's must be) of a short payload. */
+function maskedText(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const frame = Buffer.alloc(6 + payload.length);
+  frame[0] = 0x81;
+  frame[1] = 0x80 | payload.length;
+  mask.copy(frame, 2);
+  for (let i = 0; i < payload.length; i++) frame[6 + i] = (payload[i] as number) ^ (mask[i % 4] as number);
+  return frame;
 }
 
 async function openMore(count: number, timeoutMs: number) {

@@ -11,7 +11,8 @@ export function restSettings(env) {
   const time = Number(env.HASH_TIME ?? 2);
   if (!Number.isInteger(memoryKiB) || memoryKiB < 8) throw new Error("HASH_MEMORY_KIB: an integer ≥ 8");
   if (!Number.isInteger(time) || time < 1) throw new Error("HASH_TIME: an integer ≥ 1");
-  return { usernames, password: env.PASSWORD ?? "", memoryKiB, time, secret: env.SECRET ?? "" };
+  if (!env.PASSWORD) throw new Error("PASSWORD: give the users' password");
+  return { usernames, password: env.PASSWORD, memoryKiB, time, secret: env.SECRET ?? "" };
 }
 
 let counter = 0;

@@ -9,7 +9,14 @@ import { Redis } from "ioredis";
 import { Server } from "socket.io";
 
 const http = createServer();
-const io = new Server(http, { transports: ["websocket"], perMessageDeflate: false, serveClient: false });
+// PING_INTERVAL_MS / PING_TIMEOUT_MS: Engine.IO's heartbeat (defaults 25 s / 20 s), shorter in tests.
+const io = new Server(http, {
+  transports: ["websocket"],
+  perMessageDeflate: false,
+  serveClient: false,
+  pingInterval: Number(process.env.PING_INTERVAL_MS ?? 25_000),
+  pingTimeout: Number(process.env.PING_TIMEOUT_MS ?? 20_000),
+});
 const redisUrl = process.env.REDIS_URL;
 const pub = redisUrl ? new Redis(redisUrl) : undefined;
 const sub = pub?.duplicate();

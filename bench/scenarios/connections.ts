@@ -1,11 +1,13 @@
 // The connections scenario: as many authenticated idle WebSockets as the machine allows (aim 100,000), opened in
 // steps from separate generator processes (loadgen/idle.ts) over several loopback source addresses, with the
 // server's RSS per connection. Parley runs its full path (bearer token, session check, hello); the bare Bun
-// ceiling takes the same raw sockets with no auth. A run stops at the first step that fails, at the servers'
-// file-descriptor ceiling, when their RSS passes half of the machine's memory, or at the time budget.
+// ceiling and ws take the same raw sockets with no auth, Socket.IO the same over Engine.IO (its namespace
+// joined, its pings answered). A run stops at the first step that fails, at the servers' file-descriptor
+// ceiling, when their RSS passes half of the machine's memory, or at the time budget.
 // Where one process may not hold the aim (its open-file limit, `ulimit -n`, is lower and cannot be raised),
 // each target runs as several processes on one port (REUSE_PORT; Parley's joined through Redis and one
-// DATA_DIR), as a host would be deployed, and the figures are theirs together.
+// DATA_DIR), as a host would be deployed, and the figures are theirs together; Node.js 20 cannot share a
+// port, so ws and Socket.IO run as processes on ports of their own, the sockets spread over them.
 
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -15,7 +17,7 @@ import { BEARER_PREFIX } from "../../src/realtime/frames.ts";
 import { type Child, cpuSeconds, freePort, lines, spawn, stop } from "../lib/proc.ts";
 import { benchRedisUrl, checkRedis } from "../lib/redis.ts";
 import { CONNECTIONS_AIM as AIM } from "../lib/render.ts";
-import { type Cluster, startTarget, TARGETS, type TargetName } from "../lib/targets.ts";
+import { type Cluster, startTarget, TARGETS } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 
 const USERS = 50;
@@ -69,11 +71,12 @@ interface Opened {
 
 interface Run {
   target: string;
-  /** The target's server processes, all listening on `port`. */
+  /** The target's server processes, all listening on `port` (or each on its conns' own). */
   pids: number[];
   port: number;
-  conns: Array<{ path: string; token?: string }>;
+  conns: Array<{ path: string; token?: string; port: number }>;
   expectHello: boolean;
+  socketio: boolean;
 }
 
 async function measure(
@@ -103,10 +106,13 @@ async function measure(
         `sockets, under the aim of ${AIM}; raise \`ulimit -n\` in the shell that runs the bench (the servers ` +
         "and the generators inherit it)",
     );
+  const ports = new Set(run.conns.map((c) => c.port)).size;
   if (processes > 1)
     notes.push(
-      `${processes} server processes share the port (REUSE_PORT): one may hold at most ${serverFds - FD_HEADROOM} ` +
-        "sockets (ulimit -n); RSS and CPU are theirs together",
+      (ports > 1
+        ? `${processes} server processes on ports of their own (Node.js 20 cannot share one), the sockets spread over them: `
+        : `${processes} server processes share the port (REUSE_PORT): `) +
+        `one may hold at most ${serverFds - FD_HEADROOM} sockets (ulimit -n); RSS and CPU are theirs together`,
     );
   const maxStep = steps.at(-1) ?? 0;
   const perGenFds = Number.isFinite(ownFds) ? ownFds - FD_HEADROOM : maxStep;
@@ -131,6 +137,7 @@ async function measure(
         sources: SOURCES,
         concurrency: inFlight,
         expectHello: run.expectHello,
+        socketio: run.socketio,
       });
     for (let g = 0; g < generators; g++) {
       const child = spawn([
@@ -228,7 +235,11 @@ async function measure(
         server_processes: processes,
         server_fd_limit: serverFds,
         generator_fd_limit: ownFds,
-        auth: run.expectHello ? "bearer + session check + hello" : "none",
+        auth: run.expectHello
+          ? "bearer + session check + hello"
+          : run.socketio
+            ? "none (Engine.IO 4)"
+            : "none",
       },
       metrics: {
         connections_held: finalHeld,
@@ -286,25 +297,31 @@ export const connections: Scenario = async ({ quick, log }) => {
   const notes: string[] = [];
   const shared = await serverProcesses(quick, notes);
   const runTag = randomBytes(4).toString("hex");
-  // The peers hold no comparable idle state: Parley against the ceiling (or those of them BENCH_TARGETS names).
-  for (const name of TARGETS.filter((t): t is TargetName => t === "parley" || t === "bare-bun")) {
+  for (const name of TARGETS) {
     const cluster = shared && { ...shared, port: freePort(), prefix: `parley-bench-${runTag}-${name}-conns` };
     log(
-      `connections: ${name}: starting ${cluster ? `${cluster.nodes} processes on one port` : "one process"}`,
+      `connections: ${name}: starting ${cluster ? `${cluster.nodes} processes${name === "parley" || name === "bare-bun" ? " on one port" : ""}` : "one process"}`,
     );
     const target = await startTarget(name, cluster);
     try {
       // Parley: USERS accounts written straight to its database (bench/lib/seed.ts), their sockets spread
-      // over them; the ceiling takes any socket.
-      const prepared = await target.prepare(name === "parley" ? USERS : 1, []);
+      // over them; the peers take any socket, one user per node (for ws and Socket.IO, each node's port).
+      const nodes = target.pids.length;
+      const prepared = await target.prepare(name === "parley" ? USERS : nodes, [], (u) =>
+        name === "parley" ? 0 : u % nodes,
+      );
+      const socketio = prepared.mode === "socketio";
       const conns = prepared.conns.map((c) => {
         const url = new URL(c.url);
         const bearer = c.protocols?.find((p) => p.startsWith(BEARER_PREFIX));
-        return { path: `${url.pathname}${url.search}`, token: bearer?.slice(BEARER_PREFIX.length) };
+        const path = socketio
+          ? `/socket.io/?EIO=4&transport=websocket&${new URLSearchParams(c.query).toString()}`
+          : `${url.pathname}${url.search}`;
+        return { path, token: bearer?.slice(BEARER_PREFIX.length), port: Number(url.port) };
       });
-      const port = Number(new URL(prepared.conns[0]?.url ?? "ws://127.0.0.1:0/").port);
+      const port = conns[0]?.port ?? 0;
       const result = await measure(
-        { target: name, pids: target.pids, port, conns, expectHello: prepared.expectHello },
+        { target: name, pids: target.pids, port, conns, expectHello: prepared.expectHello, socketio },
         { quick, log, budgetMs },
       );
       result.notes?.push(...notes);

@@ -436,3 +436,42 @@ describe("the rest table", () => {
     expect(text).not.toMatch(/\| rest +\|/);
   });
 });
+
+describe("the connections table", () => {
+  const held = (target: string, rss: number, rate: number): ScenarioResult => ({
+    scenario: "connections",
+    target,
+    settings: { server_processes: 6, auth: target === "parley" ? "bearer + session check + hello" : "none" },
+    metrics: {
+      connections_held: 100_000,
+      connections_dropped: 0,
+      rss_per_conn_bytes: rss,
+      connect_per_s: rate,
+    },
+    notes: ["stop: all steps passed", "step 5000: 5000/5000 new in 1.4 s"],
+  });
+
+  it("gives every target's sockets and RSS each with Parley's ratios, and leaves each step to the JSON", () => {
+    const base = run(600, 4, 350);
+    const text = markdown({
+      ...base,
+      results: [
+        ...base.results,
+        held("parley", 3_700, 6_000),
+        held("node-ws", 5_000, 9_000),
+        held("socketio", 14_800, 4_000),
+      ],
+    });
+    const start = text.indexOf("### connections\n");
+    const table = text.slice(start, text.indexOf("\n## ", start));
+    expect(start).toBeGreaterThan(0);
+    expect(table).toMatch(/\| parley +\| 100,000 \| +0 \| +3\.7 \| +6,000 \|.*\| +1\.00× \| +1\.00× \|/);
+    expect(table).toMatch(
+      /\| node-ws +\| 100,000 \| +0 \| +5\.0 \| +9,000 \|.*\| +none \| +0\.74× \| +0\.67× \|/,
+    );
+    expect(table).toMatch(/\| socketio +\| 100,000 \| +0 \| +14\.8 \|.*\| +0\.25× \| +1\.50× \|/);
+    expect(table).toContain("- node-ws: stop: all steps passed");
+    expect(table).not.toContain("step 5000");
+    expect(text).not.toMatch(/\| connections +\|/);
+  });
+});

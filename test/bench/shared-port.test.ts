@@ -47,3 +47,19 @@ it.each(["parley", "bare-bun"] as TargetName[])(
   },
   30_000,
 );
+
+it.each(["node-ws", "socketio"] as TargetName[])(
+  "starts %s as two processes on ports of their own (Node.js 20 shares none), a user on each",
+  async (name) => {
+    const prefix = `parley-test-own-ports-${name}-${Date.now()}`;
+    target = await startTarget(name, { nodes: 2, redisUrl: benchRedisUrl(), prefix, port: freePort() });
+    expect(target.pids).toHaveLength(2);
+    const prepared = await target.prepare(2, [], (u) => u % 2);
+    const ports = prepared.conns.map((c) => Number(new URL(c.url).port));
+    expect(new Set(ports).size).toBe(2);
+    target.pids.forEach((pid, i) => {
+      expect(listensOn(pid, ports[i] as number)).toBe(true);
+    });
+  },
+  30_000,
+);

@@ -226,6 +226,60 @@ function connectionsComparison(rows: ScenarioResult[]): string {
   ].join("\n");
 }
 
+/** The resume storm: time to caught up, what was lost or duplicated, and Parley's ratio to each target. */
+function resumeComparison(rows: ScenarioResult[]): string {
+  const parley = rows.find((r) => r.target === "parley");
+  const body = rows.map((r) => [
+    r.target,
+    num(r.metrics.clients_caught_up),
+    num(r.metrics.caught_up_s, 1),
+    num(r.metrics.all_connected_s, 1),
+    num(r.metrics.lost),
+    num(r.metrics.duplicated),
+    num(r.metrics.changes_replayed),
+    num(r.latency?.p50, 0),
+    num(r.latency?.p99, 0),
+    num(r.metrics.server_cpu_pct),
+    num(r.generator_cpu_pct),
+    // Parley's over the row's: a shorter time is better for Parley, as for a p99.
+    r.target === "parley" ? "1.00×" : ratio(parley?.metrics.caught_up_s, r.metrics.caught_up_s),
+  ]);
+  const first = rows.find((r) => r.settings.clients !== undefined);
+  const settings = first
+    ? `Settings: ${String(first.settings.clients)} clients in groups of ${String(first.settings.group_size)}; ` +
+      `while they are away each group gets ${String(first.settings.messages_per_group)} messages, ` +
+      `${String(first.settings.edits_per_group)} edits and ${String(first.settings.deletes_per_group)} deletes.`
+    : "";
+  const notes = rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.target}: ${n}`));
+  return [
+    "### resume storm",
+    "",
+    settings,
+    "Parley's SDK clients resume from their last seq; Socket.IO's clients from the offset of their last packet " +
+      "(its connection state recovery). Caught up: a client has every change it missed; per-client times " +
+      "from the storm's start.",
+    "",
+    table(
+      [
+        "target",
+        "caught up",
+        "all caught up s",
+        "all connected s",
+        "lost",
+        "duplicated",
+        "replayed",
+        "p50 ms",
+        "p99 ms",
+        "server CPU %",
+        "gen CPU %",
+        "Parley/this time",
+      ],
+      body,
+    ),
+    ...(notes.length ? ["", ...notes] : []),
+  ].join("\n");
+}
+
 /** The connections scenario's aim: this many authenticated idle sockets (bench/scenarios/connections.ts). */
 export const CONNECTIONS_AIM = 100_000;
 
@@ -427,7 +481,8 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
     ...(runs.some((r) => !r.quick) ? [aimsAcrossRuns(runs), ""] : []),
     ...(limits ? [limits.trim(), ""] : []),
   ];
-  const live = run.results.filter((r) => r.scenario !== "rest" && r.scenario !== "connections");
+  const ownTables = ["rest", "connections", "resume"];
+  const live = run.results.filter((r) => !ownTables.includes(r.scenario));
   for (const [title, rows] of groups(live)) {
     if (
       rows.some((r) => r.metrics.deliveries_per_s !== undefined) ||
@@ -440,6 +495,8 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
   if (rest.length) out.push(restComparison(rest), "");
   const held = run.results.filter((r) => r.scenario === "connections");
   if (held.length) out.push(connectionsComparison(held), "");
+  const storms = run.results.filter((r) => r.scenario === "resume");
+  if (storms.length) out.push(resumeComparison(storms), "");
   const other = live.filter(
     (r) => r.metrics.deliveries_per_s === undefined && !r.notes?.some((n) => n.startsWith("failed")),
   );

@@ -1,7 +1,10 @@
 // A peer: a Socket.IO 4 server on Node.js. Clients join rooms by the `rooms` handshake query and emit
 // "message" {conversation_id, ...}; the server relays it to the room with socket.to(room).emit (sender excluded,
-// like Bun's ws.publish and the ws peer). With REDIS_URL (cross-node) it runs the official Redis adapter
-// (@socket.io/redis-adapter on ioredis, channels under REDIS_PREFIX), so the same emit reaches every node.
+// like Bun's ws.publish and the ws peer), and calls the emit's acknowledgement if it asked for one. With
+// REDIS_URL (cross-node) it runs the official Redis adapter (@socket.io/redis-adapter on ioredis, channels
+// under REDIS_PREFIX), so the same emit reaches every node. With RECOVERY_MS (the resume storm) it keeps
+// Socket.IO's connection state recovery for that long: a client that lost its connection gets the packets
+// it missed when it reconnects (in memory, one node).
 
 import { createServer } from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
@@ -16,6 +19,9 @@ const io = new Server(http, {
   serveClient: false,
   pingInterval: Number(process.env.PING_INTERVAL_MS ?? 25_000),
   pingTimeout: Number(process.env.PING_TIMEOUT_MS ?? 20_000),
+  ...(process.env.RECOVERY_MS
+    ? { connectionStateRecovery: { maxDisconnectionDuration: Number(process.env.RECOVERY_MS) } }
+    : {}),
 });
 const redisUrl = process.env.REDIS_URL;
 const pub = redisUrl ? new Redis(redisUrl) : undefined;
@@ -29,8 +35,9 @@ io.on("connection", (socket) => {
     .split(",")
     .filter(Boolean);
   for (const room of joined) socket.join(room);
-  socket.on("message", (frame) => {
+  socket.on("message", (frame, ack) => {
     if (typeof frame?.conversation_id === "string") socket.to(frame.conversation_id).emit("message", frame);
+    if (typeof ack === "function") ack();
   });
 });
 http.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () =>

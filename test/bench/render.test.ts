@@ -475,3 +475,45 @@ describe("the connections table", () => {
     expect(text).not.toMatch(/\| connections +\|/);
   });
 });
+
+describe("the resume storm table", () => {
+  const storm = (target: string, caughtUp: number, lost: number): ScenarioResult => ({
+    scenario: "resume",
+    target,
+    settings: {
+      clients: 5000,
+      group_size: 100,
+      messages_per_group: 200,
+      edits_per_group: 20,
+      deletes_per_group: 10,
+    },
+    metrics: {
+      clients_caught_up: 5000,
+      caught_up_s: caughtUp,
+      all_connected_s: 2,
+      lost,
+      duplicated: 0,
+      changes_replayed: 1e6,
+    },
+    latency: { count: 5000, p50: 1000, p90: 2000, p99: 3000, p999: 3000, max: 3000 },
+    notes: [`${target} note`],
+  });
+
+  it("puts Parley and Socket.IO side by side with what each lost and Parley's ratio of times", () => {
+    const base = run(600, 4, 350);
+    const text = markdown({
+      ...base,
+      results: [...base.results, storm("parley", 4.8, 0), storm("socketio", 16, 7)],
+    });
+    const start = text.indexOf("### resume storm\n");
+    const table = text.slice(start, text.indexOf("\n## ", start));
+    expect(start).toBeGreaterThan(0);
+    expect(table).toContain(
+      "Settings: 5000 clients in groups of 100; while they are away each group gets 200 messages",
+    );
+    expect(table).toMatch(/\| parley +\| +5,000 \| +4\.8 \| +2\.0 \| +0 \| +0 \|.*\| +1\.00× \|/);
+    expect(table).toMatch(/\| socketio \| +5,000 \| +16\.0 \| +2\.0 \| +7 \| +0 \|.*\| +0\.30× \|/);
+    expect(table).toContain("- socketio: socketio note");
+    expect(text).not.toMatch(/\| resume +\|/);
+  });
+});

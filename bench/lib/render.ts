@@ -142,8 +142,13 @@ function restComparison(rows: ScenarioResult[]): string {
       ]);
   }
   const first = rows.find((r) => r.settings.seconds !== undefined);
+  const signin = rows.find((r) => r.settings.operation === "signin" && r.settings.seconds !== undefined);
+  const signinNote =
+    signin && signin.settings.seconds !== first?.settings.seconds
+      ? ` (sign-ins ${String(signin.settings.seconds)} s)`
+      : "";
   const settings = first
-    ? `Settings: ${String(first.settings.seconds)} s per operation, ${String(first.settings.concurrency)} requests in flight, ${String(first.settings.users)} users in one conversation.`
+    ? `Settings: ${String(first.settings.seconds)} s per operation${signinNote}, ${String(first.settings.concurrency)} requests in flight, ${String(first.settings.users)} users in one conversation.`
     : "";
   // A target's notes repeat on each of its operations' rows: each is said once.
   const notes = new Set(rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.target}: ${n}`)));

@@ -470,7 +470,7 @@ export async function socketioStorm(quick: boolean, log: (line: string) => void)
       );
     notes.push(
       `${recovered} of ${p.clients} sessions recovered (Socket.IO's socket.recovered); a client whose session ` +
-        "was not is a new socket in no room and gets nothing it missed",
+        "was not recovered gets nothing it missed (it joins its room again as a new socket)",
     );
     if (lost > 0 || duplicated > 0) notes.push(`${lost} lost and ${duplicated} duplicated packets`);
     notes.push(

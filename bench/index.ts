@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { gauge } from "./lib/gauge.ts";
 import { markdown, type Run } from "./lib/render.ts";
-import { codeVersion, limitsText, RESULTS_DIR, rendered } from "./lib/saved.ts";
+import { codeVersion, limitsText, packageVersions, RESULTS_DIR, rendered } from "./lib/saved.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
 import { crossNode } from "./scenarios/cross-node.ts";
 import { dms } from "./scenarios/dms.ts";
@@ -118,6 +118,7 @@ const run: Run = {
     bun: Bun.version,
     node: nodeVersion,
     commit: code,
+    packages: packageVersions(),
     gauge: { start: gaugeStart, end: gaugeEnd },
   },
   results,

@@ -443,6 +443,13 @@ export function aimsAcrossRuns(runs: Run[]): string {
   ].join("\n");
 }
 /** The machine's speed at the run's start and end (lib/gauge.ts); runs from before the gauge have none. */
+/** The peers' and clients' package versions a run recorded (none before 2026-12-06). */
+function packagesLine(value: unknown): string[] {
+  if (!value || typeof value !== "object") return [];
+  const list = Object.entries(value as Record<string, unknown>).map(([name, v]) => `${name} ${String(v)}`);
+  return list.length ? [`Packages: ${list.join(", ")}.`] : [];
+}
+
 function gaugeLine(value: unknown): string[] {
   const g = value as { start?: Gauge; end?: Gauge } | undefined;
   if (!g?.start || !g.end) return [];
@@ -473,6 +480,7 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
       (m.commit === undefined ? "" : `, Parley at ${String(m.commit)}`) +
       ". Servers and load generators share the machine; " +
       "latency is from the send timestamp in the payload to each receipt, across processes on one clock.",
+    ...packagesLine(m.packages),
     ...gaugeLine(m.gauge),
     "Ratios are Parley's figure over the row's (throughput: higher is better for Parley; p99: lower is better for Parley).",
     "Full data: `bench/results/latest.json`; chart: `bench/results/latest.svg`.",

@@ -59,3 +59,33 @@ export function codeVersion(dir = BENCH_DIR): string {
     return "unknown";
   }
 }
+
+/** The peers' and clients' packages a run measures with, and their installed versions. */
+export const PEER_PACKAGES = [
+  "socket.io",
+  "socket.io-client",
+  "@socket.io/redis-adapter",
+  "ws",
+  "express",
+  "argon2",
+  "msgpackr",
+  "ioredis",
+  "elysia",
+] as const;
+
+/**
+ * The installed version of each of PEER_PACKAGES (from its package.json under node_modules), "missing"
+ * for one that is not installed. Recorded with each run: a peer's speed is its version's.
+ */
+export function packageVersions(root = join(BENCH_DIR, "..")): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of PEER_PACKAGES) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8"));
+      out[name] = typeof pkg.version === "string" ? pkg.version : "unknown";
+    } catch {
+      out[name] = "missing";
+    }
+  }
+  return out;
+}

@@ -9,7 +9,15 @@ import { join } from "node:path";
 import { gauge } from "../../bench/lib/gauge.ts";
 import { Histogram } from "../../bench/lib/histogram.ts";
 import { aimsAcrossRuns, markdown, RUNS_SHOWN, type Run } from "../../bench/lib/render.ts";
-import { BENCH_DIR, codeVersion, RESULTS_DIR, rendered, savedRuns } from "../../bench/lib/saved.ts";
+import {
+  BENCH_DIR,
+  codeVersion,
+  PEER_PACKAGES,
+  packageVersions,
+  RESULTS_DIR,
+  rendered,
+  savedRuns,
+} from "../../bench/lib/saved.ts";
 import { pickTargets } from "../../bench/lib/targets.ts";
 import type { ScenarioResult } from "../../bench/lib/types.ts";
 import { type PhaseResult, toResult } from "../../bench/loadgen/run.ts";
@@ -515,5 +523,37 @@ describe("the resume storm table", () => {
     expect(table).toMatch(/\| socketio \| +5,000 \| +16\.0 \| +2\.0 \| +7 \| +0 \|.*\| +0\.30× \|/);
     expect(table).toContain("- socketio: socketio note");
     expect(text).not.toMatch(/\| resume +\|/);
+  });
+});
+
+describe("package versions", () => {
+  it("records every peer's and client's installed version, missing ones as such, and names them in RESULTS.md", () => {
+    const root = mkdtempSync(join(tmpdir(), "parley-packages-"));
+    try {
+      mkdirSync(join(root, "node_modules", "@socket.io", "redis-adapter"), { recursive: true });
+      writeFileSync(
+        join(root, "node_modules", "@socket.io", "redis-adapter", "package.json"),
+        '{"version":"8.3.0"}',
+      );
+      mkdirSync(join(root, "node_modules", "ws"), { recursive: true });
+      writeFileSync(join(root, "node_modules", "ws", "package.json"), '{"version":"8.23.0"}');
+      const versions = packageVersions(root);
+      expect(Object.keys(versions)).toEqual([...PEER_PACKAGES]);
+      expect(versions).toMatchObject({
+        "@socket.io/redis-adapter": "8.3.0",
+        ws: "8.23.0",
+        express: "missing",
+      });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    expect(packageVersions().express).toMatch(/^5\./);
+    const base = run(600, 4, 350);
+    const text = markdown({
+      ...base,
+      machine: { ...base.machine, packages: { "socket.io": "4.8.4", ws: "8.23.0" } },
+    });
+    expect(text).toContain("Packages: socket.io 4.8.4, ws 8.23.0.");
+    expect(markdown(base)).not.toContain("Packages:");
   });
 });

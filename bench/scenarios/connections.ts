@@ -39,6 +39,9 @@ const FULL_STEPS = [5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000];
 /** A node's expected share of the aim, against its fd limit: the kernel spreads connections by a hash. */
 const SHARE_MARGIN = 0.9;
 const QUICK_STEPS = [1_000, 2_000];
+/** How long the sockets stay idle after the last step before RSS is read again. */
+const FULL_IDLE_MS = 15_000;
+const QUICK_IDLE_MS = 2_000;
 
 /** The soft "Max open files" of a process, from /proc (NaN where /proc is missing). */
 function fdLimit(pid: number | "self"): number {
@@ -84,6 +87,7 @@ async function measure(
   opts: { quick: boolean; log: (line: string) => void; budgetMs: number },
 ): Promise<ScenarioResult> {
   const { quick, log } = opts;
+  const idleMs = quick ? QUICK_IDLE_MS : FULL_IDLE_MS;
   const notes: string[] = [];
   const serverFds = Math.min(...run.pids.map(fdLimit));
   const ownFds = fdLimit("self");
@@ -207,7 +211,11 @@ async function measure(
         break;
       }
     }
-    // Still held after the last step: ask again (a server-side close shows here).
+    // The sockets held idle for a while, as an app's mostly are: the connect storm's garbage may be
+    // collected by then (no collection is forced: the servers are measured as they run). Then ask again
+    // what is still held (a server-side close shows here).
+    await Bun.sleep(idleMs);
+    const rssIdle = held > 0 ? rssOf() : Number.NaN;
     const still = await Promise.all(
       gens.map(async (child, g) => {
         child.stdin.write(`${JSON.stringify({ op: "held" })}\n`);
@@ -247,6 +255,9 @@ async function measure(
         rss_before_bytes: rssBefore,
         rss_after_bytes: rssAfter,
         rss_per_conn_bytes: held > 0 ? Math.round((rssAfter - rssBefore) / held) : Number.NaN,
+        idle_s: idleMs / 1000,
+        rss_idle_bytes: rssIdle,
+        rss_per_conn_idle_bytes: held > 0 ? Math.round((rssIdle - rssBefore) / held) : Number.NaN,
         connect_per_s: connectMs > 0 ? Math.round(connected / (connectMs / 1000)) : 0,
         server_cpu_pct: Math.round(serverCpu),
       },

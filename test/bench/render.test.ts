@@ -453,34 +453,40 @@ describe("the connections table", () => {
     metrics: {
       connections_held: 100_000,
       connections_dropped: 0,
-      rss_per_conn_bytes: rss,
+      rss_per_conn_bytes: rss * 1.5,
+      idle_s: 15,
+      rss_per_conn_idle_bytes: rss,
       connect_per_s: rate,
     },
     notes: ["stop: all steps passed", "step 5000: 5000/5000 new in 1.4 s"],
   });
 
-  it("gives every target's sockets and RSS each with Parley's ratios, and leaves each step to the JSON", () => {
+  it("gives every target's sockets and RSS each, after the storm and idle, with Parley's ratios, and leaves each step to the JSON", () => {
     const base = run(600, 4, 350);
     const text = markdown({
       ...base,
       results: [
         ...base.results,
-        held("parley", 3_700, 6_000),
-        held("node-ws", 5_000, 9_000),
-        held("socketio", 14_800, 4_000),
+        held("parley", 3_072, 6_000),
+        held("node-ws", 4_096, 9_000),
+        held("socketio", 12_288, 4_000),
       ],
     });
     const start = text.indexOf("### connections\n");
     const table = text.slice(start, text.indexOf("\n## ", start));
     expect(start).toBeGreaterThan(0);
-    expect(table).toMatch(/\| parley +\| 100,000 \| +0 \| +3\.7 \| +6,000 \|.*\| +1\.00× \| +1\.00× \|/);
+    expect(table).toContain("again after the sockets have been idle 15 s");
     expect(table).toMatch(
-      /\| node-ws +\| 100,000 \| +0 \| +5\.0 \| +9,000 \|.*\| +none \| +0\.74× \| +0\.67× \|/,
+      /\| parley +\| 100,000 \| +0 \| +4\.5 \| +3\.0 \| +6,000 \|.*\| +1\.00× \| +1\.00× \|/,
     );
-    expect(table).toMatch(/\| socketio +\| 100,000 \| +0 \| +14\.8 \|.*\| +0\.25× \| +1\.50× \|/);
+    expect(table).toMatch(
+      /\| node-ws +\| 100,000 \| +0 \| +6\.0 \| +4\.0 \| +9,000 \|.*\| +none \| +0\.75× \| +0\.67× \|/,
+    );
+    expect(table).toMatch(/\| socketio +\| 100,000 \| +0 \| +18\.0 \| +12\.0 \|.*\| +0\.25× \| +1\.50× \|/);
     expect(table).toContain("- node-ws: stop: all steps passed");
     expect(table).not.toContain("step 5000");
     expect(text).not.toMatch(/\| connections +\|/);
+    expect(text).toContain("4.5 KB of RSS each (3.0 KB after 15 s idle), n/a (a quick run");
   });
 });
 

@@ -10,6 +10,7 @@
 //   {"down": {}}                                            -> {"down"}: each connection lost (transport close)
 //   {"storm": {t0, timeoutMs, expected: {[group]: n}}}      -> {"allCaughtUp", …}: all reconnect at once
 //   {"finish": {settleMs}}                                  -> counts per process
+//   {"quit": true}                                          -> closes every client and exits
 
 import { io, type Socket } from "socket.io-client";
 
@@ -134,37 +135,31 @@ function finish() {
   };
 }
 
-const decoder = new TextDecoder();
-let buf = "";
-const stdin = Bun.stdin.stream().getReader();
-for (;;) {
-  const { done, value } = await stdin.read();
-  if (done) break;
-  buf += decoder.decode(value, { stream: true });
-  for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-    const cmd = JSON.parse(buf.slice(0, i));
-    buf = buf.slice(i + 1);
-    try {
-      if (cmd.init) reply(await init(cmd.init.url, cmd.init.concurrency, cmd.init.members));
-      else if (cmd.primed) {
-        const t0 = performance.now();
-        await until(() => members.every((m) => m.primed), 30_000, "primed");
-        reply({ primedMs: performance.now() - t0 });
-      } else if (cmd.down) {
-        // A lost connection, as a network drop makes it: the engine closes under the socket (a socket's own
-        // disconnect() would tell the server the client left for good, and it would keep nothing).
-        for (const m of members) m.socket?.io.engine.close();
-        await until(() => members.every((m) => !m.socket?.connected), 30_000, "down");
-        reply({ down: true });
-      } else if (cmd.storm) reply(await storm(cmd.storm.t0, cmd.storm.timeoutMs, cmd.storm.expected));
-      else if (cmd.finish) {
-        await Bun.sleep(cmd.finish.settleMs ?? 0);
-        reply(finish());
-      } else reply({ error: `unknown command ${JSON.stringify(cmd).slice(0, 100)}` });
-    } catch (err) {
-      reply({ error: err instanceof Error ? err.message : String(err) });
-    }
+for await (const line of console) {
+  if (!line.trim()) continue;
+  const cmd = JSON.parse(line);
+  if (cmd.quit) break;
+  try {
+    if (cmd.init) reply(await init(cmd.init.url, cmd.init.concurrency, cmd.init.members));
+    else if (cmd.primed) {
+      const t0 = performance.now();
+      await until(() => members.every((m) => m.primed), 30_000, "primed");
+      reply({ primedMs: performance.now() - t0 });
+    } else if (cmd.down) {
+      // A lost connection, as a network drop makes it: the engine closes under the socket (a socket's own
+      // disconnect() would tell the server the client left for good, and it would keep nothing).
+      for (const m of members) m.socket?.io.engine.close();
+      await until(() => members.every((m) => !m.socket?.connected), 30_000, "down");
+      reply({ down: true });
+    } else if (cmd.storm) reply(await storm(cmd.storm.t0, cmd.storm.timeoutMs, cmd.storm.expected));
+    else if (cmd.finish) {
+      await Bun.sleep(cmd.finish.settleMs ?? 0);
+      reply(finish());
+    } else reply({ error: `unknown command ${line.slice(0, 100)}` });
+  } catch (err) {
+    reply({ error: err instanceof Error ? err.message : String(err) });
   }
 }
+// quit, or stdin closed (the coordinator is gone): close every client and leave.
 for (const m of members) m.socket?.disconnect();
 process.exit(0);

@@ -4,6 +4,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { table } from "./lib/format.ts";
 import { machine, writeResults } from "./lib/report.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
 import { rest } from "./scenarios/rest.ts";
@@ -39,14 +40,6 @@ for (const [name, scenario] of all) {
 }
 
 const fmt = (n: number | undefined) => (n === undefined ? "" : String(n));
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(" | ")} |`;
-  const rule = `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`;
-  return [line(head), rule, ...rows.map(line)].join("\n");
-}
-
 const out: string[] = [];
 const restRows = results.filter((r) => r.scenario === "rest");
 if (restRows.length) {

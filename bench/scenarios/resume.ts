@@ -6,14 +6,13 @@
 // caught-up is the server's rather than one saturated bench process's. This process is the coordinator: it
 // starts the server, seeds the accounts, creates the groups and makes the changes over REST, computes from
 // the server's events feed what each client must see, then starts the storm and merges the workers' counts.
+// Socket.IO's storm, beside it in the same run, is resume-socketio.ts; what the two share is in storm.ts.
 
 import { join } from "node:path";
 import type { TokenResponse } from "../../src/client/index.ts";
 import { RestClient } from "../../src/client/index.ts";
-import { envInt } from "../lib/env.ts";
-import { Histogram } from "../lib/histogram.ts";
 import { startParleyServer } from "../lib/parley-server.ts";
-import { type Child, cpuSeconds, lines, pool, quit, rssMiB, sendLine, spawn, stop } from "../lib/proc.ts";
+import { type Child, cpuSeconds, lines, pool, quit, spawn } from "../lib/proc.ts";
 import { seeded, sentence } from "../lib/random.ts";
 import { seedAccounts } from "../lib/seed.ts";
 import { TARGETS } from "../lib/targets.ts";
@@ -21,27 +20,27 @@ import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import type {
   CaughtReply,
   DownReply,
-  ErrorReply,
   ExpectReply,
   FinishReply,
   InitReply,
   ResumeCommand,
   ResumeMember,
 } from "../loadgen/resume-protocol.ts";
-import type { SocketioCommand, SocketioFinish } from "../loadgen/resume-socketio.ts";
 import { failedResult } from "../loadgen/run.ts";
+import { socketioStorm } from "./resume-socketio.ts";
+import {
+  askAll,
+  GROUP_SIZE,
+  MUTATION_CONCURRENCY,
+  now,
+  plan,
+  SETTLE_MS,
+  SETUP_CONCURRENCY,
+  stormFigures,
+} from "./storm.ts";
 
-const GROUP_SIZE = 100;
 const SENDERS_PER_GROUP = 5;
-/** Connects in flight at setup, over all generator processes together. */
-const SETUP_CONCURRENCY = 200;
-const MUTATION_CONCURRENCY = 16;
-const SETTLE_MS = 500;
-const DEFAULT_GENERATORS = 2;
 const WORKER = join(import.meta.dir, "..", "loadgen", "resume-worker.ts");
-const SOCKETIO_WORKER = join(import.meta.dir, "..", "loadgen", "resume-socketio.ts");
-const SOCKETIO_PEER = join(import.meta.dir, "..", "peers", "socketio.mjs");
-const now = () => performance.timeOrigin + performance.now();
 
 interface Generator {
   child: Child;
@@ -64,28 +63,8 @@ export const resume: Scenario = async ({ quick, log }) => {
   return results;
 };
 
-/** The storm's size: clients, groups and the changes each group gets while its clients are away. */
-function plan(quick: boolean) {
-  const clients = quick ? 500 : 5_000;
-  const perGroup = quick ? 100 : 200;
-  const groups = Math.ceil(clients / GROUP_SIZE);
-  return {
-    clients,
-    perGroup,
-    groups,
-    edits: Math.floor(perGroup / 10),
-    deletes: Math.floor(perGroup / 20),
-    timeoutMs: quick ? 60_000 : 180_000,
-    generatorCount: Math.min(groups, envInt("BENCH_RESUME_GENERATORS", DEFAULT_GENERATORS, 1)),
-  };
-}
-
 async function parleyStorm(quick: boolean, log: (line: string) => void): Promise<ScenarioResult> {
-  const clients = quick ? 500 : 5_000;
-  const perGroup = quick ? 100 : 200;
-  const timeoutMs = quick ? 60_000 : 180_000;
-  const groups = Math.ceil(clients / GROUP_SIZE);
-  const generatorCount = Math.min(groups, envInt("BENCH_RESUME_GENERATORS", DEFAULT_GENERATORS, 1));
+  const { clients, perGroup, timeoutMs, groups, generatorCount } = plan(quick);
   const settings = {
     clients,
     groups,
@@ -157,7 +136,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
         "generator processes (loadgen/resume-worker.ts)",
     );
 
-    const inits = await askAll<InitReply>(generators, 120_000, "resume init", (gen) => ({
+    const inits = await ask<InitReply>(generators, 120_000, "resume init", (gen) => ({
       init: {
         baseUrl: server.url,
         concurrency: Math.ceil(SETUP_CONCURRENCY / generatorCount),
@@ -167,7 +146,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
     const connectSeconds = Math.max(...inits.map((r) => r.connectMs)) / 1000;
 
     log("resume: every client disconnects");
-    const downs = await askAll<DownReply>(generators, 60_000, "resume down", () => ({ down: true }));
+    const downs = await ask<DownReply>(generators, 60_000, "resume down", () => ({ down: true }));
     const position = new Map<number, number>();
     for (const d of downs) for (const [index, seq] of d.positions) position.set(index, seq);
 
@@ -217,7 +196,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
         expected.set(`${g}:${from}`, [...seqs]);
       }
     }
-    const expecting = await askAll<ExpectReply>(generators, 30_000, "resume expect", (gen) => ({
+    const expecting = await ask<ExpectReply>(generators, 30_000, "resume expect", (gen) => ({
       expect: {
         targets: gen.groups.map((g) => ({ group: g, lastSeq: targets[g] as number })),
         expected: [...expected]
@@ -235,14 +214,14 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
     const cpu0 = pids.map(cpuSeconds);
     const serverCpu0 = server.cpuSeconds();
     const stormT0 = now();
-    const caught = await askAll<CaughtReply>(generators, timeoutMs + 30_000, "resume storm", () => ({
+    const caught = await ask<CaughtReply>(generators, timeoutMs + 30_000, "resume storm", () => ({
       storm: { t0: stormT0, timeoutMs },
     }));
     const wall = (now() - stormT0) / 1000;
     const generatorPcts = pids.map((pid, w) => ((cpuSeconds(pid) - (cpu0[w] as number)) / wall) * 100);
     const serverCpuPct = ((server.cpuSeconds() - serverCpu0) / wall) * 100;
     const allCaughtUp = caught.every((r) => r.allCaughtUp);
-    const finished = await askAll<FinishReply>(
+    const finished = await ask<FinishReply>(
       generators,
       Math.max(0, stormT0 + timeoutMs - now()) + SETTLE_MS + 30_000,
       "resume finish",
@@ -250,18 +229,9 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
     );
 
     const sum = (f: (r: FinishReply) => number) => finished.reduce((n, r) => n + f(r), 0);
-    const lost = sum((r) => r.lost);
-    const duplicated = sum((r) => r.duplicated);
-    const histogram = new Histogram();
-    let lastCaughtUpMs = 0;
-    let caughtUp = 0;
-    for (const r of finished)
-      for (const ms of r.caughtUpMs) {
-        if (ms === null) continue;
-        histogram.record(ms);
-        lastCaughtUpMs = Math.max(lastCaughtUpMs, ms);
-        caughtUp++;
-      }
+    const figures = stormFigures(finished, allCaughtUp, wall);
+    const { caughtUp, histogram } = figures;
+    const { lost, duplicated } = figures.metrics;
     // The busiest process's, as in every other scenario (types.ts); the sum is in a note.
     const generatorCpuPct = Math.max(0, ...generatorPcts);
     const totalPct = generatorPcts.reduce((n, pct) => n + pct, 0);
@@ -291,21 +261,13 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
     for (const p of server.problems().slice(-3)) notes.push(`server log: ${p}`);
 
     const r1 = (n: number) => Math.round(n * 10) / 10;
-    const delivered = sum((r) => r.delivered);
     const result: ScenarioResult = {
       scenario: "resume",
       target: "parley",
       settings,
       metrics: {
-        caught_up_s: r1(allCaughtUp ? lastCaughtUpMs / 1000 : wall),
-        all_connected_s: r1(Math.max(...finished.map((r) => r.lastConnectedMs)) / 1000),
-        clients_caught_up: caughtUp,
-        lost,
-        duplicated,
+        ...figures.metrics,
         unexpected: sum((r) => r.unexpected),
-        clients_with_loss: sum((r) => r.clientsWithLoss),
-        changes_replayed: delivered,
-        changes_replayed_per_s: Math.round(delivered / wall),
         presence_frames: sum((r) => r.presence),
         connect_retries: sum((r) => r.connectRetries),
         connect_failed: sum((r) => r.connectFailed),
@@ -329,213 +291,6 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
   }
 }
 
-/**
- * The same storm against Socket.IO 4 with its connection state recovery (peers/socketio.mjs, RECOVERY_MS):
- * the clients (loadgen/resume-socketio.ts) join their group's room and get one packet each (an offset to
- * resume from), lose their connections, the groups' messages, edits and deletes are emitted to the rooms
- * (a sender client; edits and deletes are events like the messages, Socket.IO has no log to change), and
- * all reconnect at once. Caught up: a client has every one of its group's packets.
- */
-export async function socketioStorm(quick: boolean, log: (line: string) => void): Promise<ScenarioResult> {
-  const p = plan(quick);
-  const changes = p.perGroup + p.edits + p.deletes;
-  const settings = {
-    clients: p.clients,
-    groups: p.groups,
-    group_size: GROUP_SIZE,
-    messages_per_group: p.perGroup,
-    edits_per_group: p.edits,
-    deletes_per_group: p.deletes,
-    timeout_s: p.timeoutMs / 1000,
-    generators: p.generatorCount,
-    recovery: "connectionStateRecovery, in memory",
-  };
-  const notes: string[] = [];
-  const server = spawn(["node", SOCKETIO_PEER], {
-    NODE_ENV: "production",
-    REDIS_URL: "",
-    RECOVERY_MS: String(p.timeoutMs + 120_000),
-  });
-  const generators: Array<Worker & { groups: number[]; members: Array<{ index: number; group: number }> }> =
-    [];
-  const { io } = await import("socket.io-client");
-  let sender: ReturnType<typeof io> | undefined;
-  try {
-    const { port } = JSON.parse(await lines(server).next(15_000, "socketio start")) as { port: number };
-    const url = `http://127.0.0.1:${port}`;
-    for (let w = 0; w < p.generatorCount; w++) {
-      const child = spawn([process.execPath, "run", SOCKETIO_WORKER]);
-      const groups = Array.from({ length: p.groups }, (_, g) => g).filter((g) => g % p.generatorCount === w);
-      const members = Array.from({ length: p.clients }, (_, index) => ({
-        index,
-        group: Math.floor(index / GROUP_SIZE),
-      })).filter(({ group }) => groups.includes(group));
-      generators.push({ child, reader: lines(child), groups, members });
-    }
-    log(`resume: socketio: connecting ${p.clients} clients from ${p.generatorCount} generator processes`);
-    type SioGenerator = (typeof generators)[number];
-    const inits = await askAll<{ connectMs: number }, SioGenerator>(
-      generators,
-      120_000,
-      "socketio init",
-      (gen) => ({
-        init: {
-          url,
-          concurrency: Math.ceil(SETUP_CONCURRENCY / p.generatorCount),
-          members: gen.members,
-        },
-      }),
-    );
-    const connectSeconds = Math.max(...inits.map((r) => r.connectMs)) / 1000;
-
-    const s = io(url, { transports: ["websocket"], forceNew: true });
-    sender = s;
-    await new Promise<void>((resolve, reject) => {
-      s.once("connect", () => resolve());
-      s.once("connect_error", reject);
-    });
-    const emit = (frame: Record<string, unknown>) => s.timeout(30_000).emitWithAck("message", frame);
-    // One packet per group before the drop: a client resumes from the offset of the last packet it got.
-    await pool(Array.from({ length: p.groups }), MUTATION_CONCURRENCY, (_, g) =>
-      emit({ conversation_id: `g${g}` }),
-    );
-    await askAll<unknown, SioGenerator>(generators, 60_000, "socketio primed", () => ({ primed: {} }));
-
-    log("resume: socketio: every client loses its connection");
-    await askAll<unknown, SioGenerator>(generators, 60_000, "socketio down", () => ({ down: {} }));
-    const { int } = seeded(0x5707);
-    log(`resume: socketio: ${p.perGroup} messages, ${p.edits} edits, ${p.deletes} deletes per group`);
-    const emits = Array.from({ length: p.groups * changes }, (_, n) => ({
-      g: n % p.groups,
-      key: Math.floor(n / p.groups),
-    }));
-    await pool(emits, MUTATION_CONCURRENCY, ({ g, key }) =>
-      emit({
-        conversation_id: `g${g}`,
-        key,
-        type: key < p.perGroup ? "message" : key < p.perGroup + p.edits ? "edit" : "delete",
-        content: sentence(int),
-      }),
-    );
-
-    log(
-      `resume: socketio: ${p.clients} clients reconnect at once (${p.clients * changes} packets to replay)`,
-    );
-    const pids = generators.map((gen) => gen.child.pid);
-    const cpu0 = pids.map(cpuSeconds);
-    const serverCpu0 = cpuSeconds(server.pid);
-    const stormT0 = now();
-    const caught = await askAll<{ allCaughtUp: boolean }, SioGenerator>(
-      generators,
-      p.timeoutMs + 30_000,
-      "socketio storm",
-      (gen) => ({
-        storm: {
-          t0: stormT0,
-          timeoutMs: p.timeoutMs,
-          expected: Object.fromEntries(gen.groups.map((g) => [g, changes])),
-        },
-      }),
-    );
-    const wall = (now() - stormT0) / 1000;
-    const generatorPcts = pids.map((pid, w) => ((cpuSeconds(pid) - (cpu0[w] as number)) / wall) * 100);
-    const serverCpuPct = ((cpuSeconds(server.pid) - serverCpu0) / wall) * 100;
-    const allCaughtUp = caught.every((r) => r.allCaughtUp);
-    const finished = await askAll<SocketioFinish, SioGenerator>(
-      generators,
-      SETTLE_MS + 30_000,
-      "socketio finish",
-      () => ({
-        finish: { settleMs: SETTLE_MS },
-      }),
-    );
-
-    const sum = (f: (r: SocketioFinish) => number) => finished.reduce((n, r) => n + f(r), 0);
-    const histogram = new Histogram();
-    let last = 0;
-    let caughtUp = 0;
-    for (const r of finished)
-      for (const ms of r.caughtUpMs) {
-        if (ms === null) continue;
-        histogram.record(ms);
-        last = Math.max(last, ms);
-        caughtUp++;
-      }
-    const lost = sum((r) => r.lost);
-    const duplicated = sum((r) => r.duplicated);
-    const recovered = sum((r) => r.recovered);
-    if (!allCaughtUp)
-      notes.push(
-        `timed out after ${p.timeoutMs / 1000} s: ${caughtUp} of ${p.clients} clients caught up; partial figures`,
-      );
-    notes.push(
-      `${recovered} of ${p.clients} sessions recovered (Socket.IO's socket.recovered); a client whose session ` +
-        "was not recovered gets nothing it missed (it joins its room again as a new socket)",
-    );
-    if (lost > 0 || duplicated > 0) notes.push(`${lost} lost and ${duplicated} duplicated packets`);
-    notes.push(
-      `${p.generatorCount} generator processes, CPU per process ${generatorPcts.map((x) => `${x.toFixed(0)}%`).join(", ")} ` +
-        `of a core, the server ${serverCpuPct.toFixed(0)}% (one Node.js process: recovery keeps its packets in memory)`,
-    );
-    notes.push(
-      "Socket.IO replays every packet emitted while a client was away, edits and deletes as packets of their " +
-        "own, from one node's memory for a set time (lost when the process restarts); Parley replays each " +
-        "changed message once at its latest version, from its store",
-    );
-    const r1 = (n: number) => Math.round(n * 10) / 10;
-    const delivered = sum((r) => r.delivered);
-    log(
-      `resume: socketio: ${caughtUp}/${p.clients} caught up in ${r1(last / 1000)} s; lost ${lost}, duplicated ${duplicated}`,
-    );
-    return {
-      scenario: "resume",
-      target: "socketio",
-      settings,
-      metrics: {
-        caught_up_s: r1(allCaughtUp ? last / 1000 : wall),
-        all_connected_s: r1(Math.max(...finished.map((r) => r.lastConnectedMs)) / 1000),
-        clients_caught_up: caughtUp,
-        lost,
-        duplicated,
-        clients_with_loss: sum((r) => r.clientsWithLoss),
-        sessions_recovered: recovered,
-        changes_replayed: delivered,
-        changes_replayed_per_s: Math.round(delivered / wall),
-        setup_connect_s: r1(connectSeconds),
-        server_cpu_pct: r1(serverCpuPct),
-        server_rss_mib: r1(rssMiB(server.pid)),
-      },
-      latency: histogram.summary(),
-      generator_cpu_pct: r1(Math.max(0, ...generatorPcts)),
-      notes,
-    };
-  } finally {
-    sender?.disconnect();
-    await Promise.all(generators.map((gen) => quit(gen.child)));
-    await stop(server);
-  }
-}
-
-/** A generator process and its line reader. */
-interface Worker {
-  child: Child;
-  reader: ReturnType<typeof lines>;
-}
-
-/** Sends each generator its command and waits for every reply; a worker's error reply throws here. */
-async function askAll<R, W extends Worker = Generator>(
-  generators: W[],
-  ms: number,
-  what: string,
-  cmd: (gen: W) => ResumeCommand | SocketioCommand,
-): Promise<R[]> {
-  for (const gen of generators) sendLine(gen.child, cmd(gen));
-  return Promise.all(
-    generators.map(async (gen, w) => {
-      const reply = JSON.parse(await gen.reader.next(ms, `${what} (generator ${w + 1})`)) as R | ErrorReply;
-      if (reply && typeof reply === "object" && "error" in reply)
-        throw new Error(`${what} (generator ${w + 1}): ${reply.error}`);
-      return reply as R;
-    }),
-  );
-}
+/** askAll for the SDK clients' generators, with their commands (loadgen/resume-protocol.ts). */
+const ask = <R>(gens: Generator[], ms: number, what: string, cmd: (gen: Generator) => ResumeCommand) =>
+  askAll<R, Generator>(gens, ms, what, cmd);

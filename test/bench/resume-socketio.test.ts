@@ -1,9 +1,9 @@
-// The resume storm's Socket.IO side (scenarios/resume.ts socketioStorm, loadgen/resume-socketio.ts): clients
+// The resume storm's Socket.IO side (scenarios/resume-socketio.ts, loadgen/resume-socketio.ts): clients
 // whose connections were lost, not closed on purpose, get back every packet emitted while they were away
 // through Socket.IO's connection state recovery; the counts say so, and would say otherwise.
 
 import { expect, it } from "bun:test";
-import { socketioStorm } from "../../bench/scenarios/resume.ts";
+import { socketioStorm } from "../../bench/scenarios/resume-socketio.ts";
 
 it("recovers every session of a quick storm, with nothing lost or duplicated and every client caught up", async () => {
   const r = await socketioStorm(true, () => {});

@@ -36,7 +36,7 @@ export function restComparison(rows: ScenarioResult[]): string {
       ? ` (sign-ins ${String(signin.settings.seconds)} s)`
       : "";
   const settings = first
-    ? `Settings: ${String(first.settings.seconds)} s per operation${signinNote}, ${String(first.settings.concurrency)} requests in flight, ${String(first.settings.users)} users in one conversation.`
+    ? `Settings: ${String(first.settings.seconds)} s per operation${signinNote}, ${String(first.settings.concurrency)} requests in flight${first.settings.generators ? ` from ${String(first.settings.generators)} generator processes` : ""}, ${String(first.settings.users)} users in one conversation.`
     : "";
   // A target's notes repeat on each of its operations' rows: each is said once.
   const notes = new Set(rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.target}: ${n}`)));
@@ -47,7 +47,8 @@ export function restComparison(rows: ScenarioResult[]): string {
     "Parley (one process, its full path: auth, validation, idempotency, a durable write before the answer) " +
       "against the REST ceiling (bare Bun.serve: no auth, validation or storage; messages in memory) and " +
       "Node.js with Express 5 (JWT auth, messages in memory). The same raw fetch client sends the same " +
-      "requests to each; bench CPU is that client's. Every sign-in checks an argon2id hash of Parley's cost, " +
+      "requests to each; gen CPU is the busiest generator process's (before 2026-12-06 01:10 the bench " +
+      "process itself was the one generator). Every sign-in checks an argon2id hash of Parley's cost, " +
       "tens of ms of CPU on purpose (against password guessing): sign-ins/s are the cores', not a request path's.",
     "",
     table(
@@ -60,7 +61,7 @@ export function restComparison(rows: ScenarioResult[]): string {
         "p99 ms",
         "max ms",
         "server CPU %",
-        "bench CPU %",
+        "gen CPU %",
         "Parley/this thr",
         "Parley/this p99",
       ],

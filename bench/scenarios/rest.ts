@@ -1,5 +1,6 @@
-// The rest scenario: sends over REST, history pages and sign-ins per second, from bounded concurrent fetch
-// loops in the bench process, with latency per operation, against Parley (one process, its full path:
+// The rest scenario: sends over REST, history pages and sign-ins per second, from closed fetch loops in
+// GENERATORS processes of their own (loadgen/rest-worker.ts), with latency per operation, against Parley
+// (one process, its full path:
 // auth, validation, idempotency, a durable write before the answer), the REST ceiling (bare Bun.serve, no
 // auth, validation or storage: bench/peers/rest-bun.ts) and Node.js with Express 5 (bench/peers/rest-express.mjs:
 // JWT auth, messages in memory). The same raw fetch client and the same requests go to every target; every
@@ -7,21 +8,22 @@
 
 import { ParleyClient } from "../../src/client/index.ts";
 import { loadConfig } from "../../src/config.ts";
-import { Histogram } from "../lib/histogram.ts";
+import { Histogram, type SerializedHistogram } from "../lib/histogram.ts";
 import { startParleyServer } from "../lib/parley-server.ts";
-import { type Child, cpuSeconds, lines, pool, rssMiB, spawn, stop } from "../lib/proc.ts";
-import { seeded, sentence } from "../lib/random.ts";
+import { type Child, cpuSeconds, lines, pool, rssMiB, sendLine, spawn, stop } from "../lib/proc.ts";
 import { BENCH_PASSWORD, seedAccounts } from "../lib/seed.ts";
 import { type RestTargetName, restTargets } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
+import { type RestOp, type RestPlan, restOp, signin } from "../loadgen/rest-ops.ts";
 import { failedResult } from "../loadgen/run.ts";
 
 const CONCURRENCY = 32;
+/** Generator processes, the loops split between them: one process's fetch client saturated at the ceiling. */
+const GENERATORS = 2;
+const WORKER = new URL("../loadgen/rest-worker.ts", import.meta.url).pathname;
 const USERS = 8;
 const HISTORY_MESSAGES = 10_000;
 const PAGE = 50;
-/** A safety bound on every loop besides its deadline. */
-const MAX_OPS_PER_LOOP = 1_000_000;
 const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** One running target, with its users signed up and a conversation they are all in. */
@@ -131,27 +133,6 @@ export async function startRestTarget(
   }
 }
 
-/** A raw request as every target gets it; throws on an unexpected status. */
-export async function call(url: string, method: string, path: string, body?: unknown, token?: string) {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers["content-type"] = "application/json";
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = (await res.json()) as Record<string, unknown>;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(answer).slice(0, 200)}`);
-  return answer;
-}
-
-async function signin(url: string, username: string): Promise<string> {
-  const answer = await call(url, "POST", "/api/auth/signin", { username, password: BENCH_PASSWORD });
-  if (typeof answer.access_token !== "string") throw new Error(`signin: no access_token for ${username}`);
-  return answer.access_token;
-}
-
 async function measureTarget(
   name: RestTargetName,
   t: RestTarget,
@@ -159,54 +140,30 @@ async function measureTarget(
   cost: { memoryKiB: number; time: number },
   log: (line: string) => void,
 ): Promise<ScenarioResult[]> {
-  const { int } = seeded(0x7e57);
-  const settings = { seconds, concurrency: CONCURRENCY, users: USERS };
-  const path = `/api/conversations/${encodeURIComponent(t.conversationId)}/messages`;
-  const send = (w: number) =>
-    call(
-      t.url,
-      "POST",
-      path,
-      { content: sentence(int), client_msg_id: crypto.randomUUID() },
-      t.tokens[w % USERS],
-    );
+  const settings = { seconds, concurrency: CONCURRENCY, users: USERS, generators: GENERATORS };
+  const plan: RestPlan = { ...t, messages: 0, page: PAGE };
   const results: ScenarioResult[] = [];
   const row = (operation: string, extra: Record<string, unknown>, m: Measured) =>
     results.push(result(name, operation, { ...settings, ...extra }, m, t.notes));
 
   log(`rest: ${name}: send over REST for ${seconds} s`);
-  const sent = await measure(t.pid, name, "send", seconds, async (w) => {
-    await send(w);
-  });
+  const sent = await measure(t.pid, plan, "send", seconds);
   row("send", { conversation_members: USERS }, sent);
 
   const missing = Math.max(0, HISTORY_MESSAGES - sent.ok);
   log(`rest: ${name}: filling the conversation to ${HISTORY_MESSAGES} messages (${missing} more)`);
+  const send = restOp(plan, "send", 0xf111);
   await pool(Array.from({ length: missing }), CONCURRENCY, (_, i) => send(i));
-  const messages = sent.ok + missing;
+  plan.messages = sent.ok + missing;
 
   log(`rest: ${name}: history pages (limit ${PAGE}) for ${seconds} s`);
-  const pages = await measure(t.pid, name, "history page", seconds, async (w) => {
-    const before = int(PAGE + 1, messages + 1);
-    const page = await call(
-      t.url,
-      "GET",
-      `${path}?before=${before}&limit=${PAGE}`,
-      undefined,
-      t.tokens[w % USERS],
-    );
-    const items = page.items as Array<{ seq: number }>;
-    if (items.length !== PAGE || items.at(-1)?.seq !== before - 1)
-      throw new Error(`page before ${before}: ${items.length} items`);
-  });
-  row("history page", { messages, limit: PAGE, before: "uniform" }, pages);
+  const pages = await measure(t.pid, plan, "history page", seconds);
+  row("history page", { messages: plan.messages, limit: PAGE, before: "uniform" }, pages);
 
   // A sign-in takes ~0.1 s of a core on purpose: a quick run's second still counts ~20 of them.
   const signinSeconds = seconds > 2 ? seconds : 1;
   log(`rest: ${name}: sign-ins for ${signinSeconds} s (argon2id: CPU-bound by design)`);
-  const signins = await measure(t.pid, name, "signin", signinSeconds, async (w) => {
-    await signin(t.url, t.usernames[w % USERS] as string);
-  });
+  const signins = await measure(t.pid, plan, "signin", signinSeconds);
   row(
     "signin",
     { seconds: signinSeconds, hash: `argon2id ${cost.memoryKiB} KiB × ${cost.time} passes` },
@@ -215,59 +172,71 @@ async function measureTarget(
   return results;
 }
 
-interface Measured {
+export interface Measured {
   ok: number;
   errors: number;
   firstError?: string;
   seconds: number;
   histogram: Histogram;
-  generatorCpuPct: number;
+  /** Each generator process's CPU over the window (100 = one core). */
+  generatorCpuPcts: number[];
   serverCpuPct: number;
   serverRssMiB: number;
 }
 
-/** Runs CONCURRENCY closed loops of `op` until `seconds` have passed; latency of successful calls only. */
-async function measure(
-  pid: number,
-  target: string,
-  name: string,
-  seconds: number,
-  op: (worker: number) => Promise<void>,
-): Promise<Measured> {
-  const histogram = new Histogram();
-  let ok = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const cpu0 = process.cpuUsage();
-  const serverCpu0 = cpuSeconds(pid);
-  const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
-  const loop = async (w: number) => {
-    for (let n = 0; n < MAX_OPS_PER_LOOP && performance.now() < deadline; n++) {
-      const start = performance.now();
-      try {
-        await op(w);
-        histogram.record(performance.now() - start);
-        ok++;
-      } catch (err) {
-        errors++;
-        firstError ??= `${target} ${name}: ${err instanceof Error ? err.message : String(err)}`;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => loop(w)));
-  const wall = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  return {
-    ok,
-    errors,
-    firstError,
-    seconds: wall,
-    histogram,
-    generatorCpuPct: ((cpu.user + cpu.system) / 1e6 / wall) * 100,
-    serverCpuPct: ((cpuSeconds(pid) - serverCpu0) / wall) * 100,
-    serverRssMiB: rssMiB(pid),
-  };
+/**
+ * CONCURRENCY closed loops of `op`, split over GENERATORS processes that start together, for `seconds`;
+ * latency of successful calls only, the server's CPU over the same window.
+ */
+export async function measure(pid: number, plan: RestPlan, op: RestOp, seconds: number): Promise<Measured> {
+  const perProcess = Math.ceil(CONCURRENCY / GENERATORS);
+  const workers = Array.from({ length: GENERATORS }, (_, g) =>
+    spawn([
+      process.execPath,
+      "run",
+      WORKER,
+      JSON.stringify({ plan, op, seconds, concurrency: perProcess, seed: 0x7e57 + g, first: g * perProcess }),
+    ]),
+  );
+  try {
+    const readers = workers.map((w) => lines(w));
+    await Promise.all(readers.map((r, g) => r.next(15_000, `rest generator ${g + 1} start`)));
+    const serverCpu0 = cpuSeconds(pid);
+    const t0 = performance.now();
+    for (const w of workers) sendLine(w, { go: true });
+    const done = await Promise.all(
+      readers.map(
+        async (r, g) =>
+          JSON.parse(await r.next(seconds * 1000 + 60_000, `rest generator ${g + 1}`)) as WorkerResult,
+      ),
+    );
+    const wall = (performance.now() - t0) / 1000;
+    const histogram = new Histogram();
+    for (const d of done) histogram.merge(d.histogram);
+    const firstError = done.find((d) => d.firstError)?.firstError;
+    return {
+      ok: done.reduce((n, d) => n + d.ok, 0),
+      errors: done.reduce((n, d) => n + d.errors, 0),
+      firstError: firstError && `${op}: ${firstError}`,
+      seconds: Math.max(...done.map((d) => d.wall_s)),
+      histogram,
+      // The busiest generator's, as in every scenario; each one's in a note when it is saturated.
+      generatorCpuPcts: done.map((d) => (d.cpu_s / d.wall_s) * 100),
+      serverCpuPct: ((cpuSeconds(pid) - serverCpu0) / wall) * 100,
+      serverRssMiB: rssMiB(pid),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => stop(w)));
+  }
+}
+
+interface WorkerResult {
+  ok: number;
+  errors: number;
+  firstError?: string;
+  histogram: SerializedHistogram;
+  cpu_s: number;
+  wall_s: number;
 }
 
 function result(
@@ -280,9 +249,11 @@ function result(
   const r1 = (n: number) => Math.round(n * 10) / 10;
   const all = [...notes];
   if (m.firstError) all.push(`${m.errors} errors; first: ${m.firstError}`);
-  if (m.generatorCpuPct > 90)
+  const busiest = Math.max(0, ...m.generatorCpuPcts);
+  if (busiest > 90)
     all.push(
-      `${operation}: the bench process used ${r1(m.generatorCpuPct)}% CPU: the figure may be the generator's`,
+      `${operation}: the generators used ${m.generatorCpuPcts.map((p) => `${r1(p)}%`).join(", ")} of a core: ` +
+        "the figure may be theirs",
     );
   return {
     scenario: "rest",
@@ -297,7 +268,7 @@ function result(
       server_rss_mib: r1(m.serverRssMiB),
     },
     latency: m.histogram.summary(),
-    generator_cpu_pct: r1(m.generatorCpuPct),
+    generator_cpu_pct: r1(busiest),
     notes: all,
   };
 }

@@ -5,7 +5,8 @@
 import { afterEach, describe, expect, it } from "bun:test";
 import { BENCH_PASSWORD } from "../../bench/lib/seed.ts";
 import { restTargets } from "../../bench/lib/targets.ts";
-import { call, type RestTarget, startRestTarget } from "../../bench/scenarios/rest.ts";
+import { call } from "../../bench/loadgen/rest-ops.ts";
+import { measure, type RestTarget, startRestTarget } from "../../bench/scenarios/rest.ts";
 import { MessageView } from "../../src/modules/messages/model.ts";
 
 /** A cheap hash: the contract, not argon2id's cost, is under test. */
@@ -91,4 +92,30 @@ describe("the rest scenario's targets", () => {
     expect(restTargets("node-express,parley,node-ws")).toEqual(["parley", "node-express"]);
     expect(() => restTargets("parley,fastify")).toThrow("unknown target(s) fastify");
   });
+});
+
+describe("the rest scenario's generators", () => {
+  it("split the loops over two processes that measure one window, and count refused requests as errors", async () => {
+    target = await startRestTarget("node-express", `t${Date.now()}`, COST);
+    const plan = { ...target, messages: 0, page: 50 };
+    const sent = await measure(target.pid, plan, "send", 0.5);
+    expect(sent.ok).toBeGreaterThan(10);
+    expect(sent.errors).toBe(0);
+    expect(sent.histogram.summary().count).toBe(sent.ok);
+    expect(sent.generatorCpuPcts).toHaveLength(2);
+    const pages = await measure(target.pid, { ...plan, messages: sent.ok }, "history page", 0.3);
+    expect(pages.ok).toBeGreaterThan(10);
+    expect(pages.errors).toBe(0);
+    // Tokens the server does not know: every send refused, none counted as done.
+    const refused = await measure(
+      target.pid,
+      { ...plan, tokens: plan.tokens.map((t) => `${t}x`) },
+      "send",
+      0.3,
+    );
+    expect(refused.ok).toBe(0);
+    expect(refused.errors).toBeGreaterThan(0);
+    expect(refused.firstError).toContain("send: POST");
+    expect(refused.firstError).toContain("401");
+  }, 30_000);
 });

@@ -41,7 +41,7 @@ const SHARE_MARGIN = 0.9;
 const QUICK_STEPS = [1_000, 2_000];
 /** How long the sockets stay idle after the last step before RSS is read again. */
 const FULL_IDLE_MS = 15_000;
-const QUICK_IDLE_MS = 2_000;
+const QUICK_IDLE_MS = 1_000;
 
 /** The soft "Max open files" of a process, from /proc (NaN where /proc is missing). */
 function fdLimit(pid: number | "self"): number {

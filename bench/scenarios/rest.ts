@@ -49,7 +49,7 @@ function hashCost() {
 
 export const rest: Scenario = async ({ quick, log }) => {
   // A quick run's windows are short: three targets × three operations fit its two minutes.
-  const seconds = quick ? 2 : 10;
+  const seconds = quick ? 1.5 : 10;
   const cost = hashCost();
   const results: ScenarioResult[] = [];
   for (const name of restTargets(process.env.BENCH_TARGETS)) {
@@ -161,7 +161,7 @@ async function measureTarget(
   row("history page", { messages: plan.messages, limit: PAGE, before: "uniform" }, pages);
 
   // A sign-in takes ~0.1 s of a core on purpose: a quick run's second still counts ~20 of them.
-  const signinSeconds = seconds > 2 ? seconds : 1;
+  const signinSeconds = seconds < 5 ? 1 : seconds;
   log(`rest: ${name}: sign-ins for ${signinSeconds} s (argon2id: CPU-bound by design)`);
   const signins = await measure(t.pid, plan, "signin", signinSeconds);
   row(

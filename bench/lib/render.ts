@@ -292,6 +292,13 @@ function gaugeLine(value: unknown): string[] {
  * `limits`: the hand-written account of what limits Parley (bench/LIMITS.md), placed under the aims;
  * `runs`: the full runs so far (this one among them, if full), for the table of every run's verdicts.
  */
+/** The scenarios that count no deliveries, each with a table of its own (lib/tables.ts), in this order. */
+const OWN_TABLES: Record<string, (rows: ScenarioResult[]) => string> = {
+  rest: restComparison,
+  connections: connectionsComparison,
+  resume: resumeComparison,
+};
+
 export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
   const m = run.machine;
   const out = [
@@ -318,8 +325,7 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
     ...(runs.some((r) => !r.quick) ? [aimsAcrossRuns(runs), ""] : []),
     ...(limits ? [limits.trim(), ""] : []),
   ];
-  const ownTables = ["rest", "connections", "resume"];
-  const live = run.results.filter((r) => !ownTables.includes(r.scenario));
+  const live = run.results.filter((r) => !(r.scenario in OWN_TABLES));
   for (const [title, rows] of groups(live)) {
     if (
       rows.some((r) => r.metrics.deliveries_per_s !== undefined) ||
@@ -328,12 +334,10 @@ export function markdown(run: Run, limits?: string, runs: Run[] = []): string {
       out.push(comparison(title, rows), "");
     }
   }
-  const rest = run.results.filter((r) => r.scenario === "rest");
-  if (rest.length) out.push(restComparison(rest), "");
-  const held = run.results.filter((r) => r.scenario === "connections");
-  if (held.length) out.push(connectionsComparison(held), "");
-  const storms = run.results.filter((r) => r.scenario === "resume");
-  if (storms.length) out.push(resumeComparison(storms), "");
+  for (const [scenario, render] of Object.entries(OWN_TABLES)) {
+    const rows = run.results.filter((r) => r.scenario === scenario);
+    if (rows.length) out.push(render(rows), "");
+  }
   const other = live.filter(
     (r) => r.metrics.deliveries_per_s === undefined && !r.notes?.some((n) => n.startsWith("failed")),
   );

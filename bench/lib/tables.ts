@@ -5,6 +5,14 @@ import { num, ratio, table } from "./format.ts";
 import type { ScenarioResult } from "./types.ts";
 
 /**
+ * The rows' notes as list items under a table, each named by its target and said once (the rest scenario's
+ * notes of a target repeat on each of its operations' rows); `keep` leaves some to the JSON.
+ */
+function notesOf(rows: ScenarioResult[], keep: (note: string) => boolean = () => true): string[] {
+  return [...new Set(rows.flatMap((r) => (r.notes ?? []).filter(keep).map((n) => `- ${r.target}: ${n}`)))];
+}
+
+/**
  * The rest scenario: per operation, every target's requests/s and latency, and Parley's ratios to each
  * (bench/scenarios/rest.ts).
  */
@@ -38,8 +46,7 @@ export function restComparison(rows: ScenarioResult[]): string {
   const settings = first
     ? `Settings: ${String(first.settings.seconds)} s per operation${signinNote}, ${String(first.settings.concurrency)} requests in flight${first.settings.generators ? ` from ${String(first.settings.generators)} generator processes` : ""}, ${String(first.settings.users)} users in one conversation.`
     : "";
-  // A target's notes repeat on each of its operations' rows: each is said once.
-  const notes = new Set(rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.target}: ${n}`)));
+  const notes = notesOf(rows);
   return [
     "### rest",
     "",
@@ -67,7 +74,7 @@ export function restComparison(rows: ScenarioResult[]): string {
       ],
       body,
     ),
-    ...(notes.size ? ["", ...notes] : []),
+    ...(notes.length ? ["", ...notes] : []),
   ].join("\n");
 }
 
@@ -96,9 +103,7 @@ export function connectionsComparison(rows: ScenarioResult[]): string {
     r.target === "parley" ? "1.00×" : ratio(pRate, r.metrics.connect_per_s),
   ]);
   // Each step's figures stay in the JSON; the table says how each target's run ended.
-  const notes = rows.flatMap((r) =>
-    (r.notes ?? []).filter((n) => !n.startsWith("step ")).map((n) => `- ${r.target}: ${n}`),
-  );
+  const notes = notesOf(rows, (n) => !n.startsWith("step "));
   return [
     "### connections",
     "",
@@ -152,7 +157,7 @@ export function resumeComparison(rows: ScenarioResult[]): string {
       `while they are away each group gets ${String(first.settings.messages_per_group)} messages, ` +
       `${String(first.settings.edits_per_group)} edits and ${String(first.settings.deletes_per_group)} deletes.`
     : "";
-  const notes = rows.flatMap((r) => (r.notes ?? []).map((n) => `- ${r.target}: ${n}`));
+  const notes = notesOf(rows);
   return [
     "### resume storm",
     "",

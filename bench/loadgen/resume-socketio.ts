@@ -129,7 +129,6 @@ function finish() {
     clientsWithLoss,
     delivered,
     recovered: members.filter((m) => m.recovered).length,
-    connected: members.filter((m) => m.socket?.connected).length,
     caughtUpMs: members.map((m) => m.caughtUpMs),
     lastConnectedMs: Math.max(0, ...members.map((m) => m.connectedMs ?? 0)),
   };

@@ -30,7 +30,6 @@ export interface StoredMessage {
 }
 
 export function restSettings(env: Record<string, string | undefined>): RestSettings;
-export function newId(): string;
 export function toMessage(
   conversationId: string,
   senderId: string,

@@ -17,7 +17,7 @@ export function restSettings(env) {
 
 let counter = 0;
 /** A 20-character id, time-ordered as Parley's are. */
-export function newId() {
+function newId() {
   counter = (counter + 1) % 0x1000000;
   return Date.now().toString(36).padStart(10, "0") + counter.toString(36).padStart(10, "0");
 }

@@ -74,8 +74,11 @@ app.get("/api/conversations/:id/messages", (req, res) => {
   res.json(pageOf(conversation.log, req.query.before, req.query.limit));
 });
 
+/** express.json's refusals (bad JSON 400, too large 413) with their own codes; anything else says nothing more. */
 app.use((err, _req, res, _next) => {
-  res.status(err.status ?? 500).json({ detail: err.message, code: "bad_request" });
+  const status = err.status ?? 500;
+  const code = status === 413 ? "payload_too_large" : status < 500 ? "bad_request" : "internal";
+  res.status(status).json({ detail: status < 500 ? err.message : "internal error", code });
 });
 
 const server = app.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {

@@ -1,9 +1,8 @@
 // The rest scenario: sends over REST, history pages and sign-ins per second, from closed fetch loops in
 // GENERATORS processes of their own (loadgen/rest-worker.ts), with latency per operation, against Parley
-// (one process, its full path:
-// auth, validation, idempotency, a durable write before the answer), the REST ceiling (bare Bun.serve, no
-// auth, validation or storage: bench/peers/rest-bun.ts) and Node.js with Express 5 (bench/peers/rest-express.mjs:
-// JWT auth, messages in memory). The same raw fetch client and the same requests go to every target; every
+// (one process, its full path: auth, validation, idempotency, a durable write before the answer), the REST
+// ceiling (bare Bun.serve, no auth, validation or storage: bench/peers/rest-bun.ts) and Node.js with
+// Express 5 (bench/peers/rest-express.mjs: JWT auth, messages in memory). The same raw fetch client and the same requests go to every target; every
 // sign-in checks an argon2id hash of Parley's cost.
 
 import { ParleyClient } from "../../src/client/index.ts";
@@ -18,7 +17,7 @@ import { type RestOp, type RestPlan, restOp, signin } from "../loadgen/rest-ops.
 import { failedResult } from "../loadgen/run.ts";
 
 const CONCURRENCY = 32;
-/** Generator processes, the loops split between them: one process's fetch client saturated at the ceiling. */
+/** Generator processes, the loops split between them, so that no row's figure is one saturated client's. */
 const GENERATORS = 2;
 const WORKER = new URL("../loadgen/rest-worker.ts", import.meta.url).pathname;
 const USERS = 8;
@@ -141,7 +140,8 @@ async function measureTarget(
   log: (line: string) => void,
 ): Promise<ScenarioResult[]> {
   const settings = { seconds, concurrency: CONCURRENCY, users: USERS, generators: GENERATORS };
-  const plan: RestPlan = { ...t, messages: 0, page: PAGE };
+  const { url, usernames, tokens, conversationId } = t;
+  const plan: RestPlan = { url, usernames, tokens, conversationId, messages: 0, page: PAGE };
   const results: ScenarioResult[] = [];
   const row = (operation: string, extra: Record<string, unknown>, m: Measured) =>
     results.push(result(name, operation, { ...settings, ...extra }, m, t.notes));

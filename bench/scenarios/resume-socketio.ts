@@ -56,8 +56,7 @@ export async function socketioStorm(quick: boolean, log: (line: string) => void)
     REDIS_URL: "",
     RECOVERY_MS: String(p.timeoutMs + 120_000),
   });
-  const generators: Array<Worker & { groups: number[]; members: Array<{ index: number; group: number }> }> =
-    [];
+  const generators: SioGenerator[] = [];
   const { io } = await import("socket.io-client");
   let sender: ReturnType<typeof io> | undefined;
   try {

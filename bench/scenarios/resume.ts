@@ -64,15 +64,15 @@ export const resume: Scenario = async ({ quick, log }) => {
 };
 
 async function parleyStorm(quick: boolean, log: (line: string) => void): Promise<ScenarioResult> {
-  const { clients, perGroup, timeoutMs, groups, generatorCount } = plan(quick);
+  const { clients, perGroup, edits, deletes, timeoutMs, groups, generatorCount } = plan(quick);
   const settings = {
     clients,
     groups,
     group_size: GROUP_SIZE,
     users: clients,
     messages_per_group: perGroup,
-    edits_per_group: Math.floor(perGroup / 10),
-    deletes_per_group: Math.floor(perGroup / 20),
+    edits_per_group: edits,
+    deletes_per_group: deletes,
     timeout_s: timeoutMs / 1000,
     encoding: "msgpackr",
     generators: generatorCount,
@@ -151,9 +151,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
     for (const d of downs) for (const [index, seq] of d.positions) position.set(index, seq);
 
     const { int } = seeded(0x5707);
-    log(
-      `resume: ${perGroup} messages, ${settings.edits_per_group} edits, ${settings.deletes_per_group} deletes per group`,
-    );
+    log(`resume: ${perGroup} messages, ${edits} edits, ${deletes} deletes per group`);
     const sends = groupIds.flatMap((id, g) =>
       Array.from({ length: perGroup }, (_, i) => ({
         id,

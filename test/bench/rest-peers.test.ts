@@ -73,7 +73,7 @@ describe.each(["bare-bun", "node-express"] as const)("the %s REST peer", (name) 
 });
 
 describe("the Express peer", () => {
-  it("needs a valid token and takes a resent client_msg_id once", async () => {
+  it("needs a valid token, takes a resent client_msg_id once and refuses a body too large with 413", async () => {
     target = await startRestTarget("node-express", `t${Date.now()}`, COST);
     const path = `/api/conversations/${target.conversationId}/messages`;
     const body = JSON.stringify({ content: "hi", client_msg_id: "same" });
@@ -83,6 +83,12 @@ describe("the Express peer", () => {
     const again = await raw(target.url, "POST", path, body, target.tokens[1]);
     expect([first.status, again.status]).toEqual([201, 200]);
     expect((await again.json()).id).toBe((await first.json()).id);
+    // A body over express.json's 64 KB: 413 with its own code, nothing stored.
+    const big = JSON.stringify({ content: "x".repeat(70_000), client_msg_id: "big" });
+    const tooLarge = await raw(target.url, "POST", path, big, target.tokens[0]);
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ code: "payload_too_large" });
+    expect((await call(target.url, "GET", path, undefined, target.tokens[0])).items).toHaveLength(1);
   }, 30_000);
 });
 

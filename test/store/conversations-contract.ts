@@ -773,6 +773,47 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           ]);
         });
 
+        it("answers the same catch-up asked again after every kind of write with that write in it", async () => {
+          // After a reconnect storm every member asks for the same changes; an adapter may keep the
+          // answer (SQLite's events-memo.ts), but never past a write to the conversation.
+          await group("c-1");
+          const [m1, m2] = (await appendMany("c-1", 2)) as [MessageRecord, MessageRecord];
+          const versions = async () =>
+            (await store.messages.events("c-1", 0, 100)).map((m) => [m.id, m.version_seq, m.content]);
+          expect(await versions()).toEqual([
+            [m1.id, 1, m1.content],
+            [m2.id, 2, m2.content],
+          ]);
+          const first = await store.messages.events("c-1", 0, 100);
+          first.pop(); // a caller's copy: changing it changes no later answer
+          expect(await versions()).toHaveLength(2);
+          const [m3] = (await appendMany("c-1", 1)) as [MessageRecord];
+          expect((await versions()).map(([id]) => id)).toEqual([m1.id, m2.id, m3.id]);
+          await store.messages.change(m1.id, { content: "edited", edited_at: T0 + 1, updated_at: T0 + 1 }); // v4
+          expect(await versions()).toEqual([
+            [m2.id, 2, m2.content],
+            [m3.id, 3, m3.content],
+            [m1.id, 4, "edited"],
+          ]);
+          await store.messages.change(m2.id, {
+            reactions: [{ user_id: "u-bob", emoji: "👍" }],
+            updated_at: T0 + 2,
+          }); // v5
+          const reacted = (await store.messages.events("c-1", 0, 100)).at(-1);
+          expect([reacted?.id, reacted?.version_seq, reacted?.reactions]).toEqual([
+            m2.id,
+            5,
+            [{ user_id: "u-bob", emoji: "👍" }],
+          ]);
+          await store.messages.change(m3.id, { deleted: true, content: "", updated_at: T0 + 3 }); // v6
+          expect((await store.messages.events("c-1", 0, 100)).at(-1)?.deleted).toBe(true);
+          // Other positions and limits of the same conversation are answers of their own.
+          expect((await store.messages.events("c-1", 4, 100)).map((m) => m.version_seq)).toEqual([5, 6]);
+          expect((await store.messages.events("c-1", 0, 1)).map((m) => m.version_seq)).toEqual([4]);
+          await store.conversations.delete("c-1");
+          expect(await store.messages.events("c-1", 0, 100)).toEqual([]);
+        });
+
         it("lists only the conversation's own events", async () => {
           await group("c-1");
           await group("c-2");

@@ -12,7 +12,7 @@ import { clientKeyQuery, eventsQuery, sqliteMessages } from "../../src/store/sql
 import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
 import { sqliteSearchIndex } from "../../src/store/sqlite/search-index.ts";
 import { storeContract } from "./contract.ts";
-import { conversation, conversationsContract, draft } from "./conversations-contract.ts";
+import { conversation, conversationsContract, draft, member } from "./conversations-contract.ts";
 import { databaseAt, oldConversation, oldMessages, schemaNames, T0 } from "./sqlite-old.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "parley-store-"));
@@ -47,6 +47,35 @@ describe("sqlite store on a file", () => {
       expect((await second.sessions.byId("s-1"))?.device_name).toBe("laptop");
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe("sqlite catch-up reads kept in memory (events-memo.ts)", () => {
+  it("sees what another connection to the file wrote since the answer was kept", async () => {
+    const path = freshFile();
+    const mine = openSqliteStore(path);
+    const other = openSqliteStore(path);
+    try {
+      await mine.conversations.create(conversation("c-1"), [member("c-1", "u-alice", { role: "owner" })]);
+      await mine.messages.append(draft("c-1", "u-alice"));
+      const ids = async () => (await mine.messages.events("c-1", 0, 100)).map((m) => m.seq);
+      expect(await ids()).toEqual([1]);
+      expect(await ids()).toEqual([1]); // kept
+      const sent = await other.messages.append(draft("c-1", "u-alice"));
+      expect(await ids()).toEqual([1, 2]);
+      await other.messages.change(sent.message.id, { content: "edited", updated_at: T0 + 1 });
+      expect(
+        (await mine.messages.events("c-1", 0, 100)).map((m) => [m.seq, m.version_seq, m.content]),
+      ).toEqual([
+        [1, 1, expect.any(String)],
+        [2, 3, "edited"],
+      ]);
+      await other.conversations.delete("c-1");
+      expect(await mine.messages.events("c-1", 0, 100)).toEqual([]);
+    } finally {
+      await other.close();
+      await mine.close();
     }
   });
 });

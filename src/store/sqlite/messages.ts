@@ -5,6 +5,7 @@ import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { clientKey } from "./client-key.ts";
+import { EventsMemo, rowBytes } from "./events-memo.ts";
 import { groupCommit } from "./group-commit.ts";
 import type { SearchIndex } from "./search-index.ts";
 
@@ -80,6 +81,8 @@ export function sqliteMessages(
     `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4`,
   );
   const events = db.query<MessageRow, [string, number, number]>(eventsQuery(COLUMNS));
+  const lastSeq = db.query<{ last_seq: number }, [string]>("SELECT last_seq FROM conversations WHERE id = ?");
+  const eventsMemo = new EventsMemo();
   const search = db.query<MessageRow, [string, string, number]>(
     `SELECT ${COLUMNS.split(", ")
       .map((c) => `m.${c}`)
@@ -196,7 +199,22 @@ export function sqliteMessages(
       return rows.reverse().map(toMessage);
     },
     async events(conversationId, afterSeq, limit) {
-      return events.all(conversationId, afterSeq, limit).map(toMessage);
+      // Read before the events (events-memo.ts says why that order is safe with other writers).
+      const current = lastSeq.get(conversationId)?.last_seq;
+      if (current === undefined) return [];
+      const known = eventsMemo.get(conversationId, current, afterSeq, limit);
+      if (known) return [...known];
+      const rows = events.all(conversationId, afterSeq, limit);
+      const records = rows.map(toMessage);
+      eventsMemo.set(
+        conversationId,
+        current,
+        afterSeq,
+        limit,
+        records,
+        rows.reduce((n, row) => n + rowBytes(row), 0),
+      );
+      return [...records];
     },
     async countUnread(conversationId, afterSeq, userId) {
       return countUnread.get(conversationId, afterSeq, userId)?.n ?? 0;

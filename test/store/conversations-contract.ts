@@ -705,6 +705,32 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         it("returns nothing for an unknown conversation", async () => {
           expect(await store.messages.page("c-nope", { limit: 10 })).toEqual([]);
         });
+        it("answers the same page asked again after every kind of write with that write in it", async () => {
+          // Members opening a conversation read the same latest page; an adapter may keep the answer
+          // (SQLite's reads-memo.ts), but never past a write to the conversation.
+          const latest = async () =>
+            (await store.messages.page("c-1", { limit: 3 })).map((m) => [m.seq, m.content]);
+          expect(seqs(await store.messages.page("c-1", { limit: 3 }))).toEqual([8, 9, 10]);
+          expect(seqs(await store.messages.page("c-1", { limit: 3 }))).toEqual([8, 9, 10]); // kept from here on
+          const mine = await store.messages.page("c-1", { limit: 3 });
+          mine.reverse(); // a caller's copy: changing it changes no later answer
+          expect((await latest()).map(([seq]) => seq)).toEqual([8, 9, 10]);
+          await appendMany("c-1", 1);
+          expect((await latest()).map(([seq]) => seq)).toEqual([9, 10, 11]);
+          const m10 = all[9] as MessageRecord;
+          await store.messages.change(m10.id, { content: "edited", edited_at: T0 + 1, updated_at: T0 + 1 });
+          expect((await latest())[1]).toEqual([10, "edited"]);
+          await store.messages.change(m10.id, { deleted: true, content: "", updated_at: T0 + 2 });
+          expect((await store.messages.page("c-1", { limit: 3 }))[1]?.deleted).toBe(true);
+          // Each bound and limit is a page of its own; another conversation's writes leave c-1's alone.
+          expect(seqs(await store.messages.page("c-1", { before: 10, limit: 2 }))).toEqual([8, 9]);
+          expect(seqs(await store.messages.page("c-1", { after: 9, limit: 2 }))).toEqual([10, 11]);
+          expect(seqs(await store.messages.page("c-1", { after: 8, before: 11, limit: 5 }))).toEqual([9, 10]);
+          await appendMany("c-2", 1);
+          expect((await latest()).map(([seq]) => seq)).toEqual([9, 10, 11]);
+          await store.conversations.delete("c-1");
+          expect(await store.messages.page("c-1", { limit: 3 })).toEqual([]);
+        });
       });
 
       describe("events", () => {
@@ -775,7 +801,7 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
 
         it("answers the same catch-up asked again after every kind of write with that write in it", async () => {
           // After a reconnect storm every member asks for the same changes; an adapter may keep the
-          // answer (SQLite's events-memo.ts), but never past a write to the conversation.
+          // answer (SQLite's reads-memo.ts), but never past a write to the conversation.
           await group("c-1");
           const [m1, m2] = (await appendMany("c-1", 2)) as [MessageRecord, MessageRecord];
           const versions = async () =>
@@ -784,6 +810,7 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
             [m1.id, 1, m1.content],
             [m2.id, 2, m2.content],
           ]);
+          expect(await versions()).toHaveLength(2); // asked again: SQLite keeps it from here on
           const first = await store.messages.events("c-1", 0, 100);
           first.pop(); // a caller's copy: changing it changes no later answer
           expect(await versions()).toHaveLength(2);

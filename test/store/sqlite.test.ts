@@ -51,7 +51,7 @@ describe("sqlite store on a file", () => {
   });
 });
 
-describe("sqlite catch-up reads kept in memory (events-memo.ts)", () => {
+describe("sqlite reads of the log kept in memory (reads-memo.ts)", () => {
   it("sees what another connection to the file wrote since the answer was kept", async () => {
     const path = freshFile();
     const mine = openSqliteStore(path);
@@ -71,8 +71,18 @@ describe("sqlite catch-up reads kept in memory (events-memo.ts)", () => {
         [1, 1, expect.any(String)],
         [2, 3, "edited"],
       ]);
+      expect((await mine.messages.page("c-1", { limit: 10 })).map((m) => m.content)).toEqual([
+        expect.any(String),
+        "edited",
+      ]);
+      await other.messages.change(sent.message.id, { content: "again", updated_at: T0 + 2 });
+      expect((await mine.messages.page("c-1", { limit: 10 })).map((m) => m.content)).toEqual([
+        expect.any(String),
+        "again",
+      ]);
       await other.conversations.delete("c-1");
       expect(await mine.messages.events("c-1", 0, 100)).toEqual([]);
+      expect(await mine.messages.page("c-1", { limit: 10 })).toEqual([]);
     } finally {
       await other.close();
       await mine.close();

@@ -5,8 +5,8 @@ import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
 import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
 import { clientKey } from "./client-key.ts";
-import { EventsMemo, rowBytes } from "./events-memo.ts";
 import { groupCommit } from "./group-commit.ts";
+import { ReadsMemo, rowBytes } from "./reads-memo.ts";
 import type { SearchIndex } from "./search-index.ts";
 
 type MessageRow = Omit<MessageRecord, "attachments" | "reactions" | "envelope" | "deleted"> & {
@@ -82,7 +82,29 @@ export function sqliteMessages(
   );
   const events = db.query<MessageRow, [string, number, number]>(eventsQuery(COLUMNS));
   const lastSeq = db.query<{ last_seq: number }, [string]>("SELECT last_seq FROM conversations WHERE id = ?");
-  const eventsMemo = new EventsMemo();
+  const memo = new ReadsMemo();
+  /**
+   * A read of the conversation's log (`name` says which, with its arguments; `rows` makes it), answered
+   * from the memo while the conversation has not changed since (reads-memo.ts). The conversation's
+   * last_seq is read first, which is what makes keeping the answer safe beside other writers. Each caller
+   * gets an array of its own.
+   */
+  const kept = (conversationId: string, name: string, rows: () => MessageRow[]): MessageRecord[] => {
+    const current = lastSeq.get(conversationId)?.last_seq;
+    if (current === undefined) return [];
+    const known = memo.get(conversationId, current, name);
+    if (known) return [...known];
+    const read = rows();
+    const records = read.map(toMessage);
+    memo.set(
+      conversationId,
+      current,
+      name,
+      records,
+      read.reduce((n, row) => n + rowBytes(row), 0),
+    );
+    return [...records];
+  };
   const search = db.query<MessageRow, [string, string, number]>(
     `SELECT ${COLUMNS.split(", ")
       .map((c) => `m.${c}`)
@@ -195,26 +217,15 @@ export function sqliteMessages(
     async page(conversationId, { before: b, after: a, limit }) {
       if (a !== undefined && b !== undefined) return between.all(conversationId, a, b, limit).map(toMessage);
       if (a !== undefined) return after.all(conversationId, a, limit).map(toMessage);
-      const rows = b !== undefined ? before.all(conversationId, b, limit) : latest.all(conversationId, limit);
-      return rows.reverse().map(toMessage);
+      if (b !== undefined) return before.all(conversationId, b, limit).reverse().map(toMessage);
+      // The latest page, which every member opening the conversation reads, may be kept; a page further
+      // back is asked for again too rarely to be worth the memory (reads-memo.ts).
+      return kept(conversationId, `latest:${limit}`, () => latest.all(conversationId, limit).reverse());
     },
     async events(conversationId, afterSeq, limit) {
-      // Read before the events (events-memo.ts says why that order is safe with other writers).
-      const current = lastSeq.get(conversationId)?.last_seq;
-      if (current === undefined) return [];
-      const known = eventsMemo.get(conversationId, current, afterSeq, limit);
-      if (known) return [...known];
-      const rows = events.all(conversationId, afterSeq, limit);
-      const records = rows.map(toMessage);
-      eventsMemo.set(
-        conversationId,
-        current,
-        afterSeq,
-        limit,
-        records,
-        rows.reduce((n, row) => n + rowBytes(row), 0),
+      return kept(conversationId, `events:${afterSeq}:${limit}`, () =>
+        events.all(conversationId, afterSeq, limit),
       );
-      return [...records];
     },
     async countUnread(conversationId, afterSeq, userId) {
       return countUnread.get(conversationId, afterSeq, userId)?.n ?? 0;

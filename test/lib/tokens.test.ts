@@ -37,3 +37,18 @@ it("verifies any other text afresh: a changed signature or another secret's toke
   expect(await code(s.verify(await other.sign("u-1", "s-1", T0), T0))).toBe("unauthorized");
   expect(await code(s.verify("not a token", T0))).toBe("unauthorized");
 });
+
+it("signs and verifies with each algorithm ALGORITHM may name, and refuses the others' tokens", async () => {
+  const algorithms = ["HS256", "HS384", "HS512"] as const;
+  const signers = algorithms.map((algorithm) =>
+    createTokenSigner({ secret: "s".repeat(48), algorithm, ttlMinutes: 30 }),
+  );
+  for (const [i, s] of signers.entries()) {
+    const token = await s.sign("u-1", "s-1", T0);
+    expect(JSON.parse(atob(token.split(".")[0] as string)).alg).toBe(algorithms[i]);
+    expect((await s.verify(token, T0)).sub).toBe("u-1");
+    // Same secret, another algorithm: pinned, so refused.
+    const other = signers[(i + 1) % signers.length] as (typeof signers)[number];
+    expect(await code(other.verify(token, T0))).toBe("unauthorized");
+  }
+});

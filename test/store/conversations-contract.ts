@@ -841,6 +841,20 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect(await store.messages.events("c-1", 0, 100)).toEqual([]);
         });
 
+        it("answers a conversation made again under a deleted one's id with its own events", async () => {
+          await group("c-1");
+          await appendMany("c-1", 2);
+          const read = async () => (await store.messages.events("c-1", 0, 100)).map((m) => m.id);
+          await read();
+          const before = await read(); // asked twice: SQLite keeps it
+          await store.conversations.delete("c-1");
+          await group("c-1", { created_at: T0 + 1 });
+          const again = await appendMany("c-1", 2); // the same seqs, 1 and 2, as the deleted one's
+          const after = await read();
+          expect(after).toEqual(again.map((m) => m.id));
+          expect(after).not.toEqual(before);
+        });
+
         it("lists only the conversation's own events", async () => {
           await group("c-1");
           await group("c-2");

@@ -81,24 +81,28 @@ export function sqliteMessages(
     `SELECT ${COLUMNS} FROM messages WHERE conv = ${CONV} AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4`,
   );
   const events = db.query<MessageRow, [string, number, number]>(eventsQuery(COLUMNS));
-  const lastSeq = db.query<{ last_seq: number }, [string]>("SELECT last_seq FROM conversations WHERE id = ?");
+  const version = db.query<{ last_seq: number; created_at: number }, [string]>(
+    "SELECT last_seq, created_at FROM conversations WHERE id = ?",
+  );
   const memo = new ReadsMemo();
   /**
    * A read of the conversation's log (`name` says which, with its arguments; `rows` makes it), answered
    * from the memo while the conversation has not changed since (reads-memo.ts). The conversation's
-   * last_seq is read first, which is what makes keeping the answer safe beside other writers. Each caller
-   * gets an array of its own.
+   * last_seq is read first, which is what makes keeping the answer safe beside other writers; its
+   * created_at tells a conversation from one deleted before it under the same id (which starts again at
+   * seq 0). Each caller gets an array of its own.
    */
   const kept = (conversationId: string, name: string, rows: () => MessageRow[]): MessageRecord[] => {
-    const current = lastSeq.get(conversationId)?.last_seq;
-    if (current === undefined) return [];
-    const known = memo.get(conversationId, current, name);
+    const current = version.get(conversationId);
+    if (!current) return [];
+    const conversation = `${conversationId}\u0000${current.created_at}`;
+    const known = memo.get(conversation, current.last_seq, name);
     if (known) return [...known];
     const read = rows();
     const records = read.map(toMessage);
     memo.set(
-      conversationId,
-      current,
+      conversation,
+      current.last_seq,
       name,
       records,
       read.reduce((n, row) => n + rowBytes(row), 0),

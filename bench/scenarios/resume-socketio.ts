@@ -2,6 +2,7 @@
 // would pick instead (ws has none): the same clients, groups and changes as Parley's storm (resume.ts).
 
 import { join } from "node:path";
+import { listenDrops, listenDropsNote, listenDropsSince } from "../lib/netstat.ts";
 import { cpuSeconds, lines, pool, quit, rssMiB, spawn, stop } from "../lib/proc.ts";
 import { seeded, sentence } from "../lib/random.ts";
 import type { ScenarioResult } from "../lib/types.ts";
@@ -117,6 +118,7 @@ export async function socketioStorm(quick: boolean, log: (line: string) => void)
     const pids = generators.map((gen) => gen.child.pid);
     const cpu0 = pids.map(cpuSeconds);
     const serverCpu0 = cpuSeconds(server.pid);
+    const drops0 = listenDrops();
     const stormT0 = now();
     const caught = await ask<{ allCaughtUp: boolean }>(
       generators,
@@ -133,6 +135,7 @@ export async function socketioStorm(quick: boolean, log: (line: string) => void)
     const wall = (now() - stormT0) / 1000;
     const generatorPcts = pids.map((pid, w) => ((cpuSeconds(pid) - (cpu0[w] as number)) / wall) * 100);
     const serverCpuPct = ((cpuSeconds(server.pid) - serverCpu0) / wall) * 100;
+    const drops = listenDropsSince(drops0);
     const allCaughtUp = caught.every((r) => r.allCaughtUp);
     const finished = await ask<SocketioFinish>(generators, SETTLE_MS + 30_000, "socketio finish", () => ({
       finish: { settleMs: SETTLE_MS },
@@ -151,6 +154,7 @@ export async function socketioStorm(quick: boolean, log: (line: string) => void)
         "was not recovered gets nothing it missed (it joins its room again as a new socket)",
     );
     if (lost > 0 || duplicated > 0) notes.push(`${lost} lost and ${duplicated} duplicated packets`);
+    if (drops !== undefined) notes.push(listenDropsNote(drops));
     notes.push(
       `${p.generatorCount} generator processes, CPU per process ${generatorPcts.map((x) => `${x.toFixed(0)}%`).join(", ")} ` +
         `of a core, the server ${serverCpuPct.toFixed(0)}% (one Node.js process: recovery keeps its packets in memory)`,
@@ -171,6 +175,7 @@ export async function socketioStorm(quick: boolean, log: (line: string) => void)
       metrics: {
         ...figures.metrics,
         sessions_recovered: recovered,
+        ...(drops === undefined ? {} : { listen_drops: drops }),
         setup_connect_s: r1(connectSeconds),
         server_cpu_pct: r1(serverCpuPct),
         server_rss_mib: r1(rssMiB(server.pid)),

@@ -11,6 +11,7 @@
 import { join } from "node:path";
 import type { TokenResponse } from "../../src/client/index.ts";
 import { RestClient } from "../../src/client/index.ts";
+import { listenDrops, listenDropsNote, listenDropsSince } from "../lib/netstat.ts";
 import { startParleyServer } from "../lib/parley-server.ts";
 import { type Child, cpuSeconds, lines, pool, quit, spawn } from "../lib/proc.ts";
 import { seeded, sentence } from "../lib/random.ts";
@@ -211,6 +212,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
     const pids = generators.map((gen) => gen.child.pid);
     const cpu0 = pids.map(cpuSeconds);
     const serverCpu0 = server.cpuSeconds();
+    const drops0 = listenDrops();
     const stormT0 = now();
     const caught = await ask<CaughtReply>(generators, timeoutMs + 30_000, "resume storm", () => ({
       storm: { t0: stormT0, timeoutMs },
@@ -218,6 +220,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
     const wall = (now() - stormT0) / 1000;
     const generatorPcts = pids.map((pid, w) => ((cpuSeconds(pid) - (cpu0[w] as number)) / wall) * 100);
     const serverCpuPct = ((server.cpuSeconds() - serverCpu0) / wall) * 100;
+    const drops = listenDropsSince(drops0);
     const allCaughtUp = caught.every((r) => r.allCaughtUp);
     const finished = await ask<FinishReply>(
       generators,
@@ -250,6 +253,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
           `generator process ${w + 1} (${generators[w]?.members.length} clients) used ${pct.toFixed(0)}% of a ` +
             "core: it is saturated, so the time to caught-up is partly the generator's",
         );
+    if (drops !== undefined) notes.push(listenDropsNote(drops));
     if (stray > 0) notes.push(`${stray} events reached clients after they had closed their sockets`);
     if (lost > 0 || duplicated > 0) notes.push(`FAIL: ${lost} lost and ${duplicated} duplicated changes`);
     notes.push(
@@ -269,6 +273,7 @@ async function parleyStorm(quick: boolean, log: (line: string) => void): Promise
         presence_frames: sum((r) => r.presence),
         connect_retries: sum((r) => r.connectRetries),
         connect_failed: sum((r) => r.connectFailed),
+        ...(drops === undefined ? {} : { listen_drops: drops }),
         setup_accounts_s: r1(setupSeconds),
         setup_connect_s: r1(connectSeconds),
         server_cpu_pct: r1(serverCpuPct),

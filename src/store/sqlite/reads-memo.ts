@@ -13,8 +13,11 @@ import type { MessageRecord } from "../types.ts";
 /** Bytes of kept reads, estimated from their rows' text (see `rowBytes`): 16 MiB. */
 export const READS_MEMO_BYTES = 16 * 1024 * 1024;
 
-/** What a row is counted as, besides its text columns: ids, numbers and the object around them. */
-const ROW_OVERHEAD = 256;
+/**
+ * What a row is counted as, besides its text columns: ids, numbers and the object around them. Measured:
+ * 16 MiB of estimate held 16.0 MiB of heap, in records of ~45-character messages.
+ */
+const ROW_OVERHEAD = 400;
 /** What a read made once is counted as (its name, noted), besides the name's length. */
 const NOTED_BYTES = 64;
 

@@ -36,6 +36,24 @@ describe("ReadsMemo", () => {
     expect(memo.get("c-1", 5, "events:0:100")).toBe(second);
   });
 
+  it("freezes what it keeps, which every caller shares from then on", () => {
+    const memo = new ReadsMemo(10_000);
+    const kept = [
+      {
+        id: "m-1",
+        content: "hi",
+        attachments: [],
+        reactions: [{ user_id: "u-1", emoji: "👍" }],
+        envelope: null,
+      },
+    ] as unknown as MessageRecord[];
+    readTwice(memo, "c-1", 1, "latest:10", kept, 10);
+    const [record] = memo.get("c-1", 1, "latest:10") as MessageRecord[];
+    expect(() => Object.assign(record as MessageRecord, { content: "changed" })).toThrow();
+    expect(() => record?.reactions.push({ user_id: "u-2", emoji: "👎" })).toThrow();
+    expect(record?.content).toBe("hi");
+  });
+
   it("answers a read while the conversation's last_seq has not moved, each read by its name", () => {
     const memo = new ReadsMemo(10_000);
     const read = records(2);

@@ -34,6 +34,13 @@ export const rowBytes = (row: {
   row.reactions.length +
   (row.envelope?.length ?? 0);
 
+function freeze(record: MessageRecord) {
+  Object.freeze(record.attachments);
+  Object.freeze(record.reactions);
+  if (record.envelope) Object.freeze(record.envelope);
+  Object.freeze(record);
+}
+
 interface Conversation {
   /** The conversation's last_seq when every read below was made. */
   lastSeq: number;
@@ -102,6 +109,9 @@ export class ReadsMemo {
     const noted = known.reads.get(read);
     if (noted) return;
     const added = noted === null ? bytes : NOTED_BYTES + read.length;
+    // Shared by every caller from here on: frozen, so that a caller changing one throws instead of
+    // changing what the others are told.
+    if (noted === null) for (const record of records) freeze(record);
     known.reads.set(read, noted === null ? records : null);
     known.bytes += added;
     this.bytes += added;

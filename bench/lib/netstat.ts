@@ -1,7 +1,8 @@
 // Handshakes the kernel dropped because a listen queue was full (TcpExt ListenDrops in /proc/net/netstat,
 // counted for the whole machine). A storm of connects overflows the queue (Bun's holds 512, Node.js's 511,
-// neither settable from the application); the client's TCP retries a dropped handshake 1, 3 and 7 s
-// later, which is what sets a reconnect storm's tail when the counter moves (bench/LIMITS.md, resume).
+// neither settable from the application); TCP retries a dropped handshake after its backoff, a second
+// and more later (one storm's connects came in clusters at 0–0.75, 2, 4.25 and 7 s): that sets a
+// reconnect storm's tail when the counter moves (bench/LIMITS.md, resume).
 
 import { readFileSync } from "node:fs";
 
@@ -39,5 +40,5 @@ export function listenDropsNote(drops: number): string {
   return drops === 0
     ? "no handshake dropped by a full listen queue during the storm (the kernel's ListenDrops)"
     : `${drops} handshakes dropped by a full listen queue during the storm (the kernel's ListenDrops, ` +
-        "machine-wide): the clients' TCP retries each 1, 3 and 7 s later, which sets the connect tail";
+        "machine-wide): TCP retries each after its backoff, seconds later, which sets the connect tail";
 }

@@ -73,6 +73,17 @@ export class DuplicateError extends Error {
   }
 }
 
+/** Thrown by a write whose conversation does not exist (deleted while the write was on its way). */
+export class MissingError extends Error {
+  constructor(
+    readonly what: "conversation",
+    readonly id: string,
+  ) {
+    super(`${what} ${id} does not exist`);
+    this.name = "MissingError";
+  }
+}
+
 export interface UsersRepo {
   create(user: UserRecord): Promise<void>;
   byId(id: string): Promise<UserRecord | null>;
@@ -269,7 +280,7 @@ export interface MessagesRepo {
    * Allocates the conversation's next seq atomically and stores the message built for it (seq and
    * version_seq set to it), updating last_seq, last_message_id, last_activity and message_count.
    * A message with the same (conversation_id, sender_id, client_msg_id) already stored: "duplicate"
-   * with that message, and nothing is allocated or stored.
+   * with that message, and nothing is allocated or stored. No such conversation: MissingError.
    */
   append(message: Omit<MessageRecord, "seq" | "version_seq">): Promise<AppendResult>;
   /**

@@ -5,6 +5,7 @@ import {
   type ConversationRecord,
   DuplicateError,
   type MessageRecord,
+  MissingError,
   type ParticipantRecord,
   type Store,
 } from "../../src/store/types.ts";
@@ -540,6 +541,8 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           store.messages.append(draft("c-1", "u-bob")),
         ]);
         expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+        const failed = results[1];
+        expect(failed?.status === "rejected" && failed.reason).toBeInstanceOf(MissingError);
         expect((await store.conversations.byId("c-1"))?.last_seq).toBe(2);
         expect(seqs(await store.messages.page("c-1", { limit: 10 }))).toEqual([1, 2]);
       });

@@ -109,7 +109,8 @@ export function messagesController(deps: Deps) {
     .delete(
       "/api/messages/:id/reactions/:emoji",
       async ({ params, userId, set }) => {
-        await messages.react(params.id, userId, decodeEmoji(params.emoji), "remove");
+        // The router has decoded the path segment once: decoding it again would turn a reaction "%41" into "A".
+        await messages.react(params.id, userId, params.emoji, "remove");
         set.status = 204;
       },
       { auth: true, params: ReactionParams },
@@ -119,13 +120,4 @@ export function messagesController(deps: Deps) {
       params: MessageParams,
       response: { 200: Receipts, ...ErrorResponse },
     });
-}
-
-/** Path params arrive decoded by the router in most cases; a still-encoded one is decoded here. */
-function decodeEmoji(raw: string): string {
-  try {
-    return raw.includes("%") ? decodeURIComponent(raw) : raw;
-  } catch {
-    return raw;
-  }
 }

@@ -2,8 +2,9 @@
 // membership and conversation changes.
 
 import type { Clock } from "../../lib/clock.ts";
+import { AppError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
-import type { MessageRecord, Store } from "../../store/types.ts";
+import { type AppendResult, type MessageRecord, MissingError, type Store } from "../../store/types.ts";
 
 export type MessageDraft = Omit<MessageRecord, "seq" | "version_seq">;
 
@@ -28,6 +29,19 @@ export function draft(
 }
 
 /**
+ * Appends a draft to its conversation's log. The conversation may be deleted between the caller's
+ * membership check and the append: that is a 404, as it would have been a moment earlier.
+ */
+export async function append(store: Store, message: MessageDraft): Promise<AppendResult> {
+  try {
+    return await store.messages.append(message);
+  } catch (err) {
+    if (err instanceof MissingError) throw new AppError("not_found", "conversation not found");
+    throw err;
+  }
+}
+
+/**
  * Records a change as a `system` message; its content is JSON ({event, ...details}) so clients can
  * render it in their own words.
  */
@@ -38,7 +52,8 @@ export async function appendSystem(
   details: { event: string } & Record<string, unknown>,
 ): Promise<MessageRecord> {
   const now = deps.clock.now();
-  const result = await deps.store.messages.append(
+  const result = await append(
+    deps.store,
     draft(
       {
         conversation_id: conversationId,

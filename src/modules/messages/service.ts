@@ -9,7 +9,7 @@ import type { MessageRecord, ParticipantRecord, Store } from "../../store/types.
 import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
 import type { MembershipCache } from "../conversations/membership.ts";
 import type { Metrics } from "../metrics/service.ts";
-import { draft } from "./log.ts";
+import { append, draft } from "./log.ts";
 import { type MessageView, type SendMessage, statusOf, toMessageView } from "./model.ts";
 
 export interface MessageDeps {
@@ -93,7 +93,8 @@ export function createMessagesService(deps: MessageDeps) {
       }
       const now = clock.now();
       const startedAt = performance.now();
-      const result = await store.messages.append(
+      const result = await append(
+        store,
         draft(
           {
             conversation_id: conversationId,
@@ -144,6 +145,9 @@ export function createMessagesService(deps: MessageDeps) {
       if (message.sender_id !== userId && !isManager(me)) {
         throw new AppError("forbidden", "only the sender or an owner/admin can delete a message");
       }
+      // A system message is the log's record of a membership or conversation change, kept as it was.
+      if (message.message_type === "system")
+        throw new AppError("forbidden", "system messages cannot be deleted");
       let applied = false;
       // Assigned on every call: a store that retries (MongoDB) may call this more than once.
       const next = await store.messages.change(messageId, (current) => {

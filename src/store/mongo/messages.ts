@@ -3,7 +3,13 @@
 
 import { type ClientSession, type Filter, MongoServerError } from "mongodb";
 import { quotedTerms } from "../search.ts";
-import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
+import {
+  type AppendResult,
+  type MessageChange,
+  type MessageRecord,
+  type MessagesRepo,
+  MissingError,
+} from "../types.ts";
 import type { Collections, MessageDoc } from "./schema.ts";
 
 type Session = ClientSession | undefined;
@@ -68,7 +74,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
       try {
         return await tx.run(async (session) => {
           const seq = await allocate(draft.conversation_id, session);
-          if (seq === null) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
+          if (seq === null) throw new MissingError("conversation", draft.conversation_id);
           const message: MessageRecord = { ...draft, seq, version_seq: seq };
           await messages.insertOne(toDoc(message), { session });
           // Appends may finish out of order without a transaction: last_message_id follows the highest seq

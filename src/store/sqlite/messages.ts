@@ -3,7 +3,13 @@
 
 import type { Database } from "bun:sqlite";
 import { quotedTerms } from "../search.ts";
-import type { AppendResult, MessageChange, MessageRecord, MessagesRepo } from "../types.ts";
+import {
+  type AppendResult,
+  type MessageChange,
+  type MessageRecord,
+  type MessagesRepo,
+  MissingError,
+} from "../types.ts";
 import { clientKey } from "./client-key.ts";
 import { groupCommit } from "./group-commit.ts";
 import { ReadsMemo, rowBytes } from "./reads-memo.ts";
@@ -151,7 +157,7 @@ export function sqliteMessages(
       if (existing) return { status: "duplicate", message: toMessage(existing) };
     }
     const allocated = allocate.get(draft.conversation_id, 1, draft.created_at, draft.id);
-    if (!allocated) throw new Error(`append: conversation ${draft.conversation_id} does not exist`);
+    if (!allocated) throw new MissingError("conversation", draft.conversation_id);
     insert.run(
       draft.id,
       draft.conversation_id,

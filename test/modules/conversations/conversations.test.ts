@@ -231,3 +231,62 @@ describe("participants", () => {
     expect((await call(h.app, "DELETE", path(carol.id), { token: bob.token })).status).toBe(404);
   });
 });
+
+describe("a conversation deleted while a write to it is on its way", () => {
+  // The delete lands between the write's membership check and its append to the log: the store's
+  // append is made to delete the conversation first, as the race would.
+  const writes: [string, (id: string) => Promise<{ status: number; body: any }>][] = [
+    [
+      "a message",
+      (id) =>
+        call(h.app, "POST", `/api/conversations/${id}/messages`, {
+          token: bob.token,
+          body: { content: "hi" },
+        }),
+    ],
+    [
+      "a rename",
+      (id) => call(h.app, "PUT", `/api/conversations/${id}`, { token: alice.token, body: { name: "late" } }),
+    ],
+    [
+      "a new participant",
+      (id) =>
+        call(h.app, "POST", `/api/conversations/${id}/participants`, {
+          token: alice.token,
+          body: { user_id: carol.id },
+        }),
+    ],
+    [
+      "a role change",
+      (id) =>
+        call(h.app, "PUT", `/api/conversations/${id}/participants/${bob.id}`, {
+          token: alice.token,
+          body: { role: "admin" },
+        }),
+    ],
+    [
+      "a member leaving",
+      (id) => call(h.app, "DELETE", `/api/conversations/${id}/participants/${bob.id}`, { token: bob.token }),
+    ],
+  ];
+
+  it.each(writes)("answers %s with 404 not_found, not a 500", async (_, write) => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    const messages = h.deps.store.messages;
+    const realAppend = messages.append.bind(messages);
+    messages.append = async (draft) => {
+      await h.deps.store.conversations.delete(draft.conversation_id);
+      return realAppend(draft);
+    };
+    try {
+      const res = await write(g.body.id);
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe("not_found");
+    } finally {
+      messages.append = realAppend;
+    }
+    expect((await call(h.app, "GET", `/api/conversations/${g.body.id}`, { token: alice.token })).status).toBe(
+      404,
+    );
+  });
+});

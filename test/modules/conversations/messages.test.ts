@@ -210,6 +210,24 @@ describe("edits, deletes and reactions", () => {
     expect(edit.body.error.code).toBe("message_deleted");
   });
 
+  it("keeps system messages as they were: neither edited nor deleted, even by the owner (403)", async () => {
+    const id = await group(alice, [bob]);
+    const added = await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
+    expect(added.status).toBe(201);
+    const history = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    const record = history.body.items.find((m: { message_type: string }) => m.message_type === "system");
+    const path = `/api/messages/${record.id}`;
+    const edit = await call(h.app, "PUT", path, { token: alice.token, body: { content: "rewritten" } });
+    expect([edit.status, edit.body.error.code]).toEqual([403, "forbidden"]);
+    const del = await call(h.app, "DELETE", path, { token: alice.token });
+    expect([del.status, del.body.error.code]).toEqual([403, "forbidden"]);
+    const after = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    expect(after.body.items.find((m: { id: string }) => m.id === record.id)).toEqual(record);
+  });
+
   it("adds a reaction once (201, then 200) and removes it by URL-encoded emoji (204)", async () => {
     const id = await group();
     const m = await send(alice.token, id, { content: "react to me" });
@@ -232,6 +250,28 @@ describe("edits, deletes and reactions", () => {
     off();
     expect(events.map((e) => e.kind)).toEqual(["reaction.added", "reaction.removed"]);
     expect(events.map((e) => e.seq)).toEqual([2, 3]);
+  });
+
+  it("removes the reaction its path names, decoded once: %41 is not A", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "percent" });
+    for (const emoji of ["A", "%41"]) {
+      const added = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+        token: bob.token,
+        body: { emoji },
+      });
+      expect(added.status).toBe(201);
+    }
+    const del = await call(
+      h.app,
+      "DELETE",
+      `/api/messages/${m.body.id}/reactions/${encodeURIComponent("%41")}`,
+      { token: bob.token },
+    );
+    expect(del.status).toBe(204);
+    const history = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    const kept = history.body.items.find((x: { id: string }) => x.id === m.body.id);
+    expect(kept.reactions.map((r: { emoji: string }) => r.emoji)).toEqual(["A"]);
   });
 
   it("counts every reaction when many people react at the same moment", async () => {

@@ -216,9 +216,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
           server_time: new Date().toISOString(),
           heartbeat_interval: config.WS_HEARTBEAT_INTERVAL,
         });
-        // Counted once it is open for good, so that its close (which may come at any time) takes it back.
-        ws.data.counted = true;
-        if ((await broker.countSockets(user_id, 1)) === 1) await presence.set(user_id, "online");
+        // Counted since its upgrade; the user's first socket makes them online once it is open for good.
+        if (!ws.data.announce) return;
+        ws.data.announce = false;
+        await presence.set(user_id, "online");
       })
       .catch((err: unknown) => opened(ws, err));
   }
@@ -229,15 +230,41 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     void release(ws);
   }
 
-  /** A socket leaves this node's books, once: the user's last socket on any node makes them offline. */
+  /** A socket leaves this node's books, once. */
   async function release(ws: Socket): Promise<void> {
     connections.remove(ws);
-    if (!ws.data.counted) return;
-    ws.data.counted = false;
-    const userId = ws.data.user_id;
+    await givePlace(ws.data);
+  }
+
+  /**
+   * Gives back the place a socket (or a refused upgrade) held, here and in the count across nodes, once: the
+   * user's last socket on any node makes them offline. Presence follows the count: a first socket that
+   * closes before its hello never wrote the user online, so it writes offline nothing, and online if other
+   * sockets (counted after it, so not first) are still there.
+   */
+  async function givePlace(state: SocketState): Promise<void> {
+    if (!state.counted) return;
+    state.counted = false;
+    const userId = state.user_id;
+    connections.givePlace(userId);
+    const owed = state.announce;
+    state.announce = false;
     try {
-      if ((await broker.countSockets(userId, -1)) === 0) await presence.set(userId, "offline");
+      const left = await broker.countSockets(userId, -1);
+      if (left === 0 && !owed) await presence.set(userId, "offline");
+      else if (left > 0 && owed) await presence.set(userId, "online");
     } catch {}
+  }
+
+  function tooManyConnections(): AppError {
+    metrics.rateLimited.inc(["ws_connections"]);
+    return new AppError(
+      "rate_limited",
+      `at most ${config.WS_MAX_CONNECTIONS_PER_USER} connections per user`,
+      {
+        headers: { "Retry-After": "5" },
+      },
+    );
   }
 
   /**
@@ -261,6 +288,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       refilledAt: Date.now(),
       denied: 0,
       counted: false,
+      announce: false,
       errors: metrics.ws.errors,
       expiresAt: kind === "user" ? sessions.expiresAt(sessionId) : 0,
       lastSeen: Date.now(),
@@ -331,32 +359,37 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       if (live !== "live")
         throw new AppError(live === "expired" ? "token_expired" : "session_revoked", "session is not live");
       refuseWhenFull();
-      // Every node's sockets count (those past hello; this node's opening ones too). Without Redis this
-      // node could not serve the socket anyway: 503, try again (another node, or later).
-      const here = connections.ofUser(claims.sub).size;
-      const everywhere = broker.shared
-        ? await broker.countSockets(claims.sub, 0).catch(() => {
-            throw new AppError("unavailable", "the other nodes cannot be reached; try again", {
-              headers: { "Retry-After": "5" },
-            });
-          })
-        : 0;
-      const sockets = Math.max(here, everywhere);
-      if (sockets >= config.WS_MAX_CONNECTIONS_PER_USER) {
-        metrics.rateLimited.inc(["ws_connections"]);
-        throw new AppError(
-          "rate_limited",
-          `at most ${config.WS_MAX_CONNECTIONS_PER_USER} connections per user`,
-          {
-            headers: { "Retry-After": "5" },
-          },
-        );
+      // The socket takes its place before anything is awaited, on this node, then in the count across
+      // nodes (one atomic step in Redis), so that each upgrade of a burst sees those before it. A refused or
+      // failed upgrade gives it back; an open socket, when it closes (Bun opens every socket it upgraded).
+      const data = state("user", claims.sub, claims.sid, encoding);
+      if (connections.takePlace(claims.sub) > config.WS_MAX_CONNECTIONS_PER_USER) {
+        connections.givePlace(claims.sub);
+        throw tooManyConnections();
+      }
+      data.counted = true;
+      let sockets: number;
+      try {
+        sockets = await broker.countSockets(claims.sub, 1);
+      } catch {
+        // Without Redis this node could not serve the socket anyway: 503, try again (another node, or later).
+        // Not waited for (Redis is out of reach): the broker's own tally is right at once, and Redis is
+        // told it again when it reconnects.
+        void givePlace(data);
+        throw new AppError("unavailable", "the other nodes cannot be reached; try again", {
+          headers: { "Retry-After": "5" },
+        });
+      }
+      data.announce = sockets === 1;
+      if (sockets > config.WS_MAX_CONNECTIONS_PER_USER) {
+        await givePlace(data);
+        throw tooManyConnections();
       }
       fanout.attach(server as Server<unknown>);
-      const data = state("user", claims.sub, claims.sid, encoding);
       if (
         !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
       ) {
+        await givePlace(data);
         set.status = 400;
         return { error: { code: "bad_request", message: "expected a WebSocket upgrade" } };
       }

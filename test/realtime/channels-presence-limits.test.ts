@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { runCli } from "../../src/cli.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { connect, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
+import { burst, connect, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 let h: Harness | undefined;
 const open: TestSocket[] = [];
@@ -193,6 +193,22 @@ describe("connection limits", () => {
     await waitFor(() => (h.deps.gateway.connections.publicFrom("127.0.0.1") === 1 ? true : undefined));
     expect(await upgradeStatus(`${base}/ws/public/news`)).toBe(101);
     expect(h.deps.metrics.rateLimited.get(["ws_public_per_ip"])).toBe(1);
+  });
+
+  it("holds WS_MAX_CONNECTIONS_PER_USER against a burst of upgrades: the rest get 429", async () => {
+    const { h, base } = await start({ WS_MAX_CONNECTIONS_PER_USER: "4" });
+    const user = await signup(h.app);
+    const url = `${base}/ws/${user.id}/${user.session_id}`;
+    const sockets = await burst(Array(30).fill(url), ["parley.msgpack", `bearer.${user.token}`]);
+    open.push(...sockets);
+    expect(sockets.length).toBe(4);
+    expect(h.deps.metrics.rateLimited.get(["ws_connections"])).toBe(26);
+    // Every place taken is given back: after a close, one more fits, and only one.
+    (sockets[0] as TestSocket).close();
+    await waitFor(() => (h.deps.gateway.connections.all.size === 3 ? true : undefined));
+    const again = await burst(Array(5).fill(url), ["parley.msgpack", `bearer.${user.token}`]);
+    open.push(...again);
+    expect(again.length).toBe(1);
   });
 
   it("answers 503 with Retry-After to any socket past WS_MAX_CONNECTIONS on the node", async () => {

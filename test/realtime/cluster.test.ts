@@ -14,7 +14,7 @@ import { createLogger } from "../../src/lib/logger.ts";
 import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
+import { burst, connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 
@@ -235,6 +235,58 @@ describe("two nodes", () => {
       );
       for (const n of nodes)
         expect(await upgradeStatus(`${n.base}${path}`, { authorization: `Bearer ${mia.token}` })).toBe(429);
+    } finally {
+      for (const n of nodes) {
+        await n.app.stop(true);
+        await closeDeps(n.deps);
+      }
+    }
+  });
+
+  it("holds WS_MAX_CONNECTIONS_PER_USER against a burst of upgrades, on one node and across two", async () => {
+    const limit = 4;
+    const capped = { ...h.config, WS_MAX_CONNECTIONS_PER_USER: limit };
+    const nodes = await Promise.all(
+      [0, 1].map(async () => {
+        const deps = await createDeps(capped, createLogger("silent"), { clock: h.clock });
+        const app = createApp(deps);
+        app.listen({ port: 0, hostname: "127.0.0.1" });
+        return { deps, app, base: `ws://127.0.0.1:${app.server?.port}` };
+      }),
+    );
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    try {
+      const [solo, spread] = [await signup(h.app), await signup(h.app)];
+      const at = (u: User, n: typeof a) => `${n.base}/ws/${u.id}/${u.session_id}`;
+      const bearer = (u: User) => ["parley.msgpack", `bearer.${u.token}`];
+      // 30 at once on one node, then 30 at once over both: the limit holds, counted in Redis from the upgrade.
+      const one = await burst(Array(30).fill(at(solo, a)), bearer(solo));
+      open.push(...one);
+      expect(one.length).toBe(limit);
+      const two = await burst(
+        Array.from({ length: 30 }, (_, i) => at(spread, i % 2 ? b : a)),
+        bearer(spread),
+      );
+      open.push(...two);
+      expect(two.length).toBe(limit);
+      const refused = () =>
+        a.deps.metrics.rateLimited.get(["ws_connections"]) +
+        b.deps.metrics.rateLimited.get(["ws_connections"]);
+      expect(refused()).toBe(2 * (30 - limit));
+      // The refused upgrades left nothing counted: what is open is what counts, and presence follows it.
+      for (const u of [solo, spread]) {
+        expect(await a.deps.broker.countSockets(u.id, 0)).toBe(limit);
+        await waitFor(async () =>
+          (await h.deps.store.users.byId(u.id))?.status === "online" ? true : undefined,
+        );
+      }
+      for (const s of [...one, ...two]) s.close();
+      for (const u of [solo, spread]) {
+        await waitFor(async () => ((await a.deps.broker.countSockets(u.id, 0)) === 0 ? true : undefined));
+        await waitFor(async () =>
+          (await h.deps.store.users.byId(u.id))?.status === "offline" ? true : undefined,
+        );
+      }
     } finally {
       for (const n of nodes) {
         await n.app.stop(true);

@@ -95,3 +95,26 @@ export async function upgradeStatus(url: string, headers: Record<string, string>
   await res.body?.cancel();
   return res.status;
 }
+
+/**
+ * One upgrade to each url, all at once: answers the sockets that said hello. The others were refused
+ * before the upgrade (or closed before hello), and are closed here.
+ */
+export async function burst(urls: string[], protocols: string[]): Promise<TestSocket[]> {
+  const tries = await Promise.allSettled(urls.map((u) => connect(u, protocols)));
+  const opened = tries.flatMap((t) => (t.status === "fulfilled" ? [t.value] : []));
+  const greeted = await Promise.all(
+    opened.map((s) =>
+      s
+        .next((f) => f.type === "hello")
+        .then(
+          () => s,
+          () => {
+            s.close();
+            return null;
+          },
+        ),
+    ),
+  );
+  return greeted.filter((s): s is TestSocket => s !== null);
+}

@@ -136,9 +136,8 @@ export class Dispatcher {
   private typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
     const { user_id } = ws.data;
     const topic = topics.conversation(conversationId);
-    if (!this.fanout.isSubscribed(ws, topic)) {
-      return sendError(ws, undefined, "not_found", "conversation not found");
-    }
+    // Thrown, so that the reply echoes the frame's ref like every other error.
+    if (!this.fanout.isSubscribed(ws, topic)) throw new AppError("not_found", "conversation not found");
     const key = `${conversationId}:${user_id}`;
     clearTimeout(this.typing.get(key));
     this.typing.delete(key);

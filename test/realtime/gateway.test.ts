@@ -212,6 +212,15 @@ describe("messages over the socket", () => {
     a.close();
   });
 
+  it("echoes the ref in the error reply to a typing frame", async () => {
+    const a = await socket(alice);
+    a.send({ type: "typing_start", ref: "t1", conversation_id: "00000000000000000000" });
+    expect(await a.next((f) => f.type === "error")).toMatchObject({ ref: "t1", code: "not_found" });
+    a.send({ type: "typing_stop", ref: 2, conversation_id: "00000000000000000000" });
+    expect(await a.next((f) => f.type === "error" && f.ref === 2)).toMatchObject({ code: "not_found" });
+    a.close();
+  });
+
   it("turns REST edits, deletes and reactions into live events", async () => {
     const id = await group(h.app, alice, [bob]);
     const b = await socket(bob);

@@ -175,6 +175,7 @@ export class Fanout {
     const leaving =
       event.kind === "participant.removed" && typeof event.user_id === "string" ? event.user_id : null;
     if (leaving) for (const ws of this.connections.ofUser(leaving)) this.unsubscribe(ws, topic);
+    if (event.kind === "conversation.deleted") this.dropHere(topic);
     if (!this.broker.shared) return;
     for (const userId of joining)
       this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }));
@@ -192,6 +193,22 @@ export class Fanout {
       if (!listened) idle.push(channel);
     }
     if (idle.length > 0) this.broker.leave(idle);
+  }
+
+  /**
+   * Every socket of this node leaves a topic (its conversation was deleted): nothing reaches them there
+   * any more, and what needs them subscribed (typing) is refused. Bun cannot list a topic's subscribers,
+   * so the node's sockets are looked through until all of them are found: once per deletion, which is rare,
+   * and not at all on a node where nobody listens.
+   */
+  private dropHere(topic: string) {
+    const server = this.server;
+    if (!server) return;
+    let left = 0;
+    for (const encoding of ENCODINGS) left += server.subscriberCount(bunTopic(topic, encoding));
+    if (left === 0) return;
+    for (const ws of this.connections.all)
+      if (ws.unsubscribe(bunTopic(topic, ws.data.encoding)) && --left === 0) return;
   }
 
   /** Publishes here only; returns the msgpack bytes when it made them. */
@@ -237,9 +254,15 @@ export class Fanout {
       return this.hooks.failed(err);
     }
     switch (message.kind) {
-      case RELAY.membershipFrame:
-        if (channel.startsWith("c:")) this.hooks.forget(channel.slice(2));
-        return this.publishBytesHere(channel, message.bytes);
+      case RELAY.membershipFrame: {
+        if (!channel.startsWith("c:")) return this.publishBytesHere(channel, message.bytes);
+        this.hooks.forget(channel.slice(2));
+        // Membership changes are rare: read, to know a deletion (its sockets leave once they have it).
+        const frame = decode(message.bytes, "msgpack") as { kind?: unknown } | null;
+        this.publishBytesHere(channel, message.bytes, frame);
+        if (frame?.kind === "conversation.deleted") this.dropHere(channel);
+        return;
+      }
       case RELAY.frame:
         return this.publishBytesHere(channel, message.bytes);
       case RELAY.join: {
@@ -284,10 +307,10 @@ export class Fanout {
    * A frame another node encoded: the same bytes to plain msgpack sockets; for the other encodings it is
    * decoded once and encoded once each.
    */
-  private publishBytesHere(topic: string, msgpack: Uint8Array) {
+  private publishBytesHere(topic: string, msgpack: Uint8Array, decoded?: unknown) {
     const server = this.server;
     if (!server) return;
-    let frame: unknown;
+    let frame = decoded;
     for (const encoding of ENCODINGS) {
       if (this.connections.speaking(encoding) === 0) continue;
       const bun = bunTopic(topic, encoding);

@@ -11,6 +11,7 @@ import { RedisBroker } from "../../src/broker/redis.ts";
 import { runCli } from "../../src/cli.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
+import { bunTopic, topics } from "../../src/realtime/fanout.ts";
 import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
@@ -135,6 +136,23 @@ describe("two nodes", () => {
     await owner.next(said("after dave left"));
     await Bun.sleep(30);
     expect(newcomer.frames.filter(said("after dave left"))).toEqual([]);
+  });
+
+  it("takes the sockets of the other node out of a conversation deleted on one", async () => {
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, alice, [bob]);
+    const owner = await socket(alice, "a");
+    const member = await socket(bob, "b", "json");
+    const deleted = await call(h.app, "DELETE", `/api/conversations/${id}`, { token: alice.token });
+    expect(deleted.status).toBe(204);
+    await member.next(event("conversation.deleted", id));
+    for (const encoding of ["msgpack", "json"] as const)
+      expect(nodeB.app.server?.subscriberCount(bunTopic(topics.conversation(id), encoding))).toBe(0);
+    member.send({ type: "typing_start", ref: "t", conversation_id: id });
+    expect(await member.next((f) => f.type === "error" && f.ref === "t")).toMatchObject({
+      code: "not_found",
+    });
+    await owner.next(event("conversation.deleted", id));
   });
 
   it("keeps a user online while they have a socket on any node", async () => {

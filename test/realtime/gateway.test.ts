@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Packr } from "msgpackr";
+import { bunTopic, topics } from "../../src/realtime/fanout.ts";
 import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
 import { connect, type Frame, recordsPackr, type TestSocket, upgradeStatus } from "./ws-client.ts";
@@ -276,6 +277,27 @@ describe("messages over the socket", () => {
       c.frames.some((f) => f.type === "event" && f.kind === "message.created" && f.conversation_id === id),
     ).toBe(false);
     c.close();
+  });
+
+  it("takes every socket out of a deleted conversation: typing there is refused and reaches nobody", async () => {
+    const id = await group(h.app, alice, [bob]);
+    const a = await socket(alice);
+    const b = await socket(bob, "json");
+    expect((await call(h.app, "DELETE", `/api/conversations/${id}`, { token: alice.token })).status).toBe(
+      204,
+    );
+    await a.next(event("conversation.deleted", id));
+    await b.next(event("conversation.deleted", id));
+    for (const encoding of ["msgpack", "json"] as const)
+      expect(h.app.server?.subscriberCount(bunTopic(topics.conversation(id), encoding))).toBe(0);
+    b.send({ type: "typing_start", ref: "t", conversation_id: id });
+    expect(await b.next((f) => f.type === "error" && f.ref === "t")).toMatchObject({ code: "not_found" });
+    // A ping round trip after it: had the typing been published to alice, it would have come first.
+    a.send({ type: "ping", ref: "after" });
+    await a.next((f) => f.type === "pong" && f.ref === "after");
+    expect(a.frames.some((f) => f.type === "typing")).toBe(false);
+    a.close();
+    b.close();
   });
 
   it("refuses a removed member's next message at once, and a demoted one's post in a channel", async () => {

@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
 import { AppError, type ErrorCode, errorBody } from "../lib/errors.ts";
 import { safePath } from "../lib/logger.ts";
-import { requestContext, type Started } from "./context.ts";
+import { clientAddress, requestContext, type Started } from "./context.ts";
 
 const SECURITY_HEADERS = {
   "X-Content-Type-Options": "nosniff",
@@ -24,8 +24,15 @@ export function httpPlugin(deps: Deps) {
   return (
     new Elysia({ name: "parley.http" })
       .use(requestContext(config))
-      .onRequest(({ request, set }) => {
+      .onRequest(async ({ request, set, server }) => {
         Object.assign(set.headers, SECURITY_HEADERS);
+        // Calls without a token are limited per address here, before anything else is done for them: a
+        // 404, a refused body or a failed validation counts as much as an answer. Calls with one are the
+        // auth guard's: per user when the token is good, per address when it is not.
+        if (!request.headers.has("authorization") && new URL(request.url).pathname.startsWith("/api/")) {
+          const ip = clientAddress(request, server, config.TRUST_PROXY);
+          Object.assign(set.headers, await limiters.check("api", `ip:${ip}`));
+        }
         if (WITHOUT_BODY.has(request.method)) return;
         // Cheap early refusals; the parser below enforces the limit for bodies without a length too.
         if (Number(request.headers.get("content-length") ?? 0) > config.MAX_JSON_BODY_BYTES) {
@@ -55,11 +62,6 @@ export function httpPlugin(deps: Deps) {
         } catch {
           throw new AppError("bad_request", "malformed JSON body");
         }
-      })
-      .onBeforeHandle({ as: "global" }, async ({ headers, clientIp, set, request }) => {
-        // Authenticated calls are limited per user by the auth guard; this covers the anonymous rest.
-        if (headers.authorization || !new URL(request.url).pathname.startsWith("/api/")) return;
-        Object.assign(set.headers, await limiters.check("api", `ip:${clientIp}`));
       })
       .onError({ as: "global" }, ({ code, error, set, request }) => {
         Object.assign(set.headers, SECURITY_HEADERS);

@@ -21,14 +21,27 @@ export function authGuard(deps: Pick<Deps, "signer" | "sessions" | "clock" | "li
   const identities = new WeakMap<Request, Identity>();
   return new Elysia({ name: "parley.auth" }).macro({
     auth: {
-      async transform({ request, set }) {
-        const token = bearerToken(request.headers.get("authorization"));
-        if (!token) throw new AppError("unauthorized", "missing bearer token");
-        const claims = await deps.signer.verify(token, deps.clock.now());
-        const state = await deps.sessions.state(claims.sid, claims.sub);
-        if (state === "revoked" || state === "missing")
-          throw new AppError("session_revoked", "session revoked");
-        if (state === "expired") throw new AppError("token_expired", "session expired; sign in again");
+      async transform(ctx) {
+        const { request, set } = ctx;
+        let claims: { sub: string; sid: string };
+        try {
+          const token = bearerToken(request.headers.get("authorization"));
+          if (!token) throw new AppError("unauthorized", "missing bearer token");
+          claims = await deps.signer.verify(token, deps.clock.now());
+          const state = await deps.sessions.state(claims.sid, claims.sub);
+          if (state === "revoked" || state === "missing")
+            throw new AppError("session_revoked", "session revoked");
+          if (state === "expired") throw new AppError("token_expired", "session expired; sign in again");
+        } catch (err) {
+          // A call whose token is no good is anonymous: limited per address (429 before its 401), so that
+          // a made-up token is no way around the limit calls without one get (plugins/http.ts, which has
+          // counted those already).
+          if (request.headers.has("authorization")) {
+            const { clientIp } = ctx as unknown as { clientIp: string };
+            Object.assign(set.headers, await deps.limiters.check("api", `ip:${clientIp}`));
+          }
+          throw err;
+        }
         Object.assign(set.headers, await deps.limiters.check("api", `user:${claims.sub}`));
         identities.set(request, { userId: claims.sub, sessionId: claims.sid });
       },

@@ -123,5 +123,31 @@ for (const backend of ["memory", "redis"] as const) {
       const other = await signupFrom(2);
       expect((await call(h.app, "GET", "/api/auth/me", { token: other.token })).status).toBe(200);
     });
+
+    it("limits calls without a good token per address, whatever they are answered", async () => {
+      h = await harness({ ...env, TRUST_PROXY: "true", RATE_LIMIT_PER_MINUTE: "4", RATE_LIMIT_BURST: "0" });
+      const from = (n: number) => ({ "x-forwarded-for": `${ip}5${n}` });
+      const user = await call(h.app, "POST", "/api/auth/signup", { body: newAccount(), headers: from(9) });
+      const calls = [
+        // No token, a made-up one, a body that fails validation, a route that does not exist.
+        () => call(h!.app, "GET", "/api/users/search?q=x", { headers: from(1) }),
+        () => call(h!.app, "GET", "/api/users/search?q=x", { headers: from(1), token: "x.y.z" }),
+        () => call(h!.app, "POST", "/api/auth/signin", { headers: from(1), body: {} }),
+        () => call(h!.app, "GET", "/api/no-such-route", { headers: from(1) }),
+      ];
+      expect(await Promise.all(calls.map(async (c) => (await c()).status))).toEqual([401, 401, 422, 404]);
+      for (const c of calls) {
+        const res = await c();
+        expect([res.status, res.body.error.code]).toEqual([429, "rate_limited"]);
+        expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      }
+      // Another address, and a good token from the same one, are limited apart.
+      expect((await call(h.app, "GET", "/api/users/search?q=x", { headers: from(2) })).status).toBe(401);
+      const me = await call(h.app, "GET", "/api/auth/me", {
+        headers: from(1),
+        token: user.body.access_token,
+      });
+      expect(me.status).toBe(200);
+    });
   });
 }

@@ -57,11 +57,19 @@ export function httpPlugin(deps: Deps) {
         } catch {
           throw new AppError("validation_failed", "body: not valid UTF-8", { details: { field: "body" } });
         }
+        let body: unknown;
         try {
-          return JSON.parse(text);
+          body = JSON.parse(text);
         } catch {
           throw new AppError("bad_request", "malformed JSON body");
         }
+        // Every body the API takes is an object. Elysia would read any other value as {} (and a PUT of
+        // "hello" would succeed as a PUT of nothing), so it is refused here.
+        if (typeof body !== "object" || body === null || Array.isArray(body))
+          throw new AppError("validation_failed", "body: must be a JSON object", {
+            details: { field: "body" },
+          });
+        return body;
       })
       .onError({ as: "global" }, ({ code, error, set, request }) => {
         Object.assign(set.headers, SECURITY_HEADERS);

@@ -77,6 +77,28 @@ describe("cross-cutting HTTP behaviour", () => {
     expect(pulled).toBeLessThan(64 * 1024);
   });
 
+  it("refuses a JSON body that is not an object with 422, where Elysia would read it as {}", async () => {
+    const user = await signup(h.app);
+    for (const raw of ['"hello"', "42", "true", "[1,2,3]", "null"]) {
+      for (const [method, path] of [
+        ["PUT", `/api/users/${user.id}`],
+        ["POST", "/api/auth/signin"],
+      ] as const) {
+        const res = await call(h.app, method, path, { raw, token: user.token });
+        expect({
+          raw,
+          path,
+          status: res.status,
+          code: res.body.error?.code,
+          field: res.body.error?.field,
+        }).toEqual({ raw, path, status: 422, code: "validation_failed", field: "body" });
+      }
+    }
+    expect((await call(h.app, "PUT", `/api/users/${user.id}`, { raw: "{}", token: user.token })).status).toBe(
+      200,
+    );
+  });
+
   it("refuses multipart bodies with 415 (there are no uploads) before reading them", async () => {
     const form = new FormData();
     form.set("email", "a@b.co");

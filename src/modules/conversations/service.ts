@@ -178,11 +178,18 @@ export function createConversationsService(deps: ConversationDeps) {
     },
 
     async update(id: string, userId: string, input: UpdateConversation) {
-      const { me } = await requireMember(store, id, userId);
+      const { conversation, me } = await requireMember(store, id, userId);
       requireManager(me, "change the conversation");
-      const updated = await store.conversations.update(id, { ...input, updated_at: clock.now() });
+      // Only what differs is a change: a PUT that changes nothing takes no seq and records nothing.
+      const changes = Object.fromEntries(
+        Object.entries(input).filter(
+          ([key, value]) => value !== undefined && value !== conversation[key as keyof typeof input],
+        ),
+      ) as UpdateConversation;
+      if (Object.keys(changes).length === 0) return view(conversation, userId);
+      const updated = await store.conversations.update(id, { ...changes, updated_at: clock.now() });
       if (!updated) throw new AppError("not_found", "conversation not found");
-      await publishSystem(id, userId, "conversation.updated", { changes: input });
+      await publishSystem(id, userId, "conversation.updated", { changes });
       return view((await store.conversations.byId(id)) ?? updated, userId);
     },
 

@@ -150,6 +150,30 @@ describe("listing, reading, updating, deleting", () => {
     expect(JSON.parse(history.body.items[0].content)).toMatchObject({ event: "conversation.updated" });
   });
 
+  it("records nothing for a PUT that changes nothing: no system message, no seq", async () => {
+    const g = await create(alice.token, {
+      conversation_type: "group",
+      participant_ids: [bob.id],
+      name: "Same",
+    });
+    for (const body of [{}, { name: "Same" }]) {
+      const res = await call(h.app, "PUT", `/api/conversations/${g.body.id}`, { token: alice.token, body });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ name: "Same", last_seq: 0 });
+    }
+    const renamed = await call(h.app, "PUT", `/api/conversations/${g.body.id}`, {
+      token: alice.token,
+      body: { name: "Same", topic: "new" },
+    });
+    expect(renamed.body).toMatchObject({ name: "Same", topic: "new", last_seq: 1 });
+    const history = await call(h.app, "GET", `/api/conversations/${g.body.id}/messages`, {
+      token: alice.token,
+    });
+    expect(history.body.items.map((m: { content: string }) => JSON.parse(m.content))).toEqual([
+      { event: "conversation.updated", changes: { topic: "new" } },
+    ]);
+  });
+
   it("deletes a group (owner only) and a dm (either member)", async () => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
     expect(

@@ -187,12 +187,17 @@ describe("send and receive", () => {
   });
 
   it("rejects a request the server never answers with a timeout", async () => {
-    const a = await s.client({ requestTimeoutMs: 50 });
+    const [a, b] = [await s.client({ requestTimeoutMs: 50 }), await s.client()];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "group",
+      participant_ids: [idOf(b)],
+    });
     await a.connect();
-    // typing with a ref gets no reply from the gateway; a request for it must end in a timeout.
+    // typing in a conversation of ours gets no reply from the gateway (it goes to the others); a request
+    // for it must end in a timeout.
     const pending = (
       a.realtime as unknown as { request(f: Record<string, unknown>): Promise<unknown> }
-    ).request({ type: "typing_stop", conversation_id: "nope" });
+    ).request({ type: "typing_stop", conversation_id: conv.id });
     expect(await pending.catch((e: unknown) => e)).toMatchObject({ code: "timeout" });
   });
 });

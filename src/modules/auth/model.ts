@@ -2,17 +2,18 @@
 
 import { t } from "elysia";
 import { PASSWORD_MAX } from "../../lib/passwords.ts";
+import { Text } from "../../lib/text.ts";
 import { USERNAME_PATTERN, UserView } from "../users/model.ts";
 
 /** Length checks beyond the policy are left to checkPasswordStrength so that they answer weak_password. */
 const Password = t.String({ maxLength: PASSWORD_MAX * 4 });
-const DeviceName = t.Optional(t.String({ maxLength: 100 }));
+const DeviceName = t.Optional(Text({ maxLength: 100 }));
 
 export const SignUp = t.Object({
   email: t.String({ format: "email", maxLength: 254 }),
   username: t.String({ pattern: USERNAME_PATTERN }),
   password: Password,
-  display_name: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
+  display_name: t.Optional(Text({ minLength: 1, maxLength: 100 })),
   device_name: DeviceName,
 });
 export type SignUp = typeof SignUp.static;

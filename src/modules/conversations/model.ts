@@ -2,6 +2,7 @@
 
 import { t } from "elysia";
 import { iso } from "../../lib/clock.ts";
+import { Text } from "../../lib/text.ts";
 import type { ConversationRecord, ParticipantRecord } from "../../store/types.ts";
 
 const Id = t.String({ minLength: 1, maxLength: 64 });
@@ -11,15 +12,15 @@ export const ConversationType = t.Union([t.Literal("dm"), t.Literal("group"), t.
 export const CreateConversation = t.Object({
   conversation_type: ConversationType,
   participant_ids: t.Array(Id, { maxItems: 1000 }),
-  name: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
-  topic: t.Optional(t.String({ maxLength: 1000 })),
+  name: t.Optional(Text({ minLength: 1, maxLength: 200 })),
+  topic: t.Optional(Text({ maxLength: 1000 })),
   encrypted: t.Optional(t.Boolean()),
 });
 export type CreateConversation = typeof CreateConversation.static;
 
 export const UpdateConversation = t.Object({
-  name: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
-  topic: t.Optional(t.String({ maxLength: 1000 })),
+  name: t.Optional(Text({ minLength: 1, maxLength: 200 })),
+  topic: t.Optional(Text({ maxLength: 1000 })),
 });
 export type UpdateConversation = typeof UpdateConversation.static;
 

@@ -2,6 +2,7 @@
 
 import { t } from "elysia";
 import { iso, isoOrNull } from "../../lib/clock.ts";
+import { Text } from "../../lib/text.ts";
 import type { MessageRecord, ParticipantRecord } from "../../store/types.ts";
 
 const Id = t.String({ minLength: 1, maxLength: 64 });
@@ -16,15 +17,15 @@ export const MessageStatus = t.Union([t.Literal("sent"), t.Literal("delivered"),
 
 export const AttachmentSchema = t.Object({
   file_id: Id,
-  file_name: t.String({ minLength: 1, maxLength: 255 }),
+  file_name: Text({ minLength: 1, maxLength: 255 }),
   file_size: t.Integer({ minimum: 0 }),
-  mime_type: t.String({ minLength: 1, maxLength: 255 }),
+  mime_type: Text({ minLength: 1, maxLength: 255 }),
 });
 
 export const SendMessage = t.Object({
   content: t.Optional(t.String()),
   message_type: t.Optional(t.Union([t.Literal("text"), t.Literal("image"), t.Literal("file")])),
-  client_msg_id: t.Optional(t.String({ minLength: 1, maxLength: 64 })),
+  client_msg_id: t.Optional(Text({ minLength: 1, maxLength: 64 })),
   reply_to: t.Optional(Id),
   attachments: t.Optional(t.Array(AttachmentSchema, { maxItems: 20 })),
 });

@@ -2,6 +2,7 @@
 
 import { t } from "elysia";
 import { iso, isoOrNull } from "../../lib/clock.ts";
+import { Text } from "../../lib/text.ts";
 import type { UserRecord } from "../../store/types.ts";
 
 /** Usernames are 3-32 of [a-z0-9_.], case-insensitive and stored lowercase. */
@@ -37,7 +38,7 @@ export type ListUsersQuery = typeof ListUsersQuery.static;
 
 export const UpdateUser = t.Object(
   {
-    display_name: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
+    display_name: t.Optional(Text({ minLength: 1, maxLength: 100 })),
     username: t.Optional(t.String({ pattern: USERNAME_PATTERN })),
     status: t.Optional(UserStatus),
   },

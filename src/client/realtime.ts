@@ -415,15 +415,18 @@ export class RealtimeConnection {
   private onError(frame: Extract<ServerFrame, { type: "error" }>) {
     if (this.settle(frame.ref, frame)) return;
     const batch = typeof frame.ref === "number" ? this.resumeBatches.get(frame.ref) : undefined;
-    if (batch && batch.length > 0) {
-      // The server answers a resume's conversations in order, one final frame each: this error is the
-      // next one's. We are no longer in it, so it is forgotten.
-      const conversationId = batch.shift() as string;
-      if (batch.length === 0) this.resumeBatches.delete(frame.ref as number);
-      this.catchup.forget(conversationId);
+    if (batch && frame.conversation_ids) {
+      // The conversations of a resume we are no longer in, named in one error: they are forgotten.
+      for (const id of frame.conversation_ids) {
+        this.resumeDone(frame.ref, id);
+        this.catchup.forget(id);
+      }
       return;
     }
     this.emit("error", new ParleyError(frame.code, frame.message));
+    // The resume was refused as a whole (rate limited, say): its conversations hold their live events
+    // until it is made again, which a reconnect does.
+    if (batch) this.ws?.close(4000, "resume failed");
   }
 
   // --- resume and catch-up ---

@@ -178,16 +178,32 @@ export class Dispatcher {
     return a === b || (await this.deps.store.conversations.peersOf(a)).includes(b);
   }
 
-  /** Everything after each position, in version_seq order; past RESUME_MAX changes, `resync` instead. */
+  /**
+   * Everything after each position, in version_seq order; past RESUME_MAX changes, `resync` instead. The
+   * conversations named that the user is not in get one error naming them all, first: a frame may name
+   * 1000, and an error and a store read for each let one user's allowed frames stall the node.
+   */
   private async resume(ws: Socket, positions: Record<string, number>, ref: string | number | undefined) {
     const { store, config } = this.deps;
     const refField = ref === undefined ? {} : { ref };
-    for (const [conversationId, after] of Object.entries(positions)) {
-      const member = await store.conversations.participant(conversationId, ws.data.user_id);
-      if (!member) {
-        sendError(ws, ref, "not_found", `conversation ${conversationId} not found`);
-        continue;
-      }
+    const entries = Object.entries(positions);
+    const mine = await this.conversationsAmong(
+      ws.data.user_id,
+      entries.map(([id]) => id),
+    );
+    const unknown = entries.filter(([id]) => !mine.has(id)).map(([id]) => id);
+    if (unknown.length > 0) {
+      ws.data.errors.inc(["not_found"]);
+      send(ws, {
+        type: "error",
+        ...refField,
+        code: "not_found",
+        message: `${unknown.length === 1 ? "1 conversation" : `${unknown.length} conversations`} not found`,
+        conversation_ids: unknown,
+      });
+    }
+    for (const [conversationId, after] of entries) {
+      if (!mine.has(conversationId)) continue;
       const changes = await store.messages.events(conversationId, after, config.RESUME_MAX + 1);
       if (changes.length > config.RESUME_MAX) {
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });
@@ -203,5 +219,20 @@ export class Dispatcher {
       }
       send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
     }
+  }
+
+  /**
+   * Which of these conversations the user is in: one read of the store whatever their number. One alone
+   * (the SDK resumes a conversation to fill a hole in its live events) is asked about directly, which for a
+   * user in many conversations is less to read than the list of them all.
+   */
+  private async conversationsAmong(userId: string, ids: string[]): Promise<ReadonlySet<string>> {
+    const { conversations } = this.deps.store;
+    if (ids.length === 0) return new Set();
+    if (ids.length === 1) {
+      const [id] = ids as [string];
+      return new Set((await conversations.participant(id, userId)) ? [id] : []);
+    }
+    return new Set(await conversations.idsForUser(userId));
   }
 }

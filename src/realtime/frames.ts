@@ -139,7 +139,14 @@ export type ServerFrame =
   | { type: "pong"; ref?: string | number; server_time: string }
   | { type: "ack"; ref?: string | number; client_msg_id: string; message_id: string; seq: number }
   | { type: "ok"; ref?: string | number }
-  | { type: "error"; ref?: string | number; code: string; message: string }
+  | {
+      type: "error";
+      ref?: string | number;
+      code: string;
+      message: string;
+      /** A resume's conversations the user is not in (or that do not exist), all named in one error. */
+      conversation_ids?: string[];
+    }
   | { type: "event"; kind: string; conversation_id: string; seq: number; [field: string]: unknown }
   | { type: "typing"; conversation_id: string; user_id: string; state: "start" | "stop" }
   | { type: "presence"; user_id: string; status: string; last_seen: string | null }

@@ -419,6 +419,61 @@ describe("reconnect and resume", () => {
     expect((await events.next((e) => e.seq === live.seq)).replayed).toBeUndefined();
   });
 
+  it("forgets a conversation it was removed from while away, and resumes the others", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const left = (
+      await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] })
+    ).id;
+    const events = record(b, "event");
+    const [stays, goes] = [
+      await a.realtime.send(conv, { content: "here" }),
+      await a.realtime.send(left, { content: "gone" }),
+    ];
+    await events.next((e) => e.conversation_id === conv && e.seq === stays.seq);
+    await events.next((e) => e.conversation_id === left && e.seq === goes.seq);
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const client = b as unknown as { freshToken(): Promise<string> };
+    const original = client.freshToken.bind(b);
+    client.freshToken = async () => {
+      await gate;
+      return original();
+    };
+    const [resumed, errors] = [record(b, "resumed"), record(b, "error")];
+    dropSockets(b);
+    await a.rest.conversations.removeParticipant(left, idOf(b));
+    open();
+    // The server names the conversation b is no longer in; the one it is in resumes as ever.
+    await resumed.next((r) => r.conversation_id === conv);
+    await waitFor(() => (b.realtime.positions[left] === undefined ? true : undefined));
+    expect(b.realtime.positions[conv]).toBe(stays.seq);
+    expect(errors.items).toEqual([]);
+    const live = await a.realtime.send(conv, { content: "still here" });
+    expect((await events.next((e) => e.seq === live.seq)).message?.content).toBe("still here");
+  });
+
+  it("reconnects and resumes again when a resume is refused as a whole", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const events = record(b, "event");
+    const first = await a.realtime.send(conv, { content: "before" });
+    await events.next((e) => e.seq === first.seq);
+    const [opens, errors] = [record(b, "open"), record(b, "error")];
+    // The next catch-up read fails once, as a store that is briefly out of reach would: `internal`.
+    const messages = s.h.deps.store.messages;
+    const read = messages.events;
+    messages.events = async () => {
+      messages.events = read;
+      throw new Error("store out of reach");
+    };
+    dropSockets(b);
+    const missed = await a.rest.messages.send(conv, { content: "while away" });
+    expect(await errors.next()).toMatchObject({ code: "internal" });
+    expect((await events.next((e) => e.seq === missed.seq)).message?.content).toBe("while away");
+    expect(opens.items.filter((o) => o.reconnected).length).toBe(2);
+  });
+
   it("does not reconnect after a terminal close (session revoked)", async () => {
     const { b } = await pair("msgpack");
     const closes = record(b, "close");

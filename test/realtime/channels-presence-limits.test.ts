@@ -211,6 +211,20 @@ describe("connection limits", () => {
     expect(again.length).toBe(1);
   });
 
+  it("answers a resume naming as many unknown conversations as a frame may with one error naming them", async () => {
+    const { h, base } = await start();
+    const user = await signup(h.app);
+    const s = await userSocket(base, user, "json");
+    const unknown = Array.from({ length: 1000 }, (_, i) => `01nosuchconversation${i}`);
+    s.send({ type: "resume", ref: 9, positions: Object.fromEntries(unknown.map((id) => [id, 0])) });
+    const error = await s.next((f) => f.type === "error" && f.ref === 9);
+    expect(error).toMatchObject({ code: "not_found" });
+    expect(error.conversation_ids).toEqual(unknown);
+    s.send({ type: "ping", ref: "after" });
+    await s.next((f) => f.type === "pong" && f.ref === "after");
+    expect(s.frames.filter((f) => f.ref === 9)).toHaveLength(1);
+  });
+
   it("answers 503 with Retry-After to any socket past WS_MAX_CONNECTIONS on the node", async () => {
     const { h, base } = await start({ WS_MAX_CONNECTIONS: "2" });
     const [alice, bob] = [await signup(h.app), await signup(h.app)];

@@ -486,6 +486,76 @@ describe("resume", () => {
   });
 });
 
+describe("resume naming conversations it does not know", () => {
+  /** Counts the store's membership reads while `run` runs. */
+  async function membershipReads(run: () => Promise<void>): Promise<number> {
+    const repo = h.deps.store.conversations;
+    const saved = { participant: repo.participant, idsForUser: repo.idsForUser, byId: repo.byId };
+    let reads = 0;
+    for (const name of ["participant", "idsForUser", "byId"] as const) {
+      const original = saved[name] as (...args: unknown[]) => Promise<unknown>;
+      (repo as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+        reads++;
+        return original.apply(repo, args);
+      };
+    }
+    try {
+      await run();
+    } finally {
+      Object.assign(repo, saved);
+    }
+    return reads;
+  }
+  const unknownIds = (n: number) => Array.from({ length: n }, (_, i) => `01nosuchconversation${i}`);
+
+  it("answers them with one error naming them all, and still catches up the conversations it is in", async () => {
+    const [mine, alsoMine, notMine] = [
+      await group(h.app, alice, [bob]),
+      await group(h.app, alice, [bob]),
+      await group(h.app, alice, [carol]),
+    ];
+    for (const [id, content] of [
+      [mine, "one"],
+      [mine, "two"],
+      [alsoMine, "three"],
+    ] as const)
+      await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+        token: alice.token,
+        body: { content },
+      });
+    const b = await socket(bob);
+    const unknown = unknownIds(40);
+    const positions = Object.fromEntries([
+      [unknown[0], 0],
+      [mine, 1],
+      ...unknown.slice(1).map((id) => [id, 3]),
+      [notMine, 0],
+      [alsoMine, 0],
+    ]);
+    const reads = await membershipReads(async () => {
+      b.send({ type: "resume", ref: "r", positions });
+      await b.next((f) => f.type === "resumed" && f.conversation_id === alsoMine);
+      b.send({ type: "ping", ref: "after" });
+      await b.next((f) => f.type === "pong" && f.ref === "after");
+    });
+    const errors = b.frames.filter((f) => f.type === "error");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ ref: "r", code: "not_found" });
+    expect(errors[0]?.conversation_ids).toEqual([...unknown, notMine]);
+    const replies = b.frames.filter((f) => f.ref === "r" || f.type === "event");
+    expect(replies.map((f) => [f.type, f.conversation_id ?? null, f.seq ?? null])).toEqual([
+      ["error", null, null],
+      ["event", mine, 2],
+      ["resumed", mine, 2],
+      ["event", alsoMine, 1],
+      ["resumed", alsoMine, 1],
+    ]);
+    // What the user is in is read once for the whole frame, not once per conversation named.
+    expect(reads).toBeLessThanOrEqual(1);
+    b.close();
+  });
+});
+
 describe("the msgpackr records subprotocol", () => {
   const plain = new Packr({ useRecords: false, mapsAsObjects: true });
 

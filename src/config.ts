@@ -107,7 +107,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Values that ship in .env.example and the original spec: never acceptable in production. */
+/** Values the original spec and earlier copies of .env.example shipped: never acceptable in production. */
 const PLACEHOLDER_KEYS = new Set([
   "your-super-secret-key-change-in-production",
   "your-32-character-encryption-key",

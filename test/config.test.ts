@@ -195,5 +195,8 @@ describe("documentation", () => {
       });
       expect({ name, inReadme: readme.includes(`| \`${name}\` |`) }).toEqual({ name, inReadme: true });
     }
+    // A copy of it as .env must not give every development server the same public keys.
+    expect(example).toMatch(/^SECRET_KEY=$/m);
+    expect(example).toMatch(/^ENCRYPTION_KEY=$/m);
   });
 });

@@ -164,7 +164,7 @@ describe("messages over the socket", () => {
         content: "see above",
         message_type: "file",
         reply_to: ack.message_id,
-        attachments: [{ file_id: "f1", file_name: "a.txt", file_size: 3, mime_type: "text/plain" }],
+        attachments: [{ file_id: "f1", file_name: "a.pdf", file_size: 3, mime_type: "application/pdf" }],
       },
     });
     const ev = await bm.next((f) => event("message.created", id)(f) && f.seq === sent.body.seq);
@@ -175,7 +175,7 @@ describe("messages over the socket", () => {
       created_at: sent.body.created_at,
       message_type: "file",
       reply_to: ack.message_id,
-      attachments: [{ file_id: "f1", file_name: "a.txt", file_size: 3, mime_type: "text/plain" }],
+      attachments: [{ file_id: "f1", file_name: "a.pdf", file_size: 3, mime_type: "application/pdf" }],
     });
     for (const s of [a, bm, bj]) s.close();
   });

@@ -13,7 +13,7 @@ import { append, draft } from "./log.ts";
 import { type MessageView, type SendMessage, statusOf, toMessageView } from "./model.ts";
 
 export interface MessageDeps {
-  config: Pick<Config, "MAX_MESSAGE_LENGTH">;
+  config: Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_FILE_SIZE" | "ALLOWED_FILE_TYPES">;
   store: Store;
   clock: Clock;
   hub: Hub;
@@ -42,8 +42,42 @@ function checkEmoji(emoji: string) {
   }
 }
 
+/**
+ * ALLOWED_FILE_TYPES as a test of a MIME type: a comma-separated list of types ("image/png"), whole
+ * families ("image/" followed by a star) or a lone star for any; case and parameters do not count.
+ */
+export function fileTypes(allowed: string): (mimeType: string) => boolean {
+  const entries = new Set(
+    allowed
+      .split(",")
+      .map((e) => e.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  return (mimeType) => {
+    const type = mimeType.split(";")[0]?.trim().toLowerCase() ?? "";
+    const [family, subtype, ...rest] = type.split("/");
+    if (!family || !subtype || rest.length > 0) return false;
+    return entries.has("*") || entries.has(type) || entries.has(`${family}/*`);
+  };
+}
+
+/** What an attachment says of its file must be within MAX_FILE_SIZE and ALLOWED_FILE_TYPES. */
+function checkAttachments(
+  attachments: SendMessage["attachments"] & {},
+  maxBytes: number,
+  allowed: (mimeType: string) => boolean,
+) {
+  for (const [i, a] of attachments.entries()) {
+    if (a.file_size > maxBytes)
+      throw invalid(`attachments.${i}.file_size`, `must be at most ${maxBytes} bytes (MAX_FILE_SIZE)`);
+    if (!allowed(a.mime_type))
+      throw invalid(`attachments.${i}.mime_type`, "not among the allowed file types (ALLOWED_FILE_TYPES)");
+  }
+}
+
 export function createMessagesService(deps: MessageDeps) {
   const { store, clock, hub, config, membership, metrics } = deps;
+  const allowedType = fileTypes(config.ALLOWED_FILE_TYPES);
 
   async function views(messages: MessageRecord[], participants: ParticipantRecord[]) {
     return messages.map((m) => toMessageView(m, statusOf(m, participants)));
@@ -86,6 +120,7 @@ export function createMessagesService(deps: MessageDeps) {
       const attachments = input.attachments ?? [];
       const content = input.content ?? "";
       checkContent(content, config.MAX_MESSAGE_LENGTH, attachments.length === 0);
+      checkAttachments(attachments, config.MAX_FILE_SIZE, allowedType);
       if (input.reply_to) {
         const target = await store.messages.byId(input.reply_to);
         if (!target || target.conversation_id !== conversationId)

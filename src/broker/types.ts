@@ -17,8 +17,9 @@ export interface Broker {
   /** Where other nodes' messages go (one handler per node: its fanout). */
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void;
   /**
-   * Adds delta (+1 on open, -1 on close, 0 to ask) to the user's socket count and returns the count across
-   * every node: 1 after an open means the user just came online, 0 after a close that they went offline.
+   * Adds delta (+1 when an upgrade is accepted, -1 when it fails or its socket closes, 0 to ask) to the
+   * user's socket count and returns the count across every node: 1 after a +1 means the user's first
+   * socket, 0 after a -1 that they have none left.
    */
   countSockets(userId: string, delta: 1 | -1 | 0): Promise<number>;
   /**

@@ -3,12 +3,11 @@
 // value read back would not be the one accepted. Message content and reactions check the same in the
 // messages service, with their own byte limits.
 
-import { FormatRegistry, type StringOptions } from "@sinclair/typebox";
-import { t } from "elysia";
+import { FormatRegistry, type StringOptions, Type } from "@sinclair/typebox";
 
 export const isText = (value: string): boolean => value.isWellFormed() && !value.includes("\u0000");
 
 FormatRegistry.Set("text", isText);
 
 /** A string schema that also refuses lone surrogates and NUL (422, "Expected string to match 'text' format"). */
-export const Text = (options: StringOptions = {}) => t.String({ ...options, format: "text" });
+export const Text = (options: StringOptions = {}) => Type.String({ ...options, format: "text" });

@@ -3,6 +3,7 @@
 
 import { type Static, Type as T } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { Text } from "../lib/text.ts";
 
 export * from "./frames.ts";
 
@@ -14,9 +15,9 @@ const Binary = T.Union([T.Uint8Array({ maxByteLength: 16 * 1024 }), T.String({ m
 
 const Attachment = T.Object({
   file_id: Id,
-  file_name: T.String({ minLength: 1, maxLength: 255 }),
+  file_name: Text({ minLength: 1, maxLength: 255 }),
   file_size: T.Integer({ minimum: 0 }),
-  mime_type: T.String({ minLength: 1, maxLength: 255 }),
+  mime_type: Text({ minLength: 1, maxLength: 255 }),
 });
 
 export const ClientFrame = T.Union([
@@ -25,7 +26,7 @@ export const ClientFrame = T.Union([
     type: T.Literal("message"),
     ref: Ref,
     conversation_id: Id,
-    client_msg_id: T.String({ minLength: 1, maxLength: 64 }),
+    client_msg_id: Text({ minLength: 1, maxLength: 64 }),
     content: T.Optional(T.String()),
     message_type: T.Optional(T.Union([T.Literal("text"), T.Literal("image"), T.Literal("file")])),
     reply_to: T.Optional(Id),

@@ -211,6 +211,18 @@ describe("messages over the socket", () => {
     });
     expect(await a.next((f) => f.type === "error" && f.ref === "e2")).toMatchObject({ code: "not_found" });
     a.close();
+    // A client id with a lone surrogate (JSON can carry one) would be stored as U+FFFD: refused.
+    const j = await socket(alice, "json");
+    for (const [ref, client_msg_id] of [
+      ["e3", "x\ud800"],
+      ["e4", "x\u0000"],
+    ]) {
+      j.send({ type: "message", ref, conversation_id: id, client_msg_id, content: "hi" });
+      expect(await j.next((f) => f.type === "error" && f.ref === ref)).toMatchObject({
+        code: "validation_failed",
+      });
+    }
+    j.close();
   });
 
   it("echoes the ref in the error reply to a typing frame", async () => {

@@ -15,6 +15,17 @@ const SECURITY_HEADERS = {
   "Cross-Origin-Resource-Policy": "same-site",
 };
 
+/**
+ * The field of a validation error that came without a path. Elysia checks a query value it converts to a
+ * number on its own ("property") and does not say which one it was: it is the query parameter holding
+ * that value when one alone does, else "query". Any other part without a path is named as a whole.
+ */
+function unnamedField(part: string, value: unknown, url: string): string {
+  if (part !== "property" && part !== "query") return part === "params" || part === "headers" ? part : "body";
+  const holding = [...new URL(url).searchParams].filter(([, v]) => v === String(value));
+  return holding.length === 1 && holding[0] ? holding[0][0] : "query";
+}
+
 /** Methods never parsed for a body; every other one is checked, DELETE and OPTIONS included. */
 const WITHOUT_BODY = new Set(["GET", "HEAD"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -97,12 +108,11 @@ export function httpPlugin(deps: Deps) {
         switch (code) {
           case "VALIDATION": {
             const first = error.valueError ?? error.all[0];
-            const field = first?.path ? first.path.replace(/^\//, "").replaceAll("/", ".") : "body";
+            const path = first?.path ? first.path.replace(/^\//, "").replaceAll("/", ".") : "";
+            const field = path || unnamedField(error.type, error.value, request.url);
             const why =
               first?.schema && "error" in first.schema ? String(first.schema.error) : first?.message;
-            return errorResponse("validation_failed", 422, `${field || "body"}: ${why ?? "invalid"}`, {
-              field: field || "body",
-            });
+            return errorResponse("validation_failed", 422, `${field}: ${why ?? "invalid"}`, { field });
           }
           case "PARSE":
             return errorResponse("bad_request", 400, "malformed request body");

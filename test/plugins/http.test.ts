@@ -99,6 +99,26 @@ describe("cross-cutting HTTP behaviour", () => {
     );
   });
 
+  it("names the query parameter whose value is out of range, or the query when it cannot tell which", async () => {
+    const user = await signup(h.app);
+    for (const [query, field] of [
+      ["limit=101", "limit"],
+      ["limit=0", "limit"],
+      ["limit=abc", "limit"],
+      ["limit=7.5&cursor=x", "limit"],
+    ]) {
+      const res = await call(h.app, "GET", `/api/conversations?${query}`, { token: user.token });
+      expect({ query, status: res.status, field: res.body.error?.field }).toEqual({
+        query,
+        status: 422,
+        field,
+      });
+      expect(res.body.error.message).toStartWith(`${field}: `);
+    }
+    const res = await call(h.app, "GET", "/api/conversations?limit=101&cursor=101", { token: user.token });
+    expect(res.body.error?.field).toBe("query");
+  });
+
   it("refuses multipart bodies with 415 (there are no uploads) before reading them", async () => {
     const form = new FormData();
     form.set("email", "a@b.co");

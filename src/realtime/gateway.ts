@@ -20,6 +20,7 @@ import {
   checkClientFrame,
   ENCODINGS,
   type Encoding,
+  frameError,
   SUBPROTOCOLS,
 } from "./protocol.ts";
 import { NODE_WIDE } from "./relay.ts";
@@ -177,13 +178,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       }
       if (typeof type !== "string")
         return sendError(ws, echo, "bad_frame", "a frame is an object with a type");
-      const first = checkClientFrame.Errors(frame).First();
-      return sendError(
-        ws,
-        echo,
-        "validation_failed",
-        `${first?.path || "frame"}: ${first?.message ?? "invalid"}`,
-      );
+      return sendError(ws, echo, "validation_failed", frameError(frame as { type: string }));
     }
     metrics.ws.frames.inc([frame.type]);
     if (state.kind === "public" && frame.type !== "subscribe" && frame.type !== "ping") {

@@ -84,3 +84,19 @@ export const CLIENT_FRAME_TYPES: readonly string[] = [
 
 /** Compiled once at load: the hot path runs generated code, not a schema walk. */
 export const checkClientFrame = TypeCompiler.Compile(ClientFrame);
+
+/** Each frame type's own check, for saying what is wrong with a frame the union refused. */
+const checkByType = new Map(
+  ClientFrame.anyOf.map((schema) => [schema.properties.type.const as string, TypeCompiler.Compile(schema)]),
+);
+
+/**
+ * What is wrong with a frame of a known type that checkClientFrame refused, as "field: why" (the union's
+ * own first error is only "Expected union value"). The field is written as REST writes it: a.0.b.
+ */
+export function frameError(frame: { type: string }): string {
+  const first = checkByType.get(frame.type)?.Errors(frame).First();
+  if (!first) return "frame: invalid";
+  const field = first.path.replace(/^\//, "").replaceAll("/", ".");
+  return `${field || "frame"}: ${first.message}`;
+}

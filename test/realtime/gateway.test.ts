@@ -220,8 +220,19 @@ describe("messages over the socket", () => {
       j.send({ type: "message", ref, conversation_id: id, client_msg_id, content: "hi" });
       expect(await j.next((f) => f.type === "error" && f.ref === ref)).toMatchObject({
         code: "validation_failed",
+        message: expect.stringMatching(/^client_msg_id: /),
       });
     }
+    // The error names the field of the frame's own type, as REST does.
+    j.send({ type: "message", ref: "e5", conversation_id: id, client_msg_id: "z", attachments: [{}] });
+    expect(await j.next((f) => f.type === "error" && f.ref === "e5")).toMatchObject({
+      code: "validation_failed",
+      message: expect.stringMatching(/^attachments\.0\.file_id: /),
+    });
+    j.send({ type: "reaction", ref: "e6", message_id: "m", emoji: "x", op: "twice" });
+    expect(await j.next((f) => f.type === "error" && f.ref === "e6")).toMatchObject({
+      message: expect.stringMatching(/^op: /),
+    });
     j.close();
   });
 

@@ -10,8 +10,15 @@ export * from "./frames.ts";
 const Id = T.String({ minLength: 1, maxLength: 64 });
 const Ref = T.Optional(T.Union([T.String({ maxLength: 64 }), T.Integer()]));
 const Seq = T.Integer({ minimum: 0 });
-/** Binary payloads: bytes in msgpack, base64url text in JSON. */
-const Binary = T.Union([T.Uint8Array({ maxByteLength: 16 * 1024 }), T.String({ maxLength: 22 * 1024 })]);
+const PAYLOAD_BYTES = 16 * 1024;
+/**
+ * Binary payloads: up to 16 KiB of bytes in msgpack; in JSON, base64url text (padded or not) no longer than
+ * 16 KiB encodes to, 4 characters per 3 bytes started (21,848).
+ */
+const Binary = T.Union([
+  T.Uint8Array({ maxByteLength: PAYLOAD_BYTES }),
+  T.String({ maxLength: 4 * Math.ceil(PAYLOAD_BYTES / 3), pattern: "^[A-Za-z0-9_-]*={0,2}$" }),
+]);
 
 const Attachment = T.Object({
   file_id: Id,

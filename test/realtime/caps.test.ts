@@ -60,15 +60,28 @@ it("relays a key_exchange payload of 16 KiB and refuses one of 16 KiB and a byte
   expect(b.frames.filter((f) => f.type === "key_exchange")).toHaveLength(1);
 });
 
-it("caps a key_exchange payload sent as JSON text at 22 KiB of base64url", async () => {
+it("caps a key_exchange payload sent as JSON text at 16 KiB as base64url, padded or not", async () => {
   const [a, b] = [await socket(alice, "json"), await socket(bob, "json")];
-  a.send({ type: "key_exchange", ref: "at", to_user_id: bob.id, payload: "A".repeat(22 * 1024) });
-  expect(await a.next(reply("at"))).toMatchObject({ type: "ok" });
-  expect((await b.next((f) => f.type === "key_exchange")).payload).toHaveLength(22 * 1024);
-  a.send({ type: "key_exchange", ref: "over", to_user_id: bob.id, payload: "A".repeat(22 * 1024 + 1) });
-  expect(await a.next(reply("over"))).toMatchObject({ type: "error", code: "validation_failed" });
+  const full = Buffer.from(new Uint8Array(16 * 1024).fill(7));
+  const padded = `${full.toString("base64url")}==`; // 16,384 bytes: 21,846 characters and 2 of padding
+  for (const [ref, payload] of [
+    ["unpadded", full.toString("base64url")],
+    ["padded", padded],
+  ]) {
+    a.send({ type: "key_exchange", ref, to_user_id: bob.id, payload });
+    expect(await a.next(reply(ref as string))).toMatchObject({ type: "ok" });
+    expect((await b.next((f) => f.type === "key_exchange" && f.payload === payload)).payload).toBe(payload);
+  }
+  const over = Buffer.from(new Uint8Array(16 * 1024 + 3).fill(7)).toString("base64url");
+  for (const [ref, payload] of [
+    ["over", over],
+    ["not-base64url", `${"A".repeat(100)}+/`],
+  ]) {
+    a.send({ type: "key_exchange", ref, to_user_id: bob.id, payload });
+    expect(await a.next(reply(ref as string))).toMatchObject({ type: "error", code: "validation_failed" });
+  }
   await settle(b, "after");
-  expect(b.frames.filter((f) => f.type === "key_exchange")).toHaveLength(1);
+  expect(b.frames.filter((f) => f.type === "key_exchange")).toHaveLength(2);
 });
 
 it("takes a message frame with 20 attachments and refuses one with 21, storing nothing", async () => {

@@ -145,7 +145,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   config.DATA_DIR = resolve(config.DATA_DIR);
   if (!config.PUBLIC_URL) config.PUBLIC_URL = `http://localhost:${config.PORT}`;
   checkUrl("PUBLIC_URL", config.PUBLIC_URL, ["http:", "https:"]);
-  if (config.MONGODB_URL) checkUrl("MONGODB_URL", config.MONGODB_URL, ["mongodb:", "mongodb+srv:"]);
+  // A replica set's string lists several hosts (h1:27017,h2:27017), which is no URL: the scheme is checked
+  // here and the driver reads the rest when the store opens (and refuses it there, naming MONGODB_URL).
+  if (config.MONGODB_URL && !/^mongodb(\+srv)?:\/\/[^/\s]/.test(config.MONGODB_URL)) {
+    throw new ConfigError("MONGODB_URL: expected a mongodb:// or mongodb+srv:// connection string");
+  }
   if (config.REDIS_URL) checkUrl("REDIS_URL", config.REDIS_URL, ["redis:", "rediss:"]);
   if (config.SMTP_URL) checkUrl("SMTP_URL", config.SMTP_URL, ["smtp:", "smtps:"]);
   // Processes sharing a port each get some of the clients: unless they meet through one Redis, a message

@@ -51,8 +51,24 @@ export interface Deps {
  * The configured store. A server takes DATA_DIR's lock as it opens the SQLite file (`lock`: alone or
  * shared with processes on one Redis) and holds it until the store closes; the admin CLI takes none.
  */
-export async function openStore(config: Config, lock?: DataDirMode): Promise<Store> {
-  if (config.MONGODB_URL) return openMongoStore(config.MONGODB_URL, config.DATABASE_NAME);
+export async function openStore(
+  config: Config,
+  lock?: DataDirMode,
+  logger?: Pick<Logger, "info" | "warn">,
+): Promise<Store> {
+  if (config.MONGODB_URL) {
+    return openMongoStore(config.MONGODB_URL, config.DATABASE_NAME, {
+      requireTransactions: config.NODE_ENV === "production",
+      onMode: (mode) =>
+        mode === "transactions"
+          ? logger?.info({ mongodb: mode }, "MongoDB: appends in transactions")
+          : logger?.warn(
+              { mongodb: mode },
+              "MongoDB: a standalone server has no transactions; appends may land out of seq order " +
+                "and a racing resend may take a seq (development only; production refuses it)",
+            ),
+    });
+  }
   const path = join(config.DATA_DIR, "parley.db");
   if (!lock) return openSqliteStore(path);
   const held = lockDataDir(config.DATA_DIR, lock, brokerLockFile(config.REDIS_URL, config.REDIS_PREFIX));
@@ -94,7 +110,7 @@ export async function createDeps(
       : new MemoryBroker());
   let opened: Store;
   try {
-    opened = parts.store ?? (await openStore(config, broker.shared ? "shared" : "alone"));
+    opened = parts.store ?? (await openStore(config, broker.shared ? "shared" : "alone", logger));
   } catch (err) {
     if (!parts.broker) await broker.close();
     throw err;

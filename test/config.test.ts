@@ -102,6 +102,19 @@ describe("loadConfig", () => {
     );
   });
 
+  it("takes a replica set's MongoDB string (several hosts, which is no URL) and an SRV one", () => {
+    for (const url of [
+      "mongodb://user:secret@h1:27017,h2:27017,h3:27017/parley?replicaSet=rs0",
+      "mongodb://localhost",
+      "mongodb+srv://cluster0.example.net/?retryWrites=true",
+    ]) {
+      expect(loadConfig({ DATA_DIR: tempDir(), MONGODB_URL: url }).config.MONGODB_URL).toBe(url);
+    }
+    for (const url of ["mongodb:/h1", "mongodb://", "mongodb:// h1", "postgres://h1"]) {
+      expect(() => loadConfig({ DATA_DIR: tempDir(), MONGODB_URL: url })).toThrow("MONGODB_URL");
+    }
+  });
+
   it("never echoes a refused secret: a METRICS_TOKEN, a URL with a password", () => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), METRICS_TOKEN: "hunter2" })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: tempDir(), METRICS_TOKEN: "hunter2" })).not.toThrow("hunter2");

@@ -80,6 +80,18 @@ describe("starting the server", () => {
     }
   });
 
+  it("stops with exit 78 and one line, not a stack, when MONGODB_URL's server does not answer", async () => {
+    const { code, said } = await refusedBoot({
+      PORT: "0",
+      DATA_DIR: join(work, "mongo-gone"),
+      MONGODB_URL: "mongodb://user:hunter2@127.0.0.1:9/?serverSelectionTimeoutMS=300",
+    });
+    expect(code).toBe(78);
+    expect(said).toContain("configuration error: MONGODB_URL: no server answered");
+    expect(said).not.toContain("hunter2");
+    expect(said).not.toContain("    at ");
+  });
+
   it("refuses a second process on the same DATA_DIR without REDIS_URL, and says what to set", async () => {
     const env = { DATA_DIR: join(work, "taken") };
     const first = await start([process.execPath, "run", "src/index.ts"], env);

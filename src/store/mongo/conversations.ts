@@ -8,6 +8,7 @@ import {
   DuplicateError,
   type ParticipantRecord,
 } from "../types.ts";
+import type { Transactions } from "./messages.ts";
 import type { Collections, ConversationDoc, ParticipantDoc } from "./schema.ts";
 
 export const toConversation = ({
@@ -59,11 +60,10 @@ function forward(seq: number, now: number, read: boolean): Document[] {
   return [{ $set: set }];
 }
 
-export function mongoConversations({
-  conversations,
-  participants,
-  messages,
-}: Collections): ConversationsRepo {
+export function mongoConversations(
+  { conversations, participants, messages }: Collections,
+  tx: Transactions,
+): ConversationsRepo {
   const mark = async (conversationId: string, userId: string, seq: number, now: number, read: boolean) => {
     const doc = await participants.findOneAndUpdate(
       { conversation_id: conversationId, user_id: userId },
@@ -83,24 +83,29 @@ export function mongoConversations({
   return {
     async create(conversation, members) {
       const { id, ...rest } = conversation;
-      // The conversation first: a dm refused as a duplicate leaves no members behind. Without a
-      // transaction, a crash between the two writes leaves a conversation with fewer members.
-      try {
-        await conversations.insertOne({ _id: id, ...rest });
-      } catch (err) {
-        rethrowDuplicateDm(err);
-      }
-      if (members.length > 0) {
-        const upserts = members.map((m) => ({ updateOne: { ...addMember(m), upsert: true } }));
-        await participants.bulkWrite(upserts, { ordered: false });
-      }
+      // One transaction where the deployment has them: a dm is never seen, by the one who lost the race
+      // to open it, before its members are, and a crash cannot leave one without them (its dm_key would
+      // then refuse every later one). The conversation first: a dm refused as a duplicate leaves no
+      // members behind. Without transactions (a standalone server) the two writes are apart.
+      await tx.run(async (session) => {
+        try {
+          await conversations.insertOne({ _id: id, ...rest }, { session });
+        } catch (err) {
+          rethrowDuplicateDm(err);
+        }
+        if (members.length > 0) {
+          const upserts = members.map((m) => ({ updateOne: { ...addMember(m), upsert: true } }));
+          await participants.bulkWrite(upserts, { ordered: false, session });
+        }
+      });
     },
     async byId(id) {
       const doc = await conversations.findOne({ _id: id });
       return doc && toConversation(doc);
     },
     async byDmKey(dmKey) {
-      const doc = await conversations.findOne({ dm_key: dmKey });
+      // The $type clause lets the server use the partial index on dm_key, which only holds strings.
+      const doc = await conversations.findOne({ dm_key: { $eq: dmKey, $type: "string" } });
       return doc && toConversation(doc);
     },
     async listForUser(userId, limit, before) {
@@ -141,13 +146,16 @@ export function mongoConversations({
       return doc && toConversation(doc);
     },
     async delete(id) {
-      // The conversation first, so that no append can allocate a seq in it any more; an append that had
-      // already allocated may still insert its message after the deleteMany (no transaction to stop it).
-      await conversations.deleteOne({ _id: id });
-      await Promise.all([
-        participants.deleteMany({ conversation_id: id }),
-        messages.deleteMany({ conversation_id: id }),
-      ]);
+      // The conversation and its members go together (one transaction where the deployment has them), so
+      // that nobody is left a member of a conversation that is gone. No append can allocate a seq in it
+      // after that; its messages, which nothing reaches without the conversation, go after, outside the
+      // transaction (a long log would make it a long one). Without transactions an append that had
+      // already allocated may still insert its message after the deleteMany.
+      await tx.run(async (session) => {
+        await conversations.deleteOne({ _id: id }, { session });
+        await participants.deleteMany({ conversation_id: id }, { session });
+      });
+      await messages.deleteMany({ conversation_id: id });
     },
     async participants(conversationId) {
       const docs = await participants

@@ -59,7 +59,8 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
       {
         conversation_id: draft.conversation_id,
         sender_id: draft.sender_id,
-        client_msg_id: draft.client_msg_id,
+        // The $type clause lets the server use the partial unique index, which only holds string ids.
+        client_msg_id: { $eq: draft.client_msg_id, $type: "string" },
       },
       { session },
     );

@@ -67,52 +67,75 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
     return doc && toMessage(doc);
   };
 
-  return {
-    async append(draft): Promise<AppendResult> {
-      // Looked up before allocating, so that a retried send (the common duplicate) costs no seq.
-      const existing = await byClientId(draft);
-      if (existing) return { status: "duplicate", message: existing };
-      try {
-        return await tx.run(async (session) => {
-          const seq = await allocate(draft.conversation_id, session);
-          if (seq === null) throw new MissingError("conversation", draft.conversation_id);
-          const message: MessageRecord = { ...draft, seq, version_seq: seq };
-          await messages.insertOne(toDoc(message), { session });
-          // Appends may finish out of order without a transaction: last_message_id follows the highest seq
-          // (kept in last_message_seq), not the last write. Pipeline stages read the document as it was
-          // before the stage; $literal keeps an id from ever being read as a field path.
-          await conversations.updateOne(
-            { _id: draft.conversation_id },
-            [
-              {
-                $set: {
-                  message_count: { $add: ["$message_count", 1] },
-                  last_activity: { $max: ["$last_activity", draft.created_at] },
-                  last_message_id: {
-                    $cond: [
-                      { $gt: [seq, { $ifNull: ["$last_message_seq", 0] }] },
-                      { $literal: draft.id },
-                      "$last_message_id",
-                    ],
-                  },
-                  last_message_seq: { $max: [{ $ifNull: ["$last_message_seq", 0] }, seq] },
+  /**
+   * This process's appends to each conversation, one after another in the order they were asked for (the
+   * last one's promise per conversation): the SQLite store's group commit keeps that order, and without it
+   * one socket's quick messages could take their seqs in any order (each append is several round trips
+   * over a pool of connections). In a transaction they would also fight over the conversation's document,
+   * the losers retrying after a delay; queued, they do not.
+   */
+  const queues = new Map<string, Promise<unknown>>();
+  const inTurn = <T>(conversationId: string, work: () => Promise<T>): Promise<T> => {
+    const before = queues.get(conversationId) ?? Promise.resolve();
+    const mine = before.then(work, work);
+    queues.set(conversationId, mine);
+    const done = () => {
+      if (queues.get(conversationId) === mine) queues.delete(conversationId);
+    };
+    mine.then(done, done);
+    return mine;
+  };
+
+  const appendNow = async (draft: Omit<MessageRecord, "seq" | "version_seq">): Promise<AppendResult> => {
+    // Looked up before allocating, so that a retried send (the common duplicate) costs no seq.
+    const existing = await byClientId(draft);
+    if (existing) return { status: "duplicate", message: existing };
+    try {
+      return await tx.run(async (session) => {
+        const seq = await allocate(draft.conversation_id, session);
+        if (seq === null) throw new MissingError("conversation", draft.conversation_id);
+        const message: MessageRecord = { ...draft, seq, version_seq: seq };
+        await messages.insertOne(toDoc(message), { session });
+        // Appends from several processes may finish out of order without a transaction: last_message_id
+        // follows the highest seq (kept in last_message_seq), not the last write. Pipeline stages read the
+        // document as it was before the stage; $literal keeps an id from ever being read as a field path.
+        await conversations.updateOne(
+          { _id: draft.conversation_id },
+          [
+            {
+              $set: {
+                message_count: { $add: ["$message_count", 1] },
+                last_activity: { $max: ["$last_activity", draft.created_at] },
+                last_message_id: {
+                  $cond: [
+                    { $gt: [seq, { $ifNull: ["$last_message_seq", 0] }] },
+                    { $literal: draft.id },
+                    "$last_message_id",
+                  ],
                 },
+                last_message_seq: { $max: [{ $ifNull: ["$last_message_seq", 0] }, seq] },
               },
-            ],
-            { session },
-          );
-          return { status: "created", message } satisfies AppendResult;
-        });
-      } catch (err) {
-        // The same send racing itself: the other copy won the unique (conversation, sender, client_msg_id)
-        // index after our look-up. Its message is the answer (the transaction rolled our seq back; without
-        // one, the seq stays a gap).
-        if (err instanceof MongoServerError && err.code === 11000) {
-          const winner = await byClientId(draft);
-          if (winner) return { status: "duplicate", message: winner };
-        }
-        throw err;
+            },
+          ],
+          { session },
+        );
+        return { status: "created", message } satisfies AppendResult;
+      });
+    } catch (err) {
+      // The same send racing itself: the other copy won the unique (conversation, sender, client_msg_id)
+      // index after our look-up. Its message is the answer (the transaction rolled our seq back; without
+      // one, the seq stays a gap).
+      if (err instanceof MongoServerError && err.code === 11000) {
+        const winner = await byClientId(draft);
+        if (winner) return { status: "duplicate", message: winner };
       }
+      throw err;
+    }
+  };
+
+  return {
+    append(draft) {
+      return inTurn(draft.conversation_id, () => appendNow(draft));
     },
 
     async change(id, input: MessageChange) {

@@ -4,16 +4,31 @@ import { createApp } from "./app.ts";
 import { runCli } from "./cli.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
+import { errorText } from "./lib/errors.ts";
 import { createLogger } from "./lib/logger.ts";
 
-/** A configuration the server cannot run with (a bad variable, a DATA_DIR taken) stops boot with EX_CONFIG. */
-async function orRefuse<T>(boot: () => T | Promise<T>): Promise<T> {
+/** Codes of a DATA_DIR or database file the server cannot use: its own, SQLite's and the system's. */
+const UNUSABLE =
+  /^(SQLITE_(CORRUPT|NOTADB|CANTOPEN|BUSY|LOCKED|READONLY|IOERR|FULL|PERM|AUTH)|E(ACCES|ROFS|NOSPC|ISDIR|NOTDIR|PERM|IO))/;
+
+/**
+ * A configuration the server cannot run with (a bad variable, a DATA_DIR taken, a database file it
+ * cannot open: corrupt, not a database, locked by another program, read-only, on a full disk) stops boot
+ * with EX_CONFIG and one line, not a stack.
+ */
+async function orRefuse<T>(boot: () => T | Promise<T>, dataDir?: string): Promise<T> {
   try {
     return await boot();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`parley: configuration error: ${err.message}`);
       process.exit(78); // EX_CONFIG
+    }
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && UNUSABLE.test(code)) {
+      const where = dataDir ? `DATA_DIR ${dataDir}` : "DATA_DIR";
+      console.error(`parley: configuration error: ${where} cannot be used: ${code}: ${errorText(err)}`);
+      process.exit(78);
     }
     throw err;
   }
@@ -40,18 +55,18 @@ function listen(app: ReturnType<typeof createApp>, config: Config) {
 }
 
 async function main() {
-  const loaded = await orRefuse(() => loadConfig());
+  const loaded = await orRefuse(() => loadConfig(), process.env.DATA_DIR);
   const { config, warnings } = loaded;
   if (process.argv[2] === "admin")
     process.exit(await runCli(process.argv.slice(2), config, (l) => console.log(l)));
   const logger = createLogger(config.LOG_LEVEL);
   for (const w of warnings) logger.warn(w);
 
-  const deps = await orRefuse(() => createDeps(config, logger));
+  const deps = await orRefuse(() => createDeps(config, logger), config.DATA_DIR);
   // Alone, this node had every socket: after a crash (no shutdown to write them offline) users it had
   // online would stay so. With other nodes their sockets still count (Redis), so nothing is reset.
   if (!deps.broker.shared) {
-    const reset = await deps.store.users.allOffline(deps.clock.now());
+    const reset = await orRefuse(() => deps.store.users.allOffline(deps.clock.now()), config.DATA_DIR);
     if (reset > 0) logger.info({ users: reset }, "presence: users left online by the last run set offline");
   }
   const app = await orRefuse(() => listen(createApp(deps), config));

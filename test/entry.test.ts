@@ -1,8 +1,9 @@
 // The two ways operators start Parley: `npm start` (bun run src/index.ts) and the compiled binary.
 // Each is started as a real process on a free port with a temp DATA_DIR, used, and stopped with SIGTERM.
 
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSocket, type Running, signup, start } from "./server-process.ts";
@@ -78,6 +79,36 @@ describe("starting the server", () => {
       second.proc.kill("SIGTERM");
       await second.proc.exited;
     }
+  });
+
+  it.each([
+    [
+      "a database a later release upgraded",
+      (dir: string) => {
+        const db = new Database(join(dir, "parley.db"));
+        db.exec("PRAGMA user_version = 99");
+        db.close();
+      },
+      "newer than this release knows",
+    ],
+    [
+      "a file that is not a database",
+      (dir: string) => writeFileSync(join(dir, "parley.db"), "not a database ".repeat(300)),
+      "SQLITE_NOTADB",
+    ],
+    [
+      "a directory where the database should be",
+      (dir: string) => mkdirSync(join(dir, "parley.db")),
+      "SQLITE_CANTOPEN",
+    ],
+  ])("stops with exit 78 and one line, not a stack, on %s", async (_, prepare, says) => {
+    const dir = mkdtempSync(join(work, "bad-db-"));
+    prepare(dir);
+    const { code, said } = await refusedBoot({ PORT: "0", DATA_DIR: dir });
+    expect(code).toBe(78);
+    expect(said).toContain("configuration error: ");
+    expect(said).toContain(says);
+    expect(said).not.toContain("    at ");
   });
 
   it("stops with exit 78 and one line, not a stack, when MONGODB_URL's server does not answer", async () => {

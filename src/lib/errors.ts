@@ -4,6 +4,28 @@
 /** What a caught value says, for a log line (never its stack). */
 export const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/** SQLite result codes of a store that cannot write or read now (disk full, I/O, locked, read-only). */
+const STORAGE_DOWN = /^SQLITE_(FULL|IOERR|BUSY|LOCKED|READONLY|CANTOPEN|NOMEM|PROTOCOL)/;
+/** The MongoDB driver's errors for a server out of reach (by name: lib/ does not import the driver). */
+const MONGO_DOWN = new Set([
+  "MongoNetworkError",
+  "MongoNetworkTimeoutError",
+  "MongoServerSelectionError",
+  "MongoNotConnectedError",
+  "MongoTopologyClosedError",
+]);
+
+/**
+ * A store error that says the storage is out of service for now rather than that the request or the code
+ * is wrong: answered 503 `unavailable` with Retry-After, logged in one line.
+ */
+export function storageUnavailable(err: unknown): string | null {
+  if (!(err instanceof Error)) return null;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && STORAGE_DOWN.test(code)) return code;
+  return MONGO_DOWN.has(err.name) ? err.name : null;
+}
+
 export const ERRORS = {
   bad_request: 400,
   validation_failed: 422,

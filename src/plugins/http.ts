@@ -3,7 +3,7 @@
 
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { AppError, type ErrorCode, errorBody } from "../lib/errors.ts";
+import { AppError, type ErrorCode, errorBody, storageUnavailable } from "../lib/errors.ts";
 import { safePath } from "../lib/logger.ts";
 import { clientAddress, requestContext, type Started } from "./context.ts";
 
@@ -121,7 +121,13 @@ export function httpPlugin(deps: Deps) {
           case "INVALID_COOKIE_SIGNATURE":
           case "INVALID_FILE_TYPE":
             return errorResponse("bad_request", 400, "bad request");
-          default:
+          default: {
+            const down = storageUnavailable(error);
+            if (down) {
+              logger.warn({ code: down, path: safePath(request.url) }, "storage unavailable");
+              Object.assign(set.headers, { "Retry-After": "5" });
+              return errorResponse("unavailable", 503, "storage is unavailable; try again");
+            }
             logger.error(
               {
                 err:
@@ -133,6 +139,7 @@ export function httpPlugin(deps: Deps) {
               "unhandled error",
             );
             return errorResponse("internal", 500, "internal error");
+          }
         }
       })
       .onAfterResponse({ as: "global" }, (ctx) => {

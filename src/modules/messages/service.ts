@@ -83,11 +83,14 @@ export function createMessagesService(deps: MessageDeps) {
     return messages.map((m) => toMessageView(m, statusOf(m, participants)));
   }
 
-  /** Fetching messages counts as delivery to the one who fetched them. */
+  /**
+   * Fetching messages counts as delivery to the one who fetched them. A read never fails for that mark:
+   * where it cannot be written (the disk full, say) the next read writes it.
+   */
   async function delivered(conversationId: string, me: ParticipantRecord, messages: MessageRecord[]) {
     const top = messages.reduce((max, m) => Math.max(max, m.seq), 0);
     if (top > me.delivered_seq)
-      await store.conversations.markDelivered(conversationId, me.user_id, top, clock.now());
+      await store.conversations.markDelivered(conversationId, me.user_id, top, clock.now()).catch(() => {});
   }
 
   async function changed(

@@ -5,6 +5,34 @@
 import type { Database } from "bun:sqlite";
 import { isBusy, withoutBusyWait } from "./busy.ts";
 
+/** Since when, and with what, one kind of write has been failing for want of storage. */
+export interface WriteFailure {
+  code: string;
+  since: number;
+}
+/**
+ * A connection's group commits (one per kind of write: appends, changes, receipts…) whose last batch
+ * failed for want of storage (disk full, I/O error, the file locked past the wait): the store's ping
+ * reads it, so that /ready says so while writes fail although reads still answer. A kind's next commit
+ * takes it out. Kept per kind: on a full disk a small write that fits in a page already there may
+ * succeed while every append fails.
+ */
+const failingOf = new WeakMap<Database, Map<object, WriteFailure>>();
+export function writeFailures(db: Database): Map<object, WriteFailure> {
+  const known = failingOf.get(db);
+  if (known) return known;
+  const failing = new Map<object, WriteFailure>();
+  failingOf.set(db, failing);
+  return failing;
+}
+/** A write that failed for the storage's sake, not its own (a constraint, a missing row). */
+const storageCode = (err: unknown): string | null => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_") && !code.startsWith("SQLITE_CONSTRAINT")
+    ? code
+    : null;
+};
+
 /** Writes per transaction, at most (see below). */
 export const GROUP_COMMIT_MAX = 1000;
 /** How long a batch may keep finding the file locked by another process before its writes fail. */
@@ -34,6 +62,8 @@ export function groupCommit<A, R>(
   const all = db.transaction((args: A[]) => args.map(write)).immediate;
   const one = db.transaction(write).immediate;
   const withoutWaiting = withoutBusyWait(db);
+  const failing = writeFailures(db);
+  const kind = {};
 
   const pending: { arg: A; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
   /** When the batch at the head of `pending` first found the file locked; 0 when it has not. */
@@ -68,20 +98,27 @@ export function groupCommit<A, R>(
     }
     busySince = 0;
     if (pending.length > 0) schedule(false);
+    // Storage that fails every write of a batch marks the connection's writes failing; any commit clears it.
+    let committed = results !== undefined;
+    let down = committed ? null : storageCode(failure);
     if (results) {
       for (const [i, p] of batch.entries()) p.resolve(results[i] as R);
     } else if (isBusy(failure)) {
       for (const p of batch) p.reject(failure);
-      return;
     } else {
       for (const p of batch) {
         try {
           p.resolve(withoutWaiting(() => one(p.arg)));
+          committed = true;
         } catch (err) {
+          down ??= storageCode(err);
           p.reject(err);
         }
       }
     }
+    if (committed || !down) failing.delete(kind);
+    else if (!failing.has(kind)) failing.set(kind, { code: down, since: Date.now() });
+    if (!committed && isBusy(failure)) return;
     options.afterCommit?.();
   }
 

@@ -4,17 +4,27 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { ConfigError } from "../../config.ts";
 import type { Store } from "../types.ts";
 import { sqliteAuthRepos } from "./auth.ts";
 import { sqliteConversations } from "./conversations.ts";
+import { writeFailures } from "./group-commit.ts";
 import { sqliteMessages } from "./messages.ts";
 import { applyMigration, MIGRATIONS, type Migration } from "./schema.ts";
 import { sqliteSearchIndex } from "./search-index.ts";
 import { sqliteSessionRepos } from "./sessions.ts";
 import { sqliteUsers } from "./users.ts";
 
+export interface SqliteStoreOptions {
+  /**
+   * The most pages the file may grow to (SQLite's max_page_count): a write past it fails as on a full
+   * disk (SQLITE_FULL). Unset, SQLite's own bound. Tests meet a full disk with it.
+   */
+  maxPageCount?: number;
+}
+
 /** Opens (and migrates) the database at `path`; ":memory:" for a throwaway one. */
-export function openSqliteStore(path: string): Store {
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   db.exec("PRAGMA journal_mode = WAL");
@@ -31,6 +41,8 @@ export function openSqliteStore(path: string): Store {
   db.exec("PRAGMA wal_autocheckpoint = 10000");
   db.exec("PRAGMA foreign_keys = ON");
   migrate(db);
+  if (options.maxPageCount !== undefined)
+    db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.trunc(options.maxPageCount))}`);
   const { sessions, refreshTokens } = sqliteSessionRepos(db);
   const { magicLinks, lockouts } = sqliteAuthRepos(db);
   const searchIndex = sqliteSearchIndex(db);
@@ -45,6 +57,11 @@ export function openSqliteStore(path: string): Store {
     messages: sqliteMessages(db, searchIndex),
     async ping() {
       db.query("SELECT 1").get();
+      const [failing] = writeFailures(db).values();
+      if (failing) {
+        const since = new Date(failing.since).toISOString();
+        throw new Error(`writes failing since ${since} (${failing.code})`);
+      }
     },
     async close() {
       searchIndex.close();
@@ -56,6 +73,13 @@ export function openSqliteStore(path: string): Store {
 function migrate(db: Database) {
   const row = db.query<{ user_version: number }, []>("PRAGMA user_version").get();
   const from = row?.user_version ?? 0;
+  // A file a later release has upgraded: this one would misread it, and writing it could spoil it.
+  if (from > MIGRATIONS.length) {
+    throw new ConfigError(
+      `DATA_DIR: ${db.filename} is at schema version ${from}, newer than this release knows ` +
+        `(${MIGRATIONS.length}): run the release that wrote it, or restore a backup made for this one`,
+    );
+  }
   for (let v = from; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
       applyMigration(db, MIGRATIONS[v] as Migration);

@@ -1,16 +1,38 @@
 // Operator commands, run by the same binary: `parley admin grant <username|email>`,
 // `parley admin revoke <username|email>`, `parley admin list`. They use the configured store directly.
 
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import { openStore } from "./deps.ts";
 
-export async function runCli(args: string[], config: Config, out: (line: string) => void): Promise<number> {
-  const [scope, command, who] = args;
-  if (scope !== "admin" || !command || !["grant", "revoke", "list"].includes(command)) {
-    out("usage: parley admin grant|revoke <username|email>  |  parley admin list");
+const USAGE = "usage: parley admin grant|revoke <username|email>  |  parley admin list";
+
+/**
+ * Runs one command: what it reports goes to `out`, usage and errors to `err`. Exit codes: 0 done, 1 no
+ * such user, 64 a command line it does not take (EX_USAGE), 78 a store it cannot use (EX_CONFIG: no
+ * database in DATA_DIR, or one this release must upgrade first, which only the server does).
+ */
+export async function runCli(
+  args: string[],
+  config: Config,
+  out: (line: string) => void,
+  err: (line: string) => void = out,
+): Promise<number> {
+  const [scope, command, who, ...extra] = args;
+  const takes = command === "list" ? who === undefined : command === "grant" || command === "revoke";
+  if (scope !== "admin" || !takes || extra.length > 0) {
+    err(
+      command === "grant" || command === "revoke" ? `usage: parley admin ${command} <username|email>` : USAGE,
+    );
     return 64; // EX_USAGE
   }
-  const store = await openStore(config);
+  let store: Awaited<ReturnType<typeof openStore>>;
+  try {
+    store = await openStore(config);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    err(`parley: ${e.message}`);
+    return 78; // EX_CONFIG
+  }
   try {
     if (command === "list") {
       let after = "";
@@ -23,13 +45,13 @@ export async function runCli(args: string[], config: Config, out: (line: string)
       }
     }
     if (!who) {
-      out(`usage: parley admin ${command} <username|email>`);
+      err(`usage: parley admin ${command} <username|email>`);
       return 64;
     }
     const login = who.trim().toLowerCase();
     const user = login.includes("@") ? await store.users.byEmail(login) : await store.users.byUsername(login);
     if (!user) {
-      out(`no user ${who}`);
+      err(`no user ${who}`);
       return 1;
     }
     await store.users.update(user.id, {

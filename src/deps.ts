@@ -1,12 +1,13 @@
 // Everything the app needs, built once from Config: the store, mail, limiters, tokens, clock, logger.
 // Tests build their own Deps (temp SQLite file, ManualClock) and hand them to createApp.
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { MemoryBroker } from "./broker/memory.ts";
 import { RedisBroker } from "./broker/redis.ts";
 import type { Broker } from "./broker/types.ts";
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import type { Logger } from "./lib/logger.ts";
 import { createTokenSigner, type TokenSigner } from "./lib/tokens.ts";
@@ -70,7 +71,13 @@ export async function openStore(
     });
   }
   const path = join(config.DATA_DIR, "parley.db");
-  if (!lock) return openSqliteStore(path);
+  // The admin CLI takes no lock (a server may be running): it neither makes the file nor upgrades it,
+  // which is the server's to do, once, under its lock.
+  if (!lock) {
+    if (!existsSync(path))
+      throw new ConfigError(`DATA_DIR: no database at ${path} (the server makes it when it first starts)`);
+    return openSqliteStore(path, { migrate: false });
+  }
   const held = lockDataDir(config.DATA_DIR, lock, brokerLockFile(config.REDIS_URL, config.REDIS_PREFIX));
   try {
     const store = openSqliteStore(path);

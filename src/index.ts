@@ -57,8 +57,17 @@ function listen(app: ReturnType<typeof createApp>, config: Config) {
 async function main() {
   const loaded = await orRefuse(() => loadConfig(), process.env.DATA_DIR);
   const { config, warnings } = loaded;
-  if (process.argv[2] === "admin")
-    process.exit(await runCli(process.argv.slice(2), config, (l) => console.log(l)));
+  if (process.argv[2] === "admin") {
+    const run = () => runCli(process.argv.slice(2), config, console.log, console.error);
+    process.exit(await orRefuse(run, config.DATA_DIR));
+  }
+  // Anything else on the command line is a mistake, not a server to start.
+  if (process.argv.length > 2) {
+    console.error(
+      "usage: parley  (the server)  |  parley admin grant|revoke <username|email>  |  parley admin list",
+    );
+    process.exit(64);
+  }
   const logger = createLogger(config.LOG_LEVEL);
   for (const w of warnings) logger.warn(w);
 

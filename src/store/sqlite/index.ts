@@ -21,6 +21,11 @@ export interface SqliteStoreOptions {
    * disk (SQLITE_FULL). Unset, SQLite's own bound. Tests meet a full disk with it.
    */
   maxPageCount?: number;
+  /**
+   * Upgrade a file older than this release (the default). False refuses it instead, for a process that
+   * must not upgrade the file under a running server (the admin CLI).
+   */
+  migrate?: boolean;
 }
 
 /** Opens (and migrates) the database at `path`; ":memory:" for a throwaway one. */
@@ -40,7 +45,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   // times, and the checkpoint's pause on the event loop comes a tenth as often (bench/LIMITS.md).
   db.exec("PRAGMA wal_autocheckpoint = 10000");
   db.exec("PRAGMA foreign_keys = ON");
-  migrate(db);
+  migrate(db, options.migrate ?? true);
   if (options.maxPageCount !== undefined)
     db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.trunc(options.maxPageCount))}`);
   const { sessions, refreshTokens } = sqliteSessionRepos(db);
@@ -70,14 +75,22 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   };
 }
 
-function migrate(db: Database) {
+function migrate(db: Database, upgrade: boolean) {
   const row = db.query<{ user_version: number }, []>("PRAGMA user_version").get();
   const from = row?.user_version ?? 0;
   // A file a later release has upgraded: this one would misread it, and writing it could spoil it.
   if (from > MIGRATIONS.length) {
+    db.close();
     throw new ConfigError(
       `DATA_DIR: ${db.filename} is at schema version ${from}, newer than this release knows ` +
         `(${MIGRATIONS.length}): run the release that wrote it, or restore a backup made for this one`,
+    );
+  }
+  if (from < MIGRATIONS.length && !upgrade) {
+    db.close();
+    throw new ConfigError(
+      `DATA_DIR: ${db.filename} is at schema version ${from}, older than this release's ` +
+        `(${MIGRATIONS.length}): start this release's server once (it upgrades the file), then try again`,
     );
   }
   for (let v = from; v < MIGRATIONS.length; v++) {

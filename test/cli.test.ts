@@ -1,0 +1,89 @@
+// The admin CLI: what it takes on its command line, where it writes, and a DATA_DIR it must not touch
+// (no database there: none is made; one this release must upgrade: the server does that, not the CLI).
+
+import { Database } from "bun:sqlite";
+import { afterAll, expect, it } from "bun:test";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli } from "../src/cli.ts";
+import { call, harness, signup } from "./helpers.ts";
+
+const work = mkdtempSync(join(tmpdir(), "parley-cli-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function run(args: string[], config: Parameters<typeof runCli>[1]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(
+    args,
+    config,
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
+  return { code, out, err };
+}
+
+it("grants and lists on stdout, refuses command lines it does not take on stderr (64)", async () => {
+  const h = await harness();
+  const user = await signup(h.app);
+  expect(await run(["admin", "grant", user.username], h.config)).toEqual({
+    code: 0,
+    out: [`${user.username} is now an admin`],
+    err: [],
+  });
+  expect((await run(["admin", "list"], h.config)).out).toEqual([expect.stringContaining(user.username)]);
+  for (const args of [
+    ["admin", "grant", user.username, "extra"],
+    ["admin", "list", "extra"],
+    ["admin", "grant"],
+    ["admin", "bogus"],
+    ["bogus"],
+    [],
+  ]) {
+    const res = await run(args, h.config);
+    expect({ args, code: res.code, out: res.out }).toEqual({ args, code: 64, out: [] });
+    expect(res.err.join()).toContain("usage: parley admin");
+  }
+  const missing = await run(["admin", "grant", "nobody_here"], h.config);
+  expect([missing.code, missing.out, missing.err]).toEqual([1, [], ["no user nobody_here"]]);
+  expect((await call(h.app, "GET", "/api/auth/me", { token: user.token })).status).toBe(200);
+  await h.close();
+});
+
+it("makes no database where DATA_DIR has none (a mistyped DATA_DIR): 78", async () => {
+  const h = await harness();
+  const dataDir = join(work, "typo");
+  const res = await run(["admin", "list"], { ...h.config, DATA_DIR: dataDir });
+  expect(res.code).toBe(78);
+  expect(res.err.join()).toContain("no database at");
+  expect(existsSync(join(dataDir, "parley.db"))).toBe(false);
+  await h.close();
+});
+
+it("leaves a file this release must upgrade to the server: 78, the file untouched", async () => {
+  const h = await harness();
+  const dataDir = mkdtempSync(join(work, "old-"));
+  const old = new Database(join(dataDir, "parley.db"));
+  old.exec("CREATE TABLE users (id TEXT); PRAGMA user_version = 1");
+  old.close();
+  const res = await run(["admin", "list"], { ...h.config, DATA_DIR: dataDir });
+  expect(res.code).toBe(78);
+  expect(res.err.join()).toContain("start this release's server once");
+  const after = new Database(join(dataDir, "parley.db"));
+  expect(after.query("PRAGMA user_version").values()[0]?.[0]).toBe(1);
+  after.close();
+  await h.close();
+});
+
+it("starts no server when the command line names something else: 64", async () => {
+  const proc = Bun.spawn([process.execPath, "run", "src/index.ts", "bogus"], {
+    cwd: join(import.meta.dir, ".."),
+    env: { PATH: process.env.PATH ?? "", DATA_DIR: join(work, "bogus"), PORT: "0" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, said] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  expect(code).toBe(64);
+  expect(said).toContain("usage: parley");
+});

@@ -195,8 +195,10 @@ describe("sqlite search indexing", () => {
     expect(db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(
       MIGRATIONS.length,
     );
-    expect(watermark(db)).toEqual({ indexed: 2, top: 2 });
+    // Migration 7 builds the index again (with each message's conversation number), from the start.
+    expect(watermark(db)).toEqual({ indexed: 0, top: 2 });
     expect(await found(store, "tangerine")).toEqual(["m-old-1"]);
+    expect(watermark(db)).toEqual({ indexed: 2, top: 2 });
     await store.messages.change("m-old-1", { content: "renamed vanilla", updated_at: T0 + 1 });
     await store.messages.change("m-old-2", { content: "", deleted: true, updated_at: T0 + 1 });
     const fresh = await say(store, "c-1", "ancient watermelon");
@@ -218,11 +220,27 @@ describe("sqlite search indexing", () => {
 
     const store = open(path);
     const db = inspect(path);
-    expect(watermark(db)).toEqual({ indexed: 1, top: 1 });
+    // At or below the top row (migration 5 brings it down to 1; migration 7 starts the index again at 0).
+    expect(watermark(db)).toEqual({ indexed: 0, top: 1 });
     const reused = await say(store, "c-1", "ancient guava");
     expect(await found(store, "ancient")).toEqual(expect.arrayContaining(["m-old-1", reused.id]));
     expect(await found(store, "guava")).toEqual([reused.id]);
     checkIntegrity(db);
+  });
+
+  it("matches the words of the content only, never the conversation's number it indexes beside them", async () => {
+    const store = open(freshFile());
+    await group(store, "c-1");
+    await group(store, "c-2");
+    const mine = await say(store, "c-1", "plain words");
+    const other = await say(store, "c-2", "plain words too");
+    // c-1 is conversation number 1: "1" is a token of every row of it, in the conv column.
+    expect(await found(store, "1")).toEqual([]);
+    expect(await found(store, "plain")).toEqual([mine.id]);
+    const numbered = await say(store, "c-1", "chapter 1 begins");
+    expect(await found(store, "1")).toEqual([numbered.id]);
+    expect((await store.messages.search("c-2", "plain", 10)).map((m) => m.id)).toEqual([other.id]);
+    await store.close();
   });
 
   it("closes with a run still armed, and nothing fires afterwards", async () => {

@@ -115,13 +115,17 @@ export function sqliteMessages(
     );
     return [...records];
   };
+  // The match names the conversation's number (an indexed column of messages_fts, schema.ts migration 7)
+  // and its words in the content column, so that the index yields that conversation's matches only; bm25
+  // weighs the content alone.
   const search = db.query<MessageRow, [string, string, number]>(
     `SELECT ${COLUMNS.split(", ")
       .map((c) => `m.${c}`)
       .join(", ")}
      FROM messages_fts f JOIN messages m ON m.rowid = f.rowid
-     WHERE messages_fts MATCH ? AND m.conversation_id = ? AND m.deleted = 0
-     ORDER BY bm25(messages_fts) LIMIT ?`,
+     WHERE messages_fts MATCH 'conv : "' || COALESCE(${CONV.replace("?1", "?2")}, 0) || '" AND content : (' || ?1 || ')'
+       AND m.conversation_id = ?2 AND m.deleted = 0
+     ORDER BY bm25(messages_fts, 1.0, 0.0) LIMIT ?3`,
   );
 
   const update = db.query(

@@ -54,7 +54,7 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
      FROM search_state WHERE id = 1`,
   );
   const indexRange = db.query<never, [number, number]>(
-    `INSERT INTO messages_fts(rowid, content) SELECT rowid, content FROM messages
+    `INSERT INTO messages_fts(rowid, content, conv) SELECT rowid, content, conv FROM messages
      WHERE rowid > ?1 AND rowid <= ?2`,
   );
   const moveWatermark = db.query<never, [number]>("UPDATE search_state SET indexed_rowid = ?1 WHERE id = 1");

@@ -16,6 +16,8 @@ export class MemoryBroker implements Broker {
   readonly nodeId = randomBytes(8).toString("hex");
   readonly shared: boolean;
   readonly joined = new Set<string>();
+  /** The bus is never lost: counts are always trusted, and there is never a reconnect. */
+  readonly settled = true;
   private handler: ((channel: string, payload: Uint8Array) => void) | undefined;
   private bus: MemoryBus;
 
@@ -26,13 +28,14 @@ export class MemoryBroker implements Broker {
 
   publish(channel: string, payload: Uint8Array) {
     const nodes = this.bus.listeners.get(channel);
-    if (!nodes) return;
+    if (!nodes) return true;
     for (const node of nodes) {
       if (node === this) continue;
       // A copy, as a network would make: the publisher may reuse its buffer.
       const bytes = payload.slice();
       queueMicrotask(() => node.deliver(channel, bytes));
     }
+    return true;
   }
 
   async join(channels: readonly string[]) {
@@ -73,6 +76,14 @@ export class MemoryBroker implements Broker {
   }
 
   async ping() {}
+
+  async settle(userIds: readonly string[]) {
+    return userIds.filter((id) => !this.bus.sockets.has(id));
+  }
+
+  onReconnect() {}
+
+  onSettled() {}
 
   /** Nodes of one process close, they do not die: there is never anyone to sweep. */
   async sweepDeadNodes() {

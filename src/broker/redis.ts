@@ -2,7 +2,8 @@
 // publishes bytes prefixed with its id and drops its own when they come back. Socket counts per user live
 // in one hash per user, a field per node; a node's fields count only while its heartbeat key lives, so a
 // node that died without closing its sockets stops holding its users online, and the first live node to
-// sweep finds the users it held (a set per node) so that they can be written offline.
+// sweep finds the users it held (a set per node) so that they can be written offline. A node that loses
+// Redis for a while puts its share back as it is once it reconnects, and says so (gateway reconciles).
 
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
@@ -15,6 +16,13 @@ export const DEFAULT_PREFIX = "parley:";
 /** A node's heartbeat lives this long and is renewed three times within it. */
 const NODE_TTL_MS = 30_000;
 const JOIN_TIMEOUT_MS = 5000;
+/**
+ * How long after a reconnect a count of 0 is not trusted: time for the other nodes, whose connections come
+ * back on their own backoff (ioredis waits 2 s at most between tries), to put their counts back.
+ */
+const SETTLE_MS = 3000;
+/** Users per command when a node's counts go back or its users are settled. */
+const BATCH = 1000;
 /** How long a readiness check waits for a connection that is being made. */
 const PING_WAIT_MS = 1000;
 const ID_BYTES = 8;
@@ -23,7 +31,8 @@ const LOST = new Set(["reconnecting", "close", "end"]);
 
 // Both scripts reach keys they are not given in KEYS (every node's heartbeat): fine on one Redis, not on a
 // Redis Cluster. Keys under the prefix: node:<id> (heartbeat), nodes (every node id), node-users:<id> (the
-// users with sockets on that node), sockets:<user> (node id -> sockets).
+// users with sockets on that node), sockets:<user> (node id -> sockets), offline:<user> (someone wrote the
+// user offline after their last socket closed; cleared by their next socket).
 const LIVE_TOTAL = `
 local function liveTotal(prefix, key)
   local total = 0
@@ -39,10 +48,13 @@ local function liveTotal(prefix, key)
 end
 `;
 
-// ARGV = prefix, node id, user id, delta (-1, 0 or 1), node ttl (ms). Returns the user's sockets on every
-// live node; fields of nodes without a heartbeat are dropped.
+// ARGV = prefix, node id, user id, delta (-1, 0 or 1), node ttl (ms), "1" when a total of 0 will make the
+// caller write the user offline. Returns the user's sockets on every live node; fields of nodes without a
+// heartbeat are dropped.
 const COUNT_SCRIPT = `${LIVE_TOTAL}
 local prefix, node, user = ARGV[1], ARGV[2], ARGV[3]
+local offline = prefix .. "offline:" .. user
+if tonumber(ARGV[4]) > 0 then redis.call("DEL", offline) end
 redis.call("SET", prefix .. "node:" .. node, "1", "PX", ARGV[5])
 redis.call("SADD", prefix .. "nodes", node)
 local key = prefix .. "sockets:" .. user
@@ -53,7 +65,24 @@ if mine <= 0 then
 else
   redis.call("SADD", prefix .. "node-users:" .. node, user)
 end
-return liveTotal(prefix, key)
+local total = liveTotal(prefix, key)
+if total == 0 and ARGV[6] == "1" then redis.call("SET", offline, "1", "PX", ARGV[5]) end
+return total
+`;
+
+// ARGV = prefix, claim ttl (ms), user ids. The users with no socket on any live node whom nobody has
+// written offline since their last socket closed: each is returned once, to one caller (the claim).
+const SETTLE_SCRIPT = `${LIVE_TOTAL}
+local prefix = ARGV[1]
+local gone = {}
+for i = 3, #ARGV do
+  local user = ARGV[i]
+  if liveTotal(prefix, prefix .. "sockets:" .. user) == 0
+    and redis.call("SET", prefix .. "offline:" .. user, "1", "NX", "PX", ARGV[2]) then
+    table.insert(gone, user)
+  end
+end
+return gone
 `;
 
 // ARGV = prefix, the node id to sweep. A node whose heartbeat is gone: its fields leave every hash of its
@@ -80,10 +109,19 @@ if redis.call("SCARD", KEYS[2]) == 0 then redis.call("SREM", KEYS[3], ARGV[1]) e
 `;
 const COUNT = "parleyCountSockets";
 const SWEEP = "parleySweepNode";
+const SETTLE = "parleySettle";
 
 type ScriptedRedis = Redis & {
-  [COUNT](prefix: string, node: string, user: string, delta: number, ttl: number): Promise<unknown>;
+  [COUNT](
+    prefix: string,
+    node: string,
+    user: string,
+    delta: number,
+    ttl: number,
+    claim: string,
+  ): Promise<unknown>;
   [SWEEP](prefix: string, node: string): Promise<unknown>;
+  [SETTLE](prefix: string, ttl: number, ...users: string[]): Promise<unknown>;
 };
 
 export interface RedisBrokerOptions {
@@ -91,6 +129,8 @@ export interface RedisBrokerOptions {
   prefix?: string;
   /** How long a join may wait for Redis before it fails (the socket waiting for it is told to reconnect). */
   joinTimeoutMs?: number;
+  /** How long after a reconnect counts are not trusted for an offline write (tests make it short). */
+  settleMs?: number;
 }
 
 export class RedisBroker implements Broker {
@@ -100,6 +140,7 @@ export class RedisBroker implements Broker {
   private readonly id: Buffer;
   private readonly prefix: string;
   private readonly joinTimeoutMs: number;
+  private readonly settleMs: number;
   private readonly pub: ScriptedRedis;
   private readonly sub: Redis;
   /** Subscriptions sent and not yet confirmed: a second join of the channel waits for the first. */
@@ -108,10 +149,18 @@ export class RedisBroker implements Broker {
   /** This node's sockets per user, as told: what its fields in Redis must say. */
   private mine = new Map<string, number>();
   private heartbeat: ReturnType<typeof setInterval>;
+  /** A connection was lost since counts were last put back (the next 'ready' of both puts them back). */
+  private lost = false;
+  private closing = false;
+  private settledNow = true;
+  private settleTimer: ReturnType<typeof setTimeout> | undefined;
+  private reconnectListeners: (() => void)[] = [];
+  private settledListeners: (() => void)[] = [];
 
   constructor(url: string, logger: Logger, options: RedisBrokerOptions = {}) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
     this.joinTimeoutMs = options.joinTimeoutMs ?? JOIN_TIMEOUT_MS;
+    this.settleMs = options.settleMs ?? SETTLE_MS;
     this.id = randomBytes(ID_BYTES);
     this.nodeId = this.id.toString("hex");
     // Commands wait for a connection (at boot) but give up after one failed reconnect.
@@ -123,31 +172,38 @@ export class RedisBroker implements Broker {
     });
     pub.defineCommand(COUNT, { numberOfKeys: 0, lua: COUNT_SCRIPT });
     pub.defineCommand(SWEEP, { numberOfKeys: 0, lua: SWEEP_SCRIPT });
+    pub.defineCommand(SETTLE, { numberOfKeys: 0, lua: SETTLE_SCRIPT });
     this.pub = pub as ScriptedRedis;
-    // After a reconnect Redis may have restarted and lost this node's counts: they go back.
-    let connected = false;
-    pub.on("ready", () => {
-      if (connected) void this.reassert();
-      connected = true;
-    });
     // Subscriptions wait for the connection and come back by themselves after a reconnect.
     this.sub = openRedis(url, logger, "broker redis (subscriber)", {
       autoResubscribe: true,
       connectionName: `parley-broker-sub-${this.nodeId}`,
     });
     this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.receive(channel, message));
+    // While either connection is down, counts written or read may be wrong and what other nodes publish is
+    // lost. Once both are back, this node's counts go back as they are (Redis may have restarted, or missed
+    // decrements), and the node is told to look again at what it holds.
+    for (const client of [this.pub, this.sub]) {
+      client.on("close", () => this.lose());
+      client.on("ready", () => void this.regain());
+    }
     this.heartbeat = setInterval(() => void this.beat(), NODE_TTL_MS / 3);
     this.heartbeat.unref?.();
+  }
+
+  get settled() {
+    return this.settledNow;
   }
 
   publish(channel: string, payload: Uint8Array) {
     // While Redis is down frames are dropped, not queued without bound: what other nodes miss of a
     // conversation's log their clients catch up with resume (the log is in the store, not in Redis).
-    if (LOST.has(this.pub.status)) return;
+    if (LOST.has(this.pub.status)) return false;
     const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
     this.id.copy(message, 0);
     message.set(payload, ID_BYTES);
     this.pub.publish(this.prefix + channel, message).catch(() => {});
+    return true;
   }
 
   async join(channels: readonly string[]) {
@@ -167,6 +223,10 @@ export class RedisBroker implements Broker {
           // Not known to be subscribed: the next join of the channel asks Redis again.
           if (failed) this.joined.delete(channel);
         }
+        // A SUBSCRIBE that timed out is still queued and completes once Redis is back: undone behind it on
+        // the same connection, or the node would be sent what it drops (the node joins again what it needs).
+        const undo = failed ? fresh.filter((c) => !this.joined.has(c) && !this.pending.has(c)) : [];
+        if (undo.length > 0) this.sub.unsubscribe(...undo.map((c) => this.prefix + c)).catch(() => {});
       };
       const done: Promise<void> = within(
         this.sub.subscribe(...fresh.map((c) => this.prefix + c)).then(() => {}),
@@ -205,9 +265,28 @@ export class RedisBroker implements Broker {
     const count = Math.max(0, (this.mine.get(userId) ?? 0) + delta);
     if (count === 0) this.mine.delete(userId);
     else this.mine.set(userId, count);
-    const total = await this.pub[COUNT](this.prefix, this.nodeId, userId, delta, NODE_TTL_MS);
+    // A last close while counts are trusted claims the user's offline write (settle() will not repeat it).
+    const claim = delta === -1 && this.settledNow ? "1" : "0";
+    const total = await this.pub[COUNT](this.prefix, this.nodeId, userId, delta, NODE_TTL_MS, claim);
     if (typeof total !== "number") throw new Error("broker redis: unexpected count reply");
     return total;
+  }
+
+  async settle(userIds: readonly string[]): Promise<string[]> {
+    const gone: string[] = [];
+    for (let i = 0; i < userIds.length; i += BATCH) {
+      const users = await this.pub[SETTLE](this.prefix, NODE_TTL_MS, ...userIds.slice(i, i + BATCH));
+      if (Array.isArray(users)) for (const u of users) if (typeof u === "string") gone.push(u);
+    }
+    return gone;
+  }
+
+  onReconnect(listener: () => void) {
+    this.reconnectListeners.push(listener);
+  }
+
+  onSettled(listener: () => void) {
+    this.settledListeners.push(listener);
   }
 
   async ping() {
@@ -230,6 +309,8 @@ export class RedisBroker implements Broker {
   }
 
   async close() {
+    this.closing = true;
+    clearTimeout(this.settleTimer);
     clearInterval(this.heartbeat);
     this.handler = undefined;
     this.joined.clear();
@@ -250,21 +331,73 @@ export class RedisBroker implements Broker {
   async beat(): Promise<void> {
     try {
       const renewed = await this.pub.pexpire(this.nodeKey(), NODE_TTL_MS);
-      if (renewed === 0) await this.reassert();
+      // (After a loss, the reconnect puts them back: not twice.)
+      if (renewed === 0 && !this.lost) await this.reassert();
     } catch {}
   }
 
-  /** Writes this node's heartbeat, membership and every count it holds again (the same values). */
+  /** A connection dropped: counts are not trusted until both are back and this node's are rewritten. */
+  private lose() {
+    if (this.closing) return;
+    this.lost = true;
+    this.settledNow = false;
+    clearTimeout(this.settleTimer);
+  }
+
+  /** Both connections are back after a loss: counts go back, the node reconciles, then counts settle. */
+  private async regain() {
+    if (!this.lost || this.closing || this.pub.status !== "ready" || this.sub.status !== "ready") return;
+    this.lost = false;
+    try {
+      await this.reassert();
+    } catch {
+      // Lost again on the way: the next reconnect does it all.
+      this.lost = true;
+      return;
+    }
+    if (this.lost || this.closing) return;
+    for (const listener of this.reconnectListeners) listener();
+    this.settleTimer = setTimeout(() => {
+      this.settledNow = true;
+      for (const listener of this.settledListeners) listener();
+    }, this.settleMs);
+    this.settleTimer.unref?.();
+  }
+
+  /**
+   * Writes this node's share of the counts as it is: its heartbeat and membership, every count it holds,
+   * and no field for the users it no longer holds (their sockets may have closed while Redis could not
+   * hear of it). Decrements in flight meanwhile are no harm: each user is written from the tally at once.
+   */
   private async reassert(): Promise<void> {
-    const batch = this.pub
+    await this.pub
       .multi()
       .set(this.nodeKey(), "1", "PX", NODE_TTL_MS)
-      .sadd(`${this.prefix}nodes`, this.nodeId);
-    for (const [userId, count] of this.mine) {
-      batch.hset(`${this.prefix}sockets:${userId}`, this.nodeId, count);
-      batch.sadd(this.usersKey(), userId);
+      .sadd(`${this.prefix}nodes`, this.nodeId)
+      .exec();
+    const held = [...this.mine.keys()];
+    for (let i = 0; i < held.length; i += BATCH) {
+      const batch = this.pub.multi();
+      for (const userId of held.slice(i, i + BATCH)) {
+        const count = this.mine.get(userId);
+        if (count === undefined) continue;
+        batch.hset(`${this.prefix}sockets:${userId}`, this.nodeId, count);
+        batch.sadd(this.usersKey(), userId);
+      }
+      await batch.exec();
     }
-    await batch.exec().catch(() => {});
+    // Read after the writes above, on the same connection: what is listed and not held now is stale. A
+    // socket counted from here on is sent after these removals, so none of them can undo it.
+    const listed = await this.pub.smembers(this.usersKey());
+    const stale = listed.filter((userId) => !this.mine.has(userId));
+    for (let i = 0; i < stale.length; i += BATCH) {
+      const batch = this.pub.multi();
+      for (const userId of stale.slice(i, i + BATCH)) {
+        batch.hdel(`${this.prefix}sockets:${userId}`, this.nodeId);
+        batch.srem(this.usersKey(), userId);
+      }
+      await batch.exec();
+    }
   }
 
   /** The users this node holds sockets of. */

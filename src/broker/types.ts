@@ -6,8 +6,11 @@ export interface Broker {
   readonly nodeId: string;
   /** Whether other nodes may be listening: when false, publishing is skipped (nothing to encode for). */
   readonly shared: boolean;
-  /** Sends bytes to every other node that has joined the channel; fire and forget. */
-  publish(channel: string, payload: Uint8Array): void;
+  /**
+   * Sends bytes to every other node that has joined the channel; fire and forget. False when they were
+   * dropped instead (Redis out of reach: nothing is queued).
+   */
+  publish(channel: string, payload: Uint8Array): boolean;
   /** Starts receiving the channels; resolves once anything published after that will arrive. */
   join(channels: readonly string[]): Promise<void>;
   /** Stops receiving the channels. */
@@ -27,6 +30,24 @@ export interface Broker {
    * caller in the whole cluster, which writes them offline.
    */
   sweepDeadNodes(): Promise<string[]>;
+  /**
+   * False from the moment the broker loses Redis until counts can be trusted again: this node's are back in
+   * Redis and the other nodes have had a moment to put theirs back. A count of 0 read meanwhile makes
+   * nobody offline: the node hands such users to settle() once this is true again.
+   */
+  readonly settled: boolean;
+  /**
+   * Of users a node let go of while counts were not trusted, those with no socket on any node now; each is
+   * returned once in the whole cluster (to one caller, which writes them offline).
+   */
+  settle(userIds: readonly string[]): Promise<string[]>;
+  /**
+   * Runs once the broker has Redis again after losing it (this node's counts are back): what other nodes
+   * said meanwhile was lost, and the node looks again at what it holds.
+   */
+  onReconnect(listener: () => void): void;
+  /** Runs each time counts are trusted again after a loss (settled turns true). */
+  onSettled(listener: () => void): void;
   /** Resolves when the broker answers (readiness: a node cut off from the others should get no traffic). */
   ping(): Promise<void>;
   close(): Promise<void>;

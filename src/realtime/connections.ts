@@ -23,6 +23,11 @@ export interface SocketState {
    * across nodes (presence): from its upgrade to its close.
    */
   counted: boolean;
+  /**
+   * Moves on every change the fanout makes to the socket's conversation topics (a join, a leave, a
+   * deletion): a reconcile that read the store before one does not undo it.
+   */
+  moves: number;
   /** The user's first counted socket, still to write them online (at hello, or at its close if first). */
   announce: boolean;
   /** The channel of a socket opened at /ws/public/{channel}; "" for user sockets. */

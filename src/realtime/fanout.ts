@@ -44,10 +44,15 @@ export interface RelayHooks {
   revoked(sessionIds: string[]): void;
   /** Everyone who shares a conversation with the user (presence from another node goes to them). */
   peersOf(userId: string): Promise<string[]>;
-  /** A relayed message this node could not read. */
-  failed(err: unknown): void;
-  /** Counts messages to and from the other nodes (metrics). */
-  counters?: { published: Counter; received: Counter };
+  /** Another node lost Redis for a while and has it again: what it said meanwhile was lost. */
+  reconcile?(): void;
+  /**
+   * A relayed message this node could not read or act on ("relay"), or a channel it could not join for
+   * its sockets ("join": Redis out of reach; the node joins it again once Redis is back).
+   */
+  failed(err: unknown, what: "relay" | "join"): void;
+  /** Counts messages to and from the other nodes (metrics); dropped: not handed to the broker (Redis down). */
+  counters?: { published: Counter; received: Counter; dropped?: Counter };
 }
 
 export class Fanout {
@@ -68,8 +73,8 @@ export class Fanout {
 
   /** One message to the other nodes' subscribers of a channel. */
   private relay(channel: string, payload: Uint8Array) {
-    this.hooks.counters?.published.inc();
-    this.broker.publish(channel, payload);
+    if (this.broker.publish(channel, payload)) this.hooks.counters?.published.inc();
+    else this.hooks.counters?.dropped?.inc();
   }
 
   attach(server: Server<unknown>) {
@@ -91,6 +96,7 @@ export class Fanout {
   }
 
   unsubscribe(ws: Socket, topic: string) {
+    ws.data.moves++;
     ws.unsubscribe(bunTopic(topic, ws.data.encoding));
   }
 
@@ -145,6 +151,11 @@ export class Fanout {
         server.publish(topic, bytes);
       }
     }
+  }
+
+  /** Tells every node that this one had lost Redis and has it again (each reconciles its sockets). */
+  reconnected() {
+    if (this.broker.shared) this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }));
   }
 
   /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
@@ -207,8 +218,11 @@ export class Fanout {
     let left = 0;
     for (const encoding of ENCODINGS) left += server.subscriberCount(bunTopic(topic, encoding));
     if (left === 0) return;
-    for (const ws of this.connections.all)
-      if (ws.unsubscribe(bunTopic(topic, ws.data.encoding)) && --left === 0) return;
+    for (const ws of this.connections.all) {
+      if (!ws.unsubscribe(bunTopic(topic, ws.data.encoding))) continue;
+      ws.data.moves++;
+      if (--left === 0) return;
+    }
   }
 
   /** Publishes here only; returns the msgpack bytes when it made them. */
@@ -241,8 +255,10 @@ export class Fanout {
   /** The user's sockets on this node join the conversation (on every encoding they speak). */
   private joinHere(userId: string, conversationId: string) {
     const topic = topics.conversation(conversationId);
-    for (const ws of this.connections.ofUser(userId))
-      this.subscribe(ws, topic).catch((err: unknown) => this.hooks.failed(err));
+    for (const ws of this.connections.ofUser(userId)) {
+      ws.data.moves++;
+      this.subscribe(ws, topic).catch((err: unknown) => this.hooks.failed(err, "join"));
+    }
   }
 
   /** Another node's word. */
@@ -251,7 +267,7 @@ export class Fanout {
     try {
       message = parseRelayed(payload, (bytes) => decode(bytes, "msgpack"));
     } catch (err) {
-      return this.hooks.failed(err);
+      return this.hooks.failed(err, "relay");
     }
     switch (message.kind) {
       case RELAY.membershipFrame: {
@@ -289,6 +305,8 @@ export class Fanout {
         return this.toSessionHere(message.session_id, message.frame);
       case RELAY.revoke:
         return this.hooks.revoked(message.session_ids);
+      case RELAY.reconcile:
+        return this.hooks.reconcile?.();
       case RELAY.presence: {
         // No user sockets here: nobody to tell, and no need to ask the store.
         if (this.connections.all.size === 0) return;
@@ -297,7 +315,7 @@ export class Fanout {
           .then(async () =>
             this.publishEach(peers ?? (await this.hooks.peersOf(user_id)), topics.user, frame),
           )
-          .catch((err: unknown) => this.hooks.failed(err));
+          .catch((err: unknown) => this.hooks.failed(err, "relay"));
         return;
       }
     }

@@ -23,6 +23,7 @@ import {
   frameError,
   SUBPROTOCOLS,
 } from "./protocol.ts";
+import { Reconciler } from "./reconcile.ts";
 import { NODE_WIDE } from "./relay.ts";
 
 /** How often slow consumers and silent sockets are looked for. */
@@ -69,12 +70,23 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
 export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   const { config, clock, signer, sessions, logger, broker, metrics } = deps;
   const connections = new Connections();
+  const dropped = metrics.registry.counter(
+    "parley_broker_dropped_total",
+    "Messages for the other nodes dropped because Redis could not be reached (only with REDIS_URL)",
+  );
   const fanout = new Fanout(connections, broker, {
     forget: (conversationId) => deps.membership.forget(conversationId),
     revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
     peersOf: (userId) => deps.store.conversations.peersOf(userId),
-    failed: (err) => logger.warn({ err: errorText(err) }, "relayed message dropped"),
-    counters: metrics.broker,
+    reconcile: () => void reconciler.run(),
+    failed: (err, what) =>
+      what === "join"
+        ? logger.warn(
+            { err: errorText(err) },
+            "broker: could not join a channel for a socket; it is joined once Redis is back",
+          )
+        : logger.warn({ err: errorText(err) }, "relayed message dropped"),
+    counters: { ...metrics.broker, dropped },
   });
   metrics.registry.gauge(
     "parley_ws_connections",
@@ -84,6 +96,18 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   );
   const presence = new Presence(deps.store, clock, fanout);
   const dispatcher = new Dispatcher(deps, fanout, presence);
+  // A node that had lost Redis looks again at its sockets, and tells the others to (they lost its word);
+  // the users it let go of meanwhile are settled once counts are trusted again.
+  const reconciler = new Reconciler({ ...deps, connections, fanout, presence });
+  broker.onReconnect(() => {
+    fanout.reconnected();
+    void reconciler.run();
+  });
+  const settle = () =>
+    reconciler.settle().catch((err: unknown) => {
+      logger.warn({ err: errorText(err) }, "broker: presence after a reconnect not settled yet");
+    });
+  broker.onSettled(() => void settle());
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)
@@ -111,6 +135,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     await sweepDeadNodes().catch((err: unknown) => {
       logger.warn({ err: errorText(err) }, "broker: sweep failed");
     });
+    await settle();
   };
   const tend = setInterval(() => void tending(), TEND_MS);
   tend.unref?.();
@@ -244,10 +269,21 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     connections.givePlace(userId);
     const owed = state.announce;
     state.announce = false;
+    // A count read while counts are not trusted (Redis lost, or just back and the other nodes' counts not
+    // yet) writes nobody offline: the user is settled once they are. Nor does one that never came back.
+    const trusted = broker.settled;
+    let left: number;
     try {
-      const left = await broker.countSockets(userId, -1);
-      if (left === 0 && !owed) await presence.set(userId, "offline");
-      else if (left > 0 && owed) await presence.set(userId, "online");
+      left = await broker.countSockets(userId, -1);
+    } catch {
+      reconciler.defer(userId);
+      return;
+    }
+    try {
+      if (left === 0 && !owed) {
+        if (trusted && broker.settled) await presence.set(userId, "offline");
+        else reconciler.defer(userId);
+      } else if (left > 0 && owed) await presence.set(userId, "online");
     } catch {}
   }
 
@@ -283,6 +319,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       refilledAt: Date.now(),
       denied: 0,
       counted: false,
+      moves: 0,
       announce: false,
       errors: metrics.ws.errors,
       expiresAt: kind === "user" ? sessions.expiresAt(sessionId) : 0,
@@ -399,6 +436,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     async close() {
       clearInterval(sweep);
       clearInterval(tend);
+      reconciler.stop();
       offHub();
       offRevoke();
       // Accounted here rather than in each close handler, which may run after the store has closed: users

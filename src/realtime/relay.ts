@@ -22,6 +22,11 @@ export const RELAY = {
   revoke: 5,
   /** On NODE_WIDE: a user's presence changed; each node sends it to the user's peers it has sockets of. */
   presence: 6,
+  /**
+   * On NODE_WIDE: a node had lost Redis and has it again, so what it said meanwhile (revocations,
+   * membership changes) was lost; every node looks again at its sockets (gateway reconcile).
+   */
+  reconcile: 7,
 } as const;
 
 export type Relayed =
@@ -30,7 +35,8 @@ export type Relayed =
   | { kind: typeof RELAY.leave; conversation_id: string }
   | { kind: typeof RELAY.session; session_id: string; frame: ServerFrame }
   | { kind: typeof RELAY.revoke; session_ids: string[] }
-  | { kind: typeof RELAY.presence; user_id: string; frame: ServerFrame; peers?: string[] };
+  | { kind: typeof RELAY.presence; user_id: string; frame: ServerFrame; peers?: string[] }
+  | { kind: typeof RELAY.reconcile };
 
 function withKind(kind: number, bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(bytes.byteLength + 1);
@@ -79,6 +85,8 @@ export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) =>
         ...(peers ? { peers } : {}),
       };
     }
+    case RELAY.reconcile:
+      return { kind };
     default:
       throw new Error(`relay: unknown kind ${kind}`);
   }

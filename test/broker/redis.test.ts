@@ -7,6 +7,7 @@ import { RedisBroker } from "../../src/broker/redis.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { harness, rejection, waitFor } from "../helpers.ts";
 import { brokerContract } from "./contract.ts";
+import { redisProxy } from "./redis-proxy.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 /** Every key and channel of this run starts with RUN, so runs never meet and cleanup finds exactly them. */
@@ -169,6 +170,91 @@ describe("RedisBroker", () => {
       broker.publish("c:1", new Uint8Array([1]));
     } finally {
       await broker.close();
+    }
+  });
+
+  it("rewrites its whole share once it has Redis back after a cut: no field is left for a user it let go of meanwhile", async () => {
+    const prefix = `${RUN}cut:`;
+    const proxy = redisProxy(REDIS_URL);
+    const node = new RedisBroker(proxy.url, silent, { prefix, settleMs: 100 });
+    const other = new RedisBroker(REDIS_URL, silent, { prefix });
+    const events: string[] = [];
+    node.onReconnect(() => events.push("reconnect"));
+    node.onSettled(() => events.push("settled"));
+    try {
+      for (const u of ["u-gone", "u-gone", "u-kept", "u-kept"]) await node.countSockets(u, 1);
+      expect(await other.countSockets("u-gone", 1)).toBe(3);
+      proxy.cut();
+      await waitFor(() => (node.settled ? undefined : true));
+      // Closed while Redis cannot hear of it.
+      await Promise.all(["u-gone", "u-gone", "u-kept"].map((u) => node.countSockets(u, -1).catch(() => {})));
+      expect(await admin.hget(`${prefix}sockets:u-gone`, node.nodeId)).toBe("2");
+      proxy.restore();
+      await waitFor(() => (events.includes("reconnect") ? true : undefined), 5000);
+      expect(await admin.hget(`${prefix}sockets:u-gone`, node.nodeId)).toBeNull();
+      expect(await admin.sismember(`${prefix}node-users:${node.nodeId}`, "u-gone")).toBe(0);
+      expect(await admin.hget(`${prefix}sockets:u-kept`, node.nodeId)).toBe("1");
+      expect(node.settled).toBe(false);
+      await waitFor(() => (node.settled ? true : undefined));
+      expect(events).toEqual(["reconnect", "settled"]);
+      // Counts are right everywhere: u-gone only on the other node.
+      expect(await other.countSockets("u-gone", 0)).toBe(1);
+    } finally {
+      await Promise.all([node.close(), other.close()]);
+      proxy.stop();
+    }
+  });
+
+  it("hands a user let go of while counts were not trusted to one settler, once, and only with no socket left", async () => {
+    const prefix = `${RUN}settle:`;
+    const [a, b] = [0, 1].map(() => new RedisBroker(REDIS_URL, silent, { prefix })) as [
+      RedisBroker,
+      RedisBroker,
+    ];
+    try {
+      await a.countSockets("u-held", 1);
+      const [first, second] = await Promise.all([
+        a.settle(["u-free", "u-held"]),
+        b.settle(["u-free", "u-held"]),
+      ]);
+      expect([...first, ...second]).toEqual(["u-free"]);
+      // Someone wrote u-free offline: a later settle does not repeat it, until u-free has had a socket again.
+      expect(await a.settle(["u-free"])).toEqual([]);
+      await b.countSockets("u-free", 1);
+      await b.countSockets("u-free", -1);
+      expect(await a.settle(["u-free"])).toEqual([]);
+      await b.countSockets("u-free", 1);
+      expect(await a.settle(["u-free"])).toEqual([]);
+      await admin.hdel(`${prefix}sockets:u-free`, b.nodeId);
+      expect(await a.settle(["u-free"])).toEqual(["u-free"]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it("does not stay subscribed to a channel whose join timed out while Redis was out of reach", async () => {
+    const prefix = `${RUN}leak:`;
+    const proxy = redisProxy(REDIS_URL);
+    const node = new RedisBroker(proxy.url, silent, { prefix, joinTimeoutMs: 100, settleMs: 50 });
+    let reconnected = false;
+    node.onReconnect(() => {
+      reconnected = true;
+    });
+    try {
+      await node.ping();
+      proxy.cut();
+      await rejection(node.join(["c:late"]), Error);
+      expect(node.joined.has("c:late")).toBe(false);
+      proxy.restore();
+      await waitFor(() => (reconnected ? true : undefined), 5000);
+      await node.ping();
+      await waitFor(async () => {
+        const [, subscribers] = (await admin.pubsub("NUMSUB", `${prefix}c:late`)) as [string, number];
+        return subscribers === 0 ? true : undefined;
+      });
+    } finally {
+      await node.close();
+      proxy.stop();
     }
   });
 });

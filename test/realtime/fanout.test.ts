@@ -30,7 +30,7 @@ function recordingServer(listening: string[] = []) {
 }
 
 interface FakeSocket {
-  data: { kind: "user"; user_id: string; session_id: string; encoding: Encoding };
+  data: { kind: "user"; user_id: string; session_id: string; encoding: Encoding; moves: number };
   received: Record<string, unknown>[];
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
@@ -46,7 +46,7 @@ function fakeSocket(
   encoding: Encoding,
 ): FakeSocket {
   const ws: FakeSocket = {
-    data: { kind: "user" as const, user_id: userId, session_id: sessionId, encoding },
+    data: { kind: "user" as const, user_id: userId, session_id: sessionId, encoding, moves: 0 },
     received: [] as Record<string, unknown>[],
     subscribe(topic: string) {
       const set = subscribers.get(topic) ?? new Set();
@@ -172,7 +172,7 @@ describe("Fanout across nodes", () => {
     const publish = broker.publish.bind(broker);
     broker.publish = (channel, payload) => {
       packed++;
-      publish(channel, payload);
+      return publish(channel, payload);
     };
     alone.fanout.publish(topics.conversation("c-1"), presence);
     expect(packed).toBe(0);
@@ -270,7 +270,7 @@ describe("Fanout across nodes", () => {
     const publish = a.broker.publish.bind(a.broker);
     a.broker.publish = (channel, payload) => {
       sent++;
-      publish(channel, payload);
+      return publish(channel, payload);
     };
     const online: ServerFrame = { type: "presence", user_id: "u-1", status: "online", last_seen: null };
     // Many peers: node B looks them up (its peersOf answers u-2, u-3, u-4).

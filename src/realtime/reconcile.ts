@@ -1,0 +1,210 @@
+// After a node has lost Redis for a while, what the others said meanwhile is lost (revocations, membership
+// changes) and what it said did not reach them: the node looks again, against the store, at every socket it
+// holds, and at the presence of the users it let go of while socket counts could not be trusted.
+
+import type { Broker } from "../broker/types.ts";
+import type { Clock } from "../lib/clock.ts";
+import { errorText } from "../lib/errors.ts";
+import type { Logger } from "../lib/logger.ts";
+import type { SessionCache } from "../modules/auth/session-cache.ts";
+import type { MembershipCache } from "../modules/conversations/membership.ts";
+import type { Store } from "../store/types.ts";
+import type { Connections, Socket } from "./connections.ts";
+import { bunTopic, type Fanout, topics } from "./fanout.ts";
+import type { Presence } from "./presence.ts";
+import { CLOSE } from "./protocol.ts";
+import { NODE_WIDE } from "./relay.ts";
+
+/** Store reads (sessions, users) in flight at once, and sockets looked at between two turns of the loop. */
+const CHUNK = 500;
+/** Times a user whose subscriptions a live change moved during the read is looked at again in one pass. */
+const RETRIES = 3;
+
+export interface ReconcileDeps {
+  connections: Connections;
+  fanout: Fanout;
+  broker: Broker;
+  presence: Presence;
+  store: Pick<Store, "sessions" | "conversations">;
+  sessions: Pick<SessionCache, "invalidate">;
+  membership: Pick<MembershipCache, "forget">;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class Reconciler {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  /** Users let go of while counts were not trusted: whether they are offline is decided once they are. */
+  private unsettled = new Set<string>();
+
+  constructor(private deps: ReconcileDeps) {}
+
+  /** One pass over every socket; asked for during one, another follows it (one, however often asked). */
+  run(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass().catch((err: unknown) => {
+          this.deps.logger.warn({ err: errorText(err) }, "broker: reconcile after a reconnect failed");
+        });
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** The user's socket here closed while counts were not trusted: their presence waits for settle(). */
+  defer(userId: string) {
+    this.unsettled.add(userId);
+  }
+
+  /**
+   * Once counts are trusted: the deferred users with no socket on any node are written offline, each by
+   * one node of the cluster. Those it could not ask about wait for the next call (the gateway's tending).
+   */
+  async settle(): Promise<void> {
+    const { broker, connections, presence } = this.deps;
+    if (!broker.settled || this.unsettled.size === 0) return;
+    // A user with a socket here is online; the close of their last one decides again.
+    const users = [...this.unsettled].filter((u) => connections.ofUser(u).size === 0);
+    this.unsettled.clear();
+    let gone: string[];
+    try {
+      gone = await broker.settle(users);
+    } catch (err) {
+      for (const u of users) this.unsettled.add(u);
+      throw err;
+    }
+    await inChunks(gone, (userId) => presence.set(userId, "offline"));
+  }
+
+  stop() {
+    this.stopped = true;
+  }
+
+  private async pass() {
+    const sessions = new Map<string, string>();
+    const users = new Set<string>();
+    for (const ws of this.deps.connections.all) {
+      if (ws.data.kind !== "user") continue;
+      sessions.set(ws.data.session_id, ws.data.user_id);
+      users.add(ws.data.user_id);
+    }
+    await inChunks([...sessions], ([sessionId, userId]) => this.checkSession(sessionId, userId));
+    const seen = new Set<string>();
+    let pending = [...users];
+    for (let round = 0; round <= RETRIES && pending.length > 0 && !this.stopped; round++) {
+      const moved: string[] = [];
+      await inChunks(pending, async (userId) => {
+        if (!(await this.checkMembership(userId, seen))) moved.push(userId);
+      });
+      pending = moved;
+    }
+    // What a member of this node may have been told of these conversations (roles too) is read again.
+    for (const id of seen) this.deps.membership.forget(id);
+    await this.joinWhatIsListened();
+  }
+
+  /** A session revoked or ended while Redis was down closes its sockets here too (4501, 4500). */
+  private async checkSession(sessionId: string, userId: string) {
+    if (this.stopped) return;
+    const { store, sessions, connections, clock } = this.deps;
+    const s = await store.sessions.byId(sessionId);
+    if (!s || s.user_id !== userId || s.revoked_at !== null) {
+      // As if another node had said so: the gateway closes its sockets, and nobody is told again.
+      sessions.invalidate([sessionId], "elsewhere");
+      return;
+    }
+    if (s.expires_at <= clock.now())
+      for (const ws of [...connections.ofSession(sessionId)]) ws.close(CLOSE.unauthorized, "session expired");
+  }
+
+  /**
+   * The user's sockets here listen to exactly the conversations the store says they are in: out of those
+   * they were removed from, into those they were added to. False when a live change moved a socket's
+   * topics during the read (what the store said may be older than it): the user is looked at again.
+   */
+  private async checkMembership(userId: string, seen: Set<string>): Promise<boolean> {
+    const { connections, store, fanout } = this.deps;
+    const before = new Map<Socket, { moves: number; topics: Set<string> }>();
+    for (const ws of connections.ofUser(userId))
+      before.set(ws, { moves: ws.data.moves, topics: conversationTopics(ws) });
+    if (before.size === 0 || this.stopped) return true;
+    const wanted = new Set((await store.conversations.idsForUser(userId)).map(topics.conversation));
+    let settled = true;
+    for (const [ws, was] of before) {
+      if (!connections.all.has(ws)) continue;
+      if (ws.data.moves !== was.moves) {
+        settled = false;
+        continue;
+      }
+      for (const topic of was.topics) {
+        seen.add(topic.slice(2));
+        if (!wanted.has(topic)) fanout.unsubscribe(ws, topic);
+      }
+      for (const topic of wanted) {
+        seen.add(topic.slice(2));
+        // The node joins its channel with the others (joinWhatIsListened).
+        if (!was.topics.has(topic)) ws.subscribe(bunTopic(topic, ws.data.encoding));
+      }
+    }
+    return settled;
+  }
+
+  /**
+   * The node's channels in Redis are what its sockets listen to: the missing ones are joined (a join that
+   * failed while Redis was down), and those nobody listens to any more left.
+   */
+  private async joinWhatIsListened() {
+    const { broker, connections, fanout, logger } = this.deps;
+    if (!broker.shared || this.stopped) return;
+    const needed = new Set<string>([NODE_WIDE]);
+    let looked = 0;
+    for (const ws of connections.all) {
+      for (const topic of ws.subscriptions) needed.add(logical(topic));
+      if (++looked % CHUNK === 0) await nextTurn();
+    }
+    fanout.leaveIdle();
+    const missing = [...needed].filter((channel) => !broker.joined.has(channel));
+    if (missing.length === 0) return;
+    await broker.join(missing).catch((err: unknown) => {
+      logger.warn({ err: errorText(err) }, "broker: could not join the channels of this node's sockets");
+    });
+  }
+}
+
+/** The logical topic of a Bun one (`c:<id>|<encoding tag>`). */
+function logical(topic: string): string {
+  const bar = topic.lastIndexOf("|");
+  return bar < 0 ? topic : topic.slice(0, bar);
+}
+
+/** The conversation topics a socket listens to. */
+function conversationTopics(ws: Socket): Set<string> {
+  const out = new Set<string>();
+  for (const topic of ws.subscriptions) if (topic.startsWith("c:")) out.add(logical(topic));
+  return out;
+}
+
+/**
+ * Runs `each` over the items CHUNK at a time, giving the event loop a turn between chunks. One that fails
+ * does not stop the others; the first failure is thrown at the end.
+ */
+async function inChunks<T>(items: readonly T[], each: (item: T) => Promise<unknown>): Promise<void> {
+  let failure: { err: unknown } | undefined;
+  for (let i = 0; i < items.length; i += CHUNK) {
+    if (i > 0) await nextTurn();
+    for (const result of await Promise.allSettled(items.slice(i, i + CHUNK).map(each)))
+      if (result.status === "rejected") failure ??= { err: result.reason };
+  }
+  if (failure) throw failure.err;
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

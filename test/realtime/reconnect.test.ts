@@ -1,0 +1,250 @@
+// Nodes cut off from Redis for a moment (a TCP proxy in front of the real Redis drops their connections
+// and refuses new ones, while Redis keeps its data), then back: every node must converge to what the store
+// says, whatever was said while the word could not cross. Each node is an app of its own over one SQLite
+// file (the harness's) and one Redis prefix; the clock is manual, so caches never expire by time here.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { Writable } from "node:stream";
+import { Redis } from "ioredis";
+import { type App, createApp } from "../../src/app.ts";
+import { RedisBroker } from "../../src/broker/redis.ts";
+import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { bunTopic, topics } from "../../src/realtime/fanout.ts";
+import { type RedisProxy, redisProxy } from "../broker/redis-proxy.ts";
+import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
+import { connect, type Frame, type TestSocket } from "./ws-client.ts";
+
+const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+const PREFIX = `parley-test-${crypto.randomUUID()}:`;
+/** How long a test waits for nodes to reconnect and reconcile (ioredis retries within half a second here). */
+const BACK_MS = 5000;
+
+interface Node {
+  app: App;
+  deps: Deps;
+  proxy: RedisProxy;
+  base: string;
+  logs: string[];
+  reconnects: number;
+}
+type User = Awaited<ReturnType<typeof signup>>;
+
+let h: Harness;
+const admin = new Redis(REDIS_URL);
+const started: Node[] = [];
+const open: TestSocket[] = [];
+
+beforeAll(async () => {
+  h = await harness({ REDIS_URL, REDIS_PREFIX: PREFIX, WS_MAX_CONNECTIONS_PER_USER: "4" });
+});
+afterAll(async () => {
+  for (const s of open) s.close();
+  for (const n of started) {
+    await n.app.stop(true);
+    await closeDeps(n.deps);
+    n.proxy.stop();
+  }
+  await h.close();
+  const keys = await admin.keys(`${PREFIX}*`);
+  if (keys.length > 0) await admin.del(...keys);
+  await admin.quit();
+});
+
+/** A node whose Redis connections go through a proxy of its own. */
+async function node(settleMs = 200): Promise<Node> {
+  const proxy = redisProxy(REDIS_URL);
+  const logs: string[] = [];
+  const logger = createLogger(
+    "info",
+    new Writable({
+      write(chunk, _enc, done) {
+        logs.push(String(chunk));
+        done();
+      },
+    }),
+  );
+  const broker = new RedisBroker(proxy.url, logger, { prefix: PREFIX, joinTimeoutMs: 300, settleMs });
+  const deps = await createDeps(h.config, logger, { clock: h.clock, broker });
+  const app = createApp(deps);
+  app.listen({ port: 0, hostname: "127.0.0.1" });
+  const n: Node = { app, deps, proxy, base: `ws://127.0.0.1:${app.server?.port}`, logs, reconnects: 0 };
+  broker.onReconnect(() => n.reconnects++);
+  started.push(n);
+  await broker.ping();
+  return n;
+}
+
+/** Cuts the node off Redis and waits until it knows. */
+async function cut(n: Node) {
+  n.proxy.cut();
+  await waitFor(() => (n.deps.broker.settled ? undefined : true));
+}
+
+async function socket(u: { id: string; session_id: string; token: string }, n: Node): Promise<TestSocket> {
+  const s = await connect(`${n.base}/ws/${u.id}/${u.session_id}`, ["parley.msgpack", `bearer.${u.token}`]);
+  open.push(s);
+  await s.next((f) => f.type === "hello");
+  return s;
+}
+
+async function closeAll(sockets: TestSocket[]) {
+  for (const s of sockets) s.close();
+  await Promise.all(sockets.map((s) => s.closed));
+}
+
+const presence = (u: User, status: string) => (f: Frame) =>
+  f.type === "presence" && f.user_id === u.id && f.status === status;
+const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.content === text;
+const statusOf = async (u: User) => (await h.deps.store.users.byId(u.id))?.status;
+const listeners = (n: Node, conversationId: string) =>
+  n.app.server?.subscriberCount(bunTopic(topics.conversation(conversationId), "msgpack"));
+
+describe("a node cut off from Redis for a moment", () => {
+  it("drops the counts of the sockets closed meanwhile once it is back, and writes their users offline once", async () => {
+    const [a, b] = [await node(), await node()];
+    const [yan, xia, wes] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    await group(h.app, wes, [yan, xia]);
+    const watcher = await socket(wes, b);
+    const yanOnA = [await socket(yan, a), await socket(yan, a), await socket(yan, a)];
+    const yanOnB = await socket(yan, b);
+    const xiaOnA = await socket(xia, a);
+    await watcher.next(presence(yan, "online"));
+    await watcher.next(presence(xia, "online"));
+    await cut(a);
+    // Closed while node A cannot tell Redis; then yan's socket on B, whose count still sees A's three.
+    await closeAll([...yanOnA, xiaOnA]);
+    await closeAll([yanOnB]);
+    await waitFor(async () =>
+      (await admin.hget(`${PREFIX}sockets:${yan.id}`, b.deps.broker.nodeId)) === null ? true : undefined,
+    );
+    expect(await statusOf(yan)).toBe("online");
+    // The outage lasts: long enough for node A's client to give up on the commands it held (not an event
+    // to wait for, the length of the outage is what the test is about).
+    await Bun.sleep(800);
+    a.proxy.restore();
+    await waitFor(
+      async () =>
+        (await statusOf(yan)) === "offline" && (await statusOf(xia)) === "offline" ? true : undefined,
+      BACK_MS,
+    );
+    expect(await admin.hgetall(`${PREFIX}sockets:${yan.id}`)).toEqual({});
+    expect(await admin.hgetall(`${PREFIX}sockets:${xia.id}`)).toEqual({});
+    await watcher.next(presence(yan, "offline"));
+    // Yan holds every place again (4): none is held by a socket that is gone.
+    const again = [await socket(yan, a), await socket(yan, a), await socket(yan, b), await socket(yan, b)];
+    await watcher.next((f) => presence(yan, "online")(f) && watcher.frames.indexOf(f) > 2);
+    expect(watcher.frames.filter(presence(yan, "offline"))).toHaveLength(1);
+    expect(watcher.frames.filter(presence(xia, "offline"))).toHaveLength(1);
+    await closeAll(again);
+  });
+
+  it("keeps online a user still connected when Redis comes back empty and their other node's count is not back yet", async () => {
+    const [a, b] = [await node(), await node(2000)];
+    const wen = await signup(h.app);
+    const stays = await socket(wen, a);
+    const goes = await socket(wen, b);
+    await waitFor(async () => ((await statusOf(wen)) === "online" ? true : undefined));
+    await cut(a);
+    await cut(b);
+    // Redis restarted empty: every count and heartbeat is gone.
+    const keys = await admin.keys(`${PREFIX}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    // B is back first; wen's socket there closes before A has put its count back.
+    const before = b.reconnects;
+    b.proxy.restore();
+    await waitFor(() => (b.reconnects > before ? true : undefined), BACK_MS);
+    await closeAll([goes]);
+    a.proxy.restore();
+    await waitFor(() => (a.deps.broker.settled && b.deps.broker.settled ? true : undefined), BACK_MS);
+    // B has settled wen by now (this count is read behind its settle, on the same connection).
+    expect(await b.deps.broker.countSockets(wen.id, 0)).toBe(1);
+    expect(await statusOf(wen)).toBe("online");
+    // And her last socket still makes her offline.
+    await closeAll([stays]);
+    await waitFor(async () => ((await statusOf(wen)) === "offline" ? true : undefined));
+  });
+
+  it("closes the sockets of sessions revoked meanwhile, on it and on the other nodes (4501)", async () => {
+    const [a, b] = [await node(), await node()];
+    const zoe = await signup(h.app);
+    const session = async () => {
+      const res = await call(h.app, "POST", "/api/auth/signin", {
+        body: { email: zoe.email, password: zoe.password },
+      });
+      expect(res.status).toBe(200);
+      return { ...zoe, token: res.body.access_token as string, session_id: res.body.session_id as string };
+    };
+    const [phone, laptop] = [await session(), await session()];
+    const onA = await socket(phone, a);
+    const onB = await socket(laptop, b);
+    await cut(a);
+    // Revoked through B: node A does not hear it. Revoked through A: nobody does.
+    expect((await call(b.app, "POST", "/api/auth/signout", { token: phone.token })).status).toBe(204);
+    expect((await call(a.app, "POST", "/api/auth/signout", { token: laptop.token })).status).toBe(204);
+    a.proxy.restore();
+    const closed = await Promise.race([
+      Promise.all([onA.closed, onB.closed]),
+      Bun.sleep(BACK_MS).then(() => null),
+    ]);
+    expect(closed?.map((c) => c.code)).toEqual([4501, 4501]);
+  });
+
+  it("takes the sockets of members removed meanwhile out of the conversation, on it and on the other nodes", async () => {
+    const [a, b] = [await node(), await node()];
+    const [ann, bo, cy] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, ann, [bo, cy]);
+    const owner = await socket(ann, b);
+    const boOnA = await socket(bo, a);
+    const cyOnB = await socket(cy, b);
+    // Node B knows cy as a member (she sent) and would keep that answer under this clock.
+    cyOnB.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "c-1", content: "hi" });
+    await cyOnB.next((f) => f.type === "ack" && f.ref === 1);
+    await cut(a);
+    // Removed through the harness's node: A does not hear it. Removed through A: nobody does.
+    const path = (u: User) => `/api/conversations/${id}/participants/${u.id}`;
+    expect((await call(h.app, "DELETE", path(bo), { token: ann.token })).status).toBe(204);
+    expect((await call(a.app, "DELETE", path(cy), { token: ann.token })).status).toBe(204);
+    a.proxy.restore();
+    await waitFor(() => (listeners(a, id) === 0 && listeners(b, id) === 1 ? true : undefined), BACK_MS);
+    owner.send({ type: "message", conversation_id: id, client_msg_id: "o-1", content: "members only" });
+    await owner.next(said("members only"));
+    cyOnB.send({ type: "message", ref: 2, conversation_id: id, client_msg_id: "c-2", content: "still?" });
+    expect(await cyOnB.next((f) => f.ref === 2)).toMatchObject({ type: "error", code: "not_found" });
+    await Bun.sleep(30);
+    expect(boOnA.frames.filter(said("members only"))).toEqual([]);
+    expect(cyOnB.frames.filter(said("members only"))).toEqual([]);
+  });
+
+  it("delivers live, both ways, a conversation made on it meanwhile, and counts what it could not publish as dropped", async () => {
+    const [a, b] = [await node(), await node()];
+    const [dan, eve] = [await signup(h.app), await signup(h.app)];
+    const danOnA = await socket(dan, a);
+    const eveOnB = await socket(eve, b);
+    await cut(a);
+    const published = a.deps.metrics.broker.published.get();
+    // A counter with no series yet renders no line: 0.
+    const dropped = () =>
+      Number(/parley_broker_dropped_total (\d+)/.exec(a.deps.metrics.registry.render())?.[1] ?? 0);
+    const droppedBefore = dropped();
+    const id = await group(a.app, dan, [eve]);
+    await danOnA.next((f) => f.type === "event" && f.kind === "conversation.created");
+    // Node A's join of the conversation's channel timed out, and it says so.
+    await waitFor(() => (a.logs.some((l) => l.includes("could not join a channel")) ? true : undefined));
+    expect(a.logs.some((l) => l.includes("relayed message dropped"))).toBe(false);
+    expect(a.deps.metrics.broker.published.get()).toBe(published);
+    expect(dropped()).toBeGreaterThan(droppedBefore);
+    a.proxy.restore();
+    const channel = topics.conversation(id);
+    await waitFor(
+      () => (a.deps.broker.joined.has(channel) && b.deps.broker.joined.has(channel) ? true : undefined),
+      BACK_MS,
+    );
+    await Promise.all([a.deps.broker.join([channel]), b.deps.broker.join([channel])]);
+    expect(listeners(b, id)).toBe(1);
+    eveOnB.send({ type: "message", conversation_id: id, client_msg_id: "e-1", content: "from eve" });
+    await danOnA.next(said("from eve"));
+    danOnA.send({ type: "message", conversation_id: id, client_msg_id: "d-1", content: "from dan" });
+    await eveOnB.next(said("from dan"));
+  });
+});

@@ -2,7 +2,7 @@
 // `error` frames with the REST error codes, and the socket stays open.
 
 import type { Deps } from "../deps.ts";
-import { AppError, errorText } from "../lib/errors.ts";
+import { AppError, errorText, storageUnavailable } from "../lib/errors.ts";
 import { encode } from "./codec.ts";
 import type { Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
@@ -124,6 +124,13 @@ export class Dispatcher {
       }
     } catch (err) {
       if (err instanceof AppError) return sendError(ws, ref, err.code, err.message);
+      // Storage out of service (a full disk, MongoDB out of reach): the client tries again later, as a
+      // REST client is told with 503.
+      const down = storageUnavailable(err);
+      if (down) {
+        this.deps.logger.warn({ code: down, frame: frame.type }, "storage unavailable");
+        return sendError(ws, ref, "unavailable", "storage is unavailable; try again");
+      }
       this.deps.logger.error({ err: errorText(err), frame: frame.type }, "frame failed");
       return sendError(ws, ref, "internal", "internal error");
     }

@@ -239,7 +239,11 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         // Counted since its upgrade; the user's first socket makes them online once it is open for good.
         if (!ws.data.announce) return;
         ws.data.announce = false;
-        await presence.set(user_id, "online");
+        // The socket is open and told so: a presence the store cannot write (a full disk) is not a reason
+        // to close it (its clients would reconnect, be closed again, and loop).
+        await presence.set(user_id, "online").catch((err: unknown) => {
+          logger.warn({ err: errorText(err), user_id }, "presence: could not write the user online");
+        });
       })
       .catch((err: unknown) => opened(ws, err));
   }

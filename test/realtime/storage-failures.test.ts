@@ -1,0 +1,69 @@
+// The WebSocket side of a store that cannot write (a full disk): a socket opens and stays open though
+// presence cannot be written, and a message the store refuses is answered unavailable, not internal.
+
+import { afterAll, beforeAll, expect, it } from "bun:test";
+import { SUBPROTOCOLS } from "../../src/realtime/frames.ts";
+import { group, type Harness, harness, signup } from "../helpers.ts";
+import { connect } from "./ws-client.ts";
+
+let h: Harness;
+let base = "";
+beforeAll(async () => {
+  h = await harness();
+  h.app.listen({ port: 0, hostname: "127.0.0.1" });
+  base = `ws://127.0.0.1:${h.app.server?.port}`;
+});
+afterAll(async () => {
+  await h.app.stop(true);
+  await h.close();
+});
+
+/** What bun:sqlite throws when the disk is full. */
+const diskFull = () => Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+
+it("keeps a socket open when the store cannot write its user online, and answers its frames", async () => {
+  const alice = await signup(h.app);
+  const users = h.deps.store.users;
+  const update = users.update.bind(users);
+  users.update = async () => {
+    throw diskFull();
+  };
+  try {
+    const s = await connect(`${base}/ws/${alice.id}/${alice.session_id}`, [
+      SUBPROTOCOLS.json,
+      `bearer.${alice.token}`,
+    ]);
+    await s.next((f) => f.type === "hello");
+    s.send({ type: "ping", ref: "p1" });
+    expect(await s.next((f) => f.ref === "p1")).toMatchObject({ type: "pong" });
+    expect(s.ws.readyState).toBe(WebSocket.OPEN);
+    s.close();
+  } finally {
+    users.update = update;
+  }
+  expect(h.logs.some((l) => l.includes("could not write the user online"))).toBe(true);
+});
+
+it("answers a message the store cannot write with unavailable, the socket still open", async () => {
+  const [alice, bob] = [await signup(h.app), await signup(h.app)];
+  const id = await group(h.app, alice, [bob]);
+  const s = await connect(`${base}/ws/${alice.id}/${alice.session_id}`, [
+    SUBPROTOCOLS.json,
+    `bearer.${alice.token}`,
+  ]);
+  await s.next((f) => f.type === "hello");
+  const messages = h.deps.store.messages;
+  const append = messages.append.bind(messages);
+  messages.append = async () => {
+    throw diskFull();
+  };
+  try {
+    s.send({ type: "message", ref: "m1", conversation_id: id, client_msg_id: "c1", content: "hi" });
+    expect(await s.next((f) => f.ref === "m1")).toMatchObject({ type: "error", code: "unavailable" });
+  } finally {
+    messages.append = append;
+  }
+  s.send({ type: "message", ref: "m2", conversation_id: id, client_msg_id: "c1", content: "hi" });
+  expect(await s.next((f) => f.ref === "m2")).toMatchObject({ type: "ack" });
+  s.close();
+});

@@ -246,7 +246,7 @@ export interface ConversationsRepo {
   delete(id: string): Promise<void>;
   participants(conversationId: string): Promise<ParticipantRecord[]>;
   participant(conversationId: string, userId: string): Promise<ParticipantRecord | null>;
-  /** Adds a member; false when already a member. */
+  /** Adds a member; false when already a member. No such conversation (deleted meanwhile): MissingError. */
   addParticipant(participant: ParticipantRecord): Promise<boolean>;
   /** Changes a member's role; null when not a member. */
   setRole(conversationId: string, userId: string, role: ParticipantRole): Promise<ParticipantRecord | null>;

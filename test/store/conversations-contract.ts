@@ -326,6 +326,17 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(await store.conversations.participants("c-1")).toHaveLength(3);
       });
 
+      it("addParticipant refuses a conversation that does not exist (MissingError) and adds nobody", async () => {
+        await group("c-1");
+        await store.conversations.delete("c-1");
+        const late = member("c-1", "u-carol", { joined_at: T0 + MINUTE });
+        expect(await store.conversations.addParticipant(late).catch((e: unknown) => e)).toBeInstanceOf(
+          MissingError,
+        );
+        expect(await store.conversations.participants("c-1")).toEqual([]);
+        expect(await store.conversations.idsForUser("u-carol")).toEqual([]);
+      });
+
       it("removeParticipant is true for a member, then false", async () => {
         await group("c-1");
         expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(true);

@@ -8,6 +8,7 @@ import {
   type ActivityCursor,
   type ConversationRecord,
   DuplicateError,
+  MissingError,
   type ParticipantRecord,
   type ParticipantRole,
   type Store,
@@ -215,9 +216,11 @@ export function createConversationsService(deps: ConversationDeps) {
         throw new AppError("validation_failed", "user_id: no such user", { details: { field: "user_id" } });
       }
       const record = member(id, input.user_id, role, clock.now());
-      if (!(await store.conversations.addParticipant(record))) {
-        throw new AppError("already_member", "already a participant");
-      }
+      const added = await store.conversations.addParticipant(record).catch((err: unknown) => {
+        if (err instanceof MissingError) throw new AppError("not_found", "conversation not found");
+        throw err;
+      });
+      if (!added) throw new AppError("already_member", "already a participant");
       await publishSystem(id, userId, "participant.added", { user_id: input.user_id, role });
       return toParticipantView(record);
     },

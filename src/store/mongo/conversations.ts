@@ -6,6 +6,7 @@ import {
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
+  MissingError,
   type ParticipantRecord,
 } from "../types.ts";
 import type { Transactions } from "./messages.ts";
@@ -170,8 +171,15 @@ export function mongoConversations(
     },
     async addParticipant(participant) {
       const { filter, update } = addMember(participant);
-      const result = await participants.updateOne(filter, update, { upsert: true });
-      return result.upsertedCount === 1;
+      // Only into a conversation that exists (checked in the transaction's snapshot where there is one):
+      // a member row of a deleted conversation would still count for the user's conversations and peers.
+      return tx.run(async (session) => {
+        const id = participant.conversation_id;
+        if (!(await conversations.findOne({ _id: id }, { projection: { _id: 1 }, session })))
+          throw new MissingError("conversation", id);
+        const result = await participants.updateOne(filter, update, { upsert: true, session });
+        return result.upsertedCount === 1;
+      });
     },
     async setRole(conversationId, userId, role) {
       const doc = await participants.findOneAndUpdate(

@@ -6,6 +6,7 @@ import {
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
+  MissingError,
   type ParticipantRecord,
 } from "../types.ts";
 import { groupCommit } from "./group-commit.ts";
@@ -35,6 +36,16 @@ export function sqliteConversations(db: Database): ConversationsRepo {
      VALUES ($conversation_id, $user_id, $role, $joined_at, $last_read_seq, $delivered_seq, $delivered_at, $read_at)
      ON CONFLICT DO NOTHING`,
   );
+  // Only into a conversation that exists: one deleted while the add was on its way would keep a member
+  // row nobody sees, which would still count for the user's conversations and peers.
+  const addToExisting = db.query(
+    `INSERT INTO participants (conversation_id, user_id, role, joined_at, last_read_seq, delivered_seq,
+       delivered_at, read_at)
+     SELECT $conversation_id, $user_id, $role, $joined_at, $last_read_seq, $delivered_seq, $delivered_at, $read_at
+     WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $conversation_id)
+     ON CONFLICT DO NOTHING`,
+  );
+  const exists = db.query<{ one: number }, [string]>("SELECT 1 AS one FROM conversations WHERE id = ?");
   const byId = db.query<ConversationRow, [string]>(`SELECT ${COLUMNS} FROM conversations WHERE id = ?`);
   const byDmKey = db.query<ConversationRow, [string]>(
     `SELECT ${COLUMNS} FROM conversations WHERE dm_key = ?`,
@@ -153,7 +164,9 @@ export function sqliteConversations(db: Database): ConversationsRepo {
       return participant.get(conversationId, userId);
     },
     async addParticipant(p) {
-      return insertParticipant.run(bind(p)).changes === 1;
+      if (addToExisting.run(bind(p)).changes === 1) return true;
+      if (!exists.get(p.conversation_id)) throw new MissingError("conversation", p.conversation_id);
+      return false;
     },
     async setRole(conversationId, userId, role) {
       return setRole.get(role, conversationId, userId);

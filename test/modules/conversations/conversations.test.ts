@@ -294,6 +294,26 @@ describe("a conversation deleted while a write to it is on its way", () => {
     ],
   ];
 
+  it("answers a new participant with 404 when the deletion lands before the member is added", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    const conversations = h.deps.store.conversations;
+    const realAdd = conversations.addParticipant.bind(conversations);
+    conversations.addParticipant = async (p) => {
+      await conversations.delete(p.conversation_id);
+      return realAdd(p);
+    };
+    try {
+      const res = await call(h.app, "POST", `/api/conversations/${g.body.id}/participants`, {
+        token: alice.token,
+        body: { user_id: carol.id },
+      });
+      expect([res.status, res.body.error?.code]).toEqual([404, "not_found"]);
+    } finally {
+      conversations.addParticipant = realAdd;
+    }
+    expect(await conversations.idsForUser(carol.id)).not.toContain(g.body.id);
+  });
+
   it.each(writes)("answers %s with 404 not_found, not a 500", async (_, write) => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
     const messages = h.deps.store.messages;

@@ -30,6 +30,9 @@ function unnamedField(part: string, value: unknown, url: string): string {
 const WITHOUT_BODY = new Set(["GET", "HEAD"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
+/** The top-level fields of each request's JSON body as sent, before validation drops unknown ones. */
+const sentFields = new WeakMap<Request, string[]>();
+
 export function httpPlugin(deps: Deps) {
   const { config, logger, limiters, metrics } = deps;
   return (
@@ -80,7 +83,22 @@ export function httpPlugin(deps: Deps) {
           throw new AppError("validation_failed", "body: must be a JSON object", {
             details: { field: "body" },
           });
+        sentFields.set(request, Object.keys(body));
         return body;
+      })
+      // Validation drops the fields a route's schema does not name (Elysia's normalisation), so a client
+      // that sends {"email": …} to a route that does not change it would be told 200 and change nothing.
+      // After the auth guard and validation, a field the client sent that the body no longer has is refused.
+      .onBeforeHandle({ as: "global" }, ({ request, body }) => {
+        const sent = sentFields.get(request);
+        if (!sent || typeof body !== "object" || body === null) return;
+        const unknown = sent.find((field) => !Object.hasOwn(body, field));
+        if (unknown !== undefined) {
+          const field = unknown.slice(0, 64);
+          throw new AppError("validation_failed", `${field}: not a field of this request`, {
+            details: { field },
+          });
+        }
       })
       .onError({ as: "global" }, ({ code, error, set, request }) => {
         Object.assign(set.headers, SECURITY_HEADERS);

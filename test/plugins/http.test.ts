@@ -119,6 +119,33 @@ describe("cross-cutting HTTP behaviour", () => {
     expect(res.body.error?.field).toBe("query");
   });
 
+  it("refuses a field the request does not take with 422 naming it, where validation would drop it", async () => {
+    const user = await signup(h.app);
+    for (const [method, path, body, field] of [
+      ["PUT", `/api/users/${user.id}`, { display_name: "New", email: "evil@example.com" }, "email"],
+      ["PUT", `/api/users/${user.id}`, { role: "admin" }, "role"],
+      [
+        "POST",
+        "/api/conversations",
+        { conversation_type: "group", participant_ids: [], owner: "x" },
+        "owner",
+      ],
+    ] as const) {
+      const res = await call(h.app, method, path, { token: user.token, body });
+      expect({ path, status: res.status, code: res.body.error?.code, field: res.body.error?.field }).toEqual({
+        path,
+        status: 422,
+        code: "validation_failed",
+        field,
+      });
+    }
+    const me = await call(h.app, "GET", "/api/auth/me", { token: user.token });
+    expect(me.body.display_name).not.toBe("New");
+    // Without a token the guard answers first, and says nothing of the route's fields.
+    const anonymous = await call(h.app, "PUT", `/api/users/${user.id}`, { body: { role: "admin" } });
+    expect(anonymous.status).toBe(401);
+  });
+
   it("refuses multipart bodies with 415 (there are no uploads) before reading them", async () => {
     const form = new FormData();
     form.set("email", "a@b.co");

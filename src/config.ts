@@ -54,6 +54,12 @@ export const ConfigSchema = T.Object({
   ALGORITHM: T.Union([T.Literal("HS256"), T.Literal("HS384"), T.Literal("HS512")], { default: "HS256" }),
   ACCESS_TOKEN_EXPIRE_MINUTES: Int(30, 1, 24 * 60),
   REFRESH_TOKEN_EXPIRE_DAYS: Int(7, 1, 365),
+  REFRESH_REUSE_GRACE_SECONDS: Int(
+    20,
+    0,
+    300,
+    "a spent refresh token coming back this soon after it was spent gets new tokens (its answer was lost) instead of ending the session; 0: never",
+  ),
   SESSION_MAX_DAYS: Int(30, 1, 3650),
   ENCRYPTION_KEY: Str(""),
   MAGIC_LINK_TTL_MINUTES: Int(10, 1, 24 * 60),

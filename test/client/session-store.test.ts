@@ -18,7 +18,8 @@ import { rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
-  s = await startServer({ ACCESS_TOKEN_EXPIRE_MINUTES: "1" });
+  // No grace for a spent refresh token coming back: what the store prevents is then a revoked session.
+  s = await startServer({ ACCESS_TOKEN_EXPIRE_MINUTES: "1", REFRESH_REUSE_GRACE_SECONDS: "0" });
 });
 afterAll(() => s.stop());
 

@@ -19,6 +19,7 @@ export interface AuthDeps {
   config: Pick<
     Config,
     | "REFRESH_TOKEN_EXPIRE_DAYS"
+    | "REFRESH_REUSE_GRACE_SECONDS"
     | "SESSION_MAX_DAYS"
     | "LOCKOUT_THRESHOLD"
     | "LOCKOUT_MINUTES"
@@ -225,7 +226,26 @@ export function createAuthService(deps: AuthDeps) {
       if (result.status === "missing") throw new AppError("unauthorized", "invalid refresh token");
       const session = await store.sessions.byId(result.token.session_id);
       if (result.status === "spent") {
-        // A spent token coming back means it was copied: end the session for both holders.
+        // Back within seconds of being spent, on a live session: the answer to that spend was most likely
+        // lost on the way (a dropped connection, a client that retried), and the client has no other
+        // token to use. It gets new ones; the tokens that answer gave stay good too.
+        const spentAt = result.token.spent_at ?? 0;
+        if (
+          session &&
+          session.revoked_at === null &&
+          session.expires_at > now &&
+          result.token.expires_at > now &&
+          now - spentAt < config.REFRESH_REUSE_GRACE_SECONDS * 1000
+        ) {
+          const user = await store.users.byId(session.user_id);
+          if (!user) throw new AppError("unauthorized", "account no longer exists");
+          deps.logger.info(
+            { session_id: session.id, user_id: user.id },
+            "refresh token retried within its grace",
+          );
+          return issueTokens(deps, user, session);
+        }
+        // A spent token coming back later means it was copied: end the session for both holders.
         if (session && (await store.sessions.revoke(session.id, now))) {
           deps.logger.warn({ session_id: session.id, user_id: session.user_id }, "refresh token reused");
         }

@@ -86,9 +86,10 @@ describe("refresh tokens", () => {
     expect(raw.includes(user.refresh_token)).toBe(false);
   });
 
-  it("revokes the whole session when a spent refresh token comes back", async () => {
+  it("revokes the whole session when a spent refresh token comes back after its grace", async () => {
     const user = await signup(h.app);
     const rotated = await refresh(user.refresh_token);
+    h.clock.advance(h.config.REFRESH_REUSE_GRACE_SECONDS * 1000 + 1);
     const reuse = await refresh(user.refresh_token);
     expect(reuse.status).toBe(401);
     expect(reuse.body.error.code).toBe("refresh_token_reused");
@@ -102,10 +103,26 @@ describe("refresh tokens", () => {
     expect((await me(user.token)).body.error.code).toBe("session_revoked");
   });
 
-  it("lets exactly one of two concurrent refreshes with one token win", async () => {
+  it("spends a token once under concurrent refreshes: one rotates it, the other is its retry", async () => {
     const user = await signup(h.app);
     const [a, b] = await Promise.all([refresh(user.refresh_token), refresh(user.refresh_token)]);
-    expect([a.status, b.status].sort()).toEqual([200, 401]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(a.body.refresh_token).not.toBe(b.body.refresh_token);
+    expect((await me(a.body.access_token)).status).toBe(200);
+    expect((await me(b.body.access_token)).status).toBe(200);
+  });
+
+  it("gives a spent refresh token back within REFRESH_REUSE_GRACE_SECONDS new tokens: its answer was lost", async () => {
+    const user = await signup(h.app);
+    const lost = await refresh(user.refresh_token); // the client never got this answer
+    h.clock.advance(h.config.REFRESH_REUSE_GRACE_SECONDS * 1000 - 1000);
+    const retried = await refresh(user.refresh_token);
+    expect(retried.status).toBe(200);
+    expect(retried.body.session_id).toBe(user.session_id);
+    expect((await me(retried.body.access_token)).status).toBe(200);
+    expect((await refresh(retried.body.refresh_token)).status).toBe(200);
+    // The tokens of the lost answer stay good: nothing was copied.
+    expect((await refresh(lost.body.refresh_token)).status).toBe(200);
   });
 
   it("refuses an unknown refresh token with 401 unauthorized", async () => {
@@ -328,5 +345,19 @@ describe("the session cache", () => {
     expect(cache.size).toBe(1);
     // Still right for the others: read again from the store.
     for (const u of users) expect(await cache.state(u.session_id, u.id)).toBe("live");
+  });
+});
+
+describe("refresh-token reuse with REFRESH_REUSE_GRACE_SECONDS=0", () => {
+  it("ends the session at the first reuse, however soon", async () => {
+    const strict = await harness({ REFRESH_REUSE_GRACE_SECONDS: "0" });
+    const post = (refresh_token: string) =>
+      call(strict.app, "POST", "/api/auth/refresh", { body: { refresh_token } });
+    const user = await signup(strict.app);
+    const rotated = await post(user.refresh_token);
+    const reuse = await post(user.refresh_token);
+    expect([reuse.status, reuse.body.error.code]).toEqual([401, "refresh_token_reused"]);
+    expect((await post(rotated.body.refresh_token)).body.error.code).toBe("session_revoked");
+    await strict.close();
   });
 });

@@ -4,6 +4,7 @@
 
 import {
   BEARER_PREFIX,
+  CLOSE,
   ENCODINGS,
   type Encoding,
   type ServerFrame,
@@ -21,7 +22,7 @@ import {
 } from "./events.ts";
 import type { RestClient } from "./rest.ts";
 import type { SendMessage } from "./types.ts";
-import { decodeFrame, encodeFrame, toBytes } from "./wire.ts";
+import { byteSize, decodeFrame, encodeFrame, toBytes } from "./wire.ts";
 
 export interface RealtimeOptions {
   /** The server's http(s) base URL; the socket goes to the ws(s) twin. */
@@ -37,8 +38,13 @@ export interface RealtimeOptions {
   positions?: Record<string, number>;
   /** How long a request waits for its ack / ok. Default 10 s. */
   requestTimeoutMs?: number;
-  /** Reconnect delays: doubling from minMs to maxMs, each with random jitter. Default 500 ms .. 30 s. */
-  backoff?: { minMs?: number; maxMs?: number };
+  /**
+   * Reconnect delays: doubling from minMs to maxMs, each with random jitter. Default 500 ms .. 30 s. They
+   * start again from minMs once a connection has been up `resetAfterMs` (default 10 s) or has had a
+   * request answered, not at every hello: a server that closes each connection soon after it opens is not
+   * met with a reconnect every minMs.
+   */
+  backoff?: { minMs?: number; maxMs?: number; resetAfterMs?: number };
   /** Replaces the global WebSocket. */
   WebSocket?: typeof WebSocket;
 }
@@ -85,6 +91,13 @@ export class RealtimeConnection {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private lastFrameAt = 0;
+  /** When the current connection said hello. */
+  private upSince = 0;
+  /** The largest frame the server reads (its hello's max_payload), and a bound a 1009 close taught us. */
+  private maxPayload = Number.POSITIVE_INFINITY;
+  private learnedMax = Number.POSITIVE_INFINITY;
+  /** The largest frame written on the current socket, and the request it was (for a 1009 close). */
+  private largest: { bytes: number; ref?: number } = { bytes: 0 };
   private firstOpen: { resolve(info: OpenInfo): void; reject(err: ParleyError): void } | null = null;
 
   constructor(opts: RealtimeOptions) {
@@ -212,7 +225,7 @@ export class RealtimeConnection {
       const pending: Pending = { resolve, reject, timer, frame: withRef, retry, sent: false };
       this.pending.set(ref, pending);
       // Before hello the frame waits; flushPending sends it once the server is ready.
-      if (this.ready) pending.sent = this.transmit(withRef);
+      if (this.ready) this.sendPending(ref, pending);
     });
   }
 
@@ -224,14 +237,31 @@ export class RealtimeConnection {
     clearTimeout(pending.timer);
     if (frame.type === "error") {
       pending.reject(new ParleyError(frame.code, frame.message));
-    } else pending.resolve(frame);
+    } else {
+      // An answered request: this connection works, and the next reconnect starts from minMs.
+      this.attempt = 0;
+      pending.resolve(frame);
+    }
     return true;
   }
 
+  /** Fails a request now, whether it waits to be sent or for its answer. */
+  private fail(ref: number, err: ParleyError) {
+    const pending = this.pending.get(ref);
+    if (!pending) return;
+    this.pending.delete(ref);
+    clearTimeout(pending.timer);
+    pending.reject(err);
+  }
+
   private flushPending() {
-    for (const pending of this.pending.values()) {
-      if (!pending.sent) pending.sent = this.transmit(pending.frame);
-    }
+    for (const [ref, pending] of this.pending) if (!pending.sent) this.sendPending(ref, pending);
+  }
+
+  private sendPending(ref: number, pending: Pending) {
+    const outcome = this.transmit(pending.frame, ref);
+    pending.sent = outcome === "sent";
+    if (outcome === "too_large") this.fail(ref, tooLarge(pending.frame, this.limit));
   }
 
   /** On a close: sent requests that may not be repeated fail; the rest wait for the next connection. */
@@ -247,11 +277,21 @@ export class RealtimeConnection {
     }
   }
 
-  private transmit(frame: Record<string, unknown>): boolean {
+  /** The largest frame to write: what the server said, or less if a 1009 close showed it reads less. */
+  private get limit(): number {
+    return Math.min(this.maxPayload, this.learnedMax);
+  }
+
+  /** Writes a frame to the open socket; one over the server's limit is not written (it would close it). */
+  private transmit(frame: Record<string, unknown>, ref?: number): "sent" | "offline" | "too_large" {
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(encodeFrame(frame, this.wireEncoding));
-    return true;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return "offline";
+    const data = encodeFrame(frame, this.wireEncoding);
+    const bytes = byteSize(data);
+    if (bytes > this.limit) return "too_large";
+    ws.send(data);
+    if (bytes > this.largest.bytes) this.largest = { bytes, ref };
+    return "sent";
   }
 
   // --- socket lifecycle ---
@@ -271,6 +311,7 @@ export class RealtimeConnection {
     const ws = new Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
+    this.largest = { bytes: 0 };
     ws.onopen = () => {
       this.wireEncoding = ENCODINGS.find((e) => SUBPROTOCOLS[e] === ws.protocol) ?? "json";
     };
@@ -293,6 +334,9 @@ export class RealtimeConnection {
   }
 
   private onClose(code: number, reason: string) {
+    const resetAfter = this.opts.backoff?.resetAfterMs ?? 10_000;
+    if (this.ready && Date.now() - this.upSince >= resetAfter) this.attempt = 0;
+    if (code === CLOSE.tooLarge) this.onTooLarge();
     this.ws = null;
     this.ready = false;
     this.stopHeartbeat();
@@ -327,7 +371,8 @@ export class RealtimeConnection {
     const reconnected = this.everOpened;
     this.everOpened = true;
     this.ready = true;
-    this.attempt = 0;
+    this.upSince = Date.now();
+    if (typeof frame.max_payload === "number" && frame.max_payload > 0) this.maxPayload = frame.max_payload;
     this.startHeartbeat(frame.heartbeat_interval);
     this.resume();
     this.flushPending();
@@ -341,6 +386,19 @@ export class RealtimeConnection {
     this.emit("open", info);
     this.firstOpen?.resolve(info);
     this.firstOpen = null;
+  }
+
+  /**
+   * The server closed 1009, a frame over its limit. The largest frame written on that socket is over it too
+   * (every frame the server read was under it, and the one it refused is no larger): that request fails
+   * rather than being sent again at the reconnect, and no frame as large is written again.
+   */
+  private onTooLarge() {
+    const { bytes, ref } = this.largest;
+    if (bytes === 0) return;
+    this.learnedMax = Math.min(this.learnedMax, bytes - 1);
+    const pending = ref === undefined ? undefined : this.pending.get(ref);
+    if (ref !== undefined && pending) this.fail(ref, tooLarge(pending.frame, this.learnedMax));
   }
 
   private startHeartbeat(seconds: number) {
@@ -437,14 +495,20 @@ export class RealtimeConnection {
 
   /** Resumes these conversations from their positions (their live events wait meanwhile). */
   private resumeFrom(ids: string[]) {
-    for (let i = 0; i < ids.length; i += RESUME_CHUNK) {
-      const chunk = ids.slice(i, i + RESUME_CHUNK);
-      const ref = this.nextRef++;
-      const positions: Record<string, number> = {};
-      for (const id of chunk) positions[id] = this.catchup.begin(id);
-      this.resumeBatches.set(ref, chunk);
-      this.transmit({ type: "resume", ref, positions });
-    }
+    for (let i = 0; i < ids.length; i += RESUME_CHUNK) this.sendResume(ids.slice(i, i + RESUME_CHUNK));
+  }
+
+  /** One resume frame, or two of half as many conversations each when it would be over the frame limit. */
+  private sendResume(ids: string[]) {
+    const ref = this.nextRef++;
+    const positions: Record<string, number> = {};
+    for (const id of ids) positions[id] = this.catchup.begin(id);
+    this.resumeBatches.set(ref, ids);
+    if (this.transmit({ type: "resume", ref, positions }) !== "too_large" || ids.length < 2) return;
+    this.resumeBatches.delete(ref);
+    const half = Math.ceil(ids.length / 2);
+    this.sendResume(ids.slice(0, half));
+    this.sendResume(ids.slice(half));
   }
 
   private resumeDone(ref: unknown, conversationId: string) {
@@ -494,4 +558,11 @@ export class RealtimeConnection {
         );
     });
   }
+}
+
+function tooLarge(frame: Record<string, unknown>, limit: number): ParleyError {
+  return new ParleyError(
+    "payload_too_large",
+    `the ${String(frame.type)} frame is over the ${limit} bytes the server reads`,
+  );
 }

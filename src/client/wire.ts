@@ -27,6 +27,18 @@ export function decodeFrame(data: unknown, encoding: Encoding): unknown {
   throw new TypeError("unexpected frame data");
 }
 
+/** An encoded frame's size on the wire, in bytes: text is counted as the UTF-8 it is sent as. */
+export function byteSize(data: Uint8Array | string): number {
+  if (typeof data !== "string") return data.byteLength;
+  let n = data.length;
+  for (let i = 0; i < data.length; i++) {
+    const c = data.charCodeAt(i);
+    // 2 bytes below U+0800, 3 above; a surrogate pair is 4 (2 + 2).
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2;
+  }
+  return n;
+}
+
 export function toBase64Url(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {

@@ -135,7 +135,15 @@ export interface LiveMessage {
 }
 
 export type ServerFrame =
-  | { type: "hello"; user_id: string; session_id: string; server_time: string; heartbeat_interval: number }
+  | {
+      type: "hello";
+      user_id: string;
+      session_id: string;
+      server_time: string;
+      heartbeat_interval: number;
+      /** The largest frame the server reads, in bytes (WS_MAX_PAYLOAD); larger ones close with 1009. */
+      max_payload?: number;
+    }
   | { type: "pong"; ref?: string | number; server_time: string }
   | { type: "ack"; ref?: string | number; client_msg_id: string; message_id: string; seq: number }
   | { type: "ok"; ref?: string | number }

@@ -104,3 +104,86 @@ export function record<K extends RealtimeEventType>(client: Source, type: K): Re
       ),
   };
 }
+
+export interface FakeServer {
+  baseUrl: string;
+  /** Upgrades so far. */
+  readonly upgrades: number;
+  /** Every frame the clients sent, in order. */
+  frames: Record<string, unknown>[];
+  /** The sockets still open. */
+  sockets: Set<import("bun").ServerWebSocket<unknown>>;
+  stop(): void;
+}
+
+type Frame = Record<string, unknown> & { type: string };
+
+/**
+ * A stand-in for the gateway, speaking JSON (clients use `encoding: "json"`): it says hello (with `hello`'s
+ * fields on top of the usual ones) on every upgrade and answers each frame with what `answer` returns
+ * (nothing when it returns undefined; by default `ok`, or an ack for a message).
+ */
+export function fakeServer(
+  opts: {
+    hello?: Record<string, unknown>;
+    answer?: (frame: Frame, ws: import("bun").ServerWebSocket<unknown>) => unknown;
+    maxPayloadLength?: number;
+    /** Runs after hello; e.g. closes the socket at once. */
+    opened?: (ws: import("bun").ServerWebSocket<unknown>) => void;
+  } = {},
+): FakeServer {
+  let upgrades = 0;
+  let seq = 0;
+  const frames: Frame[] = [];
+  const sockets = new Set<import("bun").ServerWebSocket<unknown>>();
+  const answer =
+    opts.answer ??
+    ((f: Frame) =>
+      f.type === "message"
+        ? { type: "ack", ref: f.ref, client_msg_id: f.client_msg_id, message_id: `m${++seq}`, seq }
+        : f.type === "resume"
+          ? undefined
+          : { type: f.type === "ping" ? "pong" : "ok", ref: f.ref, server_time: "" });
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch(req, srv) {
+      upgrades++;
+      const headers = { "sec-websocket-protocol": "parley.json" };
+      return srv.upgrade(req, { headers }) ? undefined : new Response("no", { status: 400 });
+    },
+    websocket: {
+      maxPayloadLength: opts.maxPayloadLength,
+      open(ws) {
+        sockets.add(ws);
+        const hello = {
+          type: "hello",
+          user_id: "u",
+          session_id: "d",
+          server_time: "",
+          heartbeat_interval: 30,
+        };
+        ws.send(JSON.stringify({ ...hello, ...opts.hello }));
+        opts.opened?.(ws);
+      },
+      message(ws, data) {
+        const frame = JSON.parse(String(data)) as Frame;
+        frames.push(frame);
+        const reply = answer(frame, ws);
+        if (reply !== undefined) ws.send(JSON.stringify(reply));
+      },
+      close(ws) {
+        sockets.delete(ws);
+      },
+    },
+  });
+  return {
+    baseUrl: `http://127.0.0.1:${server.port}`,
+    get upgrades() {
+      return upgrades;
+    },
+    frames,
+    sockets,
+    stop: () => void server.stop(true),
+  };
+}

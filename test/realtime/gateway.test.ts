@@ -64,7 +64,7 @@ describe("connecting", () => {
     expect(h.logs.join("").includes(alice.token)).toBe(false);
   });
 
-  it("says hello with the session and heartbeat, and answers ping with pong echoing ref, in every encoding", async () => {
+  it("says hello with the session, heartbeat and largest frame, and answers ping with pong echoing ref, in every encoding", async () => {
     for (const encoding of ["msgpack", "msgpackr", "json"] as const) {
       const s = await socket(alice, encoding);
       expect(s.ws.protocol).toBe(SUBPROTOCOLS[encoding]);
@@ -74,6 +74,7 @@ describe("connecting", () => {
         user_id: alice.id,
         session_id: alice.session_id,
         heartbeat_interval: 30,
+        max_payload: 4096,
       });
       s.send({ type: "ping", ref: 7 });
       const pong = await s.next((f) => f.type === "pong");

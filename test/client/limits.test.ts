@@ -1,0 +1,105 @@
+// The SDK within the server's limits: frames over the largest the server reads are refused before they
+// are sent, a 1009 close drops the frame that caused it, and reconnects back off even when each
+// connection opens before it is closed.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { type ParleyClient, RealtimeConnection } from "../../src/client/index.ts";
+import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
+
+let s: Server;
+beforeAll(async () => {
+  s = await startServer({ WS_MAX_PAYLOAD: "1024" });
+});
+afterAll(() => s.stop());
+
+const idOf = (c: ParleyClient) => c.session!.user.id;
+
+/** A connection to a fake server, with quick timeouts and backoff. */
+function connection(
+  baseUrl: string,
+  opts: Partial<ConstructorParameters<typeof RealtimeConnection>[0]> = {},
+) {
+  return new RealtimeConnection({
+    baseUrl,
+    userId: "u",
+    sessionId: "d",
+    token: () => "t",
+    encoding: "json",
+    requestTimeoutMs: 2000,
+    backoff: { minMs: 5, maxMs: 50 },
+    ...opts,
+  });
+}
+
+describe("frame size", () => {
+  it("refuses a message over the server's max_payload itself (payload_too_large): nothing sent, no reconnect", async () => {
+    const [a, b] = [await s.client({ requestTimeoutMs: 2000 }), await s.client()];
+    const conv = await a.rest.conversations.create({ conversation_type: "dm", participant_ids: [idOf(b)] });
+    const hello = await a.connect();
+    expect(hello).toMatchObject({ reconnected: false });
+    const closes = record(a, "close");
+    // 2000 bytes of content is a valid message (MAX_MESSAGE_LENGTH) but not a frame this server reads.
+    const err = await rejection(a.realtime.send(conv.id, { content: "y".repeat(2000) }));
+    expect(err.code).toBe("payload_too_large");
+    expect(err.message).toContain("1024");
+    const ack = await a.realtime.send(conv.id, { content: "small" });
+    expect(ack.seq).toBeGreaterThan(0);
+    expect(closes.items).toEqual([]);
+  });
+
+  it("drops the request a 1009 close was for (payload_too_large) instead of sending it again", async () => {
+    // A server that does not say its limit (older, or a proxy with a smaller one) closes 1009 over it.
+    const fake = fakeServer({ maxPayloadLength: 1024 });
+    const rt = connection(fake.baseUrl);
+    try {
+      const closes = record(rt, "close");
+      await rt.connect();
+      const err = await rejection(rt.send("c", { content: "y".repeat(2000), client_msg_id: "big" }));
+      expect(err.code).toBe("payload_too_large");
+      expect(closes.items.map((c) => c.code)).toEqual([1009]);
+      expect(await rt.send("c", { content: "small", client_msg_id: "s" })).toMatchObject({
+        client_msg_id: "s",
+      });
+      expect(fake.upgrades).toBe(2);
+      // What the close taught is kept: a frame as large is refused without being sent.
+      const again = await rejection(rt.send("c", { content: "y".repeat(2000), client_msg_id: "big2" }));
+      expect(again.code).toBe("payload_too_large");
+      expect(fake.frames.map((f) => f.client_msg_id)).toEqual(["s"]);
+      expect(closes.items).toHaveLength(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
+describe("reconnect backoff", () => {
+  it("grows across connections closed soon after their hello, and starts again after one that stayed up", async () => {
+    let closeAtOnce = true;
+    const fake = fakeServer({ opened: (ws) => closeAtOnce && ws.close(4000, "again") });
+    const rt = connection(fake.baseUrl, { backoff: { minMs: 20, maxMs: 5000, resetAfterMs: 200 } });
+    try {
+      const opens = record(rt, "open");
+      const at: number[] = [];
+      rt.on("open", () => at.push(Date.now()));
+      await rt.connect();
+      // Delays drawn from [10, 20], [20, 40], [40, 80], [80, 160], [160, 320] ms: the last is long.
+      await opens.count(6, undefined, 5000);
+      closeAtOnce = false;
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      expect(gaps[4]!).toBeGreaterThanOrEqual(150);
+      // This one stays up past resetAfterMs: after its close the next reconnect comes within minMs.
+      await opens.count(7, undefined, 5000);
+      const up = at.length;
+      await Bun.sleep(250);
+      closeAtOnce = true;
+      for (const ws of fake.sockets) ws.close(4000, "restart");
+      const closedAt = Date.now();
+      await opens.count(up + 1, undefined, 2000);
+      expect(at[up]! - closedAt).toBeLessThan(100);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});

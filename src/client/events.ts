@@ -61,7 +61,11 @@ export interface OpenInfo {
 
 export interface RealtimeEventMap {
   open: OpenInfo;
-  close: { code: number; reason: string; reconnecting: boolean };
+  /**
+   * The socket closed. `reconnecting: false` is final: after close(), a first connection that failed, or
+   * the end of the session, whose reason `error` then gives (`session_revoked`, `unauthorized`, ...).
+   */
+  close: { code: number; reason: string; reconnecting: boolean; error?: ParleyError };
   event: ConversationEvent;
   typing: Frame<"typing">;
   presence: Frame<"presence">;

@@ -180,6 +180,7 @@ export class ParleyClient {
       requestTimeoutMs: this.opts.requestTimeoutMs,
       backoff: this.opts.backoff,
       WebSocket: this.opts.WebSocket,
+      checkSession: () => this.checkSession(),
     });
     for (const { type, handler } of this.handlers) connection.on(type, handler);
     this.connection = connection;
@@ -209,6 +210,18 @@ export class ParleyClient {
     if (!session) throw new ParleyError("unauthorized", "signed out");
     if (session.expiresAt - Date.now() < EXPIRY_MARGIN_MS) return (await this.refresh()).accessToken;
     return session.accessToken;
+  }
+
+  /** Resolves while the session stands; rejects with the server's 401 once it is over. */
+  private async checkSession(): Promise<void> {
+    try {
+      await this.rest.me();
+    } catch (err) {
+      // An access token past its time says nothing about the session: the refresh does.
+      if (!(err instanceof ParleyError && err.code === "token_expired")) throw err;
+      await this.refresh();
+      await this.rest.me();
+    }
   }
 
   private async refreshUnderLock(mine: Session): Promise<Session> {

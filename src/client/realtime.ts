@@ -47,6 +47,12 @@ export interface RealtimeOptions {
   backoff?: { minMs?: number; maxMs?: number; resetAfterMs?: number };
   /** Replaces the global WebSocket. */
   WebSocket?: typeof WebSocket;
+  /**
+   * Asked after a connection fails before its hello, since a refused upgrade (a session revoked while the
+   * client was away) looks like any failed connection: resolves while the session is alive, rejects with
+   * the server's 401 ParleyError once it is over, which ends the connection with that code.
+   */
+  checkSession?: () => Promise<void>;
 }
 
 export type MessageInput = Omit<SendMessage, "client_msg_id"> & { client_msg_id?: string };
@@ -83,6 +89,8 @@ export class RealtimeConnection {
   private ready = false;
   private everOpened = false;
   private stopped = false;
+  /** Why the connection ended for good (session over), when it did. */
+  private ended: ParleyError | null = null;
   private attempt = 0;
   private nextRef = 1;
   private pending = new Map<number, Pending>();
@@ -146,6 +154,7 @@ export class RealtimeConnection {
   connect(): Promise<OpenInfo> {
     if (this.ws) return Promise.reject(new ParleyError("bad_request", "already connected"));
     this.stopped = false;
+    this.ended = null;
     return new Promise((resolve, reject) => {
       this.firstOpen = { resolve, reject };
       void this.open();
@@ -213,7 +222,8 @@ export class RealtimeConnection {
   // --- requests ---
 
   private request(frame: Record<string, unknown>, retry = false): Promise<ServerFrame> {
-    if (this.stopped) return Promise.reject(new ParleyError("closed", "the connection is closed"));
+    if (this.stopped)
+      return Promise.reject(this.ended ?? new ParleyError("closed", "the connection is closed"));
     const ref = this.nextRef++;
     const withRef = { ...frame, ref };
     return new Promise((resolve, reject) => {
@@ -301,6 +311,8 @@ export class RealtimeConnection {
     try {
       token = await this.opts.token();
     } catch (err) {
+      // A refresh the server refused (session revoked, refresh token reused) will not work later either.
+      if (sessionOver(err)) return this.end(err);
       return this.onClose(1006, err instanceof Error ? err.message : "no token");
     }
     if (this.stopped) return;
@@ -334,27 +346,69 @@ export class RealtimeConnection {
   }
 
   private onClose(code: number, reason: string) {
+    const hadHello = this.ready;
     const resetAfter = this.opts.backoff?.resetAfterMs ?? 10_000;
-    if (this.ready && Date.now() - this.upSince >= resetAfter) this.attempt = 0;
+    if (hadHello && Date.now() - this.upSince >= resetAfter) this.attempt = 0;
     if (code === CLOSE.tooLarge) this.onTooLarge();
     this.ws = null;
     this.ready = false;
     this.stopHeartbeat();
     this.catchup.abandon();
     this.resumeBatches.clear();
-    const terminal = code >= 4500 && code <= 4999;
-    const reconnecting = !this.stopped && !terminal && this.everOpened;
-    if (!reconnecting) {
+    const refused = closeError(code, reason);
+    if (refused) return this.end(refused, code, reason);
+    if (this.stopped) {
       this.failAll(`the connection closed (${code})`, false);
-      if (this.firstOpen) {
-        this.firstOpen.reject(
-          new ParleyError(terminal ? "unauthorized" : "closed", `could not connect (${code})`),
-        );
-        this.firstOpen = null;
-      }
-    } else this.failAll(`the connection dropped (${code}) before an answer`, true);
-    this.emit("close", { code, reason, reconnecting });
-    if (reconnecting) this.scheduleReconnect();
+      this.firstOpen?.reject(new ParleyError("closed", `the connection was closed (${code})`));
+      this.firstOpen = null;
+      return this.emit("close", { code, reason, reconnecting: false });
+    }
+    // A refused upgrade (a session revoked while we were away, say) looks like any connection that failed
+    // (1006): before trying again, ask the server over REST whether the session is still there.
+    if (!hadHello && this.opts.checkSession) return void this.checkThenRetry(code, reason);
+    this.retry(code, reason);
+  }
+
+  /** After a failed or dropped connection: the first connection is not retried; later ones are. */
+  private retry(code: number, reason: string) {
+    if (!this.everOpened) {
+      this.failAll(`could not connect (${code})`, false);
+      this.firstOpen?.reject(new ParleyError("closed", `could not connect (${code})`));
+      this.firstOpen = null;
+      return this.emit("close", { code, reason, reconnecting: false });
+    }
+    this.failAll(`the connection dropped (${code}) before an answer`, true);
+    this.emit("close", { code, reason, reconnecting: true });
+    this.scheduleReconnect();
+  }
+
+  private async checkThenRetry(code: number, reason: string) {
+    try {
+      await this.opts.checkSession?.();
+    } catch (err) {
+      // Only an answer that the session is over ends it; a check that could not be made (offline) does not.
+      if (!this.stopped && sessionOver(err)) return this.end(err);
+    }
+    if (!this.stopped) this.retry(code, reason);
+  }
+
+  /**
+   * The session is over, or the server refused this connection for good (4500-4999): no more reconnects;
+   * waiting requests and later calls fail with the reason's code, and a final `close` event carries it.
+   */
+  private end(err: ParleyError, code = closeCodeOf(err), reason = err.message) {
+    this.stopped = true;
+    this.ended = err;
+    clearTimeout(this.reconnectTimer);
+    this.stopHeartbeat();
+    const ws = this.ws;
+    this.ws = null;
+    this.ready = false;
+    ws?.close(1000, "session ended");
+    for (const ref of [...this.pending.keys()]) this.fail(ref, err);
+    this.firstOpen?.reject(err);
+    this.firstOpen = null;
+    this.emit("close", { code, reason, reconnecting: false, error: err });
   }
 
   private scheduleReconnect() {
@@ -565,4 +619,26 @@ function tooLarge(frame: Record<string, unknown>, limit: number): ParleyError {
     "payload_too_large",
     `the ${String(frame.type)} frame is over the ${limit} bytes the server reads`,
   );
+}
+
+/** Codes that say the session is over: no token will be given for it again. */
+const SESSION_OVER = new Set(["session_revoked", "refresh_token_reused", "invalid_token", "unauthorized"]);
+
+/** A refusal that trying again cannot change: a 401 answer, or one of the codes above. */
+function sessionOver(err: unknown): err is ParleyError {
+  return err instanceof ParleyError && (err.status === 401 || SESSION_OVER.has(err.code));
+}
+
+/** The terminal close codes (4500-4999) as the errors they stand for. */
+function closeError(code: number, reason: string): ParleyError | null {
+  if (code < 4500 || code > 4999) return null;
+  if (code === CLOSE.sessionRevoked) return new ParleyError("session_revoked", reason || "session revoked");
+  if (code === CLOSE.forbidden) return new ParleyError("forbidden", reason || "forbidden");
+  return new ParleyError("unauthorized", reason || `refused (${code})`);
+}
+
+/** The close code a final close event gives for a session found over by other means (REST). */
+function closeCodeOf(err: ParleyError): number {
+  if (err.code === "session_revoked" || err.code === "refresh_token_reused") return CLOSE.sessionRevoked;
+  return err.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized;
 }

@@ -1,0 +1,99 @@
+// A session that ends while the SDK is connected or away: the SDK stops reconnecting, fails what waits
+// with the reason's code, and says so in a final close event, whether the server closed the socket
+// (4501), refused the upgrade (which looks like any failed connection) or refused the token's refresh.
+
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import type { ParleyClient } from "../../src/client/index.ts";
+import { CLOSE } from "../../src/realtime/frames.ts";
+import { record, rejection, type Server, startServer } from "./helpers.ts";
+
+let s: Server;
+beforeAll(async () => {
+  s = await startServer();
+});
+afterAll(() => s.stop());
+
+const idOf = (c: ParleyClient) => c.session!.user.id;
+
+/** Holds the client's next (re)connects until the gate is opened; counts the token lookups. */
+function holdReconnects(c: ParleyClient) {
+  let open: () => void = () => {};
+  const gate = new Promise<void>((r) => {
+    open = r;
+  });
+  const client = c as unknown as { freshToken(): Promise<string> };
+  const original = client.freshToken.bind(c);
+  const held = { lookups: 0, open };
+  client.freshToken = async () => {
+    held.lookups++;
+    await gate;
+    return original();
+  };
+  return held;
+}
+
+function dropSockets(c: ParleyClient) {
+  for (const ws of [...s.h.deps.gateway.connections.ofUser(idOf(c))]) ws.close(CLOSE.restart, "test");
+}
+
+async function connectedPair() {
+  const [a, b] = [await s.client(), await s.client({ backoff: { minMs: 10, maxMs: 20 } })];
+  const conv = await a.rest.conversations.create({ conversation_type: "dm", participant_ids: [idOf(b)] });
+  await b.connect();
+  return { a, b, conv: conv.id };
+}
+
+describe("a session that ends", () => {
+  it("while away: the refused reconnect ends the connection with session_revoked, and waiting sends fail with it", async () => {
+    const { b, conv } = await connectedPair();
+    const closes = record(b, "close");
+    const held = holdReconnects(b);
+    dropSockets(b);
+    expect(await closes.next()).toMatchObject({ code: CLOSE.restart, reconnecting: true });
+    const waiting = b.realtime.send(conv, { content: "typed while away" });
+    // Revoked while no socket is open: the server has no socket to close, it refuses the next upgrade.
+    await b.rest.signout();
+    held.open();
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(final.error?.code).toBe("session_revoked");
+    expect((await rejection(waiting)).code).toBe("session_revoked");
+    expect((await rejection(b.realtime.send(conv, { content: "later" }))).code).toBe("session_revoked");
+    const lookups = held.lookups;
+    // No reconnect is scheduled any more (before, one came every 10-20 ms).
+    await Bun.sleep(100);
+    expect(held.lookups).toBe(lookups);
+    expect(closes.items.filter((c) => !c.reconnecting)).toHaveLength(1);
+  });
+
+  it("while away, when the token's refresh is refused: the connection ends with the refusal's code", async () => {
+    const { b } = await connectedPair();
+    const closes = record(b, "close");
+    const held = holdReconnects(b);
+    dropSockets(b);
+    await closes.next();
+    await b.rest.signout();
+    // The access token ran out meanwhile: the reconnect refreshes it first, and the refresh is refused.
+    b.session!.expiresAt = Date.now() - 1000;
+    held.open();
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final.error?.code).toBe("session_revoked");
+    expect(final.code).toBe(CLOSE.sessionRevoked);
+  });
+
+  it("while connected (4501): waiting requests fail with session_revoked, and the close says it", async () => {
+    const { b } = await connectedPair();
+    const closes = record(b, "close");
+    await b.rest.signout();
+    const final = await closes.next();
+    expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(final.error?.code).toBe("session_revoked");
+    expect((await rejection(b.realtime.presence("away"))).code).toBe("session_revoked");
+  });
+
+  it("before connecting: connect() fails with session_revoked, not closed", async () => {
+    const b = await s.client();
+    await b.rest.signout();
+    expect((await rejection(b.connect({ positions: {} }))).code).toBe("session_revoked");
+  });
+});

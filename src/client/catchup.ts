@@ -1,7 +1,8 @@
 // Gap-free, duplicate-free delivery of conversation events: the highest seq seen per conversation, and
 // while a conversation is being resumed, its live events wait so that replayed and live changes come out
 // once each and in seq order. A live event that skips a seq starts such a resume by itself: with several
-// nodes, the change before it may still be on its way from another node.
+// nodes, the change before it may still be on its way from another node. So does a live event in a
+// conversation with no position yet (one we were added to): it is resumed from its start.
 
 import type { ConversationEvent } from "./events.ts";
 import type { MessageView } from "./types.ts";
@@ -24,9 +25,10 @@ export class Catchup {
     const held = this.resuming.get(id);
     if (held && event.seq > 0) return void held.buffer.push(event);
     const position = this.positions.get(id);
-    if (event.seq > 0 && position !== undefined && event.seq > position + 1) {
+    if (event.seq > 0 && event.seq > (position ?? 0) + 1) {
       // Delivering it would move the position past the missing changes, and drop them as duplicates when
-      // they come. It waits for a resume from where we are, which brings the hole and this one in order.
+      // they come. It waits for a resume from where we are (from 0 in a conversation we did not know),
+      // which brings the hole and this one in order.
       this.begin(id);
       this.resuming.get(id)?.buffer.push(event);
       return this.onGap(id);
@@ -36,12 +38,13 @@ export class Catchup {
 
   /**
    * An ack moves the position only when it leaves no hole: with the event of an earlier seq still on its
-   * way (another node), moving past it would drop that event as a duplicate.
+   * way (another node), moving past it would drop that event as a duplicate. Nor does it give a position to
+   * a conversation without one: its own event starts that conversation's catch-up from the start.
    */
   noteAck(conversationId: string, seq: number) {
     if (this.resuming.has(conversationId)) return;
     const position = this.positions.get(conversationId);
-    if (position === undefined || seq === position + 1) this.positions.set(conversationId, seq);
+    if (position !== undefined && seq === position + 1) this.positions.set(conversationId, seq);
   }
 
   isResuming(conversationId: string): boolean {

@@ -429,6 +429,7 @@ export class RealtimeConnection {
     if (typeof frame.max_payload === "number" && frame.max_payload > 0) this.maxPayload = frame.max_payload;
     this.startHeartbeat(frame.heartbeat_interval);
     this.resume();
+    if (reconnected) void this.discover();
     this.flushPending();
     const info: OpenInfo = {
       user_id: frame.user_id,
@@ -545,6 +546,27 @@ export class RealtimeConnection {
 
   private resume() {
     this.resumeFrom([...this.catchup.positions.keys()]);
+  }
+
+  /**
+   * After a reconnect: the conversations we were added to while away are resumed from their start. Their
+   * changes were sent to no socket of ours, and nothing else would tell us of them.
+   */
+  private async discover() {
+    const rest = this.opts.rest;
+    const socket = this.ws;
+    if (!rest) return;
+    let ids: string[];
+    try {
+      ids = (await rest.conversations.all()).map((c) => c.id);
+    } catch {
+      // The next live event in one of them starts its catch-up from the start all the same.
+      return;
+    }
+    if (this.ws !== socket || !this.ready) return;
+    const known = this.catchup.positions;
+    const fresh = ids.filter((id) => !known.has(id) && !this.catchup.isResuming(id));
+    if (fresh.length > 0) this.resumeFrom(fresh);
   }
 
   /** Resumes these conversations from their positions (their live events wait meanwhile). */

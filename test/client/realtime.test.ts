@@ -454,6 +454,71 @@ describe("reconnect and resume", () => {
     expect((await events.next((e) => e.seq === live.seq)).message?.content).toBe("still here");
   });
 
+  it("catches up, from its start, a conversation it was added to while away", async () => {
+    const { a, b } = await pair("msgpack");
+    const events = record(b, "event");
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const client = b as unknown as { freshToken(): Promise<string> };
+    const original = client.freshToken.bind(b);
+    client.freshToken = async () => {
+      await gate;
+      return original();
+    };
+    const closes = record(b, "close");
+    dropSockets(b);
+    await closes.next();
+    const added = (
+      await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] })
+    ).id;
+    for (let i = 0; i < 3; i++) await a.rest.messages.send(added, { content: `while away ${i}` });
+    const expected = await changesAfter(a, added, 0);
+    open();
+    // No live event comes in it: the reconnect finds it in the conversation list.
+    await events.next((e) => e.conversation_id === added && e.seq === expected.at(-1)!.version_seq);
+    const caught = events.items.filter((e) => e.conversation_id === added);
+    expect(caught.map((e) => [e.seq, e.message?.content])).toEqual(
+      expected.map((m) => [m.version_seq, m.content]),
+    );
+    const live = await a.realtime.send(added, { content: "after b is back" });
+    expect((await events.next((e) => e.seq === live.seq && e.conversation_id === added)).replayed).toBe(
+      undefined,
+    );
+    expect(b.realtime.positions[added]).toBe(live.seq);
+  });
+
+  it("delivers a live event in a conversation it does not know only after the changes before it", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = (
+      await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] })
+    ).id;
+    await a.rest.messages.send(conv, { content: "one" });
+    await a.rest.messages.send(conv, { content: "two" });
+    await a.connect();
+    // A connection that was given no position for it (as for a conversation b joined while it opened).
+    const rt = new RealtimeConnection({
+      baseUrl: s.baseUrl,
+      userId: idOf(b),
+      sessionId: b.session!.sessionId,
+      token: () => b.session!.accessToken,
+      rest: b.rest,
+      positions: {},
+    });
+    try {
+      const events = record(rt, "event");
+      await rt.connect();
+      const three = await a.realtime.send(conv, { content: "three" });
+      await events.next((e) => e.conversation_id === conv && e.seq === three.seq);
+      const seen = events.items.filter((e) => e.conversation_id === conv);
+      expect(seen.map((e) => e.message?.content)).toEqual(["one", "two", "three"]);
+      expect(rt.positions[conv]).toBe(three.seq);
+    } finally {
+      rt.close();
+    }
+  });
+
   it("reconnects and resumes again when a resume is refused as a whole", async () => {
     const { a, b, conv } = await pair("msgpack");
     const events = record(b, "event");

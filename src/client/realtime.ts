@@ -20,6 +20,7 @@ import {
   type OpenInfo,
   type RealtimeEventType,
 } from "./events.ts";
+import { Outbox, type Queued } from "./outbox.ts";
 import type { RestClient } from "./rest.ts";
 import type { SendMessage } from "./types.ts";
 import { byteSize, decodeFrame, encodeFrame, toBytes } from "./wire.ts";
@@ -70,12 +71,17 @@ interface Pending {
   frame: Record<string, unknown>;
   /** Message frames are idempotent (client_msg_id) and are sent again after a reconnect. */
   retry: boolean;
-  sent: boolean;
+  /** Waiting for a socket, in the outbox, or written to the socket. */
+  state: "waiting" | "queued" | "sent";
+  /** Times the server refused it as rate_limited. */
+  limited: number;
 }
 
 /** Entries per resume frame, well under the server's 1000 and its frame size limit. */
 const RESUME_CHUNK = 500;
 const CATCHUP_PAGE = 500;
+/** A request refused as rate_limited is sent again this many times (after growing pauses) before failing. */
+const RATE_RETRIES = 5;
 
 export class RealtimeConnection {
   readonly encoding: Encoding;
@@ -106,6 +112,10 @@ export class RealtimeConnection {
   private learnedMax = Number.POSITIVE_INFINITY;
   /** The largest frame written on the current socket, and the request it was (for a 1009 close). */
   private largest: { bytes: number; ref?: number } = { bytes: 0 };
+  private outbox = new Outbox(
+    (frame) => this.write(frame),
+    (ref) => this.pending.has(ref),
+  );
   private firstOpen: { resolve(info: OpenInfo): void; reject(err: ParleyError): void } | null = null;
 
   constructor(opts: RealtimeOptions) {
@@ -166,6 +176,7 @@ export class RealtimeConnection {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     this.stopHeartbeat();
+    this.outbox.clear();
     this.ws?.close(1000, "client closed");
     this.failAll("the connection was closed", false);
   }
@@ -232,7 +243,15 @@ export class RealtimeConnection {
         this.pending.delete(ref);
         reject(new ParleyError("timeout", `no answer to ${String(frame.type)} within ${timeoutMs} ms`));
       }, timeoutMs);
-      const pending: Pending = { resolve, reject, timer, frame: withRef, retry, sent: false };
+      const pending: Pending = {
+        resolve,
+        reject,
+        timer,
+        frame: withRef,
+        retry,
+        state: "waiting",
+        limited: 0,
+      };
       this.pending.set(ref, pending);
       // Before hello the frame waits; flushPending sends it once the server is ready.
       if (this.ready) this.sendPending(ref, pending);
@@ -243,6 +262,14 @@ export class RealtimeConnection {
     if (typeof ref !== "number") return false;
     const pending = this.pending.get(ref);
     if (!pending) return false;
+    if (frame.type === "error" && frame.code === "rate_limited" && pending.limited < RATE_RETRIES) {
+      // Refused before the server did anything with it: sent again once its bucket has had time to refill.
+      pending.limited++;
+      pending.state = "waiting";
+      this.outbox.hold(this.outbox.interval * 2 ** (pending.limited - 1));
+      this.sendPending(ref, pending);
+      return true;
+    }
     this.pending.delete(ref);
     clearTimeout(pending.timer);
     if (frame.type === "error") {
@@ -265,20 +292,21 @@ export class RealtimeConnection {
   }
 
   private flushPending() {
-    for (const [ref, pending] of this.pending) if (!pending.sent) this.sendPending(ref, pending);
+    for (const [ref, pending] of this.pending)
+      if (pending.state === "waiting") this.sendPending(ref, pending);
   }
 
   private sendPending(ref: number, pending: Pending) {
     const outcome = this.transmit(pending.frame, ref);
-    pending.sent = outcome === "sent";
-    if (outcome === "too_large") this.fail(ref, tooLarge(pending.frame, this.limit));
+    if (outcome === "queued") pending.state = "queued";
+    else if (outcome === "too_large") this.fail(ref, tooLarge(pending.frame, this.limit));
   }
 
   /** On a close: sent requests that may not be repeated fail; the rest wait for the next connection. */
   private failAll(message: string, keepRetryable: boolean) {
     for (const [ref, pending] of this.pending) {
-      if (keepRetryable && (pending.retry || !pending.sent)) {
-        pending.sent = false;
+      if (keepRetryable && (pending.retry || pending.state !== "sent")) {
+        pending.state = "waiting";
         continue;
       }
       this.pending.delete(ref);
@@ -292,16 +320,28 @@ export class RealtimeConnection {
     return Math.min(this.maxPayload, this.learnedMax);
   }
 
-  /** Writes a frame to the open socket; one over the server's limit is not written (it would close it). */
-  private transmit(frame: Record<string, unknown>, ref?: number): "sent" | "offline" | "too_large" {
+  /**
+   * Queues a frame for the open socket (`ref`: the request it is), paced under the server's frame rate; one
+   * over the server's size limit is not queued (it would close the socket).
+   */
+  private transmit(frame: Record<string, unknown>, ref?: number): "queued" | "offline" | "too_large" {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return "offline";
     const data = encodeFrame(frame, this.wireEncoding);
     const bytes = byteSize(data);
     if (bytes > this.limit) return "too_large";
-    ws.send(data);
-    if (bytes > this.largest.bytes) this.largest = { bytes, ref };
-    return "sent";
+    this.outbox.push({ data, bytes, ref });
+    return "queued";
+  }
+
+  /** The outbox's turn for a frame. */
+  private write(frame: Queued) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(frame.data);
+    if (frame.bytes > this.largest.bytes) this.largest = { bytes: frame.bytes, ref: frame.ref };
+    const pending = frame.ref === undefined ? undefined : this.pending.get(frame.ref);
+    if (pending) pending.state = "sent";
   }
 
   // --- socket lifecycle ---
@@ -350,6 +390,7 @@ export class RealtimeConnection {
     const resetAfter = this.opts.backoff?.resetAfterMs ?? 10_000;
     if (hadHello && Date.now() - this.upSince >= resetAfter) this.attempt = 0;
     if (code === CLOSE.tooLarge) this.onTooLarge();
+    this.outbox.clear();
     this.ws = null;
     this.ready = false;
     this.stopHeartbeat();
@@ -401,6 +442,7 @@ export class RealtimeConnection {
     this.ended = err;
     clearTimeout(this.reconnectTimer);
     this.stopHeartbeat();
+    this.outbox.clear();
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
@@ -427,6 +469,7 @@ export class RealtimeConnection {
     this.ready = true;
     this.upSince = Date.now();
     if (typeof frame.max_payload === "number" && frame.max_payload > 0) this.maxPayload = frame.max_payload;
+    this.outbox.limit(frame.rate_per_second, frame.rate_burst);
     this.startHeartbeat(frame.heartbeat_interval);
     this.resume();
     if (reconnected) void this.discover();

@@ -143,6 +143,10 @@ export type ServerFrame =
       heartbeat_interval: number;
       /** The largest frame the server reads, in bytes (WS_MAX_PAYLOAD); larger ones close with 1009. */
       max_payload?: number;
+      /** The frame rate a connection may keep up (WS_RATE_PER_SECOND)… */
+      rate_per_second?: number;
+      /** …with this burst (WS_RATE_BURST); over it `rate_limited`, and a flood closes with 4002. */
+      rate_burst?: number;
     }
   | { type: "pong"; ref?: string | number; server_time: string }
   | { type: "ack"; ref?: string | number; client_msg_id: string; message_id: string; seq: number }

@@ -237,6 +237,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
           heartbeat_interval: config.WS_HEARTBEAT_INTERVAL,
           // The limits a client must keep to, so that it can refuse a frame itself instead of being closed.
           max_payload: config.WS_MAX_PAYLOAD,
+          rate_per_second: config.WS_RATE_PER_SECOND,
+          rate_burst: config.WS_RATE_BURST,
         });
         // Counted since its upgrade; the user's first socket makes them online once it is open for good.
         if (!ws.data.announce) return;

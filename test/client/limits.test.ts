@@ -1,14 +1,16 @@
 // The SDK within the server's limits: frames over the largest the server reads are refused before they
-// are sent, a 1009 close drops the frame that caused it, and reconnects back off even when each
-// connection opens before it is closed.
+// are sent, a 1009 close drops the frame that caused it, frames are paced under the server's rate (and
+// one refused as rate_limited is sent again later), and reconnects back off even when each connection
+// opens before it is closed.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { type ParleyClient, RealtimeConnection } from "../../src/client/index.ts";
+import { CLOSE } from "../../src/realtime/frames.ts";
 import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
-  s = await startServer({ WS_MAX_PAYLOAD: "1024" });
+  s = await startServer({ WS_MAX_PAYLOAD: "1024", WS_RATE_PER_SECOND: "100", WS_RATE_BURST: "10" });
 });
 afterAll(() => s.stop());
 
@@ -66,6 +68,65 @@ describe("frame size", () => {
       expect(again.code).toBe("payload_too_large");
       expect(fake.frames.map((f) => f.client_msg_id)).toEqual(["s"]);
       expect(closes.items).toHaveLength(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
+describe("frame rate", () => {
+  it("paces a queue flushed at a reconnect, and sends made at once, under the server's rate: none refused", async () => {
+    const [a, b] = [await s.client({ requestTimeoutMs: 5000 }), await s.client()];
+    const conv = (await a.rest.conversations.create({ conversation_type: "dm", participant_ids: [idOf(b)] }))
+      .id;
+    await a.connect();
+    const closes = record(a, "close");
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const client = a as unknown as { freshToken(): Promise<string> };
+    const original = client.freshToken.bind(a);
+    client.freshToken = async () => {
+      await gate;
+      return original();
+    };
+    const refused = () => s.h.deps.metrics.rateLimited.get(["ws_frames"]);
+    const before = refused();
+    for (const ws of [...s.h.deps.gateway.connections.ofUser(idOf(a))]) ws.close(CLOSE.restart, "test");
+    await closes.next();
+    // 30 messages written while away, 10 frames of burst on the server: sent all at once, 20 were refused.
+    const queued = Array.from({ length: 30 }, (_, i) => a.realtime.send(conv, { content: `away ${i}` }));
+    open();
+    const acks = await Promise.all(queued);
+    const now = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => a.realtime.send(conv, { content: `now ${i}` })),
+    );
+    expect(new Set([...acks, ...now].map((x) => x.seq)).size).toBe(60);
+    expect(refused()).toBe(before);
+    expect(closes.items.map((c) => c.code)).toEqual([CLOSE.restart]);
+  });
+
+  it("sends a request refused as rate_limited again after a pause, a few times at most", async () => {
+    let refuse = 2;
+    const fake = fakeServer({
+      hello: { rate_per_second: 1000, rate_burst: 1000 },
+      answer: (f) =>
+        f.type === "message" && refuse-- > 0
+          ? { type: "error", ref: f.ref, code: "rate_limited", message: "slow down" }
+          : { type: "ack", ref: f.ref, client_msg_id: f.client_msg_id, message_id: "m", seq: 1 },
+    });
+    const rt = connection(fake.baseUrl, { requestTimeoutMs: 5000 });
+    try {
+      await rt.connect();
+      expect(await rt.send("c", { content: "x", client_msg_id: "k" })).toMatchObject({ client_msg_id: "k" });
+      expect(fake.frames.filter((f) => f.type === "message")).toHaveLength(3);
+      // A server that refuses it every time: after 5 more tries the refusal is the answer.
+      refuse = Number.POSITIVE_INFINITY;
+      const err = await rejection(rt.send("c", { content: "y", client_msg_id: "k2" }));
+      expect(err.code).toBe("rate_limited");
+      expect(fake.frames.filter((f) => f.client_msg_id === "k2")).toHaveLength(6);
     } finally {
       rt.close();
       fake.stop();

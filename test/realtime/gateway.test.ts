@@ -64,7 +64,7 @@ describe("connecting", () => {
     expect(h.logs.join("").includes(alice.token)).toBe(false);
   });
 
-  it("says hello with the session, heartbeat and largest frame, and answers ping with pong echoing ref, in every encoding", async () => {
+  it("says hello with the session, heartbeat, largest frame and frame rate, and answers ping with pong echoing ref, in every encoding", async () => {
     for (const encoding of ["msgpack", "msgpackr", "json"] as const) {
       const s = await socket(alice, encoding);
       expect(s.ws.protocol).toBe(SUBPROTOCOLS[encoding]);
@@ -75,6 +75,8 @@ describe("connecting", () => {
         session_id: alice.session_id,
         heartbeat_interval: 30,
         max_payload: 4096,
+        rate_per_second: 20,
+        rate_burst: 40,
       });
       s.send({ type: "ping", ref: 7 });
       const pong = await s.next((f) => f.type === "pong");

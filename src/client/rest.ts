@@ -1,5 +1,6 @@
-// A small typed REST client over fetch: base URL, bearer token, JSON in and out, and a ParleyError
-// carrying the server's `status` and `code` for every error answer. Runs in Bun and browsers.
+// A small typed REST client over fetch: base URL, bearer token (refreshed and the call made again once
+// when the server finds it expired), JSON in and out, and a ParleyError carrying the server's `status` and
+// `code` for every error answer. Runs in Bun and browsers.
 
 import { ParleyError } from "./errors.ts";
 import type {
@@ -22,8 +23,16 @@ import type {
 export interface RestOptions {
   /** e.g. `https://chat.example.com`; a trailing slash is fine. */
   baseUrl: string;
-  /** The access token sent as `Authorization: Bearer`, asked for on every call. */
-  token?: () => string | undefined;
+  /**
+   * The access token sent as `Authorization: Bearer`, asked for on every call (ParleyClient's refreshes one
+   * close to its expiry first). Not asked for by the calls that take none: sign-up, sign-in, refresh.
+   */
+  token?: () => string | undefined | Promise<string | undefined>;
+  /**
+   * Asked once when a call is answered 401 `token_expired` (the clocks disagree, or a sleeping device's
+   * timers did not run): a new access token, with which the call is made once more.
+   */
+  renew?: (expired: string) => Promise<string | undefined>;
   /** Replaces the global fetch (tests, instrumentation). */
   fetch?: Fetch;
 }
@@ -34,7 +43,8 @@ type Query = Record<string, string | number | undefined>;
 
 export class RestClient {
   readonly baseUrl: string;
-  private token: () => string | undefined;
+  private token: () => string | undefined | Promise<string | undefined>;
+  private renew: ((expired: string) => Promise<string | undefined>) | undefined;
   private fetcher: Fetch;
 
   constructor(opts: RestOptions) {
@@ -49,26 +59,52 @@ export class RestClient {
     }
     this.baseUrl = url.href.replace(/\/+$/, "");
     this.token = opts.token ?? (() => undefined);
+    this.renew = opts.renew;
     this.fetcher = opts.fetch ?? ((input, init) => fetch(input, init));
   }
 
   /** One call: JSON body out, JSON (or nothing, on 204) back; any non-2xx answer throws a ParleyError. */
-  async request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
+  request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
+    return this.call<T>(method, path, body, query, true);
+  }
+
+  private async call<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    query: Query | undefined,
+    auth: boolean,
+  ) {
     const url = new URL(this.baseUrl + path);
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
+    const json = body === undefined ? undefined : JSON.stringify(body);
+    const token = auth ? await this.token() : undefined;
+    try {
+      return await this.send<T>(method, url, path, json, token);
+    } catch (err) {
+      const expired = err instanceof ParleyError && err.status === 401 && err.code === "token_expired";
+      if (!expired || !token || !this.renew) throw err;
+      const fresh = await this.renew(token);
+      if (!fresh || fresh === token) throw err;
+      return await this.send<T>(method, url, path, json, fresh);
+    }
+  }
+
+  private async send<T>(
+    method: string,
+    url: URL,
+    path: string,
+    body: string | undefined,
+    token: string | undefined,
+  ): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
-    const token = this.token();
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     let res: Response;
     try {
-      res = await this.fetcher(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      res = await this.fetcher(url, { method, headers, body });
     } catch (err) {
       throw new ParleyError("network", err instanceof Error ? err.message : "request failed");
     }
@@ -94,13 +130,14 @@ export class RestClient {
 
   // Accounts and sessions.
   signup(input: SignUpInput) {
-    return this.request<TokenResponse>("POST", "/api/auth/signup", input);
+    return this.call<TokenResponse>("POST", "/api/auth/signup", input, undefined, false);
   }
   signin(input: SignInInput) {
-    return this.request<TokenResponse>("POST", "/api/auth/signin", input);
+    return this.call<TokenResponse>("POST", "/api/auth/signin", input, undefined, false);
   }
   refresh(refreshToken: string) {
-    return this.request<TokenResponse>("POST", "/api/auth/refresh", { refresh_token: refreshToken });
+    const body = { refresh_token: refreshToken };
+    return this.call<TokenResponse>("POST", "/api/auth/refresh", body, undefined, false);
   }
   async signout(): Promise<void> {
     await this.request<null>("POST", "/api/auth/signout");

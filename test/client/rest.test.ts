@@ -109,6 +109,46 @@ describe("REST client", () => {
     expect(receipts.items.find((r) => r.user_id === b.session!.user.id)?.read_at).not.toBeNull();
   });
 
+  it("refreshes an access token past its time before a call, as after a device slept through its timers", async () => {
+    const paths: string[] = [];
+    const c = await s.client({
+      fetch: (url, init) => {
+        paths.push(url.pathname);
+        return fetch(url, init);
+      },
+    });
+    const first = c.session!;
+    // Both clocks moved on a minute (the token's whole life) while the refresh timer did not run.
+    s.h.clock.advance(61_000);
+    first.expiresAt = Date.now() - 1000;
+    paths.length = 0;
+    expect((await c.rest.me()).id).toBe(first.user.id);
+    expect(paths).toEqual(["/api/auth/refresh", "/api/auth/me"]);
+    expect(c.session!.refreshToken).not.toBe(first.refreshToken);
+  });
+
+  it("refreshes once and calls again when the server finds the token expired, for calls made together", async () => {
+    const paths: string[] = [];
+    const c = await s.client({
+      fetch: (url, init) => {
+        paths.push(url.pathname);
+        return fetch(url, init);
+      },
+    });
+    // The server's clock is ahead of ours: a token we think has most of its life left is expired there.
+    s.h.clock.advance(61_000);
+    paths.length = 0;
+    const [me, list] = await Promise.all([c.rest.me(), c.rest.conversations.list()]);
+    expect(me.id).toBe(c.session!.user.id);
+    expect(list.items).toEqual([]);
+    expect(paths.filter((p) => p === "/api/auth/refresh")).toHaveLength(1);
+    expect(paths.filter((p) => p === "/api/auth/me")).toHaveLength(2);
+    // A session that is over is not retried: the refresh's refusal is the answer.
+    await c.rest.signout();
+    s.h.clock.advance(61_000);
+    expect(await rejection(c.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+  });
+
   it("refreshes the access token at the configured share of its lifetime", async () => {
     const c = new ParleyClient({ baseUrl: s.baseUrl, refreshAt: 0.005 });
     s.clients.push(c);

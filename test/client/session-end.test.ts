@@ -15,16 +15,16 @@ afterAll(() => s.stop());
 
 const idOf = (c: ParleyClient) => c.session!.user.id;
 
-/** Holds the client's next (re)connects until the gate is opened; counts the token lookups. */
+/** Holds the socket's next (re)connects, not REST calls, until the gate is opened; counts its token lookups. */
 function holdReconnects(c: ParleyClient) {
   let open: () => void = () => {};
   const gate = new Promise<void>((r) => {
     open = r;
   });
-  const client = c as unknown as { freshToken(): Promise<string> };
-  const original = client.freshToken.bind(c);
+  const opts = (c.realtime as unknown as { opts: { token: () => Promise<string> } }).opts;
+  const original = opts.token;
   const held = { lookups: 0, open };
-  client.freshToken = async () => {
+  opts.token = async () => {
     held.lookups++;
     await gate;
     return original();

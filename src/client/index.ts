@@ -30,7 +30,10 @@ export interface ParleyClientOptions {
   encoding?: Encoding;
   /** Fraction of the access token's lifetime after which it is refreshed. Default 0.8. */
   refreshAt?: number;
+  /** How long a realtime request waits for its answer. Default 10 s. */
   requestTimeoutMs?: number;
+  /** How long a REST call may take before it fails with `timeout`. Default 30 s. */
+  restTimeoutMs?: number;
   backoff?: RealtimeOptions["backoff"];
   fetch?: Fetch;
   WebSocket?: typeof WebSocket;
@@ -69,6 +72,7 @@ export class ParleyClient {
     this.rest = new RestClient({
       baseUrl: opts.baseUrl,
       fetch: opts.fetch,
+      timeoutMs: opts.restTimeoutMs,
       // The socket's fresh-token path: a token close to its expiry (a device that slept) is refreshed first.
       token: () => (this.current ? this.freshToken() : undefined),
       renew: (expired) => this.renew(expired),

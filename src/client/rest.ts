@@ -35,6 +35,11 @@ export interface RestOptions {
   renew?: (expired: string) => Promise<string | undefined>;
   /** Replaces the global fetch (tests, instrumentation). */
   fetch?: Fetch;
+  /**
+   * How long a call may take, answer read included, before it fails with `timeout`. Default 30 s: a link
+   * that swallows packets would hold a call (and a refresh, and every call waiting for it) forever.
+   */
+  timeoutMs?: number;
 }
 
 export type Fetch = (input: URL, init: RequestInit) => Promise<Response>;
@@ -46,6 +51,7 @@ export class RestClient {
   private token: () => string | undefined | Promise<string | undefined>;
   private renew: ((expired: string) => Promise<string | undefined>) | undefined;
   private fetcher: Fetch;
+  private timeoutMs: number;
 
   constructor(opts: RestOptions) {
     let url: URL;
@@ -58,6 +64,10 @@ export class RestClient {
       throw new TypeError(`baseUrl: expected http or https, got ${url.protocol}`);
     }
     this.baseUrl = url.href.replace(/\/+$/, "");
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    if (!(timeoutMs > 0 && Number.isFinite(timeoutMs)))
+      throw new TypeError(`timeoutMs: expected a positive number of milliseconds, got ${timeoutMs}`);
+    this.timeoutMs = timeoutMs;
     this.token = opts.token ?? (() => undefined);
     this.renew = opts.renew;
     this.fetcher = opts.fetch ?? ((input, init) => fetch(input, init));
@@ -102,13 +112,31 @@ export class RestClient {
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
+    // Aborted at the deadline; and given up on then even if a fetch of the app's does not heed the signal.
+    const abort = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new ParleyError("timeout", `${method} ${path}: no answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+    });
     let res: Response;
+    let text: string;
     try {
-      res = await this.fetcher(url, { method, headers, body });
+      const exchange = async () => {
+        const answer = await this.fetcher(url, { method, headers, body, signal: abort.signal });
+        return { answer, text: await answer.text() };
+      };
+      ({ answer: res, text } = await Promise.race([exchange(), deadline]));
     } catch (err) {
+      if (err instanceof ParleyError) throw err;
+      if (abort.signal.aborted)
+        throw new ParleyError("timeout", `${method} ${path}: no answer within ${this.timeoutMs} ms`);
       throw new ParleyError("network", err instanceof Error ? err.message : "request failed");
+    } finally {
+      clearTimeout(timer);
     }
-    const text = await res.text();
     let parsed: unknown = null;
     if (text) {
       try {

@@ -149,6 +149,43 @@ describe("REST client", () => {
     expect(await rejection(c.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
   });
 
+  it("gives up on a call with no answer after timeoutMs (timeout), and a hung refresh does not hold the others", async () => {
+    // A server that takes requests and never answers, as a link that swallows packets would look.
+    const silent = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: () => new Promise<Response>(() => {}),
+    });
+    try {
+      const baseUrl = `http://127.0.0.1:${silent.port}`;
+      const started = Date.now();
+      expect(await rejection(new RestClient({ baseUrl, timeoutMs: 100 }).me())).toMatchObject({
+        code: "timeout",
+      });
+      expect(Date.now() - started).toBeLessThan(1000);
+      // A fetch of the app's that does not heed the abort is given up on all the same.
+      const deaf = new RestClient({ baseUrl, timeoutMs: 50, fetch: () => new Promise(() => {}) });
+      expect((await rejection(deaf.me())).code).toBe("timeout");
+
+      const c = new ParleyClient({ baseUrl, restTimeoutMs: 100 });
+      s.clients.push(c);
+      const real = await s.client();
+      c.adopt({
+        user: real.session!.user,
+        session_id: real.session!.sessionId,
+        access_token: real.session!.accessToken,
+        refresh_token: real.session!.refreshToken,
+        expires_in: 60,
+        token_type: "bearer",
+      });
+      expect((await rejection(c.refresh())).code).toBe("timeout");
+      expect((await rejection(c.refresh())).code).toBe("timeout");
+      expect(() => new RestClient({ baseUrl, timeoutMs: 0 })).toThrow("timeoutMs");
+    } finally {
+      silent.stop(true);
+    }
+  });
+
   it("refreshes the access token at the configured share of its lifetime", async () => {
     const c = new ParleyClient({ baseUrl: s.baseUrl, refreshAt: 0.005 });
     s.clients.push(c);

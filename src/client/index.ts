@@ -60,6 +60,8 @@ export class ParleyClient {
   private handlers: { type: RealtimeEventType; handler: Handler<RealtimeEventType> }[] = [];
   private locks: Locks;
   private unwatch: (() => void) | undefined;
+  /** Counts close() calls: a connect() that sees it change while it waits gives up. */
+  private closes = 0;
 
   constructor(opts: ParleyClientOptions) {
     const refreshAt = opts.refreshAt ?? 0.8;
@@ -170,10 +172,13 @@ export class ParleyClient {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "sign in before connecting");
     if (this.connection) throw new ParleyError("bad_request", "already connected");
+    const closes = this.closes;
     let positions = opts.positions;
     if (!positions) {
       positions = {};
       for (const c of await this.rest.conversations.all()) positions[c.id] = c.last_seq;
+      if (this.closes !== closes) throw new ParleyError("closed", "closed while connecting");
+      if (this.connection) throw new ParleyError("bad_request", "already connected");
     }
     const connection = new RealtimeConnection({
       baseUrl: this.opts.baseUrl,
@@ -199,10 +204,11 @@ export class ParleyClient {
   }
 
   /**
-   * Stops everything the client started: the realtime connection, the token refresh timer and the watch
-   * on the store.
+   * Stops everything the client started: the realtime connection (a connect() still under way fails with
+   * `closed`), the token refresh timer and the watch on the store.
    */
   close() {
+    this.closes++;
     clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
     this.unwatch?.();

@@ -179,6 +179,9 @@ export class RealtimeConnection {
     this.outbox.clear();
     this.ws?.close(1000, "client closed");
     this.failAll("the connection was closed", false);
+    // A connect() still waiting for its token or its hello ends here.
+    this.firstOpen?.reject(new ParleyError("closed", "closed while connecting"));
+    this.firstOpen = null;
   }
 
   /** Sends a message; resolves with the ack once it is stored. Survives reconnects (same client_msg_id). */

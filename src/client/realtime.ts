@@ -507,9 +507,27 @@ export class RealtimeConnection {
     const every = Math.max(1, seconds) * 1000;
     this.heartbeat = setInterval(() => {
       // Nothing heard for two beats: the link is dead even if no close came; reconnect.
-      if (Date.now() - this.lastFrameAt > 2 * every + 5000) this.ws?.close(4000, "heartbeat timeout");
+      if (Date.now() - this.lastFrameAt > 2 * every + 5000) this.leaveDeadLink();
       else this.transmit({ type: "ping" });
     }, every);
+  }
+
+  /**
+   * The socket's own close event would come only when its close handshake times out (half a minute and
+   * more on a link that swallows packets): it is left to itself, and the close path runs now.
+   */
+  private leaveDeadLink() {
+    const ws = this.ws;
+    if (!ws) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    try {
+      ws.close(4000, "heartbeat timeout");
+    } catch {
+      // Closing a socket that is already closing may throw; it is dropped all the same.
+    }
+    this.onClose(1006, "heartbeat timeout");
   }
 
   private stopHeartbeat() {

@@ -187,3 +187,62 @@ export function fakeServer(
     stop: () => void server.stop(true),
   };
 }
+
+export interface Proxy {
+  baseUrl: string;
+  /** While on, bytes are swallowed both ways and connections stay open: a dead link that sends no FIN. */
+  blackhole: boolean;
+  stop(): void;
+}
+
+/** A TCP proxy to 127.0.0.1:`targetPort` that can turn into a black hole. */
+export function tcpProxy(targetPort: number): Proxy {
+  type Side = { peer?: import("bun").Socket<Side>; early: Uint8Array[] };
+  const open = new Set<import("bun").Socket<Side>>();
+  const proxy: Proxy = { baseUrl: "", blackhole: false, stop: () => {} };
+  const listener = Bun.listen<Side>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      async open(client) {
+        client.data = { early: [] };
+        open.add(client);
+        const upstream = await Bun.connect<Side>({
+          hostname: "127.0.0.1",
+          port: targetPort,
+          socket: {
+            data(_up, bytes) {
+              if (!proxy.blackhole) client.write(bytes);
+            },
+            close() {
+              client.end();
+            },
+            error() {
+              client.end();
+            },
+          },
+        }).catch(() => undefined);
+        if (!upstream) return void client.end();
+        upstream.data = { peer: client, early: [] };
+        client.data.peer = upstream;
+        for (const bytes of client.data.early) upstream.write(bytes);
+      },
+      data(client, bytes) {
+        if (proxy.blackhole) return;
+        if (client.data.peer) client.data.peer.write(bytes);
+        else client.data.early.push(new Uint8Array(bytes));
+      },
+      close(client) {
+        open.delete(client);
+        client.data.peer?.end();
+      },
+      error() {},
+    },
+  });
+  proxy.baseUrl = `http://127.0.0.1:${listener.port}`;
+  proxy.stop = () => {
+    for (const c of open) c.end();
+    listener.stop(true);
+  };
+  return proxy;
+}

@@ -1,9 +1,10 @@
 // The SDK's own lifecycle: close() ends a connect() still under way and leaves nothing running (a
-// script exits by itself).
+// script exits by itself), and a link the heartbeat finds dead is left at once for a new connection.
 
-import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { afterAll, beforeAll, describe, expect, it, setSystemTime } from "bun:test";
 import { join } from "node:path";
-import { type Server, startServer } from "./helpers.ts";
+import { RealtimeConnection } from "../../src/client/index.ts";
+import { fakeServer, record, type Server, startServer, tcpProxy } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -27,4 +28,39 @@ describe("close() during connect()", () => {
       expect(await closeWhileConnecting(when)).toEqual({ code: 0, out: "rejected closed", signal: null });
     });
   }
+});
+
+describe("heartbeat", () => {
+  it("leaves a link it hears nothing on at once and reconnects, without waiting for the socket's close", async () => {
+    const fake = fakeServer({ hello: { heartbeat_interval: 1 } });
+    const proxy = tcpProxy(Number(new URL(fake.baseUrl).port));
+    const rt = new RealtimeConnection({
+      baseUrl: proxy.baseUrl,
+      userId: "u",
+      sessionId: "d",
+      token: () => "t",
+      encoding: "json",
+      backoff: { minMs: 5, maxMs: 20 },
+    });
+    try {
+      const [closes, opens] = [record(rt, "close"), record(rt, "open")];
+      await rt.connect();
+      // The link goes dead without a FIN (a sleeping laptop's Wi-Fi): bytes vanish, the socket stays open,
+      // and its close would take the close handshake's timeout. The clock jumps past two silent beats.
+      proxy.blackhole = true;
+      setSystemTime(new Date(Date.now() + 60_000));
+      expect(await closes.next(undefined, 2500)).toMatchObject({
+        reconnecting: true,
+        reason: "heartbeat timeout",
+      });
+      proxy.blackhole = false;
+      await opens.next((o) => o.reconnected, 2000);
+      expect(fake.upgrades).toBe(2);
+    } finally {
+      setSystemTime();
+      rt.close();
+      proxy.stop();
+      fake.stop();
+    }
+  });
 });

@@ -244,7 +244,8 @@ export class RealtimeConnection {
       const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
       const timer = setTimeout(() => {
         this.pending.delete(ref);
-        reject(new ParleyError("timeout", `no answer to ${String(frame.type)} within ${timeoutMs} ms`));
+        const err = new ParleyError("timeout", `no answer to ${String(frame.type)} within ${timeoutMs} ms`);
+        reject(naming(err, withRef));
       }, timeoutMs);
       const pending: Pending = {
         resolve,
@@ -291,7 +292,7 @@ export class RealtimeConnection {
     if (!pending) return;
     this.pending.delete(ref);
     clearTimeout(pending.timer);
-    pending.reject(err);
+    pending.reject(naming(err, pending.frame));
   }
 
   private flushPending() {
@@ -314,7 +315,7 @@ export class RealtimeConnection {
       }
       this.pending.delete(ref);
       clearTimeout(pending.timer);
-      pending.reject(new ParleyError("closed", message));
+      pending.reject(naming(new ParleyError("closed", message), pending.frame));
     }
   }
 
@@ -727,4 +728,15 @@ function closeError(code: number, reason: string): ParleyError | null {
 function closeCodeOf(err: ParleyError): number {
   if (err.code === "session_revoked" || err.code === "refresh_token_reused") return CLOSE.sessionRevoked;
   return err.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized;
+}
+
+/**
+ * A message that failed without the server's answer (timeout, closed, session over) may have been stored
+ * all the same: its error names its client_msg_id, with which sending it again is safe (acked, not stored
+ * twice).
+ */
+function naming(err: ParleyError, frame: Record<string, unknown>): ParleyError {
+  if (frame.type !== "message") return err;
+  const details = { ...err.details, client_msg_id: frame.client_msg_id };
+  return new ParleyError(err.code, err.message, err.status, details);
 }

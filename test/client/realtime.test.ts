@@ -9,7 +9,7 @@ import { ParleyClient, ParleyError, RealtimeConnection } from "../../src/client/
 import type { MessageView } from "../../src/client/types.ts";
 import { CLOSE, type Encoding, SUBPROTOCOL_MSGPACK } from "../../src/realtime/protocol.ts";
 import { waitFor } from "../helpers.ts";
-import { record, type Server, startServer } from "./helpers.ts";
+import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
 
 const RESUME_MAX = 8;
 let s: Server;
@@ -199,6 +199,46 @@ describe("send and receive", () => {
       a.realtime as unknown as { request(f: Record<string, unknown>): Promise<unknown> }
     ).request({ type: "typing_stop", conversation_id: conv.id });
     expect(await pending.catch((e: unknown) => e)).toMatchObject({ code: "timeout" });
+  });
+
+  it("names the client_msg_id of a message that timed out, so that it can be sent again safely", async () => {
+    // The server takes the first frame of each message (it may have stored it) and answers only a retry.
+    const seen = new Set<unknown>();
+    const fake = fakeServer({
+      answer: (f) => {
+        if (f.type !== "message" || !seen.has(f.client_msg_id)) return void seen.add(f.client_msg_id);
+        return { type: "ack", ref: f.ref, client_msg_id: f.client_msg_id, message_id: "m1", seq: 1 };
+      },
+    });
+    const rt = new RealtimeConnection({
+      baseUrl: fake.baseUrl,
+      userId: "u",
+      sessionId: "d",
+      token: () => "t",
+      encoding: "json",
+      requestTimeoutMs: 100,
+    });
+    try {
+      await rt.connect();
+      const err = await rejection(rt.send("c", { content: "hello once" }));
+      expect(err.code).toBe("timeout");
+      const id = err.details.client_msg_id;
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      const again = await rt.send("c", { content: "hello once", client_msg_id: id as string });
+      expect(again).toEqual({ client_msg_id: id as string, message_id: "m1", seq: 1 });
+      // Other requests have no such id.
+      const typing = await rejection(
+        (rt as unknown as { request(f: Record<string, unknown>): Promise<unknown> }).request({
+          type: "typing_stop",
+          conversation_id: "c",
+        }),
+      );
+      expect(typing.code).toBe("timeout");
+      expect(typing.details.client_msg_id).toBeUndefined();
+    } finally {
+      rt.close();
+      fake.stop();
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // The realtime connection: one WebSocket to /ws/{user_id}/{session_id} (MessagePack by default), typed
-// events, requests answered by ref, heartbeat, and automatic reconnect with jittered backoff that resumes
-// every conversation from the last seq seen, catching up over REST when the server says resync.
+// events, requests answered by ref, frames kept within the limits the hello gives (size, rate), heartbeat,
+// and automatic reconnect with jittered backoff that resumes every conversation from the last seq seen
+// (catching up over REST when the server says resync), until the session is over.
 
 import {
   BEARER_PREFIX,
@@ -21,6 +22,7 @@ import {
   type RealtimeEventType,
 } from "./events.ts";
 import { Outbox, type Queued } from "./outbox.ts";
+import { Requests, tooLarge } from "./requests.ts";
 import type { RestClient } from "./rest.ts";
 import type { SendMessage } from "./types.ts";
 import { byteSize, decodeFrame, encodeFrame, toBytes } from "./wire.ts";
@@ -64,19 +66,6 @@ export interface Ack {
 }
 export type PresenceStatus = "online" | "away" | "dnd" | "offline";
 
-interface Pending {
-  resolve(frame: ServerFrame): void;
-  reject(err: ParleyError): void;
-  timer: ReturnType<typeof setTimeout>;
-  frame: Record<string, unknown>;
-  /** Message frames are idempotent (client_msg_id) and are sent again after a reconnect. */
-  retry: boolean;
-  /** Waiting for a socket, in the outbox, or written to the socket. */
-  state: "waiting" | "queued" | "sent";
-  /** Times the server refused it as rate_limited. */
-  limited: number;
-}
-
 /** Entries per resume frame, well under the server's 1000 and its frame size limit. */
 const RESUME_CHUNK = 500;
 const CATCHUP_PAGE = 500;
@@ -99,7 +88,7 @@ export class RealtimeConnection {
   private ended: ParleyError | null = null;
   private attempt = 0;
   private nextRef = 1;
-  private pending = new Map<number, Pending>();
+  private pending: Requests;
   /** ref of a resume frame -> its conversations still waiting for resumed / resync / error, in order. */
   private resumeBatches = new Map<number, string[]>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -128,6 +117,7 @@ export class RealtimeConnection {
     if (!ENCODINGS.includes(encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(encoding)}`);
     this.opts = opts;
+    this.pending = new Requests(opts.requestTimeoutMs ?? 10_000);
     this.encoding = encoding;
     this.wireEncoding = encoding;
     base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
@@ -178,7 +168,7 @@ export class RealtimeConnection {
     this.stopHeartbeat();
     this.outbox.clear();
     this.ws?.close(1000, "client closed");
-    this.failAll("the connection was closed", false);
+    this.pending.dropped("the connection was closed", false);
     // A connect() still waiting for its token or its hello ends here.
     this.firstOpen?.reject(new ParleyError("closed", "closed while connecting"));
     this.firstOpen = null;
@@ -239,27 +229,10 @@ export class RealtimeConnection {
     if (this.stopped)
       return Promise.reject(this.ended ?? new ParleyError("closed", "the connection is closed"));
     const ref = this.nextRef++;
-    const withRef = { ...frame, ref };
-    return new Promise((resolve, reject) => {
-      const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
-      const timer = setTimeout(() => {
-        this.pending.delete(ref);
-        const err = new ParleyError("timeout", `no answer to ${String(frame.type)} within ${timeoutMs} ms`);
-        reject(naming(err, withRef));
-      }, timeoutMs);
-      const pending: Pending = {
-        resolve,
-        reject,
-        timer,
-        frame: withRef,
-        retry,
-        state: "waiting",
-        limited: 0,
-      };
-      this.pending.set(ref, pending);
-      // Before hello the frame waits; flushPending sends it once the server is ready.
-      if (this.ready) this.sendPending(ref, pending);
-    });
+    const answered = this.pending.add(ref, { ...frame, ref }, retry);
+    // Before hello the frame waits; flushPending sends it once the server is ready.
+    if (this.ready) this.sendPending(ref);
+    return answered;
   }
 
   private settle(ref: unknown, frame: ServerFrame): boolean {
@@ -271,52 +244,26 @@ export class RealtimeConnection {
       pending.limited++;
       pending.state = "waiting";
       this.outbox.hold(this.outbox.interval * 2 ** (pending.limited - 1));
-      this.sendPending(ref, pending);
+      this.sendPending(ref);
       return true;
     }
-    this.pending.delete(ref);
-    clearTimeout(pending.timer);
-    if (frame.type === "error") {
-      pending.reject(new ParleyError(frame.code, frame.message));
-    } else {
-      // An answered request: this connection works, and the next reconnect starts from minMs.
-      this.attempt = 0;
-      pending.resolve(frame);
-    }
+    // An answered request: this connection works, and the next reconnect starts from minMs.
+    if (frame.type !== "error") this.attempt = 0;
+    this.pending.answer(ref, frame);
     return true;
   }
 
-  /** Fails a request now, whether it waits to be sent or for its answer. */
-  private fail(ref: number, err: ParleyError) {
+  private flushPending() {
+    for (const [ref, pending] of this.pending.entries())
+      if (pending.state === "waiting") this.sendPending(ref);
+  }
+
+  private sendPending(ref: number) {
     const pending = this.pending.get(ref);
     if (!pending) return;
-    this.pending.delete(ref);
-    clearTimeout(pending.timer);
-    pending.reject(naming(err, pending.frame));
-  }
-
-  private flushPending() {
-    for (const [ref, pending] of this.pending)
-      if (pending.state === "waiting") this.sendPending(ref, pending);
-  }
-
-  private sendPending(ref: number, pending: Pending) {
     const outcome = this.transmit(pending.frame, ref);
     if (outcome === "queued") pending.state = "queued";
-    else if (outcome === "too_large") this.fail(ref, tooLarge(pending.frame, this.limit));
-  }
-
-  /** On a close: sent requests that may not be repeated fail; the rest wait for the next connection. */
-  private failAll(message: string, keepRetryable: boolean) {
-    for (const [ref, pending] of this.pending) {
-      if (keepRetryable && (pending.retry || pending.state !== "sent")) {
-        pending.state = "waiting";
-        continue;
-      }
-      this.pending.delete(ref);
-      clearTimeout(pending.timer);
-      pending.reject(naming(new ParleyError("closed", message), pending.frame));
-    }
+    else if (outcome === "too_large") this.pending.fail(ref, tooLarge(pending.frame, this.limit));
   }
 
   /** The largest frame to write: what the server said, or less if a 1009 close showed it reads less. */
@@ -403,7 +350,7 @@ export class RealtimeConnection {
     const refused = closeError(code, reason);
     if (refused) return this.end(refused, code, reason);
     if (this.stopped) {
-      this.failAll(`the connection closed (${code})`, false);
+      this.pending.dropped(`the connection closed (${code})`, false);
       this.firstOpen?.reject(new ParleyError("closed", `the connection was closed (${code})`));
       this.firstOpen = null;
       return this.emit("close", { code, reason, reconnecting: false });
@@ -417,12 +364,12 @@ export class RealtimeConnection {
   /** After a failed or dropped connection: the first connection is not retried; later ones are. */
   private retry(code: number, reason: string) {
     if (!this.everOpened) {
-      this.failAll(`could not connect (${code})`, false);
+      this.pending.dropped(`could not connect (${code})`, false);
       this.firstOpen?.reject(new ParleyError("closed", `could not connect (${code})`));
       this.firstOpen = null;
       return this.emit("close", { code, reason, reconnecting: false });
     }
-    this.failAll(`the connection dropped (${code}) before an answer`, true);
+    this.pending.dropped(`the connection dropped (${code}) before an answer`, true);
     this.emit("close", { code, reason, reconnecting: true });
     this.scheduleReconnect();
   }
@@ -451,7 +398,7 @@ export class RealtimeConnection {
     this.ws = null;
     this.ready = false;
     ws?.close(1000, "session ended");
-    for (const ref of [...this.pending.keys()]) this.fail(ref, err);
+    for (const [ref] of this.pending.entries()) this.pending.fail(ref, err);
     this.firstOpen?.reject(err);
     this.firstOpen = null;
     this.emit("close", { code, reason, reconnecting: false, error: err });
@@ -500,7 +447,7 @@ export class RealtimeConnection {
     if (bytes === 0) return;
     this.learnedMax = Math.min(this.learnedMax, bytes - 1);
     const pending = ref === undefined ? undefined : this.pending.get(ref);
-    if (ref !== undefined && pending) this.fail(ref, tooLarge(pending.frame, this.learnedMax));
+    if (ref !== undefined && pending) this.pending.fail(ref, tooLarge(pending.frame, this.learnedMax));
   }
 
   private startHeartbeat(seconds: number) {
@@ -583,7 +530,7 @@ export class RealtimeConnection {
     let ref = frame.ref;
     if (typeof ref !== "number" || !this.pending.has(ref)) {
       // A retried message is matched by its client_msg_id when the ref is not ours any more.
-      for (const [r, p] of this.pending) if (p.frame.client_msg_id === frame.client_msg_id) ref = r;
+      for (const [r, p] of this.pending.entries()) if (p.frame.client_msg_id === frame.client_msg_id) ref = r;
     }
     const conversationId = typeof ref === "number" ? this.pending.get(ref)?.frame.conversation_id : undefined;
     if (typeof conversationId === "string") this.catchup.noteAck(conversationId, frame.seq);
@@ -701,13 +648,6 @@ export class RealtimeConnection {
   }
 }
 
-function tooLarge(frame: Record<string, unknown>, limit: number): ParleyError {
-  return new ParleyError(
-    "payload_too_large",
-    `the ${String(frame.type)} frame is over the ${limit} bytes the server reads`,
-  );
-}
-
 /** Codes that say the session is over: no token will be given for it again. */
 const SESSION_OVER = new Set(["session_revoked", "refresh_token_reused", "invalid_token", "unauthorized"]);
 
@@ -728,15 +668,4 @@ function closeError(code: number, reason: string): ParleyError | null {
 function closeCodeOf(err: ParleyError): number {
   if (err.code === "session_revoked" || err.code === "refresh_token_reused") return CLOSE.sessionRevoked;
   return err.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized;
-}
-
-/**
- * A message that failed without the server's answer (timeout, closed, session over) may have been stored
- * all the same: its error names its client_msg_id, with which sending it again is safe (acked, not stored
- * twice).
- */
-function naming(err: ParleyError, frame: Record<string, unknown>): ParleyError {
-  if (frame.type !== "message") return err;
-  const details = { ...err.details, client_msg_id: frame.client_msg_id };
-  return new ParleyError(err.code, err.message, err.status, details);
 }

@@ -87,6 +87,8 @@ export class RealtimeConnection {
   /** Why the connection ended for good (session over), when it did. */
   private ended: ParleyError | null = null;
   private attempt = 0;
+  /** A session check is under way (after a reconnect that failed before its hello). */
+  private checking = false;
   private nextRef = 1;
   private pending: Requests;
   /** ref of a resume frame -> its conversations still waiting for resumed / resync / error, in order. */
@@ -356,8 +358,12 @@ export class RealtimeConnection {
       return this.emit("close", { code, reason, reconnecting: false });
     }
     // A refused upgrade (a session revoked while we were away, say) looks like any connection that failed
-    // (1006): before trying again, ask the server over REST whether the session is still there.
-    if (!hadHello && this.opts.checkSession) return void this.checkThenRetry(code, reason);
+    // (1006): ask the server over REST whether the session is still there. A first connect() fails with
+    // the answer; a reconnect does not wait for it (on a dead link the check may take its whole timeout).
+    if (!hadHello && this.opts.checkSession) {
+      if (!this.everOpened) return void this.checkThenRetry(code, reason);
+      this.checkInBackground();
+    }
     this.retry(code, reason);
   }
 
@@ -382,6 +388,20 @@ export class RealtimeConnection {
       if (!this.stopped && sessionOver(err)) return this.end(err);
     }
     if (!this.stopped) this.retry(code, reason);
+  }
+
+  /** The session check beside the reconnects, one at a time; a session found over ends them. */
+  private checkInBackground() {
+    const check = this.opts.checkSession;
+    if (this.checking || !check) return;
+    this.checking = true;
+    check()
+      .catch((err: unknown) => {
+        if (!this.stopped && sessionOver(err)) this.end(err);
+      })
+      .finally(() => {
+        this.checking = false;
+      });
   }
 
   /**

@@ -130,6 +130,8 @@ export function fakeServer(
     maxPayloadLength?: number;
     /** Runs after hello; e.g. closes the socket at once. */
     opened?: (ws: import("bun").ServerWebSocket<unknown>) => void;
+    /** True: the upgrade is refused with 401, as a revoked session's would be. */
+    refuse?: () => boolean;
   } = {},
 ): FakeServer {
   let upgrades = 0;
@@ -149,6 +151,7 @@ export function fakeServer(
     hostname: "127.0.0.1",
     fetch(req, srv) {
       upgrades++;
+      if (opts.refuse?.()) return new Response("refused", { status: 401 });
       const headers = { "sec-websocket-protocol": "parley.json" };
       return srv.upgrade(req, { headers }) ? undefined : new Response("no", { status: 400 });
     },

@@ -3,9 +3,9 @@
 // (4501), refused the upgrade (which looks like any failed connection) or refused the token's refresh.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import type { ParleyClient } from "../../src/client/index.ts";
+import { type ParleyClient, RealtimeConnection } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
-import { record, rejection, type Server, startServer } from "./helpers.ts";
+import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -42,6 +42,34 @@ async function connectedPair() {
   await b.connect();
   return { a, b, conv: conv.id };
 }
+
+describe("the session check", () => {
+  it("does not hold the reconnects while it waits for its answer", async () => {
+    let refusals = 0;
+    const fake = fakeServer({ refuse: () => refusals-- > 0 });
+    const rt = new RealtimeConnection({
+      baseUrl: fake.baseUrl,
+      userId: "u",
+      sessionId: "d",
+      token: () => "t",
+      encoding: "json",
+      backoff: { minMs: 5, maxMs: 20 },
+      // A check that never answers, as over a link that swallows packets.
+      checkSession: () => new Promise<void>(() => {}),
+    });
+    try {
+      const opens = record(rt, "open");
+      await rt.connect();
+      refusals = 3;
+      for (const ws of fake.sockets) ws.close(CLOSE.restart, "restart");
+      await opens.next((o) => o.reconnected, 2000);
+      expect(fake.upgrades).toBe(5);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
 
 describe("a session that ends", () => {
   it("while away: the refused reconnect ends the connection with session_revoked, and waiting sends fail with it", async () => {

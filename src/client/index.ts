@@ -205,10 +205,12 @@ export class ParleyClient {
 
   /**
    * Stops everything the client started: the realtime connection (a connect() still under way fails with
-   * `closed`), the token refresh timer and the watch on the store.
+   * `closed`), the REST calls on their way (they fail with `closed`), the token refresh timer and the
+   * watch on the store. The client's REST calls made afterwards still go out.
    */
   close() {
     this.closes++;
+    this.rest.cancel();
     clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
     this.unwatch?.();

@@ -64,3 +64,29 @@ describe("heartbeat", () => {
     }
   });
 });
+
+describe("close() with a REST call on its way", () => {
+  it("fails the call with closed at once, and later calls go out as usual", async () => {
+    const { ParleyClient, ParleyError } = await import("../../src/client/index.ts");
+    // A server that never answers /hang and answers everything else.
+    const hanging = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (req) =>
+        new URL(req.url).pathname === "/hang" ? new Promise<Response>(() => {}) : Response.json({ ok: true }),
+    });
+    try {
+      const client = new ParleyClient({ baseUrl: `http://127.0.0.1:${hanging.port}` });
+      const pending = client.rest.request("GET", "/hang").catch((err: unknown) => err);
+      await Bun.sleep(50);
+      // Without the cancel the call would wait out its 30 s timeout, past the test's own.
+      client.close();
+      const err = await pending;
+      expect(err).toBeInstanceOf(ParleyError);
+      expect((err as InstanceType<typeof ParleyError>).code).toBe("closed");
+      expect(await client.rest.request("GET", "/fine")).toEqual({ ok: true });
+    } finally {
+      hanging.stop(true);
+    }
+  });
+});

@@ -3,7 +3,7 @@
 
 import type { Config } from "../../config.ts";
 import { type Clock, isoOrNull } from "../../lib/clock.ts";
-import { AppError } from "../../lib/errors.ts";
+import { AppError, storageUnavailable } from "../../lib/errors.ts";
 import type { Hub } from "../../realtime/hub.ts";
 import type { MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
 import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
@@ -84,13 +84,15 @@ export function createMessagesService(deps: MessageDeps) {
   }
 
   /**
-   * Fetching messages counts as delivery to the one who fetched them. A read never fails for that mark:
-   * where it cannot be written (the disk full, say) the next read writes it.
+   * Fetching messages counts as delivery to the one who fetched them. A read does not fail for that mark
+   * when storage cannot take it (a full disk, say): the next read writes it. Any other failure is one.
    */
   async function delivered(conversationId: string, me: ParticipantRecord, messages: MessageRecord[]) {
     const top = messages.reduce((max, m) => Math.max(max, m.seq), 0);
     if (top > me.delivered_seq)
-      await store.conversations.markDelivered(conversationId, me.user_id, top, clock.now()).catch(() => {});
+      await store.conversations.markDelivered(conversationId, me.user_id, top, clock.now()).catch((err) => {
+        if (!storageUnavailable(err)) throw err;
+      });
   }
 
   async function changed(

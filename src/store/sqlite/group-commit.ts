@@ -3,6 +3,7 @@
 // hears back only after the commit that holds its write.
 
 import type { Database } from "bun:sqlite";
+import { storageUnavailable } from "../../lib/errors.ts";
 import { isBusy, withoutBusyWait } from "./busy.ts";
 
 /** Since when, and with what, one kind of write has been failing for want of storage. */
@@ -25,14 +26,6 @@ export function writeFailures(db: Database): Map<object, WriteFailure> {
   failingOf.set(db, failing);
   return failing;
 }
-/** A write that failed for the storage's sake, not its own (a constraint, a missing row). */
-const storageCode = (err: unknown): string | null => {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && code.startsWith("SQLITE_") && !code.startsWith("SQLITE_CONSTRAINT")
-    ? code
-    : null;
-};
-
 /** Writes per transaction, at most (see below). */
 export const GROUP_COMMIT_MAX = 1000;
 /** How long a batch may keep finding the file locked by another process before its writes fail. */
@@ -100,7 +93,7 @@ export function groupCommit<A, R>(
     if (pending.length > 0) schedule(false);
     // Storage that fails every write of a batch marks the connection's writes failing; any commit clears it.
     let committed = results !== undefined;
-    let down = committed ? null : storageCode(failure);
+    let down = committed ? null : storageUnavailable(failure);
     if (results) {
       for (const [i, p] of batch.entries()) p.resolve(results[i] as R);
     } else if (isBusy(failure)) {
@@ -111,7 +104,7 @@ export function groupCommit<A, R>(
           p.resolve(withoutWaiting(() => one(p.arg)));
           committed = true;
         } catch (err) {
-          down ??= storageCode(err);
+          down ??= storageUnavailable(err);
           p.reject(err);
         }
       }

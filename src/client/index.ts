@@ -171,14 +171,16 @@ export class ParleyClient {
   async connect(opts: { positions?: Record<string, number> } = {}): Promise<OpenInfo> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "sign in before connecting");
-    if (this.connection) throw new ParleyError("bad_request", "already connected");
+    // One that ended for good (its session over) stays readable (its requests tell why) until replaced.
+    if (this.connection && !this.connection.ended) throw new ParleyError("bad_request", "already connected");
     const closes = this.closes;
     let positions = opts.positions;
     if (!positions) {
       positions = {};
       for (const c of await this.rest.conversations.all()) positions[c.id] = c.last_seq;
       if (this.closes !== closes) throw new ParleyError("closed", "closed while connecting");
-      if (this.connection) throw new ParleyError("bad_request", "already connected");
+      if (this.connection && !this.connection.ended)
+        throw new ParleyError("bad_request", "already connected");
     }
     const connection = new RealtimeConnection({
       baseUrl: this.opts.baseUrl,
@@ -293,8 +295,9 @@ export class ParleyClient {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => {
       this.refresh().catch((err: unknown) => {
-        // A spent or revoked refresh token will not work later either; anything else is tried again.
-        const terminal = err instanceof ParleyError && err.status === 401;
+        // A spent or revoked refresh token will not work later either; anything else is tried again,
+        // unless the client was closed meanwhile.
+        const terminal = err instanceof ParleyError && (err.status === 401 || err.code === "closed");
         if (!terminal && this.current) this.scheduleRefresh(5000);
       });
     }, delayMs);

@@ -85,7 +85,7 @@ export class RealtimeConnection {
   private everOpened = false;
   private stopped = false;
   /** Why the connection ended for good (session over), when it did. */
-  private ended: ParleyError | null = null;
+  private endedBy: ParleyError | null = null;
   private attempt = 0;
   /** A session check is under way (after a reconnect that failed before its hello). */
   private checking = false;
@@ -139,6 +139,11 @@ export class RealtimeConnection {
   }
 
   /** True between `hello` and the socket closing. */
+  /** Ended for good: its session is over, and it will not connect again (a new one is needed). */
+  get ended(): boolean {
+    return this.endedBy !== null;
+  }
+
   get connected(): boolean {
     return this.ready;
   }
@@ -156,7 +161,7 @@ export class RealtimeConnection {
   connect(): Promise<OpenInfo> {
     if (this.ws) return Promise.reject(new ParleyError("bad_request", "already connected"));
     this.stopped = false;
-    this.ended = null;
+    this.endedBy = null;
     return new Promise((resolve, reject) => {
       this.firstOpen = { resolve, reject };
       void this.open();
@@ -229,7 +234,7 @@ export class RealtimeConnection {
 
   private request(frame: Record<string, unknown>, retry = false): Promise<ServerFrame> {
     if (this.stopped)
-      return Promise.reject(this.ended ?? new ParleyError("closed", "the connection is closed"));
+      return Promise.reject(this.endedBy ?? new ParleyError("closed", "the connection is closed"));
     const ref = this.nextRef++;
     const answered = this.pending.add(ref, { ...frame, ref }, retry);
     // Before hello the frame waits; flushPending sends it once the server is ready.
@@ -410,7 +415,7 @@ export class RealtimeConnection {
    */
   private end(err: ParleyError, code = closeCodeOf(err), reason = err.message) {
     this.stopped = true;
-    this.ended = err;
+    this.endedBy = err;
     clearTimeout(this.reconnectTimer);
     this.stopHeartbeat();
     this.outbox.clear();

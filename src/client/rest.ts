@@ -76,8 +76,9 @@ export class RestClient {
   }
 
   /**
-   * Gives up every call on its way: each fails with `closed` at once and its fetch is aborted (a hung one
-   * would otherwise keep a script alive until its timeout). Calls made afterwards go out as usual.
+   * Gives up every call on its way made with the session's token: each fails with `closed` at once and its
+   * fetch is aborted (a hung one would otherwise keep a script alive until its timeout). Calls that make
+   * tokens (sign-in, refresh) finish, each within its timeout. Calls made afterwards go out as usual.
    */
   cancel() {
     const why = new ParleyError("closed", "the client was closed");
@@ -103,13 +104,13 @@ export class RestClient {
     const json = body === undefined ? undefined : JSON.stringify(body);
     const token = auth ? await this.token() : undefined;
     try {
-      return await this.send<T>(method, url, path, json, token);
+      return await this.send<T>(method, url, path, json, token, auth);
     } catch (err) {
       const expired = err instanceof ParleyError && err.status === 401 && err.code === "token_expired";
       if (!expired || !token || !this.renew) throw err;
       const fresh = await this.renew(token);
       if (!fresh || fresh === token) throw err;
-      return await this.send<T>(method, url, path, json, fresh);
+      return await this.send<T>(method, url, path, json, fresh, auth);
     }
   }
 
@@ -119,26 +120,31 @@ export class RestClient {
     path: string,
     body: string | undefined,
     token: string | undefined,
+    /**
+     * A call made with the session's token, which cancel() may give up. One that makes tokens (sign-in,
+     * refresh) is not: given up after the server spent the old refresh token, its new tokens would be lost
+     * and the old one, used again later, would end the session as a reuse.
+     */
+    cancellable: boolean,
   ): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
-    // Aborted at the deadline; and given up on then even if a fetch of the app's does not heed the signal.
+    // Aborted at the deadline (or by cancel()), and given up on then even if a fetch of the app's does not
+    // heed the signal: the deadline promise rejects in the same step.
     const abort = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let giveUp: ((why: ParleyError) => void) | undefined;
+    let giveUp = (_why: ParleyError) => {};
     const deadline = new Promise<never>((_, reject) => {
       giveUp = (why) => {
         abort.abort();
         reject(why);
       };
-      timer = setTimeout(
-        () =>
-          giveUp?.(new ParleyError("timeout", `${method} ${path}: no answer within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
     });
-    if (giveUp) this.inFlight.add(giveUp);
+    const timer = setTimeout(
+      () => giveUp(new ParleyError("timeout", `${method} ${path}: no answer within ${this.timeoutMs} ms`)),
+      this.timeoutMs,
+    );
+    if (cancellable) this.inFlight.add(giveUp);
     let res: Response;
     let text: string;
     try {
@@ -149,12 +155,10 @@ export class RestClient {
       ({ answer: res, text } = await Promise.race([exchange(), deadline]));
     } catch (err) {
       if (err instanceof ParleyError) throw err;
-      if (abort.signal.aborted)
-        throw new ParleyError("timeout", `${method} ${path}: no answer within ${this.timeoutMs} ms`);
       throw new ParleyError("network", err instanceof Error ? err.message : "request failed");
     } finally {
       clearTimeout(timer);
-      if (giveUp) this.inFlight.delete(giveUp);
+      this.inFlight.delete(giveUp);
     }
     let parsed: unknown = null;
     if (text) {

@@ -90,3 +90,29 @@ describe("close() with a REST call on its way", () => {
     }
   });
 });
+
+describe("close() with a refresh on its way", () => {
+  it("lets it finish: given up after the server spent the token, its new tokens would be lost", async () => {
+    const { ParleyClient } = await import("../../src/client/index.ts");
+    const slow = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: async () => {
+        await Bun.sleep(150);
+        return Response.json(
+          { error: { code: "unauthorized", message: "invalid refresh token" } },
+          { status: 401 },
+        );
+      },
+    });
+    try {
+      const client = new ParleyClient({ baseUrl: `http://127.0.0.1:${slow.port}` });
+      const pending = client.rest.refresh("x".repeat(43)).catch((err: { code?: string }) => err);
+      await Bun.sleep(30);
+      client.close();
+      expect(((await pending) as { code?: string }).code).toBe("unauthorized");
+    } finally {
+      slow.stop(true);
+    }
+  });
+});

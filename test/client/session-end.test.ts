@@ -3,8 +3,9 @@
 // (4501), refused the upgrade (which looks like any failed connection) or refused the token's refresh.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { type ParleyClient, RealtimeConnection } from "../../src/client/index.ts";
+import { ParleyClient, RealtimeConnection } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
+import { newAccount } from "../helpers.ts";
 import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
@@ -117,6 +118,20 @@ describe("a session that ends", () => {
     expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
     expect(final.error?.code).toBe("session_revoked");
     expect((await rejection(b.realtime.presence("away"))).code).toBe("session_revoked");
+  });
+
+  it("ended for good, it is replaced by the next connect() once signed in again", async () => {
+    const account = newAccount();
+    const b = new ParleyClient({ baseUrl: s.baseUrl, backoff: { minMs: 10, maxMs: 20 } });
+    s.clients.push(b);
+    await b.signup(account);
+    await b.connect({ positions: {} });
+    const closes = record(b, "close");
+    await b.rest.signout();
+    expect(await closes.next()).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    await b.signin({ email: account.email, password: account.password });
+    await b.connect({ positions: {} });
+    expect(b.realtime.connected).toBe(true);
   });
 
   it("before connecting: connect() fails with session_revoked, not closed", async () => {

@@ -331,8 +331,11 @@ export class RedisBroker implements Broker {
   async beat(): Promise<void> {
     try {
       const renewed = await this.pub.pexpire(this.nodeKey(), NODE_TTL_MS);
-      // (After a loss, the reconnect puts them back: not twice.)
-      if (renewed === 0 && !this.lost) await this.reassert();
+      // After a loss the reconnect puts them back, not this; but a put-back that failed with both
+      // connections up (an aborted MULTI, a read-only replica after a failover) is tried again here, or
+      // the node would never trust its counts again.
+      if (this.lost) await this.regain();
+      else if (renewed === 0) await this.reassert();
     } catch {}
   }
 
@@ -357,6 +360,7 @@ export class RedisBroker implements Broker {
     }
     if (this.lost || this.closing) return;
     for (const listener of this.reconnectListeners) listener();
+    clearTimeout(this.settleTimer);
     this.settleTimer = setTimeout(() => {
       this.settledNow = true;
       for (const listener of this.settledListeners) listener();

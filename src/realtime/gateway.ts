@@ -132,9 +132,11 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     fanout.leaveIdle();
     joinNodeWide();
     if (!broker.shared) return;
-    await sweepDeadNodes().catch((err: unknown) => {
-      logger.warn({ err: errorText(err) }, "broker: sweep failed");
-    });
+    // Not while counts are untrusted: a node still putting its own back would look as if it held nobody.
+    if (broker.settled)
+      await sweepDeadNodes().catch((err: unknown) => {
+        logger.warn({ err: errorText(err) }, "broker: sweep failed");
+      });
     await settle();
   };
   const tend = setInterval(() => void tending(), TEND_MS);
@@ -289,7 +291,9 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     }
     try {
       if (left === 0 && !owed) {
-        if (trusted && broker.settled) await presence.set(userId, "offline");
+        // As the count was claimed: a claim made while trusted is this node's to write (the broker made
+        // it for this node alone), whatever happened to the trust since.
+        if (trusted) await presence.set(userId, "offline");
         else reconciler.defer(userId);
       } else if (left > 0 && owed) await presence.set(userId, "online");
     } catch {}

@@ -48,9 +48,15 @@ function flushReplies() {
   }
 }
 
-export function sendError(ws: Socket, ref: string | number | undefined, code: string, message: string) {
+export function sendError(
+  ws: Socket,
+  ref: string | number | undefined,
+  code: string,
+  message: string,
+  details?: { conversation_ids: string[] },
+) {
   ws.data.errors.inc([code]);
-  send(ws, { type: "error", ...(ref === undefined ? {} : { ref }), code, message });
+  send(ws, { type: "error", ...(ref === undefined ? {} : { ref }), code, message, ...details });
 }
 
 export class Dispatcher {
@@ -200,14 +206,8 @@ export class Dispatcher {
     );
     const unknown = entries.filter(([id]) => !mine.has(id)).map(([id]) => id);
     if (unknown.length > 0) {
-      ws.data.errors.inc(["not_found"]);
-      send(ws, {
-        type: "error",
-        ...refField,
-        code: "not_found",
-        message: `${unknown.length === 1 ? "1 conversation" : `${unknown.length} conversations`} not found`,
-        conversation_ids: unknown,
-      });
+      const message = `${unknown.length === 1 ? "1 conversation" : `${unknown.length} conversations`} not found`;
+      sendError(ws, ref, "not_found", message, { conversation_ids: unknown });
     }
     for (const [conversationId, after] of entries) {
       if (!mine.has(conversationId)) continue;

@@ -3,7 +3,6 @@
 // holds, and at the presence of the users it let go of while socket counts could not be trusted.
 
 import type { Broker } from "../broker/types.ts";
-import type { Clock } from "../lib/clock.ts";
 import { errorText } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { SessionCache } from "../modules/auth/session-cache.ts";
@@ -12,7 +11,6 @@ import type { Store } from "../store/types.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { bunTopic, type Fanout, topics } from "./fanout.ts";
 import type { Presence } from "./presence.ts";
-import { CLOSE } from "./protocol.ts";
 import { NODE_WIDE } from "./relay.ts";
 
 /** Store reads (sessions, users) in flight at once, and sockets looked at between two turns of the loop. */
@@ -28,7 +26,6 @@ export interface ReconcileDeps {
   store: Pick<Store, "sessions" | "conversations">;
   sessions: Pick<SessionCache, "invalidate">;
   membership: Pick<MembershipCache, "forget">;
-  clock: Clock;
   logger: Logger;
 }
 
@@ -112,18 +109,14 @@ export class Reconciler {
     await this.joinWhatIsListened();
   }
 
-  /** A session revoked or ended while Redis was down closes its sockets here too (4501, 4500). */
+  /** A session revoked while Redis was down closes its sockets here too (4501). */
   private async checkSession(sessionId: string, userId: string) {
     if (this.stopped) return;
-    const { store, sessions, connections, clock } = this.deps;
+    const { store, sessions } = this.deps;
     const s = await store.sessions.byId(sessionId);
-    if (!s || s.user_id !== userId || s.revoked_at !== null) {
-      // As if another node had said so: the gateway closes its sockets, and nobody is told again.
-      sessions.invalidate([sessionId], "elsewhere");
-      return;
-    }
-    if (s.expires_at <= clock.now())
-      for (const ws of [...connections.ofSession(sessionId)]) ws.close(CLOSE.unauthorized, "session expired");
+    // As if another node had said so: the gateway closes its sockets, and nobody is told again. (A session
+    // that ended by its age needs no look: its sockets hold its end and the gateway's sweep closes them.)
+    if (!s || s.user_id !== userId || s.revoked_at !== null) sessions.invalidate([sessionId], "elsewhere");
   }
 
   /**

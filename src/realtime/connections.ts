@@ -19,7 +19,7 @@ export interface SocketState {
   /** When the socket's session ends (clock ms): the socket closes then. 0 for public sockets. */
   expiresAt: number;
   /**
-   * Holds one of the user's places (WS_MAX_CONNECTIONS_PER_USER), on this node and in their socket count
+   * Holds one of the user's places (WS_MAX_CONNECTIONS_PER_USER) in their socket count across nodes
    * across nodes (presence): from its upgrade to its close.
    */
   counted: boolean;
@@ -52,8 +52,6 @@ export class Connections {
   private bySession = new Map<string, Set<Socket>>();
   private perEncoding: Record<Encoding, number> = { msgpack: 0, msgpackr: 0, json: 0 };
   private publicByIp = new Map<string, number>();
-  /** The places each user holds on this node: open sockets and upgrades under way. */
-  private places = new Map<string, number>();
 
   add(ws: Socket) {
     if (this.all.has(ws)) return;
@@ -80,23 +78,6 @@ export class Connections {
     removeFrom(this.byUser, ws.data.user_id, ws);
     removeFrom(this.bySession, ws.data.session_id, ws);
     return this.byUser.get(ws.data.user_id)?.size ?? 0;
-  }
-
-  /**
-   * Takes one of the user's places on this node and answers how many they hold, this one included. Taken
-   * when an upgrade is checked, before anything is awaited, so that each upgrade of a burst sees the others.
-   */
-  takePlace(userId: string): number {
-    const held = (this.places.get(userId) ?? 0) + 1;
-    this.places.set(userId, held);
-    return held;
-  }
-
-  /** Gives a place back: the upgrade was refused, or the socket closed. */
-  givePlace(userId: string) {
-    const held = (this.places.get(userId) ?? 1) - 1;
-    if (held > 0) this.places.set(userId, held);
-    else this.places.delete(userId);
   }
 
   /** Public-channel sockets open from one client address. */

@@ -276,7 +276,6 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     if (!state.counted) return;
     state.counted = false;
     const userId = state.user_id;
-    connections.givePlace(userId);
     const owed = state.announce;
     state.announce = false;
     // A count read while counts are not trusted (Redis lost, or just back and the other nodes' counts not
@@ -403,14 +402,11 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       if (live !== "live")
         throw new AppError(live === "expired" ? "token_expired" : "session_revoked", "session is not live");
       refuseWhenFull();
-      // The socket takes its place before anything is awaited, on this node, then in the count across
-      // nodes (one atomic step in Redis), so that each upgrade of a burst sees those before it. A refused or
-      // failed upgrade gives it back; an open socket, when it closes (Bun opens every socket it upgraded).
+      // The socket takes its place in the count across nodes before anything else is awaited: the broker
+      // counts it at once (one atomic step in Redis, in the order asked), so that each upgrade of a burst
+      // sees those before it. A refused or failed upgrade gives it back; an open socket, when it closes
+      // (Bun opens every socket it upgraded).
       const data = state("user", claims.sub, claims.sid, encoding);
-      if (connections.takePlace(claims.sub) > config.WS_MAX_CONNECTIONS_PER_USER) {
-        connections.givePlace(claims.sub);
-        throw tooManyConnections();
-      }
       data.counted = true;
       let sockets: number;
       try {

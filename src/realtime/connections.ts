@@ -20,7 +20,7 @@ export interface SocketState {
   expiresAt: number;
   /**
    * Holds one of the user's places (WS_MAX_CONNECTIONS_PER_USER) in their socket count across nodes
-   * across nodes (presence): from its upgrade to its close.
+   * (presence): from its upgrade to its close.
    */
   counted: boolean;
   /**

@@ -52,7 +52,7 @@ export interface RelayHooks {
    */
   failed(err: unknown, what: "relay" | "join"): void;
   /** Counts messages to and from the other nodes (metrics); dropped: not handed to the broker (Redis down). */
-  counters?: { published: Counter; received: Counter; dropped?: Counter };
+  counters?: { published: Counter; received: Counter; dropped: Counter };
 }
 
 export class Fanout {
@@ -74,7 +74,7 @@ export class Fanout {
   /** One message to the other nodes' subscribers of a channel. */
   private relay(channel: string, payload: Uint8Array) {
     if (this.broker.publish(channel, payload)) this.hooks.counters?.published.inc();
-    else this.hooks.counters?.dropped?.inc();
+    else this.hooks.counters?.dropped.inc();
   }
 
   attach(server: Server<unknown>) {

@@ -70,10 +70,6 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
 export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   const { config, clock, signer, sessions, logger, broker, metrics } = deps;
   const connections = new Connections();
-  const dropped = metrics.registry.counter(
-    "parley_broker_dropped_total",
-    "Messages for the other nodes dropped because Redis could not be reached (only with REDIS_URL)",
-  );
   const fanout = new Fanout(connections, broker, {
     forget: (conversationId) => deps.membership.forget(conversationId),
     revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
@@ -86,7 +82,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
             "broker: could not join a channel for a socket; it is joined once Redis is back",
           )
         : logger.warn({ err: errorText(err) }, "relayed message dropped"),
-    counters: { ...metrics.broker, dropped },
+    counters: metrics.broker,
   });
   metrics.registry.gauge(
     "parley_ws_connections",

@@ -110,6 +110,11 @@ export function createMetrics(version: string) {
         "Messages received from the other nodes (only with REDIS_URL)",
         [],
       ),
+      dropped: registry.counter(
+        "parley_broker_dropped_total",
+        "Messages for the other nodes dropped because Redis could not be reached (only with REDIS_URL)",
+        [],
+      ),
     },
     close() {
       clearInterval(sampler);

@@ -653,6 +653,8 @@ export class RealtimeConnection {
         after = last.version_seq;
       }
     } catch (err) {
+      // Closed meanwhile (close() gives up the REST calls on their way): nothing to tell.
+      if (this.stopped) return;
       // The position did not move: the next reconnect resumes from it again.
       this.emit("error", err instanceof ParleyError ? err : new ParleyError("network", String(err)));
       if (this.ws === socket) this.ws?.close(4000, "catch-up failed");

@@ -156,6 +156,8 @@ export class RedisBroker implements Broker {
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectListeners: (() => void)[] = [];
   private settledListeners: (() => void)[] = [];
+  /** The command connection failed and has not been ready since: counts fail at once rather than queue. */
+  private pubDown = false;
 
   constructor(url: string, logger: Logger, options: RedisBrokerOptions = {}) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
@@ -183,6 +185,12 @@ export class RedisBroker implements Broker {
     // While either connection is down, counts written or read may be wrong and what other nodes publish is
     // lost. Once both are back, this node's counts go back as they are (Redis may have restarted, or missed
     // decrements), and the node is told to look again at what it holds.
+    this.pub.on("close", () => {
+      this.pubDown = true;
+    });
+    this.pub.on("ready", () => {
+      this.pubDown = false;
+    });
     for (const client of [this.pub, this.sub]) {
       client.on("close", () => this.lose());
       client.on("ready", () => void this.regain());
@@ -267,6 +275,9 @@ export class RedisBroker implements Broker {
     else this.mine.set(userId, count);
     // A last close while counts are trusted claims the user's offline write (settle() will not repeat it).
     const claim = delta === -1 && this.settledNow ? "1" : "0";
+    // Queued, a count would wait for ioredis to give up on it (a reconnect or two, seconds apart): an upgrade
+    // waiting on it is better told 503 now. The tally above is right; Redis is told it when it is back.
+    if (this.pubDown) throw new Error("broker redis: not connected");
     const total = await this.pub[COUNT](this.prefix, this.nodeId, userId, delta, NODE_TTL_MS, claim);
     if (typeof total !== "number") throw new Error("broker redis: unexpected count reply");
     return total;

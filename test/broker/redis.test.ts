@@ -173,6 +173,36 @@ describe("RedisBroker", () => {
     }
   });
 
+  it("fails a count at once while its Redis connection is down, not after ioredis gives up on it", async () => {
+    const prefix = `${RUN}down:`;
+    const proxy = redisProxy(REDIS_URL);
+    const node = new RedisBroker(proxy.url, silent, { prefix, settleMs: 50 });
+    let reconnected = false;
+    node.onReconnect(() => {
+      reconnected = true;
+    });
+    try {
+      expect(await node.countSockets("u-1", 1)).toBe(1);
+      proxy.cut();
+      await waitFor(() => (node.settled ? undefined : true));
+      let outcome = "waiting";
+      node.countSockets("u-1", 1).then(
+        () => (outcome = "counted"),
+        (err: Error) => (outcome = err.message),
+      );
+      // Queued, the count would wait for a reconnect attempt (50 ms and more away) before failing.
+      await Bun.sleep(0);
+      expect(outcome).toBe("broker redis: not connected");
+      // The tally kept that socket: Redis is told it once it is back.
+      proxy.restore();
+      await waitFor(() => (reconnected ? true : undefined), 5000);
+      expect(await admin.hget(`${prefix}sockets:u-1`, node.nodeId)).toBe("2");
+    } finally {
+      await node.close();
+      proxy.stop();
+    }
+  });
+
   it("rewrites its whole share once it has Redis back after a cut: no field is left for a user it let go of meanwhile", async () => {
     const prefix = `${RUN}cut:`;
     const proxy = redisProxy(REDIS_URL);

@@ -1,5 +1,6 @@
 // Environment -> typed, validated Config. A bad value stops boot with a message naming the variable.
 
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
@@ -38,6 +39,16 @@ export const ConfigSchema = T.Object({
     10,
     "proxies in front of Parley, each appending to X-Forwarded-For (true: 1); 0: the peer address",
   ),
+  REQUIRE_HTTPS: T.Boolean({
+    default: false,
+    description:
+      "refuse what did not come over HTTPS or WSS (403 https_required; /health, /ready and /metrics excepted) and send HSTS; unset: true in production",
+  }),
+  TLS_CERT_FILE: Str(
+    "",
+    "PEM certificate (chain) for Parley to serve HTTPS and WSS itself, with TLS_KEY_FILE",
+  ),
+  TLS_KEY_FILE: Str("", "PEM private key of TLS_CERT_FILE"),
 
   MONGODB_URL: Str(""),
   DATABASE_NAME: T.String({ default: "messaging_app", minLength: 1, pattern: "^[A-Za-z0-9_-]+$" }),
@@ -149,8 +160,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = withDefaults as Config;
   config.DATA_DIR = resolve(config.DATA_DIR);
-  if (!config.PUBLIC_URL) config.PUBLIC_URL = `http://localhost:${config.PORT}`;
+  if (!env.REQUIRE_HTTPS?.trim()) config.REQUIRE_HTTPS = config.NODE_ENV === "production";
+  const publicUrlGiven = Boolean(config.PUBLIC_URL);
+  if (!publicUrlGiven)
+    config.PUBLIC_URL = `${config.TLS_CERT_FILE ? "https" : "http"}://localhost:${config.PORT}`;
   checkUrl("PUBLIC_URL", config.PUBLIC_URL, ["http:", "https:"]);
+  // Magic links carry a sign-in token: sent as http:// links, they would cross the network in clear.
+  if (config.REQUIRE_HTTPS && publicUrlGiven && new URL(config.PUBLIC_URL).protocol !== "https:") {
+    throw new ConfigError(
+      "PUBLIC_URL: with REQUIRE_HTTPS (the default in production) it must be an https:// URL",
+    );
+  }
   // A replica set's string lists several hosts (h1:27017,h2:27017), which is no URL: the scheme is checked
   // here and the driver reads the rest when the store opens (and refuses it there, naming MONGODB_URL).
   if (config.MONGODB_URL && !/^mongodb(\+srv)?:\/\/[^/\s]/.test(config.MONGODB_URL)) {
@@ -173,7 +193,59 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const origin of splitList(config.CORS_ORIGINS)) {
     if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
   }
-  return { config, warnings: resolveKeys(config) };
+  const keyWarnings = resolveKeys(config);
+  return { config, warnings: [...checkTls(config), ...keyWarnings] };
+}
+
+/**
+ * Both TLS files or neither, each a readable PEM file. HTTPS required needs a way for a request to be seen
+ * as HTTPS: TLS served here, or a trusted proxy's X-Forwarded-Proto; without either every request but the
+ * probes would be refused, so the server does not start.
+ */
+function checkTls(config: Config): string[] {
+  const [certFile, keyFile] = [config.TLS_CERT_FILE, config.TLS_KEY_FILE];
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    const missing = certFile ? "TLS_KEY_FILE" : "TLS_CERT_FILE";
+    throw new ConfigError(`${missing}: TLS_CERT_FILE and TLS_KEY_FILE go together (set both, or neither)`);
+  }
+  const warnings: string[] = [];
+  if (certFile) {
+    // Read here rather than when listening, where TLS's own errors name neither file nor variable.
+    const cert = pem("TLS_CERT_FILE", certFile, (text) => new X509Certificate(text));
+    const key = pem("TLS_KEY_FILE", keyFile, (text) => createPrivateKey(text));
+    if (!cert.checkPrivateKey(key))
+      throw new ConfigError(
+        `TLS_KEY_FILE: ${keyFile} is not the private key of the certificate in TLS_CERT_FILE`,
+      );
+    if (Date.parse(cert.validTo) < Date.now())
+      warnings.push(`TLS_CERT_FILE: the certificate expired on ${cert.validTo}; clients will refuse it`);
+  }
+  if (config.REQUIRE_HTTPS && !certFile && config.TRUST_PROXY === 0) {
+    throw new ConfigError(
+      "REQUIRE_HTTPS: requests must come over HTTPS (the default in production), and this server could " +
+        "not tell one that did: set TLS_CERT_FILE and TLS_KEY_FILE to serve HTTPS itself, or TRUST_PROXY " +
+        "behind a proxy that ends TLS and sets X-Forwarded-Proto, or REQUIRE_HTTPS=false",
+    );
+  }
+  return warnings;
+}
+
+/** The file at `path`, read by `parse`; either failing stops boot naming the variable (never the contents). */
+function pem<T>(name: string, path: string, parse: (text: string) => T): T {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    throw new ConfigError(`${name}: cannot read ${path}${typeof code === "string" ? ` (${code})` : ""}`);
+  }
+  try {
+    return parse(text);
+  } catch {
+    throw new ConfigError(
+      `${name}: ${path} does not hold a PEM ${name === "TLS_KEY_FILE" ? "private key" : "certificate"}`,
+    );
+  }
 }
 
 /**

@@ -2,10 +2,11 @@
 
 import { createApp } from "./app.ts";
 import { runCli } from "./cli.ts";
-import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
 import { errorText } from "./lib/errors.ts";
 import { createLogger } from "./lib/logger.ts";
+import { listen } from "./listen.ts";
 
 /** Codes of a DATA_DIR or database file the server cannot use: its own, SQLite's and the system's. */
 const UNUSABLE =
@@ -31,26 +32,6 @@ async function orRefuse<T>(boot: () => T | Promise<T>, dataDir?: string): Promis
       process.exit(78);
     }
     throw err;
-  }
-}
-
-/**
- * Listens on PORT. Another process on it is refused with a message, not a stack: Elysia would share the
- * port (SO_REUSEPORT) by default, and two Parley processes with separate data and no common Redis would
- * each get some of the clients, unseen by the other. Sharing it is REUSE_PORT, which needs REDIS_URL.
- */
-function listen(app: ReturnType<typeof createApp>, config: Config) {
-  try {
-    return app.listen({ port: config.PORT, hostname: config.HOST, reusePort: config.REUSE_PORT });
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== "EADDRINUSE") throw err;
-    throw new ConfigError(
-      `PORT: ${config.HOST}:${config.PORT} is in use ` +
-        (config.REUSE_PORT
-          ? "by a process that does not share it: every process on a shared port needs REUSE_PORT=true"
-          : "by another process. Stop it or choose another PORT; Parley processes meant to share it " +
-            "(nodes of one deployment) need REUSE_PORT=true and one REDIS_URL on each"),
-    );
   }
 }
 
@@ -82,6 +63,7 @@ async function main() {
   logger.info(
     {
       port: app.server?.port,
+      scheme: config.TLS_CERT_FILE ? "https" : "http",
       host: config.HOST,
       store: deps.store.kind,
       data_dir: config.DATA_DIR,

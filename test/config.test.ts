@@ -161,8 +161,11 @@ describe("loadConfig", () => {
       DATA_DIR: tempDir(),
       SECRET_KEY: STRONG,
       ENCRYPTION_KEY: STRONG,
+      // Behind a proxy that ends TLS: production requires HTTPS (test/https.test.ts).
+      TRUST_PROXY: "1",
     });
     expect(config.SECRET_KEY).toBe(STRONG);
+    expect(config.REQUIRE_HTTPS).toBe(true);
     expect(warnings).toEqual([]);
   });
 

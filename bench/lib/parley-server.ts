@@ -70,6 +70,8 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
   const env: Record<string, string | undefined> = {
     ...process.env,
     NODE_ENV: "production",
+    // Plain HTTP over loopback, as the peers are measured; a deployment ends TLS here or at its proxy.
+    REQUIRE_HTTPS: "false",
     HOST: "127.0.0.1",
     PORT: String(port),
     PUBLIC_URL: `http://127.0.0.1:${port}`,

@@ -39,6 +39,7 @@ export const ERRORS = {
   refresh_token_reused: 401,
   invalid_token: 401,
   forbidden: 403,
+  https_required: 403,
   not_found: 404,
   email_taken: 409,
   username_taken: 409,

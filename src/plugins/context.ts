@@ -28,6 +28,20 @@ export function clientAddress(
   return forwarded || server?.requestIP(request)?.address || "unknown";
 }
 
+/**
+ * Whether the client reached Parley over HTTPS (or WSS). Behind trusted proxies, X-Forwarded-Proto is read
+ * as X-Forwarded-For is: the entry the outermost proxy wrote, so that a value the client sent is never
+ * taken (a proxy that replaces the header leaves one entry, which is its own). Without it, whether this
+ * server ends TLS itself.
+ */
+export function overHttps(request: Request, config: Pick<Config, "TRUST_PROXY" | "TLS_CERT_FILE">): boolean {
+  const forwarded = config.TRUST_PROXY > 0 ? request.headers.get("x-forwarded-proto") : null;
+  if (forwarded === null) return Boolean(config.TLS_CERT_FILE);
+  const entries = forwarded.split(",");
+  const proto = entries[Math.max(entries.length - config.TRUST_PROXY, 0)]?.trim().toLowerCase();
+  return proto === "https" || proto === "wss";
+}
+
 /** What onRequest leaves on the context: every request has it, the ones no route takes too. */
 export interface Started {
   requestId: string;

@@ -5,7 +5,7 @@ import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
 import { AppError, type ErrorCode, errorBody, storageUnavailable } from "../lib/errors.ts";
 import { safePath } from "../lib/logger.ts";
-import { clientAddress, requestContext, type Started } from "./context.ts";
+import { clientAddress, overHttps, requestContext, type Started } from "./context.ts";
 
 const SECURITY_HEADERS = {
   "X-Content-Type-Options": "nosniff",
@@ -26,6 +26,11 @@ function unnamedField(part: string, value: unknown, url: string): string {
   return holding.length === 1 && holding[0] ? holding[0][0] : "query";
 }
 
+/** Browsers that once reached Parley over HTTPS refuse plain HTTP to it for a year (when HTTPS is required). */
+const HSTS = { "Strict-Transport-Security": "max-age=31536000" };
+/** The probes a load balancer or scraper inside the network makes over plain HTTP, answered whatever the scheme. */
+const PROBES = new Set(["/health", "/ready", "/metrics"]);
+
 /** Methods never parsed for a body; every other one is checked, DELETE and OPTIONS included. */
 const WITHOUT_BODY = new Set(["GET", "HEAD"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -40,6 +45,13 @@ export function httpPlugin(deps: Deps) {
       .use(requestContext(config))
       .onRequest(async ({ request, set, server }) => {
         Object.assign(set.headers, SECURITY_HEADERS);
+        // Before anything is read of it: a token or password that came in clear is not looked at. Refused
+        // rather than redirected, so that a client sending secrets over HTTP is told so, not quietly sent on.
+        if (config.REQUIRE_HTTPS) {
+          if (overHttps(request, config)) Object.assign(set.headers, HSTS);
+          else if (!PROBES.has(new URL(request.url).pathname))
+            throw new AppError("https_required", "this server takes HTTPS (and WSS) only");
+        }
         // Calls without a token are limited per address here, before anything else is done for them: a
         // 404, a refused body or a failed validation counts as much as an answer. Calls with one are the
         // auth guard's: per user when the token is good, per address when it is not.

@@ -17,6 +17,9 @@ import { NODE_WIDE } from "./relay.ts";
 const CHUNK = 500;
 /** Times a user whose subscriptions a live change moved during the read is looked at again in one pass. */
 const RETRIES = 3;
+/** A pass that failed in part is run again after this long, twice as long each time, this many times. */
+const RETRY_MS = 1000;
+const PASS_RETRIES = 5;
 
 export interface ReconcileDeps {
   connections: Connections;
@@ -33,6 +36,9 @@ export class Reconciler {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  /** Passes in a row that had a failure: the next retry waits RETRY_MS times 2 to this power. */
+  private failures = 0;
+  private retry: ReturnType<typeof setTimeout> | undefined;
   /** Users let go of while counts were not trusted: whether they are offline is decided once they are. */
   private unsettled = new Set<string>();
 
@@ -40,21 +46,59 @@ export class Reconciler {
 
   /** One pass over every socket; asked for during one, another follows it (one, however often asked). */
   run(): Promise<void> {
+    // Asked for anew (another reconnect): a retry waiting is not needed, and the retries start again.
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    this.failures = 0;
+    return this.start();
+  }
+
+  private start(): Promise<void> {
     if (this.running) {
       this.again = true;
       return this.running;
     }
     this.running = (async () => {
+      let failed: { err: unknown } | undefined;
       do {
         this.again = false;
-        await this.pass().catch((err: unknown) => {
-          this.deps.logger.warn({ err: errorText(err) }, "broker: reconcile after a reconnect failed");
-        });
+        failed = await this.pass().catch((err: unknown) => ({ err }));
       } while (this.again && !this.stopped);
+      if (failed) this.retryLater(failed.err);
+      else this.failures = 0;
     })().finally(() => {
       this.running = null;
     });
     return this.running;
+  }
+
+  /**
+   * A pass that could not read some of what it needed (the store failing for a moment) is run again, a
+   * little later each time, PASS_RETRIES times at most. Said once, and once more if it gives up.
+   */
+  private retryLater(err: unknown) {
+    const { logger } = this.deps;
+    if (this.stopped) return;
+    if (this.failures >= PASS_RETRIES) {
+      logger.warn(
+        { err: errorText(err) },
+        "broker: reconcile after a reconnect gave up; sockets are checked again at the next reconnect",
+      );
+      this.failures = 0;
+      return;
+    }
+    const delay = RETRY_MS * 2 ** this.failures;
+    if (this.failures === 0)
+      logger.warn(
+        { err: errorText(err), retry_ms: delay },
+        "broker: reconcile after a reconnect failed in part",
+      );
+    this.failures++;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.start();
+    }, delay);
+    this.retry.unref?.();
   }
 
   /** The user's socket here closed while counts were not trusted: their presence waits for settle(). */
@@ -84,9 +128,18 @@ export class Reconciler {
 
   stop() {
     this.stopped = true;
+    clearTimeout(this.retry);
   }
 
-  private async pass() {
+  /**
+   * Every stage runs whatever failed before it (a session or a member list the store could not read is
+   * no reason to leave the others unchecked); returns the first failure, for a retry of the whole pass.
+   */
+  private async pass(): Promise<{ err: unknown } | undefined> {
+    let failed: { err: unknown } | undefined;
+    const note = (err: unknown) => {
+      failed ??= { err };
+    };
     const sessions = new Map<string, string>();
     const users = new Set<string>();
     for (const ws of this.deps.connections.all) {
@@ -94,19 +147,21 @@ export class Reconciler {
       sessions.set(ws.data.session_id, ws.data.user_id);
       users.add(ws.data.user_id);
     }
-    await inChunks([...sessions], ([sessionId, userId]) => this.checkSession(sessionId, userId));
+    await inChunks([...sessions], ([sessionId, userId]) => this.checkSession(sessionId, userId)).catch(note);
     const seen = new Set<string>();
     let pending = [...users];
     for (let round = 0; round <= RETRIES && pending.length > 0 && !this.stopped; round++) {
       const moved: string[] = [];
+      // A user whose read failed is not looked at again in this pass: the retry does.
       await inChunks(pending, async (userId) => {
         if (!(await this.checkMembership(userId, seen))) moved.push(userId);
-      });
+      }).catch(note);
       pending = moved;
     }
     // What a member of this node may have been told of these conversations (roles too) is read again.
     for (const id of seen) this.deps.membership.forget(id);
-    await this.joinWhatIsListened();
+    await this.joinWhatIsListened().catch(note);
+    return failed;
   }
 
   /** A session revoked while Redis was down closes its sockets here too (4501). */
@@ -156,7 +211,7 @@ export class Reconciler {
    * failed while Redis was down), and those nobody listens to any more left.
    */
   private async joinWhatIsListened() {
-    const { broker, connections, fanout, logger } = this.deps;
+    const { broker, connections, fanout } = this.deps;
     if (!broker.shared || this.stopped) return;
     const needed = new Set<string>([NODE_WIDE]);
     let looked = 0;
@@ -166,10 +221,7 @@ export class Reconciler {
     }
     fanout.leaveIdle();
     const missing = [...needed].filter((channel) => !broker.joined.has(channel));
-    if (missing.length === 0) return;
-    await broker.join(missing).catch((err: unknown) => {
-      logger.warn({ err: errorText(err) }, "broker: could not join the channels of this node's sockets");
-    });
+    if (missing.length > 0) await broker.join(missing);
   }
 }
 

@@ -216,6 +216,57 @@ describe("a node cut off from Redis for a moment", () => {
     expect(cyOnB.frames.filter(said("members only"))).toEqual([]);
   });
 
+  it("checks every socket and joins its channels though one store read fails, and retries the reads that failed", async () => {
+    const [a, b] = [await node(), await node()];
+    const [ann, bo, cy, zoe] = [
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+    ];
+    const id = await group(h.app, ann, [bo]);
+    const annOnA = await socket(ann, a);
+    const boOnA = await socket(bo, a);
+    const zoeOnA = await socket(zoe, a);
+    await socket(cy, b);
+    await cut(a);
+    // Meanwhile: bo removed and zoe's session revoked on other nodes, and a conversation made on node A,
+    // whose channel it could not join.
+    const path = `/api/conversations/${id}/participants/${bo.id}`;
+    expect((await call(h.app, "DELETE", path, { token: ann.token })).status).toBe(204);
+    expect((await call(b.app, "POST", "/api/auth/signout", { token: zoe.token })).status).toBe(204);
+    const made = await group(a.app, ann, [cy]);
+    await annOnA.next((f) => f.type === "event" && f.kind === "conversation.created");
+    // The store fails once to read zoe's session, and once to read ann's conversations.
+    const { sessions, conversations } = a.deps.store;
+    const [byId, idsForUser] = [sessions.byId.bind(sessions), conversations.idsForUser.bind(conversations)];
+    const failOnce = new Set([zoe.session_id, ann.id]);
+    const flaky = async (key: string) => {
+      if (failOnce.delete(key)) throw new Error("store: read failed");
+    };
+    sessions.byId = async (sessionId) => flaky(sessionId).then(() => byId(sessionId));
+    conversations.idsForUser = async (userId) => flaky(userId).then(() => idsForUser(userId));
+    try {
+      a.proxy.restore();
+      // The rest of the pass ran: bo is out (ann stays), and the channel of the conversation made meanwhile
+      // joined.
+      await waitFor(
+        () =>
+          listeners(a, id) === 1 && a.deps.broker.joined.has(topics.conversation(made)) ? true : undefined,
+        BACK_MS,
+      );
+      expect(failOnce.size).toBe(0);
+      // And zoe's session, whose read failed, is read again a moment later: her socket closes.
+      const closed = await Promise.race([zoeOnA.closed, Bun.sleep(BACK_MS).then(() => null)]);
+      expect(closed?.code).toBe(4501);
+      expect(boOnA.ws.readyState).toBe(WebSocket.OPEN);
+      expect(a.logs.filter((l) => l.includes("reconcile after a reconnect")).length).toBe(1);
+    } finally {
+      sessions.byId = byId;
+      conversations.idsForUser = idsForUser;
+    }
+  }, 30_000);
+
   it("delivers live, both ways, a conversation made on it meanwhile, and counts what it could not publish as dropped", async () => {
     const [a, b] = [await node(), await node()];
     const [dan, eve] = [await signup(h.app), await signup(h.app)];

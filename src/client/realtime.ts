@@ -83,7 +83,11 @@ export class RealtimeConnection {
   private wireEncoding: Encoding;
   private ready = false;
   private everOpened = false;
-  private stopped = false;
+  /**
+   * new: connect() not called yet (requests wait for it). running: connecting, connected or waiting to
+   * reconnect. stopped: closed, or ended for good; only connect() starts it again.
+   */
+  private phase: "new" | "running" | "stopped" = "new";
   /** Why the connection ended for good (session over), when it did. */
   private endedBy: ParleyError | null = null;
   private attempt = 0;
@@ -138,14 +142,18 @@ export class RealtimeConnection {
     return Object.fromEntries(this.catchup.positions);
   }
 
-  /** True between `hello` and the socket closing. */
   /** Ended for good: its session is over, and it will not connect again (a new one is needed). */
   get ended(): boolean {
     return this.endedBy !== null;
   }
 
+  /** True between `hello` and the socket closing. */
   get connected(): boolean {
     return this.ready;
+  }
+
+  private get stopped(): boolean {
+    return this.phase === "stopped";
   }
 
   /** The encoding in use: what the server chose from the subprotocols offered. */
@@ -160,7 +168,7 @@ export class RealtimeConnection {
   /** Opens the socket; resolves on the server's hello. A first connection that fails is not retried. */
   connect(): Promise<OpenInfo> {
     if (this.ws) return Promise.reject(new ParleyError("bad_request", "already connected"));
-    this.stopped = false;
+    this.phase = "running";
     this.endedBy = null;
     return new Promise((resolve, reject) => {
       this.firstOpen = { resolve, reject };
@@ -168,17 +176,12 @@ export class RealtimeConnection {
     });
   }
 
-  /** Closes for good: no reconnect; requests still waiting fail with `closed`. */
+  /**
+   * Closes for good: no reconnect; requests still waiting, a connect() under way and later calls fail with
+   * `closed`, and the final close event (1000) comes at once.
+   */
   close() {
-    this.stopped = true;
-    clearTimeout(this.reconnectTimer);
-    this.stopHeartbeat();
-    this.outbox.clear();
-    this.ws?.close(1000, "client closed");
-    this.pending.dropped("the connection was closed", false);
-    // A connect() still waiting for its token or its hello ends here.
-    this.firstOpen?.reject(new ParleyError("closed", "closed while connecting"));
-    this.firstOpen = null;
+    this.stop(new ParleyError("closed", "the connection was closed"), 1000, "client closed");
   }
 
   /** Sends a message; resolves with the ack once it is stored. Survives reconnects (same client_msg_id). */
@@ -310,7 +313,7 @@ export class RealtimeConnection {
       token = await this.opts.token();
     } catch (err) {
       // A refresh the server refused (session revoked, refresh token reused) will not work later either.
-      if (sessionOver(err)) return this.end(err);
+      if (this.stopped || this.endIfOver({ error: err })) return;
       return this.onClose(1006, err instanceof Error ? err.message : "no token");
     }
     if (this.stopped) return;
@@ -343,25 +346,15 @@ export class RealtimeConnection {
     };
   }
 
+  /** The socket closed, or was left as dead: end for good, or try again. */
   private onClose(code: number, reason: string) {
     const hadHello = this.ready;
     const resetAfter = this.opts.backoff?.resetAfterMs ?? 10_000;
     if (hadHello && Date.now() - this.upSince >= resetAfter) this.attempt = 0;
     if (code === CLOSE.tooLarge) this.onTooLarge();
-    this.outbox.clear();
-    this.ws = null;
-    this.ready = false;
-    this.stopHeartbeat();
-    this.catchup.abandon();
-    this.resumeBatches.clear();
-    const refused = closeError(code, reason);
-    if (refused) return this.end(refused, code, reason);
-    if (this.stopped) {
-      this.pending.dropped(`the connection closed (${code})`, false);
-      this.firstOpen?.reject(new ParleyError("closed", `the connection was closed (${code})`));
-      this.firstOpen = null;
-      return this.emit("close", { code, reason, reconnecting: false });
-    }
+    // A socket the server closed is closed already; a dead link's is closed here.
+    this.teardown(4000, reason);
+    if (this.stopped || this.endIfOver({ close: code, reason })) return;
     // A refused upgrade (a session revoked while we were away, say) looks like any connection that failed
     // (1006): ask the server over REST whether the session is still there. A first connect() fails with
     // the answer; a reconnect does not wait for it (on a dead link the check may take its whole timeout).
@@ -374,13 +367,9 @@ export class RealtimeConnection {
 
   /** After a failed or dropped connection: the first connection is not retried; later ones are. */
   private retry(code: number, reason: string) {
-    if (!this.everOpened) {
-      this.pending.dropped(`could not connect (${code})`, false);
-      this.firstOpen?.reject(new ParleyError("closed", `could not connect (${code})`));
-      this.firstOpen = null;
-      return this.emit("close", { code, reason, reconnecting: false });
-    }
-    this.pending.dropped(`the connection dropped (${code}) before an answer`, true);
+    if (!this.everOpened)
+      return this.stop(new ParleyError("closed", `could not connect (${code})`), code, reason);
+    this.pending.dropped(`the connection dropped (${code}) before an answer`);
     this.emit("close", { code, reason, reconnecting: true });
     this.scheduleReconnect();
   }
@@ -390,7 +379,7 @@ export class RealtimeConnection {
       await this.opts.checkSession?.();
     } catch (err) {
       // Only an answer that the session is over ends it; a check that could not be made (offline) does not.
-      if (!this.stopped && sessionOver(err)) return this.end(err);
+      if (this.endIfOver({ error: err })) return;
     }
     if (!this.stopped) this.retry(code, reason);
   }
@@ -401,32 +390,66 @@ export class RealtimeConnection {
     if (this.checking || !check) return;
     this.checking = true;
     check()
-      .catch((err: unknown) => {
-        if (!this.stopped && sessionOver(err)) this.end(err);
-      })
+      .catch((err: unknown) => void this.endIfOver({ error: err }))
       .finally(() => {
         this.checking = false;
       });
   }
 
   /**
-   * The session is over, or the server refused this connection for good (4500-4999): no more reconnects;
-   * waiting requests and later calls fail with the reason's code, and a final `close` event carries it.
+   * Ends the connection for good when `cause` says the session is over (see sessionEnd): requests waiting
+   * and later calls fail with the reason's code, and the final close event carries it. Answers whether the
+   * session is over; once the connection is stopped there is nothing more to end.
    */
-  private end(err: ParleyError, code = closeCodeOf(err), reason = err.message) {
-    this.stopped = true;
-    this.endedBy = err;
-    clearTimeout(this.reconnectTimer);
-    this.stopHeartbeat();
-    this.outbox.clear();
+  private endIfOver(cause: Cause): boolean {
+    const over = sessionEnd(cause);
+    if (!over) return false;
+    if (!this.stopped) this.stop(over.error, over.code, over.reason, true);
+    return true;
+  }
+
+  /**
+   * Stops for good: the socket goes (teardown), requests still waiting and a connect() under way fail
+   * with `err`, as do later calls, and one final close event says so (with `err` when the session ended).
+   * A connection that never started (no connect()) has no close to tell of.
+   */
+  private stop(err: ParleyError, code: number, reason: string, sessionEnded = false) {
+    const wasRunning = this.phase === "running";
+    this.teardown(1000, sessionEnded ? "session ended" : "client closed");
+    this.phase = "stopped";
+    if (sessionEnded) this.endedBy = err;
+    this.pending.failAll(err);
+    this.firstOpen?.reject(err);
+    this.firstOpen = null;
+    if (!wasRunning) return;
+    this.emit("close", { code, reason, reconnecting: false, ...(sessionEnded ? { error: err } : {}) });
+  }
+
+  /**
+   * Leaves the current socket and everything that lived with it: the heartbeat, a reconnect waiting for
+   * its time, the frames not yet written, and the resumes and catch-ups under way (their held events go;
+   * the next resume replays them from the same positions). The socket's handlers go too, so nothing it
+   * says later reaches us: its close on a dead link would come only when the close handshake times out.
+   * It is closed with `code` if still open.
+   */
+  private teardown(code: number, reason: string) {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
-    ws?.close(1000, "session ended");
-    for (const [ref] of this.pending.entries()) this.pending.fail(ref, err);
-    this.firstOpen?.reject(err);
-    this.firstOpen = null;
-    this.emit("close", { code, reason, reconnecting: false, error: err });
+    clearTimeout(this.reconnectTimer);
+    this.stopHeartbeat();
+    this.outbox.clear();
+    this.catchup.abandon();
+    this.resumeBatches.clear();
+    if (!ws) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    try {
+      ws.close(code, reason);
+    } catch {
+      // Closing a socket that is already closing may throw; it is dropped all the same.
+    }
   }
 
   private scheduleReconnect() {
@@ -487,20 +510,10 @@ export class RealtimeConnection {
 
   /**
    * The socket's own close event would come only when its close handshake times out (half a minute and
-   * more on a link that swallows packets): it is left to itself, and the close path runs now.
+   * more on a link that swallows packets): the close path runs now, and leaves the socket to itself.
    */
   private leaveDeadLink() {
-    const ws = this.ws;
-    if (!ws) return;
-    ws.onopen = null;
-    ws.onmessage = null;
-    ws.onclose = null;
-    try {
-      ws.close(4000, "heartbeat timeout");
-    } catch {
-      // Closing a socket that is already closing may throw; it is dropped all the same.
-    }
-    this.onClose(1006, "heartbeat timeout");
+    if (this.ws) this.onClose(1006, "heartbeat timeout");
   }
 
   private stopHeartbeat() {
@@ -675,24 +688,36 @@ export class RealtimeConnection {
   }
 }
 
+/** What may say that the session is over: the socket's close, or a failed token refresh or session check. */
+type Cause = { close: number; reason: string } | { error: unknown };
+
 /** Codes that say the session is over: no token will be given for it again. */
 const SESSION_OVER = new Set(["session_revoked", "refresh_token_reused", "invalid_token", "unauthorized"]);
 
-/** A refusal that trying again cannot change: a 401 answer, or one of the codes above. */
-function sessionOver(err: unknown): err is ParleyError {
-  return err instanceof ParleyError && (err.status === 401 || SESSION_OVER.has(err.code));
-}
-
-/** The terminal close codes (4500-4999) as the errors they stand for. */
-function closeError(code: number, reason: string): ParleyError | null {
-  if (code < 4500 || code > 4999) return null;
-  if (code === CLOSE.sessionRevoked) return new ParleyError("session_revoked", reason || "session revoked");
-  if (code === CLOSE.forbidden) return new ParleyError("forbidden", reason || "forbidden");
-  return new ParleyError("unauthorized", reason || `refused (${code})`);
-}
-
-/** The close code a final close event gives for a session found over by other means (REST). */
-function closeCodeOf(err: ParleyError): number {
-  if (err.code === "session_revoked" || err.code === "refresh_token_reused") return CLOSE.sessionRevoked;
-  return err.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized;
+/**
+ * Whether the session is over, so that trying again cannot work: a terminal close (4500-4999), or a
+ * refusal with a 401 or one of the codes above. Answers the error calls then fail with, and the code and
+ * reason of the final close event (for a refusal over REST, the close code that stands for it).
+ */
+function sessionEnd(cause: Cause): { error: ParleyError; code: number; reason: string } | null {
+  if ("close" in cause) {
+    const { close: code, reason } = cause;
+    if (code < 4500 || code > 4999) return null;
+    const error =
+      code === CLOSE.sessionRevoked
+        ? new ParleyError("session_revoked", reason || "session revoked")
+        : code === CLOSE.forbidden
+          ? new ParleyError("forbidden", reason || "forbidden")
+          : new ParleyError("unauthorized", reason || `refused (${code})`);
+    return { error, code, reason };
+  }
+  const { error } = cause;
+  if (!(error instanceof ParleyError && (error.status === 401 || SESSION_OVER.has(error.code)))) return null;
+  const code =
+    error.code === "session_revoked" || error.code === "refresh_token_reused"
+      ? CLOSE.sessionRevoked
+      : error.code === "forbidden"
+        ? CLOSE.forbidden
+        : CLOSE.unauthorized;
+  return { error, code, reason: error.message };
 }

@@ -68,12 +68,17 @@ export class Requests {
     if (entry) entry.reject(naming(err, entry.frame));
   }
 
-  /** On a close: written requests that may not be repeated fail; the rest wait for the next connection. */
-  dropped(message: string, keepRetryable: boolean) {
+  /** On a dropped socket: written requests that may not be repeated fail; the rest wait for the next one. */
+  dropped(message: string) {
     for (const [ref, entry] of this.table) {
-      if (keepRetryable && (entry.retry || entry.state !== "sent")) entry.state = "waiting";
+      if (entry.retry || entry.state !== "sent") entry.state = "waiting";
       else this.fail(ref, new ParleyError("closed", message));
     }
+  }
+
+  /** The connection stopped for good: every request fails with `err`. */
+  failAll(err: ParleyError) {
+    for (const ref of [...this.table.keys()]) this.fail(ref, err);
   }
 
   private take(ref: number): Entry | undefined {

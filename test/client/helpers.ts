@@ -2,7 +2,13 @@
 // waits for typed events with a timeout (never a fixed sleep).
 
 import type { Handler, RealtimeEventMap, RealtimeEventType } from "../../src/client/events.ts";
-import { ParleyClient, type ParleyClientOptions, ParleyError } from "../../src/client/index.ts";
+import {
+  ParleyClient,
+  type ParleyClientOptions,
+  ParleyError,
+  RealtimeConnection,
+} from "../../src/client/index.ts";
+import type { RealtimeOptions } from "../../src/client/realtime.ts";
 import { type Harness, harness, newAccount } from "../helpers.ts";
 
 export interface Server {
@@ -189,6 +195,20 @@ export function fakeServer(
     sockets,
     stop: () => void server.stop(true),
   };
+}
+
+/** A connection to a fake server (JSON), with quick timeouts and backoff unless `opts` says otherwise. */
+export function fakeConnection(baseUrl: string, opts: Partial<RealtimeOptions> = {}) {
+  return new RealtimeConnection({
+    baseUrl,
+    userId: "u",
+    sessionId: "d",
+    token: () => "t",
+    encoding: "json",
+    requestTimeoutMs: 2000,
+    backoff: { minMs: 5, maxMs: 50 },
+    ...opts,
+  });
 }
 
 export interface Proxy {

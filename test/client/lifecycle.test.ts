@@ -1,10 +1,21 @@
 // The SDK's own lifecycle: close() ends a connect() still under way and leaves nothing running (a
-// script exits by itself), and a link the heartbeat finds dead is left at once for a new connection.
+// script exits by itself), a connection that stops for good (closed, never opened, session over) says so
+// once and leaves nothing of its socket behind, and a link the heartbeat finds dead is left at once.
 
 import { afterAll, beforeAll, describe, expect, it, setSystemTime } from "bun:test";
 import { join } from "node:path";
-import { RealtimeConnection } from "../../src/client/index.ts";
-import { fakeServer, record, type Server, startServer, tcpProxy } from "./helpers.ts";
+import { ParleyError } from "../../src/client/index.ts";
+import { CLOSE } from "../../src/realtime/frames.ts";
+import { waitFor } from "../helpers.ts";
+import {
+  fakeConnection,
+  fakeServer,
+  record,
+  rejection,
+  type Server,
+  startServer,
+  tcpProxy,
+} from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -34,14 +45,7 @@ describe("heartbeat", () => {
   it("leaves a link it hears nothing on at once and reconnects, without waiting for the socket's close", async () => {
     const fake = fakeServer({ hello: { heartbeat_interval: 1 } });
     const proxy = tcpProxy(Number(new URL(fake.baseUrl).port));
-    const rt = new RealtimeConnection({
-      baseUrl: proxy.baseUrl,
-      userId: "u",
-      sessionId: "d",
-      token: () => "t",
-      encoding: "json",
-      backoff: { minMs: 5, maxMs: 20 },
-    });
+    const rt = fakeConnection(proxy.baseUrl, { backoff: { minMs: 5, maxMs: 20 } });
     try {
       const [closes, opens] = [record(rt, "close"), record(rt, "open")];
       await rt.connect();
@@ -113,6 +117,119 @@ describe("close() with a refresh on its way", () => {
       expect(((await pending) as { code?: string }).code).toBe("unauthorized");
     } finally {
       slow.stop(true);
+    }
+  });
+});
+
+describe("a connection that stops for good", () => {
+  it("closed while connected: is not connected at once, and says so in one final close event", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      const closes = record(rt, "close");
+      await rt.connect();
+      rt.close();
+      expect(rt.connected).toBe(false);
+      expect(closes.items).toEqual([{ code: 1000, reason: "client closed", reconnecting: false }]);
+      // The socket's own close, when it comes, tells nothing more.
+      await waitFor(() => (fake.sockets.size === 0 ? true : undefined));
+      await Bun.sleep(20);
+      expect(closes.items).toHaveLength(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("closed while waiting to reconnect: says so in a final close event too", async () => {
+    const fake = fakeServer();
+    // A reconnect far off: close() comes while it waits.
+    const rt = fakeConnection(fake.baseUrl, { backoff: { minMs: 60_000, maxMs: 60_000 } });
+    try {
+      const closes = record(rt, "close");
+      await rt.connect();
+      for (const ws of fake.sockets) ws.close(CLOSE.restart, "restart");
+      await closes.next((c) => c.reconnecting);
+      rt.close();
+      expect(await closes.next((c) => !c.reconnecting)).toEqual({
+        code: 1000,
+        reason: "client closed",
+        reconnecting: false,
+      });
+      expect(closes.items).toHaveLength(2);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("never opened: calls made after the failed connect() fail with closed at once", async () => {
+    const fake = fakeServer({ refuse: () => true });
+    // Without the stop, a call would wait for a connection that is not coming, until its timeout.
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      const closes = record(rt, "close");
+      expect((await rejection(rt.connect())).code).toBe("closed");
+      expect(closes.items).toMatchObject([{ reconnecting: false }]);
+      expect((await rejection(rt.presence("away"))).code).toBe("closed");
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("its session found over by the background check: what the resume under way held is dropped, not delivered by a later connect()", async () => {
+    let refusals = 0;
+    let answerResumes = false;
+    const fake = fakeServer({
+      refuse: () => refusals-- > 0,
+      answer: (f) =>
+        f.type === "resume"
+          ? answerResumes
+            ? { type: "resumed", ref: f.ref, conversation_id: "c", seq: 1 }
+            : undefined
+          : { type: f.type === "ping" ? "pong" : "ok", ref: f.ref, server_time: "" },
+    });
+    let revoke: () => void = () => {};
+    const revoked = new Promise<void>((_, reject) => {
+      revoke = () => reject(new ParleyError("session_revoked", "session revoked", 401));
+    });
+    revoked.catch(() => {});
+    const rt = fakeConnection(fake.baseUrl, { positions: { c: 1 }, checkSession: () => revoked });
+    try {
+      const [events, closes] = [record(rt, "event"), record(rt, "close")];
+      const resumes = () => fake.frames.filter((f) => f.type === "resume").length;
+      await rt.connect();
+      await waitFor(() => (resumes() === 1 ? true : undefined));
+      // One refused upgrade starts the session check beside the reconnects, and the next one opens.
+      refusals = 1;
+      for (const ws of fake.sockets) ws.close(CLOSE.restart, "restart");
+      await waitFor(() => (resumes() === 2 ? true : undefined));
+      // A change that skips seq 2 while the resume is under way: held until the resume has replayed seq 2.
+      const three = { id: "m3", sender_id: "x", content: "three", created_at: "" };
+      for (const ws of fake.sockets)
+        ws.send(
+          JSON.stringify({
+            type: "event",
+            kind: "message.created",
+            conversation_id: "c",
+            seq: 3,
+            message: three,
+          }),
+        );
+      await rt.presence("online");
+      revoke();
+      expect((await closes.next((c) => !c.reconnecting)).error?.code).toBe("session_revoked");
+      // Connected again (signed in anew), its resume finds nothing new: seq 3 was never replayed here.
+      answerResumes = true;
+      await rt.connect();
+      await waitFor(() => (resumes() === 3 ? true : undefined));
+      await rt.presence("online");
+      expect(events.items).toEqual([]);
+      expect(rt.positions).toEqual({ c: 1 });
+    } finally {
+      rt.close();
+      fake.stop();
     }
   });
 });

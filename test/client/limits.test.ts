@@ -4,9 +4,9 @@
 // opens before it is closed.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { type ParleyClient, RealtimeConnection } from "../../src/client/index.ts";
+import type { ParleyClient } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
-import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
+import { fakeConnection, fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -15,23 +15,6 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 const idOf = (c: ParleyClient) => c.session!.user.id;
-
-/** A connection to a fake server, with quick timeouts and backoff. */
-function connection(
-  baseUrl: string,
-  opts: Partial<ConstructorParameters<typeof RealtimeConnection>[0]> = {},
-) {
-  return new RealtimeConnection({
-    baseUrl,
-    userId: "u",
-    sessionId: "d",
-    token: () => "t",
-    encoding: "json",
-    requestTimeoutMs: 2000,
-    backoff: { minMs: 5, maxMs: 50 },
-    ...opts,
-  });
-}
 
 describe("frame size", () => {
   it("refuses a message over the server's max_payload itself (payload_too_large): nothing sent, no reconnect", async () => {
@@ -52,7 +35,7 @@ describe("frame size", () => {
   it("drops the request a 1009 close was for (payload_too_large) instead of sending it again", async () => {
     // A server that does not say its limit (older, or a proxy with a smaller one) closes 1009 over it.
     const fake = fakeServer({ maxPayloadLength: 1024 });
-    const rt = connection(fake.baseUrl);
+    const rt = fakeConnection(fake.baseUrl);
     try {
       const closes = record(rt, "close");
       await rt.connect();
@@ -117,7 +100,7 @@ describe("frame rate", () => {
           ? { type: "error", ref: f.ref, code: "rate_limited", message: "slow down" }
           : { type: "ack", ref: f.ref, client_msg_id: f.client_msg_id, message_id: "m", seq: 1 },
     });
-    const rt = connection(fake.baseUrl, { requestTimeoutMs: 5000 });
+    const rt = fakeConnection(fake.baseUrl, { requestTimeoutMs: 5000 });
     try {
       await rt.connect();
       expect(await rt.send("c", { content: "x", client_msg_id: "k" })).toMatchObject({ client_msg_id: "k" });
@@ -138,7 +121,7 @@ describe("reconnect backoff", () => {
   it("grows across connections closed soon after their hello, and starts again after one that stayed up", async () => {
     let closeAtOnce = true;
     const fake = fakeServer({ opened: (ws) => closeAtOnce && ws.close(4000, "again") });
-    const rt = connection(fake.baseUrl, { backoff: { minMs: 20, maxMs: 5000, resetAfterMs: 200 } });
+    const rt = fakeConnection(fake.baseUrl, { backoff: { minMs: 20, maxMs: 5000, resetAfterMs: 200 } });
     try {
       const opens = record(rt, "open");
       const at: number[] = [];

@@ -9,7 +9,7 @@ import { ParleyClient, ParleyError, RealtimeConnection } from "../../src/client/
 import type { MessageView } from "../../src/client/types.ts";
 import { CLOSE, type Encoding, SUBPROTOCOL_MSGPACK } from "../../src/realtime/protocol.ts";
 import { waitFor } from "../helpers.ts";
-import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
+import { fakeConnection, fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
 
 const RESUME_MAX = 8;
 let s: Server;
@@ -210,14 +210,7 @@ describe("send and receive", () => {
         return { type: "ack", ref: f.ref, client_msg_id: f.client_msg_id, message_id: "m1", seq: 1 };
       },
     });
-    const rt = new RealtimeConnection({
-      baseUrl: fake.baseUrl,
-      userId: "u",
-      sessionId: "d",
-      token: () => "t",
-      encoding: "json",
-      requestTimeoutMs: 100,
-    });
+    const rt = fakeConnection(fake.baseUrl, { requestTimeoutMs: 100 });
     try {
       await rt.connect();
       const err = await rejection(rt.send("c", { content: "hello once" }));

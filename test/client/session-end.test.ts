@@ -3,10 +3,10 @@
 // (4501), refused the upgrade (which looks like any failed connection) or refused the token's refresh.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { ParleyClient, RealtimeConnection } from "../../src/client/index.ts";
+import { ParleyClient } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
 import { newAccount } from "../helpers.ts";
-import { fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
+import { fakeConnection, fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -48,12 +48,7 @@ describe("the session check", () => {
   it("does not hold the reconnects while it waits for its answer", async () => {
     let refusals = 0;
     const fake = fakeServer({ refuse: () => refusals-- > 0 });
-    const rt = new RealtimeConnection({
-      baseUrl: fake.baseUrl,
-      userId: "u",
-      sessionId: "d",
-      token: () => "t",
-      encoding: "json",
+    const rt = fakeConnection(fake.baseUrl, {
       backoff: { minMs: 5, maxMs: 20 },
       // A check that never answers, as over a link that swallows packets.
       checkSession: () => new Promise<void>(() => {}),

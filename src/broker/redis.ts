@@ -31,8 +31,8 @@ const LOST = new Set(["reconnecting", "close", "end"]);
 
 // Both scripts reach keys they are not given in KEYS (every node's heartbeat): fine on one Redis, not on a
 // Redis Cluster. Keys under the prefix: node:<id> (heartbeat), nodes (every node id), node-users:<id> (the
-// users with sockets on that node), sockets:<user> (node id -> sockets), offline:<user> (someone wrote the
-// user offline after their last socket closed; cleared by their next socket).
+// users with sockets on that node), sockets:<user> (node id -> sockets), offline:<user> (the id of the node
+// that claimed the user's offline write after their last socket closed; cleared by their next socket).
 const LIVE_TOTAL = `
 local function liveTotal(prefix, key)
   local total = 0
@@ -66,19 +66,23 @@ else
   redis.call("SADD", prefix .. "node-users:" .. node, user)
 end
 local total = liveTotal(prefix, key)
-if total == 0 and ARGV[6] == "1" then redis.call("SET", offline, "1", "PX", ARGV[5]) end
+if total == 0 and ARGV[6] == "1" then redis.call("SET", offline, node, "PX", ARGV[5]) end
 return total
 `;
 
-// ARGV = prefix, claim ttl (ms), user ids. The users with no socket on any live node whom nobody has
-// written offline since their last socket closed: each is returned once, to one caller (the claim).
+// ARGV = prefix, node id, claim ttl (ms), user ids. The users with no socket on any live node whose offline
+// write nobody else has claimed since their last socket closed: each is returned to one node (the claim).
+// A claim the caller holds already is returned to it again: it asks only about users it could not hear
+// of, and the reply that gave it that claim (a count's, or a settle's) may have been lost with the
+// connection. A second offline write is harmless; a user with a socket since then has no claim left.
 const SETTLE_SCRIPT = `${LIVE_TOTAL}
-local prefix = ARGV[1]
+local prefix, node = ARGV[1], ARGV[2]
 local gone = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local user = ARGV[i]
+  local offline = prefix .. "offline:" .. user
   if liveTotal(prefix, prefix .. "sockets:" .. user) == 0
-    and redis.call("SET", prefix .. "offline:" .. user, "1", "NX", "PX", ARGV[2]) then
+    and (redis.call("SET", offline, node, "NX", "PX", ARGV[3]) or redis.call("GET", offline) == node) then
     table.insert(gone, user)
   end
 end
@@ -121,7 +125,7 @@ type ScriptedRedis = Redis & {
     claim: string,
   ): Promise<unknown>;
   [SWEEP](prefix: string, node: string): Promise<unknown>;
-  [SETTLE](prefix: string, ttl: number, ...users: string[]): Promise<unknown>;
+  [SETTLE](prefix: string, node: string, ttl: number, ...users: string[]): Promise<unknown>;
 };
 
 export interface RedisBrokerOptions {
@@ -273,7 +277,8 @@ export class RedisBroker implements Broker {
     const count = Math.max(0, (this.mine.get(userId) ?? 0) + delta);
     if (count === 0) this.mine.delete(userId);
     else this.mine.set(userId, count);
-    // A last close while counts are trusted claims the user's offline write (settle() will not repeat it).
+    // A last close while counts are trusted claims the user's offline write for this node (another node's
+    // settle() will not repeat it; this node's own, asked should the reply be lost, hands it back).
     const claim = delta === -1 && this.settledNow ? "1" : "0";
     // Queued, a count would wait for ioredis to give up on it (a reconnect or two, seconds apart): an upgrade
     // waiting on it is better told 503 now. The tally above is right; Redis is told it when it is back.
@@ -286,7 +291,8 @@ export class RedisBroker implements Broker {
   async settle(userIds: readonly string[]): Promise<string[]> {
     const gone: string[] = [];
     for (let i = 0; i < userIds.length; i += BATCH) {
-      const users = await this.pub[SETTLE](this.prefix, NODE_TTL_MS, ...userIds.slice(i, i + BATCH));
+      const batch = userIds.slice(i, i + BATCH);
+      const users = await this.pub[SETTLE](this.prefix, this.nodeId, NODE_TTL_MS, ...batch);
       if (Array.isArray(users)) for (const u of users) if (typeof u === "string") gone.push(u);
     }
     return gone;

@@ -37,8 +37,9 @@ export interface Broker {
    */
   readonly settled: boolean;
   /**
-   * Of users a node let go of while counts were not trusted, those with no socket on any node now; each is
-   * returned once in the whole cluster (to one caller, which writes them offline).
+   * Of users a node let go of while counts were not trusted (or whose count it did not hear back), those
+   * with no socket on any node now; each is returned to one node in the whole cluster, which writes them
+   * offline. A node that asks again about a user it was handed (its reply lost) is handed them again.
    */
   settle(userIds: readonly string[]): Promise<string[]>;
   /**

@@ -281,6 +281,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     try {
       left = await broker.countSockets(userId, -1);
     } catch {
+      // Redis may have counted it, and claimed the offline write for this node, with the reply lost on the
+      // way: settle() asks again, and the broker hands this node back a claim of its own.
       reconciler.defer(userId);
       return;
     }

@@ -51,8 +51,18 @@ afterAll(async () => {
   await admin.quit();
 });
 
+/** A broker whose count of a user's last close is applied in Redis but its reply lost, when asked. */
+class ReplyLost extends RedisBroker {
+  readonly dropReply = new Set<string>();
+  override async countSockets(userId: string, delta: 1 | -1 | 0) {
+    const total = await super.countSockets(userId, delta);
+    if (delta === -1 && this.dropReply.delete(userId)) throw new Error("broker redis: connection lost");
+    return total;
+  }
+}
+
 /** A node whose Redis connections go through a proxy of its own. */
-async function node(settleMs = 200): Promise<Node> {
+async function node(settleMs = 200, Broker = RedisBroker): Promise<Node> {
   const proxy = redisProxy(REDIS_URL);
   const logs: string[] = [];
   const logger = createLogger(
@@ -64,7 +74,7 @@ async function node(settleMs = 200): Promise<Node> {
       },
     }),
   );
-  const broker = new RedisBroker(proxy.url, logger, { prefix: PREFIX, joinTimeoutMs: 300, settleMs });
+  const broker = new Broker(proxy.url, logger, { prefix: PREFIX, joinTimeoutMs: 300, settleMs });
   const deps = await createDeps(h.config, logger, { clock: h.clock, broker });
   const app = createApp(deps);
   app.listen({ port: 0, hostname: "127.0.0.1" });
@@ -137,6 +147,34 @@ describe("a node cut off from Redis for a moment", () => {
     expect(watcher.frames.filter(presence(yan, "offline"))).toHaveLength(1);
     expect(watcher.frames.filter(presence(xia, "offline"))).toHaveLength(1);
     await closeAll(again);
+  });
+
+  it("writes offline a user whose last close Redis counted with its reply lost, and not one back since", async () => {
+    const a = await node(200, ReplyLost);
+    const b = await node();
+    const [ivy, jon, wes] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    await group(h.app, wes, [ivy, jon]);
+    const watcher = await socket(wes, b);
+    const [ivyOnA, jonOnA] = [await socket(ivy, a), await socket(jon, a)];
+    await watcher.next(presence(ivy, "online"));
+    await watcher.next(presence(jon, "online"));
+    const lossy = a.deps.broker as ReplyLost;
+    lossy.dropReply.add(ivy.id).add(jon.id);
+    await closeAll([ivyOnA, jonOnA]);
+    // Redis counted both closes (and claimed both offline writes for node A), whose replies never came.
+    await waitFor(() => (lossy.dropReply.size === 0 ? true : undefined));
+    expect(await admin.exists(`${PREFIX}sockets:${ivy.id}`, `${PREFIX}sockets:${jon.id}`)).toBe(0);
+    expect([await statusOf(ivy), await statusOf(jon)]).toEqual(["online", "online"]);
+    // Jon comes back on node B before node A settles them.
+    const jonOnB = await socket(jon, b);
+    await a.deps.gateway.tend();
+    await watcher.next(presence(ivy, "offline"));
+    expect(await statusOf(ivy)).toBe("offline");
+    expect(await statusOf(jon)).toBe("online");
+    await a.deps.gateway.tend();
+    expect(watcher.frames.filter(presence(ivy, "offline"))).toHaveLength(1);
+    expect(watcher.frames.filter(presence(jon, "offline"))).toEqual([]);
+    await closeAll([jonOnB]);
   });
 
   it("keeps online a user still connected when Redis comes back empty and their other node's count is not back yet", async () => {

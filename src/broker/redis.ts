@@ -30,9 +30,11 @@ const ID_BYTES = 8;
 const LOST = new Set(["reconnecting", "close", "end"]);
 
 // Both scripts reach keys they are not given in KEYS (every node's heartbeat): fine on one Redis, not on a
-// Redis Cluster. Keys under the prefix: node:<id> (heartbeat), nodes (every node id), node-users:<id> (the
-// users with sockets on that node), sockets:<user> (node id -> sockets), offline:<user> (the id of the node
-// that claimed the user's offline write after their last socket closed; cleared by their next socket).
+// Redis Cluster. Keys under the prefix: node:<id> (heartbeat: "1", or "0" once a count has made it again
+// after it expired, for the node's next beat to put back the rest of its share), nodes (every node id),
+// node-users:<id> (the users with sockets on that node), sockets:<user> (node id -> sockets),
+// offline:<user> (the id of the node that claimed the user's offline write after their last socket
+// closed; cleared by their next socket).
 const LIVE_TOTAL = `
 local function liveTotal(prefix, key)
   local total = 0
@@ -55,7 +57,8 @@ const COUNT_SCRIPT = `${LIVE_TOTAL}
 local prefix, node, user = ARGV[1], ARGV[2], ARGV[3]
 local offline = prefix .. "offline:" .. user
 if tonumber(ARGV[4]) > 0 then redis.call("DEL", offline) end
-redis.call("SET", prefix .. "node:" .. node, "1", "PX", ARGV[5])
+local beat = prefix .. "node:" .. node
+if redis.call("PEXPIRE", beat, ARGV[5]) == 0 then redis.call("SET", beat, "0", "PX", ARGV[5]) end
 redis.call("SADD", prefix .. "nodes", node)
 local key = prefix .. "sockets:" .. user
 local mine = redis.call("HINCRBY", key, node, ARGV[4])
@@ -104,6 +107,12 @@ end
 redis.call("DEL", prefix .. "node-users:" .. dead)
 redis.call("SREM", prefix .. "nodes", dead)
 return gone
+`;
+// KEYS = the node's heartbeat; ARGV = node ttl (ms). 1 when the heartbeat was still the one this node last
+// put back (renewed now); 0 when it had expired, even if a count has made it again since.
+const BEAT_SCRIPT = `
+if redis.call("PEXPIRE", KEYS[1], ARGV[1]) == 1 and redis.call("GET", KEYS[1]) == "1" then return 1 end
+return 0
 `;
 // KEYS = the node's heartbeat, its users, every node; ARGV = its id. A node closing: no heartbeat, and off the
 // list when it holds no user (with users, the sweep that hands them on needs it there).
@@ -199,6 +208,9 @@ export class RedisBroker implements Broker {
       client.on("close", () => this.lose());
       client.on("ready", () => void this.regain());
     }
+    // The heartbeat as this node's beat expects it: made by a count instead, it would be taken for one
+    // that had expired.
+    this.pub.set(this.nodeKey(), "1", "PX", NODE_TTL_MS).catch(() => {});
     this.heartbeat = setInterval(() => void this.beat(), NODE_TTL_MS / 3);
     this.heartbeat.unref?.();
   }
@@ -343,16 +355,16 @@ export class RedisBroker implements Broker {
 
   /**
    * Renews the heartbeat (on a timer, three times per NODE_TTL_MS). If it had expired (this node stalled
-   * past NODE_TTL_MS and may have been swept as dead), its counts go back too.
+   * past NODE_TTL_MS and may have been swept as dead), its counts go back too, and settle (revive).
    */
   async beat(): Promise<void> {
     try {
-      const renewed = await this.pub.pexpire(this.nodeKey(), NODE_TTL_MS);
+      const kept = await this.pub.eval(BEAT_SCRIPT, 1, this.nodeKey(), NODE_TTL_MS);
       // After a loss the reconnect puts them back, not this; but a put-back that failed with both
       // connections up (an aborted MULTI, a read-only replica after a failover) is tried again here, or
       // the node would never trust its counts again.
       if (this.lost) await this.regain();
-      else if (renewed === 0) await this.reassert();
+      else if (kept !== 1) await this.revive();
     } catch {}
   }
 
@@ -377,6 +389,32 @@ export class RedisBroker implements Broker {
     }
     if (this.lost || this.closing) return;
     for (const listener of this.reconnectListeners) listener();
+    this.settleLater();
+  }
+
+  /**
+   * The heartbeat had expired with both connections up (this node stalled past NODE_TTL_MS): another
+   * node may have swept it, dropping its counts and writing its users offline. Its share goes back and
+   * counts settle as after a reconnect (the gateway then looks again at the users it holds); nothing the
+   * others said was lost (the subscriber held), so there is nothing to reconcile.
+   */
+  private async revive() {
+    if (this.closing) return;
+    this.settledNow = false;
+    clearTimeout(this.settleTimer);
+    try {
+      await this.reassert();
+    } catch (err) {
+      // The next beat does it all, as after a loss.
+      this.lost = true;
+      throw err;
+    }
+    if (this.lost || this.closing) return;
+    this.settleLater();
+  }
+
+  /** Counts are trusted again once the other nodes have had time to put theirs back. */
+  private settleLater() {
     clearTimeout(this.settleTimer);
     this.settleTimer = setTimeout(() => {
       this.settledNow = true;

@@ -31,9 +31,10 @@ export interface Broker {
    */
   sweepDeadNodes(): Promise<string[]>;
   /**
-   * False from the moment the broker loses Redis until counts can be trusted again: this node's are back in
-   * Redis and the other nodes have had a moment to put theirs back. A count of 0 read meanwhile makes
-   * nobody offline: the node hands such users to settle() once this is true again.
+   * False from the moment the broker loses Redis (or finds that its heartbeat had expired) until counts can
+   * be trusted again: this node's are back in Redis and the other nodes have had a moment to put theirs
+   * back. A count of 0 read meanwhile makes nobody offline: the node hands such users to settle() once this
+   * is true again.
    */
   readonly settled: boolean;
   /**
@@ -47,7 +48,10 @@ export interface Broker {
    * said meanwhile was lost, and the node looks again at what it holds.
    */
   onReconnect(listener: () => void): void;
-  /** Runs each time counts are trusted again after a loss (settled turns true). */
+  /**
+   * Runs each time counts are trusted again (settled turns true) after this node's were missing from Redis:
+   * it lost Redis, or stalled past its heartbeat. Other nodes may have written its users offline meanwhile.
+   */
   onSettled(listener: () => void): void;
   /** Resolves when the broker answers (readiness: a node cut off from the others should get no traffic). */
   ping(): Promise<void>;

@@ -110,7 +110,7 @@ export class Dispatcher {
           await this.deps.messages.react(frame.message_id, me.user_id, frame.emoji, frame.op);
           return this.ok(ws, ref);
         case "presence_update":
-          await this.presence.set(me.user_id, frame.status);
+          await this.presence.choose(me.user_id, frame.status);
           return this.ok(ws, ref);
         case "key_exchange":
           return await this.keyExchange(ws, frame);

@@ -103,7 +103,12 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     reconciler.settle().catch((err: unknown) => {
       logger.warn({ err: errorText(err) }, "broker: presence after a reconnect not settled yet");
     });
-  broker.onSettled(() => void settle());
+  // Counts are trusted again after this node's were missing from Redis: while they were, other nodes may
+  // have written offline users it holds.
+  broker.onSettled(() => {
+    reconciler.recheckHeld();
+    void settle();
+  });
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)
@@ -258,7 +263,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
 
   /** A socket leaves this node's books, once. */
   async function release(ws: Socket): Promise<void> {
-    connections.remove(ws);
+    if (connections.remove(ws) === 0 && ws.data.kind === "user") presence.forget(ws.data.user_id);
     await givePlace(ws.data);
   }
 

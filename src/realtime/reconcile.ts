@@ -1,6 +1,7 @@
 // After a node has lost Redis for a while, what the others said meanwhile is lost (revocations, membership
 // changes) and what it said did not reach them: the node looks again, against the store, at every socket it
-// holds, and at the presence of the users it let go of while socket counts could not be trusted.
+// holds, at the presence of the users it let go of while socket counts could not be trusted, and at that of
+// the users it holds, whom other nodes may have written offline while its counts were missing.
 
 import type { Broker } from "../broker/types.ts";
 import { errorText } from "../lib/errors.ts";
@@ -26,7 +27,7 @@ export interface ReconcileDeps {
   fanout: Fanout;
   broker: Broker;
   presence: Presence;
-  store: Pick<Store, "sessions" | "conversations">;
+  store: Pick<Store, "sessions" | "conversations" | "users">;
   sessions: Pick<SessionCache, "invalidate">;
   membership: Pick<MembershipCache, "forget">;
   logger: Logger;
@@ -41,6 +42,8 @@ export class Reconciler {
   private retry: ReturnType<typeof setTimeout> | undefined;
   /** Users let go of while counts were not trusted: whether they are offline is decided once they are. */
   private unsettled = new Set<string>();
+  /** This node's counts were missing from Redis: the presence of the users it holds is looked at again. */
+  private heldOwed = false;
 
   constructor(private deps: ReconcileDeps) {}
 
@@ -107,12 +110,27 @@ export class Reconciler {
   }
 
   /**
+   * This node's counts were missing from Redis for a while (it lost Redis, or stalled past its heartbeat):
+   * the next settle() looks again at the presence of the users it holds.
+   */
+  recheckHeld() {
+    this.heldOwed = true;
+  }
+
+  /**
    * Once counts are trusted: the deferred users with no socket on any node are written offline, each by
-   * one node of the cluster. Those it could not ask about wait for the next call (the gateway's tending).
+   * one node of the cluster, and (after recheckHeld) the users this node holds are written back online.
+   * What it could not do waits for the next call (the gateway's tending).
    */
   async settle(): Promise<void> {
+    if (!this.deps.broker.settled) return;
+    const results = await Promise.allSettled([this.settleLetGo(), this.writeBackHeld()]);
+    for (const result of results) if (result.status === "rejected") throw result.reason;
+  }
+
+  private async settleLetGo(): Promise<void> {
     const { broker, connections, presence } = this.deps;
-    if (!broker.settled || this.unsettled.size === 0) return;
+    if (this.unsettled.size === 0) return;
     // A user with a socket here is online; the close of their last one decides again.
     const users = [...this.unsettled].filter((u) => connections.ofUser(u).size === 0);
     this.unsettled.clear();
@@ -124,6 +142,35 @@ export class Reconciler {
       throw err;
     }
     await inChunks(gone, (userId) => presence.set(userId, "offline"));
+  }
+
+  /**
+   * While this node's counts were missing from Redis, another node may have found it dead and written
+   * its users offline (its sweep), or written offline a user whose last socket elsewhere closed: those
+   * with a socket here whom the store says are offline are written back, online or to the status they
+   * chose here. One who chose offline stays so; a first socket still to say hello writes its user online.
+   */
+  private async writeBackHeld(): Promise<void> {
+    if (!this.heldOwed) return;
+    this.heldOwed = false;
+    const { connections, presence, store } = this.deps;
+    const users = new Set<string>();
+    for (const ws of connections.all)
+      if (ws.data.kind === "user" && !ws.data.announce) users.add(ws.data.user_id);
+    try {
+      await inChunks([...users], async (userId) => {
+        if (this.stopped) return;
+        const user = await store.users.byId(userId);
+        // Checked after the read: a user whose last socket here closed meanwhile was written as it closed.
+        if (user?.status !== "offline" || connections.ofUser(userId).size === 0) return;
+        const status = presence.chosenBy(userId) ?? "online";
+        if (status !== "offline") await presence.set(userId, status);
+      });
+    } catch (err) {
+      // Looked at again whole at the next call: those written back already read online and stay as they are.
+      this.heldOwed = true;
+      throw err;
+    }
   }
 
   stop() {

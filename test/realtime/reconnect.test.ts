@@ -105,6 +105,11 @@ async function closeAll(sockets: TestSocket[]) {
 
 const presence = (u: User, status: string) => (f: Frame) =>
   f.type === "presence" && f.user_id === u.id && f.status === status;
+/** Matches frames the socket gets from now on only. */
+const fromNow = (s: TestSocket, match: (f: Frame) => boolean) => {
+  const from = s.frames.length;
+  return (f: Frame) => match(f) && s.frames.indexOf(f) >= from;
+};
 const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.content === text;
 const statusOf = async (u: User) => (await h.deps.store.users.byId(u.id))?.status;
 const listeners = (n: Node, conversationId: string) =>
@@ -175,7 +180,7 @@ describe("a node cut off from Redis for a moment", () => {
     expect(watcher.frames.filter(presence(ivy, "offline"))).toHaveLength(1);
     expect(watcher.frames.filter(presence(jon, "offline"))).toEqual([]);
     await closeAll([jonOnB]);
-  });
+  }, 30_000);
 
   it("keeps online a user still connected when Redis comes back empty and their other node's count is not back yet", async () => {
     const [a, b] = [await node(), await node(2000)];
@@ -202,6 +207,68 @@ describe("a node cut off from Redis for a moment", () => {
     await closeAll([stays]);
     await waitFor(async () => ((await statusOf(wen)) === "offline" ? true : undefined));
   });
+
+  it("writes back the users it holds whom another node wrote offline while it was cut off past its heartbeat, as they chose", async () => {
+    const [a, b] = [await node(), await node()];
+    const [kai, lux, max, wes] = [
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+    ];
+    await group(h.app, wes, [kai, lux, max]);
+    const watcher = await socket(wes, b);
+    const [, luxOnA, maxOnA] = [await socket(kai, a), await socket(lux, a), await socket(max, a)];
+    await watcher.next(presence(kai, "online"));
+    // Lux chose away, max chose to appear offline.
+    luxOnA.send({ type: "presence_update", ref: 1, status: "away" });
+    maxOnA.send({ type: "presence_update", ref: 1, status: "offline" });
+    await watcher.next(presence(lux, "away"));
+    await watcher.next(presence(max, "offline"));
+    const maxOnline = fromNow(watcher, presence(max, "online"));
+    await cut(a);
+    // The cut outlasts node A's heartbeat (deleted here rather than waited for): node B's sweep finds it
+    // dead and writes its users offline.
+    await admin.del(`${PREFIX}node:${a.deps.broker.nodeId}`);
+    await b.deps.gateway.tend();
+    await watcher.next(presence(kai, "offline"));
+    await watcher.next(presence(lux, "offline"));
+    expect(await statusOf(kai)).toBe("offline");
+    const [kaiBack, luxBack] = [
+      fromNow(watcher, presence(kai, "online")),
+      fromNow(watcher, presence(lux, "away")),
+    ];
+    a.proxy.restore();
+    await watcher.next(kaiBack, BACK_MS);
+    await watcher.next(luxBack, BACK_MS);
+    expect([await statusOf(kai), await statusOf(lux), await statusOf(max)]).toEqual([
+      "online",
+      "away",
+      "offline",
+    ]);
+    expect(await admin.hget(`${PREFIX}sockets:${kai.id}`, a.deps.broker.nodeId)).toBe("1");
+    expect(watcher.frames.filter(maxOnline)).toEqual([]);
+  }, 30_000);
+
+  it("writes back online the users of a node that stalled past its heartbeat, though a count renewed it first", async () => {
+    const [a, b] = [await node(), await node()];
+    const [kim, nia, wes] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    await group(h.app, wes, [kim, nia]);
+    const watcher = await socket(wes, b);
+    await socket(kim, a);
+    await watcher.next(presence(kim, "online"));
+    // Node A stalls, its connections up: its heartbeat expires and node B's sweep writes kim offline.
+    await admin.del(`${PREFIX}node:${a.deps.broker.nodeId}`);
+    await b.deps.gateway.tend();
+    await watcher.next(presence(kim, "offline"));
+    const back = fromNow(watcher, presence(kim, "online"));
+    // Back, node A counts a socket (which makes its heartbeat again) before its beat runs.
+    await socket(nia, a);
+    await (a.deps.broker as RedisBroker).beat();
+    await watcher.next(back, BACK_MS);
+    expect(await statusOf(kim)).toBe("online");
+    expect(await b.deps.broker.countSockets(kim.id, 0)).toBe(1);
+  }, 30_000);
 
   it("closes the sockets of sessions revoked meanwhile, on it and on the other nodes (4501)", async () => {
     const [a, b] = [await node(), await node()];

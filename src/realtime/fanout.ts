@@ -48,7 +48,7 @@ export interface RelayHooks {
   reconcile?(): void;
   /**
    * A relayed message this node could not read or act on ("relay"), or a channel it could not join for
-   * its sockets ("join": Redis out of reach; the node joins it again once Redis is back).
+   * its sockets ("join": Redis out of reach or slow; the node joins it again as it tends, see rejoin).
    */
   failed(err: unknown, what: "relay" | "join"): void;
   /** Counts messages to and from the other nodes (metrics); dropped: not handed to the broker (Redis down). */
@@ -59,6 +59,8 @@ export class Fanout {
   private server: Server<unknown> | null = null;
   /** Presence from other nodes, one after the other: each waits for its peers, and order must hold. */
   private presenceChain: Promise<void> = Promise.resolve();
+  /** Channels whose join failed while sockets here wanted them: joined again by rejoin(). */
+  private unjoined = new Set<string>();
 
   constructor(
     private connections: Connections,
@@ -89,10 +91,28 @@ export class Fanout {
     for (const topic of topicList) ws.subscribe(bunTopic(topic, ws.data.encoding));
     if (!this.broker.shared) return Promise.resolve();
     // The broker's Redis out of reach is an outage, not the client's fault: `unavailable`, try again.
-    // (The broker logs the outage; the client is not told its internals.)
+    // (The broker logs the outage; the client is not told its internals.) The socket keeps the topics here.
     return this.broker.join(topicList).catch(() => {
+      for (const topic of topicList) this.unjoined.add(topic);
       throw new AppError("unavailable", "the other nodes cannot be reached; try again");
     });
+  }
+
+  /**
+   * Joins again the channels whose join failed and that a socket here still listens to. A reconnect makes
+   * the node join what its sockets need (reconcile.ts), but a join that timed out with the connection up
+   * (a slow Redis) is followed by none: without this the socket would hear only this node's frames.
+   */
+  async rejoin(): Promise<void> {
+    const wanted = [...this.unjoined].filter((c) => !this.broker.joined.has(c) && this.listened(c));
+    this.unjoined.clear();
+    if (wanted.length === 0) return;
+    try {
+      await this.broker.join(wanted);
+    } catch (err) {
+      for (const channel of wanted) this.unjoined.add(channel);
+      throw err;
+    }
   }
 
   unsubscribe(ws: Socket, topic: string) {
@@ -195,15 +215,16 @@ export class Fanout {
 
   /** Stops receiving the channels no socket of this node listens to any more (sockets close without telling). */
   leaveIdle() {
-    const server = this.server;
     const idle: string[] = [];
-    for (const channel of this.broker.joined) {
-      if (channel === NODE_WIDE) continue;
-      const listened =
-        server && ENCODINGS.some((encoding) => server.subscriberCount(bunTopic(channel, encoding)) > 0);
-      if (!listened) idle.push(channel);
-    }
+    for (const channel of this.broker.joined)
+      if (channel !== NODE_WIDE && !this.listened(channel)) idle.push(channel);
     if (idle.length > 0) this.broker.leave(idle);
+  }
+
+  /** Whether a socket of this node listens to the channel (in any encoding). */
+  private listened(channel: string): boolean {
+    const server = this.server;
+    return !!server && ENCODINGS.some((encoding) => server.subscriberCount(bunTopic(channel, encoding)) > 0);
   }
 
   /**

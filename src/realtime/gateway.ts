@@ -42,8 +42,8 @@ export interface Gateway {
   fanout: Fanout;
   connections: Connections;
   /**
-   * What runs every TEND_MS: leaves idle broker channels, rejoins the node-wide one if a join failed, and
-   * writes offline the users a dead node held.
+   * What runs every TEND_MS: leaves idle broker channels, joins again those whose join failed (the node-wide
+   * one, those its sockets listen to), and writes offline the users a dead node held.
    */
   tend(): Promise<void>;
   /** Closes every socket (4000) and waits, a few seconds at most, for their users' presence to be written. */
@@ -79,7 +79,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       what === "join"
         ? logger.warn(
             { err: errorText(err) },
-            "broker: could not join a channel for a socket; it is joined once Redis is back",
+            "broker: could not join a channel for a socket; it is joined again as the node tends",
           )
         : logger.warn({ err: errorText(err) }, "relayed message dropped"),
     counters: metrics.broker,
@@ -133,6 +133,14 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     fanout.leaveIdle();
     joinNodeWide();
     if (!broker.shared) return;
+    // While Redis is lost this would only time out: its reconnect joins what the sockets need (reconcile).
+    if (broker.settled)
+      await fanout.rejoin().catch((err: unknown) => {
+        logger.warn(
+          { err: errorText(err) },
+          "broker: could not join again the channels of this node's sockets",
+        );
+      });
     // Not while counts are untrusted: a node still putting its own back would look as if it held nobody.
     if (broker.settled)
       await sweepDeadNodes().catch((err: unknown) => {

@@ -1,5 +1,7 @@
 // A TCP proxy in front of the test Redis, to cut a node off it while Redis keeps its data: cut() drops every
-// connection and refuses new ones (each is closed as it opens) until restore().
+// connection and refuses new ones (each is closed as it opens) until restore(). stall() makes Redis slow
+// instead: connections stay up, and what the node sends waits (what Redis sends still arrives) until
+// restore().
 
 import type { Socket, TCPSocketListener } from "bun";
 
@@ -11,6 +13,7 @@ interface Side {
 export interface RedisProxy {
   url: string;
   cut(): void;
+  stall(): void;
   restore(): void;
   stop(): void;
 }
@@ -19,6 +22,7 @@ export function redisProxy(target: string): RedisProxy {
   const { hostname, port } = new URL(target);
   const open = new Set<Socket<Side>>();
   let down = false;
+  let stalled = false;
   const end = (s: Socket<Side>) => {
     open.delete(s);
     s.end();
@@ -39,6 +43,7 @@ export function redisProxy(target: string): RedisProxy {
               up.data = { peer: client, pending: [] };
               open.add(up);
               client.data.peer = up;
+              if (stalled) return;
               for (const bytes of client.data.pending) up.write(bytes);
               client.data.pending = [];
             },
@@ -49,7 +54,7 @@ export function redisProxy(target: string): RedisProxy {
         }).catch(() => end(client));
       },
       data(client, bytes) {
-        if (client.data.peer) client.data.peer.write(bytes);
+        if (client.data.peer && !stalled) client.data.peer.write(bytes);
         else client.data.pending.push(new Uint8Array(bytes));
       },
       close: (client) => client.data.peer && end(client.data.peer),
@@ -62,8 +67,18 @@ export function redisProxy(target: string): RedisProxy {
       down = true;
       for (const s of [...open]) end(s);
     },
+    stall() {
+      stalled = true;
+    },
     restore() {
       down = false;
+      stalled = false;
+      for (const s of open) {
+        const peer = s.data.peer;
+        if (!peer || s.data.pending.length === 0) continue;
+        for (const bytes of s.data.pending) peer.write(bytes);
+        s.data.pending = [];
+      }
     },
     stop() {
       down = true;

@@ -404,3 +404,29 @@ describe("a node cut off from Redis for a moment", () => {
     await eveOnB.next(said("from dan"));
   });
 });
+
+describe("a node whose Redis is slow", () => {
+  it("joins, when it next tends, a channel its sockets listen to whose join timed out with Redis connected", async () => {
+    const [a, b] = [await node(), await node()];
+    const [dan, eve] = [await signup(h.app), await signup(h.app)];
+    const danOnA = await socket(dan, a);
+    const eveOnB = await socket(eve, b);
+    const reconnects = a.reconnects;
+    // Redis answers node A late: dan is added to a conversation (node A hears of it), and node A's
+    // subscription to its channel times out. The connection stays up, so no reconnect follows.
+    a.proxy.stall();
+    const id = await group(h.app, eve, [dan]);
+    await danOnA.next((f) => f.type === "event" && f.kind === "conversation.created");
+    await waitFor(() => (a.logs.some((l) => l.includes("could not join a channel")) ? true : undefined));
+    a.proxy.restore();
+    await a.deps.broker.ping();
+    const channel = topics.conversation(id);
+    expect(listeners(a, id)).toBe(1);
+    expect(a.deps.broker.joined.has(channel)).toBe(false);
+    await a.deps.gateway.tend();
+    expect(a.deps.broker.joined.has(channel)).toBe(true);
+    expect(a.reconnects).toBe(reconnects);
+    eveOnB.send({ type: "message", conversation_id: id, client_msg_id: "e-1", content: "slow but there" });
+    await danOnA.next(said("slow but there"));
+  }, 30_000);
+});

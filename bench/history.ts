@@ -256,6 +256,7 @@ async function main() {
         user_id: conversation.created_by,
         role: "owner",
         joined_at: start,
+        joined_seq: 0,
         last_read_seq: 0,
         delivered_seq: 0,
         delivered_at: null,

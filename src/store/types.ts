@@ -180,6 +180,11 @@ export interface ParticipantRecord {
   user_id: string;
   role: ParticipantRole;
   joined_at: number;
+  /**
+   * The conversation's last seq when the member was added (0 for its first members): their part of the
+   * log starts after it, with the `system` message that added them.
+   */
+  joined_seq: number;
   last_read_seq: number;
   /** Highest seq this member has fetched or acknowledged. */
   delivered_seq: number;

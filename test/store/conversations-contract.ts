@@ -46,6 +46,7 @@ export function member(
     user_id: userId,
     role: "member",
     joined_at: T0,
+    joined_seq: 0,
     last_read_seq: 0,
     delivered_seq: 0,
     delivered_at: null,
@@ -316,7 +317,7 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
 
       it("addParticipant is true for a new member, false for an existing one (which it leaves alone)", async () => {
         await group("c-1");
-        const carol = member("c-1", "u-carol", { joined_at: T0 + MINUTE });
+        const carol = member("c-1", "u-carol", { joined_at: T0 + MINUTE, joined_seq: 7 });
         expect(await store.conversations.addParticipant(carol)).toBe(true);
         expect(await store.conversations.participant("c-1", "u-carol")).toEqual(carol);
         expect(await store.conversations.addParticipant({ ...carol, role: "admin", joined_at: T0 + 2 })).toBe(

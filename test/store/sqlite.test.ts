@@ -305,6 +305,36 @@ describe("sqlite migration 6 (idempotent appends found by a client key)", () => 
   });
 });
 
+describe("sqlite migration 8 (where each member's part of the log starts)", () => {
+  it("starts an old database's members at the conversation's start, and keeps a new member's joined_seq", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 7);
+    oldConversation(old, "c-1", 3, 1);
+    old
+      .query(
+        `INSERT INTO participants (conversation_id, user_id, role, joined_at, last_read_seq, delivered_seq,
+           delivered_at, read_at) VALUES ('c-1', 'u-bob', 'member', ${T0}, 2, 2, NULL, NULL)`,
+      )
+      .run();
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      expect(await store.conversations.participant("c-1", "u-bob")).toMatchObject({
+        joined_seq: 0,
+        last_read_seq: 2,
+      });
+      await store.conversations.addParticipant(member("c-1", "u-carol", { joined_seq: 3 }));
+      expect((await store.conversations.participants("c-1")).map((p) => [p.user_id, p.joined_seq])).toEqual([
+        ["u-bob", 0],
+        ["u-carol", 3],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("sqlite group commit", () => {
   it("commits a flood of appends a batch at a time, in order, with the event loop free between batches", async () => {
     const db = new Database(":memory:", { strict: true });

@@ -39,6 +39,8 @@ export const ParticipantView = t.Object({
   user_id: t.String(),
   role: Role,
   joined_at: t.String(),
+  /** Where the member's part of the conversation's log starts: the seq just before they were added. */
+  joined_seq: t.Integer(),
   last_read_seq: t.Integer(),
 });
 export type ParticipantView = typeof ParticipantView.static;
@@ -71,6 +73,7 @@ export const toParticipantView = (p: ParticipantRecord): ParticipantView => ({
   user_id: p.user_id,
   role: p.role,
   joined_at: iso(p.joined_at),
+  joined_seq: p.joined_seq,
   last_read_seq: p.last_read_seq,
 });
 

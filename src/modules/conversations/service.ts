@@ -50,11 +50,13 @@ const member = (
   userId: string,
   role: ParticipantRole,
   now: number,
+  joinedSeq = 0,
 ): ParticipantRecord => ({
   conversation_id: conversationId,
   user_id: userId,
   role,
   joined_at: now,
+  joined_seq: joinedSeq,
   last_read_seq: 0,
   delivered_seq: 0,
   delivered_at: null,
@@ -215,7 +217,9 @@ export function createConversationsService(deps: ConversationDeps) {
       if (!(await store.users.byId(input.user_id))) {
         throw new AppError("validation_failed", "user_id: no such user", { details: { field: "user_id" } });
       }
-      const record = member(id, input.user_id, role, clock.now());
+      // Where the newcomer's live log starts (clients start it there, not at the conversation's start). Read
+      // before the add, it may be a few changes early, never late: nothing after it is missed.
+      const record = member(id, input.user_id, role, clock.now(), conversation.last_seq);
       const added = await store.conversations.addParticipant(record).catch((err: unknown) => {
         if (err instanceof MissingError) throw new AppError("not_found", "conversation not found");
         throw err;

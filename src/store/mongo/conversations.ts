@@ -18,7 +18,15 @@ export const toConversation = ({
   ...conversation
 }: ConversationDoc): ConversationRecord => ({ id: _id, ...conversation });
 
-const toParticipant = ({ _id: _, ...participant }: WithId<ParticipantDoc>): ParticipantRecord => participant;
+/** Members added before joined_seq was kept have none: they start at 0, the conversation's start. */
+const toParticipant = ({
+  _id: _,
+  joined_seq,
+  ...participant
+}: WithId<ParticipantDoc>): ParticipantRecord => ({
+  ...participant,
+  joined_seq: joined_seq ?? 0,
+});
 
 /** A duplicate key (E11000) on dm_key becomes DuplicateError("dm"); anything else is rethrown. */
 function rethrowDuplicateDm(err: unknown): never {

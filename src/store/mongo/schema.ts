@@ -33,7 +33,8 @@ export interface LockoutDoc {
  */
 export type ConversationDoc = Omit<ConversationRecord, "id"> & { _id: string; last_message_seq?: number };
 /** Found by (conversation_id, user_id) (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
-export type ParticipantDoc = ParticipantRecord;
+/** joined_seq is missing from members added by releases that did not keep it. */
+export type ParticipantDoc = Omit<ParticipantRecord, "joined_seq"> & { joined_seq?: number };
 export type MessageDoc = Omit<MessageRecord, "id"> & { _id: string };
 
 export function collections(db: Db) {

@@ -31,17 +31,19 @@ export function sqliteConversations(db: Database): ConversationsRepo {
        (SELECT COALESCE(MAX(num), 0) + 1 FROM conversations))`,
   );
   const insertParticipant = db.query(
-    `INSERT INTO participants (conversation_id, user_id, role, joined_at, last_read_seq, delivered_seq,
-       delivered_at, read_at)
-     VALUES ($conversation_id, $user_id, $role, $joined_at, $last_read_seq, $delivered_seq, $delivered_at, $read_at)
+    `INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_seq, last_read_seq,
+       delivered_seq, delivered_at, read_at)
+     VALUES ($conversation_id, $user_id, $role, $joined_at, $joined_seq, $last_read_seq, $delivered_seq,
+       $delivered_at, $read_at)
      ON CONFLICT DO NOTHING`,
   );
   // Only into a conversation that exists: one deleted while the add was on its way would keep a member
   // row nobody sees, which would still count for the user's conversations and peers.
   const addToExisting = db.query(
-    `INSERT INTO participants (conversation_id, user_id, role, joined_at, last_read_seq, delivered_seq,
-       delivered_at, read_at)
-     SELECT $conversation_id, $user_id, $role, $joined_at, $last_read_seq, $delivered_seq, $delivered_at, $read_at
+    `INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_seq, last_read_seq,
+       delivered_seq, delivered_at, read_at)
+     SELECT $conversation_id, $user_id, $role, $joined_at, $joined_seq, $last_read_seq, $delivered_seq,
+       $delivered_at, $read_at
      WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $conversation_id)
      ON CONFLICT DO NOTHING`,
   );

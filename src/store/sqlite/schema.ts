@@ -250,6 +250,13 @@ export const MIGRATIONS: Migration[] = [
     INSERT INTO messages_fts(rowid, content, conv) VALUES (new.rowid, new.content, new.conv);
   END;
   `,
+  `
+  -- Where a member's part of the log starts (the conversation's last seq when they were added), so that a
+  -- client that learns of a conversation it joined later starts there, not at its first message. Members
+  -- from before knew no such point: 0, the start, as clients assumed until now. A constant default: no
+  -- row is rewritten.
+  ALTER TABLE participants ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

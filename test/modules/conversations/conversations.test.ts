@@ -217,6 +217,30 @@ describe("participants", () => {
     );
   });
 
+  it("starts an added member's part of the log just before the system message that added them; first members' at 0", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    const id = g.body.id as string;
+    for (const content of ["one", "two"])
+      await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+        token: alice.token,
+        body: { content },
+      });
+    const added = await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
+    expect(added.body.joined_seq).toBe(2);
+    const seen = await call(h.app, "GET", `/api/conversations/${id}`, { token: carol.token });
+    const joined = Object.fromEntries(
+      seen.body.participants.map((p: { user_id: string; joined_seq: number }) => [p.user_id, p.joined_seq]),
+    );
+    expect(joined).toEqual({ [alice.id]: 0, [bob.id]: 0, [carol.id]: 2 });
+    const log = await call(h.app, "GET", `/api/conversations/${id}/events?after=2`, { token: carol.token });
+    expect(log.body.items.map((m: { seq: number; message_type: string }) => [m.seq, m.message_type])).toEqual(
+      [[3, "system"]],
+    );
+  });
+
   it("keeps a dm's participants fixed: 422 dm_participants_fixed", async () => {
     const dm = await create(alice.token, { conversation_type: "dm", participant_ids: [bob.id] });
     const res = await call(h.app, "POST", `/api/conversations/${dm.body.id}/participants`, {

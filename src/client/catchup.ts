@@ -1,8 +1,9 @@
 // Gap-free, duplicate-free delivery of conversation events: the highest seq seen per conversation, and
 // while a conversation is being resumed, its live events wait so that replayed and live changes come out
 // once each and in seq order. A live event that skips a seq starts such a resume by itself: with several
-// nodes, the change before it may still be on its way from another node. So does a live event in a
-// conversation with no position yet (one we were added to): it is resumed from its start.
+// nodes, the change before it may still be on its way from another node. A conversation with no position
+// yet is one we were added to: its log starts where we were added (the event that added us says where),
+// and what came before is history, for the app to read over REST if it wants it.
 
 import type { ConversationEvent } from "./events.ts";
 import type { MessageView } from "./types.ts";
@@ -17,6 +18,11 @@ export class Catchup {
     private deliver: (event: ConversationEvent) => void,
     /** Asked to resume a conversation (begin() has been called for it) when a live event left a hole. */
     private onGap: (conversationId: string) => void = () => {},
+    /**
+     * Asked where we joined a conversation we have no position for, when its first live event is not the
+     * one that added us; its events wait meanwhile. join() then gives the answer, before the resume.
+     */
+    private onUnknown: (conversationId: string) => void = onGap,
   ) {}
 
   /** An event from the socket: delivered now, or held while its conversation is resuming. */
@@ -24,27 +30,32 @@ export class Catchup {
     const id = event.conversation_id;
     const held = this.resuming.get(id);
     if (held && event.seq > 0) return void held.buffer.push(event);
-    const position = this.positions.get(id);
-    if (event.seq > 0 && event.seq > (position ?? 0) + 1) {
-      // Delivering it would move the position past the missing changes, and drop them as duplicates when
-      // they come. It waits for a resume from where we are (from 0 in a conversation we did not know),
-      // which brings the hole and this one in order.
-      this.begin(id);
-      this.resuming.get(id)?.buffer.push(event);
-      return this.onGap(id);
+    if (event.seq > 0 && !this.positions.has(id)) {
+      // The event that added us starts our part of the log. Any other may have come after changes we
+      // missed since the add (ours came before the socket opened, say): it waits to know where we joined.
+      if (event.kind === "participant.added" && event.user_id === this.userId) this.join(id, event.seq - 1);
+      else return this.hold(id, event, this.onUnknown);
     }
+    // Delivering it would move the position past the missing changes, and drop them as duplicates when
+    // they come. It waits for a resume from where we are, which brings the hole and this one in order.
+    if (event.seq > (this.positions.get(id) ?? 0) + 1) return this.hold(id, event, this.onGap);
     this.pass(event);
   }
 
   /**
    * An ack moves the position only when it leaves no hole: with the event of an earlier seq still on its
    * way (another node), moving past it would drop that event as a duplicate. Nor does it give a position to
-   * a conversation without one: its own event starts that conversation's catch-up from the start.
+   * a conversation without one: its own event starts that conversation's catch-up from where we joined.
    */
   noteAck(conversationId: string, seq: number) {
     if (this.resuming.has(conversationId)) return;
     const position = this.positions.get(conversationId);
     if (position !== undefined && seq === position + 1) this.positions.set(conversationId, seq);
+  }
+
+  /** A conversation we were added to starts after `seq` (the server's joined_seq), unless we know it. */
+  join(conversationId: string, seq: number) {
+    if (!this.positions.has(conversationId)) this.positions.set(conversationId, seq);
   }
 
   isResuming(conversationId: string): boolean {
@@ -76,6 +87,12 @@ export class Catchup {
   /** The socket closed: held events are dropped, the next resume replays them from the same position. */
   abandon() {
     this.resuming.clear();
+  }
+
+  private hold(conversationId: string, event: ConversationEvent, ask: (conversationId: string) => void) {
+    this.begin(conversationId);
+    this.resuming.get(conversationId)?.buffer.push(event);
+    ask(conversationId);
   }
 
   private pass(event: ConversationEvent) {

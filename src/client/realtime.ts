@@ -1,7 +1,8 @@
 // The realtime connection: one WebSocket to /ws/{user_id}/{session_id} (MessagePack by default), typed
 // events, requests answered by ref, frames kept within the limits the hello gives (size, rate), heartbeat,
 // and automatic reconnect with jittered backoff that resumes every conversation from the last seq seen
-// (catching up over REST when the server says resync), until the session is over.
+// (catching up over REST when the server says resync), until the session is over. A conversation the user
+// is added to starts where they were added.
 
 import {
   BEARER_PREFIX,
@@ -24,7 +25,7 @@ import {
 import { Outbox, type Queued } from "./outbox.ts";
 import { Requests, tooLarge } from "./requests.ts";
 import type { RestClient } from "./rest.ts";
-import type { SendMessage } from "./types.ts";
+import type { ConversationView, SendMessage } from "./types.ts";
 import { byteSize, decodeFrame, encodeFrame, toBytes } from "./wire.ts";
 
 export interface RealtimeOptions {
@@ -133,6 +134,7 @@ export class RealtimeConnection {
       opts.userId,
       (event) => this.emit("event", event),
       (id) => this.resumeFrom([id]),
+      (id) => void this.locate(id),
     );
     for (const [id, seq] of Object.entries(opts.positions ?? {})) this.catchup.positions.set(id, seq);
   }
@@ -599,24 +601,54 @@ export class RealtimeConnection {
   }
 
   /**
-   * After a reconnect: the conversations we were added to while away are resumed from their start. Their
-   * changes were sent to no socket of ours, and nothing else would tell us of them.
+   * After a reconnect: the conversations we were added to while away are resumed from where we were added
+   * (their first members, from their start). Their changes were sent to no socket of ours, and nothing
+   * else would tell us of them.
    */
   private async discover() {
     const rest = this.opts.rest;
     const socket = this.ws;
     if (!rest) return;
-    let ids: string[];
+    let list: ConversationView[];
     try {
-      ids = (await rest.conversations.all()).map((c) => c.id);
+      list = await rest.conversations.all();
     } catch {
-      // The next live event in one of them starts its catch-up from the start all the same.
+      // The next live event in one of them starts its catch-up all the same.
       return;
     }
     if (this.ws !== socket || !this.ready) return;
     const known = this.catchup.positions;
-    const fresh = ids.filter((id) => !known.has(id) && !this.catchup.isResuming(id));
-    if (fresh.length > 0) this.resumeFrom(fresh);
+    const fresh = list.filter((c) => !known.has(c.id) && !this.catchup.isResuming(c.id));
+    for (const c of fresh) this.catchup.join(c.id, this.joinedSeq(c));
+    if (fresh.length > 0) this.resumeFrom(fresh.map((c) => c.id));
+  }
+
+  /**
+   * A live event in a conversation we have no position for, other than the one that added us: where we
+   * were added is asked for over REST, and the conversation resumed from there (its events wait). Without
+   * a REST client there is no asking: it is resumed from its start.
+   */
+  private async locate(conversationId: string) {
+    const rest = this.opts.rest;
+    const socket = this.ws;
+    if (!rest) return this.resumeFrom([conversationId]);
+    let joined: number;
+    try {
+      joined = this.joinedSeq(await rest.conversations.get(conversationId));
+    } catch (err) {
+      if (!(err instanceof ParleyError && err.code === "not_found")) return this.catchupFailed(err, socket);
+      // Not a member any more (removed, or it is gone): there is nothing of it to deliver.
+      if (this.ws === socket) this.catchup.forget(conversationId);
+      return;
+    }
+    if (this.ws !== socket || !this.catchup.isResuming(conversationId)) return;
+    this.catchup.join(conversationId, joined);
+    this.resumeFrom([conversationId]);
+  }
+
+  /** Where our part of the conversation's log starts (0, its start, from a server that does not say). */
+  private joinedSeq(conversation: ConversationView): number {
+    return conversation.participants.find((p) => p.user_id === this.opts.userId)?.joined_seq ?? 0;
   }
 
   /** Resumes these conversations from their positions (their live events wait meanwhile). */
@@ -666,15 +698,22 @@ export class RealtimeConnection {
         after = last.version_seq;
       }
     } catch (err) {
-      // Closed meanwhile (close() gives up the REST calls on their way): nothing to tell.
-      if (this.stopped) return;
-      // The position did not move: the next reconnect resumes from it again.
-      this.emit("error", err instanceof ParleyError ? err : new ParleyError("network", String(err)));
-      if (this.ws === socket) this.ws?.close(4000, "catch-up failed");
-      return;
+      return this.catchupFailed(err, socket);
     }
     if (this.ws !== socket || !this.catchup.isResuming(conversationId)) return;
     this.catchup.finish(conversationId, fetched);
+  }
+
+  /**
+   * A REST call of a catch-up failed: the error is told, and the socket it was for is left, so that the
+   * reconnect catches the conversation up again (from its position, which did not move, or from where we
+   * joined it, which the reconnect's list of conversations says).
+   */
+  private catchupFailed(err: unknown, socket: WebSocket | null) {
+    // Closed meanwhile (close() gives up the REST calls on their way): nothing to tell.
+    if (this.stopped) return;
+    this.emit("error", err instanceof ParleyError ? err : new ParleyError("network", String(err)));
+    if (this.ws === socket) this.ws?.close(4000, "catch-up failed");
   }
 
   private emit<K extends RealtimeEventType>(type: K, payload: Parameters<Handler<K>>[0]) {

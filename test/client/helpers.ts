@@ -54,6 +54,23 @@ export async function rejection(promise: Promise<unknown>): Promise<ParleyError>
   throw new Error("expected a rejection");
 }
 
+/** Holds the socket's next (re)connects, not REST calls, until the gate is opened; counts its token lookups. */
+export function holdReconnects(c: ParleyClient) {
+  let open: () => void = () => {};
+  const gate = new Promise<void>((r) => {
+    open = r;
+  });
+  const opts = (c.realtime as unknown as { opts: { token: () => Promise<string> } }).opts;
+  const original = opts.token;
+  const held = { lookups: 0, open };
+  opts.token = async () => {
+    held.lookups++;
+    await gate;
+    return original();
+  };
+  return held;
+}
+
 export interface Recorder<K extends RealtimeEventType> {
   items: RealtimeEventMap[K][];
   /** The first item (already seen or still to come) matching `match`, or a timeout error. */

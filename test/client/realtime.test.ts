@@ -6,10 +6,19 @@ import { Packr } from "msgpackr";
 import { runCli } from "../../src/cli.ts";
 import type { ConversationEvent } from "../../src/client/events.ts";
 import { ParleyClient, ParleyError, RealtimeConnection } from "../../src/client/index.ts";
+import type { RealtimeOptions } from "../../src/client/realtime.ts";
 import type { MessageView } from "../../src/client/types.ts";
 import { CLOSE, type Encoding, SUBPROTOCOL_MSGPACK } from "../../src/realtime/protocol.ts";
 import { waitFor } from "../helpers.ts";
-import { fakeConnection, fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
+import {
+  fakeConnection,
+  fakeServer,
+  holdReconnects,
+  record,
+  rejection,
+  type Server,
+  startServer,
+} from "./helpers.ts";
 
 const RESUME_MAX = 8;
 let s: Server;
@@ -31,6 +40,19 @@ async function pair(encoding: Encoding) {
   const conv = await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] });
   await Promise.all([a.connect(), b.connect()]);
   return { a, b, conv: conv.id };
+}
+
+/** A connection of the client's session of its own, with no positions (unless `opts` gives some). */
+function connectionOf(c: ParleyClient, opts: Partial<RealtimeOptions> = {}) {
+  return new RealtimeConnection({
+    baseUrl: s.baseUrl,
+    userId: idOf(c),
+    sessionId: c.session!.sessionId,
+    token: () => c.session!.accessToken,
+    rest: c.rest,
+    positions: {},
+    ...opts,
+  });
 }
 
 /** Closes every socket of the user from the server side, as a restart would. */
@@ -487,7 +509,7 @@ describe("reconnect and resume", () => {
     expect((await events.next((e) => e.seq === live.seq)).message?.content).toBe("still here");
   });
 
-  it("catches up, from its start, a conversation it was added to while away", async () => {
+  it("catches up, from its start, a conversation created with it as a member while away", async () => {
     const { a, b } = await pair("msgpack");
     const events = record(b, "event");
     let open: () => void = () => {};
@@ -531,14 +553,7 @@ describe("reconnect and resume", () => {
     await a.rest.messages.send(conv, { content: "two" });
     await a.connect();
     // A connection that was given no position for it (as for a conversation b joined while it opened).
-    const rt = new RealtimeConnection({
-      baseUrl: s.baseUrl,
-      userId: idOf(b),
-      sessionId: b.session!.sessionId,
-      token: () => b.session!.accessToken,
-      rest: b.rest,
-      positions: {},
-    });
+    const rt = connectionOf(b);
     try {
       const events = record(rt, "event");
       await rt.connect();
@@ -592,6 +607,136 @@ describe("reconnect and resume", () => {
     const ack = await b.realtime.send(conv, { content: "sent while away" });
     await opens.next((o) => o.reconnected);
     expect((await events.next((e) => e.seq === ack.seq)).message?.content).toBe("sent while away");
+  });
+});
+
+describe("joining a conversation", () => {
+  /** A group of a's alone, with some history already. */
+  async function groupWithHistory(a: ParleyClient) {
+    const conv = (await a.rest.conversations.create({ conversation_type: "group", participant_ids: [] })).id;
+    for (let i = 0; i < 3; i++) await a.rest.messages.send(conv, { content: `history ${i}` });
+    return conv;
+  }
+
+  /** a (connected) adds b, not connected, to a group with history; the seq of the add. */
+  async function addedWhileOffline() {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await groupWithHistory(a);
+    await a.connect();
+    await a.rest.conversations.addParticipant(conv, idOf(b));
+    return { a, b, conv, addSeq: (await a.rest.conversations.get(conv)).last_seq };
+  }
+
+  /** The content of the system message that records b's add. */
+  const addOf = (b: ParleyClient) =>
+    JSON.stringify({ event: "participant.added", user_id: idOf(b), role: "member" });
+
+  it("starts a conversation the user is added to while connected at the add: its history is not replayed as live events", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await groupWithHistory(a);
+    await b.connect();
+    const events = record(b, "event");
+    await a.rest.conversations.addParticipant(conv, idOf(b));
+    const added = await events.next((e) => e.conversation_id === conv && e.kind === "participant.added");
+    expect(added).toMatchObject({ user_id: idOf(b), seq: 4 });
+    const after = await a.rest.messages.send(conv, { content: "after the add" });
+    await events.next((e) => e.conversation_id === conv && e.seq === after.seq);
+    const seen = events.items.filter((e) => e.conversation_id === conv);
+    expect(seen.map((e) => [e.seq, e.kind, e.replayed])).toEqual([
+      [added.seq, "participant.added", undefined],
+      [after.seq, "message.created", undefined],
+    ]);
+    expect(b.realtime.positions[conv]).toBe(after.seq);
+  });
+
+  it("starts there from the event that added it, with no REST call: a connection without a REST client too", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await groupWithHistory(a);
+    const rt = connectionOf(b, { rest: undefined });
+    try {
+      const events = record(rt, "event");
+      await rt.connect();
+      await a.rest.conversations.addParticipant(conv, idOf(b));
+      const after = await a.rest.messages.send(conv, { content: "after the add" });
+      await events.next((e) => e.conversation_id === conv && e.seq === after.seq);
+      const seen = events.items.filter((e) => e.conversation_id === conv);
+      expect(seen.map((e) => [e.seq, e.kind])).toEqual([
+        [after.seq - 1, "participant.added"],
+        [after.seq, "message.created"],
+      ]);
+    } finally {
+      rt.close();
+    }
+  });
+
+  it("starts a conversation joined while the socket was opening at the add, with what came after it", async () => {
+    const { a, b, conv, addSeq } = await addedWhileOffline();
+    const missed = await a.realtime.send(conv, { content: "before b's socket is open" });
+    // A connection given no position for it (its list was made before the add): it never gets the add's
+    // event, and the first event it sees in the conversation comes after another it missed.
+    const rt = connectionOf(b);
+    try {
+      const events = record(rt, "event");
+      await rt.connect();
+      const live = await a.realtime.send(conv, { content: "live" });
+      await events.next((e) => e.conversation_id === conv && e.seq === live.seq);
+      const seen = events.items.filter((e) => e.conversation_id === conv);
+      expect(seen.map((e) => [e.seq, e.message?.message_type, e.message?.content])).toEqual([
+        [addSeq, "system", addOf(b)],
+        [missed.seq, "text", "before b's socket is open"],
+        [live.seq, "text", "live"],
+      ]);
+      expect(rt.positions[conv]).toBe(live.seq);
+    } finally {
+      rt.close();
+    }
+  });
+
+  it("reconnects to try again when it cannot ask where it joined, and then starts at the add", async () => {
+    const { a, b, conv, addSeq } = await addedWhileOffline();
+    // The first time it asks, the answer is lost, as on a link that fails for a moment.
+    const get = b.rest.conversations.get;
+    b.rest.conversations.get = async () => {
+      b.rest.conversations.get = get;
+      throw new ParleyError("network", "lost");
+    };
+    const rt = connectionOf(b, { backoff: { minMs: 10, maxMs: 20 } });
+    try {
+      const [events, errors, opens] = [record(rt, "event"), record(rt, "error"), record(rt, "open")];
+      await rt.connect();
+      const live = await a.realtime.send(conv, { content: "live" });
+      expect(await errors.next()).toMatchObject({ code: "network" });
+      await opens.next((o) => o.reconnected);
+      await events.next((e) => e.conversation_id === conv && e.seq === live.seq);
+      const seen = events.items.filter((e) => e.conversation_id === conv);
+      expect(seen.map((e) => [e.seq, e.message?.message_type])).toEqual([
+        [addSeq, "system"],
+        [live.seq, "text"],
+      ]);
+    } finally {
+      rt.close();
+    }
+  });
+
+  it("catches up a conversation it was added to while away from the add, not from its start", async () => {
+    const [a, b] = [await s.client(), await s.client({ backoff: { minMs: 10, maxMs: 20 } })];
+    const conv = await groupWithHistory(a);
+    await b.connect();
+    const [events, closes] = [record(b, "event"), record(b, "close")];
+    const held = holdReconnects(b);
+    dropSockets(b);
+    await closes.next();
+    await a.rest.conversations.addParticipant(conv, idOf(b));
+    const addSeq = (await a.rest.conversations.get(conv)).last_seq;
+    const away = await a.rest.messages.send(conv, { content: "while away" });
+    held.open();
+    // No live event comes in it: the reconnect finds it in the conversation list.
+    await events.next((e) => e.conversation_id === conv && e.seq === away.seq);
+    const caught = events.items.filter((e) => e.conversation_id === conv);
+    expect(caught.map((e) => [e.seq, e.message?.message_type, e.message?.content])).toEqual([
+      [addSeq, "system", addOf(b)],
+      [away.seq, "text", "while away"],
+    ]);
   });
 });
 

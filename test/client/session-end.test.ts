@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { ParleyClient } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
 import { newAccount } from "../helpers.ts";
-import { fakeConnection, fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
+import {
+  fakeConnection,
+  fakeServer,
+  holdReconnects,
+  record,
+  rejection,
+  type Server,
+  startServer,
+} from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -15,23 +23,6 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 const idOf = (c: ParleyClient) => c.session!.user.id;
-
-/** Holds the socket's next (re)connects, not REST calls, until the gate is opened; counts its token lookups. */
-function holdReconnects(c: ParleyClient) {
-  let open: () => void = () => {};
-  const gate = new Promise<void>((r) => {
-    open = r;
-  });
-  const opts = (c.realtime as unknown as { opts: { token: () => Promise<string> } }).opts;
-  const original = opts.token;
-  const held = { lookups: 0, open };
-  opts.token = async () => {
-    held.lookups++;
-    await gate;
-    return original();
-  };
-  return held;
-}
 
 function dropSockets(c: ParleyClient) {
   for (const ws of [...s.h.deps.gateway.connections.ofUser(idOf(c))]) ws.close(CLOSE.restart, "test");

@@ -57,8 +57,10 @@ const member = (
   role,
   joined_at: now,
   joined_seq: joinedSeq,
-  last_read_seq: 0,
-  delivered_seq: 0,
+  // What came before the member did is history to them, not unread, and no message already read or
+  // delivered to everyone becomes unread or undelivered again because someone joined.
+  last_read_seq: joinedSeq,
+  delivered_seq: joinedSeq,
   delivered_at: null,
   read_at: null,
 });

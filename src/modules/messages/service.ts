@@ -303,7 +303,8 @@ export function createMessagesService(deps: MessageDeps) {
       const participants = await store.conversations.participants(message.conversation_id);
       return {
         items: participants
-          .filter((p) => p.user_id !== message.sender_id)
+          // Members who joined after the message are not among those it was sent to.
+          .filter((p) => p.user_id !== message.sender_id && p.joined_seq < message.seq)
           .map((p) => ({
             user_id: p.user_id,
             delivered_at: p.delivered_seq >= message.seq ? isoOrNull(p.delivered_at) : null,

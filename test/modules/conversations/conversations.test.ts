@@ -241,6 +241,41 @@ describe("participants", () => {
     );
   });
 
+  it("gives an added member nothing unread from before, and leaves what everyone had read read", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
+    const id = g.body.id as string;
+    const send = async (content: string) =>
+      (
+        await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+          token: alice.token,
+          body: { content },
+        })
+      ).body;
+    const [first] = [await send("one"), await send("two")];
+    await call(h.app, "POST", `/api/conversations/${id}/read`, { token: bob.token, body: { seq: 2 } });
+    await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
+    const unread = async () =>
+      (await call(h.app, "GET", `/api/conversations/${id}`, { token: carol.token })).body.unread_count;
+    expect(await unread()).toBe(0);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    const statuses = page.body.items
+      .filter((m: { message_type: string }) => m.message_type === "text")
+      .map((m: { status: string }) => m.status);
+    expect(statuses).toEqual(["read", "read"]);
+    // Carol was not among those the first message was sent to.
+    const before = await call(h.app, "GET", `/api/messages/${first.id}/receipts`, { token: alice.token });
+    expect(before.body.items.map((r: { user_id: string }) => r.user_id)).toEqual([bob.id]);
+    const after = await send("three");
+    expect(await unread()).toBe(1);
+    const receipts = await call(h.app, "GET", `/api/messages/${after.id}/receipts`, { token: alice.token });
+    expect(receipts.body.items.map((r: { user_id: string }) => r.user_id).sort()).toEqual(
+      [bob.id, carol.id].sort(),
+    );
+  });
+
   it("keeps a dm's participants fixed: 422 dm_participants_fixed", async () => {
     const dm = await create(alice.token, { conversation_type: "dm", participant_ids: [bob.id] });
     const res = await call(h.app, "POST", `/api/conversations/${dm.body.id}/participants`, {

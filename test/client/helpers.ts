@@ -60,7 +60,8 @@ export function holdReconnects(c: ParleyClient) {
   const gate = new Promise<void>((r) => {
     open = r;
   });
-  const opts = (c.realtime as unknown as { opts: { token: () => Promise<string> } }).opts;
+  // The connection's socket (link.ts) asks its options for a token at every (re)connect.
+  const opts = (c.realtime as unknown as { link: { opts: { token: () => Promise<string> } } }).link.opts;
   const original = opts.token;
   const held = { lookups: 0, open };
   opts.token = async () => {

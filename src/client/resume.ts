@@ -1,0 +1,198 @@
+// Catching a realtime connection's conversations up: a resume from the last seq seen after every hello
+// (in chunks the server takes), the REST catch-up a `resync` asks for, and where a conversation we were
+// added to starts (the reconnect's list of conversations, or a REST lookup for one first heard of through
+// a live event). Catchup (catchup.ts) puts what comes back in order.
+
+import type { ServerFrame } from "../realtime/frames.ts";
+import { Catchup, replayedEvent } from "./catchup.ts";
+import { ParleyError } from "./errors.ts";
+import type { ConversationEvent, RealtimeEventMap, RealtimeEventType } from "./events.ts";
+import type { Link } from "./link.ts";
+import type { RestClient } from "./rest.ts";
+import type { Sender } from "./sender.ts";
+import type { ConversationView } from "./types.ts";
+
+/** Entries per resume frame, well under the server's 1000 and its frame size limit. */
+const RESUME_CHUNK = 500;
+const CATCHUP_PAGE = 500;
+
+export class Resumes {
+  readonly catchup: Catchup;
+  /** ref of a resume frame -> its conversations still waiting for resumed / resync / error, in order. */
+  private batches = new Map<number, string[]>();
+
+  constructor(
+    private userId: string,
+    private rest: RestClient | undefined,
+    private link: Link,
+    private sender: Sender,
+    private emit: <K extends RealtimeEventType>(type: K, payload: RealtimeEventMap[K]) => void,
+  ) {
+    this.catchup = new Catchup(
+      userId,
+      (event) => this.emit("event", event),
+      (id) => this.from([id]),
+      (id) => void this.locate(id),
+    );
+  }
+
+  /** After a hello: every conversation we know resumes from its position. */
+  all() {
+    this.from([...this.catchup.positions.keys()]);
+  }
+
+  /** The socket is gone: its resumes and catch-ups with it (the next resume replays from the same positions). */
+  left() {
+    this.catchup.abandon();
+    this.batches.clear();
+  }
+
+  /**
+   * After a reconnect: the conversations we were added to while away are resumed from where we were added
+   * (their first members, from their start). Their changes were sent to no socket of ours, and nothing
+   * else would tell us of them.
+   */
+  async discover() {
+    const rest = this.rest;
+    const socket = this.link.socket;
+    if (!rest) return;
+    let list: ConversationView[];
+    try {
+      list = await rest.conversations.all();
+    } catch {
+      // The next live event in one of them starts its catch-up all the same.
+      return;
+    }
+    if (this.link.socket !== socket || !this.link.connected) return;
+    const known = this.catchup.positions;
+    const fresh = list.filter((c) => !known.has(c.id) && !this.catchup.isResuming(c.id));
+    for (const c of fresh) this.catchup.join(c.id, this.joinedSeq(c));
+    if (fresh.length > 0) this.from(fresh.map((c) => c.id));
+  }
+
+  /** A `resumed` frame: that conversation is caught up. */
+  resumed(frame: Extract<ServerFrame, { type: "resumed" }>) {
+    this.done(frame.ref, frame.conversation_id);
+    this.catchup.finish(frame.conversation_id);
+    this.emit("resumed", { conversation_id: frame.conversation_id, seq: frame.seq });
+  }
+
+  /** A `resync` frame: too much to replay over the socket, so that conversation is caught up over REST. */
+  resync(frame: Extract<ServerFrame, { type: "resync" }>) {
+    this.done(frame.ref, frame.conversation_id);
+    void this.fetch(frame.conversation_id);
+  }
+
+  /**
+   * An error frame that answers no request: true when it answers a resume. Conversations it names we are
+   * no longer in, and are forgotten; a resume refused as a whole (rate limited, say) is told, and the
+   * socket left: its conversations hold their live events until it is made again, which a reconnect does.
+   */
+  refused(frame: Extract<ServerFrame, { type: "error" }>): boolean {
+    const batch = typeof frame.ref === "number" ? this.batches.get(frame.ref) : undefined;
+    if (!batch) return false;
+    if (frame.conversation_ids) {
+      for (const id of frame.conversation_ids) {
+        this.done(frame.ref, id);
+        this.catchup.forget(id);
+      }
+      return true;
+    }
+    this.emit("error", new ParleyError(frame.code, frame.message));
+    this.link.socket?.close(4000, "resume failed");
+    return true;
+  }
+
+  /**
+   * A live event in a conversation we have no position for, other than the one that added us: where we
+   * were added is asked for over REST, and the conversation resumed from there (its events wait). Without
+   * a REST client there is no asking: it is resumed from its start.
+   */
+  private async locate(conversationId: string) {
+    const rest = this.rest;
+    const socket = this.link.socket;
+    if (!rest) return this.from([conversationId]);
+    let joined: number;
+    try {
+      joined = this.joinedSeq(await rest.conversations.get(conversationId));
+    } catch (err) {
+      if (!(err instanceof ParleyError && err.code === "not_found")) return this.failed(err, socket);
+      // Not a member any more (removed, or it is gone): there is nothing of it to deliver.
+      if (this.link.socket === socket) this.catchup.forget(conversationId);
+      return;
+    }
+    if (this.link.socket !== socket || !this.catchup.isResuming(conversationId)) return;
+    this.catchup.join(conversationId, joined);
+    this.from([conversationId]);
+  }
+
+  /** Where our part of the conversation's log starts (0, its start, from a server that does not say). */
+  private joinedSeq(conversation: ConversationView): number {
+    return conversation.participants.find((p) => p.user_id === this.userId)?.joined_seq ?? 0;
+  }
+
+  /** Resumes these conversations from their positions (their live events wait meanwhile). */
+  private from(ids: string[]) {
+    for (let i = 0; i < ids.length; i += RESUME_CHUNK) this.send(ids.slice(i, i + RESUME_CHUNK));
+  }
+
+  /** One resume frame, or two of half as many conversations each when it would be over the frame limit. */
+  private send(ids: string[]) {
+    const ref = this.sender.ref();
+    const positions: Record<string, number> = {};
+    for (const id of ids) positions[id] = this.catchup.begin(id);
+    this.batches.set(ref, ids);
+    if (this.sender.transmit({ type: "resume", ref, positions }) !== "too_large" || ids.length < 2) return;
+    this.batches.delete(ref);
+    const half = Math.ceil(ids.length / 2);
+    this.send(ids.slice(0, half));
+    this.send(ids.slice(half));
+  }
+
+  private done(ref: unknown, conversationId: string) {
+    if (typeof ref !== "number") return;
+    const batch = this.batches.get(ref);
+    if (!batch) return;
+    const i = batch.indexOf(conversationId);
+    if (i >= 0) batch.splice(i, 1);
+    if (batch.length === 0) this.batches.delete(ref);
+  }
+
+  /** Pages the conversation's changes over REST, then goes live. */
+  private async fetch(conversationId: string) {
+    const socket = this.link.socket;
+    let after = this.catchup.begin(conversationId);
+    this.emit("resync", { conversation_id: conversationId });
+    const rest = this.rest;
+    if (!rest) {
+      this.emit("error", new ParleyError("resync_unavailable", "resync needs a REST client"));
+      return this.catchup.finish(conversationId);
+    }
+    const fetched: ConversationEvent[] = [];
+    try {
+      for (;;) {
+        const page = await rest.messages.events(conversationId, { after, limit: CATCHUP_PAGE });
+        for (const message of page.items) fetched.push(replayedEvent(message));
+        const last = page.items.at(-1);
+        if (!page.has_more || !last) break;
+        after = last.version_seq;
+      }
+    } catch (err) {
+      return this.failed(err, socket);
+    }
+    if (this.link.socket !== socket || !this.catchup.isResuming(conversationId)) return;
+    this.catchup.finish(conversationId, fetched);
+  }
+
+  /**
+   * A REST call of a catch-up failed: the error is told, and the socket it was for is left, so that the
+   * reconnect catches the conversation up again (from its position, which did not move, or from where we
+   * joined it, which the reconnect's list of conversations says).
+   */
+  private failed(err: unknown, socket: WebSocket | null) {
+    // Closed meanwhile (close() gives up the REST calls on their way): nothing to tell.
+    if (this.link.stopped) return;
+    this.emit("error", err instanceof ParleyError ? err : new ParleyError("network", String(err)));
+    if (this.link.socket === socket) this.link.socket?.close(4000, "catch-up failed");
+  }
+}

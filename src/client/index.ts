@@ -167,20 +167,22 @@ export class ParleyClient {
   /**
    * Opens the realtime connection. Unless positions are given, it starts from each conversation's
    * current last_seq and resumes from there at once, so nothing sent while it was opening is missed.
+   * While the connection is opening or waiting to reconnect, this joins it (see RealtimeConnection.connect).
    */
   async connect(opts: { positions?: Record<string, number> } = {}): Promise<OpenInfo> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "sign in before connecting");
-    // One that ended for good (its session over) stays readable (its requests tell why) until replaced.
-    if (this.connection && !this.connection.ended) throw new ParleyError("bad_request", "already connected");
+    // One on its way is joined (a connected one refuses); one that ended for good (its session over) stays
+    // readable (its requests tell why) until replaced here.
+    if (this.connection && !this.connection.ended) return this.connection.connect();
     const closes = this.closes;
     let positions = opts.positions;
     if (!positions) {
       positions = {};
       for (const c of await this.rest.conversations.all()) positions[c.id] = c.last_seq;
       if (this.closes !== closes) throw new ParleyError("closed", "closed while connecting");
-      if (this.connection && !this.connection.ended)
-        throw new ParleyError("bad_request", "already connected");
+      // Another connect() made the connection while this one listed: it is joined, as above.
+      if (this.connection && !this.connection.ended) return this.connection.connect();
     }
     const connection = new RealtimeConnection({
       baseUrl: this.opts.baseUrl,

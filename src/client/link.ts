@@ -57,7 +57,13 @@ export class Link {
   private lastFrameAt = 0;
   /** When the current connection said hello. */
   private upSince = 0;
-  private firstOpen: { resolve(info: OpenInfo): void; reject(err: ParleyError): void } | null = null;
+  /**
+   * Counts the runs (connect() from new or stopped): work begun for a run that has ended since (a token
+   * or a session check still on its way when close() came) sees that and leaves the new run alone.
+   */
+  private run = 0;
+  /** The connect() calls waiting for the next hello. */
+  private waiting: { resolve(info: OpenInfo): void; reject(err: ParleyError): void }[] = [];
 
   constructor(
     /** The connection's own options object: a token() replaced on it is the one asked next. */
@@ -89,14 +95,26 @@ export class Link {
     return this.endedBy;
   }
 
-  /** Opens the socket; resolves on the server's hello. A first connection that fails is not retried. */
+  /**
+   * Opens the socket; resolves on the server's hello. A connection on its way already (connecting, or
+   * waiting to reconnect) is joined, never doubled: a reconnect waiting for its time is made at once, and
+   * the call resolves on that hello. Connected, it fails with bad_request.
+   */
   connect(): Promise<OpenInfo> {
-    if (this.ws) return Promise.reject(new ParleyError("bad_request", "already connected"));
-    this.phase = "running";
-    this.endedBy = null;
+    if (this.ready) return Promise.reject(new ParleyError("bad_request", "already connected"));
+    const joining = this.phase === "running";
+    if (!joining) {
+      this.phase = "running";
+      this.endedBy = null;
+      this.run++;
+    }
     return new Promise((resolve, reject) => {
-      this.firstOpen = { resolve, reject };
-      void this.open();
+      this.waiting.push({ resolve, reject });
+      if (!joining) void this.open();
+      else if (this.reconnectTimer !== undefined) {
+        this.cancelReconnect();
+        void this.open();
+      }
     });
   }
 
@@ -111,15 +129,16 @@ export class Link {
   }
 
   private async open() {
+    const run = this.run;
     let token: string;
     try {
       token = await this.opts.token();
     } catch (err) {
       // A refresh the server refused (session revoked, refresh token reused) will not work later either.
-      if (this.stopped || this.endIfOver({ error: err })) return;
+      if (this.stopped || run !== this.run || this.endIfOver({ error: err })) return;
       return this.onClose(1006, err instanceof Error ? err.message : "no token");
     }
-    if (this.stopped) return;
+    if (this.stopped || run !== this.run) return;
     // Records where the server has them; a server without them answers the plain msgpack offered next.
     const offered: Encoding[] = this.wanted === "msgpackr" ? ["msgpackr", "msgpack"] : [this.wanted];
     const protocols = offered.map((e) => SUBPROTOCOLS[e]);
@@ -168,8 +187,7 @@ export class Link {
       reconnected,
     };
     this.hooks.emit("open", info);
-    this.firstOpen?.resolve(info);
-    this.firstOpen = null;
+    for (const waiter of this.waiting.splice(0)) waiter.resolve(info);
   }
 
   /** The socket closed, or was left as dead: end for good, or try again. */
@@ -201,13 +219,14 @@ export class Link {
   }
 
   private async checkThenRetry(code: number, reason: string) {
+    const run = this.run;
     try {
       await this.opts.checkSession?.();
     } catch (err) {
       // Only an answer that the session is over ends it; a check that could not be made (offline) does not.
       if (this.endIfOver({ error: err })) return;
     }
-    if (!this.stopped) this.retry(code, reason);
+    if (!this.stopped && run === this.run) this.retry(code, reason);
   }
 
   /** The session check beside the reconnects, one at a time; a session found over ends them. */
@@ -245,8 +264,7 @@ export class Link {
     this.phase = "stopped";
     if (sessionEnded) this.endedBy = err;
     this.hooks.stopped(err);
-    this.firstOpen?.reject(err);
-    this.firstOpen = null;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(err);
     if (!wasRunning) return;
     this.hooks.emit("close", { code, reason, reconnecting: false, ...(sessionEnded ? { error: err } : {}) });
   }
@@ -261,7 +279,7 @@ export class Link {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
-    clearTimeout(this.reconnectTimer);
+    this.cancelReconnect();
     this.stopHeartbeat();
     this.hooks.left();
     if (!ws) return;
@@ -282,7 +300,15 @@ export class Link {
     this.attempt++;
     // Equal jitter: half fixed, half random, so a server restart is not met by every client at once.
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, delay);
+  }
+
+  private cancelReconnect() {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
   }
 
   private startHeartbeat(seconds: number) {

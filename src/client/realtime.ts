@@ -129,7 +129,11 @@ export class RealtimeConnection {
     return this.emitter.on(type, handler);
   }
 
-  /** Opens the socket; resolves on the server's hello. A first connection that fails is not retried. */
+  /**
+   * Opens the socket; resolves on the server's hello. A first connection that fails is not retried. Called
+   * while connecting or waiting to reconnect, it joins that connection (a waiting reconnect is made at
+   * once): there is never a second socket. Connected, it fails with bad_request.
+   */
   connect(): Promise<OpenInfo> {
     return this.link.connect();
   }

@@ -10,6 +10,7 @@ import { waitFor } from "../helpers.ts";
 import {
   fakeConnection,
   fakeServer,
+  holdReconnects,
   record,
   rejection,
   type Server,
@@ -227,6 +228,134 @@ describe("a connection that stops for good", () => {
       await rt.presence("online");
       expect(events.items).toEqual([]);
       expect(rt.positions).toEqual({ c: 1 });
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
+describe("connect() while the connection is running", () => {
+  /** A token that takes a moment, as a refresh does: the connect waits for it with no socket yet. */
+  const slowToken = async () => {
+    await Bun.sleep(20);
+    return "t";
+  };
+
+  it("waiting to reconnect: reconnects at once, and the reconnect that was waiting does not come (one socket)", async () => {
+    const fake = fakeServer();
+    // A reconnect 100-200 ms off: close enough that a second loop's would open a second socket in the test.
+    const rt = fakeConnection(fake.baseUrl, { backoff: { minMs: 200, maxMs: 200 } });
+    try {
+      const [closes, opens] = [record(rt, "close"), record(rt, "open")];
+      await rt.connect();
+      for (const ws of fake.sockets) ws.close(CLOSE.restart, "restart");
+      await closes.next((c) => c.reconnecting);
+      const at = Date.now();
+      expect((await rt.connect()).reconnected).toBe(true);
+      expect(Date.now() - at).toBeLessThan(100);
+      // Past the time the waiting reconnect would have come.
+      await Bun.sleep(300);
+      expect(fake.upgrades).toBe(2);
+      expect(fake.sockets.size).toBe(1);
+      expect(opens.items.map((o) => o.reconnected)).toEqual([false, true]);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("still connecting: joins that connect (both resolve on its hello, one socket)", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl, { token: slowToken });
+    try {
+      const [first, second] = await Promise.all([rt.connect(), rt.connect()]);
+      expect(second).toEqual(first);
+      await Bun.sleep(50);
+      expect(fake.upgrades).toBe(1);
+      expect(fake.sockets.size).toBe(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("after close() while an earlier connect waited for its token: only the new connect opens a socket", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl, { token: slowToken });
+    try {
+      const earlier = rejection(rt.connect());
+      rt.close();
+      expect((await earlier).code).toBe("closed");
+      await rt.connect();
+      await Bun.sleep(50);
+      expect(fake.upgrades).toBe(1);
+      expect(fake.sockets.size).toBe(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("after close() while a failed first connect waited for its session check: the check's answer leaves the new connection alone", async () => {
+    let refusals = 1;
+    const fake = fakeServer({ refuse: () => refusals-- > 0 });
+    let answer: () => void = () => {};
+    const check = new Promise<void>((r) => {
+      answer = r;
+    });
+    const rt = fakeConnection(fake.baseUrl, { checkSession: () => check });
+    try {
+      const closes = record(rt, "close");
+      const earlier = rejection(rt.connect());
+      await waitFor(() => (fake.upgrades === 1 ? true : undefined));
+      rt.close();
+      expect((await earlier).code).toBe("closed");
+      await rt.connect();
+      // The session stands: the closed run would now retry, on top of the connection that is open.
+      answer();
+      await Bun.sleep(50);
+      expect(closes.items).toHaveLength(1);
+      expect(fake.upgrades).toBe(2);
+      expect(rt.connected).toBe(true);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("through ParleyClient, waiting to reconnect: joins the reconnect (one socket)", async () => {
+    const b = await s.client();
+    await b.connect({ positions: {} });
+    const [closes, opens] = [record(b, "close"), record(b, "open")];
+    const held = holdReconnects(b);
+    const sockets = () => [...s.h.deps.gateway.connections.ofUser(b.session!.user.id)];
+    for (const ws of sockets()) ws.close(CLOSE.restart, "test");
+    await closes.next((c) => c.reconnecting);
+    const joined = b.connect();
+    held.open();
+    expect((await joined).reconnected).toBe(true);
+    await Bun.sleep(50);
+    expect(opens.items).toHaveLength(1);
+    expect(sockets()).toHaveLength(1);
+  });
+
+  it("through ParleyClient, two at once: the second joins the first (one socket)", async () => {
+    const b = await s.client();
+    const [first, second] = await Promise.all([b.connect(), b.connect()]);
+    expect(second).toEqual(first);
+    await Bun.sleep(50);
+    expect([...s.h.deps.gateway.connections.ofUser(b.session!.user.id)]).toHaveLength(1);
+  });
+
+  it("connected: fails with bad_request, and the connection goes on", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      await rt.connect();
+      expect((await rejection(rt.connect())).code).toBe("bad_request");
+      expect(rt.connected).toBe(true);
+      await rt.presence("online");
     } finally {
       rt.close();
       fake.stop();

@@ -55,7 +55,7 @@ export interface OpenInfo {
   session_id: string;
   server_time: string;
   heartbeat_interval: number;
-  /** False for the first connection, true after an automatic reconnect. */
+  /** False for a first connection (as a connect() after close() is), true after an automatic reconnect. */
   reconnected: boolean;
 }
 

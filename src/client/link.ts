@@ -20,7 +20,7 @@ export type Hello = Extract<ServerFrame, { type: "hello" }>;
 /** What the connection does at each turn of the socket's life. */
 export interface LinkHooks {
   /** A new socket said hello: what lives on it starts (limits, resumes, requests waiting). */
-  hello(frame: Hello, reconnected: boolean): void;
+  hello(frame: Hello): void;
   /** Any other frame the socket brought. */
   frame(frame: ServerFrame): void;
   /** A heartbeat is due. */
@@ -41,7 +41,11 @@ export class Link {
   encoding: Encoding;
   private ws: WebSocket | null = null;
   private ready = false;
-  private everOpened = false;
+  /**
+   * This run (since connect()) has had a hello: a connection that fails is tried again, and the next
+   * hello is a reconnect. A connect() after close() is a first connect again, under the same rules.
+   */
+  private opened = false;
   /**
    * new: connect() not called yet (requests wait for it). running: connecting, connected or waiting to
    * reconnect. stopped: closed, or ended for good; only connect() starts it again.
@@ -107,6 +111,8 @@ export class Link {
       this.phase = "running";
       this.endedBy = null;
       this.run++;
+      this.opened = false;
+      this.attempt = 0;
     }
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
@@ -173,12 +179,12 @@ export class Link {
   }
 
   private onHello(frame: Hello) {
-    const reconnected = this.everOpened;
-    this.everOpened = true;
+    const reconnected = this.opened;
+    this.opened = true;
     this.ready = true;
     this.upSince = Date.now();
     this.startHeartbeat(frame.heartbeat_interval);
-    this.hooks.hello(frame, reconnected);
+    this.hooks.hello(frame);
     const info: OpenInfo = {
       user_id: frame.user_id,
       session_id: frame.session_id,
@@ -203,15 +209,15 @@ export class Link {
     // (1006): ask the server over REST whether the session is still there. A first connect() fails with
     // the answer; a reconnect does not wait for it (on a dead link the check may take its whole timeout).
     if (!hadHello && this.opts.checkSession) {
-      if (!this.everOpened) return void this.checkThenRetry(code, reason);
+      if (!this.opened) return void this.checkThenRetry(code, reason);
       this.checkInBackground();
     }
     this.retry(code, reason);
   }
 
-  /** After a failed or dropped connection: the first connection is not retried; later ones are. */
+  /** After a failed or dropped connection: the first connection of a run is not retried; later ones are. */
   private retry(code: number, reason: string) {
-    if (!this.everOpened)
+    if (!this.opened)
       return this.stop(new ParleyError("closed", `could not connect (${code})`), code, reason);
     this.hooks.dropped(code);
     this.hooks.emit("close", { code, reason, reconnecting: true });

@@ -33,7 +33,10 @@ export interface RealtimeOptions {
   encoding?: Encoding;
   /** Used to page `/events` when the server answers `resync`. */
   rest?: RestClient;
-  /** Positions to resume from on the first connect (e.g. each conversation's last_seq). */
+  /**
+   * Positions to resume from on the first connect (e.g. each conversation's last_seq). The connection
+   * keeps them up to date, and keeps them across close() and a later connect().
+   */
   positions?: Record<string, number>;
   /** How long a request waits for its ack / ok. Default 10 s. */
   requestTimeoutMs?: number;
@@ -85,7 +88,7 @@ export class RealtimeConnection {
     const url = `${root}/ws/${encodeURIComponent(opts.userId)}/${encodeURIComponent(opts.sessionId)}`;
     const emit = this.emit.bind(this);
     this.link = new Link(opts, url, encoding, {
-      hello: (frame, reconnected) => this.onHello(frame, reconnected),
+      hello: (frame) => this.onHello(frame),
       frame: (frame) => this.onFrame(frame),
       ping: () => void this.sender.transmit({ type: "ping" }),
       closed: (code) => {
@@ -132,7 +135,8 @@ export class RealtimeConnection {
   /**
    * Opens the socket; resolves on the server's hello. A first connection that fails is not retried. Called
    * while connecting or waiting to reconnect, it joins that connection (a waiting reconnect is made at
-   * once): there is never a second socket. Connected, it fails with bad_request.
+   * once): there is never a second socket. Connected, it fails with bad_request. After close() (or the
+   * session's end) it is a first connect again, resuming every conversation from the position it kept.
    */
   connect(): Promise<OpenInfo> {
     return this.link.connect();
@@ -202,10 +206,9 @@ export class RealtimeConnection {
   // --- frames ---
 
   /** A new socket said hello: its limits, every conversation resumed, then the requests that waited. */
-  private onHello(frame: Hello, reconnected: boolean) {
+  private onHello(frame: Hello) {
     this.sender.hello(frame);
-    this.resumes.all();
-    if (reconnected) void this.resumes.discover();
+    this.resumes.hello();
     this.sender.flush();
   }
 

@@ -20,6 +20,8 @@ export class Resumes {
   readonly catchup: Catchup;
   /** ref of a resume frame -> its conversations still waiting for resumed / resync / error, in order. */
   private batches = new Map<number, string[]>();
+  /** A socket of this connection has said hello before: we have been away since. */
+  private returning = false;
 
   constructor(
     private userId: string,
@@ -36,23 +38,28 @@ export class Resumes {
     );
   }
 
-  /** After a hello: every conversation we know resumes from its position. */
-  all() {
+  /**
+   * After a hello: every conversation we know resumes from its position. After any hello but the
+   * connection's first (a reconnect, or a connect() after close()), those we were added to while away are
+   * found too: their changes were sent to no socket of ours, and nothing else would tell us of them.
+   */
+  hello() {
     this.from([...this.catchup.positions.keys()]);
+    if (this.returning) void this.discover();
+    this.returning = true;
   }
 
-  /** The socket is gone: its resumes and catch-ups with it (the next resume replays from the same positions). */
+  /** The socket is gone, and its resumes and catch-ups with it: the next resume starts them again. */
   left() {
     this.catchup.abandon();
     this.batches.clear();
   }
 
   /**
-   * After a reconnect: the conversations we were added to while away are resumed from where we were added
-   * (their first members, from their start). Their changes were sent to no socket of ours, and nothing
-   * else would tell us of them.
+   * The conversations we were added to while away are resumed from where we were added (their first
+   * members, from their start).
    */
-  async discover() {
+  private async discover() {
     const rest = this.rest;
     const socket = this.link.socket;
     if (!rest) return;

@@ -362,3 +362,89 @@ describe("connect() while the connection is running", () => {
     }
   });
 });
+
+describe("connect() after close()", () => {
+  it("is a first connect again: one that fails is not retried, and fails with closed", async () => {
+    let refuse = false;
+    const fake = fakeServer({ refuse: () => refuse });
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      await rt.connect();
+      rt.close();
+      refuse = true;
+      const closes = record(rt, "close");
+      const outcome = await Promise.race([
+        rejection(rt.connect()).then((err) => err.code),
+        Bun.sleep(1000).then(() => "still trying"),
+      ]);
+      expect(outcome).toBe("closed");
+      expect(closes.items).toMatchObject([{ reconnecting: false }]);
+      const upgrades = fake.upgrades;
+      await Bun.sleep(100);
+      expect(fake.upgrades).toBe(upgrades);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("starts its reconnect delays from minMs again, not where the closed run's had grown to", async () => {
+    let closeAtOnce = true;
+    const fake = fakeServer({ opened: (ws) => closeAtOnce && ws.close(CLOSE.restart, "again") });
+    const rt = fakeConnection(fake.baseUrl, { backoff: { minMs: 5, maxMs: 5000, resetAfterMs: 60_000 } });
+    try {
+      const opens = record(rt, "open");
+      await rt.connect();
+      // Six closes soon after hello: the next delay would be 320-640 ms.
+      await opens.count(7, undefined, 3000);
+      rt.close();
+      closeAtOnce = false;
+      await rt.connect();
+      const at = Date.now();
+      for (const ws of fake.sockets) ws.close(CLOSE.restart, "once");
+      await opens.next((o) => o.reconnected && opens.items.indexOf(o) > 7);
+      expect(Date.now() - at).toBeLessThan(200);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("says reconnected: false, and resumes every conversation it knows from where it was", async () => {
+    const fake = fakeServer({
+      answer: (f) =>
+        f.type === "resume"
+          ? undefined
+          : { type: f.type === "ping" ? "pong" : "ok", ref: f.ref, server_time: "" },
+    });
+    const rt = fakeConnection(fake.baseUrl, { positions: { c: 3 } });
+    try {
+      const events = record(rt, "event");
+      expect((await rt.connect()).reconnected).toBe(false);
+      const four = { id: "m4", sender_id: "x", content: "four", created_at: "" };
+      for (const ws of fake.sockets)
+        ws.send(JSON.stringify({ type: "resumed", conversation_id: "c", seq: 3, ref: 1 }));
+      for (const ws of fake.sockets)
+        ws.send(
+          JSON.stringify({
+            type: "event",
+            kind: "message.created",
+            conversation_id: "c",
+            seq: 4,
+            message: four,
+          }),
+        );
+      await events.next((e) => e.seq === 4);
+      rt.close();
+      expect((await rt.connect()).reconnected).toBe(false);
+      await waitFor(() => (fake.frames.filter((f) => f.type === "resume").length === 2 ? true : undefined));
+      expect(fake.frames.filter((f) => f.type === "resume").map((f) => f.positions)).toEqual([
+        { c: 3 },
+        { c: 4 },
+      ]);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});

@@ -740,6 +740,32 @@ describe("joining a conversation", () => {
   });
 });
 
+describe("connect() after close()", () => {
+  it("catches up a conversation the user was added to while closed from the add, as a reconnect does", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await a.rest.conversations.create({ conversation_type: "group", participant_ids: [] });
+    await a.rest.messages.send(conv.id, { content: "history" });
+    const rt = connectionOf(b);
+    try {
+      const events = record(rt, "event");
+      await rt.connect();
+      rt.close();
+      await a.rest.conversations.addParticipant(conv.id, idOf(b));
+      const addSeq = (await a.rest.conversations.get(conv.id)).last_seq;
+      const away = await a.rest.messages.send(conv.id, { content: "while closed" });
+      await rt.connect();
+      // No live event comes in it: the connect() finds it in the conversation list.
+      await events.next((e) => e.conversation_id === conv.id && e.seq === away.seq);
+      expect(events.items.map((e) => [e.seq, e.message?.message_type])).toEqual([
+        [addSeq, "system"],
+        [away.seq, "text"],
+      ]);
+    } finally {
+      rt.close();
+    }
+  });
+});
+
 describe("heartbeat", () => {
   it("pings every heartbeat_interval from hello, so an idle client is not closed as silent", async () => {
     const hb = await startServer({ WS_HEARTBEAT_INTERVAL: "1", WS_CONNECTION_TIMEOUT: "2" });

@@ -3,7 +3,8 @@
 // once each and in seq order. A live event that skips a seq starts such a resume by itself: with several
 // nodes, the change before it may still be on its way from another node. A conversation with no position
 // yet is one we were added to: its log starts where we were added (the event that added us says where),
-// and what came before is history, for the app to read over REST if it wants it.
+// and what came before is history, for the app to read over REST if it wants it. What a catch-up brings
+// is marked `replayed`, so that an app can tell it from what happens now (and not ring for each of them).
 
 import type { ConversationEvent } from "./events.ts";
 import type { MessageView } from "./types.ts";
@@ -11,7 +12,11 @@ import type { MessageView } from "./types.ts";
 export class Catchup {
   /** The highest seq delivered per conversation; sent in `resume` after a reconnect. */
   readonly positions = new Map<string, number>();
-  private resuming = new Map<string, { base: number; buffer: ConversationEvent[] }>();
+  /**
+   * The conversations being resumed: the position they resume from, their held events, and how many of
+   * those came before we asked the server for the catch-up (live ones; what comes after answers it).
+   */
+  private resuming = new Map<string, { base: number; buffer: ConversationEvent[]; asked?: number }>();
 
   constructor(
     private userId: string,
@@ -69,12 +74,31 @@ export class Catchup {
     return base;
   }
 
-  /** The replay is complete: held and fetched changes go out in seq order, each once. */
-  finish(conversationId: string, fetched: ConversationEvent[] = []) {
+  /** Our resume of it is being sent: begin(), and what comes from now on may be the server's replay. */
+  asking(conversationId: string): number {
+    const base = this.begin(conversationId);
+    const held = this.resuming.get(conversationId);
+    if (held && held.asked === undefined) held.asked = held.buffer.length;
+    return base;
+  }
+
+  /**
+   * The catch-up is complete up to seq `upTo` (the `resumed` frame's, or the last change paged over REST):
+   * held and fetched changes go out in seq order, each once. A held event is marked replayed when it came
+   * after we asked and the catch-up covers it (every change up to `upTo` was replayed, so it is one of
+   * them, or the same change live). One that came live before we asked, or is past `upTo` (made after the
+   * server read its log), is live.
+   */
+  finish(conversationId: string, upTo: number, fetched: ConversationEvent[] = []) {
     const held = this.resuming.get(conversationId);
     if (!held) return;
     this.resuming.delete(conversationId);
-    const all = [...held.buffer, ...fetched].sort((a, b) => a.seq - b.seq);
+    const asked = held.asked ?? held.buffer.length;
+    const buffer = held.buffer.map((event, i) =>
+      i >= asked && event.seq <= upTo ? { ...event, replayed: true } : event,
+    );
+    // Stable: of two copies of a change, the one held first goes out (a live one before the replay's).
+    const all = [...buffer, ...fetched].sort((a, b) => a.seq - b.seq);
     for (const event of all) this.pass(event);
   }
 

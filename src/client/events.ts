@@ -14,7 +14,12 @@ export interface ConversationEvent {
   conversation_id: string;
   seq: number;
   message?: MessageView;
-  /** True when it came from a resume or a REST catch-up rather than live. */
+  /**
+   * True for a change the SDK caught up on rather than heard as it happened: one its resume brought (at a
+   * connect or reconnect, to fill a hole in the live events, or to start a conversation joined) or that it
+   * paged over REST for a resync. Absent on live events. The server does not say it: the SDK marks what
+   * comes for a conversation between its resume and the `resumed` frame, up to that frame's seq.
+   */
   replayed?: boolean;
   [field: string]: unknown;
 }

@@ -80,7 +80,7 @@ export class Resumes {
   /** A `resumed` frame: that conversation is caught up. */
   resumed(frame: Extract<ServerFrame, { type: "resumed" }>) {
     this.done(frame.ref, frame.conversation_id);
-    this.catchup.finish(frame.conversation_id);
+    this.catchup.finish(frame.conversation_id, frame.seq);
     this.emit("resumed", { conversation_id: frame.conversation_id, seq: frame.seq });
   }
 
@@ -147,7 +147,7 @@ export class Resumes {
   private send(ids: string[]) {
     const ref = this.sender.ref();
     const positions: Record<string, number> = {};
-    for (const id of ids) positions[id] = this.catchup.begin(id);
+    for (const id of ids) positions[id] = this.catchup.asking(id);
     this.batches.set(ref, ids);
     if (this.sender.transmit({ type: "resume", ref, positions }) !== "too_large" || ids.length < 2) return;
     this.batches.delete(ref);
@@ -168,12 +168,13 @@ export class Resumes {
   /** Pages the conversation's changes over REST, then goes live. */
   private async fetch(conversationId: string) {
     const socket = this.link.socket;
-    let after = this.catchup.begin(conversationId);
+    const base = this.catchup.begin(conversationId);
+    let after = base;
     this.emit("resync", { conversation_id: conversationId });
     const rest = this.rest;
     if (!rest) {
       this.emit("error", new ParleyError("resync_unavailable", "resync needs a REST client"));
-      return this.catchup.finish(conversationId);
+      return this.catchup.finish(conversationId, base);
     }
     const fetched: ConversationEvent[] = [];
     try {
@@ -188,7 +189,7 @@ export class Resumes {
       return this.failed(err, socket);
     }
     if (this.link.socket !== socket || !this.catchup.isResuming(conversationId)) return;
-    this.catchup.finish(conversationId, fetched);
+    this.catchup.finish(conversationId, fetched.at(-1)?.seq ?? base, fetched);
   }
 
   /**

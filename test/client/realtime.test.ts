@@ -681,10 +681,11 @@ describe("joining a conversation", () => {
       const live = await a.realtime.send(conv, { content: "live" });
       await events.next((e) => e.conversation_id === conv && e.seq === live.seq);
       const seen = events.items.filter((e) => e.conversation_id === conv);
-      expect(seen.map((e) => [e.seq, e.message?.message_type, e.message?.content])).toEqual([
-        [addSeq, "system", addOf(b)],
-        [missed.seq, "text", "before b's socket is open"],
-        [live.seq, "text", "live"],
+      // Caught up from the add, and the live event that showed the conversation to it, live.
+      expect(seen.map((e) => [e.seq, e.message?.message_type, e.message?.content, e.replayed])).toEqual([
+        [addSeq, "system", addOf(b), true],
+        [missed.seq, "text", "before b's socket is open", true],
+        [live.seq, "text", "live", undefined],
       ]);
       expect(rt.positions[conv]).toBe(live.seq);
     } finally {
@@ -781,6 +782,100 @@ describe("heartbeat", () => {
       expect(closes.items).toHaveLength(0);
     } finally {
       await hb.stop();
+    }
+  });
+});
+
+describe("replayed events", () => {
+  it("marks the changes a reconnect's resume brings as replayed, and the live ones after it not", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const [events, closes, resumed] = [record(b, "event"), record(b, "close"), record(b, "resumed")];
+    const first = await a.realtime.send(conv, { content: "before" });
+    await events.next((e) => e.seq === first.seq);
+    const held = holdReconnects(b);
+    dropSockets(b);
+    await closes.next();
+    const away: number[] = [];
+    for (let i = 0; i < 3; i++) away.push((await a.rest.messages.send(conv, { content: `away ${i}` })).seq);
+    held.open();
+    await resumed.next((r) => r.conversation_id === conv && r.seq === away.at(-1));
+    const live = await a.realtime.send(conv, { content: "live" });
+    await events.next((e) => e.seq === live.seq);
+    expect(events.items.map((e) => [e.seq, e.replayed])).toEqual([
+      [first.seq, undefined],
+      ...away.map((seq) => [seq, true]),
+      [live.seq, undefined],
+    ]);
+  });
+
+  /** A message as a replay carries it: whole. */
+  const whole = (seq: number): MessageView => ({
+    id: `m${seq}`,
+    conversation_id: "c",
+    sender_id: "x",
+    seq,
+    version_seq: seq,
+    client_msg_id: null,
+    content: `m${seq}`,
+    message_type: "text",
+    status: "sent",
+    reply_to: null,
+    attachments: [],
+    reactions: [],
+    envelope: null,
+    edited_at: null,
+    deleted: false,
+    created_at: "",
+    updated_at: "",
+  });
+  const replay = (seq: number) => ({
+    type: "event",
+    kind: "message.created",
+    conversation_id: "c",
+    seq,
+    message: whole(seq),
+  });
+  const live = (seq: number) => ({
+    type: "event",
+    kind: "message.created",
+    conversation_id: "c",
+    seq,
+    message: { id: `m${seq}`, sender_id: "x", content: `m${seq}`, created_at: "" },
+  });
+
+  it("marks only what the resume covers: not a live change that came before it was asked for, nor one past its end", async () => {
+    // The server's answers, by resume: live events published while it read the store come before the
+    // replay, and one made after that read is past the replay's end.
+    const answers: unknown[][] = [
+      [live(5), replay(3), replay(4), { type: "resumed", conversation_id: "c", seq: 4 }],
+      [replay(6), replay(7), { type: "resumed", conversation_id: "c", seq: 7 }],
+    ];
+    const fake = fakeServer({
+      answer: (f, ws) => {
+        if (f.type !== "resume")
+          return { type: f.type === "ping" ? "pong" : "ok", ref: f.ref, server_time: "" };
+        for (const frame of answers.shift() ?? [])
+          ws.send(JSON.stringify({ ...(frame as object), ref: f.ref }));
+      },
+    });
+    const rt = fakeConnection(fake.baseUrl, { positions: { c: 2 } });
+    try {
+      const events = record(rt, "event");
+      await rt.connect();
+      await events.next((e) => e.seq === 5);
+      // A live change that skips seq 6 starts a resume of its own, which replays 6 and 7 again.
+      for (const ws of fake.sockets) ws.send(JSON.stringify(live(7)));
+      await events.next((e) => e.seq === 7);
+      expect(events.items.map((e) => [e.seq, e.replayed])).toEqual([
+        [3, true],
+        [4, true],
+        [5, undefined],
+        [6, true],
+        [7, undefined],
+      ]);
+    } finally {
+      rt.close();
+      fake.stop();
     }
   });
 });

@@ -347,9 +347,14 @@ export class RedisBroker implements Broker {
     // Without its heartbeat this node's sockets stop counting at once on every other node; the users it
     // still held (sockets not closed first) are found by the next sweep, which needs it listed in `nodes`.
     // Holding none, it leaves the list itself: the last node of a deployment would leave it there for good.
-    await this.pub
-      .eval(LEAVE_SCRIPT, 3, this.nodeKey(), this.usersKey(), `${this.prefix}nodes`, this.nodeId)
-      .catch(() => {});
+    // With Redis out of reach the leave would wait for ioredis to give up on it (a reconnect or two, seconds
+    // apart) and hold up the shutdown: it is skipped; the heartbeat expires by itself, and another node's
+    // sweep takes this one off the list.
+    if (!this.pubDown) {
+      await this.pub
+        .eval(LEAVE_SCRIPT, 3, this.nodeKey(), this.usersKey(), `${this.prefix}nodes`, this.nodeId)
+        .catch(() => {});
+    }
     await Promise.all([closeRedis(this.sub), closeRedis(this.pub)]);
   }
 

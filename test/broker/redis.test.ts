@@ -15,6 +15,12 @@ const RUN = `parley-test-${crypto.randomUUID()}:`;
 const silent = createLogger("silent");
 const admin = new Redis(REDIS_URL);
 
+/** Waits until a cut reached both of the node's connections: one may hear of it before the other. */
+async function cutReached(node: RedisBroker) {
+  const { pub, sub } = node as unknown as { pub: Redis; sub: Redis };
+  await waitFor(() => (pub.status === "ready" || sub.status === "ready" ? undefined : true));
+}
+
 afterAll(async () => {
   const keys = await admin.keys(`${RUN}*`);
   if (keys.length > 0) await admin.del(...keys);
@@ -184,7 +190,7 @@ describe("RedisBroker", () => {
     try {
       expect(await node.countSockets("u-1", 1)).toBe(1);
       proxy.cut();
-      await waitFor(() => (node.settled ? undefined : true));
+      await cutReached(node);
       let outcome = "waiting";
       node.countSockets("u-1", 1).then(
         () => (outcome = "counted"),
@@ -199,6 +205,27 @@ describe("RedisBroker", () => {
       expect(await admin.hget(`${prefix}sockets:u-1`, node.nodeId)).toBe("2");
     } finally {
       await node.close();
+      proxy.stop();
+    }
+  });
+
+  it("closes at once while its Redis connection is down, not after ioredis gives up on its leave", async () => {
+    const proxy = redisProxy(REDIS_URL);
+    const node = new RedisBroker(proxy.url, silent, { prefix: `${RUN}close-down:` });
+    try {
+      await node.ping();
+      proxy.cut();
+      await cutReached(node);
+      // Queued, the leave would wait for a reconnect attempt or two (50 ms and more away, then doubling).
+      let closed = false;
+      const closing = node.close().then(() => {
+        closed = true;
+      });
+      await Bun.sleep(0);
+      const atOnce = closed;
+      await closing;
+      expect(atOnce).toBe(true);
+    } finally {
       proxy.stop();
     }
   });

@@ -1,6 +1,7 @@
 // The life of a realtime connection's socket: opened with a fresh token, its hello, a heartbeat that finds
-// a dead link, and after a close either a reconnect with jittered backoff or the end (close(), a first
-// connection that failed, the session over). What travels on the socket is the connection's (realtime.ts).
+// a dead link (heartbeat.ts), and after a close either a reconnect with jittered backoff (backoff.ts) or
+// the end (close(), a first connection that failed, the session over). What travels on the socket is the
+// connection's (realtime.ts).
 
 import {
   BEARER_PREFIX,
@@ -9,8 +10,10 @@ import {
   type ServerFrame,
   SUBPROTOCOLS,
 } from "../realtime/frames.ts";
+import { Backoff } from "./backoff.ts";
 import { ParleyError } from "./errors.ts";
 import type { OpenInfo, RealtimeEventMap, RealtimeEventType } from "./events.ts";
+import { Heartbeat } from "./heartbeat.ts";
 import type { RealtimeOptions } from "./realtime.ts";
 import { type Cause, sessionEnd } from "./session-end.ts";
 import { decodeFrame } from "./wire.ts";
@@ -53,12 +56,13 @@ export class Link {
   private phase: "new" | "running" | "stopped" = "new";
   /** Why the connection ended for good (session over), when it did. */
   private endedBy: ParleyError | null = null;
-  private attempt = 0;
+  private backoff: Backoff;
   /** A session check is under way (after a reconnect that failed before its hello). */
   private checking = false;
-  private heartbeat: ReturnType<typeof setInterval> | undefined;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private lastFrameAt = 0;
+  private heartbeat = new Heartbeat(
+    () => this.hooks.ping(),
+    () => this.leaveDeadLink(),
+  );
   /** When the current connection said hello. */
   private upSince = 0;
   /**
@@ -78,6 +82,7 @@ export class Link {
     private hooks: LinkHooks,
   ) {
     this.encoding = wanted;
+    this.backoff = new Backoff(opts);
   }
 
   /** The current socket, open or opening; null between sockets. */
@@ -112,13 +117,13 @@ export class Link {
       this.endedBy = null;
       this.run++;
       this.opened = false;
-      this.attempt = 0;
+      this.backoff.reset();
     }
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
       if (!joining) void this.open();
-      else if (this.reconnectTimer !== undefined) {
-        this.cancelReconnect();
+      else if (this.backoff.waiting) {
+        this.backoff.cancel();
         void this.open();
       }
     });
@@ -131,7 +136,7 @@ export class Link {
 
   /** A request was answered: this connection works, and the next reconnect starts from minMs. */
   answered() {
-    this.attempt = 0;
+    this.backoff.reset();
   }
 
   private async open() {
@@ -157,7 +162,7 @@ export class Link {
     };
     ws.onmessage = (e: MessageEvent) => {
       if (this.ws !== ws) return;
-      this.lastFrameAt = Date.now();
+      this.heartbeat.heard();
       let frame: unknown;
       try {
         frame = decodeFrame(e.data, this.encoding);
@@ -183,7 +188,7 @@ export class Link {
     this.opened = true;
     this.ready = true;
     this.upSince = Date.now();
-    this.startHeartbeat(frame.heartbeat_interval);
+    this.heartbeat.start(frame.heartbeat_interval);
     this.hooks.hello(frame);
     const info: OpenInfo = {
       user_id: frame.user_id,
@@ -199,8 +204,7 @@ export class Link {
   /** The socket closed, or was left as dead: end for good, or try again. */
   private onClose(code: number, reason: string) {
     const hadHello = this.ready;
-    const resetAfter = this.opts.backoff?.resetAfterMs ?? 10_000;
-    if (hadHello && Date.now() - this.upSince >= resetAfter) this.attempt = 0;
+    if (hadHello) this.backoff.closedAfter(this.upSince);
     this.hooks.closed(code);
     // A socket the server closed is closed already; a dead link's is closed here.
     this.teardown(4000, reason);
@@ -221,7 +225,7 @@ export class Link {
       return this.stop(new ParleyError("closed", `could not connect (${code})`), code, reason);
     this.hooks.dropped(code);
     this.hooks.emit("close", { code, reason, reconnecting: true });
-    this.scheduleReconnect();
+    this.backoff.schedule(() => void this.open());
   }
 
   private async checkThenRetry(code: number, reason: string) {
@@ -285,8 +289,8 @@ export class Link {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
-    this.cancelReconnect();
-    this.stopHeartbeat();
+    this.backoff.cancel();
+    this.heartbeat.stop();
     this.hooks.left();
     if (!ws) return;
     ws.onopen = null;
@@ -299,44 +303,11 @@ export class Link {
     }
   }
 
-  private scheduleReconnect() {
-    const min = this.opts.backoff?.minMs ?? 500;
-    const max = this.opts.backoff?.maxMs ?? 30_000;
-    const ceiling = Math.min(max, min * 2 ** this.attempt);
-    this.attempt++;
-    // Equal jitter: half fixed, half random, so a server restart is not met by every client at once.
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      void this.open();
-    }, delay);
-  }
-
-  private cancelReconnect() {
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
-  }
-
-  private startHeartbeat(seconds: number) {
-    this.stopHeartbeat();
-    const every = Math.max(1, seconds) * 1000;
-    this.heartbeat = setInterval(() => {
-      // Nothing heard for two beats: the link is dead even if no close came; reconnect.
-      if (Date.now() - this.lastFrameAt > 2 * every + 5000) this.leaveDeadLink();
-      else this.hooks.ping();
-    }, every);
-  }
-
   /**
    * The socket's own close event would come only when its close handshake times out (half a minute and
    * more on a link that swallows packets): the close path runs now, and leaves the socket to itself.
    */
   private leaveDeadLink() {
     if (this.ws) this.onClose(1006, "heartbeat timeout");
-  }
-
-  private stopHeartbeat() {
-    clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
   }
 }

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Packr } from "msgpackr";
 import { runCli } from "../../src/cli.ts";
-import type { ConversationEvent } from "../../src/client/events.ts";
+import { type ConversationEvent, fromWire } from "../../src/client/events.ts";
 import { ParleyClient, ParleyError, RealtimeConnection } from "../../src/client/index.ts";
 import type { RealtimeOptions } from "../../src/client/realtime.ts";
 import type { MessageView } from "../../src/client/types.ts";
@@ -808,33 +808,7 @@ describe("replayed events", () => {
     ]);
   });
 
-  /** A message as a replay carries it: whole. */
-  const whole = (seq: number): MessageView => ({
-    id: `m${seq}`,
-    conversation_id: "c",
-    sender_id: "x",
-    seq,
-    version_seq: seq,
-    client_msg_id: null,
-    content: `m${seq}`,
-    message_type: "text",
-    status: "sent",
-    reply_to: null,
-    attachments: [],
-    reactions: [],
-    envelope: null,
-    edited_at: null,
-    deleted: false,
-    created_at: "",
-    updated_at: "",
-  });
-  const replay = (seq: number) => ({
-    type: "event",
-    kind: "message.created",
-    conversation_id: "c",
-    seq,
-    message: whole(seq),
-  });
+  /** A new message's event as it comes live (the short form), and as a replay brings it (whole). */
   const live = (seq: number) => ({
     type: "event",
     kind: "message.created",
@@ -842,6 +816,7 @@ describe("replayed events", () => {
     seq,
     message: { id: `m${seq}`, sender_id: "x", content: `m${seq}`, created_at: "" },
   });
+  const replay = (seq: number) => fromWire(live(seq) as unknown as ConversationEvent);
 
   it("marks only what the resume covers: not a live change that came before it was asked for, nor one past its end", async () => {
     // The server's answers, by resume: live events published while it read the store come before the

@@ -124,15 +124,25 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     });
   };
   joinNodeWide();
-  /** Users whose last sockets a dead node held: offline, unless they came back meanwhile. */
+  /**
+   * Users whose last sockets a dead node held: offline, unless they came back meanwhile. The sweep hands
+   * them out once: one that cannot be counted or written now is settled later, like a user let go of while
+   * counts were not trusted, rather than left online for good.
+   */
   async function sweepDeadNodes() {
-    for (const userId of await broker.sweepDeadNodes())
-      if ((await broker.countSockets(userId, 0)) === 0) await presence.set(userId, "offline");
+    for (const userId of await broker.sweepDeadNodes()) {
+      try {
+        if ((await broker.countSockets(userId, 0)) === 0) await presence.set(userId, "offline");
+      } catch {
+        reconciler.defer(userId);
+      }
+    }
   }
   const tending = async () => {
     fanout.leaveIdle();
     joinNodeWide();
-    if (!broker.shared) return;
+    // Presence writes the store refused are tried again here, on a node alone too.
+    if (!broker.shared) return settle();
     // While Redis is lost this would only time out: its reconnect joins what the sockets need (reconcile).
     if (broker.settled)
       await fanout.rejoin().catch((err: unknown) => {
@@ -258,6 +268,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         // to close it (its clients would reconnect, be closed again, and loop).
         await presence.set(user_id, "online").catch((err: unknown) => {
           logger.warn({ err: errorText(err), user_id }, "presence: could not write the user online");
+          // Written when the gateway next tends, with the other users held here whom the store has offline.
+          reconciler.recheckHeld();
         });
       })
       .catch((err: unknown) => opened(ws, err));
@@ -306,7 +318,12 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         if (trusted) await presence.set(userId, "offline");
         else reconciler.defer(userId);
       } else if (left > 0 && owed) await presence.set(userId, "online");
-    } catch {}
+    } catch {
+      // The store refused the write (a full disk): tried again as the gateway tends. Offline is settled
+      // (the broker hands this node back its own claim); online, with the users held here.
+      if (left === 0) reconciler.defer(userId);
+      else reconciler.recheckHeld();
+    }
   }
 
   function tooManyConnections(): AppError {

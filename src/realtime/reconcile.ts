@@ -141,7 +141,14 @@ export class Reconciler {
       for (const u of users) this.unsettled.add(u);
       throw err;
     }
-    await inChunks(gone, (userId) => presence.set(userId, "offline"));
+    // Each of them is this node's to write now (the broker marked it so): one the store refuses is
+    // deferred again, and handed back to this node by the next settle.
+    await inChunks(gone, (userId) =>
+      presence.set(userId, "offline").catch((err: unknown) => {
+        this.unsettled.add(userId);
+        throw err;
+      }),
+    );
   }
 
   /**

@@ -270,6 +270,32 @@ describe("a node cut off from Redis for a moment", () => {
     expect(await b.deps.broker.countSockets(kim.id, 0)).toBe(1);
   }, 30_000);
 
+  it("writes offline, once its store takes writes again, a user of a dead node whose offline write it refused", async () => {
+    const [a, b] = [await node(), await node()];
+    const ola = await signup(h.app);
+    await socket(ola, a);
+    await waitFor(async () => ((await statusOf(ola)) === "online" ? true : undefined));
+    // Node A dies (its heartbeat gone); node B sweeps it while its store refuses writes (a full disk).
+    await admin.del(`${PREFIX}node:${a.deps.broker.nodeId}`);
+    const users = b.deps.store.users;
+    const update = users.update.bind(users);
+    let refused = 0;
+    users.update = async () => {
+      refused++;
+      throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+    };
+    try {
+      await b.deps.gateway.tend();
+    } finally {
+      users.update = update;
+    }
+    expect(refused).toBeGreaterThan(0);
+    expect(await statusOf(ola)).toBe("online");
+    // The sweep handed ola out once: B keeps her, and writes her offline when it next tends.
+    await b.deps.gateway.tend();
+    expect(await statusOf(ola)).toBe("offline");
+  }, 30_000);
+
   it("closes the sockets of sessions revoked meanwhile, on it and on the other nodes (4501)", async () => {
     const [a, b] = [await node(), await node()];
     const zoe = await signup(h.app);

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import { SUBPROTOCOLS } from "../../src/realtime/frames.ts";
-import { group, type Harness, harness, signup } from "../helpers.ts";
+import { group, type Harness, harness, signup, waitFor } from "../helpers.ts";
 import { connect } from "./ws-client.ts";
 
 let h: Harness;
@@ -66,4 +66,45 @@ it("answers a message the store cannot write with unavailable, the socket still 
   s.send({ type: "message", ref: "m2", conversation_id: id, client_msg_id: "c1", content: "hi" });
   expect(await s.next((f) => f.ref === "m2")).toMatchObject({ type: "ack" });
   s.close();
+});
+
+it("writes a presence the store refused once it takes writes again, as the gateway tends", async () => {
+  const alice = await signup(h.app);
+  const users = h.deps.store.users;
+  const update = users.update.bind(users);
+  const status = async () => (await users.byId(alice.id))?.status;
+  users.update = async () => {
+    throw diskFull();
+  };
+  let s: Awaited<ReturnType<typeof connect>>;
+  try {
+    s = await connect(`${base}/ws/${alice.id}/${alice.session_id}`, [
+      SUBPROTOCOLS.json,
+      `bearer.${alice.token}`,
+    ]);
+    await s.next((f) => f.type === "hello");
+  } finally {
+    users.update = update;
+  }
+  expect(await status()).toBe("offline");
+  await h.deps.gateway.tend();
+  expect(await status()).toBe("online");
+  // And the other way: the last socket closes while the store refuses the offline write.
+  let refused = 0;
+  users.update = async () => {
+    refused++;
+    throw diskFull();
+  };
+  try {
+    s.close();
+    await waitFor(() => (refused > 0 ? true : undefined));
+    // Still refused when the gateway first tends: kept for the next time.
+    await h.deps.gateway.tend();
+    expect(refused).toBeGreaterThan(1);
+  } finally {
+    users.update = update;
+  }
+  expect(await status()).toBe("online");
+  await h.deps.gateway.tend();
+  expect(await status()).toBe("offline");
 });

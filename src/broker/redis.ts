@@ -18,7 +18,7 @@ const NODE_TTL_MS = 30_000;
 const JOIN_TIMEOUT_MS = 5000;
 /**
  * How long after a reconnect a count of 0 is not trusted: time for the other nodes, whose connections come
- * back on their own backoff (ioredis waits 2 s at most between tries), to put their counts back.
+ * back on their own backoff (RECONNECT_MAX_MS, 2 s at most between tries), to put their counts back.
  */
 const SETTLE_MS = 3000;
 /** Users per command when a node's counts go back or its users are settled. */

@@ -209,6 +209,24 @@ describe("RedisBroker", () => {
     }
   });
 
+  it("tries a lost Redis again at most 2 s apart, so the others are back within its 3 s settle window", async () => {
+    const node = new RedisBroker(REDIS_URL, silent, { prefix: `${RUN}retry:` });
+    try {
+      const { pub, sub } = node as unknown as { pub: Redis; sub: Redis };
+      for (const client of [pub, sub]) {
+        const delays = Array.from({ length: 40 }, (_, i) => client.options.retryStrategy?.(i + 1));
+        for (const delay of delays) {
+          expect(delay).toBeGreaterThan(0);
+          expect(delay).toBeLessThanOrEqual(2000);
+        }
+        // The first tries come quickly: a blip is over in a fraction of a second.
+        expect(delays[0]).toBeLessThan(300);
+      }
+    } finally {
+      await node.close();
+    }
+  });
+
   it("closes at once while its Redis connection is down, not after ioredis gives up on its leave", async () => {
     const proxy = redisProxy(REDIS_URL);
     const node = new RedisBroker(proxy.url, silent, { prefix: `${RUN}close-down:` });

@@ -17,7 +17,7 @@ import { connect, type Frame, type TestSocket } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 const PREFIX = `parley-test-${crypto.randomUUID()}:`;
-/** How long a test waits for nodes to reconnect and reconcile (ioredis retries within half a second here). */
+/** How long a test waits for nodes to reconnect and reconcile (they try Redis again 2 s apart at most). */
 const BACK_MS = 5000;
 
 interface Node {
@@ -152,7 +152,7 @@ describe("a node cut off from Redis for a moment", () => {
     expect(watcher.frames.filter(presence(yan, "offline"))).toHaveLength(1);
     expect(watcher.frames.filter(presence(xia, "offline"))).toHaveLength(1);
     await closeAll(again);
-  });
+  }, 30_000);
 
   it("writes offline a user whose last close Redis counted with its reply lost, and not one back since", async () => {
     const a = await node(200, ReplyLost);
@@ -206,7 +206,7 @@ describe("a node cut off from Redis for a moment", () => {
     // And her last socket still makes her offline.
     await closeAll([stays]);
     await waitFor(async () => ((await statusOf(wen)) === "offline" ? true : undefined));
-  });
+  }, 30_000);
 
   it("writes back the users it holds whom another node wrote offline while it was cut off past its heartbeat, as they chose", async () => {
     const [a, b] = [await node(), await node()];
@@ -319,7 +319,7 @@ describe("a node cut off from Redis for a moment", () => {
       Bun.sleep(BACK_MS).then(() => null),
     ]);
     expect(closed?.map((c) => c.code)).toEqual([4501, 4501]);
-  });
+  }, 30_000);
 
   it("takes the sockets of members removed meanwhile out of the conversation, on it and on the other nodes", async () => {
     const [a, b] = [await node(), await node()];
@@ -345,7 +345,7 @@ describe("a node cut off from Redis for a moment", () => {
     await Bun.sleep(30);
     expect(boOnA.frames.filter(said("members only"))).toEqual([]);
     expect(cyOnB.frames.filter(said("members only"))).toEqual([]);
-  });
+  }, 30_000);
 
   it("checks every socket and joins its channels though one store read fails, and retries the reads that failed", async () => {
     const [a, b] = [await node(), await node()];
@@ -428,7 +428,7 @@ describe("a node cut off from Redis for a moment", () => {
     await danOnA.next(said("from eve"));
     danOnA.send({ type: "message", conversation_id: id, client_msg_id: "d-1", content: "from dan" });
     await eveOnB.next(said("from dan"));
-  });
+  }, 30_000);
 });
 
 describe("a node whose Redis is slow", () => {

@@ -86,4 +86,4 @@ it("starts no server when the command line names something else: 64", async () =
   const [code, said] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
   expect(code).toBe(64);
   expect(said).toContain("usage: parley");
-});
+}, 30_000);

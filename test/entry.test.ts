@@ -50,7 +50,7 @@ describe("starting the server", () => {
     await exercise(server);
     expect(await Bun.file(join(dataDir, "parley.db")).exists()).toBe(true);
     expect(await Bun.file(join(dataDir, "secrets.json")).exists()).toBe(true);
-  });
+  }, 30_000);
 
   it("sets users a crashed run left online offline when it starts again", async () => {
     const env = { DATA_DIR: join(work, "crash"), LOG_LEVEL: "info" };
@@ -79,7 +79,7 @@ describe("starting the server", () => {
       second.proc.kill("SIGTERM");
       await second.proc.exited;
     }
-  });
+  }, 30_000);
 
   it.each([
     [
@@ -101,15 +101,19 @@ describe("starting the server", () => {
       (dir: string) => mkdirSync(join(dir, "parley.db")),
       "SQLITE_CANTOPEN",
     ],
-  ])("stops with exit 78 and one line, not a stack, on %s", async (_, prepare, says) => {
-    const dir = mkdtempSync(join(work, "bad-db-"));
-    prepare(dir);
-    const { code, said } = await refusedBoot({ PORT: "0", DATA_DIR: dir });
-    expect(code).toBe(78);
-    expect(said).toContain("configuration error: ");
-    expect(said).toContain(says);
-    expect(said).not.toContain("    at ");
-  });
+  ])(
+    "stops with exit 78 and one line, not a stack, on %s",
+    async (_, prepare, says) => {
+      const dir = mkdtempSync(join(work, "bad-db-"));
+      prepare(dir);
+      const { code, said } = await refusedBoot({ PORT: "0", DATA_DIR: dir });
+      expect(code).toBe(78);
+      expect(said).toContain("configuration error: ");
+      expect(said).toContain(says);
+      expect(said).not.toContain("    at ");
+    },
+    30_000,
+  );
 
   it("stops with exit 78 and one line, not a stack, when MONGODB_URL's server does not answer", async () => {
     const { code, said } = await refusedBoot({
@@ -121,7 +125,7 @@ describe("starting the server", () => {
     expect(said).toContain("configuration error: MONGODB_URL: no server answered");
     expect(said).not.toContain("hunter2");
     expect(said).not.toContain("    at ");
-  });
+  }, 30_000);
 
   it("refuses a second process on the same DATA_DIR without REDIS_URL, and says what to set", async () => {
     const env = { DATA_DIR: join(work, "taken") };
@@ -135,7 +139,7 @@ describe("starting the server", () => {
       first.proc.kill("SIGTERM");
       await first.proc.exited;
     }
-  });
+  }, 30_000);
 
   it("refuses a port another process holds (never shares it by accident), and says what to set", async () => {
     // Elysia would share it by default (SO_REUSEPORT): two servers with separate data, each with some clients.
@@ -160,7 +164,7 @@ describe("starting the server", () => {
       first.proc.kill("SIGTERM");
       await first.proc.exited;
     }
-  });
+  }, 30_000);
 
   it("shares one port between nodes with REUSE_PORT and one Redis: the kernel spreads connections over both", async () => {
     const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
@@ -199,7 +203,7 @@ describe("starting the server", () => {
     const { code, said } = await refusedBoot({ DATA_DIR: join(work, "bad"), PORT: "eighty" });
     expect(code).not.toBe(0);
     expect(said).toContain("PORT");
-  });
+  }, 30_000);
 
   it("refuses to boot in production with the example SECRET_KEY", async () => {
     const { code, said } = await refusedBoot({
@@ -210,7 +214,7 @@ describe("starting the server", () => {
     });
     expect(code).not.toBe(0);
     expect(said).toContain("SECRET_KEY");
-  });
+  }, 30_000);
 });
 
 describe("the compiled binary", () => {

@@ -777,13 +777,14 @@ describe("heartbeat", () => {
       expect(hello.heartbeat_interval).toBe(1);
       const socket = () => [...hb.h.deps.gateway.connections.ofUser(idOf(c))][0];
       const openedAt = Date.now();
-      // The server saw a frame well after the last one the client had to send: a ping.
-      await waitFor(() => ((socket()?.data.lastSeen ?? 0) > openedAt + 2500 ? true : undefined), 4000);
+      // The server saw a frame well after the last one the client had to send: a ping (one is due every
+      // second; a client that stops pinging is closed as silent after 2 s, and then none comes).
+      await waitFor(() => ((socket()?.data.lastSeen ?? 0) > openedAt + 2500 ? true : undefined), 8000);
       expect(closes.items).toHaveLength(0);
     } finally {
       await hb.stop();
     }
-  });
+  }, 15_000);
 });
 
 describe("replayed events", () => {

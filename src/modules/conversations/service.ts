@@ -8,12 +8,11 @@ import {
   type ActivityCursor,
   type ConversationRecord,
   DuplicateError,
-  MissingError,
   type ParticipantRecord,
   type ParticipantRole,
   type Store,
 } from "../../store/types.ts";
-import { appendSystem } from "../messages/log.ts";
+import { appendSystem, intoConversation } from "../messages/log.ts";
 import { toMessageView } from "../messages/model.ts";
 import { requireManager, requireMember } from "./access.ts";
 import {
@@ -222,10 +221,7 @@ export function createConversationsService(deps: ConversationDeps) {
       // Where the newcomer's live log starts (clients start it there, not at the conversation's start). Read
       // before the add, it may be a few changes early, never late: nothing after it is missed.
       const record = member(id, input.user_id, role, clock.now(), conversation.last_seq);
-      const added = await store.conversations.addParticipant(record).catch((err: unknown) => {
-        if (err instanceof MissingError) throw new AppError("not_found", "conversation not found");
-        throw err;
-      });
+      const added = await intoConversation(store.conversations.addParticipant(record));
       if (!added) throw new AppError("already_member", "already a participant");
       await publishSystem(id, userId, "participant.added", { user_id: input.user_id, role });
       return toParticipantView(record);

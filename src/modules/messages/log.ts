@@ -29,16 +29,21 @@ export function draft(
 }
 
 /**
- * Appends a draft to its conversation's log. The conversation may be deleted between the caller's
- * membership check and the append: that is a 404, as it would have been a moment earlier.
+ * A write into a conversation. The conversation may be deleted between the caller's membership check and
+ * the write (the store says MissingError): that is a 404, as it would have been a moment earlier.
  */
-export async function append(store: Store, message: MessageDraft): Promise<AppendResult> {
+export async function intoConversation<T>(write: Promise<T>): Promise<T> {
   try {
-    return await store.messages.append(message);
+    return await write;
   } catch (err) {
     if (err instanceof MissingError) throw new AppError("not_found", "conversation not found");
     throw err;
   }
+}
+
+/** Appends a draft to its conversation's log (404 if the conversation is gone meanwhile). */
+export function append(store: Store, message: MessageDraft): Promise<AppendResult> {
+  return intoConversation(store.messages.append(message));
 }
 
 /**

@@ -8,6 +8,7 @@ import { AppError, errorText } from "../lib/errors.ts";
 import { within } from "../lib/within.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
 import { clientAddress } from "../plugins/context.ts";
+import type { UserStatus } from "../store/types.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
 import { Dispatcher, send, sendError } from "./dispatch.ts";
@@ -46,6 +47,8 @@ export interface Gateway {
    * one, those its sockets listen to), and writes offline the users a dead node held.
    */
   tend(): Promise<void>;
+  /** A user's status changed over REST: their peers are told, as of a presence_update. */
+  statusWritten(userId: string, status: UserStatus, lastSeen: string | null): Promise<void>;
   /** Closes every socket (4000) and waits, a few seconds at most, for their users' presence to be written. */
   close(): Promise<void>;
 }
@@ -468,6 +471,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     fanout,
     connections,
     tend: tending,
+    statusWritten: (userId, status, lastSeen) =>
+      presence.written(userId, status, lastSeen, connections.ofUser(userId).size),
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     async close() {
       clearInterval(sweep);

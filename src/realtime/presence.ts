@@ -43,13 +43,21 @@ export class Presence {
       ...(status === "offline" ? { last_seen: now } : {}),
     });
     if (!user) return;
-    const frame = {
-      type: "presence" as const,
-      user_id: userId,
-      status,
-      last_seen: isoOrNull(user.last_seen),
-    };
-    // Everyone who shares a conversation with the user, the user included (their other devices).
+    await this.tell(userId, status, isoOrNull(user.last_seen));
+  }
+
+  /**
+   * A status written elsewhere (PUT /api/users/{id}), as presence_update's is: told to the user's peers
+   * and kept as their choice while they have a socket here.
+   */
+  async written(userId: string, status: UserStatus, lastSeen: string | null, socketsHere: number) {
+    if (socketsHere > 0) this.chosen.set(userId, status);
+    await this.tell(userId, status, lastSeen);
+  }
+
+  /** Everyone who shares a conversation with the user, the user included (their other devices). */
+  private async tell(userId: string, status: UserStatus, lastSeen: string | null) {
+    const frame = { type: "presence" as const, user_id: userId, status, last_seen: lastSeen };
     this.fanout.toPeers(userId, await this.store.conversations.peersOf(userId), frame);
   }
 }

@@ -142,6 +142,37 @@ describe("presence", () => {
       "offline",
     );
   });
+
+  it("tells peers a status set over REST as one set through a socket, and her other devices too", async () => {
+    const { h, base } = await start();
+    const [alice, bob, eve] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const [b, a, e] = [
+      await userSocket(base, bob),
+      await userSocket(base, alice),
+      await userSocket(base, eve),
+    ];
+    const res = await call(h.app, "PUT", `/api/users/${alice.id}`, {
+      token: alice.token,
+      body: { status: "away" },
+    });
+    expect(res.body.status).toBe("away");
+    for (const s of [b, a])
+      expect(
+        await s.next((f) => f.type === "presence" && f.user_id === alice.id && f.status === "away"),
+      ).toMatchObject({ last_seen: null });
+    // Eve shares no conversation with her: told nothing. (Her own name change after is no presence either.)
+    await call(h.app, "PUT", `/api/users/${alice.id}`, { token: alice.token, body: { display_name: "Al" } });
+    a.send({ type: "ping", ref: "p" });
+    await a.next((f) => f.type === "pong");
+    expect(e.frames.some((f) => f.type === "presence" && f.user_id === alice.id)).toBe(false);
+    expect(
+      b.frames.filter((f) => f.type === "presence" && f.user_id === alice.id && f.status === "away"),
+    ).toHaveLength(1);
+  });
 });
 
 describe("presence at shutdown", () => {

@@ -2,6 +2,7 @@
 
 import { Elysia } from "elysia";
 import type { Deps } from "../../deps.ts";
+import { errorText } from "../../lib/errors.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
 import { authGuard } from "../auth/guard.ts";
 import { ListUsersQuery, UpdateUser, UserIdParams, UserList, UserView } from "./model.ts";
@@ -20,11 +21,24 @@ export function usersController(deps: Deps) {
       params: UserIdParams,
       response: { 200: UserView, ...ErrorResponse },
     })
-    .put("/:id", ({ params, body, userId }) => users.update(params.id, userId, body), {
-      auth: true,
-      params: UserIdParams,
-      body: UpdateUser,
-      parse: "json",
-      response: { 200: UserView, ...ErrorResponse },
-    });
+    .put(
+      "/:id",
+      async ({ params, body, userId }) => {
+        const user = await users.update(params.id, userId, body);
+        // Peers see a status set here as one set through a socket. Written already: a peer missing this
+        // frame (a node without Redis for a moment) reads it at its next fetch.
+        if (body.status !== undefined)
+          await deps.gateway.statusWritten(user.id, user.status, user.last_seen).catch((err: unknown) => {
+            deps.logger.warn({ err: errorText(err), user_id: user.id }, "presence: could not tell the status");
+          });
+        return user;
+      },
+      {
+        auth: true,
+        params: UserIdParams,
+        body: UpdateUser,
+        parse: "json",
+        response: { 200: UserView, ...ErrorResponse },
+      },
+    );
 }

@@ -57,6 +57,8 @@ export class ParleyClient {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshing: Promise<Session> | null = null;
   private connection: RealtimeConnection | null = null;
+  /** The first connect() of `connection`, for the calls begun with it to join once they have listed. */
+  private opening: { connection: RealtimeConnection; hello: Promise<OpenInfo> } | null = null;
   private handlers: { type: RealtimeEventType; handler: Handler<RealtimeEventType> }[] = [];
   private locks: Locks;
   private unwatch: (() => void) | undefined;
@@ -181,8 +183,12 @@ export class ParleyClient {
       positions = {};
       for (const c of await this.rest.conversations.all()) positions[c.id] = c.last_seq;
       if (this.closes !== closes) throw new ParleyError("closed", "closed while connecting");
-      // Another connect() made the connection while this one listed: it is joined, as above.
-      if (this.connection && !this.connection.ended) return this.connection.connect();
+      // Another connect() made the connection while this one listed: it is joined, as above. Begun with
+      // that one, this call has its answer even if the connection is open by now (not "already connected").
+      if (this.connection && !this.connection.ended) {
+        if (this.opening?.connection === this.connection) return this.opening.hello;
+        return this.connection.connect();
+      }
     }
     const connection = new RealtimeConnection({
       baseUrl: this.opts.baseUrl,
@@ -199,8 +205,10 @@ export class ParleyClient {
     });
     for (const { type, handler } of this.handlers) connection.on(type, handler);
     this.connection = connection;
+    const hello = connection.connect();
+    this.opening = { connection, hello };
     try {
-      return await connection.connect();
+      return await hello;
     } catch (err) {
       this.connection = null;
       throw err;

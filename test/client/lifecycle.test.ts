@@ -350,6 +350,30 @@ describe("connect() while the connection is running", () => {
     expect([...s.h.deps.gateway.connections.ofUser(b.session!.user.id)]).toHaveLength(1);
   });
 
+  it("through ParleyClient, two at once: the second joins the first though that one was connected before the second had listed", async () => {
+    const b = await s.client();
+    const conversations = b.rest.conversations;
+    const all = conversations.all;
+    let calls = 0;
+    let answer = () => {};
+    const held = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    // The second connect()'s list of conversations comes back only once the first has had its hello.
+    conversations.all = async () => {
+      const call = ++calls;
+      const list = await all();
+      if (call === 2) await held;
+      return list;
+    };
+    const [first, second] = [b.connect(), b.connect()];
+    const opened = await first;
+    answer();
+    expect(await second).toEqual(opened);
+    await Bun.sleep(50);
+    expect([...s.h.deps.gateway.connections.ofUser(b.session!.user.id)]).toHaveLength(1);
+  });
+
   it("connected: fails with bad_request, and the connection goes on", async () => {
     const fake = fakeServer();
     const rt = fakeConnection(fake.baseUrl);

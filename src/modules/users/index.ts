@@ -29,7 +29,10 @@ export function usersController(deps: Deps) {
         // frame (a node without Redis for a moment) reads it at its next fetch.
         if (body.status !== undefined)
           await deps.gateway.statusWritten(user.id, user.status, user.last_seen).catch((err: unknown) => {
-            deps.logger.warn({ err: errorText(err), user_id: user.id }, "presence: could not tell the status");
+            deps.logger.warn(
+              { err: errorText(err), user_id: user.id },
+              "presence: could not tell the status",
+            );
           });
         return user;
       },

@@ -319,6 +319,8 @@ export class RedisBroker implements Broker {
   }
 
   async ping() {
+    // Lost, as a count is: a readiness check answers now rather than when ioredis gives up on its PING.
+    if (this.pubDown) throw new Error("broker redis: not connected");
     // Both connections: without the subscriber this node hears nothing of the others. Just after boot it
     // may still be connecting: that is waited for, briefly.
     await Promise.all([this.pub.ping(), connected(this.sub, PING_WAIT_MS)]);

@@ -179,7 +179,7 @@ describe("RedisBroker", () => {
     }
   });
 
-  it("fails a count at once while its Redis connection is down, not after ioredis gives up on it", async () => {
+  it("fails a count and a ping at once while its Redis connection is down, not after ioredis gives up on them", async () => {
     const prefix = `${RUN}down:`;
     const proxy = redisProxy(REDIS_URL);
     const node = new RedisBroker(proxy.url, silent, { prefix, settleMs: 50 });
@@ -196,9 +196,16 @@ describe("RedisBroker", () => {
         () => (outcome = "counted"),
         (err: Error) => (outcome = err.message),
       );
-      // Queued, the count would wait for a reconnect attempt (50 ms and more away) before failing.
+      let pinged = "waiting";
+      node.ping().then(
+        () => (pinged = "ok"),
+        (err: Error) => (pinged = err.message),
+      );
+      // Queued, the count (or a readiness check's PING) would wait for a reconnect attempt (50 ms and more
+      // away) before failing.
       await Bun.sleep(0);
       expect(outcome).toBe("broker redis: not connected");
+      expect(pinged).toBe("broker redis: not connected");
       // The tally kept that socket: Redis is told it once it is back.
       proxy.restore();
       await waitFor(() => (reconnected ? true : undefined), 5000);

@@ -23,7 +23,6 @@ import { createUsersService, type UsersService } from "./modules/users/service.t
 import { createRateLimiters, type RateLimiters } from "./ratelimit/index.ts";
 import { createGateway, type Gateway } from "./realtime/gateway.ts";
 import { Hub } from "./realtime/hub.ts";
-import { openMongoStore } from "./store/mongo/index.ts";
 import { brokerLockFile, type DataDirMode, lockDataDir } from "./store/sqlite/data-dir-lock.ts";
 import { openSqliteStore } from "./store/sqlite/index.ts";
 import type { Store } from "./store/types.ts";
@@ -58,6 +57,8 @@ export async function openStore(
   logger?: Pick<Logger, "info" | "warn">,
 ): Promise<Store> {
   if (config.MONGODB_URL) {
+    // Loaded only here: the driver is a sizeable part of a boot on the embedded store, which never uses it.
+    const { openMongoStore } = await import("./store/mongo/index.ts");
     return openMongoStore(config.MONGODB_URL, config.DATABASE_NAME, {
       requireTransactions: config.NODE_ENV === "production",
       onMode: (mode) =>

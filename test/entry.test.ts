@@ -243,6 +243,22 @@ describe("the compiled binary", () => {
     expect(await new Response(admin.stdout).text()).toContain("operator is now an admin");
   }, 60_000);
 
+  it("holds the MongoDB adapter too (loaded only when MONGODB_URL is set): an unanswered server is exit 78", async () => {
+    const proc = Bun.spawn([binary], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        PORT: "0",
+        DATA_DIR: join(work, "binary-mongo"),
+        MONGODB_URL: "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [code, said] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    expect(code).toBe(78);
+    expect(said).toContain("configuration error: MONGODB_URL: no server answered");
+  }, 30_000);
+
   it("runs as two nodes over one DATA_DIR and Redis: a message sent to one reaches a socket on the other", async () => {
     const env = {
       DATA_DIR: join(work, "two-nodes"),

@@ -17,12 +17,12 @@ export async function runCli(
   out: (line: string) => void,
   err: (line: string) => void = out,
 ): Promise<number> {
-  const [scope, command, who, ...extra] = args;
-  const takes = command === "list" ? who === undefined : command === "grant" || command === "revoke";
+  const [scope, command, who = "", ...extra] = args;
+  const named = command === "grant" || command === "revoke";
+  // Checked whole before the store is opened: a command line it does not take is 64 whatever DATA_DIR holds.
+  const takes = named ? who.trim() !== "" : command === "list" && args.length === 2;
   if (scope !== "admin" || !takes || extra.length > 0) {
-    err(
-      command === "grant" || command === "revoke" ? `usage: parley admin ${command} <username|email>` : USAGE,
-    );
+    err(named ? `usage: parley admin ${command} <username|email>` : USAGE);
     return 64; // EX_USAGE
   }
   let store: Awaited<ReturnType<typeof openStore>>;
@@ -43,10 +43,6 @@ export async function runCli(
         if (page.length < 500 || !last) return 0;
         after = last.username;
       }
-    }
-    if (!who) {
-      err(`usage: parley admin ${command} <username|email>`);
-      return 64;
     }
     const login = who.trim().toLowerCase();
     const user = login.includes("@") ? await store.users.byEmail(login) : await store.users.byUsername(login);

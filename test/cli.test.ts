@@ -58,6 +58,8 @@ it("makes no database where DATA_DIR has none (a mistyped DATA_DIR): 78", async 
   expect(res.code).toBe(78);
   expect(res.err.join()).toContain("no database at");
   expect(existsSync(join(dataDir, "parley.db"))).toBe(false);
+  // A command line it does not take is a usage error first, whatever DATA_DIR holds.
+  expect((await run(["admin", "grant"], { ...h.config, DATA_DIR: dataDir })).code).toBe(64);
   await h.close();
 });
 

@@ -26,8 +26,6 @@ const BATCH = 1000;
 /** How long a readiness check waits for a connection that is being made. */
 const PING_WAIT_MS = 1000;
 const ID_BYTES = 8;
-/** The publishing connection's states in which it was lost (before its first connect, commands wait). */
-const LOST = new Set(["reconnecting", "close", "end"]);
 
 // Both scripts reach keys they are not given in KEYS (every node's heartbeat): fine on one Redis, not on a
 // Redis Cluster. Keys under the prefix: node:<id> (heartbeat: "1", or "0" once a count has made it again
@@ -169,7 +167,10 @@ export class RedisBroker implements Broker {
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectListeners: (() => void)[] = [];
   private settledListeners: (() => void)[] = [];
-  /** The command connection failed and has not been ready since: counts fail at once rather than queue. */
+  /**
+   * The command connection failed and has not been ready since (before its first connect, commands wait):
+   * publishes are dropped and counts fail at once rather than queue for a reconnect.
+   */
   private pubDown = false;
 
   constructor(url: string, logger: Logger, options: RedisBrokerOptions = {}) {
@@ -222,7 +223,7 @@ export class RedisBroker implements Broker {
   publish(channel: string, payload: Uint8Array) {
     // While Redis is down frames are dropped, not queued without bound: what other nodes miss of a
     // conversation's log their clients catch up with resume (the log is in the store, not in Redis).
-    if (LOST.has(this.pub.status)) return false;
+    if (this.pubDown) return false;
     const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
     this.id.copy(message, 0);
     message.set(payload, ID_BYTES);

@@ -206,6 +206,8 @@ describe("RedisBroker", () => {
       await Bun.sleep(0);
       expect(outcome).toBe("broker redis: not connected");
       expect(pinged).toBe("broker redis: not connected");
+      // A publish is dropped (said so), not queued for the reconnect.
+      expect(node.publish("c:down", new Uint8Array([1]))).toBe(false);
       // The tally kept that socket: Redis is told it once it is back.
       proxy.restore();
       await waitFor(() => (reconnected ? true : undefined), 5000);

@@ -6,7 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import type { ParleyClient } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
-import { fakeConnection, fakeServer, record, rejection, type Server, startServer } from "./helpers.ts";
+import {
+  fakeConnection,
+  fakeServer,
+  holdReconnects,
+  record,
+  rejection,
+  type Server,
+  startServer,
+} from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -65,16 +73,7 @@ describe("frame rate", () => {
       .id;
     await a.connect();
     const closes = record(a, "close");
-    let open: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    const client = a as unknown as { freshToken(): Promise<string> };
-    const original = client.freshToken.bind(a);
-    client.freshToken = async () => {
-      await gate;
-      return original();
-    };
+    const { open } = holdReconnects(a);
     const refused = () => s.h.deps.metrics.rateLimited.get(["ws_frames"]);
     const before = refused();
     for (const ws of [...s.h.deps.gateway.connections.ofUser(idOf(a))]) ws.close(CLOSE.restart, "test");

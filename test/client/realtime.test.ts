@@ -444,17 +444,7 @@ describe("reconnect and resume", () => {
     const first = await a.realtime.send(conv, { content: "start" });
     const resyncs = record(b, "resync");
     await events.next((e) => e.seq === first.seq);
-    let open: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    // Hold b's reconnect by holding its next token lookup: the client asks for a token at every connect.
-    const client = b as unknown as { freshToken(): Promise<string> };
-    const original = client.freshToken.bind(b);
-    client.freshToken = async () => {
-      await gate;
-      return original();
-    };
+    const { open } = holdReconnects(b);
     dropSockets(b);
     const sent: string[] = [];
     for (let i = 0; i < RESUME_MAX + 4; i++)
@@ -486,16 +476,7 @@ describe("reconnect and resume", () => {
     ];
     await events.next((e) => e.conversation_id === conv && e.seq === stays.seq);
     await events.next((e) => e.conversation_id === left && e.seq === goes.seq);
-    let open: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    const client = b as unknown as { freshToken(): Promise<string> };
-    const original = client.freshToken.bind(b);
-    client.freshToken = async () => {
-      await gate;
-      return original();
-    };
+    const { open } = holdReconnects(b);
     const [resumed, errors] = [record(b, "resumed"), record(b, "error")];
     dropSockets(b);
     await a.rest.conversations.removeParticipant(left, idOf(b));
@@ -512,16 +493,7 @@ describe("reconnect and resume", () => {
   it("catches up, from its start, a conversation created with it as a member while away", async () => {
     const { a, b } = await pair("msgpack");
     const events = record(b, "event");
-    let open: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    const client = b as unknown as { freshToken(): Promise<string> };
-    const original = client.freshToken.bind(b);
-    client.freshToken = async () => {
-      await gate;
-      return original();
-    };
+    const { open } = holdReconnects(b);
     const closes = record(b, "close");
     dropSockets(b);
     await closes.next();

@@ -146,19 +146,20 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     joinNodeWide();
     // Presence writes the store refused are tried again here, on a node alone too.
     if (!broker.shared) return settle();
-    // While Redis is lost this would only time out: its reconnect joins what the sockets need (reconcile).
-    if (broker.settled)
+    // Not while Redis is lost, or just back: joins would only time out (the reconnect joins what the sockets
+    // need, reconcile.ts), and a node still putting its counts back would look to the sweep as if it held
+    // nobody.
+    if (broker.settled) {
       await fanout.rejoin().catch((err: unknown) => {
         logger.warn(
           { err: errorText(err) },
           "broker: could not join again the channels of this node's sockets",
         );
       });
-    // Not while counts are untrusted: a node still putting its own back would look as if it held nobody.
-    if (broker.settled)
       await sweepDeadNodes().catch((err: unknown) => {
         logger.warn({ err: errorText(err) }, "broker: sweep failed");
       });
+    }
     await settle();
   };
   const tend = setInterval(() => void tending(), TEND_MS);

@@ -13,21 +13,21 @@ export class Catchup {
   /** The highest seq delivered per conversation; sent in `resume` after a reconnect. */
   readonly positions = new Map<string, number>();
   /**
-   * The conversations being resumed: the position they resume from, their held events, and how many of
-   * those came before we asked the server for the catch-up (live ones; what comes after answers it).
+   * The conversations being resumed: their held events, and how many of those came before we asked the
+   * server for the catch-up (live ones; what comes after answers it).
    */
-  private resuming = new Map<string, { base: number; buffer: ConversationEvent[]; asked?: number }>();
+  private resuming = new Map<string, { buffer: ConversationEvent[]; asked?: number }>();
 
   constructor(
     private userId: string,
     private deliver: (event: ConversationEvent) => void,
     /** Asked to resume a conversation (begin() has been called for it) when a live event left a hole. */
-    private onGap: (conversationId: string) => void = () => {},
+    private onGap: (conversationId: string) => void,
     /**
      * Asked where we joined a conversation we have no position for, when its first live event is not the
      * one that added us; its events wait meanwhile. join() then gives the answer, before the resume.
      */
-    private onUnknown: (conversationId: string) => void = onGap,
+    private onUnknown: (conversationId: string) => void,
   ) {}
 
   /** An event from the socket: delivered now, or held while its conversation is resuming. */
@@ -69,9 +69,8 @@ export class Catchup {
 
   /** Starts holding a conversation's live events; answers the position to resume from. */
   begin(conversationId: string): number {
-    const base = this.positions.get(conversationId) ?? 0;
-    if (!this.resuming.has(conversationId)) this.resuming.set(conversationId, { base, buffer: [] });
-    return base;
+    if (!this.resuming.has(conversationId)) this.resuming.set(conversationId, { buffer: [] });
+    return this.positions.get(conversationId) ?? 0;
   }
 
   /** Our resume of it is being sent: begin(), and what comes from now on may be the server's replay. */

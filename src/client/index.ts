@@ -210,7 +210,8 @@ export class ParleyClient {
     try {
       return await hello;
     } catch (err) {
-      this.connection = null;
+      // Unless close() and a newer connect() have replaced it meanwhile (in the same tick, say).
+      if (this.connection === connection) this.connection = null;
       throw err;
     }
   }

@@ -390,6 +390,19 @@ describe("connect() while the connection is running", () => {
 });
 
 describe("connect() after close()", () => {
+  it("through ParleyClient, made in the same tick as close(): the earlier connect's failure leaves the new connection in place", async () => {
+    const b = await s.client();
+    const sockets = () => [...s.h.deps.gateway.connections.ofUser(b.session!.user.id)];
+    const earlier = rejection(b.connect({ positions: {} }));
+    b.close();
+    const later = b.connect({ positions: {} });
+    expect((await earlier).code).toBe("closed");
+    await later;
+    expect(b.realtime.connected).toBe(true);
+    b.close();
+    await waitFor(() => (sockets().length === 0 ? true : undefined));
+  });
+
   it("is a first connect again: one that fails is not retried, and fails with closed", async () => {
     let refuse = false;
     const fake = fakeServer({ refuse: () => refuse });

@@ -41,6 +41,7 @@ export async function seedAccounts(
         display_name: `Bench ${i}`,
         password_hash: passwordHash,
         status: "offline" as const,
+        chosen_status: "online" as const,
         role: "user" as const,
         last_seen: null,
         created_at: now,

@@ -65,19 +65,18 @@ export class Connections {
     addTo(this.bySession, ws.data.session_id, ws);
   }
 
-  /** Returns how many sockets the user still has on this node. */
-  remove(ws: Socket): number {
-    if (!this.all.delete(ws)) return this.byUser.get(ws.data.user_id)?.size ?? 0;
+  /** Once: a socket removed already is left alone. */
+  remove(ws: Socket) {
+    if (!this.all.delete(ws)) return;
     this.perEncoding[ws.data.encoding]--;
     if (ws.data.kind === "public") {
       const left = (this.publicByIp.get(ws.data.ip) ?? 1) - 1;
       if (left > 0) this.publicByIp.set(ws.data.ip, left);
       else this.publicByIp.delete(ws.data.ip);
-      return 0;
+      return;
     }
     removeFrom(this.byUser, ws.data.user_id, ws);
     removeFrom(this.bySession, ws.data.session_id, ws);
-    return this.byUser.get(ws.data.user_id)?.size ?? 0;
   }
 
   /** Public-channel sockets open from one client address. */

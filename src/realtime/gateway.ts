@@ -8,7 +8,7 @@ import { AppError, errorText } from "../lib/errors.ts";
 import { within } from "../lib/within.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
 import { clientAddress } from "../plugins/context.ts";
-import type { UserStatus } from "../store/types.ts";
+import type { UserRecord } from "../store/types.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
 import { Dispatcher, send, sendError } from "./dispatch.ts";
@@ -47,8 +47,11 @@ export interface Gateway {
    * one, those its sockets listen to), and writes offline the users a dead node held.
    */
   tend(): Promise<void>;
-  /** A user's status changed over REST: their peers are told, as of a presence_update. */
-  statusWritten(userId: string, status: UserStatus, lastSeen: string | null): Promise<void>;
+  /**
+   * A user chose a status over REST (written as their choice): shown, and told to their peers as a
+   * presence_update's is, if they are connected on any node; returns the user if their status changed.
+   */
+  statusChosen(userId: string): Promise<UserRecord | null>;
   /** Closes every socket (4000) and waits, a few seconds at most, for their users' presence to be written. */
   close(): Promise<void>;
 }
@@ -265,12 +268,12 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
           rate_per_second: config.WS_RATE_PER_SECOND,
           rate_burst: config.WS_RATE_BURST,
         });
-        // Counted since its upgrade; the user's first socket makes them online once it is open for good.
+        // Counted since its upgrade; the user's first socket shows their status once it is open for good.
         if (!ws.data.announce) return;
         ws.data.announce = false;
         // The socket is open and told so: a presence the store cannot write (a full disk) is not a reason
         // to close it (its clients would reconnect, be closed again, and loop).
-        await presence.set(user_id, "online").catch((err: unknown) => {
+        await presence.show(user_id).catch((err: unknown) => {
           logger.warn({ err: errorText(err), user_id }, "presence: could not write the user online");
           // Written when the gateway next tends, with the other users held here whom the store has offline.
           reconciler.recheckHeld();
@@ -287,7 +290,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
 
   /** A socket leaves this node's books, once. */
   async function release(ws: Socket): Promise<void> {
-    if (connections.remove(ws) === 0 && ws.data.kind === "user") presence.forget(ws.data.user_id);
+    connections.remove(ws);
     await givePlace(ws.data);
   }
 
@@ -321,7 +324,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         // it for this node alone), whatever happened to the trust since.
         if (trusted) await presence.set(userId, "offline");
         else reconciler.defer(userId);
-      } else if (left > 0 && owed) await presence.set(userId, "online");
+      } else if (left > 0 && owed) await presence.show(userId);
     } catch {
       // The store refused the write (a full disk): tried again as the gateway tends. Offline is settled
       // (the broker hands this node back its own claim); online, with the users held here.
@@ -472,8 +475,13 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     fanout,
     connections,
     tend: tending,
-    statusWritten: (userId, status, lastSeen) =>
-      presence.written(userId, status, lastSeen, connections.ofUser(userId).size),
+    async statusChosen(userId) {
+      // Sockets here answer without Redis; a count that cannot be read shows nothing (the choice is kept,
+      // and shown when they next connect).
+      const connected =
+        connections.ofUser(userId).size > 0 || (await broker.countSockets(userId, 0).catch(() => 0)) > 0;
+      return connected ? presence.show(userId) : null;
+    },
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     async close() {
       clearInterval(sweep);

@@ -1,58 +1,49 @@
-// Presence: a user's first socket makes them online, the last one closing makes them offline with
-// last_seen; presence_update sets a status (kept here, see chosen). Changes go to every user who shares a
-// conversation.
+// Presence: a user's first socket shows the status they chose (online unless they chose another), the last
+// one closing makes them offline with last_seen; presence_update (or PUT /api/users/{id}) chooses a status,
+// kept in the store across their connections. Changes go to every user who shares a conversation.
 
 import { type Clock, isoOrNull } from "../lib/clock.ts";
-import type { Store, UserStatus } from "../store/types.ts";
+import type { Store, UserRecord, UserStatus } from "../store/types.ts";
 import type { Fanout } from "./fanout.ts";
 
 export class Presence {
-  /**
-   * The status each user with sockets here last chose through one of them (presence_update), until their
-   * last socket here closes: what their presence is written back to should another node have written
-   * them offline while this node's counts were missing from Redis (one who chose offline stays so).
-   */
-  private chosen = new Map<string, UserStatus>();
-
   constructor(
     private store: Store,
     private clock: Clock,
     private fanout: Fanout,
   ) {}
 
-  /** A status the user chose (presence_update), kept while they have a socket here. */
+  /**
+   * A status the user chose through one of their sockets (presence_update): kept as their choice, and
+   * shown at once (they are connected).
+   */
   async choose(userId: string, status: UserStatus) {
-    this.chosen.set(userId, status);
-    await this.set(userId, status);
+    await this.set(userId, status, status);
   }
 
-  chosenBy(userId: string): UserStatus | undefined {
-    return this.chosen.get(userId);
+  /**
+   * The user is connected (their first socket, or written offline meanwhile by another node): their status
+   * becomes the one they chose, "online" unless they chose another. One who chose offline stays so, their
+   * last_seen untouched and nobody told. `user` is the user as just read, if the caller has read them.
+   */
+  async show(userId: string, user?: UserRecord | null): Promise<UserRecord | null> {
+    const now = user === undefined ? await this.store.users.byId(userId) : user;
+    if (!now || now.status === now.chosen_status) return null;
+    return this.set(userId, now.chosen_status);
   }
 
-  /** The user's last socket here closed. */
-  forget(userId: string) {
-    this.chosen.delete(userId);
-  }
-
-  async set(userId: string, status: UserStatus) {
+  /** The user's status as everyone sees it (offline: their last socket closed), their choice kept. */
+  async set(userId: string, status: UserStatus, chosen?: UserStatus): Promise<UserRecord | null> {
     const now = this.clock.now();
     const user = await this.store.users.update(userId, {
       status,
       updated_at: now,
+      ...(chosen === undefined ? {} : { chosen_status: chosen }),
       ...(status === "offline" ? { last_seen: now } : {}),
     });
-    if (!user) return;
+    if (!user) return null;
     await this.tell(userId, status, isoOrNull(user.last_seen));
-  }
-
-  /**
-   * A status written elsewhere (PUT /api/users/{id}), as presence_update's is: told to the user's peers
-   * and kept as their choice while they have a socket here.
-   */
-  async written(userId: string, status: UserStatus, lastSeen: string | null, socketsHere: number) {
-    if (socketsHere > 0) this.chosen.set(userId, status);
-    await this.tell(userId, status, lastSeen);
+    return user;
   }
 
   /** Everyone who shares a conversation with the user, the user included (their other devices). */

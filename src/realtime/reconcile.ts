@@ -154,8 +154,9 @@ export class Reconciler {
   /**
    * While this node's counts were missing from Redis, another node may have found it dead and written
    * its users offline (its sweep), or written offline a user whose last socket elsewhere closed: those
-   * with a socket here whom the store says are offline are written back, online or to the status they
-   * chose here. One who chose offline stays so; a first socket still to say hello writes its user online.
+   * with a socket here whom the store says are offline are written back to the status they chose (online
+   * unless they chose another; one who chose offline stays so). A first socket still to say hello shows
+   * its user's status itself.
    */
   private async writeBackHeld(): Promise<void> {
     if (!this.heldOwed) return;
@@ -170,8 +171,7 @@ export class Reconciler {
         const user = await store.users.byId(userId);
         // Checked after the read: a user whose last socket here closed meanwhile was written as it closed.
         if (user?.status !== "offline" || connections.ofUser(userId).size === 0) return;
-        const status = presence.chosenBy(userId) ?? "online";
-        if (status !== "offline") await presence.set(userId, status);
+        await presence.show(userId, user);
       });
     } catch (err) {
       // Looked at again whole at the next call: those written back already read online and stay as they are.

@@ -10,7 +10,13 @@ export interface UserRecord {
   username: string; // lowercase
   display_name: string;
   password_hash: string;
+  /** What everyone sees: offline while the user has no socket, else the status they chose. */
   status: UserStatus;
+  /**
+   * The status the user chose (presence_update, or PUT /api/users/{id}), "online" until they choose one:
+   * what their status becomes whenever they connect, and stays while they are connected.
+   */
+  chosen_status: UserStatus;
   role: UserRole;
   last_seen: number | null;
   created_at: number;
@@ -18,7 +24,10 @@ export interface UserRecord {
 }
 
 export type UserPatch = Partial<
-  Pick<UserRecord, "display_name" | "username" | "status" | "password_hash" | "last_seen" | "role">
+  Pick<
+    UserRecord,
+    "display_name" | "username" | "status" | "chosen_status" | "password_hash" | "last_seen" | "role"
+  >
 > & { updated_at: number };
 
 export interface UserQuery {

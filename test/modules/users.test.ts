@@ -85,15 +85,24 @@ describe("PUT /api/users/{id}", () => {
       body: { display_name: "New Name", username: "New_Handle", status: "dnd" },
     });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ display_name: "New Name", username: "new_handle", status: "dnd" });
+    // Not connected: the status is their choice, shown when they connect; everyone sees them offline.
+    expect(res.body).toMatchObject({
+      display_name: "New Name",
+      username: "new_handle",
+      status: "offline",
+      chosen_status: "dnd",
+    });
     h.clock.advance(1000);
     const again = await call(h.app, "PUT", `/api/users/${user.id}`, {
       token: user.token,
       body: { status: "away" },
     });
-    expect(again.body.status).toBe("away");
-    expect(again.body.username).toBe("new_handle");
+    expect(again.body).toMatchObject({ status: "offline", chosen_status: "away", username: "new_handle" });
     expect(Date.parse(again.body.updated_at)).toBeGreaterThan(Date.parse(res.body.updated_at));
+    const seen = await call(h.app, "GET", `/api/users/${user.id}`, { token: alice.token });
+    expect(seen.body.status).toBe("offline");
+    expect(seen.body).not.toHaveProperty("chosen_status");
+    expect((await call(h.app, "GET", "/api/auth/me", { token: user.token })).body.chosen_status).toBe("away");
   });
 
   it("answers 403 forbidden to anyone but the user", async () => {

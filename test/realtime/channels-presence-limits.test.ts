@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { runCli } from "../../src/cli.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { burst, connect, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
+import { burst, connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 let h: Harness | undefined;
 const open: TestSocket[] = [];
@@ -172,6 +172,84 @@ describe("presence", () => {
     expect(
       b.frames.filter((f) => f.type === "presence" && f.user_id === alice.id && f.status === "away"),
     ).toHaveLength(1);
+  });
+});
+
+describe("a chosen status", () => {
+  /** Alice and bob share a dm; bob is connected. */
+  async function pair() {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    return { h, base, alice, bob, b: await userSocket(base, bob) };
+  }
+  const presenceOf = (userId: string) => (f: Frame) => f.type === "presence" && f.user_id === userId;
+  const statusOf = async (h: Harness, userId: string) => (await h.deps.store.users.byId(userId))?.status;
+
+  it("is shown again when the user next connects, and one who chose offline connects unseen", async () => {
+    const { h, base, alice, bob, b } = await pair();
+    let a = await userSocket(base, alice);
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "online");
+    a.send({ type: "presence_update", status: "dnd" });
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "dnd");
+    a.close();
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "offline");
+    const from = b.frames.length;
+    a = await userSocket(base, alice);
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "dnd" && b.frames.indexOf(f) >= from);
+    expect(b.frames.slice(from).filter(presenceOf(alice.id))).toHaveLength(1);
+    expect(await statusOf(h, alice.id)).toBe("dnd");
+
+    // She chooses to appear offline: her next connection tells nobody, and moves no last_seen.
+    a.send({ type: "presence_update", status: "offline" });
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "offline" && b.frames.indexOf(f) >= from);
+    a.close();
+    await waitFor(() => (h.deps.gateway.connections.ofUser(alice.id).size === 0 ? true : undefined));
+    const lastSeen = (await h.deps.store.users.byId(alice.id))?.last_seen;
+    const unseen = b.frames.length;
+    a = await userSocket(base, alice);
+    // Her first frame after hello orders after what her connection wrote (one group commit after another).
+    a.send({ type: "presence_update", status: "away" });
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "away");
+    expect(
+      b.frames
+        .slice(unseen)
+        .filter(presenceOf(alice.id))
+        .map((f) => f.status),
+    ).toEqual(["away"]);
+    expect((await h.deps.store.users.byId(alice.id))?.last_seen).toBe(lastSeen);
+    // Bob, who never chose, is online.
+    expect(await statusOf(h, bob.id)).toBe("online");
+    a.close();
+  });
+
+  it("set over REST while not connected tells nobody, and is shown when the user connects", async () => {
+    const { h, base, alice, b } = await pair();
+    const res = await call(h.app, "PUT", `/api/users/${alice.id}`, {
+      token: alice.token,
+      body: { status: "away" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: "offline", chosen_status: "away" });
+    expect(await statusOf(h, alice.id)).toBe("offline");
+    const a = await userSocket(base, alice);
+    const shown = await b.next(presenceOf(alice.id));
+    expect(shown.status).toBe("away");
+    expect(b.frames.filter(presenceOf(alice.id))).toHaveLength(1);
+    expect(await statusOf(h, alice.id)).toBe("away");
+    // Connected now: a choice over REST is shown at once, and answered as shown.
+    const busy = await call(h.app, "PUT", `/api/users/${alice.id}`, {
+      token: alice.token,
+      body: { status: "dnd" },
+    });
+    expect(busy.body).toMatchObject({ status: "dnd", chosen_status: "dnd" });
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "dnd");
+    a.close();
+    await b.next((f) => presenceOf(alice.id)(f) && f.status === "offline");
+    expect((await h.deps.store.users.byId(alice.id))?.chosen_status).toBe("dnd");
   });
 });
 

@@ -210,21 +210,35 @@ describe("a node cut off from Redis for a moment", () => {
 
   it("writes back the users it holds whom another node wrote offline while it was cut off past its heartbeat, as they chose", async () => {
     const [a, b] = [await node(), await node()];
-    const [kai, lux, max, wes] = [
+    const [kai, lux, max, nia, wes] = [
+      await signup(h.app),
       await signup(h.app),
       await signup(h.app),
       await signup(h.app),
       await signup(h.app),
     ];
-    await group(h.app, wes, [kai, lux, max]);
+    await group(h.app, wes, [kai, lux, max, nia]);
     const watcher = await socket(wes, b);
-    const [, luxOnA, maxOnA] = [await socket(kai, a), await socket(lux, a), await socket(max, a)];
+    const [, luxOnA, maxOnA] = [
+      await socket(kai, a),
+      await socket(lux, a),
+      await socket(max, a),
+      await socket(nia, a),
+    ];
     await watcher.next(presence(kai, "online"));
-    // Lux chose away, max chose to appear offline.
+    await watcher.next(presence(nia, "online"));
+    // Lux chose away, max chose to appear offline, both on node A; nia chose dnd over REST on node B,
+    // which holds none of her sockets.
     luxOnA.send({ type: "presence_update", ref: 1, status: "away" });
     maxOnA.send({ type: "presence_update", ref: 1, status: "offline" });
+    const chose = await call(b.app, "PUT", `/api/users/${nia.id}`, {
+      token: nia.token,
+      body: { status: "dnd" },
+    });
+    expect(chose.body).toMatchObject({ status: "dnd", chosen_status: "dnd" });
     await watcher.next(presence(lux, "away"));
     await watcher.next(presence(max, "offline"));
+    await watcher.next(presence(nia, "dnd"));
     const maxOnline = fromNow(watcher, presence(max, "online"));
     await cut(a);
     // The cut outlasts node A's heartbeat (deleted here rather than waited for): node B's sweep finds it
@@ -233,18 +247,22 @@ describe("a node cut off from Redis for a moment", () => {
     await b.deps.gateway.tend();
     await watcher.next(presence(kai, "offline"));
     await watcher.next(presence(lux, "offline"));
+    await watcher.next(presence(nia, "offline"));
     expect(await statusOf(kai)).toBe("offline");
-    const [kaiBack, luxBack] = [
+    const [kaiBack, luxBack, niaBack] = [
       fromNow(watcher, presence(kai, "online")),
       fromNow(watcher, presence(lux, "away")),
+      fromNow(watcher, presence(nia, "dnd")),
     ];
     a.proxy.restore();
     await watcher.next(kaiBack, BACK_MS);
     await watcher.next(luxBack, BACK_MS);
-    expect([await statusOf(kai), await statusOf(lux), await statusOf(max)]).toEqual([
+    await watcher.next(niaBack, BACK_MS);
+    expect([await statusOf(kai), await statusOf(lux), await statusOf(max), await statusOf(nia)]).toEqual([
       "online",
       "away",
       "offline",
+      "dnd",
     ]);
     expect(await admin.hget(`${PREFIX}sockets:${kai.id}`, a.deps.broker.nodeId)).toBe("1");
     expect(watcher.frames.filter(maxOnline)).toEqual([]);

@@ -24,6 +24,7 @@ function user(name: string, over: Partial<UserRecord> = {}): UserRecord {
     display_name: name,
     password_hash: `hash-of-${name}`,
     status: "offline",
+    chosen_status: "online",
     role: "user",
     last_seen: null,
     created_at: T0,
@@ -142,6 +143,7 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         const updated = await store.users.update(alice.id, {
           display_name: "Alice L.",
           status: "dnd",
+          chosen_status: "away",
           password_hash: "new-hash",
           last_seen: T0 + MINUTE,
           role: "admin",
@@ -151,6 +153,7 @@ export function storeContract(name: string, open: () => Promise<Store>) {
           ...alice,
           display_name: "Alice L.",
           status: "dnd",
+          chosen_status: "away",
           password_hash: "new-hash",
           last_seen: T0 + MINUTE,
           role: "admin",

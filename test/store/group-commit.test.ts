@@ -162,6 +162,7 @@ const user = (n: number) => ({
   display_name: `User ${n}`,
   password_hash: "x",
   status: "offline" as const,
+  chosen_status: "online" as const,
   role: "user" as const,
   last_seen: null,
   created_at: 1,

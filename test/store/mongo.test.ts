@@ -112,4 +112,31 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
       await store.close();
     }
   });
+
+  it("reads a user written before chosen_status as one who chose online", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      const now = Date.now();
+      await db.collection<{ _id: string; [field: string]: unknown }>("users").insertOne({
+        _id: "u-old",
+        email: "old@example.com",
+        username: "old",
+        display_name: "old",
+        display_name_lower: "old",
+        password_hash: "x",
+        status: "offline",
+        role: "user",
+        last_seen: null,
+        created_at: now,
+        updated_at: now,
+      });
+      expect((await store.users.byId("u-old"))?.chosen_status).toBe("online");
+      const chose = await store.users.update("u-old", { chosen_status: "dnd", updated_at: now + 1 });
+      expect(chose).toMatchObject({ status: "offline", chosen_status: "dnd" });
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -82,6 +82,7 @@ it("gives appends from two processes every seq once, gap-free, and one message p
       display_name: name,
       password_hash: "x",
       status: "offline",
+      chosen_status: "online",
       role: "user",
       last_seen: null,
       created_at: 0,

@@ -335,6 +335,45 @@ describe("sqlite migration 8 (where each member's part of the log starts)", () =
   });
 });
 
+describe("sqlite migration 9 (the status a user chose)", () => {
+  it("keeps away and busy users' status as their choice, and everyone else's choice online", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 8);
+    const before: [string, string][] = [
+      ["ann", "away"],
+      ["bea", "dnd"],
+      ["cal", "online"],
+      ["dan", "offline"],
+    ];
+    for (const [name, status] of before)
+      old
+        .query(
+          `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash, status,
+             role, last_seen, created_at, updated_at)
+           VALUES (?1, ?1 || '@example.com', ?1, ?1, ?1, 'x', ?2, 'user', NULL, ${T0}, ${T0})`,
+        )
+        .run(`u-${name}`, status);
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      const chosen = [];
+      for (const name of ["ann", "bea", "cal", "dan"]) {
+        const user = await store.users.byId(`u-${name}`);
+        chosen.push([user?.status, user?.chosen_status]);
+      }
+      expect(chosen).toEqual([
+        ["away", "away"],
+        ["dnd", "dnd"],
+        ["online", "online"],
+        ["offline", "online"],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("sqlite group commit", () => {
   it("commits a flood of appends a batch at a time, in order, with the event loop free between batches", async () => {
     const db = new Database(":memory:", { strict: true });

@@ -179,6 +179,7 @@ export function createAuthService(deps: AuthDeps) {
         display_name: input.display_name?.trim() || username,
         password_hash: await hashPassword(input.password, config),
         status: "offline",
+        chosen_status: "online",
         role: "user",
         last_seen: null,
         created_at: now,

@@ -5,7 +5,7 @@ import type { Deps } from "../../deps.ts";
 import { errorText } from "../../lib/errors.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
 import { authGuard } from "../auth/guard.ts";
-import { ListUsersQuery, UpdateUser, UserIdParams, UserList, UserView } from "./model.ts";
+import { ListUsersQuery, toUserView, UpdateUser, UserIdParams, UserList, UserView } from "./model.ts";
 
 export function usersController(deps: Deps) {
   const { users } = deps;
@@ -25,16 +25,14 @@ export function usersController(deps: Deps) {
       "/:id",
       async ({ params, body, userId }) => {
         const user = await users.update(params.id, userId, body);
-        // Peers see a status set here as one set through a socket. Written already: a peer missing this
-        // frame (a node without Redis for a moment) reads it at its next fetch.
-        if (body.status !== undefined)
-          await deps.gateway.statusWritten(user.id, user.status, user.last_seen).catch((err: unknown) => {
-            deps.logger.warn(
-              { err: errorText(err), user_id: user.id },
-              "presence: could not tell the status",
-            );
-          });
-        return user;
+        if (body.status === undefined) return user;
+        // The choice is written: shown now, as a presence_update's is, if the user is connected; else when
+        // they next connect. A failure here leaves it for then.
+        const shown = await deps.gateway.statusChosen(user.id).catch((err: unknown) => {
+          deps.logger.warn({ err: errorText(err), user_id: user.id }, "presence: could not show the status");
+          return null;
+        });
+        return shown ? toUserView(shown, true) : user;
       },
       {
         auth: true,

@@ -21,6 +21,8 @@ export const UserView = t.Object({
   username: t.String(),
   display_name: t.String(),
   status: UserStatus,
+  /** The user's own view only: the status they chose, shown whenever they are connected. */
+  chosen_status: t.Optional(UserStatus),
   last_seen: t.Union([t.String(), t.Null()]),
   created_at: t.String(),
   updated_at: t.String(),
@@ -48,7 +50,7 @@ export type UpdateUser = typeof UpdateUser.static;
 
 export const UserIdParams = t.Object({ id: t.String({ maxLength: 64 }) });
 
-/** The API shape of a user; the email is shown to the user themself only. */
+/** The API shape of a user; the email and the status they chose are shown to the user themself only. */
 export function toUserView(user: UserRecord, self: boolean): UserView {
   return {
     id: user.id,
@@ -56,6 +58,7 @@ export function toUserView(user: UserRecord, self: boolean): UserView {
     username: user.username,
     display_name: user.display_name,
     status: user.status,
+    ...(self ? { chosen_status: user.chosen_status } : {}),
     last_seen: isoOrNull(user.last_seen),
     created_at: iso(user.created_at),
     updated_at: iso(user.updated_at),

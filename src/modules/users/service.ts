@@ -53,7 +53,8 @@ export function createUsersService({ store, clock }: { store: Store; clock: Cloc
       if (input.display_name !== undefined)
         patch.display_name = input.display_name.trim() || input.display_name;
       if (input.username !== undefined) patch.username = input.username.toLowerCase();
-      if (input.status !== undefined) patch.status = input.status;
+      // A choice: what everyone sees changes only if the user is connected (the controller asks the gateway).
+      if (input.status !== undefined) patch.chosen_status = input.status;
       try {
         const user = await store.users.update(id, patch);
         if (!user) throw new AppError("not_found", "user not found");

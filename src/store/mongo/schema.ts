@@ -12,7 +12,12 @@ import type {
 } from "../types.ts";
 
 /** A user under its id; usernames and emails are stored lowercase, display names also lowercased for search. */
-export type UserDoc = Omit<UserRecord, "id"> & { _id: string; display_name_lower: string };
+/** chosen_status is missing from the documents of versions before it: "online", as they connected. */
+export type UserDoc = Omit<UserRecord, "id" | "chosen_status"> & {
+  _id: string;
+  display_name_lower: string;
+  chosen_status?: UserRecord["chosen_status"];
+};
 export type SessionDoc = Omit<SessionRecord, "id"> & { _id: string };
 /** Found by hash (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
 export type RefreshTokenDoc = RefreshTokenRecord;

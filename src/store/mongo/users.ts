@@ -10,7 +10,11 @@ const toDoc = ({ id, ...user }: UserRecord): UserDoc => ({
   display_name_lower: user.display_name.toLowerCase(),
 });
 
-const toUser = ({ _id, display_name_lower: _, ...user }: UserDoc): UserRecord => ({ id: _id, ...user });
+const toUser = ({ _id, display_name_lower: _, chosen_status, ...user }: UserDoc): UserRecord => ({
+  id: _id,
+  ...user,
+  chosen_status: chosen_status ?? "online",
+});
 
 /**
  * A duplicate key (E11000) on email or username becomes a DuplicateError. The server names the index's
@@ -70,6 +74,7 @@ export function mongoUsers({ users }: Collections): UsersRepo {
       }
       if (patch.username !== undefined) set.username = patch.username;
       if (patch.status !== undefined) set.status = patch.status;
+      if (patch.chosen_status !== undefined) set.chosen_status = patch.chosen_status;
       if (patch.password_hash !== undefined) set.password_hash = patch.password_hash;
       if (patch.last_seen !== undefined) set.last_seen = patch.last_seen;
       if (patch.role !== undefined) set.role = patch.role;

@@ -257,6 +257,13 @@ export const MIGRATIONS: Migration[] = [
   -- row is rewritten.
   ALTER TABLE participants ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- The status a user chose, kept while they are away (their status is offline then) and shown again when
+  -- they connect. Users away or busy now chose it; an offline one may have chosen to appear offline or
+  -- have no socket, which nothing recorded: online, the status a connecting user got until now.
+  ALTER TABLE users ADD COLUMN chosen_status TEXT NOT NULL DEFAULT 'online';
+  UPDATE users SET chosen_status = status WHERE status IN ('away', 'dnd');
+  `,
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

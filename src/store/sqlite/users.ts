@@ -40,14 +40,23 @@ function prefixEnd(prefix: string): string {
   return `${prefix}\u{10ffff}`;
 }
 
-const PATCHABLE = ["display_name", "username", "status", "password_hash", "last_seen", "role", "updated_at"];
+const PATCHABLE = [
+  "display_name",
+  "username",
+  "status",
+  "chosen_status",
+  "password_hash",
+  "last_seen",
+  "role",
+  "updated_at",
+];
 
 export function sqliteUsers(db: Database): UsersRepo {
   const insert = db.query(
-    `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash, status, role,
-       last_seen, created_at, updated_at)
-     VALUES ($id, $email, $username, $display_name, $display_name_lower, $password_hash, $status, $role,
-       $last_seen, $created_at, $updated_at)`,
+    `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash, status,
+       chosen_status, role, last_seen, created_at, updated_at)
+     VALUES ($id, $email, $username, $display_name, $display_name_lower, $password_hash, $status,
+       $chosen_status, $role, $last_seen, $created_at, $updated_at)`,
   );
   const byId = db.query<Row, [string]>("SELECT * FROM users WHERE id = ?");
   const byEmail = db.query<Row, [string]>("SELECT * FROM users WHERE email = ?");

@@ -22,10 +22,21 @@ describe("POST /api/auth/signup", () => {
       username: "mixed_case.1",
       display_name: account.display_name,
       status: "offline",
+      chosen_status: "online",
       last_seen: null,
     });
     expect(Object.keys(res.body.user).sort()).toEqual(
-      ["id", "email", "username", "display_name", "status", "last_seen", "created_at", "updated_at"].sort(),
+      [
+        "id",
+        "email",
+        "username",
+        "display_name",
+        "status",
+        "chosen_status",
+        "last_seen",
+        "created_at",
+        "updated_at",
+      ].sort(),
     );
   });
 

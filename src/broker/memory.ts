@@ -81,6 +81,9 @@ export class MemoryBroker implements Broker {
     return userIds.filter((id) => !this.bus.sockets.has(id));
   }
 
+  /** Nodes of one process close, they do not die: nothing is handed on. */
+  offlineWritten() {}
+
   onReconnect() {}
 
   onSettled() {}

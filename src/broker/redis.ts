@@ -32,7 +32,8 @@ const ID_BYTES = 8;
 // after it expired, for the node's next beat to put back the rest of its share), nodes (every node id),
 // node-users:<id> (the users with sockets on that node), sockets:<user> (node id -> sockets),
 // offline:<user> (the id of the node that claimed the user's offline write after their last socket
-// closed; cleared by their next socket).
+// closed; cleared by their next socket), owed:<id> (the users whose offline write that node claimed and
+// has not said it wrote: a sweep of it, should it die first, hands them on).
 const LIVE_TOTAL = `
 local function liveTotal(prefix, key)
   local total = 0
@@ -54,7 +55,13 @@ end
 const COUNT_SCRIPT = `${LIVE_TOTAL}
 local prefix, node, user = ARGV[1], ARGV[2], ARGV[3]
 local offline = prefix .. "offline:" .. user
-if tonumber(ARGV[4]) > 0 then redis.call("DEL", offline) end
+if tonumber(ARGV[4]) > 0 then
+  local claimer = redis.call("GET", offline)
+  if claimer then
+    redis.call("SREM", prefix .. "owed:" .. claimer, user)
+    redis.call("DEL", offline)
+  end
+end
 local beat = prefix .. "node:" .. node
 if redis.call("PEXPIRE", beat, ARGV[5]) == 0 then redis.call("SET", beat, "0", "PX", ARGV[5]) end
 redis.call("SADD", prefix .. "nodes", node)
@@ -67,7 +74,10 @@ else
   redis.call("SADD", prefix .. "node-users:" .. node, user)
 end
 local total = liveTotal(prefix, key)
-if total == 0 and ARGV[6] == "1" then redis.call("SET", offline, node, "PX", ARGV[5]) end
+if total == 0 and ARGV[6] == "1" then
+  redis.call("SET", offline, node, "PX", ARGV[5])
+  redis.call("SADD", prefix .. "owed:" .. node, user)
+end
 return total
 `;
 
@@ -84,25 +94,41 @@ for i = 4, #ARGV do
   local offline = prefix .. "offline:" .. user
   if liveTotal(prefix, prefix .. "sockets:" .. user) == 0
     and (redis.call("SET", offline, node, "NX", "PX", ARGV[3]) or redis.call("GET", offline) == node) then
+    redis.call("SADD", prefix .. "owed:" .. node, user)
     table.insert(gone, user)
   end
 end
 return gone
 `;
 
-// ARGV = prefix, the node id to sweep. A node whose heartbeat is gone: its fields leave every hash of its
-// users, and the users left with no socket on any live node are returned, once (the script is atomic and
-// forgets the node, so a second sweeper finds nothing). A node that is alive is left alone.
+// ARGV = prefix, the node id to sweep, the sweeper's id, claim ttl (ms). A node whose heartbeat is gone: its
+// fields leave every hash of its users, and the users left with no socket on any live node are returned,
+// once (the script is atomic and forgets the node, so a second sweeper finds nothing), with the users
+// whose offline write it had claimed and not written (no socket since, nobody else's claim since). Each
+// is claimed for the sweeper, which may die too. A node that is alive is left alone.
 const SWEEP_SCRIPT = `${LIVE_TOTAL}
-local prefix, dead = ARGV[1], ARGV[2]
+local prefix, dead, node = ARGV[1], ARGV[2], ARGV[3]
 if redis.call("EXISTS", prefix .. "node:" .. dead) == 1 then return {} end
-local gone = {}
+local gone, seen = {}, {}
+local function hand(user)
+  if seen[user] then return end
+  seen[user] = true
+  redis.call("SET", prefix .. "offline:" .. user, node, "PX", ARGV[4])
+  redis.call("SADD", prefix .. "owed:" .. node, user)
+  table.insert(gone, user)
+end
 for _, user in ipairs(redis.call("SMEMBERS", prefix .. "node-users:" .. dead)) do
   local key = prefix .. "sockets:" .. user
   redis.call("HDEL", key, dead)
-  if liveTotal(prefix, key) == 0 then table.insert(gone, user) end
+  if liveTotal(prefix, key) == 0 then hand(user) end
 end
-redis.call("DEL", prefix .. "node-users:" .. dead)
+for _, user in ipairs(redis.call("SMEMBERS", prefix .. "owed:" .. dead)) do
+  local claimer = redis.call("GET", prefix .. "offline:" .. user)
+  if (not claimer or claimer == dead) and liveTotal(prefix, prefix .. "sockets:" .. user) == 0 then
+    hand(user)
+  end
+end
+redis.call("DEL", prefix .. "node-users:" .. dead, prefix .. "owed:" .. dead)
 redis.call("SREM", prefix .. "nodes", dead)
 return gone
 `;
@@ -112,11 +138,14 @@ const BEAT_SCRIPT = `
 if redis.call("PEXPIRE", KEYS[1], ARGV[1]) == 1 and redis.call("GET", KEYS[1]) == "1" then return 1 end
 return 0
 `;
-// KEYS = the node's heartbeat, its users, every node; ARGV = its id. A node closing: no heartbeat, and off the
-// list when it holds no user (with users, the sweep that hands them on needs it there).
+// KEYS = the node's heartbeat, its users, every node, its owed offline writes; ARGV = its id. A node closing:
+// no heartbeat, and off the list when it holds no user and owes no write (else the sweep that hands them on
+// needs it there).
 const LEAVE_SCRIPT = `
 redis.call("DEL", KEYS[1])
-if redis.call("SCARD", KEYS[2]) == 0 then redis.call("SREM", KEYS[3], ARGV[1]) end
+if redis.call("SCARD", KEYS[2]) == 0 and redis.call("SCARD", KEYS[4]) == 0 then
+  redis.call("SREM", KEYS[3], ARGV[1])
+end
 `;
 const COUNT = "parleyCountSockets";
 const SWEEP = "parleySweepNode";
@@ -131,7 +160,7 @@ type ScriptedRedis = Redis & {
     ttl: number,
     claim: string,
   ): Promise<unknown>;
-  [SWEEP](prefix: string, node: string): Promise<unknown>;
+  [SWEEP](prefix: string, dead: string, node: string, ttl: number): Promise<unknown>;
   [SETTLE](prefix: string, node: string, ttl: number, ...users: string[]): Promise<unknown>;
 };
 
@@ -172,6 +201,9 @@ export class RedisBroker implements Broker {
    * publishes are dropped and counts fail at once rather than queue for a reconnect.
    */
   private pubDown = false;
+  /** Users written offline whose claim is still listed in owed:<id>: taken off in one command per turn. */
+  private written = new Set<string>();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(url: string, logger: Logger, options: RedisBrokerOptions = {}) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
@@ -311,6 +343,27 @@ export class RedisBroker implements Broker {
     return gone;
   }
 
+  offlineWritten(userIds: readonly string[]) {
+    for (const userId of userIds) this.written.add(userId);
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flushWritten();
+    }, 0);
+  }
+
+  /** Takes the written users off owed:<id>; what Redis could not be told stays for the next beat. */
+  private async flushWritten(): Promise<void> {
+    if (this.written.size === 0 || this.pubDown) return;
+    const users = [...this.written];
+    this.written.clear();
+    try {
+      for (let i = 0; i < users.length; i += BATCH)
+        await this.pub.srem(this.owedKey(), ...users.slice(i, i + BATCH));
+    } catch {
+      for (const userId of users) this.written.add(userId);
+    }
+  }
+
   onReconnect(listener: () => void) {
     this.reconnectListeners.push(listener);
   }
@@ -334,7 +387,7 @@ export class RedisBroker implements Broker {
     const gone: string[] = [];
     for (const [i, id] of nodes.entries()) {
       if (alive[i] === 1) continue;
-      const users = await this.pub[SWEEP](this.prefix, id);
+      const users = await this.pub[SWEEP](this.prefix, id, this.nodeId, NODE_TTL_MS);
       if (Array.isArray(users)) for (const u of users) if (typeof u === "string") gone.push(u);
     }
     return gone;
@@ -353,9 +406,19 @@ export class RedisBroker implements Broker {
     // With Redis out of reach the leave would wait for ioredis to give up on it (a reconnect or two, seconds
     // apart) and hold up the shutdown: it is skipped; the heartbeat expires by itself, and another node's
     // sweep takes this one off the list.
+    clearTimeout(this.flushTimer);
     if (!this.pubDown) {
+      await this.flushWritten();
       await this.pub
-        .eval(LEAVE_SCRIPT, 3, this.nodeKey(), this.usersKey(), `${this.prefix}nodes`, this.nodeId)
+        .eval(
+          LEAVE_SCRIPT,
+          4,
+          this.nodeKey(),
+          this.usersKey(),
+          `${this.prefix}nodes`,
+          this.owedKey(),
+          this.nodeId,
+        )
         .catch(() => {});
     }
     await Promise.all([closeRedis(this.sub), closeRedis(this.pub)]);
@@ -367,6 +430,7 @@ export class RedisBroker implements Broker {
    */
   async beat(): Promise<void> {
     try {
+      void this.flushWritten();
       const kept = await this.pub.eval(BEAT_SCRIPT, 1, this.nodeKey(), NODE_TTL_MS);
       // After a loss the reconnect puts them back, not this; but a put-back that failed with both
       // connections up (an aborted MULTI, a read-only replica after a failover) is tried again here, or
@@ -465,6 +529,11 @@ export class RedisBroker implements Broker {
       }
       await batch.exec();
     }
+  }
+
+  /** The users whose offline write this node claimed and has not said it wrote. */
+  private owedKey() {
+    return `${this.prefix}owed:${this.nodeId}`;
   }
 
   /** The users this node holds sockets of. */

@@ -44,6 +44,13 @@ export interface Broker {
    */
   settle(userIds: readonly string[]): Promise<string[]>;
   /**
+   * This node wrote offline users whose offline write it was handed (by a count that left them no socket,
+   * by settle() or by sweepDeadNodes()): should it die now, no sweep hands them on. Until it says so, one
+   * does, and a node that dies between the hand-over and the write leaves nobody online for good. Told in
+   * the background; a second offline write of a user is harmless.
+   */
+  offlineWritten(userIds: readonly string[]): void;
+  /**
    * Runs once the broker has Redis again after losing it (this node's counts are back): what other nodes
    * said meanwhile was lost, and the node looks again at what it holds.
    */

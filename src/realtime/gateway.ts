@@ -139,6 +139,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     for (const userId of await broker.sweepDeadNodes()) {
       try {
         if ((await broker.countSockets(userId, 0)) === 0) await presence.set(userId, "offline");
+        broker.offlineWritten([userId]);
       } catch {
         reconciler.defer(userId);
       }
@@ -322,8 +323,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       if (left === 0 && !owed) {
         // As the count was claimed: a claim made while trusted is this node's to write (the broker made
         // it for this node alone), whatever happened to the trust since.
-        if (trusted) await presence.set(userId, "offline");
-        else reconciler.defer(userId);
+        if (trusted) {
+          await presence.set(userId, "offline");
+          broker.offlineWritten([userId]);
+        } else reconciler.defer(userId);
       } else if (left > 0 && owed) await presence.show(userId);
     } catch {
       // The store refused the write (a full disk): tried again as the gateway tends. Offline is settled

@@ -144,10 +144,13 @@ export class Reconciler {
     // Each of them is this node's to write now (the broker marked it so): one the store refuses is
     // deferred again, and handed back to this node by the next settle.
     await inChunks(gone, (userId) =>
-      presence.set(userId, "offline").catch((err: unknown) => {
-        this.unsettled.add(userId);
-        throw err;
-      }),
+      presence.set(userId, "offline").then(
+        () => broker.offlineWritten([userId]),
+        (err: unknown) => {
+          this.unsettled.add(userId);
+          throw err;
+        },
+      ),
     );
   }
 

@@ -96,6 +96,11 @@ describe("RedisBroker", () => {
       await a.countSockets("u-both", 1);
       await dead.countSockets("u-left", 1);
       await dead.countSockets("u-left", -1);
+      // Written offline by the dead node itself, while it lived.
+      dead.offlineWritten(["u-left"]);
+      await waitFor(async () =>
+        (await admin.scard(`${prefix}owed:${dead.nodeId}`)) === 0 ? true : undefined,
+      );
       expect(await a.sweepDeadNodes()).toEqual([]);
       // Killed: no close; its heartbeat expires as it would.
       await admin.del(`${prefix}node:${dead.nodeId}`);
@@ -114,12 +119,60 @@ describe("RedisBroker", () => {
     }
   });
 
+  it("hands on the offline writes a dead node was handed and did not say it wrote, to one sweeper once", async () => {
+    const prefix = `${RUN}owed:`;
+    const [dead, a, b] = [0, 1, 2].map(() => new RedisBroker(REDIS_URL, silent, { prefix })) as [
+      RedisBroker,
+      RedisBroker,
+      RedisBroker,
+    ];
+    const owed = (node: RedisBroker) => admin.smembers(`${prefix}owed:${node.nodeId}`);
+    try {
+      // Each user's last socket closes on the dead node, which is handed the offline write.
+      for (const user of ["u-unwritten", "u-written", "u-back", "u-back-and-gone"]) {
+        await dead.countSockets(user, 1);
+        expect(await dead.countSockets(user, -1)).toBe(0);
+      }
+      // It wrote one of them; two came back on node A (whose close of one hands its write to A).
+      dead.offlineWritten(["u-written"]);
+      await a.countSockets("u-back", 1);
+      await a.countSockets("u-back-and-gone", 1);
+      await a.countSockets("u-back-and-gone", -1);
+      await waitFor(async () => ((await owed(dead)).includes("u-written") ? undefined : true));
+      expect((await owed(dead)).sort()).toEqual(["u-unwritten"]);
+      expect(await owed(a)).toEqual(["u-back-and-gone"]);
+      // Killed before writing the first: no close; its heartbeat expires as it would.
+      await admin.del(`${prefix}node:${dead.nodeId}`);
+      const [first, second] = await Promise.all([a.sweepDeadNodes(), b.sweepDeadNodes()]);
+      expect([...first, ...second]).toEqual(["u-unwritten"]);
+      expect(await admin.exists(`${prefix}owed:${dead.nodeId}`)).toBe(0);
+      // Handed to its sweeper like any claim: listed as its until it says it wrote it.
+      const sweeper = first.length > 0 ? a : b;
+      expect(await owed(sweeper)).toContain("u-unwritten");
+      sweeper.offlineWritten(["u-unwritten", "u-back-and-gone"]);
+      await waitFor(async () => ((await owed(sweeper)).includes("u-unwritten") ? undefined : true));
+      expect(await owed(sweeper)).toEqual([]);
+      // A node that closes owing a write stays listed for the sweep; one that owes none leaves.
+      const owing = new RedisBroker(REDIS_URL, silent, { prefix });
+      await owing.countSockets("u-owing", 1);
+      await owing.countSockets("u-owing", -1);
+      await owing.close();
+      expect(await admin.sismember(`${prefix}nodes`, owing.nodeId)).toBe(1);
+      expect(await a.sweepDeadNodes()).toEqual(["u-owing"]);
+      expect(await admin.sismember(`${prefix}nodes`, owing.nodeId)).toBe(0);
+    } finally {
+      await Promise.all([dead.close(), a.close(), b.close()]);
+    }
+  });
+
   it("leaves the list of nodes when it closes holding no user, and stays for the sweep when it holds some", async () => {
     const prefix = `${RUN}leave:`;
     const done = new RedisBroker(REDIS_URL, silent, { prefix });
     const holding = new RedisBroker(REDIS_URL, silent, { prefix });
     await done.countSockets("u-1", 1);
     await done.countSockets("u-1", -1);
+    // Written offline: said as it closes, before it leaves.
+    done.offlineWritten(["u-1"]);
     await holding.countSockets("u-2", 1);
     expect(await admin.smembers(`${prefix}nodes`)).toContain(done.nodeId);
     await Promise.all([done.close(), holding.close()]);

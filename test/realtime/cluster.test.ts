@@ -51,6 +51,15 @@ async function socket(u: User, node: "a" | "b", encoding: Encoding = "msgpack"):
   await s.next((f) => f.type === "hello");
   return s;
 }
+/** The users whose offline write the node was handed and has not said it made. */
+async function owedBy(deps: Deps): Promise<string[]> {
+  const admin = new Redis(REDIS_URL);
+  try {
+    return await admin.smembers(`parley:owed:${(deps.broker as RedisBroker).nodeId}`);
+  } finally {
+    await admin.quit();
+  }
+}
 const event = (kind: string, conversation: string) => (f: Frame) =>
   f.type === "event" && f.kind === kind && f.conversation_id === conversation;
 const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.content === text;
@@ -168,6 +177,8 @@ describe("two nodes", () => {
     expect(watcher.frames.filter((f) => f.type === "presence" && f.status === "offline")).toEqual([]);
     onB.close();
     await watcher.next((f) => f.type === "presence" && f.user_id === erin.id && f.status === "offline");
+    // Node B, handed her offline write, said it made it: a sweep of B would not hand it on.
+    await waitFor(async () => ((await owedBy(nodeB.deps)).includes(erin.id) ? undefined : true));
   });
 
   it("closes a session's sockets on every node when it is revoked on one", async () => {
@@ -222,6 +233,7 @@ describe("two nodes", () => {
       await h.deps.gateway.tend();
       await watcher.next((f) => f.type === "presence" && f.user_id === kim.id && f.status === "offline");
       expect((await h.deps.store.users.byId(kim.id))?.status).toBe("offline");
+      await waitFor(async () => ((await owedBy(h.deps)).includes(kim.id) ? undefined : true));
     } finally {
       await app.stop(true);
       await closeDeps(doomed);

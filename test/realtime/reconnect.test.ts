@@ -288,6 +288,35 @@ describe("a node cut off from Redis for a moment", () => {
     expect(await b.deps.broker.countSockets(kim.id, 0)).toBe(1);
   }, 30_000);
 
+  it("writes offline, from another node, a user whose offline write a node was handed and died before making", async () => {
+    const [a, b] = [await node(), await node()];
+    const [pia, wes] = [await signup(h.app), await signup(h.app)];
+    await group(h.app, wes, [pia]);
+    const watcher = await socket(wes, b);
+    const piaOnA = await socket(pia, a);
+    await watcher.next(presence(pia, "online"));
+    // Her last socket closes on node A, whose store hangs on her offline write: A dies before making it.
+    const users = a.deps.store.users;
+    const update = users.update.bind(users);
+    const hung: (() => void)[] = [];
+    users.update = (id, patch) => {
+      if (id !== pia.id || patch.status !== "offline") return update(id, patch);
+      return new Promise((resolve) => hung.push(() => resolve(null)));
+    };
+    try {
+      await closeAll([piaOnA]);
+      await waitFor(() => (hung.length > 0 ? true : undefined));
+      expect(await statusOf(pia)).toBe("online");
+      await admin.del(`${PREFIX}node:${a.deps.broker.nodeId}`);
+      await b.deps.gateway.tend();
+      await watcher.next(presence(pia, "offline"));
+      expect(await statusOf(pia)).toBe("offline");
+    } finally {
+      users.update = update;
+      for (const release of hung) release();
+    }
+  }, 30_000);
+
   it("writes offline, once its store takes writes again, a user of a dead node whose offline write it refused", async () => {
     const [a, b] = [await node(), await node()];
     const ola = await signup(h.app);

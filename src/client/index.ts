@@ -58,7 +58,12 @@ export class ParleyClient {
   private refreshing: Promise<Session> | null = null;
   private connection: RealtimeConnection | null = null;
   /** The first connect() of `connection`, for the calls begun with it to join once they have listed. */
-  private opening: { connection: RealtimeConnection; hello: Promise<OpenInfo> } | null = null;
+  /** The last connection connect() made: its first hello, and the positions it started from. */
+  private opening: {
+    connection: RealtimeConnection;
+    hello: Promise<OpenInfo>;
+    positions: Readonly<Record<string, number>>;
+  } | null = null;
   private handlers: { type: RealtimeEventType; handler: Handler<RealtimeEventType> }[] = [];
   private locks: Locks;
   private unwatch: (() => void) | undefined;
@@ -169,14 +174,24 @@ export class ParleyClient {
   /**
    * Opens the realtime connection. Unless positions are given, it starts from each conversation's
    * current last_seq and resumes from there at once, so nothing sent while it was opening is missed.
-   * While the connection is opening or waiting to reconnect, this joins it (see RealtimeConnection.connect).
+   * While the connection is opening or waiting to reconnect, this joins it (see RealtimeConnection.connect);
+   * given positions other than those it started from, it fails with `bad_request` instead (close() first).
    */
   async connect(opts: { positions?: Record<string, number> } = {}): Promise<OpenInfo> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "sign in before connecting");
     // One on its way is joined (a connected one refuses); one that ended for good (its session over) stays
     // readable (its requests tell why) until replaced here.
-    if (this.connection && !this.connection.ended) return this.connection.connect();
+    if (this.connection && !this.connection.ended) {
+      const started = this.opening?.connection === this.connection ? this.opening.positions : undefined;
+      if (opts.positions && !(started && samePositions(opts.positions, started))) {
+        throw new ParleyError(
+          "bad_request",
+          "a connection is open or on its way from other positions; close() it to start from these",
+        );
+      }
+      return this.connection.connect();
+    }
     const closes = this.closes;
     let positions = opts.positions;
     if (!positions) {
@@ -206,7 +221,7 @@ export class ParleyClient {
     for (const { type, handler } of this.handlers) connection.on(type, handler);
     this.connection = connection;
     const hello = connection.connect();
-    this.opening = { connection, hello };
+    this.opening = { connection, hello, positions };
     try {
       return await hello;
     } catch (err) {
@@ -314,6 +329,11 @@ export class ParleyClient {
     }, delayMs);
     unref(this.refreshTimer);
   }
+}
+
+function samePositions(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
 }
 
 function sessionOf(res: TokenResponse): Session {

@@ -342,6 +342,21 @@ describe("connect() while the connection is running", () => {
     expect(sockets()).toHaveLength(1);
   });
 
+  it("through ParleyClient, with positions while one is on its way: joins it from the same, fails with bad_request from others", async () => {
+    const b = await s.client();
+    const positions = { "c-none": 0 };
+    const first = b.connect({ positions: { ...positions } });
+    const same = b.connect({ positions: { ...positions } });
+    const other = rejection(b.connect({ positions: { "c-none": 5 } }));
+    const fewer = rejection(b.connect({ positions: {} }));
+    const [opened, joined] = await Promise.all([first, same]);
+    expect(joined).toEqual(opened);
+    for (const err of [await other, await fewer]) expect(err.code).toBe("bad_request");
+    await Bun.sleep(50);
+    expect(b.realtime.connected).toBe(true);
+    expect([...s.h.deps.gateway.connections.ofUser(b.session!.user.id)]).toHaveLength(1);
+  });
+
   it("through ParleyClient, two at once: the second joins the first (one socket)", async () => {
     const b = await s.client();
     const [first, second] = await Promise.all([b.connect(), b.connect()]);

@@ -72,6 +72,7 @@ export class Link {
   private run = 0;
   /** The connect() calls waiting for the next hello. */
   private waiting: { resolve(info: OpenInfo): void; reject(err: ParleyError): void }[] = [];
+  private Socket: typeof WebSocket;
 
   constructor(
     /** The connection's own options object: a token() replaced on it is the one asked next. */
@@ -83,6 +84,15 @@ export class Link {
   ) {
     this.encoding = wanted;
     this.backoff = new Backoff(opts);
+    // Read off globalThis: a bare `WebSocket` throws a ReferenceError where there is none (Node.js 20).
+    const Socket: typeof WebSocket | undefined = opts.WebSocket ?? globalThis.WebSocket;
+    if (!Socket) {
+      throw new ParleyError(
+        "bad_request",
+        "this runtime has no WebSocket: pass one in the WebSocket option (on Node.js 20, the ws package's)",
+      );
+    }
+    this.Socket = Socket;
   }
 
   /** The current socket, open or opening; null between sockets. */
@@ -153,8 +163,7 @@ export class Link {
     // Records where the server has them; a server without them answers the plain msgpack offered next.
     const offered: Encoding[] = this.wanted === "msgpackr" ? ["msgpackr", "msgpack"] : [this.wanted];
     const protocols = offered.map((e) => SUBPROTOCOLS[e]);
-    const Socket = this.opts.WebSocket ?? WebSocket;
-    const ws = new Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
+    const ws = new this.Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {

@@ -12,6 +12,8 @@ import { byteSize, encodeFrame } from "./wire.ts";
 
 /** A request refused as rate_limited is sent again this many times (after growing pauses) before failing. */
 const RATE_RETRIES = 5;
+/** readyState of an open socket, in every WebSocket (the global one may not exist: Node.js 20). */
+const OPEN = 1;
 
 export class Sender {
   readonly pending: Requests;
@@ -90,7 +92,7 @@ export class Sender {
    */
   transmit(frame: Record<string, unknown>, ref?: number): "queued" | "offline" | "too_large" {
     const ws = this.link.socket;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return "offline";
+    if (!ws || ws.readyState !== OPEN) return "offline";
     const data = encodeFrame(frame, this.link.encoding);
     const bytes = byteSize(data);
     if (bytes > this.limit) return "too_large";
@@ -127,7 +129,7 @@ export class Sender {
   /** The outbox's turn for a frame. */
   private write(frame: Queued) {
     const ws = this.link.socket;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || ws.readyState !== OPEN) return;
     ws.send(frame.data);
     if (frame.bytes > this.largest.bytes) this.largest = { bytes: frame.bytes, ref: frame.ref };
     const pending = frame.ref === undefined ? undefined : this.pending.get(frame.ref);

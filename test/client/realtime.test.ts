@@ -257,6 +257,51 @@ describe("send and receive", () => {
   });
 });
 
+describe("in a runtime without a global WebSocket (Node.js 20)", () => {
+  /** Runs `body` with globalThis.WebSocket gone, as on Node.js 20; put back whatever happens. */
+  async function withoutGlobalWebSocket(body: (Socket: typeof WebSocket) => Promise<void>) {
+    const Socket = globalThis.WebSocket;
+    const g = globalThis as { WebSocket?: typeof WebSocket };
+    delete g.WebSocket;
+    try {
+      await body(Socket);
+    } finally {
+      g.WebSocket = Socket;
+    }
+  }
+
+  it("connects, sends and receives through the WebSocket it is given", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "group",
+      participant_ids: [idOf(b)],
+    });
+    await b.connect();
+    const got = record(b, "event");
+    await withoutGlobalWebSocket(async (Socket) => {
+      const rt = connectionOf(a, { WebSocket: Socket });
+      try {
+        await rt.connect();
+        const ack = await rt.send(conv.id, { content: "from node 20" });
+        expect((await got.next((e) => e.kind === "message.created")).seq).toBe(ack.seq);
+        await rt.presence("away");
+      } finally {
+        rt.close();
+      }
+    });
+  });
+
+  it("without one given, fails to connect with bad_request saying what to pass", async () => {
+    const a = await s.client();
+    await withoutGlobalWebSocket(async () => {
+      const err = await rejection(a.connect({ positions: {} }));
+      expect(err.code).toBe("bad_request");
+      expect(err.message).toContain("WebSocket option");
+      expect(() => connectionOf(a)).toThrow("WebSocket option");
+    });
+  });
+});
+
 describe("frame helpers", () => {
   for (const encoding of ENCODINGS) {
     it(`relays typing, receipts, presence, key exchange and reactions (${encoding})`, async () => {

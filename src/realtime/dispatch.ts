@@ -11,6 +11,10 @@ import type { ClientFrame, ServerFrame } from "./protocol.ts";
 import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
+/** Conversations of one resume whose changes are read ahead of the one being sent. */
+export const RESUME_READ_AHEAD = 8;
+/** Stands for a read already sent on: the list of reads does not hold every catch-up until the end. */
+const EMPTY_READ = Promise.resolve([]);
 
 /** Replies waiting for the end of this run of microtasks, by socket, in the order they were made. */
 let outbox = new Map<Socket, (Uint8Array | string)[]>();
@@ -209,9 +213,21 @@ export class Dispatcher {
       const message = `${unknown.length === 1 ? "1 conversation" : `${unknown.length} conversations`} not found`;
       sendError(ws, ref, "not_found", message, { conversation_ids: unknown });
     }
-    for (const [conversationId, after] of entries) {
-      if (!mine.has(conversationId)) continue;
-      const changes = await store.messages.events(conversationId, after, config.RESUME_MAX + 1);
+    const wanted = entries.filter(([id]) => mine.has(id));
+    // Read a few conversations ahead of the one being sent: on a store a network away (MongoDB) a resume of
+    // many is not one round trip after another. Replies still leave in the order asked.
+    const read = (i: number) => {
+      const [conversationId, after] = wanted[i] as [string, number];
+      const changes = store.messages.events(conversationId, after, config.RESUME_MAX + 1);
+      // Awaited in its turn below; one that fails while an earlier one is awaited is not unhandled.
+      changes.catch(() => {});
+      return changes;
+    };
+    const ahead = wanted.slice(0, RESUME_READ_AHEAD).map((_, i) => read(i));
+    for (const [i, [conversationId, after]] of wanted.entries()) {
+      const changes = await (ahead[i] as ReturnType<typeof read>);
+      ahead[i] = EMPTY_READ;
+      if (i + RESUME_READ_AHEAD < wanted.length) ahead.push(read(i + RESUME_READ_AHEAD));
       if (changes.length > config.RESUME_MAX) {
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });
         continue;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Packr } from "msgpackr";
+import { RESUME_READ_AHEAD } from "../../src/realtime/dispatch.ts";
 import { bunTopic, topics } from "../../src/realtime/fanout.ts";
 import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
@@ -495,6 +496,46 @@ describe("resume", () => {
       content: "one!",
       reactions: [{ user_id: alice.id, emoji: "✅" }],
     });
+    b.close();
+  });
+
+  it("reads a few conversations ahead of the one it sends, and answers in the order asked", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < RESUME_READ_AHEAD + 4; i++) {
+      const id = await group(h.app, alice, [bob]);
+      await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+        token: alice.token,
+        body: { content: `in ${i}` },
+      });
+      ids.push(id);
+    }
+    const messages = h.deps.store.messages;
+    const events = messages.events;
+    let [inFlight, most, calls] = [0, 0, 0];
+    // Each read takes its time, the later ones less: the answers come back out of order.
+    messages.events = async (...args) => {
+      const call = calls++;
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await Bun.sleep(Math.max(1, 40 - 3 * call));
+      inFlight--;
+      return events.apply(messages, args);
+    };
+    const b = await socket(bob);
+    try {
+      b.send({ type: "resume", ref: "many", positions: Object.fromEntries(ids.map((id) => [id, 0])) });
+      await b.next((f) => f.type === "resumed" && f.conversation_id === ids.at(-1));
+    } finally {
+      messages.events = events;
+    }
+    expect(most).toBe(RESUME_READ_AHEAD);
+    const replies = b.frames.filter((f) => f.type === "event" || f.type === "resumed");
+    expect(replies.map((f) => [f.type, f.conversation_id])).toEqual(
+      ids.flatMap((id) => [
+        ["event", id],
+        ["resumed", id],
+      ]),
+    );
     b.close();
   });
 

@@ -138,7 +138,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   async function sweepDeadNodes() {
     for (const userId of await broker.sweepDeadNodes()) {
       try {
-        if ((await broker.countSockets(userId, 0)) === 0) await presence.set(userId, "offline");
+        if ((await broker.countSockets(userId, 0)) === 0) await presence.offline(userId);
         broker.offlineWritten([userId]);
       } catch {
         reconciler.defer(userId);
@@ -324,7 +324,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         // As the count was claimed: a claim made while trusted is this node's to write (the broker made
         // it for this node alone), whatever happened to the trust since.
         if (trusted) {
-          await presence.set(userId, "offline");
+          await presence.offline(userId);
           broker.offlineWritten([userId]);
         } else reconciler.defer(userId);
       } else if (left > 0 && owed) await presence.show(userId);

@@ -32,8 +32,19 @@ export class Presence {
     return this.set(userId, now.chosen_status);
   }
 
-  /** The user's status as everyone sees it (offline: their last socket closed), their choice kept. */
-  async set(userId: string, status: UserStatus, chosen?: UserStatus): Promise<UserRecord | null> {
+  /**
+   * The user's last socket closed: offline, last seen now. One offline already (who chose to appear
+   * offline, or written so by another node) is left as they are: their last_seen does not move and nobody
+   * is told, so a user who connected unseen leaves unseen.
+   */
+  async offline(userId: string): Promise<void> {
+    const user = await this.store.users.byId(userId);
+    if (!user || user.status === "offline") return;
+    await this.set(userId, "offline");
+  }
+
+  /** The user's status as everyone sees it, and their choice when `chosen` is given. */
+  private async set(userId: string, status: UserStatus, chosen?: UserStatus): Promise<UserRecord | null> {
     const now = this.clock.now();
     const user = await this.store.users.update(userId, {
       status,

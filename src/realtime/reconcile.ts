@@ -144,7 +144,7 @@ export class Reconciler {
     // Each of them is this node's to write now (the broker marked it so): one the store refuses is
     // deferred again, and handed back to this node by the next settle.
     await inChunks(gone, (userId) =>
-      presence.set(userId, "offline").then(
+      presence.offline(userId).then(
         () => broker.offlineWritten([userId]),
         (err: unknown) => {
           this.unsettled.add(userId);

@@ -189,7 +189,7 @@ describe("a chosen status", () => {
   const presenceOf = (userId: string) => (f: Frame) => f.type === "presence" && f.user_id === userId;
   const statusOf = async (h: Harness, userId: string) => (await h.deps.store.users.byId(userId))?.status;
 
-  it("is shown again when the user next connects, and one who chose offline connects unseen", async () => {
+  it("is shown again when the user next connects, and one who chose offline comes and goes unseen", async () => {
     const { h, base, alice, bob, b } = await pair();
     let a = await userSocket(base, alice);
     await b.next((f) => presenceOf(alice.id)(f) && f.status === "online");
@@ -203,13 +203,17 @@ describe("a chosen status", () => {
     expect(b.frames.slice(from).filter(presenceOf(alice.id))).toHaveLength(1);
     expect(await statusOf(h, alice.id)).toBe("dnd");
 
-    // She chooses to appear offline: her next connection tells nobody, and moves no last_seen.
+    // She chooses to appear offline: her connections come and go unseen, their last_seen unmoved.
     a.send({ type: "presence_update", status: "offline" });
     await b.next((f) => presenceOf(alice.id)(f) && f.status === "offline" && b.frames.indexOf(f) >= from);
-    a.close();
-    await waitFor(() => (h.deps.gateway.connections.ofUser(alice.id).size === 0 ? true : undefined));
-    const lastSeen = (await h.deps.store.users.byId(alice.id))?.last_seen;
     const unseen = b.frames.length;
+    const gone = () => (h.deps.gateway.connections.ofUser(alice.id).size === 0 ? true : undefined);
+    const lastSeen = (await h.deps.store.users.byId(alice.id))?.last_seen;
+    a.close();
+    await waitFor(gone);
+    a = await userSocket(base, alice);
+    a.close();
+    await waitFor(gone);
     a = await userSocket(base, alice);
     // Her first frame after hello orders after what her connection wrote (one group commit after another).
     a.send({ type: "presence_update", status: "away" });

@@ -26,7 +26,8 @@ export class MemoryBroker implements Broker {
     this.bus = bus ?? new MemoryBus();
   }
 
-  publish(channel: string, payload: Uint8Array) {
+  /** In process nothing is lost on the way: `lost` never runs. */
+  publish(channel: string, payload: Uint8Array, _lost?: () => void) {
     const nodes = this.bus.listeners.get(channel);
     if (!nodes) return true;
     for (const node of nodes) {

@@ -252,14 +252,14 @@ export class RedisBroker implements Broker {
     return this.settledNow;
   }
 
-  publish(channel: string, payload: Uint8Array) {
+  publish(channel: string, payload: Uint8Array, lost?: () => void) {
     // While Redis is down frames are dropped, not queued without bound: what other nodes miss of a
     // conversation's log their clients catch up with resume (the log is in the store, not in Redis).
     if (this.pubDown) return false;
     const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
     this.id.copy(message, 0);
     message.set(payload, ID_BYTES);
-    this.pub.publish(this.prefix + channel, message).catch(() => {});
+    this.pub.publish(this.prefix + channel, message).catch(() => lost?.());
     return true;
   }
 

@@ -8,9 +8,10 @@ export interface Broker {
   readonly shared: boolean;
   /**
    * Sends bytes to every other node that has joined the channel; fire and forget. False when they were
-   * dropped instead (Redis out of reach: nothing is queued).
+   * dropped instead (Redis out of reach: nothing is queued); `lost` runs if they are lost on the way after
+   * (the connection dropped with them in flight).
    */
-  publish(channel: string, payload: Uint8Array): boolean;
+  publish(channel: string, payload: Uint8Array, lost?: () => void): boolean;
   /** Starts receiving the channels; resolves once anything published after that will arrive. */
   join(channels: readonly string[]): Promise<void>;
   /** Stops receiving the channels. */

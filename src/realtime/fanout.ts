@@ -12,7 +12,15 @@ import type { Connections, Socket } from "./connections.ts";
 import type { LiveMessage } from "./frames.ts";
 import type { ConversationEvent, ConversationEventKind } from "./hub.ts";
 import { ENCODINGS, type Encoding, type ServerFrame } from "./protocol.ts";
-import { NODE_WIDE, parseRelayed, RELAY, type Relayed, relayFrame, relayMessage } from "./relay.ts";
+import {
+  type Missed,
+  NODE_WIDE,
+  parseRelayed,
+  RELAY,
+  type Relayed,
+  relayFrame,
+  relayMessage,
+} from "./relay.ts";
 
 /** Logical topics: one per conversation, user and public channel, the same on every node. */
 export const topics = {
@@ -26,6 +34,13 @@ export const bunTopic = (topic: string, encoding: Encoding) => `${topic}|${ENCOD
 
 /** A presence relay names the peers when there are at most this many (~7 KB); past it, nodes look them up. */
 const PEERS_IN_RELAY = 256;
+/**
+ * Ids a node keeps of what it could not tell the others while Redis was lost; past this many it tells
+ * them to look at everything instead (a reconcile of every socket on every node).
+ */
+export const MISSED_MAX = 10_000;
+
+const noneMissed = (): Missed => ({ conversation_ids: [], user_ids: [], session_ids: [], presence_ids: [] });
 
 /** Changes after which what a node knows of a conversation's members is stale. */
 const MEMBERSHIP: ReadonlySet<ConversationEventKind> = new Set([
@@ -44,8 +59,10 @@ export interface RelayHooks {
   revoked(sessionIds: string[]): void;
   /** Everyone who shares a conversation with the user (presence from another node goes to them). */
   peersOf(userId: string): Promise<string[]>;
-  /** Another node lost Redis for a while and has it again: what it said meanwhile was lost. */
+  /** Another node lost Redis for a while and has it again: what it said meanwhile was lost, unlisted. */
   reconcile?(): void;
+  /** Another node lost Redis for a while and has it again: this is what it could not say meanwhile. */
+  missed?(missed: Missed): void;
   /**
    * A relayed message this node could not read or act on ("relay"), or a channel it could not join for
    * its sockets ("join": Redis out of reach or slow; the node joins it again as it tends, see rejoin).
@@ -61,6 +78,15 @@ export class Fanout {
   private presenceChain: Promise<void> = Promise.resolve();
   /** Channels whose join failed while sockets here wanted them: joined again by rejoin(). */
   private unjoined = new Set<string>();
+  /** What this node could not tell the others (Redis lost), told once it is back (reconnected). */
+  private missed = {
+    conversation_ids: new Set<string>(),
+    user_ids: new Set<string>(),
+    session_ids: new Set<string>(),
+    presence_ids: new Set<string>(),
+  };
+  /** More than MISSED_MAX ids were missed (or a reconcile message was): every node looks at everything. */
+  private missedAll = false;
 
   constructor(
     private connections: Connections,
@@ -73,10 +99,31 @@ export class Fanout {
     });
   }
 
-  /** One message to the other nodes' subscribers of a channel. */
-  private relay(channel: string, payload: Uint8Array) {
-    if (this.broker.publish(channel, payload)) this.hooks.counters?.published.inc();
-    else this.hooks.counters?.dropped.inc();
+  /**
+   * One message to the other nodes' subscribers of a channel. `unsaid` is what the others would not know
+   * if it were lost: kept, and told once Redis is back (see reconnected).
+   */
+  private relay(channel: string, payload: Uint8Array, unsaid?: Partial<Missed> | "all") {
+    const lost = unsaid && (() => this.miss(unsaid));
+    if (this.broker.publish(channel, payload, lost)) this.hooks.counters?.published.inc();
+    else {
+      this.hooks.counters?.dropped.inc();
+      lost?.();
+    }
+  }
+
+  private miss(unsaid: Partial<Missed> | "all") {
+    if (this.missedAll) return;
+    const m = this.missed;
+    if (unsaid !== "all") {
+      for (const key of Object.keys(m) as (keyof Missed)[])
+        for (const id of unsaid[key] ?? []) m[key].add(id);
+      let ids = 0;
+      for (const set of Object.values(m)) ids += set.size;
+      if (ids <= MISSED_MAX) return;
+    }
+    this.missedAll = true;
+    for (const set of Object.values(m)) set.clear();
   }
 
   attach(server: Server<unknown>) {
@@ -127,8 +174,10 @@ export class Fanout {
   /** Publishes one frame to a topic's subscribers on every node. */
   publish(topic: string, frame: ServerFrame, membership = false) {
     const msgpack = this.publishHere(topic, frame);
-    if (this.broker.shared)
-      this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
+    if (!this.broker.shared) return;
+    // A lost message frame is caught up by the clients (resume); a lost change of members is not.
+    const unsaid = membership ? { conversation_ids: [topic.slice(2)] } : undefined;
+    this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership), unsaid);
   }
 
   /**
@@ -151,7 +200,9 @@ export class Fanout {
     this.publishEach(peers, topics.user, frame);
     if (!this.broker.shared) return;
     const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
-    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }));
+    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }), {
+      presence_ids: [userId],
+    });
   }
 
   /**
@@ -173,15 +224,33 @@ export class Fanout {
     }
   }
 
-  /** Tells every node that this one had lost Redis and has it again (each reconciles its sockets). */
+  /**
+   * This node had lost Redis and has it again: the others are told what it could not tell them meanwhile,
+   * and look again at that (or, past MISSED_MAX ids, at everything). Nothing missed, nothing is said.
+   */
   reconnected() {
-    if (this.broker.shared) this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }));
+    if (!this.broker.shared) return;
+    if (this.missedAll) {
+      this.missedAll = false;
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }), "all");
+      return;
+    }
+    const missed = noneMissed();
+    let any = false;
+    for (const key of Object.keys(this.missed) as (keyof Missed)[]) {
+      missed[key] = [...this.missed[key]];
+      this.missed[key].clear();
+      any ||= missed[key].length > 0;
+    }
+    if (any) this.relay(NODE_WIDE, relayMessage({ kind: RELAY.missed, ...missed }), missed);
   }
 
   /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
   revoke(sessionIds: string[]) {
     if (this.broker.shared)
-      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }));
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }), {
+        session_ids: sessionIds,
+      });
   }
 
   /**
@@ -209,8 +278,13 @@ export class Fanout {
     if (event.kind === "conversation.deleted") this.dropHere(topic);
     if (!this.broker.shared) return;
     for (const userId of joining)
-      this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }));
-    if (leaving) this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }));
+      this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }), {
+        user_ids: [userId],
+      });
+    if (leaving)
+      this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }), {
+        user_ids: [leaving],
+      });
   }
 
   /** Stops receiving the channels no socket of this node listens to any more (sockets close without telling). */
@@ -328,6 +402,10 @@ export class Fanout {
         return this.hooks.revoked(message.session_ids);
       case RELAY.reconcile:
         return this.hooks.reconcile?.();
+      case RELAY.missed: {
+        const { kind: _, ...missed } = message;
+        return this.hooks.missed?.(missed);
+      }
       case RELAY.presence: {
         // No user sockets here: nobody to tell, and no need to ask the store.
         if (this.connections.all.size === 0) return;

@@ -4,7 +4,7 @@
 
 import { type Clock, isoOrNull } from "../lib/clock.ts";
 import type { Store, UserRecord, UserStatus } from "../store/types.ts";
-import type { Fanout } from "./fanout.ts";
+import { type Fanout, topics } from "./fanout.ts";
 
 export class Presence {
   constructor(
@@ -57,9 +57,25 @@ export class Presence {
     return user;
   }
 
+  /**
+   * Another node could not relay these users' presence (it had lost Redis for a while): their peers with
+   * sockets here are told it as the store has it now.
+   */
+  async retell(userIds: readonly string[]): Promise<void> {
+    for (const userId of userIds) {
+      const user = await this.store.users.byId(userId);
+      if (!user) continue;
+      const frame = presenceFrame(userId, user.status, isoOrNull(user.last_seen));
+      this.fanout.publishEach(await this.store.conversations.peersOf(userId), topics.user, frame);
+    }
+  }
+
   /** Everyone who shares a conversation with the user, the user included (their other devices). */
   private async tell(userId: string, status: UserStatus, lastSeen: string | null) {
-    const frame = { type: "presence" as const, user_id: userId, status, last_seen: lastSeen };
+    const frame = presenceFrame(userId, status, lastSeen);
     this.fanout.toPeers(userId, await this.store.conversations.peersOf(userId), frame);
   }
 }
+
+const presenceFrame = (userId: string, status: UserStatus, lastSeen: string | null) =>
+  ({ type: "presence", user_id: userId, status, last_seen: lastSeen }) as const;

@@ -44,6 +44,10 @@ export class Reconciler {
   private unsettled = new Set<string>();
   /** This node's counts were missing from Redis: the presence of the users it holds is looked at again. */
   private heldOwed = false;
+  /** A pass over every socket is asked for (run), or one failed and is to be run again. */
+  private full = false;
+  /** What another node could not say while it had lost Redis: looked at alone (runFor). */
+  private scope = { conversations: new Set<string>(), users: new Set<string>() };
 
   constructor(private deps: ReconcileDeps) {}
 
@@ -53,6 +57,19 @@ export class Reconciler {
     clearTimeout(this.retry);
     this.retry = undefined;
     this.failures = 0;
+    this.full = true;
+    return this.start();
+  }
+
+  /**
+   * Another node could not say these while it had lost Redis: the sockets here of the users named, of the
+   * members of the conversations named and of those who listen to them are looked at again, and nothing
+   * else (a pass over every socket, on every node, each time one node lost Redis for a moment, would read
+   * the store once per socket of the cluster).
+   */
+  runFor(scope: { conversations: readonly string[]; users: readonly string[] }): Promise<void> {
+    for (const id of scope.conversations) this.scope.conversations.add(id);
+    for (const id of scope.users) this.scope.users.add(id);
     return this.start();
   }
 
@@ -65,7 +82,21 @@ export class Reconciler {
       let failed: { err: unknown } | undefined;
       do {
         this.again = false;
-        failed = await this.pass().catch((err: unknown) => ({ err }));
+        const full = this.full;
+        this.full = false;
+        const scope = this.scope;
+        this.scope = { conversations: new Set(), users: new Set() };
+        // A pass over everything looks at what was asked about too.
+        if (full) failed = await this.pass().catch((err: unknown) => ({ err }));
+        else if (scope.conversations.size > 0 || scope.users.size > 0)
+          failed = await this.scopedPass(scope).catch((err: unknown) => ({ err }));
+        else failed = undefined;
+        // Run again by the retry: whole, or what was asked about.
+        if (failed && full) this.full = true;
+        else if (failed) {
+          for (const id of scope.conversations) this.scope.conversations.add(id);
+          for (const id of scope.users) this.scope.users.add(id);
+        }
       } while (this.again && !this.stopped);
       if (failed) this.retryLater(failed.err);
       else this.failures = 0;
@@ -205,20 +236,65 @@ export class Reconciler {
       users.add(ws.data.user_id);
     }
     await inChunks([...sessions], ([sessionId, userId]) => this.checkSession(sessionId, userId)).catch(note);
-    const seen = new Set<string>();
+    await this.checkUsers(users, new Set()).catch(note);
+    await this.joinWhatIsListened().catch(note);
+    return failed;
+  }
+
+  /** runFor's pass: like pass(), over the users the scope names or reaches, and no session. */
+  private async scopedPass(scope: {
+    conversations: ReadonlySet<string>;
+    users: ReadonlySet<string>;
+  }): Promise<{ err: unknown } | undefined> {
+    const { connections, store } = this.deps;
+    let failed: { err: unknown } | undefined;
+    const note = (err: unknown) => {
+      failed ??= { err };
+    };
+    const users = new Set<string>();
+    for (const userId of scope.users) if (connections.ofUser(userId).size > 0) users.add(userId);
+    if (scope.conversations.size > 0) {
+      // Those who listen to them here (removed since, or the conversation deleted), one look per socket...
+      for (const ws of connections.all) {
+        if (ws.data.kind !== "user" || users.has(ws.data.user_id)) continue;
+        for (const topic of conversationTopics(ws))
+          if (scope.conversations.has(topic.slice(2))) {
+            users.add(ws.data.user_id);
+            break;
+          }
+      }
+      // ...and their members with sockets here (added since).
+      await inChunks([...scope.conversations], async (id) => {
+        for (const p of await store.conversations.participants(id))
+          if (connections.ofUser(p.user_id).size > 0) users.add(p.user_id);
+      }).catch(note);
+    }
+    // Forgotten whoever is here: a node's cache may answer for a conversation none of its sockets is in.
+    await this.checkUsers(users, new Set(scope.conversations)).catch(note);
+    await this.joinWhatIsListened().catch(note);
+    return failed;
+  }
+
+  /**
+   * The users' sockets here listen to the conversations the store says they are in (see checkMembership);
+   * what this node may have been told of those conversations, and of `forget`, is read again after.
+   */
+  private async checkUsers(users: ReadonlySet<string>, forget: Set<string>): Promise<void> {
+    let failed: { err: unknown } | undefined;
     let pending = [...users];
     for (let round = 0; round <= RETRIES && pending.length > 0 && !this.stopped; round++) {
       const moved: string[] = [];
       // A user whose read failed is not looked at again in this pass: the retry does.
       await inChunks(pending, async (userId) => {
-        if (!(await this.checkMembership(userId, seen))) moved.push(userId);
-      }).catch(note);
+        if (!(await this.checkMembership(userId, forget))) moved.push(userId);
+      }).catch((err: unknown) => {
+        failed ??= { err };
+      });
       pending = moved;
     }
     // What a member of this node may have been told of these conversations (roles too) is read again.
-    for (const id of seen) this.deps.membership.forget(id);
-    await this.joinWhatIsListened().catch(note);
-    return failed;
+    for (const id of forget) this.deps.membership.forget(id);
+    if (failed) throw failed.err;
   }
 
   /** A session revoked while Redis was down closes its sockets here too (4501). */

@@ -23,11 +23,26 @@ export const RELAY = {
   /** On NODE_WIDE: a user's presence changed; each node sends it to the user's peers it has sockets of. */
   presence: 6,
   /**
-   * On NODE_WIDE: a node had lost Redis and has it again, so what it said meanwhile (revocations,
-   * membership changes) was lost; every node looks again at its sockets (gateway reconcile).
+   * On NODE_WIDE: a node had lost Redis and has it again, and what it said meanwhile (revocations,
+   * membership changes) was lost and too much to list: every node looks again at all its sockets (gateway
+   * reconcile).
    */
   reconcile: 7,
+  /**
+   * On NODE_WIDE: what a node could not tell the others while it had lost Redis, told once it has it again
+   * (the conversations whose members changed, the users who joined or left one, the sessions revoked, the
+   * users whose presence changed): every node looks again at those alone.
+   */
+  missed: 8,
 } as const;
+
+/** What a node could not tell the others (the body of a `missed` message). */
+export interface Missed {
+  conversation_ids: string[];
+  user_ids: string[];
+  session_ids: string[];
+  presence_ids: string[];
+}
 
 export type Relayed =
   | { kind: typeof RELAY.frame | typeof RELAY.membershipFrame; bytes: Uint8Array }
@@ -36,7 +51,8 @@ export type Relayed =
   | { kind: typeof RELAY.session; session_id: string; frame: ServerFrame }
   | { kind: typeof RELAY.revoke; session_ids: string[] }
   | { kind: typeof RELAY.presence; user_id: string; frame: ServerFrame; peers?: string[] }
-  | { kind: typeof RELAY.reconcile };
+  | { kind: typeof RELAY.reconcile }
+  | ({ kind: typeof RELAY.missed } & Missed);
 
 function withKind(kind: number, bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(bytes.byteLength + 1);
@@ -87,6 +103,19 @@ export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) =>
     }
     case RELAY.reconcile:
       return { kind };
+    case RELAY.missed: {
+      const list = (v: unknown) => {
+        if (!Array.isArray(v)) throw new Error("relay: expected a list");
+        return v.map(str);
+      };
+      return {
+        kind,
+        conversation_ids: list(body.conversation_ids),
+        user_ids: list(body.user_ids),
+        session_ids: list(body.session_ids),
+        presence_ids: list(body.presence_ids),
+      };
+    }
     default:
       throw new Error(`relay: unknown kind ${kind}`);
   }

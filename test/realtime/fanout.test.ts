@@ -8,9 +8,9 @@ import { unpack } from "msgpackr";
 import { MemoryBroker, MemoryBus } from "../../src/broker/memory.ts";
 import type { Broker } from "../../src/broker/types.ts";
 import { Connections, type Socket } from "../../src/realtime/connections.ts";
-import { bunTopic, Fanout, topics } from "../../src/realtime/fanout.ts";
+import { bunTopic, Fanout, MISSED_MAX, topics } from "../../src/realtime/fanout.ts";
 import type { Encoding, ServerFrame } from "../../src/realtime/protocol.ts";
-import { NODE_WIDE } from "../../src/realtime/relay.ts";
+import { type Missed, NODE_WIDE } from "../../src/realtime/relay.ts";
 import { rejection, waitFor } from "../helpers.ts";
 
 /** Bun's server as far as Fanout uses it: topics with subscribers, and what was published to each. */
@@ -76,12 +76,20 @@ const read = (data: Uint8Array | string) =>
 function node(broker: Broker, listening: string[] = [], peers: Record<string, string[]> = {}) {
   const connections = new Connections();
   const { server, subscribers, published } = recordingServer(listening);
-  const heard = { forgotten: [] as string[], revoked: [] as string[][], failed: [] as unknown[] };
+  const heard = {
+    forgotten: [] as string[],
+    revoked: [] as string[][],
+    failed: [] as unknown[],
+    missed: [] as Missed[],
+    reconciles: 0,
+  };
   const fanout = new Fanout(connections, broker, {
     forget: (id) => heard.forgotten.push(id),
     revoked: (ids) => heard.revoked.push(ids),
     failed: (err) => heard.failed.push(err),
     peersOf: async (id) => peers[id] ?? [],
+    missed: (missed) => heard.missed.push(missed),
+    reconcile: () => heard.reconciles++,
   });
   fanout.attach(server as unknown as Server<unknown>);
   const open = async (
@@ -312,6 +320,75 @@ describe("Fanout across nodes", () => {
     ws.close();
     b.fanout.leaveIdle();
     expect([...b.broker.joined]).toEqual([NODE_WIDE]);
+  });
+
+  /** A broker whose Redis is out of reach (publishes dropped) or drops what is in flight (lost after). */
+  class FlakyBroker extends MemoryBroker {
+    state: "up" | "down" | "losing" = "up";
+    override publish(channel: string, payload: Uint8Array, lost?: () => void) {
+      if (this.state === "down") return false;
+      if (this.state === "up") return super.publish(channel, payload, lost);
+      queueMicrotask(() => lost?.());
+      return true;
+    }
+  }
+
+  it("tells the others, once Redis is back, what it could not tell them meanwhile, and nothing if nothing", async () => {
+    const bus = new MemoryBus();
+    const flaky = new FlakyBroker(bus);
+    const a = node(flaky);
+    const b = node(new MemoryBroker(bus));
+    await b.broker.join([NODE_WIDE]);
+    a.fanout.reconnected();
+    await Bun.sleep(5);
+    expect([b.heard.missed, b.heard.reconciles]).toEqual([[], 0]);
+    flaky.state = "down";
+    a.fanout.revoke(["s-1"]);
+    a.fanout.onEvent({ kind: "participant.removed", conversation_id: "c-1", seq: 5, user_id: "u-2" });
+    a.fanout.toPeers("u-3", ["u-4"], presence);
+    // A message's frame: the clients catch it up themselves (resume).
+    a.fanout.onEvent({ kind: "message.deleted", conversation_id: "c-2", seq: 6, message_id: "m-1" });
+    flaky.state = "losing";
+    a.fanout.revoke(["s-2"]);
+    a.fanout.onEvent({ kind: "participant.added", conversation_id: "c-3", seq: 1, user_id: "u-5" });
+    await Bun.sleep(5);
+    flaky.state = "up";
+    a.fanout.reconnected();
+    await waitFor(() => (b.heard.missed.length > 0 ? true : undefined));
+    const [missed] = b.heard.missed;
+    expect({
+      conversations: missed?.conversation_ids.sort(),
+      users: missed?.user_ids.sort(),
+      sessions: missed?.session_ids.sort(),
+      presence: missed?.presence_ids,
+    }).toEqual({
+      conversations: ["c-1", "c-3"],
+      users: ["u-2", "u-5"],
+      sessions: ["s-1", "s-2"],
+      presence: ["u-3"],
+    });
+    // Told once.
+    a.fanout.reconnected();
+    await Bun.sleep(5);
+    expect([b.heard.missed.length, b.heard.reconciles]).toEqual([1, 0]);
+  });
+
+  it("past MISSED_MAX ids missed, tells the others to look at everything, and again if that is lost too", async () => {
+    const bus = new MemoryBus();
+    const flaky = new FlakyBroker(bus);
+    const a = node(flaky);
+    const b = node(new MemoryBroker(bus));
+    await b.broker.join([NODE_WIDE]);
+    flaky.state = "down";
+    a.fanout.revoke(Array.from({ length: MISSED_MAX + 1 }, (_, i) => `s-${i}`));
+    flaky.state = "losing";
+    a.fanout.reconnected();
+    await Bun.sleep(5);
+    flaky.state = "up";
+    a.fanout.reconnected();
+    await waitFor(() => (b.heard.reconciles > 0 ? true : undefined));
+    await Bun.sleep(5);
+    expect([b.heard.missed, b.heard.reconciles]).toEqual([[], 1]);
   });
 
   it("drops bytes it cannot read, and says so", async () => {

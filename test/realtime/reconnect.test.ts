@@ -478,6 +478,96 @@ describe("a node cut off from Redis for a moment", () => {
   }, 30_000);
 });
 
+describe("what a node could not tell the others while cut off", () => {
+  /** Counts node B's store reads for a reconcile, by whom they are about, from now on. */
+  function readsOn(n: Node) {
+    const { sessions, conversations } = n.deps.store;
+    const [byId, idsForUser] = [sessions.byId.bind(sessions), conversations.idsForUser.bind(conversations)];
+    const reads = { sessions: 0, users: [] as string[] };
+    sessions.byId = async (id) => {
+      reads.sessions++;
+      return byId(id);
+    };
+    conversations.idsForUser = async (userId) => {
+      reads.users.push(userId);
+      return idsForUser(userId);
+    };
+    return {
+      reads,
+      stop() {
+        sessions.byId = byId;
+        conversations.idsForUser = idsForUser;
+      },
+    };
+  }
+
+  /** Cuts node A off, runs `meanwhile`, and waits until A is back (its reconnect is done). */
+  async function cutWhile(a: Node, meanwhile: () => Promise<void>) {
+    await cut(a);
+    await meanwhile();
+    const before = a.reconnects;
+    a.proxy.restore();
+    await waitFor(() => (a.reconnects > before ? true : undefined), BACK_MS);
+  }
+
+  it("is told once it is back, and the others look at that alone: nothing, if nothing was missed", async () => {
+    const [a, b] = [await node(), await node()];
+    const [ann, bo, cy, dan] = [
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+      await signup(h.app),
+    ];
+    const id = await group(h.app, ann, [bo, cy]);
+    await group(h.app, dan, [ann]);
+    for (const u of [ann, bo, cy, dan]) await socket(u, b);
+    await socket(ann, a);
+    const spy = readsOn(b);
+    try {
+      await cutWhile(a, async () => {});
+      // A's reconnect is done: whatever it had to say is on its way to B.
+      await a.deps.broker.ping();
+      await Bun.sleep(200);
+      expect(spy.reads).toEqual({ sessions: 0, users: [] });
+      // Cy is removed through A while it is cut off: B is told once A is back, and looks at the members
+      // of that conversation only (dan's sockets are in none of it), and at no session.
+      await cutWhile(a, async () => {
+        const path = `/api/conversations/${id}/participants/${cy.id}`;
+        expect((await call(a.app, "DELETE", path, { token: ann.token })).status).toBe(204);
+      });
+      await waitFor(() => (listeners(b, id) === 2 ? true : undefined), BACK_MS);
+      expect(spy.reads.sessions).toBe(0);
+      expect(spy.reads.users).toContain(cy.id);
+      expect(spy.reads.users).not.toContain(dan.id);
+      // Deleted through A while it is cut off: B's sockets that listen to it leave it.
+      await cutWhile(a, async () => {
+        expect((await call(a.app, "DELETE", `/api/conversations/${id}`, { token: ann.token })).status).toBe(
+          204,
+        );
+      });
+      await waitFor(() => (listeners(b, id) === 0 ? true : undefined), BACK_MS);
+      expect(spy.reads.users).not.toContain(dan.id);
+    } finally {
+      spy.stop();
+    }
+  }, 30_000);
+
+  it("tells the others' sockets the presence changes it could not relay", async () => {
+    const [a, b] = [await node(), await node()];
+    const [pia, wes] = [await signup(h.app), await signup(h.app)];
+    await group(h.app, wes, [pia]);
+    const watcher = await socket(wes, b);
+    const piaOnA = await socket(pia, a);
+    await watcher.next(presence(pia, "online"));
+    await cutWhile(a, async () => {
+      piaOnA.send({ type: "presence_update", ref: "away", status: "away" });
+      await piaOnA.next((f) => f.ref === "away");
+      expect(await statusOf(pia)).toBe("away");
+    });
+    await watcher.next(presence(pia, "away"), BACK_MS);
+  }, 30_000);
+});
+
 describe("a node whose Redis is slow", () => {
   it("joins, when it next tends, a channel its sockets listen to whose join timed out with Redis connected", async () => {
     const [a, b] = [await node(), await node()];

@@ -21,6 +21,14 @@ async function cutReached(node: RedisBroker) {
   await waitFor(() => (pub.status === "ready" || sub.status === "ready" ? undefined : true));
 }
 
+/** Three nodes of one deployment: one to die, two to sweep it. */
+const threeNodes = (prefix: string) =>
+  [0, 1, 2].map(() => new RedisBroker(REDIS_URL, silent, { prefix })) as [
+    RedisBroker,
+    RedisBroker,
+    RedisBroker,
+  ];
+
 afterAll(async () => {
   const keys = await admin.keys(`${RUN}*`);
   if (keys.length > 0) await admin.del(...keys);
@@ -84,11 +92,7 @@ describe("RedisBroker", () => {
 
   it("hands the users a dead node held, and only those left with no socket, to one sweeper once", async () => {
     const prefix = `${RUN}sweep:`;
-    const [dead, a, b] = [0, 1, 2].map(() => new RedisBroker(REDIS_URL, silent, { prefix })) as [
-      RedisBroker,
-      RedisBroker,
-      RedisBroker,
-    ];
+    const [dead, a, b] = threeNodes(prefix);
     try {
       await dead.countSockets("u-only-there", 1);
       await dead.countSockets("u-only-there", 1);
@@ -121,11 +125,7 @@ describe("RedisBroker", () => {
 
   it("hands on the offline writes a dead node was handed and did not say it wrote, to one sweeper once", async () => {
     const prefix = `${RUN}owed:`;
-    const [dead, a, b] = [0, 1, 2].map(() => new RedisBroker(REDIS_URL, silent, { prefix })) as [
-      RedisBroker,
-      RedisBroker,
-      RedisBroker,
-    ];
+    const [dead, a, b] = threeNodes(prefix);
     const owed = (node: RedisBroker) => admin.smembers(`${prefix}owed:${node.nodeId}`);
     try {
       // Each user's last socket closes on the dead node, which is handed the offline write.

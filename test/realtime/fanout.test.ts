@@ -333,12 +333,17 @@ describe("Fanout across nodes", () => {
     }
   }
 
-  it("tells the others, once Redis is back, what it could not tell them meanwhile, and nothing if nothing", async () => {
+  /** Node A on a FlakyBroker; node B listening to the node-wide channel. */
+  async function flakyAndListening() {
     const bus = new MemoryBus();
     const flaky = new FlakyBroker(bus);
-    const a = node(flaky);
-    const b = node(new MemoryBroker(bus));
+    const [a, b] = [node(flaky), node(new MemoryBroker(bus))];
     await b.broker.join([NODE_WIDE]);
+    return { flaky, a, b };
+  }
+
+  it("tells the others, once Redis is back, what it could not tell them meanwhile, and nothing if nothing", async () => {
+    const { flaky, a, b } = await flakyAndListening();
     a.fanout.reconnected();
     await Bun.sleep(5);
     expect([b.heard.missed, b.heard.reconciles]).toEqual([[], 0]);
@@ -374,11 +379,7 @@ describe("Fanout across nodes", () => {
   });
 
   it("past MISSED_MAX ids missed, tells the others to look at everything, and again if that is lost too", async () => {
-    const bus = new MemoryBus();
-    const flaky = new FlakyBroker(bus);
-    const a = node(flaky);
-    const b = node(new MemoryBroker(bus));
-    await b.broker.join([NODE_WIDE]);
+    const { flaky, a, b } = await flakyAndListening();
     flaky.state = "down";
     a.fanout.revoke(Array.from({ length: MISSED_MAX + 1 }, (_, i) => `s-${i}`));
     flaky.state = "losing";

@@ -115,6 +115,17 @@ const statusOf = async (u: User) => (await h.deps.store.users.byId(u.id))?.statu
 const listeners = (n: Node, conversationId: string) =>
   n.app.server?.subscriberCount(bunTopic(topics.conversation(conversationId), "msgpack"));
 
+/** Two nodes: pia on node A, online, watched by wes (who shares a group with her) on node B. */
+async function watchedAcross() {
+  const [a, b] = [await node(), await node()];
+  const [pia, wes] = [await signup(h.app), await signup(h.app)];
+  await group(h.app, wes, [pia]);
+  const watcher = await socket(wes, b);
+  const piaOnA = await socket(pia, a);
+  await watcher.next(presence(pia, "online"));
+  return { a, b, pia, wes, watcher, piaOnA };
+}
+
 describe("a node cut off from Redis for a moment", () => {
   it("drops the counts of the sockets closed meanwhile once it is back, and writes their users offline once", async () => {
     const [a, b] = [await node(), await node()];
@@ -289,12 +300,7 @@ describe("a node cut off from Redis for a moment", () => {
   }, 30_000);
 
   it("writes offline, from another node, a user whose offline write a node was handed and died before making", async () => {
-    const [a, b] = [await node(), await node()];
-    const [pia, wes] = [await signup(h.app), await signup(h.app)];
-    await group(h.app, wes, [pia]);
-    const watcher = await socket(wes, b);
-    const piaOnA = await socket(pia, a);
-    await watcher.next(presence(pia, "online"));
+    const { a, b, pia, watcher, piaOnA } = await watchedAcross();
     // Her last socket closes on node A, whose store hangs on her offline write: A dies before making it.
     const users = a.deps.store.users;
     const update = users.update.bind(users);
@@ -553,12 +559,7 @@ describe("what a node could not tell the others while cut off", () => {
   }, 30_000);
 
   it("tells the others' sockets the presence changes it could not relay", async () => {
-    const [a, b] = [await node(), await node()];
-    const [pia, wes] = [await signup(h.app), await signup(h.app)];
-    await group(h.app, wes, [pia]);
-    const watcher = await socket(wes, b);
-    const piaOnA = await socket(pia, a);
-    await watcher.next(presence(pia, "online"));
+    const { a, pia, watcher, piaOnA } = await watchedAcross();
     await cutWhile(a, async () => {
       piaOnA.send({ type: "presence_update", ref: "away", status: "away" });
       await piaOnA.next((f) => f.ref === "away");

@@ -9,6 +9,7 @@ import { within } from "../lib/within.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
 import { clientAddress } from "../plugins/context.ts";
 import type { UserRecord } from "../store/types.ts";
+import { Attendance } from "./attendance.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
 import { Dispatcher, send, sendError } from "./dispatch.ts";
@@ -106,21 +107,22 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   );
   const presence = new Presence(deps.store, clock, fanout);
   const dispatcher = new Dispatcher(deps, fanout, presence);
-  // A node that had lost Redis looks again at its sockets, and tells the others to (they lost its word);
+  // A node that had lost Redis looks again at its sockets, and tells the others what they missed of it;
   // the users it let go of meanwhile are settled once counts are trusted again.
-  const reconciler = new Reconciler({ ...deps, connections, fanout, presence });
+  const reconciler = new Reconciler({ ...deps, connections, fanout });
+  const attendance = new Attendance({ broker, connections, presence, store: deps.store });
   broker.onReconnect(() => {
     fanout.reconnected();
     void reconciler.run();
   });
   const settle = () =>
-    reconciler.settle().catch((err: unknown) => {
+    attendance.settle().catch((err: unknown) => {
       logger.warn({ err: errorText(err) }, "broker: presence after a reconnect not settled yet");
     });
   // Counts are trusted again after this node's were missing from Redis: while they were, other nodes may
   // have written offline users it holds.
   broker.onSettled(() => {
-    reconciler.recheckHeld();
+    attendance.recheckHeld();
     void settle();
   });
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
@@ -138,21 +140,6 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     });
   };
   joinNodeWide();
-  /**
-   * Users whose last sockets a dead node held: offline, unless they came back meanwhile. The sweep hands
-   * them out once: one that cannot be counted or written now is settled later, like a user let go of while
-   * counts were not trusted, rather than left online for good.
-   */
-  async function sweepDeadNodes() {
-    for (const userId of await broker.sweepDeadNodes()) {
-      try {
-        if ((await broker.countSockets(userId, 0)) === 0) await presence.offline(userId);
-        broker.offlineWritten([userId]);
-      } catch {
-        reconciler.defer(userId);
-      }
-    }
-  }
   const tending = async () => {
     fanout.leaveIdle();
     joinNodeWide();
@@ -168,7 +155,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
           "broker: could not join again the channels of this node's sockets",
         );
       });
-      await sweepDeadNodes().catch((err: unknown) => {
+      await attendance.sweepDeadNodes().catch((err: unknown) => {
         logger.warn({ err: errorText(err) }, "broker: sweep failed");
       });
     }
@@ -285,7 +272,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         await presence.show(user_id).catch((err: unknown) => {
           logger.warn({ err: errorText(err), user_id }, "presence: could not write the user online");
           // Written when the gateway next tends, with the other users held here whom the store has offline.
-          reconciler.recheckHeld();
+          attendance.recheckHeld();
         });
       })
       .catch((err: unknown) => opened(ws, err));
@@ -300,48 +287,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   /** A socket leaves this node's books, once. */
   async function release(ws: Socket): Promise<void> {
     connections.remove(ws);
-    await givePlace(ws.data);
-  }
-
-  /**
-   * Gives back the place a socket (or a refused upgrade) held, here and in the count across nodes, once: the
-   * user's last socket on any node makes them offline. Presence follows the count: a first socket that
-   * closes before its hello never wrote the user online, so it writes offline nothing, and online if other
-   * sockets (counted after it, so not first) are still there.
-   */
-  async function givePlace(state: SocketState): Promise<void> {
-    if (!state.counted) return;
-    state.counted = false;
-    const userId = state.user_id;
-    const owed = state.announce;
-    state.announce = false;
-    // A count read while counts are not trusted (Redis lost, or just back and the other nodes' counts not
-    // yet) writes nobody offline: the user is settled once they are. Nor does one that never came back.
-    const trusted = broker.settled;
-    let left: number;
-    try {
-      left = await broker.countSockets(userId, -1);
-    } catch {
-      // Redis may have counted it, and claimed the offline write for this node, with the reply lost on the
-      // way: settle() asks again, and the broker hands this node back a claim of its own.
-      reconciler.defer(userId);
-      return;
-    }
-    try {
-      if (left === 0 && !owed) {
-        // As the count was claimed: a claim made while trusted is this node's to write (the broker made
-        // it for this node alone), whatever happened to the trust since.
-        if (trusted) {
-          await presence.offline(userId);
-          broker.offlineWritten([userId]);
-        } else reconciler.defer(userId);
-      } else if (left > 0 && owed) await presence.show(userId);
-    } catch {
-      // The store refused the write (a full disk): tried again as the gateway tends. Offline is settled
-      // (the broker hands this node back its own claim); online, with the users held here.
-      if (left === 0) reconciler.defer(userId);
-      else reconciler.recheckHeld();
-    }
+    await attendance.givePlace(ws.data);
   }
 
   function tooManyConnections(): AppError {
@@ -461,21 +407,21 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         // Without Redis this node could not serve the socket anyway: 503, try again (another node, or later).
         // Not waited for (Redis is out of reach): the broker's own tally is right at once, and Redis is
         // told it again when it reconnects.
-        void givePlace(data);
+        void attendance.givePlace(data);
         throw new AppError("unavailable", "the other nodes cannot be reached; try again", {
           headers: { "Retry-After": "5" },
         });
       }
       data.announce = sockets === 1;
       if (sockets > config.WS_MAX_CONNECTIONS_PER_USER) {
-        await givePlace(data);
+        await attendance.givePlace(data);
         throw tooManyConnections();
       }
       fanout.attach(server as Server<unknown>);
       if (
         !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
       ) {
-        await givePlace(data);
+        await attendance.givePlace(data);
         set.status = 400;
         return { error: { code: "bad_request", message: "expected a WebSocket upgrade" } };
       }
@@ -498,6 +444,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       clearInterval(sweep);
       clearInterval(tend);
       reconciler.stop();
+      attendance.stop();
       offHub();
       offRevoke();
       // Accounted here rather than in each close handler, which may run after the store has closed: users

@@ -1,9 +1,10 @@
 // After a node has lost Redis for a while, what the others said meanwhile is lost (revocations, membership
-// changes) and what it said did not reach them: the node looks again, against the store, at every socket it
-// holds, at the presence of the users it let go of while socket counts could not be trusted, and at that of
-// the users it holds, whom other nodes may have written offline while its counts were missing.
+// changes): the node looks again, against the store, at every socket it holds. What another node could not
+// say while it had lost Redis, it is told once that node is back: it looks again at that alone. (Presence
+// after such a loss is attendance.ts's.)
 
 import type { Broker } from "../broker/types.ts";
+import { CHUNK, inChunks, nextTurn } from "../lib/chunks.ts";
 import { errorText } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { SessionCache } from "../modules/auth/session-cache.ts";
@@ -11,11 +12,8 @@ import type { MembershipCache } from "../modules/conversations/membership.ts";
 import type { Store } from "../store/types.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { bunTopic, type Fanout, topics } from "./fanout.ts";
-import type { Presence } from "./presence.ts";
 import { NODE_WIDE } from "./relay.ts";
 
-/** Store reads (sessions, users) in flight at once, and sockets looked at between two turns of the loop. */
-const CHUNK = 500;
 /** Times a user whose subscriptions a live change moved during the read is looked at again in one pass. */
 const RETRIES = 3;
 /** A pass that failed in part is run again after this long, twice as long each time, this many times. */
@@ -26,8 +24,7 @@ export interface ReconcileDeps {
   connections: Connections;
   fanout: Fanout;
   broker: Broker;
-  presence: Presence;
-  store: Pick<Store, "sessions" | "conversations" | "users">;
+  store: Pick<Store, "sessions" | "conversations">;
   sessions: Pick<SessionCache, "invalidate">;
   membership: Pick<MembershipCache, "forget">;
   logger: Logger;
@@ -40,10 +37,6 @@ export class Reconciler {
   /** Passes in a row that had a failure: the next retry waits RETRY_MS times 2 to this power. */
   private failures = 0;
   private retry: ReturnType<typeof setTimeout> | undefined;
-  /** Users let go of while counts were not trusted: whether they are offline is decided once they are. */
-  private unsettled = new Set<string>();
-  /** This node's counts were missing from Redis: the presence of the users it holds is looked at again. */
-  private heldOwed = false;
   /** A pass over every socket is asked for (run), or one failed and is to be run again. */
   private full = false;
   /** What another node could not say while it had lost Redis: looked at alone (runFor). */
@@ -133,85 +126,6 @@ export class Reconciler {
       void this.start();
     }, delay);
     this.retry.unref?.();
-  }
-
-  /** The user's socket here closed while counts were not trusted: their presence waits for settle(). */
-  defer(userId: string) {
-    this.unsettled.add(userId);
-  }
-
-  /**
-   * This node's counts were missing from Redis for a while (it lost Redis, or stalled past its heartbeat):
-   * the next settle() looks again at the presence of the users it holds.
-   */
-  recheckHeld() {
-    this.heldOwed = true;
-  }
-
-  /**
-   * Once counts are trusted: the deferred users with no socket on any node are written offline, each by
-   * one node of the cluster, and (after recheckHeld) the users this node holds are written back online.
-   * What it could not do waits for the next call (the gateway's tending).
-   */
-  async settle(): Promise<void> {
-    if (!this.deps.broker.settled) return;
-    const results = await Promise.allSettled([this.settleLetGo(), this.writeBackHeld()]);
-    for (const result of results) if (result.status === "rejected") throw result.reason;
-  }
-
-  private async settleLetGo(): Promise<void> {
-    const { broker, connections, presence } = this.deps;
-    if (this.unsettled.size === 0) return;
-    // A user with a socket here is online; the close of their last one decides again.
-    const users = [...this.unsettled].filter((u) => connections.ofUser(u).size === 0);
-    this.unsettled.clear();
-    let gone: string[];
-    try {
-      gone = await broker.settle(users);
-    } catch (err) {
-      for (const u of users) this.unsettled.add(u);
-      throw err;
-    }
-    // Each of them is this node's to write now (the broker marked it so): one the store refuses is
-    // deferred again, and handed back to this node by the next settle.
-    await inChunks(gone, (userId) =>
-      presence.offline(userId).then(
-        () => broker.offlineWritten([userId]),
-        (err: unknown) => {
-          this.unsettled.add(userId);
-          throw err;
-        },
-      ),
-    );
-  }
-
-  /**
-   * While this node's counts were missing from Redis, another node may have found it dead and written
-   * its users offline (its sweep), or written offline a user whose last socket elsewhere closed: those
-   * with a socket here whom the store says are offline are written back to the status they chose (online
-   * unless they chose another; one who chose offline stays so). A first socket still to say hello shows
-   * its user's status itself.
-   */
-  private async writeBackHeld(): Promise<void> {
-    if (!this.heldOwed) return;
-    this.heldOwed = false;
-    const { connections, presence, store } = this.deps;
-    const users = new Set<string>();
-    for (const ws of connections.all)
-      if (ws.data.kind === "user" && !ws.data.announce) users.add(ws.data.user_id);
-    try {
-      await inChunks([...users], async (userId) => {
-        if (this.stopped) return;
-        const user = await store.users.byId(userId);
-        // Checked after the read: a user whose last socket here closed meanwhile was written as it closed.
-        if (user?.status !== "offline" || connections.ofUser(userId).size === 0) return;
-        await presence.show(userId, user);
-      });
-    } catch (err) {
-      // Looked at again whole at the next call: those written back already read online and stay as they are.
-      this.heldOwed = true;
-      throw err;
-    }
   }
 
   stop() {
@@ -370,19 +284,3 @@ function conversationTopics(ws: Socket): Set<string> {
   for (const topic of ws.subscriptions) if (topic.startsWith("c:")) out.add(logical(topic));
   return out;
 }
-
-/**
- * Runs `each` over the items CHUNK at a time, giving the event loop a turn between chunks. One that fails
- * does not stop the others; the first failure is thrown at the end.
- */
-async function inChunks<T>(items: readonly T[], each: (item: T) => Promise<unknown>): Promise<void> {
-  let failure: { err: unknown } | undefined;
-  for (let i = 0; i < items.length; i += CHUNK) {
-    if (i > 0) await nextTurn();
-    for (const result of await Promise.allSettled(items.slice(i, i + CHUNK).map(each)))
-      if (result.status === "rejected") failure ??= { err: result.reason };
-  }
-  if (failure) throw failure.err;
-}
-
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -131,7 +131,6 @@ export async function signup(app: App, overrides: Record<string, string> = {}) {
   return { ...account, ...res.body, token: res.body.access_token as string, id: res.body.user.id as string };
 }
 
-/** Polls `check` until it returns a value, or fails after `ms`. */
 /** A group conversation `owner` creates with `members`; answers its id. */
 export async function group(app: App, owner: { token: string }, members: { id: string }[]): Promise<string> {
   const res = await call(app, "POST", "/api/conversations", {
@@ -142,6 +141,7 @@ export async function group(app: App, owner: { token: string }, members: { id: s
   return res.body.id as string;
 }
 
+/** Polls `check` until it returns a value, or fails after `ms`. */
 export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, ms = 3000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {

@@ -48,6 +48,19 @@ export class Catchup {
   }
 
   /**
+   * The server says where a conversation's log stands (`head`: its node could not hear the others for a
+   * while, and what they sent meanwhile never came). Behind it, we resume; one we have no position for we
+   * were added to meanwhile, and ask where. A resume under way brings it anyway.
+   */
+  head(conversationId: string, seq: number) {
+    if (this.resuming.has(conversationId)) return;
+    const position = this.positions.get(conversationId);
+    if (position !== undefined && seq <= position) return;
+    this.begin(conversationId);
+    (position === undefined ? this.onUnknown : this.onGap)(conversationId);
+  }
+
+  /**
    * An ack moves the position only when it leaves no hole: with the event of an earlier seq still on its
    * way (another node), moving past it would drop that event as a duplicate. Nor does it give a position to
    * a conversation without one: its own event starts that conversation's catch-up from where we joined.

@@ -228,6 +228,8 @@ export class RealtimeConnection {
         return this.resumes.resumed(frame);
       case "resync":
         return this.resumes.resync(frame);
+      case "head":
+        return this.resumes.catchup.head(frame.conversation_id, frame.seq);
       case "key_exchange":
         return this.emit("key_exchange", { ...frame, payload: toBytes(frame.payload) });
       case "typing":

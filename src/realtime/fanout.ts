@@ -40,7 +40,13 @@ const PEERS_IN_RELAY = 256;
  */
 export const MISSED_MAX = 10_000;
 
-const noneMissed = (): Missed => ({ conversation_ids: [], user_ids: [], session_ids: [], presence_ids: [] });
+const noneMissed = (): Missed => ({
+  conversation_ids: [],
+  user_ids: [],
+  session_ids: [],
+  presence_ids: [],
+  head_ids: [],
+});
 
 /** Changes after which what a node knows of a conversation's members is stale. */
 const MEMBERSHIP: ReadonlySet<ConversationEventKind> = new Set([
@@ -84,6 +90,7 @@ export class Fanout {
     user_ids: new Set<string>(),
     session_ids: new Set<string>(),
     presence_ids: new Set<string>(),
+    head_ids: new Set<string>(),
   };
   /** More than MISSED_MAX ids were missed (or a reconcile message was): every node looks at everything. */
   private missedAll = false;
@@ -175,9 +182,20 @@ export class Fanout {
   publish(topic: string, frame: ServerFrame, membership = false) {
     const msgpack = this.publishHere(topic, frame);
     if (!this.broker.shared) return;
-    // A lost message frame is caught up by the clients (resume); a lost change of members is not.
-    const unsaid = membership ? { conversation_ids: [topic.slice(2)] } : undefined;
+    // A lost change of members: the other nodes look again at who listens. Any other lost change in a
+    // conversation: its sockets there are told where the log stands, and their clients resume.
+    const conversation = topic.startsWith("c:") ? topic.slice(2) : undefined;
+    const unsaid = !conversation
+      ? undefined
+      : membership
+        ? { conversation_ids: [conversation], head_ids: [conversation] }
+        : { head_ids: [conversation] };
     this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership), unsaid);
+  }
+
+  /** Publishes one frame to a topic's subscribers on this node only. */
+  tellHere(topic: string, frame: ServerFrame) {
+    this.publishHere(topic, frame);
   }
 
   /**

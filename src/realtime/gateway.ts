@@ -84,7 +84,11 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     reconcile: () => void reconciler.run(),
     missed: (missed) => {
       if (missed.session_ids.length > 0) sessions.invalidate(missed.session_ids, "elsewhere");
-      void reconciler.runFor({ conversations: missed.conversation_ids, users: missed.user_ids });
+      void reconciler.runFor({
+        conversations: missed.conversation_ids,
+        users: missed.user_ids,
+        heads: missed.head_ids,
+      });
       if (missed.presence_ids.length > 0)
         presence.retell(missed.presence_ids).catch((err: unknown) => {
           logger.warn({ err: errorText(err) }, "presence: could not tell what another node missed");

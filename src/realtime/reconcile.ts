@@ -19,6 +19,8 @@ const RETRIES = 3;
 /** A pass that failed in part is run again after this long, twice as long each time, this many times. */
 const RETRY_MS = 1000;
 const PASS_RETRIES = 5;
+/** Conversations whose last seq is read in one store call when their sockets are told where logs stand. */
+const HEADS_PER_READ = 1000;
 
 export interface ReconcileDeps {
   connections: Connections;
@@ -40,7 +42,7 @@ export class Reconciler {
   /** A pass over every socket is asked for (run), or one failed and is to be run again. */
   private full = false;
   /** What another node could not say while it had lost Redis: looked at alone (runFor). */
-  private scope = { conversations: new Set<string>(), users: new Set<string>() };
+  private scope = emptyScope();
 
   constructor(private deps: ReconcileDeps) {}
 
@@ -60,9 +62,8 @@ export class Reconciler {
    * else (a pass over every socket, on every node, each time one node lost Redis for a moment, would read
    * the store once per socket of the cluster).
    */
-  runFor(scope: { conversations: readonly string[]; users: readonly string[] }): Promise<void> {
-    for (const id of scope.conversations) this.scope.conversations.add(id);
-    for (const id of scope.users) this.scope.users.add(id);
+  runFor(scope: { [K in keyof Scope]: readonly string[] }): Promise<void> {
+    addTo(this.scope, scope);
     return this.start();
   }
 
@@ -78,18 +79,15 @@ export class Reconciler {
         const full = this.full;
         this.full = false;
         const scope = this.scope;
-        this.scope = { conversations: new Set(), users: new Set() };
+        this.scope = emptyScope();
         // A pass over everything looks at what was asked about too.
         if (full) failed = await this.pass().catch((err: unknown) => ({ err }));
-        else if (scope.conversations.size > 0 || scope.users.size > 0)
+        else if (Object.values(scope).some((ids) => ids.size > 0))
           failed = await this.scopedPass(scope).catch((err: unknown) => ({ err }));
         else failed = undefined;
         // Run again by the retry: whole, or what was asked about.
         if (failed && full) this.full = true;
-        else if (failed) {
-          for (const id of scope.conversations) this.scope.conversations.add(id);
-          for (const id of scope.users) this.scope.users.add(id);
-        }
+        else if (failed) addTo(this.scope, scope);
       } while (this.again && !this.stopped);
       if (failed) this.retryLater(failed.err);
       else this.failures = 0;
@@ -151,15 +149,21 @@ export class Reconciler {
     }
     await inChunks([...sessions], ([sessionId, userId]) => this.checkSession(sessionId, userId)).catch(note);
     await this.checkUsers(users, new Set()).catch(note);
-    await this.joinWhatIsListened().catch(note);
+    const listened = await this.joinWhatIsListened().catch((err: unknown) => {
+      note(err);
+      return [];
+    });
+    // This node may not have heard the others: every conversation its sockets are in may have moved on.
+    const conversations = listened.filter((c) => c.startsWith("c:")).map((c) => c.slice(2));
+    await this.announceHeads(conversations).catch(note);
     return failed;
   }
 
-  /** runFor's pass: like pass(), over the users the scope names or reaches, and no session. */
-  private async scopedPass(scope: {
-    conversations: ReadonlySet<string>;
-    users: ReadonlySet<string>;
-  }): Promise<{ err: unknown } | undefined> {
+  /**
+   * runFor's pass: like pass(), over the users the scope names or reaches, and no session; then the
+   * sockets of the conversations whose changes were missed are told where their logs stand.
+   */
+  private async scopedPass(scope: Scope): Promise<{ err: unknown } | undefined> {
     const { connections, store } = this.deps;
     let failed: { err: unknown } | undefined;
     const note = (err: unknown) => {
@@ -186,7 +190,23 @@ export class Reconciler {
     // Forgotten whoever is here: a node's cache may answer for a conversation none of its sockets is in.
     await this.checkUsers(users, new Set(scope.conversations)).catch(note);
     await this.joinWhatIsListened().catch(note);
+    await this.announceHeads([...scope.heads]).catch(note);
     return failed;
+  }
+
+  /**
+   * Tells the sockets here that listen to these conversations where each log stands (a `head` frame): what
+   * was published while this node could not hear the others (or they it) never reached them, and a client
+   * behind it resumes. One up to date does nothing.
+   */
+  private async announceHeads(ids: readonly string[]) {
+    const { store, fanout } = this.deps;
+    for (let i = 0; i < ids.length && !this.stopped; i += HEADS_PER_READ) {
+      if (i > 0) await nextTurn();
+      const seqs = await store.conversations.lastSeqs(ids.slice(i, i + HEADS_PER_READ));
+      for (const [id, seq] of seqs)
+        fanout.tellHere(topics.conversation(id), { type: "head", conversation_id: id, seq });
+    }
   }
 
   /**
@@ -255,11 +275,11 @@ export class Reconciler {
 
   /**
    * The node's channels in Redis are what its sockets listen to: the missing ones are joined (a join that
-   * failed while Redis was down), and those nobody listens to any more left.
+   * failed while Redis was down), and those nobody listens to any more left. Answers those channels.
    */
-  private async joinWhatIsListened() {
+  private async joinWhatIsListened(): Promise<string[]> {
     const { broker, connections, fanout } = this.deps;
-    if (!broker.shared || this.stopped) return;
+    if (!broker.shared || this.stopped) return [];
     const needed = new Set<string>([NODE_WIDE]);
     let looked = 0;
     for (const ws of connections.all) {
@@ -269,7 +289,24 @@ export class Reconciler {
     fanout.leaveIdle();
     const missing = [...needed].filter((channel) => !broker.joined.has(channel));
     if (missing.length > 0) await broker.join(missing);
+    return [...needed];
   }
+}
+
+/**
+ * What another node could not say: conversations whose members changed, users who joined or left one, and
+ * conversations whose changes did not reach this node's sockets.
+ */
+interface Scope {
+  conversations: Set<string>;
+  users: Set<string>;
+  heads: Set<string>;
+}
+
+const emptyScope = (): Scope => ({ conversations: new Set(), users: new Set(), heads: new Set() });
+
+function addTo(scope: Scope, more: { [K in keyof Scope]: Iterable<string> }) {
+  for (const key of Object.keys(scope) as (keyof Scope)[]) for (const id of more[key]) scope[key].add(id);
 }
 
 /** The logical topic of a Bun one (`c:<id>|<encoding tag>`). */

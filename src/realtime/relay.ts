@@ -31,7 +31,8 @@ export const RELAY = {
   /**
    * On NODE_WIDE: what a node could not tell the others while it had lost Redis, told once it has it again
    * (the conversations whose members changed, the users who joined or left one, the sessions revoked, the
-   * users whose presence changed): every node looks again at those alone.
+   * users whose presence changed, the conversations whose changes did not reach them): every node looks
+   * again at those alone.
    */
   missed: 8,
 } as const;
@@ -42,6 +43,8 @@ export interface Missed {
   user_ids: string[];
   session_ids: string[];
   presence_ids: string[];
+  /** Conversations whose changes the others missed: their sockets are told where the log stands. */
+  head_ids: string[];
 }
 
 export type Relayed =
@@ -114,6 +117,7 @@ export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) =>
         user_ids: list(body.user_ids),
         session_ids: list(body.session_ids),
         presence_ids: list(body.presence_ids),
+        head_ids: list(body.head_ids),
       };
     }
     default:

@@ -255,6 +255,8 @@ export interface ConversationsRepo {
   idsForUser(userId: string): Promise<string[]>;
   /** Every user who shares at least one conversation with the user, the user included; in no order. */
   peersOf(userId: string): Promise<string[]>;
+  /** The last_seq of each of these conversations that exists (at most 1000 ids a call). */
+  lastSeqs(ids: readonly string[]): Promise<Map<string, number>>;
   update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;
   /** Deletes the conversation, its participants and its messages. */
   delete(id: string): Promise<void>;

@@ -351,7 +351,7 @@ describe("Fanout across nodes", () => {
     a.fanout.revoke(["s-1"]);
     a.fanout.onEvent({ kind: "participant.removed", conversation_id: "c-1", seq: 5, user_id: "u-2" });
     a.fanout.toPeers("u-3", ["u-4"], presence);
-    // A message's frame: the clients catch it up themselves (resume).
+    // A message's frame: no one to look at again, but its conversation's sockets elsewhere are behind.
     a.fanout.onEvent({ kind: "message.deleted", conversation_id: "c-2", seq: 6, message_id: "m-1" });
     flaky.state = "losing";
     a.fanout.revoke(["s-2"]);
@@ -366,11 +366,14 @@ describe("Fanout across nodes", () => {
       users: missed?.user_ids.sort(),
       sessions: missed?.session_ids.sort(),
       presence: missed?.presence_ids,
+      heads: missed?.head_ids.sort(),
     }).toEqual({
       conversations: ["c-1", "c-3"],
       users: ["u-2", "u-5"],
       sessions: ["s-1", "s-2"],
       presence: ["u-3"],
+      // Every conversation whose changes were lost, the message's too: their sockets learn where logs stand.
+      heads: ["c-1", "c-2", "c-3"],
     });
     // Told once.
     a.fanout.reconnected();

@@ -8,6 +8,8 @@ import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { type App, createApp } from "../../src/app.ts";
 import { RedisBroker } from "../../src/broker/redis.ts";
+import type { ConversationEvent } from "../../src/client/events.ts";
+import { ParleyClient } from "../../src/client/index.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { bunTopic, topics } from "../../src/realtime/fanout.ts";
@@ -555,6 +557,70 @@ describe("what a node could not tell the others while cut off", () => {
       expect(spy.reads.users).not.toContain(dan.id);
     } finally {
       spy.stop();
+    }
+  }, 30_000);
+
+  it("tells its sockets where their conversations' logs stand once it hears the others again", async () => {
+    const [a, b] = [await node(), await node()];
+    const [ann, bo] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, ann, [bo]);
+    const quiet = await group(h.app, ann, [bo]);
+    const annOnA = await socket(ann, a);
+    await cutWhile(a, async () => {
+      const sent = await call(b.app, "POST", `/api/conversations/${id}/messages`, {
+        token: bo.token,
+        body: { content: "while A was deaf" },
+      });
+      expect(sent.status).toBe(201);
+    });
+    // What B published while A could not hear never came; where the logs stand does.
+    const heads = [
+      await annOnA.next((f) => f.type === "head" && f.conversation_id === id, BACK_MS),
+      await annOnA.next((f) => f.type === "head" && f.conversation_id === quiet, BACK_MS),
+    ];
+    expect(heads.map((f) => f.seq)).toEqual([1, 0]);
+    expect(annOnA.frames.filter(said("while A was deaf"))).toEqual([]);
+  }, 30_000);
+
+  it("tells the others' sockets where the logs stand of the conversations whose changes it could not relay", async () => {
+    const [a, b] = [await node(), await node()];
+    const [ann, bo] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, ann, [bo]);
+    const annOnA = await socket(ann, a);
+    const boOnB = await socket(bo, b);
+    await cutWhile(a, async () => {
+      annOnA.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "m-1", content: "unheard" });
+      expect(await annOnA.next((f) => f.ref === 1)).toMatchObject({ type: "ack", seq: 1 });
+    });
+    expect(await boOnB.next((f) => f.type === "head", BACK_MS)).toMatchObject({
+      conversation_id: id,
+      seq: 1,
+    });
+    expect(boOnB.frames.filter(said("unheard"))).toEqual([]);
+  }, 30_000);
+
+  it("brings an SDK client on it the changes it missed, with no later change to show the hole", async () => {
+    const [a, b] = [await node(), await node()];
+    const [ann, bo] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, ann, [bo]);
+    const client = new ParleyClient({ baseUrl: a.base.replace("ws://", "http://") });
+    try {
+      await client.signin({ email: ann.email, password: ann.password });
+      const events: ConversationEvent[] = [];
+      client.on("event", (e) => events.push(e));
+      await client.connect();
+      await cutWhile(a, async () => {
+        const sent = await call(b.app, "POST", `/api/conversations/${id}/messages`, {
+          token: bo.token,
+          body: { content: "caught up" },
+        });
+        expect(sent.status).toBe(201);
+      });
+      const got = await waitFor(() => events.find((e) => e.message?.content === "caught up"), BACK_MS);
+      expect(got).toMatchObject({ conversation_id: id, seq: 1, replayed: true });
+      expect(client.realtime.positions[id]).toBe(1);
+    } finally {
+      client.close();
     }
   }, 30_000);
 

@@ -338,6 +338,23 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(await store.conversations.idsForUser("u-carol")).toEqual([]);
       });
 
+      it("lastSeqs answers the last_seq of each conversation named that exists, and follows appends", async () => {
+        await group("c-1");
+        await group("c-2");
+        await group("c-gone");
+        await appendMany("c-1", 3);
+        await appendMany("c-gone", 1);
+        await store.conversations.delete("c-gone");
+        const seqs = await store.conversations.lastSeqs(["c-1", "c-2", "c-gone", "c-nowhere"]);
+        expect([...seqs].sort()).toEqual([
+          ["c-1", 3],
+          ["c-2", 0],
+        ]);
+        await appendMany("c-2", 2);
+        expect([...(await store.conversations.lastSeqs(["c-2"]))]).toEqual([["c-2", 2]]);
+        expect((await store.conversations.lastSeqs([])).size).toBe(0);
+      });
+
       it("removeParticipant is true for a member, then false", async () => {
         await group("c-1");
         expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(true);

@@ -142,6 +142,13 @@ export function mongoConversations(
       if (ids.length === 0) return [userId];
       return (await participants.distinct("user_id", { conversation_id: { $in: ids } })) as string[];
     },
+    async lastSeqs(ids) {
+      if (ids.length === 0) return new Map();
+      const docs = await conversations
+        .find({ _id: { $in: [...ids] } }, { projection: { _id: 1, last_seq: 1 } })
+        .toArray();
+      return new Map(docs.map((d) => [d._id, d.last_seq]));
+    },
     async update(id, patch: ConversationPatch) {
       // Only the fields given a value: the driver would store an undefined one as null.
       const set: Partial<ConversationDoc> = { updated_at: patch.updated_at };

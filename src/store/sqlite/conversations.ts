@@ -68,6 +68,10 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const idsForUser = db.query<{ conversation_id: string }, [string]>(
     "SELECT conversation_id FROM participants WHERE user_id = ?",
   );
+  // The ids go in as one JSON array (one bound value however many, one prepared statement).
+  const lastSeqs = db.query<{ id: string; last_seq: number }, [string]>(
+    "SELECT id, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))",
+  );
   const peersOf = db.query<{ user_id: string }, [string]>(
     `SELECT DISTINCT them.user_id FROM participants me
      JOIN participants them ON them.conversation_id = me.conversation_id
@@ -146,6 +150,10 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     async peersOf(userId) {
       const peers = peersOf.all(userId).map((r) => r.user_id);
       return peers.length > 0 ? peers : [userId];
+    },
+    async lastSeqs(ids) {
+      if (ids.length === 0) return new Map();
+      return new Map(lastSeqs.all(JSON.stringify(ids)).map((r) => [r.id, r.last_seq]));
     },
     async update(id, patch: ConversationPatch) {
       const fields = (["name", "topic", "updated_at"] as const).filter((f) => patch[f] !== undefined);

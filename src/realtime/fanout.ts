@@ -107,11 +107,10 @@ export class Fanout {
   }
 
   /**
-   * One message to the other nodes' subscribers of a channel. `unsaid` is what the others would not know
-   * if it were lost: kept, and told once Redis is back (see reconnected).
+   * One message to the other nodes' subscribers of a channel. `lost` notes what the others would not know
+   * if it were lost (miss): kept, and told once Redis is back (see reconnected).
    */
-  private relay(channel: string, payload: Uint8Array, unsaid?: Partial<Missed> | "all") {
-    const lost = unsaid && (() => this.miss(unsaid));
+  private relay(channel: string, payload: Uint8Array, lost?: () => void) {
     if (this.broker.publish(channel, payload, lost)) this.hooks.counters?.published.inc();
     else {
       this.hooks.counters?.dropped.inc();
@@ -183,14 +182,15 @@ export class Fanout {
     const msgpack = this.publishHere(topic, frame);
     if (!this.broker.shared) return;
     // A lost change of members: the other nodes look again at who listens. Any other lost change in a
-    // conversation: its sockets there are told where the log stands, and their clients resume.
-    const conversation = topic.startsWith("c:") ? topic.slice(2) : undefined;
-    const unsaid = !conversation
-      ? undefined
-      : membership
-        ? { conversation_ids: [conversation], head_ids: [conversation] }
-        : { head_ids: [conversation] };
-    this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership), unsaid);
+    // conversation: its sockets there are told where the log stands, and their clients resume. (Worked
+    // out only if lost: this is every message's path.)
+    const lost = topic.startsWith("c:")
+      ? () => {
+          const id = [topic.slice(2)];
+          this.miss(membership ? { conversation_ids: id, head_ids: id } : { head_ids: id });
+        }
+      : undefined;
+    this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership), lost);
   }
 
   /** Publishes one frame to a topic's subscribers on this node only. */
@@ -218,9 +218,9 @@ export class Fanout {
     this.publishEach(peers, topics.user, frame);
     if (!this.broker.shared) return;
     const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
-    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }), {
-      presence_ids: [userId],
-    });
+    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }), () =>
+      this.miss({ presence_ids: [userId] }),
+    );
   }
 
   /**
@@ -250,7 +250,7 @@ export class Fanout {
     if (!this.broker.shared) return;
     if (this.missedAll) {
       this.missedAll = false;
-      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }), "all");
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }), () => this.miss("all"));
       return;
     }
     const missed = noneMissed();
@@ -260,15 +260,15 @@ export class Fanout {
       this.missed[key].clear();
       any ||= missed[key].length > 0;
     }
-    if (any) this.relay(NODE_WIDE, relayMessage({ kind: RELAY.missed, ...missed }), missed);
+    if (any) this.relay(NODE_WIDE, relayMessage({ kind: RELAY.missed, ...missed }), () => this.miss(missed));
   }
 
   /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
   revoke(sessionIds: string[]) {
     if (this.broker.shared)
-      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }), {
-        session_ids: sessionIds,
-      });
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }), () =>
+        this.miss({ session_ids: sessionIds }),
+      );
   }
 
   /**
@@ -296,13 +296,13 @@ export class Fanout {
     if (event.kind === "conversation.deleted") this.dropHere(topic);
     if (!this.broker.shared) return;
     for (const userId of joining)
-      this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }), {
-        user_ids: [userId],
-      });
+      this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }), () =>
+        this.miss({ user_ids: [userId] }),
+      );
     if (leaving)
-      this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }), {
-        user_ids: [leaving],
-      });
+      this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }), () =>
+        this.miss({ user_ids: [leaving] }),
+      );
   }
 
   /** Stops receiving the channels no socket of this node listens to any more (sockets close without telling). */

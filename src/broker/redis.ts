@@ -66,7 +66,9 @@ export class RedisBroker implements Broker {
   private closing = false;
   private settledNow = true;
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
-  private reconnectListeners: (() => void)[] = [];
+  private reconnectListeners: ((downMs: number) => void)[] = [];
+  /** When a connection dropped after both had been up (performance.now()): how long the node was deaf. */
+  private lostSince = 0;
   private settledListeners: (() => void)[] = [];
   /**
    * The command connection failed and has not been ready since (before its first connect, commands wait):
@@ -233,7 +235,7 @@ export class RedisBroker implements Broker {
     }
   }
 
-  onReconnect(listener: () => void) {
+  onReconnect(listener: (downMs: number) => void) {
     this.reconnectListeners.push(listener);
   }
 
@@ -312,6 +314,7 @@ export class RedisBroker implements Broker {
   /** A connection dropped: counts are not trusted until both are back and this node's are rewritten. */
   private lose() {
     if (this.closing) return;
+    if (!this.lost) this.lostSince = performance.now();
     this.lost = true;
     this.settledNow = false;
     clearTimeout(this.settleTimer);
@@ -329,7 +332,8 @@ export class RedisBroker implements Broker {
       return;
     }
     if (this.lost || this.closing) return;
-    for (const listener of this.reconnectListeners) listener();
+    const downMs = performance.now() - this.lostSince;
+    for (const listener of this.reconnectListeners) listener(downMs);
     this.settleLater();
   }
 
@@ -347,6 +351,7 @@ export class RedisBroker implements Broker {
       await this.reassert();
     } catch (err) {
       // The next beat does it all, as after a loss.
+      if (!this.lost) this.lostSince = performance.now();
       this.lost = true;
       throw err;
     }

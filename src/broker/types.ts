@@ -52,10 +52,10 @@ export interface Broker {
    */
   offlineWritten(userIds: readonly string[]): void;
   /**
-   * Runs once the broker has Redis again after losing it (this node's counts are back): what other nodes
-   * said meanwhile was lost, and the node looks again at what it holds.
+   * Runs once the broker has Redis again after losing it (this node's counts are back), with how long it
+   * was without it: what other nodes said meanwhile was lost, and the node looks again at what it holds.
    */
-  onReconnect(listener: () => void): void;
+  onReconnect(listener: (downMs: number) => void): void;
   /**
    * Runs each time counts are trusted again (settled turns true) after this node's were missing from Redis:
    * it lost Redis, or stalled past its heartbeat. Other nodes may have written its users offline meanwhile.

@@ -39,6 +39,13 @@ const PEERS_IN_RELAY = 256;
  * them to look at everything instead (a reconcile of every socket on every node).
  */
 export const MISSED_MAX = 10_000;
+/** Presence changes a node remembers relaying, the latest per user, for a node that could not hear them. */
+const PRESENCE_MEMORY = 10_000;
+/**
+ * Added to how long a node knew it was without Redis when it asks for the presence changes it missed: a
+ * connection may be dead some time before its client says so.
+ */
+const DEAF_MARGIN_MS = 10_000;
 
 const noneMissed = (): Missed => ({
   conversation_ids: [],
@@ -69,6 +76,8 @@ export interface RelayHooks {
   reconcile?(): void;
   /** Another node lost Redis for a while and has it again: this is what it could not say meanwhile. */
   missed?(missed: Missed): void;
+  /** Another node could not hear these users' presence changes (it lost Redis): to be told again. */
+  retell?(userIds: string[]): void;
   /**
    * A relayed message this node could not read or act on ("relay"), or a channel it could not join for
    * its sockets ("join": Redis out of reach or slow; the node joins it again as it tends, see rejoin).
@@ -94,6 +103,10 @@ export class Fanout {
   };
   /** More than MISSED_MAX ids were missed (or a reconcile message was): every node looks at everything. */
   private missedAll = false;
+  /** User -> when (performance.now()) this node last relayed a change of their presence; oldest first. */
+  private presenceRelayed = new Map<string, number>();
+  /** Since when (performance.now()) this node could not hear the others, until it has told them. */
+  private deafSince: number | undefined;
 
   constructor(
     private connections: Connections,
@@ -218,6 +231,12 @@ export class Fanout {
     this.publishEach(peers, topics.user, frame);
     if (!this.broker.shared) return;
     const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
+    this.presenceRelayed.delete(userId);
+    this.presenceRelayed.set(userId, performance.now());
+    if (this.presenceRelayed.size > PRESENCE_MEMORY) {
+      const oldest = this.presenceRelayed.keys().next().value;
+      if (oldest !== undefined) this.presenceRelayed.delete(oldest);
+    }
     this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }), () =>
       this.miss({ presence_ids: [userId] }),
     );
@@ -243,11 +262,25 @@ export class Fanout {
   }
 
   /**
-   * This node had lost Redis and has it again: the others are told what it could not tell them meanwhile,
-   * and look again at that (or, past MISSED_MAX ids, at everything). Nothing missed, nothing is said.
+   * This node had lost Redis for `downMs` and has it again: the others are told what it could not tell
+   * them meanwhile, and look again at that (or, past MISSED_MAX ids, at everything; nothing missed,
+   * nothing is said), and to tell again the presence changes it could not hear.
    */
-  reconnected() {
+  reconnected(downMs = 0) {
     if (!this.broker.shared) return;
+    // Since the first outage not told yet: a notice lost on its way is made again, longer, next time.
+    const now = performance.now();
+    const since = Math.min(this.deafSince ?? now, now - downMs);
+    this.deafSince = undefined;
+    const ms = Math.ceil(now - since) + DEAF_MARGIN_MS;
+    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.deaf, ms }), () => {
+      this.deafSince = Math.min(this.deafSince ?? since, since);
+    });
+    this.tellMissed();
+  }
+
+  /** The others are told what this node could not tell them (or to look at everything, past MISSED_MAX). */
+  private tellMissed() {
     if (this.missedAll) {
       this.missedAll = false;
       this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }), () => this.miss("all"));
@@ -423,6 +456,13 @@ export class Fanout {
       case RELAY.missed: {
         const { kind: _, ...missed } = message;
         return this.hooks.missed?.(missed);
+      }
+      case RELAY.deaf: {
+        const since = performance.now() - message.ms;
+        const users: string[] = [];
+        for (const [userId, at] of this.presenceRelayed) if (at >= since) users.push(userId);
+        if (users.length > 0) this.hooks.retell?.(users);
+        return;
       }
       case RELAY.presence: {
         // No user sockets here: nobody to tell, and no need to ask the store.

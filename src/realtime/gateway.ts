@@ -82,6 +82,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
     peersOf: (userId) => deps.store.conversations.peersOf(userId),
     reconcile: () => void reconciler.run(),
+    retell: (userIds) =>
+      void presence.retell(userIds, { everywhere: true }).catch((err: unknown) => {
+        logger.warn({ err: errorText(err) }, "presence: could not tell again what another node missed");
+      }),
     missed: (missed) => {
       if (missed.session_ids.length > 0) sessions.invalidate(missed.session_ids, "elsewhere");
       void reconciler.runFor({
@@ -115,8 +119,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   // the users it let go of meanwhile are settled once counts are trusted again.
   const reconciler = new Reconciler({ ...deps, connections, fanout });
   const attendance = new Attendance({ broker, connections, presence, store: deps.store });
-  broker.onReconnect(() => {
-    fanout.reconnected();
+  broker.onReconnect((downMs) => {
+    fanout.reconnected(downMs);
     void reconciler.run();
   });
   const settle = () =>

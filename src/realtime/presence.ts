@@ -58,15 +58,18 @@ export class Presence {
   }
 
   /**
-   * Another node could not relay these users' presence (it had lost Redis for a while): their peers with
-   * sockets here are told it as the store has it now.
+   * Changes of these users' presence went unheard (a node had lost Redis for a while): their peers are
+   * told it again as the store has it now, those with sockets here (the node that could not relay them
+   * is back), or `everywhere` (one that could not hear them is).
    */
-  async retell(userIds: readonly string[]): Promise<void> {
+  async retell(userIds: readonly string[], { everywhere = false } = {}): Promise<void> {
     for (const userId of userIds) {
       const user = await this.store.users.byId(userId);
       if (!user) continue;
       const frame = presenceFrame(userId, user.status, isoOrNull(user.last_seen));
-      this.fanout.publishEach(await this.store.conversations.peersOf(userId), topics.user, frame);
+      const peers = await this.store.conversations.peersOf(userId);
+      if (everywhere) this.fanout.toPeers(userId, peers, frame);
+      else this.fanout.publishEach(peers, topics.user, frame);
     }
   }
 

@@ -35,6 +35,11 @@ export const RELAY = {
    * again at those alone.
    */
   missed: 8,
+  /**
+   * On NODE_WIDE: a node could not hear the others for `ms` (it had lost Redis), and is back: each node
+   * tells again the presence changes it relayed in that time.
+   */
+  deaf: 9,
 } as const;
 
 /** What a node could not tell the others (the body of a `missed` message). */
@@ -55,7 +60,8 @@ export type Relayed =
   | { kind: typeof RELAY.revoke; session_ids: string[] }
   | { kind: typeof RELAY.presence; user_id: string; frame: ServerFrame; peers?: string[] }
   | { kind: typeof RELAY.reconcile }
-  | ({ kind: typeof RELAY.missed } & Missed);
+  | ({ kind: typeof RELAY.missed } & Missed)
+  | { kind: typeof RELAY.deaf; ms: number };
 
 function withKind(kind: number, bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(bytes.byteLength + 1);
@@ -120,6 +126,9 @@ export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) =>
         head_ids: list(body.head_ids),
       };
     }
+    case RELAY.deaf:
+      if (typeof body.ms !== "number" || !(body.ms >= 0)) throw new Error("relay: ms is not a duration");
+      return { kind, ms: body.ms };
     default:
       throw new Error(`relay: unknown kind ${kind}`);
   }

@@ -10,7 +10,7 @@ import type { Broker } from "../../src/broker/types.ts";
 import { Connections, type Socket } from "../../src/realtime/connections.ts";
 import { bunTopic, Fanout, MISSED_MAX, topics } from "../../src/realtime/fanout.ts";
 import type { Encoding, ServerFrame } from "../../src/realtime/protocol.ts";
-import { type Missed, NODE_WIDE } from "../../src/realtime/relay.ts";
+import { type Missed, NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
 import { rejection, waitFor } from "../helpers.ts";
 
 /** Bun's server as far as Fanout uses it: topics with subscribers, and what was published to each. */
@@ -82,6 +82,7 @@ function node(broker: Broker, listening: string[] = [], peers: Record<string, st
     failed: [] as unknown[],
     missed: [] as Missed[],
     reconciles: 0,
+    retold: [] as string[][],
   };
   const fanout = new Fanout(connections, broker, {
     forget: (id) => heard.forgotten.push(id),
@@ -90,6 +91,7 @@ function node(broker: Broker, listening: string[] = [], peers: Record<string, st
     peersOf: async (id) => peers[id] ?? [],
     missed: (missed) => heard.missed.push(missed),
     reconcile: () => heard.reconciles++,
+    retell: (users) => heard.retold.push(users),
   });
   fanout.attach(server as unknown as Server<unknown>);
   const open = async (
@@ -339,7 +341,7 @@ describe("Fanout across nodes", () => {
     const flaky = new FlakyBroker(bus);
     const [a, b] = [node(flaky), node(new MemoryBroker(bus))];
     await b.broker.join([NODE_WIDE]);
-    return { flaky, a, b };
+    return { bus, flaky, a, b };
   }
 
   it("tells the others, once Redis is back, what it could not tell them meanwhile, and nothing if nothing", async () => {
@@ -393,6 +395,28 @@ describe("Fanout across nodes", () => {
     await waitFor(() => (b.heard.reconciles > 0 ? true : undefined));
     await Bun.sleep(5);
     expect([b.heard.missed, b.heard.reconciles]).toEqual([[], 1]);
+  });
+
+  it("tells a node back from being deaf the presence changes it relayed in that time, and not older ones", async () => {
+    const { bus, flaky, a, b } = await flakyAndListening();
+    await a.broker.join([NODE_WIDE]);
+    b.fanout.toPeers("u-1", [], presence);
+    a.fanout.reconnected(0);
+    await waitFor(() => (b.heard.retold.length > 0 ? true : undefined));
+    expect(b.heard.retold).toEqual([["u-1"]]);
+    // A notice for the last few milliseconds only: u-1's change is older.
+    await Bun.sleep(30);
+    new MemoryBroker(bus).publish(NODE_WIDE, relayMessage({ kind: RELAY.deaf, ms: 5 }));
+    await Bun.sleep(5);
+    expect(b.heard.retold).toHaveLength(1);
+    // A notice lost on its way is made again at the next reconnect.
+    flaky.state = "down";
+    a.fanout.reconnected(0);
+    flaky.state = "up";
+    await Bun.sleep(5);
+    expect(b.heard.retold).toHaveLength(1);
+    a.fanout.reconnected(0);
+    await waitFor(() => (b.heard.retold.length > 1 ? true : undefined));
   });
 
   it("drops bytes it cannot read, and says so", async () => {

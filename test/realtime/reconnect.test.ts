@@ -624,6 +624,21 @@ describe("what a node could not tell the others while cut off", () => {
     }
   }, 30_000);
 
+  it("is told again, once it hears the others, the presence changes they relayed meanwhile", async () => {
+    const [a, b] = [await node(), await node()];
+    const [pia, wes] = [await signup(h.app), await signup(h.app)];
+    await group(h.app, wes, [pia]);
+    const watcher = await socket(wes, a);
+    const piaOnB = await socket(pia, b);
+    await watcher.next(presence(pia, "online"));
+    await cutWhile(a, async () => {
+      piaOnB.send({ type: "presence_update", ref: "away", status: "away" });
+      await piaOnB.next((f) => f.ref === "away");
+      expect(await statusOf(pia)).toBe("away");
+    });
+    await watcher.next(presence(pia, "away"), BACK_MS);
+  }, 30_000);
+
   it("tells the others' sockets the presence changes it could not relay", async () => {
     const { a, pia, watcher, piaOnA } = await watchedAcross();
     await cutWhile(a, async () => {

@@ -6,11 +6,11 @@ import type { Server } from "bun";
 import type { Broker } from "../broker/types.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Counter } from "../lib/metrics.ts";
-import type { MessageView } from "../modules/messages/model.ts";
 import { decode, ENCODING_TAG, encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
-import type { LiveMessage } from "./frames.ts";
+import { toFrame } from "./event-frames.ts";
 import type { ConversationEvent, ConversationEventKind } from "./hub.ts";
+import { Outage } from "./outage.ts";
 import { ENCODINGS, type Encoding, type ServerFrame } from "./protocol.ts";
 import {
   type Missed,
@@ -34,27 +34,6 @@ export const bunTopic = (topic: string, encoding: Encoding) => `${topic}|${ENCOD
 
 /** A presence relay names the peers when there are at most this many (~7 KB); past it, nodes look them up. */
 const PEERS_IN_RELAY = 256;
-/**
- * Ids a node keeps of what it could not tell the others while Redis was lost; past this many it tells
- * them to look at everything instead (a reconcile of every socket on every node).
- */
-export const MISSED_MAX = 10_000;
-/** Presence changes a node remembers relaying, the latest per user, for a node that could not hear them. */
-const PRESENCE_MEMORY = 10_000;
-/**
- * Added to how long a node knew it was without Redis when it asks for the presence changes it missed: a
- * connection may be dead some time before its client says so.
- */
-const DEAF_MARGIN_MS = 10_000;
-
-const noneMissed = (): Missed => ({
-  conversation_ids: [],
-  user_ids: [],
-  session_ids: [],
-  presence_ids: [],
-  head_ids: [],
-});
-
 /** Changes after which what a node knows of a conversation's members is stale. */
 const MEMBERSHIP: ReadonlySet<ConversationEventKind> = new Set([
   "conversation.created",
@@ -93,20 +72,8 @@ export class Fanout {
   private presenceChain: Promise<void> = Promise.resolve();
   /** Channels whose join failed while sockets here wanted them: joined again by rejoin(). */
   private unjoined = new Set<string>();
-  /** What this node could not tell the others (Redis lost), told once it is back (reconnected). */
-  private missed = {
-    conversation_ids: new Set<string>(),
-    user_ids: new Set<string>(),
-    session_ids: new Set<string>(),
-    presence_ids: new Set<string>(),
-    head_ids: new Set<string>(),
-  };
-  /** More than MISSED_MAX ids were missed (or a reconcile message was): every node looks at everything. */
-  private missedAll = false;
-  /** User -> when (performance.now()) this node last relayed a change of their presence; oldest first. */
-  private presenceRelayed = new Map<string, number>();
-  /** Since when (performance.now()) this node could not hear the others, until it has told them. */
-  private deafSince: number | undefined;
+  /** What this node's outages from Redis left unsaid, told once it is back (reconnected). */
+  private outage = new Outage();
 
   constructor(
     private connections: Connections,
@@ -129,20 +96,6 @@ export class Fanout {
       this.hooks.counters?.dropped.inc();
       lost?.();
     }
-  }
-
-  private miss(unsaid: Partial<Missed> | "all") {
-    if (this.missedAll) return;
-    const m = this.missed;
-    if (unsaid !== "all") {
-      for (const key of Object.keys(m) as (keyof Missed)[])
-        for (const id of unsaid[key] ?? []) m[key].add(id);
-      let ids = 0;
-      for (const set of Object.values(m)) ids += set.size;
-      if (ids <= MISSED_MAX) return;
-    }
-    this.missedAll = true;
-    for (const set of Object.values(m)) set.clear();
   }
 
   attach(server: Server<unknown>) {
@@ -200,7 +153,7 @@ export class Fanout {
     const lost = topic.startsWith("c:")
       ? () => {
           const id = [topic.slice(2)];
-          this.miss(membership ? { conversation_ids: id, head_ids: id } : { head_ids: id });
+          this.outage.miss(membership ? { conversation_ids: id, head_ids: id } : { head_ids: id });
         }
       : undefined;
     this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership), lost);
@@ -231,14 +184,9 @@ export class Fanout {
     this.publishEach(peers, topics.user, frame);
     if (!this.broker.shared) return;
     const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
-    this.presenceRelayed.delete(userId);
-    this.presenceRelayed.set(userId, performance.now());
-    if (this.presenceRelayed.size > PRESENCE_MEMORY) {
-      const oldest = this.presenceRelayed.keys().next().value;
-      if (oldest !== undefined) this.presenceRelayed.delete(oldest);
-    }
+    this.outage.presenceRelayed(userId);
     this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }), () =>
-      this.miss({ presence_ids: [userId] }),
+      this.outage.miss({ presence_ids: [userId] }),
     );
   }
 
@@ -269,38 +217,20 @@ export class Fanout {
   reconnected(downMs = 0) {
     if (!this.broker.shared) return;
     // Since the first outage not told yet: a notice lost on its way is made again, longer, next time.
-    const now = performance.now();
-    const since = Math.min(this.deafSince ?? now, now - downMs);
-    this.deafSince = undefined;
-    const ms = Math.ceil(now - since) + DEAF_MARGIN_MS;
-    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.deaf, ms }), () => {
-      this.deafSince = Math.min(this.deafSince ?? since, since);
-    });
-    this.tellMissed();
-  }
-
-  /** The others are told what this node could not tell them (or to look at everything, past MISSED_MAX). */
-  private tellMissed() {
-    if (this.missedAll) {
-      this.missedAll = false;
-      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }), () => this.miss("all"));
-      return;
-    }
-    const missed = noneMissed();
-    let any = false;
-    for (const key of Object.keys(this.missed) as (keyof Missed)[]) {
-      missed[key] = [...this.missed[key]];
-      this.missed[key].clear();
-      any ||= missed[key].length > 0;
-    }
-    if (any) this.relay(NODE_WIDE, relayMessage({ kind: RELAY.missed, ...missed }), () => this.miss(missed));
+    const deaf = this.outage.deafFor(downMs);
+    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.deaf, ms: deaf.ms }), deaf.lost);
+    const missed = this.outage.takeMissed();
+    if (missed === "all")
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }), () => this.outage.miss("all"));
+    else if (missed)
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.missed, ...missed }), () => this.outage.miss(missed));
   }
 
   /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
   revoke(sessionIds: string[]) {
     if (this.broker.shared)
       this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }), () =>
-        this.miss({ session_ids: sessionIds }),
+        this.outage.miss({ session_ids: sessionIds }),
       );
   }
 
@@ -330,11 +260,11 @@ export class Fanout {
     if (!this.broker.shared) return;
     for (const userId of joining)
       this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }), () =>
-        this.miss({ user_ids: [userId] }),
+        this.outage.miss({ user_ids: [userId] }),
       );
     if (leaving)
       this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }), () =>
-        this.miss({ user_ids: [leaving] }),
+        this.outage.miss({ user_ids: [leaving] }),
       );
   }
 
@@ -458,9 +388,7 @@ export class Fanout {
         return this.hooks.missed?.(missed);
       }
       case RELAY.deaf: {
-        const since = performance.now() - message.ms;
-        const users: string[] = [];
-        for (const [userId, at] of this.presenceRelayed) if (at >= since) users.push(userId);
+        const users = this.outage.presenceWithin(message.ms);
         if (users.length > 0) this.hooks.retell?.(users);
         return;
       }
@@ -497,38 +425,4 @@ export class Fanout {
       }
     }
   }
-}
-
-function toFrame(event: ConversationEvent): ServerFrame {
-  if (event.kind === "receipt.read" || event.kind === "receipt.delivered") {
-    const read = event.kind === "receipt.read";
-    return {
-      type: "receipt",
-      conversation_id: event.conversation_id,
-      user_id: String(event.user_id),
-      kind: read ? "read" : "delivered",
-      seq: Number(read ? event.last_read_seq : event.delivered_seq),
-    };
-  }
-  if (event.kind === "message.created") {
-    const { message, ...rest } = event;
-    return { type: "event", ...rest, message: liveMessage(message as MessageView) };
-  }
-  return { type: "event", ...event };
-}
-
-/** The short form of a new message on the wire (see LiveMessage). */
-export function liveMessage(m: MessageView): LiveMessage {
-  const live: LiveMessage = {
-    id: m.id,
-    sender_id: m.sender_id,
-    content: m.content,
-    created_at: m.created_at,
-  };
-  if (m.message_type !== "text") live.message_type = m.message_type;
-  if (m.client_msg_id !== null) live.client_msg_id = m.client_msg_id;
-  if (m.reply_to !== null) live.reply_to = m.reply_to;
-  if (m.attachments.length > 0) live.attachments = m.attachments;
-  if (m.envelope !== null) live.envelope = m.envelope;
-  return live;
 }

@@ -3,7 +3,7 @@
 import { expect, it } from "bun:test";
 import { type ConversationEvent, fromWire } from "../../src/client/events.ts";
 import type { MessageView } from "../../src/client/types.ts";
-import { liveMessage } from "../../src/realtime/fanout.ts";
+import { liveMessage } from "../../src/realtime/event-frames.ts";
 
 const full: MessageView = {
   id: "m1",

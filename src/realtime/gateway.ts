@@ -9,12 +9,11 @@ import { within } from "../lib/within.ts";
 import { bearerToken } from "../modules/auth/guard.ts";
 import { clientAddress } from "../plugins/context.ts";
 import type { UserRecord } from "../store/types.ts";
-import { Attendance } from "./attendance.ts";
+import { joinCluster } from "./cluster.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
 import { Dispatcher, send, sendError } from "./dispatch.ts";
-import { Fanout, topics } from "./fanout.ts";
-import { Presence } from "./presence.ts";
+import { type Fanout, topics } from "./fanout.ts";
 import {
   BEARER_PREFIX,
   CLIENT_FRAME_TYPES,
@@ -25,15 +24,11 @@ import {
   frameError,
   SUBPROTOCOLS,
 } from "./protocol.ts";
-import { Reconciler } from "./reconcile.ts";
-import { NODE_WIDE } from "./relay.ts";
 
 /** How often slow consumers and silent sockets are looked for. */
 const SWEEP_MS = 250;
 /** How long shutdown waits for the presence of the users whose sockets it closed. */
 const SHUTDOWN_PRESENCE_MS = 5000;
-/** How often the node tends its broker: idle channels, a failed join, dead nodes' users. */
-const TEND_MS = 10_000;
 /** The close codes this server sends (metrics label close codes by them; others are "other"). */
 const CLOSE_CODES = new Set<number>(Object.values(CLOSE));
 /** Refused frames in a row before a flooding connection is closed. */
@@ -77,100 +72,20 @@ function negotiate(header: string | null): { encoding: Encoding; protocol?: stri
 export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   const { config, clock, signer, sessions, logger, broker, metrics } = deps;
   const connections = new Connections();
-  const fanout = new Fanout(connections, broker, {
-    forget: (conversationId) => deps.membership.forget(conversationId),
-    revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
-    peersOf: (userId) => deps.store.conversations.peersOf(userId),
-    reconcile: () => void reconciler.run(),
-    retell: (userIds) =>
-      void presence.retell(userIds, { everywhere: true }).catch((err: unknown) => {
-        logger.warn({ err: errorText(err) }, "presence: could not tell again what another node missed");
-      }),
-    missed: (missed) => {
-      if (missed.session_ids.length > 0) sessions.invalidate(missed.session_ids, "elsewhere");
-      void reconciler.runFor({
-        conversations: missed.conversation_ids,
-        users: missed.user_ids,
-        heads: missed.head_ids,
-      });
-      if (missed.presence_ids.length > 0)
-        presence.retell(missed.presence_ids).catch((err: unknown) => {
-          logger.warn({ err: errorText(err) }, "presence: could not tell what another node missed");
-        });
-    },
-    failed: (err, what) =>
-      what === "join"
-        ? logger.warn(
-            { err: errorText(err) },
-            "broker: could not join a channel for a socket; it is joined again as the node tends",
-          )
-        : logger.warn({ err: errorText(err) }, "relayed message dropped"),
-    counters: metrics.broker,
-  });
+  const { fanout, presence, attendance, tend, stop } = joinCluster(deps, connections);
   metrics.registry.gauge(
     "parley_ws_connections",
     "Open WebSockets on this node, by encoding",
     ["encoding"],
     () => ENCODINGS.map((encoding) => [[encoding], connections.speaking(encoding)]),
   );
-  const presence = new Presence(deps.store, clock, fanout);
   const dispatcher = new Dispatcher(deps, fanout, presence);
-  // A node that had lost Redis looks again at its sockets, and tells the others what they missed of it;
-  // the users it let go of meanwhile are settled once counts are trusted again.
-  const reconciler = new Reconciler({ ...deps, connections, fanout });
-  const attendance = new Attendance({ broker, connections, presence, store: deps.store });
-  broker.onReconnect((downMs) => {
-    fanout.reconnected(downMs);
-    void reconciler.run();
-  });
-  const settle = () =>
-    attendance.settle().catch((err: unknown) => {
-      logger.warn({ err: errorText(err) }, "broker: presence after a reconnect not settled yet");
-    });
-  // Counts are trusted again after this node's were missing from Redis: while they were, other nodes may
-  // have written offline users it holds.
-  broker.onSettled(() => {
-    attendance.recheckHeld();
-    void settle();
-  });
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)
       for (const ws of [...connections.ofSession(id)]) ws.close(CLOSE.sessionRevoked, "session revoked");
     if (origin === "here") fanout.revoke(ids);
   });
-  // Revocations reach every node; the rest only nodes with sockets that listen (fanout.ts). A join that
-  // failed (Redis down at boot) is tried again with every tending.
-  const joinNodeWide = () => {
-    if (!broker.shared || broker.joined.has(NODE_WIDE)) return;
-    broker.join([NODE_WIDE]).catch((err: unknown) => {
-      logger.error({ err: errorText(err) }, "broker: could not join");
-    });
-  };
-  joinNodeWide();
-  const tending = async () => {
-    fanout.leaveIdle();
-    joinNodeWide();
-    // Presence writes the store refused are tried again here, on a node alone too.
-    if (!broker.shared) return settle();
-    // Not while Redis is lost, or just back: joins would only time out (the reconnect joins what the sockets
-    // need, reconcile.ts), and a node still putting its counts back would look to the sweep as if it held
-    // nobody.
-    if (broker.settled) {
-      await fanout.rejoin().catch((err: unknown) => {
-        logger.warn(
-          { err: errorText(err) },
-          "broker: could not join again the channels of this node's sockets",
-        );
-      });
-      await attendance.sweepDeadNodes().catch((err: unknown) => {
-        logger.warn({ err: errorText(err) }, "broker: sweep failed");
-      });
-    }
-    await settle();
-  };
-  const tend = setInterval(() => void tending(), TEND_MS);
-  tend.unref?.();
 
   // Slow consumers, silent sockets and ended sessions: a check per socket, not a fanout loop; sends stay
   // in Bun topics. A session's end is on the app's clock (tests move it); silence is on the wall clock.
@@ -439,7 +354,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     plugin: plugin as unknown as Elysia,
     fanout,
     connections,
-    tend: tending,
+    tend,
     async statusChosen(userId) {
       // Sockets here answer without Redis; a count that cannot be read shows nothing (the choice is kept,
       // and shown when they next connect).
@@ -450,9 +365,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     async close() {
       clearInterval(sweep);
-      clearInterval(tend);
-      reconciler.stop();
-      attendance.stop();
+      stop();
       offHub();
       offRevoke();
       // Accounted here rather than in each close handler, which may run after the store has closed: users

@@ -117,6 +117,13 @@ const statusOf = async (u: User) => (await h.deps.store.users.byId(u.id))?.statu
 const listeners = (n: Node, conversationId: string) =>
   n.app.server?.subscriberCount(bunTopic(topics.conversation(conversationId), "msgpack"));
 
+/** Two nodes, and a group of ann's with bo. */
+async function twoNodesAndAGroup() {
+  const [a, b] = [await node(), await node()];
+  const [ann, bo] = [await signup(h.app), await signup(h.app)];
+  return { a, b, ann, bo, id: await group(h.app, ann, [bo]) };
+}
+
 /** Two nodes: pia on node A, online, watched by wes (who shares a group with her) on node B. */
 async function watchedAcross() {
   const [a, b] = [await node(), await node()];
@@ -561,9 +568,7 @@ describe("what a node could not tell the others while cut off", () => {
   }, 30_000);
 
   it("tells its sockets where their conversations' logs stand once it hears the others again", async () => {
-    const [a, b] = [await node(), await node()];
-    const [ann, bo] = [await signup(h.app), await signup(h.app)];
-    const id = await group(h.app, ann, [bo]);
+    const { a, b, ann, bo, id } = await twoNodesAndAGroup();
     const quiet = await group(h.app, ann, [bo]);
     const annOnA = await socket(ann, a);
     await cutWhile(a, async () => {
@@ -583,9 +588,7 @@ describe("what a node could not tell the others while cut off", () => {
   }, 30_000);
 
   it("tells the others' sockets where the logs stand of the conversations whose changes it could not relay", async () => {
-    const [a, b] = [await node(), await node()];
-    const [ann, bo] = [await signup(h.app), await signup(h.app)];
-    const id = await group(h.app, ann, [bo]);
+    const { a, b, ann, bo, id } = await twoNodesAndAGroup();
     const annOnA = await socket(ann, a);
     const boOnB = await socket(bo, b);
     await cutWhile(a, async () => {
@@ -600,9 +603,7 @@ describe("what a node could not tell the others while cut off", () => {
   }, 30_000);
 
   it("brings an SDK client on it the changes it missed, with no later change to show the hole", async () => {
-    const [a, b] = [await node(), await node()];
-    const [ann, bo] = [await signup(h.app), await signup(h.app)];
-    const id = await group(h.app, ann, [bo]);
+    const { a, b, ann, bo, id } = await twoNodesAndAGroup();
     const client = new ParleyClient({ baseUrl: a.base.replace("ws://", "http://") });
     try {
       await client.signin({ email: ann.email, password: ann.password });

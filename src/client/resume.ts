@@ -22,6 +22,13 @@ export class Resumes {
   private batches = new Map<number, string[]>();
   /** A socket of this connection has said hello before: we have been away since. */
   private returning = false;
+  /**
+   * Conversations a hole in their live events (or a `head` past our position) asks to resume, sent as one
+   * frame at the end of the turn: a node back from a Redis outage sends a head per conversation at once,
+   * and a frame each would take the server's frame rate (20 a second by default) to let through.
+   */
+  private holes = new Set<string>();
+  private holesTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private userId: string,
@@ -33,7 +40,7 @@ export class Resumes {
     this.catchup = new Catchup(
       userId,
       (event) => this.emit("event", event),
-      (id) => this.from([id]),
+      (id) => this.soon(id),
       (id) => void this.locate(id),
     );
   }
@@ -53,6 +60,10 @@ export class Resumes {
   left() {
     this.catchup.abandon();
     this.batches.clear();
+    // The next hello resumes every conversation.
+    this.holes.clear();
+    clearTimeout(this.holesTimer);
+    this.holesTimer = undefined;
   }
 
   /**
@@ -130,12 +141,24 @@ export class Resumes {
     }
     if (this.link.socket !== socket || !this.catchup.isResuming(conversationId)) return;
     this.catchup.join(conversationId, joined);
-    this.from([conversationId]);
+    this.soon(conversationId);
   }
 
   /** Where our part of the conversation's log starts (0, its start, from a server that does not say). */
   private joinedSeq(conversation: ConversationView): number {
     return conversation.participants.find((p) => p.user_id === this.userId)?.joined_seq ?? 0;
+  }
+
+  /** Resumes the conversation at the end of the turn, with the others asked for in it. */
+  private soon(conversationId: string) {
+    this.holes.add(conversationId);
+    this.holesTimer ??= setTimeout(() => {
+      this.holesTimer = undefined;
+      // One finished or forgotten meanwhile (removed from it) needs none.
+      const ids = [...this.holes].filter((id) => this.catchup.isResuming(id));
+      this.holes.clear();
+      if (ids.length > 0) this.from(ids);
+    }, 0);
   }
 
   /** Resumes these conversations from their positions (their live events wait meanwhile). */

@@ -257,6 +257,38 @@ describe("send and receive", () => {
   });
 });
 
+describe("head frames", () => {
+  it("resumes in one frame the conversations a burst of heads finds it behind in, and no others", async () => {
+    const ids = Array.from({ length: 60 }, (_, i) => `c-${i}`);
+    const fake = fakeServer({
+      // Every resume is answered at once: caught up where it asked from.
+      answer: (f, ws) => {
+        if (f.type !== "resume") return { type: "ok", ref: f.ref };
+        for (const [id, seq] of Object.entries(f.positions as Record<string, number>))
+          ws.send(JSON.stringify({ type: "resumed", ref: f.ref, conversation_id: id, seq }));
+        return undefined;
+      },
+    });
+    const rt = fakeConnection(fake.baseUrl, { positions: Object.fromEntries(ids.map((id) => [id, 3])) });
+    try {
+      await rt.connect();
+      await waitFor(() => (fake.frames.some((f) => f.type === "resume") ? true : undefined));
+      // The node lost Redis for a while: a head per conversation, 40 of them moved on meanwhile.
+      const [ws] = fake.sockets;
+      for (const [i, id] of ids.entries())
+        ws?.send(JSON.stringify({ type: "head", conversation_id: id, seq: i < 40 ? 5 : 3 }));
+      await waitFor(() => (fake.frames.filter((f) => f.type === "resume").length === 2 ? true : undefined));
+      await Bun.sleep(50);
+      const resumes = fake.frames.filter((f) => f.type === "resume");
+      expect(resumes).toHaveLength(2);
+      expect(Object.keys(resumes[1]?.positions as object).sort()).toEqual(ids.slice(0, 40).sort());
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
 describe("in a runtime without a global WebSocket (Node.js 20)", () => {
   /** Runs `body` with globalThis.WebSocket gone, as on Node.js 20; put back whatever happens. */
   async function withoutGlobalWebSocket(body: (Socket: typeof WebSocket) => Promise<void>) {

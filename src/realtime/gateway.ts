@@ -358,9 +358,17 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     async statusChosen(userId) {
       // Sockets here answer without Redis; a count that cannot be read shows nothing (the choice is kept,
       // and shown when they next connect).
-      const connected =
+      const connected = async () =>
         connections.ofUser(userId).size > 0 || (await broker.countSockets(userId, 0).catch(() => 0)) > 0;
-      return connected ? presence.show(userId) : null;
+      if (!(await connected())) return null;
+      const shown = await presence.show(userId);
+      // Their last socket closed meanwhile (on any node), its offline write made before this one: offline
+      // again. (One that closes after this look writes offline after it.)
+      if (shown && shown.status !== "offline" && !(await connected())) {
+        await presence.offline(userId);
+        return deps.store.users.byId(userId);
+      }
+      return shown;
     },
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     async close() {

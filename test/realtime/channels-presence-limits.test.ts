@@ -257,6 +257,39 @@ describe("a chosen status", () => {
   });
 });
 
+describe("a chosen status racing a last close", () => {
+  it("set over REST as the user's last socket closes on another node, leaves them offline, the choice kept", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const b = await userSocket(base, bob);
+    // Her one socket is on another node: counted there when the REST call first looks, gone (its offline
+    // write made, she was offline already) by the time the status is written.
+    const broker = h.deps.broker;
+    const count = broker.countSockets.bind(broker);
+    let looks = 0;
+    broker.countSockets = async (userId, delta) =>
+      userId === alice.id && delta === 0 ? (looks++ === 0 ? 1 : 0) : count(userId, delta);
+    try {
+      const res = await call(h.app, "PUT", `/api/users/${alice.id}`, {
+        token: alice.token,
+        body: { status: "dnd" },
+      });
+      expect(res.body).toMatchObject({ status: "offline", chosen_status: "dnd" });
+    } finally {
+      broker.countSockets = count;
+    }
+    expect(await h.deps.store.users.byId(alice.id)).toMatchObject({
+      status: "offline",
+      chosen_status: "dnd",
+    });
+    await b.next((f) => f.type === "presence" && f.user_id === alice.id && f.status === "offline");
+  });
+});
+
 describe("presence at shutdown", () => {
   it("writes the users of the closed sockets offline before the store closes", async () => {
     const { h, base } = await start();

@@ -290,6 +290,32 @@ describe("a chosen status racing a last close", () => {
   });
 });
 
+describe("a first socket closed while its user is shown", () => {
+  it("leaves the user offline: the close writes after the show", async () => {
+    const { h, base } = await start();
+    const alice = await signup(h.app);
+    const users = h.deps.store.users;
+    const update = users.update.bind(users);
+    let shown: Promise<unknown> | undefined;
+    // The store takes its time to write her shown (a round trip to MongoDB, say).
+    users.update = (id, patch) => {
+      if (id !== alice.id || patch.status !== "online") return update(id, patch);
+      const write = Bun.sleep(150).then(() => update(id, patch));
+      shown = write;
+      return write;
+    };
+    try {
+      const a = await userSocket(base, alice);
+      a.close();
+      await waitFor(() => shown);
+      await shown;
+    } finally {
+      users.update = update;
+    }
+    await waitFor(async () => ((await users.byId(alice.id))?.status === "offline" ? true : undefined));
+  });
+});
+
 describe("presence at shutdown", () => {
   it("writes the users of the closed sockets offline before the store closes", async () => {
     const { h, base } = await start();

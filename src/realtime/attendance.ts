@@ -15,8 +15,6 @@ export class Attendance {
   /** This node's counts were missing from Redis: the presence of the users it holds is looked at again. */
   private heldOwed = false;
   private stopped = false;
-  /** Shows in flight (a user's first socket's): a close of their last socket writes offline after it. */
-  private showing = new Map<string, Promise<unknown>>();
 
   constructor(
     private deps: {
@@ -26,21 +24,6 @@ export class Attendance {
       store: Pick<Store, "users">;
     },
   ) {}
-
-  /**
-   * The user's first socket is open: their status is shown. A close of their last socket meanwhile waits
-   * for it before writing them offline: read before this write, it would find them offline already and
-   * leave them shown with no socket.
-   */
-  async show(userId: string): Promise<void> {
-    const shown = this.deps.presence.show(userId);
-    this.showing.set(userId, shown);
-    try {
-      await shown;
-    } finally {
-      if (this.showing.get(userId) === shown) this.showing.delete(userId);
-    }
-  }
 
   /**
    * Gives back the place a socket (or a refused upgrade) held in the count across nodes, once: the user's
@@ -67,7 +50,6 @@ export class Attendance {
       this.defer(userId);
       return;
     }
-    await this.showing.get(userId)?.catch(() => {});
     try {
       if (left === 0 && !owed) {
         // As the count was claimed: a claim made while trusted is this node's to write (the broker made
@@ -76,7 +58,7 @@ export class Attendance {
           await presence.offline(userId);
           broker.offlineWritten([userId]);
         } else this.defer(userId);
-      } else if (left > 0 && owed) await this.show(userId);
+      } else if (left > 0 && owed) await presence.show(userId);
     } catch {
       // The store refused the write (a full disk): tried again as the gateway tends. Offline is settled
       // (the broker hands this node back its own claim); online, with the users held here.
@@ -172,7 +154,7 @@ export class Attendance {
         const user = await store.users.byId(userId);
         // Checked after the read: a user whose last socket here closed meanwhile was written as it closed.
         if (user?.status !== "offline" || connections.ofUser(userId).size === 0) return;
-        await presence.show(userId, user);
+        await presence.show(userId);
       });
     } catch (err) {
       // Looked at again whole at the next call: those written back already read online and stay as they are.

@@ -192,7 +192,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         ws.data.announce = false;
         // The socket is open and told so: a presence the store cannot write (a full disk) is not a reason
         // to close it (its clients would reconnect, be closed again, and loop).
-        await attendance.show(user_id).catch((err: unknown) => {
+        await presence.show(user_id).catch((err: unknown) => {
           logger.warn({ err: errorText(err), user_id }, "presence: could not write the user online");
           // Written when the gateway next tends, with the other users held here whom the store has offline.
           attendance.recheckHeld();

@@ -7,6 +7,13 @@ import type { Store, UserRecord, UserStatus } from "../store/types.ts";
 import { type Fanout, topics } from "./fanout.ts";
 
 export class Presence {
+  /**
+   * Each user's presence work on this node, one after the other: a last close's offline write reads the
+   * store after the show or choice before it has written (else, reading them offline still, it would
+   * leave them shown with no socket).
+   */
+  private queues = new Map<string, Promise<unknown>>();
+
   constructor(
     private store: Store,
     private clock: Clock,
@@ -17,19 +24,21 @@ export class Presence {
    * A status the user chose through one of their sockets (presence_update): kept as their choice, and
    * shown at once (they are connected).
    */
-  async choose(userId: string, status: UserStatus) {
-    await this.set(userId, status, status);
+  choose(userId: string, status: UserStatus): Promise<UserRecord | null> {
+    return this.inTurn(userId, () => this.set(userId, status, status));
   }
 
   /**
    * The user is connected (their first socket, or written offline meanwhile by another node): their status
    * becomes the one they chose, "online" unless they chose another. One who chose offline stays so, their
-   * last_seen untouched and nobody told. `user` is the user as just read, if the caller has read them.
+   * last_seen untouched and nobody told. Answers the user when their status changed.
    */
-  async show(userId: string, user?: UserRecord | null): Promise<UserRecord | null> {
-    const now = user === undefined ? await this.store.users.byId(userId) : user;
-    if (!now || now.status === now.chosen_status) return null;
-    return this.set(userId, now.chosen_status);
+  show(userId: string): Promise<UserRecord | null> {
+    return this.inTurn(userId, async () => {
+      const user = await this.store.users.byId(userId);
+      if (!user || user.status === user.chosen_status) return null;
+      return this.set(userId, user.chosen_status);
+    });
   }
 
   /**
@@ -37,10 +46,24 @@ export class Presence {
    * offline, or written so by another node) is left as they are: their last_seen does not move and nobody
    * is told, so a user who connected unseen leaves unseen.
    */
-  async offline(userId: string): Promise<void> {
-    const user = await this.store.users.byId(userId);
-    if (!user || user.status === "offline") return;
-    await this.set(userId, "offline");
+  offline(userId: string): Promise<void> {
+    return this.inTurn(userId, async () => {
+      const user = await this.store.users.byId(userId);
+      if (!user || user.status === "offline") return;
+      await this.set(userId, "offline");
+    });
+  }
+
+  /** Runs `work` once the user's presence work before it here has settled. */
+  private inTurn<T>(userId: string, work: () => Promise<T>): Promise<T> {
+    const before = this.queues.get(userId);
+    const mine = before ? before.then(work, work) : work();
+    this.queues.set(userId, mine);
+    const done = () => {
+      if (this.queues.get(userId) === mine) this.queues.delete(userId);
+    };
+    mine.then(done, done);
+    return mine;
   }
 
   /** The user's status as everyone sees it, and their choice when `chosen` is given. */

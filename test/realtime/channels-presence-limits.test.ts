@@ -290,8 +290,36 @@ describe("a chosen status racing a last close", () => {
   });
 });
 
-describe("a first socket closed while its user is shown", () => {
-  it("leaves the user offline: the close writes after the show", async () => {
+describe("a last socket closed while its user's presence is being written", () => {
+  it("leaves the user offline after a choice it made as it closed", async () => {
+    const { h, base } = await start();
+    const alice = await signup(h.app);
+    const a = await userSocket(base, alice, "json");
+    await waitFor(async () =>
+      (await h.deps.store.users.byId(alice.id))?.status === "online" ? true : undefined,
+    );
+    const users = h.deps.store.users;
+    const update = users.update.bind(users);
+    let chosen: ReturnType<typeof update> | undefined;
+    // The store takes its time to write her choice (a round trip to MongoDB, say).
+    users.update = (id, patch) => {
+      if (id !== alice.id || patch.status !== "away") return update(id, patch);
+      chosen = Bun.sleep(150).then(() => update(id, patch));
+      return chosen;
+    };
+    try {
+      a.send({ type: "presence_update", status: "away" });
+      await waitFor(() => (chosen ? true : undefined));
+      a.close();
+      await chosen;
+    } finally {
+      users.update = update;
+    }
+    await waitFor(async () => ((await users.byId(alice.id))?.status === "offline" ? true : undefined));
+    expect((await users.byId(alice.id))?.chosen_status).toBe("away");
+  });
+
+  it("leaves the user offline when it was their first, closed as they were shown", async () => {
     const { h, base } = await start();
     const alice = await signup(h.app);
     const users = h.deps.store.users;
@@ -307,7 +335,7 @@ describe("a first socket closed while its user is shown", () => {
     try {
       const a = await userSocket(base, alice);
       a.close();
-      await waitFor(() => shown);
+      await waitFor(() => (shown ? true : undefined));
       await shown;
     } finally {
       users.update = update;

@@ -28,8 +28,8 @@ export class Attendance {
   /**
    * Gives back the place a socket (or a refused upgrade) held in the count across nodes, once: the user's
    * last socket on any node makes them offline. Presence follows the count: a first socket that closes
-   * before its hello never showed the user, so it writes offline nothing, and shows them if other sockets
-   * (counted after it, so not first) are still there.
+   * before its hello never showed the user, and shows them if other sockets (counted after it, so not
+   * first) are still there.
    */
   async givePlace(state: SocketState): Promise<void> {
     const { broker, presence } = this.deps;
@@ -51,20 +51,33 @@ export class Attendance {
       return;
     }
     try {
-      if (left === 0 && !owed) {
+      if (left === 0) {
         // As the count was claimed: a claim made while trusted is this node's to write (the broker made
-        // it for this node alone), whatever happened to the trust since.
+        // it for this node alone), whatever happened to the trust since. A first socket that closes before
+        // its hello finds the user offline still and writes nothing, unless another node showed them.
         if (trusted) {
           await presence.offline(userId);
           broker.offlineWritten([userId]);
+          if (broker.shared) await this.showIfBack(userId);
         } else this.defer(userId);
-      } else if (left > 0 && owed) await presence.show(userId);
+      } else if (owed) await presence.show(userId);
     } catch {
       // The store refused the write (a full disk): tried again as the gateway tends. Offline is settled
       // (the broker hands this node back its own claim); online, with the users held here.
       if (left === 0) this.defer(userId);
       else this.recheckHeld();
     }
+  }
+
+  /**
+   * The user's first socket on another node may have shown them before this node's offline write landed
+   * (a store a round trip away): counted again after it, a user with a socket somewhere is shown again.
+   * A count that cannot be read leaves it (their next connection shows them).
+   */
+  private async showIfBack(userId: string) {
+    const { broker, presence } = this.deps;
+    const sockets = await broker.countSockets(userId, 0).catch(() => 0);
+    if (sockets > 0) await presence.show(userId);
   }
 
   /**

@@ -332,6 +332,81 @@ describe("a node cut off from Redis for a moment", () => {
     }
   }, 30_000);
 
+  it("shows a user back on another node whose offline write from their last close here landed after", async () => {
+    const { a, b, pia, watcher, piaOnA } = await watchedAcross();
+    // Node A's store is slow to write her offline (a round trip to MongoDB, say): held until released.
+    const users = a.deps.store.users;
+    const update = users.update.bind(users);
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let writing = false;
+    users.update = (id, patch) => {
+      if (id !== pia.id || patch.status !== "offline") return update(id, patch);
+      writing = true;
+      return held.then(() => update(id, patch));
+    };
+    try {
+      await closeAll([piaOnA]);
+      await waitFor(() => (writing ? true : undefined));
+      // Back on node B meanwhile: her first socket there finds her shown still, and writes nothing.
+      await socket(pia, b);
+      const shownAgain = fromNow(watcher, presence(pia, "online"));
+      release();
+      await watcher.next(presence(pia, "offline"));
+      await watcher.next(shownAgain, BACK_MS);
+      expect(await statusOf(pia)).toBe("online");
+    } finally {
+      users.update = update;
+      release();
+    }
+  }, 30_000);
+
+  it("writes offline a user whose first socket closed before its hello, shown meanwhile from another node", async () => {
+    const [a, b] = [await node(), await node()];
+    const [pia, wes] = [await signup(h.app), await signup(h.app)];
+    await group(h.app, wes, [pia]);
+    const watcher = await socket(wes, b);
+    // Her first socket on node A is counted, and held before its hello (its conversations being read).
+    const conversations = a.deps.store.conversations;
+    const idsForUser = conversations.idsForUser.bind(conversations);
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = false;
+    conversations.idsForUser = async (userId) => {
+      if (userId === pia.id) {
+        reading = true;
+        await held;
+      }
+      return idsForUser(userId);
+    };
+    try {
+      const s = await connect(`${a.base}/ws/${pia.id}/${pia.session_id}`, [
+        "parley.msgpack",
+        `bearer.${pia.token}`,
+      ]);
+      await waitFor(() => (reading ? true : undefined));
+      // A status she chose over REST on node B is shown: she has a socket (counted on A).
+      const chose = await call(b.app, "PUT", `/api/users/${pia.id}`, {
+        token: pia.token,
+        body: { status: "away" },
+      });
+      expect(chose.body.status).toBe("away");
+      await watcher.next(presence(pia, "away"));
+      s.close();
+      await s.closed;
+      release();
+      await watcher.next(presence(pia, "offline"), BACK_MS);
+      expect(await statusOf(pia)).toBe("offline");
+    } finally {
+      conversations.idsForUser = idsForUser;
+      release();
+    }
+  }, 30_000);
+
   it("writes offline, once its store takes writes again, a user of a dead node whose offline write it refused", async () => {
     const [a, b] = [await node(), await node()];
     const ola = await signup(h.app);

@@ -55,11 +55,8 @@ export class Attendance {
         // As the count was claimed: a claim made while trusted is this node's to write (the broker made
         // it for this node alone), whatever happened to the trust since. A first socket that closes before
         // its hello finds the user offline still and writes nothing, unless another node showed them.
-        if (trusted) {
-          await presence.offline(userId);
-          broker.offlineWritten([userId]);
-          if (broker.shared) await this.showIfBack(userId);
-        } else this.defer(userId);
+        if (trusted) await this.writeOffline(userId);
+        else this.defer(userId);
       } else if (owed) await presence.show(userId);
     } catch {
       // The store refused the write (a full disk): tried again as the gateway tends. Offline is settled
@@ -70,14 +67,17 @@ export class Attendance {
   }
 
   /**
-   * The user's first socket on another node may have shown them before this node's offline write landed
-   * (a store a round trip away): counted again after it, a user with a socket somewhere is shown again.
-   * A count that cannot be read leaves it (their next connection shows them).
+   * Writes offline a user whose offline write this node was handed, and says it made it. Their first socket
+   * on another node may have shown them before this write landed (a store a round trip away): counted
+   * again after it, a user with a socket somewhere is shown again. A count that cannot be read leaves it
+   * (their next connection shows them).
    */
-  private async showIfBack(userId: string) {
+  private async writeOffline(userId: string) {
     const { broker, presence } = this.deps;
-    const sockets = await broker.countSockets(userId, 0).catch(() => 0);
-    if (sockets > 0) await presence.show(userId);
+    await presence.offline(userId);
+    broker.offlineWritten([userId]);
+    if (!broker.shared) return;
+    if ((await broker.countSockets(userId, 0).catch(() => 0)) > 0) await presence.show(userId);
   }
 
   /**
@@ -86,11 +86,11 @@ export class Attendance {
    * counts were not trusted, rather than left online for good.
    */
   async sweepDeadNodes(): Promise<void> {
-    const { broker, presence } = this.deps;
+    const { broker } = this.deps;
     for (const userId of await broker.sweepDeadNodes()) {
       try {
-        if ((await broker.countSockets(userId, 0)) === 0) await presence.offline(userId);
-        broker.offlineWritten([userId]);
+        if ((await broker.countSockets(userId, 0)) === 0) await this.writeOffline(userId);
+        else broker.offlineWritten([userId]);
       } catch {
         this.defer(userId);
       }
@@ -122,7 +122,7 @@ export class Attendance {
   }
 
   private async settleLetGo(): Promise<void> {
-    const { broker, connections, presence } = this.deps;
+    const { broker, connections } = this.deps;
     if (this.unsettled.size === 0) return;
     // A user with a socket here is online; the close of their last one decides again.
     const users = [...this.unsettled].filter((u) => connections.ofUser(u).size === 0);
@@ -137,13 +137,10 @@ export class Attendance {
     // Each of them is this node's to write now (the broker marked it so): one the store refuses is
     // deferred again, and handed back to this node by the next settle.
     await inChunks(gone, (userId) =>
-      presence.offline(userId).then(
-        () => broker.offlineWritten([userId]),
-        (err: unknown) => {
-          this.unsettled.add(userId);
-          throw err;
-        },
-      ),
+      this.writeOffline(userId).catch((err: unknown) => {
+        this.unsettled.add(userId);
+        throw err;
+      }),
     );
   }
 

@@ -175,17 +175,18 @@ describe("presence", () => {
   });
 });
 
+/** Alice and bob share a dm; bob is connected. */
+async function pair() {
+  const { h, base } = await start();
+  const [alice, bob] = [await signup(h.app), await signup(h.app)];
+  await call(h.app, "POST", "/api/conversations", {
+    token: alice.token,
+    body: { conversation_type: "dm", participant_ids: [bob.id] },
+  });
+  return { h, base, alice, bob, b: await userSocket(base, bob) };
+}
+
 describe("a chosen status", () => {
-  /** Alice and bob share a dm; bob is connected. */
-  async function pair() {
-    const { h, base } = await start();
-    const [alice, bob] = [await signup(h.app), await signup(h.app)];
-    await call(h.app, "POST", "/api/conversations", {
-      token: alice.token,
-      body: { conversation_type: "dm", participant_ids: [bob.id] },
-    });
-    return { h, base, alice, bob, b: await userSocket(base, bob) };
-  }
   const presenceOf = (userId: string) => (f: Frame) => f.type === "presence" && f.user_id === userId;
   const statusOf = async (h: Harness, userId: string) => (await h.deps.store.users.byId(userId))?.status;
 
@@ -259,13 +260,7 @@ describe("a chosen status", () => {
 
 describe("a chosen status racing a last close", () => {
   it("set over REST as the user's last socket closes on another node, leaves them offline, the choice kept", async () => {
-    const { h, base } = await start();
-    const [alice, bob] = [await signup(h.app), await signup(h.app)];
-    await call(h.app, "POST", "/api/conversations", {
-      token: alice.token,
-      body: { conversation_type: "dm", participant_ids: [bob.id] },
-    });
-    const b = await userSocket(base, bob);
+    const { h, alice, b } = await pair();
     // Her one socket is on another node: counted there when the REST call first looks, gone (its offline
     // write made, she was offline already) by the time the status is written.
     const broker = h.deps.broker;

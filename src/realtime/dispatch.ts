@@ -4,7 +4,7 @@
 import type { Deps } from "../deps.ts";
 import { AppError, errorText, storageUnavailable } from "../lib/errors.ts";
 import { encode } from "./codec.ts";
-import type { Socket } from "./connections.ts";
+import type { Connections, Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
 import type { Presence } from "./presence.ts";
 import type { ClientFrame, ServerFrame } from "./protocol.ts";
@@ -71,6 +71,7 @@ export class Dispatcher {
     private deps: Omit<Deps, "gateway">,
     private fanout: Fanout,
     private presence: Presence,
+    private connections: Connections,
   ) {}
 
   async handle(ws: Socket, frame: ClientFrame): Promise<void> {
@@ -183,11 +184,20 @@ export class Dispatcher {
       payload: frame.payload,
     };
     const to = frame.to_device_id;
+    let reached = true;
     // A device of that user only: a session id of someone else's reaches nobody.
     if (to) {
       if ((await this.deps.store.sessions.byId(to))?.user_id === frame.to_user_id)
-        this.fanout.toSession(to, frame.to_user_id, out);
-    } else this.fanout.publish(topics.user(frame.to_user_id), out);
+        reached = this.fanout.toSession(to, frame.to_user_id, out) || this.connections.ofSession(to).size > 0;
+    } else {
+      reached =
+        this.fanout.publish(topics.user(frame.to_user_id), out) ||
+        this.connections.ofUser(frame.to_user_id).size > 0;
+    }
+    // Nothing keeps it: one that could reach the recipient's devices on no node is refused, to be sent
+    // again, rather than acknowledged and lost. (One that reached a device here is not: sent again, that
+    // device would have it twice.)
+    if (!reached) throw new AppError("unavailable", "the other nodes cannot be reached; try again");
     this.ok(ws, frame.ref);
   }
 

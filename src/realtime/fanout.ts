@@ -88,14 +88,17 @@ export class Fanout {
 
   /**
    * One message to the other nodes' subscribers of a channel. `lost` notes what the others would not know
-   * if it were lost (miss): kept, and told once Redis is back (see reconnected).
+   * if it were lost (miss): kept, and told once Redis is back (see reconnected). False when it was dropped
+   * (Redis out of reach).
    */
-  private relay(channel: string, payload: Uint8Array, lost?: () => void) {
-    if (this.broker.publish(channel, payload, lost)) this.hooks.counters?.published.inc();
-    else {
-      this.hooks.counters?.dropped.inc();
-      lost?.();
+  private relay(channel: string, payload: Uint8Array, lost?: () => void): boolean {
+    if (this.broker.publish(channel, payload, lost)) {
+      this.hooks.counters?.published.inc();
+      return true;
     }
+    this.hooks.counters?.dropped.inc();
+    lost?.();
+    return false;
   }
 
   attach(server: Server<unknown>) {
@@ -143,10 +146,10 @@ export class Fanout {
     return ws.isSubscribed(bunTopic(topic, ws.data.encoding));
   }
 
-  /** Publishes one frame to a topic's subscribers on every node. */
-  publish(topic: string, frame: ServerFrame, membership = false) {
+  /** Publishes one frame to a topic's subscribers on every node; false when the other nodes' copy was dropped. */
+  publish(topic: string, frame: ServerFrame, membership = false): boolean {
     const msgpack = this.publishHere(topic, frame);
-    if (!this.broker.shared) return;
+    if (!this.broker.shared) return true;
     // A lost change of members: the other nodes look again at who listens. Any other lost change in a
     // conversation: its sockets there are told where the log stands, and their clients resume. (Worked
     // out only if lost: this is every message's path.)
@@ -156,7 +159,11 @@ export class Fanout {
           this.outage.miss(membership ? { conversation_ids: id, head_ids: id } : { head_ids: id });
         }
       : undefined;
-    this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership), lost);
+    return this.relay(
+      topic,
+      relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership),
+      lost,
+    );
   }
 
   /** Publishes one frame to a topic's subscribers on this node only. */
@@ -167,12 +174,15 @@ export class Fanout {
   /**
    * Sends a frame to the sockets of one device (session) of the user, wherever they are. A device has a
    * socket or two, so they are looked up rather than each subscribed to a topic of its own (a topic per
-   * socket costs its memory on every idle connection).
+   * socket costs its memory on every idle connection). False when the other nodes' copy was dropped.
    */
-  toSession(sessionId: string, userId: string, frame: ServerFrame) {
+  toSession(sessionId: string, userId: string, frame: ServerFrame): boolean {
     this.toSessionHere(sessionId, frame);
-    if (this.broker.shared)
-      this.relay(topics.user(userId), relayMessage({ kind: RELAY.session, session_id: sessionId, frame }));
+    if (!this.broker.shared) return true;
+    return this.relay(
+      topics.user(userId),
+      relayMessage({ kind: RELAY.session, session_id: sessionId, frame }),
+    );
   }
 
   /**

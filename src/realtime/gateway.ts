@@ -79,7 +79,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     ["encoding"],
     () => ENCODINGS.map((encoding) => [[encoding], connections.speaking(encoding)]),
   );
-  const dispatcher = new Dispatcher(deps, fanout, presence);
+  const dispatcher = new Dispatcher(deps, fanout, presence, connections);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)

@@ -20,13 +20,14 @@ let conversation: string;
 
 beforeAll(async () => {
   h = await harness();
-  const fanout = new Fanout(new Connections(), new MemoryBroker(), {
+  const connections = new Connections();
+  const fanout = new Fanout(connections, new MemoryBroker(), {
     forget: () => {},
     revoked: () => {},
     peersOf: async () => [],
     failed: () => {},
   });
-  dispatcher = new Dispatcher(h.deps, fanout, new Presence(h.deps.store, h.deps.clock, fanout));
+  dispatcher = new Dispatcher(h.deps, fanout, new Presence(h.deps.store, h.deps.clock, fanout), connections);
   alice = await signup(h.app);
   const bob = await signup(h.app);
   const res = await call(h.app, "POST", "/api/conversations", {

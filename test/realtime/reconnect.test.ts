@@ -700,6 +700,41 @@ describe("what a node could not tell the others while cut off", () => {
     }
   }, 30_000);
 
+  it("refuses a key exchange it cannot relay to a device elsewhere, and delivers one to a device here", async () => {
+    const { a, b, ann, bo } = await twoNodesAndAGroup();
+    const signin = await call(h.app, "POST", "/api/auth/signin", {
+      body: { email: bo.email, password: bo.password },
+    });
+    const laptop = { ...bo, token: signin.body.access_token as string, session_id: signin.body.session_id };
+    const [annOnA, boLaptopOnA] = [await socket(ann, a), await socket(laptop, a)];
+    await socket(bo, b);
+    const payload = new Uint8Array([1, 2, 3]);
+    await cutWhile(a, async () => {
+      annOnA.send({
+        type: "key_exchange",
+        ref: "b",
+        to_user_id: bo.id,
+        to_device_id: bo.session_id,
+        payload,
+      });
+      expect(await annOnA.next((f) => f.ref === "b")).toMatchObject({ type: "error", code: "unavailable" });
+      annOnA.send({
+        type: "key_exchange",
+        ref: "a",
+        to_user_id: bo.id,
+        to_device_id: laptop.session_id,
+        payload,
+      });
+      expect(await annOnA.next((f) => f.ref === "a")).toMatchObject({ type: "ok" });
+      expect(await boLaptopOnA.next((f) => f.type === "key_exchange")).toMatchObject({
+        from_user_id: ann.id,
+      });
+      // To all of bo's devices: one is here, so it is not refused (sent again, that one would have it twice).
+      annOnA.send({ type: "key_exchange", ref: "all", to_user_id: bo.id, payload });
+      expect(await annOnA.next((f) => f.ref === "all")).toMatchObject({ type: "ok" });
+    });
+  }, 30_000);
+
   it("is told again, once it hears the others, the presence changes they relayed meanwhile", async () => {
     const [a, b] = [await node(), await node()];
     const [pia, wes] = [await signup(h.app), await signup(h.app)];

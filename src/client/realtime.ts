@@ -228,8 +228,10 @@ export class RealtimeConnection {
         return this.resumes.resumed(frame);
       case "resync":
         return this.resumes.resync(frame);
-      case "head":
-        return this.resumes.catchup.head(frame.conversation_id, frame.seq);
+      case "heads":
+        for (const [id, seq] of Object.entries(frame.conversations ?? {}))
+          if (typeof seq === "number") this.resumes.catchup.head(id, seq);
+        return;
       case "key_exchange":
         return this.emit("key_exchange", { ...frame, payload: toBytes(frame.payload) });
       case "typing":

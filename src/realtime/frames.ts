@@ -166,6 +166,9 @@ export type ServerFrame =
   | { type: "key_exchange"; from_user_id: string; from_device_id: string; payload: Uint8Array | string }
   | { type: "resync"; conversation_id: string; ref?: string | number }
   | { type: "resumed"; conversation_id: string; seq: number; ref?: string | number }
-  /** Where the conversation's log stands, after this node missed what other nodes relayed: behind it, resume. */
-  | { type: "head"; conversation_id: string; seq: number }
+  /**
+   * Where conversations' logs stand (conversation id -> last seq), after live changes may have been lost
+   * between nodes: a client behind one resumes it.
+   */
+  | { type: "heads"; conversations: Record<string, number> }
   | { type: "announcement"; channel: string; text: string; sent_at: string };

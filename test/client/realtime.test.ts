@@ -257,8 +257,8 @@ describe("send and receive", () => {
   });
 });
 
-describe("head frames", () => {
-  it("resumes in one frame the conversations a burst of heads finds it behind in, and no others", async () => {
+describe("heads frames", () => {
+  it("resumes in one frame the conversations heads find it behind in, and no others", async () => {
     const ids = Array.from({ length: 60 }, (_, i) => `c-${i}`);
     const fake = fakeServer({
       // Every resume is answered at once: caught up where it asked from.
@@ -273,10 +273,11 @@ describe("head frames", () => {
     try {
       await rt.connect();
       await waitFor(() => (fake.frames.some((f) => f.type === "resume") ? true : undefined));
-      // The node lost Redis for a while: a head per conversation, 40 of them moved on meanwhile.
+      // The node lost Redis for a while: where each conversation stands, in two frames; 40 moved on.
       const [ws] = fake.sockets;
-      for (const [i, id] of ids.entries())
-        ws?.send(JSON.stringify({ type: "head", conversation_id: id, seq: i < 40 ? 5 : 3 }));
+      const heads = ids.map((id, i) => [id, i < 40 ? 5 : 3] as const);
+      for (const half of [heads.slice(0, 30), heads.slice(30)])
+        ws?.send(JSON.stringify({ type: "heads", conversations: Object.fromEntries(half) }));
       await waitFor(() => (fake.frames.filter((f) => f.type === "resume").length === 2 ? true : undefined));
       await Bun.sleep(50);
       const resumes = fake.frames.filter((f) => f.type === "resume");

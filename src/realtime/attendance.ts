@@ -5,7 +5,6 @@
 
 import type { Broker } from "../broker/types.ts";
 import { inChunks } from "../lib/chunks.ts";
-import type { Store } from "../store/types.ts";
 import type { Connections, SocketState } from "./connections.ts";
 import type { Presence } from "./presence.ts";
 
@@ -21,7 +20,6 @@ export class Attendance {
       broker: Broker;
       connections: Connections;
       presence: Presence;
-      store: Pick<Store, "users">;
     },
   ) {}
 
@@ -68,16 +66,26 @@ export class Attendance {
 
   /**
    * Writes offline a user whose offline write this node was handed, and says it made it. Their first socket
-   * on another node may have shown them before this write landed (a store a round trip away): counted
-   * again after it, a user with a socket somewhere is shown again. A count that cannot be read leaves it
-   * (their next connection shows them).
+   * on another node may have shown them before this write landed: the count decides after it.
    */
   private async writeOffline(userId: string) {
     const { broker, presence } = this.deps;
     await presence.offline(userId);
     broker.offlineWritten([userId]);
-    if (!broker.shared) return;
-    if ((await broker.countSockets(userId, 0).catch(() => 0)) > 0) await presence.show(userId);
+    if (broker.shared) await this.followCount(userId);
+  }
+
+  /**
+   * After a presence write that may have raced a socket opening or closing on another node (a store a round
+   * trip away, each side reading the other's write too early): the count across nodes, read after it,
+   * decides: shown with a socket somewhere, offline with none. A count that cannot be read leaves it (their
+   * next connection, or last close, decides).
+   */
+  async followCount(userId: string) {
+    const { broker, presence } = this.deps;
+    const sockets = await broker.countSockets(userId, 0).catch(() => undefined);
+    if (sockets === undefined) return;
+    await (sockets > 0 ? presence.show(userId) : presence.offline(userId));
   }
 
   /**
@@ -154,16 +162,14 @@ export class Attendance {
   private async writeBackHeld(): Promise<void> {
     if (!this.heldOwed) return;
     this.heldOwed = false;
-    const { connections, presence, store } = this.deps;
+    const { connections, presence } = this.deps;
     const users = new Set<string>();
     for (const ws of connections.all)
       if (ws.data.kind === "user" && !ws.data.announce) users.add(ws.data.user_id);
     try {
       await inChunks([...users], async (userId) => {
-        if (this.stopped) return;
-        const user = await store.users.byId(userId);
-        // Checked after the read: a user whose last socket here closed meanwhile was written as it closed.
-        if (user?.status !== "offline" || connections.ofUser(userId).size === 0) return;
+        // One whose last socket here closed meanwhile was written as it closed (after this, in turn).
+        if (this.stopped || connections.ofUser(userId).size === 0) return;
         await presence.show(userId);
       });
     } catch (err) {

@@ -50,7 +50,7 @@ export function joinCluster(deps: Omit<Deps, "gateway">, connections: Connection
   // A node that had lost Redis looks again at its sockets, and tells the others what they missed of it;
   // the users it let go of meanwhile are settled once counts are trusted again.
   const reconciler = new Reconciler({ ...deps, connections, fanout });
-  const attendance = new Attendance({ broker, connections, presence, store: deps.store });
+  const attendance = new Attendance({ broker, connections, presence });
   broker.onReconnect((downMs) => {
     fanout.reconnected(downMs);
     void reconciler.run();

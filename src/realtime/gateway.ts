@@ -45,7 +45,8 @@ export interface Gateway {
   tend(): Promise<void>;
   /**
    * A user chose a status over REST (written as their choice): shown, and told to their peers as a
-   * presence_update's is, if they are connected on any node; returns the user if their status changed.
+   * presence_update's is, if they are connected on any node; returns the user as then stored (null when
+   * they are connected nowhere).
    */
   statusChosen(userId: string): Promise<UserRecord | null>;
   /** Closes every socket (4000) and waits, a few seconds at most, for their users' presence to be written. */
@@ -358,17 +359,12 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     async statusChosen(userId) {
       // Sockets here answer without Redis; a count that cannot be read shows nothing (the choice is kept,
       // and shown when they next connect).
-      const connected = async () =>
-        connections.ofUser(userId).size > 0 || (await broker.countSockets(userId, 0).catch(() => 0)) > 0;
-      if (!(await connected())) return null;
-      const shown = await presence.show(userId);
-      // Their last socket closed meanwhile (on any node), its offline write made before this one: offline
-      // again. (One that closes after this look writes offline after it.)
-      if (shown && shown.status !== "offline" && !(await connected())) {
-        await presence.offline(userId);
-        return deps.store.users.byId(userId);
-      }
-      return shown;
+      const here = connections.ofUser(userId).size > 0;
+      if (!here && !((await broker.countSockets(userId, 0).catch(() => 0)) > 0)) return null;
+      await presence.show(userId);
+      // Their last socket may have closed meanwhile on another node, its offline write made before this one.
+      if (!here) await attendance.followCount(userId);
+      return deps.store.users.byId(userId);
     },
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     async close() {

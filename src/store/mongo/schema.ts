@@ -11,8 +11,10 @@ import type {
   UserRecord,
 } from "../types.ts";
 
-/** A user under its id; usernames and emails are stored lowercase, display names also lowercased for search. */
-/** chosen_status is missing from the documents of versions before it: "online", as they connected. */
+/**
+ * A user under its id; usernames and emails are stored lowercase, display names also lowercased for search.
+ * chosen_status is missing from the documents of versions before it: read as "online", as they connected.
+ */
 export type UserDoc = Omit<UserRecord, "id" | "chosen_status"> & {
   _id: string;
   display_name_lower: string;

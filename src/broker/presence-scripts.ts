@@ -10,7 +10,7 @@ import type { Redis } from "ioredis";
 // offline:<user> (the id of the node that claimed the user's offline write after their last socket
 // closed; cleared by their next socket), owed:<id> (the users whose offline write that node claimed and
 // has not said it wrote: a sweep of it, should it die first, hands them on).
-const LIVE_TOTAL = `
+const PRELUDE = `
 local function liveTotal(prefix, key)
   local total = 0
   local fields = redis.call("HGETALL", key)
@@ -23,12 +23,18 @@ local function liveTotal(prefix, key)
   end
   return total
 end
+-- The user's offline write is the node's to make: marked so (until their next socket), and listed as owed
+-- by it until it says it wrote it.
+local function claim(prefix, user, node, ttl)
+  redis.call("SET", prefix .. "offline:" .. user, node, "PX", ttl)
+  redis.call("SADD", prefix .. "owed:" .. node, user)
+end
 `;
 
 // ARGV = prefix, node id, user id, delta (-1, 0 or 1), node ttl (ms), "1" when a total of 0 will make the
 // caller write the user offline. Returns the user's sockets on every live node; fields of nodes without a
 // heartbeat are dropped.
-const COUNT_SCRIPT = `${LIVE_TOTAL}
+const COUNT_SCRIPT = `${PRELUDE}
 local prefix, node, user = ARGV[1], ARGV[2], ARGV[3]
 local offline = prefix .. "offline:" .. user
 if tonumber(ARGV[4]) > 0 then
@@ -50,10 +56,7 @@ else
   redis.call("SADD", prefix .. "node-users:" .. node, user)
 end
 local total = liveTotal(prefix, key)
-if total == 0 and ARGV[6] == "1" then
-  redis.call("SET", offline, node, "PX", ARGV[5])
-  redis.call("SADD", prefix .. "owed:" .. node, user)
-end
+if total == 0 and ARGV[6] == "1" then claim(prefix, user, node, ARGV[5]) end
 return total
 `;
 
@@ -62,15 +65,14 @@ return total
 // A claim the caller holds already is returned to it again: it asks only about users it could not hear
 // of, and the reply that gave it that claim (a count's, or a settle's) may have been lost with the
 // connection. A second offline write is harmless; a user with a socket since then has no claim left.
-const SETTLE_SCRIPT = `${LIVE_TOTAL}
+const SETTLE_SCRIPT = `${PRELUDE}
 local prefix, node = ARGV[1], ARGV[2]
 local gone = {}
 for i = 4, #ARGV do
   local user = ARGV[i]
-  local offline = prefix .. "offline:" .. user
-  if liveTotal(prefix, prefix .. "sockets:" .. user) == 0
-    and (redis.call("SET", offline, node, "NX", "PX", ARGV[3]) or redis.call("GET", offline) == node) then
-    redis.call("SADD", prefix .. "owed:" .. node, user)
+  local claimer = redis.call("GET", prefix .. "offline:" .. user)
+  if liveTotal(prefix, prefix .. "sockets:" .. user) == 0 and (not claimer or claimer == node) then
+    claim(prefix, user, node, ARGV[3])
     table.insert(gone, user)
   end
 end
@@ -82,15 +84,14 @@ return gone
 // once (the script is atomic and forgets the node, so a second sweeper finds nothing), with the users
 // whose offline write it had claimed and not written (no socket since, nobody else's claim since). Each
 // is claimed for the sweeper, which may die too. A node that is alive is left alone.
-const SWEEP_SCRIPT = `${LIVE_TOTAL}
+const SWEEP_SCRIPT = `${PRELUDE}
 local prefix, dead, node = ARGV[1], ARGV[2], ARGV[3]
 if redis.call("EXISTS", prefix .. "node:" .. dead) == 1 then return {} end
 local gone, seen = {}, {}
 local function hand(user)
   if seen[user] then return end
   seen[user] = true
-  redis.call("SET", prefix .. "offline:" .. user, node, "PX", ARGV[4])
-  redis.call("SADD", prefix .. "owed:" .. node, user)
+  claim(prefix, user, node, ARGV[4])
   table.insert(gone, user)
 end
 for _, user in ipairs(redis.call("SMEMBERS", prefix .. "node-users:" .. dead)) do

@@ -26,8 +26,7 @@ export class MemoryBroker implements Broker {
     this.bus = bus ?? new MemoryBus();
   }
 
-  /** In process nothing is lost on the way: `lost` never runs. */
-  publish(channel: string, payload: Uint8Array, _lost?: () => void) {
+  publish(channel: string, payload: Uint8Array) {
     const nodes = this.bus.listeners.get(channel);
     if (!nodes) return true;
     for (const node of nodes) {
@@ -84,6 +83,9 @@ export class MemoryBroker implements Broker {
 
   /** Nodes of one process close, they do not die: nothing is handed on. */
   offlineWritten() {}
+
+  /** In process nothing is lost on the way: the handler is never called. */
+  onLost(_handler: (channel: string, payload: Uint8Array) => void) {}
 
   onReconnect() {}
 

@@ -58,6 +58,7 @@ export class RedisBroker implements Broker {
   /** Subscriptions sent and not yet confirmed: a second join of the channel waits for the first. */
   private pending = new Map<string, Promise<void>>();
   private handler: ((channel: string, payload: Uint8Array) => void) | undefined;
+  private lostHandler: ((channel: string, payload: Uint8Array) => void) | undefined;
   /** This node's sockets per user, as told: what its fields in Redis must say. */
   private mine = new Map<string, number>();
   private heartbeat: ReturnType<typeof setInterval>;
@@ -123,15 +124,19 @@ export class RedisBroker implements Broker {
     return this.settledNow;
   }
 
-  publish(channel: string, payload: Uint8Array, lost?: () => void) {
+  publish(channel: string, payload: Uint8Array) {
     // While Redis is down frames are dropped, not queued without bound: what other nodes miss of a
     // conversation's log their clients catch up with resume (the log is in the store, not in Redis).
     if (this.pubDown) return false;
     const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
     this.id.copy(message, 0);
     message.set(payload, ID_BYTES);
-    this.pub.publish(this.prefix + channel, message).catch(() => lost?.());
+    this.pub.publish(this.prefix + channel, message).catch(() => this.lostHandler?.(channel, payload));
     return true;
+  }
+
+  onLost(handler: (channel: string, payload: Uint8Array) => void) {
+    this.lostHandler = handler;
   }
 
   async join(channels: readonly string[]) {
@@ -269,6 +274,7 @@ export class RedisBroker implements Broker {
     clearTimeout(this.settleTimer);
     clearInterval(this.heartbeat);
     this.handler = undefined;
+    this.lostHandler = undefined;
     this.joined.clear();
     this.pending.clear();
     // Without its heartbeat this node's sockets stop counting at once on every other node; the users it

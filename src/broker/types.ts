@@ -8,10 +8,12 @@ export interface Broker {
   readonly shared: boolean;
   /**
    * Sends bytes to every other node that has joined the channel; fire and forget. False when they were
-   * dropped instead (Redis out of reach: nothing is queued); `lost` runs if they are lost on the way after
-   * (the connection dropped with them in flight).
+   * dropped instead (Redis out of reach: nothing is queued); bytes lost on the way after (the connection
+   * dropped with them in flight) go to the onLost handler.
    */
-  publish(channel: string, payload: Uint8Array, lost?: () => void): boolean;
+  publish(channel: string, payload: Uint8Array): boolean;
+  /** Where published bytes lost in flight go (one handler per node: its fanout). */
+  onLost(handler: (channel: string, payload: Uint8Array) => void): void;
   /** Starts receiving the channels; resolves once anything published after that will arrive. */
   join(channels: readonly string[]): Promise<void>;
   /** Stops receiving the channels. */

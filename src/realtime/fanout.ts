@@ -84,21 +84,58 @@ export class Fanout {
       hooks.counters?.received.inc();
       this.receive(channel, payload);
     });
+    broker.onLost((channel, payload) => this.lost(channel, payload));
   }
 
-  /**
-   * One message to the other nodes' subscribers of a channel. `lost` notes what the others would not know
-   * if it were lost (miss): kept, and told once Redis is back (see reconnected). False when it was dropped
-   * (Redis out of reach).
-   */
-  private relay(channel: string, payload: Uint8Array, lost?: () => void): boolean {
-    if (this.broker.publish(channel, payload, lost)) {
+  /** One message to the other nodes' subscribers of a channel; false when it was dropped (Redis out of reach). */
+  private relay(channel: string, payload: Uint8Array): boolean {
+    if (this.broker.publish(channel, payload)) {
       this.hooks.counters?.published.inc();
       return true;
     }
     this.hooks.counters?.dropped.inc();
-    lost?.();
+    this.lost(channel, payload);
     return false;
+  }
+
+  /**
+   * A relay the other nodes did not get (dropped, or lost in flight): what they would not know, kept and
+   * told once Redis is back (reconnected). A message's frame leaves its conversation's sockets elsewhere
+   * behind (told where the log stands); a change of members, who listens; a device's frame, nothing kept.
+   */
+  private lost(channel: string, payload: Uint8Array) {
+    let message: Relayed;
+    try {
+      message = parseRelayed(payload, (bytes) => decode(bytes, "msgpack"));
+    } catch {
+      return;
+    }
+    const id = [channel.slice(2)];
+    switch (message.kind) {
+      case RELAY.frame:
+        if (channel.startsWith("c:")) this.outage.miss({ head_ids: id });
+        return;
+      case RELAY.membershipFrame:
+        if (channel.startsWith("c:")) this.outage.miss({ conversation_ids: id, head_ids: id });
+        return;
+      case RELAY.join:
+      case RELAY.leave:
+        return this.outage.miss({ user_ids: id });
+      case RELAY.revoke:
+        return this.outage.miss({ session_ids: message.session_ids });
+      case RELAY.presence:
+        return this.outage.miss({ presence_ids: [message.user_id] });
+      case RELAY.missed: {
+        const { kind: _, ...missed } = message;
+        return this.outage.miss(missed);
+      }
+      case RELAY.reconcile:
+        return this.outage.miss("all");
+      case RELAY.deaf:
+        return this.outage.deafNoticeLost(message.ms);
+      case RELAY.session:
+        return;
+    }
   }
 
   attach(server: Server<unknown>) {
@@ -150,20 +187,7 @@ export class Fanout {
   publish(topic: string, frame: ServerFrame, membership = false): boolean {
     const msgpack = this.publishHere(topic, frame);
     if (!this.broker.shared) return true;
-    // A lost change of members: the other nodes look again at who listens. Any other lost change in a
-    // conversation: its sockets there are told where the log stands, and their clients resume. (Worked
-    // out only if lost: this is every message's path.)
-    const lost = topic.startsWith("c:")
-      ? () => {
-          const id = [topic.slice(2)];
-          this.outage.miss(membership ? { conversation_ids: id, head_ids: id } : { head_ids: id });
-        }
-      : undefined;
-    return this.relay(
-      topic,
-      relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership),
-      lost,
-    );
+    return this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
   }
 
   /** Publishes one frame to a topic's subscribers on this node only. */
@@ -195,9 +219,7 @@ export class Fanout {
     if (!this.broker.shared) return;
     const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
     this.outage.presenceRelayed(userId);
-    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }), () =>
-      this.outage.miss({ presence_ids: [userId] }),
-    );
+    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }));
   }
 
   /**
@@ -227,21 +249,16 @@ export class Fanout {
   reconnected(downMs = 0) {
     if (!this.broker.shared) return;
     // Since the first outage not told yet: a notice lost on its way is made again, longer, next time.
-    const deaf = this.outage.deafFor(downMs);
-    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.deaf, ms: deaf.ms }), deaf.lost);
+    this.relay(NODE_WIDE, relayMessage({ kind: RELAY.deaf, ms: this.outage.deafFor(downMs) }));
     const missed = this.outage.takeMissed();
-    if (missed === "all")
-      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }), () => this.outage.miss("all"));
-    else if (missed)
-      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.missed, ...missed }), () => this.outage.miss(missed));
+    if (missed === "all") this.relay(NODE_WIDE, relayMessage({ kind: RELAY.reconcile }));
+    else if (missed) this.relay(NODE_WIDE, relayMessage({ kind: RELAY.missed, ...missed }));
   }
 
   /** Tells every node that these sessions are revoked (this node has closed its sockets already). */
   revoke(sessionIds: string[]) {
     if (this.broker.shared)
-      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }), () =>
-        this.outage.miss({ session_ids: sessionIds }),
-      );
+      this.relay(NODE_WIDE, relayMessage({ kind: RELAY.revoke, session_ids: sessionIds }));
   }
 
   /**
@@ -269,13 +286,8 @@ export class Fanout {
     if (event.kind === "conversation.deleted") this.dropHere(topic);
     if (!this.broker.shared) return;
     for (const userId of joining)
-      this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }), () =>
-        this.outage.miss({ user_ids: [userId] }),
-      );
-    if (leaving)
-      this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }), () =>
-        this.outage.miss({ user_ids: [leaving] }),
-      );
+      this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }));
+    if (leaving) this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }));
   }
 
   /** Stops receiving the channels no socket of this node listens to any more (sockets close without telling). */

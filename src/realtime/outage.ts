@@ -68,18 +68,19 @@ export class Outage {
 
   /**
    * This node could not hear the others for `downMs`: how far back they should look, in ms, since the
-   * first outage not told yet. `lost` puts that outage back, for a longer notice next time.
+   * first outage not told yet.
    */
-  deafFor(downMs: number): { ms: number; lost: () => void } {
+  deafFor(downMs: number): number {
     const now = performance.now();
     const since = Math.min(this.deafSince ?? now, now - downMs);
     this.deafSince = undefined;
-    return {
-      ms: Math.ceil(now - since) + DEAF_MARGIN_MS,
-      lost: () => {
-        this.deafSince = Math.min(this.deafSince ?? since, since);
-      },
-    };
+    return Math.ceil(now - since) + DEAF_MARGIN_MS;
+  }
+
+  /** A notice of deafness for `ms` was lost on its way: its outage is told again, longer, next time. */
+  deafNoticeLost(ms: number) {
+    const since = performance.now() - (ms - DEAF_MARGIN_MS);
+    this.deafSince = Math.min(this.deafSince ?? since, since);
   }
 
   /** This node relayed a change of the user's presence. */

@@ -328,10 +328,14 @@ describe("Fanout across nodes", () => {
   /** A broker whose Redis is out of reach (publishes dropped) or drops what is in flight (lost after). */
   class FlakyBroker extends MemoryBroker {
     state: "up" | "down" | "losing" = "up";
-    override publish(channel: string, payload: Uint8Array, lost?: () => void) {
+    private lost: ((channel: string, payload: Uint8Array) => void) | undefined;
+    override onLost(handler: (channel: string, payload: Uint8Array) => void) {
+      this.lost = handler;
+    }
+    override publish(channel: string, payload: Uint8Array) {
       if (this.state === "down") return false;
-      if (this.state === "up") return super.publish(channel, payload, lost);
-      queueMicrotask(() => lost?.());
+      if (this.state === "up") return super.publish(channel, payload);
+      queueMicrotask(() => this.lost?.(channel, payload));
       return true;
     }
   }

@@ -13,8 +13,6 @@ import { ReplayCache } from "./replay-cache.ts";
 const TYPING_EXPIRY_MS = 6000;
 /** Conversations of one resume whose changes are read ahead of the one being sent. */
 export const RESUME_READ_AHEAD = 8;
-/** Stands for a read already sent on: the list of reads does not hold every catch-up until the end. */
-const EMPTY_READ = Promise.resolve([]);
 
 /** Replies waiting for the end of this run of microtasks, by socket, in the order they were made. */
 let outbox = new Map<Socket, (Uint8Array | string)[]>();
@@ -233,10 +231,10 @@ export class Dispatcher {
       changes.catch(() => {});
       return changes;
     };
+    // The reads on their way, the next one's first.
     const ahead = wanted.slice(0, RESUME_READ_AHEAD).map((_, i) => read(i));
     for (const [i, [conversationId, after]] of wanted.entries()) {
-      const changes = await (ahead[i] as ReturnType<typeof read>);
-      ahead[i] = EMPTY_READ;
+      const changes = await (ahead.shift() as ReturnType<typeof read>);
       if (i + RESUME_READ_AHEAD < wanted.length) ahead.push(read(i + RESUME_READ_AHEAD));
       if (changes.length > config.RESUME_MAX) {
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });

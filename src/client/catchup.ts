@@ -48,8 +48,8 @@ export class Catchup {
   }
 
   /**
-   * The server says where a conversation's log stands (`head`: its node could not hear the others for a
-   * while, and what they sent meanwhile never came). Behind it, we resume; one we have no position for we
+   * The server says where a conversation's log stands (a `heads` frame: live changes may have been lost
+   * between its nodes while one had lost Redis). Behind it, we resume; one we have no position for we
    * were added to meanwhile, and ask where. A resume under way brings it anyway.
    */
   head(conversationId: string, seq: number) {

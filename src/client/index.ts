@@ -57,8 +57,10 @@ export class ParleyClient {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshing: Promise<Session> | null = null;
   private connection: RealtimeConnection | null = null;
-  /** The first connect() of `connection`, for the calls begun with it to join once they have listed. */
-  /** The last connection connect() made: its first hello, and the positions it started from. */
+  /**
+   * The last connection connect() made: its first hello (the calls begun with it join it once they have
+   * listed), and the positions it started from.
+   */
   private opening: {
     connection: RealtimeConnection;
     hello: Promise<OpenInfo>;

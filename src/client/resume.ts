@@ -23,9 +23,10 @@ export class Resumes {
   /** A socket of this connection has said hello before: we have been away since. */
   private returning = false;
   /**
-   * Conversations a hole in their live events (or a `head` past our position) asks to resume, sent as one
-   * frame at the end of the turn: a node back from a Redis outage sends a head per conversation at once,
-   * and a frame each would take the server's frame rate (20 a second by default) to let through.
+   * Conversations a hole in their live events (or a `heads` entry past our position) asks to resume, sent
+   * as one frame at the end of the turn: a node back from a Redis outage tells where every conversation
+   * stands at once, and a resume frame each would take the server's frame rate (20 a second by default)
+   * to let through.
    */
   private holes = new Set<string>();
   private holesTimer: ReturnType<typeof setTimeout> | undefined;

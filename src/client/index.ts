@@ -32,6 +32,8 @@ export interface ParleyClientOptions {
   refreshAt?: number;
   /** How long a realtime request waits for its answer. Default 10 s. */
   requestTimeoutMs?: number;
+  /** How long a new realtime socket has to open and say hello before it counts as failed. Default 10 s. */
+  helloTimeoutMs?: number;
   /** How long a REST call may take before it fails with `timeout`. Default 30 s. */
   restTimeoutMs?: number;
   backoff?: RealtimeOptions["backoff"];
@@ -216,6 +218,7 @@ export class ParleyClient {
       rest: this.rest,
       positions,
       requestTimeoutMs: this.opts.requestTimeoutMs,
+      helloTimeoutMs: this.opts.helloTimeoutMs,
       backoff: this.opts.backoff,
       WebSocket: this.opts.WebSocket,
       checkSession: () => this.checkSession(),

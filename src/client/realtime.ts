@@ -41,6 +41,11 @@ export interface RealtimeOptions {
   /** How long a request waits for its ack / ok. Default 10 s. */
   requestTimeoutMs?: number;
   /**
+   * How long a new socket has to open and say hello before it is left as a failed connection (a first
+   * connect() then fails with `closed`; a reconnect tries again). Default 10 s.
+   */
+  helloTimeoutMs?: number;
+  /**
    * Reconnect delays: doubling from minMs to maxMs, each with random jitter. Default 500 ms .. 30 s. They
    * start again from minMs once a connection has been up `resetAfterMs` (default 10 s) or has had a
    * request answered, not at every hello: a server that closes each connection soon after it opens is not

@@ -33,6 +33,8 @@ const SHUTDOWN_PRESENCE_MS = 5000;
 const CLOSE_CODES = new Set<number>(Object.values(CLOSE));
 /** Refused frames in a row before a flooding connection is closed. */
 const MAX_DENIED = 20;
+/** Reads of a user's conversations at a socket's open, each changed under it, before it is told to try again. */
+const MAX_LIST_READS = 5;
 
 export interface Gateway {
   plugin: Elysia;
@@ -259,10 +261,22 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     };
   }
 
-  /** The user's topic and their conversations'; a device's own frames go to its sockets directly. */
+  /**
+   * The user's topic and their conversations'; a device's own frames go to its sockets directly. The socket
+   * is in `connections` while the list is read, so a membership change of its user meanwhile moves it
+   * (ws.data.moves): a removal unsubscribes it from a topic it is not in yet, and subscribing it from the
+   * list read before would leave a non-member hearing the conversation. The list is read again then.
+   */
   async function subscribeAll(ws: Socket) {
-    const ids = await deps.store.conversations.idsForUser(ws.data.user_id);
-    await fanout.subscribe(ws, topics.user(ws.data.user_id), ...ids.map(topics.conversation));
+    for (let reads = 1; ; reads++) {
+      const moves = ws.data.moves;
+      const ids = await deps.store.conversations.idsForUser(ws.data.user_id);
+      if (ws.data.moves === moves) {
+        await fanout.subscribe(ws, topics.user(ws.data.user_id), ...ids.map(topics.conversation));
+        return;
+      }
+      if (reads >= MAX_LIST_READS) throw new Error("the user's conversations kept changing while read");
+    }
   }
 
   /**

@@ -110,6 +110,32 @@ describe("send and receive", () => {
     });
   }
 
+  it("stops calling a handler once it is removed, whether added before connect() or before a new connection", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "group",
+      participant_ids: [idOf(b)],
+    });
+    const calls: string[] = [];
+    // Added before any connection exists, removed once one does.
+    const offEarly = b.on("event", () => calls.push("early"));
+    await Promise.all([a.connect(), b.connect()]);
+    offEarly();
+    const first = record(b, "event");
+    const one = await a.realtime.send(conv.id, { content: "after the first removal" });
+    await first.next((e) => e.kind === "message.created" && e.seq === one.seq);
+    expect(calls).toEqual([]);
+    // Added on one connection, removed after close() and connect() made another.
+    const offLate = b.on("event", () => calls.push("late"));
+    b.close();
+    await b.connect();
+    offLate();
+    const events = record(b, "event");
+    const ack = await a.realtime.send(conv.id, { content: "to the handlers still there" });
+    await events.next((e) => e.kind === "message.created" && e.seq === ack.seq);
+    expect(calls).toEqual([]);
+  });
+
   it("speaks msgpackr records by default, and refuses an encoding it does not know", async () => {
     const a = await s.client();
     await a.connect();

@@ -643,6 +643,27 @@ describe("reconnect and resume", () => {
     }
   });
 
+  it("moves a position past the end of the log back to it, so that the next changes are delivered", async () => {
+    const { a, b, conv } = await pair("msgpackr");
+    await a.realtime.send(conv, { content: "one" });
+    // Positions kept from before the server's store went back to an older backup, say.
+    const rt = connectionOf(b, { positions: { [conv]: 50 } });
+    try {
+      const [events, resumed] = [record(rt, "event"), record(rt, "resumed")];
+      await rt.connect();
+      expect(await resumed.next((r) => r.conversation_id === conv)).toEqual({
+        conversation_id: conv,
+        seq: 1,
+      });
+      expect(rt.positions[conv]).toBe(1);
+      const ack = await a.realtime.send(conv, { content: "two" });
+      const live = await events.next((e) => e.kind === "message.created");
+      expect(live).toMatchObject({ seq: ack.seq, message: { content: "two" } });
+    } finally {
+      rt.close();
+    }
+  });
+
   it("reconnects and resumes again when a resume is refused as a whole", async () => {
     const { a, b, conv } = await pair("msgpack");
     const events = record(b, "event");

@@ -544,6 +544,26 @@ describe("resume", () => {
     b.close();
   });
 
+  it("answers a position past the end of the log with resumed at the log's last seq, not the position", async () => {
+    const id = await group(h.app, alice, [bob]);
+    await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "only one" },
+    });
+    const other = await group(h.app, alice, [bob]);
+    const b = await socket(bob);
+    // A client's position from before the server's store was restored from an older backup, say.
+    b.send({ type: "resume", ref: "ahead", positions: { [id]: 50, [other]: 0 } });
+    expect(await b.next((f) => f.type === "resumed" && f.conversation_id === id)).toMatchObject({
+      ref: "ahead",
+      seq: 1,
+    });
+    expect(await b.next((f) => f.type === "resumed" && f.conversation_id === other)).toMatchObject({
+      seq: 0,
+    });
+    b.close();
+  });
+
   it("reads a few conversations ahead of the one it sends, and answers in the order asked", async () => {
     const ids: string[] = [];
     for (let i = 0; i < RESUME_READ_AHEAD + 4; i++) {

@@ -176,9 +176,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       return;
     }
     // Subscribed before hello, on every node: anything published after the client sees hello reaches it.
-    subscribeAll(ws)
-      .then(async () => {
-        if (!connections.all.has(ws)) return;
+    stillLive(ws)
+      .then((live) => (live ? subscribeAll(ws).then(() => true) : false))
+      .then(async (live) => {
+        if (!live || !connections.all.has(ws)) return;
         send(ws, {
           type: "hello",
           user_id,
@@ -202,6 +203,20 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         });
       })
       .catch((err: unknown) => opened(ws, err));
+  }
+
+  /**
+   * The session is asked about again once the socket is open: a revocation between the upgrade's check and
+   * the open found no socket of the session to close (it was not in `connections` yet), and the socket
+   * would have lived on. From here on a revocation finds it. Answered from the session cache, which a
+   * revocation empties of that session.
+   */
+  async function stillLive(ws: Socket): Promise<boolean> {
+    const live = await sessions.state(ws.data.session_id, ws.data.user_id);
+    if (live === "live") return true;
+    if (live === "expired") ws.close(CLOSE.unauthorized, "session expired");
+    else ws.close(CLOSE.sessionRevoked, "session revoked");
+    return false;
   }
 
   function onClose(ws: Socket, code: number) {

@@ -774,4 +774,39 @@ describe("limits and bad input", () => {
     await call(h.app, "POST", "/api/auth/signout", { token: user.token });
     expect((await s.closed).code).toBe(4501);
   });
+
+  it("closes with 4501, before hello, a socket whose session is revoked while its upgrade is under way", async () => {
+    const user = await signup(h.app);
+    const broker = h.deps.broker;
+    const original = broker.countSockets;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let held = false;
+    // The upgrade has found the session live and is counting the socket when the session is revoked.
+    broker.countSockets = async (userId, delta) => {
+      const n = await original.call(broker, userId, delta);
+      if (userId === user.id && delta === 1 && !held) {
+        held = true;
+        await gate;
+      }
+      return n;
+    };
+    try {
+      const opening = connect(url(user), [SUBPROTOCOLS.json, `bearer.${user.token}`]);
+      await waitFor(() => (held ? true : undefined));
+      expect((await call(h.app, "POST", "/api/auth/signout", { token: user.token })).status).toBeLessThan(
+        300,
+      );
+      release();
+      const s = await opening;
+      open.push(s);
+      const closed = await Promise.race([s.closed, Bun.sleep(3000).then(() => ({ code: "still open" }))]);
+      expect(closed.code).toBe(4501);
+      expect(s.frames.some((f) => f.type === "hello")).toBe(false);
+    } finally {
+      broker.countSockets = original;
+    }
+  });
 });

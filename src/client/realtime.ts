@@ -110,7 +110,12 @@ export class RealtimeConnection {
     this.sender = new Sender(this.link, opts.requestTimeoutMs ?? 10_000);
     this.resumes = new Resumes(opts.userId, opts.rest, this.link, this.sender, emit);
     this.catchup = this.resumes.catchup;
-    for (const [id, seq] of Object.entries(opts.positions ?? {})) this.catchup.positions.set(id, seq);
+    for (const [id, seq] of Object.entries(opts.positions ?? {})) {
+      // The server refuses a resume naming one (validation_failed), and each reconnect would send it again.
+      if (!Number.isSafeInteger(seq) || seq < 0)
+        throw new TypeError(`positions.${id}: expected a seq, an integer of 0 or more; got ${String(seq)}`);
+      this.catchup.positions.set(id, seq);
+    }
   }
 
   /** The highest seq seen per conversation. */

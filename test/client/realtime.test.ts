@@ -664,6 +664,22 @@ describe("reconnect and resume", () => {
     }
   });
 
+  it("refuses positions the server would refuse, at once, rather than reconnecting to send them again and again", async () => {
+    const { b, conv } = await pair("msgpackr");
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      let rt: RealtimeConnection | undefined;
+      const made = () => {
+        rt = connectionOf(b, { positions: { [conv]: bad } });
+        return rt;
+      };
+      try {
+        expect(made).toThrow(TypeError);
+      } finally {
+        rt?.close();
+      }
+    }
+  });
+
   it("reconnects and resumes again when a resume is refused as a whole", async () => {
     const { a, b, conv } = await pair("msgpack");
     const events = record(b, "event");

@@ -114,6 +114,17 @@ export class Catchup {
     for (const event of all) this.pass(event);
   }
 
+  /**
+   * The server says the log of a conversation we are resuming ends before our position (its store went back
+   * to an older backup, or the position given us was wrong): the position moves back to that end, or every
+   * change up to our old position would be dropped as one already seen.
+   */
+  rewind(conversationId: string, seq: number) {
+    const position = this.positions.get(conversationId);
+    if (this.resuming.has(conversationId) && position !== undefined && seq < position)
+      this.positions.set(conversationId, seq);
+  }
+
   /** Stops tracking a conversation (we left it, or it is gone). */
   forget(conversationId: string) {
     this.resuming.delete(conversationId);

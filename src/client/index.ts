@@ -32,6 +32,8 @@ export interface ParleyClientOptions {
   refreshAt?: number;
   /** How long a realtime request waits for its answer. Default 10 s. */
   requestTimeoutMs?: number;
+  /** How long a new realtime socket has to open and say hello before it counts as failed. Default 10 s. */
+  helloTimeoutMs?: number;
   /** How long a REST call may take before it fails with `timeout`. Default 30 s. */
   restTimeoutMs?: number;
   backoff?: RealtimeOptions["backoff"];
@@ -66,7 +68,8 @@ export class ParleyClient {
     hello: Promise<OpenInfo>;
     positions: Readonly<Record<string, number>>;
   } | null = null;
-  private handlers: { type: RealtimeEventType; handler: Handler<RealtimeEventType> }[] = [];
+  /** The app's handlers, each with its removal from the connection it is on now (set on every new one). */
+  private handlers: { type: RealtimeEventType; handler: Handler<RealtimeEventType>; off?: () => void }[] = [];
   private locks: Locks;
   private unwatch: (() => void) | undefined;
   /** Counts close() calls: a connect() that sees it change while it waits gives up. */
@@ -164,11 +167,13 @@ export class ParleyClient {
 
   /** Handlers registered here survive connect() / close() cycles. */
   on<K extends RealtimeEventType>(type: K, handler: Handler<K>): () => void {
-    const entry = { type, handler: handler as Handler<RealtimeEventType> };
+    const entry: (typeof this.handlers)[number] = { type, handler: handler as Handler<RealtimeEventType> };
+    entry.off = this.connection?.on(type, handler);
     this.handlers.push(entry);
-    const off = this.connection?.on(type, handler);
+    // Removed from the connection it is on when removed, not the one it was added on: connect() makes a
+    // new connection (after close(), or the first one after an on() made before it) and adds it there.
     return () => {
-      off?.();
+      entry.off?.();
       this.handlers = this.handlers.filter((h) => h !== entry);
     };
   }
@@ -216,11 +221,12 @@ export class ParleyClient {
       rest: this.rest,
       positions,
       requestTimeoutMs: this.opts.requestTimeoutMs,
+      helloTimeoutMs: this.opts.helloTimeoutMs,
       backoff: this.opts.backoff,
       WebSocket: this.opts.WebSocket,
       checkSession: () => this.checkSession(),
     });
-    for (const { type, handler } of this.handlers) connection.on(type, handler);
+    for (const entry of this.handlers) entry.off = connection.on(entry.type, entry.handler);
     this.connection = connection;
     const hello = connection.connect();
     this.opening = { connection, hello, positions };

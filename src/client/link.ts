@@ -66,6 +66,12 @@ export class Link {
   /** When the current connection said hello. */
   private upSince = 0;
   /**
+   * Leaves a socket that has not said hello in time: a server stuck before its hello, or an upgrade lost
+   * on a link that swallows packets, would otherwise hold connect() (and every request) for good, since
+   * the heartbeat starts only at the hello.
+   */
+  private helloTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
    * Counts the runs (connect() from new or stopped): work begun for a run that has ended since (a token
    * or a session check still on its way when close() came) sees that and leaves the new run alone.
    */
@@ -166,6 +172,10 @@ export class Link {
     const ws = new this.Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
+    this.helloTimer = setTimeout(() => {
+      this.helloTimer = undefined;
+      if (this.ws === ws && !this.ready) this.onClose(1006, "no hello");
+    }, this.opts.helloTimeoutMs ?? 10_000);
     ws.onopen = () => {
       this.encoding = ENCODINGS.find((e) => SUBPROTOCOLS[e] === ws.protocol) ?? "json";
     };
@@ -194,6 +204,8 @@ export class Link {
 
   private onHello(frame: Hello) {
     const reconnected = this.opened;
+    clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
     this.opened = true;
     this.ready = true;
     this.upSince = Date.now();
@@ -298,6 +310,8 @@ export class Link {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
+    clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
     this.backoff.cancel();
     this.heartbeat.stop();
     this.hooks.left();

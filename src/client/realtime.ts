@@ -41,6 +41,11 @@ export interface RealtimeOptions {
   /** How long a request waits for its ack / ok. Default 10 s. */
   requestTimeoutMs?: number;
   /**
+   * How long a new socket has to open and say hello before it is left as a failed connection (a first
+   * connect() then fails with `closed`; a reconnect tries again). Default 10 s.
+   */
+  helloTimeoutMs?: number;
+  /**
    * Reconnect delays: doubling from minMs to maxMs, each with random jitter. Default 500 ms .. 30 s. They
    * start again from minMs once a connection has been up `resetAfterMs` (default 10 s) or has had a
    * request answered, not at every hello: a server that closes each connection soon after it opens is not
@@ -105,7 +110,12 @@ export class RealtimeConnection {
     this.sender = new Sender(this.link, opts.requestTimeoutMs ?? 10_000);
     this.resumes = new Resumes(opts.userId, opts.rest, this.link, this.sender, emit);
     this.catchup = this.resumes.catchup;
-    for (const [id, seq] of Object.entries(opts.positions ?? {})) this.catchup.positions.set(id, seq);
+    for (const [id, seq] of Object.entries(opts.positions ?? {})) {
+      // The server refuses a resume naming one (validation_failed), and each reconnect would send it again.
+      if (!Number.isSafeInteger(seq) || seq < 0)
+        throw new TypeError(`positions.${id}: expected a seq, an integer of 0 or more; got ${String(seq)}`);
+      this.catchup.positions.set(id, seq);
+    }
   }
 
   /** The highest seq seen per conversation. */

@@ -92,6 +92,7 @@ export class Resumes {
   /** A `resumed` frame: that conversation is caught up. */
   resumed(frame: Extract<ServerFrame, { type: "resumed" }>) {
     this.done(frame.ref, frame.conversation_id);
+    this.catchup.rewind(frame.conversation_id, frame.seq);
     this.catchup.finish(frame.conversation_id, frame.seq);
     this.emit("resumed", { conversation_id: frame.conversation_id, seq: frame.seq });
   }

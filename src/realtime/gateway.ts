@@ -33,6 +33,8 @@ const SHUTDOWN_PRESENCE_MS = 5000;
 const CLOSE_CODES = new Set<number>(Object.values(CLOSE));
 /** Refused frames in a row before a flooding connection is closed. */
 const MAX_DENIED = 20;
+/** Reads of a user's conversations at a socket's open, each changed under it, before it is told to try again. */
+const MAX_LIST_READS = 5;
 
 export interface Gateway {
   plugin: Elysia;
@@ -174,9 +176,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       return;
     }
     // Subscribed before hello, on every node: anything published after the client sees hello reaches it.
-    subscribeAll(ws)
-      .then(async () => {
-        if (!connections.all.has(ws)) return;
+    stillLive(ws)
+      .then((live) => (live ? subscribeAll(ws).then(() => true) : false))
+      .then(async (live) => {
+        if (!live || !connections.all.has(ws)) return;
         send(ws, {
           type: "hello",
           user_id,
@@ -200,6 +203,20 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         });
       })
       .catch((err: unknown) => opened(ws, err));
+  }
+
+  /**
+   * The session is asked about again once the socket is open: a revocation between the upgrade's check and
+   * the open found no socket of the session to close (it was not in `connections` yet), and the socket
+   * would have lived on. From here on a revocation finds it. Answered from the session cache, which a
+   * revocation empties of that session.
+   */
+  async function stillLive(ws: Socket): Promise<boolean> {
+    const live = await sessions.state(ws.data.session_id, ws.data.user_id);
+    if (live === "live") return true;
+    if (live === "expired") ws.close(CLOSE.unauthorized, "session expired");
+    else ws.close(CLOSE.sessionRevoked, "session revoked");
+    return false;
   }
 
   function onClose(ws: Socket, code: number) {
@@ -259,10 +276,22 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     };
   }
 
-  /** The user's topic and their conversations'; a device's own frames go to its sockets directly. */
+  /**
+   * The user's topic and their conversations'; a device's own frames go to its sockets directly. The socket
+   * is in `connections` while the list is read, so a membership change of its user meanwhile moves it
+   * (ws.data.moves): a removal unsubscribes it from a topic it is not in yet, and subscribing it from the
+   * list read before would leave a non-member hearing the conversation. The list is read again then.
+   */
   async function subscribeAll(ws: Socket) {
-    const ids = await deps.store.conversations.idsForUser(ws.data.user_id);
-    await fanout.subscribe(ws, topics.user(ws.data.user_id), ...ids.map(topics.conversation));
+    for (let reads = 1; ; reads++) {
+      const moves = ws.data.moves;
+      const ids = await deps.store.conversations.idsForUser(ws.data.user_id);
+      if (ws.data.moves === moves) {
+        await fanout.subscribe(ws, topics.user(ws.data.user_id), ...ids.map(topics.conversation));
+        return;
+      }
+      if (reads >= MAX_LIST_READS) throw new Error("the user's conversations kept changing while read");
+    }
   }
 
   /**

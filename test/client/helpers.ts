@@ -156,6 +156,8 @@ export function fakeServer(
     opened?: (ws: import("bun").ServerWebSocket<unknown>) => void;
     /** True: the upgrade is refused with 401, as a revoked session's would be. */
     refuse?: () => boolean;
+    /** True: the socket opens but no hello comes on it (a server stuck before its hello). */
+    mute?: () => boolean;
   } = {},
 ): FakeServer {
   let upgrades = 0;
@@ -183,6 +185,7 @@ export function fakeServer(
       maxPayloadLength: opts.maxPayloadLength,
       open(ws) {
         sockets.add(ws);
+        if (opts.mute?.()) return;
         const hello = {
           type: "hello",
           user_id: "u",

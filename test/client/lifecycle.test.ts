@@ -71,6 +71,50 @@ describe("heartbeat", () => {
   });
 });
 
+describe("a server that never says hello", () => {
+  it("fails a first connect() with closed once helloTimeoutMs passes, instead of leaving it waiting", async () => {
+    const fake = fakeServer({ mute: () => true });
+    const rt = fakeConnection(fake.baseUrl, { helloTimeoutMs: 300 });
+    try {
+      const closes = record(rt, "close");
+      const outcome = await Promise.race([
+        rejection(rt.connect()).then((err) => err.code),
+        Bun.sleep(3000).then(() => "still waiting"),
+      ]);
+      expect(outcome).toBe("closed");
+      expect(closes.items).toMatchObject([{ reconnecting: false }]);
+      expect(rt.connected).toBe(false);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("leaves a reconnect's socket that says no hello and tries again, and a send made meanwhile is acked once", async () => {
+    let mute = false;
+    const fake = fakeServer({ mute: () => mute });
+    const rt = fakeConnection(fake.baseUrl, { helloTimeoutMs: 300, requestTimeoutMs: 5000 });
+    try {
+      const [closes, opens] = [record(rt, "close"), record(rt, "open")];
+      await rt.connect();
+      mute = true;
+      for (const ws of fake.sockets) ws.close(CLOSE.restart, "restart");
+      await closes.next((c) => c.reconnecting);
+      const sent = rt.send("c", { content: "hi" });
+      // The stuck socket is left for another one, which says hello.
+      await waitFor(() => (fake.upgrades >= 2 ? true : undefined));
+      mute = false;
+      await opens.next((o) => o.reconnected, 3000);
+      expect(fake.upgrades).toBeGreaterThanOrEqual(3);
+      expect((await sent).client_msg_id).toBeString();
+      expect(fake.frames.filter((f) => f.type === "message")).toHaveLength(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
 describe("close() with a REST call on its way", () => {
   it("fails the call with closed at once, and later calls go out as usual", async () => {
     const { ParleyClient, ParleyError } = await import("../../src/client/index.ts");

@@ -110,6 +110,32 @@ describe("send and receive", () => {
     });
   }
 
+  it("stops calling a handler once it is removed, whether added before connect() or before a new connection", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "group",
+      participant_ids: [idOf(b)],
+    });
+    const calls: string[] = [];
+    // Added before any connection exists, removed once one does.
+    const offEarly = b.on("event", () => calls.push("early"));
+    await Promise.all([a.connect(), b.connect()]);
+    offEarly();
+    const first = record(b, "event");
+    const one = await a.realtime.send(conv.id, { content: "after the first removal" });
+    await first.next((e) => e.kind === "message.created" && e.seq === one.seq);
+    expect(calls).toEqual([]);
+    // Added on one connection, removed after close() and connect() made another.
+    const offLate = b.on("event", () => calls.push("late"));
+    b.close();
+    await b.connect();
+    offLate();
+    const events = record(b, "event");
+    const ack = await a.realtime.send(conv.id, { content: "to the handlers still there" });
+    await events.next((e) => e.kind === "message.created" && e.seq === ack.seq);
+    expect(calls).toEqual([]);
+  });
+
   it("speaks msgpackr records by default, and refuses an encoding it does not know", async () => {
     const a = await s.client();
     await a.connect();
@@ -614,6 +640,43 @@ describe("reconnect and resume", () => {
       expect(rt.positions[conv]).toBe(three.seq);
     } finally {
       rt.close();
+    }
+  });
+
+  it("moves a position past the end of the log back to it, so that the next changes are delivered", async () => {
+    const { a, b, conv } = await pair("msgpackr");
+    await a.realtime.send(conv, { content: "one" });
+    // Positions kept from before the server's store went back to an older backup, say.
+    const rt = connectionOf(b, { positions: { [conv]: 50 } });
+    try {
+      const [events, resumed] = [record(rt, "event"), record(rt, "resumed")];
+      await rt.connect();
+      expect(await resumed.next((r) => r.conversation_id === conv)).toEqual({
+        conversation_id: conv,
+        seq: 1,
+      });
+      expect(rt.positions[conv]).toBe(1);
+      const ack = await a.realtime.send(conv, { content: "two" });
+      const live = await events.next((e) => e.kind === "message.created");
+      expect(live).toMatchObject({ seq: ack.seq, message: { content: "two" } });
+    } finally {
+      rt.close();
+    }
+  });
+
+  it("refuses positions the server would refuse, at once, rather than reconnecting to send them again and again", async () => {
+    const { b, conv } = await pair("msgpackr");
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      let rt: RealtimeConnection | undefined;
+      const made = () => {
+        rt = connectionOf(b, { positions: { [conv]: bad } });
+        return rt;
+      };
+      try {
+        expect(made).toThrow(TypeError);
+      } finally {
+        rt?.close();
+      }
     }
   });
 

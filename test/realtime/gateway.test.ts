@@ -306,6 +306,51 @@ describe("messages over the socket", () => {
     c.close();
   });
 
+  it("leaves out a conversation the user is removed from while their socket opens (its list being read)", async () => {
+    const [owner, member] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, owner, [member]);
+    const conversations = h.deps.store.conversations;
+    const original = conversations.idsForUser;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let read = false;
+    // The member's list is read, with the conversation in it, and held until the removal is made.
+    conversations.idsForUser = async (userId: string) => {
+      const ids = await original.call(conversations, userId);
+      if (userId === member.id && !read) {
+        read = true;
+        await gate;
+      }
+      return ids;
+    };
+    try {
+      const m = await connect(url(member), [SUBPROTOCOLS.json, `bearer.${member.token}`]);
+      open.push(m);
+      await waitFor(() => (read ? true : undefined));
+      const removed = await call(h.app, "DELETE", `/api/conversations/${id}/participants/${member.id}`, {
+        token: owner.token,
+      });
+      expect(removed.status).toBe(204);
+      release();
+      await m.next((f) => f.type === "hello");
+      await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+        token: owner.token,
+        body: { content: "not for you" },
+      });
+      // A ping round trip after the send: had the event been published to the member, it would have come first.
+      m.send({ type: "ping", ref: "after" });
+      await m.next((f) => f.type === "pong" && f.ref === "after");
+      expect(m.frames.some((f) => f.type === "event" && f.kind === "message.created")).toBe(false);
+      m.send({ type: "typing_start", ref: "t", conversation_id: id });
+      expect(await m.next((f) => f.type === "error" && f.ref === "t")).toMatchObject({ code: "not_found" });
+      m.close();
+    } finally {
+      conversations.idsForUser = original;
+    }
+  });
+
   it("takes every socket out of a deleted conversation: typing there is refused and reaches nobody", async () => {
     const id = await group(h.app, alice, [bob]);
     const a = await socket(alice);
@@ -495,6 +540,26 @@ describe("resume", () => {
     expect(replay[1]?.message).toMatchObject({
       content: "one!",
       reactions: [{ user_id: alice.id, emoji: "✅" }],
+    });
+    b.close();
+  });
+
+  it("answers a position past the end of the log with resumed at the log's last seq, not the position", async () => {
+    const id = await group(h.app, alice, [bob]);
+    await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "only one" },
+    });
+    const other = await group(h.app, alice, [bob]);
+    const b = await socket(bob);
+    // A client's position from before the server's store was restored from an older backup, say.
+    b.send({ type: "resume", ref: "ahead", positions: { [id]: 50, [other]: 0 } });
+    expect(await b.next((f) => f.type === "resumed" && f.conversation_id === id)).toMatchObject({
+      ref: "ahead",
+      seq: 1,
+    });
+    expect(await b.next((f) => f.type === "resumed" && f.conversation_id === other)).toMatchObject({
+      seq: 0,
     });
     b.close();
   });
@@ -708,5 +773,40 @@ describe("limits and bad input", () => {
     const s = await socket(user);
     await call(h.app, "POST", "/api/auth/signout", { token: user.token });
     expect((await s.closed).code).toBe(4501);
+  });
+
+  it("closes with 4501, before hello, a socket whose session is revoked while its upgrade is under way", async () => {
+    const user = await signup(h.app);
+    const broker = h.deps.broker;
+    const original = broker.countSockets;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let held = false;
+    // The upgrade has found the session live and is counting the socket when the session is revoked.
+    broker.countSockets = async (userId, delta) => {
+      const n = await original.call(broker, userId, delta);
+      if (userId === user.id && delta === 1 && !held) {
+        held = true;
+        await gate;
+      }
+      return n;
+    };
+    try {
+      const opening = connect(url(user), [SUBPROTOCOLS.json, `bearer.${user.token}`]);
+      await waitFor(() => (held ? true : undefined));
+      expect((await call(h.app, "POST", "/api/auth/signout", { token: user.token })).status).toBeLessThan(
+        300,
+      );
+      release();
+      const s = await opening;
+      open.push(s);
+      const closed = await Promise.race([s.closed, Bun.sleep(3000).then(() => ({ code: "still open" }))]);
+      expect(closed.code).toBe(4501);
+      expect(s.frames.some((f) => f.type === "hello")).toBe(false);
+    } finally {
+      broker.countSockets = original;
+    }
   });
 });

@@ -222,11 +222,11 @@ export class Dispatcher {
       sendError(ws, ref, "not_found", message, { conversation_ids: unknown });
     }
     const wanted = entries.filter(([id]) => mine.has(id));
-    // Where each log ends, read after the frame came (one read for all): a position past it (a client's
-    // from before the store was restored from a backup, say) is answered with the end, not echoed back, so
-    // that the client moves back to it instead of taking the next changes for ones it has seen.
-    const heads = store.conversations.lastSeqs(wanted.map(([id]) => id));
-    heads.catch(() => {});
+    // Where each log ends, read (once for all) when a conversation has nothing after its position: a
+    // position past the end (a client's from before the store was restored from a backup, say) is answered
+    // with the end, not echoed back, so that the client moves back to it instead of taking the next changes
+    // for ones it has seen. A resume that has changes to send everywhere reads nothing more.
+    let heads: Promise<Map<string, number>> | undefined;
     // Read a few conversations ahead of the one being sent: on a store a network away (MongoDB) a resume of
     // many is not one round trip after another. Replies still leave in the order asked.
     const read = (i: number) => {
@@ -253,7 +253,10 @@ export class Dispatcher {
         sendEncoded(ws, this.replays.frame(m, encoding));
         seq = m.version_seq;
       }
-      if (changes.length === 0) seq = Math.min(after, (await heads).get(conversationId) ?? after);
+      if (changes.length === 0) {
+        heads ??= store.conversations.lastSeqs(wanted.map(([id]) => id));
+        seq = Math.min(after, (await heads).get(conversationId) ?? after);
+      }
       send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
     }
   }

@@ -148,6 +148,14 @@ export class Fanout {
    */
   subscribe(ws: Socket, ...topicList: string[]): Promise<void> {
     for (const topic of topicList) ws.subscribe(bunTopic(topic, ws.data.encoding));
+    return this.join(...topicList);
+  }
+
+  /**
+   * With other nodes, the node joins their channels, no socket subscribed here: from then on what another
+   * node says there is heard (a user's membership changes move their sockets that `connections` holds).
+   */
+  join(...topicList: string[]): Promise<void> {
     if (!this.broker.shared) return Promise.resolve();
     // The broker's Redis out of reach is an outage, not the client's fault: `unavailable`, try again.
     // (The broker logs the outage; the client is not told its internals.) The socket keeps the topics here.

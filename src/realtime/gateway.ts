@@ -280,9 +280,12 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
    * The user's topic and their conversations'; a device's own frames go to its sockets directly. The socket
    * is in `connections` while the list is read, so a membership change of its user meanwhile moves it
    * (ws.data.moves): a removal unsubscribes it from a topic it is not in yet, and subscribing it from the
-   * list read before would leave a non-member hearing the conversation. The list is read again then.
+   * list read before would leave a non-member hearing the conversation. The list is read again then. The
+   * node joins the user's channel before the first read, so that a change made on another node meanwhile
+   * reaches it too.
    */
   async function subscribeAll(ws: Socket) {
+    await fanout.join(topics.user(ws.data.user_id));
     for (let reads = 1; ; reads++) {
       const moves = ws.data.moves;
       const ids = await deps.store.conversations.idsForUser(ws.data.user_id);

@@ -147,6 +147,79 @@ describe("two nodes", () => {
     expect(newcomer.frames.filter(said("after dave left"))).toEqual([]);
   });
 
+  it("leaves out a conversation the user is removed from on the other node while their socket opens", async () => {
+    const [owner, member] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, owner, [member]);
+    const conversations = h.deps.store.conversations;
+    const original = conversations.idsForUser;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let read = false;
+    // Node A reads the member's list, the conversation in it, and holds it while node B removes them.
+    conversations.idsForUser = async (userId: string) => {
+      const ids = await original.call(conversations, userId);
+      if (userId === member.id && !read) {
+        read = true;
+        await gate;
+      }
+      return ids;
+    };
+    try {
+      const opening = connect(`${base.a}/ws/${member.id}/${member.session_id}`, [
+        SUBPROTOCOLS.msgpack,
+        `bearer.${member.token}`,
+      ]);
+      await waitFor(() => (read ? true : undefined));
+      // Node B's word of the removal is through Redis before node A joins any channel: a client that sees
+      // it pass, on a channel of the conversation's, and only then lets node A go on.
+      const watcher = new Redis(REDIS_URL);
+      let relayed = false;
+      watcher.on("messageBuffer", () => {
+        relayed = true;
+      });
+      await watcher.subscribe(`parley:c:${id}`);
+      try {
+        const removed = await call(
+          nodeB.app,
+          "DELETE",
+          `/api/conversations/${id}/participants/${member.id}`,
+          {
+            token: owner.token,
+          },
+        );
+        expect(removed.status).toBe(204);
+        await waitFor(() => (relayed ? true : undefined));
+      } finally {
+        await watcher.quit();
+      }
+      release();
+      const m = await opening;
+      open.push(m);
+      await m.next((f) => f.type === "hello");
+      const sender = await socket(owner, "b");
+      sender.send({
+        type: "message",
+        ref: 1,
+        conversation_id: id,
+        client_msg_id: "nfy",
+        content: "not for you",
+      });
+      await sender.next((f) => f.type === "ack" && f.ref === 1);
+      // The owner's own copy came through Redis to node A and back to nobody else there; a ping round trip
+      // on the member's socket after it: had the event been published to them, it would have come first.
+      const listener = await socket(owner, "a");
+      sender.send({ type: "message", ref: 2, conversation_id: id, client_msg_id: "mark", content: "mark" });
+      await listener.next(said("mark"));
+      m.send({ type: "ping", ref: "after" });
+      await m.next((f) => f.type === "pong" && f.ref === "after");
+      expect(m.frames.some((f) => f.type === "event" && f.kind === "message.created")).toBe(false);
+    } finally {
+      conversations.idsForUser = original;
+    }
+  });
+
   it("takes the sockets of the other node out of a conversation deleted on one", async () => {
     const [alice, bob] = [await signup(h.app), await signup(h.app)];
     const id = await group(h.app, alice, [bob]);

@@ -34,12 +34,18 @@ function checkContent(content: string, maxBytes: number, required: boolean) {
   if (Buffer.byteLength(content) > maxBytes) throw invalid("content", `must be at most ${maxBytes} bytes`);
 }
 
-/** An emoji (or short reaction token): 1-32 bytes of text without whitespace. */
+/**
+ * An emoji (or short reaction token): 1-32 bytes of text without whitespace. Not "." or "..": a reaction
+ * is removed by naming it in a URL path, where those are dot segments, which every URL parser (fetch's
+ * too, and %2E alike) resolves away: the removal of ".." would reach DELETE /api/messages/{id}.
+ */
 function checkEmoji(emoji: string) {
   const bytes = Buffer.byteLength(emoji);
   if (bytes < 1 || bytes > 32 || /\s/u.test(emoji) || !emoji.isWellFormed() || emoji.includes("\u0000")) {
     throw invalid("emoji", "must be 1-32 bytes of text without whitespace");
   }
+  if (emoji === "." || emoji === "..")
+    throw invalid("emoji", 'must not be "." or ".." (a URL cannot name it)');
 }
 
 /**

@@ -309,6 +309,26 @@ describe("edits, deletes and reactions", () => {
     expect(events.body.last_seq).toBe(2); // the second delete took no seq
   });
 
+  it.each([["."], [".."]])(
+    "refuses the emoji %p, which no URL can name for its removal (a dot segment)",
+    async (emoji) => {
+      const id = await group();
+      const m = await send(alice.token, id, { content: "mine" });
+      const add = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+        token: alice.token,
+        body: { emoji },
+      });
+      expect([add.status, add.body.error?.field]).toEqual([422, "emoji"]);
+      // Were it taken, the URL of its removal would lose it: ".." would make it DELETE /api/messages/{id}.
+      const path = `/api/messages/${m.body.id}/reactions/${encodeURIComponent(emoji)}`;
+      expect(new URL(path, "http://localhost").pathname).toBe(
+        emoji === "." ? `/api/messages/${m.body.id}/reactions/` : `/api/messages/${m.body.id}/`,
+      );
+      const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+      expect(page.body.items[0].reactions).toEqual([]);
+    },
+  );
+
   it.each([[""], ["two words"], ["x".repeat(33)]])("refuses the emoji %p with 422", async (emoji) => {
     const id = await group();
     const m = await send(alice.token, id, { content: "hi" });

@@ -329,6 +329,37 @@ describe("edits, deletes and reactions", () => {
     },
   );
 
+  it("takes an emoji of one grapheme past 32 bytes (a kiss with two skin tones is 35) and removes it", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "xoxo" });
+    for (const emoji of ["🧑🏻‍❤️‍💋‍🧑🏼", "👩🏽‍❤️‍💋‍👨🏿"]) {
+      const add = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+        token: bob.token,
+        body: { emoji },
+      });
+      expect(add.status).toBe(201);
+    }
+    const del = await call(
+      h.app,
+      "DELETE",
+      `/api/messages/${m.body.id}/reactions/${encodeURIComponent("🧑🏻‍❤️‍💋‍🧑🏼")}`,
+      { token: bob.token },
+    );
+    expect(del.status).toBe(204);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items.at(-1).reactions).toEqual([{ user_id: bob.id, emoji: "👩🏽‍❤️‍💋‍👨🏿" }]);
+  });
+
+  it("still refuses a token of several graphemes past 32 bytes, whatever they are", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "many" });
+    const res = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+      token: bob.token,
+      body: { emoji: "👍".repeat(9) },
+    });
+    expect([res.status, res.body.error.field]).toEqual([422, "emoji"]);
+  });
+
   it.each([[""], ["two words"], ["x".repeat(33)]])("refuses the emoji %p with 422", async (emoji) => {
     const id = await group();
     const m = await send(alice.token, id, { content: "hi" });

@@ -316,6 +316,6 @@ export interface MessagesRepo {
   events(conversationId: string, after: number, limit: number): Promise<MessageRecord[]>;
   /** Live (not deleted), non-system messages after `afterSeq` sent by anyone but `userId`. */
   countUnread(conversationId: string, afterSeq: number, userId: string): Promise<number>;
-  /** Full-text search over content of live messages, best match first. */
+  /** Full-text search over content of live (not deleted), non-system messages, best match first. */
   search(conversationId: string, query: string, limit: number): Promise<MessageRecord[]>;
 }

@@ -961,6 +961,18 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect(ids(await store.messages.search("c-1", "cat", 10))).toEqual([lazy.id]);
         });
 
+        it("leaves out system messages, the JSON records of changes", async () => {
+          const record = await append(
+            draft("c-1", "u-alice", {
+              message_type: "system",
+              content: JSON.stringify({ event: "participant.added", user_id: "u-fox", role: "member" }),
+            }),
+          );
+          const said = await append(draft("c-1", "u-bob", { content: "welcome, new member" }));
+          expect(ids(await store.messages.search("c-1", "member", 10))).toEqual([said.id]);
+          expect(ids(await store.messages.search("c-1", "participant added", 10))).not.toContain(record.id);
+        });
+
         it("takes punctuation and quotes as text, never as query syntax", async () => {
           for (const q of ['"foo AND (', "fox)", "-fox", "*", '"', "NEAR(fox dog", "", "   ", "fox:dog"]) {
             const found = await store.messages.search("c-1", q, 10);

@@ -472,6 +472,23 @@ describe("search", () => {
     expect(odd.status).toBe(200);
   });
 
+  it("finds what people wrote, not the system records of membership and name changes", async () => {
+    const id = await group(alice, [bob]);
+    await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
+    await call(h.app, "PUT", `/api/conversations/${id}`, { token: alice.token, body: { name: "Budget" } });
+    const said = await send(bob.token, id, { content: "welcome, new member" });
+    const search = (q: string) =>
+      call(h.app, "GET", `/api/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, {
+        token: carol.token,
+      });
+    expect((await search("member")).body.items.map((m: { id: string }) => m.id)).toEqual([said.body.id]);
+    expect((await search("event")).body.items).toEqual([]);
+    expect((await search("budget")).body.items).toEqual([]);
+  });
+
   it("refuses to search an encrypted conversation: 422 conversation_encrypted", async () => {
     const res = await call(h.app, "POST", "/api/conversations", {
       token: alice.token,

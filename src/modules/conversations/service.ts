@@ -263,7 +263,10 @@ export function createConversationsService(deps: ConversationDeps) {
         if (owners.length <= 1)
           throw new AppError("last_owner", "the last owner cannot leave; make another member owner first");
       }
-      await store.conversations.removeParticipant(id, targetId);
+      // Two removals of one member at once (a double tap on "leave", an admin at the same moment) both
+      // pass the checks above; only the one that removed them records it.
+      if (!(await store.conversations.removeParticipant(id, targetId)))
+        throw new AppError("not_found", "participant not found");
       await publishSystem(id, userId, "participant.removed", { user_id: targetId });
     },
   };

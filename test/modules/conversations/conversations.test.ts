@@ -315,6 +315,33 @@ describe("participants", () => {
   });
 });
 
+describe("the same removal twice at once", () => {
+  it("records one participant.removed, and answers the late one 404 like a removal made after it", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id] });
+    const id = g.body.id as string;
+    const events: ConversationEvent[] = [];
+    const off = h.deps.hub.subscribe(id, (e) => events.push(e));
+    // Carol taps "leave" twice, while Alice removes her too: all three pass their membership checks
+    // before the first removal lands.
+    const { conversations } = h.deps;
+    const answers = await Promise.allSettled([
+      conversations.removeParticipant(id, carol.id, carol.id),
+      conversations.removeParticipant(id, carol.id, carol.id),
+      conversations.removeParticipant(id, alice.id, carol.id),
+    ]);
+    off();
+    expect(answers.map((a) => (a.status === "fulfilled" ? "removed" : a.reason.code)).sort()).toEqual([
+      "not_found",
+      "not_found",
+      "removed",
+    ]);
+    expect(events.filter((e) => e.kind === "participant.removed")).toHaveLength(1);
+    const log = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    const records = log.body.items.map((m: { content: string }) => JSON.parse(m.content).event);
+    expect(records).toEqual(["participant.removed"]);
+  });
+});
+
 describe("a conversation deleted while a write to it is on its way", () => {
   // The delete lands between the write's membership check and its append to the log: the store's
   // append is made to delete the conversation first, as the race would.

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import {
   type ConversationRecord,
   DuplicateError,
+  LastOwnerError,
   type MessageRecord,
   MissingError,
   type ParticipantRecord,
@@ -362,6 +363,52 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(false);
         expect(await store.conversations.removeParticipant("c-1", "u-nobody")).toBe(false);
         expect((await store.conversations.participants("c-1")).map((p) => p.user_id)).toEqual(["u-alice"]);
+      });
+
+      describe("keeping an owner (keepOwner)", () => {
+        const owners = async () =>
+          (await store.conversations.participants("c-1"))
+            .filter((p) => p.role === "owner")
+            .map((p) => p.user_id);
+
+        it("refuses to remove or demote the last owner, and leaves members and other owners to go", async () => {
+          await group("c-1");
+          const keep = { keepOwner: true };
+          await expect(store.conversations.removeParticipant("c-1", "u-alice", keep)).rejects.toBeInstanceOf(
+            LastOwnerError,
+          );
+          await expect(store.conversations.setRole("c-1", "u-alice", "admin", keep)).rejects.toBeInstanceOf(
+            LastOwnerError,
+          );
+          expect(await owners()).toEqual(["u-alice"]);
+          expect(await store.conversations.setRole("c-1", "u-alice", "owner", keep)).toMatchObject({
+            role: "owner",
+          });
+          expect(await store.conversations.removeParticipant("c-1", "u-nobody", keep)).toBe(false);
+          expect(await store.conversations.setRole("c-1", "u-nobody", "member", keep)).toBeNull();
+          expect(await store.conversations.setRole("c-1", "u-bob", "owner", keep)).toMatchObject({
+            role: "owner",
+          });
+          expect(await store.conversations.setRole("c-1", "u-alice", "admin", keep)).toMatchObject({
+            role: "admin",
+          });
+          expect(await store.conversations.removeParticipant("c-1", "u-alice", keep)).toBe(true);
+          expect(await owners()).toEqual(["u-bob"]);
+        });
+
+        it("lets only one of two owners stepping down at the same moment do it", async () => {
+          await group("c-1");
+          await store.conversations.setRole("c-1", "u-bob", "owner");
+          const keep = { keepOwner: true };
+          const settled = await Promise.allSettled([
+            store.conversations.removeParticipant("c-1", "u-alice", keep),
+            store.conversations.setRole("c-1", "u-bob", "member", keep),
+          ]);
+          expect(settled.filter((s) => s.status === "rejected").map((s) => s.reason)).toEqual([
+            expect.any(LastOwnerError),
+          ]);
+          expect(await owners()).toHaveLength(1);
+        });
       });
 
       it("setRole changes a member's role and returns the record; null for a non-member", async () => {

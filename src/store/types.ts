@@ -82,6 +82,18 @@ export class DuplicateError extends Error {
   }
 }
 
+/**
+ * Thrown by a membership write asked to keep an owner (`keepOwner`) when it would leave the conversation
+ * without one: the check and the write are one atomic step, so two owners stepping down at once cannot
+ * both pass it.
+ */
+export class LastOwnerError extends Error {
+  constructor(readonly conversationId: string) {
+    super(`conversation ${conversationId} would have no owner left`);
+    this.name = "LastOwnerError";
+  }
+}
+
 /** Thrown by a write whose conversation does not exist (deleted while the write was on its way). */
 export class MissingError extends Error {
   constructor(
@@ -264,10 +276,25 @@ export interface ConversationsRepo {
   participant(conversationId: string, userId: string): Promise<ParticipantRecord | null>;
   /** Adds a member; false when already a member. No such conversation (deleted meanwhile): MissingError. */
   addParticipant(participant: ParticipantRecord): Promise<boolean>;
-  /** Changes a member's role; null when not a member. */
-  setRole(conversationId: string, userId: string, role: ParticipantRole): Promise<ParticipantRecord | null>;
-  /** Removes a member; false when not a member. */
-  removeParticipant(conversationId: string, userId: string): Promise<boolean>;
+  /**
+   * Changes a member's role; null when not a member. With `keepOwner`, an owner's role changes only while
+   * another owner remains (LastOwnerError otherwise), checked in the same atomic step.
+   */
+  setRole(
+    conversationId: string,
+    userId: string,
+    role: ParticipantRole,
+    options?: { keepOwner?: boolean },
+  ): Promise<ParticipantRecord | null>;
+  /**
+   * Removes a member; false when not a member. With `keepOwner`, an owner is removed only while another
+   * owner remains (LastOwnerError otherwise), checked in the same atomic step.
+   */
+  removeParticipant(
+    conversationId: string,
+    userId: string,
+    options?: { keepOwner?: boolean },
+  ): Promise<boolean>;
   /** Moves last_read_seq forward only (and delivered_seq with it); returns the resulting record. */
   markRead(
     conversationId: string,
@@ -316,6 +343,6 @@ export interface MessagesRepo {
   events(conversationId: string, after: number, limit: number): Promise<MessageRecord[]>;
   /** Live (not deleted), non-system messages after `afterSeq` sent by anyone but `userId`. */
   countUnread(conversationId: string, afterSeq: number, userId: string): Promise<number>;
-  /** Full-text search over content of live messages, best match first. */
+  /** Full-text search over content of live (not deleted), non-system messages, best match first. */
   search(conversationId: string, query: string, limit: number): Promise<MessageRecord[]>;
 }

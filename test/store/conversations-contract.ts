@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import {
   type ConversationRecord,
   DuplicateError,
+  LastOwnerError,
   type MessageRecord,
   MissingError,
   type ParticipantRecord,
@@ -362,6 +363,52 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(false);
         expect(await store.conversations.removeParticipant("c-1", "u-nobody")).toBe(false);
         expect((await store.conversations.participants("c-1")).map((p) => p.user_id)).toEqual(["u-alice"]);
+      });
+
+      describe("keeping an owner (keepOwner)", () => {
+        const owners = async () =>
+          (await store.conversations.participants("c-1"))
+            .filter((p) => p.role === "owner")
+            .map((p) => p.user_id);
+
+        it("refuses to remove or demote the last owner, and leaves members and other owners to go", async () => {
+          await group("c-1");
+          const keep = { keepOwner: true };
+          await expect(store.conversations.removeParticipant("c-1", "u-alice", keep)).rejects.toBeInstanceOf(
+            LastOwnerError,
+          );
+          await expect(store.conversations.setRole("c-1", "u-alice", "admin", keep)).rejects.toBeInstanceOf(
+            LastOwnerError,
+          );
+          expect(await owners()).toEqual(["u-alice"]);
+          expect(await store.conversations.setRole("c-1", "u-alice", "owner", keep)).toMatchObject({
+            role: "owner",
+          });
+          expect(await store.conversations.removeParticipant("c-1", "u-nobody", keep)).toBe(false);
+          expect(await store.conversations.setRole("c-1", "u-nobody", "member", keep)).toBeNull();
+          expect(await store.conversations.setRole("c-1", "u-bob", "owner", keep)).toMatchObject({
+            role: "owner",
+          });
+          expect(await store.conversations.setRole("c-1", "u-alice", "admin", keep)).toMatchObject({
+            role: "admin",
+          });
+          expect(await store.conversations.removeParticipant("c-1", "u-alice", keep)).toBe(true);
+          expect(await owners()).toEqual(["u-bob"]);
+        });
+
+        it("lets only one of two owners stepping down at the same moment do it", async () => {
+          await group("c-1");
+          await store.conversations.setRole("c-1", "u-bob", "owner");
+          const keep = { keepOwner: true };
+          const settled = await Promise.allSettled([
+            store.conversations.removeParticipant("c-1", "u-alice", keep),
+            store.conversations.setRole("c-1", "u-bob", "member", keep),
+          ]);
+          expect(settled.filter((s) => s.status === "rejected").map((s) => s.reason)).toEqual([
+            expect.any(LastOwnerError),
+          ]);
+          expect(await owners()).toHaveLength(1);
+        });
       });
 
       it("setRole changes a member's role and returns the record; null for a non-member", async () => {
@@ -959,6 +1006,18 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           await store.messages.change(lazy.id, { content: "sleepy cat", updated_at: T0 + 2 });
           expect(await store.messages.search("c-1", "sleeps", 10)).toEqual([]);
           expect(ids(await store.messages.search("c-1", "cat", 10))).toEqual([lazy.id]);
+        });
+
+        it("leaves out system messages, the JSON records of changes", async () => {
+          const record = await append(
+            draft("c-1", "u-alice", {
+              message_type: "system",
+              content: JSON.stringify({ event: "participant.added", user_id: "u-fox", role: "member" }),
+            }),
+          );
+          const said = await append(draft("c-1", "u-bob", { content: "welcome, new member" }));
+          expect(ids(await store.messages.search("c-1", "member", 10))).toEqual([said.id]);
+          expect(ids(await store.messages.search("c-1", "participant added", 10))).not.toContain(record.id);
         });
 
         it("takes punctuation and quotes as text, never as query syntax", async () => {

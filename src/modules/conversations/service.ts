@@ -8,6 +8,7 @@ import {
   type ActivityCursor,
   type ConversationRecord,
   DuplicateError,
+  LastOwnerError,
   type ParticipantRecord,
   type ParticipantRole,
   type Store,
@@ -63,6 +64,14 @@ const member = (
   delivered_at: null,
   read_at: null,
 });
+
+/** The store's last-owner guard (LastOwnerError) as the API's 409 last_owner. */
+const lastOwner =
+  (message: string) =>
+  (err: unknown): never => {
+    if (err instanceof LastOwnerError) throw new AppError("last_owner", message);
+    throw err;
+  };
 
 export function createConversationsService(deps: ConversationDeps) {
   const { store, clock, hub } = deps;
@@ -240,7 +249,11 @@ export function createConversationsService(deps: ConversationDeps) {
         const owners = (await store.conversations.participants(id)).filter((p) => p.role === "owner");
         if (owners.length <= 1) throw new AppError("last_owner", "make another member owner first");
       }
-      const updated = await store.conversations.setRole(id, targetId, role);
+      // The check above answers at once; the store's, atomic with the change, settles a race with another
+      // owner stepping down at the same moment.
+      const updated = await store.conversations
+        .setRole(id, targetId, role, { keepOwner: true })
+        .catch(lastOwner("make another member owner first"));
       if (!updated) throw new AppError("not_found", "participant not found");
       await publishSystem(id, userId, "participant.updated", { user_id: targetId, role });
       return toParticipantView(updated);
@@ -263,7 +276,12 @@ export function createConversationsService(deps: ConversationDeps) {
         if (owners.length <= 1)
           throw new AppError("last_owner", "the last owner cannot leave; make another member owner first");
       }
-      await store.conversations.removeParticipant(id, targetId);
+      // Two removals of one member at once (a double tap on "leave", an admin at the same moment) both
+      // pass the checks above; only the one that removed them records it.
+      const removed = await store.conversations
+        .removeParticipant(id, targetId, { keepOwner: true })
+        .catch(lastOwner("the last owner cannot leave; make another member owner first"));
+      if (!removed) throw new AppError("not_found", "participant not found");
       await publishSystem(id, userId, "participant.removed", { user_id: targetId });
     },
   };

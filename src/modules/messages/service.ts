@@ -34,12 +34,31 @@ function checkContent(content: string, maxBytes: number, required: boolean) {
   if (Buffer.byteLength(content) > maxBytes) throw invalid("content", `must be at most ${maxBytes} bytes`);
 }
 
-/** An emoji (or short reaction token): 1-32 bytes of text without whitespace. */
+/** The longest emoji taken: one grapheme, such as a kiss with two skin tones (35 bytes), may pass 32. */
+const MAX_EMOJI_BYTES = 64;
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+const oneGrapheme = (text: string) => {
+  const all = graphemes.segment(text)[Symbol.iterator]();
+  return !all.next().done && all.next().done === true;
+};
+
+/**
+ * An emoji (or short reaction token): 1-32 bytes of text without whitespace, or one grapheme of up to
+ * MAX_EMOJI_BYTES (the emoji keyboards offer sequences longer than 32 bytes). Not "." or "..": a reaction
+ * is removed by naming it in a URL path, where those are dot segments, which every URL parser (fetch's
+ * too, and %2E alike) resolves away: the removal of ".." would reach DELETE /api/messages/{id}.
+ */
 function checkEmoji(emoji: string) {
   const bytes = Buffer.byteLength(emoji);
-  if (bytes < 1 || bytes > 32 || /\s/u.test(emoji) || !emoji.isWellFormed() || emoji.includes("\u0000")) {
-    throw invalid("emoji", "must be 1-32 bytes of text without whitespace");
+  const sized = bytes >= 1 && (bytes <= 32 || (bytes <= MAX_EMOJI_BYTES && oneGrapheme(emoji)));
+  if (!sized || /\s/u.test(emoji) || !emoji.isWellFormed() || emoji.includes("\u0000")) {
+    throw invalid(
+      "emoji",
+      `must be 1-32 bytes of text without whitespace, or one emoji of up to ${MAX_EMOJI_BYTES}`,
+    );
   }
+  if (emoji === "." || emoji === "..")
+    throw invalid("emoji", 'must not be "." or ".." (a URL cannot name it)');
 }
 
 /**

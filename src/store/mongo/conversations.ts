@@ -1,11 +1,19 @@
 // Conversations and their members on MongoDB.
 
-import { type Document, type Filter, MongoServerError, type UpdateFilter, type WithId } from "mongodb";
+import {
+  type ClientSession,
+  type Document,
+  type Filter,
+  MongoServerError,
+  type UpdateFilter,
+  type WithId,
+} from "mongodb";
 import {
   type ConversationPatch,
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
+  LastOwnerError,
   MissingError,
   type ParticipantRecord,
 } from "../types.ts";
@@ -15,6 +23,7 @@ import type { Collections, ConversationDoc, ParticipantDoc } from "./schema.ts";
 export const toConversation = ({
   _id,
   last_message_seq: _,
+  owner_changes: __,
   ...conversation
 }: ConversationDoc): ConversationRecord => ({ id: _id, ...conversation });
 
@@ -87,6 +96,37 @@ export function mongoConversations(
       .find({ user_id: userId }, { projection: { _id: 0, conversation_id: 1 } })
       .toArray();
     return rows.map((r) => r.conversation_id);
+  };
+
+  /**
+   * With keepOwner, in a transaction: an owner stepping down (removed, or given another role) first writes
+   * the conversation's owner_changes, so that two at once conflict (withTransaction runs the loser again,
+   * which then counts the other's change) rather than each counting the other still an owner.
+   */
+  const stepDown = async <T>(
+    conversationId: string,
+    userId: string,
+    keepOwner: boolean,
+    write: (session: ClientSession | undefined) => Promise<T>,
+    notMember: T,
+  ): Promise<T> => {
+    if (!keepOwner) return write(undefined);
+    return tx.run(async (session) => {
+      const target = await participants.findOne(
+        { conversation_id: conversationId, user_id: userId },
+        { session },
+      );
+      if (!target) return notMember;
+      if (target.role === "owner") {
+        await conversations.updateOne({ _id: conversationId }, { $inc: { owner_changes: 1 } }, { session });
+        const others = await participants.countDocuments(
+          { conversation_id: conversationId, role: "owner", user_id: { $ne: userId } },
+          { session },
+        );
+        if (others === 0) throw new LastOwnerError(conversationId);
+      }
+      return write(session);
+    });
   };
 
   return {
@@ -196,17 +236,37 @@ export function mongoConversations(
         return result.upsertedCount === 1;
       });
     },
-    async setRole(conversationId, userId, role) {
-      const doc = await participants.findOneAndUpdate(
-        { conversation_id: conversationId, user_id: userId },
-        { $set: { role } },
-        { returnDocument: "after" },
+    async setRole(conversationId, userId, role, options) {
+      const keepOwner = (options?.keepOwner ?? false) && role !== "owner";
+      return stepDown(
+        conversationId,
+        userId,
+        keepOwner,
+        async (session) => {
+          const doc = await participants.findOneAndUpdate(
+            { conversation_id: conversationId, user_id: userId },
+            { $set: { role } },
+            { returnDocument: "after", session },
+          );
+          return doc && toParticipant(doc);
+        },
+        null,
       );
-      return doc && toParticipant(doc);
     },
-    async removeParticipant(conversationId, userId) {
-      const result = await participants.deleteOne({ conversation_id: conversationId, user_id: userId });
-      return result.deletedCount === 1;
+    async removeParticipant(conversationId, userId, options) {
+      return stepDown(
+        conversationId,
+        userId,
+        options?.keepOwner ?? false,
+        async (session) => {
+          const result = await participants.deleteOne(
+            { conversation_id: conversationId, user_id: userId },
+            { session },
+          );
+          return result.deletedCount === 1;
+        },
+        false,
+      );
     },
     async markRead(conversationId, userId, seq, now) {
       return mark(conversationId, userId, seq, now, true);

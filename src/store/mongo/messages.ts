@@ -217,7 +217,13 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
       const query = quotedTerms(text);
       if (!query || limit <= 0) return [];
       const docs = await messages
-        .find({ conversation_id: conversationId, deleted: false, $text: { $search: query } })
+        .find({
+          conversation_id: conversationId,
+          deleted: false,
+          // System messages are JSON records of changes, not text anyone wrote.
+          message_type: { $ne: "system" },
+          $text: { $search: query },
+        })
         .sort({ score: { $meta: "textScore" }, seq: -1 })
         .limit(limit)
         .toArray();

@@ -37,8 +37,14 @@ export interface LockoutDoc {
 /**
  * A conversation under its id. last_message_seq never leaves the adapter: it is the seq of last_message_id,
  * so that appends finishing out of order still leave the newest message there (absent before any message).
+ * Nor does owner_changes: a count that every owner stepping down writes, so that two doing it at once
+ * conflict (one transaction retries and sees the other's change) instead of both leaving.
  */
-export type ConversationDoc = Omit<ConversationRecord, "id"> & { _id: string; last_message_seq?: number };
+export type ConversationDoc = Omit<ConversationRecord, "id"> & {
+  _id: string;
+  last_message_seq?: number;
+  owner_changes?: number;
+};
 /** Found by (conversation_id, user_id) (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
 /** joined_seq is missing from members added by releases that did not keep it. */
 export type ParticipantDoc = Omit<ParticipantRecord, "joined_seq"> & { joined_seq?: number };

@@ -6,6 +6,7 @@ import {
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
+  LastOwnerError,
   MissingError,
   type ParticipantRecord,
 } from "../types.ts";
@@ -83,10 +84,19 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const participant = db.query<ParticipantRecord, [string, string]>(
     "SELECT * FROM participants WHERE conversation_id = ? AND user_id = ?",
   );
-  const setRole = db.query<ParticipantRecord, [string, string, string]>(
-    "UPDATE participants SET role = ? WHERE conversation_id = ? AND user_id = ? RETURNING *",
+  // ?4 (keepOwner): an owner stops being one only while another owner remains; one statement, so two
+  // owners stepping down at once cannot both see the other still there.
+  const anotherOwner = `EXISTS (SELECT 1 FROM participants o
+    WHERE o.conversation_id = ?2 AND o.user_id != ?3 AND o.role = 'owner')`;
+  const setRole = db.query<ParticipantRecord, [string, string, string, number]>(
+    `UPDATE participants SET role = ?1 WHERE conversation_id = ?2 AND user_id = ?3
+       AND (?4 = 0 OR ?1 = 'owner' OR role != 'owner' OR ${anotherOwner})
+     RETURNING *`,
   );
-  const removeParticipant = db.query("DELETE FROM participants WHERE conversation_id = ? AND user_id = ?");
+  const removeParticipant = db.query<never, [null, string, string, number]>(
+    `DELETE FROM participants WHERE conversation_id = ?2 AND user_id = ?3
+       AND (?4 = 0 OR role != 'owner' OR ${anotherOwner})`,
+  );
   // SET expressions all see the old row, so the CASE compares against the value before the update.
   const markRead = db.query<ParticipantRecord, [number, number, string, string]>(
     `UPDATE participants SET
@@ -178,11 +188,19 @@ export function sqliteConversations(db: Database): ConversationsRepo {
       if (!exists.get(p.conversation_id)) throw new MissingError("conversation", p.conversation_id);
       return false;
     },
-    async setRole(conversationId, userId, role) {
-      return setRole.get(role, conversationId, userId);
+    async setRole(conversationId, userId, role, options) {
+      const keep = options?.keepOwner ? 1 : 0;
+      const updated = setRole.get(role, conversationId, userId, keep);
+      // Not changed yet still a member: only the last owner's guard refuses.
+      if (!updated && keep && participant.get(conversationId, userId))
+        throw new LastOwnerError(conversationId);
+      return updated;
     },
-    async removeParticipant(conversationId, userId) {
-      return removeParticipant.run(conversationId, userId).changes === 1;
+    async removeParticipant(conversationId, userId, options) {
+      const keep = options?.keepOwner ? 1 : 0;
+      if (removeParticipant.run(null, conversationId, userId, keep).changes === 1) return true;
+      if (keep && participant.get(conversationId, userId)) throw new LastOwnerError(conversationId);
+      return false;
     },
     async markRead(conversationId, userId, seq, now) {
       return receipt({ read: true, conversationId, userId, seq, now });

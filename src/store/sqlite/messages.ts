@@ -117,14 +117,14 @@ export function sqliteMessages(
   };
   // The match names the conversation's number (an indexed column of messages_fts, schema.ts migration 7)
   // and its words in the content column, so that the index yields that conversation's matches only; bm25
-  // weighs the content alone.
+  // weighs the content alone. System messages are JSON records of changes, not text anyone wrote.
   const search = db.query<MessageRow, [string, string, number]>(
     `SELECT ${COLUMNS.split(", ")
       .map((c) => `m.${c}`)
       .join(", ")}
      FROM messages_fts f JOIN messages m ON m.rowid = f.rowid
      WHERE messages_fts MATCH 'conv : "' || COALESCE(${CONV.replace("?1", "?2")}, 0) || '" AND content : (' || ?1 || ')'
-       AND m.conversation_id = ?2 AND m.deleted = 0
+       AND m.conversation_id = ?2 AND m.deleted = 0 AND m.message_type != 'system'
      ORDER BY bm25(messages_fts, 1.0, 0.0) LIMIT ?3`,
   );
 

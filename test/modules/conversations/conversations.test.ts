@@ -315,6 +315,78 @@ describe("participants", () => {
   });
 });
 
+describe("the same removal twice at once", () => {
+  it("records one participant.removed, and answers the late one 404 like a removal made after it", async () => {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id] });
+    const id = g.body.id as string;
+    const events: ConversationEvent[] = [];
+    const off = h.deps.hub.subscribe(id, (e) => events.push(e));
+    // Carol taps "leave" twice, while Alice removes her too: all three pass their membership checks
+    // before the first removal lands.
+    const { conversations } = h.deps;
+    const answers = await Promise.allSettled([
+      conversations.removeParticipant(id, carol.id, carol.id),
+      conversations.removeParticipant(id, carol.id, carol.id),
+      conversations.removeParticipant(id, alice.id, carol.id),
+    ]);
+    off();
+    expect(answers.map((a) => (a.status === "fulfilled" ? "removed" : a.reason.code)).sort()).toEqual([
+      "not_found",
+      "not_found",
+      "removed",
+    ]);
+    expect(events.filter((e) => e.kind === "participant.removed")).toHaveLength(1);
+    const log = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    const records = log.body.items.map((m: { content: string }) => JSON.parse(m.content).event);
+    expect(records).toEqual(["participant.removed"]);
+  });
+});
+
+describe("the last owner, when two owners step down at once", () => {
+  const owners = async (id: string) =>
+    (await h.deps.store.conversations.participants(id))
+      .filter((p) => p.role === "owner")
+      .map((p) => p.user_id);
+
+  async function twoOwners() {
+    const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id, carol.id] });
+    const id = g.body.id as string;
+    await h.deps.conversations.setRole(id, alice.id, bob.id, "owner");
+    return id;
+  }
+  const outcome = (a: PromiseSettledResult<unknown>) => (a.status === "fulfilled" ? "done" : a.reason.code);
+
+  it("lets one of two owners leaving at the same moment go, and keeps the other (409 last_owner)", async () => {
+    const id = await twoOwners();
+    const answers = await Promise.allSettled([
+      h.deps.conversations.removeParticipant(id, alice.id, alice.id),
+      h.deps.conversations.removeParticipant(id, bob.id, bob.id),
+    ]);
+    expect(answers.map(outcome).sort()).toEqual(["done", "last_owner"]);
+    expect(await owners(id)).toHaveLength(1);
+  });
+
+  it("lets one of two owners demoting each other at the same moment do it, not both", async () => {
+    const id = await twoOwners();
+    const answers = await Promise.allSettled([
+      h.deps.conversations.setRole(id, alice.id, bob.id, "member"),
+      h.deps.conversations.setRole(id, bob.id, alice.id, "member"),
+    ]);
+    expect(answers.map(outcome).sort()).toEqual(["done", expect.stringMatching(/^(last_owner|forbidden)$/)]);
+    expect(await owners(id)).toHaveLength(1);
+  });
+
+  it("keeps an owner when one leaves as the other demotes themselves", async () => {
+    const id = await twoOwners();
+    const answers = await Promise.allSettled([
+      h.deps.conversations.removeParticipant(id, alice.id, alice.id),
+      h.deps.conversations.setRole(id, bob.id, bob.id, "admin"),
+    ]);
+    expect(answers.map(outcome).sort()).toEqual(["done", "last_owner"]);
+    expect(await owners(id)).toHaveLength(1);
+  });
+});
+
 describe("a conversation deleted while a write to it is on its way", () => {
   // The delete lands between the write's membership check and its append to the log: the store's
   // append is made to delete the conversation first, as the race would.

@@ -309,6 +309,57 @@ describe("edits, deletes and reactions", () => {
     expect(events.body.last_seq).toBe(2); // the second delete took no seq
   });
 
+  it.each([["."], [".."]])(
+    "refuses the emoji %p, which no URL can name for its removal (a dot segment)",
+    async (emoji) => {
+      const id = await group();
+      const m = await send(alice.token, id, { content: "mine" });
+      const add = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+        token: alice.token,
+        body: { emoji },
+      });
+      expect([add.status, add.body.error?.field]).toEqual([422, "emoji"]);
+      // Were it taken, the URL of its removal would lose it: ".." would make it DELETE /api/messages/{id}.
+      const path = `/api/messages/${m.body.id}/reactions/${encodeURIComponent(emoji)}`;
+      expect(new URL(path, "http://localhost").pathname).toBe(
+        emoji === "." ? `/api/messages/${m.body.id}/reactions/` : `/api/messages/${m.body.id}/`,
+      );
+      const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+      expect(page.body.items[0].reactions).toEqual([]);
+    },
+  );
+
+  it("takes an emoji of one grapheme past 32 bytes (a kiss with two skin tones is 35) and removes it", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "xoxo" });
+    for (const emoji of ["🧑🏻‍❤️‍💋‍🧑🏼", "👩🏽‍❤️‍💋‍👨🏿"]) {
+      const add = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+        token: bob.token,
+        body: { emoji },
+      });
+      expect(add.status).toBe(201);
+    }
+    const del = await call(
+      h.app,
+      "DELETE",
+      `/api/messages/${m.body.id}/reactions/${encodeURIComponent("🧑🏻‍❤️‍💋‍🧑🏼")}`,
+      { token: bob.token },
+    );
+    expect(del.status).toBe(204);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items.at(-1).reactions).toEqual([{ user_id: bob.id, emoji: "👩🏽‍❤️‍💋‍👨🏿" }]);
+  });
+
+  it("still refuses a token of several graphemes past 32 bytes, whatever they are", async () => {
+    const id = await group();
+    const m = await send(alice.token, id, { content: "many" });
+    const res = await call(h.app, "POST", `/api/messages/${m.body.id}/reactions`, {
+      token: bob.token,
+      body: { emoji: "👍".repeat(9) },
+    });
+    expect([res.status, res.body.error.field]).toEqual([422, "emoji"]);
+  });
+
   it.each([[""], ["two words"], ["x".repeat(33)]])("refuses the emoji %p with 422", async (emoji) => {
     const id = await group();
     const m = await send(alice.token, id, { content: "hi" });
@@ -419,6 +470,23 @@ describe("search", () => {
       { token: carol.token },
     );
     expect(odd.status).toBe(200);
+  });
+
+  it("finds what people wrote, not the system records of membership and name changes", async () => {
+    const id = await group(alice, [bob]);
+    await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: alice.token,
+      body: { user_id: carol.id },
+    });
+    await call(h.app, "PUT", `/api/conversations/${id}`, { token: alice.token, body: { name: "Budget" } });
+    const said = await send(bob.token, id, { content: "welcome, new member" });
+    const search = (q: string) =>
+      call(h.app, "GET", `/api/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, {
+        token: carol.token,
+      });
+    expect((await search("member")).body.items.map((m: { id: string }) => m.id)).toEqual([said.body.id]);
+    expect((await search("event")).body.items).toEqual([]);
+    expect((await search("budget")).body.items).toEqual([]);
   });
 
   it("refuses to search an encrypted conversation: 422 conversation_encrypted", async () => {

@@ -42,6 +42,14 @@ export function overHttps(request: Request, config: Pick<Config, "TRUST_PROXY" |
   return proto === "https" || proto === "wss";
 }
 
+/**
+ * API calls already counted against the limit of calls (`api`), so that each is counted once: on arrival
+ * when it carries no token, by the auth guard when its route reads one (per user when the token is good),
+ * and otherwise (a token no guard reads: a route that takes none, a 404, a refused body) per address,
+ * before it is handled or answered (plugins/http.ts).
+ */
+export const countedCalls = new WeakSet<Request>();
+
 /** What onRequest leaves on the context: every request has it, the ones no route takes too. */
 export interface Started {
   requestId: string;

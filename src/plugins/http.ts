@@ -1,11 +1,12 @@
 // Cross-cutting HTTP concerns for every route: request id, client IP, one access-log line, security
 // headers, the JSON body limit, per-IP rate limit of anonymous calls, and the one error body shape.
 
+import type { Server } from "bun";
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
 import { AppError, type ErrorCode, errorBody, storageUnavailable } from "../lib/errors.ts";
 import { safePath } from "../lib/logger.ts";
-import { clientAddress, overHttps, requestContext, type Started } from "./context.ts";
+import { clientAddress, countedCalls, overHttps, requestContext, type Started } from "./context.ts";
 
 const SECURITY_HEADERS = {
   "X-Content-Type-Options": "nosniff",
@@ -35,11 +36,26 @@ const PROBES = new Set(["/health", "/ready", "/metrics"]);
 const WITHOUT_BODY = new Set(["GET", "HEAD"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
+/** The calls the limiter of API calls counts: those of the REST API, not probes, docs or sockets. */
+const isApi = (request: Request) => new URL(request.url).pathname.startsWith("/api/");
+
 /** The top-level fields of each request's JSON body as sent, before validation drops unknown ones. */
 const sentFields = new WeakMap<Request, string[]>();
 
 export function httpPlugin(deps: Deps) {
   const { config, logger, limiters, metrics } = deps;
+  /** One API call the limiter of calls has not seen yet, counted per address (see countedCalls). */
+  async function countOnce(
+    request: Request,
+    server: Pick<Server<unknown>, "requestIP"> | null | undefined,
+    headers: Record<string, unknown>,
+  ) {
+    if (countedCalls.has(request) || !isApi(request)) return;
+    countedCalls.add(request);
+    const ip = clientAddress(request, server, config.TRUST_PROXY);
+    Object.assign(headers, await limiters.check("api", `ip:${ip}`));
+  }
+
   return (
     new Elysia({ name: "parley.http" })
       .use(requestContext(config))
@@ -54,8 +70,10 @@ export function httpPlugin(deps: Deps) {
         }
         // Calls without a token are limited per address here, before anything else is done for them: a
         // 404, a refused body or a failed validation counts as much as an answer. Calls with one are the
-        // auth guard's: per user when the token is good, per address when it is not.
-        if (!request.headers.has("authorization") && new URL(request.url).pathname.startsWith("/api/")) {
+        // auth guard's: per user when the token is good, per address when it is not; those no guard reads
+        // are counted per address before they are handled or answered (countOnce, below).
+        if (!request.headers.has("authorization") && isApi(request)) {
+          countedCalls.add(request);
           const ip = clientAddress(request, server, config.TRUST_PROXY);
           Object.assign(set.headers, await limiters.check("api", `ip:${ip}`));
         }
@@ -101,7 +119,8 @@ export function httpPlugin(deps: Deps) {
       // Validation drops the fields a route's schema does not name (Elysia's normalisation), so a client
       // that sends {"email": …} to a route that does not change it would be told 200 and change nothing.
       // After the auth guard and validation, a field the client sent that the body no longer has is refused.
-      .onBeforeHandle({ as: "global" }, ({ request, body }) => {
+      .onBeforeHandle({ as: "global" }, async ({ request, body, server, set }) => {
+        await countOnce(request, server, set.headers);
         const sent = sentFields.get(request);
         if (!sent || typeof body !== "object" || body === null) return;
         const unknown = sent.find((field) => !Object.hasOwn(body, field));
@@ -112,7 +131,7 @@ export function httpPlugin(deps: Deps) {
           });
         }
       })
-      .onError({ as: "global" }, ({ code, error, set, request }) => {
+      .onError({ as: "global" }, async ({ code, error, set, request, server }) => {
         Object.assign(set.headers, SECURITY_HEADERS);
         // set.status too, which the access log and the metrics read after the answer is out.
         const errorResponse = (
@@ -124,13 +143,20 @@ export function httpPlugin(deps: Deps) {
           set.status = status;
           return Response.json(errorBody(code, message, extra), { status });
         };
+        // An answer given before any limiter saw the call (a 404, a refused body, with a token no guard
+        // read) is counted too: over the limit, it is that refusal instead.
+        const refused = await countOnce(request, server, set.headers).then(
+          () => null,
+          (err: unknown) => (err instanceof AppError ? err : null),
+        );
         // Errors thrown by the body parser (size, malformed JSON) arrive wrapped in Elysia's ParseError.
         const known =
-          error instanceof AppError
+          refused ??
+          (error instanceof AppError
             ? error
             : code === "PARSE" && error.cause instanceof AppError
               ? error.cause
-              : null;
+              : null);
         if (known) {
           Object.assign(set.headers, known.headers);
           return errorResponse(known.code, known.status, known.message, known.details);

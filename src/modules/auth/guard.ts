@@ -5,6 +5,7 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../../deps.ts";
 import { AppError } from "../../lib/errors.ts";
+import { countedCalls } from "../../plugins/context.ts";
 
 export function bearerToken(header: string | null | undefined): string | null {
   if (!header) return null;
@@ -36,12 +37,14 @@ export function authGuard(deps: Pick<Deps, "signer" | "sessions" | "clock" | "li
           // A call whose token is no good is anonymous: limited per address (429 before its 401), so that
           // a made-up token is no way around the limit calls without one get (plugins/http.ts, which has
           // counted those already).
-          if (request.headers.has("authorization")) {
+          if (!countedCalls.has(request)) {
+            countedCalls.add(request);
             const { clientIp } = ctx as unknown as { clientIp: string };
             Object.assign(set.headers, await deps.limiters.check("api", `ip:${clientIp}`));
           }
           throw err;
         }
+        countedCalls.add(request);
         Object.assign(set.headers, await deps.limiters.check("api", `user:${claims.sub}`));
         identities.set(request, { userId: claims.sub, sessionId: claims.sid });
       },

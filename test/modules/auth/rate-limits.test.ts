@@ -149,5 +149,28 @@ for (const backend of ["memory", "redis"] as const) {
       });
       expect(me.status).toBe(200);
     });
+
+    it("limits calls with a made-up token per address too where no auth guard reads it: a 404, a refused body, a route that takes no token", async () => {
+      h = await harness({ ...env, TRUST_PROXY: "true", RATE_LIMIT_PER_MINUTE: "4", RATE_LIMIT_BURST: "0" });
+      const headers = { "x-forwarded-for": `${ip}61` };
+      const token = "x.y.z";
+      const calls = [
+        () => call(h!.app, "GET", "/api/no-such-route", { headers, token }),
+        () => call(h!.app, "POST", "/api/auth/signin", { headers, token, body: {} }),
+        () => call(h!.app, "POST", "/api/conversations", { headers, token, raw: "{not json" }),
+        () => call(h!.app, "POST", "/api/auth/refresh", { headers, token, body: { refresh_token: "nope" } }),
+      ];
+      expect(await Promise.all(calls.map(async (c) => (await c()).status))).toEqual([404, 422, 400, 401]);
+      for (const c of calls) {
+        const res = await c();
+        expect([res.status, res.body.error.code]).toEqual([429, "rate_limited"]);
+        expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      }
+      // A made-up token to a guarded route is counted once, by the guard: four 401s, then 429.
+      const other = { "x-forwarded-for": `${ip}62` };
+      for (let i = 0; i < 4; i++)
+        expect((await call(h.app, "GET", "/api/auth/me", { headers: other, token })).status).toBe(401);
+      expect((await call(h.app, "GET", "/api/auth/me", { headers: other, token })).status).toBe(429);
+    });
   });
 }

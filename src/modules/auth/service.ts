@@ -283,9 +283,15 @@ export function createAuthService(deps: AuthDeps) {
     async changePassword(userId: string, sessionId: string, current: string, next: string) {
       const user = await store.users.byId(userId);
       if (!user) throw new AppError("unauthorized", "account no longer exists");
+      // The current password is what stands between a stolen session and the account: guessing it here
+      // counts as guessing it at sign-in, and a locked account's password is refused here too.
+      const key = lockKey(user, user.email);
+      await assertNotLocked(key);
       if (!(await verifyPassword(current, user.password_hash))) {
+        await recordFailure(key);
         throw new AppError("invalid_credentials", "current password is wrong");
       }
+      await store.lockouts.clearFailures(key);
       checkPasswordStrength(next, { email: user.email, username: user.username });
       const now = clock.now();
       await store.users.update(userId, { password_hash: await hashPassword(next, config), updated_at: now });

@@ -66,6 +66,24 @@ describe("lockout", () => {
     await attempt("wrong password here");
     expect((await attempt(user.password)).status).toBe(200);
   });
+
+  it("counts wrong current passwords at change-password as failed sign-ins: a stolen session cannot guess the password past LOCKOUT_THRESHOLD", async () => {
+    const user = await signup(h.app);
+    const change = (current_password: string) =>
+      call(h.app, "POST", "/api/auth/change-password", {
+        token: user.token,
+        body: { current_password, new_password: "a brand new passphrase" },
+      });
+    for (let i = 0; i < 3; i++) expect((await change(`guess number ${i}`)).status).toBe(401);
+    // Locked: the right password is refused too, here and at sign-in, for LOCKOUT_MINUTES.
+    const locked = await change(user.password);
+    expect([locked.status, locked.body.error.code]).toEqual([429, "account_locked"]);
+    const signin = () =>
+      call(h.app, "POST", "/api/auth/signin", { body: { email: user.email, password: user.password } });
+    expect((await signin()).status).toBe(429);
+    h.clock.advance(15 * MINUTE + 1000);
+    expect((await change(user.password)).status).toBe(200);
+  });
 });
 
 describe("refresh tokens", () => {

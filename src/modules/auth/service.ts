@@ -117,25 +117,39 @@ export function createAuthService(deps: AuthDeps) {
   /** Locks out by account when it exists and by the login name otherwise, so both behave alike. */
   const lockKey = (user: UserRecord | null, login: string) => (user ? `u:${user.id}` : `l:${login}`);
 
-  async function assertNotLocked(key: string) {
-    const now = clock.now();
-    const until = await store.lockouts.lockedUntil(key, now);
-    if (until !== null) {
-      const retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
-      throw new AppError("account_locked", "too many failed sign-ins; try again later", {
-        headers: { "Retry-After": String(retryAfter) },
-      });
-    }
+  function lockedOut(until: number, now: number): AppError {
+    const retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
+    return new AppError("account_locked", "too many failed sign-ins; try again later", {
+      headers: { "Retry-After": String(retryAfter) },
+    });
   }
 
-  async function recordFailure(key: string) {
+  async function lock(key: string, now: number): Promise<number> {
+    const until = now + config.LOCKOUT_MINUTES * MINUTE;
+    await store.lockouts.lock(key, until);
+    await store.lockouts.clearFailures(key);
+    return until;
+  }
+
+  /**
+   * Checks a password under the lockout of `key`. Each check counts as a failure from before it starts
+   * until it proves right: checking the lock and then counting failures after the (slow) hash let a burst
+   * of sign-ins sent at once all pass the lock, and have every guess checked however many there were. So
+   * the check numbered past LOCKOUT_THRESHOLD in the window is not made (the account locks), and the one
+   * that reaches it locks the account if it fails.
+   */
+  async function passwordChecked(key: string, check: () => Promise<boolean>): Promise<boolean> {
     const now = clock.now();
-    const windowMs = config.LOCKOUT_MINUTES * MINUTE;
-    const failures = await store.lockouts.recordFailure(key, now, now - windowMs);
-    if (failures >= config.LOCKOUT_THRESHOLD) {
-      await store.lockouts.lock(key, now + windowMs);
+    const until = await store.lockouts.lockedUntil(key, now);
+    if (until !== null) throw lockedOut(until, now);
+    const attempt = await store.lockouts.recordFailure(key, now, now - config.LOCKOUT_MINUTES * MINUTE);
+    if (attempt > config.LOCKOUT_THRESHOLD) throw lockedOut(await lock(key, now), now);
+    if (await check()) {
       await store.lockouts.clearFailures(key);
+      return true;
     }
+    if (attempt >= config.LOCKOUT_THRESHOLD) await lock(key, clock.now());
+    return false;
   }
 
   async function findByLogin(login: string): Promise<UserRecord | null> {
@@ -206,14 +220,10 @@ export function createAuthService(deps: AuthDeps) {
           details: { field: "email" },
         });
       const user = await findByLogin(login);
-      const key = lockKey(user, login);
-      await assertNotLocked(key);
-      const ok = await verifyPassword(input.password, user ? user.password_hash : await dummyHash);
-      if (!user || !ok) {
-        await recordFailure(key);
-        throw new AppError("invalid_credentials", "invalid credentials");
-      }
-      await store.lockouts.clearFailures(key);
+      const ok = await passwordChecked(lockKey(user, login), async () =>
+        verifyPassword(input.password, user ? user.password_hash : await dummyHash),
+      );
+      if (!user || !ok) throw new AppError("invalid_credentials", "invalid credentials");
       if (needsRehash(user.password_hash, config)) {
         const rehashed = await hashPassword(input.password, config);
         await store.users.update(user.id, { password_hash: rehashed, updated_at: clock.now() });
@@ -285,13 +295,10 @@ export function createAuthService(deps: AuthDeps) {
       if (!user) throw new AppError("unauthorized", "account no longer exists");
       // The current password is what stands between a stolen session and the account: guessing it here
       // counts as guessing it at sign-in, and a locked account's password is refused here too.
-      const key = lockKey(user, user.email);
-      await assertNotLocked(key);
-      if (!(await verifyPassword(current, user.password_hash))) {
-        await recordFailure(key);
-        throw new AppError("invalid_credentials", "current password is wrong");
-      }
-      await store.lockouts.clearFailures(key);
+      const right = await passwordChecked(lockKey(user, user.email), () =>
+        verifyPassword(current, user.password_hash),
+      );
+      if (!right) throw new AppError("invalid_credentials", "current password is wrong");
       checkPasswordStrength(next, { email: user.email, username: user.username });
       const now = clock.now();
       await store.users.update(userId, { password_hash: await hashPassword(next, config), updated_at: now });

@@ -67,6 +67,17 @@ describe("lockout", () => {
     expect((await attempt(user.password)).status).toBe(200);
   });
 
+  it("checks no more than LOCKOUT_THRESHOLD passwords of a burst of sign-ins sent at once; the rest are locked out", async () => {
+    const user = await signup(h.app);
+    const attempt = (password: string) =>
+      call(h.app, "POST", "/api/auth/signin", { body: { email: user.email, password } });
+    const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(`guess number ${i}`)));
+    const codes = burst.map((r) => r.body.error.code);
+    expect(codes.filter((c) => c === "invalid_credentials").length).toBe(3);
+    expect(codes.filter((c) => c === "account_locked").length).toBe(9);
+    expect((await attempt(user.password)).status).toBe(429);
+  });
+
   it("counts wrong current passwords at change-password as failed sign-ins: a stolen session cannot guess the password past LOCKOUT_THRESHOLD", async () => {
     const user = await signup(h.app);
     const change = (current_password: string) =>

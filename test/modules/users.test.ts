@@ -127,6 +127,8 @@ describe("PUT /api/users/{id}", () => {
     [{ status: "sleeping" }, "status"],
     [{ username: "x" }, "username"],
     [{ display_name: "" }, "display_name"],
+    // Blank once trimmed: it was stored as sent, a user shown to everyone with no name.
+    [{ display_name: " \t " }, "display_name"],
   ])("refuses %p with 422 naming the field", async (body, field) => {
     const res = await call(h.app, "PUT", `/api/users/${bob.id}`, { token: bob.token, body });
     expect(res.status).toBe(422);

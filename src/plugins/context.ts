@@ -29,6 +29,43 @@ export function clientAddress(
 }
 
 /**
+ * A client address as the per-address limits count it: an IPv4 address (or one mapped into IPv6) as it
+ * is; an IPv6 one by its first 64 bits, however it is written. A home or a host is given a whole /64: had
+ * each of its 2^64 addresses a bucket of its own, any client with one could step around every limit.
+ */
+export function addressKey(address: string): string {
+  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (v4) return `ip:${v4[1]}`;
+  const groups = ipv6Groups(address);
+  return groups ? `ip6:${groups.slice(0, 4).join(":")}::/64` : `ip:${address}`;
+}
+
+/** The eight groups of an IPv6 address (lowercase, without leading zeros), or null if it is not one. */
+function ipv6Groups(address: string): string[] | null {
+  let text = address
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1")
+    .replace(/%.*$/, "");
+  if (!text.includes(":") || !/^[0-9a-f:.]+$/.test(text)) return null;
+  // A dotted IPv4 tail (::ffff:1.2.3.4 and its kin) is the last two groups.
+  const dotted = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const [head = "", tail = ""] = halves;
+  const before = head ? head.split(":") : [];
+  const after = tail ? tail.split(":") : [];
+  const missing = 8 - before.length - after.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const groups = [...before, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...after];
+  if (!groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return null;
+  return groups.map((g) => g.replace(/^0+(?=.)/, ""));
+}
+
+/**
  * Whether the client reached Parley over HTTPS (or WSS). Behind trusted proxies, X-Forwarded-Proto is read
  * as X-Forwarded-For is: the entry the outermost proxy wrote, so that a value the client sent is never
  * taken (a proxy that replaces the header leaves one entry, which is its own). Without it, whether this

@@ -6,7 +6,14 @@ import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
 import { AppError, type ErrorCode, errorBody, storageUnavailable } from "../lib/errors.ts";
 import { safePath } from "../lib/logger.ts";
-import { clientAddress, countedCalls, overHttps, requestContext, type Started } from "./context.ts";
+import {
+  addressKey,
+  clientAddress,
+  countedCalls,
+  overHttps,
+  requestContext,
+  type Started,
+} from "./context.ts";
 
 const SECURITY_HEADERS = {
   "X-Content-Type-Options": "nosniff",
@@ -53,7 +60,7 @@ export function httpPlugin(deps: Deps) {
     if (countedCalls.has(request) || !isApi(request)) return;
     countedCalls.add(request);
     const ip = clientAddress(request, server, config.TRUST_PROXY);
-    Object.assign(headers, await limiters.check("api", `ip:${ip}`));
+    Object.assign(headers, await limiters.check("api", addressKey(ip)));
   }
 
   return (
@@ -75,7 +82,7 @@ export function httpPlugin(deps: Deps) {
         if (!request.headers.has("authorization") && isApi(request)) {
           countedCalls.add(request);
           const ip = clientAddress(request, server, config.TRUST_PROXY);
-          Object.assign(set.headers, await limiters.check("api", `ip:${ip}`));
+          Object.assign(set.headers, await limiters.check("api", addressKey(ip)));
         }
         if (WITHOUT_BODY.has(request.method)) return;
         // Cheap early refusals; the parser below enforces the limit for bodies without a length too.

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "bun:test";
 import { Elysia } from "elysia";
 import { loadConfig } from "../../src/config.ts";
-import { clientAddress, requestContext } from "../../src/plugins/context.ts";
+import { addressKey, clientAddress, requestContext } from "../../src/plugins/context.ts";
 
 const PEER = "192.0.2.1";
 const server = { requestIP: () => ({ address: PEER, family: "IPv4" as const, port: 40000 }) };
@@ -62,6 +62,33 @@ describe("clientAddress", () => {
     expect(addressOf(2, "")).toBe(PEER);
     expect(addressOf(2, " , 198.51.100.7")).toBe(PEER);
     expect(addressOf(1)).toBe(PEER);
+  });
+});
+
+describe("addressKey", () => {
+  it("counts an IPv4 address as it is, and one mapped into IPv6 as the IPv4 one", () => {
+    expect(addressKey("203.0.113.5")).toBe("ip:203.0.113.5");
+    expect(addressKey("::ffff:203.0.113.5")).toBe("ip:203.0.113.5");
+    expect(addressKey("::FFFF:203.0.113.5")).toBe("ip:203.0.113.5");
+  });
+
+  it("counts an IPv6 address by its /64, however it is written", () => {
+    const key = "ip6:2001:db8:0:12::/64";
+    for (const written of [
+      "2001:db8:0:12::1",
+      "2001:0DB8:0000:0012:ffff:ffff:ffff:ffff",
+      "[2001:db8::12:0:0:0:1]",
+      "2001:db8:0:12:0:0:1.2.3.4",
+      "2001:db8:0:12::5%eth0",
+    ])
+      expect({ written, key: addressKey(written) }).toEqual({ written, key });
+    expect(addressKey("2001:db8:0:13::1")).toBe("ip6:2001:db8:0:13::/64");
+    expect(addressKey("::1")).toBe("ip6:0:0:0:0::/64");
+  });
+
+  it("keeps what is not an address as it is", () => {
+    for (const text of ["unknown", "1:2:3", "1:2:3:4:5:6:7:8:9", "1::2::3", "2001:db8::g", "12345::1"])
+      expect(addressKey(text)).toBe(`ip:${text}`);
   });
 });
 

@@ -5,7 +5,7 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../../deps.ts";
 import { AppError } from "../../lib/errors.ts";
-import { countedCalls } from "../../plugins/context.ts";
+import { addressKey, countedCalls } from "../../plugins/context.ts";
 
 export function bearerToken(header: string | null | undefined): string | null {
   if (!header) return null;
@@ -40,7 +40,7 @@ export function authGuard(deps: Pick<Deps, "signer" | "sessions" | "clock" | "li
           if (!countedCalls.has(request)) {
             countedCalls.add(request);
             const { clientIp } = ctx as unknown as { clientIp: string };
-            Object.assign(set.headers, await deps.limiters.check("api", `ip:${clientIp}`));
+            Object.assign(set.headers, await deps.limiters.check("api", addressKey(clientIp)));
           }
           throw err;
         }

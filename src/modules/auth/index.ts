@@ -3,7 +3,7 @@
 import { Elysia, t } from "elysia";
 import type { Deps } from "../../deps.ts";
 import { sha256 } from "../../lib/crypto.ts";
-import { requestContext } from "../../plugins/context.ts";
+import { addressKey, requestContext } from "../../plugins/context.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
 import { UserView } from "../users/model.ts";
 import { authGuard } from "./guard.ts";
@@ -30,7 +30,7 @@ export function authController(deps: Deps) {
     .post(
       "/signup",
       async ({ body, clientIp, headers, set }) => {
-        await limiters.check("signup", `ip:${clientIp}`);
+        await limiters.check("signup", addressKey(clientIp));
         set.status = 201;
         return auth.signup(body, client(clientIp, headers));
       },
@@ -39,7 +39,7 @@ export function authController(deps: Deps) {
     .post(
       "/signin",
       async ({ body, clientIp, headers }) => {
-        await limiters.check("signin", `ip:${clientIp}`);
+        await limiters.check("signin", addressKey(clientIp));
         return auth.signin(body, client(clientIp, headers));
       },
       { body: SignIn, parse: "json", response: { 200: TokenResponse, ...ErrorResponse } },
@@ -47,7 +47,7 @@ export function authController(deps: Deps) {
     .post(
       "/refresh",
       async ({ body, clientIp }) => {
-        await limiters.check("refresh", `ip:${clientIp}`);
+        await limiters.check("refresh", addressKey(clientIp));
         return auth.refresh(body.refresh_token);
       },
       { body: Refresh, parse: "json", response: { 200: TokenResponse, ...ErrorResponse } },
@@ -55,7 +55,7 @@ export function authController(deps: Deps) {
     .post(
       "/magic-link",
       async ({ body, clientIp, set }) => {
-        await limiters.check("magic_link_ip", `ip:${clientIp}`);
+        await limiters.check("magic_link_ip", addressKey(clientIp));
         // Hashed: the key is stored in Redis, and an email address is personal data.
         await limiters.check("magic_link_email", `email:${sha256(body.email.trim().toLowerCase())}`);
         auth.requestMagicLink(body.email);
@@ -71,7 +71,7 @@ export function authController(deps: Deps) {
     .post(
       "/magic-link/verify",
       async ({ body, clientIp, headers }) => {
-        await limiters.check("magic_link_ip", `ip:${clientIp}`);
+        await limiters.check("magic_link_ip", addressKey(clientIp));
         return auth.verifyMagicLink(body.token, client(clientIp, headers), body.device_name);
       },
       { body: MagicLinkVerify, parse: "json", response: { 200: TokenResponse, ...ErrorResponse } },

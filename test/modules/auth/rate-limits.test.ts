@@ -62,6 +62,25 @@ for (const backend of ["memory", "redis"] as const) {
       expect((await call(h.app, "POST", "/api/auth/signin", { body, headers: spoofed })).status).toBe(429);
     });
 
+    it("counts an IPv6 client by its /64: the addresses of one subnet share a limit, another subnet has its own", async () => {
+      h = await harness({
+        ...env,
+        TRUST_PROXY: "true",
+        AUTH_RATE_LIMIT_PER_MINUTE: "1",
+        AUTH_RATE_LIMIT_BURST: "0",
+      });
+      const body = { email: "nobody@example.com", password: "some password" };
+      // Each run a subnet of its own, so that Redis keys from earlier runs do not count.
+      const net = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:${backend === "redis" ? 1 : 2}`;
+      const from = (address: string) =>
+        call(h!.app, "POST", "/api/auth/signin", { body, headers: { "x-forwarded-for": address } });
+      expect((await from(`${net}::1`)).status).toBe(401);
+      // Another address of the same /64, however it is written: the same client.
+      expect((await from(`${net}:0:0:0:beef`)).status).toBe(429);
+      expect((await from(`${net.toUpperCase()}:ffff:1:2:3`)).status).toBe(429);
+      expect((await from(`${net}1::1`)).status).toBe(401);
+    });
+
     it("gives clients behind a CDN and a load balancer a limit each with TRUST_PROXY=2, one with true", async () => {
       const body = { email: "nobody@example.com", password: "some password" };
       const limits = { AUTH_RATE_LIMIT_PER_MINUTE: "1", AUTH_RATE_LIMIT_BURST: "0" };

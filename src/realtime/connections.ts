@@ -3,6 +3,7 @@
 
 import type { ServerWebSocket } from "bun";
 import type { Counter } from "../lib/metrics.ts";
+import { addressKey } from "../plugins/context.ts";
 import type { Encoding } from "./protocol.ts";
 
 export interface SocketState {
@@ -58,7 +59,8 @@ export class Connections {
     this.perEncoding[ws.data.encoding]++;
     this.all.add(ws);
     if (ws.data.kind === "public") {
-      this.publicByIp.set(ws.data.ip, (this.publicByIp.get(ws.data.ip) ?? 0) + 1);
+      const key = addressKey(ws.data.ip);
+      this.publicByIp.set(key, (this.publicByIp.get(key) ?? 0) + 1);
       return;
     }
     addTo(this.byUser, ws.data.user_id, ws);
@@ -70,18 +72,19 @@ export class Connections {
     if (!this.all.delete(ws)) return;
     this.perEncoding[ws.data.encoding]--;
     if (ws.data.kind === "public") {
-      const left = (this.publicByIp.get(ws.data.ip) ?? 1) - 1;
-      if (left > 0) this.publicByIp.set(ws.data.ip, left);
-      else this.publicByIp.delete(ws.data.ip);
+      const key = addressKey(ws.data.ip);
+      const left = (this.publicByIp.get(key) ?? 1) - 1;
+      if (left > 0) this.publicByIp.set(key, left);
+      else this.publicByIp.delete(key);
       return;
     }
     removeFrom(this.byUser, ws.data.user_id, ws);
     removeFrom(this.bySession, ws.data.session_id, ws);
   }
 
-  /** Public-channel sockets open from one client address. */
+  /** Public-channel sockets open from one client address (an IPv6 one: from its /64, see addressKey). */
   publicFrom(ip: string): number {
-    return this.publicByIp.get(ip) ?? 0;
+    return this.publicByIp.get(addressKey(ip)) ?? 0;
   }
 
   /** How many sockets of this node speak the encoding (public ones included). */

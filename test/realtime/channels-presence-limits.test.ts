@@ -390,6 +390,17 @@ describe("connection limits", () => {
     expect(h.deps.metrics.rateLimited.get(["ws_public_per_ip"])).toBe(1);
   });
 
+  it("counts the public sockets of an IPv6 client by its /64 against WS_MAX_PUBLIC_PER_IP", async () => {
+    const { h, base } = await start({ WS_MAX_PUBLIC_PER_IP: "1", TRUST_PROXY: "true" });
+    const first = await connect(`${base}/ws/public/news`, ["parley.json"], {
+      "x-forwarded-for": "2001:db8:0:7::1",
+    });
+    open.push(first);
+    await waitFor(() => (h.deps.gateway.connections.publicFrom("2001:db8:0:7::1") === 1 ? true : undefined));
+    expect(await upgradeStatus(`${base}/ws/public/news`, { "x-forwarded-for": "2001:db8:0:7::2" })).toBe(429);
+    expect(await upgradeStatus(`${base}/ws/public/news`, { "x-forwarded-for": "2001:db8:0:8::1" })).toBe(101);
+  });
+
   it("holds WS_MAX_CONNECTIONS_PER_USER against a burst of upgrades: the rest get 429", async () => {
     const { h, base } = await start({ WS_MAX_CONNECTIONS_PER_USER: "4" });
     const user = await signup(h.app);

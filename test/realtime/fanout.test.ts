@@ -113,7 +113,7 @@ const presence: ServerFrame = { type: "presence", user_id: "u-1", status: "onlin
 
 function publicSockets(connections: Connections, encodings: Encoding[]) {
   for (const encoding of encodings)
-    connections.add({ data: { kind: "public", encoding } } as unknown as Socket);
+    connections.add({ data: { kind: "public", encoding, ip: "127.0.0.1" } } as unknown as Socket);
 }
 
 describe("Fanout.publishEach", () => {

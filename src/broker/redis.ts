@@ -34,7 +34,8 @@ const SETTLE_MS = 3000;
 const BATCH = 1000;
 /** How long a readiness check waits for a connection that is being made. */
 const PING_WAIT_MS = 1000;
-const ID_BYTES = 8;
+/** The node id every published message starts with (a node drops its own when they come back). */
+export const ID_BYTES = 8;
 
 export interface RedisBrokerOptions {
   /** Prepended to every channel and key: two deployments can share one Redis. */

@@ -29,6 +29,8 @@ export class SessionCache {
   private entries = new Map<string, Entry>();
   private revokeListeners = new Set<RevokeListener>();
   private purgedAt = 0;
+  /** Moves on every invalidate: a read that started before one must not be trusted again (it may be older). */
+  private epoch = 0;
 
   constructor(
     private store: Store,
@@ -40,7 +42,10 @@ export class SessionCache {
     if (now - this.purgedAt >= PURGE_EVERY_MS) this.purge(now);
     let entry = this.entries.get(sessionId);
     if (!entry || now - entry.checkedAt >= REVALIDATE_MS) {
-      entry = { session: await this.store.sessions.byId(sessionId), checkedAt: now };
+      const epoch = this.epoch;
+      const session = await this.store.sessions.byId(sessionId);
+      // Overtaken by an invalidation: answered this once, and read again next time (kept for expiresAt).
+      entry = { session, checkedAt: epoch === this.epoch ? now : Number.NEGATIVE_INFINITY };
       if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
       this.entries.set(sessionId, entry);
     }
@@ -77,6 +82,7 @@ export class SessionCache {
    */
   invalidate(sessionIds: Iterable<string>, origin: RevokeOrigin = "here") {
     const ids = [...sessionIds];
+    this.epoch++;
     for (const id of ids) this.entries.delete(id);
     if (ids.length > 0) for (const listener of this.revokeListeners) listener(ids, origin);
   }

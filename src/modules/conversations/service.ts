@@ -3,6 +3,7 @@
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
+import { visibleName } from "../../lib/text.ts";
 import type { Hub } from "../../realtime/hub.ts";
 import {
   type ActivityCursor,
@@ -106,7 +107,7 @@ export function createConversationsService(deps: ConversationDeps) {
     ): Promise<{ created: boolean; conversation: ConversationView }> {
       const others = [...new Set(input.participant_ids.filter((id) => id !== creatorId))];
       if (input.conversation_type === "dm") {
-        if (others.length !== 1 || input.participant_ids.length > 2) {
+        if (others.length !== 1) {
           throw new AppError(
             "validation_failed",
             "participant_ids: a dm has exactly two distinct participants",
@@ -135,7 +136,7 @@ export function createConversationsService(deps: ConversationDeps) {
       }
       const conversation: ConversationRecord = {
         id: newId(now),
-        name: input.name ?? null,
+        name: input.name === undefined ? null : visibleName(input.name, "name"),
         topic: input.topic ?? null,
         conversation_type: input.conversation_type,
         encrypted: input.encrypted ?? false,
@@ -190,7 +191,8 @@ export function createConversationsService(deps: ConversationDeps) {
       return view(conversation, userId);
     },
 
-    async update(id: string, userId: string, input: UpdateConversation) {
+    async update(id: string, userId: string, asked: UpdateConversation) {
+      const input = asked.name === undefined ? asked : { ...asked, name: visibleName(asked.name, "name") };
       const { conversation, me } = await requireMember(store, id, userId);
       requireManager(me, "change the conversation");
       // Only what differs is a change: a PUT that changes nothing takes no seq and records nothing.

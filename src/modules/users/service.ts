@@ -2,6 +2,7 @@
 
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";
+import { visibleName } from "../../lib/text.ts";
 import { DuplicateError, type Store, type UserPatch } from "../../store/types.ts";
 import { type ListUsersQuery, toUserView, type UpdateUser, type UserView } from "./model.ts";
 
@@ -50,14 +51,8 @@ export function createUsersService({ store, clock }: { store: Store; clock: Cloc
         throw new AppError("forbidden", "you can only edit your own profile");
       }
       const patch: UserPatch = { updated_at: clock.now() };
-      if (input.display_name !== undefined) {
-        patch.display_name = input.display_name.trim();
-        // Shown to everyone: one of spaces alone would be a user with no name.
-        if (!patch.display_name)
-          throw new AppError("validation_failed", "display_name: must not be blank", {
-            details: { field: "display_name" },
-          });
-      }
+      if (input.display_name !== undefined)
+        patch.display_name = visibleName(input.display_name, "display_name");
       if (input.username !== undefined) patch.username = input.username.toLowerCase();
       // A choice: what everyone sees changes only if the user is connected (the controller asks the gateway).
       if (input.status !== undefined) patch.chosen_status = input.status;

@@ -68,6 +68,45 @@ describe("creating conversations", () => {
     expect(res.body.error.code).toBe("validation_failed");
   });
 
+  it("takes a dm's other participant named twice, with or without the creator, as one", async () => {
+    const dave = await signup(h.app);
+    const twice = await create(alice.token, { conversation_type: "dm", participant_ids: [dave.id, dave.id] });
+    expect(twice.status).toBe(201);
+    const withSelf = await create(alice.token, {
+      conversation_type: "dm",
+      participant_ids: [dave.id, dave.id, alice.id],
+    });
+    expect([withSelf.status, withSelf.body.id]).toEqual([200, twice.body.id]);
+  });
+
+  it("keeps a name trimmed, and refuses one of spaces alone (422 naming name), when made or renamed", async () => {
+    const made = await create(alice.token, {
+      conversation_type: "group",
+      participant_ids: [bob.id],
+      name: "  Plans \t",
+    });
+    expect([made.status, made.body.name]).toEqual([201, "Plans"]);
+    const blank = await create(alice.token, {
+      conversation_type: "group",
+      participant_ids: [bob.id],
+      name: " \n ",
+    });
+    expect([blank.status, blank.body.error.code, blank.body.error.field]).toEqual([
+      422,
+      "validation_failed",
+      "name",
+    ]);
+    const rename = (name: string) =>
+      call(h.app, "PUT", `/api/conversations/${made.body.id}`, { token: alice.token, body: { name } });
+    const renamed = await rename("   ");
+    expect([renamed.status, renamed.body.error.field]).toEqual([422, "name"]);
+    expect((await rename(" Plans ")).body.name).toBe("Plans");
+    // " Plans " is the name it has: no change, so nothing recorded.
+    expect(
+      (await call(h.app, "GET", `/api/conversations/${made.body.id}`, { token: alice.token })).body.last_seq,
+    ).toBe(0);
+  });
+
   it("refuses unknown participant ids with 422 validation_failed", async () => {
     const res = await create(alice.token, {
       conversation_type: "group",

@@ -146,6 +146,8 @@ export interface MagicLinksRepo {
   add(link: MagicLinkRecord): Promise<void>;
   /** Atomically marks a live, unused, unexpired link used and returns it; null otherwise. */
   consume(hash: string, now: number): Promise<MagicLinkRecord | null>;
+  /** Marks every unused link of the user used (at `now`): none of them signs in any more. */
+  revokeForUser(userId: string, now: number): Promise<void>;
 }
 
 export interface LockoutsRepo {

@@ -505,6 +505,16 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect((await store.magicLinks.consume("m-2", T0 + 2 * MINUTE))?.hash).toBe("m-2");
       });
 
+      it("revokes the unused links of one user, and leaves other users' alone", async () => {
+        await store.magicLinks.add(magicLink("m-1"));
+        await store.magicLinks.add(magicLink("m-2"));
+        await store.magicLinks.add(magicLink("m-3", { user_id: "u-other" }));
+        expect((await store.magicLinks.consume("m-2", T0 + MINUTE))?.used_at).toBe(T0 + MINUTE);
+        await store.magicLinks.revokeForUser(magicLink("m-1").user_id, T0 + 2 * MINUTE);
+        expect(await store.magicLinks.consume("m-1", T0 + 3 * MINUTE)).toBeNull();
+        expect((await store.magicLinks.consume("m-3", T0 + 3 * MINUTE))?.hash).toBe("m-3");
+      });
+
       it("hands a link to exactly one of ten concurrent consumers", async () => {
         await store.magicLinks.add(magicLink("m-1"));
         const results = await Promise.all(

@@ -303,6 +303,8 @@ export function createAuthService(deps: AuthDeps) {
       const now = clock.now();
       await store.users.update(userId, { password_hash: await hashPassword(next, config), updated_at: now });
       deps.sessions.invalidate(await store.sessions.revokeAllForUser(userId, now, sessionId));
+      // A link asked for before the change signs in no more than the sessions it ended do.
+      await store.magicLinks.revokeForUser(userId, now);
     },
 
     async signout(sessionId: string) {

@@ -27,6 +27,9 @@ export function mongoAuthRepos({ magicLinks, loginFailures, lockouts }: Collecti
         );
         return link && toLink(link);
       },
+      async revokeForUser(userId, now) {
+        await magicLinks.updateMany({ user_id: userId, used_at: null }, { $set: { used_at: now } });
+      },
     },
     lockouts: {
       async recordFailure(key, at, since) {

@@ -13,6 +13,8 @@ export function sqliteAuthRepos(db: Database): { magicLinks: MagicLinksRepo; loc
     `UPDATE magic_links SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ? RETURNING *`,
   );
   const purgeLinks = db.query("DELETE FROM magic_links WHERE expires_at < ?");
+  // No index on user_id: the table holds the links of the last day at most (add() purges the rest).
+  const revokeLinks = db.query("UPDATE magic_links SET used_at = ? WHERE user_id = ? AND used_at IS NULL");
 
   const insertFailure = db.query("INSERT INTO login_failures (key, at) VALUES (?, ?)");
   const countFailures = db.query<{ n: number }, [string, number]>(
@@ -42,6 +44,9 @@ export function sqliteAuthRepos(db: Database): { magicLinks: MagicLinksRepo; loc
       },
       async consume(hash, now) {
         return useLink.get(now, hash, now);
+      },
+      async revokeForUser(userId, now) {
+        revokeLinks.run(now, userId);
       },
     },
     lockouts: {

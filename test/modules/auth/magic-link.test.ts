@@ -96,6 +96,21 @@ describe("magic links", () => {
     expect(typeof res.body.access_token).toBe("string");
   });
 
+  it("refuses a link asked for before the password was changed", async () => {
+    const user = await signup(h.app);
+    await requestLink(user.email);
+    const before = tokenFor(user.email);
+    const changed = await call(h.app, "POST", "/api/auth/change-password", {
+      token: user.token,
+      body: { current_password: user.password, new_password: "a brand new passphrase 42" },
+    });
+    expect(changed.status).toBe(200);
+    expect((await verify(before)).body.error.code).toBe("invalid_token");
+    // A link asked for after it signs in.
+    await requestLink(user.email);
+    expect((await verify(tokenFor(user.email))).status).toBe(200);
+  });
+
   it("stores the token hashed and never logs it", async () => {
     const user = await signup(h.app);
     await requestLink(user.email);

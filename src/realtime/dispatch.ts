@@ -3,6 +3,7 @@
 
 import type { Deps } from "../deps.ts";
 import { AppError, errorText, storageUnavailable } from "../lib/errors.ts";
+import { isManager } from "../modules/conversations/access.ts";
 import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
@@ -63,6 +64,8 @@ export function sendError(
 
 export class Dispatcher {
   private typing = new Map<string, Timer>();
+  /** Each socket's typing frame being handled, so that the next waits for it. */
+  private typingTurns = new WeakMap<Socket, Promise<void>>();
   private replays = new ReplayCache();
 
   constructor(
@@ -98,7 +101,7 @@ export class Dispatcher {
         }
         case "typing_start":
         case "typing_stop":
-          return this.typingFrame(
+          return await this.typingInTurn(
             ws,
             frame.conversation_id,
             frame.type === "typing_start" ? "start" : "stop",
@@ -149,11 +152,32 @@ export class Dispatcher {
     if (ref !== undefined) send(ws, { type: "ok", ref });
   }
 
-  private typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
+  /**
+   * A socket's typing frames are published in the order they came: the role check may read the store, and
+   * a start overtaken by its stop would show the user typing until it expired.
+   */
+  private typingInTurn(ws: Socket, conversationId: string, state: "start" | "stop"): Promise<void> {
+    const before = this.typingTurns.get(ws);
+    const work = () => this.typingFrame(ws, conversationId, state);
+    const mine = before ? before.then(work) : work();
+    const quiet = mine.catch(() => {});
+    this.typingTurns.set(ws, quiet);
+    void quiet.then(() => {
+      if (this.typingTurns.get(ws) === quiet) this.typingTurns.delete(ws);
+    });
+    return mine;
+  }
+
+  private async typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
     const { user_id } = ws.data;
     const topic = topics.conversation(conversationId);
     // Thrown, so that the reply echoes the frame's ref like every other error.
     if (!this.fanout.isSubscribed(ws, topic)) throw new AppError("not_found", "conversation not found");
+    // Who may not post in a channel (its readers) does not type there either: thousands of readers would
+    // each be shown someone writing what they cannot send. From memory (the membership cache), as a send.
+    const me = await this.deps.membership.require(conversationId, user_id);
+    if (me.conversation_type === "channel" && !isManager(me))
+      throw new AppError("forbidden", "only owners and admins post in a channel");
     const key = `${conversationId}:${user_id}`;
     clearTimeout(this.typing.get(key));
     this.typing.delete(key);

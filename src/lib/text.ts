@@ -11,3 +11,10 @@ FormatRegistry.Set("text", isText);
 
 /** A string schema that also refuses lone surrogates and NUL (422, "Expected string to match 'text' format"). */
 export const Text = (options: StringOptions = {}) => Type.String({ ...options, format: "text" });
+
+/**
+ * The form a name is searched by: lowercase and in Unicode's composed form (NFC), so that a name typed with
+ * decomposed accents ("e" and a combining acute, as macOS keyboards may send it) and a query typed
+ * composed ("é") meet. Lowercasing can decompose ("İ"), so NFC comes last too.
+ */
+export const nameKey = (name: string): string => name.normalize("NFC").toLowerCase().normalize("NFC");

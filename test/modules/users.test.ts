@@ -136,3 +136,25 @@ describe("PUT /api/users/{id}", () => {
     expect(res.body.error.field).toBe(field);
   });
 });
+
+describe("GET /api/users?q= and Unicode", () => {
+  it("finds a display name whether its accents were typed composed (NFC) or decomposed (NFD)", async () => {
+    // One name as a Mac keyboard may send it (o + combining diaeresis), one composed.
+    const zoe = await signup(h.app, { display_name: "Zoe\u0308 Nfdcase" });
+    const emil = await signup(h.app, { display_name: "\u00c9milie Nfccase" });
+    const found = async (q: string) => {
+      const res = await call(h.app, "GET", `/api/users?q=${encodeURIComponent(q)}`, { token: bob.token });
+      expect(res.status).toBe(200);
+      return res.body.items.map((u: { id: string }) => u.id);
+    };
+    expect(await found("zo\u00eb nfd")).toEqual([zoe.id]);
+    expect(await found("ZO\u00cb")).toEqual([zoe.id]);
+    expect(await found("zoe\u0308")).toEqual([zoe.id]);
+    expect(await found("\u00e9milie")).toEqual([emil.id]);
+    expect(await found("E\u0301MILIE")).toEqual([emil.id]);
+    // The name is shown as it was given.
+    expect((await call(h.app, "GET", `/api/users/${zoe.id}`, { token: bob.token })).body.display_name).toBe(
+      "Zoe\u0308 Nfdcase",
+    );
+  });
+});

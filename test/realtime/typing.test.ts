@@ -1,7 +1,7 @@
 // Typing indicators over real sockets: who may type where, and what the others see.
 
 import { afterEach, describe, expect, it } from "bun:test";
-import { call, type Harness, harness, signup } from "../helpers.ts";
+import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
 import { connect, type TestSocket } from "./ws-client.ts";
 
 let h: Harness | undefined;
@@ -64,5 +64,50 @@ describe("typing", () => {
     expect(await r.next((f) => f.type === "typing" && f.user_id === owner.id)).toMatchObject({
       state: "start",
     });
+  });
+
+  it("ends a typing indicator as soon as the socket that started it closes, not 6 s later", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    const dm = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const id = dm.body.id as string;
+    const a = await userSocket(base, alice);
+    const b = await userSocket(base, bob);
+    a.send({ type: "typing_start", conversation_id: id });
+    await b.next((f) => f.type === "typing" && f.state === "start");
+    const t0 = Date.now();
+    a.close();
+    expect(await b.next((f) => f.type === "typing" && f.state === "stop", 3000)).toMatchObject({
+      conversation_id: id,
+      user_id: alice.id,
+    });
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it("leaves a user typing on another device when one of their sockets that was not typing closes", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    const dm = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const id = dm.body.id as string;
+    const phone = await userSocket(base, alice);
+    const laptop = await userSocket(base, alice);
+    const b = await userSocket(base, bob);
+    phone.send({ type: "typing_start", conversation_id: id });
+    await b.next((f) => f.type === "typing" && f.state === "start");
+    // The laptop takes over the typing (its start is the latest), then the phone goes away.
+    laptop.send({ type: "typing_start", conversation_id: id });
+    await waitFor(() => (b.frames.filter((f) => f.type === "typing").length === 2 ? true : undefined));
+    phone.close();
+    await phone.closed;
+    // A message from alice after the close: had the close ended her typing, the stop would come before it.
+    laptop.send({ type: "message", ref: "m", conversation_id: id, client_msg_id: "after", content: "hi" });
+    await b.next((f) => f.type === "event" && f.message?.client_msg_id === "after");
+    expect(b.frames.some((f) => f.type === "typing" && f.state === "stop")).toBe(false);
   });
 });

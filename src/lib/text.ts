@@ -18,3 +18,10 @@ export const Text = (options: StringOptions = {}) => Type.String({ ...options, f
  * composed ("é") meet. Lowercasing can decompose ("İ"), so NFC comes last too.
  */
 export const nameKey = (name: string): string => name.normalize("NFC").toLowerCase().normalize("NFC");
+
+/**
+ * A name that shows nothing: whitespace, control and format characters (zero-width space and joiners,
+ * direction marks) and the blank-looking letters (Hangul fillers, the braille blank) alone.
+ */
+export const isBlankName = (name: string): boolean =>
+  /^[\s\p{Cc}\p{Cf}\u115f\u1160\u3164\uffa0\u2800]*$/u.test(name);

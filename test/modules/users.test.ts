@@ -129,6 +129,11 @@ describe("PUT /api/users/{id}", () => {
     [{ display_name: "" }, "display_name"],
     // Blank once trimmed: it was stored as sent, a user shown to everyone with no name.
     [{ display_name: " \t " }, "display_name"],
+    // Invisible characters alone (zero-width space and joiner, Hangul filler, braille blank, a control
+    // character): a name nobody can see, as blank as spaces.
+    [{ display_name: "\u200b\u200d" }, "display_name"],
+    [{ display_name: "\u3164" }, "display_name"],
+    [{ display_name: " \u2800 \u0001" }, "display_name"],
   ])("refuses %p with 422 naming the field", async (body, field) => {
     const res = await call(h.app, "PUT", `/api/users/${bob.id}`, { token: bob.token, body });
     expect(res.status).toBe(422);
@@ -156,5 +161,14 @@ describe("GET /api/users?q= and Unicode", () => {
     expect((await call(h.app, "GET", `/api/users/${zoe.id}`, { token: bob.token })).body.display_name).toBe(
       "Zoe\u0308 Nfdcase",
     );
+  });
+});
+
+describe("an invisible display name at sign-up", () => {
+  it("is taken as none given: the user is shown by their username, as with a blank one", async () => {
+    const invisible = await signup(h.app, { display_name: "\u200b\u2060" });
+    expect(invisible.user.display_name).toBe(invisible.username);
+    const visible = await signup(h.app, { display_name: "\u200bAda" });
+    expect(visible.user.display_name).toBe("\u200bAda");
   });
 });

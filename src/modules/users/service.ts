@@ -2,7 +2,7 @@
 
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";
-import { nameKey } from "../../lib/text.ts";
+import { isBlankName, nameKey } from "../../lib/text.ts";
 import { DuplicateError, type Store, type UserPatch } from "../../store/types.ts";
 import { type ListUsersQuery, toUserView, type UpdateUser, type UserView } from "./model.ts";
 
@@ -53,8 +53,8 @@ export function createUsersService({ store, clock }: { store: Store; clock: Cloc
       const patch: UserPatch = { updated_at: clock.now() };
       if (input.display_name !== undefined) {
         patch.display_name = input.display_name.trim();
-        // Shown to everyone: one of spaces alone would be a user with no name.
-        if (!patch.display_name)
+        // Shown to everyone: one of spaces (or invisible characters) alone would be a user with no name.
+        if (isBlankName(patch.display_name))
           throw new AppError("validation_failed", "display_name: must not be blank", {
             details: { field: "display_name" },
           });

@@ -14,12 +14,26 @@ FormatRegistry.Set("text", isText);
 export const Text = (options: StringOptions = {}) => Type.String({ ...options, format: "text" });
 
 /**
- * A name shown to others (a display name, a conversation's name), trimmed; one of spaces alone would be no
- * name at all: 422 naming the field.
+ * The form a name is searched by: lowercase and in Unicode's composed form (NFC), so that a name typed with
+ * decomposed accents ("e" and a combining acute, as macOS keyboards may send it) and a query typed
+ * composed ("é") meet. Lowercasing can decompose ("İ"), so NFC comes last too.
+ */
+export const nameKey = (name: string): string => name.normalize("NFC").toLowerCase().normalize("NFC");
+
+/**
+ * A name that shows nothing: whitespace, control and format characters (zero-width space and joiners,
+ * direction marks) and the blank-looking letters (Hangul fillers, the braille blank) alone.
+ */
+export const isBlankName = (name: string): boolean =>
+  /^[\s\p{Cc}\p{Cf}\u115f\u1160\u3164\uffa0\u2800]*$/u.test(name);
+
+/**
+ * A name shown to others (a display name, a conversation's name), trimmed; one that shows nothing would be
+ * no name at all: 422 naming the field.
  */
 export function visibleName(value: string, field: string): string {
   const trimmed = value.trim();
-  if (!trimmed)
+  if (isBlankName(trimmed))
     throw new AppError("validation_failed", `${field}: must not be blank`, { details: { field } });
   return trimmed;
 }

@@ -3,6 +3,7 @@
 
 import type { Deps } from "../deps.ts";
 import { AppError, errorText, storageUnavailable } from "../lib/errors.ts";
+import { isManager } from "../modules/conversations/access.ts";
 import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
@@ -62,7 +63,12 @@ export function sendError(
 }
 
 export class Dispatcher {
-  private typing = new Map<string, Timer>();
+  /** Typing started and not yet stopped, by conversation and user: the socket that started it, its expiry. */
+  private typing = new Map<string, { ws: Socket; timer: Timer; stop: ServerFrame; topic: string }>();
+  /** The typing keys each socket started, so that its close ends them at once. */
+  private typingOf = new WeakMap<Socket, Set<string>>();
+  /** Each socket's typing frame being handled, so that the next waits for it. */
+  private typingTurns = new WeakMap<Socket, Promise<void>>();
   private replays = new ReplayCache();
 
   constructor(
@@ -98,7 +104,7 @@ export class Dispatcher {
         }
         case "typing_start":
         case "typing_stop":
-          return this.typingFrame(
+          return await this.typingInTurn(
             ws,
             frame.conversation_id,
             frame.type === "typing_start" ? "start" : "stop",
@@ -149,24 +155,76 @@ export class Dispatcher {
     if (ref !== undefined) send(ws, { type: "ok", ref });
   }
 
-  private typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
+  /**
+   * A socket's typing frames are published in the order they came: the role check may read the store, and
+   * a start overtaken by its stop would show the user typing until it expired.
+   */
+  private typingInTurn(ws: Socket, conversationId: string, state: "start" | "stop"): Promise<void> {
+    const before = this.typingTurns.get(ws);
+    const work = () => this.typingFrame(ws, conversationId, state);
+    const mine = before ? before.then(work) : work();
+    const quiet = mine.catch(() => {});
+    this.typingTurns.set(ws, quiet);
+    void quiet.then(() => {
+      if (this.typingTurns.get(ws) === quiet) this.typingTurns.delete(ws);
+    });
+    return mine;
+  }
+
+  private async typingFrame(ws: Socket, conversationId: string, state: "start" | "stop") {
     const { user_id } = ws.data;
     const topic = topics.conversation(conversationId);
     // Thrown, so that the reply echoes the frame's ref like every other error.
     if (!this.fanout.isSubscribed(ws, topic)) throw new AppError("not_found", "conversation not found");
+    // Who may not post in a channel (its readers) does not type there either: thousands of readers would
+    // each be shown someone writing what they cannot send. From memory (the membership cache), as a send.
+    const me = await this.deps.membership.require(conversationId, user_id);
+    if (me.conversation_type === "channel" && !isManager(me))
+      throw new AppError("forbidden", "only owners and admins post in a channel");
+    // Closed (or taken out of the conversation) while that was read: a start now would outlive it.
+    if (!this.fanout.isSubscribed(ws, topic)) throw new AppError("not_found", "conversation not found");
     const key = `${conversationId}:${user_id}`;
-    clearTimeout(this.typing.get(key));
-    this.typing.delete(key);
+    this.endTyping(key);
     const frame: ServerFrame = { type: "typing", conversation_id: conversationId, user_id, state };
     this.fanout.publish(topic, frame);
     if (state === "start") {
-      // A start with no stop ends by itself, so a client that vanished does not type forever.
+      const stop: ServerFrame = { ...frame, state: "stop" };
+      // A start with no stop ends by itself, so a client that went silent does not type forever.
       const timer = setTimeout(() => {
-        this.typing.delete(key);
-        this.fanout.publish(topic, { ...frame, state: "stop" });
+        this.endTyping(key);
+        this.fanout.publish(topic, stop);
       }, TYPING_EXPIRY_MS);
       timer.unref?.();
-      this.typing.set(key, timer);
+      this.typing.set(key, { ws, timer, stop, topic });
+      const keys = this.typingOf.get(ws);
+      if (keys) keys.add(key);
+      else this.typingOf.set(ws, new Set([key]));
+    }
+  }
+
+  /** Forgets a typing start (stopped, expired, or taken over by a later start of the same user). */
+  private endTyping(key: string) {
+    const typing = this.typing.get(key);
+    if (!typing) return;
+    clearTimeout(typing.timer);
+    this.typing.delete(key);
+    this.typingOf.get(typing.ws)?.delete(key);
+  }
+
+  /**
+   * A socket closed: what it was typing ends now, not when it would have expired (the app closed mid-word,
+   * the network gone). A start another socket of the user made since is theirs, and goes on.
+   */
+  closed(ws: Socket) {
+    const keys = this.typingOf.get(ws);
+    if (!keys) return;
+    this.typingOf.delete(ws);
+    for (const key of keys) {
+      const typing = this.typing.get(key);
+      if (typing?.ws !== ws) continue;
+      clearTimeout(typing.timer);
+      this.typing.delete(key);
+      this.fanout.publish(typing.topic, typing.stop);
     }
   }
 

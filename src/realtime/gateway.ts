@@ -222,6 +222,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   function onClose(ws: Socket, code: number) {
     // The client picks its close code: only the standard ones and ours are labels of their own.
     metrics.ws.closed.inc([(code >= 1000 && code <= 1015) || CLOSE_CODES.has(code) ? String(code) : "other"]);
+    dispatcher.closed(ws);
     void release(ws);
   }
 

@@ -31,7 +31,7 @@ export type UserPatch = Partial<
 > & { updated_at: number };
 
 export interface UserQuery {
-  /** Lowercase prefix of username or display name. */
+  /** Prefix of username or display name, as nameKey (lib/text.ts) makes it: lowercase, NFC. */
   prefix?: string;
   /** Exclusive: only users whose username sorts after this one. */
   afterUsername?: string;

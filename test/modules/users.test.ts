@@ -129,10 +129,46 @@ describe("PUT /api/users/{id}", () => {
     [{ display_name: "" }, "display_name"],
     // Blank once trimmed: it was stored as sent, a user shown to everyone with no name.
     [{ display_name: " \t " }, "display_name"],
+    // Invisible characters alone (zero-width space and joiner, Hangul filler, braille blank, a control
+    // character): a name nobody can see, as blank as spaces.
+    [{ display_name: "\u200b\u200d" }, "display_name"],
+    [{ display_name: "\u3164" }, "display_name"],
+    [{ display_name: " \u2800 \u0001" }, "display_name"],
   ])("refuses %p with 422 naming the field", async (body, field) => {
     const res = await call(h.app, "PUT", `/api/users/${bob.id}`, { token: bob.token, body });
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe("validation_failed");
     expect(res.body.error.field).toBe(field);
+  });
+});
+
+describe("GET /api/users?q= and Unicode", () => {
+  it("finds a display name whether its accents were typed composed (NFC) or decomposed (NFD)", async () => {
+    // One name as a Mac keyboard may send it (o + combining diaeresis), one composed.
+    const zoe = await signup(h.app, { display_name: "Zoe\u0308 Nfdcase" });
+    const emil = await signup(h.app, { display_name: "\u00c9milie Nfccase" });
+    const found = async (q: string) => {
+      const res = await call(h.app, "GET", `/api/users?q=${encodeURIComponent(q)}`, { token: bob.token });
+      expect(res.status).toBe(200);
+      return res.body.items.map((u: { id: string }) => u.id);
+    };
+    expect(await found("zo\u00eb nfd")).toEqual([zoe.id]);
+    expect(await found("ZO\u00cb")).toEqual([zoe.id]);
+    expect(await found("zoe\u0308")).toEqual([zoe.id]);
+    expect(await found("\u00e9milie")).toEqual([emil.id]);
+    expect(await found("E\u0301MILIE")).toEqual([emil.id]);
+    // The name is shown as it was given.
+    expect((await call(h.app, "GET", `/api/users/${zoe.id}`, { token: bob.token })).body.display_name).toBe(
+      "Zoe\u0308 Nfdcase",
+    );
+  });
+});
+
+describe("an invisible display name at sign-up", () => {
+  it("is taken as none given: the user is shown by their username, as with a blank one", async () => {
+    const invisible = await signup(h.app, { display_name: "\u200b\u2060" });
+    expect(invisible.user.display_name).toBe(invisible.username);
+    const visible = await signup(h.app, { display_name: "\u200bAda" });
+    expect(visible.user.display_name).toBe("\u200bAda");
   });
 });

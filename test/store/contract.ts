@@ -311,6 +311,16 @@ export function storeContract(name: string, open: () => Promise<Store>) {
           expect(usernames(await store.users.list({ prefix: "zo🎉", limit: 10 }))).toEqual(["zed"]);
         });
 
+        it("matches a display name however its accents were composed (NFC or NFD), the prefix being NFC", async () => {
+          // "José" as a Mac keyboard may send it (e + combining acute) and "Émile" composed: one prefix each.
+          await store.users.create(user("jose", { display_name: "Jose\u0301 Nfd" }));
+          await store.users.create(user("emile", { display_name: "\u00c9mile" }));
+          expect(usernames(await store.users.list({ prefix: "jos\u00e9", limit: 10 }))).toEqual(["jose"]);
+          expect(usernames(await store.users.list({ prefix: "\u00e9m", limit: 10 }))).toEqual(["emile"]);
+          await store.users.update("u-emile", { display_name: "E\u0301lise", updated_at: T0 + 1 });
+          expect(usernames(await store.users.list({ prefix: "\u00e9l", limit: 10 }))).toEqual(["emile"]);
+        });
+
         it("follows a display name change", async () => {
           await store.users.update("u-bob", { display_name: "Zebulon", updated_at: T0 + 1 });
           expect(usernames(await store.users.list({ prefix: "zeb", limit: 10 }))).toEqual(["bob"]);

@@ -374,6 +374,36 @@ describe("sqlite migration 9 (the status a user chose)", () => {
   });
 });
 
+describe("sqlite migration 10 (display names searched in NFC)", () => {
+  it("makes the search key of a display name stored with decomposed accents again, so that a composed query finds it", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 9);
+    const insert = old.query(
+      `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash, status,
+         role, last_seen, created_at, updated_at)
+       VALUES (?1, ?1 || '@example.com', ?1, ?2, ?3, 'x', 'offline', 'user', NULL, ${T0}, ${T0})`,
+    );
+    // As the version before wrote them: the key was the name lowercased, nothing more.
+    for (const [name, display] of [
+      ["zoe", "Zoe\u0308 D"],
+      ["ann", "Ann"],
+    ] as const)
+      insert.run(name, display, display.toLowerCase());
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      expect((await store.users.list({ prefix: "zo\u00eb", limit: 10 })).map((u) => u.username)).toEqual([
+        "zoe",
+      ]);
+      expect((await store.users.list({ prefix: "ann", limit: 10 })).map((u) => u.username)).toEqual(["ann"]);
+      expect((await store.users.byId("zoe"))?.display_name).toBe("Zoe\u0308 D");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("sqlite group commit", () => {
   it("commits a flood of appends a batch at a time, in order, with the event loop free between batches", async () => {
     const db = new Database(":memory:", { strict: true });

@@ -8,6 +8,7 @@ import { AppError, errorText } from "../../lib/errors.ts";
 import { newId, newSecret } from "../../lib/ids.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { checkPasswordStrength } from "../../lib/passwords.ts";
+import { isBlankName } from "../../lib/text.ts";
 import type { TokenSigner } from "../../lib/tokens.ts";
 import type { Mailer } from "../../mail/types.ts";
 import { DuplicateError, type SessionRecord, type Store, type UserRecord } from "../../store/types.ts";
@@ -190,7 +191,8 @@ export function createAuthService(deps: AuthDeps) {
         id: newId(now),
         email,
         username,
-        display_name: input.display_name?.trim() || username,
+        // None given, or one that shows nothing: the user is shown by their username.
+        display_name: isBlankName(input.display_name ?? "") ? username : (input.display_name ?? "").trim(),
         password_hash: await hashPassword(input.password, config),
         status: "offline",
         chosen_status: "online",

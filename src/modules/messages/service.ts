@@ -102,16 +102,33 @@ export function createMessagesService(deps: MessageDeps) {
     return messages.map((m) => toMessageView(m, statusOf(m, participants)));
   }
 
+  /** Members are told that `userId` has the conversation's messages up to `delivered_seq`. */
+  function publishDelivered(conversationId: string, userId: string, deliveredSeq: number) {
+    hub.publish({
+      kind: "receipt.delivered",
+      conversation_id: conversationId,
+      seq: 0,
+      user_id: userId,
+      delivered_seq: deliveredSeq,
+    });
+  }
+
   /**
-   * Fetching messages counts as delivery to the one who fetched them. A read does not fail for that mark
-   * when storage cannot take it (a full disk, say): the next read writes it. Any other failure is one.
+   * Fetching messages counts as delivery to the one who fetched them, and the members are told, as of an
+   * acknowledgement (their senders' ticks move now, not at their next fetch). A read does not fail for
+   * that mark when storage cannot take it (a full disk, say): the next read writes it. Any other failure
+   * is one.
    */
   async function delivered(conversationId: string, me: ParticipantRecord, messages: MessageRecord[]) {
     const top = messages.reduce((max, m) => Math.max(max, m.seq), 0);
-    if (top > me.delivered_seq)
-      await store.conversations.markDelivered(conversationId, me.user_id, top, clock.now()).catch((err) => {
+    if (top <= me.delivered_seq) return;
+    const updated = await store.conversations
+      .markDelivered(conversationId, me.user_id, top, clock.now())
+      .catch((err) => {
         if (!storageUnavailable(err)) throw err;
+        return null;
       });
+    if (updated) publishDelivered(conversationId, me.user_id, updated.delivered_seq);
   }
 
   async function changed(
@@ -307,13 +324,7 @@ export function createMessagesService(deps: MessageDeps) {
       const target = Math.min(seq, conversation.last_seq);
       const updated = await store.conversations.markDelivered(conversationId, userId, target, clock.now());
       if (!updated) throw new AppError("not_found", "conversation not found");
-      hub.publish({
-        kind: "receipt.delivered",
-        conversation_id: conversationId,
-        seq: 0,
-        user_id: userId,
-        delivered_seq: updated.delivered_seq,
-      });
+      publishDelivered(conversationId, userId, updated.delivered_seq);
       return { delivered_seq: updated.delivered_seq };
     },
 

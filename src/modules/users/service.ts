@@ -2,7 +2,7 @@
 
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";
-import { visibleName } from "../../lib/text.ts";
+import { nameKey, visibleName } from "../../lib/text.ts";
 import { DuplicateError, type Store, type UserPatch } from "../../store/types.ts";
 import { type ListUsersQuery, toUserView, type UpdateUser, type UserView } from "./model.ts";
 
@@ -33,7 +33,7 @@ export function createUsersService({ store, clock }: { store: Store; clock: Cloc
     ): Promise<{ items: UserView[]; next_cursor: string | null }> {
       const limit = query.limit ?? 20;
       const rows = await store.users.list({
-        prefix: query.q?.trim().toLowerCase() ?? "",
+        prefix: nameKey(query.q?.trim() ?? ""),
         afterUsername: query.cursor ? decodeCursor(query.cursor) : "",
         limit: limit + 1,
       });

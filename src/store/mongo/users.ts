@@ -1,13 +1,14 @@
 // Users on MongoDB.
 
 import { type Filter, MongoServerError } from "mongodb";
+import { nameKey } from "../../lib/text.ts";
 import { DuplicateError, type UserPatch, type UserRecord, type UsersRepo } from "../types.ts";
 import type { Collections, UserDoc } from "./schema.ts";
 
 const toDoc = ({ id, ...user }: UserRecord): UserDoc => ({
   _id: id,
   ...user,
-  display_name_lower: user.display_name.toLowerCase(),
+  display_name_lower: nameKey(user.display_name),
 });
 
 const toUser = ({ _id, display_name_lower: _, chosen_status, ...user }: UserDoc): UserRecord => ({
@@ -70,7 +71,7 @@ export function mongoUsers({ users }: Collections): UsersRepo {
       const set: Partial<UserDoc> = { updated_at: patch.updated_at };
       if (patch.display_name !== undefined) {
         set.display_name = patch.display_name;
-        set.display_name_lower = patch.display_name.toLowerCase();
+        set.display_name_lower = nameKey(patch.display_name);
       }
       if (patch.username !== undefined) set.username = patch.username;
       if (patch.status !== undefined) set.status = patch.status;

@@ -1,6 +1,7 @@
 // SQLite schema, applied in order; user_version records how far a database file has come.
 
 import type { Database } from "bun:sqlite";
+import { nameKey } from "../../lib/text.ts";
 import { clientKey } from "./client-key.ts";
 
 /** SQL, or a function for a step SQL cannot do alone (it runs inside the migration's transaction). */
@@ -264,6 +265,24 @@ export const MIGRATIONS: Migration[] = [
   ALTER TABLE users ADD COLUMN chosen_status TEXT NOT NULL DEFAULT 'online';
   UPDATE users SET chosen_status = status WHERE status IN ('away', 'dnd');
   `,
+  (db) => {
+    // A display name is searched by its key in NFC (nameKey): one stored with decomposed accents kept a
+    // key no composed query met. Keys are made again in rowid order, 10,000 users a read; only those that
+    // differ are written.
+    const rows = db.query<{ rowid: number; display_name: string; display_name_lower: string }, [number]>(
+      "SELECT rowid, display_name, display_name_lower FROM users WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
+    );
+    const set = db.query<never, [string, number]>(
+      "UPDATE users SET display_name_lower = ?1 WHERE rowid = ?2",
+    );
+    for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
+      for (const row of page) {
+        const key = nameKey(row.display_name);
+        if (key !== row.display_name_lower) set.run(key, row.rowid);
+      }
+      after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
+    }
+  },
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

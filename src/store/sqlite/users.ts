@@ -1,6 +1,7 @@
 // Users on SQLite.
 
 import type { Database } from "bun:sqlite";
+import { nameKey } from "../../lib/text.ts";
 import { DuplicateError, type UserPatch, type UserRecord, type UsersRepo } from "../types.ts";
 import { groupCommit } from "./group-commit.ts";
 import { bind } from "./schema.ts";
@@ -91,7 +92,7 @@ export function sqliteUsers(db: Database): UsersRepo {
     });
     if (patch.display_name !== undefined) {
       sets.push("display_name_lower = $display_name_lower");
-      values.display_name_lower = patch.display_name.toLowerCase();
+      values.display_name_lower = nameKey(patch.display_name);
     }
     try {
       db.query(`UPDATE users SET ${sets.join(", ")} WHERE id = $id`).run(values);
@@ -107,7 +108,7 @@ export function sqliteUsers(db: Database): UsersRepo {
   return {
     async create(user) {
       try {
-        insert.run(bind({ ...user, display_name_lower: user.display_name.toLowerCase() }));
+        insert.run(bind({ ...user, display_name_lower: nameKey(user.display_name) }));
       } catch (err) {
         rethrowDuplicate(err);
       }

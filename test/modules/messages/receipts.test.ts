@@ -1,0 +1,46 @@
+// Receipts as the members see them live: every way a message counts as delivered tells the others.
+
+import { afterAll, beforeAll, expect, it } from "bun:test";
+import type { ConversationEvent } from "../../../src/realtime/hub.ts";
+import { call, group, type Harness, harness, signup } from "../../helpers.ts";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await harness();
+});
+afterAll(() => h.close());
+
+/** The receipts published in the conversation while `work` runs. */
+async function receiptsDuring(conversationId: string, work: () => Promise<unknown>) {
+  const events: ConversationEvent[] = [];
+  const off = h.deps.hub.subscribe(conversationId, (e) => {
+    if (e.kind.startsWith("receipt.")) events.push(e);
+  });
+  try {
+    await work();
+  } finally {
+    off();
+  }
+  return events.map(({ kind, user_id, delivered_seq }) => ({ kind, user_id, delivered_seq }));
+}
+
+it.each(["messages", "events"])(
+  "tells the members when fetching over REST (/%s) delivers messages, once",
+  async (route) => {
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, alice, [bob]);
+    const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "are you there?" },
+    });
+    const fetch = () => call(h.app, "GET", `/api/conversations/${id}/${route}`, { token: bob.token });
+    expect(await receiptsDuring(id, fetch)).toEqual([
+      { kind: "receipt.delivered", user_id: bob.id, delivered_seq: sent.body.seq },
+    ]);
+    // The message now shows delivered to its sender, as the receipt said.
+    const mine = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    expect(mine.body.items.find((m: { id: string }) => m.id === sent.body.id).status).toBe("delivered");
+    // Fetched again: nothing moved, nothing to tell.
+    expect(await receiptsDuring(id, fetch)).toEqual([]);
+  },
+);

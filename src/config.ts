@@ -93,7 +93,8 @@ export const ConfigSchema = T.Object({
     Number.MAX_SAFE_INTEGER,
     "public-channel sockets from one client address",
   ),
-  WS_BACKPRESSURE_LIMIT: Int(1048576, 1024),
+  // Bun's own limit is four times this (app.ts); past 1 GiB a socket's queue is no longer a limit at all.
+  WS_BACKPRESSURE_LIMIT: Int(1048576, 1024, 1024 * 1024 * 1024),
   RESUME_MAX: Int(1000, 1, 100000),
   WS_MAX_CHANNELS: Int(50, 1, 10000),
 
@@ -186,6 +187,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   checkPasswordCost(config);
+  // A client pings every WS_HEARTBEAT_INTERVAL (the hello says so); the gateway closes one silent for
+  // WS_CONNECTION_TIMEOUT (4003). A beat as long as the timeout closes clients that do as they are told.
+  if (config.WS_HEARTBEAT_INTERVAL >= config.WS_CONNECTION_TIMEOUT) {
+    throw new ConfigError(
+      `WS_HEARTBEAT_INTERVAL: must be shorter than WS_CONNECTION_TIMEOUT (${config.WS_CONNECTION_TIMEOUT} s), ` +
+        `or sockets pinging every ${config.WS_HEARTBEAT_INTERVAL} s as told are closed as idle`,
+    );
+  }
   // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed.
   if (config.METRICS_TOKEN && !/^\S{16,256}$/.test(config.METRICS_TOKEN)) {
     throw new ConfigError("METRICS_TOKEN: expected 16 to 256 characters without spaces");

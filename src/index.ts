@@ -1,12 +1,17 @@
 // Entry: config -> deps -> app -> listen; graceful shutdown on SIGTERM/SIGINT.
 
+import { constants } from "node:os";
 import { createApp } from "./app.ts";
 import { runCli } from "./cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
 import { errorText } from "./lib/errors.ts";
 import { createLogger } from "./lib/logger.ts";
+import { within } from "./lib/within.ts";
 import { listen } from "./listen.ts";
+
+/** How long shutdown lets HTTP requests in flight finish before it closes their connections. */
+const REQUESTS_DRAIN_MS = 3000;
 
 /** Codes of a DATA_DIR or database file the server cannot use: its own, SQLite's and the system's. */
 const UNUSABLE =
@@ -75,13 +80,26 @@ async function main() {
   );
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    // A second signal is an operator (or orchestrator) who will not wait: go now, as the signal would have.
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting without waiting for the shutdown");
+      process.exit(128 + (constants.signals[signal] ?? 15));
+    }
     stopping = true;
     logger.info({ signal }, "shutting down");
     // Sockets first, with 4000 (reconnect and resume), so clients move on before the listener closes.
     await deps.gateway.close();
-    await app.stop();
+    // Requests in flight may finish, for a while: a client that sends its body a byte at a time, or a
+    // request that hangs, must not hold the process until the orchestrator kills it.
+    await within(
+      app.stop().then(() => {}),
+      REQUESTS_DRAIN_MS,
+      async () => {
+        logger.warn({ after_ms: REQUESTS_DRAIN_MS }, "shutdown: closing connections still busy");
+        await app.server?.stop(true);
+      },
+    );
     await closeDeps(deps);
     process.exit(0);
   };

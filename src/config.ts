@@ -179,6 +179,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (config.REDIS_URL) checkUrl("REDIS_URL", config.REDIS_URL, ["redis:", "rediss:"]);
   if (config.SMTP_URL) checkUrl("SMTP_URL", config.SMTP_URL, ["smtp:", "smtps:"]);
+  // Checked with or without SMTP_URL: the outbox's mail would go out the same way once SMTP is set. A
+  // name alone left the envelope sender empty, an address without a domain failed every send.
+  if (!SENDER.test(config.SMTP_FROM)) {
+    throw new ConfigError(
+      `SMTP_FROM: expected one sender address, name@domain or "Name <name@domain>" (got ${JSON.stringify(config.SMTP_FROM)})`,
+    );
+  }
   // Processes sharing a port each get some of the clients: unless they meet through one Redis, a message
   // sent through one would never reach the sockets held by the others.
   if (config.REUSE_PORT && !config.REDIS_URL) {
@@ -272,6 +279,9 @@ function checkPasswordCost(config: Config) {
     );
   }
 }
+
+/** One mail address, bare or after a display name in angle brackets. */
+const SENDER = /^(?:[^\s<>@,"]+@[^\s<>@,"]+|[^<>@]*<[^\s<>@,"]+@[^\s<>@,"]+>)$/;
 
 export const splitList = (s: string) =>
   s

@@ -144,9 +144,13 @@ export interface LoadResult {
 
 /**
  * Parse `env` into a Config. Throws ConfigError naming the first bad variable.
- * Development keys that are missing are generated once and kept in DATA_DIR/secrets.json.
+ * Development keys that are missing are generated once and kept in DATA_DIR/secrets.json, unless
+ * `devKeys` is false (the admin CLI, which signs nothing and must not write into a mistyped DATA_DIR).
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env): LoadResult {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  { devKeys = true }: { devKeys?: boolean } = {},
+): LoadResult {
   const raw: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
     const value = env[name];
@@ -209,7 +213,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const origin of splitList(config.CORS_ORIGINS)) {
     if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
   }
-  const keyWarnings = resolveKeys(config);
+  const keyWarnings = resolveKeys(config, devKeys);
   return { config, warnings: [...checkTls(config), ...keyWarnings] };
 }
 
@@ -326,7 +330,7 @@ function checkUrl(name: string, value: string, protocols: string[]) {
   }
 }
 
-function resolveKeys(config: Config): string[] {
+function resolveKeys(config: Config, devKeys: boolean): string[] {
   const warnings: string[] = [];
   const bad = (v: string) => !v || PLACEHOLDER_KEYS.has(v) || Buffer.byteLength(v) < MIN_KEY_BYTES;
   if (config.NODE_ENV === "production") {
@@ -341,7 +345,7 @@ function resolveKeys(config: Config): string[] {
     return warnings;
   }
   const missing = KEY_NAMES.filter((name) => !config[name]);
-  if (missing.length > 0) {
+  if (missing.length > 0 && devKeys) {
     const file = join(config.DATA_DIR, "secrets.json");
     mkdirSync(config.DATA_DIR, { recursive: true });
     if (!existsSync(file)) createOnce(file, Object.fromEntries(missing.map((n) => [n, newSecret(48)])));

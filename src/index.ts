@@ -41,18 +41,20 @@ async function orRefuse<T>(boot: () => T | Promise<T>, dataDir?: string): Promis
 }
 
 async function main() {
-  const loaded = await orRefuse(() => loadConfig(), process.env.DATA_DIR);
-  const { config, warnings } = loaded;
-  if (process.argv[2] === "admin") {
-    const run = () => runCli(process.argv.slice(2), config, console.log, console.error);
-    process.exit(await orRefuse(run, config.DATA_DIR));
-  }
-  // Anything else on the command line is a mistake, not a server to start.
-  if (process.argv.length > 2) {
+  const admin = process.argv[2] === "admin";
+  // Anything else on the command line is a mistake, not a server to start: said before DATA_DIR is touched.
+  if (process.argv.length > 2 && !admin) {
     console.error(
       "usage: parley  (the server)  |  parley admin grant|revoke <username|email>  |  parley admin list",
     );
     process.exit(64);
+  }
+  // The admin CLI signs nothing: it generates no development keys (into a DATA_DIR that may be mistyped).
+  const loaded = await orRefuse(() => loadConfig(process.env, { devKeys: !admin }), process.env.DATA_DIR);
+  const { config, warnings } = loaded;
+  if (admin) {
+    const run = () => runCli(process.argv.slice(2), config, console.log, console.error);
+    process.exit(await orRefuse(run, config.DATA_DIR));
   }
   const logger = createLogger(config.LOG_LEVEL);
   for (const w of warnings) logger.warn(w);

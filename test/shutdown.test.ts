@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Running, signup, start } from "./server-process.ts";
+import { openSocket, type Running, signup, start } from "./server-process.ts";
 
 const work = mkdtempSync(join(tmpdir(), "parley-shutdown-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -77,6 +77,32 @@ describe("stopping the server", () => {
     const code = await exitWithin(server, 1500);
     expect(code).not.toBe("running");
     expect(code).not.toBe(0);
+  }, 30_000);
+
+  it("tells a socket that opens during shutdown to reconnect elsewhere (4000 or 503), never leaves it to drop", async () => {
+    const server = await start([process.execPath, "run", "src/index.ts"], { DATA_DIR: join(work, "late") });
+    cleanups.push(() => server.proc.kill("SIGKILL"));
+    const user = await signup(server.url, "latecomer");
+    const first = await openSocket(server.url, user);
+    // A client told 4000 reconnects at once; behind no balancer (or one slow to notice) it is back here.
+    const second = new Promise<{ code: number; opened: boolean }>((resolve) => {
+      first.onclose = () => {
+        const ws = new WebSocket(
+          `${server.url.replace("http", "ws")}/ws/${user.user.id}/${user.session_id}`,
+          ["parley.json", `bearer.${user.access_token}`],
+        );
+        let opened = false;
+        ws.onmessage = () => {
+          opened = true;
+        };
+        ws.onclose = (e) => resolve({ code: e.code, opened });
+      };
+    });
+    server.proc.kill("SIGTERM");
+    const { code, opened } = await second;
+    // Refused at the upgrade (503: the browser sees 1006 without a hello), or opened and told 4000.
+    expect(opened ? code : "refused").toBe(opened ? 4000 : "refused");
+    expect(await exitWithin(server, 10_000)).toBe(0);
   }, 30_000);
 
   it("exits 0 soon after SIGTERM while a client is still sending its request body, byte by byte", async () => {

@@ -6,10 +6,14 @@ RUN bun install --ignore-scripts
 COPY tsconfig.json bunfig.toml ./
 COPY src ./src
 RUN bun build --compile --minify --sourcemap src/index.ts --outfile /out/parley
+# The data directory, made here (distroless has no shell): a volume Docker creates where the image has no
+# directory is root's, and the server, running as nonroot, could not write its database there.
+RUN mkdir -p /out/data
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 WORKDIR /app
 COPY --from=build /out/parley /app/parley
+COPY --from=build --chown=nonroot:nonroot /out/data /app/data
 ENV NODE_ENV=production PORT=8000 HOST=0.0.0.0 DATA_DIR=/app/data
 EXPOSE 8000
 VOLUME ["/app/data"]

@@ -93,7 +93,8 @@ export const ConfigSchema = T.Object({
     Number.MAX_SAFE_INTEGER,
     "public-channel sockets from one client address",
   ),
-  WS_BACKPRESSURE_LIMIT: Int(1048576, 1024),
+  // Bun's own limit is four times this (app.ts); past 1 GiB a socket's queue is no longer a limit at all.
+  WS_BACKPRESSURE_LIMIT: Int(1048576, 1024, 1024 * 1024 * 1024),
   RESUME_MAX: Int(1000, 1, 100000),
   WS_MAX_CHANNELS: Int(50, 1, 10000),
 
@@ -143,9 +144,13 @@ export interface LoadResult {
 
 /**
  * Parse `env` into a Config. Throws ConfigError naming the first bad variable.
- * Development keys that are missing are generated once and kept in DATA_DIR/secrets.json.
+ * Development keys that are missing are generated once and kept in DATA_DIR/secrets.json, unless
+ * `devKeys` is false (the admin CLI, which signs nothing and must not write into a mistyped DATA_DIR).
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env): LoadResult {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  { devKeys = true }: { devKeys?: boolean } = {},
+): LoadResult {
   const raw: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
     const value = env[name];
@@ -178,6 +183,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (config.REDIS_URL) checkUrl("REDIS_URL", config.REDIS_URL, ["redis:", "rediss:"]);
   if (config.SMTP_URL) checkUrl("SMTP_URL", config.SMTP_URL, ["smtp:", "smtps:"]);
+  // Checked with or without SMTP_URL: the outbox's mail would go out the same way once SMTP is set. A
+  // name alone left the envelope sender empty, an address without a domain failed every send.
+  if (!SENDER.test(config.SMTP_FROM)) {
+    throw new ConfigError(
+      `SMTP_FROM: expected one sender address, name@domain or "Name <name@domain>" (got ${JSON.stringify(config.SMTP_FROM)})`,
+    );
+  }
   // Processes sharing a port each get some of the clients: unless they meet through one Redis, a message
   // sent through one would never reach the sockets held by the others.
   if (config.REUSE_PORT && !config.REDIS_URL) {
@@ -186,6 +198,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   checkPasswordCost(config);
+  // A client pings every WS_HEARTBEAT_INTERVAL (the hello says so); the gateway closes one silent for
+  // WS_CONNECTION_TIMEOUT (4003). A beat as long as the timeout closes clients that do as they are told.
+  if (config.WS_HEARTBEAT_INTERVAL >= config.WS_CONNECTION_TIMEOUT) {
+    throw new ConfigError(
+      `WS_HEARTBEAT_INTERVAL: must be shorter than WS_CONNECTION_TIMEOUT (${config.WS_CONNECTION_TIMEOUT} s), ` +
+        `or sockets pinging every ${config.WS_HEARTBEAT_INTERVAL} s as told are closed as idle`,
+    );
+  }
   // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed.
   if (config.METRICS_TOKEN && !/^\S{16,256}$/.test(config.METRICS_TOKEN)) {
     throw new ConfigError("METRICS_TOKEN: expected 16 to 256 characters without spaces");
@@ -193,7 +213,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const origin of splitList(config.CORS_ORIGINS)) {
     if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
   }
-  const keyWarnings = resolveKeys(config);
+  const keyWarnings = resolveKeys(config, devKeys);
   return { config, warnings: [...checkTls(config), ...keyWarnings] };
 }
 
@@ -264,6 +284,9 @@ function checkPasswordCost(config: Config) {
   }
 }
 
+/** One mail address, bare or after a display name in angle brackets. */
+const SENDER = /^(?:[^\s<>@,"]+@[^\s<>@,"]+|[^<>@]*<[^\s<>@,"]+@[^\s<>@,"]+>)$/;
+
 export const splitList = (s: string) =>
   s
     .split(",")
@@ -307,7 +330,7 @@ function checkUrl(name: string, value: string, protocols: string[]) {
   }
 }
 
-function resolveKeys(config: Config): string[] {
+function resolveKeys(config: Config, devKeys: boolean): string[] {
   const warnings: string[] = [];
   const bad = (v: string) => !v || PLACEHOLDER_KEYS.has(v) || Buffer.byteLength(v) < MIN_KEY_BYTES;
   if (config.NODE_ENV === "production") {
@@ -322,7 +345,7 @@ function resolveKeys(config: Config): string[] {
     return warnings;
   }
   const missing = KEY_NAMES.filter((name) => !config[name]);
-  if (missing.length > 0) {
+  if (missing.length > 0 && devKeys) {
     const file = join(config.DATA_DIR, "secrets.json");
     mkdirSync(config.DATA_DIR, { recursive: true });
     if (!existsSync(file)) createOnce(file, Object.fromEntries(missing.map((n) => [n, newSecret(48)])));

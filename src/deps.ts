@@ -9,8 +9,10 @@ import { RedisBroker } from "./broker/redis.ts";
 import type { Broker } from "./broker/types.ts";
 import { type Config, ConfigError } from "./config.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
+import { errorText } from "./lib/errors.ts";
 import type { Logger } from "./lib/logger.ts";
 import { createTokenSigner, type TokenSigner } from "./lib/tokens.ts";
+import { within } from "./lib/within.ts";
 import { createMailer } from "./mail/index.ts";
 import type { Mailer } from "./mail/types.ts";
 import { type AuthService, createAuthService } from "./modules/auth/service.ts";
@@ -161,15 +163,21 @@ export async function createDeps(
   return { ...services, gateway: createGateway(services) };
 }
 
-/** Closes what createDeps opened, after in-flight mail has gone out. */
+/** How long shutdown waits for mail in flight (an SMTP server may hang far longer). */
+export const MAIL_DRAIN_MS = 3000;
+
+/** Closes what createDeps opened, after in-flight mail has gone out or MAIL_DRAIN_MS has passed. */
 export async function closeDeps(deps: Deps) {
   await deps.gateway.close();
-  await deps.auth.settled();
-  await Promise.allSettled([
-    deps.limiters.close(),
-    deps.mailer.close(),
-    deps.broker.close(),
-    deps.store.close(),
-  ]);
+  const mailSent = deps.auth
+    .settled()
+    .then(() => deps.mailer.close())
+    .catch((err: unknown) =>
+      deps.logger.warn({ err: errorText(err) }, "shutdown: closing the mailer failed"),
+    );
+  await within(mailSent, MAIL_DRAIN_MS, () =>
+    deps.logger.warn({ after_ms: MAIL_DRAIN_MS }, "shutdown: mail still being sent is given up"),
+  );
+  await Promise.allSettled([deps.limiters.close(), deps.broker.close(), deps.store.close()]);
   deps.metrics.close();
 }

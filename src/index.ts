@@ -1,12 +1,17 @@
 // Entry: config -> deps -> app -> listen; graceful shutdown on SIGTERM/SIGINT.
 
+import { constants } from "node:os";
 import { createApp } from "./app.ts";
 import { runCli } from "./cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
 import { errorText } from "./lib/errors.ts";
 import { createLogger } from "./lib/logger.ts";
+import { within } from "./lib/within.ts";
 import { listen } from "./listen.ts";
+
+/** How long shutdown lets HTTP requests in flight finish before it closes their connections. */
+const REQUESTS_DRAIN_MS = 3000;
 
 /** Codes of a DATA_DIR or database file the server cannot use: its own, SQLite's and the system's. */
 const UNUSABLE =
@@ -36,18 +41,20 @@ async function orRefuse<T>(boot: () => T | Promise<T>, dataDir?: string): Promis
 }
 
 async function main() {
-  const loaded = await orRefuse(() => loadConfig(), process.env.DATA_DIR);
-  const { config, warnings } = loaded;
-  if (process.argv[2] === "admin") {
-    const run = () => runCli(process.argv.slice(2), config, console.log, console.error);
-    process.exit(await orRefuse(run, config.DATA_DIR));
-  }
-  // Anything else on the command line is a mistake, not a server to start.
-  if (process.argv.length > 2) {
+  const admin = process.argv[2] === "admin";
+  // Anything else on the command line is a mistake, not a server to start: said before DATA_DIR is touched.
+  if (process.argv.length > 2 && !admin) {
     console.error(
       "usage: parley  (the server)  |  parley admin grant|revoke <username|email>  |  parley admin list",
     );
     process.exit(64);
+  }
+  // The admin CLI signs nothing: it generates no development keys (into a DATA_DIR that may be mistyped).
+  const loaded = await orRefuse(() => loadConfig(process.env, { devKeys: !admin }), process.env.DATA_DIR);
+  const { config, warnings } = loaded;
+  if (admin) {
+    const run = () => runCli(process.argv.slice(2), config, console.log, console.error);
+    process.exit(await orRefuse(run, config.DATA_DIR));
   }
   const logger = createLogger(config.LOG_LEVEL);
   for (const w of warnings) logger.warn(w);
@@ -75,13 +82,26 @@ async function main() {
   );
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    // A second signal is an operator (or orchestrator) who will not wait: go now, as the signal would have.
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting without waiting for the shutdown");
+      process.exit(128 + (constants.signals[signal] ?? 15));
+    }
     stopping = true;
     logger.info({ signal }, "shutting down");
     // Sockets first, with 4000 (reconnect and resume), so clients move on before the listener closes.
     await deps.gateway.close();
-    await app.stop();
+    // Requests in flight may finish, for a while: a client that sends its body a byte at a time, or a
+    // request that hangs, must not hold the process until the orchestrator kills it.
+    await within(
+      app.stop().then(() => {}),
+      REQUESTS_DRAIN_MS,
+      async () => {
+        logger.warn({ after_ms: REQUESTS_DRAIN_MS }, "shutdown: closing connections still busy");
+        await app.server?.stop(true);
+      },
+    );
     await closeDeps(deps);
     process.exit(0);
   };

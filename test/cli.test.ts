@@ -89,3 +89,21 @@ it("starts no server when the command line names something else: 64", async () =
   expect(code).toBe(64);
   expect(said).toContain("usage: parley");
 }, 30_000);
+
+it("leaves a mistyped DATA_DIR as it found it: no directory made, no development keys written there", async () => {
+  for (const args of [["admin", "list"], ["admin", "grant", "someone"], ["bogus"]]) {
+    const dataDir = join(work, `untouched-${args.join("-")}`);
+    const proc = Bun.spawn([process.execPath, "run", "src/index.ts", ...args], {
+      cwd: join(import.meta.dir, ".."),
+      env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir, PORT: "0" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const code = await proc.exited;
+    expect({ args, code, made: existsSync(dataDir) }).toEqual({
+      args,
+      code: args[0] === "admin" ? 78 : 64,
+      made: false,
+    });
+  }
+}, 30_000);

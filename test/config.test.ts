@@ -66,6 +66,13 @@ describe("loadConfig", () => {
     ["METRICS_TOKEN", "has spaces in it but long enough"],
     ["METRICS_TOKEN", "x".repeat(257)],
     ["REUSE_PORT", "maybe"],
+    // Past what Bun's listener takes (it is given four times this): boot crashed in listen with a stack.
+    // Not one sender address: the mail went out with an empty envelope sender, or every send failed.
+    ["SMTP_FROM", "Parley"],
+    ["SMTP_FROM", "Parley <no-reply>"],
+    ["SMTP_FROM", "a@example.com, b@example.com"],
+    ["WS_BACKPRESSURE_LIMIT", "9007199254740991"],
+    ["WS_BACKPRESSURE_LIMIT", String(2 ** 30 + 1)],
   ])("stops on %s=%p with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(name);
@@ -91,6 +98,32 @@ describe("loadConfig", () => {
     expect(loadConfig({ ...env, REUSE_PORT: "true" }).config.REUSE_PORT).toBe(true);
     expect(loadConfig({ ...env, REUSE_PORT: "off" }).config.REUSE_PORT).toBe(false);
     expect(loadConfig(env).config.REUSE_PORT).toBe(false);
+  });
+
+  it("refuses a heartbeat no shorter than the idle timeout: clients pinging as told would be closed as idle", () => {
+    const env = { DATA_DIR: tempDir() };
+    for (const [beat, timeout] of [
+      ["300", undefined],
+      ["301", "300"],
+      ["60", "60"],
+      ["1000000", undefined],
+    ]) {
+      expect(() =>
+        loadConfig({ ...env, WS_HEARTBEAT_INTERVAL: beat, WS_CONNECTION_TIMEOUT: timeout }),
+      ).toThrow("WS_HEARTBEAT_INTERVAL: ");
+    }
+    const { config } = loadConfig({ ...env, WS_HEARTBEAT_INTERVAL: "59", WS_CONNECTION_TIMEOUT: "60" });
+    expect([config.WS_HEARTBEAT_INTERVAL, config.WS_CONNECTION_TIMEOUT]).toEqual([59, 60]);
+  });
+
+  it("takes SMTP_FROM as one address, with or without a display name", () => {
+    for (const from of [
+      "no-reply@example.com",
+      "Parley <no-reply@example.com>",
+      '"Parley, Inc." <a@b.example>',
+    ]) {
+      expect(loadConfig({ DATA_DIR: tempDir(), SMTP_FROM: from }).config.SMTP_FROM).toBe(from);
+    }
   });
 
   it("says what TRUST_PROXY takes when it gets something else", () => {

@@ -3,7 +3,7 @@
 
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSocket, type Running, signup, start } from "./server-process.ts";
@@ -165,6 +165,57 @@ describe("starting the server", () => {
       await first.proc.exited;
     }
   }, 30_000);
+
+  it.each([
+    ["a name that does not resolve", "no.such.host.invalid"],
+    ["an address this machine does not have", "10.254.254.254"],
+  ])(
+    "stops with exit 78 naming HOST, not a stack, when HOST is %s",
+    async (_, host) => {
+      const { code, said } = await refusedBoot({ HOST: host, PORT: "0", DATA_DIR: join(work, "bad-host") });
+      expect(code).toBe(78);
+      expect(said).toContain("configuration error: HOST: ");
+      expect(said).toContain(host);
+      expect(said).not.toContain("    at ");
+    },
+    30_000,
+  );
+
+  // Ports below 1024 need privileges where the system keeps them (ip_unprivileged_port_start); the image
+  // runs as a non-root user. Root here runs the server as nobody.
+  const lowPortsGuarded = (() => {
+    try {
+      return Number(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8")) > 80;
+    } catch {
+      return false;
+    }
+  })();
+  const unprivileged =
+    process.getuid?.() !== 0
+      ? []
+      : Bun.which("setpriv")
+        ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        : null;
+  it.skipIf(unprivileged === null || !lowPortsGuarded)(
+    "stops with exit 78 naming PORT (not DATA_DIR) when it may not listen on a privileged port",
+    async () => {
+      // Its own temp dir: the suite's is the test runner's alone (0700), which nobody may not enter.
+      const dataDir = mkdtempSync(join(tmpdir(), "parley-low-port-"));
+      chmodSync(dataDir, 0o777);
+      const proc = Bun.spawn([...(unprivileged ?? []), process.execPath, "run", "src/index.ts"], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "", HOME: "/tmp", HOST: "127.0.0.1", PORT: "80", DATA_DIR: dataDir },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [code, said] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      rmSync(dataDir, { recursive: true, force: true });
+      expect(code).toBe(78);
+      expect(said).toContain("configuration error: PORT: ");
+      expect(said).not.toContain("DATA_DIR");
+    },
+    30_000,
+  );
 
   it("shares one port between nodes with REUSE_PORT and one Redis: the kernel spreads connections over both", async () => {
     const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });

@@ -12,6 +12,18 @@ interface SmtpFailure {
   responseCode?: unknown;
 }
 
+/**
+ * How long a connection and the server's greeting may take, and a third of how long a connected server
+ * may stay silent. nodemailer's own (2 min, 30 s, 10 min) let a hung relay hold each magic link's send,
+ * its socket, and shutdown for minutes. A URL may still set its own (`?socketTimeout=...`).
+ */
+export const SMTP_TIMEOUT_MS = 10_000;
+
+export interface SmtpOptions {
+  /** Replaces SMTP_TIMEOUT_MS (tests). */
+  timeoutMs?: number;
+}
+
 export class SmtpMailer implements Mailer {
   private readonly transport: Transport;
   private readonly inFlight = new Set<Promise<void>>();
@@ -20,12 +32,19 @@ export class SmtpMailer implements Mailer {
   constructor(
     url: string,
     private readonly from: string,
+    options: SmtpOptions = {},
   ) {
     if (!/^smtps?:\/\//i.test(url))
       throw new Error("SmtpMailer: SMTP_URL must be an smtp:// or smtps:// URL");
     if (!from.trim()) throw new Error("SmtpMailer: SMTP_FROM must be a sender address (got an empty string)");
     // No `logger`/`debug` options: nodemailer's transcript logging would print the message, links included.
-    this.transport = nodemailer.createTransport(url);
+    const timeout = options.timeoutMs ?? SMTP_TIMEOUT_MS;
+    this.transport = nodemailer.createTransport({
+      url,
+      connectionTimeout: timeout,
+      greetingTimeout: timeout,
+      socketTimeout: 3 * timeout,
+    });
   }
 
   send(mail: Mail): Promise<void> {

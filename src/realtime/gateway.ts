@@ -162,12 +162,21 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     void dispatcher.handle(ws, frame);
   }
 
+  /** Set by close(): upgrades are refused from then on. */
+  let closing = false;
+
   function opened(ws: Socket, err: unknown) {
     logger.error({ err: errorText(err) }, "socket open failed");
     ws.close(CLOSE.restart, "try again");
   }
 
   function onOpen(ws: Socket) {
+    // Upgraded as the node began to close (its checks passed before): told to reconnect, as the others were.
+    if (closing) {
+      connections.add(ws);
+      ws.close(CLOSE.restart, "server shutting down");
+      return;
+    }
     connections.add(ws);
     metrics.ws.opened.inc([ws.data.kind]);
     const { kind, user_id, session_id } = ws.data;
@@ -303,6 +312,13 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
    * one later. Counted when sockets open, so a burst of upgrades at once can pass it by a few.
    */
   function refuseWhenFull() {
+    // A node shutting down takes no more sockets: the client tries again, at another node once this one
+    // has stopped listening. Opened here, it would be held until the listener closed and then dropped.
+    if (closing) {
+      throw new AppError("unavailable", "this node is shutting down; try again", {
+        headers: { "Retry-After": "1" },
+      });
+    }
     if (connections.all.size < config.WS_MAX_CONNECTIONS) return;
     metrics.rateLimited.inc(["ws_node"]);
     throw new AppError("unavailable", `this node holds its ${config.WS_MAX_CONNECTIONS} sockets; try again`, {
@@ -401,6 +417,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     },
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     async close() {
+      closing = true;
       clearInterval(sweep);
       stop();
       offHub();

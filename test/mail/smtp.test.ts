@@ -2,7 +2,7 @@
 // must not leak the message text into the error.
 
 import { afterEach, describe, expect, it } from "bun:test";
-import { SmtpMailer } from "../../src/mail/smtp.ts";
+import { SMTP_TIMEOUT_MS, SmtpMailer } from "../../src/mail/smtp.ts";
 import { rejection } from "../helpers.ts";
 import { mailerContract, SECRET_LINK, sampleMail } from "./contract.ts";
 import { parseMessage, type SinkOptions, startSmtpSink } from "./smtp-sink.ts";
@@ -71,6 +71,29 @@ describe("SmtpMailer", () => {
     const err = await rejection(mailer.send(sampleMail(9)), Error);
     expect(err.message).toMatch(/^SMTP send failed: /);
     expect(err.message).not.toContain("s3cr3t");
+  });
+
+  it("gives up on an SMTP server that takes the connection and never answers, without the text", async () => {
+    // Left to nodemailer's defaults, a silent server held a send 30 s (one that stalls later, 10 min).
+    expect(SMTP_TIMEOUT_MS).toBeLessThanOrEqual(15_000);
+    const held: { end(): void }[] = [];
+    const silent = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: { open: (s) => void held.push(s), data() {} },
+    });
+    cleanups.push(async () => {
+      for (const s of held) s.end();
+      silent.stop(true);
+    });
+    const mailer = new SmtpMailer(`smtp://127.0.0.1:${silent.port}`, FROM, { timeoutMs: 300 });
+    cleanups.push(() => mailer.close());
+    const started = Date.now();
+    const err = await rejection(mailer.send(sampleMail(10)), Error);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(err.message).toMatch(/^SMTP send failed: /);
+    expect(err.message).not.toContain("s3cr3t");
+    expect(held.length).toBe(1);
   });
 
   it("refuses a bad SMTP_URL or an empty SMTP_FROM when built", () => {

@@ -453,7 +453,8 @@ describe("connection limits", () => {
   });
 
   it("closes a socket silent for WS_CONNECTION_TIMEOUT seconds with 4003", async () => {
-    const { h, base } = await start({ WS_CONNECTION_TIMEOUT: "1" });
+    // The heartbeat it is told must be shorter than the timeout (config.ts); this socket never beats.
+    const { h, base } = await start({ WS_HEARTBEAT_INTERVAL: "1", WS_CONNECTION_TIMEOUT: "2" });
     const user = await signup(h.app);
     const s = await userSocket(base, user);
     const { code } = await s.closed;

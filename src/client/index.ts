@@ -57,7 +57,7 @@ export class ParleyClient {
   private opts: ParleyClientOptions;
   private current: Session | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  private refreshing: Promise<Session> | null = null;
+  private refreshing: { sessionId: string; done: Promise<Session> } | null = null;
   private connection: RealtimeConnection | null = null;
   /**
    * The last connection connect() made: its first hello (the calls begun with it join it once they have
@@ -118,12 +118,15 @@ export class ParleyClient {
   refresh(): Promise<Session> {
     const session = this.current;
     if (!session) return Promise.reject(new ParleyError("unauthorized", "not signed in"));
-    this.refreshing ??= this.locks
+    // One of an earlier session (signed out or into another since) is not this session's refresh.
+    if (this.refreshing?.sessionId === session.sessionId) return this.refreshing.done;
+    const done = this.locks
       .request(`parley.refresh:${session.sessionId}`, () => this.refreshUnderLock(session))
       .finally(() => {
-        this.refreshing = null;
+        if (this.refreshing?.done === done) this.refreshing = null;
       });
-    return this.refreshing;
+    this.refreshing = { sessionId: session.sessionId, done };
+    return done;
   }
 
   /**
@@ -279,6 +282,8 @@ export class ParleyClient {
   }
 
   private async refreshUnderLock(mine: Session): Promise<Session> {
+    // Signed out, or into another session, while this waited for the lock: there is nothing to refresh.
+    if (this.current?.sessionId !== mine.sessionId) throw signedOut();
     let from = mine;
     // Newer tokens of this session, from another client (the store) or heard of while waiting (watch).
     const stored = this.opts.store ? await this.opts.store.load() : null;
@@ -289,7 +294,11 @@ export class ParleyClient {
       this.use(from);
       if (from.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return from;
     }
-    return this.keep(sessionOf(await this.rest.refresh(from.refreshToken)));
+    const renewed = sessionOf(await this.rest.refresh(from.refreshToken));
+    // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
+    // that they neither bring the ended session back nor replace the new one (here or in the store).
+    if (this.current?.sessionId !== mine.sessionId) throw signedOut();
+    return this.keep(renewed);
   }
 
   /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */
@@ -337,6 +346,10 @@ export class ParleyClient {
     }, delayMs);
     unref(this.refreshTimer);
   }
+}
+
+function signedOut(): ParleyError {
+  return new ParleyError("unauthorized", "signed out while the token was being refreshed");
 }
 
 function samePositions(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {

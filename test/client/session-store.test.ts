@@ -206,6 +206,58 @@ describe("clients sharing one session", () => {
   });
 });
 
+/** A fetch whose refresh answers are held (the server has answered; the client has not read it) until released. */
+function heldRefreshes() {
+  const held = {
+    answered: 0,
+    release: () => {},
+    fetch: async (input: URL, init: RequestInit) => {
+      const res = await fetch(input, init);
+      if (input.pathname !== "/api/auth/refresh") return res;
+      const gate = new Promise<void>((r) => {
+        held.release = r;
+      });
+      held.answered++;
+      await gate;
+      return res;
+    },
+  };
+  return held;
+}
+
+describe("a refresh still on its way", () => {
+  it("answered after signout(), does not bring the session back, here or in the store", async () => {
+    const storage = sharedStorage();
+    const held = heldRefreshes();
+    const a = client({ store: storage.tab(), fetch: held.fetch });
+    await a.signup(newAccount());
+    const refreshing = a.refresh().catch((err: unknown) => err);
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    await a.signout();
+    held.release();
+    expect(await refreshing).toMatchObject({ code: "unauthorized" });
+    expect(a.session).toBeNull();
+    expect(storage.raw).toBeNull();
+  });
+
+  it("answered after a sign-in to another account, leaves that account's session in place", async () => {
+    const storage = sharedStorage();
+    const held = heldRefreshes();
+    const a = client({ store: storage.tab(), fetch: held.fetch });
+    await a.signup(newAccount());
+    const refreshing = a.refresh().catch((err: unknown) => err);
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    const other = newAccount();
+    await client().signup(other);
+    const signedIn = await a.signin({ username: other.username, password: other.password });
+    held.release();
+    await refreshing;
+    expect(a.session?.sessionId).toBe(signedIn.sessionId);
+    expect(parseSession(storage.raw)?.sessionId).toBe(signedIn.sessionId);
+    expect((await a.rest.me()).id).toBe(signedIn.user.id);
+  });
+});
+
 describe("localStorageSessionStore", () => {
   /** The Storage interface over a Map (Bun has no localStorage). */
   function memoryStorage(): Storage {

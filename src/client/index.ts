@@ -286,9 +286,16 @@ export class ParleyClient {
     if (this.current?.sessionId !== mine.sessionId) throw signedOut();
     let from = mine;
     // Newer tokens of this session, from another client (the store) or heard of while waiting (watch).
+    // Newer ones expire later: a store holding older ones (its save failed) must not hand back a refresh
+    // token this client has spent, which would end the session as a reuse.
     const stored = this.opts.store ? await this.opts.store.load() : null;
     for (const other of [this.current, stored]) {
-      if (other?.sessionId === mine.sessionId && other.refreshToken !== mine.refreshToken) from = other;
+      if (
+        other?.sessionId === mine.sessionId &&
+        other.refreshToken !== from.refreshToken &&
+        other.expiresAt >= from.expiresAt
+      )
+        from = other;
     }
     if (from !== mine) {
       this.use(from);
@@ -298,7 +305,14 @@ export class ParleyClient {
     // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
     // that they neither bring the ended session back nor replace the new one (here or in the store).
     if (this.current?.sessionId !== mine.sessionId) throw signedOut();
-    return this.keep(renewed);
+    this.use(renewed);
+    try {
+      await this.opts.store?.save(renewed);
+    } catch {
+      // A store that cannot save (storage full) leaves this client working on its own: the calls waiting
+      // for the refresh have their token, and the store's older tokens are not taken for these (above).
+    }
+    return renewed;
   }
 
   /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */

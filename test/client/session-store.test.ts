@@ -166,6 +166,30 @@ describe("clients sharing one session", () => {
     expect(b.session?.refreshToken).not.toBe(after.refreshToken);
   });
 
+  it("a store that fails to save fails no refresh, and its older tokens are not taken for newer ones", async () => {
+    const storage = sharedStorage();
+    const tab = storage.tab(true);
+    let full = false;
+    const store: SessionStore = {
+      load: tab.load,
+      save(session) {
+        if (full) throw new Error("QuotaExceededError");
+        return tab.save(session);
+      },
+    };
+    const counter = countingFetch();
+    const a = client({ store, fetch: counter.fetch });
+    const first = await a.signup(newAccount());
+    full = true;
+    // The store still holds `first`, whose refresh token each refresh below has spent.
+    const outcomes = [];
+    for (let i = 0; i < 3; i++) outcomes.push(await a.refresh().catch((err: unknown) => err));
+    expect(outcomes.every((o) => (o as Session).sessionId === first.sessionId)).toBe(true);
+    expect(counter.refreshes).toBe(3);
+    expect(parseSession(storage.raw)?.refreshToken).toBe(first.refreshToken);
+    expect((await a.rest.me()).id).toBe(first.user.id);
+  });
+
   it("restore: nothing stored, no store option, tokens close to expiry, an ended session", async () => {
     const storage = sharedStorage();
     expect(await client({ store: storage.tab() }).restore()).toBeNull();

@@ -6,6 +6,7 @@ import { ParleyError } from "./errors.ts";
 import type { Handler, OpenInfo, RealtimeEventType } from "./events.ts";
 import { RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
 import { type Fetch, RestClient } from "./rest.ts";
+import { sessionEnd } from "./session-end.ts";
 import { defaultLocks, type Locks, type Session, type SessionStore } from "./session-store.ts";
 import type { SignInInput, SignUpInput, TokenResponse } from "./types.ts";
 
@@ -58,6 +59,11 @@ export class ParleyClient {
   private current: Session | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshing: { sessionId: string; done: Promise<Session> } | null = null;
+  /**
+   * The session whose refresh the server refused for good (revoked, reused, expired), with its refusal:
+   * asked again it would refuse again, and each refresh counts against the address's sign-in rate limit.
+   */
+  private refused: { sessionId: string; error: ParleyError } | null = null;
   private connection: RealtimeConnection | null = null;
   /**
    * The last connection connect() made: its first hello (the calls begun with it join it once they have
@@ -118,6 +124,7 @@ export class ParleyClient {
   refresh(): Promise<Session> {
     const session = this.current;
     if (!session) return Promise.reject(new ParleyError("unauthorized", "not signed in"));
+    if (this.refused?.sessionId === session.sessionId) return Promise.reject(this.refused.error);
     // One of an earlier session (signed out or into another since) is not this session's refresh.
     if (this.refreshing?.sessionId === session.sessionId) return this.refreshing.done;
     const done = this.locks
@@ -261,6 +268,8 @@ export class ParleyClient {
   private async freshToken(): Promise<string> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "signed out");
+    // A session found over is not asked about again: calls fail with the refusal at once.
+    if (this.refused?.sessionId === session.sessionId) throw this.refused.error;
     if (session.expiresAt - Date.now() < EXPIRY_MARGIN_MS) return (await this.refresh()).accessToken;
     return session.accessToken;
   }
@@ -301,7 +310,16 @@ export class ParleyClient {
       this.use(from);
       if (from.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return from;
     }
-    const renewed = sessionOf(await this.rest.refresh(from.refreshToken));
+    let renewed: Session;
+    try {
+      renewed = sessionOf(await this.rest.refresh(from.refreshToken));
+    } catch (err) {
+      // Refused for good (a 401: revoked, reused, expired); offline, a timeout or a 503 say nothing of it.
+      const over = sessionEnd({ error: err });
+      if (over && this.current?.sessionId === mine.sessionId)
+        this.refused = { sessionId: mine.sessionId, error: over.error };
+      throw err;
+    }
     // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
     // that they neither bring the ended session back nor replace the new one (here or in the store).
     if (this.current?.sessionId !== mine.sessionId) throw signedOut();

@@ -149,6 +149,36 @@ describe("REST client", () => {
     expect(await rejection(c.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
   });
 
+  it("does not ask again for a refresh refused for good: later calls fail with its code at once", async () => {
+    const paths: string[] = [];
+    const c = new ParleyClient({
+      baseUrl: s.baseUrl,
+      fetch: (url, init) => {
+        paths.push(url.pathname);
+        return fetch(url, init);
+      },
+    });
+    s.clients.push(c);
+    const account = newAccount();
+    await c.signup(account);
+    // Signed out elsewhere (the same tokens in another process), and the access token has run out.
+    await new RestClient({ baseUrl: s.baseUrl, token: () => c.session?.accessToken }).signout();
+    s.h.clock.advance(61_000);
+    paths.length = 0;
+    expect(await rejection(c.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+    expect(paths).toEqual(["/api/auth/me", "/api/auth/refresh"]);
+    // Each refresh counts against the sign-in rate limit of the address: asked again at every call, a
+    // polling app would lock its user out of signing in again.
+    for (let i = 0; i < 3; i++) {
+      expect(await rejection(c.rest.me())).toMatchObject({ code: "session_revoked" });
+      expect(await rejection(c.refresh())).toMatchObject({ code: "session_revoked" });
+    }
+    expect(paths.filter((p) => p === "/api/auth/refresh")).toHaveLength(1);
+    // Signed in again, the client works as before.
+    const again = await c.signin({ username: account.username, password: account.password });
+    expect((await c.rest.me()).id).toBe(again.user.id);
+  });
+
   it("gives up on a call with no answer after timeoutMs (timeout), and a hung refresh does not hold the others", async () => {
     // A server that takes requests and never answers, as a link that swallows packets would look.
     const silent = Bun.serve({

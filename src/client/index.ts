@@ -80,6 +80,12 @@ export class ParleyClient {
   private unwatch: (() => void) | undefined;
   /** Counts close() calls: a connect() that sees it change while it waits gives up. */
   private closes = 0;
+  /**
+   * Set by close() until the app starts the client again (sign-in, restore(), connect()): a refresh made
+   * meanwhile (one on its way at close(), which is let finish, or a REST call's) keeps its tokens but does
+   * not start the refresh timer and the store's watch again.
+   */
+  private stopped = false;
 
   constructor(opts: ParleyClientOptions) {
     const refreshAt = opts.refreshAt ?? 0.8;
@@ -144,6 +150,7 @@ export class ParleyClient {
     if (!this.opts.store) throw new ParleyError("bad_request", "restore() needs the store option");
     const stored = await this.opts.store.load();
     if (!stored) return null;
+    this.stopped = false;
     this.use(stored);
     if (stored.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return stored;
     try {
@@ -197,6 +204,10 @@ export class ParleyClient {
   async connect(opts: { positions?: Record<string, number> } = {}): Promise<OpenInfo> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "sign in before connecting");
+    if (this.stopped) {
+      this.stopped = false;
+      this.use(session);
+    }
     // One on its way is joined (a connected one refuses); one that ended for good (its session over) stays
     // readable (its requests tell why) until replaced here.
     if (this.connection && !this.connection.ended) {
@@ -256,6 +267,7 @@ export class ParleyClient {
    */
   close() {
     this.closes++;
+    this.stopped = true;
     this.rest.cancel();
     clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
@@ -343,14 +355,19 @@ export class ParleyClient {
 
   /** Makes `session` current and saves it to the store, if any. */
   private async keep(session: Session): Promise<Session> {
+    this.stopped = false;
     this.use(session);
     await this.opts.store?.save(session);
     return session;
   }
 
-  /** Makes `session` current: its refresh is due at `refreshAt` of the time it has left. */
+  /**
+   * Makes `session` current: its refresh is due at `refreshAt` of the time it has left (unless close()
+   * stopped the client), and the store is watched for others' refreshes.
+   */
   private use(session: Session) {
     this.current = session;
+    if (this.stopped) return;
     this.scheduleRefresh(Math.max(0, (session.expiresAt - Date.now()) * (this.opts.refreshAt ?? 0.8)));
     this.unwatch ??= this.opts.store?.watch?.((saved) => {
       const current = this.current;
@@ -373,7 +390,7 @@ export class ParleyClient {
         // A spent or revoked refresh token will not work later either; anything else is tried again,
         // unless the client was closed meanwhile.
         const terminal = err instanceof ParleyError && (err.status === 401 || err.code === "closed");
-        if (!terminal && this.current) this.scheduleRefresh(5000);
+        if (!terminal && this.current && !this.stopped) this.scheduleRefresh(5000);
       });
     }, delayMs);
     unref(this.refreshTimer);

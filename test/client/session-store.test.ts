@@ -264,6 +264,42 @@ describe("a refresh still on its way", () => {
     expect(storage.raw).toBeNull();
   });
 
+  it("answered after close(), keeps its tokens but starts neither the refresh timer nor the store's watch again", async () => {
+    const storage = sharedStorage();
+    const tab = storage.tab();
+    let watching = 0;
+    const store: SessionStore = {
+      load: tab.load,
+      save: tab.save,
+      watch(onChange) {
+        watching++;
+        const off = tab.watch?.(onChange);
+        return () => {
+          watching--;
+          off?.();
+        };
+      },
+    };
+    const held = heldRefreshes();
+    const a = client({ store, fetch: held.fetch });
+    await a.signup(newAccount());
+    expect(watching).toBe(1);
+    const refreshing = a.refresh();
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    a.close();
+    expect(watching).toBe(0);
+    held.release();
+    const renewed = await refreshing;
+    expect(a.session?.refreshToken).toBe(renewed.refreshToken);
+    expect(parseSession(storage.raw)?.refreshToken).toBe(renewed.refreshToken);
+    expect(watching).toBe(0);
+    expect((a as unknown as { refreshTimer?: unknown }).refreshTimer).toBeUndefined();
+    // Started again by the app (here a sign-in), it watches and refreshes as before.
+    await a.signup(newAccount());
+    expect(watching).toBe(1);
+    expect((a as unknown as { refreshTimer?: unknown }).refreshTimer).toBeDefined();
+  });
+
   it("answered after a sign-in to another account, leaves that account's session in place", async () => {
     const storage = sharedStorage();
     const held = heldRefreshes();

@@ -52,6 +52,8 @@ export interface ParleyClientOptions {
 
 /** Tokens closer than this to their expiry are refreshed before use. */
 const EXPIRY_MARGIN_MS = 5000;
+/** A refresh that failed without the server's answer is tried again after this long. */
+const RETRY_REFRESH_MS = 5000;
 
 export class ParleyClient {
   readonly rest: RestClient;
@@ -139,6 +141,14 @@ export class ParleyClient {
         if (this.refreshing?.done === done) this.refreshing = null;
       });
     this.refreshing = { sessionId: session.sessionId, done };
+    done.catch((err: unknown) => {
+      // Without an answer (offline, a timeout, a 5xx) the server may have spent the refresh token all the
+      // same: it is tried again soon, whoever asked, so that it comes back within the server's grace
+      // (REFRESH_REUSE_GRACE_SECONDS) rather than at the next timer, when it would end the session as a
+      // reuse. A refusal (the session over) or a sign-out is not tried again.
+      if (sessionEnd({ error: err }) || this.stopped || this.current?.sessionId !== session.sessionId) return;
+      this.scheduleRefresh(RETRY_REFRESH_MS);
+    });
     return done;
   }
 
@@ -386,11 +396,9 @@ export class ParleyClient {
   private scheduleRefresh(delayMs: number) {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => {
-      this.refresh().catch((err: unknown) => {
-        // A spent or revoked refresh token will not work later either; anything else is tried again,
-        // unless the client was closed meanwhile.
-        const terminal = err instanceof ParleyError && (err.status === 401 || err.code === "closed");
-        if (!terminal && this.current && !this.stopped) this.scheduleRefresh(5000);
+      this.refreshTimer = undefined;
+      this.refresh().catch(() => {
+        // Tried again by refresh() itself unless the session is over (see there).
       });
     }, delayMs);
     unref(this.refreshTimer);

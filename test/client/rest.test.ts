@@ -179,6 +179,26 @@ describe("REST client", () => {
     expect((await c.rest.me()).id).toBe(again.user.id);
   });
 
+  it("tries a refresh whose answer was lost again soon, within the server's grace, not at the next timer", async () => {
+    let lost = 0;
+    const c = await s.client({
+      fetch: async (url, init) => {
+        const res = await fetch(url, init);
+        // The server spent the refresh token and answered; the answer never arrives.
+        if (url.pathname === "/api/auth/refresh" && lost++ === 0) throw new TypeError("connection reset");
+        return res;
+      },
+    });
+    const first = c.session!;
+    // The server's clock is ahead: the call's token is expired there, and its refresh's answer is lost.
+    s.h.clock.advance(61_000);
+    expect((await rejection(c.rest.me())).code).toBe("network");
+    // Nothing else happens in the app; the refresh timer is not due for another ~48 s, past the grace.
+    await waitFor(() => (c.session!.refreshToken !== first.refreshToken ? true : undefined), 10_000);
+    expect(lost).toBe(2);
+    expect((await c.rest.me()).id).toBe(first.user.id);
+  });
+
   it("gives up on a call with no answer after timeoutMs (timeout), and a hung refresh does not hold the others", async () => {
     // A server that takes requests and never answers, as a link that swallows packets would look.
     const silent = Bun.serve({

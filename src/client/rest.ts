@@ -172,6 +172,9 @@ export class RestClient {
       const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
       if (error && typeof error.code === "string") {
         const { code, message, ...details } = error as Record<string, unknown>;
+        // Some answers say when to try again only in the header (account_locked, a proxy's 429 or 503).
+        const retryAfter = retryAfterSeconds(res.headers.get("retry-after"));
+        if (details.retry_after === undefined && retryAfter !== undefined) details.retry_after = retryAfter;
         throw new ParleyError(code as string, String(message ?? code), res.status, details);
       }
       throw new ParleyError("bad_response", `${method} ${path}: HTTP ${res.status}`, res.status);
@@ -276,3 +279,12 @@ export class RestClient {
 }
 
 const enc = encodeURIComponent;
+
+/** A Retry-After header (delay-seconds or an HTTP date) as whole seconds from now, if it is one. */
+function retryAfterSeconds(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}

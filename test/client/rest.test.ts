@@ -1,7 +1,7 @@
 // The SDK's REST client against a real server: accounts, conversations, messages and typed errors.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { ParleyClient, RestClient } from "../../src/client/index.ts";
+import { ParleyClient, type ParleyError, RestClient } from "../../src/client/index.ts";
 import { newAccount, waitFor } from "../helpers.ts";
 import { rejection, type Server, startServer } from "./helpers.ts";
 
@@ -57,6 +57,18 @@ describe("REST client", () => {
     expect(await rejection(anonymous.me())).toMatchObject({ status: 401, code: "unauthorized" });
     const offline = new RestClient({ baseUrl: "http://127.0.0.1:1" });
     expect((await rejection(offline.me())).code).toBe("network");
+  });
+
+  it("gives a 429's Retry-After as details.retry_after (seconds), from the header when the body has none", async () => {
+    const a = await s.client();
+    const username = a.session!.user.username;
+    let locked: ParleyError | undefined;
+    for (let i = 0; i < 10 && !locked; i++) {
+      const err = await rejection(a.rest.signin({ username, password: "wrong pass!" }));
+      if (err.code === "account_locked") locked = err;
+    }
+    expect(locked).toMatchObject({ status: 429, code: "account_locked" });
+    expect(locked!.details.retry_after).toBeGreaterThan(0);
   });
 
   it("creates, lists and reads conversations, and lists users", async () => {

@@ -81,8 +81,7 @@ export class RestClient {
    * tokens (sign-in, refresh) finish, each within its timeout. Calls made afterwards go out as usual.
    */
   cancel() {
-    const why = new ParleyError("closed", "the client was closed");
-    for (const giveUp of [...this.inFlight]) giveUp(why);
+    for (const giveUp of [...this.inFlight]) giveUp(cancelled());
   }
 
   /** One call: JSON body out, JSON (or nothing, on 204) back; any non-2xx answer throws a ParleyError. */
@@ -102,16 +101,28 @@ export class RestClient {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     const json = body === undefined ? undefined : JSON.stringify(body);
-    const token = auth ? await this.token() : undefined;
+    // A call waiting for its token (a refresh) when cancel() comes is on its way too: it fails at once
+    // and is not sent when the token comes.
+    const token = auth ? await this.cancellable(this.token()) : undefined;
     try {
       return await this.send<T>(method, url, path, json, token, auth);
     } catch (err) {
       const expired = err instanceof ParleyError && err.status === 401 && err.code === "token_expired";
       if (!expired || !token || !this.renew) throw err;
-      const fresh = await this.renew(token);
+      const fresh = await this.cancellable(this.renew(token));
       if (!fresh || fresh === token) throw err;
       return await this.send<T>(method, url, path, json, fresh, auth);
     }
+  }
+
+  /** What `wait` answers, unless cancel() comes first: then it fails with `closed` at once. */
+  private cancellable<V>(wait: V | Promise<V>): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      this.inFlight.add(reject);
+      Promise.resolve(wait)
+        .then(resolve, reject)
+        .finally(() => this.inFlight.delete(reject));
+    });
   }
 
   private async send<T>(
@@ -279,6 +290,10 @@ export class RestClient {
 }
 
 const enc = encodeURIComponent;
+
+function cancelled(): ParleyError {
+  return new ParleyError("closed", "the client was closed");
+}
 
 /** A Retry-After header (delay-seconds or an HTTP date) as whole seconds from now, if it is one. */
 function retryAfterSeconds(header: string | null): number | undefined {

@@ -338,8 +338,13 @@ export class ParleyClient {
     } catch (err) {
       // Refused for good (a 401: revoked, reused, expired); offline, a timeout or a 503 say nothing of it.
       const over = sessionEnd({ error: err });
-      if (over && this.current?.sessionId === mine.sessionId)
+      if (over && this.current?.sessionId === mine.sessionId) {
         this.refused = { sessionId: mine.sessionId, error: over.error };
+        // The store's copy, while it is the one refused, is of no use to another tab or visit either.
+        await this.clearStored((saved) => saved.refreshToken === from.refreshToken).catch(() => {
+          // A store that cannot be written: the refusal is still the answer.
+        });
+      }
       throw err;
     }
     // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
@@ -359,8 +364,14 @@ export class ParleyClient {
   private async forget(ended: Session | null) {
     this.close();
     this.current = null;
+    if (ended) await this.clearStored((saved) => saved.sessionId === ended.sessionId);
+  }
+
+  /** Empties the store, if any, while what it holds is `which`. */
+  private async clearStored(which: (saved: Session) => boolean) {
     const store = this.opts.store;
-    if (ended && store && (await store.load())?.sessionId === ended.sessionId) await store.save(null);
+    const saved = store ? await store.load() : null;
+    if (store && saved && which(saved)) await store.save(null);
   }
 
   /** Makes `session` current and saves it to the store, if any. */

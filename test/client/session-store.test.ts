@@ -9,6 +9,7 @@ import {
   ParleyClient,
   type ParleyClientOptions,
   type ParleyError,
+  RestClient,
   type Session,
   type SessionStore,
 } from "../../src/client/index.ts";
@@ -215,6 +216,18 @@ describe("clients sharing one session", () => {
     expect(await c.restore()).toBeNull();
     expect(c.session).toBeNull();
     expect(storage.raw).toBeNull();
+  });
+
+  it("a refresh refused for good clears the store's copy of that session: restore() then finds none", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    // Signed out elsewhere with the same tokens, and this client's access token has run out.
+    await new RestClient({ baseUrl: s.baseUrl, token: () => first.accessToken }).signout();
+    a.session!.expiresAt = Date.now() - 1000;
+    expect(await rejection(a.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+    expect(storage.raw).toBeNull();
+    expect(await client({ store: storage.tab() }).restore()).toBeNull();
   });
 
   it("signout clears the store only while it holds this client's session", async () => {

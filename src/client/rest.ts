@@ -10,6 +10,7 @@ import type {
   MessagePage,
   MessageView,
   Page,
+  ParticipantView,
   Receipt,
   SendMessage,
   SessionView,
@@ -45,6 +46,7 @@ export interface RestOptions {
 export type Fetch = (input: URL, init: RequestInit) => Promise<Response>;
 
 type Query = Record<string, string | number | undefined>;
+type Role = ParticipantView["role"];
 
 export class RestClient {
   readonly baseUrl: string;
@@ -213,6 +215,24 @@ export class RestClient {
   sessions() {
     return this.request<{ items: SessionView[] }>("GET", "/api/auth/sessions");
   }
+  /** Ends one of the user's sessions (another device's). */
+  async deleteSession(id: string): Promise<void> {
+    await this.request<null>("DELETE", `/api/auth/sessions/${enc(id)}`);
+  }
+  /** Every other session of the user ends; this one goes on with its tokens. */
+  changePassword(currentPassword: string, newPassword: string) {
+    const body = { current_password: currentPassword, new_password: newPassword };
+    return this.request<{ status: "ok" }>("POST", "/api/auth/change-password", body);
+  }
+  /** Mails a sign-in link if the account exists; answers the same either way. */
+  magicLink(email: string) {
+    return this.call<{ status: "accepted" }>("POST", "/api/auth/magic-link", { email }, undefined, false);
+  }
+  /** The link's token for a new session (ParleyClient.adopt() takes it on). */
+  verifyMagicLink(token: string, deviceName?: string) {
+    const body = { token, device_name: deviceName };
+    return this.call<TokenResponse>("POST", "/api/auth/magic-link/verify", body, undefined, false);
+  }
 
   // Users.
   readonly users = {
@@ -245,8 +265,16 @@ export class RestClient {
     delete: async (id: string): Promise<void> => {
       await this.request<null>("DELETE", `/api/conversations/${enc(id)}`);
     },
-    addParticipant: (id: string, userId: string, role?: "owner" | "admin" | "member") =>
-      this.request<unknown>("POST", `/api/conversations/${enc(id)}/participants`, { user_id: userId, role }),
+    addParticipant: (id: string, userId: string, role?: Role) =>
+      this.request<ParticipantView>("POST", `/api/conversations/${enc(id)}/participants`, {
+        user_id: userId,
+        role,
+      }),
+    /** Promotes, demotes or hands over ownership (owner only). */
+    setRole: (id: string, userId: string, role: Role) =>
+      this.request<ParticipantView>("PUT", `/api/conversations/${enc(id)}/participants/${enc(userId)}`, {
+        role,
+      }),
     removeParticipant: async (id: string, userId: string): Promise<void> => {
       await this.request<null>("DELETE", `/api/conversations/${enc(id)}/participants/${enc(userId)}`);
     },

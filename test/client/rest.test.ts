@@ -41,6 +41,31 @@ describe("REST client", () => {
     expect(err.status).toBe(401);
   });
 
+  it("changes the password: the account's other sessions end, and this client keeps working", async () => {
+    const account = newAccount();
+    const a = new ParleyClient({ baseUrl: s.baseUrl });
+    const b = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(a, b);
+    await a.signup(account);
+    await b.signin({ username: account.username, password: account.password });
+    const next = `${account.password} and more`;
+    expect(await rejection(a.rest.changePassword("not it at all", next))).toMatchObject({
+      status: 401,
+      code: "invalid_credentials",
+    });
+    expect(await a.rest.changePassword(account.password, next)).toEqual({ status: "ok" });
+    expect(await rejection(b.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+    expect((await a.rest.me()).id).toBe(a.session!.user.id);
+    await a.refresh();
+    expect((await a.rest.sessions()).items.map((x) => x.current)).toEqual([true]);
+    const c = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(c);
+    await c.signin({ username: account.username, password: next });
+    // One device ends another's session.
+    await a.rest.deleteSession(c.session!.sessionId);
+    expect(await rejection(c.rest.me())).toMatchObject({ code: "session_revoked" });
+  });
+
   it("throws ParleyError with the status and code of the error body", async () => {
     const a = await s.client();
     const wrong = await rejection(
@@ -84,6 +109,13 @@ describe("REST client", () => {
     expect((await b.rest.conversations.all()).map((c) => c.id)).toContain(conv.id);
     const users = await a.rest.users.list({ q: b.session!.user.username });
     expect(users.items.map((u) => u.id)).toEqual([b.session!.user.id]);
+    const c = await s.client();
+    const added = await a.rest.conversations.addParticipant(conv.id, c.session!.user.id);
+    expect(added).toMatchObject({ user_id: c.session!.user.id, role: "member" });
+    expect(await a.rest.conversations.setRole(conv.id, c.session!.user.id, "admin")).toMatchObject({
+      role: "admin",
+    });
+    expect(await c.rest.magicLink(c.session!.user.email as string)).toEqual({ status: "accepted" });
   });
 
   it("sends, pages, edits, deletes, reacts, reads and catches up on messages", async () => {

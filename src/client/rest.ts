@@ -46,6 +46,9 @@ export interface RestOptions {
 export type Fetch = (input: URL, init: RequestInit) => Promise<Response>;
 
 type Query = Record<string, string | number | undefined>;
+
+/** The longest a refresh waits for its answer (see refresh()); ParleyClient tries again 5 s later. */
+const REFRESH_TIMEOUT_MS = 10_000;
 type Role = ParticipantView["role"];
 
 export class RestClient {
@@ -97,6 +100,7 @@ export class RestClient {
     body: unknown,
     query: Query | undefined,
     auth: boolean,
+    deadlineMs = this.timeoutMs,
   ) {
     const url = new URL(this.baseUrl + path);
     for (const [key, value] of Object.entries(query ?? {})) {
@@ -107,13 +111,13 @@ export class RestClient {
     // and is not sent when the token comes.
     const token = auth ? await this.cancellable(this.token()) : undefined;
     try {
-      return await this.send<T>(method, url, path, json, token, auth);
+      return await this.send<T>(method, url, path, json, token, auth, deadlineMs);
     } catch (err) {
       const expired = err instanceof ParleyError && err.status === 401 && err.code === "token_expired";
       if (!expired || !token || !this.renew) throw err;
       const fresh = await this.cancellable(this.renew(token));
       if (!fresh || fresh === token) throw err;
-      return await this.send<T>(method, url, path, json, fresh, auth);
+      return await this.send<T>(method, url, path, json, fresh, auth, deadlineMs);
     }
   }
 
@@ -139,6 +143,7 @@ export class RestClient {
      * and the old one, used again later, would end the session as a reuse.
      */
     cancellable: boolean,
+    deadlineMs: number,
   ): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers.authorization = `Bearer ${token}`;
@@ -154,8 +159,8 @@ export class RestClient {
       };
     });
     const timer = setTimeout(
-      () => giveUp(new ParleyError("timeout", `${method} ${path}: no answer within ${this.timeoutMs} ms`)),
-      this.timeoutMs,
+      () => giveUp(new ParleyError("timeout", `${method} ${path}: no answer within ${deadlineMs} ms`)),
+      deadlineMs,
     );
     if (cancellable) this.inFlight.add(giveUp);
     let res: Response;
@@ -202,9 +207,15 @@ export class RestClient {
   signin(input: SignInInput) {
     return this.call<TokenResponse>("POST", "/api/auth/signin", input, undefined, false);
   }
+  /**
+   * Given up after at most REFRESH_TIMEOUT_MS: the server may have spent the token before the answer was
+   * lost, and the refresh tried again must come back within its grace (REFRESH_REUSE_GRACE_SECONDS, 20 s)
+   * to get new tokens rather than end the session as a reuse.
+   */
   refresh(refreshToken: string) {
     const body = { refresh_token: refreshToken };
-    return this.call<TokenResponse>("POST", "/api/auth/refresh", body, undefined, false);
+    const deadline = Math.min(this.timeoutMs, REFRESH_TIMEOUT_MS);
+    return this.call<TokenResponse>("POST", "/api/auth/refresh", body, undefined, false, deadline);
   }
   async signout(): Promise<void> {
     await this.request<null>("POST", "/api/auth/signout");

@@ -243,6 +243,25 @@ describe("REST client", () => {
     expect((await c.rest.me()).id).toBe(first.user.id);
   });
 
+  it("tries a refresh lost in a dead link again within the server's 20 s grace, though restTimeoutMs is 30 s", async () => {
+    const refreshes: number[] = [];
+    const c = await s.client({
+      fetch: async (url, init) => {
+        if (url.pathname !== "/api/auth/refresh") return fetch(url, init);
+        refreshes.push(Date.now());
+        const res = await fetch(url, init);
+        if (refreshes.length > 1) return res;
+        // The server spent the token and answered; the answer is lost and the request hangs.
+        return new Promise<Response>(() => {});
+      },
+    });
+    const first = c.session!;
+    void c.refresh().catch(() => {});
+    await waitFor(() => (c.session!.refreshToken !== first.refreshToken ? true : undefined), 25_000);
+    expect(refreshes[1]! - refreshes[0]!).toBeLessThan(20_000);
+    expect((await c.rest.me()).id).toBe(first.user.id);
+  }, 30_000);
+
   it("gives up on a call with no answer after timeoutMs (timeout), and a hung refresh does not hold the others", async () => {
     // A server that takes requests and never answers, as a link that swallows packets would look.
     const silent = Bun.serve({

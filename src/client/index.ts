@@ -173,11 +173,16 @@ export class ParleyClient {
     }
   }
 
-  /** Ends the session on the server and locally (and in the store, if it still holds this session). */
+  /**
+   * Ends the session on the server and locally (and in the store, if it still holds this session). One
+   * the server finds over already (revoked elsewhere, its refresh refused) is signed out of all the same.
+   */
   async signout(): Promise<void> {
     const ended = this.current;
     try {
       if (ended) await this.rest.signout();
+    } catch (err) {
+      if (!sessionEnd({ error: err })) throw err;
     } finally {
       await this.forget(ended);
     }

@@ -230,6 +230,16 @@ describe("clients sharing one session", () => {
     expect(await client({ store: storage.tab() }).restore()).toBeNull();
   });
 
+  it("signout of a session already over elsewhere resolves, and clears it here and in the store", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    await new RestClient({ baseUrl: s.baseUrl, token: () => first.accessToken }).signout();
+    await a.signout();
+    expect(a.session).toBeNull();
+    expect(storage.raw).toBeNull();
+  });
+
   it("signout clears the store only while it holds this client's session", async () => {
     const storage = sharedStorage();
     const a = client({ store: storage.tab() });

@@ -118,11 +118,11 @@ export class ParleyClient {
   }
 
   async signup(input: SignUpInput): Promise<Session> {
-    return this.keep(sessionOf(await this.rest.signup(input)));
+    return this.start(sessionOf(await this.rest.signup(input)));
   }
 
   async signin(input: SignInInput): Promise<Session> {
-    return this.keep(sessionOf(await this.rest.signin(input)));
+    return this.start(sessionOf(await this.rest.signin(input)));
   }
 
   /**
@@ -191,9 +191,7 @@ export class ParleyClient {
   /** Adopts tokens obtained elsewhere (a magic link); saved to the store, if any, in the background. */
   adopt(res: TokenResponse): Session {
     const session = sessionOf(res);
-    this.keep(session).catch(() => {
-      // A store that cannot save (storage full) leaves this client working on its own.
-    });
+    void this.start(session);
     return session;
   }
 
@@ -355,14 +353,8 @@ export class ParleyClient {
     // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
     // that they neither bring the ended session back nor replace the new one (here or in the store).
     if (this.current?.sessionId !== mine.sessionId) throw signedOut();
-    this.use(renewed);
-    try {
-      await this.opts.store?.save(renewed);
-    } catch {
-      // A store that cannot save (storage full) leaves this client working on its own: the calls waiting
-      // for the refresh have their token, and the store's older tokens are not taken for these (above).
-    }
-    return renewed;
+    // Saved unless the store cannot (see keep()): the store's older tokens are not taken for these (above).
+    return this.keep(renewed);
   }
 
   /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */
@@ -379,11 +371,24 @@ export class ParleyClient {
     if (store && saved && which(saved)) await store.save(null);
   }
 
-  /** Makes `session` current and saves it to the store, if any. */
-  private async keep(session: Session): Promise<Session> {
+  /** A new session of the app's (sign-in, adopt()): the client runs again if close() stopped it. */
+  private start(session: Session): Promise<Session> {
     this.stopped = false;
+    return this.keep(session);
+  }
+
+  /**
+   * Makes `session` current and saves it to the store, if any. A store that cannot save (storage full)
+   * leaves this client working on its own: the session was made all the same, and failing the sign-in
+   * would leave the app to make another.
+   */
+  private async keep(session: Session): Promise<Session> {
     this.use(session);
-    await this.opts.store?.save(session);
+    try {
+      await this.opts.store?.save(session);
+    } catch {
+      // See above.
+    }
     return session;
   }
 

@@ -191,6 +191,22 @@ describe("clients sharing one session", () => {
     expect((await a.rest.me()).id).toBe(first.user.id);
   });
 
+  it("a store that fails to save fails no sign-in: the client is signed in, on its own", async () => {
+    const store: SessionStore = {
+      load: () => null,
+      save() {
+        throw new Error("QuotaExceededError");
+      },
+    };
+    const account = newAccount();
+    const a = client({ store });
+    const first = await a.signup(account);
+    expect(a.session?.sessionId).toBe(first.sessionId);
+    const second = await a.signin({ username: account.username, password: account.password });
+    expect((await a.rest.me()).id).toBe(second.user.id);
+    expect((await a.rest.sessions()).items).toHaveLength(2);
+  });
+
   it("restore: nothing stored, no store option, tokens close to expiry, an ended session", async () => {
     const storage = sharedStorage();
     expect(await client({ store: storage.tab() }).restore()).toBeNull();

@@ -296,8 +296,24 @@ export class RestClient {
     /** History, ascending by seq; `before`/`after` are exclusive bounds. */
     page: (conversationId: string, q: { before?: number; after?: number; limit?: number } = {}) =>
       this.request<MessagePage>("GET", `/api/conversations/${enc(conversationId)}/messages`, undefined, q),
-    send: (conversationId: string, input: SendMessage) =>
-      this.request<MessageView>("POST", `/api/conversations/${enc(conversationId)}/messages`, input),
+    /**
+     * Sends with a client_msg_id (a new one unless given). A send that fails without the server's answer
+     * (`timeout`, `network`, `closed`) may have been stored all the same: its error's
+     * `details.client_msg_id` names it, and sending again with that id is safe (never stored twice).
+     */
+    send: async (conversationId: string, input: SendMessage): Promise<MessageView> => {
+      const body = { ...input, client_msg_id: input.client_msg_id ?? crypto.randomUUID() };
+      try {
+        return await this.request<MessageView>(
+          "POST",
+          `/api/conversations/${enc(conversationId)}/messages`,
+          body,
+        );
+      } catch (err) {
+        if (err instanceof ParleyError && err.status === 0) err.details.client_msg_id ??= body.client_msg_id;
+        throw err;
+      }
+    },
     /** Every message changed after `after` (tombstones included), in the order of the changes. */
     events: (conversationId: string, q: { after?: number; limit?: number } = {}) =>
       this.request<EventPage>("GET", `/api/conversations/${enc(conversationId)}/events`, undefined, q),

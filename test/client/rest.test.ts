@@ -153,6 +153,33 @@ describe("REST client", () => {
     expect(receipts.items.find((r) => r.user_id === b.session!.user.id)?.read_at).not.toBeNull();
   });
 
+  it("a message send whose answer was lost names its client_msg_id, and sending it again stores it once", async () => {
+    let lose = true;
+    const [a, b] = [
+      await s.client({
+        fetch: async (url, init) => {
+          const res = await fetch(url, init);
+          if (lose && init.method === "POST" && url.pathname.endsWith("/messages")) {
+            lose = false;
+            throw new TypeError("connection reset");
+          }
+          return res;
+        },
+      }),
+      await s.client(),
+    ];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "dm",
+      participant_ids: [b.session!.user.id],
+    });
+    const lost = await rejection(a.rest.messages.send(conv.id, { content: "hello" }));
+    expect(lost.code).toBe("network");
+    const id = lost.details.client_msg_id as string;
+    expect(typeof id).toBe("string");
+    const again = await a.rest.messages.send(conv.id, { content: "hello", client_msg_id: id });
+    expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
+  });
+
   it("refreshes an access token past its time before a call, as after a device slept through its timers", async () => {
     const paths: string[] = [];
     const c = await s.client({

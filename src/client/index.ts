@@ -145,9 +145,12 @@ export class ParleyClient {
       // Without an answer (offline, a timeout, a 5xx) the server may have spent the refresh token all the
       // same: it is tried again soon, whoever asked, so that it comes back within the server's grace
       // (REFRESH_REUSE_GRACE_SECONDS) rather than at the next timer, when it would end the session as a
-      // reuse. A refusal (the session over) or a sign-out is not tried again.
+      // reuse. A refusal (the session over) or a sign-out is not tried again; one rate limited (its token
+      // not spent) waits as long as it is told to, so that its retries do not keep the address's sign-in
+      // limit spent.
       if (sessionEnd({ error: err }) || this.stopped || this.current?.sessionId !== session.sessionId) return;
-      this.scheduleRefresh(RETRY_REFRESH_MS);
+      const told = err instanceof ParleyError ? Number(err.details.retry_after) : Number.NaN;
+      this.scheduleRefresh(told > 0 ? Math.max(RETRY_REFRESH_MS, told * 1000) : RETRY_REFRESH_MS);
     });
     return done;
   }

@@ -289,6 +289,45 @@ describe("REST client", () => {
     expect((await c.rest.me()).id).toBe(first.user.id);
   }, 30_000);
 
+  it("tries a rate-limited refresh again after the Retry-After, not every 5 s", async () => {
+    const limited = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: () =>
+        Response.json(
+          { error: { code: "rate_limited", message: "slow down", retry_after: 40 } },
+          { status: 429, headers: { "Retry-After": "40" } },
+        ),
+    });
+    try {
+      const c = new ParleyClient({ baseUrl: `http://127.0.0.1:${limited.port}` });
+      s.clients.push(c);
+      const real = await s.client();
+      c.adopt({
+        user: real.session!.user,
+        session_id: real.session!.sessionId,
+        access_token: real.session!.accessToken,
+        refresh_token: real.session!.refreshToken,
+        expires_in: 60,
+        token_type: "bearer",
+      });
+      // When the next refresh is due (the timer itself is not what is tested here).
+      const delays: number[] = [];
+      const inner = c as unknown as { scheduleRefresh: (ms: number) => void };
+      const schedule = inner.scheduleRefresh.bind(c);
+      inner.scheduleRefresh = (ms) => {
+        delays.push(ms);
+        schedule(ms);
+      };
+      expect((await rejection(c.refresh())).code).toBe("rate_limited");
+      await waitFor(() => (delays.length > 0 ? true : undefined));
+      expect(delays[0]).toBeGreaterThanOrEqual(40_000);
+      c.close();
+    } finally {
+      limited.stop(true);
+    }
+  });
+
   it("gives up on a call with no answer after timeoutMs (timeout), and a hung refresh does not hold the others", async () => {
     // A server that takes requests and never answers, as a link that swallows packets would look.
     const silent = Bun.serve({

@@ -356,7 +356,13 @@ export class ParleyClient {
     // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
     // that they neither bring the ended session back nor replace the new one (here or in the store).
     if (this.current?.sessionId !== mine.sessionId) throw signedOut();
-    // Saved unless the store cannot (see keep()): the store's older tokens are not taken for these (above).
+    // Not saved over another session the store holds now (an account signed in since in another tab:
+    // the one a tab opened next starts as); nor when the store cannot save (see keep()).
+    const holds = this.opts.store ? await this.opts.store.load() : null;
+    if (holds && holds.sessionId !== mine.sessionId) {
+      this.use(renewed);
+      return renewed;
+    }
     return this.keep(renewed);
   }
 

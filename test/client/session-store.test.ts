@@ -256,6 +256,19 @@ describe("clients sharing one session", () => {
     expect(storage.raw).toBeNull();
   });
 
+  it("a refresh does not put its session over another account's signed in since in another tab", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    const b = client({ store: storage.tab() });
+    const other = await b.signup(newAccount());
+    const renewed = await a.refresh();
+    expect(renewed.sessionId).toBe(first.sessionId);
+    expect(parseSession(storage.raw)?.sessionId).toBe(other.sessionId);
+    // A tab opened now starts as the account signed in last.
+    expect((await client({ store: storage.tab() }).restore())?.sessionId).toBe(other.sessionId);
+  });
+
   it("signout clears the store only while it holds this client's session", async () => {
     const storage = sharedStorage();
     const a = client({ store: storage.tab() });

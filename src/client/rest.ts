@@ -82,7 +82,8 @@ export class RestClient {
 
   /**
    * Gives up every call on its way made with the session's token: each fails with `closed` at once and its
-   * fetch is aborted (a hung one would otherwise keep a script alive until its timeout). Calls that make
+   * fetch is aborted (a hung one would otherwise keep a script alive until its timeout); one still waiting
+   * for its token (a refresh) is never sent. Calls that make
    * tokens (sign-in, refresh) finish, each within its timeout. Calls made afterwards go out as usual.
    */
   cancel() {

@@ -8,7 +8,10 @@ export class ParleyError extends Error {
   readonly code: string;
   /** The HTTP status of a REST error; 0 for errors from the socket or the SDK itself. */
   readonly status: number;
-  /** Extra fields of the error body, e.g. the `field` of a validation error. */
+  /**
+   * Extra fields of the error body, e.g. the `field` of a validation error; `retry_after` (seconds) also
+   * when only the answer's Retry-After header says it (account_locked).
+   */
   readonly details: Record<string, unknown>;
 
   constructor(code: string, message: string, status = 0, details: Record<string, unknown> = {}) {

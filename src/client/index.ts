@@ -6,6 +6,7 @@ import { ParleyError } from "./errors.ts";
 import type { Handler, OpenInfo, RealtimeEventType } from "./events.ts";
 import { RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
 import { type Fetch, RestClient } from "./rest.ts";
+import { sessionEnd } from "./session-end.ts";
 import { defaultLocks, type Locks, type Session, type SessionStore } from "./session-store.ts";
 import type { SignInInput, SignUpInput, TokenResponse } from "./types.ts";
 
@@ -51,13 +52,20 @@ export interface ParleyClientOptions {
 
 /** Tokens closer than this to their expiry are refreshed before use. */
 const EXPIRY_MARGIN_MS = 5000;
+/** A refresh that failed without the server's answer is tried again after this long. */
+const RETRY_REFRESH_MS = 5000;
 
 export class ParleyClient {
   readonly rest: RestClient;
   private opts: ParleyClientOptions;
   private current: Session | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  private refreshing: Promise<Session> | null = null;
+  private refreshing: { sessionId: string; done: Promise<Session> } | null = null;
+  /**
+   * The session whose refresh the server refused for good (revoked, reused, expired), with its refusal:
+   * asked again it would refuse again, and each refresh counts against the address's sign-in rate limit.
+   */
+  private refused: { sessionId: string; error: ParleyError } | null = null;
   private connection: RealtimeConnection | null = null;
   /**
    * The last connection connect() made: its first hello (the calls begun with it join it once they have
@@ -74,6 +82,12 @@ export class ParleyClient {
   private unwatch: (() => void) | undefined;
   /** Counts close() calls: a connect() that sees it change while it waits gives up. */
   private closes = 0;
+  /**
+   * Set by close() until the app starts the client again (sign-in, restore(), connect()): a refresh made
+   * meanwhile (one on its way at close(), which is let finish, or a REST call's) keeps its tokens but does
+   * not start the refresh timer and the store's watch again.
+   */
+  private stopped = false;
 
   constructor(opts: ParleyClientOptions) {
     const refreshAt = opts.refreshAt ?? 0.8;
@@ -104,11 +118,11 @@ export class ParleyClient {
   }
 
   async signup(input: SignUpInput): Promise<Session> {
-    return this.keep(sessionOf(await this.rest.signup(input)));
+    return this.start(sessionOf(await this.rest.signup(input)));
   }
 
   async signin(input: SignInInput): Promise<Session> {
-    return this.keep(sessionOf(await this.rest.signin(input)));
+    return this.start(sessionOf(await this.rest.signin(input)));
   }
 
   /**
@@ -118,12 +132,27 @@ export class ParleyClient {
   refresh(): Promise<Session> {
     const session = this.current;
     if (!session) return Promise.reject(new ParleyError("unauthorized", "not signed in"));
-    this.refreshing ??= this.locks
+    if (this.refused?.sessionId === session.sessionId) return Promise.reject(this.refused.error);
+    // One of an earlier session (signed out or into another since) is not this session's refresh.
+    if (this.refreshing?.sessionId === session.sessionId) return this.refreshing.done;
+    const done = this.locks
       .request(`parley.refresh:${session.sessionId}`, () => this.refreshUnderLock(session))
       .finally(() => {
-        this.refreshing = null;
+        if (this.refreshing?.done === done) this.refreshing = null;
       });
-    return this.refreshing;
+    this.refreshing = { sessionId: session.sessionId, done };
+    done.catch((err: unknown) => {
+      // Without an answer (offline, a timeout, a 5xx) the server may have spent the refresh token all the
+      // same: it is tried again soon, whoever asked, so that it comes back within the server's grace
+      // (REFRESH_REUSE_GRACE_SECONDS) rather than at the next timer, when it would end the session as a
+      // reuse. A refusal (the session over) or a sign-out is not tried again; one rate limited (its token
+      // not spent) waits as long as it is told to, so that its retries do not keep the address's sign-in
+      // limit spent.
+      if (sessionEnd({ error: err }) || this.stopped || this.current?.sessionId !== session.sessionId) return;
+      const told = err instanceof ParleyError ? Number(err.details.retry_after) : Number.NaN;
+      this.scheduleRefresh(told > 0 ? Math.max(RETRY_REFRESH_MS, told * 1000) : RETRY_REFRESH_MS);
+    });
+    return done;
   }
 
   /**
@@ -134,6 +163,7 @@ export class ParleyClient {
     if (!this.opts.store) throw new ParleyError("bad_request", "restore() needs the store option");
     const stored = await this.opts.store.load();
     if (!stored) return null;
+    this.stopped = false;
     this.use(stored);
     if (stored.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return stored;
     try {
@@ -146,11 +176,16 @@ export class ParleyClient {
     }
   }
 
-  /** Ends the session on the server and locally (and in the store, if it still holds this session). */
+  /**
+   * Ends the session on the server and locally (and in the store, if it still holds this session). One
+   * the server finds over already (revoked elsewhere, its refresh refused) is signed out of all the same.
+   */
   async signout(): Promise<void> {
     const ended = this.current;
     try {
       if (ended) await this.rest.signout();
+    } catch (err) {
+      if (!sessionEnd({ error: err })) throw err;
     } finally {
       await this.forget(ended);
     }
@@ -159,9 +194,7 @@ export class ParleyClient {
   /** Adopts tokens obtained elsewhere (a magic link); saved to the store, if any, in the background. */
   adopt(res: TokenResponse): Session {
     const session = sessionOf(res);
-    this.keep(session).catch(() => {
-      // A store that cannot save (storage full) leaves this client working on its own.
-    });
+    void this.start(session);
     return session;
   }
 
@@ -187,6 +220,10 @@ export class ParleyClient {
   async connect(opts: { positions?: Record<string, number> } = {}): Promise<OpenInfo> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "sign in before connecting");
+    if (this.stopped) {
+      this.stopped = false;
+      this.use(session);
+    }
     // One on its way is joined (a connected one refuses); one that ended for good (its session over) stays
     // readable (its requests tell why) until replaced here.
     if (this.connection && !this.connection.ended) {
@@ -246,6 +283,7 @@ export class ParleyClient {
    */
   close() {
     this.closes++;
+    this.stopped = true;
     this.rest.cancel();
     clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
@@ -258,6 +296,8 @@ export class ParleyClient {
   private async freshToken(): Promise<string> {
     const session = this.current;
     if (!session) throw new ParleyError("unauthorized", "signed out");
+    // A session found over is not asked about again: calls fail with the refusal at once.
+    if (this.refused?.sessionId === session.sessionId) throw this.refused.error;
     if (session.expiresAt - Date.now() < EXPIRY_MARGIN_MS) return (await this.refresh()).accessToken;
     return session.accessToken;
   }
@@ -279,37 +319,95 @@ export class ParleyClient {
   }
 
   private async refreshUnderLock(mine: Session): Promise<Session> {
+    // Signed out, or into another session, while this waited for the lock: there is nothing to refresh.
+    if (this.current?.sessionId !== mine.sessionId) throw signedOut();
     let from = mine;
     // Newer tokens of this session, from another client (the store) or heard of while waiting (watch).
+    // Newer ones expire later: a store holding older ones (its save failed) must not hand back a refresh
+    // token this client has spent, which would end the session as a reuse.
     const stored = this.opts.store ? await this.opts.store.load() : null;
     for (const other of [this.current, stored]) {
-      if (other?.sessionId === mine.sessionId && other.refreshToken !== mine.refreshToken) from = other;
+      if (
+        other?.sessionId === mine.sessionId &&
+        other.refreshToken !== from.refreshToken &&
+        other.expiresAt >= from.expiresAt
+      )
+        from = other;
     }
     if (from !== mine) {
       this.use(from);
       if (from.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return from;
     }
-    return this.keep(sessionOf(await this.rest.refresh(from.refreshToken)));
+    let renewed: Session;
+    try {
+      renewed = sessionOf(await this.rest.refresh(from.refreshToken));
+    } catch (err) {
+      // Refused for good (a 401: revoked, reused, expired); offline, a timeout or a 503 say nothing of it.
+      const over = sessionEnd({ error: err });
+      if (over && this.current?.sessionId === mine.sessionId) {
+        this.refused = { sessionId: mine.sessionId, error: over.error };
+        // The store's copy, while it is the one refused, is of no use to another tab or visit either.
+        await this.clearStored((saved) => saved.refreshToken === from.refreshToken).catch(() => {
+          // A store that cannot be written: the refusal is still the answer.
+        });
+      }
+      throw err;
+    }
+    // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
+    // that they neither bring the ended session back nor replace the new one (here or in the store).
+    if (this.current?.sessionId !== mine.sessionId) throw signedOut();
+    // Not saved over another session the store holds now (an account signed in since in another tab:
+    // the one a tab opened next starts as); nor when the store cannot save (see keep()).
+    const holds = this.opts.store ? await this.opts.store.load() : null;
+    if (holds && holds.sessionId !== mine.sessionId) {
+      this.use(renewed);
+      return renewed;
+    }
+    return this.keep(renewed);
   }
 
   /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */
   private async forget(ended: Session | null) {
     this.close();
     this.current = null;
-    const store = this.opts.store;
-    if (ended && store && (await store.load())?.sessionId === ended.sessionId) await store.save(null);
+    if (ended) await this.clearStored((saved) => saved.sessionId === ended.sessionId);
   }
 
-  /** Makes `session` current and saves it to the store, if any. */
+  /** Empties the store, if any, while what it holds is `which`. */
+  private async clearStored(which: (saved: Session) => boolean) {
+    const store = this.opts.store;
+    const saved = store ? await store.load() : null;
+    if (store && saved && which(saved)) await store.save(null);
+  }
+
+  /** A new session of the app's (sign-in, adopt()): the client runs again if close() stopped it. */
+  private start(session: Session): Promise<Session> {
+    this.stopped = false;
+    return this.keep(session);
+  }
+
+  /**
+   * Makes `session` current and saves it to the store, if any. A store that cannot save (storage full)
+   * leaves this client working on its own: the session was made all the same, and failing the sign-in
+   * would leave the app to make another.
+   */
   private async keep(session: Session): Promise<Session> {
     this.use(session);
-    await this.opts.store?.save(session);
+    try {
+      await this.opts.store?.save(session);
+    } catch {
+      // See above.
+    }
     return session;
   }
 
-  /** Makes `session` current: its refresh is due at `refreshAt` of the time it has left. */
+  /**
+   * Makes `session` current: its refresh is due at `refreshAt` of the time it has left (unless close()
+   * stopped the client), and the store is watched for others' refreshes.
+   */
   private use(session: Session) {
     this.current = session;
+    if (this.stopped) return;
     this.scheduleRefresh(Math.max(0, (session.expiresAt - Date.now()) * (this.opts.refreshAt ?? 0.8)));
     this.unwatch ??= this.opts.store?.watch?.((saved) => {
       const current = this.current;
@@ -328,15 +426,17 @@ export class ParleyClient {
   private scheduleRefresh(delayMs: number) {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => {
-      this.refresh().catch((err: unknown) => {
-        // A spent or revoked refresh token will not work later either; anything else is tried again,
-        // unless the client was closed meanwhile.
-        const terminal = err instanceof ParleyError && (err.status === 401 || err.code === "closed");
-        if (!terminal && this.current) this.scheduleRefresh(5000);
+      this.refreshTimer = undefined;
+      this.refresh().catch(() => {
+        // Tried again by refresh() itself unless the session is over (see there).
       });
     }, delayMs);
     unref(this.refreshTimer);
   }
+}
+
+function signedOut(): ParleyError {
+  return new ParleyError("unauthorized", "signed out while the token was being refreshed");
 }
 
 function samePositions(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {

@@ -10,6 +10,7 @@ import type {
   MessagePage,
   MessageView,
   Page,
+  ParticipantView,
   Receipt,
   SendMessage,
   SessionView,
@@ -46,6 +47,10 @@ export type Fetch = (input: URL, init: RequestInit) => Promise<Response>;
 
 type Query = Record<string, string | number | undefined>;
 
+/** The longest a refresh waits for its answer (see refresh()); ParleyClient tries again 5 s later. */
+const REFRESH_TIMEOUT_MS = 10_000;
+type Role = ParticipantView["role"];
+
 export class RestClient {
   readonly baseUrl: string;
   private token: () => string | undefined | Promise<string | undefined>;
@@ -77,12 +82,12 @@ export class RestClient {
 
   /**
    * Gives up every call on its way made with the session's token: each fails with `closed` at once and its
-   * fetch is aborted (a hung one would otherwise keep a script alive until its timeout). Calls that make
+   * fetch is aborted (a hung one would otherwise keep a script alive until its timeout); one still waiting
+   * for its token (a refresh) is never sent. Calls that make
    * tokens (sign-in, refresh) finish, each within its timeout. Calls made afterwards go out as usual.
    */
   cancel() {
-    const why = new ParleyError("closed", "the client was closed");
-    for (const giveUp of [...this.inFlight]) giveUp(why);
+    for (const giveUp of [...this.inFlight]) giveUp(cancelled());
   }
 
   /** One call: JSON body out, JSON (or nothing, on 204) back; any non-2xx answer throws a ParleyError. */
@@ -96,22 +101,35 @@ export class RestClient {
     body: unknown,
     query: Query | undefined,
     auth: boolean,
+    deadlineMs = this.timeoutMs,
   ) {
     const url = new URL(this.baseUrl + path);
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     const json = body === undefined ? undefined : JSON.stringify(body);
-    const token = auth ? await this.token() : undefined;
+    // A call waiting for its token (a refresh) when cancel() comes is on its way too: it fails at once
+    // and is not sent when the token comes.
+    const token = auth ? await this.cancellable(this.token()) : undefined;
     try {
-      return await this.send<T>(method, url, path, json, token, auth);
+      return await this.send<T>(method, url, path, json, token, auth, deadlineMs);
     } catch (err) {
       const expired = err instanceof ParleyError && err.status === 401 && err.code === "token_expired";
       if (!expired || !token || !this.renew) throw err;
-      const fresh = await this.renew(token);
+      const fresh = await this.cancellable(this.renew(token));
       if (!fresh || fresh === token) throw err;
-      return await this.send<T>(method, url, path, json, fresh, auth);
+      return await this.send<T>(method, url, path, json, fresh, auth, deadlineMs);
     }
+  }
+
+  /** What `wait` answers, unless cancel() comes first: then it fails with `closed` at once. */
+  private cancellable<V>(wait: V | Promise<V>): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      this.inFlight.add(reject);
+      Promise.resolve(wait)
+        .then(resolve, reject)
+        .finally(() => this.inFlight.delete(reject));
+    });
   }
 
   private async send<T>(
@@ -126,6 +144,7 @@ export class RestClient {
      * and the old one, used again later, would end the session as a reuse.
      */
     cancellable: boolean,
+    deadlineMs: number,
   ): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers.authorization = `Bearer ${token}`;
@@ -141,8 +160,8 @@ export class RestClient {
       };
     });
     const timer = setTimeout(
-      () => giveUp(new ParleyError("timeout", `${method} ${path}: no answer within ${this.timeoutMs} ms`)),
-      this.timeoutMs,
+      () => giveUp(new ParleyError("timeout", `${method} ${path}: no answer within ${deadlineMs} ms`)),
+      deadlineMs,
     );
     if (cancellable) this.inFlight.add(giveUp);
     let res: Response;
@@ -172,6 +191,9 @@ export class RestClient {
       const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
       if (error && typeof error.code === "string") {
         const { code, message, ...details } = error as Record<string, unknown>;
+        // Some answers say when to try again only in the header (account_locked, a proxy's 429 or 503).
+        const retryAfter = retryAfterSeconds(res.headers.get("retry-after"));
+        if (details.retry_after === undefined && retryAfter !== undefined) details.retry_after = retryAfter;
         throw new ParleyError(code as string, String(message ?? code), res.status, details);
       }
       throw new ParleyError("bad_response", `${method} ${path}: HTTP ${res.status}`, res.status);
@@ -186,9 +208,15 @@ export class RestClient {
   signin(input: SignInInput) {
     return this.call<TokenResponse>("POST", "/api/auth/signin", input, undefined, false);
   }
+  /**
+   * Given up after at most REFRESH_TIMEOUT_MS: the server may have spent the token before the answer was
+   * lost, and the refresh tried again must come back within its grace (REFRESH_REUSE_GRACE_SECONDS, 20 s)
+   * to get new tokens rather than end the session as a reuse.
+   */
   refresh(refreshToken: string) {
     const body = { refresh_token: refreshToken };
-    return this.call<TokenResponse>("POST", "/api/auth/refresh", body, undefined, false);
+    const deadline = Math.min(this.timeoutMs, REFRESH_TIMEOUT_MS);
+    return this.call<TokenResponse>("POST", "/api/auth/refresh", body, undefined, false, deadline);
   }
   async signout(): Promise<void> {
     await this.request<null>("POST", "/api/auth/signout");
@@ -198,6 +226,24 @@ export class RestClient {
   }
   sessions() {
     return this.request<{ items: SessionView[] }>("GET", "/api/auth/sessions");
+  }
+  /** Ends one of the user's sessions (another device's). */
+  async deleteSession(id: string): Promise<void> {
+    await this.request<null>("DELETE", `/api/auth/sessions/${enc(id)}`);
+  }
+  /** Every other session of the user ends; this one goes on with its tokens. */
+  changePassword(currentPassword: string, newPassword: string) {
+    const body = { current_password: currentPassword, new_password: newPassword };
+    return this.request<{ status: "ok" }>("POST", "/api/auth/change-password", body);
+  }
+  /** Mails a sign-in link if the account exists; answers the same either way. */
+  magicLink(email: string) {
+    return this.call<{ status: "accepted" }>("POST", "/api/auth/magic-link", { email }, undefined, false);
+  }
+  /** The link's token for a new session (ParleyClient.adopt() takes it on). */
+  verifyMagicLink(token: string, deviceName?: string) {
+    const body = { token, device_name: deviceName };
+    return this.call<TokenResponse>("POST", "/api/auth/magic-link/verify", body, undefined, false);
   }
 
   // Users.
@@ -231,8 +277,16 @@ export class RestClient {
     delete: async (id: string): Promise<void> => {
       await this.request<null>("DELETE", `/api/conversations/${enc(id)}`);
     },
-    addParticipant: (id: string, userId: string, role?: "owner" | "admin" | "member") =>
-      this.request<unknown>("POST", `/api/conversations/${enc(id)}/participants`, { user_id: userId, role }),
+    addParticipant: (id: string, userId: string, role?: Role) =>
+      this.request<ParticipantView>("POST", `/api/conversations/${enc(id)}/participants`, {
+        user_id: userId,
+        role,
+      }),
+    /** Promotes, demotes or hands over ownership (owner only). */
+    setRole: (id: string, userId: string, role: Role) =>
+      this.request<ParticipantView>("PUT", `/api/conversations/${enc(id)}/participants/${enc(userId)}`, {
+        role,
+      }),
     removeParticipant: async (id: string, userId: string): Promise<void> => {
       await this.request<null>("DELETE", `/api/conversations/${enc(id)}/participants/${enc(userId)}`);
     },
@@ -243,8 +297,24 @@ export class RestClient {
     /** History, ascending by seq; `before`/`after` are exclusive bounds. */
     page: (conversationId: string, q: { before?: number; after?: number; limit?: number } = {}) =>
       this.request<MessagePage>("GET", `/api/conversations/${enc(conversationId)}/messages`, undefined, q),
-    send: (conversationId: string, input: SendMessage) =>
-      this.request<MessageView>("POST", `/api/conversations/${enc(conversationId)}/messages`, input),
+    /**
+     * Sends with a client_msg_id (a new one unless given). A send that fails without the server's answer
+     * (`timeout`, `network`, `closed`) may have been stored all the same: its error's
+     * `details.client_msg_id` names it, and sending again with that id is safe (never stored twice).
+     */
+    send: async (conversationId: string, input: SendMessage): Promise<MessageView> => {
+      const body = { ...input, client_msg_id: input.client_msg_id ?? crypto.randomUUID() };
+      try {
+        return await this.request<MessageView>(
+          "POST",
+          `/api/conversations/${enc(conversationId)}/messages`,
+          body,
+        );
+      } catch (err) {
+        if (err instanceof ParleyError && err.status === 0) err.details.client_msg_id ??= body.client_msg_id;
+        throw err;
+      }
+    },
     /** Every message changed after `after` (tombstones included), in the order of the changes. */
     events: (conversationId: string, q: { after?: number; limit?: number } = {}) =>
       this.request<EventPage>("GET", `/api/conversations/${enc(conversationId)}/events`, undefined, q),
@@ -276,3 +346,16 @@ export class RestClient {
 }
 
 const enc = encodeURIComponent;
+
+function cancelled(): ParleyError {
+  return new ParleyError("closed", "the client was closed");
+}
+
+/** A Retry-After header (delay-seconds or an HTTP date) as whole seconds from now, if it is one. */
+function retryAfterSeconds(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}

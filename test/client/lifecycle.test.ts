@@ -141,6 +141,39 @@ describe("close() with a REST call on its way", () => {
   });
 });
 
+describe("close() with a REST call waiting for its token", () => {
+  it("fails the call with closed at once, and does not send it once the refresh is in", async () => {
+    const paths: string[] = [];
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const c = await s.client({
+      fetch: async (url, init) => {
+        const res = await fetch(url, init);
+        if (url.pathname === "/api/auth/refresh") await gate;
+        else paths.push(url.pathname);
+        return res;
+      },
+    });
+    // A device that slept through its refresh timer: the call's token is refreshed first.
+    c.session!.expiresAt = Date.now() - 1000;
+    paths.length = 0;
+    const pending = c.rest.conversations.list().catch((err: unknown) => err);
+    await waitFor(() => ((c as unknown as { refreshing: unknown }).refreshing ? true : undefined));
+    c.close();
+    // At once: not after the refresh, which may take up to restTimeoutMs.
+    expect(await Promise.race([pending, Bun.sleep(2000).then(() => "still waiting")])).toMatchObject({
+      code: "closed",
+    });
+    release();
+    await waitFor(() => ((c as unknown as { refreshing: unknown }).refreshing ? undefined : true));
+    expect(paths).toEqual([]);
+    // The refresh was let finish, and calls made after close() go out as usual.
+    expect((await c.rest.me()).id).toBe(c.session!.user.id);
+  });
+});
+
 describe("close() with a refresh on its way", () => {
   it("lets it finish: given up after the server spent the token, its new tokens would be lost", async () => {
     const { ParleyClient } = await import("../../src/client/index.ts");

@@ -1,7 +1,7 @@
 // The SDK's REST client against a real server: accounts, conversations, messages and typed errors.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { ParleyClient, RestClient } from "../../src/client/index.ts";
+import { ParleyClient, type ParleyError, RestClient } from "../../src/client/index.ts";
 import { newAccount, waitFor } from "../helpers.ts";
 import { rejection, type Server, startServer } from "./helpers.ts";
 
@@ -41,6 +41,31 @@ describe("REST client", () => {
     expect(err.status).toBe(401);
   });
 
+  it("changes the password: the account's other sessions end, and this client keeps working", async () => {
+    const account = newAccount();
+    const a = new ParleyClient({ baseUrl: s.baseUrl });
+    const b = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(a, b);
+    await a.signup(account);
+    await b.signin({ username: account.username, password: account.password });
+    const next = `${account.password} and more`;
+    expect(await rejection(a.rest.changePassword("not it at all", next))).toMatchObject({
+      status: 401,
+      code: "invalid_credentials",
+    });
+    expect(await a.rest.changePassword(account.password, next)).toEqual({ status: "ok" });
+    expect(await rejection(b.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+    expect((await a.rest.me()).id).toBe(a.session!.user.id);
+    await a.refresh();
+    expect((await a.rest.sessions()).items.map((x) => x.current)).toEqual([true]);
+    const c = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(c);
+    await c.signin({ username: account.username, password: next });
+    // One device ends another's session.
+    await a.rest.deleteSession(c.session!.sessionId);
+    expect(await rejection(c.rest.me())).toMatchObject({ code: "session_revoked" });
+  });
+
   it("throws ParleyError with the status and code of the error body", async () => {
     const a = await s.client();
     const wrong = await rejection(
@@ -59,6 +84,18 @@ describe("REST client", () => {
     expect((await rejection(offline.me())).code).toBe("network");
   });
 
+  it("gives a 429's Retry-After as details.retry_after (seconds), from the header when the body has none", async () => {
+    const a = await s.client();
+    const username = a.session!.user.username;
+    let locked: ParleyError | undefined;
+    for (let i = 0; i < 10 && !locked; i++) {
+      const err = await rejection(a.rest.signin({ username, password: "wrong pass!" }));
+      if (err.code === "account_locked") locked = err;
+    }
+    expect(locked).toMatchObject({ status: 429, code: "account_locked" });
+    expect(locked!.details.retry_after).toBeGreaterThan(0);
+  });
+
   it("creates, lists and reads conversations, and lists users", async () => {
     const [a, b] = [await s.client(), await s.client()];
     const conv = await a.rest.conversations.create({
@@ -72,6 +109,13 @@ describe("REST client", () => {
     expect((await b.rest.conversations.all()).map((c) => c.id)).toContain(conv.id);
     const users = await a.rest.users.list({ q: b.session!.user.username });
     expect(users.items.map((u) => u.id)).toEqual([b.session!.user.id]);
+    const c = await s.client();
+    const added = await a.rest.conversations.addParticipant(conv.id, c.session!.user.id);
+    expect(added).toMatchObject({ user_id: c.session!.user.id, role: "member" });
+    expect(await a.rest.conversations.setRole(conv.id, c.session!.user.id, "admin")).toMatchObject({
+      role: "admin",
+    });
+    expect(await c.rest.magicLink(c.session!.user.email as string)).toEqual({ status: "accepted" });
   });
 
   it("sends, pages, edits, deletes, reacts, reads and catches up on messages", async () => {
@@ -107,6 +151,33 @@ describe("REST client", () => {
     expect((await b.rest.messages.read(conv.id, m1.seq)).last_read_seq).toBe(m1.seq);
     const receipts = await a.rest.messages.receipts(m1.id);
     expect(receipts.items.find((r) => r.user_id === b.session!.user.id)?.read_at).not.toBeNull();
+  });
+
+  it("a message send whose answer was lost names its client_msg_id, and sending it again stores it once", async () => {
+    let lose = true;
+    const [a, b] = [
+      await s.client({
+        fetch: async (url, init) => {
+          const res = await fetch(url, init);
+          if (lose && init.method === "POST" && url.pathname.endsWith("/messages")) {
+            lose = false;
+            throw new TypeError("connection reset");
+          }
+          return res;
+        },
+      }),
+      await s.client(),
+    ];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "dm",
+      participant_ids: [b.session!.user.id],
+    });
+    const lost = await rejection(a.rest.messages.send(conv.id, { content: "hello" }));
+    expect(lost.code).toBe("network");
+    const id = lost.details.client_msg_id as string;
+    expect(typeof id).toBe("string");
+    const again = await a.rest.messages.send(conv.id, { content: "hello", client_msg_id: id });
+    expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
   });
 
   it("refreshes an access token past its time before a call, as after a device slept through its timers", async () => {
@@ -147,6 +218,114 @@ describe("REST client", () => {
     await c.rest.signout();
     s.h.clock.advance(61_000);
     expect(await rejection(c.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+  });
+
+  it("does not ask again for a refresh refused for good: later calls fail with its code at once", async () => {
+    const paths: string[] = [];
+    const c = new ParleyClient({
+      baseUrl: s.baseUrl,
+      fetch: (url, init) => {
+        paths.push(url.pathname);
+        return fetch(url, init);
+      },
+    });
+    s.clients.push(c);
+    const account = newAccount();
+    await c.signup(account);
+    // Signed out elsewhere (the same tokens in another process), and the access token has run out.
+    await new RestClient({ baseUrl: s.baseUrl, token: () => c.session?.accessToken }).signout();
+    s.h.clock.advance(61_000);
+    paths.length = 0;
+    expect(await rejection(c.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+    expect(paths).toEqual(["/api/auth/me", "/api/auth/refresh"]);
+    // Each refresh counts against the sign-in rate limit of the address: asked again at every call, a
+    // polling app would lock its user out of signing in again.
+    for (let i = 0; i < 3; i++) {
+      expect(await rejection(c.rest.me())).toMatchObject({ code: "session_revoked" });
+      expect(await rejection(c.refresh())).toMatchObject({ code: "session_revoked" });
+    }
+    expect(paths.filter((p) => p === "/api/auth/refresh")).toHaveLength(1);
+    // Signed in again, the client works as before.
+    const again = await c.signin({ username: account.username, password: account.password });
+    expect((await c.rest.me()).id).toBe(again.user.id);
+  });
+
+  it("tries a refresh whose answer was lost again soon, within the server's grace, not at the next timer", async () => {
+    let lost = 0;
+    const c = await s.client({
+      fetch: async (url, init) => {
+        const res = await fetch(url, init);
+        // The server spent the refresh token and answered; the answer never arrives.
+        if (url.pathname === "/api/auth/refresh" && lost++ === 0) throw new TypeError("connection reset");
+        return res;
+      },
+    });
+    const first = c.session!;
+    // The server's clock is ahead: the call's token is expired there, and its refresh's answer is lost.
+    s.h.clock.advance(61_000);
+    expect((await rejection(c.rest.me())).code).toBe("network");
+    // Nothing else happens in the app; the refresh timer is not due for another ~48 s, past the grace.
+    await waitFor(() => (c.session!.refreshToken !== first.refreshToken ? true : undefined), 10_000);
+    expect(lost).toBe(2);
+    expect((await c.rest.me()).id).toBe(first.user.id);
+  });
+
+  it("tries a refresh lost in a dead link again within the server's 20 s grace, though restTimeoutMs is 30 s", async () => {
+    const refreshes: number[] = [];
+    const c = await s.client({
+      fetch: async (url, init) => {
+        if (url.pathname !== "/api/auth/refresh") return fetch(url, init);
+        refreshes.push(Date.now());
+        const res = await fetch(url, init);
+        if (refreshes.length > 1) return res;
+        // The server spent the token and answered; the answer is lost and the request hangs.
+        return new Promise<Response>(() => {});
+      },
+    });
+    const first = c.session!;
+    void c.refresh().catch(() => {});
+    await waitFor(() => (c.session!.refreshToken !== first.refreshToken ? true : undefined), 25_000);
+    expect(refreshes[1]! - refreshes[0]!).toBeLessThan(20_000);
+    expect((await c.rest.me()).id).toBe(first.user.id);
+  }, 30_000);
+
+  it("tries a rate-limited refresh again after the Retry-After, not every 5 s", async () => {
+    const limited = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: () =>
+        Response.json(
+          { error: { code: "rate_limited", message: "slow down", retry_after: 40 } },
+          { status: 429, headers: { "Retry-After": "40" } },
+        ),
+    });
+    try {
+      const c = new ParleyClient({ baseUrl: `http://127.0.0.1:${limited.port}` });
+      s.clients.push(c);
+      const real = await s.client();
+      c.adopt({
+        user: real.session!.user,
+        session_id: real.session!.sessionId,
+        access_token: real.session!.accessToken,
+        refresh_token: real.session!.refreshToken,
+        expires_in: 60,
+        token_type: "bearer",
+      });
+      // When the next refresh is due (the timer itself is not what is tested here).
+      const delays: number[] = [];
+      const inner = c as unknown as { scheduleRefresh: (ms: number) => void };
+      const schedule = inner.scheduleRefresh.bind(c);
+      inner.scheduleRefresh = (ms) => {
+        delays.push(ms);
+        schedule(ms);
+      };
+      expect((await rejection(c.refresh())).code).toBe("rate_limited");
+      await waitFor(() => (delays.length > 0 ? true : undefined));
+      expect(delays[0]).toBeGreaterThanOrEqual(40_000);
+      c.close();
+    } finally {
+      limited.stop(true);
+    }
   });
 
   it("gives up on a call with no answer after timeoutMs (timeout), and a hung refresh does not hold the others", async () => {

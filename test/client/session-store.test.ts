@@ -9,6 +9,7 @@ import {
   ParleyClient,
   type ParleyClientOptions,
   type ParleyError,
+  RestClient,
   type Session,
   type SessionStore,
 } from "../../src/client/index.ts";
@@ -166,6 +167,46 @@ describe("clients sharing one session", () => {
     expect(b.session?.refreshToken).not.toBe(after.refreshToken);
   });
 
+  it("a store that fails to save fails no refresh, and its older tokens are not taken for newer ones", async () => {
+    const storage = sharedStorage();
+    const tab = storage.tab(true);
+    let full = false;
+    const store: SessionStore = {
+      load: tab.load,
+      save(session) {
+        if (full) throw new Error("QuotaExceededError");
+        return tab.save(session);
+      },
+    };
+    const counter = countingFetch();
+    const a = client({ store, fetch: counter.fetch });
+    const first = await a.signup(newAccount());
+    full = true;
+    // The store still holds `first`, whose refresh token each refresh below has spent.
+    const outcomes = [];
+    for (let i = 0; i < 3; i++) outcomes.push(await a.refresh().catch((err: unknown) => err));
+    expect(outcomes.every((o) => (o as Session).sessionId === first.sessionId)).toBe(true);
+    expect(counter.refreshes).toBe(3);
+    expect(parseSession(storage.raw)?.refreshToken).toBe(first.refreshToken);
+    expect((await a.rest.me()).id).toBe(first.user.id);
+  });
+
+  it("a store that fails to save fails no sign-in: the client is signed in, on its own", async () => {
+    const store: SessionStore = {
+      load: () => null,
+      save() {
+        throw new Error("QuotaExceededError");
+      },
+    };
+    const account = newAccount();
+    const a = client({ store });
+    const first = await a.signup(account);
+    expect(a.session?.sessionId).toBe(first.sessionId);
+    const second = await a.signin({ username: account.username, password: account.password });
+    expect((await a.rest.me()).id).toBe(second.user.id);
+    expect((await a.rest.sessions()).items).toHaveLength(2);
+  });
+
   it("restore: nothing stored, no store option, tokens close to expiry, an ended session", async () => {
     const storage = sharedStorage();
     expect(await client({ store: storage.tab() }).restore()).toBeNull();
@@ -193,6 +234,41 @@ describe("clients sharing one session", () => {
     expect(storage.raw).toBeNull();
   });
 
+  it("a refresh refused for good clears the store's copy of that session: restore() then finds none", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    // Signed out elsewhere with the same tokens, and this client's access token has run out.
+    await new RestClient({ baseUrl: s.baseUrl, token: () => first.accessToken }).signout();
+    a.session!.expiresAt = Date.now() - 1000;
+    expect(await rejection(a.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+    expect(storage.raw).toBeNull();
+    expect(await client({ store: storage.tab() }).restore()).toBeNull();
+  });
+
+  it("signout of a session already over elsewhere resolves, and clears it here and in the store", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    await new RestClient({ baseUrl: s.baseUrl, token: () => first.accessToken }).signout();
+    await a.signout();
+    expect(a.session).toBeNull();
+    expect(storage.raw).toBeNull();
+  });
+
+  it("a refresh does not put its session over another account's signed in since in another tab", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    const b = client({ store: storage.tab() });
+    const other = await b.signup(newAccount());
+    const renewed = await a.refresh();
+    expect(renewed.sessionId).toBe(first.sessionId);
+    expect(parseSession(storage.raw)?.sessionId).toBe(other.sessionId);
+    // A tab opened now starts as the account signed in last.
+    expect((await client({ store: storage.tab() }).restore())?.sessionId).toBe(other.sessionId);
+  });
+
   it("signout clears the store only while it holds this client's session", async () => {
     const storage = sharedStorage();
     const a = client({ store: storage.tab() });
@@ -203,6 +279,94 @@ describe("clients sharing one session", () => {
     expect(parseSession(storage.raw)?.sessionId).toBe(other.sessionId);
     await b.signout();
     expect(storage.raw).toBeNull();
+  });
+});
+
+/** A fetch whose refresh answers are held (the server has answered; the client has not read it) until released. */
+function heldRefreshes() {
+  const held = {
+    answered: 0,
+    release: () => {},
+    fetch: async (input: URL, init: RequestInit) => {
+      const res = await fetch(input, init);
+      if (input.pathname !== "/api/auth/refresh") return res;
+      const gate = new Promise<void>((r) => {
+        held.release = r;
+      });
+      held.answered++;
+      await gate;
+      return res;
+    },
+  };
+  return held;
+}
+
+describe("a refresh still on its way", () => {
+  it("answered after signout(), does not bring the session back, here or in the store", async () => {
+    const storage = sharedStorage();
+    const held = heldRefreshes();
+    const a = client({ store: storage.tab(), fetch: held.fetch });
+    await a.signup(newAccount());
+    const refreshing = a.refresh().catch((err: unknown) => err);
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    await a.signout();
+    held.release();
+    expect(await refreshing).toMatchObject({ code: "unauthorized" });
+    expect(a.session).toBeNull();
+    expect(storage.raw).toBeNull();
+  });
+
+  it("answered after close(), keeps its tokens but starts neither the refresh timer nor the store's watch again", async () => {
+    const storage = sharedStorage();
+    const tab = storage.tab();
+    let watching = 0;
+    const store: SessionStore = {
+      load: tab.load,
+      save: tab.save,
+      watch(onChange) {
+        watching++;
+        const off = tab.watch?.(onChange);
+        return () => {
+          watching--;
+          off?.();
+        };
+      },
+    };
+    const held = heldRefreshes();
+    const a = client({ store, fetch: held.fetch });
+    await a.signup(newAccount());
+    expect(watching).toBe(1);
+    const refreshing = a.refresh();
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    a.close();
+    expect(watching).toBe(0);
+    held.release();
+    const renewed = await refreshing;
+    expect(a.session?.refreshToken).toBe(renewed.refreshToken);
+    expect(parseSession(storage.raw)?.refreshToken).toBe(renewed.refreshToken);
+    expect(watching).toBe(0);
+    expect((a as unknown as { refreshTimer?: unknown }).refreshTimer).toBeUndefined();
+    // Started again by the app (here a sign-in), it watches and refreshes as before.
+    await a.signup(newAccount());
+    expect(watching).toBe(1);
+    expect((a as unknown as { refreshTimer?: unknown }).refreshTimer).toBeDefined();
+  });
+
+  it("answered after a sign-in to another account, leaves that account's session in place", async () => {
+    const storage = sharedStorage();
+    const held = heldRefreshes();
+    const a = client({ store: storage.tab(), fetch: held.fetch });
+    await a.signup(newAccount());
+    const refreshing = a.refresh().catch((err: unknown) => err);
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    const other = newAccount();
+    await client().signup(other);
+    const signedIn = await a.signin({ username: other.username, password: other.password });
+    held.release();
+    await refreshing;
+    expect(a.session?.sessionId).toBe(signedIn.sessionId);
+    expect(parseSession(storage.raw)?.sessionId).toBe(signedIn.sessionId);
+    expect((await a.rest.me()).id).toBe(signedIn.user.id);
   });
 });
 

@@ -53,6 +53,8 @@ export interface Gateway {
   statusChosen(userId: string): Promise<UserRecord | null>;
   /** Closes every socket (4000) and waits, a few seconds at most, for their users' presence to be written. */
   close(): Promise<void>;
+  /** close() has been called: the node is shutting down (upgrades refused, /ready 503). */
+  readonly closing: boolean;
 }
 
 function negotiate(header: string | null): { encoding: Encoding; protocol?: string; token?: string } {
@@ -414,6 +416,9 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       // Their last socket may have closed meanwhile on another node, its offline write made before this one.
       if (!here) await attendance.followCount(userId);
       return deps.store.users.byId(userId);
+    },
+    get closing() {
+      return closing;
     },
     /** Idempotent: shutdown calls it before stopping the listener, and closeDeps again. */
     async close() {

@@ -291,6 +291,21 @@ describe("readiness", () => {
     }
   });
 
+  it("answers 503 on /ready, naming the shutdown, from the moment the node starts to close", async () => {
+    const closing = await harness();
+    try {
+      expect((await call(closing.app, "GET", "/ready")).status).toBe(200);
+      const closed = closing.deps.gateway.close();
+      const ready = await call(closing.app, "GET", "/ready");
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ status: "unavailable", failing: ["shutdown"] });
+      expect((await call(closing.app, "GET", "/health")).status).toBe(200);
+      await closed;
+    } finally {
+      await closing.close();
+    }
+  });
+
   it("answers 503 on /ready, naming the broker, when its Redis cannot be reached", async () => {
     const cut = await harness({ REDIS_URL: "redis://127.0.0.1:1" });
     try {

@@ -132,7 +132,7 @@ export async function createDeps(
   const membership = new MembershipCache(opened, clock, alone ? REVALIDATE_ALONE_MS : REVALIDATE_MS);
   // Every service writes through this one, so membership changes reach the cache at once.
   const store = membership.watch(opened);
-  const mailer = parts.mailer ?? createMailer(config);
+  const mailer = parts.mailer ?? createMailer(config, logger);
   const limiters = createRateLimiters(config, clock, logger, metrics);
   const signer = signerFor(config);
   const sessions = new SessionCache(store, clock);

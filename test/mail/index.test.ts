@@ -55,3 +55,20 @@ describe("createMailer", () => {
     expect(logs.join("")).not.toContain("hunter2");
   });
 });
+
+describe("the server's mail at boot", () => {
+  it("says which way mail goes, once the deps are made, without the SMTP URL's credentials", async () => {
+    const { harness } = await import("../helpers.ts");
+    const outbox = await harness();
+    const smtp = await harness({ SMTP_URL: "smtp://mailer:hunter2-secret@127.0.0.1:2525" });
+    try {
+      expect(outbox.logs.join("")).toContain("writing mail to the outbox file");
+      const said = smtp.logs.join("");
+      expect(said).toContain("mail: delivering through SMTP");
+      expect(said).not.toContain("hunter2-secret");
+    } finally {
+      await outbox.close();
+      await smtp.close();
+    }
+  });
+});

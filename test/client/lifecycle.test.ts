@@ -160,14 +160,18 @@ describe("close() with a REST call waiting for its token", () => {
     c.session!.expiresAt = Date.now() - 1000;
     paths.length = 0;
     const pending = c.rest.conversations.list().catch((err: unknown) => err);
-    await waitFor(() => ((c as unknown as { refreshing: unknown }).refreshing ? true : undefined));
+    await waitFor(() =>
+      (c as unknown as { tokens: { refreshing: unknown } }).tokens.refreshing ? true : undefined,
+    );
     c.close();
     // At once: not after the refresh, which may take up to restTimeoutMs.
     expect(await Promise.race([pending, Bun.sleep(2000).then(() => "still waiting")])).toMatchObject({
       code: "closed",
     });
     release();
-    await waitFor(() => ((c as unknown as { refreshing: unknown }).refreshing ? undefined : true));
+    await waitFor(() =>
+      (c as unknown as { tokens: { refreshing: unknown } }).tokens.refreshing ? undefined : true,
+    );
     expect(paths).toEqual([]);
     // The refresh was let finish, and calls made after close() go out as usual.
     expect((await c.rest.me()).id).toBe(c.session!.user.id);

@@ -313,8 +313,8 @@ describe("REST client", () => {
       });
       // When the next refresh is due (the timer itself is not what is tested here).
       const delays: number[] = [];
-      const inner = c as unknown as { scheduleRefresh: (ms: number) => void };
-      const schedule = inner.scheduleRefresh.bind(c);
+      const inner = (c as unknown as { tokens: { scheduleRefresh: (ms: number) => void } }).tokens;
+      const schedule = inner.scheduleRefresh.bind(inner);
       inner.scheduleRefresh = (ms) => {
         delays.push(ms);
         schedule(ms);

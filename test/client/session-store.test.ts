@@ -345,11 +345,11 @@ describe("a refresh still on its way", () => {
     expect(a.session?.refreshToken).toBe(renewed.refreshToken);
     expect(parseSession(storage.raw)?.refreshToken).toBe(renewed.refreshToken);
     expect(watching).toBe(0);
-    expect((a as unknown as { refreshTimer?: unknown }).refreshTimer).toBeUndefined();
+    expect((a as unknown as { tokens: { refreshTimer?: unknown } }).tokens.refreshTimer).toBeUndefined();
     // Started again by the app (here a sign-in), it watches and refreshes as before.
     await a.signup(newAccount());
     expect(watching).toBe(1);
-    expect((a as unknown as { refreshTimer?: unknown }).refreshTimer).toBeDefined();
+    expect((a as unknown as { tokens: { refreshTimer?: unknown } }).tokens.refreshTimer).toBeDefined();
   });
 
   it("answered after a sign-in to another account, leaves that account's session in place", async () => {

@@ -1,0 +1,268 @@
+// The signed-in session's tokens, for ParleyClient: kept fresh (refreshed at `refreshAt` of their lifetime,
+// and before use when close to their expiry), shared with the app's other clients through the store, and
+// never spent twice: a refresh token presented again ends the session on the server (a reuse).
+
+import { ParleyError } from "./errors.ts";
+import { sessionEnd } from "./session-end.ts";
+import type { Locks, Session, SessionStore } from "./session-store.ts";
+import type { TokenResponse } from "./types.ts";
+
+/** Tokens closer than this to their expiry are refreshed before use. */
+const EXPIRY_MARGIN_MS = 5000;
+/** A refresh that failed without the server's answer is tried again after this long. */
+const RETRY_REFRESH_MS = 5000;
+
+export interface TokensOptions {
+  /** Fraction of the access token's lifetime after which it is refreshed. */
+  refreshAt: number;
+  store?: SessionStore;
+  locks: Locks;
+  /** Trades a refresh token for new tokens (the server's refresh route). */
+  exchange(refreshToken: string): Promise<TokenResponse>;
+}
+
+export class Tokens {
+  private current: Session | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshing: { sessionId: string; done: Promise<Session> } | null = null;
+  /**
+   * The session whose refresh the server refused for good (revoked, reused, expired), with its refusal:
+   * asked again it would refuse again, and each refresh counts against the address's sign-in rate limit.
+   */
+  private refused: { sessionId: string; error: ParleyError } | null = null;
+  private unwatch: (() => void) | undefined;
+  /**
+   * Set by stop() (the client's close()) until the app starts the client again (sign-in, restore(),
+   * connect()): a refresh made meanwhile (one on its way at close(), which is let finish, or a REST call's)
+   * keeps its tokens but does not start the refresh timer and the store's watch again.
+   */
+  private stopped = false;
+
+  constructor(private opts: TokensOptions) {}
+
+  get session(): Session | null {
+    return this.current;
+  }
+
+  /** A new session of the app's (sign-in, adopt()): it runs again if stop() stopped it. */
+  start(session: Session): Promise<Session> {
+    this.stopped = false;
+    return this.keep(session);
+  }
+
+  /** The client runs again (connect() after close()): its session's refresh is due again. */
+  wake() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    if (this.current) this.use(this.current);
+  }
+
+  /** Stops the refresh timer and the watch on the store; the tokens stay usable. */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
+  }
+
+  /**
+   * Trades the refresh token for new tokens; concurrent callers share one request. Clients sharing a
+   * store take turns under a lock, and one that finds newer tokens of its session there takes them.
+   */
+  refresh(): Promise<Session> {
+    const session = this.current;
+    if (!session) return Promise.reject(new ParleyError("unauthorized", "not signed in"));
+    if (this.refused?.sessionId === session.sessionId) return Promise.reject(this.refused.error);
+    // One of an earlier session (signed out or into another since) is not this session's refresh.
+    if (this.refreshing?.sessionId === session.sessionId) return this.refreshing.done;
+    const done = this.opts.locks
+      .request(`parley.refresh:${session.sessionId}`, () => this.refreshUnderLock(session))
+      .finally(() => {
+        if (this.refreshing?.done === done) this.refreshing = null;
+      });
+    this.refreshing = { sessionId: session.sessionId, done };
+    done.catch((err: unknown) => {
+      // Without an answer (offline, a timeout, a 5xx) the server may have spent the refresh token all the
+      // same: it is tried again soon, whoever asked, so that it comes back within the server's grace
+      // (REFRESH_REUSE_GRACE_SECONDS) rather than at the next timer, when it would end the session as a
+      // reuse. A refusal (the session over) or a sign-out is not tried again; one rate limited (its token
+      // not spent) waits as long as it is told to, so that its retries do not keep the address's sign-in
+      // limit spent.
+      if (sessionEnd({ error: err }) || this.stopped || this.current?.sessionId !== session.sessionId) return;
+      const told = err instanceof ParleyError ? Number(err.details.retry_after) : Number.NaN;
+      this.scheduleRefresh(told > 0 ? Math.max(RETRY_REFRESH_MS, told * 1000) : RETRY_REFRESH_MS);
+    });
+    return done;
+  }
+
+  /**
+   * Starts from the store's session; null when it holds none, or when the session has ended (then it is
+   * forgotten here and in the store, and `ended` is called). Tokens close to their expiry are refreshed
+   * first.
+   */
+  async restore(store: SessionStore, ended: () => void): Promise<Session | null> {
+    const stored = await store.load();
+    if (!stored) return null;
+    this.stopped = false;
+    this.use(stored);
+    if (stored.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return stored;
+    try {
+      return await this.refresh();
+    } catch (err) {
+      if (!(err instanceof ParleyError && err.status === 401)) throw err;
+      // The stored session has ended (signed out, revoked, expired): there is none to restore.
+      ended();
+      await this.forget(stored);
+      return null;
+    }
+  }
+
+  /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */
+  async forget(ended: Session | null) {
+    this.stop();
+    this.current = null;
+    if (ended) await this.clearStored((saved) => saved.sessionId === ended.sessionId);
+  }
+
+  /** The access token to send, refreshed first when close to its expiry. */
+  async fresh(): Promise<string> {
+    const session = this.current;
+    if (!session) throw new ParleyError("unauthorized", "signed out");
+    // A session found over is not asked about again: calls fail with the refusal at once.
+    if (this.refused?.sessionId === session.sessionId) throw this.refused.error;
+    if (session.expiresAt - Date.now() < EXPIRY_MARGIN_MS) return (await this.refresh()).accessToken;
+    return session.accessToken;
+  }
+
+  /** A new access token for a REST call the server found expired, unless another call already got one. */
+  async renew(expired: string): Promise<string | undefined> {
+    const session = this.current;
+    if (!session) return undefined;
+    if (session.accessToken !== expired) return session.accessToken;
+    return (await this.refresh()).accessToken;
+  }
+
+  private async refreshUnderLock(mine: Session): Promise<Session> {
+    // Signed out, or into another session, while this waited for the lock: there is nothing to refresh.
+    if (this.current?.sessionId !== mine.sessionId) throw signedOut();
+    const { store } = this.opts;
+    let from = mine;
+    // Newer tokens of this session, from another client (the store) or heard of while waiting (watch).
+    // Newer ones expire later: a store holding older ones (its save failed) must not hand back a refresh
+    // token this client has spent, which would end the session as a reuse.
+    const stored = store ? await store.load() : null;
+    for (const other of [this.current, stored]) {
+      if (
+        other?.sessionId === mine.sessionId &&
+        other.refreshToken !== from.refreshToken &&
+        other.expiresAt >= from.expiresAt
+      )
+        from = other;
+    }
+    if (from !== mine) {
+      this.use(from);
+      if (from.expiresAt - Date.now() >= EXPIRY_MARGIN_MS) return from;
+    }
+    let renewed: Session;
+    try {
+      renewed = sessionOf(await this.opts.exchange(from.refreshToken));
+    } catch (err) {
+      // Refused for good (a 401: revoked, reused, expired); offline, a timeout or a 503 say nothing of it.
+      const over = sessionEnd({ error: err });
+      if (over && this.current?.sessionId === mine.sessionId) {
+        this.refused = { sessionId: mine.sessionId, error: over.error };
+        // The store's copy, while it is the one refused, is of no use to another tab or visit either.
+        await this.clearStored((saved) => saved.refreshToken === from.refreshToken).catch(() => {
+          // A store that cannot be written: the refusal is still the answer.
+        });
+      }
+      throw err;
+    }
+    // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so
+    // that they neither bring the ended session back nor replace the new one (here or in the store).
+    if (this.current?.sessionId !== mine.sessionId) throw signedOut();
+    // Not saved over another session the store holds now (an account signed in since in another tab:
+    // the one a tab opened next starts as); nor when the store cannot save (see keep()).
+    const holds = store ? await store.load() : null;
+    if (holds && holds.sessionId !== mine.sessionId) {
+      this.use(renewed);
+      return renewed;
+    }
+    return this.keep(renewed);
+  }
+
+  /** Empties the store, if any, while what it holds is `which`. */
+  private async clearStored(which: (saved: Session) => boolean) {
+    const store = this.opts.store;
+    const saved = store ? await store.load() : null;
+    if (store && saved && which(saved)) await store.save(null);
+  }
+
+  /**
+   * Makes `session` current and saves it to the store, if any. A store that cannot save (storage full)
+   * leaves this client working on its own: the session was made all the same, and failing the sign-in
+   * would leave the app to make another.
+   */
+  private async keep(session: Session): Promise<Session> {
+    this.use(session);
+    try {
+      await this.opts.store?.save(session);
+    } catch {
+      // See above.
+    }
+    return session;
+  }
+
+  /**
+   * Makes `session` current: its refresh is due at `refreshAt` of the time it has left (unless stop()
+   * stopped it), and the store is watched for others' refreshes.
+   */
+  private use(session: Session) {
+    this.current = session;
+    if (this.stopped) return;
+    this.scheduleRefresh(Math.max(0, (session.expiresAt - Date.now()) * this.opts.refreshAt));
+    this.unwatch ??= this.opts.store?.watch?.((saved) => {
+      const current = this.current;
+      // Another client's refresh of this session: take its tokens (newer ones expire later).
+      if (
+        saved &&
+        current &&
+        saved.sessionId === current.sessionId &&
+        saved.refreshToken !== current.refreshToken &&
+        saved.expiresAt >= current.expiresAt
+      )
+        this.use(saved);
+    });
+  }
+
+  private scheduleRefresh(delayMs: number) {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      this.refresh().catch(() => {
+        // Tried again by refresh() itself unless the session is over (see there).
+      });
+    }, delayMs);
+    unref(this.refreshTimer);
+  }
+}
+
+export function sessionOf(res: TokenResponse): Session {
+  return {
+    user: res.user,
+    sessionId: res.session_id,
+    accessToken: res.access_token,
+    refreshToken: res.refresh_token,
+    expiresAt: Date.now() + res.expires_in * 1000,
+  };
+}
+
+function signedOut(): ParleyError {
+  return new ParleyError("unauthorized", "signed out while the token was being refreshed");
+}
+
+/** Bun and Node timers can be unref'd so that a pending refresh does not keep a process alive. */
+function unref(timer: unknown) {
+  (timer as { unref?: () => void } | undefined)?.unref?.();
+}

@@ -45,7 +45,16 @@ export class Outbox {
   }
 
   push(frame: Queued) {
-    this.queue.push(frame);
+    // A request sent again (refused as rate_limited) goes back before the requests made after it that are
+    // still queued, so that messages are stored in the order they were sent (one written before the refusal
+    // came back may still pass it).
+    let at = this.queue.length;
+    if (frame.ref !== undefined)
+      for (let before = this.queue[at - 1]?.ref; before !== undefined && before > frame.ref; ) {
+        at--;
+        before = this.queue[at - 1]?.ref;
+      }
+    this.queue.splice(at, 0, frame);
     this.drain();
   }
 

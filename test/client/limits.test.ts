@@ -116,6 +116,35 @@ describe("frame rate", () => {
   });
 });
 
+describe("a request refused as rate_limited", () => {
+  it("goes out again before the requests made after it that are still queued: messages keep their order", async () => {
+    let refused = false;
+    const fake = fakeServer({
+      // 9 frames a second and a burst of 1 for the client: the first goes at once, the others wait.
+      hello: { rate_per_second: 10, rate_burst: 2 },
+      answer: (f) => {
+        if (f.type !== "message") return undefined;
+        if (!refused) {
+          refused = true;
+          return { type: "error", ref: f.ref, code: "rate_limited", message: "slow down" };
+        }
+        return { type: "ack", ref: f.ref, client_msg_id: f.client_msg_id, message_id: "m", seq: 1 };
+      },
+    });
+    const rt = fakeConnection(fake.baseUrl, { requestTimeoutMs: 5000 });
+    try {
+      await rt.connect();
+      await Promise.all(["m1", "m2", "m3", "m4"].map((k) => rt.send("c", { content: k, client_msg_id: k })));
+      const sent = fake.frames.filter((f) => f.type === "message").map((f) => f.client_msg_id);
+      // The first was refused; what the server took after it is in the order sent.
+      expect(sent).toEqual(["m1", "m1", "m2", "m3", "m4"]);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
 describe("reconnect backoff", () => {
   it("grows across connections closed soon after their hello, and starts again after one that stayed up", async () => {
     let closeAtOnce = true;

@@ -267,7 +267,11 @@ export interface ConversationsRepo {
   listForUser(userId: string, limit: number, before?: ActivityCursor): Promise<ConversationRecord[]>;
   /** The ids of all the user's conversations, in no order (a socket subscribes to each when it opens). */
   idsForUser(userId: string): Promise<string[]>;
-  /** Every user who shares at least one conversation with the user, the user included; in no order. */
+  /**
+   * Every user who shares at least one conversation with the user, the user included; in no order. In a
+   * channel its readers (members who are not owner or admin) are peers of its owners and admins only, not
+   * of each other: a channel of thousands is a broadcast, not a room whose readers watch each other.
+   */
   peersOf(userId: string): Promise<string[]>;
   /** The last_seq of each of these conversations that exists (at most 1000 ids a call). */
   lastSeqs(ids: readonly string[]): Promise<Map<string, number>>;

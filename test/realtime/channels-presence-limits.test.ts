@@ -143,6 +143,27 @@ describe("presence", () => {
     );
   });
 
+  it("tells a channel's owner of its readers, and its readers of the owner, but not the readers of each other", async () => {
+    const { h, base } = await start();
+    const [owner, r1, r2] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const made = await call(h.app, "POST", "/api/conversations", {
+      token: owner.token,
+      body: { conversation_type: "channel", name: "news", participant_ids: [r1.id, r2.id] },
+    });
+    expect(made.status).toBe(201);
+    const [o, first] = [await userSocket(base, owner), await userSocket(base, r1)];
+    await o.next((f) => f.type === "presence" && f.user_id === r1.id && f.status === "online");
+    const second = await userSocket(base, r2);
+    await o.next((f) => f.type === "presence" && f.user_id === r2.id && f.status === "online");
+    second.send({ type: "presence_update", status: "away" });
+    await o.next((f) => f.type === "presence" && f.user_id === r2.id && f.status === "away");
+    // The owner's own change after it: had r2's reached r1, it would have come first.
+    const o2 = await userSocket(base, owner);
+    o2.send({ type: "presence_update", status: "dnd" });
+    await first.next((f) => f.type === "presence" && f.user_id === owner.id && f.status === "dnd");
+    expect(first.frames.some((f) => f.type === "presence" && f.user_id === r2.id)).toBe(false);
+  });
+
   it("tells peers a status set over REST as one set through a socket, and her other devices too", async () => {
     const { h, base } = await start();
     const [alice, bob, eve] = [await signup(h.app), await signup(h.app), await signup(h.app)];

@@ -256,6 +256,31 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect(await sorted("u-carol")).toEqual(["u-carol"]);
         });
 
+        it("makes a channel's readers peers of its owners and admins, not of each other", async () => {
+          const sorted = async (userId: string) => (await store.conversations.peersOf(userId)).sort();
+          await store.conversations.create(conversation("c-chan", { conversation_type: "channel" }), [
+            member("c-chan", "u-owner", { role: "owner" }),
+            member("c-chan", "u-admin", { role: "admin" }),
+            member("c-chan", "u-r1"),
+            member("c-chan", "u-r2"),
+          ]);
+          expect(await sorted("u-owner")).toEqual(["u-admin", "u-owner", "u-r1", "u-r2"]);
+          expect(await sorted("u-admin")).toEqual(["u-admin", "u-owner", "u-r1", "u-r2"]);
+          expect(await sorted("u-r1")).toEqual(["u-admin", "u-owner", "u-r1"]);
+          // Readers who share a group as well are peers through it.
+          await store.conversations.create(conversation("c-g"), [
+            member("c-g", "u-r1"),
+            member("c-g", "u-r2"),
+          ]);
+          expect(await sorted("u-r2")).toEqual(["u-admin", "u-owner", "u-r1", "u-r2"]);
+          // Made an admin, a reader sees the others.
+          await store.conversations.setRole("c-chan", "u-r1", "admin");
+          await store.conversations.removeParticipant("c-g", "u-r2");
+          expect(await sorted("u-r2")).toEqual(["u-admin", "u-owner", "u-r1", "u-r2"]);
+          await store.conversations.setRole("c-chan", "u-r1", "member");
+          expect(await sorted("u-r2")).toEqual(["u-admin", "u-owner", "u-r2"]);
+        });
+
         it("moves a conversation to the top when a message is appended", async () => {
           await append(draft("c-c", "u-bob", { created_at: T0 + 5 * MINUTE }));
           expect(ids(await store.conversations.listForUser("u-alice", 10))).toEqual([

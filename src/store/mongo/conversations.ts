@@ -178,9 +178,30 @@ export function mongoConversations(
     },
     idsForUser,
     async peersOf(userId) {
-      const ids = await idsForUser(userId);
-      if (ids.length === 0) return [userId];
-      return (await participants.distinct("user_id", { conversation_id: { $in: ids } })) as string[];
+      const mine = await participants
+        .find({ user_id: userId }, { projection: { conversation_id: 1, role: 1 } })
+        .toArray();
+      if (mine.length === 0) return [userId];
+      // A channel's readers are peers of its owners and admins only (see the port).
+      const channels = new Set(
+        (
+          await conversations
+            .find(
+              { _id: { $in: mine.map((p) => p.conversation_id) }, conversation_type: "channel" },
+              { projection: { _id: 1 } },
+            )
+            .toArray()
+        ).map((c) => c._id),
+      );
+      const whole = mine.filter((p) => !channels.has(p.conversation_id) || p.role !== "member");
+      const managed = mine.filter((p) => channels.has(p.conversation_id) && p.role === "member");
+      const peers = (await participants.distinct("user_id", {
+        $or: [
+          { conversation_id: { $in: whole.map((p) => p.conversation_id) } },
+          { conversation_id: { $in: managed.map((p) => p.conversation_id) }, role: { $ne: "member" } },
+        ],
+      })) as string[];
+      return peers.includes(userId) ? peers : [...peers, userId];
     },
     async lastSeqs(ids) {
       if (ids.length === 0) return new Map();

@@ -76,7 +76,10 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const peersOf = db.query<{ user_id: string }, [string]>(
     `SELECT DISTINCT them.user_id FROM participants me
      JOIN participants them ON them.conversation_id = me.conversation_id
-     WHERE me.user_id = ?`,
+     JOIN conversations c ON c.id = me.conversation_id
+     WHERE me.user_id = ?
+       AND (c.conversation_type != 'channel' OR me.role != 'member' OR them.role != 'member'
+            OR them.user_id = me.user_id)`,
   );
   const participants = db.query<ParticipantRecord, [string]>(
     "SELECT * FROM participants WHERE conversation_id = ? ORDER BY joined_at, user_id",

@@ -278,6 +278,12 @@ export class Fanout {
    */
   onEvent(event: ConversationEvent) {
     const id = event.conversation_id;
+    // A receipt in a channel: to the member's own devices alone (messages/service.ts publishReceipt).
+    if (event.to_self === true && typeof event.user_id === "string") {
+      const { to_self: _, ...receipt } = event;
+      this.publish(topics.user(event.user_id), toFrame(receipt));
+      return;
+    }
     const topic = topics.conversation(id);
     const joining =
       event.kind === "conversation.created" && Array.isArray(event.participant_ids)

@@ -419,6 +419,40 @@ describe("messages over the socket", () => {
     b.close();
   });
 
+  it("tells a channel member's receipts to their own devices only, not to the channel", async () => {
+    const [owner, reader, other] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const made = await call(h.app, "POST", "/api/conversations", {
+      token: owner.token,
+      body: { conversation_type: "channel", name: "news", participant_ids: [reader.id, other.id] },
+    });
+    const id = made.body.id as string;
+    const [o, r1, r2, x] = [
+      await socket(owner),
+      await socket(reader),
+      await socket(reader),
+      await socket(other),
+    ];
+    o.send({ type: "message", ref: "m", conversation_id: id, client_msg_id: "post", content: "news" });
+    const ack = await o.next((f) => f.type === "ack");
+    r1.send({ type: "message_read", ref: "rd", conversation_id: id, seq: ack.seq });
+    // The reader's other device has it; then a message after it reaches everyone: had the receipt been
+    // published to the channel, it would have come first.
+    expect(await r2.next((f) => f.type === "receipt" && f.kind === "read")).toMatchObject({
+      user_id: reader.id,
+      seq: ack.seq,
+    });
+    o.send({ type: "message", ref: "m2", conversation_id: id, client_msg_id: "post2", content: "more news" });
+    for (const s of [o, x]) await s.next((f) => f.type === "event" && f.message?.content === "more news");
+    for (const s of [o, x]) expect(s.frames.some((f) => f.type === "receipt")).toBe(false);
+    // Kept all the same: read over REST.
+    const receipts = await call(h.app, "GET", `/api/messages/${ack.message_id}/receipts`, {
+      token: owner.token,
+    });
+    expect(
+      receipts.body.items.find((r: { user_id: string }) => r.user_id === reader.id).read_at,
+    ).not.toBeNull();
+  });
+
   it("relays key exchange payloads between users who share a conversation only", async () => {
     await group(h.app, alice, [bob]);
     const a = await socket(alice);

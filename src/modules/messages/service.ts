@@ -5,7 +5,7 @@ import type { Config } from "../../config.ts";
 import { type Clock, isoOrNull } from "../../lib/clock.ts";
 import { AppError, storageUnavailable } from "../../lib/errors.ts";
 import type { Hub } from "../../realtime/hub.ts";
-import type { MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
+import type { ConversationRecord, MessageRecord, ParticipantRecord, Store } from "../../store/types.ts";
 import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
 import type { MembershipCache } from "../conversations/membership.ts";
 import type { Metrics } from "../metrics/service.ts";
@@ -102,14 +102,25 @@ export function createMessagesService(deps: MessageDeps) {
     return messages.map((m) => toMessageView(m, statusOf(m, participants)));
   }
 
-  /** Members are told that `userId` has the conversation's messages up to `delivered_seq`. */
-  function publishDelivered(conversationId: string, userId: string, deliveredSeq: number) {
+  /**
+   * A member's receipt: the members are told (their senders' ticks move). In a channel only the member's
+   * own devices are (`to_self`): its readers are not told of each other, and the receipts of thousands of
+   * readers told to every member would be traffic that grows with the square of their number; a channel's
+   * receipts are read over REST (GET /api/messages/{id}/receipts).
+   */
+  function publishReceipt(
+    conversation: Pick<ConversationRecord, "id" | "conversation_type">,
+    userId: string,
+    position:
+      | { kind: "receipt.delivered"; delivered_seq: number }
+      | { kind: "receipt.read"; last_read_seq: number },
+  ) {
     hub.publish({
-      kind: "receipt.delivered",
-      conversation_id: conversationId,
+      ...position,
+      conversation_id: conversation.id,
       seq: 0,
       user_id: userId,
-      delivered_seq: deliveredSeq,
+      ...(conversation.conversation_type === "channel" ? { to_self: true } : {}),
     });
   }
 
@@ -119,16 +130,24 @@ export function createMessagesService(deps: MessageDeps) {
    * that mark when storage cannot take it (a full disk, say): the next read writes it. Any other failure
    * is one.
    */
-  async function delivered(conversationId: string, me: ParticipantRecord, messages: MessageRecord[]) {
+  async function delivered(
+    conversation: ConversationRecord,
+    me: ParticipantRecord,
+    messages: MessageRecord[],
+  ) {
     const top = messages.reduce((max, m) => Math.max(max, m.seq), 0);
     if (top <= me.delivered_seq) return;
     const updated = await store.conversations
-      .markDelivered(conversationId, me.user_id, top, clock.now())
+      .markDelivered(conversation.id, me.user_id, top, clock.now())
       .catch((err) => {
         if (!storageUnavailable(err)) throw err;
         return null;
       });
-    if (updated) publishDelivered(conversationId, me.user_id, updated.delivered_seq);
+    if (updated)
+      publishReceipt(conversation, me.user_id, {
+        kind: "receipt.delivered",
+        delivered_seq: updated.delivered_seq,
+      });
   }
 
   async function changed(
@@ -272,7 +291,7 @@ export function createMessagesService(deps: MessageDeps) {
       userId: string,
       q: { before?: number; after?: number; limit?: number },
     ) {
-      const { me } = await requireMember(store, conversationId, userId);
+      const { conversation, me } = await requireMember(store, conversationId, userId);
       const limit = q.limit ?? 50;
       const rows = await store.messages.page(conversationId, {
         before: q.before,
@@ -285,7 +304,7 @@ export function createMessagesService(deps: MessageDeps) {
       // from `before` or the end (the extra row is the first).
       const page =
         q.after !== undefined ? rows.slice(0, limit) : rows.slice(Math.max(0, rows.length - limit));
-      await delivered(conversationId, me, page);
+      await delivered(conversation, me, page);
       const participants = await store.conversations.participants(conversationId);
       return { items: await views(page, participants), has_more: hasMore };
     },
@@ -294,7 +313,7 @@ export function createMessagesService(deps: MessageDeps) {
       const { conversation, me } = await requireMember(store, conversationId, userId);
       const rows = await store.messages.events(conversationId, after, limit + 1);
       const page = rows.slice(0, limit);
-      await delivered(conversationId, me, page);
+      await delivered(conversation, me, page);
       const participants = await store.conversations.participants(conversationId);
       return {
         items: await views(page, participants),
@@ -308,13 +327,7 @@ export function createMessagesService(deps: MessageDeps) {
       const target = Math.min(seq, conversation.last_seq);
       const updated = await store.conversations.markRead(conversationId, userId, target, clock.now());
       if (!updated) throw new AppError("not_found", "conversation not found");
-      hub.publish({
-        kind: "receipt.read",
-        conversation_id: conversationId,
-        seq: 0,
-        user_id: userId,
-        last_read_seq: updated.last_read_seq,
-      });
+      publishReceipt(conversation, userId, { kind: "receipt.read", last_read_seq: updated.last_read_seq });
       return { last_read_seq: updated.last_read_seq };
     },
 
@@ -324,7 +337,10 @@ export function createMessagesService(deps: MessageDeps) {
       const target = Math.min(seq, conversation.last_seq);
       const updated = await store.conversations.markDelivered(conversationId, userId, target, clock.now());
       if (!updated) throw new AppError("not_found", "conversation not found");
-      publishDelivered(conversationId, userId, updated.delivered_seq);
+      publishReceipt(conversation, userId, {
+        kind: "receipt.delivered",
+        delivered_seq: updated.delivered_seq,
+      });
       return { delivered_seq: updated.delivered_seq };
     },
 

@@ -19,6 +19,11 @@ export interface TokensOptions {
   locks: Locks;
   /** Trades a refresh token for new tokens (the server's refresh route). */
   exchange(refreshToken: string): Promise<TokenResponse>;
+  /**
+   * The session is over: its refresh was refused (it stays current, and calls fail with the refusal). Its
+   * realtime connection ends with `error`.
+   */
+  ended(sessionId: string, error: ParleyError): void;
 }
 
 export class Tokens {
@@ -172,6 +177,7 @@ export class Tokens {
       const over = sessionEnd({ error: err });
       if (over && this.current?.sessionId === mine.sessionId) {
         this.refused = { sessionId: mine.sessionId, error: over.error };
+        this.opts.ended(mine.sessionId, over.error);
         // The store's copy, while it is the one refused, is of no use to another tab or visit either.
         await this.clearStored((saved) => saved.refreshToken === from.refreshToken).catch(() => {
           // A store that cannot be written: the refusal is still the answer.

@@ -83,6 +83,7 @@ export class ParleyClient {
       // The socket's fresh-token path: a token close to its expiry (a device that slept) is refreshed first.
       token: () => (this.tokens.session ? this.tokens.fresh() : undefined),
       renew: (expired) => this.tokens.renew(expired),
+      self: (user) => this.tokens.follow(user),
     });
     this.tokens = new Tokens({
       refreshAt,

@@ -5,7 +5,7 @@
 import { ParleyError } from "./errors.ts";
 import { sessionEnd } from "./session-end.ts";
 import type { Locks, Session, SessionStore } from "./session-store.ts";
-import type { TokenResponse } from "./types.ts";
+import type { TokenResponse, UserView } from "./types.ts";
 
 /** Tokens closer than this to their expiry are refreshed before use. */
 const EXPIRY_MARGIN_MS = 5000;
@@ -123,6 +123,29 @@ export class Tokens {
     }
   }
 
+  /**
+   * The server's word on the signed-in user (their own profile updated, or read): the session's user
+   * follows it, and so does the store's copy of this session, written under the refresh lock so that it
+   * cannot put back tokens a refresh has just replaced. An answer older than the user already held (two
+   * updates answered out of order), or about another user, is left.
+   */
+  follow(user: UserView) {
+    const session = this.current;
+    if (!session || user.id !== session.user.id || olderUser(user, session.user)) return;
+    this.current = { ...session, user };
+    const store = this.opts.store;
+    if (!store) return;
+    void this.opts.locks
+      .request(`parley.refresh:${session.sessionId}`, async () => {
+        const saved = await store.load();
+        if (saved?.sessionId !== session.sessionId || olderUser(user, saved.user)) return;
+        await store.save({ ...saved, user });
+      })
+      .catch(() => {
+        // A store that cannot be written: this client has the user all the same.
+      });
+  }
+
   /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */
   async forget(ended: Session | null) {
     this.stop();
@@ -211,35 +234,43 @@ export class Tokens {
    * would leave the app to make another.
    */
   private async keep(session: Session): Promise<Session> {
-    this.use(session);
+    const kept = this.use(session);
     try {
-      await this.opts.store?.save(session);
+      await this.opts.store?.save(kept);
     } catch {
       // See above.
     }
-    return session;
+    return kept;
   }
 
   /**
    * Makes `session` current: its refresh is due at `refreshAt` of the time it has left (unless stop()
-   * stopped it), and the store is watched for others' refreshes.
+   * stopped it), and the store is watched for others' refreshes. New tokens of the current
+   * session keep its user when theirs is older (a refresh answered before a profile update was). Answers
+   * the session made current.
    */
-  private use(session: Session) {
-    this.current = session;
-    if (this.stopped) return;
-    this.scheduleRefresh(Math.max(0, (session.expiresAt - Date.now()) * this.opts.refreshAt));
-    this.unwatch ??= this.opts.store?.watch?.((saved) => {
-      const current = this.current;
-      // Another client's refresh of this session: take its tokens (newer ones expire later).
-      if (
-        saved &&
-        current &&
-        saved.sessionId === current.sessionId &&
-        saved.refreshToken !== current.refreshToken &&
-        saved.expiresAt >= current.expiresAt
-      )
-        this.use(saved);
-    });
+  private use(session: Session): Session {
+    const was = this.current;
+    const kept =
+      was?.sessionId === session.sessionId && olderUser(session.user, was.user)
+        ? { ...session, user: was.user }
+        : session;
+    this.current = kept;
+    if (this.stopped) return kept;
+    this.scheduleRefresh(Math.max(0, (kept.expiresAt - Date.now()) * this.opts.refreshAt));
+    this.unwatch ??= this.opts.store?.watch?.((saved) => this.heard(saved));
+    return kept;
+  }
+
+  /** Another client saved `saved` to the store. */
+  private heard(saved: Session | null) {
+    const current = this.current;
+    if (!saved || !current || saved.sessionId !== current.sessionId) return;
+    // Another client's refresh of this session: take its tokens (newer ones expire later).
+    if (saved.refreshToken !== current.refreshToken && saved.expiresAt >= current.expiresAt) this.use(saved);
+    // Another client's copy of a profile update, on the same tokens.
+    else if (saved.refreshToken === current.refreshToken && !olderUser(saved.user, current.user))
+      this.current = { ...current, user: saved.user };
   }
 
   private scheduleRefresh(delayMs: number) {
@@ -262,6 +293,11 @@ export function sessionOf(res: TokenResponse): Session {
     refreshToken: res.refresh_token,
     expiresAt: Date.now() + res.expires_in * 1000,
   };
+}
+
+/** Whether `a` is an older view of the user than `b` (by their `updated_at`). */
+function olderUser(a: UserView, b: UserView): boolean {
+  return Date.parse(a.updated_at) < Date.parse(b.updated_at);
 }
 
 function signedOut(): ParleyError {

@@ -282,6 +282,64 @@ describe("clients sharing one session", () => {
   });
 });
 
+describe("the session's user", () => {
+  it("follows an update of one's own profile, here, in the store and in another tab of the session", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    const b = client({ store: storage.tab() });
+    await b.restore();
+    s.h.clock.advance(1000);
+    const username = `renamed_${first.user.id.slice(0, 8)}`;
+    const updated = await a.rest.users.update(first.user.id, { display_name: "Ada L.", username });
+    expect(a.session?.user).toEqual(updated);
+    // The store's copy is written under the refresh lock: its tokens are left as they are.
+    await waitFor(() => (parseSession(storage.raw)?.user.display_name === "Ada L." ? true : undefined));
+    expect(parseSession(storage.raw)).toMatchObject({ refreshToken: first.refreshToken, user: updated });
+    expect(b.session?.user.username).toBe(username);
+    expect((await client({ store: storage.tab() }).restore())?.user.display_name).toBe("Ada L.");
+    // A refresh made after the update keeps it (the server's answer carries the user as it is now).
+    expect((await b.refresh()).user.display_name).toBe("Ada L.");
+  });
+
+  it("written to the store while another tab refreshes, keeps that refresh's tokens, and the refresh's older user does not undo it", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    const held = heldRefreshes();
+    const b = client({ store: storage.tab(), fetch: held.fetch });
+    await b.restore();
+    // b's refresh is answered (with the user as it was) but not yet read when the update is made and answered.
+    const refreshing = b.refresh();
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    s.h.clock.advance(1000);
+    const updated = await a.rest.users.update(first.user.id, { display_name: "During a refresh" });
+    expect(a.session?.user.display_name).toBe("During a refresh");
+    held.release();
+    // Its answer has the user as it was; this tab takes its tokens and keeps the newer user.
+    const renewed = await refreshing;
+    await waitFor(() =>
+      parseSession(storage.raw)?.user.display_name === "During a refresh" ? true : undefined,
+    );
+    expect(parseSession(storage.raw)).toMatchObject({ refreshToken: renewed.refreshToken, user: updated });
+    for (const c of [a, b])
+      expect(c.session).toMatchObject({ refreshToken: renewed.refreshToken, user: updated });
+    // No refresh token was spent twice: the session is alive.
+    expect((await a.refresh()).user).toEqual(updated);
+  });
+
+  it("does not follow an answer about another user", async () => {
+    const a = client();
+    const mine = await a.signup(newAccount());
+    const other = await client().signup(newAccount());
+    await a.rest.users.get(other.user.id);
+    expect(await rejection(a.rest.users.update(other.user.id, { display_name: "x" }))).toMatchObject({
+      code: "forbidden",
+    });
+    expect(a.session?.user).toEqual(mine.user);
+  });
+});
+
 /** A fetch whose refresh answers are held (the server has answered; the client has not read it) until released. */
 function heldRefreshes() {
   const held = {

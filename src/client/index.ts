@@ -90,8 +90,8 @@ export class ParleyClient {
       store: opts.store,
       locks: opts.locks ?? defaultLocks(),
       exchange: (refreshToken) => this.rest.refresh(refreshToken),
-      // Found over (a refused refresh): the connection ends as when the server ends the session, not at
-      // its next reconnect.
+      // Found over here (a refused refresh) or in another tab (signed out there): the connection ends as
+      // when the server ends the session, not at its next reconnect.
       ended: (sessionId, error) => {
         if (this.connection?.sessionId === sessionId) this.connection.endSession(error);
       },

@@ -20,8 +20,9 @@ export interface TokensOptions {
   /** Trades a refresh token for new tokens (the server's refresh route). */
   exchange(refreshToken: string): Promise<TokenResponse>;
   /**
-   * The session is over: its refresh was refused (it stays current, and calls fail with the refusal). Its
-   * realtime connection ends with `error`.
+   * The session is over, found here or elsewhere: its refresh was refused (it stays current, and calls
+   * fail with the refusal), or another client removed it from the store (signed out in another tab: it is
+   * forgotten here already). Its realtime connection ends with `error`.
    */
   ended(sessionId: string, error: ParleyError): void;
 }
@@ -36,6 +37,12 @@ export class Tokens {
    */
   private refused: { sessionId: string; error: ParleyError } | null = null;
   private unwatch: (() => void) | undefined;
+  /**
+   * The session the store holds, as far as this client knows (its own saves and loads, and the watch):
+   * the store saved as null while it held this one means another client signed it out. Undefined when
+   * unknown (not watching): a null heard then is not taken for a sign-out of this session.
+   */
+  private storedId: string | null | undefined;
   /**
    * Set by stop() (the client's close()) until the app starts the client again (sign-in, restore(),
    * connect()): a refresh made meanwhile (one on its way at close(), which is let finish, or a REST call's)
@@ -69,6 +76,7 @@ export class Tokens {
     this.refreshTimer = undefined;
     this.unwatch?.();
     this.unwatch = undefined;
+    this.storedId = undefined;
   }
 
   /**
@@ -108,6 +116,7 @@ export class Tokens {
    */
   async restore(store: SessionStore, ended: () => void): Promise<Session | null> {
     const stored = await store.load();
+    this.storedId = stored?.sessionId ?? null;
     if (!stored) return null;
     this.stopped = false;
     this.use(stored);
@@ -138,6 +147,7 @@ export class Tokens {
     void this.opts.locks
       .request(`parley.refresh:${session.sessionId}`, async () => {
         const saved = await store.load();
+        this.storedId = saved?.sessionId ?? null;
         if (saved?.sessionId !== session.sessionId || olderUser(user, saved.user)) return;
         await store.save({ ...saved, user });
       })
@@ -180,6 +190,7 @@ export class Tokens {
     // Newer ones expire later: a store holding older ones (its save failed) must not hand back a refresh
     // token this client has spent, which would end the session as a reuse.
     const stored = store ? await store.load() : null;
+    if (store) this.storedId = stored?.sessionId ?? null;
     for (const other of [this.current, stored]) {
       if (
         other?.sessionId === mine.sessionId &&
@@ -214,6 +225,7 @@ export class Tokens {
     // Not saved over another session the store holds now (an account signed in since in another tab:
     // the one a tab opened next starts as); nor when the store cannot save (see keep()).
     const holds = store ? await store.load() : null;
+    if (store) this.storedId = holds?.sessionId ?? null;
     if (holds && holds.sessionId !== mine.sessionId) {
       this.use(renewed);
       return renewed;
@@ -224,8 +236,13 @@ export class Tokens {
   /** Empties the store, if any, while what it holds is `which`. */
   private async clearStored(which: (saved: Session) => boolean) {
     const store = this.opts.store;
-    const saved = store ? await store.load() : null;
-    if (store && saved && which(saved)) await store.save(null);
+    if (!store) return;
+    const saved = await store.load();
+    this.storedId = saved?.sessionId ?? null;
+    if (saved && which(saved)) {
+      await store.save(null);
+      this.storedId = null;
+    }
   }
 
   /**
@@ -236,7 +253,10 @@ export class Tokens {
   private async keep(session: Session): Promise<Session> {
     const kept = this.use(session);
     try {
-      await this.opts.store?.save(kept);
+      if (this.opts.store) {
+        await this.opts.store.save(kept);
+        this.storedId = kept.sessionId;
+      }
     } catch {
       // See above.
     }
@@ -245,7 +265,7 @@ export class Tokens {
 
   /**
    * Makes `session` current: its refresh is due at `refreshAt` of the time it has left (unless stop()
-   * stopped it), and the store is watched for others' refreshes. New tokens of the current
+   * stopped it), and the store is watched for others' refreshes and sign-outs. New tokens of the current
    * session keep its user when theirs is older (a refresh answered before a profile update was). Answers
    * the session made current.
    */
@@ -258,14 +278,37 @@ export class Tokens {
     this.current = kept;
     if (this.stopped) return kept;
     this.scheduleRefresh(Math.max(0, (kept.expiresAt - Date.now()) * this.opts.refreshAt));
-    this.unwatch ??= this.opts.store?.watch?.((saved) => this.heard(saved));
+    if (!this.unwatch && this.opts.store?.watch) {
+      this.unwatch = this.opts.store.watch((saved) => this.heard(saved));
+      // What the store holds now, unless a save or a load of this client's says it first.
+      const store = this.opts.store;
+      void Promise.resolve()
+        .then(() => store.load())
+        .then((saved) => {
+          if (this.unwatch && this.storedId === undefined) this.storedId = saved?.sessionId ?? null;
+        })
+        .catch(() => {});
+    }
     return kept;
   }
 
   /** Another client saved `saved` to the store. */
   private heard(saved: Session | null) {
     const current = this.current;
-    if (!saved || !current || saved.sessionId !== current.sessionId) return;
+    const held = this.storedId;
+    this.storedId = saved?.sessionId ?? null;
+    if (!current) return;
+    if (!saved) {
+      // The store held this session and another client emptied it: signed out there (or its refresh was
+      // refused there), so the session is over here too. A store emptied while it held another session (an
+      // account signed in since in another tab, signing out) leaves this one alone, as that sign-in did.
+      if (held !== current.sessionId) return;
+      this.stop();
+      this.current = null;
+      this.opts.ended(current.sessionId, new ParleyError("session_revoked", "signed out in another tab"));
+      return;
+    }
+    if (saved.sessionId !== current.sessionId) return;
     // Another client's refresh of this session: take its tokens (newer ones expire later).
     if (saved.refreshToken !== current.refreshToken && saved.expiresAt >= current.expiresAt) this.use(saved);
     // Another client's copy of a profile update, on the same tokens.

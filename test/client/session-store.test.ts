@@ -14,8 +14,9 @@ import {
   type SessionStore,
 } from "../../src/client/index.ts";
 import { parseSession } from "../../src/client/session-store.ts";
+import { CLOSE } from "../../src/realtime/frames.ts";
 import { newAccount, waitFor } from "../helpers.ts";
-import { rejection, type Server, startServer } from "./helpers.ts";
+import { record, rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -337,6 +338,76 @@ describe("the session's user", () => {
       code: "forbidden",
     });
     expect(a.session?.user).toEqual(mine.user);
+  });
+});
+
+describe("another tab", () => {
+  it("signing out signs this tab out too: its session ends, and its connection says so once", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    await a.signup(newAccount());
+    const b = client({ store: storage.tab(), backoff: { minMs: 10, maxMs: 20 } });
+    await b.restore();
+    await b.connect({ positions: {} });
+    const closes = record(b, "close");
+    await a.signout();
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(final.error?.code).toBe("session_revoked");
+    expect(b.session).toBeNull();
+    expect(b.realtime.connected).toBe(false);
+    expect((await rejection(b.rest.me())).code).toBe("unauthorized");
+    expect(closes.items).toHaveLength(1);
+  });
+
+  it("finding the session over (its refresh refused) ends this tab's connection too, though the server keeps it open", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    await a.connect({ positions: {} });
+    const closes = record(a, "close");
+    const b = client({ store: storage.tab() });
+    await b.restore();
+    // The refresh token the tabs share is one the server no longer knows (expired and pruned, say); the
+    // session is not revoked, so the server has no reason to close a's socket.
+    await storage.tab().save({ ...first, refreshToken: "no-longer-known", expiresAt: first.expiresAt + 1 });
+    expect(a.session?.refreshToken).toBe("no-longer-known");
+    expect((await rejection(b.refresh())).status).toBe(401);
+    expect(storage.raw).toBeNull();
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(a.session).toBeNull();
+    await waitFor(() =>
+      s.h.deps.gateway.connections.ofSession(first.sessionId).size === 0 ? true : undefined,
+    );
+  });
+
+  it("signing out while not connected here signs this tab out all the same, without a request", async () => {
+    const storage = sharedStorage();
+    const counter = countingFetch();
+    const a = client({ store: storage.tab() });
+    await a.signup(newAccount());
+    const b = client({ store: storage.tab(), fetch: counter.fetch });
+    await b.restore();
+    await a.signout();
+    expect(b.session).toBeNull();
+    expect(counter.refreshes).toBe(0);
+  });
+
+  it("signing in as someone else, and out again, leaves this tab's session alone", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    await a.connect({ positions: {} });
+    const closes = record(a, "close");
+    const other = client({ store: storage.tab() });
+    await other.signup(newAccount());
+    await other.signout();
+    expect(storage.raw).toBeNull();
+    expect(a.session?.sessionId).toBe(first.sessionId);
+    expect((await a.rest.me()).id).toBe(first.user.id);
+    expect(a.realtime.connected).toBe(true);
+    expect(closes.items).toHaveLength(0);
   });
 });
 

@@ -83,12 +83,18 @@ export class ParleyClient {
       // The socket's fresh-token path: a token close to its expiry (a device that slept) is refreshed first.
       token: () => (this.tokens.session ? this.tokens.fresh() : undefined),
       renew: (expired) => this.tokens.renew(expired),
+      self: (user) => this.tokens.follow(user),
     });
     this.tokens = new Tokens({
       refreshAt,
       store: opts.store,
       locks: opts.locks ?? defaultLocks(),
       exchange: (refreshToken) => this.rest.refresh(refreshToken),
+      // Found over here (a refused refresh) or in another tab (signed out there): the connection ends as
+      // when the server ends the session, not at its next reconnect.
+      ended: (sessionId, error) => {
+        if (this.connection?.sessionId === sessionId) this.connection.endSession(error);
+      },
     });
   }
 

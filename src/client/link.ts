@@ -150,6 +150,11 @@ export class Link {
     this.stop(new ParleyError("closed", "the connection was closed"), 1000, "client closed");
   }
 
+  /** The session is over, learnt elsewhere; see RealtimeConnection.endSession(). */
+  endSession(error: ParleyError) {
+    this.endIfOver({ error });
+  }
+
   /** A request was answered: this connection works, and the next reconnect starts from minMs. */
   answered() {
     this.backoff.reset();

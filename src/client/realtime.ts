@@ -72,6 +72,8 @@ export type PresenceStatus = "online" | "away" | "dnd" | "offline";
 
 export class RealtimeConnection {
   readonly encoding: Encoding;
+  /** The session the connection belongs to. */
+  readonly sessionId: string;
   private emitter = new Emitter();
   private link: Link;
   private sender: Sender;
@@ -88,6 +90,7 @@ export class RealtimeConnection {
     if (!ENCODINGS.includes(encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(encoding)}`);
     this.encoding = encoding;
+    this.sessionId = opts.sessionId;
     base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
     const root = base.href.replace(/\/+$/, "");
     const url = `${root}/ws/${encodeURIComponent(opts.userId)}/${encodeURIComponent(opts.sessionId)}`;
@@ -158,6 +161,17 @@ export class RealtimeConnection {
    */
   close() {
     this.link.close();
+  }
+
+  /**
+   * Ends the connection for good because its session is over, learnt elsewhere than on the socket (a
+   * refused token refresh, a sign-out in another tab): as when the server ends it, requests waiting and
+   * later calls fail with `error`, and the final close event (4501 or 4500) carries it. Once only: a
+   * connection already stopped says nothing more. An error that does not say the session is over is
+   * ignored.
+   */
+  endSession(error: ParleyError) {
+    this.link.endSession(error);
   }
 
   /** Sends a message; resolves with the ack once it is stored. Survives reconnects (same client_msg_id). */

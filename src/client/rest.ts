@@ -34,6 +34,11 @@ export interface RestOptions {
    * timers did not run): a new access token, with which the call is made once more.
    */
   renew?: (expired: string) => Promise<string | undefined>;
+  /**
+   * Told of each answer that describes the caller's own user: `users.update()` (the server lets users edit
+   * only themselves) and `me()`. ParleyClient's session follows it.
+   */
+  self?: (user: UserView) => void;
   /** Replaces the global fetch (tests, instrumentation). */
   fetch?: Fetch;
   /**
@@ -55,6 +60,7 @@ export class RestClient {
   readonly baseUrl: string;
   private token: () => string | undefined | Promise<string | undefined>;
   private renew: ((expired: string) => Promise<string | undefined>) | undefined;
+  private self: ((user: UserView) => void) | undefined;
   private fetcher: Fetch;
   private timeoutMs: number;
   /** The calls on their way, each with the way to give it up (cancel()). */
@@ -77,6 +83,7 @@ export class RestClient {
     this.timeoutMs = timeoutMs;
     this.token = opts.token ?? (() => undefined);
     this.renew = opts.renew;
+    this.self = opts.self;
     this.fetcher = opts.fetch ?? ((input, init) => fetch(input, init));
   }
 
@@ -201,6 +208,12 @@ export class RestClient {
     return parsed as T;
   }
 
+  /** An answer about the caller's own user, passed on to `self`. */
+  private told(user: UserView): UserView {
+    this.self?.(user);
+    return user;
+  }
+
   // Accounts and sessions.
   signup(input: SignUpInput) {
     return this.call<TokenResponse>("POST", "/api/auth/signup", input, undefined, false);
@@ -221,8 +234,8 @@ export class RestClient {
   async signout(): Promise<void> {
     await this.request<null>("POST", "/api/auth/signout");
   }
-  me() {
-    return this.request<UserView>("GET", "/api/auth/me");
+  async me() {
+    return this.told(await this.request<UserView>("GET", "/api/auth/me"));
   }
   sessions() {
     return this.request<{ items: SessionView[] }>("GET", "/api/auth/sessions");
@@ -251,7 +264,8 @@ export class RestClient {
     list: (q: { q?: string; limit?: number; cursor?: string } = {}) =>
       this.request<Page<UserView>>("GET", "/api/users", undefined, q),
     get: (id: string) => this.request<UserView>("GET", `/api/users/${enc(id)}`),
-    update: (id: string, input: UpdateUser) => this.request<UserView>("PUT", `/api/users/${enc(id)}`, input),
+    update: async (id: string, input: UpdateUser) =>
+      this.told(await this.request<UserView>("PUT", `/api/users/${enc(id)}`, input)),
   };
 
   // Conversations.

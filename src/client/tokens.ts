@@ -5,7 +5,7 @@
 import { ParleyError } from "./errors.ts";
 import { sessionEnd } from "./session-end.ts";
 import type { Locks, Session, SessionStore } from "./session-store.ts";
-import type { TokenResponse } from "./types.ts";
+import type { TokenResponse, UserView } from "./types.ts";
 
 /** Tokens closer than this to their expiry are refreshed before use. */
 const EXPIRY_MARGIN_MS = 5000;
@@ -19,6 +19,12 @@ export interface TokensOptions {
   locks: Locks;
   /** Trades a refresh token for new tokens (the server's refresh route). */
   exchange(refreshToken: string): Promise<TokenResponse>;
+  /**
+   * The session is over, found here or elsewhere: its refresh was refused (it stays current, and calls
+   * fail with the refusal), or another client removed it from the store (signed out in another tab: it is
+   * forgotten here already). Its realtime connection ends with `error`.
+   */
+  ended(sessionId: string, error: ParleyError): void;
 }
 
 export class Tokens {
@@ -31,6 +37,12 @@ export class Tokens {
    */
   private refused: { sessionId: string; error: ParleyError } | null = null;
   private unwatch: (() => void) | undefined;
+  /**
+   * The session the store holds, as far as this client knows (its own saves and loads, and the watch):
+   * the store saved as null while it held this one means another client signed it out. Undefined when
+   * unknown (not watching): a null heard then is not taken for a sign-out of this session.
+   */
+  private storedId: string | null | undefined;
   /**
    * Set by stop() (the client's close()) until the app starts the client again (sign-in, restore(),
    * connect()): a refresh made meanwhile (one on its way at close(), which is let finish, or a REST call's)
@@ -64,6 +76,7 @@ export class Tokens {
     this.refreshTimer = undefined;
     this.unwatch?.();
     this.unwatch = undefined;
+    this.storedId = undefined;
   }
 
   /**
@@ -103,6 +116,7 @@ export class Tokens {
    */
   async restore(store: SessionStore, ended: () => void): Promise<Session | null> {
     const stored = await store.load();
+    this.storedId = stored?.sessionId ?? null;
     if (!stored) return null;
     this.stopped = false;
     this.use(stored);
@@ -116,6 +130,30 @@ export class Tokens {
       await this.forget(stored);
       return null;
     }
+  }
+
+  /**
+   * The server's word on the signed-in user (their own profile updated, or read): the session's user
+   * follows it, and so does the store's copy of this session, written under the refresh lock so that it
+   * cannot put back tokens a refresh has just replaced. An answer older than the user already held (two
+   * updates answered out of order), or about another user, is left.
+   */
+  follow(user: UserView) {
+    const session = this.current;
+    if (!session || user.id !== session.user.id || olderUser(user, session.user)) return;
+    this.current = { ...session, user };
+    const store = this.opts.store;
+    if (!store) return;
+    void this.opts.locks
+      .request(`parley.refresh:${session.sessionId}`, async () => {
+        const saved = await store.load();
+        this.storedId = saved?.sessionId ?? null;
+        if (saved?.sessionId !== session.sessionId || olderUser(user, saved.user)) return;
+        await store.save({ ...saved, user });
+      })
+      .catch(() => {
+        // A store that cannot be written: this client has the user all the same.
+      });
   }
 
   /** Drops the session here, and from the store while it holds that session (not another tab's newer one). */
@@ -152,6 +190,7 @@ export class Tokens {
     // Newer ones expire later: a store holding older ones (its save failed) must not hand back a refresh
     // token this client has spent, which would end the session as a reuse.
     const stored = store ? await store.load() : null;
+    if (store) this.storedId = stored?.sessionId ?? null;
     for (const other of [this.current, stored]) {
       if (
         other?.sessionId === mine.sessionId &&
@@ -172,6 +211,7 @@ export class Tokens {
       const over = sessionEnd({ error: err });
       if (over && this.current?.sessionId === mine.sessionId) {
         this.refused = { sessionId: mine.sessionId, error: over.error };
+        this.opts.ended(mine.sessionId, over.error);
         // The store's copy, while it is the one refused, is of no use to another tab or visit either.
         await this.clearStored((saved) => saved.refreshToken === from.refreshToken).catch(() => {
           // A store that cannot be written: the refusal is still the answer.
@@ -185,6 +225,7 @@ export class Tokens {
     // Not saved over another session the store holds now (an account signed in since in another tab:
     // the one a tab opened next starts as); nor when the store cannot save (see keep()).
     const holds = store ? await store.load() : null;
+    if (store) this.storedId = holds?.sessionId ?? null;
     if (holds && holds.sessionId !== mine.sessionId) {
       this.use(renewed);
       return renewed;
@@ -195,8 +236,13 @@ export class Tokens {
   /** Empties the store, if any, while what it holds is `which`. */
   private async clearStored(which: (saved: Session) => boolean) {
     const store = this.opts.store;
-    const saved = store ? await store.load() : null;
-    if (store && saved && which(saved)) await store.save(null);
+    if (!store) return;
+    const saved = await store.load();
+    this.storedId = saved?.sessionId ?? null;
+    if (saved && which(saved)) {
+      await store.save(null);
+      this.storedId = null;
+    }
   }
 
   /**
@@ -205,35 +251,69 @@ export class Tokens {
    * would leave the app to make another.
    */
   private async keep(session: Session): Promise<Session> {
-    this.use(session);
+    const kept = this.use(session);
     try {
-      await this.opts.store?.save(session);
+      if (this.opts.store) {
+        await this.opts.store.save(kept);
+        this.storedId = kept.sessionId;
+      }
     } catch {
       // See above.
     }
-    return session;
+    return kept;
   }
 
   /**
    * Makes `session` current: its refresh is due at `refreshAt` of the time it has left (unless stop()
-   * stopped it), and the store is watched for others' refreshes.
+   * stopped it), and the store is watched for others' refreshes and sign-outs. New tokens of the current
+   * session keep its user when theirs is older (a refresh answered before a profile update was). Answers
+   * the session made current.
    */
-  private use(session: Session) {
-    this.current = session;
-    if (this.stopped) return;
-    this.scheduleRefresh(Math.max(0, (session.expiresAt - Date.now()) * this.opts.refreshAt));
-    this.unwatch ??= this.opts.store?.watch?.((saved) => {
-      const current = this.current;
-      // Another client's refresh of this session: take its tokens (newer ones expire later).
-      if (
-        saved &&
-        current &&
-        saved.sessionId === current.sessionId &&
-        saved.refreshToken !== current.refreshToken &&
-        saved.expiresAt >= current.expiresAt
-      )
-        this.use(saved);
-    });
+  private use(session: Session): Session {
+    const was = this.current;
+    const kept =
+      was?.sessionId === session.sessionId && olderUser(session.user, was.user)
+        ? { ...session, user: was.user }
+        : session;
+    this.current = kept;
+    if (this.stopped) return kept;
+    this.scheduleRefresh(Math.max(0, (kept.expiresAt - Date.now()) * this.opts.refreshAt));
+    if (!this.unwatch && this.opts.store?.watch) {
+      this.unwatch = this.opts.store.watch((saved) => this.heard(saved));
+      // What the store holds now, unless a save or a load of this client's says it first.
+      const store = this.opts.store;
+      void Promise.resolve()
+        .then(() => store.load())
+        .then((saved) => {
+          if (this.unwatch && this.storedId === undefined) this.storedId = saved?.sessionId ?? null;
+        })
+        .catch(() => {});
+    }
+    return kept;
+  }
+
+  /** Another client saved `saved` to the store. */
+  private heard(saved: Session | null) {
+    const current = this.current;
+    const held = this.storedId;
+    this.storedId = saved?.sessionId ?? null;
+    if (!current) return;
+    if (!saved) {
+      // The store held this session and another client emptied it: signed out there (or its refresh was
+      // refused there), so the session is over here too. A store emptied while it held another session (an
+      // account signed in since in another tab, signing out) leaves this one alone, as that sign-in did.
+      if (held !== current.sessionId) return;
+      this.stop();
+      this.current = null;
+      this.opts.ended(current.sessionId, new ParleyError("session_revoked", "signed out in another tab"));
+      return;
+    }
+    if (saved.sessionId !== current.sessionId) return;
+    // Another client's refresh of this session: take its tokens (newer ones expire later).
+    if (saved.refreshToken !== current.refreshToken && saved.expiresAt >= current.expiresAt) this.use(saved);
+    // Another client's copy of a profile update, on the same tokens.
+    else if (saved.refreshToken === current.refreshToken && !olderUser(saved.user, current.user))
+      this.current = { ...current, user: saved.user };
   }
 
   private scheduleRefresh(delayMs: number) {
@@ -256,6 +336,11 @@ export function sessionOf(res: TokenResponse): Session {
     refreshToken: res.refresh_token,
     expiresAt: Date.now() + res.expires_in * 1000,
   };
+}
+
+/** Whether `a` is an older view of the user than `b` (by their `updated_at`). */
+function olderUser(a: UserView, b: UserView): boolean {
+  return Date.parse(a.updated_at) < Date.parse(b.updated_at);
 }
 
 function signedOut(): ParleyError {

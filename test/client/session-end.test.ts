@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { ParleyClient } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
-import { newAccount } from "../helpers.ts";
+import { newAccount, waitFor } from "../helpers.ts";
 import {
   fakeConnection,
   fakeServer,
@@ -124,5 +124,26 @@ describe("a session that ends", () => {
     const b = await s.client();
     await b.rest.signout();
     expect((await rejection(b.connect({ positions: {} }))).code).toBe("session_revoked");
+  });
+});
+
+describe("a refresh refused while connected", () => {
+  it("ends the open connection as a revocation does: one final close carrying the refusal, no reconnect", async () => {
+    const { b, conv } = await connectedPair();
+    const closes = record(b, "close");
+    // The server no longer knows the refresh token (expired and pruned, say) while the socket, upgraded with
+    // a good access token, stays open: only the refusal says the session is over.
+    b.session!.refreshToken = "no-longer-known";
+    const refused = await rejection(b.refresh());
+    expect(refused).toMatchObject({ status: 401, code: "unauthorized" });
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final).toMatchObject({ code: CLOSE.unauthorized, reconnecting: false });
+    expect(final.error?.code).toBe("unauthorized");
+    expect(b.realtime.connected).toBe(false);
+    expect((await rejection(b.realtime.send(conv, { content: "after" }))).code).toBe("unauthorized");
+    // The server sees the socket go, and the app heard of the end once.
+    await waitFor(() => (s.h.deps.gateway.connections.ofUser(idOf(b)).size === 0 ? true : undefined));
+    expect((await rejection(b.refresh())).code).toBe("unauthorized");
+    expect(closes.items).toHaveLength(1);
   });
 });

@@ -14,8 +14,9 @@ import {
   type SessionStore,
 } from "../../src/client/index.ts";
 import { parseSession } from "../../src/client/session-store.ts";
+import { CLOSE } from "../../src/realtime/frames.ts";
 import { newAccount, waitFor } from "../helpers.ts";
-import { rejection, type Server, startServer } from "./helpers.ts";
+import { record, rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
 beforeAll(async () => {
@@ -279,6 +280,134 @@ describe("clients sharing one session", () => {
     expect(parseSession(storage.raw)?.sessionId).toBe(other.sessionId);
     await b.signout();
     expect(storage.raw).toBeNull();
+  });
+});
+
+describe("the session's user", () => {
+  it("follows an update of one's own profile, here, in the store and in another tab of the session", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    const b = client({ store: storage.tab() });
+    await b.restore();
+    s.h.clock.advance(1000);
+    const username = `renamed_${first.user.id.slice(0, 8)}`;
+    const updated = await a.rest.users.update(first.user.id, { display_name: "Ada L.", username });
+    expect(a.session?.user).toEqual(updated);
+    // The store's copy is written under the refresh lock: its tokens are left as they are.
+    await waitFor(() => (parseSession(storage.raw)?.user.display_name === "Ada L." ? true : undefined));
+    expect(parseSession(storage.raw)).toMatchObject({ refreshToken: first.refreshToken, user: updated });
+    expect(b.session?.user.username).toBe(username);
+    expect((await client({ store: storage.tab() }).restore())?.user.display_name).toBe("Ada L.");
+    // A refresh made after the update keeps it (the server's answer carries the user as it is now).
+    expect((await b.refresh()).user.display_name).toBe("Ada L.");
+  });
+
+  it("written to the store while another tab refreshes, keeps that refresh's tokens, and the refresh's older user does not undo it", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    const held = heldRefreshes();
+    const b = client({ store: storage.tab(), fetch: held.fetch });
+    await b.restore();
+    // b's refresh is answered (with the user as it was) but not yet read when the update is made and answered.
+    const refreshing = b.refresh();
+    await waitFor(() => (held.answered === 1 ? true : undefined));
+    s.h.clock.advance(1000);
+    const updated = await a.rest.users.update(first.user.id, { display_name: "During a refresh" });
+    expect(a.session?.user.display_name).toBe("During a refresh");
+    held.release();
+    // Its answer has the user as it was; this tab takes its tokens and keeps the newer user.
+    const renewed = await refreshing;
+    await waitFor(() =>
+      parseSession(storage.raw)?.user.display_name === "During a refresh" ? true : undefined,
+    );
+    expect(parseSession(storage.raw)).toMatchObject({ refreshToken: renewed.refreshToken, user: updated });
+    for (const c of [a, b])
+      expect(c.session).toMatchObject({ refreshToken: renewed.refreshToken, user: updated });
+    // No refresh token was spent twice: the session is alive.
+    expect((await a.refresh()).user).toEqual(updated);
+  });
+
+  it("does not follow an answer about another user", async () => {
+    const a = client();
+    const mine = await a.signup(newAccount());
+    const other = await client().signup(newAccount());
+    await a.rest.users.get(other.user.id);
+    expect(await rejection(a.rest.users.update(other.user.id, { display_name: "x" }))).toMatchObject({
+      code: "forbidden",
+    });
+    expect(a.session?.user).toEqual(mine.user);
+  });
+});
+
+describe("another tab", () => {
+  it("signing out signs this tab out too: its session ends, and its connection says so once", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    await a.signup(newAccount());
+    const b = client({ store: storage.tab(), backoff: { minMs: 10, maxMs: 20 } });
+    await b.restore();
+    await b.connect({ positions: {} });
+    const closes = record(b, "close");
+    await a.signout();
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(final.error?.code).toBe("session_revoked");
+    expect(b.session).toBeNull();
+    expect(b.realtime.connected).toBe(false);
+    expect((await rejection(b.rest.me())).code).toBe("unauthorized");
+    expect(closes.items).toHaveLength(1);
+  });
+
+  it("finding the session over (its refresh refused) ends this tab's connection too, though the server keeps it open", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    await a.connect({ positions: {} });
+    const closes = record(a, "close");
+    const b = client({ store: storage.tab() });
+    await b.restore();
+    // The refresh token the tabs share is one the server no longer knows (expired and pruned, say); the
+    // session is not revoked, so the server has no reason to close a's socket.
+    await storage.tab().save({ ...first, refreshToken: "no-longer-known", expiresAt: first.expiresAt + 1 });
+    expect(a.session?.refreshToken).toBe("no-longer-known");
+    expect((await rejection(b.refresh())).status).toBe(401);
+    expect(storage.raw).toBeNull();
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(a.session).toBeNull();
+    await waitFor(() =>
+      s.h.deps.gateway.connections.ofSession(first.sessionId).size === 0 ? true : undefined,
+    );
+  });
+
+  it("signing out while not connected here signs this tab out all the same, without a request", async () => {
+    const storage = sharedStorage();
+    const counter = countingFetch();
+    const a = client({ store: storage.tab() });
+    await a.signup(newAccount());
+    const b = client({ store: storage.tab(), fetch: counter.fetch });
+    await b.restore();
+    await a.signout();
+    expect(b.session).toBeNull();
+    expect(counter.refreshes).toBe(0);
+  });
+
+  it("signing in as someone else, and out again, leaves this tab's session alone", async () => {
+    const storage = sharedStorage();
+    const a = client({ store: storage.tab() });
+    const first = await a.signup(newAccount());
+    await a.connect({ positions: {} });
+    const closes = record(a, "close");
+    const other = client({ store: storage.tab() });
+    await other.signup(newAccount());
+    await other.signout();
+    expect(storage.raw).toBeNull();
+    expect(a.session?.sessionId).toBe(first.sessionId);
+    expect((await a.rest.me()).id).toBe(first.user.id);
+    expect(a.realtime.connected).toBe(true);
+    expect(closes.items).toHaveLength(0);
   });
 });
 

@@ -104,11 +104,13 @@ export class Dispatcher {
         }
         case "typing_start":
         case "typing_stop":
-          return await this.typingInTurn(
+          await this.typingInTurn(
             ws,
             frame.conversation_id,
             frame.type === "typing_start" ? "start" : "stop",
           );
+          // Answered like the other frames that have no reply of their own: a client that gave a ref waits on it.
+          return this.ok(ws, ref);
         case "message_ack":
           await this.deps.messages.acknowledge(frame.conversation_id, me.user_id, frame.seq);
           return this.ok(ws, ref);

@@ -171,6 +171,23 @@ describe("GET /metrics", () => {
     expect(text).not.toContain('code="4321"');
   });
 
+  it("counts a socket closed for a frame over WS_MAX_PAYLOAD under 1009, the code its client got", async () => {
+    const user = await signup(h.app);
+    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
+      "parley.json",
+      `bearer.${user.token}`,
+    ]);
+    open.push(s);
+    await s.next((f) => f.type === "hello");
+    const before = await scrape();
+    s.sendRaw(new Uint8Array(h.deps.config.WS_MAX_PAYLOAD + 1).fill(0x20));
+    expect((await s.closed).code).toBe(1009);
+    const closed = (t: string, code: string) =>
+      value(t, `parley_ws_connections_closed_total{code="${code}"}`);
+    const text = await eventually((t) => closed(t, "1009") === closed(before, "1009") + 1);
+    expect(closed(text, "1006")).toBe(closed(before, "1006"));
+  });
+
   it("counts refusals by limiter: a socket's frame rate and a REST limiter", async () => {
     const user = await signup(h.app);
     const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [

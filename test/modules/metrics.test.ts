@@ -76,6 +76,7 @@ describe("GET /metrics", () => {
     const user = await signup(h.app);
     await call(h.app, "GET", `/api/users/${user.id}`, { token: user.token });
     await call(h.app, "GET", "/api/users/nobody-here-000000000", { token: user.token });
+    await call(h.app, "GET", "/api/users?q=a", { token: user.token });
     // Counted once the answer is out (onAfterResponse), a moment after the caller has it.
     const text = await eventually(
       (t) =>
@@ -93,6 +94,9 @@ describe("GET /metrics", () => {
     expect(
       value(text, 'parley_http_request_duration_seconds_count{method="GET",route="/api/users/:id"}'),
     ).toBe(2);
+    // A route at the root of its group is named as the README writes it, without a trailing slash.
+    expect(value(text, 'parley_http_requests_total{method="GET",route="/api/users",status="200"}')).toBe(1);
+    expect(text).not.toContain('route="/api/users/"');
     expect(text).not.toContain(user.id);
     expect(text).not.toContain(user.token);
     // A method a client made up is counted as "other", not as a series of its own (over a real socket:

@@ -128,7 +128,8 @@ export class Dispatcher {
         case "resume":
           return await this.resume(ws, frame.positions, ref);
         case "subscribe":
-          me.channels ??= new Set();
+          // A public socket is in its path's channel from the start: it takes one of the WS_MAX_CHANNELS.
+          me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
           if (!me.channels.has(frame.channel) && me.channels.size >= this.deps.config.WS_MAX_CHANNELS) {
             throw new AppError(
               "validation_failed",

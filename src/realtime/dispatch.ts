@@ -8,7 +8,7 @@ import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
 import type { Presence } from "./presence.ts";
-import type { ClientFrame, ServerFrame } from "./protocol.ts";
+import { type ClientFrame, PAYLOAD_BYTES, type ServerFrame } from "./protocol.ts";
 import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
@@ -236,11 +236,21 @@ export class Dispatcher {
     if (!(await this.sharesConversation(user_id, frame.to_user_id))) {
       throw new AppError("not_found", "no shared conversation with that user");
     }
+    // Bytes, however they came: a JSON client's base64url text is relayed as MessagePack bin to the
+    // MessagePack sockets (and as base64url again to JSON ones), and held to 16 KiB of bytes as bin is.
+    const text = typeof frame.payload === "string" ? frame.payload.replace(/=+$/, "") : undefined;
+    // One character past a multiple of 4 stands for no whole byte: not base64url (Buffer would drop it).
+    if (text !== undefined && text.length % 4 === 1)
+      throw new AppError("validation_failed", "payload: not base64url");
+    const payload =
+      text === undefined ? (frame.payload as Uint8Array) : new Uint8Array(Buffer.from(text, "base64url"));
+    if (payload.byteLength > PAYLOAD_BYTES)
+      throw new AppError("validation_failed", `payload: at most ${PAYLOAD_BYTES} bytes`);
     const out: ServerFrame = {
       type: "key_exchange",
       from_user_id: user_id,
       from_device_id: session_id,
-      payload: frame.payload,
+      payload,
     };
     const to = frame.to_device_id;
     let reached = true;

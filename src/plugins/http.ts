@@ -213,7 +213,8 @@ export function httpPlugin(deps: Deps) {
         const ms = performance.now() - extra.startedAt;
         // The route's pattern, never the path (ids would make a series per user), and a known method:
         // labels a client could choose freely would let it grow the metrics without bound.
-        const route = ctx.route || "unmatched";
+        // A group's root route ends in "/" (`/api/users/`): named without it, as the API is written.
+        const route = ctx.route ? ctx.route.replace(/(.)\/$/, "$1") : "unmatched";
         const method = METHODS.has(request.method) ? request.method : "other";
         metrics.http.requests.inc([method, route, String(status)]);
         metrics.http.seconds.observe(ms / 1000, [method, route]);

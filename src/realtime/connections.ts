@@ -35,7 +35,7 @@ export interface SocketState {
   channel: string;
   /** The client address of a public socket (WS_MAX_PUBLIC_PER_IP); "" for user sockets. */
   ip: string;
-  /** Public channels this socket subscribed to (WS_MAX_CHANNELS at most); made at the first. */
+  /** Public channels this socket is in (WS_MAX_CHANNELS at most; a public one's path channel too); made at the first subscribe. */
   channels?: Set<string>;
   /** Error frames sent, by code (metrics); one counter shared by every socket, like the callbacks below. */
   errors: Counter;

@@ -8,7 +8,7 @@ import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
 import type { Presence } from "./presence.ts";
-import type { ClientFrame, ServerFrame } from "./protocol.ts";
+import { type ClientFrame, PAYLOAD_BYTES, type ServerFrame } from "./protocol.ts";
 import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
@@ -104,11 +104,13 @@ export class Dispatcher {
         }
         case "typing_start":
         case "typing_stop":
-          return await this.typingInTurn(
+          await this.typingInTurn(
             ws,
             frame.conversation_id,
             frame.type === "typing_start" ? "start" : "stop",
           );
+          // Answered like the other frames that have no reply of their own: a client that gave a ref waits on it.
+          return this.ok(ws, ref);
         case "message_ack":
           await this.deps.messages.acknowledge(frame.conversation_id, me.user_id, frame.seq);
           return this.ok(ws, ref);
@@ -126,7 +128,8 @@ export class Dispatcher {
         case "resume":
           return await this.resume(ws, frame.positions, ref);
         case "subscribe":
-          me.channels ??= new Set();
+          // A public socket is in its path's channel from the start: it takes one of the WS_MAX_CHANNELS.
+          me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
           if (!me.channels.has(frame.channel) && me.channels.size >= this.deps.config.WS_MAX_CHANNELS) {
             throw new AppError(
               "validation_failed",
@@ -233,11 +236,21 @@ export class Dispatcher {
     if (!(await this.sharesConversation(user_id, frame.to_user_id))) {
       throw new AppError("not_found", "no shared conversation with that user");
     }
+    // Bytes, however they came: a JSON client's base64url text is relayed as MessagePack bin to the
+    // MessagePack sockets (and as base64url again to JSON ones), and held to 16 KiB of bytes as bin is.
+    const text = typeof frame.payload === "string" ? frame.payload.replace(/=+$/, "") : undefined;
+    // One character past a multiple of 4 stands for no whole byte: not base64url (Buffer would drop it).
+    if (text !== undefined && text.length % 4 === 1)
+      throw new AppError("validation_failed", "payload: not base64url");
+    const payload =
+      text === undefined ? (frame.payload as Uint8Array) : new Uint8Array(Buffer.from(text, "base64url"));
+    if (payload.byteLength > PAYLOAD_BYTES)
+      throw new AppError("validation_failed", `payload: at most ${PAYLOAD_BYTES} bytes`);
     const out: ServerFrame = {
       type: "key_exchange",
       from_user_id: user_id,
       from_device_id: session_id,
-      payload: frame.payload,
+      payload,
     };
     const to = frame.to_device_id;
     let reached = true;

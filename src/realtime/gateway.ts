@@ -31,6 +31,8 @@ const SWEEP_MS = 250;
 const SHUTDOWN_PRESENCE_MS = 5000;
 /** The close codes this server sends (metrics label close codes by them; others are "other"). */
 const CLOSE_CODES = new Set<number>(Object.values(CLOSE));
+/** The reason Bun gives the close handler of a socket it closed (1009) for a frame over maxPayloadLength. */
+const OVERSIZE_REASON = "Received too big message";
 /** Refused frames in a row before a flooding connection is closed. */
 const MAX_DENIED = 20;
 /** Reads of a user's conversations at a socket's open, each changed under it, before it is told to try again. */
@@ -230,7 +232,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     return false;
   }
 
-  function onClose(ws: Socket, code: number) {
+  function onClose(ws: Socket, code: number, reason: string) {
+    // A frame over WS_MAX_PAYLOAD: Bun closes the socket with 1009 but tells this handler 1006 (abnormal),
+    // with its reason; counted as what the client was sent.
+    if (code === 1006 && reason === OVERSIZE_REASON) code = CLOSE.tooLarge;
     // The client picks its close code: only the standard ones and ours are labels of their own.
     metrics.ws.closed.inc([(code >= 1000 && code <= 1015) || CLOSE_CODES.has(code) ? String(code) : "other"]);
     dispatcher.closed(ws);

@@ -10,7 +10,7 @@ export * from "./frames.ts";
 const Id = T.String({ minLength: 1, maxLength: 64 });
 const Ref = T.Optional(T.Union([T.String({ maxLength: 64 }), T.Integer()]));
 const Seq = T.Integer({ minimum: 0 });
-const PAYLOAD_BYTES = 16 * 1024;
+export const PAYLOAD_BYTES = 16 * 1024;
 /**
  * Binary payloads: up to 16 KiB of bytes in msgpack; in JSON, base64url text (padded or not) no longer than
  * 16 KiB encodes to, 4 characters per 3 bytes started (21,848).

@@ -235,18 +235,22 @@ describe("send and receive", () => {
   });
 
   it("rejects a request the server never answers with a timeout", async () => {
-    const [a, b] = [await s.client({ requestTimeoutMs: 50 }), await s.client()];
-    const conv = await a.rest.conversations.create({
-      conversation_type: "group",
-      participant_ids: [idOf(b)],
+    // A server that takes the frame and says nothing (Parley answers every frame that carries a ref).
+    const fake = fakeServer({
+      answer: (f) => (f.type === "ping" ? { type: "pong", ref: f.ref } : undefined),
     });
-    await a.connect();
-    // typing in a conversation of ours gets no reply from the gateway (it goes to the others); a request
-    // for it must end in a timeout.
-    const pending = (
-      a.realtime as unknown as { request(f: Record<string, unknown>): Promise<unknown> }
-    ).request({ type: "typing_stop", conversation_id: conv.id });
-    expect(await pending.catch((e: unknown) => e)).toMatchObject({ code: "timeout" });
+    const rt = fakeConnection(fake.baseUrl, { requestTimeoutMs: 50 });
+    try {
+      await rt.connect();
+      const pending = (rt as unknown as { request(f: Record<string, unknown>): Promise<unknown> }).request({
+        type: "typing_stop",
+        conversation_id: "c",
+      });
+      expect(await pending.catch((e: unknown) => e)).toMatchObject({ code: "timeout" });
+    } finally {
+      rt.close();
+      fake.stop();
+    }
   });
 
   it("names the client_msg_id of a message that timed out, so that it can be sent again safely", async () => {

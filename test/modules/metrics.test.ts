@@ -76,6 +76,7 @@ describe("GET /metrics", () => {
     const user = await signup(h.app);
     await call(h.app, "GET", `/api/users/${user.id}`, { token: user.token });
     await call(h.app, "GET", "/api/users/nobody-here-000000000", { token: user.token });
+    await call(h.app, "GET", "/api/users?q=a", { token: user.token });
     // Counted once the answer is out (onAfterResponse), a moment after the caller has it.
     const text = await eventually(
       (t) =>
@@ -93,6 +94,9 @@ describe("GET /metrics", () => {
     expect(
       value(text, 'parley_http_request_duration_seconds_count{method="GET",route="/api/users/:id"}'),
     ).toBe(2);
+    // A route at the root of its group is named as the README writes it, without a trailing slash.
+    expect(value(text, 'parley_http_requests_total{method="GET",route="/api/users",status="200"}')).toBe(1);
+    expect(text).not.toContain('route="/api/users/"');
     expect(text).not.toContain(user.id);
     expect(text).not.toContain(user.token);
     // A method a client made up is counted as "other", not as a series of its own (over a real socket:
@@ -169,6 +173,23 @@ describe("GET /metrics", () => {
       value(before, 'parley_ws_connections_closed_total{code="other"}') + 1,
     );
     expect(text).not.toContain('code="4321"');
+  });
+
+  it("counts a socket closed for a frame over WS_MAX_PAYLOAD under 1009, the code its client got", async () => {
+    const user = await signup(h.app);
+    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
+      "parley.json",
+      `bearer.${user.token}`,
+    ]);
+    open.push(s);
+    await s.next((f) => f.type === "hello");
+    const before = await scrape();
+    s.sendRaw(new Uint8Array(h.deps.config.WS_MAX_PAYLOAD + 1).fill(0x20));
+    expect((await s.closed).code).toBe(1009);
+    const closed = (t: string, code: string) =>
+      value(t, `parley_ws_connections_closed_total{code="${code}"}`);
+    const text = await eventually((t) => closed(t, "1009") === closed(before, "1009") + 1);
+    expect(closed(text, "1006")).toBe(closed(before, "1006"));
   });
 
   it("counts refusals by limiter: a socket's frame rate and a REST limiter", async () => {

@@ -70,18 +70,41 @@ it("caps a key_exchange payload sent as JSON text at 16 KiB as base64url, padded
   ]) {
     a.send({ type: "key_exchange", ref, to_user_id: bob.id, payload });
     expect(await a.next(reply(ref as string))).toMatchObject({ type: "ok" });
-    expect((await b.next((f) => f.type === "key_exchange" && f.payload === payload)).payload).toBe(payload);
+    // Relayed as the bytes it stands for: base64url again to a JSON socket, unpadded.
+    const got = await b.next((f) => f.type === "key_exchange");
+    b.frames.splice(b.frames.indexOf(got), 1);
+    expect(got.payload).toBe(full.toString("base64url"));
   }
+  // 16 KiB and a byte (or two) still fit in 21,848 characters unpadded: held to the bytes they stand for.
   const over = Buffer.from(new Uint8Array(16 * 1024 + 3).fill(7)).toString("base64url");
   for (const [ref, payload] of [
     ["over", over],
+    ["over-by-1", Buffer.from(new Uint8Array(16 * 1024 + 1).fill(7)).toString("base64url")],
+    ["over-by-2", Buffer.from(new Uint8Array(16 * 1024 + 2).fill(7)).toString("base64url")],
     ["not-base64url", `${"A".repeat(100)}+/`],
+    ["no-whole-byte", "AAAAA"], // 5 characters: the last stands for no byte
   ]) {
     a.send({ type: "key_exchange", ref, to_user_id: bob.id, payload });
     expect(await a.next(reply(ref as string))).toMatchObject({ type: "error", code: "validation_failed" });
   }
   await settle(b, "after");
-  expect(b.frames.filter((f) => f.type === "key_exchange")).toHaveLength(2);
+  // The two relayed were taken off above: none of the refused ones came.
+  expect(b.frames.filter((f) => f.type === "key_exchange")).toHaveLength(0);
+});
+
+it("relays a key_exchange payload a JSON client sent as base64url to a MessagePack socket as bin", async () => {
+  const [a, b] = [await socket(alice, "json"), await socket(bob, "msgpack")];
+  const bytes = new Uint8Array([0xfb, 0xff, 0x00, 0x41, 7]);
+  a.send({
+    type: "key_exchange",
+    ref: "j2m",
+    to_user_id: bob.id,
+    payload: Buffer.from(bytes).toString("base64url"),
+  });
+  expect(await a.next(reply("j2m"))).toMatchObject({ type: "ok" });
+  const got = await b.next((f) => f.type === "key_exchange");
+  expect(got.payload).toBeInstanceOf(Uint8Array);
+  expect(new Uint8Array(got.payload)).toEqual(bytes);
 });
 
 it("takes a message frame with 20 attachments and refuses one with 21, storing nothing", async () => {

@@ -88,6 +88,16 @@ describe("public channels and announcements", () => {
     expect(await runCli(["bogus"], h.config, () => {})).toBe(64);
   });
 
+  it("counts a public socket's own channel (its path's) among its WS_MAX_CHANNELS", async () => {
+    const { base } = await start({ WS_MAX_CHANNELS: "2" });
+    const s = await connect(`${base}/ws/public/one`);
+    open.push(s);
+    s.send({ type: "subscribe", ref: "a", channel: "two" });
+    expect(await s.next((f) => f.ref === "a")).toMatchObject({ type: "ok" });
+    s.send({ type: "subscribe", ref: "b", channel: "three" });
+    expect(await s.next((f) => f.ref === "b")).toMatchObject({ type: "error", code: "validation_failed" });
+  });
+
   it("limits the public channels of one socket to WS_MAX_CHANNELS", async () => {
     const { base } = await start({ WS_MAX_CHANNELS: "2" });
     const s = await connect(`${base}/ws/public/one`);

@@ -335,11 +335,13 @@ describe("two nodes", () => {
       ref: 3,
       to_user_id: ivy.id,
       to_device_id: ivy.session_id,
-      payload: "k",
+      payload: "aGk",
     });
     await from.next((f) => f.type === "ok" && f.ref === 3);
     const got = await device.next((f) => f.type === "key_exchange");
-    expect(got).toMatchObject({ from_user_id: hal.id, from_device_id: hal.session_id, payload: "k" });
+    expect(got).toMatchObject({ from_user_id: hal.id, from_device_id: hal.session_id });
+    // Sent as base64url text, relayed as the bytes it stands for ("hi"), bin to this msgpack socket.
+    expect(new Uint8Array(got.payload)).toEqual(new TextEncoder().encode("hi"));
   });
 });
 

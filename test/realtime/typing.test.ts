@@ -110,4 +110,29 @@ describe("typing", () => {
     await b.next((f) => f.type === "event" && f.message?.client_msg_id === "after");
     expect(b.frames.some((f) => f.type === "typing" && f.state === "stop")).toBe(false);
   });
+
+  it("answers a typing frame that carries a ref with ok {ref}, as the other frames without a reply of their own", async () => {
+    const { h, base } = await start();
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    const dm = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const id = dm.body.id as string;
+    const a = await userSocket(base, alice);
+    const b = await userSocket(base, bob);
+    a.send({ type: "typing_start", ref: "t1", conversation_id: id });
+    expect(await a.next((f) => f.ref === "t1")).toEqual({ type: "ok", ref: "t1" });
+    expect(await b.next((f) => f.type === "typing")).toMatchObject({ user_id: alice.id, state: "start" });
+    a.send({ type: "typing_stop", ref: 2, conversation_id: id });
+    expect(await a.next((f) => f.ref === 2)).toEqual({ type: "ok", ref: 2 });
+    expect(await b.next((f) => f.type === "typing" && f.state === "stop")).toMatchObject({
+      user_id: alice.id,
+    });
+    // Without a ref, nothing answers but the typing frame itself.
+    a.send({ type: "typing_start", conversation_id: id });
+    await waitFor(() => (b.frames.filter((f) => f.type === "typing").length === 3 ? true : undefined));
+    await settled(a, "p");
+    expect(a.frames.filter((f) => f.type === "ok").map((f) => f.ref)).toEqual(["t1", 2]);
+  });
 });

@@ -16,7 +16,7 @@ const AnnouncementView = t.Object({ channel: t.String(), text: t.String(), sent_
 
 export function announcementsController(deps: Deps) {
   return new Elysia({ prefix: "/api/announcements", tags: ["announcements"] }).use(authGuard(deps)).post(
-    "/",
+    "",
     async ({ body, userId, set }) => {
       const user = await deps.store.users.byId(userId);
       if (user?.role !== "admin") throw new AppError("forbidden", "only admins send announcements");

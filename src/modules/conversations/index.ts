@@ -22,7 +22,7 @@ export function conversationsController(deps: Deps) {
   return new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
     .use(authGuard(deps))
     .post(
-      "/",
+      "",
       async ({ body, userId, set }) => {
         const { created, conversation } = await conversations.create(body, userId);
         set.status = created ? 201 : 200;
@@ -35,7 +35,7 @@ export function conversationsController(deps: Deps) {
         response: { 200: ConversationView, 201: ConversationView, ...ErrorResponse },
       },
     )
-    .get("/", ({ query, userId }) => conversations.list(userId, query.limit ?? 50, query.cursor), {
+    .get("", ({ query, userId }) => conversations.list(userId, query.limit ?? 50, query.cursor), {
       auth: true,
       query: ListQuery,
       response: { 200: ConversationList, ...ErrorResponse },

@@ -11,7 +11,7 @@ export function usersController(deps: Deps) {
   const { users } = deps;
   return new Elysia({ prefix: "/api/users", tags: ["users"] })
     .use(authGuard(deps))
-    .get("/", ({ query, userId }) => users.list(query, userId), {
+    .get("", ({ query, userId }) => users.list(query, userId), {
       auth: true,
       query: ListUsersQuery,
       response: { 200: UserList, ...ErrorResponse },

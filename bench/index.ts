@@ -9,7 +9,7 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { gauge } from "./lib/gauge.ts";
 import { type SuiteOptions, suiteOptions, USAGE, UsageError } from "./lib/options.ts";
-import { markdown, type Run } from "./lib/render.ts";
+import { markdown, type Run, runFailures } from "./lib/render.ts";
 import { codeVersion, limitsText, packageVersions, RESULTS_DIR, rendered } from "./lib/saved.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
 
@@ -137,5 +137,11 @@ if (only || process.env.BENCH_TARGETS) {
   writeFileSync(join(dir, "latest.svg"), out.svg);
   writeFileSync(join(import.meta.dir, "RESULTS.md"), out.markdown);
   log(`wrote bench/results/${stamp}.json, latest.json, latest.svg and bench/RESULTS.md`);
+}
+// A scenario or target that failed leaves its figures out: the files say so, and the exit code too.
+const failures = runFailures(run);
+if (failures.length) {
+  log(`${failures.length} failed (exit code 1):\n${failures.map((f) => `  - ${f}`).join("\n")}`);
+  process.exit(1);
 }
 process.exit(0);

@@ -108,6 +108,20 @@ function comparison(title: string, rows: ScenarioResult[]): string {
 export const CONNECTIONS_AIM = 100_000;
 
 /**
+ * What did not run to the end in `run`: each scenario that threw and each target whose row failed (its
+ * figures missing), one line each; empty when everything ran. An aim not met is a result, not a failure.
+ */
+export function runFailures(run: Pick<Run, "results" | "errors">): string[] {
+  return [
+    ...run.errors,
+    ...run.results.flatMap((r) => {
+      const note = r.notes?.find((n) => n.startsWith("failed"));
+      return note ? [`${r.scenario}: ${r.target}: ${note}`] : [];
+    }),
+  ];
+}
+
+/**
  * One aim of issue 5 checked on one run: its line under "Against the aims", and its cell in the table of
  * every full run (`column` names the aim there, `figure` is what the run measured against it).
  */

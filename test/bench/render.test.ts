@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gauge } from "../../bench/lib/gauge.ts";
 import { Histogram } from "../../bench/lib/histogram.ts";
-import { aimsAcrossRuns, markdown, RUNS_SHOWN, type Run } from "../../bench/lib/render.ts";
+import { aimsAcrossRuns, markdown, RUNS_SHOWN, type Run, runFailures } from "../../bench/lib/render.ts";
 import {
   BENCH_DIR,
   codeVersion,
@@ -561,5 +561,34 @@ describe("package versions", () => {
     });
     expect(text).toContain("Packages: socket.io 4.8.4, ws 8.23.0.");
     expect(markdown(base)).not.toContain("Packages:");
+  });
+});
+
+describe("runFailures", () => {
+  it("lists the scenarios that threw and the targets whose rows failed, and nothing for a run that ran", () => {
+    const ok: ScenarioResult = {
+      scenario: "fanout-100",
+      target: "parley",
+      settings: { mode: "max" },
+      metrics: { deliveries_per_s: 1000 },
+      notes: ["best of 2 rounds (most deliveries/s): 900/s, 1,000/s (this one)", "a round failed: Error: x"],
+    };
+    const failed: ScenarioResult = {
+      scenario: "dms-100",
+      target: "node-ws",
+      settings: { users: 200 },
+      metrics: {},
+      notes: ["failed: Error: node-ws start: no answer within 15000 ms"],
+    };
+    expect(runFailures({ results: [ok], errors: [] })).toEqual([]);
+    expect(
+      runFailures({
+        results: [ok, failed],
+        errors: ["cross-node: Error: Redis at redis://x does not answer"],
+      }),
+    ).toEqual([
+      "cross-node: Error: Redis at redis://x does not answer",
+      "dms-100: node-ws: failed: Error: node-ws start: no answer within 15000 ms",
+    ]);
   });
 });

@@ -51,6 +51,13 @@ export function lines(child: Child) {
   };
 }
 
+/**
+ * What a peer server (bench/peers) is started with before its own settings, in place of the bench's
+ * environment: a PORT exported for Parley in the shell would make every peer listen there, so that at most
+ * one starts. A peer listens on a free port of the OS's choosing unless a scenario says otherwise.
+ */
+export const PEER_ENV: Readonly<Record<string, string>> = { PORT: "0", REUSE_PORT: "false" };
+
 export function spawn(cmd: string[], env: Record<string, string> = {}): Child {
   return Bun.spawn(cmd, {
     stdin: "pipe",

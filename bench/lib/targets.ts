@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BEARER_PREFIX, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 import { type ParleyServer, startParleyServer } from "./parley-server.ts";
-import { type Child, lines, pool, spawn, stop } from "./proc.ts";
+import { type Child, lines, PEER_ENV, pool, spawn, stop } from "./proc.ts";
 import { seedAccounts } from "./seed.ts";
 import { pickTargets, type TargetName } from "./target-names.ts";
 
@@ -87,8 +87,8 @@ async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster)
       : ["node", join(ROOT, `bench/peers/${name}.mjs`)];
   // Alone, a peer is one node even when the bench's own environment has a REDIS_URL.
   const env: Record<string, string> = cluster
-    ? { REDIS_URL: cluster.redisUrl, REDIS_PREFIX: cluster.prefix }
-    : { REDIS_URL: "" };
+    ? { ...PEER_ENV, REDIS_URL: cluster.redisUrl, REDIS_PREFIX: cluster.prefix }
+    : { ...PEER_ENV, REDIS_URL: "" };
   // Node.js 20 cannot share a port between processes (SO_REUSEPORT came in Node 22.12): its peers' nodes
   // listen on ports of their own, and the clients spread over them as a load balancer in front would.
   if (cluster?.port !== undefined && name === "bare-bun")

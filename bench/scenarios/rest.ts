@@ -47,7 +47,7 @@ function hashCost() {
 }
 
 export const rest: Scenario = async ({ quick, log }) => {
-  // A quick run's windows are short: three targets × three operations fit its two minutes.
+  // A quick run's windows are short: three targets × three operations in about half a minute.
   const seconds = quick ? 1.5 : 10;
   const cost = hashCost();
   const results: ScenarioResult[] = [];

@@ -119,6 +119,17 @@ describe("RESULTS.md against the aims", () => {
     expect(missed).toContain("echo rate: 0.34×, NOT MET");
   });
 
+  it("says NOT MET, not n/a, when Parley was measured and delivered nothing", () => {
+    const nothing = markdown(run(0, 4, 0));
+    expect(nothing).toContain("fanout-100 deliveries/s ≥ 60% of the ceiling: 0.00× of it, NOT MET");
+    expect(nothing).toContain("≥ 3× ws: 0.00×, NOT MET; ≥ 3× Socket.IO: 0.00×, NOT MET");
+    expect(nothing).toContain("echo rate: 0.00×, NOT MET");
+    // A target that failed (no figure at all) is still n/a.
+    const failed = run(600, 4, 350);
+    failed.results = failed.results.filter((r) => !(r.target === "parley" && r.settings.mode === "max"));
+    expect(markdown(failed)).toContain("fanout-100 deliveries/s ≥ 60% of the ceiling: – of it, n/a");
+  });
+
   it("says where the connections scenario stands against 100,000 held sockets, and n/a for a quick run", () => {
     const held = (n: number, processes: number): ScenarioResult => ({
       scenario: "connections",

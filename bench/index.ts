@@ -9,6 +9,7 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { gauge } from "./lib/gauge.ts";
 import { type SuiteOptions, suiteOptions, USAGE, UsageError } from "./lib/options.ts";
+import { stopChildrenOnSignal } from "./lib/proc.ts";
 import { markdown, type Run, runFailures } from "./lib/render.ts";
 import { codeVersion, limitsText, packageVersions, RESULTS_DIR, rendered } from "./lib/saved.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
@@ -70,6 +71,9 @@ const gauged = async (when: string) => {
   );
   return g;
 };
+// Ctrl-C or a SIGTERM (a cancelled CI job, `timeout`) stops the servers and generators too, and removes
+// their temp dirs, before the suite exits (lib/proc.ts).
+stopChildrenOnSignal(log);
 /** Parley's commit, read before anything runs: the code this run measures. */
 const code = codeVersion();
 log(`measuring Parley at ${code}`);

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BEARER_PREFIX, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 import { type ParleyServer, startParleyServer } from "./parley-server.ts";
-import { type Child, lines, PEER_ENV, pool, spawn, stop } from "./proc.ts";
+import { type Child, lines, onStop, PEER_ENV, pool, spawn, stop } from "./proc.ts";
 import { seedAccounts } from "./seed.ts";
 import { pickTargets, type TargetName } from "./target-names.ts";
 
@@ -156,7 +156,10 @@ async function startParley(cluster?: Cluster): Promise<Target> {
   const stopAll = async () => {
     await Promise.all(servers.map((s) => s.stop()));
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    off();
   };
+  // The nodes' shared DATA_DIR is this function's to remove, on a signal too (each node stops itself).
+  const off = dataDir ? onStop(stopAll) : () => {};
   try {
     // One after the other: the first node creates the database and runs its migrations.
     for (let n = 0; n < (cluster?.nodes ?? 1); n++)

@@ -4,6 +4,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { onStop } from "../lib/proc.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 
 interface HistoryJson {
@@ -79,6 +80,13 @@ async function runChild(
     stderr: "pipe",
     env: { ...process.env, TMPDIR: tmp },
   });
+  // Stopped by a signal, the suite kills this child too (its temp dir goes in runHistory's finally, or here).
+  const off = onStop(async () => {
+    child.kill("SIGKILL");
+    await child.exited;
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  child.exited.then(off, off);
   const stderr = why(child.stderr);
   const timer = setTimeout(() => child.kill("SIGKILL"), quick ? 120_000 : 900_000);
   const code = await child.exited;

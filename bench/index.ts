@@ -7,26 +7,24 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { gauge } from "./lib/gauge.ts";
-import { markdown, type Run } from "./lib/render.ts";
+import { type SuiteOptions, suiteOptions, USAGE, UsageError } from "./lib/options.ts";
+import { stopChildrenOnSignal } from "./lib/proc.ts";
+import { markdown, type Run, runFailures } from "./lib/render.ts";
 import { codeVersion, limitsText, packageVersions, RESULTS_DIR, rendered } from "./lib/saved.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
-import { crossNode } from "./scenarios/cross-node.ts";
-import { dms } from "./scenarios/dms.ts";
-import { fanout } from "./scenarios/fanout.ts";
-import { history } from "./scenarios/history.ts";
 
-const { values: args } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string" },
-    render: { type: "boolean", default: false },
-  },
-  strict: true,
-});
-const quick = args.quick ?? false;
+// The command line and the BENCH_* variables are checked before any scenario's module is loaded (one of
+// them reads BENCH_TARGETS as it loads): bad input stops here, with one line and exit code 2.
+let args: SuiteOptions;
+try {
+  args = suiteOptions(Bun.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  console.error(`bench: ${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+const quick = args.quick;
 
 if (args.render) {
   // --render: RESULTS.md and latest.svg again from latest.json (after editing LIMITS.md), without a run.
@@ -53,19 +51,15 @@ async function optional(name: string): Promise<Scenario | undefined> {
 }
 
 const scenarios: Array<[string, Scenario | undefined]> = [
-  ["fanout", fanout],
-  ["cross-node", crossNode],
-  ["dms", dms],
-  ["history", history],
+  ["fanout", (await import("./scenarios/fanout.ts")).fanout],
+  ["cross-node", (await import("./scenarios/cross-node.ts")).crossNode],
+  ["dms", (await import("./scenarios/dms.ts")).dms],
+  ["history", (await import("./scenarios/history.ts")).history],
   ["rest", await optional("rest")],
   ["resume", await optional("resume")],
   ["connections", await optional("connections")],
 ];
-const only = args.only?.split(",");
-if (only) {
-  const unknown = only.filter((n) => !scenarios.some(([s]) => s === n));
-  if (unknown.length) throw new Error(`--only: unknown scenario(s) ${unknown.join(", ")}`);
-}
+const only: readonly string[] | undefined = args.only;
 
 const started = Date.now();
 const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
@@ -77,6 +71,9 @@ const gauged = async (when: string) => {
   );
   return g;
 };
+// Ctrl-C or a SIGTERM (a cancelled CI job, `timeout`) stops the servers and generators too, and removes
+// their temp dirs, before the suite exits (lib/proc.ts).
+stopChildrenOnSignal(log);
 /** Parley's commit, read before anything runs: the code this run measures. */
 const code = codeVersion();
 log(`measuring Parley at ${code}`);
@@ -144,5 +141,11 @@ if (only || process.env.BENCH_TARGETS) {
   writeFileSync(join(dir, "latest.svg"), out.svg);
   writeFileSync(join(import.meta.dir, "RESULTS.md"), out.markdown);
   log(`wrote bench/results/${stamp}.json, latest.json, latest.svg and bench/RESULTS.md`);
+}
+// A scenario or target that failed leaves its figures out: the files say so, and the exit code too.
+const failures = runFailures(run);
+if (failures.length) {
+  log(`${failures.length} failed (exit code 1):\n${failures.map((f) => `  - ${f}`).join("\n")}`);
+  process.exit(1);
 }
 process.exit(0);

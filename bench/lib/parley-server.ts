@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cpuSeconds, freePort, listensOn } from "./proc.ts";
+import { cpuSeconds, freePort, listensOn, onStop } from "./proc.ts";
 
 export interface ParleyServer {
   /** http://127.0.0.1:<port> */
@@ -119,10 +119,15 @@ export async function startParleyServer(opts: ParleyServerOptions = {}): Promise
   }).catch(() => {});
   const stderrDone = drain(child.stderr, keep).catch(() => {});
 
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
+  // One stop, however many ask for it (the scenario, a signal's cleanup): each waits for the same end.
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= stopOnce();
+    return stopping;
+  };
+  const off = onStop(stop);
+  const stopOnce = async () => {
+    off();
     if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);

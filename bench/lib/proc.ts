@@ -51,13 +51,72 @@ export function lines(child: Child) {
   };
 }
 
+/**
+ * What a peer server (bench/peers) is started with before its own settings, in place of the bench's
+ * environment: a PORT exported for Parley in the shell would make every peer listen there, so that at most
+ * one starts. A peer listens on a free port of the OS's choosing unless a scenario says otherwise.
+ */
+export const PEER_ENV: Readonly<Record<string, string>> = { PORT: "0", REUSE_PORT: "false" };
+
+/** What must be undone if the bench is stopped by a signal: live children to stop, temp dirs to remove. */
+const cleanups = new Set<() => unknown>();
+/** Once a signal came: every cleanup under way, the ones registered since included. */
+let stopping: Array<Promise<unknown>> | undefined;
+const run = (fn: () => unknown) =>
+  Promise.resolve()
+    .then(fn)
+    .catch(() => {});
+
+/**
+ * Registers `fn` to run if the bench is stopped by SIGINT or SIGTERM; the answer unregisters it. Once the
+ * bench is stopping, `fn` runs at once: a child the scenario still starts meanwhile is stopped as it starts.
+ */
+export function onStop(fn: () => unknown): () => void {
+  if (stopping) {
+    stopping.push(run(fn));
+    return () => {};
+  }
+  cleanups.add(fn);
+  return () => {
+    cleanups.delete(fn);
+  };
+}
+
+/**
+ * On SIGINT or SIGTERM, stops every child still registered (servers, peers, generators) and removes their
+ * temp dirs before exiting with 128 + the signal's number. Without it a SIGTERM (a CI job cancelled,
+ * `timeout`, `kill`) ends the bench alone and leaves its servers listening, each with its temp DATA_DIR.
+ */
+export function stopChildrenOnSignal(log: (line: string) => void) {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)
+    process.once(signal, async () => {
+      if (stopping) return;
+      log(`${signal}: stopping ${cleanups.size} child process(es) and removing their temp dirs`);
+      const under = [...cleanups].map(run);
+      stopping = under;
+      cleanups.clear();
+      for (let seen = 0; seen < under.length; ) {
+        const batch = under.slice(seen);
+        seen = under.length;
+        await Promise.all(batch);
+      }
+      process.exit(code);
+    });
+}
+
 export function spawn(cmd: string[], env: Record<string, string> = {}): Child {
-  return Bun.spawn(cmd, {
+  const child = Bun.spawn(cmd, {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
     env: { ...process.env, ...env },
   }) as Child;
+  const off = onStop(() => stop(child));
+  child.exited.then(off, off);
+  return child;
 }
 
 /** Ends a child: SIGTERM, then SIGKILL if it is still there after `graceMs`. */

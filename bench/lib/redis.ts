@@ -9,11 +9,18 @@ export const benchRedisUrl = () => process.env.BENCH_REDIS_URL || "redis://127.0
 /** Fails at once, with the address, when Redis does not answer. */
 export async function checkRedis(url: string): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3000, retryStrategy: () => null });
+  // The cause (ECONNREFUSED, ENOTFOUND, a timeout) comes as an "error" event; connect() only rejects with
+  // "Connection is closed". Heard here, it is not printed by ioredis as an unhandled event's stack.
+  let cause: unknown;
+  redis.on("error", (err) => {
+    cause ??= err;
+  });
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
-    throw new Error(`Redis at ${url} does not answer (set BENCH_REDIS_URL): ${err}`);
+    const why = cause instanceof Error ? cause.message : String(cause ?? err);
+    throw new Error(`Redis at ${url} does not answer (${why}); start it, or set BENCH_REDIS_URL`);
   } finally {
     redis.disconnect();
   }

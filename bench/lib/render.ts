@@ -108,6 +108,20 @@ function comparison(title: string, rows: ScenarioResult[]): string {
 export const CONNECTIONS_AIM = 100_000;
 
 /**
+ * What did not run to the end in `run`: each scenario that threw and each target whose row failed (its
+ * figures missing), one line each; empty when everything ran. An aim not met is a result, not a failure.
+ */
+export function runFailures(run: Pick<Run, "results" | "errors">): string[] {
+  return [
+    ...run.errors,
+    ...run.results.flatMap((r) => {
+      const note = r.notes?.find((n) => n.startsWith("failed"));
+      return note ? [`${r.scenario}: ${r.target}: ${note}`] : [];
+    }),
+  ];
+}
+
+/**
  * One aim of issue 5 checked on one run: its line under "Against the aims", and its cell in the table of
  * every full run (`column` names the aim there, `figure` is what the run measured against it).
  */
@@ -129,7 +143,12 @@ export function aimChecks(results: ScenarioResult[], quick: boolean): AimCheck[]
     results.find((r) => r.scenario === scenario && r.settings.mode === mode && r.target === target);
   const scenarios = [...new Set(results.map((r) => r.scenario))];
   const checks: AimCheck[] = [];
-  const ok = (a?: number, b?: number, k = 1) => (a && b ? a >= k * b : undefined);
+  // A Parley that delivered nothing in its window was measured, and missed the aim: only a missing figure
+  // (a failed target) or a comparison that delivered nothing is n/a.
+  const ok = (a?: number, b?: number, k = 1) =>
+    a !== undefined && !Number.isNaN(a) && b ? a >= k * b : undefined;
+  // The tables leave a ratio out when Parley delivered nothing; an aim says 0.00× and NOT MET.
+  const of = (a?: number, b?: number) => (a === 0 && b ? "0.00×" : ratio(a, b));
   for (const scenario of scenarios.filter((s) => s.startsWith("fanout"))) {
     const p = find(scenario, "max", "parley")?.metrics.deliveries_per_s;
     const c = find(scenario, "max", "bare-bun")?.metrics.deliveries_per_s;
@@ -138,16 +157,16 @@ export function aimChecks(results: ScenarioResult[], quick: boolean): AimCheck[]
     const ofCeiling = ok(p, c, 0.6);
     checks.push({
       column: `${scenario} ≥ 0.6× ceiling`,
-      figure: ratio(p, c),
+      figure: of(p, c),
       ok: ofCeiling,
-      line: `- ${scenario} deliveries/s ≥ 60% of the ceiling: ${ratio(p, c)} of it, ${verdict(ofCeiling)}`,
+      line: `- ${scenario} deliveries/s ≥ 60% of the ceiling: ${of(p, c)} of it, ${verdict(ofCeiling)}`,
     });
     const [ofWs, ofSocketIo] = [ok(p, w, 3), ok(p, s, 3)];
     checks.push({
       column: `${scenario} ≥ 3× ws / Socket.IO`,
-      figure: `${ratio(p, w)} / ${ratio(p, s)}`,
+      figure: `${of(p, w)} / ${of(p, s)}`,
       ok: both(ofWs, ofSocketIo),
-      line: `- ${scenario} deliveries/s ≥ 3× ws: ${ratio(p, w)}, ${verdict(ofWs)}; ≥ 3× Socket.IO: ${ratio(p, s)}, ${verdict(ofSocketIo)}`,
+      line: `- ${scenario} deliveries/s ≥ 3× ws: ${of(p, w)}, ${verdict(ofWs)}; ≥ 3× Socket.IO: ${of(p, s)}, ${verdict(ofSocketIo)}`,
     });
     const pf = find(scenario, "fixed", "parley");
     const pp = pf?.latency?.p99;
@@ -168,9 +187,9 @@ export function aimChecks(results: ScenarioResult[], quick: boolean): AimCheck[]
     const persisted = ok(p, c, 0.35);
     checks.push({
       column: `${scenario} ≥ 0.35× echo`,
-      figure: ratio(p, c),
+      figure: of(p, c),
       ok: persisted,
-      line: `- ${scenario} persisted messages/s ≥ 35% of the ceiling's echo rate: ${ratio(p, c)}, ${verdict(persisted)}`,
+      line: `- ${scenario} persisted messages/s ≥ 35% of the ceiling's echo rate: ${of(p, c)}, ${verdict(persisted)}`,
     });
   }
   const conns = results.find((r) => r.scenario === "connections" && r.target === "parley");

@@ -10,38 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BEARER_PREFIX, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
 import { type ParleyServer, startParleyServer } from "./parley-server.ts";
-import { type Child, lines, pool, spawn, stop } from "./proc.ts";
+import { type Child, lines, onStop, PEER_ENV, pool, spawn, stop } from "./proc.ts";
 import { seedAccounts } from "./seed.ts";
+import { pickTargets, type TargetName } from "./target-names.ts";
 
-export type TargetName = "parley" | "bare-bun" | "node-ws" | "socketio";
-const ALL_TARGETS: readonly TargetName[] = ["parley", "bare-bun", "node-ws", "socketio"];
-/**
- * The rest scenario's targets: Parley, the REST ceiling (bench/peers/rest-bun.ts) and Node.js with Express
- * (bench/peers/rest-express.mjs). `bare-bun` names the ceiling in both.
- */
-export type RestTargetName = "parley" | "bare-bun" | "node-express";
-const REST_TARGETS: readonly RestTargetName[] = ["parley", "bare-bun", "node-express"];
+export { pickTargets, type RestTargetName, restTargets, type TargetName } from "./target-names.ts";
+
 /** Every target, or the ones BENCH_TARGETS names (comma-separated), for quick comparisons while profiling. */
 export const TARGETS: readonly TargetName[] = pickTargets(process.env.BENCH_TARGETS);
-
-export function pickTargets(list: string | undefined): readonly TargetName[] {
-  return picked(ALL_TARGETS, list);
-}
-
-/** The rest scenario's targets, or the ones BENCH_TARGETS names. */
-export function restTargets(list: string | undefined): readonly RestTargetName[] {
-  return picked(REST_TARGETS, list);
-}
-
-/** `all`, or those of them `list` names; a name no scenario knows is an error, one of another scenario's is not. */
-function picked<T extends string>(all: readonly T[], list: string | undefined): readonly T[] {
-  if (!list) return all;
-  const names = list.split(",").map((n) => n.trim());
-  const known: readonly string[] = [...ALL_TARGETS, ...REST_TARGETS];
-  const unknown = names.filter((n) => !known.includes(n));
-  if (unknown.length) throw new Error(`BENCH_TARGETS: unknown target(s) ${unknown.join(", ")}`);
-  return all.filter((t) => names.includes(t));
-}
 
 /** How the load generator reaches one user: a raw WebSocket (msgpack) or a Socket.IO client. */
 export interface ConnSpec {
@@ -111,8 +87,8 @@ async function startPeer(name: Exclude<TargetName, "parley">, cluster?: Cluster)
       : ["node", join(ROOT, `bench/peers/${name}.mjs`)];
   // Alone, a peer is one node even when the bench's own environment has a REDIS_URL.
   const env: Record<string, string> = cluster
-    ? { REDIS_URL: cluster.redisUrl, REDIS_PREFIX: cluster.prefix }
-    : { REDIS_URL: "" };
+    ? { ...PEER_ENV, REDIS_URL: cluster.redisUrl, REDIS_PREFIX: cluster.prefix }
+    : { ...PEER_ENV, REDIS_URL: "" };
   // Node.js 20 cannot share a port between processes (SO_REUSEPORT came in Node 22.12): its peers' nodes
   // listen on ports of their own, and the clients spread over them as a load balancer in front would.
   if (cluster?.port !== undefined && name === "bare-bun")
@@ -180,7 +156,10 @@ async function startParley(cluster?: Cluster): Promise<Target> {
   const stopAll = async () => {
     await Promise.all(servers.map((s) => s.stop()));
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    off();
   };
+  // The nodes' shared DATA_DIR is this function's to remove, on a signal too (each node stops itself).
+  const off = dataDir ? onStop(stopAll) : () => {};
   try {
     // One after the other: the first node creates the database and runs its migrations.
     for (let n = 0; n < (cluster?.nodes ?? 1); n++)

@@ -17,8 +17,9 @@ import { BEARER_PREFIX } from "../../src/realtime/frames.ts";
 import { type Child, cpuSeconds, freePort, lines, spawn, stop } from "../lib/proc.ts";
 import { benchRedisUrl, checkRedis } from "../lib/redis.ts";
 import { CONNECTIONS_AIM as AIM } from "../lib/render.ts";
-import { type Cluster, startTarget, TARGETS } from "../lib/targets.ts";
+import { type Cluster, startTarget, TARGETS, type Target, type TargetName } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
+import { failedResult } from "../loadgen/run.ts";
 
 const USERS = 50;
 /**
@@ -301,20 +302,31 @@ async function serverProcesses(
   return { nodes, redisUrl };
 }
 
-export const connections: Scenario = async ({ quick, log }) => {
+export const connections: Scenario = ({ quick, log }) => connectionsOf(TARGETS, { quick, log });
+
+/**
+ * The scenario over `names`, each started by `start` (a test's stand-in may fail one). A target that fails
+ * to start or to be measured is a row saying so, and the targets after it are still measured.
+ */
+export async function connectionsOf(
+  names: readonly TargetName[],
+  { quick, log }: { quick: boolean; log: (line: string) => void },
+  start: typeof startTarget = startTarget,
+): Promise<ScenarioResult[]> {
   const budgetMs = quick ? 45_000 : 120_000;
   const results: ScenarioResult[] = [];
   log(`connections: fd limit (ulimit -n) of this process ${fdLimit("self")}`);
   const notes: string[] = [];
   const shared = await serverProcesses(quick, notes);
   const runTag = randomBytes(4).toString("hex");
-  for (const name of TARGETS) {
+  for (const name of names) {
     const cluster = shared && { ...shared, port: freePort(), prefix: `parley-bench-${runTag}-${name}-conns` };
     log(
       `connections: ${name}: starting ${cluster ? `${cluster.nodes} processes${name === "parley" || name === "bare-bun" ? " on one port" : ""}` : "one process"}`,
     );
-    const target = await startTarget(name, cluster);
+    let target: Target | undefined;
     try {
+      target = await start(name, cluster);
       // Parley: USERS accounts written straight to its database (bench/lib/seed.ts), their sockets spread
       // over them; the peers take any socket, one user per node (for ws and Socket.IO, each node's port).
       const nodes = target.pids.length;
@@ -339,9 +351,12 @@ export const connections: Scenario = async ({ quick, log }) => {
       const problems = target.problems();
       if (problems.length) result.notes?.push(`server log: ${problems.slice(-3).join(" | ")}`);
       results.push(result);
+    } catch (err) {
+      log(`connections: ${name}: FAILED ${err}`);
+      results.push(failedResult("connections", name, { server_processes: cluster?.nodes ?? 1 }, err));
     } finally {
-      await target.stop();
+      await target?.stop();
     }
   }
   return results;
-};
+}

@@ -9,7 +9,7 @@ import { ParleyClient } from "../../src/client/index.ts";
 import { loadConfig } from "../../src/config.ts";
 import { Histogram, type SerializedHistogram } from "../lib/histogram.ts";
 import { startParleyServer } from "../lib/parley-server.ts";
-import { type Child, cpuSeconds, lines, pool, rssMiB, sendLine, spawn, stop } from "../lib/proc.ts";
+import { type Child, cpuSeconds, lines, PEER_ENV, pool, rssMiB, sendLine, spawn, stop } from "../lib/proc.ts";
 import { BENCH_PASSWORD, seedAccounts } from "../lib/seed.ts";
 import { type RestTargetName, restTargets } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
@@ -47,7 +47,7 @@ function hashCost() {
 }
 
 export const rest: Scenario = async ({ quick, log }) => {
-  // A quick run's windows are short: three targets × three operations fit its two minutes.
+  // A quick run's windows are short: three targets × three operations in about half a minute.
   const seconds = quick ? 1.5 : 10;
   const cost = hashCost();
   const results: ScenarioResult[] = [];
@@ -106,6 +106,7 @@ export async function startRestTarget(
       ? [process.execPath, "run", `${ROOT}bench/peers/rest-bun.ts`]
       : ["node", `${ROOT}bench/peers/rest-express.mjs`];
   const child: Child = spawn(cmd, {
+    ...PEER_ENV,
     NODE_ENV: "production",
     USERNAMES: usernames.join(","),
     PASSWORD: BENCH_PASSWORD,

@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { listenDrops, listenDropsNote, listenDropsSince } from "../lib/netstat.ts";
-import { cpuSeconds, lines, pool, quit, rssMiB, spawn, stop } from "../lib/proc.ts";
+import { cpuSeconds, lines, PEER_ENV, pool, quit, rssMiB, spawn, stop } from "../lib/proc.ts";
 import { seeded, sentence } from "../lib/random.ts";
 import type { ScenarioResult } from "../lib/types.ts";
 import type { SocketioCommand, SocketioFinish } from "../loadgen/resume-socketio.ts";
@@ -53,6 +53,7 @@ export async function socketioStorm(quick: boolean, log: (line: string) => void)
   };
   const notes: string[] = [];
   const server = spawn(["node", SOCKETIO_PEER], {
+    ...PEER_ENV,
     NODE_ENV: "production",
     REDIS_URL: "",
     RECOVERY_MS: String(p.timeoutMs + 120_000),

@@ -323,24 +323,27 @@ export function createMessagesService(deps: MessageDeps) {
     },
 
     async markRead(conversationId: string, userId: string, seq: number) {
-      const { conversation } = await requireMember(store, conversationId, userId);
+      const { conversation, me } = await requireMember(store, conversationId, userId);
       const target = Math.min(seq, conversation.last_seq);
       const updated = await store.conversations.markRead(conversationId, userId, target, clock.now());
       if (!updated) throw new AppError("not_found", "conversation not found");
-      publishReceipt(conversation, userId, { kind: "receipt.read", last_read_seq: updated.last_read_seq });
+      // Nothing moved (read again, or behind where it stands): nothing to tell anyone.
+      if (updated.last_read_seq > me.last_read_seq)
+        publishReceipt(conversation, userId, { kind: "receipt.read", last_read_seq: updated.last_read_seq });
       return { last_read_seq: updated.last_read_seq };
     },
 
     /** A socket's acknowledgement: delivered up to seq. */
     async acknowledge(conversationId: string, userId: string, seq: number) {
-      const { conversation } = await requireMember(store, conversationId, userId);
+      const { conversation, me } = await requireMember(store, conversationId, userId);
       const target = Math.min(seq, conversation.last_seq);
       const updated = await store.conversations.markDelivered(conversationId, userId, target, clock.now());
       if (!updated) throw new AppError("not_found", "conversation not found");
-      publishReceipt(conversation, userId, {
-        kind: "receipt.delivered",
-        delivered_seq: updated.delivered_seq,
-      });
+      if (updated.delivered_seq > me.delivered_seq)
+        publishReceipt(conversation, userId, {
+          kind: "receipt.delivered",
+          delivered_seq: updated.delivered_seq,
+        });
       return { delivered_seq: updated.delivered_seq };
     },
 

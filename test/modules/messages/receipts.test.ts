@@ -44,3 +44,21 @@ it.each(["messages", "events"])(
     expect(await receiptsDuring(id, fetch)).toEqual([]);
   },
 );
+
+it("tells the members a read or an acknowledgement that moved, and nothing for one that did not", async () => {
+  const [alice, bob] = [await signup(h.app), await signup(h.app)];
+  const id = await group(h.app, alice, [bob]);
+  const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+    token: alice.token,
+    body: { content: "read me" },
+  });
+  const read = () =>
+    call(h.app, "POST", `/api/conversations/${id}/read`, { token: bob.token, body: { seq: sent.body.seq } });
+  const kinds = async (work: () => Promise<unknown>) =>
+    (await receiptsDuring(id, work)).map((r) => `${r.kind}:${r.user_id === bob.id}`);
+  const ack = () => h.deps.messages.acknowledge(id, bob.id, sent.body.seq);
+  expect(await kinds(ack)).toEqual(["receipt.delivered:true"]);
+  expect(await kinds(ack)).toEqual([]);
+  expect(await kinds(read)).toEqual(["receipt.read:true"]);
+  expect(await kinds(read)).toEqual([]);
+});

@@ -17,5 +17,7 @@ COPY --from=build --chown=nonroot:nonroot /out/data /app/data
 ENV NODE_ENV=production PORT=8000 HOST=0.0.0.0 DATA_DIR=/app/data
 EXPOSE 8000
 VOLUME ["/app/data"]
+# distroless has no curl: the binary asks its own server's /ready (`parley health`: exit 0 ready, 1 not).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 CMD ["/app/parley", "health"]
 USER nonroot
 ENTRYPOINT ["/app/parley"]

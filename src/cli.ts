@@ -1,5 +1,6 @@
 // Operator commands, run by the same binary: `parley admin grant <username|email>`,
-// `parley admin revoke <username|email>`, `parley admin list`. They use the configured store directly.
+// `parley admin revoke <username|email>`, `parley admin list` (they use the configured store directly),
+// and `parley health` (the container's health check: asks the server on this host whether it is ready).
 
 import { type Config, ConfigError } from "./config.ts";
 import { openStore } from "./deps.ts";
@@ -58,5 +59,38 @@ export async function runCli(
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+/** How long `parley health` waits for the server's answer. */
+const HEALTH_TIMEOUT_MS = 3000;
+
+/**
+ * `parley health`: 0 when the server on this host answers GET /ready with 200, 1 otherwise (not ready,
+ * shutting down, not answering), with one line saying which. For the image's HEALTHCHECK: distroless has
+ * no curl. Reads PORT, HOST and TLS_CERT_FILE as the server does, and nothing else of its configuration.
+ */
+export async function runHealth(
+  env: Record<string, string | undefined>,
+  out: (line: string) => void,
+): Promise<number> {
+  const port = env.PORT || "8000";
+  const host = env.HOST || "0.0.0.0";
+  // A server listening on every address is asked on loopback.
+  const target =
+    host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
+  const url = `${env.TLS_CERT_FILE ? "https" : "http"}://${target}:${port}/ready`;
+  try {
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+      // Its own certificate, asked by address: the name in it is the public one.
+      tls: { rejectUnauthorized: false },
+    });
+    const body = await res.text();
+    out(`${url}: ${res.status} ${body}`);
+    return res.status === 200 ? 0 : 1;
+  } catch (err) {
+    out(`${url}: no answer (${err instanceof Error ? err.message : String(err)})`);
+    return 1;
   }
 }

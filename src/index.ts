@@ -2,7 +2,7 @@
 
 import { constants } from "node:os";
 import { createApp } from "./app.ts";
-import { runCli } from "./cli.ts";
+import { runCli, runHealth } from "./cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { closeDeps, createDeps } from "./deps.ts";
 import { errorText } from "./lib/errors.ts";
@@ -42,10 +42,12 @@ async function orRefuse<T>(boot: () => T | Promise<T>, dataDir?: string): Promis
 
 async function main() {
   const admin = process.argv[2] === "admin";
+  if (process.argv[2] === "health" && process.argv.length === 3)
+    process.exit(await runHealth(process.env, console.log));
   // Anything else on the command line is a mistake, not a server to start: said before DATA_DIR is touched.
   if (process.argv.length > 2 && !admin) {
     console.error(
-      "usage: parley  (the server)  |  parley admin grant|revoke <username|email>  |  parley admin list",
+      "usage: parley  (the server)  |  parley admin grant|revoke <username|email>  |  parley admin list  |  parley health",
     );
     process.exit(64);
   }

@@ -2,11 +2,11 @@
 // (no database there: none is made; one this release must upgrade: the server does that, not the CLI).
 
 import { Database } from "bun:sqlite";
-import { afterAll, expect, it } from "bun:test";
+import { afterAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli } from "../src/cli.ts";
+import { runCli, runHealth } from "../src/cli.ts";
 import { call, harness, signup } from "./helpers.ts";
 
 const work = mkdtempSync(join(tmpdir(), "parley-cli-"));
@@ -107,3 +107,31 @@ it("leaves a mistyped DATA_DIR as it found it: no directory made, no development
     });
   }
 }, 30_000);
+
+describe("parley health (the image's HEALTHCHECK)", () => {
+  it("exits 0 while the server on this host is ready, and 1 once it shuts down or does not answer", async () => {
+    const h = await harness();
+    try {
+      h.app.listen({ port: 0, hostname: "127.0.0.1" });
+      const port = String(h.app.server?.port);
+      const said: string[] = [];
+      expect(await runHealth({ PORT: port, HOST: "127.0.0.1" }, (l) => said.push(l))).toBe(0);
+      expect(said.join()).toContain(`http://127.0.0.1:${port}/ready: 200`);
+      // As the binary runs it, from the environment alone (HOST unset: every address, asked on loopback).
+      const proc = Bun.spawn([process.execPath, "run", "src/index.ts", "health"], {
+        cwd: join(import.meta.dir, ".."),
+        env: { PATH: process.env.PATH ?? "", PORT: port },
+        stdout: "pipe",
+      });
+      expect(await proc.exited).toBe(0);
+      await h.deps.gateway.close();
+      expect(await runHealth({ PORT: port }, (l) => said.push(l))).toBe(1);
+      expect(said.at(-1)).toContain(": 503 ");
+      await h.app.stop(true);
+      expect(await runHealth({ PORT: port }, (l) => said.push(l))).toBe(1);
+      expect(said.at(-1)).toContain("no answer");
+    } finally {
+      await h.close();
+    }
+  }, 30_000);
+});

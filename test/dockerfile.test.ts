@@ -10,6 +10,12 @@ const lines = dockerfile.split("\n").map((l) => l.trim());
 const final = lines.slice(lines.findLastIndex((l) => l.startsWith("FROM ")));
 
 describe("the Dockerfile", () => {
+  it("checks the container's health with the binary's own `health` command (distroless has no curl)", () => {
+    const check = final.find((l) => l.startsWith("HEALTHCHECK "));
+    expect(check).toMatch(/ CMD \["\/app\/parley", "health"\]$/);
+    expect(final).toContain('ENTRYPOINT ["/app/parley"]');
+  });
+
   it("compiles the binary with the flags `npm run build` uses", () => {
     const flags = (cmd: string) => cmd.split(/\s+/).filter((w) => w.startsWith("--") && w !== "--outfile");
     const build = lines.find((l) => l.includes("bun build")) ?? "";

@@ -215,6 +215,19 @@ export class Dispatcher {
   }
 
   /**
+   * A socket left a conversation (its user removed): what it was typing there ends now, told to those
+   * still in it, not when it would have expired.
+   */
+  left(ws: Socket, topic: string) {
+    for (const key of this.typingOf.get(ws) ?? []) {
+      const typing = this.typing.get(key);
+      if (typing?.ws !== ws || typing.topic !== topic) continue;
+      this.endTyping(key);
+      this.fanout.publish(topic, typing.stop);
+    }
+  }
+
+  /**
    * A socket closed: what it was typing ends now, not when it would have expired (the app closed mid-word,
    * the network gone). A start another socket of the user made since is theirs, and goes on.
    */

@@ -185,7 +185,11 @@ export class Fanout {
   unsubscribe(ws: Socket, topic: string) {
     ws.data.moves++;
     ws.unsubscribe(bunTopic(topic, ws.data.encoding));
+    this.left?.(ws, topic);
   }
+
+  /** Told of each socket taken out of a topic (its user removed): the gateway ends what it typed there. */
+  left: ((ws: Socket, topic: string) => void) | undefined;
 
   isSubscribed(ws: Socket, topic: string): boolean {
     return ws.isSubscribed(bunTopic(topic, ws.data.encoding));

@@ -87,6 +87,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     () => ENCODINGS.map((encoding) => [[encoding], connections.speaking(encoding)]),
   );
   const dispatcher = new Dispatcher(deps, fanout, presence, connections);
+  fanout.left = (ws, topic) => dispatcher.left(ws, topic);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)

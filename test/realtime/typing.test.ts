@@ -87,6 +87,30 @@ describe("typing", () => {
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
+  it("ends the typing of a member removed from the conversation at once, for those still in it", async () => {
+    const { h, base } = await start();
+    const [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const made = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "group", participant_ids: [bob.id, carol.id] },
+    });
+    const id = made.body.id as string;
+    const b = await userSocket(base, bob);
+    const c = await userSocket(base, carol);
+    b.send({ type: "typing_start", conversation_id: id });
+    await c.next((f) => f.type === "typing" && f.state === "start");
+    const t0 = Date.now();
+    const removed = await call(h.app, "DELETE", `/api/conversations/${id}/participants/${bob.id}`, {
+      token: alice.token,
+    });
+    expect(removed.status).toBe(204);
+    expect(await c.next((f) => f.type === "typing" && f.state === "stop", 3000)).toMatchObject({
+      conversation_id: id,
+      user_id: bob.id,
+    });
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
   it("leaves a user typing on another device when one of their sockets that was not typing closes", async () => {
     const { h, base } = await start();
     const [alice, bob] = [await signup(h.app), await signup(h.app)];

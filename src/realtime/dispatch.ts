@@ -219,12 +219,7 @@ export class Dispatcher {
    * still in it, not when it would have expired.
    */
   left(ws: Socket, topic: string) {
-    for (const key of this.typingOf.get(ws) ?? []) {
-      const typing = this.typing.get(key);
-      if (typing?.ws !== ws || typing.topic !== topic) continue;
-      this.endTyping(key);
-      this.fanout.publish(topic, typing.stop);
-    }
+    this.stopTypingOf(ws, topic);
   }
 
   /**
@@ -232,14 +227,16 @@ export class Dispatcher {
    * the network gone). A start another socket of the user made since is theirs, and goes on.
    */
   closed(ws: Socket) {
-    const keys = this.typingOf.get(ws);
-    if (!keys) return;
+    this.stopTypingOf(ws);
     this.typingOf.delete(ws);
-    for (const key of keys) {
+  }
+
+  /** Ends, and tells, what this socket is typing (in one conversation's topic, or in all). */
+  private stopTypingOf(ws: Socket, topic?: string) {
+    for (const key of [...(this.typingOf.get(ws) ?? [])]) {
       const typing = this.typing.get(key);
-      if (typing?.ws !== ws) continue;
-      clearTimeout(typing.timer);
-      this.typing.delete(key);
+      if (typing?.ws !== ws || (topic !== undefined && typing.topic !== topic)) continue;
+      this.endTyping(key);
       this.fanout.publish(typing.topic, typing.stop);
     }
   }

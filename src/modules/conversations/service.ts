@@ -247,12 +247,8 @@ export function createConversationsService(deps: ConversationDeps) {
       const target = await store.conversations.participant(id, targetId);
       if (!target) throw new AppError("not_found", "participant not found");
       if (target.role === role) return toParticipantView(target);
-      if (target.role === "owner") {
-        const owners = (await store.conversations.participants(id)).filter((p) => p.role === "owner");
-        if (owners.length <= 1) throw new AppError("last_owner", "make another member owner first");
-      }
-      // The check above answers at once; the store's, atomic with the change, settles a race with another
-      // owner stepping down at the same moment.
+      // The last owner stays one: checked by the store in the same atomic step as the change, so that two
+      // owners stepping down at the same moment cannot both pass.
       const updated = await store.conversations
         .setRole(id, targetId, role, { keepOwner: true })
         .catch(lastOwner("make another member owner first"));
@@ -273,13 +269,9 @@ export function createConversationsService(deps: ConversationDeps) {
         if (target.role === "owner" && me.role !== "owner")
           throw new AppError("forbidden", "an admin cannot remove an owner");
       }
-      if (target.role === "owner") {
-        const owners = (await store.conversations.participants(id)).filter((p) => p.role === "owner");
-        if (owners.length <= 1)
-          throw new AppError("last_owner", "the last owner cannot leave; make another member owner first");
-      }
-      // Two removals of one member at once (a double tap on "leave", an admin at the same moment) both
-      // pass the checks above; only the one that removed them records it.
+      // The last owner stays (the store checks it atomically with the removal, as for setRole). Two
+      // removals of one member at once (a double tap on "leave", an admin at the same moment) both pass the
+      // checks above; only the one that removed them records it.
       const removed = await store.conversations
         .removeParticipant(id, targetId, { keepOwner: true })
         .catch(lastOwner("the last owner cannot leave; make another member owner first"));

@@ -334,6 +334,29 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     });
   }
 
+  /**
+   * Hands the request to Bun, which answers it 101 and opens the socket; false when it is no upgrade. The
+   * status is set for the access log and the metrics, which would otherwise read Elysia's default, 200.
+   */
+  function upgrade(
+    request: Request,
+    server: Server<unknown> | null,
+    set: { status?: number | string },
+    protocol: string | undefined,
+    data: SocketState,
+  ): boolean {
+    const upgraded = Boolean(
+      server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data }),
+    );
+    if (upgraded) set.status = 101;
+    return upgraded;
+  }
+
+  function notAnUpgrade(set: { status?: number | string }) {
+    set.status = 400;
+    return { error: { code: "bad_request", message: "expected a WebSocket upgrade" } };
+  }
+
   const plugin = new Elysia({ name: "parley.gateway" })
     .route("WS", "/ws/public/:channel", ({ request, server, params, set }) => {
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(params.channel))
@@ -352,12 +375,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       const { encoding, protocol } = negotiate(request.headers.get("sec-websocket-protocol"));
       fanout.attach(server as Server<unknown>);
       const data = state("public", "", "", encoding, params.channel, ip);
-      if (
-        !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
-      ) {
-        set.status = 400;
-        return { error: { code: "bad_request", message: "expected a WebSocket upgrade" } };
-      }
+      if (!upgrade(request, server, set, protocol, data)) return notAnUpgrade(set);
     })
     .route("WS", "/ws/:user_id/:session_id", async ({ request, server, params, query, set }) => {
       const {
@@ -399,12 +417,9 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
         throw tooManyConnections();
       }
       fanout.attach(server as Server<unknown>);
-      if (
-        !server?.upgrade(request, { headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {}, data })
-      ) {
+      if (!upgrade(request, server, set, protocol, data)) {
         await attendance.givePlace(data);
-        set.status = 400;
-        return { error: { code: "bad_request", message: "expected a WebSocket upgrade" } };
+        return notAnUpgrade(set);
       }
     });
 

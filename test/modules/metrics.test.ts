@@ -175,6 +175,34 @@ describe("GET /metrics", () => {
     expect(text).not.toContain('code="4321"');
   });
 
+  it("counts a socket's upgrade under status 101, not 200, and a refused one under its error", async () => {
+    const user = await signup(h.app);
+    const route = (status: number) =>
+      `parley_http_requests_total{method="GET",route="/ws/:user_id/:session_id",status="${status}"}`;
+    const publicRoute = (status: number) =>
+      `parley_http_requests_total{method="GET",route="/ws/public/:channel",status="${status}"}`;
+    const before = await scrape();
+    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
+      "parley.json",
+      `bearer.${user.token}`,
+    ]);
+    open.push(s);
+    await s.next((f) => f.type === "hello");
+    const p = await connect(`${base}/ws/public/lobby`, ["parley.json"]);
+    open.push(p);
+    await expect(
+      connect(`${base}/ws/${user.id}/${user.session_id}`, ["parley.json", "bearer.not-a-token"]),
+    ).rejects.toThrow();
+    const text = await eventually(
+      (t) => value(t, route(101)) === value(before, route(101)) + 1 && value(t, route(401)) > 0,
+    );
+    expect(value(text, publicRoute(101))).toBe(value(before, publicRoute(101)) + 1);
+    expect(value(text, route(200))).toBe(0);
+    expect(value(text, publicRoute(200))).toBe(0);
+    s.close();
+    p.close();
+  });
+
   it("counts a socket closed for a frame over WS_MAX_PAYLOAD under 1009, the code its client got", async () => {
     const user = await signup(h.app);
     const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [

@@ -139,6 +139,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     // Only a ref the schema allows is echoed: a frame must not make the server send back large strings.
     const echo = (typeof ref === "string" && ref.length <= 64) || typeof ref === "number" ? ref : undefined;
     if (!allow(state, now)) {
+      // Received all the same: counted under its refusal, not its type, which is not checked yet.
+      metrics.ws.frames.inc(["rate_limited"]);
       metrics.rateLimited.inc(["ws_frames"]);
       state.denied++;
       if (state.denied > MAX_DENIED) ws.close(CLOSE.rateLimited, "rate limited");

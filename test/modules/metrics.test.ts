@@ -220,6 +220,29 @@ describe("GET /metrics", () => {
     expect(closed(text, "1006")).toBe(closed(before, "1006"));
   });
 
+  it("counts a frame refused by the socket's frame rate as received, under type rate_limited", async () => {
+    const user = await signup(h.app);
+    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
+      "parley.json",
+      `bearer.${user.token}`,
+    ]);
+    open.push(s);
+    await s.next((f) => f.type === "hello");
+    const before = await scrape();
+    // WS_RATE_BURST is 30 (refilled at 1 a second): of 33 pings sent at once, the last few are refused.
+    for (let i = 0; i < 33; i++) s.send({ type: "ping", ref: i });
+    for (let i = 0; i < 33; i++) await s.next((f) => f.ref === i);
+    const answered = s.frames.filter((f) => typeof f.ref === "number" && f.ref < 33);
+    const refused = answered.filter((f) => f.type === "error" && f.code === "rate_limited").length;
+    expect(refused).toBeGreaterThanOrEqual(1);
+    const text = await scrape();
+    const delta = (series: string) => value(text, series) - value(before, series);
+    expect(delta('parley_ws_frames_received_total{type="rate_limited"}')).toBe(refused);
+    expect(delta('parley_ws_frames_received_total{type="ping"}')).toBe(33 - refused);
+    expect(delta('parley_rate_limited_total{limiter="ws_frames"}')).toBe(refused);
+    s.close();
+  });
+
   it("counts refusals by limiter: a socket's frame rate and a REST limiter", async () => {
     const user = await signup(h.app);
     const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [

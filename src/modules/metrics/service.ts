@@ -71,7 +71,7 @@ export function createMetrics(version: string) {
       ]),
       frames: registry.counter(
         "parley_ws_frames_received_total",
-        'Frames received, by type ("invalid" for frames that failed decoding or validation)',
+        'Frames received, by type ("invalid" for frames that failed decoding or validation, "rate_limited" for those refused by the frame rate)',
         ["type"],
       ),
       errors: registry.counter("parley_ws_error_frames_total", "Error frames sent, by code", ["code"]),

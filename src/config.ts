@@ -166,16 +166,6 @@ export function loadConfig(
   const config = withDefaults as Config;
   config.DATA_DIR = resolve(config.DATA_DIR);
   if (!env.REQUIRE_HTTPS?.trim()) config.REQUIRE_HTTPS = config.NODE_ENV === "production";
-  const publicUrlGiven = Boolean(config.PUBLIC_URL);
-  if (!publicUrlGiven)
-    config.PUBLIC_URL = `${config.TLS_CERT_FILE ? "https" : "http"}://localhost:${config.PORT}`;
-  checkUrl("PUBLIC_URL", config.PUBLIC_URL, ["http:", "https:"]);
-  // Magic links carry a sign-in token: sent as http:// links, they would cross the network in clear.
-  if (config.REQUIRE_HTTPS && publicUrlGiven && new URL(config.PUBLIC_URL).protocol !== "https:") {
-    throw new ConfigError(
-      "PUBLIC_URL: with REQUIRE_HTTPS (the default in production) it must be an https:// URL",
-    );
-  }
   // A replica set's string lists several hosts (h1:27017,h2:27017), which is no URL: the scheme is checked
   // here and the driver reads the rest when the store opens (and refuses it there, naming MONGODB_URL).
   if (config.MONGODB_URL && !/^mongodb(\+srv)?:\/\/[^/\s]/.test(config.MONGODB_URL)) {
@@ -214,7 +204,34 @@ export function loadConfig(
     if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
   }
   const keyWarnings = resolveKeys(config, devKeys);
-  return { config, warnings: [...checkTls(config), ...keyWarnings] };
+  const tlsWarnings = checkTls(config);
+  // After the TLS check: with HTTPS required and no way to see it, that is what the operator must fix first.
+  checkPublicUrl(config);
+  return { config, warnings: [...tlsWarnings, ...keyWarnings] };
+}
+
+/**
+ * PUBLIC_URL, the base of the links in mail, defaults to this server on localhost: a development setting.
+ * With HTTPS required (production) one must be given, and https://: the default would send every magic
+ * link to localhost (over http:// behind a proxy that ends TLS), and an http:// one would carry its
+ * sign-in token across the network in clear.
+ */
+function checkPublicUrl(config: Config) {
+  if (!config.PUBLIC_URL) {
+    if (config.REQUIRE_HTTPS) {
+      throw new ConfigError(
+        "PUBLIC_URL: required with REQUIRE_HTTPS (the default in production): the https:// origin of your " +
+          "app, where the links in mail lead (without it they would lead to localhost)",
+      );
+    }
+    config.PUBLIC_URL = `${config.TLS_CERT_FILE ? "https" : "http"}://localhost:${config.PORT}`;
+  }
+  checkUrl("PUBLIC_URL", config.PUBLIC_URL, ["http:", "https:"]);
+  if (config.REQUIRE_HTTPS && new URL(config.PUBLIC_URL).protocol !== "https:") {
+    throw new ConfigError(
+      "PUBLIC_URL: with REQUIRE_HTTPS (the default in production) it must be an https:// URL",
+    );
+  }
 }
 
 /**

@@ -196,6 +196,7 @@ describe("loadConfig", () => {
       ENCRYPTION_KEY: STRONG,
       // Behind a proxy that ends TLS: production requires HTTPS (test/https.test.ts).
       TRUST_PROXY: "1",
+      PUBLIC_URL: "https://chat.example.com",
     });
     expect(config.SECRET_KEY).toBe(STRONG);
     expect(config.REQUIRE_HTTPS).toBe(true);

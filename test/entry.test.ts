@@ -127,6 +127,17 @@ describe("starting the server", () => {
     expect(said).not.toContain("    at ");
   }, 30_000);
 
+  it("stops with exit 78 and one line naming PUBLIC_URL when HTTPS is required and none is given", async () => {
+    const { code, said } = await refusedBoot({
+      PORT: "0",
+      DATA_DIR: join(work, "no-public-url"),
+      REQUIRE_HTTPS: "true",
+      TRUST_PROXY: "1",
+    });
+    expect(code).toBe(78);
+    expect(said.trim().split("\n")).toEqual([expect.stringContaining("configuration error: PUBLIC_URL: ")]);
+  }, 30_000);
+
   it("refuses a second process on the same DATA_DIR without REDIS_URL, and says what to set", async () => {
     const env = { DATA_DIR: join(work, "taken") };
     const first = await start([process.execPath, "run", "src/index.ts"], env);

@@ -91,6 +91,9 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+/** The app's origin, where the links in mail lead: required whenever HTTPS is. */
+const APP = "https://chat.example.com";
+
 const production = (env: Record<string, string>) =>
   loadConfig({
     NODE_ENV: "production",
@@ -102,17 +105,20 @@ const production = (env: Record<string, string>) =>
 
 describe("REQUIRE_HTTPS and the TLS files at boot", () => {
   it("is on in production and off elsewhere unless set", () => {
-    expect(production({ TRUST_PROXY: "1" }).config.REQUIRE_HTTPS).toBe(true);
+    expect(production({ TRUST_PROXY: "1", PUBLIC_URL: APP }).config.REQUIRE_HTTPS).toBe(true);
     expect(production({ REQUIRE_HTTPS: "false" }).config.REQUIRE_HTTPS).toBe(false);
     const dev = { DATA_DIR: mkdtempSync(join(work, "data-")) };
     expect(loadConfig(dev).config.REQUIRE_HTTPS).toBe(false);
-    expect(loadConfig({ ...dev, REQUIRE_HTTPS: "true", TRUST_PROXY: "1" }).config.REQUIRE_HTTPS).toBe(true);
+    expect(
+      loadConfig({ ...dev, REQUIRE_HTTPS: "true", TRUST_PROXY: "1", PUBLIC_URL: APP }).config.REQUIRE_HTTPS,
+    ).toBe(true);
   });
 
   it("stops boot when no request could be seen as HTTPS: no TLS here and no trusted proxy", () => {
     expect(() => production({})).toThrow(ConfigError);
     expect(() => production({})).toThrow("REQUIRE_HTTPS");
-    expect(production({ TLS_CERT_FILE: good.cert, TLS_KEY_FILE: good.key }).config.REQUIRE_HTTPS).toBe(true);
+    const served = production({ TLS_CERT_FILE: good.cert, TLS_KEY_FILE: good.key, PUBLIC_URL: APP });
+    expect(served.config.REQUIRE_HTTPS).toBe(true);
   });
 
   it("refuses an http:// PUBLIC_URL while HTTPS is required (magic links would go in clear)", () => {
@@ -121,8 +127,30 @@ describe("REQUIRE_HTTPS and the TLS files at boot", () => {
     );
     const https = production({ TRUST_PROXY: "1", PUBLIC_URL: "https://chat.example.com" });
     expect(https.config.PUBLIC_URL).toBe("https://chat.example.com");
-    const served = production({ TLS_CERT_FILE: good.cert, TLS_KEY_FILE: good.key, PORT: "8443" });
+    // Serving TLS itself without HTTPS required, the default link is this server's over https://.
+    const served = production({
+      REQUIRE_HTTPS: "false",
+      TLS_CERT_FILE: good.cert,
+      TLS_KEY_FILE: good.key,
+      PORT: "8443",
+    });
     expect(served.config.PUBLIC_URL).toBe("https://localhost:8443");
+  });
+
+  it("stops boot, naming PUBLIC_URL, when HTTPS is required and no PUBLIC_URL is given", () => {
+    // Behind a proxy that ends TLS, the default sent every magic link to http://localhost:8000.
+    const dev = { DATA_DIR: mkdtempSync(join(work, "data-")) };
+    for (const env of [
+      () => production({ TRUST_PROXY: "1" }),
+      () => production({ TLS_CERT_FILE: good.cert, TLS_KEY_FILE: good.key }),
+      () => loadConfig({ ...dev, REQUIRE_HTTPS: "true", TRUST_PROXY: "1" }),
+    ]) {
+      expect(env).toThrow(ConfigError);
+      expect(env).toThrow(/^PUBLIC_URL: required with REQUIRE_HTTPS/);
+    }
+    // Not required when HTTPS is not: development keeps its default.
+    expect(loadConfig(dev).config.PUBLIC_URL).toBe("http://localhost:8000");
+    expect(production({ REQUIRE_HTTPS: "false" }).config.PUBLIC_URL).toBe("http://localhost:8000");
   });
 
   it("takes both TLS files or neither, each readable and of the right kind, the key the certificate's", () => {
@@ -167,7 +195,7 @@ describe("REQUIRE_HTTPS and the TLS files at boot", () => {
 describe("behind a proxy that ends TLS (REQUIRE_HTTPS, TRUST_PROXY)", () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await harness({ REQUIRE_HTTPS: "true", TRUST_PROXY: "1" });
+    h = await harness({ REQUIRE_HTTPS: "true", TRUST_PROXY: "1", PUBLIC_URL: APP });
   });
   afterAll(() => h.close());
   const https = { "x-forwarded-proto": "https" };
@@ -201,7 +229,7 @@ describe("behind a proxy that ends TLS (REQUIRE_HTTPS, TRUST_PROXY)", () => {
       headers: { "x-forwarded-proto": "https, http" },
     });
     expect(spoofed.body.error.code).toBe("https_required");
-    const two = await harness({ REQUIRE_HTTPS: "true", TRUST_PROXY: "2" });
+    const two = await harness({ REQUIRE_HTTPS: "true", TRUST_PROXY: "2", PUBLIC_URL: APP });
     try {
       const res = await call(two.app, "GET", "/api/auth/me", {
         headers: { "x-forwarded-proto": "https, http" },
@@ -247,6 +275,7 @@ describe("serving HTTPS and WSS itself (TLS_CERT_FILE, TLS_KEY_FILE)", () => {
   it("answers over TLS with HSTS, and a WebSocket opens over WSS", async () => {
     const h = await harness({
       REQUIRE_HTTPS: "true",
+      PUBLIC_URL: APP,
       TLS_CERT_FILE: good.cert,
       TLS_KEY_FILE: good.key,
       PORT: "0",

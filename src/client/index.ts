@@ -83,6 +83,8 @@ export class ParleyClient {
       // The socket's fresh-token path: a token close to its expiry (a device that slept) is refreshed first.
       token: () => (this.tokens.session ? this.tokens.fresh() : undefined),
       renew: (expired) => this.tokens.renew(expired),
+      // Answered that the session was revoked: it ends here as when its refresh is refused (one path).
+      revoked: (token, error) => void this.tokens.revoked(token, error),
       self: (user) => this.tokens.follow(user),
     });
     this.tokens = new Tokens({
@@ -90,8 +92,8 @@ export class ParleyClient {
       store: opts.store,
       locks: opts.locks ?? defaultLocks(),
       exchange: (refreshToken) => this.rest.refresh(refreshToken),
-      // Found over here (a refused refresh) or in another tab (signed out there): the connection ends as
-      // when the server ends the session, not at its next reconnect.
+      // Found over here (a refused refresh, a call answered session_revoked) or in another tab (signed out
+      // there): the connection ends as when the server ends the session, not at its next reconnect.
       ended: (sessionId, error) => {
         if (this.connection?.sessionId === sessionId) this.connection.endSession(error);
       },

@@ -35,6 +35,12 @@ export interface RestOptions {
    */
   renew?: (expired: string) => Promise<string | undefined>;
   /**
+   * Told when a call made with `token` is answered 401 `session_revoked`: the token's session is over
+   * (revoked from another device, or signed out). ParleyClient ends it as it ends one whose refresh is
+   * refused. Told before the call fails.
+   */
+  revoked?: (token: string, error: ParleyError) => void;
+  /**
    * Told of each answer that describes the caller's own user: `users.update()` (the server lets users edit
    * only themselves) and `me()`. ParleyClient's session follows it.
    */
@@ -60,6 +66,7 @@ export class RestClient {
   readonly baseUrl: string;
   private token: () => string | undefined | Promise<string | undefined>;
   private renew: ((expired: string) => Promise<string | undefined>) | undefined;
+  private revoked: ((token: string, error: ParleyError) => void) | undefined;
   private self: ((user: UserView) => void) | undefined;
   private fetcher: Fetch;
   private timeoutMs: number;
@@ -83,6 +90,7 @@ export class RestClient {
     this.timeoutMs = timeoutMs;
     this.token = opts.token ?? (() => undefined);
     this.renew = opts.renew;
+    this.revoked = opts.revoked;
     this.self = opts.self;
     this.fetcher = opts.fetch ?? ((input, init) => fetch(input, init));
   }
@@ -118,14 +126,23 @@ export class RestClient {
     // A call waiting for its token (a refresh) when cancel() comes is on its way too: it fails at once
     // and is not sent when the token comes.
     const token = auth ? await this.cancellable(this.token()) : undefined;
+    const sendWith = async (bearer: string | undefined) => {
+      try {
+        return await this.send<T>(method, url, path, json, bearer, auth, deadlineMs);
+      } catch (err) {
+        if (bearer && err instanceof ParleyError && err.status === 401 && err.code === "session_revoked")
+          this.revoked?.(bearer, err);
+        throw err;
+      }
+    };
     try {
-      return await this.send<T>(method, url, path, json, token, auth, deadlineMs);
+      return await sendWith(token);
     } catch (err) {
       const expired = err instanceof ParleyError && err.status === 401 && err.code === "token_expired";
       if (!expired || !token || !this.renew) throw err;
       const fresh = await this.cancellable(this.renew(token));
       if (!fresh || fresh === token) throw err;
-      return await this.send<T>(method, url, path, json, fresh, auth, deadlineMs);
+      return await sendWith(fresh);
     }
   }
 

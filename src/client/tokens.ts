@@ -20,9 +20,10 @@ export interface TokensOptions {
   /** Trades a refresh token for new tokens (the server's refresh route). */
   exchange(refreshToken: string): Promise<TokenResponse>;
   /**
-   * The session is over, found here or elsewhere: its refresh was refused (it stays current, and calls
-   * fail with the refusal), or another client removed it from the store (signed out in another tab: it is
-   * forgotten here already). Its realtime connection ends with `error`.
+   * The session is over, found here or elsewhere: its refresh was refused, or a call answered that it was
+   * revoked (it stays current, and calls fail with the refusal), or another client removed it from the
+   * store (signed out in another tab: it is forgotten here already). Its realtime connection ends with
+   * `error`.
    */
   ended(sessionId: string, error: ParleyError): void;
 }
@@ -181,6 +182,33 @@ export class Tokens {
     return (await this.refresh()).accessToken;
   }
 
+  /**
+   * A call made with `accessToken` was answered that its session is over (session_revoked: revoked from
+   * another device, or signed out), before any refresh found it: it ends as a refused refresh ends it. An
+   * answer about a token this client no longer uses (an earlier session's, or one replaced since) is left:
+   * the next call with the current token, or its refresh, says whether that session is over too.
+   */
+  async revoked(accessToken: string, error: ParleyError): Promise<void> {
+    const session = this.current;
+    if (session?.accessToken !== accessToken || this.refused?.sessionId === session.sessionId) return;
+    await this.end(session.sessionId, error, (saved) => saved.sessionId === session.sessionId);
+  }
+
+  /**
+   * The server says the session is over: it stays current but is not refreshed or asked about again (calls
+   * fail with `error` at once), its realtime connection ends (`ended`), and the store forgets it while what
+   * it holds is `stored`.
+   */
+  private async end(sessionId: string, error: ParleyError, stored: (saved: Session) => boolean) {
+    this.refused = { sessionId, error };
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.opts.ended(sessionId, error);
+    await this.clearStored(stored).catch(() => {
+      // A store that cannot be written: the refusal is still the answer.
+    });
+  }
+
   private async refreshUnderLock(mine: Session): Promise<Session> {
     // Signed out, or into another session, while this waited for the lock: there is nothing to refresh.
     if (this.current?.sessionId !== mine.sessionId) throw signedOut();
@@ -209,14 +237,9 @@ export class Tokens {
     } catch (err) {
       // Refused for good (a 401: revoked, reused, expired); offline, a timeout or a 503 say nothing of it.
       const over = sessionEnd({ error: err });
-      if (over && this.current?.sessionId === mine.sessionId) {
-        this.refused = { sessionId: mine.sessionId, error: over.error };
-        this.opts.ended(mine.sessionId, over.error);
-        // The store's copy, while it is the one refused, is of no use to another tab or visit either.
-        await this.clearStored((saved) => saved.refreshToken === from.refreshToken).catch(() => {
-          // A store that cannot be written: the refusal is still the answer.
-        });
-      }
+      // The store's copy, while it is the one refused, is of no use to another tab or visit either.
+      if (over && this.current?.sessionId === mine.sessionId)
+        await this.end(mine.sessionId, over.error, (saved) => saved.refreshToken === from.refreshToken);
       throw err;
     }
     // Signed out, or into another session, while the refresh was on its way: its tokens are dropped, so

@@ -3,7 +3,7 @@
 // (4501), refused the upgrade (which looks like any failed connection) or refused the token's refresh.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { ParleyClient } from "../../src/client/index.ts";
+import { ParleyClient, type Session } from "../../src/client/index.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
 import { newAccount, waitFor } from "../helpers.ts";
 import {
@@ -145,5 +145,101 @@ describe("a refresh refused while connected", () => {
     await waitFor(() => (s.h.deps.gateway.connections.ofUser(idOf(b)).size === 0 ? true : undefined));
     expect((await rejection(b.refresh())).code).toBe("unauthorized");
     expect(closes.items).toHaveLength(1);
+  });
+});
+
+describe("a call answered session_revoked, before any refresh", () => {
+  it("ends the session as a refused refresh does: one final close, no reconnect, calls fail at once, store emptied", async () => {
+    const account = newAccount();
+    let stored: Session | null = null;
+    const store = {
+      load: async () => stored,
+      save: async (session: Session | null) => {
+        stored = session;
+      },
+    };
+    const paths: string[] = [];
+    const b = new ParleyClient({
+      baseUrl: s.baseUrl,
+      backoff: { minMs: 10, maxMs: 20 },
+      store,
+      fetch: (url, init) => {
+        paths.push(url.pathname);
+        return fetch(url, init);
+      },
+    });
+    const other = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(b, other);
+    await b.signup(account);
+    await other.signin({ username: account.username, password: account.password });
+    const peer = await s.client();
+    const conv = await b.rest.conversations.create({
+      conversation_type: "dm",
+      participant_ids: [idOf(peer)],
+    });
+    await b.connect({ positions: {} });
+    const closes = record(b, "close");
+    // Away when the session ends, so that no close from the server tells it: only the REST answer does.
+    const held = holdReconnects(b);
+    dropSockets(b);
+    expect(await closes.next()).toMatchObject({ code: CLOSE.restart, reconnecting: true });
+    const waiting = b.realtime.send(conv.id, { content: "typed while away" });
+    // Another device ends this one's session; its access token still looks good (far from its expiry).
+    await other.rest.deleteSession(b.session!.sessionId);
+    expect(b.session!.expiresAt - Date.now()).toBeGreaterThan(60_000);
+    paths.length = 0;
+    expect(await rejection(b.rest.me())).toMatchObject({ status: 401, code: "session_revoked" });
+    expect(paths).toEqual(["/api/auth/me"]);
+
+    const final = await closes.next((c) => !c.reconnecting);
+    expect(final).toMatchObject({ code: CLOSE.sessionRevoked, reconnecting: false });
+    expect(final.error?.code).toBe("session_revoked");
+    expect((await rejection(waiting)).code).toBe("session_revoked");
+    expect((await rejection(b.realtime.send(conv.id, { content: "later" }))).code).toBe("session_revoked");
+    // The held reconnect, let go, opens nothing: the connection has ended.
+    held.open();
+    await Bun.sleep(100);
+    expect(b.realtime.connected).toBe(false);
+    expect(s.h.deps.gateway.connections.ofUser(idOf(b)).size).toBe(0);
+    // As after a refused refresh: the session is not asked about again, and the store forgot it.
+    await waitFor(() => (stored === null ? true : undefined));
+    expect((await rejection(b.refresh())).code).toBe("session_revoked");
+    expect((await rejection(b.rest.conversations.list())).code).toBe("session_revoked");
+    expect(paths).toEqual(["/api/auth/me"]);
+    expect(closes.items.filter((c) => !c.reconnecting)).toHaveLength(1);
+  });
+
+  it("leaves a newer session alone when the answer is about an earlier session's token", async () => {
+    const account = newAccount();
+    let hold: Promise<void> | undefined;
+    const b = new ParleyClient({
+      baseUrl: s.baseUrl,
+      fetch: async (url, init) => {
+        if (url.pathname === "/api/auth/me") await hold;
+        return fetch(url, init);
+      },
+    });
+    const other = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(b, other);
+    const first = await b.signup(account);
+    await other.signin({ username: account.username, password: account.password });
+    let release = () => {};
+    hold = new Promise<void>((r) => {
+      release = r;
+    });
+    // A call made with the first session's token, held on its way while that session ends elsewhere and
+    // this client signs in again.
+    const late = b.rest.me();
+    await other.rest.deleteSession(first.sessionId);
+    hold = undefined;
+    const second = await b.signin({ username: account.username, password: account.password });
+    await b.connect({ positions: {} });
+    const closes = record(b, "close");
+    release();
+    expect(await rejection(late)).toMatchObject({ code: "session_revoked" });
+    expect(b.session?.sessionId).toBe(second.sessionId);
+    expect((await b.rest.me()).id).toBe(second.user.id);
+    expect(b.realtime.connected).toBe(true);
+    expect(closes.items).toHaveLength(0);
   });
 });

@@ -1,7 +1,7 @@
 // Renders a suite run: the Markdown report (tables per scenario with Parley/target ratios, and where Parley
 // stands against the issue's aims) and a hand-written SVG of latency percentiles and throughput.
 
-import { num, ratio, table } from "./format.ts";
+import { kib, num, ratio, table } from "./format.ts";
 import type { Gauge } from "./gauge.ts";
 import { connectionsComparison, restComparison, resumeComparison } from "./tables.ts";
 import type { ScenarioResult } from "./types.ts";
@@ -206,10 +206,10 @@ export function aimChecks(results: ScenarioResult[], quick: boolean): AimCheck[]
       line:
         `- connections: authenticated idle sockets held ≥ ${num(CONNECTIONS_AIM)}: ${num(held)}` +
         (processes > 1 ? ` (${processes} Parley processes on one port)` : "") +
-        `, ${num(rss === undefined ? undefined : rss / 1024, 1)} KB of RSS each` +
+        `, ${num(kib(rss), 1)} KiB of RSS each` +
         (idleRss === undefined
           ? ""
-          : ` (${num(idleRss / 1024, 1)} KB after ${num(conns.metrics.idle_s)} s idle)`) +
+          : ` (${num(kib(idleRss), 1)} KiB after ${num(conns.metrics.idle_s)} s idle)`) +
         ", " +
         (quick ? "n/a (a quick run stops at a few thousand)" : verdict(enough)),
     });

@@ -140,13 +140,13 @@ describe("RESULTS.md against the aims", () => {
     const full = { ...run(600, 4, 350), quick: false };
     full.results.push(held(100_000, 6));
     expect(markdown(full)).toContain(
-      "- connections: authenticated idle sockets held ≥ 100,000: 100,000 (6 Parley processes on one port), 3.7 KB of RSS each, MET",
+      "- connections: authenticated idle sockets held ≥ 100,000: 100,000 (6 Parley processes on one port), 3.7 KiB of RSS each, MET",
     );
     full.results[full.results.length - 1] = held(99_999, 1);
-    expect(markdown(full)).toContain("held ≥ 100,000: 99,999, 3.7 KB of RSS each, NOT MET");
+    expect(markdown(full)).toContain("held ≥ 100,000: 99,999, 3.7 KiB of RSS each, NOT MET");
     const quick = run(600, 4, 350);
     quick.results.push(held(2_000, 1));
-    expect(markdown(quick)).toContain("held ≥ 100,000: 2,000, 3.7 KB of RSS each, n/a (a quick run");
+    expect(markdown(quick)).toContain("held ≥ 100,000: 2,000, 3.7 KiB of RSS each, n/a (a quick run");
     expect(markdown(run(600, 4, 350))).not.toContain("- connections:");
   });
 
@@ -512,7 +512,20 @@ describe("the connections table", () => {
     expect(table).toContain("- node-ws: stop: all steps passed");
     expect(table).not.toContain("step 5000");
     expect(text).not.toMatch(/\| connections +\|/);
-    expect(text).toContain("4.5 KB of RSS each (3.0 KB after 15 s idle), n/a (a quick run");
+    expect(text).toContain("4.5 KiB of RSS each (3.0 KiB after 15 s idle), n/a (a quick run");
+  });
+
+  it("gives RSS per socket in one unit, KiB (1,024 bytes), in its table, the aim's line and LIMITS.md", () => {
+    const base = run(600, 4, 350);
+    // 3,000 bytes: 2.9 KiB, where 1,000-byte KB would say 3.0.
+    const text = markdown({ ...base, results: [...base.results, held("parley", 3_000, 6_000)] });
+    const table = text.slice(text.indexOf("### connections\n"));
+    expect(table).toContain("RSS per socket (KiB)");
+    expect(table).toMatch(/\| parley +\| 100,000 \| +0 \| +4\.4 \| +2\.9 \|/);
+    expect(text).toContain("4.4 KiB of RSS each (2.9 KiB after 15 s idle)");
+    expect(text).not.toMatch(/\d KB\b/);
+    // LIMITS.md, copied into RESULTS.md, quotes the same figures: in the same unit.
+    expect(readFileSync(join(BENCH_DIR, "LIMITS.md"), "utf8")).not.toMatch(/\d(–\d+(\.\d+)?)? KB\b/);
   });
 });
 

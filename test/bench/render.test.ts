@@ -130,6 +130,44 @@ describe("RESULTS.md against the aims", () => {
     expect(markdown(failed)).toContain("fanout-100 deliveries/s ≥ 60% of the ceiling: – of it, n/a");
   });
 
+  it("compares fixed-rate p99s only at one rate: a ceiling measured at another is n/a, with the reason", () => {
+    const apart = run(600, 4, 350);
+    // Parley at half its max (5 msg/s), the ceiling's kept round at the fallback.
+    const ceiling = apart.results.find((r) => r.target === "bare-bun" && r.settings.mode === "fixed");
+    if (!ceiling) throw new Error("no fixed ceiling row");
+    ceiling.settings = { mode: "fixed", rate: 100, rate_basis: "fallback" };
+    const text = markdown(apart);
+    expect(text).toContain(
+      "- fanout-100 p99 at half Parley's max rate ≤ 2× the ceiling's: 4.00 ms vs 2.00 ms, " +
+        "n/a: the ceiling measured at 100 msg/s, Parley at 5 msg/s",
+    );
+    expect(text).not.toContain("(2.00×), MET");
+    // Its table gives the figures, no ratio, and says why.
+    const table = text.slice(text.indexOf("### fanout-100 fixed\n"), text.indexOf("### dms-100"));
+    expect(table).toMatch(/\| bare-bun +\|.*\| +n\/a \| +n\/a \|/);
+    expect(table).toContain(
+      "- bare-bun: no ratios to Parley (n/a): measured at 100 msg/s, Parley at 5 msg/s",
+    );
+    // Across runs, the cell is n/a and counts for neither.
+    const full = { ...apart, quick: false };
+    const across = aimsAcrossRuns([full]);
+    expect(across).toMatch(/\| +n\/a \| +0\.35× ✓ \|\n/);
+    expect(across).toMatch(/\| met in .*\| +0 of 0 \| +1 of 1 \|$/);
+  });
+
+  it("says n/a when Parley's own fixed phase ran at the fallback, not at half of its max", () => {
+    const fallback = run(600, 4, 350);
+    for (const r of fallback.results.filter((x) => x.settings.mode === "fixed"))
+      r.settings = { mode: "fixed", rate: 100, rate_basis: "fallback" };
+    const text = markdown(fallback);
+    expect(text).toContain(
+      "≤ 2× the ceiling's: 4.00 ms vs 2.00 ms, n/a: Parley's max phase gave no rate, so its fixed phase ran at the fallback 100 msg/s",
+    );
+    expect(text).toContain("Settings: rate 100 (the fallback: Parley's max phase gave no rate).");
+    // The ceiling at the same rate as Parley: the table's ratios stand.
+    expect(text).toMatch(/\| bare-bun +\|.*\| +1\.00× \| +2\.00× \|/);
+  });
+
   it("says where the connections scenario stands against 100,000 held sockets, and n/a for a quick run", () => {
     const held = (n: number, processes: number): ScenarioResult => ({
       scenario: "connections",

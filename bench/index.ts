@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { gauge } from "./lib/gauge.ts";
-import { type SuiteOptions, suiteOptions, USAGE, UsageError } from "./lib/options.ts";
+import { optionsOrExit, suiteOptions, USAGE } from "./lib/options.ts";
 import { stopChildrenOnSignal } from "./lib/proc.ts";
 import { markdown, type Run, runFailures } from "./lib/render.ts";
 import { codeVersion, limitsText, packageVersions, RESULTS_DIR, rendered } from "./lib/saved.ts";
@@ -16,14 +16,7 @@ import type { Scenario, ScenarioResult } from "./lib/types.ts";
 
 // The command line and the BENCH_* variables are checked before any scenario's module is loaded (one of
 // them reads BENCH_TARGETS as it loads): bad input stops here, with one line and exit code 2.
-let args: SuiteOptions;
-try {
-  args = suiteOptions(Bun.argv.slice(2));
-} catch (err) {
-  if (!(err instanceof UsageError)) throw err;
-  console.error(`bench: ${err.message}\n${USAGE}`);
-  process.exit(2);
-}
+const args = optionsOrExit(() => suiteOptions(Bun.argv.slice(2)), USAGE);
 const quick = args.quick;
 
 if (args.render) {

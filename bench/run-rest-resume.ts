@@ -1,29 +1,23 @@
-// Runs just the rest and resume scenarios against Parley, prints Markdown tables and writes
+// The rest and resume scenarios alone, against Parley and their peers (rest: the REST ceiling and Node.js
+// with Express; resume: Socket.IO), as the suite runs them: prints their tables and writes
 // bench/results/rest-resume-<UTC time>.json and rest-resume-latest.json. `--quick`; `--only rest|resume`.
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { table } from "./lib/format.ts";
+import { optionsOrExit, REST_RESUME_USAGE, restResumeOptions } from "./lib/options.ts";
 import { machine, writeResults } from "./lib/report.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
-import { rest } from "./scenarios/rest.ts";
-import { resume } from "./scenarios/resume.ts";
 
-const { values: args } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
-  strict: true,
-});
-const quick = args.quick ?? false;
+// Checked before the scenarios' modules load (lib/targets.ts reads BENCH_TARGETS as it loads): bad input stops
+// here with one line, the usage and exit code 2, as the suite's does (lib/options.ts).
+const args = optionsOrExit(() => restResumeOptions(Bun.argv.slice(2)), REST_RESUME_USAGE);
+const quick = args.quick;
 const all: Array<[string, Scenario]> = [
-  ["rest", rest],
-  ["resume", resume],
+  ["rest", (await import("./scenarios/rest.ts")).rest],
+  ["resume", (await import("./scenarios/resume.ts")).resume],
 ];
-const only = args.only?.split(",");
-const unknown = only?.filter((n) => !all.some(([name]) => name === n)) ?? [];
-if (unknown.length)
-  throw new Error(`--only: unknown scenario(s) ${unknown.join(", ")}; expected rest, resume`);
+const only: readonly string[] | undefined = args.only;
 
 const started = Date.now();
 const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);

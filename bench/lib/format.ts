@@ -7,6 +7,12 @@ export const num = (n: number | undefined, digits = 0) =>
     ? "–"
     : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
+/**
+ * Bytes in KiB (1,024 bytes): the one unit of RSS per socket in RESULTS.md and LIMITS.md, as /proc's
+ * VmRSS ("kB", 1,024 bytes) counts it.
+ */
+export const kib = (bytes: number | undefined) => (bytes === undefined ? undefined : bytes / 1024);
+
 /** a / b as "1.23×", or "–" when either is missing or 0. */
 export const ratio = (a: number | undefined, b: number | undefined) =>
   a && b ? `${(a / b).toFixed(2)}×` : "–";

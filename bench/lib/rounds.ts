@@ -28,12 +28,7 @@ export function bestOfRounds(rows: ScenarioResult[], by: "throughput" | "p99"): 
     (a, r) => (a && score(a) >= score(r) ? a : r),
     undefined,
   );
-  const figure = (r: ScenarioResult) =>
-    r.metrics.deliveries_per_s === undefined
-      ? "failed"
-      : by === "throughput"
-        ? `${fmt(r.metrics.deliveries_per_s, 0)}/s`
-        : `p99 ${fmt(r.latency?.p99, 2)} ms`;
+  const figure = (r: ScenarioResult) => figureOf(r, by);
   const chosen = best ?? (rows.at(-1) as ScenarioResult);
   const note =
     `best of ${rows.length} rounds (${by === "throughput" ? "most deliveries/s" : "lowest p99"}): ` +
@@ -44,6 +39,14 @@ export function bestOfRounds(rows: ScenarioResult[], by: "throughput" | "p99"): 
     notes: [...(chosen.notes ?? []), note],
   };
 }
+
+/** A round's figure in a note: what its phase is judged by, or "failed". */
+const figureOf = (r: ScenarioResult, by: "throughput" | "p99") =>
+  r.metrics.deliveries_per_s === undefined
+    ? "failed"
+    : by === "throughput"
+      ? `${fmt(r.metrics.deliveries_per_s, 0)}/s`
+      : `p99 ${fmt(r.latency?.p99, 2)} ms`;
 
 /** A maximum rate is judged by its deliveries/s, a set rate by its p99. */
 export const byMode = (mode: string): "throughput" | "p99" => (mode === "max" ? "throughput" : "p99");
@@ -62,9 +65,15 @@ export class RoundRows {
   /**
    * Each target's phase once: `by(mode)` says how a mode's best is chosen (by default the most deliveries/s
    * for "max", the lowest p99 for a set rate). A round that failed before its phases (a row with no mode)
-   * is a note on the target's rows from the other rounds, when there are any.
+   * is a note on the target's rows from the other rounds, when there are any. `unlike` names why a row was
+   * measured unlike the others' (at another rate): such a round does not compete with the target's
+   * rounds that were not, and a note gives it with its figure; a target with none of those keeps its
+   * best unlike one, whose settings say how it was measured.
    */
-  best(by: (mode: string) => "throughput" | "p99" = byMode): ScenarioResult[] {
+  best(
+    by: (mode: string) => "throughput" | "p99" = byMode,
+    unlike: (row: ScenarioResult) => string | undefined = () => undefined,
+  ): ScenarioResult[] {
     const groups = [...this.rows.values()];
     const measured = new Set(
       groups.filter((g) => g.some((r) => r.settings.mode !== undefined)).map((g) => g[0]?.target),
@@ -78,7 +87,14 @@ export class RoundRows {
         failures.set(first.target, [...(failures.get(first.target) ?? []), ...notes]);
         continue;
       }
-      out.push(bestOfRounds(rows, by(String(first.settings.mode ?? ""))));
+      const judge = by(String(first.settings.mode ?? ""));
+      const like = rows.filter((r) => unlike(r) === undefined);
+      const kept = like.length ? like : rows;
+      const best = bestOfRounds(kept, judge);
+      const aside = rows
+        .filter((r) => !kept.includes(r))
+        .map((r) => `${unlike(r)}: ${figureOf(r, judge)}, not compared`);
+      out.push(aside.length ? { ...best, notes: [...(best.notes ?? []), ...aside] } : best);
     }
     return out.map((r) => {
       const notes = failures.get(r.target);

@@ -1,7 +1,7 @@
 // RESULTS.md's tables for the scenarios that count no deliveries (bench/scenarios/rest.ts, connections.ts,
 // resume.ts): each target's figures side by side, with Parley's ratio to each.
 
-import { num, ratio, table } from "./format.ts";
+import { kib, num, ratio, table } from "./format.ts";
 import type { ScenarioResult } from "./types.ts";
 
 /**
@@ -81,7 +81,6 @@ export function restComparison(rows: ScenarioResult[]): string {
 /** The connections scenario: sockets held by each target, their RSS each, and Parley's ratios to each. */
 export function connectionsComparison(rows: ScenarioResult[]): string {
   const parley = rows.find((r) => r.target === "parley");
-  const kb = (bytes: number | undefined) => (bytes === undefined ? undefined : bytes / 1024);
   // The idle figure where the run has it (since 2026-12-06): the state sockets spend their lives in.
   const settled = (r: ScenarioResult | undefined) =>
     r?.metrics.rss_per_conn_idle_bytes ?? r?.metrics.rss_per_conn_bytes;
@@ -92,8 +91,8 @@ export function connectionsComparison(rows: ScenarioResult[]): string {
     r.target,
     num(r.metrics.connections_held),
     num(r.metrics.connections_dropped),
-    num(kb(r.metrics.rss_per_conn_bytes), 1),
-    num(kb(r.metrics.rss_per_conn_idle_bytes), 1),
+    num(kib(r.metrics.rss_per_conn_bytes), 1),
+    num(kib(r.metrics.rss_per_conn_idle_bytes), 1),
     num(r.metrics.connect_per_s),
     num(r.metrics.server_cpu_pct),
     num(r.settings.server_processes as number | undefined),

@@ -58,6 +58,10 @@ export interface PhaseReply {
   cpuPct: number;
   acks: number;
   errors: number;
+  /**
+   * Sockets closed since the previous phase's reply (or since they opened), through this phase's drain: its
+   * own closes, not those of the phases before it. By close code (Socket.IO: disconnect reason).
+   */
   closed: number;
   closeCodes: Record<string, number>;
   stalls: number;

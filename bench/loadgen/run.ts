@@ -34,6 +34,7 @@ export interface PhaseResult {
   serverRssMiB: number;
   acks: number;
   errors: number;
+  /** Sockets closed in this phase (or between the one before and this one), every generator together. */
   closed: number;
   closeCodes: Record<string, number>;
   stalls: number;
@@ -178,7 +179,8 @@ export function toResult(
   extra: Record<string, number> = {},
 ): ScenarioResult {
   const notes: string[] = [];
-  if (r.closed > 0) notes.push(`${r.closed} sockets closed during the run: ${JSON.stringify(r.closeCodes)}`);
+  if (r.closed > 0)
+    notes.push(`${r.closed} sockets closed during this phase: ${JSON.stringify(r.closeCodes)}`);
   if (r.errors > 0) notes.push(`${r.errors} error frames`);
   if (r.stalls > 0) notes.push(`${r.stalls} closed-loop stalls (no receipt for 2 s; window reset)`);
   if (r.generatorCpuPct > 90) notes.push(`load generator near saturation (${r.generatorCpuPct}% of a core)`);

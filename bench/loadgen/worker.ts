@@ -41,8 +41,10 @@ let received = 0;
 let sentInWindow = 0;
 let acks = 0;
 let errors = 0;
+// Sockets closed since the last phase's reply (or since they opened): reset with each reply, so that a
+// close is counted once, by the phase during (or before) which it happened, not by every phase after it.
 let closed = 0;
-const closeCodes: Record<string, number> = {};
+let closeCodes: Record<string, number> = {};
 let ready = false;
 /** A phase's senders are sending (closed-loop ones are paced by receipts, which outlast the phase). */
 let sending = false;
@@ -255,8 +257,6 @@ async function phase({ phase: p }: PhaseCommand) {
     cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / measureMs) * 1000) / 10,
     acks,
     errors,
-    closed,
-    closeCodes: { ...closeCodes },
     stalls,
   };
   sending = false;
@@ -268,7 +268,9 @@ async function phase({ phase: p }: PhaseCommand) {
   await Bun.sleep(p.drainMs);
   while (now() - lastDeliveryAt < DRAIN_QUIET_MS && now() - stopped < DRAIN_CAP_MS) await Bun.sleep(25);
   draining = false;
-  reply({ ...result, drainMs: Math.round(now() - stopped), late } satisfies PhaseReply);
+  reply({ ...result, closed, closeCodes, drainMs: Math.round(now() - stopped), late } satisfies PhaseReply);
+  closed = 0;
+  closeCodes = {};
 }
 
 for await (const line of console) {

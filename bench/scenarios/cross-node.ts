@@ -9,7 +9,7 @@ import { ackProbe } from "../lib/server-metrics.ts";
 import { startTarget, TARGETS, type Target } from "../lib/targets.ts";
 import type { Scenario, ScenarioResult } from "../lib/types.ts";
 import { failedResult, openLoad, type PhaseResult, toResult } from "../loadgen/run.ts";
-import { FALLBACK_RATE, fanoutPlan, WINDOW } from "./fanout.ts";
+import { fanoutPlan, fixedRate, halfOfMax, WINDOW } from "./fanout.ts";
 
 const WORKERS = 2;
 const NODE_A = 0;
@@ -28,7 +28,8 @@ export const crossNode: Scenario = async ({ quick, log }) => {
   const results: ScenarioResult[] = [];
   for (const members of sizes) {
     const scenario = `cross-node-${members}`;
-    let fixedRate: number | undefined;
+    /** Half of Parley's maximum (fanout.ts): every target's fixed phase at it, or all at the fallback. */
+    let half: number | undefined;
     for (const name of TARGETS) {
       let target: Target | undefined;
       let load: Awaited<ReturnType<typeof openLoad>> | undefined;
@@ -52,13 +53,13 @@ export const crossNode: Scenario = async ({ quick, log }) => {
         const probe = WORKERS;
         const room = prepared.roomIds[0] as string;
         const base = { members, receivers: members - 1, nodes: 2, workers: WORKERS, ...timing };
-        const row = (settings: Record<string, unknown>, r: PhaseResult, notes: string[] = []) => {
+        const row = (settings: Record<string, unknown>, r: PhaseResult) => {
           const result = toResult(scenario, name, { ...base, ...settings }, r, {
             node_a_cpu_pct: r.serverCpuPcts[NODE_A] as number,
             node_b_cpu_pct: r.serverCpuPcts[NODE_B] as number,
             ...(r.otherCpuPct.redis !== undefined ? { redis_cpu_pct: r.otherCpuPct.redis } : {}),
           });
-          const all = [...(result.notes ?? []), ...notes, ...redisNote];
+          const all = [...(result.notes ?? []), ...redisNote];
           return all.length ? { ...result, notes: all } : result;
         };
 
@@ -70,17 +71,15 @@ export const crossNode: Scenario = async ({ quick, log }) => {
           ? `, p99 ${max.hist.summary().p99} ms, drained in ${max.drainMs} ms (${max.late} late)`
           : "";
         log(`${scenario}: ${name}: max ${Math.round(max.deliveriesPerSec)} deliveries/s${p99}`);
-        if (name === "parley" && max.received > 0) fixedRate = Math.max(1, Math.round(max.sentPerSec / 2));
+        if (name === "parley") half = halfOfMax(max);
 
-        const rate = fixedRate ?? FALLBACK_RATE;
-        const fixed = await load.phase([{ conn: 0, room, probe, rate }], timing, acks);
-        const fallback = fixedRate
-          ? []
-          : [
-              `fixed rate ${FALLBACK_RATE} msg/s: Parley's max phase gave no rate (failed or delivered nothing)`,
-            ];
-        results.push(row({ mode: "fixed", rate }, fixed, fallback));
-        log(`${scenario}: ${name}: ${rate} msg/s: ${Math.round(fixed.deliveriesPerSec)} deliveries/s`);
+        const settings = fixedRate(half);
+        const fixed = await load.phase([{ conn: 0, room, probe, rate: settings.rate }], timing, acks);
+        // At the fallback (Parley's max phase failed or delivered nothing), rate_basis says so.
+        results.push(row({ mode: "fixed", ...settings }, fixed));
+        log(
+          `${scenario}: ${name}: ${settings.rate} msg/s: ${Math.round(fixed.deliveriesPerSec)} deliveries/s`,
+        );
       } catch (err) {
         log(`${scenario}: ${name}: FAILED ${err}`);
         results.push(failedResult(scenario, name, { members, nodes: 2 }, err));

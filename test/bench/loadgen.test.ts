@@ -37,6 +37,30 @@ it("stops a closed-loop sender with its phase and reports the backlog it drained
   expect(idle.sent).toBe(0);
 }, 20_000);
 
+it("counts a socket closed in one phase in that phase alone, not in every phase after it", async () => {
+  const ceiling = await startTarget("bare-bun");
+  let stopped = false;
+  let lost: Load | undefined;
+  try {
+    const prepared = await ceiling.prepare(3, [[0, 1, 2]]);
+    lost = await openLoad(prepared, ceiling.pid, 1);
+    const during = lost.phase([], timing);
+    // The server goes away within the phase: every socket closes under it.
+    await Bun.sleep(timing.warmupMs / 2);
+    await ceiling.stop();
+    stopped = true;
+    const first = await during;
+    expect(first.closed).toBe(3);
+    expect(Object.values(first.closeCodes).reduce((n, c) => n + c, 0)).toBe(3);
+    const next = await lost.phase([], timing);
+    expect(next.closed).toBe(0);
+    expect(next.closeCodes).toEqual({});
+  } finally {
+    await lost?.close();
+    if (!stopped) await ceiling.stop();
+  }
+}, 20_000);
+
 it("speaks Parley's records with a Parley target: its events are deliveries, its acks are counted", async () => {
   const parley = await startTarget("parley");
   let parleyLoad: Load | undefined;

@@ -4,9 +4,10 @@
 
 import { describe, expect, it } from "bun:test";
 import { join } from "node:path";
-import { suiteOptions, UsageError } from "../../bench/lib/options.ts";
+import { restResumeOptions, suiteOptions, UsageError } from "../../bench/lib/options.ts";
 
 const INDEX = join(import.meta.dir, "..", "..", "bench", "index.ts");
+const REST_RESUME = join(import.meta.dir, "..", "..", "bench", "run-rest-resume.ts");
 
 describe("suiteOptions", () => {
   it("takes --quick, --render and --only with known scenarios, every scenario when --only is absent", () => {
@@ -49,6 +50,53 @@ describe("suiteOptions", () => {
   });
 });
 
+describe("restResumeOptions", () => {
+  it("takes --quick and --only among rest and resume, both when --only is absent", () => {
+    expect(restResumeOptions([], {})).toEqual({ quick: false });
+    expect(restResumeOptions(["--quick", "--only", "resume"], {})).toEqual({ quick: true, only: ["resume"] });
+  });
+
+  it("refuses another scenario, --render and the suite's bad values, as UsageErrors", () => {
+    const refused = (argv: string[], env: Record<string, string>, message: string) => {
+      expect(() => restResumeOptions(argv, env)).toThrow(UsageError);
+      expect(() => restResumeOptions(argv, env)).toThrow(message);
+    };
+    refused(["--only", "rest,fanout"], {}, "--only: unknown scenario(s) fanout; expected rest, resume");
+    refused(["--only", ""], {}, "--only: no scenario named; expected rest, resume");
+    refused(["--render"], {}, "Unknown option '--render'");
+    refused([], { BENCH_TARGETS: "nope" }, "BENCH_TARGETS: unknown target(s) nope");
+    refused([], { BENCH_RESUME_GENERATORS: "0" }, "BENCH_RESUME_GENERATORS");
+  });
+});
+
+/** `script` with `argv` and `env` added to this process's environment, stopped after 15 s. */
+const runScript = (script: string, argv: readonly string[], env: Record<string, string>) =>
+  Bun.spawnSync([process.execPath, "run", script, ...argv], {
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: 15_000,
+  });
+
+describe("bench/run-rest-resume.ts on bad input", () => {
+  for (const [what, argv, env] of [
+    ["an unknown scenario", ["--quick", "--only", "nope"], {}],
+    ["one of the suite's other scenarios", ["--quick", "--only", "fanout"], {}],
+    ["an unknown option", ["--quik"], {}],
+    ["an unknown target", ["--quick", "--only", "rest"], { BENCH_TARGETS: "parley,nope" }],
+  ] as const)
+    it(`stops at once on ${what}: one line and its usage, exit code 2, no stack trace`, () => {
+      const run = runScript(REST_RESUME, argv, env);
+      const stderr = run.stderr.toString();
+      expect(run.exitCode).toBe(2);
+      expect(stderr).toStartWith("bench: ");
+      expect(stderr).toContain("usage: bun run bench/run-rest-resume.ts");
+      expect(stderr).toContain("scenarios: rest, resume\n");
+      expect(stderr).not.toContain("    at ");
+      expect(run.stdout.toString()).toBe("");
+    });
+});
+
 describe("bench/index.ts on bad input", () => {
   for (const [what, argv, env] of [
     ["an unknown scenario", ["--quick", "--only", "nope"], {}],
@@ -56,12 +104,7 @@ describe("bench/index.ts on bad input", () => {
     ["a bad number", ["--quick", "--only", "fanout"], { BENCH_MEASURE_MS: "abc" }],
   ] as const)
     it(`stops at once on ${what}: one line and the usage, exit code 2, no stack trace`, () => {
-      const run = Bun.spawnSync([process.execPath, "run", INDEX, ...argv], {
-        env: { ...process.env, ...env },
-        stdout: "pipe",
-        stderr: "pipe",
-        timeout: 15_000,
-      });
+      const run = runScript(INDEX, argv, env);
       const stderr = run.stderr.toString();
       expect(run.exitCode).toBe(2);
       expect(stderr).toStartWith("bench: ");

@@ -130,6 +130,44 @@ describe("RESULTS.md against the aims", () => {
     expect(markdown(failed)).toContain("fanout-100 deliveries/s ≥ 60% of the ceiling: – of it, n/a");
   });
 
+  it("compares fixed-rate p99s only at one rate: a ceiling measured at another is n/a, with the reason", () => {
+    const apart = run(600, 4, 350);
+    // Parley at half its max (5 msg/s), the ceiling's kept round at the fallback.
+    const ceiling = apart.results.find((r) => r.target === "bare-bun" && r.settings.mode === "fixed");
+    if (!ceiling) throw new Error("no fixed ceiling row");
+    ceiling.settings = { mode: "fixed", rate: 100, rate_basis: "fallback" };
+    const text = markdown(apart);
+    expect(text).toContain(
+      "- fanout-100 p99 at half Parley's max rate ≤ 2× the ceiling's: 4.00 ms vs 2.00 ms, " +
+        "n/a: the ceiling measured at 100 msg/s, Parley at 5 msg/s",
+    );
+    expect(text).not.toContain("(2.00×), MET");
+    // Its table gives the figures, no ratio, and says why.
+    const table = text.slice(text.indexOf("### fanout-100 fixed\n"), text.indexOf("### dms-100"));
+    expect(table).toMatch(/\| bare-bun +\|.*\| +n\/a \| +n\/a \|/);
+    expect(table).toContain(
+      "- bare-bun: no ratios to Parley (n/a): measured at 100 msg/s, Parley at 5 msg/s",
+    );
+    // Across runs, the cell is n/a and counts for neither.
+    const full = { ...apart, quick: false };
+    const across = aimsAcrossRuns([full]);
+    expect(across).toMatch(/\| +n\/a \| +0\.35× ✓ \|\n/);
+    expect(across).toMatch(/\| met in .*\| +0 of 0 \| +1 of 1 \|$/);
+  });
+
+  it("says n/a when Parley's own fixed phase ran at the fallback, not at half of its max", () => {
+    const fallback = run(600, 4, 350);
+    for (const r of fallback.results.filter((x) => x.settings.mode === "fixed"))
+      r.settings = { mode: "fixed", rate: 100, rate_basis: "fallback" };
+    const text = markdown(fallback);
+    expect(text).toContain(
+      "≤ 2× the ceiling's: 4.00 ms vs 2.00 ms, n/a: Parley's max phase gave no rate, so its fixed phase ran at the fallback 100 msg/s",
+    );
+    expect(text).toContain("Settings: rate 100 (the fallback: Parley's max phase gave no rate).");
+    // The ceiling at the same rate as Parley: the table's ratios stand.
+    expect(text).toMatch(/\| bare-bun +\|.*\| +1\.00× \| +2\.00× \|/);
+  });
+
   it("says where the connections scenario stands against 100,000 held sockets, and n/a for a quick run", () => {
     const held = (n: number, processes: number): ScenarioResult => ({
       scenario: "connections",
@@ -140,13 +178,13 @@ describe("RESULTS.md against the aims", () => {
     const full = { ...run(600, 4, 350), quick: false };
     full.results.push(held(100_000, 6));
     expect(markdown(full)).toContain(
-      "- connections: authenticated idle sockets held ≥ 100,000: 100,000 (6 Parley processes on one port), 3.7 KB of RSS each, MET",
+      "- connections: authenticated idle sockets held ≥ 100,000: 100,000 (6 Parley processes on one port), 3.7 KiB of RSS each, MET",
     );
     full.results[full.results.length - 1] = held(99_999, 1);
-    expect(markdown(full)).toContain("held ≥ 100,000: 99,999, 3.7 KB of RSS each, NOT MET");
+    expect(markdown(full)).toContain("held ≥ 100,000: 99,999, 3.7 KiB of RSS each, NOT MET");
     const quick = run(600, 4, 350);
     quick.results.push(held(2_000, 1));
-    expect(markdown(quick)).toContain("held ≥ 100,000: 2,000, 3.7 KB of RSS each, n/a (a quick run");
+    expect(markdown(quick)).toContain("held ≥ 100,000: 2,000, 3.7 KiB of RSS each, n/a (a quick run");
     expect(markdown(run(600, 4, 350))).not.toContain("- connections:");
   });
 
@@ -512,7 +550,20 @@ describe("the connections table", () => {
     expect(table).toContain("- node-ws: stop: all steps passed");
     expect(table).not.toContain("step 5000");
     expect(text).not.toMatch(/\| connections +\|/);
-    expect(text).toContain("4.5 KB of RSS each (3.0 KB after 15 s idle), n/a (a quick run");
+    expect(text).toContain("4.5 KiB of RSS each (3.0 KiB after 15 s idle), n/a (a quick run");
+  });
+
+  it("gives RSS per socket in one unit, KiB (1,024 bytes), in its table, the aim's line and LIMITS.md", () => {
+    const base = run(600, 4, 350);
+    // 3,000 bytes: 2.9 KiB, where 1,000-byte KB would say 3.0.
+    const text = markdown({ ...base, results: [...base.results, held("parley", 3_000, 6_000)] });
+    const table = text.slice(text.indexOf("### connections\n"));
+    expect(table).toContain("RSS per socket (KiB)");
+    expect(table).toMatch(/\| parley +\| 100,000 \| +0 \| +4\.4 \| +2\.9 \|/);
+    expect(text).toContain("4.4 KiB of RSS each (2.9 KiB after 15 s idle)");
+    expect(text).not.toMatch(/\d KB\b/);
+    // LIMITS.md, copied into RESULTS.md, quotes the same figures: in the same unit.
+    expect(readFileSync(join(BENCH_DIR, "LIMITS.md"), "utf8")).not.toMatch(/\d(–\d+(\.\d+)?)? KB\b/);
   });
 });
 

@@ -91,6 +91,37 @@ describe("RoundRows", () => {
   });
 });
 
+describe("RoundRows with rounds measured unlike the others", () => {
+  const at = (target: string, rate: number, p99: number): ScenarioResult => ({
+    ...row(target, "fixed", rate * 99, p99),
+    settings: { mode: "fixed", members: 100, rate },
+  });
+  const unlike = (r: ScenarioResult) => (r.settings.rate === 100 ? "a round at 100 msg/s" : undefined);
+
+  it("keeps a target's best of the rounds at the common rate, and names the others with their figures", () => {
+    const rows = new RoundRows();
+    // Round 1 at the fallback (Parley had failed), a far lower p99 than at half of Parley's max in round 2.
+    rows.add(at("bare-bun", 100, 0.9));
+    rows.add(at("parley", 2000, 8));
+    rows.add(at("bare-bun", 2000, 4));
+    const [bare, parley] = rows.best(undefined, unlike);
+    expect(bare?.settings.rate).toBe(2000);
+    expect(bare?.latency?.p99).toBe(4);
+    expect(bare?.notes).toEqual(["a round at 100 msg/s: p99 0.9 ms, not compared"]);
+    expect(parley?.notes).toBeUndefined();
+  });
+
+  it("keeps the best unlike round of a target that has no other, as measured", () => {
+    const rows = new RoundRows();
+    rows.add(at("node-ws", 100, 2));
+    rows.add(at("node-ws", 100, 3));
+    const [ws] = rows.best(undefined, unlike);
+    expect(ws?.settings.rate).toBe(100);
+    expect(ws?.latency?.p99).toBe(2);
+    expect(ws?.notes).toEqual(["best of 2 rounds (lowest p99): p99 2 ms (this one), p99 3 ms"]);
+  });
+});
+
 describe("roundsFor", () => {
   const saved = process.env.BENCH_ROUNDS;
   afterEach(() => {

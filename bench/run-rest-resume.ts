@@ -1,11 +1,15 @@
 // The rest and resume scenarios alone, against Parley and their peers (rest: the REST ceiling and Node.js
 // with Express; resume: Socket.IO), as the suite runs them: prints their tables and writes
-// bench/results/rest-resume-<UTC time>.json and rest-resume-latest.json. `--quick`; `--only rest|resume`.
+// bench/results/rest-resume-<UTC time>.json and rest-resume-latest.json (a partial run, `--only` or
+// BENCH_TARGETS: a temp file only). `--quick`; `--only rest|resume`. Exits 1 when a scenario or target failed.
 
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { table } from "./lib/format.ts";
 import { optionsOrExit, REST_RESUME_USAGE, restResumeOptions } from "./lib/options.ts";
+import { stopChildrenOnSignal } from "./lib/proc.ts";
+import { runFailures } from "./lib/render.ts";
 import { machine, writeResults } from "./lib/report.ts";
 import type { Scenario, ScenarioResult } from "./lib/types.ts";
 
@@ -21,6 +25,8 @@ const only: readonly string[] | undefined = args.only;
 
 const started = Date.now();
 const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+// Ctrl-C or a SIGTERM stops the servers and generators too, and removes their temp dirs (lib/proc.ts).
+stopChildrenOnSignal(log);
 const results: ScenarioResult[] = [];
 const errors: string[] = [];
 for (const [name, scenario] of all) {
@@ -95,7 +101,7 @@ for (const r of results)
 for (const e of errors) out.push(`- ERROR ${e}`);
 console.log(out.join("\n"));
 
-const paths = writeResults("rest-resume", {
+const data = {
   benchmark: "rest-resume",
   date: new Date().toISOString(),
   quick,
@@ -103,10 +109,24 @@ const paths = writeResults("rest-resume", {
   seconds: (Date.now() - started) / 1000,
   results,
   errors,
-});
-// JSON.stringify's layout is not Biome's; formatting the files keeps `biome check` clean (best effort).
-const biome = join(import.meta.dir, "..", "node_modules", ".bin", "biome");
-if (existsSync(biome))
-  Bun.spawnSync([biome, "format", "--write", ...paths], { stdout: "ignore", stderr: "ignore" });
-log(`wrote ${paths.join(", ")}`);
-process.exit(errors.length ? 1 : 0);
+};
+if (only || process.env.BENCH_TARGETS) {
+  // A partial run (one scenario, or some targets) must not replace the published rest-resume-latest.json.
+  const partial = join(tmpdir(), `parley-rest-resume-partial-${Date.now()}.json`);
+  writeFileSync(partial, `${JSON.stringify(data, null, 2)}\n`);
+  log(`partial run: wrote ${partial} only (bench/results/rest-resume-latest.json is left as it was)`);
+} else {
+  const paths = writeResults("rest-resume", data);
+  // JSON.stringify's layout is not Biome's; formatting the files keeps `biome check` clean (best effort).
+  const biome = join(import.meta.dir, "..", "node_modules", ".bin", "biome");
+  if (existsSync(biome))
+    Bun.spawnSync([biome, "format", "--write", ...paths], { stdout: "ignore", stderr: "ignore" });
+  log(`wrote ${paths.join(", ")}`);
+}
+// A scenario or target that failed leaves its figures out: the exit code says so, as the suite's does.
+const failures = runFailures({ results, errors });
+if (failures.length) {
+  log(`${failures.length} failed (exit code 1):\n${failures.map((f) => `  - ${f}`).join("\n")}`);
+  process.exit(1);
+}
+process.exit(0);

@@ -131,6 +131,23 @@ export async function signup(app: App, overrides: Record<string, string> = {}) {
   return { ...account, ...res.body, token: res.body.access_token as string, id: res.body.user.id as string };
 }
 
+/**
+ * Asks for a magic link for `email` (202 whether or not it has an account) and answers the token of the
+ * last link mailed to it through the outbox file (DATA_DIR/outbox.jsonl); throws when none was mailed.
+ */
+export async function mailedLinkToken(h: Harness, email: string): Promise<string> {
+  expect((await call(h.app, "POST", "/api/auth/magic-link", { body: { email } })).status).toBe(202);
+  await h.deps.auth.settled();
+  const file = Bun.file(join(h.dataDir, "outbox.jsonl"));
+  const mails = (await file.exists()) ? (await file.text()).split("\n").filter(Boolean) : [];
+  const mail = mails
+    .map((l) => JSON.parse(l) as { to: string; text: string })
+    .findLast((m) => m.to === email);
+  const token = /\/auth\/magic-link\?token=([A-Za-z0-9_-]+)/.exec(mail?.text ?? "")?.[1];
+  if (!token) throw new Error(`no magic link mailed to ${email}`);
+  return token;
+}
+
 /** A group conversation `owner` creates with `members`; answers its id. */
 export async function group(app: App, owner: { token: string }, members: { id: string }[]): Promise<string> {
   const res = await call(app, "POST", "/api/conversations", {

@@ -40,6 +40,7 @@ export async function seedAccounts(
         username,
         display_name: `Bench ${i}`,
         password_hash: passwordHash,
+        email_verified_at: null,
         status: "offline" as const,
         chosen_status: "online" as const,
         role: "user" as const,

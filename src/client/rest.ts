@@ -261,9 +261,15 @@ export class RestClient {
   async deleteSession(id: string): Promise<void> {
     await this.request<null>("DELETE", `/api/auth/sessions/${enc(id)}`);
   }
-  /** Every other session of the user ends; this one goes on with its tokens. */
-  changePassword(currentPassword: string, newPassword: string) {
-    const body = { current_password: currentPassword, new_password: newPassword };
+  /**
+   * Every other session of the user ends; this one goes on with its tokens. `currentPassword` undefined:
+   * sets a password on an account that has none (the user's `has_password` is false), refused otherwise.
+   */
+  changePassword(currentPassword: string | undefined, newPassword: string) {
+    const body = {
+      ...(currentPassword === undefined ? {} : { current_password: currentPassword }),
+      new_password: newPassword,
+    };
     return this.request<{ status: "ok" }>("POST", "/api/auth/change-password", body);
   }
   /** Mails a sign-in link if the account exists; answers the same either way. */

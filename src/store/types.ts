@@ -9,7 +9,14 @@ export interface UserRecord {
   email: string; // lowercase
   username: string; // lowercase
   display_name: string;
-  password_hash: string;
+  /**
+   * null: the account has no password (it signs in by magic link until its owner sets one). A password
+   * set at sign-up by someone who never proved the mailbox is removed when the mailbox's owner first signs
+   * in by magic link (auth/service.ts).
+   */
+  password_hash: string | null;
+  /** When the owner of the email address first proved it (a magic link used); null until then. */
+  email_verified_at: number | null;
   /** What everyone sees: offline while the user has no socket, else the status they chose. */
   status: UserStatus;
   /**
@@ -26,9 +33,23 @@ export interface UserRecord {
 export type UserPatch = Partial<
   Pick<
     UserRecord,
-    "display_name" | "username" | "status" | "chosen_status" | "password_hash" | "last_seen" | "role"
+    | "display_name"
+    | "username"
+    | "status"
+    | "chosen_status"
+    | "password_hash"
+    | "email_verified_at"
+    | "last_seen"
+    | "role"
   >
 > & { updated_at: number };
+
+/**
+ * What a conditional update needs the record to hold when it is written (null matches null): checked and
+ * written in one atomic step, so that a write made on what was read earlier cannot undo a change made
+ * since (a sign-in's re-hash putting back a password just removed).
+ */
+export type UserCondition = Partial<Pick<UserRecord, "password_hash" | "email_verified_at">>;
 
 export interface UserQuery {
   /** Prefix of username or display name, as nameKey (lib/text.ts) makes it: lowercase, NFC. */
@@ -112,7 +133,8 @@ export interface UsersRepo {
   byUsername(username: string): Promise<UserRecord | null>;
   /** Existing ids among `ids` (for membership checks by later features). */
   existing(ids: string[]): Promise<string[]>;
-  update(id: string, patch: UserPatch): Promise<UserRecord | null>;
+  /** Answers the new record; null when there is no such user, or `only` does not hold (nothing written). */
+  update(id: string, patch: UserPatch, only?: UserCondition): Promise<UserRecord | null>;
   list(query: UserQuery): Promise<UserRecord[]>;
   /**
    * Every user whose status is not offline becomes offline, last seen `now`; returns how many. For the boot

@@ -2,7 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { ParleyClient, type ParleyError, RestClient } from "../../src/client/index.ts";
-import { newAccount, waitFor } from "../helpers.ts";
+import { mailedLinkToken, newAccount, waitFor } from "../helpers.ts";
 import { rejection, type Server, startServer } from "./helpers.ts";
 
 let s: Server;
@@ -64,6 +64,25 @@ describe("REST client", () => {
     // One device ends another's session.
     await a.rest.deleteSession(c.session!.sessionId);
     expect(await rejection(c.rest.me())).toMatchObject({ code: "session_revoked" });
+  });
+
+  it("sets a first password without the current one after a magic link took the account over, and not while one exists", async () => {
+    const account = newAccount();
+    const squatter = new ParleyClient({ baseUrl: s.baseUrl });
+    const owner = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(squatter, owner);
+    await squatter.signup(account);
+    expect(squatter.session!.user).toMatchObject({ email_verified: false, has_password: true });
+    expect(await rejection(squatter.rest.changePassword(undefined, "a password of my own 1"))).toMatchObject({
+      status: 422,
+      code: "validation_failed",
+    });
+    const session = owner.adopt(await owner.rest.verifyMagicLink(await mailedLinkToken(s.h, account.email)));
+    expect(session.user).toMatchObject({ email_verified: true, has_password: false });
+    expect(await rejection(squatter.rest.me())).toMatchObject({ code: "session_revoked" });
+    expect(await owner.rest.changePassword(undefined, "a password of my own 1")).toEqual({ status: "ok" });
+    expect(await owner.rest.me()).toMatchObject({ has_password: true });
+    expect(owner.session!.user).toMatchObject({ has_password: true });
   });
 
   it("throws ParleyError with the status and code of the error body", async () => {

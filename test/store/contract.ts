@@ -23,6 +23,7 @@ function user(name: string, over: Partial<UserRecord> = {}): UserRecord {
     username: name,
     display_name: name,
     password_hash: `hash-of-${name}`,
+    email_verified_at: null,
     status: "offline",
     chosen_status: "online",
     role: "user",
@@ -179,6 +180,79 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         await store.users.create(alice);
         expect(
           (await store.users.update(alice.id, { last_seen: null, updated_at: T0 + 1 }))?.last_seen,
+        ).toBeNull();
+      });
+
+      it("keeps a user without a password, and when their email was verified", async () => {
+        const alice = user("alice", { password_hash: null, email_verified_at: T0 + MINUTE });
+        await store.users.create(alice);
+        expect(await store.users.byId(alice.id)).toEqual(alice);
+        const bob = user("bob");
+        await store.users.create(bob);
+        const proved = await store.users.update(bob.id, {
+          password_hash: null,
+          email_verified_at: T0 + HOUR,
+          updated_at: T0 + HOUR,
+        });
+        expect(proved).toEqual({
+          ...bob,
+          password_hash: null,
+          email_verified_at: T0 + HOUR,
+          updated_at: T0 + HOUR,
+        });
+        expect(await store.users.byEmail(bob.email)).toEqual(proved);
+      });
+
+      it("updates only while the condition holds (null matching null); otherwise returns null and writes nothing", async () => {
+        const alice = user("alice");
+        await store.users.create(alice);
+        const stale = await store.users.update(
+          alice.id,
+          { password_hash: "other", updated_at: T0 + 1 },
+          { password_hash: "not-the-hash" },
+        );
+        expect(stale).toBeNull();
+        expect(await store.users.byId(alice.id)).toEqual(alice);
+
+        const proved = await store.users.update(
+          alice.id,
+          { password_hash: null, email_verified_at: T0 + 2, updated_at: T0 + 2 },
+          { email_verified_at: null, password_hash: alice.password_hash },
+        );
+        expect(proved).toMatchObject({ password_hash: null, email_verified_at: T0 + 2 });
+        // Proved once: a second takeover's condition fails.
+        expect(
+          await store.users.update(
+            alice.id,
+            { display_name: "again", updated_at: T0 + 3 },
+            { email_verified_at: null },
+          ),
+        ).toBeNull();
+        // No password: a condition on null holds, one on a hash does not.
+        expect(
+          await store.users.update(
+            alice.id,
+            { password_hash: "set", updated_at: T0 + 4 },
+            { password_hash: "x" },
+          ),
+        ).toBeNull();
+        const set = await store.users.update(
+          alice.id,
+          { password_hash: "set", updated_at: T0 + 4 },
+          { password_hash: null },
+        );
+        expect(set).toEqual({
+          ...alice,
+          password_hash: "set",
+          email_verified_at: T0 + 2,
+          updated_at: T0 + 4,
+        });
+        expect(
+          await store.users.update(
+            "u-nobody",
+            { display_name: "Ghost", updated_at: T0 },
+            { password_hash: null },
+          ),
         ).toBeNull();
       });
 

@@ -161,6 +161,7 @@ const user = (n: number) => ({
   username: `user${n}`,
   display_name: `User ${n}`,
   password_hash: "x",
+  email_verified_at: null,
   status: "offline" as const,
   chosen_status: "online" as const,
   role: "user" as const,

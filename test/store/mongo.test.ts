@@ -113,7 +113,7 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     }
   });
 
-  it("reads a user written before chosen_status as one who chose online", async () => {
+  it("reads a user written before chosen_status as one who chose online, and before email_verified_at as not verified", async () => {
     const db = (await adminClient(serverUrl)).db(dbName);
     await db.dropDatabase();
     const store = await openMongoStore(serverUrl, dbName);
@@ -135,6 +135,14 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
       expect((await store.users.byId("u-old"))?.chosen_status).toBe("online");
       const chose = await store.users.update("u-old", { chosen_status: "dnd", updated_at: now + 1 });
       expect(chose).toMatchObject({ status: "offline", chosen_status: "dnd" });
+      expect((await store.users.byId("u-old"))?.email_verified_at).toBeNull();
+      // A condition on null holds for the field such a document lacks.
+      const proved = await store.users.update(
+        "u-old",
+        { email_verified_at: now + 2, password_hash: null, updated_at: now + 2 },
+        { email_verified_at: null },
+      );
+      expect(proved).toMatchObject({ email_verified_at: now + 2, password_hash: null });
     } finally {
       await store.close();
     }

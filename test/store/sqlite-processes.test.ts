@@ -81,6 +81,7 @@ it("gives appends from two processes every seq once, gap-free, and one message p
       username: name,
       display_name: name,
       password_hash: "x",
+      email_verified_at: null,
       status: "offline",
       chosen_status: "online",
       role: "user",

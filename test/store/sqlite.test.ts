@@ -404,6 +404,79 @@ describe("sqlite migration 10 (display names searched in NFC)", () => {
   });
 });
 
+describe("sqlite migration 11 (accounts without a password, and whether the email was proved)", () => {
+  it("keeps every user, each with their password and not verified (sign-up never proved an address), and then takes a null password", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 10);
+    const insert = old.query(
+      `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash, status,
+         chosen_status, role, last_seen, created_at, updated_at)
+       VALUES (?1, ?1 || '@example.com', ?1, ?2, lower(?2), 'hash-' || ?1, ?3, ?4, ?5, NULL, ${T0}, ${T0})`,
+    );
+    insert.run("ann", "Ann", "away", "away", "admin");
+    insert.run("bob", "Bob", "offline", "dnd", "user");
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      expect(await store.users.byId("ann")).toEqual({
+        id: "ann",
+        email: "ann@example.com",
+        username: "ann",
+        display_name: "Ann",
+        password_hash: "hash-ann",
+        email_verified_at: null,
+        status: "away",
+        chosen_status: "away",
+        role: "admin",
+        last_seen: null,
+        created_at: T0,
+        updated_at: T0,
+      });
+      expect(await store.users.byEmail("bob@example.com")).toMatchObject({
+        password_hash: "hash-bob",
+        email_verified_at: null,
+        chosen_status: "dnd",
+      });
+      // The indexes came back with the table: search by display name, unique email and username.
+      expect((await store.users.list({ prefix: "bo", limit: 10 })).map((u) => u.id)).toEqual(["bob"]);
+      await expect(
+        store.users.create({
+          id: "other",
+          email: "ann@example.com",
+          username: "other",
+          display_name: "Other",
+          password_hash: null,
+          email_verified_at: null,
+          status: "offline",
+          chosen_status: "online",
+          role: "user",
+          last_seen: null,
+          created_at: T0,
+          updated_at: T0,
+        }),
+      ).rejects.toMatchObject({ field: "email" });
+      const proved = await store.users.update(
+        "bob",
+        { password_hash: null, email_verified_at: T0 + 1, updated_at: T0 + 1 },
+        { email_verified_at: null },
+      );
+      expect(proved).toMatchObject({ password_hash: null, email_verified_at: T0 + 1 });
+    } finally {
+      await store.close();
+    }
+    const db = new Database(path, { strict: true });
+    try {
+      expect(schemaNames(db, "index")).toContain("users_display_name");
+      expect(
+        db.query<{ n: string }, []>("SELECT name AS n FROM sqlite_master WHERE name = 'users_next'").all(),
+      ).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+});
+
 describe("sqlite group commit", () => {
   it("commits a flood of appends a batch at a time, in order, with the event loop free between batches", async () => {
     const db = new Database(":memory:", { strict: true });

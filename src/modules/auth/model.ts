@@ -35,8 +35,9 @@ export const MagicLinkVerify = t.Object({
   device_name: DeviceName,
 });
 
+/** Without current_password only when the account has no password (the service checks it). */
 export const ChangePassword = t.Object({
-  current_password: t.String({ maxLength: PASSWORD_MAX * 4 }),
+  current_password: t.Optional(t.String({ maxLength: PASSWORD_MAX * 4 })),
   new_password: Password,
 });
 

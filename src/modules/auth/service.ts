@@ -1,10 +1,11 @@
 // Accounts and sessions: sign-up, sign-in with lockout, rotating refresh tokens with reuse detection,
-// magic links, password change and sign-out. Plain logic over explicit dependencies; no HTTP here.
+// magic links (which prove the mailbox), password change and sign-out. Plain logic over explicit
+// dependencies; no HTTP here.
 
 import type { Config } from "../../config.ts";
 import { type Clock, iso } from "../../lib/clock.ts";
 import { hashPassword, needsRehash, sha256, verifyPassword } from "../../lib/crypto.ts";
-import { AppError, errorText } from "../../lib/errors.ts";
+import { AppError, errorText, validation } from "../../lib/errors.ts";
 import { newId, newSecret } from "../../lib/ids.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { checkPasswordStrength } from "../../lib/passwords.ts";
@@ -153,6 +154,47 @@ export function createAuthService(deps: AuthDeps) {
     return false;
   }
 
+  /**
+   * Ends every session of the user but `keep` (the gateway closes their sockets when the cache is told)
+   * and every magic link not yet used.
+   */
+  async function endOtherSessions(userId: string, now: number, keep?: string) {
+    deps.sessions.invalidate(await store.sessions.revokeAllForUser(userId, now, keep));
+    await store.magicLinks.revokeForUser(userId, now);
+  }
+
+  /**
+   * The first magic-link sign-in of an account whose address was never proved. Until now anyone could
+   * have signed up with this address and chosen its password, and could still hold sessions: the address
+   * becomes verified, the password goes (its owner sets one, with no current password, from the session
+   * this opens), and every other session and unused link ends. Sessions end both before and after the
+   * password goes: a sign-in whose password check straddles the change finds it changed and ends its own
+   * session (signin), so none survives that was opened on the password. Answers null when another sign-in
+   * by link took the account over first (two links used at once: the one that lost may have ended the
+   * other's new session, and goes on as a sign-in of a verified account).
+   */
+  async function takeOver(
+    user: UserRecord,
+    client: ClientInfo,
+    deviceName: string | undefined,
+  ): Promise<TokenResponse | null> {
+    const now = clock.now();
+    await endOtherSessions(user.id, now);
+    const proved = await store.users.update(
+      user.id,
+      { email_verified_at: now, password_hash: null, updated_at: now },
+      { email_verified_at: null },
+    );
+    if (!proved) return null;
+    const opened = await openSession(deps, proved, client, deviceName);
+    await endOtherSessions(user.id, now, opened.session_id);
+    deps.logger.info(
+      { user_id: user.id, had_password: user.password_hash !== null },
+      "email proved by a magic link: password removed and other sessions ended",
+    );
+    return opened;
+  }
+
   async function findByLogin(login: string): Promise<UserRecord | null> {
     return login.includes("@") ? store.users.byEmail(login) : store.users.byUsername(login);
   }
@@ -194,6 +236,8 @@ export function createAuthService(deps: AuthDeps) {
         // None given, or one that shows nothing: the user is shown by their username.
         display_name: isBlankName(input.display_name ?? "") ? username : (input.display_name ?? "").trim(),
         password_hash: await hashPassword(input.password, config),
+        // Signing up proves nothing about the mailbox: the first magic link used does (takeOver).
+        email_verified_at: null,
         status: "offline",
         chosen_status: "online",
         role: "user",
@@ -222,15 +266,32 @@ export function createAuthService(deps: AuthDeps) {
           details: { field: "email" },
         });
       const user = await findByLogin(login);
+      // An account without a password is checked like a wrong one: same answer, same time, same lockout.
+      const hash = user?.password_hash ?? null;
       const ok = await passwordChecked(lockKey(user, login), async () =>
-        verifyPassword(input.password, user ? user.password_hash : await dummyHash),
+        verifyPassword(input.password, hash ?? (await dummyHash)),
       );
-      if (!user || !ok) throw new AppError("invalid_credentials", "invalid credentials");
-      if (needsRehash(user.password_hash, config)) {
-        const rehashed = await hashPassword(input.password, config);
-        await store.users.update(user.id, { password_hash: rehashed, updated_at: clock.now() });
+      if (!user || hash === null || !ok) throw new AppError("invalid_credentials", "invalid credentials");
+      const opened = await openSession(deps, user, client, input.device_name);
+      // The password may have changed or gone while it was being checked (a change, a takeover by the
+      // address's owner, each of which ends the sessions there were): a session opened on the old one
+      // after that ends at once. A re-hash of the same password (a concurrent sign-in) still lets it in.
+      const latest = (await store.users.byId(user.id))?.password_hash ?? null;
+      if (latest !== hash && (latest === null || !(await verifyPassword(input.password, latest)))) {
+        await store.sessions.revoke(opened.session_id, clock.now());
+        deps.sessions.invalidate([opened.session_id]);
+        throw new AppError("invalid_credentials", "invalid credentials");
       }
-      return openSession(deps, user, client, input.device_name);
+      if (latest === hash && needsRehash(hash, config)) {
+        const rehashed = await hashPassword(input.password, config);
+        // Only over the hash it replaces: never puts back a password changed or removed meanwhile.
+        await store.users.update(
+          user.id,
+          { password_hash: rehashed, updated_at: clock.now() },
+          { password_hash: hash },
+        );
+      }
+      return opened;
     },
 
     async refresh(refreshToken: string): Promise<TokenResponse> {
@@ -287,26 +348,58 @@ export function createAuthService(deps: AuthDeps) {
     async verifyMagicLink(token: string, client: ClientInfo, deviceName?: string): Promise<TokenResponse> {
       const link = await store.magicLinks.consume(sha256(token), clock.now());
       if (!link) throw new AppError("invalid_token", "magic link is invalid, used or expired");
-      const user = await store.users.byId(link.user_id);
+      let user = await store.users.byId(link.user_id);
+      if (user && user.email_verified_at === null) {
+        const opened = await takeOver(user, client, deviceName);
+        if (opened) return opened;
+        user = await store.users.byId(link.user_id);
+      }
       if (!user) throw new AppError("invalid_token", "magic link is invalid, used or expired");
+      // An address proved before: whatever sessions and password there are, its owner made them.
       return openSession(deps, user, client, deviceName);
     },
 
-    async changePassword(userId: string, sessionId: string, current: string, next: string) {
+    /**
+     * `current` undefined: only an account without a password (its owner signed in by magic link and the
+     * password nobody proved was removed) sets one without giving the current one.
+     */
+    async changePassword(userId: string, sessionId: string, current: string | undefined, next: string) {
       const user = await store.users.byId(userId);
       if (!user) throw new AppError("unauthorized", "account no longer exists");
-      // The current password is what stands between a stolen session and the account: guessing it here
-      // counts as guessing it at sign-in, and a locked account's password is refused here too.
-      const right = await passwordChecked(lockKey(user, user.email), () =>
-        verifyPassword(current, user.password_hash),
-      );
-      if (!right) throw new AppError("invalid_credentials", "current password is wrong");
+      const hash = user.password_hash;
+      if (current === undefined) {
+        if (hash !== null) throw validation("current_password", "required: the account has a password");
+      } else {
+        // The current password is what stands between a stolen session and the account: guessing it here
+        // counts as guessing it at sign-in, and a locked account's password is refused here too.
+        const right = await passwordChecked(lockKey(user, user.email), async () =>
+          verifyPassword(current, hash ?? (await dummyHash)),
+        );
+        if (!right || hash === null) throw new AppError("invalid_credentials", "current password is wrong");
+      }
       checkPasswordStrength(next, { email: user.email, username: user.username });
+      const nextHash = await hashPassword(next, config);
+      if (hash === null) {
+        // Nothing to check but the session: read it again from the store, not the cache that may not have
+        // heard yet of a takeover that ended it (on another node) and removed the password.
+        const session = await store.sessions.byId(sessionId);
+        if (!session || session.revoked_at !== null) throw new AppError("session_revoked", "session revoked");
+      }
       const now = clock.now();
-      await store.users.update(userId, { password_hash: await hashPassword(next, config), updated_at: now });
-      deps.sessions.invalidate(await store.sessions.revokeAllForUser(userId, now, sessionId));
+      // Only over the password checked: one changed or removed meanwhile (another device, a takeover by the
+      // address's owner) is not overwritten.
+      const changed = await store.users.update(
+        userId,
+        { password_hash: nextHash, updated_at: now },
+        { password_hash: hash },
+      );
+      if (!changed) {
+        throw hash === null
+          ? validation("current_password", "required: the account has a password")
+          : new AppError("invalid_credentials", "current password is wrong");
+      }
       // A link asked for before the change signs in no more than the sessions it ended do.
-      await store.magicLinks.revokeForUser(userId, now);
+      await endOtherSessions(userId, now, sessionId);
     },
 
     async signout(sessionId: string) {

@@ -23,6 +23,13 @@ export const UserView = t.Object({
   status: UserStatus,
   /** The user's own view only: the status they chose, shown whenever they are connected. */
   chosen_status: t.Optional(UserStatus),
+  /**
+   * The user's own view only: whether they have proved they own the email address (signed in by a magic
+   * link), and whether the account has a password (none after that first sign-in removed one set by
+   * someone who had not proved it, until they set one).
+   */
+  email_verified: t.Optional(t.Boolean()),
+  has_password: t.Optional(t.Boolean()),
   last_seen: t.Union([t.String(), t.Null()]),
   created_at: t.String(),
   updated_at: t.String(),
@@ -50,7 +57,10 @@ export type UpdateUser = typeof UpdateUser.static;
 
 export const UserIdParams = t.Object({ id: t.String({ maxLength: 64 }) });
 
-/** The API shape of a user; the email and the status they chose are shown to the user themself only. */
+/**
+ * The API shape of a user; the email, the status they chose, whether the email is verified and whether
+ * there is a password are shown to the user themself only.
+ */
 export function toUserView(user: UserRecord, self: boolean): UserView {
   return {
     id: user.id,
@@ -58,7 +68,13 @@ export function toUserView(user: UserRecord, self: boolean): UserView {
     username: user.username,
     display_name: user.display_name,
     status: user.status,
-    ...(self ? { chosen_status: user.chosen_status } : {}),
+    ...(self
+      ? {
+          chosen_status: user.chosen_status,
+          email_verified: user.email_verified_at !== null,
+          has_password: user.password_hash !== null,
+        }
+      : {}),
     last_seen: isoOrNull(user.last_seen),
     created_at: iso(user.created_at),
     updated_at: iso(user.updated_at),

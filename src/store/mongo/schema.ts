@@ -14,11 +14,14 @@ import type {
 /**
  * A user under its id; usernames and emails are stored lowercase, display names also lowercased for search.
  * chosen_status is missing from the documents of versions before it: read as "online", as they connected.
+ * email_verified_at is missing from those of versions before it: read as null, since sign-up never proved
+ * the address.
  */
-export type UserDoc = Omit<UserRecord, "id" | "chosen_status"> & {
+export type UserDoc = Omit<UserRecord, "id" | "chosen_status" | "email_verified_at"> & {
   _id: string;
   display_name_lower: string;
   chosen_status?: UserRecord["chosen_status"];
+  email_verified_at?: UserRecord["email_verified_at"];
 };
 export type SessionDoc = Omit<SessionRecord, "id"> & { _id: string };
 /** Found by hash (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */

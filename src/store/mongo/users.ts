@@ -2,7 +2,13 @@
 
 import { type Filter, MongoServerError } from "mongodb";
 import { nameKey } from "../../lib/text.ts";
-import { DuplicateError, type UserPatch, type UserRecord, type UsersRepo } from "../types.ts";
+import {
+  DuplicateError,
+  type UserCondition,
+  type UserPatch,
+  type UserRecord,
+  type UsersRepo,
+} from "../types.ts";
 import type { Collections, UserDoc } from "./schema.ts";
 
 const toDoc = ({ id, ...user }: UserRecord): UserDoc => ({
@@ -11,10 +17,17 @@ const toDoc = ({ id, ...user }: UserRecord): UserDoc => ({
   display_name_lower: nameKey(user.display_name),
 });
 
-const toUser = ({ _id, display_name_lower: _, chosen_status, ...user }: UserDoc): UserRecord => ({
+const toUser = ({
+  _id,
+  display_name_lower: _,
+  chosen_status,
+  email_verified_at,
+  ...user
+}: UserDoc): UserRecord => ({
   id: _id,
   ...user,
   chosen_status: chosen_status ?? "online",
+  email_verified_at: email_verified_at ?? null,
 });
 
 /**
@@ -66,7 +79,7 @@ export function mongoUsers({ users }: Collections): UsersRepo {
       const docs = await users.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray();
       return docs.map((d) => d._id);
     },
-    async update(id, patch: UserPatch) {
+    async update(id, patch: UserPatch, only: UserCondition = {}) {
       // Only the fields given a value: the driver would store an undefined one as null.
       const set: Partial<UserDoc> = { updated_at: patch.updated_at };
       if (patch.display_name !== undefined) {
@@ -77,10 +90,15 @@ export function mongoUsers({ users }: Collections): UsersRepo {
       if (patch.status !== undefined) set.status = patch.status;
       if (patch.chosen_status !== undefined) set.chosen_status = patch.chosen_status;
       if (patch.password_hash !== undefined) set.password_hash = patch.password_hash;
+      if (patch.email_verified_at !== undefined) set.email_verified_at = patch.email_verified_at;
       if (patch.last_seen !== undefined) set.last_seen = patch.last_seen;
       if (patch.role !== undefined) set.role = patch.role;
       try {
-        const doc = await users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: "after" });
+        // A condition on null matches a missing field too (email_verified_at of older documents).
+        const filter: Filter<UserDoc> = { _id: id };
+        if (only.password_hash !== undefined) filter.password_hash = only.password_hash;
+        if (only.email_verified_at !== undefined) filter.email_verified_at = only.email_verified_at;
+        const doc = await users.findOneAndUpdate(filter, { $set: set }, { returnDocument: "after" });
         return doc && toUser(doc);
       } catch (err) {
         rethrowDuplicate(err);

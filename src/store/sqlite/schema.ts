@@ -283,6 +283,35 @@ export const MIGRATIONS: Migration[] = [
       after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
     }
   },
+  `
+  -- Accounts without a password (the owner of an email address that someone else signed up with signs in
+  -- by magic link, and the password they did not set is removed), and when the owner of the address first
+  -- proved it. SQLite cannot drop NOT NULL from a column: the table is made again, rows in rowid order.
+  -- Accounts from before never proved their address (sign-up does not): none is marked verified.
+  CREATE TABLE users_next (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    display_name_lower TEXT NOT NULL,
+    password_hash TEXT,
+    email_verified_at INTEGER,
+    status TEXT NOT NULL,
+    chosen_status TEXT NOT NULL DEFAULT 'online',
+    role TEXT NOT NULL DEFAULT 'user',
+    last_seen INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO users_next (rowid, id, email, username, display_name, display_name_lower, password_hash,
+    email_verified_at, status, chosen_status, role, last_seen, created_at, updated_at)
+  SELECT rowid, id, email, username, display_name, display_name_lower, password_hash,
+    NULL, status, chosen_status, role, last_seen, created_at, updated_at
+  FROM users ORDER BY rowid;
+  DROP TABLE users;
+  ALTER TABLE users_next RENAME TO users;
+  CREATE INDEX users_display_name ON users(display_name_lower);
+  `,
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

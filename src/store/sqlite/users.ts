@@ -2,7 +2,13 @@
 
 import type { Database } from "bun:sqlite";
 import { nameKey } from "../../lib/text.ts";
-import { DuplicateError, type UserPatch, type UserRecord, type UsersRepo } from "../types.ts";
+import {
+  DuplicateError,
+  type UserCondition,
+  type UserPatch,
+  type UserRecord,
+  type UsersRepo,
+} from "../types.ts";
 import { groupCommit } from "./group-commit.ts";
 import { bind } from "./schema.ts";
 
@@ -41,12 +47,15 @@ function prefixEnd(prefix: string): string {
   return `${prefix}\u{10ffff}`;
 }
 
+const CONDITIONS = ["password_hash", "email_verified_at"] as const;
+
 const PATCHABLE = [
   "display_name",
   "username",
   "status",
   "chosen_status",
   "password_hash",
+  "email_verified_at",
   "last_seen",
   "role",
   "updated_at",
@@ -54,10 +63,10 @@ const PATCHABLE = [
 
 export function sqliteUsers(db: Database): UsersRepo {
   const insert = db.query(
-    `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash, status,
-       chosen_status, role, last_seen, created_at, updated_at)
-     VALUES ($id, $email, $username, $display_name, $display_name_lower, $password_hash, $status,
-       $chosen_status, $role, $last_seen, $created_at, $updated_at)`,
+    `INSERT INTO users (id, email, username, display_name, display_name_lower, password_hash,
+       email_verified_at, status, chosen_status, role, last_seen, created_at, updated_at)
+     VALUES ($id, $email, $username, $display_name, $display_name_lower, $password_hash,
+       $email_verified_at, $status, $chosen_status, $role, $last_seen, $created_at, $updated_at)`,
   );
   const byId = db.query<Row, [string]>("SELECT * FROM users WHERE id = ?");
   const byEmail = db.query<Row, [string]>("SELECT * FROM users WHERE email = ?");
@@ -82,7 +91,15 @@ export function sqliteUsers(db: Database): UsersRepo {
     "UPDATE users SET status = 'offline', last_seen = ?1, updated_at = ?1 WHERE status != 'offline'",
   );
 
-  const apply = ({ id, patch }: { id: string; patch: UserPatch }): UserRecord | null => {
+  const apply = ({
+    id,
+    patch,
+    only = {},
+  }: {
+    id: string;
+    patch: UserPatch;
+    only?: UserCondition;
+  }): UserRecord | null => {
     // A field present but undefined means "leave it": binding it would write NULL.
     const fields = PATCHABLE.filter((f) => patch[f as keyof UserPatch] !== undefined);
     const values: Record<string, string | number | null> = { id };
@@ -94,12 +111,23 @@ export function sqliteUsers(db: Database): UsersRepo {
       sets.push("display_name_lower = $display_name_lower");
       values.display_name_lower = nameKey(patch.display_name);
     }
+    // IS, not =: a condition on null holds for a null column.
+    const wheres = ["id = $id"];
+    for (const f of CONDITIONS) {
+      const expected = only[f];
+      if (expected === undefined) continue;
+      values[`only_${f}`] = expected;
+      wheres.push(`${f} IS $only_${f}`);
+    }
+    let changes = 0;
     try {
-      db.query(`UPDATE users SET ${sets.join(", ")} WHERE id = $id`).run(values);
+      changes = db
+        .query(`UPDATE users SET ${sets.join(", ")} WHERE ${wheres.join(" AND ")}`)
+        .run(values).changes;
     } catch (err) {
       rethrowDuplicate(err);
     }
-    return strip(byId.get(id));
+    return changes === 0 ? null : strip(byId.get(id));
   };
   // Group commit (group-commit.ts): a storm of connects and disconnects writes every user's presence;
   // one transaction per turn of the event loop instead of one commit and fsync each.
@@ -126,8 +154,8 @@ export function sqliteUsers(db: Database): UsersRepo {
       if (ids.length === 0) return [];
       return existing.all(JSON.stringify(ids)).map((r) => r.id);
     },
-    async update(id, patch: UserPatch) {
-      return update({ id, patch });
+    async update(id, patch: UserPatch, only?: UserCondition) {
+      return update({ id, patch, only });
     },
     async allOffline(now) {
       return offline.run(now).changes;

@@ -23,6 +23,17 @@ afterAll(async () => {
   await h.close();
 });
 
+/** A JSON socket of `user`'s session, open (its hello read) and closed after the file. */
+async function userSocket(user: { id: string; session_id: string; token: string }): Promise<TestSocket> {
+  const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
+    "parley.json",
+    `bearer.${user.token}`,
+  ]);
+  open.push(s);
+  await s.next((f) => f.type === "hello");
+  return s;
+}
+
 async function scrape(): Promise<string> {
   const res = await h.app.handle(
     new Request("http://localhost/metrics", { headers: { authorization: `Bearer ${TOKEN}` } }),
@@ -182,12 +193,7 @@ describe("GET /metrics", () => {
     const publicRoute = (status: number) =>
       `parley_http_requests_total{method="GET",route="/ws/public/:channel",status="${status}"}`;
     const before = await scrape();
-    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
-      "parley.json",
-      `bearer.${user.token}`,
-    ]);
-    open.push(s);
-    await s.next((f) => f.type === "hello");
+    const s = await userSocket(user);
     const p = await connect(`${base}/ws/public/lobby`, ["parley.json"]);
     open.push(p);
     await expect(
@@ -205,12 +211,7 @@ describe("GET /metrics", () => {
 
   it("counts a socket closed for a frame over WS_MAX_PAYLOAD under 1009, the code its client got", async () => {
     const user = await signup(h.app);
-    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
-      "parley.json",
-      `bearer.${user.token}`,
-    ]);
-    open.push(s);
-    await s.next((f) => f.type === "hello");
+    const s = await userSocket(user);
     const before = await scrape();
     s.sendRaw(new Uint8Array(h.deps.config.WS_MAX_PAYLOAD + 1).fill(0x20));
     expect((await s.closed).code).toBe(1009);
@@ -222,12 +223,7 @@ describe("GET /metrics", () => {
 
   it("counts a frame refused by the socket's frame rate as received, under type rate_limited", async () => {
     const user = await signup(h.app);
-    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
-      "parley.json",
-      `bearer.${user.token}`,
-    ]);
-    open.push(s);
-    await s.next((f) => f.type === "hello");
+    const s = await userSocket(user);
     const before = await scrape();
     // WS_RATE_BURST is 30 (refilled at 1 a second): of 33 pings sent at once, the last few are refused.
     for (let i = 0; i < 33; i++) s.send({ type: "ping", ref: i });
@@ -245,12 +241,7 @@ describe("GET /metrics", () => {
 
   it("counts refusals by limiter: a socket's frame rate and a REST limiter", async () => {
     const user = await signup(h.app);
-    const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
-      "parley.json",
-      `bearer.${user.token}`,
-    ]);
-    open.push(s);
-    await s.next((f) => f.type === "hello");
+    const s = await userSocket(user);
     const before = await scrape();
     // WS_RATE_BURST is 30: the 31st ping in a burst is refused.
     for (let i = 0; i < 31; i++) s.send({ type: "ping", ref: i });

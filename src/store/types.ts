@@ -216,6 +216,22 @@ export interface ParticipantRecord {
   read_at: number | null;
 }
 
+/** A member's position of one kind (delivered_seq or last_read_seq). */
+export interface MemberPosition {
+  user_id: string;
+  seq: number;
+}
+
+/**
+ * The two lowest delivered and read positions among a conversation's members, lowest first (ties by
+ * user id): enough to say the status of any message (the lowest among the members other than its sender is
+ * the first, unless the sender is that member, then the second) without reading every member.
+ */
+export interface PositionFloor {
+  delivered: MemberPosition[];
+  read: MemberPosition[];
+}
+
 export interface Attachment {
   file_id: string;
   file_name: string;
@@ -280,6 +296,12 @@ export interface ConversationsRepo {
   delete(id: string): Promise<void>;
   participants(conversationId: string): Promise<ParticipantRecord[]>;
   participant(conversationId: string, userId: string): Promise<ParticipantRecord | null>;
+  /**
+   * The two lowest delivered_seq and last_read_seq among the conversation's members, with their user ids
+   * (fewer with fewer members; none for an unknown conversation): one read of two members whatever the
+   * number of members, where `participants` reads them all.
+   */
+  positionFloor(conversationId: string): Promise<PositionFloor>;
   /** Adds a member; false when already a member. No such conversation (deleted meanwhile): MissingError. */
   addParticipant(participant: ParticipantRecord): Promise<boolean>;
   /**

@@ -1,6 +1,7 @@
 // The conversation and message-log behaviour every Store adapter must show, run against each (SQLite, MongoDB).
 
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import { floorOf } from "../../src/store/floor.ts";
 import {
   type ConversationRecord,
   DuplicateError,
@@ -10,6 +11,7 @@ import {
   type ParticipantRecord,
   type Store,
 } from "../../src/store/types.ts";
+import { Rng } from "../fuzz.ts";
 
 const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
@@ -506,6 +508,119 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect(await store.conversations.markDelivered("c-1", "u-nobody", 3, T0)).toBeNull();
           expect(await store.conversations.markRead("c-nope", "u-alice", 3, T0)).toBeNull();
           expect(await store.conversations.participant("c-1", "u-nobody")).toBeNull();
+        });
+
+        describe("positionFloor", () => {
+          it("gives the two lowest delivered and read positions, lowest first, ties by user id", async () => {
+            const c = conversation("c-1");
+            const positions: [string, number, number][] = [
+              ["u-e", 9, 4],
+              ["u-d", 3, 3],
+              ["u-c", 7, 1],
+              ["u-b", 3, 2],
+              ["u-a", 12, 12],
+            ];
+            await store.conversations.create(
+              c,
+              positions.map(([u, delivered, read]) =>
+                member("c-1", u, { delivered_seq: delivered, last_read_seq: read }),
+              ),
+            );
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-b", seq: 3 },
+                { user_id: "u-d", seq: 3 },
+              ],
+              read: [
+                { user_id: "u-c", seq: 1 },
+                { user_id: "u-b", seq: 2 },
+              ],
+            });
+          });
+
+          it("follows reads, deliveries, arrivals and departures", async () => {
+            await group("c-1");
+            await store.conversations.markDelivered("c-1", "u-alice", 4, T0);
+            await store.conversations.markRead("c-1", "u-bob", 2, T0);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-bob", seq: 2 },
+                { user_id: "u-alice", seq: 4 },
+              ],
+              read: [
+                { user_id: "u-alice", seq: 0 },
+                { user_id: "u-bob", seq: 2 },
+              ],
+            });
+            await store.conversations.addParticipant(
+              member("c-1", "u-carol", { joined_seq: 1, delivered_seq: 1, last_read_seq: 1 }),
+            );
+            expect((await store.conversations.positionFloor("c-1")).delivered).toEqual([
+              { user_id: "u-carol", seq: 1 },
+              { user_id: "u-bob", seq: 2 },
+            ]);
+            await store.conversations.removeParticipant("c-1", "u-carol");
+            await store.conversations.markRead("c-1", "u-alice", 6, T0);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-bob", seq: 2 },
+                { user_id: "u-alice", seq: 6 },
+              ],
+              read: [
+                { user_id: "u-bob", seq: 2 },
+                { user_id: "u-alice", seq: 6 },
+              ],
+            });
+          });
+
+          it("gives one of each for a lone member, and none for an unknown conversation", async () => {
+            await store.conversations.create(conversation("c-1"), [
+              member("c-1", "u-alice", { delivered_seq: 2, last_read_seq: 1 }),
+            ]);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [{ user_id: "u-alice", seq: 2 }],
+              read: [{ user_id: "u-alice", seq: 1 }],
+            });
+            expect(await store.conversations.positionFloor("c-nope")).toEqual({ delivered: [], read: [] });
+          });
+
+          it("equals the two lowest of every member's positions, over many random conversations", async () => {
+            const rng = new Rng(20261207);
+            for (let n = 0; n < 150; n++) {
+              const id = `c-r${n}`;
+              const users = new Set<string>();
+              const size = rng.int(8);
+              while (users.size < size) users.add(`u-${rng.int(12)}`);
+              await store.conversations.create(
+                conversation(id),
+                [...users].map((u) => {
+                  const read = rng.int(6);
+                  return member(id, u, { last_read_seq: read, delivered_seq: read + rng.int(4) });
+                }),
+              );
+              const floor = await store.conversations.positionFloor(id);
+              expect(floor).toEqual(floorOf(await store.conversations.participants(id)));
+            }
+          });
+
+          it("reads only the conversation's own members", async () => {
+            await group("c-1");
+            await store.conversations.create(conversation("c-2"), [
+              member("c-2", "u-zed", { delivered_seq: 0, last_read_seq: 0 }),
+            ]);
+            await store.conversations.markRead("c-1", "u-alice", 3, T0);
+            await store.conversations.markRead("c-1", "u-bob", 5, T0);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-alice", seq: 3 },
+                { user_id: "u-bob", seq: 5 },
+              ],
+              read: [
+                { user_id: "u-alice", seq: 3 },
+                { user_id: "u-bob", seq: 5 },
+              ],
+            });
+          });
         });
       });
     });

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clientKey } from "../../src/store/sqlite/client-key.ts";
-import { sqliteConversations } from "../../src/store/sqlite/conversations.ts";
+import { FLOOR_QUERY, sqliteConversations } from "../../src/store/sqlite/conversations.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { clientKeyQuery, eventsQuery, sqliteMessages } from "../../src/store/sqlite/messages.ts";
 import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
@@ -453,5 +453,22 @@ describe("sqlite group commit", () => {
       index.close();
       db.close();
     }
+  });
+});
+
+describe("sqlite migration 11 (a conversation's lowest positions by index)", () => {
+  it("finds the two lowest of each position in its index, with no sort and no scan of the members", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = db
+      .query<{ detail: string }, [string]>(`EXPLAIN QUERY PLAN ${FLOOR_QUERY}`)
+      .all("c-1")
+      .map((r) => r.detail);
+    expect(plan).toContain(
+      "SEARCH participants USING COVERING INDEX participants_delivered (conversation_id=?)",
+    );
+    expect(plan).toContain("SEARCH participants USING COVERING INDEX participants_read (conversation_id=?)");
+    for (const detail of plan) expect(detail).not.toMatch(/TEMP B-TREE|^SCAN participants/);
+    db.close();
   });
 });

@@ -8,6 +8,7 @@ import {
   type UpdateFilter,
   type WithId,
 } from "mongodb";
+import { floorFrom } from "../floor.ts";
 import {
   type ConversationPatch,
   type ConversationRecord,
@@ -77,6 +78,24 @@ function forward(seq: number, now: number, read: boolean): Document[] {
   }
   return [{ $set: set }];
 }
+
+/**
+ * The two lowest of one position among a conversation's members, from the index on (conversation_id,
+ * position, user_id): sorted and cut there, not in memory.
+ */
+const lowest = (conversationId: string, field: "delivered_seq" | "last_read_seq"): Document[] => [
+  { $match: { conversation_id: conversationId } },
+  { $sort: { [field]: 1, user_id: 1 } },
+  { $limit: 2 },
+  {
+    $project: {
+      _id: 0,
+      read: { $literal: field === "last_read_seq" },
+      user_id: 1,
+      seq: `$${field}`,
+    },
+  },
+];
 
 export function mongoConversations(
   { conversations, participants, messages }: Collections,
@@ -244,6 +263,21 @@ export function mongoConversations(
     async participant(conversationId, userId) {
       const doc = await participants.findOne({ conversation_id: conversationId, user_id: userId });
       return doc && toParticipant(doc);
+    },
+    async positionFloor(conversationId) {
+      // One round trip: the read side joins the delivered side's result ($unionWith, MongoDB 4.4).
+      const rows = await participants
+        .aggregate<{ read: boolean; user_id: string; seq: number }>([
+          ...lowest(conversationId, "delivered_seq"),
+          {
+            $unionWith: {
+              coll: participants.collectionName,
+              pipeline: lowest(conversationId, "last_read_seq"),
+            },
+          },
+        ])
+        .toArray();
+      return floorFrom(rows);
     },
     async addParticipant(participant) {
       const { filter, update } = addMember(participant);

@@ -97,6 +97,9 @@ export async function createIndexes(c: Collections): Promise<void> {
     c.participants.createIndexes([
       { key: { conversation_id: 1, user_id: 1 }, unique: true },
       { key: { user_id: 1, conversation_id: 1 } },
+      // A conversation's two lowest positions of each kind (positionFloor), in a few index entries.
+      { key: { conversation_id: 1, delivered_seq: 1, user_id: 1 } },
+      { key: { conversation_id: 1, last_read_seq: 1, user_id: 1 } },
     ]),
     c.messages.createIndexes([
       { key: { conversation_id: 1, seq: 1 }, unique: true },

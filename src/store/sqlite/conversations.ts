@@ -1,6 +1,7 @@
 // Conversations and their members on SQLite.
 
 import type { Database } from "bun:sqlite";
+import { floorFrom } from "../floor.ts";
 import {
   type ConversationPatch,
   type ConversationRecord,
@@ -23,6 +24,16 @@ const toConversation = (row: ConversationRow | null): ConversationRecord | null 
 const COLUMNS =
   "id, name, topic, conversation_type, encrypted, dm_key, last_message_id, last_activity, last_seq, " +
   "message_count, created_by, created_at, updated_at";
+
+/**
+ * A conversation's two lowest delivered and read positions (?1 conversation): two entries of each index
+ * (participants_delivered, participants_read), in their order, whatever the number of members.
+ */
+export const FLOOR_QUERY = `SELECT 0 AS read, user_id, seq FROM (SELECT user_id, delivered_seq AS seq FROM participants
+     WHERE conversation_id = ?1 ORDER BY delivered_seq, user_id LIMIT 2)
+   UNION ALL
+   SELECT 1, user_id, seq FROM (SELECT user_id, last_read_seq AS seq FROM participants
+     WHERE conversation_id = ?1 ORDER BY last_read_seq, user_id LIMIT 2)`;
 
 export function sqliteConversations(db: Database): ConversationsRepo {
   const insert = db.query(
@@ -87,6 +98,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const participant = db.query<ParticipantRecord, [string, string]>(
     "SELECT * FROM participants WHERE conversation_id = ? AND user_id = ?",
   );
+  const floor = db.query<{ read: number; user_id: string; seq: number }, [string]>(FLOOR_QUERY);
   // ?4 (keepOwner): an owner stops being one only while another owner remains; one statement, so two
   // owners stepping down at once cannot both see the other still there.
   const anotherOwner = `EXISTS (SELECT 1 FROM participants o
@@ -185,6 +197,9 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     },
     async participant(conversationId, userId) {
       return participant.get(conversationId, userId);
+    },
+    async positionFloor(conversationId) {
+      return floorFrom(floor.all(conversationId));
     },
     async addParticipant(p) {
       if (addToExisting.run(bind(p)).changes === 1) return true;

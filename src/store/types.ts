@@ -216,6 +216,20 @@ export interface ParticipantRecord {
   read_at: number | null;
 }
 
+/**
+ * A member's row with what a resume needs of its conversation: its type, and where its receipts stand.
+ */
+export interface MembershipRecord extends ParticipantRecord {
+  conversation_type: ConversationType;
+  /**
+   * Moves (up) whenever a member's delivered_seq or last_read_seq moves, and whenever a member is added or
+   * removed, in a dm or a group: while it stays, every member's positions are as they were. Written after
+   * the change it counts, so a read of the members made after reading it is at least as new. A channel
+   * keeps none (0): its members' receipts are not told to each other.
+   */
+  receipts_version: number;
+}
+
 /** A member's position of one kind (delivered_seq or last_read_seq). */
 export interface MemberPosition {
   user_id: string;
@@ -289,6 +303,11 @@ export interface ConversationsRepo {
    * of each other: a channel of thousands is a broadcast, not a room whose readers watch each other.
    */
   peersOf(userId: string): Promise<string[]>;
+  /**
+   * The user's memberships among these conversations (at most 1000 ids a call), in no order: one read
+   * whatever their number. Conversations the user is not in, or that do not exist, are left out.
+   */
+  memberships(userId: string, ids: readonly string[]): Promise<MembershipRecord[]>;
   /** The last_seq of each of these conversations that exists (at most 1000 ids a call). */
   lastSeqs(ids: readonly string[]): Promise<Map<string, number>>;
   update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;

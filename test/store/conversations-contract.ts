@@ -383,6 +383,83 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect((await store.conversations.lastSeqs([])).size).toBe(0);
       });
 
+      describe("memberships", () => {
+        it("gives the user's rows among the ids named, with their conversation's type and receipts version", async () => {
+          await group("c-1");
+          await store.conversations.create(conversation("c-2", { conversation_type: "channel" }), [
+            member("c-2", "u-alice", { role: "owner" }),
+            member("c-2", "u-bob", { delivered_seq: 3, last_read_seq: 2 }),
+          ]);
+          await store.conversations.create(conversation("c-3"), [member("c-3", "u-alice")]);
+          await group("c-gone");
+          await store.conversations.delete("c-gone");
+          const found = await store.conversations.memberships("u-bob", [
+            "c-1",
+            "c-2",
+            "c-3",
+            "c-gone",
+            "c-nope",
+          ]);
+          const [one, two] = found.sort((a, b) => a.conversation_id.localeCompare(b.conversation_id));
+          expect(found).toHaveLength(2);
+          expect(one).toEqual({
+            ...member("c-1", "u-bob"),
+            conversation_type: "group",
+            receipts_version: expect.any(Number),
+          });
+          expect(two).toEqual({
+            ...member("c-2", "u-bob", { delivered_seq: 3, last_read_seq: 2 }),
+            conversation_type: "channel",
+            receipts_version: expect.any(Number),
+          });
+          expect(await store.conversations.memberships("u-bob", [])).toEqual([]);
+          expect(await store.conversations.memberships("u-nobody", ["c-1"])).toEqual([]);
+        });
+
+        it("moves a group's receipts version with every position that moves and every member added or removed, and only then", async () => {
+          await group("c-1");
+          await group("c-2");
+          const version = async () =>
+            (await store.conversations.memberships("u-alice", ["c-1"]))[0]?.receipts_version as number;
+          const steps: [string, () => Promise<unknown>, boolean][] = [
+            ["delivered", () => store.conversations.markDelivered("c-1", "u-bob", 3, T0), true],
+            ["delivered again", () => store.conversations.markDelivered("c-1", "u-bob", 3, T0), false],
+            ["delivered behind", () => store.conversations.markDelivered("c-1", "u-bob", 1, T0), false],
+            ["read", () => store.conversations.markRead("c-1", "u-bob", 2, T0), true],
+            ["read behind", () => store.conversations.markRead("c-1", "u-bob", 1, T0), false],
+            ["read past delivered", () => store.conversations.markRead("c-1", "u-alice", 4, T0), true],
+            ["another conversation", () => store.conversations.markRead("c-2", "u-bob", 9, T0), false],
+            ["a non-member", () => store.conversations.markRead("c-1", "u-nobody", 9, T0), false],
+            ["renamed", () => store.conversations.update("c-1", { name: "x", updated_at: T0 }), false],
+            ["a role", () => store.conversations.setRole("c-1", "u-bob", "admin"), false],
+            ["added", () => store.conversations.addParticipant(member("c-1", "u-carol")), true],
+            ["added again", () => store.conversations.addParticipant(member("c-1", "u-carol")), false],
+            ["removed", () => store.conversations.removeParticipant("c-1", "u-carol"), true],
+            ["removed again", () => store.conversations.removeParticipant("c-1", "u-carol"), false],
+          ];
+          for (const [what, step, moves] of steps) {
+            const before = await version();
+            await step();
+            const after = await version();
+            expect({ what, moved: after > before }).toEqual({ what, moved: moves });
+            expect(after).toBeGreaterThanOrEqual(before);
+          }
+        });
+
+        it("keeps no receipts version in a channel: its readers' reads write nothing more", async () => {
+          await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), [
+            member("c-1", "u-alice", { role: "owner" }),
+            member("c-1", "u-bob"),
+          ]);
+          const version = async () =>
+            (await store.conversations.memberships("u-alice", ["c-1"]))[0]?.receipts_version;
+          const before = await version();
+          await store.conversations.markRead("c-1", "u-bob", 5, T0);
+          await store.conversations.addParticipant(member("c-1", "u-carol"));
+          expect(await version()).toBe(before as number);
+        });
+      });
+
       it("removeParticipant is true for a member, then false", async () => {
         await group("c-1");
         expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(true);

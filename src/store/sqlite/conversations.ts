@@ -8,6 +8,7 @@ import {
   type ConversationsRepo,
   DuplicateError,
   LastOwnerError,
+  type MembershipRecord,
   MissingError,
   type ParticipantRecord,
 } from "../types.ts";
@@ -34,6 +35,16 @@ export const FLOOR_QUERY = `SELECT 0 AS read, user_id, seq FROM (SELECT user_id,
    UNION ALL
    SELECT 1, user_id, seq FROM (SELECT user_id, last_read_seq AS seq FROM participants
      WHERE conversation_id = ?1 ORDER BY last_read_seq, user_id LIMIT 2)`;
+
+/**
+ * A user's memberships among conversations (?1 user, ?2 the ids as one JSON array: one bound value however
+ * many, one prepared statement): each id is one lookup of the member's row and one of the conversation's,
+ * by their keys. CROSS JOIN keeps the ids outermost: the planner otherwise walked the user's every
+ * membership and looked through the whole list for each.
+ */
+export const MEMBERSHIPS_QUERY = `SELECT p.*, c.conversation_type, c.receipts_version
+   FROM json_each(?2) ids CROSS JOIN participants p ON p.conversation_id = ids.value AND p.user_id = ?1
+   JOIN conversations c ON c.id = p.conversation_id`;
 
 export function sqliteConversations(db: Database): ConversationsRepo {
   const insert = db.query(
@@ -80,7 +91,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const idsForUser = db.query<{ conversation_id: string }, [string]>(
     "SELECT conversation_id FROM participants WHERE user_id = ?",
   );
-  // The ids go in as one JSON array (one bound value however many, one prepared statement).
+  const memberships = db.query<MembershipRecord, [string, string]>(MEMBERSHIPS_QUERY);
   const lastSeqs = db.query<{ id: string; last_seq: number }, [string]>(
     "SELECT id, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))",
   );
@@ -175,6 +186,10 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     async peersOf(userId) {
       const peers = peersOf.all(userId).map((r) => r.user_id);
       return peers.length > 0 ? peers : [userId];
+    },
+    async memberships(userId, ids) {
+      if (ids.length === 0) return [];
+      return memberships.all(userId, JSON.stringify(ids));
     },
     async lastSeqs(ids) {
       if (ids.length === 0) return new Map();

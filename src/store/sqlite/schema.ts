@@ -291,6 +291,26 @@ export const MIGRATIONS: Migration[] = [
   CREATE INDEX participants_delivered ON participants(conversation_id, delivered_seq);
   CREATE INDEX participants_read ON participants(conversation_id, last_read_seq);
   `,
+  `
+  -- Where a dm's or group's receipts stand (MembershipRecord.receipts_version): counted by the triggers
+  -- below in the transaction of each change, so that a resume reads every member's positions again only
+  -- once they have changed (realtime/receipts-memo.ts). A channel's members are not told each other's
+  -- receipts: its count is not kept, and a read there writes nothing more.
+  ALTER TABLE conversations ADD COLUMN receipts_version INTEGER NOT NULL DEFAULT 0;
+  CREATE TRIGGER participants_moved AFTER UPDATE OF delivered_seq, last_read_seq ON participants
+  WHEN new.delivered_seq != old.delivered_seq OR new.last_read_seq != old.last_read_seq BEGIN
+    UPDATE conversations SET receipts_version = receipts_version + 1
+    WHERE id = new.conversation_id AND conversation_type != 'channel';
+  END;
+  CREATE TRIGGER participants_added AFTER INSERT ON participants BEGIN
+    UPDATE conversations SET receipts_version = receipts_version + 1
+    WHERE id = new.conversation_id AND conversation_type != 'channel';
+  END;
+  CREATE TRIGGER participants_removed AFTER DELETE ON participants BEGIN
+    UPDATE conversations SET receipts_version = receipts_version + 1
+    WHERE id = old.conversation_id AND conversation_type != 'channel';
+  END;
+  `,
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

@@ -127,7 +127,7 @@ describe("receipts across a reconnect (real server)", () => {
 });
 
 describe("the resume frames the SDK writes", () => {
-  it("asks where the receipts stand at every hello, naming the version it holds, but not to fill a hole in the live events", async () => {
+  it("asks where the receipts stand at every hello and when heads say frames were lost, naming the version it holds, but not to fill a hole in the live events", async () => {
     const fake = fakeServer({
       answer: (f, ws) => {
         if (f.type !== "resume") return { type: "ok", ref: f.ref };
@@ -165,10 +165,15 @@ describe("the resume frames the SDK writes", () => {
       await waitFor(() => (resumes().length === 2 ? true : undefined));
       expect(resumes()[1]?.receipts).toBeUndefined();
 
-      // A reconnect asks again, naming the version it holds.
-      ws?.close(4000, "restart");
+      // Live frames lost between nodes (a heads frame past our position): its resume asks too.
+      ws?.send(JSON.stringify({ type: "heads", conversations: { "c-1": 8 } }));
       await waitFor(() => (resumes().length === 3 ? true : undefined));
       expect(resumes()[2]).toMatchObject({ receipts: { "c-1": 9 } });
+
+      // A reconnect asks again, naming the version it holds.
+      ws?.close(4000, "restart");
+      await waitFor(() => (resumes().length === 4 ? true : undefined));
+      expect(resumes()[3]).toMatchObject({ receipts: { "c-1": 9 } });
     } finally {
       rt.close();
       fake.stop();

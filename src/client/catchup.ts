@@ -28,6 +28,8 @@ export class Catchup {
      * one that added us; its events wait meanwhile. join() then gives the answer, before the resume.
      */
     private onUnknown: (conversationId: string) => void,
+    /** Told of a conversation no longer tracked (we left it, or it is gone). */
+    private onForget: (conversationId: string) => void = () => {},
   ) {}
 
   /** An event from the socket: delivered now, or held while its conversation is resuming. */
@@ -129,6 +131,7 @@ export class Catchup {
   forget(conversationId: string) {
     this.resuming.delete(conversationId);
     this.positions.delete(conversationId);
+    this.onForget(conversationId);
   }
 
   /** The socket closed: held events are dropped, the next resume replays them from the same position. */

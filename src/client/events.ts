@@ -55,6 +55,12 @@ export function fromWire(frame: ConversationEvent): ConversationEvent {
 
 type Frame<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
 
+/**
+ * A member's delivered or read position moved to `seq`. `replayed` marks one the SDK learnt from a resume
+ * (what happened while it was away) rather than as it happened; each move is told once either way.
+ */
+export type ReceiptEvent = Frame<"receipt"> & { replayed?: boolean };
+
 export interface OpenInfo {
   user_id: string;
   session_id: string;
@@ -74,7 +80,7 @@ export interface RealtimeEventMap {
   event: ConversationEvent;
   typing: Frame<"typing">;
   presence: Frame<"presence">;
-  receipt: Frame<"receipt">;
+  receipt: ReceiptEvent;
   key_exchange: Omit<Frame<"key_exchange">, "payload"> & { payload: Uint8Array };
   announcement: Frame<"announcement">;
   /** The server had too many changes to replay: the SDK is catching up over REST. */

@@ -14,6 +14,7 @@ import type { SignInInput, SignUpInput, TokenResponse } from "./types.ts";
 export { ParleyError } from "./errors.ts";
 export type * from "./events.ts";
 export { type Ack, type MessageInput, type PresenceStatus, RealtimeConnection } from "./realtime.ts";
+export type { MemberReceipts } from "./receipts.ts";
 export { RestClient } from "./rest.ts";
 export {
   type Locks,

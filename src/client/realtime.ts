@@ -17,6 +17,7 @@ import {
   type RealtimeEventType,
 } from "./events.ts";
 import { type Hello, Link } from "./link.ts";
+import { type MemberReceipts, Receipts } from "./receipts.ts";
 import type { RestClient } from "./rest.ts";
 import { Resumes } from "./resume.ts";
 import { Sender } from "./sender.ts";
@@ -79,6 +80,7 @@ export class RealtimeConnection {
   private sender: Sender;
   private resumes: Resumes;
   private catchup: Catchup;
+  private receiptState: Receipts;
 
   constructor(opts: RealtimeOptions) {
     const base = new URL(opts.baseUrl);
@@ -111,7 +113,8 @@ export class RealtimeConnection {
       emit,
     });
     this.sender = new Sender(this.link, opts.requestTimeoutMs ?? 10_000);
-    this.resumes = new Resumes(opts.userId, opts.rest, this.link, this.sender, emit);
+    this.receiptState = new Receipts((receipt) => this.emit("receipt", receipt));
+    this.resumes = new Resumes(opts.userId, opts.rest, this.link, this.sender, this.receiptState, emit);
     this.catchup = this.resumes.catchup;
     for (const [id, seq] of Object.entries(opts.positions ?? {})) {
       // The server refuses a resume naming one (validation_failed), and each reconnect would send it again.
@@ -124,6 +127,16 @@ export class RealtimeConnection {
   /** The highest seq seen per conversation. */
   get positions(): Record<string, number> {
     return Object.fromEntries(this.catchup.positions);
+  }
+
+  /**
+   * Where each member of the conversation has got to (delivered, read) as far as this connection knows:
+   * from the receipts heard live, and at every connect and reconnect from where the server says they stand
+   * (a dm's or group's members, the user among them; in a channel, the user alone). Each move is told once
+   * as a `receipt` event.
+   */
+  receipts(conversationId: string): Record<string, MemberReceipts> {
+    return this.receiptState.of(conversationId);
   }
 
   /** Ended for good: its session is over, and it will not connect again (a new one is needed). */
@@ -254,24 +267,24 @@ export class RealtimeConnection {
         return this.resumes.resync(frame);
       case "heads":
         for (const [id, seq] of Object.entries(frame.conversations ?? {}))
-          if (typeof seq === "number") this.resumes.catchup.head(id, seq);
+          if (typeof seq === "number") this.resumes.head(id, seq);
         return;
+      case "receipt":
+        return this.receiptState.live(frame);
+      case "receipts":
+        return this.receiptState.snapshot(frame);
       case "key_exchange":
         return this.emit("key_exchange", { ...frame, payload: toBytes(frame.payload) });
       case "typing":
       case "presence":
-      case "receipt":
       case "announcement":
         return this.emitFrame(frame);
     }
   }
 
-  private emitFrame(
-    frame: Extract<ServerFrame, { type: "typing" | "presence" | "receipt" | "announcement" }>,
-  ) {
+  private emitFrame(frame: Extract<ServerFrame, { type: "typing" | "presence" | "announcement" }>) {
     if (frame.type === "typing") this.emit("typing", frame);
     else if (frame.type === "presence") this.emit("presence", frame);
-    else if (frame.type === "receipt") this.emit("receipt", frame);
     else this.emit("announcement", frame);
   }
 

@@ -8,6 +8,7 @@ import { Catchup, replayedEvent } from "./catchup.ts";
 import { ParleyError } from "./errors.ts";
 import type { ConversationEvent, RealtimeEventMap, RealtimeEventType } from "./events.ts";
 import type { Link } from "./link.ts";
+import type { Receipts } from "./receipts.ts";
 import type { RestClient } from "./rest.ts";
 import type { Sender } from "./sender.ts";
 import type { ConversationView } from "./types.ts";
@@ -30,19 +31,34 @@ export class Resumes {
    */
   private holes = new Set<string>();
   private holesTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Conversations whose next resume also asks where their receipts stand: all of them after a hello (we
+   * were away, or have just started), those we find we were added to, and those a `heads` frame names
+   * (live frames of theirs were lost between nodes). Not those resumed to fill a hole in their live events:
+   * a change held up on its way from another node loses no receipt.
+   */
+  private askReceipts = new Set<string>();
 
   constructor(
     private userId: string,
     private rest: RestClient | undefined,
     private link: Link,
     private sender: Sender,
+    private receipts: Receipts,
     private emit: <K extends RealtimeEventType>(type: K, payload: RealtimeEventMap[K]) => void,
   ) {
     this.catchup = new Catchup(
       userId,
       (event) => this.emit("event", event),
       (id) => this.soon(id),
-      (id) => void this.locate(id),
+      (id) => {
+        this.askReceipts.add(id);
+        void this.locate(id);
+      },
+      (id) => {
+        this.askReceipts.delete(id);
+        receipts.forget(id);
+      },
     );
   }
 
@@ -52,7 +68,9 @@ export class Resumes {
    * found too: their changes were sent to no socket of ours, and nothing else would tell us of them.
    */
   hello() {
-    this.from([...this.catchup.positions.keys()]);
+    const known = [...this.catchup.positions.keys()];
+    for (const id of known) this.askReceipts.add(id);
+    this.from(known);
     if (this.returning) void this.discover();
     this.returning = true;
   }
@@ -85,8 +103,20 @@ export class Resumes {
     if (this.link.socket !== socket || !this.link.connected) return;
     const known = this.catchup.positions;
     const fresh = list.filter((c) => !known.has(c.id) && !this.catchup.isResuming(c.id));
-    for (const c of fresh) this.catchup.join(c.id, this.joinedSeq(c));
+    for (const c of fresh) {
+      this.catchup.join(c.id, this.joinedSeq(c));
+      this.askReceipts.add(c.id);
+    }
     if (fresh.length > 0) this.from(fresh.map((c) => c.id));
+  }
+
+  /**
+   * A `heads` entry: where the conversation's log stands after live frames may have been lost between
+   * nodes. Behind it, or not knowing it, we resume it, and ask where its receipts stand too.
+   */
+  head(conversationId: string, seq: number) {
+    this.askReceipts.add(conversationId);
+    this.catchup.head(conversationId, seq);
   }
 
   /** A `resumed` frame: that conversation is caught up. */
@@ -172,9 +202,22 @@ export class Resumes {
   private send(ids: string[]) {
     const ref = this.sender.ref();
     const positions: Record<string, number> = {};
-    for (const id of ids) positions[id] = this.catchup.asking(id);
+    const receipts: Record<string, number | null> = {};
+    for (const id of ids) {
+      positions[id] = this.catchup.asking(id);
+      if (this.askReceipts.has(id)) receipts[id] = this.receipts.held(id);
+    }
     this.batches.set(ref, ids);
-    if (this.sender.transmit({ type: "resume", ref, positions }) !== "too_large" || ids.length < 2) return;
+    const frame = {
+      type: "resume",
+      ref,
+      positions,
+      ...(Object.keys(receipts).length > 0 ? { receipts } : {}),
+    };
+    if (this.sender.transmit(frame) !== "too_large" || ids.length < 2) {
+      for (const id of Object.keys(receipts)) this.askReceipts.delete(id);
+      return;
+    }
     this.batches.delete(ref);
     const half = Math.ceil(ids.length / 2);
     this.send(ids.slice(0, half));

@@ -4,16 +4,21 @@
 import type { Deps } from "../deps.ts";
 import { AppError, errorText, storageUnavailable } from "../lib/errors.ts";
 import { isManager } from "../modules/conversations/access.ts";
+import { statusOf } from "../modules/messages/model.ts";
+import type { MembershipRecord, MessageRecord, PositionFloor } from "../store/types.ts";
 import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { type Fanout, topics } from "./fanout.ts";
 import type { Presence } from "./presence.ts";
-import { type ClientFrame, PAYLOAD_BYTES, type ServerFrame } from "./protocol.ts";
+import { type ClientFrame, type Encoding, PAYLOAD_BYTES, type ServerFrame } from "./protocol.ts";
+import { ReceiptsMemo } from "./receipts-memo.ts";
 import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
 /** Conversations of one resume whose changes are read ahead of the one being sent. */
 export const RESUME_READ_AHEAD = 8;
+/** The floor of a catch-up with no message to give a status to. */
+const NO_FLOOR: PositionFloor = { delivered: [], read: [] };
 
 /** Replies waiting for the end of this run of microtasks, by socket, in the order they were made. */
 let outbox = new Map<Socket, (Uint8Array | string)[]>();
@@ -70,6 +75,7 @@ export class Dispatcher {
   /** Each socket's typing frame being handled, so that the next waits for it. */
   private typingTurns = new WeakMap<Socket, Promise<void>>();
   private replays = new ReplayCache();
+  private receipts = new ReceiptsMemo();
 
   constructor(
     private deps: Omit<Deps, "gateway">,
@@ -126,7 +132,7 @@ export class Dispatcher {
         case "key_exchange":
           return await this.keyExchange(ws, frame);
         case "resume":
-          return await this.resume(ws, frame.positions, ref);
+          return await this.resume(ws, frame.positions, frame.receipts, ref);
         case "subscribe":
           // A public socket is in its path's channel from the start: it takes one of the WS_MAX_CHANNELS.
           me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
@@ -285,19 +291,31 @@ export class Dispatcher {
   }
 
   /**
-   * Everything after each position, in version_seq order; past RESUME_MAX changes, `resync` instead. The
-   * conversations named that the user is not in get one error naming them all, first: a frame may name
-   * 1000, and an error and a store read for each let one user's allowed frames stall the node.
+   * Everything after each position, in version_seq order, each message with its status as it is now; past
+   * RESUME_MAX changes, `resync` instead. The conversations named that the user is not in get one error
+   * naming them all, first: a frame may name 1000, and an error and a store read for each let one user's
+   * allowed frames stall the node. Those named in `receipts` also get a `receipts` frame before their
+   * `resumed` (or `resync`), unless the client holds their receipts at the version they are at.
    */
-  private async resume(ws: Socket, positions: Record<string, number>, ref: string | number | undefined) {
-    const { store, config } = this.deps;
+  private async resume(
+    ws: Socket,
+    positions: Record<string, number>,
+    asked: Record<string, number | null> | undefined,
+    ref: string | number | undefined,
+  ) {
+    const { store } = this.deps;
     const refField = ref === undefined ? {} : { ref };
     const entries = Object.entries(positions);
-    const mine = await this.conversationsAmong(
-      ws.data.user_id,
-      entries.map(([id]) => id),
+    const stray = Object.keys(asked ?? {}).find((id) => !Object.hasOwn(positions, id));
+    if (stray !== undefined)
+      throw new AppError("validation_failed", `receipts.${stray}: not among the positions resumed`);
+    // Which of them the user is in, with what their receipts need: one read of the store whatever their
+    // number.
+    const ids = entries.map(([id]) => id);
+    const mine = new Map(
+      (await store.conversations.memberships(ws.data.user_id, ids)).map((m) => [m.conversation_id, m]),
     );
-    const unknown = entries.filter(([id]) => !mine.has(id)).map(([id]) => id);
+    const unknown = ids.filter((id) => !mine.has(id));
     if (unknown.length > 0) {
       const message = `${unknown.length === 1 ? "1 conversation" : `${unknown.length} conversations`} not found`;
       sendError(ws, ref, "not_found", message, { conversation_ids: unknown });
@@ -312,48 +330,86 @@ export class Dispatcher {
     // many is not one round trip after another. Replies still leave in the order asked.
     const read = (i: number) => {
       const [conversationId, after] = wanted[i] as [string, number];
-      const changes = store.messages.events(conversationId, after, config.RESUME_MAX + 1);
+      const membership = mine.get(conversationId) as MembershipRecord;
+      const work = this.catchUp(membership, after, asked?.[conversationId]);
       // Awaited in its turn below; one that fails while an earlier one is awaited is not unhandled.
-      changes.catch(() => {});
-      return changes;
+      work.catch(() => {});
+      return work;
     };
     // The reads on their way, the next one's first.
     const ahead = wanted.slice(0, RESUME_READ_AHEAD).map((_, i) => read(i));
+    const { encoding } = ws.data;
     for (const [i, [conversationId, after]] of wanted.entries()) {
-      const changes = await (ahead.shift() as ReturnType<typeof read>);
+      const { changes, floor, receipts } = await (ahead.shift() as ReturnType<typeof read>);
       if (i + RESUME_READ_AHEAD < wanted.length) ahead.push(read(i + RESUME_READ_AHEAD));
-      if (changes.length > config.RESUME_MAX) {
+      if (changes === null) {
+        if (receipts) sendEncoded(ws, receipts(encoding));
         send(ws, { type: "resync", conversation_id: conversationId, ...refField });
         continue;
       }
       // A conversation's catch-up leaves with the replies, corked. Each event is encoded once for every
-      // socket that replays it (replay-cache.ts).
-      const { encoding } = ws.data;
+      // socket that replays it with the same status (replay-cache.ts).
       let seq = after;
       for (const m of changes) {
-        sendEncoded(ws, this.replays.frame(m, encoding));
+        sendEncoded(ws, this.replays.frame(m, encoding, statusOf(m, floor)));
         seq = m.version_seq;
       }
       if (changes.length === 0) {
         heads ??= store.conversations.lastSeqs(wanted.map(([id]) => id));
         seq = Math.min(after, (await heads).get(conversationId) ?? after);
       }
+      if (receipts) sendEncoded(ws, receipts(encoding));
       send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
     }
   }
 
   /**
-   * Which of these conversations the user is in: one read of the store whatever their number. One alone
-   * (the SDK resumes a conversation to fill a hole in its live events) is asked about directly, which for a
-   * user in many conversations is less to read than the list of them all.
+   * One conversation's part of a resume: its changes after `after` (null past RESUME_MAX: a resync), the
+   * lowest positions their status needs, and its `receipts` frame when the client asked for it (`held`: the
+   * version it holds, null for none). At most one read besides the changes; in a dm or group, none while
+   * its receipts stay as another resume read them (receipts-memo.ts).
    */
-  private async conversationsAmong(userId: string, ids: string[]): Promise<ReadonlySet<string>> {
-    const { conversations } = this.deps.store;
-    if (ids.length === 0) return new Set();
-    if (ids.length === 1) {
-      const [id] = ids as [string];
-      return new Set((await conversations.participant(id, userId)) ? [id] : []);
+  private async catchUp(
+    membership: MembershipRecord,
+    after: number,
+    held: number | null | undefined,
+  ): Promise<{
+    changes: MessageRecord[] | null;
+    floor: PositionFloor;
+    receipts?: (encoding: Encoding) => Uint8Array | string;
+  }> {
+    const { store, config } = this.deps;
+    const { conversation_id: id } = membership;
+    const read = await store.messages.events(id, after, config.RESUME_MAX + 1);
+    const changes = read.length > config.RESUME_MAX ? null : read;
+    const statuses = (changes?.length ?? 0) > 0;
+    if (membership.conversation_type === "channel") {
+      // Its members' receipts go to their own devices only (messages/service.ts): the user's own positions,
+      // which the membership read has. The status of its messages needs the lowest of its thousands of
+      // members: two index entries of each kind.
+      const own: ServerFrame = {
+        type: "receipts",
+        conversation_id: id,
+        members: [
+          {
+            user_id: membership.user_id,
+            delivered: membership.delivered_seq,
+            read: membership.last_read_seq,
+          },
+        ],
+      };
+      return {
+        changes,
+        floor: statuses ? await store.conversations.positionFloor(id) : NO_FLOOR,
+        ...(held === undefined ? {} : { receipts: (encoding: Encoding) => encode(own, encoding) }),
+      };
     }
-    return new Set(await conversations.idsForUser(userId));
+    const told = held === undefined || held === membership.receipts_version;
+    if (told && !statuses) return { changes, floor: NO_FLOOR };
+    // Every member's positions, read once for every resume at this receipts version.
+    const snapshot = await this.receipts.snapshot(id, membership.receipts_version, () =>
+      store.conversations.participants(id),
+    );
+    return { changes, floor: snapshot.floor, ...(told ? {} : { receipts: snapshot.frame }) };
   }
 }

@@ -134,6 +134,13 @@ export interface LiveMessage {
   envelope?: Record<string, unknown>;
 }
 
+/** One member's positions in a `receipts` frame: delivered up to `delivered`, read up to `read`. */
+export interface ReceiptPosition {
+  user_id: string;
+  delivered: number;
+  read: number;
+}
+
 export type ServerFrame =
   | {
       type: "hello";
@@ -164,6 +171,13 @@ export type ServerFrame =
   | { type: "presence"; user_id: string; status: string; last_seen: string | null }
   | { type: "receipt"; conversation_id: string; user_id: string; kind: "delivered" | "read"; seq: number }
   | { type: "key_exchange"; from_user_id: string; from_device_id: string; payload: Uint8Array | string }
+  /**
+   * Where receipts stand in a conversation a resume asked them of (its `receipts` field): in a dm or group
+   * every member's positions (the user's own among them) as of `version`, which the next resume names to
+   * skip them while they stay; in a channel, where members' receipts go to their own devices only, the
+   * user's own positions, and no version. Sent before the conversation's `resumed` (or `resync`).
+   */
+  | { type: "receipts"; conversation_id: string; version?: number; members: ReceiptPosition[] }
   | { type: "resync"; conversation_id: string; ref?: string | number }
   | { type: "resumed"; conversation_id: string; seq: number; ref?: string | number }
   /**

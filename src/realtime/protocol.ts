@@ -66,6 +66,13 @@ export const ClientFrame = T.Union([
     type: T.Literal("resume"),
     ref: Ref,
     positions: T.Record(T.String({ maxLength: 64 }), Seq, { maxProperties: 1000 }),
+    /**
+     * The conversations (among `positions`) whose receipt positions to send, each with the version of
+     * them the client holds (a `receipts` frame's), or null for none: those still at it are skipped.
+     */
+    receipts: T.Optional(
+      T.Record(T.String({ maxLength: 64 }), T.Union([Seq, T.Null()]), { maxProperties: 1000 }),
+    ),
   }),
   T.Object({
     type: T.Literal("subscribe"),

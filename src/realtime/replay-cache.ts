@@ -1,10 +1,11 @@
 // Encoded catch-up events, shared by every socket that replays them. After a reconnect storm every member
 // of a conversation resumes from about the same position and is sent the same changes; each change was
 // encoded once per socket (a sixth of the server's time in the bench's resume storm). A stored message
-// version never changes (every edit, delete or reaction takes a new version_seq), so an entry is never
-// stale; past `maxBytes` of frames the oldest go first.
+// version never changes (every edit, delete or reaction takes a new version_seq), and an entry is of one
+// version with one status (sent, delivered, read: the members' positions as the resume read them), so it
+// is never stale; past `maxBytes` of frames the oldest go first.
 
-import { toMessageView } from "../modules/messages/model.ts";
+import { type MessageStatus, toMessageView } from "../modules/messages/model.ts";
 import type { MessageRecord } from "../store/types.ts";
 import { ENCODING_TAG, encode } from "./codec.ts";
 import type { Encoding } from "./protocol.ts";
@@ -36,9 +37,9 @@ export class ReplayCache {
     return this.bytes;
   }
 
-  /** The `event` frame of this version of the message, encoded for `encoding`. */
-  frame(m: MessageRecord, encoding: Encoding): Uint8Array | string {
-    const key = `${ENCODING_TAG[encoding]}${m.version_seq}:${m.id}`;
+  /** The `event` frame of this version of the message with this status, encoded for `encoding`. */
+  frame(m: MessageRecord, encoding: Encoding, status: MessageStatus): Uint8Array | string {
+    const key = `${ENCODING_TAG[encoding]}${status[0]}${m.version_seq}:${m.id}`;
     const known = this.frames.get(key);
     if (known !== undefined) return known;
     const encoded = encode(
@@ -47,7 +48,7 @@ export class ReplayCache {
         kind: replayKind(m),
         conversation_id: m.conversation_id,
         seq: m.version_seq,
-        message: toMessageView(m),
+        message: toMessageView(m, status),
       },
       encoding,
     );

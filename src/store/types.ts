@@ -238,6 +238,36 @@ export interface ParticipantRecord {
   read_at: number | null;
 }
 
+/**
+ * A member's row with what a resume needs of its conversation: its type, and where its receipts stand.
+ */
+export interface MembershipRecord extends ParticipantRecord {
+  conversation_type: ConversationType;
+  /**
+   * Moves (up) whenever a member's delivered_seq or last_read_seq moves, and whenever a member is added or
+   * removed, in a dm or a group: while it stays, every member's positions are as they were. Written after
+   * the change it counts, so a read of the members made after reading it is at least as new. A channel
+   * keeps none (0): its members' receipts are not told to each other.
+   */
+  receipts_version: number;
+}
+
+/** A member's position of one kind (delivered_seq or last_read_seq). */
+export interface MemberPosition {
+  user_id: string;
+  seq: number;
+}
+
+/**
+ * The two lowest delivered and read positions among a conversation's members, lowest first (ties by
+ * user id): enough to say the status of any message (the lowest among the members other than its sender is
+ * the first, unless the sender is that member, then the second) without reading every member.
+ */
+export interface PositionFloor {
+  delivered: MemberPosition[];
+  read: MemberPosition[];
+}
+
 export interface Attachment {
   file_id: string;
   file_name: string;
@@ -295,6 +325,11 @@ export interface ConversationsRepo {
    * of each other: a channel of thousands is a broadcast, not a room whose readers watch each other.
    */
   peersOf(userId: string): Promise<string[]>;
+  /**
+   * The user's memberships among these conversations (at most 1000 ids a call), in no order: one read
+   * whatever their number. Conversations the user is not in, or that do not exist, are left out.
+   */
+  memberships(userId: string, ids: readonly string[]): Promise<MembershipRecord[]>;
   /** The last_seq of each of these conversations that exists (at most 1000 ids a call). */
   lastSeqs(ids: readonly string[]): Promise<Map<string, number>>;
   update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;
@@ -302,6 +337,12 @@ export interface ConversationsRepo {
   delete(id: string): Promise<void>;
   participants(conversationId: string): Promise<ParticipantRecord[]>;
   participant(conversationId: string, userId: string): Promise<ParticipantRecord | null>;
+  /**
+   * The two lowest delivered_seq and last_read_seq among the conversation's members, with their user ids
+   * (fewer with fewer members; none for an unknown conversation): one read of two members whatever the
+   * number of members, where `participants` reads them all.
+   */
+  positionFloor(conversationId: string): Promise<PositionFloor>;
   /** Adds a member; false when already a member. No such conversation (deleted meanwhile): MissingError. */
   addParticipant(participant: ParticipantRecord): Promise<boolean>;
   /**

@@ -1,6 +1,7 @@
 // The conversation and message-log behaviour every Store adapter must show, run against each (SQLite, MongoDB).
 
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
+import { floorOf } from "../../src/store/floor.ts";
 import {
   type ConversationRecord,
   DuplicateError,
@@ -10,6 +11,7 @@ import {
   type ParticipantRecord,
   type Store,
 } from "../../src/store/types.ts";
+import { Rng } from "../fuzz.ts";
 
 const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
@@ -381,6 +383,83 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect((await store.conversations.lastSeqs([])).size).toBe(0);
       });
 
+      describe("memberships", () => {
+        it("gives the user's rows among the ids named, with their conversation's type and receipts version", async () => {
+          await group("c-1");
+          await store.conversations.create(conversation("c-2", { conversation_type: "channel" }), [
+            member("c-2", "u-alice", { role: "owner" }),
+            member("c-2", "u-bob", { delivered_seq: 3, last_read_seq: 2 }),
+          ]);
+          await store.conversations.create(conversation("c-3"), [member("c-3", "u-alice")]);
+          await group("c-gone");
+          await store.conversations.delete("c-gone");
+          const found = await store.conversations.memberships("u-bob", [
+            "c-1",
+            "c-2",
+            "c-3",
+            "c-gone",
+            "c-nope",
+          ]);
+          const [one, two] = found.sort((a, b) => a.conversation_id.localeCompare(b.conversation_id));
+          expect(found).toHaveLength(2);
+          expect(one).toEqual({
+            ...member("c-1", "u-bob"),
+            conversation_type: "group",
+            receipts_version: expect.any(Number),
+          });
+          expect(two).toEqual({
+            ...member("c-2", "u-bob", { delivered_seq: 3, last_read_seq: 2 }),
+            conversation_type: "channel",
+            receipts_version: expect.any(Number),
+          });
+          expect(await store.conversations.memberships("u-bob", [])).toEqual([]);
+          expect(await store.conversations.memberships("u-nobody", ["c-1"])).toEqual([]);
+        });
+
+        it("moves a group's receipts version with every position that moves and every member added or removed, and only then", async () => {
+          await group("c-1");
+          await group("c-2");
+          const version = async () =>
+            (await store.conversations.memberships("u-alice", ["c-1"]))[0]?.receipts_version as number;
+          const steps: [string, () => Promise<unknown>, boolean][] = [
+            ["delivered", () => store.conversations.markDelivered("c-1", "u-bob", 3, T0), true],
+            ["delivered again", () => store.conversations.markDelivered("c-1", "u-bob", 3, T0), false],
+            ["delivered behind", () => store.conversations.markDelivered("c-1", "u-bob", 1, T0), false],
+            ["read", () => store.conversations.markRead("c-1", "u-bob", 2, T0), true],
+            ["read behind", () => store.conversations.markRead("c-1", "u-bob", 1, T0), false],
+            ["read past delivered", () => store.conversations.markRead("c-1", "u-alice", 4, T0), true],
+            ["another conversation", () => store.conversations.markRead("c-2", "u-bob", 9, T0), false],
+            ["a non-member", () => store.conversations.markRead("c-1", "u-nobody", 9, T0), false],
+            ["renamed", () => store.conversations.update("c-1", { name: "x", updated_at: T0 }), false],
+            ["a role", () => store.conversations.setRole("c-1", "u-bob", "admin"), false],
+            ["added", () => store.conversations.addParticipant(member("c-1", "u-carol")), true],
+            ["added again", () => store.conversations.addParticipant(member("c-1", "u-carol")), false],
+            ["removed", () => store.conversations.removeParticipant("c-1", "u-carol"), true],
+            ["removed again", () => store.conversations.removeParticipant("c-1", "u-carol"), false],
+          ];
+          for (const [what, step, moves] of steps) {
+            const before = await version();
+            await step();
+            const after = await version();
+            expect({ what, moved: after > before }).toEqual({ what, moved: moves });
+            expect(after).toBeGreaterThanOrEqual(before);
+          }
+        });
+
+        it("keeps no receipts version in a channel: its readers' reads write nothing more", async () => {
+          await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), [
+            member("c-1", "u-alice", { role: "owner" }),
+            member("c-1", "u-bob"),
+          ]);
+          const version = async () =>
+            (await store.conversations.memberships("u-alice", ["c-1"]))[0]?.receipts_version;
+          const before = await version();
+          await store.conversations.markRead("c-1", "u-bob", 5, T0);
+          await store.conversations.addParticipant(member("c-1", "u-carol"));
+          expect(await version()).toBe(before as number);
+        });
+      });
+
       it("removeParticipant is true for a member, then false", async () => {
         await group("c-1");
         expect(await store.conversations.removeParticipant("c-1", "u-bob")).toBe(true);
@@ -506,6 +585,119 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect(await store.conversations.markDelivered("c-1", "u-nobody", 3, T0)).toBeNull();
           expect(await store.conversations.markRead("c-nope", "u-alice", 3, T0)).toBeNull();
           expect(await store.conversations.participant("c-1", "u-nobody")).toBeNull();
+        });
+
+        describe("positionFloor", () => {
+          it("gives the two lowest delivered and read positions, lowest first, ties by user id", async () => {
+            const c = conversation("c-1");
+            const positions: [string, number, number][] = [
+              ["u-e", 9, 4],
+              ["u-d", 3, 3],
+              ["u-c", 7, 1],
+              ["u-b", 3, 2],
+              ["u-a", 12, 12],
+            ];
+            await store.conversations.create(
+              c,
+              positions.map(([u, delivered, read]) =>
+                member("c-1", u, { delivered_seq: delivered, last_read_seq: read }),
+              ),
+            );
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-b", seq: 3 },
+                { user_id: "u-d", seq: 3 },
+              ],
+              read: [
+                { user_id: "u-c", seq: 1 },
+                { user_id: "u-b", seq: 2 },
+              ],
+            });
+          });
+
+          it("follows reads, deliveries, arrivals and departures", async () => {
+            await group("c-1");
+            await store.conversations.markDelivered("c-1", "u-alice", 4, T0);
+            await store.conversations.markRead("c-1", "u-bob", 2, T0);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-bob", seq: 2 },
+                { user_id: "u-alice", seq: 4 },
+              ],
+              read: [
+                { user_id: "u-alice", seq: 0 },
+                { user_id: "u-bob", seq: 2 },
+              ],
+            });
+            await store.conversations.addParticipant(
+              member("c-1", "u-carol", { joined_seq: 1, delivered_seq: 1, last_read_seq: 1 }),
+            );
+            expect((await store.conversations.positionFloor("c-1")).delivered).toEqual([
+              { user_id: "u-carol", seq: 1 },
+              { user_id: "u-bob", seq: 2 },
+            ]);
+            await store.conversations.removeParticipant("c-1", "u-carol");
+            await store.conversations.markRead("c-1", "u-alice", 6, T0);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-bob", seq: 2 },
+                { user_id: "u-alice", seq: 6 },
+              ],
+              read: [
+                { user_id: "u-bob", seq: 2 },
+                { user_id: "u-alice", seq: 6 },
+              ],
+            });
+          });
+
+          it("gives one of each for a lone member, and none for an unknown conversation", async () => {
+            await store.conversations.create(conversation("c-1"), [
+              member("c-1", "u-alice", { delivered_seq: 2, last_read_seq: 1 }),
+            ]);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [{ user_id: "u-alice", seq: 2 }],
+              read: [{ user_id: "u-alice", seq: 1 }],
+            });
+            expect(await store.conversations.positionFloor("c-nope")).toEqual({ delivered: [], read: [] });
+          });
+
+          it("equals the two lowest of every member's positions, over many random conversations", async () => {
+            const rng = new Rng(20261207);
+            for (let n = 0; n < 150; n++) {
+              const id = `c-r${n}`;
+              const users = new Set<string>();
+              const size = rng.int(8);
+              while (users.size < size) users.add(`u-${rng.int(12)}`);
+              await store.conversations.create(
+                conversation(id),
+                [...users].map((u) => {
+                  const read = rng.int(6);
+                  return member(id, u, { last_read_seq: read, delivered_seq: read + rng.int(4) });
+                }),
+              );
+              const floor = await store.conversations.positionFloor(id);
+              expect(floor).toEqual(floorOf(await store.conversations.participants(id)));
+            }
+          });
+
+          it("reads only the conversation's own members", async () => {
+            await group("c-1");
+            await store.conversations.create(conversation("c-2"), [
+              member("c-2", "u-zed", { delivered_seq: 0, last_read_seq: 0 }),
+            ]);
+            await store.conversations.markRead("c-1", "u-alice", 3, T0);
+            await store.conversations.markRead("c-1", "u-bob", 5, T0);
+            expect(await store.conversations.positionFloor("c-1")).toEqual({
+              delivered: [
+                { user_id: "u-alice", seq: 3 },
+                { user_id: "u-bob", seq: 5 },
+              ],
+              read: [
+                { user_id: "u-alice", seq: 3 },
+                { user_id: "u-bob", seq: 5 },
+              ],
+            });
+          });
         });
       });
     });

@@ -79,7 +79,13 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
       sorted([plain("_id_"), unique("dm_key_1"), plain("last_activity_-1__id_-1")]),
     );
     expect(await indexes("participants")).toEqual(
-      sorted([plain("_id_"), unique("conversation_id_1_user_id_1"), plain("user_id_1_conversation_id_1")]),
+      sorted([
+        plain("_id_"),
+        unique("conversation_id_1_user_id_1"),
+        plain("user_id_1_conversation_id_1"),
+        plain("conversation_id_1_delivered_seq_1_user_id_1"),
+        plain("conversation_id_1_last_read_seq_1_user_id_1"),
+      ]),
     );
     expect(await indexes("messages")).toEqual(
       sorted([

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clientKey } from "../../src/store/sqlite/client-key.ts";
-import { sqliteConversations } from "../../src/store/sqlite/conversations.ts";
+import { FLOOR_QUERY, MEMBERSHIPS_QUERY, sqliteConversations } from "../../src/store/sqlite/conversations.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { clientKeyQuery, eventsQuery, sqliteMessages } from "../../src/store/sqlite/messages.ts";
 import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
@@ -526,5 +526,61 @@ describe("sqlite group commit", () => {
       index.close();
       db.close();
     }
+  });
+});
+
+describe("sqlite migration 12 (a conversation's lowest positions by index)", () => {
+  it("finds the two lowest of each position in its index, with no sort and no scan of the members", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = db
+      .query<{ detail: string }, [string]>(`EXPLAIN QUERY PLAN ${FLOOR_QUERY}`)
+      .all("c-1")
+      .map((r) => r.detail);
+    expect(plan).toContain(
+      "SEARCH participants USING COVERING INDEX participants_delivered (conversation_id=?)",
+    );
+    expect(plan).toContain("SEARCH participants USING COVERING INDEX participants_read (conversation_id=?)");
+    for (const detail of plan) expect(detail).not.toMatch(/TEMP B-TREE|^SCAN participants/);
+    db.close();
+  });
+});
+
+describe("sqlite migration 13 (where a conversation's receipts stand)", () => {
+  it("starts an old database's conversations at receipts version 0, and counts their changes from then on", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 12);
+    oldConversation(old, "c-1", 3, 1);
+    old
+      .query(
+        `INSERT INTO participants (conversation_id, user_id, role, joined_at, last_read_seq, delivered_seq,
+           delivered_at, read_at) VALUES ('c-1', 'u-bob', 'member', ${T0}, 2, 2, NULL, NULL)`,
+      )
+      .run();
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      const version = async () =>
+        (await store.conversations.memberships("u-bob", ["c-1"]))[0]?.receipts_version;
+      expect(await version()).toBe(0);
+      await store.conversations.markRead("c-1", "u-bob", 3, T0);
+      expect(await version()).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("looks each conversation named up by its keys, the ids outermost", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = db
+      .query<{ detail: string }, [string, string]>(`EXPLAIN QUERY PLAN ${MEMBERSHIPS_QUERY}`)
+      .all("u-1", "[]")
+      .map((r) => r.detail);
+    expect(plan[0]).toMatch(/^SCAN ids VIRTUAL TABLE/);
+    expect(plan).toContain("SEARCH p USING PRIMARY KEY (conversation_id=? AND user_id=?)");
+    expect(plan).toContain("SEARCH c USING INDEX sqlite_autoindex_conversations_1 (id=?)");
+    db.close();
   });
 });

@@ -3,7 +3,7 @@
 import { t } from "elysia";
 import { iso, isoOrNull } from "../../lib/clock.ts";
 import { Text } from "../../lib/text.ts";
-import type { MessageRecord, ParticipantRecord } from "../../store/types.ts";
+import type { MemberPosition, MessageRecord, PositionFloor } from "../../store/types.ts";
 
 const Id = t.String({ minLength: 1, maxLength: 64 });
 
@@ -90,12 +90,26 @@ export const Receipts = t.Object({
   ),
 });
 
-/** sent, delivered (every other member has it) or read (every other member has read up to it). */
-export function statusOf(message: MessageRecord, participants: ParticipantRecord[]): MessageStatus {
-  const others = participants.filter((p) => p.user_id !== message.sender_id);
-  if (others.length === 0) return "sent";
-  if (others.every((p) => p.last_read_seq >= message.seq)) return "read";
-  if (others.every((p) => p.delivered_seq >= message.seq)) return "delivered";
+/** The lowest position among the members other than the sender; undefined when there are none. */
+function othersLowest(lowest: MemberPosition[], senderId: string): number | undefined {
+  const [first, second] = lowest;
+  return (first?.user_id === senderId ? second : first)?.seq;
+}
+
+/**
+ * sent, delivered (every other member has it) or read (every other member has read up to it), from the
+ * conversation's two lowest positions of each kind (store positionFloor): the lowest among the others is
+ * the lowest, unless the sender is that member, then the second lowest.
+ */
+export function statusOf(
+  message: Pick<MessageRecord, "seq" | "sender_id">,
+  floor: PositionFloor,
+): MessageStatus {
+  const read = othersLowest(floor.read, message.sender_id);
+  if (read === undefined) return "sent";
+  if (read >= message.seq) return "read";
+  const delivered = othersLowest(floor.delivered, message.sender_id);
+  if (delivered !== undefined && delivered >= message.seq) return "delivered";
   return "sent";
 }
 

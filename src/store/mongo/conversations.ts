@@ -8,12 +8,14 @@ import {
   type UpdateFilter,
   type WithId,
 } from "mongodb";
+import { floorFrom } from "../floor.ts";
 import {
   type ConversationPatch,
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
   LastOwnerError,
+  type MembershipRecord,
   MissingError,
   type ParticipantRecord,
 } from "../types.ts";
@@ -24,6 +26,7 @@ export const toConversation = ({
   _id,
   last_message_seq: _,
   owner_changes: __,
+  receipts_version: ___,
   ...conversation
 }: ConversationDoc): ConversationRecord => ({ id: _id, ...conversation });
 
@@ -78,17 +81,61 @@ function forward(seq: number, now: number, read: boolean): Document[] {
   return [{ $set: set }];
 }
 
+/** What `forward` makes of a member's record: the same rules, applied to the record it was applied to. */
+function advanced(p: ParticipantRecord, seq: number, now: number, read: boolean): ParticipantRecord {
+  const next = { ...p };
+  if (seq > p.delivered_seq) Object.assign(next, { delivered_seq: seq, delivered_at: now });
+  if (read && seq > p.last_read_seq) Object.assign(next, { last_read_seq: seq, read_at: now });
+  return next;
+}
+
+/**
+ * The two lowest of one position among a conversation's members, from the index on (conversation_id,
+ * position, user_id): sorted and cut there, not in memory.
+ */
+const lowest = (conversationId: string, field: "delivered_seq" | "last_read_seq"): Document[] => [
+  { $match: { conversation_id: conversationId } },
+  { $sort: { [field]: 1, user_id: 1 } },
+  { $limit: 2 },
+  {
+    $project: {
+      _id: 0,
+      read: { $literal: field === "last_read_seq" },
+      user_id: 1,
+      seq: `$${field}`,
+    },
+  },
+];
+
 export function mongoConversations(
   { conversations, participants, messages }: Collections,
   tx: Transactions,
 ): ConversationsRepo {
+  /**
+   * A dm's or group's receipts changed (MembershipRecord.receipts_version), written after the change; a
+   * channel keeps no count (its thousands of readers would all write the one document).
+   */
+  const receiptsChanged = (conversationId: string, session?: ClientSession) =>
+    conversations.updateOne(
+      { _id: conversationId, conversation_type: { $ne: "channel" } },
+      { $inc: { receipts_version: 1 } },
+      { session },
+    );
+
   const mark = async (conversationId: string, userId: string, seq: number, now: number, read: boolean) => {
-    const doc = await participants.findOneAndUpdate(
+    // The record as it was, so that whether this moved anything is known; the update is atomic, so the
+    // record it made is `forward` applied to that one.
+    const before = await participants.findOneAndUpdate(
       { conversation_id: conversationId, user_id: userId },
       forward(seq, now, read),
-      { returnDocument: "after" },
+      { returnDocument: "before" },
     );
-    return doc && toParticipant(doc);
+    if (!before) return null;
+    const was = toParticipant(before);
+    const after = advanced(was, seq, now, read);
+    if (after.delivered_seq !== was.delivered_seq || after.last_read_seq !== was.last_read_seq)
+      await receiptsChanged(conversationId);
+    return after;
   };
 
   const idsForUser = async (userId: string) => {
@@ -203,6 +250,30 @@ export function mongoConversations(
       })) as string[];
       return peers.includes(userId) ? peers : [...peers, userId];
     },
+    async memberships(userId, ids) {
+      if (ids.length === 0) return [];
+      const [mine, found] = await Promise.all([
+        participants.find({ user_id: userId, conversation_id: { $in: [...ids] } }).toArray(),
+        conversations
+          .find(
+            { _id: { $in: [...ids] } },
+            { projection: { _id: 1, conversation_type: 1, receipts_version: 1 } },
+          )
+          .toArray(),
+      ]);
+      const byId = new Map(found.map((c) => [c._id, c]));
+      const out: MembershipRecord[] = [];
+      for (const doc of mine) {
+        const c = byId.get(doc.conversation_id);
+        if (c)
+          out.push({
+            ...toParticipant(doc),
+            conversation_type: c.conversation_type,
+            receipts_version: c.receipts_version ?? 0,
+          });
+      }
+      return out;
+    },
     async lastSeqs(ids) {
       if (ids.length === 0) return new Map();
       const docs = await conversations
@@ -245,6 +316,21 @@ export function mongoConversations(
       const doc = await participants.findOne({ conversation_id: conversationId, user_id: userId });
       return doc && toParticipant(doc);
     },
+    async positionFloor(conversationId) {
+      // One round trip: the read side joins the delivered side's result ($unionWith, MongoDB 4.4).
+      const rows = await participants
+        .aggregate<{ read: boolean; user_id: string; seq: number }>([
+          ...lowest(conversationId, "delivered_seq"),
+          {
+            $unionWith: {
+              coll: participants.collectionName,
+              pipeline: lowest(conversationId, "last_read_seq"),
+            },
+          },
+        ])
+        .toArray();
+      return floorFrom(rows);
+    },
     async addParticipant(participant) {
       const { filter, update } = addMember(participant);
       // Only into a conversation that exists (checked in the transaction's snapshot where there is one):
@@ -254,6 +340,7 @@ export function mongoConversations(
         if (!(await conversations.findOne({ _id: id }, { projection: { _id: 1 }, session })))
           throw new MissingError("conversation", id);
         const result = await participants.updateOne(filter, update, { upsert: true, session });
+        if (result.upsertedCount === 1) await receiptsChanged(id, session);
         return result.upsertedCount === 1;
       });
     },
@@ -284,6 +371,7 @@ export function mongoConversations(
             { conversation_id: conversationId, user_id: userId },
             { session },
           );
+          if (result.deletedCount === 1) await receiptsChanged(conversationId, session);
           return result.deletedCount === 1;
         },
         false,

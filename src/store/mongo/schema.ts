@@ -41,12 +41,14 @@ export interface LockoutDoc {
  * A conversation under its id. last_message_seq never leaves the adapter: it is the seq of last_message_id,
  * so that appends finishing out of order still leave the newest message there (absent before any message).
  * Nor does owner_changes: a count that every owner stepping down writes, so that two doing it at once
- * conflict (one transaction retries and sees the other's change) instead of both leaving.
+ * conflict (one transaction retries and sees the other's change) instead of both leaving. receipts_version
+ * (MembershipRecord's) is absent until a dm's or group's receipts first change, and never set in a channel.
  */
 export type ConversationDoc = Omit<ConversationRecord, "id"> & {
   _id: string;
   last_message_seq?: number;
   owner_changes?: number;
+  receipts_version?: number;
 };
 /** Found by (conversation_id, user_id) (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
 /** joined_seq is missing from members added by releases that did not keep it. */
@@ -100,6 +102,9 @@ export async function createIndexes(c: Collections): Promise<void> {
     c.participants.createIndexes([
       { key: { conversation_id: 1, user_id: 1 }, unique: true },
       { key: { user_id: 1, conversation_id: 1 } },
+      // A conversation's two lowest positions of each kind (positionFloor), in a few index entries.
+      { key: { conversation_id: 1, delivered_seq: 1, user_id: 1 } },
+      { key: { conversation_id: 1, last_read_seq: 1, user_id: 1 } },
     ]),
     c.messages.createIndexes([
       { key: { conversation_id: 1, seq: 1 }, unique: true },

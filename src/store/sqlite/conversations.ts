@@ -1,12 +1,14 @@
 // Conversations and their members on SQLite.
 
 import type { Database } from "bun:sqlite";
+import { floorFrom } from "../floor.ts";
 import {
   type ConversationPatch,
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
   LastOwnerError,
+  type MembershipRecord,
   MissingError,
   type ParticipantRecord,
 } from "../types.ts";
@@ -23,6 +25,26 @@ const toConversation = (row: ConversationRow | null): ConversationRecord | null 
 const COLUMNS =
   "id, name, topic, conversation_type, encrypted, dm_key, last_message_id, last_activity, last_seq, " +
   "message_count, created_by, created_at, updated_at";
+
+/**
+ * A conversation's two lowest delivered and read positions (?1 conversation): two entries of each index
+ * (participants_delivered, participants_read), in their order, whatever the number of members.
+ */
+export const FLOOR_QUERY = `SELECT 0 AS read, user_id, seq FROM (SELECT user_id, delivered_seq AS seq FROM participants
+     WHERE conversation_id = ?1 ORDER BY delivered_seq, user_id LIMIT 2)
+   UNION ALL
+   SELECT 1, user_id, seq FROM (SELECT user_id, last_read_seq AS seq FROM participants
+     WHERE conversation_id = ?1 ORDER BY last_read_seq, user_id LIMIT 2)`;
+
+/**
+ * A user's memberships among conversations (?1 user, ?2 the ids as one JSON array: one bound value however
+ * many, one prepared statement): each id is one lookup of the member's row and one of the conversation's,
+ * by their keys. CROSS JOIN keeps the ids outermost: the planner otherwise walked the user's every
+ * membership and looked through the whole list for each.
+ */
+export const MEMBERSHIPS_QUERY = `SELECT p.*, c.conversation_type, c.receipts_version
+   FROM json_each(?2) ids CROSS JOIN participants p ON p.conversation_id = ids.value AND p.user_id = ?1
+   JOIN conversations c ON c.id = p.conversation_id`;
 
 export function sqliteConversations(db: Database): ConversationsRepo {
   const insert = db.query(
@@ -69,7 +91,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const idsForUser = db.query<{ conversation_id: string }, [string]>(
     "SELECT conversation_id FROM participants WHERE user_id = ?",
   );
-  // The ids go in as one JSON array (one bound value however many, one prepared statement).
+  const memberships = db.query<MembershipRecord, [string, string]>(MEMBERSHIPS_QUERY);
   const lastSeqs = db.query<{ id: string; last_seq: number }, [string]>(
     "SELECT id, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))",
   );
@@ -87,6 +109,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const participant = db.query<ParticipantRecord, [string, string]>(
     "SELECT * FROM participants WHERE conversation_id = ? AND user_id = ?",
   );
+  const floor = db.query<{ read: number; user_id: string; seq: number }, [string]>(FLOOR_QUERY);
   // ?4 (keepOwner): an owner stops being one only while another owner remains; one statement, so two
   // owners stepping down at once cannot both see the other still there.
   const anotherOwner = `EXISTS (SELECT 1 FROM participants o
@@ -164,6 +187,10 @@ export function sqliteConversations(db: Database): ConversationsRepo {
       const peers = peersOf.all(userId).map((r) => r.user_id);
       return peers.length > 0 ? peers : [userId];
     },
+    async memberships(userId, ids) {
+      if (ids.length === 0) return [];
+      return memberships.all(userId, JSON.stringify(ids));
+    },
     async lastSeqs(ids) {
       if (ids.length === 0) return new Map();
       return new Map(lastSeqs.all(JSON.stringify(ids)).map((r) => [r.id, r.last_seq]));
@@ -185,6 +212,9 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     },
     async participant(conversationId, userId) {
       return participant.get(conversationId, userId);
+    },
+    async positionFloor(conversationId) {
+      return floorFrom(floor.all(conversationId));
     },
     async addParticipant(p) {
       if (addToExisting.run(bind(p)).changes === 1) return true;

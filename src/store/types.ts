@@ -295,6 +295,12 @@ export interface ConversationsRepo {
    * of each other: a channel of thousands is a broadcast, not a room whose readers watch each other.
    */
   peersOf(userId: string): Promise<string[]>;
+  /**
+   * Those of `ids` who are peers of the user, as peersOf has them (the user is their own), each once, in no
+   * order: the users whose presence the user is shown. One call for a whole page of users, however many
+   * (at most 1000 ids a call).
+   */
+  peersAmong(userId: string, ids: readonly string[]): Promise<string[]>;
   /** The last_seq of each of these conversations that exists (at most 1000 ids a call). */
   lastSeqs(ids: readonly string[]): Promise<Map<string, number>>;
   update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;

@@ -99,6 +99,11 @@ describe("PUT /api/users/{id}", () => {
     });
     expect(again.body).toMatchObject({ status: "offline", chosen_status: "away", username: "new_handle" });
     expect(Date.parse(again.body.updated_at)).toBeGreaterThan(Date.parse(res.body.updated_at));
+    // A peer (a dm with alice) sees the status everyone shown it sees, not the choice.
+    await call(h.app, "POST", "/api/conversations", {
+      token: user.token,
+      body: { conversation_type: "dm", participant_ids: [alice.id] },
+    });
     const seen = await call(h.app, "GET", `/api/users/${user.id}`, { token: alice.token });
     expect(seen.body.status).toBe("offline");
     expect(seen.body).not.toHaveProperty("chosen_status");

@@ -187,6 +187,51 @@ describe("a user's status and last_seen over REST", () => {
     expect(await presenceSeen(carol, alice)).toEqual({ status: null, last_seen: null });
   });
 
+  it("leaves nothing else in the user that tells a stranger when they come and go or choose a status", async () => {
+    const [alice, bob, eve] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const view = async (viewer: User) =>
+      (await call(h.app, "GET", `/api/users/${alice.id}`, { token: viewer.token })).body;
+    const before = await view(eve);
+    const later = async () => {
+      h.clock.advance(60_000);
+      expect(await view(eve)).toEqual(before);
+      expect((await view(bob)).updated_at).toBe(before.updated_at);
+    };
+    await later();
+    const a = await socket(alice);
+    await waitFor(async () => ((await statusInStore(alice)) === "online" ? true : undefined));
+    await later();
+    a.send({ type: "presence_update", ref: "away", status: "away" });
+    await a.next((f) => f.type === "ok" && f.ref === "away");
+    expect((await view(bob)).status).toBe("away");
+    await later();
+    const chose = await call(h.app, "PUT", `/api/users/${alice.id}`, {
+      token: alice.token,
+      body: { status: "dnd" },
+    });
+    expect(chose.body).toMatchObject({ status: "dnd", updated_at: before.updated_at });
+    await later();
+    a.close();
+    await waitFor(async () => ((await statusInStore(alice)) === "offline" ? true : undefined));
+    expect((await view(bob)).last_seen).toBe(new Date(h.clock.now()).toISOString());
+    await later();
+    // The boot of a lone node writing everyone offline leaves it too.
+    await socket(alice);
+    await waitFor(async () => ((await statusInStore(alice)) === "dnd" ? true : undefined));
+    await h.deps.store.users.allOffline(h.clock.now());
+    await later();
+    // A profile change is one everyone sees, and moves it.
+    await call(h.app, "PUT", `/api/users/${alice.id}`, {
+      token: alice.token,
+      body: { display_name: "Alice B." },
+    });
+    expect(Date.parse((await view(eve)).updated_at)).toBeGreaterThan(Date.parse(before.updated_at));
+  });
+
   it("asks the store once for a whole page, however many users are on it", async () => {
     const viewer = await signup(h.app);
     const others = [];

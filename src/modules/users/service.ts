@@ -76,10 +76,12 @@ export function createUsersService({ store, clock }: { store: Store; clock: Cloc
         if (!(await store.users.byId(id))) throw new AppError("not_found", "user not found");
         throw new AppError("forbidden", "you can only edit your own profile");
       }
-      const patch: UserPatch = { updated_at: clock.now() };
+      const patch: UserPatch = {};
       if (input.display_name !== undefined)
         patch.display_name = visibleName(input.display_name, "display_name");
       if (input.username !== undefined) patch.username = input.username.toLowerCase();
+      // A profile change moves updated_at; a status chosen does not (presence: see UserPatch).
+      if (patch.display_name !== undefined || patch.username !== undefined) patch.updated_at = clock.now();
       // A choice: what everyone sees changes only if the user is connected (the controller asks the gateway).
       if (input.status !== undefined) patch.chosen_status = input.status;
       try {

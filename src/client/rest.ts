@@ -9,6 +9,7 @@ import type {
   EventPage,
   MessagePage,
   MessageView,
+  OwnUserView,
   Page,
   ParticipantView,
   Receipt,
@@ -44,7 +45,7 @@ export interface RestOptions {
    * Told of each answer that describes the caller's own user: `users.update()` (the server lets users edit
    * only themselves) and `me()`. ParleyClient's session follows it.
    */
-  self?: (user: UserView) => void;
+  self?: (user: OwnUserView) => void;
   /** Replaces the global fetch (tests, instrumentation). */
   fetch?: Fetch;
   /**
@@ -67,7 +68,7 @@ export class RestClient {
   private token: () => string | undefined | Promise<string | undefined>;
   private renew: ((expired: string) => Promise<string | undefined>) | undefined;
   private revoked: ((token: string, error: ParleyError) => void) | undefined;
-  private self: ((user: UserView) => void) | undefined;
+  private self: ((user: OwnUserView) => void) | undefined;
   private fetcher: Fetch;
   private timeoutMs: number;
   /** The calls on their way, each with the way to give it up (cancel()). */
@@ -226,7 +227,7 @@ export class RestClient {
   }
 
   /** An answer about the caller's own user, passed on to `self`. */
-  private told(user: UserView): UserView {
+  private told(user: OwnUserView): OwnUserView {
     this.self?.(user);
     return user;
   }
@@ -252,7 +253,7 @@ export class RestClient {
     await this.request<null>("POST", "/api/auth/signout");
   }
   async me() {
-    return this.told(await this.request<UserView>("GET", "/api/auth/me"));
+    return this.told(await this.request<OwnUserView>("GET", "/api/auth/me"));
   }
   sessions() {
     return this.request<{ items: SessionView[] }>("GET", "/api/auth/sessions");
@@ -288,7 +289,7 @@ export class RestClient {
       this.request<Page<UserView>>("GET", "/api/users", undefined, q),
     get: (id: string) => this.request<UserView>("GET", `/api/users/${enc(id)}`),
     update: async (id: string, input: UpdateUser) =>
-      this.told(await this.request<UserView>("PUT", `/api/users/${enc(id)}`, input)),
+      this.told(await this.request<OwnUserView>("PUT", `/api/users/${enc(id)}`, input)),
   };
 
   // Conversations.

@@ -4,11 +4,11 @@
 // access token runs out, and the second refresh would end the session for both. With a shared store and a
 // lock, one client refreshes and the others take the tokens it saved.
 
-import type { UserView } from "./types.ts";
+import type { OwnUserView } from "./types.ts";
 
 /** What a client keeps of a signed-in session (ParleyClient.session). */
 export interface Session {
-  user: UserView;
+  user: OwnUserView;
   sessionId: string;
   accessToken: string;
   refreshToken: string;

@@ -5,7 +5,7 @@
 import { ParleyError } from "./errors.ts";
 import { sessionEnd } from "./session-end.ts";
 import type { Locks, Session, SessionStore } from "./session-store.ts";
-import type { TokenResponse, UserView } from "./types.ts";
+import type { OwnUserView, TokenResponse } from "./types.ts";
 
 /** Tokens closer than this to their expiry are refreshed before use. */
 const EXPIRY_MARGIN_MS = 5000;
@@ -139,7 +139,7 @@ export class Tokens {
    * cannot put back tokens a refresh has just replaced. An answer older than the user already held (two
    * updates answered out of order), or about another user, is left.
    */
-  follow(user: UserView) {
+  follow(user: OwnUserView) {
     const session = this.current;
     if (!session || user.id !== session.user.id || olderUser(user, session.user)) return;
     this.current = { ...session, user };
@@ -362,7 +362,7 @@ export function sessionOf(res: TokenResponse): Session {
 }
 
 /** Whether `a` is an older view of the user than `b` (by their `updated_at`). */
-function olderUser(a: UserView, b: UserView): boolean {
+function olderUser(a: OwnUserView, b: OwnUserView): boolean {
   return Date.parse(a.updated_at) < Date.parse(b.updated_at);
 }
 

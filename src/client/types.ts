@@ -8,12 +8,13 @@ import type {
   ParticipantView,
 } from "../modules/conversations/model.ts";
 import type { MessageView, SendMessage } from "../modules/messages/model.ts";
-import type { UpdateUser, UserView } from "../modules/users/model.ts";
+import type { OwnUserView, UpdateUser, UserView } from "../modules/users/model.ts";
 
 export type {
   ConversationView,
   CreateConversation,
   MessageView,
+  OwnUserView,
   ParticipantView,
   SendMessage,
   SessionView,

@@ -66,12 +66,14 @@ export class Presence {
     return mine;
   }
 
-  /** The user's status as everyone sees it, and their choice when `chosen` is given. */
+  /**
+   * The user's status as their peers see it, and their choice when `chosen` is given. updated_at stays:
+   * anyone may read it, and it would tell them when the user comes and goes.
+   */
   private async set(userId: string, status: UserStatus, chosen?: UserStatus): Promise<UserRecord | null> {
     const now = this.clock.now();
     const user = await this.store.users.update(userId, {
       status,
-      updated_at: now,
       ...(chosen === undefined ? {} : { chosen_status: chosen }),
       ...(status === "offline" ? { last_seen: now } : {}),
     });

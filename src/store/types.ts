@@ -42,7 +42,14 @@ export type UserPatch = Partial<
     | "last_seen"
     | "role"
   >
-> & { updated_at: number };
+> & {
+  /**
+   * When the profile changed. Presence writes (the status shown, last_seen, the status chosen) leave it
+   * out: moved by them, it would tell anyone who may read the user, not only their peers, when they come
+   * and go.
+   */
+  updated_at?: number;
+};
 
 /**
  * What a conditional update needs the record to hold when it is written (null matches null): checked and
@@ -137,8 +144,9 @@ export interface UsersRepo {
   update(id: string, patch: UserPatch, only?: UserCondition): Promise<UserRecord | null>;
   list(query: UserQuery): Promise<UserRecord[]>;
   /**
-   * Every user whose status is not offline becomes offline, last seen `now`; returns how many. For the boot
-   * of a server that is the only node: no socket outlives its process, so nobody is online at that moment.
+   * Every user whose status is not offline becomes offline, last seen `now` (updated_at left: a presence
+   * write); returns how many. For the boot of a server that is the only node: no socket outlives its
+   * process, so nobody is online at that moment.
    */
   allOffline(now: number): Promise<number>;
 }
@@ -330,6 +338,13 @@ export interface ConversationsRepo {
    * whatever their number. Conversations the user is not in, or that do not exist, are left out.
    */
   memberships(userId: string, ids: readonly string[]): Promise<MembershipRecord[]>;
+
+  /**
+   * Those of `ids` who are peers of the user, as peersOf has them (the user is their own), each once, in no
+   * order: the users whose presence the user is shown. One call for a whole page of users, however many
+   * (at most 1000 ids a call).
+   */
+  peersAmong(userId: string, ids: readonly string[]): Promise<string[]>;
   /** The last_seq of each of these conversations that exists (at most 1000 ids a call). */
   lastSeqs(ids: readonly string[]): Promise<Map<string, number>>;
   update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;

@@ -98,7 +98,19 @@ describe("PUT /api/users/{id}", () => {
       body: { status: "away" },
     });
     expect(again.body).toMatchObject({ status: "offline", chosen_status: "away", username: "new_handle" });
-    expect(Date.parse(again.body.updated_at)).toBeGreaterThan(Date.parse(res.body.updated_at));
+    // A status chosen is presence: updated_at, which anyone may read, stays. A profile change moves it.
+    expect(again.body.updated_at).toBe(res.body.updated_at);
+    h.clock.advance(1000);
+    const renamed = await call(h.app, "PUT", `/api/users/${user.id}`, {
+      token: user.token,
+      body: { display_name: "Newer Name" },
+    });
+    expect(Date.parse(renamed.body.updated_at)).toBeGreaterThan(Date.parse(res.body.updated_at));
+    // A peer (a dm with alice) sees the status everyone shown it sees, not the choice.
+    await call(h.app, "POST", "/api/conversations", {
+      token: user.token,
+      body: { conversation_type: "dm", participant_ids: [alice.id] },
+    });
     const seen = await call(h.app, "GET", `/api/users/${user.id}`, { token: alice.token });
     expect(seen.body.status).toBe("offline");
     expect(seen.body).not.toHaveProperty("chosen_status");

@@ -256,6 +256,31 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         ).toBeNull();
       });
 
+      it("leaves updated_at as it was when the patch has none (a presence write), and writes nothing for an empty one", async () => {
+        const alice = user("alice");
+        await store.users.create(alice);
+        const shown = await store.users.update(alice.id, {
+          status: "away",
+          chosen_status: "away",
+          last_seen: T0 + HOUR,
+        });
+        const expected: UserRecord = {
+          ...alice,
+          status: "away",
+          chosen_status: "away",
+          last_seen: T0 + HOUR,
+        };
+        expect(shown).toEqual(expected);
+        expect(await store.users.byId(alice.id)).toEqual(expected);
+        // Empty: the record as it is, or null where it would not have been written.
+        expect(await store.users.update(alice.id, {})).toEqual(expected);
+        expect(await store.users.update(alice.id, {}, { password_hash: "not-the-hash" })).toBeNull();
+        expect(await store.users.update(alice.id, {}, { password_hash: alice.password_hash })).toEqual(
+          expected,
+        );
+        expect(await store.users.update("u-nobody", {})).toBeNull();
+      });
+
       it("returns null when updating an unknown id, and creates nothing", async () => {
         expect(await store.users.update("u-nobody", { display_name: "Ghost", updated_at: T0 })).toBeNull();
         expect(await store.users.byId("u-nobody")).toBeNull();
@@ -301,7 +326,7 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect(await store.users.existing(["u-nobody"])).toEqual([]);
       });
 
-      it("makes every user who is not offline offline, last seen now, and says how many", async () => {
+      it("makes every user who is not offline offline, last seen now, and says how many, updated_at left", async () => {
         const now = T0 + MINUTE;
         await store.users.create(user("alice", { status: "online" }));
         await store.users.create(user("bob", { status: "dnd", last_seen: T0 - HOUR }));
@@ -309,7 +334,7 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect(await store.users.allOffline(now)).toBe(2);
         for (const name of ["alice", "bob"]) {
           const found = await store.users.byUsername(name);
-          expect(found).toMatchObject({ status: "offline", last_seen: now, updated_at: now });
+          expect(found).toMatchObject({ status: "offline", last_seen: now, updated_at: T0 });
         }
         // Already offline: left as it was.
         const carol = await store.users.byUsername("carol");

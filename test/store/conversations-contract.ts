@@ -283,6 +283,69 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect(await sorted("u-r2")).toEqual(["u-admin", "u-owner", "u-r2"]);
         });
 
+        it("tells which of some ids are the user's peers in one call, the user included, each once", async () => {
+          const among = async (userId: string, ids: string[]) =>
+            (await store.conversations.peersAmong(userId, ids)).sort();
+          const everyone = ["u-alice", "u-bob", "u-carol", "u-nobody"];
+          expect(await among("u-alice", [...everyone, "u-bob"])).toEqual(["u-alice", "u-bob"]);
+          expect(await among("u-carol", ["u-alice", "u-bob"])).toEqual([]);
+          expect(await among("u-nobody", everyone)).toEqual(["u-nobody"]);
+          expect(await among("u-alice", [])).toEqual([]);
+          await store.conversations.addParticipant(member("c-other", "u-bob"));
+          expect(await among("u-carol", everyone)).toEqual(["u-bob", "u-carol"]);
+          expect(await among("u-bob", everyone)).toEqual(["u-alice", "u-bob", "u-carol"]);
+          await store.conversations.removeParticipant("c-other", "u-bob");
+          expect(await among("u-carol", everyone)).toEqual(["u-carol"]);
+          await store.conversations.delete("c-other");
+          expect(await among("u-carol", everyone)).toEqual(["u-carol"]);
+        });
+
+        it("answers peersAmong as peersOf in a channel: readers see its owners and admins, not each other", async () => {
+          await store.conversations.create(conversation("c-chan", { conversation_type: "channel" }), [
+            member("c-chan", "u-owner", { role: "owner" }),
+            member("c-chan", "u-admin", { role: "admin" }),
+            member("c-chan", "u-r1"),
+            member("c-chan", "u-r2"),
+          ]);
+          const everyone = ["u-owner", "u-admin", "u-r1", "u-r2", "u-alice", "u-carol"];
+          /** Each user's answer is peersOf's, cut to `everyone`. */
+          const agree = async () => {
+            for (const u of everyone) {
+              const whole = new Set(await store.conversations.peersOf(u));
+              expect({ u, peers: (await store.conversations.peersAmong(u, everyone)).sort() }).toEqual({
+                u,
+                peers: everyone.filter((id) => whole.has(id)).sort(),
+              });
+            }
+          };
+          const among = async (userId: string) =>
+            (await store.conversations.peersAmong(userId, everyone)).sort();
+          expect(await among("u-r1")).toEqual(["u-admin", "u-owner", "u-r1"]);
+          expect(await among("u-owner")).toEqual(["u-admin", "u-owner", "u-r1", "u-r2"]);
+          await agree();
+          // Readers who share a group as well are peers through it.
+          await store.conversations.create(conversation("c-g"), [
+            member("c-g", "u-r1"),
+            member("c-g", "u-r2"),
+          ]);
+          expect(await among("u-r2")).toEqual(["u-admin", "u-owner", "u-r1", "u-r2"]);
+          await agree();
+          // A reader made an admin sees the others, and is seen by them; made a reader again, no longer.
+          await store.conversations.removeParticipant("c-g", "u-r2");
+          await store.conversations.setRole("c-chan", "u-r1", "admin");
+          expect(await among("u-r2")).toEqual(["u-admin", "u-owner", "u-r1", "u-r2"]);
+          await agree();
+          await store.conversations.setRole("c-chan", "u-r1", "member");
+          expect(await among("u-r2")).toEqual(["u-admin", "u-owner", "u-r2"]);
+          await agree();
+        });
+
+        it("answers peersAmong for a thousand ids at once", async () => {
+          const ids = Array.from({ length: 998 }, (_, i) => `u-ghost-${i}`);
+          const found = await store.conversations.peersAmong("u-alice", [...ids, "u-bob", "u-alice"]);
+          expect(found.sort()).toEqual(["u-alice", "u-bob"]);
+        });
+
         it("moves a conversation to the top when a message is appended", async () => {
           await append(draft("c-c", "u-bob", { created_at: T0 + 5 * MINUTE }));
           expect(ids(await store.conversations.listForUser("u-alice", 10))).toEqual([

@@ -6,7 +6,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clientKey } from "../../src/store/sqlite/client-key.ts";
-import { FLOOR_QUERY, MEMBERSHIPS_QUERY, sqliteConversations } from "../../src/store/sqlite/conversations.ts";
+import {
+  FLOOR_QUERY,
+  MEMBERSHIPS_QUERY,
+  PEERS_AMONG,
+  sqliteConversations,
+} from "../../src/store/sqlite/conversations.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { clientKeyQuery, eventsQuery, sqliteMessages } from "../../src/store/sqlite/messages.ts";
 import { applyMigration, MIGRATIONS } from "../../src/store/sqlite/schema.ts";
@@ -221,6 +226,22 @@ describe("sqlite migration 5 (conversations keyed by number in the messages inde
     expect(events).toContain("SEARCH messages USING INDEX messages_changed (conv=? AND version_seq>?)");
     expect(events).toContain("SEARCH conversations USING INDEX sqlite_autoindex_conversations_1 (id=?)");
     for (const detail of events) expect(detail).not.toMatch(/^SCAN (messages|conversations)/);
+    db.close();
+  });
+});
+
+describe("sqlite peersAmong", () => {
+  it("tells which ids are a user's peers through each id's conversations, never a scan of a channel's members", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = db
+      .query<{ detail: string }, [string, string]>(`EXPLAIN QUERY PLAN ${PEERS_AMONG}`)
+      .all("u-alice", '["u-bob"]')
+      .map((r) => r.detail);
+    expect(plan).toContain("SEARCH them USING INDEX participants_user (user_id=?)");
+    expect(plan).toContain("SEARCH me USING PRIMARY KEY (conversation_id=? AND user_id=?)");
+    expect(plan).toContain("SEARCH c USING INDEX sqlite_autoindex_conversations_1 (id=?)");
+    for (const detail of plan) expect(detail).not.toMatch(/^SCAN (participants|conversations|them|me|c)\b/);
     db.close();
   });
 });

@@ -5,7 +5,7 @@ import type { Deps } from "../../deps.ts";
 import { sha256 } from "../../lib/crypto.ts";
 import { addressKey, requestContext } from "../../plugins/context.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
-import { UserView } from "../users/model.ts";
+import { OwnUserView } from "../users/model.ts";
 import { authGuard } from "./guard.ts";
 import {
   ChangePassword,
@@ -98,9 +98,9 @@ export function authController(deps: Deps) {
       },
       { auth: true },
     )
-    .get("/me", ({ userId }) => users.get(userId, userId), {
+    .get("/me", ({ userId }) => users.own(userId), {
       auth: true,
-      response: { 200: UserView, ...ErrorResponse },
+      response: { 200: OwnUserView, ...ErrorResponse },
     })
     .get(
       "/sessions",

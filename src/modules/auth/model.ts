@@ -3,7 +3,7 @@
 import { t } from "elysia";
 import { PASSWORD_MAX } from "../../lib/passwords.ts";
 import { Text } from "../../lib/text.ts";
-import { USERNAME_PATTERN, UserView } from "../users/model.ts";
+import { OwnUserView, USERNAME_PATTERN } from "../users/model.ts";
 
 /** Length checks beyond the policy are left to checkPasswordStrength so that they answer weak_password. */
 const Password = t.String({ maxLength: PASSWORD_MAX * 4 });
@@ -42,7 +42,7 @@ export const ChangePassword = t.Object({
 });
 
 export const TokenResponse = t.Object({
-  user: UserView,
+  user: OwnUserView,
   access_token: t.String(),
   refresh_token: t.String(),
   token_type: t.Literal("bearer"),

@@ -13,7 +13,7 @@ import { isBlankName } from "../../lib/text.ts";
 import type { TokenSigner } from "../../lib/tokens.ts";
 import type { Mailer } from "../../mail/types.ts";
 import { DuplicateError, type SessionRecord, type Store, type UserRecord } from "../../store/types.ts";
-import { toUserView } from "../users/model.ts";
+import { toOwnUserView } from "../users/model.ts";
 import type { SessionView, SignIn, SignUp, TokenResponse } from "./model.ts";
 import type { SessionCache } from "./session-cache.ts";
 
@@ -72,7 +72,7 @@ async function issueTokens(
     spent_at: null,
   });
   return {
-    user: toUserView(user, true),
+    user: toOwnUserView(user),
     access_token: await signer.sign(user.id, session.id, now),
     refresh_token: refreshToken,
     token_type: "bearer",

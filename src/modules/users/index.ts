@@ -5,7 +5,15 @@ import type { Deps } from "../../deps.ts";
 import { errorText } from "../../lib/errors.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
 import { authGuard } from "../auth/guard.ts";
-import { ListUsersQuery, toUserView, UpdateUser, UserIdParams, UserList, UserView } from "./model.ts";
+import {
+  ListUsersQuery,
+  OwnUserView,
+  toOwnUserView,
+  UpdateUser,
+  UserIdParams,
+  UserList,
+  UserView,
+} from "./model.ts";
 
 export function usersController(deps: Deps) {
   const { users } = deps;
@@ -32,14 +40,14 @@ export function usersController(deps: Deps) {
           deps.logger.warn({ err: errorText(err), user_id: user.id }, "presence: could not show the status");
           return null;
         });
-        return shown ? toUserView(shown, true) : user;
+        return shown ? toOwnUserView(shown) : user;
       },
       {
         auth: true,
         params: UserIdParams,
         body: UpdateUser,
         parse: "json",
-        response: { 200: UserView, ...ErrorResponse },
+        response: { 200: OwnUserView, ...ErrorResponse },
       },
     );
 }

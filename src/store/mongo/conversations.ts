@@ -274,6 +274,51 @@ export function mongoConversations(
       }
       return out;
     },
+
+    async peersAmong(userId, ids) {
+      const found = new Set(ids.includes(userId) ? [userId] : []);
+      const others = [...new Set(ids)].filter((id) => id !== userId);
+      if (others.length === 0) return [...found];
+      // Three queries however many ids: the user's memberships, those of the ids in the same
+      // conversations (the unique (conversation_id, user_id) index), and then, for pairs who are both
+      // plain members somewhere, which of those conversations are channels.
+      const mine = new Map(
+        (
+          await participants
+            .find({ user_id: userId }, { projection: { _id: 0, conversation_id: 1, role: 1 } })
+            .toArray()
+        ).map((p) => [p.conversation_id, p.role]),
+      );
+      if (mine.size === 0) return [...found];
+      const theirs = await participants
+        .find(
+          { conversation_id: { $in: [...mine.keys()] }, user_id: { $in: others } },
+          { projection: { _id: 0, conversation_id: 1, user_id: 1, role: 1 } },
+        )
+        .toArray();
+      // A channel's readers are peers of its owners and admins only (see the port).
+      const readersOfBoth = new Map<string, string[]>();
+      for (const p of theirs) {
+        if (mine.get(p.conversation_id) !== "member" || p.role !== "member") found.add(p.user_id);
+        else if (readersOfBoth.has(p.conversation_id)) readersOfBoth.get(p.conversation_id)?.push(p.user_id);
+        else readersOfBoth.set(p.conversation_id, [p.user_id]);
+      }
+      const undecided = [...readersOfBoth].filter(([, users]) => users.some((u) => !found.has(u)));
+      if (undecided.length === 0) return [...found];
+      // Channels found, as peersOf finds them: a conversation not found is not one.
+      const channels = new Set(
+        (
+          await conversations
+            .find(
+              { _id: { $in: undecided.map(([id]) => id) }, conversation_type: "channel" },
+              { projection: { _id: 1 } },
+            )
+            .toArray()
+        ).map((c) => c._id),
+      );
+      for (const [id, users] of undecided) if (!channels.has(id)) for (const u of users) found.add(u);
+      return [...found];
+    },
     async lastSeqs(ids) {
       if (ids.length === 0) return new Map();
       const docs = await conversations

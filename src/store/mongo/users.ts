@@ -81,7 +81,8 @@ export function mongoUsers({ users }: Collections): UsersRepo {
     },
     async update(id, patch: UserPatch, only: UserCondition = {}) {
       // Only the fields given a value: the driver would store an undefined one as null.
-      const set: Partial<UserDoc> = { updated_at: patch.updated_at };
+      const set: Partial<UserDoc> = {};
+      if (patch.updated_at !== undefined) set.updated_at = patch.updated_at;
       if (patch.display_name !== undefined) {
         set.display_name = patch.display_name;
         set.display_name_lower = nameKey(patch.display_name);
@@ -98,7 +99,11 @@ export function mongoUsers({ users }: Collections): UsersRepo {
         const filter: Filter<UserDoc> = { _id: id };
         if (only.password_hash !== undefined) filter.password_hash = only.password_hash;
         if (only.email_verified_at !== undefined) filter.email_verified_at = only.email_verified_at;
-        const doc = await users.findOneAndUpdate(filter, { $set: set }, { returnDocument: "after" });
+        // Nothing to write: the document as it is (an empty $set is an error before MongoDB 5.0).
+        const doc =
+          Object.keys(set).length === 0
+            ? await users.findOne(filter)
+            : await users.findOneAndUpdate(filter, { $set: set }, { returnDocument: "after" });
         return doc && toUser(doc);
       } catch (err) {
         rethrowDuplicate(err);
@@ -107,7 +112,7 @@ export function mongoUsers({ users }: Collections): UsersRepo {
     async allOffline(now) {
       const result = await users.updateMany(
         { status: { $ne: "offline" } },
-        { $set: { status: "offline", last_seen: now, updated_at: now } },
+        { $set: { status: "offline", last_seen: now } },
       );
       return result.modifiedCount;
     },

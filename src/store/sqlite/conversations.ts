@@ -46,6 +46,19 @@ export const MEMBERSHIPS_QUERY = `SELECT p.*, c.conversation_type, c.receipts_ve
    FROM json_each(?2) ids CROSS JOIN participants p ON p.conversation_id = ids.value AND p.user_id = ?1
    JOIN conversations c ON c.id = p.conversation_id`;
 
+/**
+ * Which of the ids in the JSON array ?2 are peers of user ?1 (peersOf's relation). Driven by the ids, each
+ * through its own conversations (participants_user) and then the user's membership there (primary key):
+ * never a scan of a large channel's members, as a join led by the user's conversations would be.
+ */
+export const PEERS_AMONG = `SELECT DISTINCT j.value AS user_id FROM json_each(?2) j
+  WHERE j.value = ?1 OR EXISTS (
+    SELECT 1 FROM participants them
+    CROSS JOIN participants me ON me.conversation_id = them.conversation_id AND me.user_id = ?1
+    CROSS JOIN conversations c ON c.id = them.conversation_id
+    WHERE them.user_id = j.value
+      AND (c.conversation_type != 'channel' OR me.role != 'member' OR them.role != 'member'))`;
+
 export function sqliteConversations(db: Database): ConversationsRepo {
   const insert = db.query(
     `INSERT INTO conversations (${COLUMNS}, num)
@@ -103,6 +116,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
        AND (c.conversation_type != 'channel' OR me.role != 'member' OR them.role != 'member'
             OR them.user_id = me.user_id)`,
   );
+  const peersAmong = db.query<{ user_id: string }, [string, string]>(PEERS_AMONG);
   const participants = db.query<ParticipantRecord, [string]>(
     "SELECT * FROM participants WHERE conversation_id = ? ORDER BY joined_at, user_id",
   );
@@ -190,6 +204,11 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     async memberships(userId, ids) {
       if (ids.length === 0) return [];
       return memberships.all(userId, JSON.stringify(ids));
+    },
+
+    async peersAmong(userId, ids) {
+      if (ids.length === 0) return [];
+      return peersAmong.all(userId, JSON.stringify(ids)).map((r) => r.user_id);
     },
     async lastSeqs(ids) {
       if (ids.length === 0) return new Map();

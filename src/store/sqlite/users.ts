@@ -88,7 +88,7 @@ export function sqliteUsers(db: Database): UsersRepo {
   );
 
   const offline = db.query<never, [number]>(
-    "UPDATE users SET status = 'offline', last_seen = ?1, updated_at = ?1 WHERE status != 'offline'",
+    "UPDATE users SET status = 'offline', last_seen = ?1 WHERE status != 'offline'",
   );
 
   const apply = ({
@@ -119,6 +119,11 @@ export function sqliteUsers(db: Database): UsersRepo {
       values[`only_${f}`] = expected;
       wheres.push(`${f} IS $only_${f}`);
     }
+    // Nothing to write: the record as it is, if it meets the condition.
+    if (sets.length === 0)
+      return strip(
+        db.query<Row, typeof values>(`SELECT * FROM users WHERE ${wheres.join(" AND ")}`).get(values),
+      );
     let changes = 0;
     try {
       changes = db

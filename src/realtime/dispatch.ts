@@ -286,8 +286,9 @@ export class Dispatcher {
     this.ok(ws, frame.ref);
   }
 
+  /** Whether b is a or one of a's peers: one lookup of the pair, not a read of all of a's peers. */
   private async sharesConversation(a: string, b: string): Promise<boolean> {
-    return a === b || (await this.deps.store.conversations.peersOf(a)).includes(b);
+    return a === b || (await this.deps.store.conversations.peersAmong(a, [b])).length > 0;
   }
 
   /**

@@ -366,6 +366,27 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(await store.conversations.idsForUser("u-carol")).toEqual([]);
       });
 
+      it("never leaves a member behind in a conversation deleted while the member was being added", async () => {
+        // Each add either lands before the deletion (which then takes the member with it) or finds the
+        // conversation gone. A channel's add writes no receipts count, so nothing else makes the two meet.
+        for (let i = 0; i < 20; i++) {
+          const id = `c-race${i}`;
+          const type = i % 2 ? "group" : "channel";
+          await store.conversations.create(conversation(id, { conversation_type: type }), [
+            member(id, "u-alice", { role: "owner" }),
+          ]);
+          const [added] = await Promise.allSettled([
+            store.conversations.addParticipant(member(id, "u-carol")),
+            store.conversations.delete(id),
+          ]);
+          if (added.status === "rejected") expect(added.reason).toBeInstanceOf(MissingError);
+          expect(await store.conversations.byId(id)).toBeNull();
+          expect(await store.conversations.participants(id)).toEqual([]);
+        }
+        expect(await store.conversations.idsForUser("u-carol")).toEqual([]);
+        expect(await store.conversations.peersOf("u-carol")).toEqual(["u-carol"]);
+      });
+
       it("lastSeqs answers the last_seq of each conversation named that exists, and follows appends", async () => {
         await group("c-1");
         await group("c-2");

@@ -41,13 +41,16 @@ export interface LockoutDoc {
  * A conversation under its id. last_message_seq never leaves the adapter: it is the seq of last_message_id,
  * so that appends finishing out of order still leave the newest message there (absent before any message).
  * Nor does owner_changes: a count that every owner stepping down writes, so that two doing it at once
- * conflict (one transaction retries and sees the other's change) instead of both leaving. receipts_version
- * (MembershipRecord's) is absent until a dm's or group's receipts first change, and never set in a channel.
+ * conflict (one transaction retries and sees the other's change) instead of both leaving. Nor does
+ * member_adds: a count that every member added writes, so that an add and the conversation's deletion at
+ * once conflict in the same way. receipts_version (MembershipRecord's) is absent until a dm's or group's
+ * receipts first change, and never set in a channel.
  */
 export type ConversationDoc = Omit<ConversationRecord, "id"> & {
   _id: string;
   last_message_seq?: number;
   owner_changes?: number;
+  member_adds?: number;
   receipts_version?: number;
 };
 /** Found by (conversation_id, user_id) (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { MongoClient } from "mongodb";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
 import { storeContract } from "./contract.ts";
-import { conversationsContract } from "./conversations-contract.ts";
+import { conversation, conversationsContract, draft, member } from "./conversations-contract.ts";
 
 const url = process.env.MONGODB_URL;
 const dbName = `parley_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
@@ -151,6 +151,40 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
       expect(proved).toMatchObject({ email_verified_at: now + 2, password_hash: null });
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe.skipIf(!url)("MongoDB store shared by two processes", () => {
+  const serverUrl = url ?? "";
+
+  it("takes no seq for a change that lost the race to another process's change of the same message", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    let mode: string | undefined;
+    // Two stores over one database stand for two nodes: each queues only its own changes.
+    const one = await openMongoStore(serverUrl, dbName, { onMode: (m) => (mode = m) });
+    const two = await openMongoStore(serverUrl, dbName);
+    try {
+      if (mode !== "transactions") {
+        console.warn("skipped: a standalone server has no transactions, and a lost race keeps its seq there");
+        return;
+      }
+      await one.conversations.create(conversation("c-1"), [member("c-1", "u-alice", { role: "owner" })]);
+      const sent = await one.messages.append(draft("c-1", "u-alice"));
+      const changes = Array.from({ length: 12 }, (_, i) =>
+        (i % 2 ? one : two).messages.change(sent.message.id, (current) => ({
+          reactions: [...current.reactions, { user_id: `u${i}`, emoji: "👍" }],
+          updated_at: Date.now(),
+        })),
+      );
+      await Promise.all(changes);
+      const after = await one.messages.byId(sent.message.id);
+      expect(after?.reactions).toHaveLength(12);
+      expect((await one.conversations.byId("c-1"))?.last_seq).toBe(1 + 12);
+      expect(after?.version_seq).toBe(13);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
     }
   });
 });

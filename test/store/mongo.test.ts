@@ -4,6 +4,9 @@
 import { afterAll, describe, expect, it } from "bun:test";
 import { MongoClient } from "mongodb";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
+import { searchFilter } from "../../src/store/mongo/messages.ts";
+import { type MessageDoc, OLD_TEXT_INDEX } from "../../src/store/mongo/schema.ts";
+import { quotedTerms } from "../../src/store/search.ts";
 import { storeContract } from "./contract.ts";
 import { conversation, conversationsContract, draft, member } from "./conversations-contract.ts";
 
@@ -93,9 +96,50 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
         unique("conversation_id_1_seq_1"),
         plain("conversation_id_1_version_seq_1"),
         unique("conversation_id_1_sender_id_1_client_msg_id_1"),
-        plain("content_text"),
+        plain("conversation_id_1_content_text"),
       ]),
     );
+  });
+
+  it("replaces the text index of earlier versions (content alone) with one keyed by conversation", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    await db.collection("messages").createIndex({ content: "text" }, { default_language: "none" });
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      const names = (await db.collection("messages").indexes()).map((i) => i.name);
+      expect(names).toContain("conversation_id_1_content_text");
+      expect(names).not.toContain(OLD_TEXT_INDEX);
+      await store.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
+      const fox = await store.messages.append(draft("c-1", "u-alice", { content: "quick fox" }));
+      expect((await store.messages.search("c-1", "fox", 10)).map((m) => m.id)).toEqual([fox.message.id]);
+    } finally {
+      await store.close();
+    }
+    // Booted again over the new index: nothing to drop, nothing to build.
+    await (await openMongoStore(serverUrl, dbName)).close();
+  });
+
+  it("searches one conversation reading only its own messages", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      await store.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
+      await store.conversations.create(conversation("c-2"), [member("c-2", "u-alice")]);
+      await store.messages.append(draft("c-1", "u-alice", { content: "a fox here" }));
+      for (let i = 0; i < 20; i++)
+        await store.messages.append(draft("c-2", "u-alice", { content: `fox ${i}` }));
+      const explained = await db
+        .collection<MessageDoc>("messages")
+        .find(searchFilter("c-1", quotedTerms("fox") ?? ""))
+        .explain("executionStats");
+      // The 20 of c-2 are not read: the index leads with the conversation.
+      expect(explained.executionStats?.totalDocsExamined).toBe(1);
+      expect(explained.executionStats?.nReturned).toBe(1);
+    } finally {
+      await store.close();
+    }
   });
 
   it("stores a magic link's expires_at as a Date, the only type a TTL index expires", async () => {

@@ -29,6 +29,19 @@ const MAX_CHANGE_ATTEMPTS = 50;
 class LostRace extends Error {}
 
 /**
+ * What a search for `query` (quotedTerms's) finds: the conversation's live messages holding its words.
+ * The equality on the conversation is what lets the text index, keyed by conversation first (schema.ts),
+ * read that conversation's entries alone.
+ */
+export const searchFilter = (conversationId: string, query: string): Filter<MessageDoc> => ({
+  conversation_id: conversationId,
+  deleted: false,
+  // System messages are JSON records of changes, not text anyone wrote.
+  message_type: { $ne: "system" },
+  $text: { $search: query },
+});
+
+/**
  * Runs work for one key (a conversation's appends, a message's changes) one after another, in the order
  * asked, within this process: the last one's promise per key.
  */
@@ -245,13 +258,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
       const query = quotedTerms(text);
       if (!query || limit <= 0) return [];
       const docs = await messages
-        .find({
-          conversation_id: conversationId,
-          deleted: false,
-          // System messages are JSON records of changes, not text anyone wrote.
-          message_type: { $ne: "system" },
-          $text: { $search: query },
-        })
+        .find(searchFilter(conversationId, query))
         .sort({ score: { $meta: "textScore" }, seq: -1 })
         .limit(limit)
         .toArray();

@@ -1,6 +1,6 @@
 // MongoDB collections, the shape of their documents, and the indexes created at boot.
 
-import type { Db } from "mongodb";
+import { type Db, MongoServerError } from "mongodb";
 import type {
   ConversationRecord,
   MagicLinkRecord,
@@ -109,17 +109,37 @@ export async function createIndexes(c: Collections): Promise<void> {
       { key: { conversation_id: 1, delivered_seq: 1, user_id: 1 } },
       { key: { conversation_id: 1, last_read_seq: 1, user_id: 1 } },
     ]),
-    c.messages.createIndexes([
-      { key: { conversation_id: 1, seq: 1 }, unique: true },
-      { key: { conversation_id: 1, version_seq: 1 } },
-      // Idempotent sends: only messages that carry a client_msg_id take part.
-      {
-        key: { conversation_id: 1, sender_id: 1, client_msg_id: 1 },
-        unique: true,
-        partialFilterExpression: { client_msg_id: { $type: "string" } },
-      },
-      // No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only itself).
-      { key: { content: "text" }, default_language: "none" },
-    ]),
+    messagesIndexes(c.messages),
   ]);
+}
+
+/**
+ * The text index of earlier versions, on content alone: a search in one conversation went through every
+ * conversation's messages holding its words, and read each of them, to keep that conversation's.
+ */
+export const OLD_TEXT_INDEX = "content_text";
+
+async function messagesIndexes(messages: Collections["messages"]): Promise<void> {
+  // These first: they make the collection, so that its indexes can be listed.
+  await messages.createIndexes([
+    { key: { conversation_id: 1, seq: 1 }, unique: true },
+    { key: { conversation_id: 1, version_seq: 1 } },
+    // Idempotent sends: only messages that carry a client_msg_id take part.
+    {
+      key: { conversation_id: 1, sender_id: 1, client_msg_id: 1 },
+      unique: true,
+      partialFilterExpression: { client_msg_id: { $type: "string" } },
+    },
+  ]);
+  // A collection has one text index at most: the old one goes before the new one is built (searches fail
+  // meanwhile). Another node booting at the same moment may have dropped it first (IndexNotFound, 27).
+  if ((await messages.indexes()).some((index) => index.name === OLD_TEXT_INDEX)) {
+    await messages.dropIndex(OLD_TEXT_INDEX).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.code === 27)) throw err;
+    });
+  }
+  // Keyed by conversation first, so that a search (which names one) reads that conversation's entries
+  // alone. No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only
+  // itself).
+  await messages.createIndex({ conversation_id: 1, content: "text" }, { default_language: "none" });
 }

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { MongoClient } from "mongodb";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
 import { searchFilter } from "../../src/store/mongo/messages.ts";
-import { type MessageDoc, OLD_TEXT_INDEX } from "../../src/store/mongo/schema.ts";
+import { type MessageDoc, OLD_TEXT_INDEX, staleNameKey } from "../../src/store/mongo/schema.ts";
 import { quotedTerms } from "../../src/store/search.ts";
 import { storeContract } from "./contract.ts";
 import { conversation, conversationsContract, draft, member } from "./conversations-contract.ts";
@@ -142,6 +142,38 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     }
   });
 
+  it("keys display names stored by earlier versions as nameKey does, once", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const now = Date.now();
+    const old = (id: string, display_name: string, display_name_lower: string) => ({
+      _id: id,
+      email: `${id}@example.com`,
+      username: id,
+      display_name,
+      display_name_lower,
+      password_hash: "x",
+      status: "offline",
+      role: "user",
+      last_seen: null,
+      created_at: now,
+      updated_at: now,
+    });
+    const users = db.collection<{ _id: string; [field: string]: unknown }>("users");
+    await users.insertMany([old("jose", "Jose\u0301 Nfd", "jose\u0301 nfd"), old("al", "Al", "al")]);
+    const first = await openMongoStore(serverUrl, dbName);
+    try {
+      expect((await first.users.list({ prefix: "jos\u00e9", limit: 10 })).map((u) => u.id)).toEqual(["jose"]);
+      expect((await first.users.list({ prefix: "al", limit: 10 })).map((u) => u.id)).toEqual(["al"]);
+    } finally {
+      await first.close();
+    }
+    // Done once: a key written afterwards the old way (by a node of an earlier version) stays.
+    await users.insertOne(old("emile", "E\u0301mile", "e\u0301mile"));
+    await (await openMongoStore(serverUrl, dbName)).close();
+    expect((await users.findOne({ _id: "emile" }))?.display_name_lower).toBe("e\u0301mile");
+  });
+
   it("stores a magic link's expires_at as a Date, the only type a TTL index expires", async () => {
     const db = (await adminClient(serverUrl)).db(dbName);
     await db.dropDatabase();
@@ -196,6 +228,17 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("MongoDB display-name keys of earlier versions", () => {
+  it("tells a key made by lowercasing alone from nameKey's, and leaves the right ones be", () => {
+    // "José" with e + combining acute, keyed before nameKey: lowercase, still decomposed.
+    expect(staleNameKey({ display_name: "Jose\u0301", display_name_lower: "jose\u0301" })).toBe("jos\u00e9");
+    expect(staleNameKey({ display_name: "Jose\u0301", display_name_lower: "jos\u00e9" })).toBeNull();
+    expect(staleNameKey({ display_name: "Al Dente", display_name_lower: "al dente" })).toBeNull();
+    // Lowercasing can decompose: "İ" lowercases to i and a combining dot, which NFC keeps as they are.
+    expect(staleNameKey({ display_name: "\u0130stanbul", display_name_lower: "i\u0307stanbul" })).toBeNull();
   });
 });
 

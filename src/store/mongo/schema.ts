@@ -1,6 +1,8 @@
-// MongoDB collections, the shape of their documents, and the indexes created at boot.
+// MongoDB collections, the shape of their documents, the indexes created at boot, and the once-only upgrades
+// of documents that earlier versions wrote.
 
 import { type Db, MongoServerError } from "mongodb";
+import { nameKey } from "../../lib/text.ts";
 import type {
   ConversationRecord,
   MagicLinkRecord,
@@ -57,6 +59,11 @@ export type ConversationDoc = Omit<ConversationRecord, "id"> & {
 /** joined_seq is missing from members added by releases that did not keep it. */
 export type ParticipantDoc = Omit<ParticipantRecord, "joined_seq"> & { joined_seq?: number };
 export type MessageDoc = Omit<MessageRecord, "id"> & { _id: string };
+/** One upgrade of the documents of earlier versions, done (upgrade() below). */
+export interface UpgradeDoc {
+  _id: string;
+  done_at: Date;
+}
 
 export function collections(db: Db) {
   return {
@@ -69,6 +76,7 @@ export function collections(db: Db) {
     conversations: db.collection<ConversationDoc>("conversations"),
     participants: db.collection<ParticipantDoc>("participants"),
     messages: db.collection<MessageDoc>("messages"),
+    upgrades: db.collection<UpgradeDoc>("schema_upgrades"),
   };
 }
 
@@ -142,4 +150,45 @@ async function messagesIndexes(messages: Collections["messages"]): Promise<void>
   // alone. No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only
   // itself).
   await messages.createIndex({ conversation_id: 1, content: "text" }, { default_language: "none" });
+}
+
+/**
+ * Display names were keyed by lowercasing alone before nameKey (NFC too): one stored with decomposed
+ * accents ("e" and a combining acute, as macOS may send) kept a key that no composed query met.
+ */
+const NAME_KEYS = "display-name-keys-nfc";
+
+/**
+ * Brings documents written by earlier versions up to date, each upgrade once per database (recorded in
+ * schema_upgrades once done; one cut short runs again at the next boot, and two nodes booting at once
+ * may both run it, which writes the same values twice).
+ */
+export async function upgrade(c: Collections): Promise<void> {
+  if (!(await c.upgrades.findOne({ _id: NAME_KEYS }))) {
+    await rekeyDisplayNames(c.users);
+    await c.upgrades.updateOne({ _id: NAME_KEYS }, { $set: { done_at: new Date() } }, { upsert: true });
+  }
+}
+
+/** The key a display name is searched by, when the one stored is not it; null when it is. */
+export function staleNameKey(user: Pick<UserDoc, "display_name" | "display_name_lower">): string | null {
+  const key = nameKey(user.display_name);
+  return key === user.display_name_lower ? null : key;
+}
+
+async function rekeyDisplayNames(users: Collections["users"]): Promise<void> {
+  // A key of printable ASCII alone is the same either way: only the others are read, found in the index.
+  const cursor = users.find(
+    { display_name_lower: /[^ -~]/ },
+    { projection: { display_name: 1, display_name_lower: 1 } },
+  );
+  for await (const user of cursor) {
+    const key = staleNameKey(user);
+    // Only while the name is the one read: a rename meanwhile wrote its own key.
+    if (key !== null)
+      await users.updateOne(
+        { _id: user._id, display_name: user.display_name },
+        { $set: { display_name_lower: key } },
+      );
+  }
 }

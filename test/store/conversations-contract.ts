@@ -429,6 +429,27 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(await store.conversations.idsForUser("u-carol")).toEqual([]);
       });
 
+      it("never leaves a member behind in a conversation deleted while the member was being added", async () => {
+        // Each add either lands before the deletion (which then takes the member with it) or finds the
+        // conversation gone. A channel's add writes no receipts count, so nothing else makes the two meet.
+        for (let i = 0; i < 20; i++) {
+          const id = `c-race${i}`;
+          const type = i % 2 ? "group" : "channel";
+          await store.conversations.create(conversation(id, { conversation_type: type }), [
+            member(id, "u-alice", { role: "owner" }),
+          ]);
+          const [added] = await Promise.allSettled([
+            store.conversations.addParticipant(member(id, "u-carol")),
+            store.conversations.delete(id),
+          ]);
+          if (added.status === "rejected") expect(added.reason).toBeInstanceOf(MissingError);
+          expect(await store.conversations.byId(id)).toBeNull();
+          expect(await store.conversations.participants(id)).toEqual([]);
+        }
+        expect(await store.conversations.idsForUser("u-carol")).toEqual([]);
+        expect(await store.conversations.peersOf("u-carol")).toEqual(["u-carol"]);
+      });
+
       it("lastSeqs answers the last_seq of each conversation named that exists, and follows appends", async () => {
         await group("c-1");
         await group("c-2");
@@ -1011,6 +1032,25 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
             Array.from({ length: 10 }, (_, i) => `u${i}`).sort(),
           );
           expect(after?.version_seq).toBe((await store.conversations.byId("c-1"))?.last_seq);
+        });
+
+        it("takes one seq per change made, none for a change that had to start again", async () => {
+          await group("c-1");
+          const [m1, m2] = (await appendMany("c-1", 2)) as [MessageRecord, MessageRecord];
+          // Concurrent read-modify-writes of the same messages: each that finds its record changed under it
+          // starts again, and only the seq of the attempt that lands is taken.
+          const react = (m: MessageRecord, i: number) =>
+            store.messages.change(m.id, (current) => ({
+              reactions: [...current.reactions, { user_id: `u${i}`, emoji: "👍" }],
+              updated_at: T0 + i,
+            }));
+          await Promise.all(Array.from({ length: 16 }, (_, i) => react(i % 4 ? m1 : m2, i)));
+          expect((await store.conversations.byId("c-1"))?.last_seq).toBe(2 + 16);
+          const versions = (await store.messages.events("c-1", 0, 100)).map((m) => m.version_seq);
+          expect(versions).toHaveLength(2);
+          expect(versions[1]).toBe(18);
+          expect((await store.messages.byId(m1.id))?.reactions).toHaveLength(12);
+          expect((await store.messages.byId(m2.id))?.reactions).toHaveLength(4);
         });
 
         it("returns null for an unknown message and allocates nothing", async () => {

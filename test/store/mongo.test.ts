@@ -4,8 +4,11 @@
 import { afterAll, describe, expect, it } from "bun:test";
 import { MongoClient } from "mongodb";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
+import { searchFilter } from "../../src/store/mongo/messages.ts";
+import { type MessageDoc, OLD_TEXT_INDEX, staleNameKey } from "../../src/store/mongo/schema.ts";
+import { quotedTerms } from "../../src/store/search.ts";
 import { storeContract } from "./contract.ts";
-import { conversationsContract } from "./conversations-contract.ts";
+import { conversation, conversationsContract, draft, member } from "./conversations-contract.ts";
 
 const url = process.env.MONGODB_URL;
 const dbName = `parley_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
@@ -93,9 +96,82 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
         unique("conversation_id_1_seq_1"),
         plain("conversation_id_1_version_seq_1"),
         unique("conversation_id_1_sender_id_1_client_msg_id_1"),
-        plain("content_text"),
+        plain("conversation_id_1_content_text"),
       ]),
     );
+  });
+
+  it("replaces the text index of earlier versions (content alone) with one keyed by conversation", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    await db.collection("messages").createIndex({ content: "text" }, { default_language: "none" });
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      const names = (await db.collection("messages").indexes()).map((i) => i.name);
+      expect(names).toContain("conversation_id_1_content_text");
+      expect(names).not.toContain(OLD_TEXT_INDEX);
+      await store.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
+      const fox = await store.messages.append(draft("c-1", "u-alice", { content: "quick fox" }));
+      expect((await store.messages.search("c-1", "fox", 10)).map((m) => m.id)).toEqual([fox.message.id]);
+    } finally {
+      await store.close();
+    }
+    // Booted again over the new index: nothing to drop, nothing to build.
+    await (await openMongoStore(serverUrl, dbName)).close();
+  });
+
+  it("searches one conversation reading only its own messages", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      await store.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
+      await store.conversations.create(conversation("c-2"), [member("c-2", "u-alice")]);
+      await store.messages.append(draft("c-1", "u-alice", { content: "a fox here" }));
+      for (let i = 0; i < 20; i++)
+        await store.messages.append(draft("c-2", "u-alice", { content: `fox ${i}` }));
+      const explained = await db
+        .collection<MessageDoc>("messages")
+        .find(searchFilter("c-1", quotedTerms("fox") ?? ""))
+        .explain("executionStats");
+      // The 20 of c-2 are not read: the index leads with the conversation.
+      expect(explained.executionStats?.totalDocsExamined).toBe(1);
+      expect(explained.executionStats?.nReturned).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("keys display names stored by earlier versions as nameKey does, once", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const now = Date.now();
+    const old = (id: string, display_name: string, display_name_lower: string) => ({
+      _id: id,
+      email: `${id}@example.com`,
+      username: id,
+      display_name,
+      display_name_lower,
+      password_hash: "x",
+      status: "offline",
+      role: "user",
+      last_seen: null,
+      created_at: now,
+      updated_at: now,
+    });
+    const users = db.collection<{ _id: string; [field: string]: unknown }>("users");
+    await users.insertMany([old("jose", "Jose\u0301 Nfd", "jose\u0301 nfd"), old("al", "Al", "al")]);
+    const first = await openMongoStore(serverUrl, dbName);
+    try {
+      expect((await first.users.list({ prefix: "jos\u00e9", limit: 10 })).map((u) => u.id)).toEqual(["jose"]);
+      expect((await first.users.list({ prefix: "al", limit: 10 })).map((u) => u.id)).toEqual(["al"]);
+    } finally {
+      await first.close();
+    }
+    // Done once: a key written afterwards the old way (by a node of an earlier version) stays.
+    await users.insertOne(old("emile", "E\u0301mile", "e\u0301mile"));
+    await (await openMongoStore(serverUrl, dbName)).close();
+    expect((await users.findOne({ _id: "emile" }))?.display_name_lower).toBe("e\u0301mile");
   });
 
   it("stores a magic link's expires_at as a Date, the only type a TTL index expires", async () => {
@@ -151,6 +227,51 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
       expect(proved).toMatchObject({ email_verified_at: now + 2, password_hash: null });
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe("MongoDB display-name keys of earlier versions", () => {
+  it("tells a key made by lowercasing alone from nameKey's, and leaves the right ones be", () => {
+    // "José" with e + combining acute, keyed before nameKey: lowercase, still decomposed.
+    expect(staleNameKey({ display_name: "Jose\u0301", display_name_lower: "jose\u0301" })).toBe("jos\u00e9");
+    expect(staleNameKey({ display_name: "Jose\u0301", display_name_lower: "jos\u00e9" })).toBeNull();
+    expect(staleNameKey({ display_name: "Al Dente", display_name_lower: "al dente" })).toBeNull();
+    // Lowercasing can decompose: "İ" lowercases to i and a combining dot, which NFC keeps as they are.
+    expect(staleNameKey({ display_name: "\u0130stanbul", display_name_lower: "i\u0307stanbul" })).toBeNull();
+  });
+});
+
+describe.skipIf(!url)("MongoDB store shared by two processes", () => {
+  const serverUrl = url ?? "";
+
+  it("takes no seq for a change that lost the race to another process's change of the same message", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    let mode: string | undefined;
+    // Two stores over one database stand for two nodes: each queues only its own changes.
+    const one = await openMongoStore(serverUrl, dbName, { onMode: (m) => (mode = m) });
+    const two = await openMongoStore(serverUrl, dbName);
+    try {
+      if (mode !== "transactions") {
+        console.warn("skipped: a standalone server has no transactions, and a lost race keeps its seq there");
+        return;
+      }
+      await one.conversations.create(conversation("c-1"), [member("c-1", "u-alice", { role: "owner" })]);
+      const sent = await one.messages.append(draft("c-1", "u-alice"));
+      const changes = Array.from({ length: 12 }, (_, i) =>
+        (i % 2 ? one : two).messages.change(sent.message.id, (current) => ({
+          reactions: [...current.reactions, { user_id: `u${i}`, emoji: "👍" }],
+          updated_at: Date.now(),
+        })),
+      );
+      await Promise.all(changes);
+      const after = await one.messages.byId(sent.message.id);
+      expect(after?.reactions).toHaveLength(12);
+      expect((await one.conversations.byId("c-1"))?.last_seq).toBe(1 + 12);
+      expect(after?.version_seq).toBe(13);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
     }
   });
 });

@@ -27,6 +27,7 @@ export const toConversation = ({
   last_message_seq: _,
   owner_changes: __,
   receipts_version: ___,
+  member_adds: ____,
   ...conversation
 }: ConversationDoc): ConversationRecord => ({ id: _id, ...conversation });
 
@@ -378,15 +379,30 @@ export function mongoConversations(
     },
     async addParticipant(participant) {
       const { filter, update } = addMember(participant);
-      // Only into a conversation that exists (checked in the transaction's snapshot where there is one):
-      // a member row of a deleted conversation would still count for the user's conversations and peers.
+      // Only into a conversation that exists: a member row of a deleted conversation would still count for
+      // the user's conversations and peers. Reading the conversation is not enough under a transaction's
+      // snapshot isolation: an add that only read it and a deletion (whose deleteMany cannot see the new
+      // row) would both commit. Writing it (member_adds) makes the two conflict, and the one retried sees
+      // what the other did.
       return tx.run(async (session) => {
         const id = participant.conversation_id;
-        if (!(await conversations.findOne({ _id: id }, { projection: { _id: 1 }, session })))
-          throw new MissingError("conversation", id);
+        const found = await conversations.findOneAndUpdate(
+          { _id: id },
+          { $inc: { member_adds: 1 } },
+          { projection: { _id: 1 }, session },
+        );
+        if (!found) throw new MissingError("conversation", id);
         const result = await participants.updateOne(filter, update, { upsert: true, session });
-        if (result.upsertedCount === 1) await receiptsChanged(id, session);
-        return result.upsertedCount === 1;
+        const added = result.upsertedCount === 1;
+        // Without a transaction (a standalone server) a deletion may come between the steps. One that
+        // removes the conversation after the look below removes its members after this row was written;
+        // one that removed it before may have removed them before: a conversation gone takes the row back.
+        if (added && !session && !(await conversations.findOne({ _id: id }, { projection: { _id: 1 } }))) {
+          await participants.deleteOne({ conversation_id: id, user_id: participant.user_id });
+          throw new MissingError("conversation", id);
+        }
+        if (added) await receiptsChanged(id, session);
+        return added;
       });
     },
     async setRole(conversationId, userId, role, options) {

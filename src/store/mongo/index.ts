@@ -7,7 +7,7 @@ import type { Store } from "../types.ts";
 import { mongoAuthRepos } from "./auth.ts";
 import { mongoConversations } from "./conversations.ts";
 import { mongoMessages, type Transactions } from "./messages.ts";
-import { collections, createIndexes } from "./schema.ts";
+import { collections, createIndexes, upgrade } from "./schema.ts";
 import { mongoSessionRepos } from "./sessions.ts";
 import { mongoUsers } from "./users.ts";
 
@@ -64,6 +64,7 @@ export async function openMongoStore(
       );
     }
     await createIndexes(c);
+    await upgrade(c);
     const { sessions, refreshTokens } = mongoSessionRepos(c);
     const { magicLinks, lockouts } = mongoAuthRepos(c);
     return {

@@ -22,8 +22,42 @@ export interface Transactions {
 const toDoc = ({ id, ...message }: MessageRecord): MessageDoc => ({ _id: id, ...message });
 const toMessage = ({ _id, ...message }: MessageDoc): MessageRecord => ({ id: _id, ...message });
 
-/** A change that keeps losing the race to later changes of the same message gives up after this many seqs. */
+/** A change that keeps losing the race to later changes of the same message gives up after this many tries. */
 const MAX_CHANGE_ATTEMPTS = 50;
+
+/** Thrown inside a change's transaction that lost the race, so that the seq it took is given back. */
+class LostRace extends Error {}
+
+/**
+ * What a search for `query` (quotedTerms's) finds: the conversation's live messages holding its words.
+ * The equality on the conversation is what lets the text index, keyed by conversation first (schema.ts),
+ * read that conversation's entries alone.
+ */
+export const searchFilter = (conversationId: string, query: string): Filter<MessageDoc> => ({
+  conversation_id: conversationId,
+  deleted: false,
+  // System messages are JSON records of changes, not text anyone wrote.
+  message_type: { $ne: "system" },
+  $text: { $search: query },
+});
+
+/**
+ * Runs work for one key (a conversation's appends, a message's changes) one after another, in the order
+ * asked, within this process: the last one's promise per key.
+ */
+function turns() {
+  const queues = new Map<string, Promise<unknown>>();
+  return <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const before = queues.get(key) ?? Promise.resolve();
+    const mine = before.then(work, work);
+    queues.set(key, mine);
+    const done = () => {
+      if (queues.get(key) === mine) queues.delete(key);
+    };
+    mine.then(done, done);
+    return mine;
+  };
+}
 
 /**
  * On a replica set or sharded cluster (what production runs), allocating a seq and writing the message
@@ -68,23 +102,13 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
   };
 
   /**
-   * This process's appends to each conversation, one after another in the order they were asked for (the
-   * last one's promise per conversation): the SQLite store's group commit keeps that order, and without it
-   * one socket's quick messages could take their seqs in any order (each append is several round trips
-   * over a pool of connections). In a transaction they would also fight over the conversation's document,
-   * the losers retrying after a delay; queued, they do not.
+   * This process's appends to each conversation, one after another in the order they were asked for: the
+   * SQLite store's group commit keeps that order, and without it one socket's quick messages could take
+   * their seqs in any order (each append is several round trips over a pool of connections). In a
+   * transaction they would also fight over the conversation's document, the losers retrying after a
+   * delay; queued, they do not.
    */
-  const queues = new Map<string, Promise<unknown>>();
-  const inTurn = <T>(conversationId: string, work: () => Promise<T>): Promise<T> => {
-    const before = queues.get(conversationId) ?? Promise.resolve();
-    const mine = before.then(work, work);
-    queues.set(conversationId, mine);
-    const done = () => {
-      if (queues.get(conversationId) === mine) queues.delete(conversationId);
-    };
-    mine.then(done, done);
-    return mine;
-  };
+  const inTurn = turns();
 
   const appendNow = async (draft: Omit<MessageRecord, "seq" | "version_seq">): Promise<AppendResult> => {
     // Looked up before allocating, so that a retried send (the common duplicate) costs no seq.
@@ -133,42 +157,59 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
     }
   };
 
-  return {
-    append(draft) {
-      return inTurn(draft.conversation_id, () => appendNow(draft));
-    },
-
-    async change(id, input: MessageChange) {
-      for (let attempt = 0; attempt < MAX_CHANGE_ATTEMPTS; attempt++) {
-        const current = await messages.findOne({ _id: id });
-        if (!current) return null;
-        const patch = typeof input === "function" ? input(toMessage(current)) : input;
-        if (patch === null) return toMessage(current);
-        // Only the fields given a value: the driver would store an undefined one as null.
-        const set: Partial<MessageDoc> = { updated_at: patch.updated_at };
-        if (patch.content !== undefined) set.content = patch.content;
-        if (patch.attachments !== undefined) set.attachments = patch.attachments;
-        if (patch.reactions !== undefined) set.reactions = patch.reactions;
-        if (patch.edited_at !== undefined) set.edited_at = patch.edited_at;
-        if (patch.deleted !== undefined) set.deleted = patch.deleted;
+  const changeInTurn = turns();
+  const changeNow = async (id: string, input: MessageChange): Promise<MessageRecord | null> => {
+    for (let attempt = 0; attempt < MAX_CHANGE_ATTEMPTS; attempt++) {
+      const current = await messages.findOne({ _id: id });
+      if (!current) return null;
+      const patch = typeof input === "function" ? input(toMessage(current)) : input;
+      if (patch === null) return toMessage(current);
+      // Only the fields given a value: the driver would store an undefined one as null.
+      const set: Partial<MessageDoc> = { updated_at: patch.updated_at };
+      if (patch.content !== undefined) set.content = patch.content;
+      if (patch.attachments !== undefined) set.attachments = patch.attachments;
+      if (patch.reactions !== undefined) set.reactions = patch.reactions;
+      if (patch.edited_at !== undefined) set.edited_at = patch.edited_at;
+      if (patch.deleted !== undefined) set.deleted = patch.deleted;
+      let applied: MessageDoc | "missing";
+      try {
         // As on SQLite, a change counts as activity (last_activity), not as a message (message_count).
-        const applied = await tx.run(async (session) => {
+        applied = await tx.run(async (session) => {
           const versionSeq = await allocate(current.conversation_id, session, patch.updated_at);
           if (versionSeq === null) return "missing" as const;
           // Only over the version the patch was computed from: a concurrent change that landed first makes
           // this one start again from the newer record with a newer seq, so version_seq never goes backwards
           // and no read-modify-write (reactions) loses a concurrent change.
-          return messages.findOneAndUpdate(
+          const doc = await messages.findOneAndUpdate(
             { _id: id, version_seq: current.version_seq },
             { $set: { ...set, version_seq: versionSeq } },
             { returnDocument: "after", session },
           );
+          // Lost the race: throwing aborts the transaction, and the seq taken with it, which no change
+          // would ever carry (clients told of it would ask for a catch-up that brings nothing). Without
+          // a transaction (a standalone server) it stays taken, a gap readers tolerate.
+          if (!doc) throw new LostRace();
+          return doc;
         });
-        if (applied === "missing") return null;
-        if (applied) return toMessage(applied);
-        // Lost the race: the seq taken is a gap (committed without a transaction), which readers tolerate.
+      } catch (err) {
+        if (err instanceof LostRace) continue;
+        throw err;
       }
-      throw new Error(`change: message ${id} kept changing under ${MAX_CHANGE_ATTEMPTS} attempts`);
+      return applied === "missing" ? null : toMessage(applied);
+    }
+    throw new Error(`change: message ${id} kept changing under ${MAX_CHANGE_ATTEMPTS} attempts`);
+  };
+
+  return {
+    append(draft) {
+      return inTurn(draft.conversation_id, () => appendNow(draft));
+    },
+
+    change(id, input: MessageChange) {
+      // This process's changes to one message, one after another (as its appends to a conversation): a
+      // burst of reactions would otherwise each read the same version, and all but one start again (each
+      // leaving a seq behind on a standalone server).
+      return changeInTurn(id, () => changeNow(id, input));
     },
 
     async byId(id) {
@@ -217,13 +258,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
       const query = quotedTerms(text);
       if (!query || limit <= 0) return [];
       const docs = await messages
-        .find({
-          conversation_id: conversationId,
-          deleted: false,
-          // System messages are JSON records of changes, not text anyone wrote.
-          message_type: { $ne: "system" },
-          $text: { $search: query },
-        })
+        .find(searchFilter(conversationId, query))
         .sort({ score: { $meta: "textScore" }, seq: -1 })
         .limit(limit)
         .toArray();

@@ -1,6 +1,8 @@
-// MongoDB collections, the shape of their documents, and the indexes created at boot.
+// MongoDB collections, the shape of their documents, the indexes created at boot, and the once-only upgrades
+// of documents that earlier versions wrote.
 
-import type { Db } from "mongodb";
+import { type Db, MongoServerError } from "mongodb";
+import { nameKey } from "../../lib/text.ts";
 import type {
   ConversationRecord,
   MagicLinkRecord,
@@ -41,19 +43,27 @@ export interface LockoutDoc {
  * A conversation under its id. last_message_seq never leaves the adapter: it is the seq of last_message_id,
  * so that appends finishing out of order still leave the newest message there (absent before any message).
  * Nor does owner_changes: a count that every owner stepping down writes, so that two doing it at once
- * conflict (one transaction retries and sees the other's change) instead of both leaving. receipts_version
- * (MembershipRecord's) is absent until a dm's or group's receipts first change, and never set in a channel.
+ * conflict (one transaction retries and sees the other's change) instead of both leaving. Nor does
+ * member_adds: a count that every member added writes, so that an add and the conversation's deletion at
+ * once conflict in the same way. receipts_version (MembershipRecord's) is absent until a dm's or group's
+ * receipts first change, and never set in a channel.
  */
 export type ConversationDoc = Omit<ConversationRecord, "id"> & {
   _id: string;
   last_message_seq?: number;
   owner_changes?: number;
+  member_adds?: number;
   receipts_version?: number;
 };
 /** Found by (conversation_id, user_id) (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
 /** joined_seq is missing from members added by releases that did not keep it. */
 export type ParticipantDoc = Omit<ParticipantRecord, "joined_seq"> & { joined_seq?: number };
 export type MessageDoc = Omit<MessageRecord, "id"> & { _id: string };
+/** One upgrade of the documents of earlier versions, done (upgrade() below). */
+export interface UpgradeDoc {
+  _id: string;
+  done_at: Date;
+}
 
 export function collections(db: Db) {
   return {
@@ -66,6 +76,7 @@ export function collections(db: Db) {
     conversations: db.collection<ConversationDoc>("conversations"),
     participants: db.collection<ParticipantDoc>("participants"),
     messages: db.collection<MessageDoc>("messages"),
+    upgrades: db.collection<UpgradeDoc>("schema_upgrades"),
   };
 }
 
@@ -106,17 +117,78 @@ export async function createIndexes(c: Collections): Promise<void> {
       { key: { conversation_id: 1, delivered_seq: 1, user_id: 1 } },
       { key: { conversation_id: 1, last_read_seq: 1, user_id: 1 } },
     ]),
-    c.messages.createIndexes([
-      { key: { conversation_id: 1, seq: 1 }, unique: true },
-      { key: { conversation_id: 1, version_seq: 1 } },
-      // Idempotent sends: only messages that carry a client_msg_id take part.
-      {
-        key: { conversation_id: 1, sender_id: 1, client_msg_id: 1 },
-        unique: true,
-        partialFilterExpression: { client_msg_id: { $type: "string" } },
-      },
-      // No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only itself).
-      { key: { content: "text" }, default_language: "none" },
-    ]),
+    messagesIndexes(c.messages),
   ]);
+}
+
+/**
+ * The text index of earlier versions, on content alone: a search in one conversation went through every
+ * conversation's messages holding its words, and read each of them, to keep that conversation's.
+ */
+export const OLD_TEXT_INDEX = "content_text";
+
+async function messagesIndexes(messages: Collections["messages"]): Promise<void> {
+  // These first: they make the collection, so that its indexes can be listed.
+  await messages.createIndexes([
+    { key: { conversation_id: 1, seq: 1 }, unique: true },
+    { key: { conversation_id: 1, version_seq: 1 } },
+    // Idempotent sends: only messages that carry a client_msg_id take part.
+    {
+      key: { conversation_id: 1, sender_id: 1, client_msg_id: 1 },
+      unique: true,
+      partialFilterExpression: { client_msg_id: { $type: "string" } },
+    },
+  ]);
+  // A collection has one text index at most: the old one goes before the new one is built (searches fail
+  // meanwhile). Another node booting at the same moment may have dropped it first (IndexNotFound, 27).
+  if ((await messages.indexes()).some((index) => index.name === OLD_TEXT_INDEX)) {
+    await messages.dropIndex(OLD_TEXT_INDEX).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.code === 27)) throw err;
+    });
+  }
+  // Keyed by conversation first, so that a search (which names one) reads that conversation's entries
+  // alone. No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only
+  // itself).
+  await messages.createIndex({ conversation_id: 1, content: "text" }, { default_language: "none" });
+}
+
+/**
+ * Display names were keyed by lowercasing alone before nameKey (NFC too): one stored with decomposed
+ * accents ("e" and a combining acute, as macOS may send) kept a key that no composed query met.
+ */
+const NAME_KEYS = "display-name-keys-nfc";
+
+/**
+ * Brings documents written by earlier versions up to date, each upgrade once per database (recorded in
+ * schema_upgrades once done; one cut short runs again at the next boot, and two nodes booting at once
+ * may both run it, which writes the same values twice).
+ */
+export async function upgrade(c: Collections): Promise<void> {
+  if (!(await c.upgrades.findOne({ _id: NAME_KEYS }))) {
+    await rekeyDisplayNames(c.users);
+    await c.upgrades.updateOne({ _id: NAME_KEYS }, { $set: { done_at: new Date() } }, { upsert: true });
+  }
+}
+
+/** The key a display name is searched by, when the one stored is not it; null when it is. */
+export function staleNameKey(user: Pick<UserDoc, "display_name" | "display_name_lower">): string | null {
+  const key = nameKey(user.display_name);
+  return key === user.display_name_lower ? null : key;
+}
+
+async function rekeyDisplayNames(users: Collections["users"]): Promise<void> {
+  // A key of printable ASCII alone is the same either way: only the others are read, found in the index.
+  const cursor = users.find(
+    { display_name_lower: /[^ -~]/ },
+    { projection: { display_name: 1, display_name_lower: 1 } },
+  );
+  for await (const user of cursor) {
+    const key = staleNameKey(user);
+    // Only while the name is the one read: a rename meanwhile wrote its own key.
+    if (key !== null)
+      await users.updateOne(
+        { _id: user._id, display_name: user.display_name },
+        { $set: { display_name_lower: key } },
+      );
+  }
 }

@@ -88,6 +88,7 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
         plain("user_id_1_conversation_id_1"),
         plain("conversation_id_1_delivered_seq_1_user_id_1"),
         plain("conversation_id_1_last_read_seq_1_user_id_1"),
+        plain("conversation_id_1_role_1"),
       ]),
     );
     expect(await indexes("messages")).toEqual(

@@ -10,6 +10,7 @@ import {
   FLOOR_QUERY,
   MEMBERSHIPS_QUERY,
   PEERS_AMONG,
+  PEERS_OF,
   sqliteConversations,
 } from "../../src/store/sqlite/conversations.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
@@ -227,6 +228,65 @@ describe("sqlite migration 5 (conversations keyed by number in the messages inde
     expect(events).toContain("SEARCH conversations USING INDEX sqlite_autoindex_conversations_1 (id=?)");
     for (const detail of events) expect(detail).not.toMatch(/^SCAN (messages|conversations)/);
     db.close();
+  });
+});
+
+describe("sqlite peersOf (migration 14)", () => {
+  it("finds a channel reader's peers by the channel's owners and admins (participants_role), not its readers", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = db
+      .query<{ detail: string }, [string]>(`EXPLAIN QUERY PLAN ${PEERS_OF}`)
+      .all("u-alice")
+      .map((r) => r.detail);
+    expect(plan).toContain("SEARCH me USING INDEX participants_user (user_id=?)");
+    expect(plan).toContain(
+      "SEARCH them USING COVERING INDEX participants_role (conversation_id=? AND role=?)",
+    );
+    for (const detail of plan) expect(detail).not.toMatch(/^SCAN (participants|conversations|them|me|c)\b/);
+    db.close();
+  });
+
+  it("answers a reader of a channel of 5,000 its owner and admin, the owner all 5,000, a user in nothing themself", async () => {
+    const path = freshFile();
+    const store = openSqliteStore(path);
+    try {
+      const { conversations } = store;
+      const members = Array.from({ length: 5000 }, (_, i) => `u-${String(i).padStart(4, "0")}`);
+      await conversations.create(
+        {
+          id: "c-big",
+          conversation_type: "channel",
+          name: "big",
+          topic: null,
+          encrypted: false,
+          dm_key: null,
+          created_by: "u-0000",
+          created_at: T0,
+          updated_at: T0,
+          last_activity: T0,
+          last_seq: 0,
+          last_message_id: null,
+          message_count: 0,
+        },
+        members.map((user_id, i) => ({
+          conversation_id: "c-big",
+          user_id,
+          role: i === 0 ? "owner" : i === 1 ? "admin" : "member",
+          joined_at: T0,
+          joined_seq: 0,
+          last_read_seq: 0,
+          delivered_seq: 0,
+          delivered_at: null,
+          read_at: null,
+        })),
+      );
+      expect((await conversations.peersOf("u-4999")).sort()).toEqual(["u-0000", "u-0001", "u-4999"]);
+      expect((await conversations.peersOf("u-0000")).length).toBe(5000);
+      expect(await conversations.peersOf("u-nobody")).toEqual(["u-nobody"]);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -246,7 +246,11 @@ export function mongoConversations(
       const peers = (await participants.distinct("user_id", {
         $or: [
           { conversation_id: { $in: whole.map((p) => p.conversation_id) } },
-          { conversation_id: { $in: managed.map((p) => p.conversation_id) }, role: { $ne: "member" } },
+          // By { conversation_id, role }: a channel's owners and admins, not a pass over its readers.
+          {
+            conversation_id: { $in: managed.map((p) => p.conversation_id) },
+            role: { $in: ["owner", "admin"] },
+          },
         ],
       })) as string[];
       return peers.includes(userId) ? peers : [...peers, userId];

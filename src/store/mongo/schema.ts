@@ -116,6 +116,8 @@ export async function createIndexes(c: Collections): Promise<void> {
       // A conversation's two lowest positions of each kind (positionFloor), in a few index entries.
       { key: { conversation_id: 1, delivered_seq: 1, user_id: 1 } },
       { key: { conversation_id: 1, last_read_seq: 1, user_id: 1 } },
+      // A channel's owners and admins, the peers of each of its readers (peersOf), without its readers.
+      { key: { conversation_id: 1, role: 1 } },
     ]),
     messagesIndexes(c.messages),
   ]);

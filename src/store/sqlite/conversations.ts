@@ -59,6 +59,24 @@ export const PEERS_AMONG = `SELECT DISTINCT j.value AS user_id FROM json_each(?2
     WHERE them.user_id = j.value
       AND (c.conversation_type != 'channel' OR me.role != 'member' OR them.role != 'member'))`;
 
+/**
+ * The user ?1's peers, themself among them (the port's peersOf). In a channel where the user is a reader
+ * only its owners and admins are, found through participants_role: the one query that read every member
+ * of a channel for each of its readers made a storm of 10,000 readers connecting read 10,000 rows each.
+ */
+export const PEERS_OF = `SELECT them.user_id FROM participants me
+     CROSS JOIN conversations c ON c.id = me.conversation_id
+     CROSS JOIN participants them ON them.conversation_id = me.conversation_id
+     WHERE me.user_id = ?1 AND (c.conversation_type != 'channel' OR me.role != 'member')
+   UNION
+   SELECT them.user_id FROM participants me
+     CROSS JOIN conversations c ON c.id = me.conversation_id
+     CROSS JOIN participants them INDEXED BY participants_role
+       ON them.conversation_id = me.conversation_id AND them.role IN ('owner', 'admin')
+     WHERE me.user_id = ?1 AND c.conversation_type = 'channel' AND me.role = 'member'
+   UNION
+   SELECT ?1`;
+
 export function sqliteConversations(db: Database): ConversationsRepo {
   const insert = db.query(
     `INSERT INTO conversations (${COLUMNS}, num)
@@ -108,14 +126,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const lastSeqs = db.query<{ id: string; last_seq: number }, [string]>(
     "SELECT id, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))",
   );
-  const peersOf = db.query<{ user_id: string }, [string]>(
-    `SELECT DISTINCT them.user_id FROM participants me
-     JOIN participants them ON them.conversation_id = me.conversation_id
-     JOIN conversations c ON c.id = me.conversation_id
-     WHERE me.user_id = ?
-       AND (c.conversation_type != 'channel' OR me.role != 'member' OR them.role != 'member'
-            OR them.user_id = me.user_id)`,
-  );
+  const peersOf = db.query<{ user_id: string }, [string]>(PEERS_OF);
   const peersAmong = db.query<{ user_id: string }, [string, string]>(PEERS_AMONG);
   const participants = db.query<ParticipantRecord, [string]>(
     "SELECT * FROM participants WHERE conversation_id = ? ORDER BY joined_at, user_id",
@@ -198,8 +209,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
       return idsForUser.all(userId).map((r) => r.conversation_id);
     },
     async peersOf(userId) {
-      const peers = peersOf.all(userId).map((r) => r.user_id);
-      return peers.length > 0 ? peers : [userId];
+      return peersOf.all(userId).map((r) => r.user_id);
     },
     async memberships(userId, ids) {
       if (ids.length === 0) return [];

@@ -340,6 +340,11 @@ export const MIGRATIONS: Migration[] = [
     WHERE id = old.conversation_id AND conversation_type != 'channel';
   END;
   `,
+  `
+  -- A channel's owners and admins, the peers of each of its readers (PEERS_OF), in a few index entries:
+  -- each reader's connect read every member of the channel to find them.
+  CREATE INDEX participants_role ON participants(conversation_id, role);
+  `,
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

@@ -419,6 +419,66 @@ describe("frame helpers", () => {
     await admin.rest.request("POST", "/api/announcements", { channel: "news", text: "hello, subscribers" });
     expect(await announcements.next()).toMatchObject({ channel: "news", text: "hello, subscribers" });
   });
+
+  it("stays subscribed to its public channels across reconnects: each new socket subscribes again", async () => {
+    const a = await s.client();
+    await a.connect();
+    const [announcements, opens] = [record(a, "announcement"), record(a, "open")];
+    await a.realtime.subscribe("news");
+    await a.realtime.subscribe("weather");
+    const admin = await s.client();
+    expect(await runCli(["admin", "grant", admin.session!.user.username], s.h.config, () => {})).toBe(0);
+    const announce = (channel: string, text: string) =>
+      admin.rest.request("POST", "/api/announcements", { channel, text });
+    dropSockets(a);
+    await opens.next((o) => o.reconnected);
+    // The new socket is in both channels again once the server has taken the SDK's subscribe frames.
+    await waitFor(() => {
+      const sockets = [...s.h.deps.gateway.connections.ofUser(idOf(a))];
+      const channels = sockets[0]?.data.channels;
+      return sockets.length === 1 && channels?.has("news") && channels.has("weather") ? true : undefined;
+    });
+    await announce("news", "after the reconnect");
+    await announce("weather", "rain");
+    expect(await announcements.next((f) => f.text === "after the reconnect")).toMatchObject({
+      channel: "news",
+    });
+    expect(await announcements.next((f) => f.text === "rain")).toMatchObject({ channel: "weather" });
+  });
+
+  it("drops a channel the server refuses at a reconnect, told as an error event, and keeps the others", async () => {
+    const a = await s.client();
+    await a.connect();
+    const [errors, opens] = [record(a, "error"), record(a, "open")];
+    await a.realtime.subscribe("first");
+    await a.realtime.subscribe("second");
+    const config = s.h.deps.config as { WS_MAX_CHANNELS: number };
+    const max = config.WS_MAX_CHANNELS;
+    config.WS_MAX_CHANNELS = 1;
+    try {
+      dropSockets(a);
+      await opens.next((o) => o.reconnected);
+      expect(await errors.next()).toMatchObject({ code: "validation_failed" });
+    } finally {
+      config.WS_MAX_CHANNELS = max;
+    }
+    const socket = () => {
+      const sockets = [...s.h.deps.gateway.connections.ofUser(idOf(a))];
+      expect(sockets).toHaveLength(1);
+      return sockets[0]!;
+    };
+    // Answered after the frames the socket sent at its hello: the server has taken them by then.
+    await a.realtime.subscribe("first");
+    const refused = socket();
+    expect([...(refused.data.channels ?? [])]).toEqual(["first"]);
+    // The refused one is not asked for again by the sockets after.
+    dropSockets(a);
+    await opens.count(2, (o) => o.reconnected);
+    await a.realtime.subscribe("first");
+    expect(socket()).not.toBe(refused);
+    expect([...(socket().data.channels ?? [])]).toEqual(["first"]);
+    expect(errors.items).toHaveLength(1);
+  });
 });
 
 describe("reconnect and resume", () => {

@@ -240,13 +240,25 @@ export class RealtimeConnection {
   }
 
   /**
-   * Adds a public channel's announcements; the connection stays subscribed across reconnects. What is
-   * announced while no socket is open is not delivered later (announcements are not kept).
+   * Adds a public channel's announcements; the connection stays subscribed across reconnects until
+   * unsubscribe(). What is announced while no socket is open is not delivered later (nothing keeps it).
    */
   async subscribe(channel: string): Promise<void> {
-    // Taken again by the server without harm: safe to send again on the next socket if this one drops.
-    await this.request({ type: "subscribe", channel }, true);
+    // Kept from now on, so that an unsubscribe() made before the answer is not undone by it.
     this.channels.add(channel);
+    try {
+      // Taken again by the server without harm: safe to send again on the next socket if this one drops.
+      await this.request({ type: "subscribe", channel }, true);
+    } catch (err) {
+      this.channels.delete(channel);
+      throw err;
+    }
+  }
+
+  /** Ends a public channel's announcements, on this socket and the ones after it. */
+  async unsubscribe(channel: string): Promise<void> {
+    this.channels.delete(channel);
+    await this.request({ type: "unsubscribe", channel }, true);
   }
 
   private request(frame: Record<string, unknown>, retry = false): Promise<ServerFrame> {

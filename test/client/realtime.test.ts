@@ -446,6 +446,28 @@ describe("frame helpers", () => {
     expect(await announcements.next((f) => f.text === "rain")).toMatchObject({ channel: "weather" });
   });
 
+  it("unsubscribes from a public channel, on this socket and the ones after it", async () => {
+    const a = await s.client();
+    await a.connect();
+    const [announcements, opens] = [record(a, "announcement"), record(a, "open")];
+    await a.realtime.subscribe("sports");
+    await a.realtime.subscribe("music");
+    const admin = await s.client();
+    expect(await runCli(["admin", "grant", admin.session!.user.username], s.h.config, () => {})).toBe(0);
+    const announce = (channel: string, text: string) =>
+      admin.rest.request("POST", "/api/announcements", { channel, text });
+    await a.realtime.unsubscribe("sports");
+    await announce("sports", "goal");
+    await announce("music", "encore");
+    expect(await announcements.next()).toMatchObject({ channel: "music", text: "encore" });
+    dropSockets(a);
+    await opens.next((o) => o.reconnected);
+    await a.realtime.subscribe("music"); // answered once the socket has taken what it sent at its hello
+    const sockets = [...s.h.deps.gateway.connections.ofUser(idOf(a))];
+    expect(sockets).toHaveLength(1);
+    expect([...(sockets[0]?.data.channels ?? [])]).toEqual(["music"]);
+  });
+
   it("drops a channel the server refuses at a reconnect, told as an error event, and keeps the others", async () => {
     const a = await s.client();
     await a.connect();

@@ -654,6 +654,34 @@ describe("reconnect and resume", () => {
     expect((await events.next((e) => e.seq === live.seq)).replayed).toBeUndefined();
   });
 
+  it("tells the app once of each conversation the user is no longer in (gone), removed or deleted, while away or live", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const group = async () =>
+      (await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] })).id;
+    const [removed, deleted, live] = [await group(), await group(), await group()];
+    const [events, gone, resumed] = [record(b, "event"), record(b, "gone"), record(b, "resumed")];
+    for (const id of [removed, deleted, live]) {
+      const sent = await a.realtime.send(id, { content: "hello" });
+      await events.next((e) => e.conversation_id === id && e.seq === sent.seq);
+    }
+    const { open } = holdReconnects(b);
+    dropSockets(b);
+    await a.rest.conversations.removeParticipant(removed, idOf(b));
+    await a.rest.conversations.delete(deleted);
+    open();
+    // No event of theirs comes: the resume finds b no longer in them.
+    await gone.count(2);
+    await resumed.next((r) => r.conversation_id === conv);
+    expect(gone.items.map((g) => g.conversation_id).sort()).toEqual([removed, deleted].sort());
+    await a.rest.conversations.delete(live);
+    await events.next((e) => e.kind === "conversation.deleted" && e.conversation_id === live);
+    expect(await gone.next((g) => g.conversation_id === live)).toEqual({ conversation_id: live });
+    // Told once: the live deletion, not again by anything after it.
+    const later = await a.realtime.send(conv, { content: "after" });
+    await events.next((e) => e.seq === later.seq && e.conversation_id === conv);
+    expect(gone.items).toHaveLength(3);
+  });
+
   it("forgets a conversation it was removed from while away, and resumes the others", async () => {
     const { a, b, conv } = await pair("msgpack");
     const left = (

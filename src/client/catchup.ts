@@ -28,8 +28,11 @@ export class Catchup {
      * one that added us; its events wait meanwhile. join() then gives the answer, before the resume.
      */
     private onUnknown: (conversationId: string) => void,
-    /** Told of a conversation no longer tracked (we left it, or it is gone). */
-    private onForget: (conversationId: string) => void = () => {},
+    /**
+     * Told of a conversation no longer tracked (we left it, or it is gone); `tracked` says whether it was
+     * until then (a second word of the same departure finds it forgotten already).
+     */
+    private onForget: (conversationId: string, tracked: boolean) => void = () => {},
   ) {}
 
   /** An event from the socket: delivered now, or held while its conversation is resuming. */
@@ -129,9 +132,10 @@ export class Catchup {
 
   /** Stops tracking a conversation (we left it, or it is gone). */
   forget(conversationId: string) {
+    const tracked = this.positions.has(conversationId) || this.resuming.has(conversationId);
     this.resuming.delete(conversationId);
     this.positions.delete(conversationId);
-    this.onForget(conversationId);
+    this.onForget(conversationId, tracked);
   }
 
   /** The socket closed: held events are dropped, the next resume replays them from the same position. */

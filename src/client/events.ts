@@ -87,6 +87,13 @@ export interface RealtimeEventMap {
   resync: { conversation_id: string };
   /** A conversation is caught up to `seq` after a (re)connect. */
   resumed: { conversation_id: string; seq: number };
+  /**
+   * The user is no longer in a conversation (removed, or it was deleted) and the connection stops
+   * following it; told once. Live, it comes after the `participant.removed` naming the user or the
+   * `conversation.deleted` event; while away, no event comes, and this is how the app learns it (at the
+   * resume that finds it).
+   */
+  gone: { conversation_id: string };
   /** Error frames that answer no request of ours, and failures of background work (catch-up). */
   error: ParleyError;
 }

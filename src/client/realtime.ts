@@ -81,6 +81,13 @@ export class RealtimeConnection {
   private resumes: Resumes;
   private catchup: Catchup;
   private receiptState: Receipts;
+  /**
+   * The public channels subscribed: a socket's channels end with it, so every new one (a reconnect, a
+   * connect() after close()) subscribes to them again.
+   */
+  private channels = new Set<string>();
+  /** Channels whose subscribe waits for its answer (sent again by the next socket if this one drops). */
+  private subscribing = new Set<string>();
 
   constructor(opts: RealtimeOptions) {
     const base = new URL(opts.baseUrl);
@@ -232,8 +239,26 @@ export class RealtimeConnection {
     await this.request(frame);
   }
 
+  /**
+   * Adds a public channel's announcements; the connection stays subscribed across reconnects until
+   * unsubscribe(). What is announced while no socket is open is not delivered later (nothing keeps it).
+   */
   async subscribe(channel: string): Promise<void> {
-    await this.request({ type: "subscribe", channel });
+    // Kept from now on, so that an unsubscribe() made before the answer is not undone by it.
+    this.channels.add(channel);
+    try {
+      // Taken again by the server without harm: safe to send again on the next socket if this one drops.
+      await this.request({ type: "subscribe", channel }, true);
+    } catch (err) {
+      this.channels.delete(channel);
+      throw err;
+    }
+  }
+
+  /** Ends a public channel's announcements, on this socket and the ones after it. */
+  async unsubscribe(channel: string): Promise<void> {
+    this.channels.delete(channel);
+    await this.request({ type: "unsubscribe", channel }, true);
   }
 
   private request(frame: Record<string, unknown>, retry = false): Promise<ServerFrame> {
@@ -246,7 +271,27 @@ export class RealtimeConnection {
   private onHello(frame: Hello) {
     this.sender.hello(frame);
     this.resumes.hello();
+    this.resubscribe();
     this.sender.flush();
+  }
+
+  /**
+   * The new socket joins the channels the connection was subscribed to. One the server refuses now (its
+   * WS_MAX_CHANNELS lowered meanwhile, say) is dropped and told as an `error` event; one that fails for
+   * this socket's sake alone (it closed, the answer timed out) is subscribed again by the next socket.
+   */
+  private resubscribe() {
+    for (const channel of this.channels) {
+      if (this.subscribing.has(channel)) continue;
+      this.subscribing.add(channel);
+      this.request({ type: "subscribe", channel }, true)
+        .catch((err: unknown) => {
+          if (this.link.stopped || !(err instanceof ParleyError)) return;
+          if (err.code === "validation_failed") this.channels.delete(channel);
+          this.emit("error", err);
+        })
+        .finally(() => this.subscribing.delete(channel));
+    }
   }
 
   private onFrame(frame: ServerFrame) {

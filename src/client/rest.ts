@@ -296,14 +296,18 @@ export class RestClient {
   readonly conversations = {
     create: (input: CreateConversation) =>
       this.request<ConversationView>("POST", "/api/conversations", input),
-    list: (q: { limit?: number; cursor?: string } = {}) =>
+    /** A page: most recent activity first, or with `order: "created"` oldest first (see all()). */
+    list: (q: { limit?: number; cursor?: string; order?: "activity" | "created" } = {}) =>
       this.request<Page<ConversationView>>("GET", "/api/conversations", undefined, q),
-    /** Every conversation of the caller, following cursors. */
+    /**
+     * Every conversation of the caller, following cursors, oldest first: in that order none moves while
+     * the pages are read (by activity, one that changes meanwhile moves above the cursor, never listed).
+     */
     all: async (): Promise<ConversationView[]> => {
       const out: ConversationView[] = [];
       let cursor: string | undefined;
       do {
-        const page = await this.conversations.list({ limit: 100, cursor });
+        const page = await this.conversations.list({ limit: 100, cursor, order: "created" });
         out.push(...page.items);
         cursor = page.next_cursor ?? undefined;
       } while (cursor);

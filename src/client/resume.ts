@@ -55,9 +55,10 @@ export class Resumes {
         this.askReceipts.add(id);
         void this.locate(id);
       },
-      (id) => {
+      (id, tracked) => {
         this.askReceipts.delete(id);
         receipts.forget(id);
+        if (tracked) this.emit("gone", { conversation_id: id });
       },
     );
   }

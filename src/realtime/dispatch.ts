@@ -145,6 +145,13 @@ export class Dispatcher {
           me.channels.add(frame.channel);
           await this.fanout.subscribe(ws, topics.channel(frame.channel));
           return this.ok(ws, ref);
+        case "unsubscribe":
+          // Any channel, the path's of a public socket too; one the socket is not in changes nothing. The
+          // node stops listening to it on Redis once none of its sockets does (fanout.leaveIdle).
+          me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
+          me.channels.delete(frame.channel);
+          this.fanout.unsubscribe(ws, topics.channel(frame.channel));
+          return this.ok(ws, ref);
       }
     } catch (err) {
       if (err instanceof AppError) return sendError(ws, ref, err.code, err.message);

@@ -202,6 +202,18 @@ export class Fanout {
     return this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
   }
 
+  /**
+   * Publishes a frame nothing keeps (an announcement) to a topic's subscribers on every node, or on none:
+   * the other nodes' copy goes first, and when it is dropped (Redis out of reach) nobody here gets it
+   * either. False then: the caller says so, and the frame sent again reaches no one twice.
+   */
+  publishEverywhere(topic: string, frame: ServerFrame): boolean {
+    if (this.broker.shared && !this.relay(topic, relayFrame(encode(frame, "msgpack") as Uint8Array, false)))
+      return false;
+    this.publishHere(topic, frame);
+    return true;
+  }
+
   /** Publishes one frame to a topic's subscribers on this node only. */
   tellHere(topic: string, frame: ServerFrame) {
     this.publishHere(topic, frame);

@@ -37,6 +37,8 @@ const OVERSIZE_REASON = "Received too big message";
 const MAX_DENIED = 20;
 /** Reads of a user's conversations at a socket's open, each changed under it, before it is told to try again. */
 const MAX_LIST_READS = 5;
+/** What a public socket (receive-only, no account) may send. */
+const PUBLIC_FRAMES = new Set(["ping", "subscribe", "unsubscribe"]);
 
 export interface Gateway {
   plugin: Elysia;
@@ -163,7 +165,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       return sendError(ws, echo, "validation_failed", frameError(frame as { type: string }));
     }
     metrics.ws.frames.inc([frame.type]);
-    if (state.kind === "public" && frame.type !== "subscribe" && frame.type !== "ping") {
+    if (state.kind === "public" && !PUBLIC_FRAMES.has(frame.type)) {
       return sendError(ws, frame.ref, "forbidden", "public channels are receive-only");
     }
     void dispatcher.handle(ws, frame);

@@ -79,6 +79,11 @@ export const ClientFrame = T.Union([
     ref: Ref,
     channel: T.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
   }),
+  T.Object({
+    type: T.Literal("unsubscribe"),
+    ref: Ref,
+    channel: T.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+  }),
 ]);
 export type ClientFrame = Static<typeof ClientFrame>;
 export type ClientFrameType = ClientFrame["type"];
@@ -94,6 +99,7 @@ export const CLIENT_FRAME_TYPES: readonly string[] = [
   "key_exchange",
   "resume",
   "subscribe",
+  "unsubscribe",
 ];
 
 /** Compiled once at load: the hot path runs generated code, not a schema walk. */

@@ -325,6 +325,11 @@ export interface ConversationsRepo {
   byDmKey(dmKey: string): Promise<ConversationRecord | null>;
   /** The user's conversations, most recent activity first (ties by id descending). */
   listForUser(userId: string, limit: number, before?: ActivityCursor): Promise<ConversationRecord[]>;
+  /**
+   * The user's conversations by id ascending (ids sort by creation time), those after `afterId` when given:
+   * an order no activity changes, to page through every one of them once while they change.
+   */
+  listForUserById(userId: string, limit: number, afterId?: string): Promise<ConversationRecord[]>;
   /** The ids of all the user's conversations, in no order (a socket subscribes to each when it opens). */
   idsForUser(userId: string): Promise<string[]>;
   /**

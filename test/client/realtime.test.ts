@@ -419,6 +419,88 @@ describe("frame helpers", () => {
     await admin.rest.request("POST", "/api/announcements", { channel: "news", text: "hello, subscribers" });
     expect(await announcements.next()).toMatchObject({ channel: "news", text: "hello, subscribers" });
   });
+
+  it("stays subscribed to its public channels across reconnects: each new socket subscribes again", async () => {
+    const a = await s.client();
+    await a.connect();
+    const [announcements, opens] = [record(a, "announcement"), record(a, "open")];
+    await a.realtime.subscribe("news");
+    await a.realtime.subscribe("weather");
+    const admin = await s.client();
+    expect(await runCli(["admin", "grant", admin.session!.user.username], s.h.config, () => {})).toBe(0);
+    const announce = (channel: string, text: string) =>
+      admin.rest.request("POST", "/api/announcements", { channel, text });
+    dropSockets(a);
+    await opens.next((o) => o.reconnected);
+    // The new socket is in both channels again once the server has taken the SDK's subscribe frames.
+    await waitFor(() => {
+      const sockets = [...s.h.deps.gateway.connections.ofUser(idOf(a))];
+      const channels = sockets[0]?.data.channels;
+      return sockets.length === 1 && channels?.has("news") && channels.has("weather") ? true : undefined;
+    });
+    await announce("news", "after the reconnect");
+    await announce("weather", "rain");
+    expect(await announcements.next((f) => f.text === "after the reconnect")).toMatchObject({
+      channel: "news",
+    });
+    expect(await announcements.next((f) => f.text === "rain")).toMatchObject({ channel: "weather" });
+  });
+
+  it("unsubscribes from a public channel, on this socket and the ones after it", async () => {
+    const a = await s.client();
+    await a.connect();
+    const [announcements, opens] = [record(a, "announcement"), record(a, "open")];
+    await a.realtime.subscribe("sports");
+    await a.realtime.subscribe("music");
+    const admin = await s.client();
+    expect(await runCli(["admin", "grant", admin.session!.user.username], s.h.config, () => {})).toBe(0);
+    const announce = (channel: string, text: string) =>
+      admin.rest.request("POST", "/api/announcements", { channel, text });
+    await a.realtime.unsubscribe("sports");
+    await announce("sports", "goal");
+    await announce("music", "encore");
+    expect(await announcements.next()).toMatchObject({ channel: "music", text: "encore" });
+    dropSockets(a);
+    await opens.next((o) => o.reconnected);
+    await a.realtime.subscribe("music"); // answered once the socket has taken what it sent at its hello
+    const sockets = [...s.h.deps.gateway.connections.ofUser(idOf(a))];
+    expect(sockets).toHaveLength(1);
+    expect([...(sockets[0]?.data.channels ?? [])]).toEqual(["music"]);
+  });
+
+  it("drops a channel the server refuses at a reconnect, told as an error event, and keeps the others", async () => {
+    const a = await s.client();
+    await a.connect();
+    const [errors, opens] = [record(a, "error"), record(a, "open")];
+    await a.realtime.subscribe("first");
+    await a.realtime.subscribe("second");
+    const config = s.h.deps.config as { WS_MAX_CHANNELS: number };
+    const max = config.WS_MAX_CHANNELS;
+    config.WS_MAX_CHANNELS = 1;
+    try {
+      dropSockets(a);
+      await opens.next((o) => o.reconnected);
+      expect(await errors.next()).toMatchObject({ code: "validation_failed" });
+    } finally {
+      config.WS_MAX_CHANNELS = max;
+    }
+    const socket = () => {
+      const sockets = [...s.h.deps.gateway.connections.ofUser(idOf(a))];
+      expect(sockets).toHaveLength(1);
+      return sockets[0]!;
+    };
+    // Answered after the frames the socket sent at its hello: the server has taken them by then.
+    await a.realtime.subscribe("first");
+    const refused = socket();
+    expect([...(refused.data.channels ?? [])]).toEqual(["first"]);
+    // The refused one is not asked for again by the sockets after.
+    dropSockets(a);
+    await opens.count(2, (o) => o.reconnected);
+    await a.realtime.subscribe("first");
+    expect(socket()).not.toBe(refused);
+    expect([...(socket().data.channels ?? [])]).toEqual(["first"]);
+    expect(errors.items).toHaveLength(1);
+  });
 });
 
 describe("reconnect and resume", () => {
@@ -570,6 +652,34 @@ describe("reconnect and resume", () => {
 
     const live = await a.realtime.send(conv, { content: "live again" });
     expect((await events.next((e) => e.seq === live.seq)).replayed).toBeUndefined();
+  });
+
+  it("tells the app once of each conversation the user is no longer in (gone), removed or deleted, while away or live", async () => {
+    const { a, b, conv } = await pair("msgpack");
+    const group = async () =>
+      (await a.rest.conversations.create({ conversation_type: "group", participant_ids: [idOf(b)] })).id;
+    const [removed, deleted, live] = [await group(), await group(), await group()];
+    const [events, gone, resumed] = [record(b, "event"), record(b, "gone"), record(b, "resumed")];
+    for (const id of [removed, deleted, live]) {
+      const sent = await a.realtime.send(id, { content: "hello" });
+      await events.next((e) => e.conversation_id === id && e.seq === sent.seq);
+    }
+    const { open } = holdReconnects(b);
+    dropSockets(b);
+    await a.rest.conversations.removeParticipant(removed, idOf(b));
+    await a.rest.conversations.delete(deleted);
+    open();
+    // No event of theirs comes: the resume finds b no longer in them.
+    await gone.count(2);
+    await resumed.next((r) => r.conversation_id === conv);
+    expect(gone.items.map((g) => g.conversation_id).sort()).toEqual([removed, deleted].sort());
+    await a.rest.conversations.delete(live);
+    await events.next((e) => e.kind === "conversation.deleted" && e.conversation_id === live);
+    expect(await gone.next((g) => g.conversation_id === live)).toEqual({ conversation_id: live });
+    // Told once: the live deletion, not again by anything after it.
+    const later = await a.realtime.send(conv, { content: "after" });
+    await events.next((e) => e.seq === later.seq && e.conversation_id === conv);
+    expect(gone.items).toHaveLength(3);
   });
 
   it("forgets a conversation it was removed from while away, and resumes the others", async () => {

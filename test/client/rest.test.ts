@@ -137,6 +137,26 @@ describe("REST client", () => {
     expect(await c.rest.magicLink(c.session!.user.email as string)).toEqual({ status: "accepted" });
   });
 
+  it("lists every conversation with all(), however their activity moves them while it pages", async () => {
+    const a = await s.client();
+    const made: string[] = [];
+    for (let i = 0; i < 101; i++)
+      made.push((await a.rest.conversations.create({ conversation_type: "group", participant_ids: [] })).id);
+    // Between its pages of 100, the one not on the first gets a message: by activity it would move to the top.
+    const list = a.rest.conversations.list;
+    a.rest.conversations.list = async (q = {}) => {
+      const page = await list(q);
+      if (!q.cursor) {
+        const listed = new Set(page.items.map((c) => c.id));
+        s.h.clock.advance(1000);
+        for (const id of made.filter((m) => !listed.has(m)))
+          await a.rest.messages.send(id, { content: "moved" });
+      }
+      return page;
+    };
+    expect((await a.rest.conversations.all()).map((c) => c.id).sort()).toEqual([...made].sort());
+  });
+
   it("sends, pages, edits, deletes, reacts, reads and catches up on messages", async () => {
     const [a, b] = [await s.client(), await s.client()];
     const conv = await a.rest.conversations.create({

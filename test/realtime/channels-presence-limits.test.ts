@@ -110,6 +110,36 @@ describe("public channels and announcements", () => {
     expect(await s.next((f) => f.ref === "c")).toMatchObject({ type: "error", code: "validation_failed" });
   });
 
+  it("unsubscribes a socket from a channel, its path's too: announcements there stop, and the slot is free", async () => {
+    const { h, base } = await start({ WS_MAX_CHANNELS: "2" });
+    const admin = await signup(h.app);
+    await runCli(["admin", "grant", admin.username], h.config, () => {});
+    const s = await connect(`${base}/ws/public/one`, ["parley.json"]);
+    open.push(s);
+    const ask = async (frame: Record<string, unknown>) => {
+      s.send(frame);
+      return s.next((f) => f.ref === frame.ref);
+    };
+    expect(await ask({ type: "subscribe", ref: "a", channel: "two" })).toMatchObject({ type: "ok" });
+    expect(await ask({ type: "unsubscribe", ref: "b", channel: "two" })).toMatchObject({ type: "ok" });
+    expect(await ask({ type: "unsubscribe", ref: "c", channel: "never" })).toMatchObject({ type: "ok" });
+    expect(await ask({ type: "unsubscribe", ref: "d", channel: "one" })).toMatchObject({ type: "ok" });
+    expect(await ask({ type: "unsubscribe", ref: "e", channel: "no way" })).toMatchObject({
+      type: "error",
+      code: "validation_failed",
+    });
+    // Both slots free again: the path's channel's too.
+    expect(await ask({ type: "subscribe", ref: "f", channel: "three" })).toMatchObject({ type: "ok" });
+    expect(await ask({ type: "subscribe", ref: "g", channel: "four" })).toMatchObject({ type: "ok" });
+    for (const channel of ["one", "two", "four"])
+      await call(h.app, "POST", "/api/announcements", {
+        token: admin.token,
+        body: { channel, text: channel },
+      });
+    expect(await s.next((f) => f.type === "announcement")).toMatchObject({ channel: "four" });
+    expect(s.frames.filter((f) => f.type === "announcement")).toHaveLength(1);
+  });
+
   it("echoes only refs the protocol allows", async () => {
     const { base } = await start();
     const s = await connect(`${base}/ws/public/news`, ["parley.json"]);

@@ -396,3 +396,43 @@ describe("a node that cannot reach Redis", () => {
     }
   });
 });
+
+describe("an announcement the other nodes cannot get", () => {
+  it("is refused with 503 and Retry-After, and sent to nobody here either, so that sent again none has it twice", async () => {
+    // A node whose broker drops what it publishes (Redis out of reach) but whose sockets still listen.
+    let dropping = true;
+    const broker = new (class extends MemoryBroker {
+      override publish(channel: string, payload: Uint8Array) {
+        return dropping ? false : super.publish(channel, payload);
+      }
+    })(new MemoryBus());
+    const deps = await createDeps(h.config, createLogger("silent"), { clock: h.clock, broker });
+    const app = createApp(deps);
+    app.listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      const admin = await signup(h.app);
+      expect(await runCli(["admin", "grant", admin.username], h.config, () => {})).toBe(0);
+      const listener = await connect(`ws://127.0.0.1:${app.server?.port}/ws/public/outage-news`, [
+        "parley.json",
+      ]);
+      open.push(listener);
+      listener.send({ type: "ping", ref: "p" });
+      await listener.next((f) => f.type === "pong" && f.ref === "p");
+      const announce = (text: string) =>
+        call(app, "POST", "/api/announcements", {
+          token: admin.token,
+          body: { channel: "outage-news", text },
+        });
+      const refused = await announce("lost");
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe("unavailable");
+      expect(refused.headers.get("retry-after")).toBe("5");
+      dropping = false;
+      expect((await announce("again")).status).toBe(201);
+      expect(await listener.next((f) => f.type === "announcement")).toMatchObject({ text: "again" });
+    } finally {
+      await app.stop(true);
+      await closeDeps(deps);
+    }
+  });
+});

@@ -221,6 +221,33 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           expect(await list({ last_activity: T0 + MINUTE, id: "c-c" })).toEqual([]);
         });
 
+        it("lists by id ascending whatever the activity, after a given id, at most limit", async () => {
+          const byId = (userId: string, limit: number, after?: string) =>
+            store.conversations.listForUserById(userId, limit, after);
+          expect(ids(await byId("u-alice", 10))).toEqual(["c-a", "c-b", "c-c", "c-d"]);
+          expect((await byId("u-alice", 1))[0]).toEqual(
+            conversation("c-a", { last_activity: T0 + 2 * MINUTE }),
+          );
+          expect(ids(await byId("u-alice", 2))).toEqual(["c-a", "c-b"]);
+          expect(ids(await byId("u-alice", 2, "c-b"))).toEqual(["c-c", "c-d"]);
+          expect(ids(await byId("u-alice", 10, "c-bb"))).toEqual(["c-c", "c-d"]);
+          expect(await byId("u-alice", 10, "c-d")).toEqual([]);
+          expect(ids(await byId("u-carol", 10))).toEqual(["c-other"]);
+          expect(await byId("u-nobody", 10)).toEqual([]);
+        });
+
+        it("by id, follows arrivals and departures and passes over a deleted conversation", async () => {
+          await store.conversations.addParticipant(member("c-other", "u-alice"));
+          await store.conversations.removeParticipant("c-c", "u-alice");
+          await store.conversations.delete("c-b");
+          expect(ids(await store.conversations.listForUserById("u-alice", 10))).toEqual([
+            "c-a",
+            "c-d",
+            "c-other",
+          ]);
+          expect(ids(await store.conversations.listForUserById("u-alice", 2))).toEqual(["c-a", "c-d"]);
+        });
+
         it("follows a member's arrival and departure", async () => {
           await store.conversations.addParticipant(member("c-other", "u-alice"));
           expect(ids(await store.conversations.listForUser("u-alice", 1))).toEqual(["c-other"]);

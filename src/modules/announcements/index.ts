@@ -1,4 +1,5 @@
-// POST /api/announcements: users with the admin role broadcast to a public channel's subscribers.
+// POST /api/announcements: users with the admin role broadcast to a public channel's subscribers, on
+// every node or (the other nodes out of reach) on none.
 
 import { Elysia, t } from "elysia";
 import type { Deps } from "../../deps.ts";
@@ -26,7 +27,12 @@ export function announcementsController(deps: Deps) {
         text: body.text,
         sent_at: new Date(deps.clock.now()).toISOString(),
       };
-      deps.gateway.fanout.publish(topics.channel(body.channel), frame);
+      // Nothing keeps an announcement: one the other nodes cannot get is sent to nobody and refused, to be
+      // sent again, rather than answered 201 and lost for their subscribers.
+      if (!deps.gateway.fanout.publishEverywhere(topics.channel(body.channel), frame))
+        throw new AppError("unavailable", "the other nodes cannot be reached; try again", {
+          headers: { "Retry-After": "5" },
+        });
       deps.logger.info({ user_id: userId, channel: body.channel }, "announcement sent");
       set.status = 201;
       return { channel: frame.channel, text: frame.text, sent_at: frame.sent_at };

@@ -35,11 +35,15 @@ export function conversationsController(deps: Deps) {
         response: { 200: ConversationView, 201: ConversationView, ...ErrorResponse },
       },
     )
-    .get("", ({ query, userId }) => conversations.list(userId, query.limit ?? 50, query.cursor), {
-      auth: true,
-      query: ListQuery,
-      response: { 200: ConversationList, ...ErrorResponse },
-    })
+    .get(
+      "",
+      ({ query, userId }) => conversations.list(userId, query.limit ?? 50, query.cursor, query.order),
+      {
+        auth: true,
+        query: ListQuery,
+        response: { 200: ConversationList, ...ErrorResponse },
+      },
+    )
     .get("/:id", ({ params, userId }) => conversations.get(params.id, userId), {
       auth: true,
       params: ConversationParams,

@@ -30,9 +30,14 @@ export type AddParticipant = typeof AddParticipant.static;
 export const ConversationParams = t.Object({ id: Id });
 export const ParticipantParams = t.Object({ id: Id, user_id: Id });
 
+/** activity: most recent activity first (a conversation moves up as it changes); created: oldest first. */
+export const ListOrder = t.Union([t.Literal("activity"), t.Literal("created")]);
+export type ListOrder = typeof ListOrder.static;
+
 export const ListQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 50 })),
   cursor: t.Optional(t.String({ maxLength: 200 })),
+  order: t.Optional(ListOrder),
 });
 
 export const ParticipantView = t.Object({

@@ -21,6 +21,7 @@ import {
   type AddParticipant,
   type ConversationView,
   type CreateConversation,
+  type ListOrder,
   toConversationView,
   toParticipantView,
   type UpdateConversation,
@@ -34,16 +35,27 @@ export interface ConversationDeps {
 
 export type ConversationsService = ReturnType<typeof createConversationsService>;
 
-function encodeCursor(c: ConversationRecord) {
-  return Buffer.from(`${c.last_activity}:${c.id}`).toString("base64url");
+/**
+ * A list's cursor: where its last page ended, in its order's terms ("<last_activity>:<id>" by activity,
+ * "id:<id>" by creation), so that a cursor given to the other order is refused rather than misread.
+ */
+function encodeCursor(c: ConversationRecord, order: ListOrder) {
+  const at = order === "created" ? `id:${c.id}` : `${c.last_activity}:${c.id}`;
+  return Buffer.from(at).toString("base64url");
 }
-function decodeCursor(cursor: string): ActivityCursor {
+const badCursor = () =>
+  new AppError("validation_failed", "cursor: not a cursor from this API for this order", {
+    details: { field: "cursor" },
+  });
+function decodeActivityCursor(cursor: string): ActivityCursor {
   const match = /^(\d{1,15}):([0-9a-z]{1,64})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!match)
-    throw new AppError("validation_failed", "cursor: not a cursor from this API", {
-      details: { field: "cursor" },
-    });
+  if (!match) throw badCursor();
   return { last_activity: Number(match[1]), id: match[2] as string };
+}
+function decodeCreatedCursor(cursor: string): string {
+  const match = /^id:([0-9a-z]{1,64})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  if (!match) throw badCursor();
+  return match[1] as string;
 }
 
 const member = (
@@ -172,17 +184,28 @@ export function createConversationsService(deps: ConversationDeps) {
       return { created: true, conversation: await view(conversation, creatorId) };
     },
 
-    async list(userId: string, limit: number, cursor?: string) {
-      const rows = await store.conversations.listForUser(
-        userId,
-        limit + 1,
-        cursor ? decodeCursor(cursor) : undefined,
-      );
+    /**
+     * A page of the user's conversations. By activity, one that changes while a client pages moves above
+     * its cursor and is not listed again; by creation nothing moves, so paging lists every one once.
+     */
+    async list(userId: string, limit: number, cursor?: string, order: ListOrder = "activity") {
+      const rows =
+        order === "created"
+          ? await store.conversations.listForUserById(
+              userId,
+              limit + 1,
+              cursor ? decodeCreatedCursor(cursor) : undefined,
+            )
+          : await store.conversations.listForUser(
+              userId,
+              limit + 1,
+              cursor ? decodeActivityCursor(cursor) : undefined,
+            );
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
         items: await Promise.all(page.map((c) => view(c, userId))),
-        next_cursor: rows.length > limit && last ? encodeCursor(last) : null,
+        next_cursor: rows.length > limit && last ? encodeCursor(last, order) : null,
       };
     },
 

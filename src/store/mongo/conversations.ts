@@ -224,6 +224,36 @@ export function mongoConversations(
         .toArray();
       return docs.map(toConversation);
     },
+    async listForUserById(userId, limit, afterId) {
+      const out: ConversationRecord[] = [];
+      let after = afterId;
+      // Member rows in the index's order (user_id, conversation_id), then their conversations. A row whose
+      // conversation is gone (deleted without a transaction, its members not yet) is passed over, and more
+      // rows read in its place, so that a short page still means the end.
+      while (out.length < limit) {
+        const want = limit - out.length;
+        const rows = await participants
+          .find(
+            after === undefined ? { user_id: userId } : { user_id: userId, conversation_id: { $gt: after } },
+            { projection: { _id: 0, conversation_id: 1 } },
+          )
+          .sort({ conversation_id: 1 })
+          .limit(want)
+          .toArray();
+        const ids = rows.map((r) => r.conversation_id);
+        if (ids.length === 0) break;
+        const docs = new Map(
+          (await conversations.find({ _id: { $in: ids } }).toArray()).map((d) => [d._id, d]),
+        );
+        for (const id of ids) {
+          const doc = docs.get(id);
+          if (doc) out.push(toConversation(doc));
+        }
+        if (ids.length < want) break;
+        after = ids.at(-1);
+      }
+      return out;
+    },
     idsForUser,
     async peersOf(userId) {
       const mine = await participants

@@ -118,6 +118,15 @@ export function sqliteConversations(db: Database): ConversationsRepo {
      WHERE p.user_id = ? AND (c.last_activity < ? OR (c.last_activity = ? AND c.id < ?))
      ORDER BY c.last_activity DESC, c.id DESC LIMIT ?`,
   );
+  // In the participants_user index's order (user_id, conversation_id): nothing sorted.
+  const byIdFirst = db.query<ConversationRow, [string, number]>(
+    `SELECT ${cColumns} FROM participants p JOIN conversations c ON c.id = p.conversation_id
+     WHERE p.user_id = ? ORDER BY p.conversation_id LIMIT ?`,
+  );
+  const byIdAfter = db.query<ConversationRow, [string, string, number]>(
+    `SELECT ${cColumns} FROM participants p JOIN conversations c ON c.id = p.conversation_id
+     WHERE p.user_id = ? AND p.conversation_id > ? ORDER BY p.conversation_id LIMIT ?`,
+  );
   // Both from the participants_user index alone: no conversation row read, nothing sorted.
   const idsForUser = db.query<{ conversation_id: string }, [string]>(
     "SELECT conversation_id FROM participants WHERE user_id = ?",
@@ -203,6 +212,11 @@ export function sqliteConversations(db: Database): ConversationsRepo {
       const rows = before
         ? listAfter.all(userId, before.last_activity, before.last_activity, before.id, limit)
         : listFirst.all(userId, limit);
+      return rows.map((r) => toConversation(r) as ConversationRecord);
+    },
+    async listForUserById(userId, limit, afterId) {
+      const rows =
+        afterId === undefined ? byIdFirst.all(userId, limit) : byIdAfter.all(userId, afterId, limit);
       return rows.map((r) => toConversation(r) as ConversationRecord);
     },
     async idsForUser(userId) {

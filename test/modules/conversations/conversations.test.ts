@@ -152,6 +152,53 @@ describe("listing, reading, updating, deleting", () => {
     expect(seen).toEqual([1, 4, 3, 2, 0].map((i) => ids[i] as string));
   });
 
+  it("pages every conversation once with order=created, oldest first, however their activity moves them", async () => {
+    const erin = await signup(h.app);
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(1000);
+      made.push((await create(erin.token, { conversation_type: "group", participant_ids: [] })).body.id);
+    }
+    const pageAll = async (order: string) => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const url: string = `/api/conversations?${order}limit=2${cursor ? `&cursor=${cursor}` : ""}`;
+        const res = await call(h.app, "GET", url, { token: erin.token });
+        expect(res.status).toBe(200);
+        seen.push(...res.body.items.map((c: { id: string }) => c.id));
+        cursor = res.body.next_cursor;
+        // Those not listed yet get a message between two pages: by activity, each moves before the cursor.
+        h.clock.advance(1000);
+        for (const id of made.filter((m) => !seen.includes(m)))
+          await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+            token: erin.token,
+            body: { content: "moved" },
+          });
+      } while (cursor);
+      return seen;
+    };
+    // Most recent activity first: the three not on the first page move above its cursor, never listed.
+    expect(await pageAll("")).toEqual(made.slice(3).reverse());
+    expect(await pageAll("order=created&")).toEqual(made);
+  });
+
+  it("refuses a cursor of one order given to the other, and an unknown order (422)", async () => {
+    const fay = await signup(h.app);
+    for (let i = 0; i < 3; i++) await create(fay.token, { conversation_type: "group", participant_ids: [] });
+    const list = (query: string) => call(h.app, "GET", `/api/conversations?${query}`, { token: fay.token });
+    const byActivity = (await list("limit=1")).body.next_cursor;
+    const byCreation = (await list("order=created&limit=1")).body.next_cursor;
+    expect(typeof byActivity).toBe("string");
+    expect(typeof byCreation).toBe("string");
+    expect((await list(`order=created&cursor=${byCreation}`)).body.items).toHaveLength(2);
+    for (const query of [`order=created&cursor=${byActivity}`, `cursor=${byCreation}`, "order=name"]) {
+      const res = await list(query);
+      expect(res.status).toBe(422);
+      expect(res.body.error.code).toBe("validation_failed");
+    }
+  });
+
   it("counts unread messages from others for the caller", async () => {
     const g = await create(alice.token, { conversation_type: "group", participant_ids: [bob.id] });
     for (const content of ["one", "two", "three"]) {

@@ -489,6 +489,27 @@ describe("search", () => {
     expect((await search("budget")).body.items).toEqual([]);
   });
 
+  it("takes a q of up to 200 characters, of which the first 16 words count; a longer q is refused (422 naming q)", async () => {
+    const id = await group();
+    const words = Array.from({ length: 16 }, (_, i) => `word${i}`);
+    const sent = await send(alice.token, id, { content: words.join(" ") });
+    const search = (q: string) =>
+      call(h.app, "GET", `/api/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, {
+        token: alice.token,
+      });
+    // A 17th word the message lacks is ignored.
+    const long = `${words.join(" ")} absent`.padEnd(200, " ");
+    expect(long).toHaveLength(200);
+    const found = await search(long);
+    expect(found.status).toBe(200);
+    expect(found.body.items.map((m: { id: string }) => m.id)).toEqual([sent.body.id]);
+    const over = await search(`${long}x`);
+    expect(over.status).toBe(422);
+    expect(over.body.error).toMatchObject({ code: "validation_failed", field: "q" });
+    // Only punctuation or symbols: no word to look for, nothing found.
+    expect((await search('"*" AND (🎉)')).body.items).toEqual([]);
+  });
+
   it("refuses to search an encrypted conversation: 422 conversation_encrypted", async () => {
     const res = await call(h.app, "POST", "/api/conversations", {
       token: alice.token,

@@ -1,7 +1,8 @@
 // Two nodes of one cluster: two apps, each its own server, store connection, caches and Redis broker, over
 // one SQLite file and the real Redis (what two processes of one deployment share). Clients on different
 // nodes must see each other as if on one. The clock is manual: the nodes' caches never expire by time
-// here, so what one node learns of another's changes it can only have learnt through the broker.
+// here, so what one node learns of another's changes it can only have learnt through the broker. The
+// nodes share a Redis prefix of this run's own: other runs on the shared Redis are other deployments.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Redis } from "ioredis";
@@ -18,6 +19,8 @@ import { call, group, type Harness, harness, signup, waitFor } from "../helpers.
 import { burst, connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+const PREFIX = `parley-test-${crypto.randomUUID()}:`;
+const admin = new Redis(REDIS_URL);
 
 let h: Harness;
 let nodeB: { app: App; deps: Deps };
@@ -26,7 +29,7 @@ type User = Awaited<ReturnType<typeof signup>>;
 const open: TestSocket[] = [];
 
 beforeAll(async () => {
-  h = await harness({ REDIS_URL });
+  h = await harness({ REDIS_URL, REDIS_PREFIX: PREFIX });
   const deps = await createDeps(h.config, createLogger("silent"), { clock: h.clock });
   nodeB = { app: createApp(deps), deps };
   h.app.listen({ port: 0, hostname: "127.0.0.1" });
@@ -40,6 +43,9 @@ afterAll(async () => {
   await h.app.stop(true);
   await closeDeps(nodeB.deps);
   await h.close();
+  const keys = await admin.keys(`${PREFIX}*`);
+  if (keys.length > 0) await admin.del(...keys);
+  await admin.quit();
 });
 
 async function socket(u: User, node: "a" | "b", encoding: Encoding = "msgpack"): Promise<TestSocket> {
@@ -52,13 +58,8 @@ async function socket(u: User, node: "a" | "b", encoding: Encoding = "msgpack"):
   return s;
 }
 /** The users whose offline write the node was handed and has not said it made. */
-async function owedBy(deps: Deps): Promise<string[]> {
-  const admin = new Redis(REDIS_URL);
-  try {
-    return await admin.smembers(`parley:owed:${(deps.broker as RedisBroker).nodeId}`);
-  } finally {
-    await admin.quit();
-  }
+function owedBy(deps: Deps): Promise<string[]> {
+  return admin.smembers(`${PREFIX}owed:${(deps.broker as RedisBroker).nodeId}`);
 }
 const event = (kind: string, conversation: string) => (f: Frame) =>
   f.type === "event" && f.kind === kind && f.conversation_id === conversation;
@@ -227,9 +228,7 @@ describe("two nodes", () => {
       open.push(s);
       await watcher.next((f) => f.type === "presence" && f.user_id === kim.id && f.status === "online");
       // It dies: its heartbeat is gone and nobody closes its sockets.
-      const admin = new Redis(REDIS_URL);
-      await admin.del(`parley:node:${doomed.broker.nodeId}`);
-      await admin.quit();
+      await admin.del(`${PREFIX}node:${doomed.broker.nodeId}`);
       await h.deps.gateway.tend();
       await watcher.next((f) => f.type === "presence" && f.user_id === kim.id && f.status === "offline");
       expect((await h.deps.store.users.byId(kim.id))?.status).toBe("offline");
@@ -375,7 +374,10 @@ describe("a node whose broker failed at boot", () => {
 describe("a node that cannot reach Redis", () => {
   it("answers a socket upgrade 503 with Retry-After, not 500", async () => {
     // A node of the cluster (its REDIS_URL, so DATA_DIR lets it in) whose Redis cannot be reached.
-    const broker = new RedisBroker("redis://127.0.0.1:1", createLogger("silent"), { joinTimeoutMs: 200 });
+    const broker = new RedisBroker("redis://127.0.0.1:1", createLogger("silent"), {
+      prefix: PREFIX,
+      joinTimeoutMs: 200,
+    });
     const deps = await createDeps(h.config, createLogger("silent"), {
       clock: h.clock,
       broker,

@@ -133,6 +133,8 @@ export class Fanout {
         return this.outage.miss("all");
       case RELAY.deaf:
         return this.outage.deafNoticeLost(message.ms);
+      // Nothing kept: each node that had the start ends it itself (typedElsewhere).
+      case RELAY.typing:
       case RELAY.session:
         return;
     }
@@ -191,6 +193,9 @@ export class Fanout {
   /** Told of each socket taken out of a topic (its user removed): the gateway ends what it typed there. */
   left: ((ws: Socket, topic: string) => void) | undefined;
 
+  /** Told of each typing frame from another node: the gateway keeps its end in hand (relay.ts, typing). */
+  typedElsewhere: ((frame: TypingFrame) => void) | undefined;
+
   isSubscribed(ws: Socket, topic: string): boolean {
     return ws.isSubscribed(bunTopic(topic, ws.data.encoding));
   }
@@ -199,7 +204,8 @@ export class Fanout {
   publish(topic: string, frame: ServerFrame, membership = false): boolean {
     const msgpack = this.publishHere(topic, frame);
     if (!this.broker.shared) return true;
-    return this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
+    const kind = membership ? RELAY.membershipFrame : frame.type === "typing" ? RELAY.typing : RELAY.frame;
+    return this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), kind));
   }
 
   /** Publishes one frame to a topic's subscribers on this node only. */
@@ -397,6 +403,14 @@ export class Fanout {
       }
       case RELAY.frame:
         return this.publishBytesHere(channel, message.bytes);
+      case RELAY.typing: {
+        // Small, and one per keystroke burst at most: read, to know whose typing it is.
+        const frame = decode(message.bytes, "msgpack");
+        if (!isTyping(frame)) return this.hooks.failed(new Error("relay: not a typing frame"), "relay");
+        this.publishBytesHere(channel, message.bytes, frame);
+        this.typedElsewhere?.(frame);
+        return;
+      }
       case RELAY.join: {
         if (!channel.startsWith("u:")) return;
         const userId = channel.slice(2);
@@ -465,4 +479,18 @@ export class Fanout {
       }
     }
   }
+}
+
+export type TypingFrame = Extract<ServerFrame, { type: "typing" }>;
+
+function isTyping(frame: unknown): frame is TypingFrame {
+  const f = frame as Partial<TypingFrame> | null;
+  return (
+    typeof f === "object" &&
+    f !== null &&
+    f.type === "typing" &&
+    typeof f.conversation_id === "string" &&
+    typeof f.user_id === "string" &&
+    (f.state === "start" || f.state === "stop")
+  );
 }

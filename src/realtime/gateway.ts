@@ -88,6 +88,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   );
   const dispatcher = new Dispatcher(deps, fanout, presence, connections);
   fanout.left = (ws, topic) => dispatcher.left(ws, topic);
+  fanout.typedElsewhere = (frame) => dispatcher.typedElsewhere(frame);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)

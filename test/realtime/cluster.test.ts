@@ -15,7 +15,8 @@ import { createLogger } from "../../src/lib/logger.ts";
 import { bunTopic, topics } from "../../src/realtime/fanout.ts";
 import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
-import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
+import { call, group, type Harness, harness, signup, TEST_SECRET, waitFor } from "../helpers.ts";
+import { start } from "../server-process.ts";
 import { burst, connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
@@ -323,6 +324,73 @@ describe("two nodes", () => {
       }
     }
   });
+
+  it("leaves a user typing through one node when a socket of theirs that typed before on the other closes", async () => {
+    const [ona, pat] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, ona, [pat]);
+    const watcher = await socket(pat, "b");
+    const [first, second] = [await socket(ona, "a"), await socket(ona, "b")];
+    const typing = (state: string) => (f: Frame) =>
+      f.type === "typing" && f.user_id === ona.id && f.state === state;
+    first.send({ type: "typing_start", conversation_id: id });
+    await watcher.next(typing("start"));
+    second.send({ type: "typing_start", ref: "t", conversation_id: id });
+    await second.next((f) => f.ref === "t");
+    await waitFor(() => (watcher.frames.filter(typing("start")).length === 2 ? true : undefined));
+    first.close();
+    await waitFor(() => (h.deps.gateway.connections.ofUser(ona.id).size === 0 ? true : undefined));
+    // Whatever node A published as that socket closed reaches node B before a message it relays after.
+    const owner = await socket(ona, "a");
+    owner.send({ type: "message", conversation_id: id, client_msg_id: "after", content: "after the close" });
+    await watcher.next(said("after the close"));
+    expect(watcher.frames.filter(typing("stop"))).toEqual([]);
+    second.send({ type: "typing_stop", conversation_id: id });
+    await watcher.next(typing("stop"));
+  });
+
+  it("ends, on the other nodes, what a user typed through a node that died, a moment after it would have expired", async () => {
+    const [quin, ray] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, quin, [ray]);
+    const watcher = await socket(ray, "a");
+    // A node as a process of its own, over the same file and Redis, to be killed: no close handler runs,
+    // and the stop its expiry would have sent never leaves it.
+    const doomed = await start([process.execPath, "run", "src/index.ts"], {
+      DATA_DIR: h.dataDir,
+      REDIS_URL,
+      REDIS_PREFIX: PREFIX,
+      SECRET_KEY: TEST_SECRET,
+      ENCRYPTION_KEY: TEST_SECRET,
+      NODE_ENV: "test",
+    });
+    try {
+      // Signed in there: its clock is the system's, and the harness's tokens are from its manual one.
+      const res = await fetch(`${doomed.url}/api/auth/signin`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: quin.email, password: quin.password }),
+      });
+      const signedIn = (await res.json()) as { access_token: string; session_id: string };
+      const typist = await connect(
+        `${doomed.url.replace("http", "ws")}/ws/${quin.id}/${signedIn.session_id}`,
+        ["parley.msgpack", `bearer.${signedIn.access_token}`],
+      );
+      open.push(typist);
+      await typist.next((f) => f.type === "hello");
+      typist.send({ type: "typing_start", conversation_id: id });
+      await watcher.next((f) => f.type === "typing" && f.user_id === quin.id && f.state === "start");
+      const typedAt = Date.now();
+      doomed.proc.kill("SIGKILL");
+      await doomed.proc.exited;
+      const stop = await watcher.next(
+        (f) => f.type === "typing" && f.user_id === quin.id && f.state === "stop",
+        10_000,
+      );
+      expect(stop.conversation_id).toBe(id);
+      expect(Date.now() - typedAt).toBeLessThan(9000);
+    } finally {
+      doomed.proc.kill("SIGKILL");
+    }
+  }, 30_000);
 
   it("sends a key exchange to a device on the other node", async () => {
     const [hal, ivy] = [await signup(h.app), await signup(h.app)];

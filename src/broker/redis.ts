@@ -51,7 +51,14 @@ export class RedisBroker implements Broker {
   readonly shared = true;
   readonly joined = new Set<string>();
   private readonly id: Buffer;
+  /** Starts every key. */
   private readonly prefix: string;
+  /**
+   * Starts every channel: the prefix, and the database when it is not 0. Keys are each database's own, but
+   * Redis's pub/sub knows no database: two deployments on databases 1 and 2 of one Redis would hear each
+   * other's node-wide traffic and public channels.
+   */
+  private readonly channelPrefix: string;
   private readonly joinTimeoutMs: number;
   private readonly settleMs: number;
   private readonly pub: ScriptedRedis;
@@ -95,6 +102,8 @@ export class RedisBroker implements Broker {
       connectionName: `parley-broker-${this.nodeId}`,
     });
     this.pub = withScripts(pub);
+    const db = pub.options.db ?? 0;
+    this.channelPrefix = db === 0 ? this.prefix : `${this.prefix}db${db}:`;
     // Subscriptions wait for the connection and come back by themselves after a reconnect.
     this.sub = openRedis(url, logger, "broker redis (subscriber)", {
       autoResubscribe: true,
@@ -132,7 +141,7 @@ export class RedisBroker implements Broker {
     const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
     this.id.copy(message, 0);
     message.set(payload, ID_BYTES);
-    this.pub.publish(this.prefix + channel, message).catch(() => this.lostHandler?.(channel, payload));
+    this.pub.publish(this.channelPrefix + channel, message).catch(() => this.lostHandler?.(channel, payload));
     return true;
   }
 
@@ -160,10 +169,10 @@ export class RedisBroker implements Broker {
         // A SUBSCRIBE that timed out is still queued and completes once Redis is back: undone behind it on
         // the same connection, or the node would be sent what it drops (the node joins again what it needs).
         const undo = failed ? fresh.filter((c) => !this.joined.has(c) && !this.pending.has(c)) : [];
-        if (undo.length > 0) this.sub.unsubscribe(...undo.map((c) => this.prefix + c)).catch(() => {});
+        if (undo.length > 0) this.sub.unsubscribe(...undo.map((c) => this.channelPrefix + c)).catch(() => {});
       };
       const done: Promise<void> = within(
-        this.sub.subscribe(...fresh.map((c) => this.prefix + c)).then(() => {}),
+        this.sub.subscribe(...fresh.map((c) => this.channelPrefix + c)).then(() => {}),
         this.joinTimeoutMs,
         () => {
           throw new Error("broker redis: subscription timed out");
@@ -186,7 +195,7 @@ export class RedisBroker implements Broker {
     for (const channel of channels) {
       if (!this.joined.delete(channel)) continue;
       this.pending.delete(channel);
-      names.push(this.prefix + channel);
+      names.push(this.channelPrefix + channel);
     }
     if (names.length > 0) this.sub.unsubscribe(...names).catch(() => {});
   }
@@ -428,7 +437,7 @@ export class RedisBroker implements Broker {
 
   private receive(rawChannel: Buffer, message: Buffer) {
     if (message.length < ID_BYTES || this.id.equals(message.subarray(0, ID_BYTES))) return;
-    const channel = rawChannel.toString("utf8").slice(this.prefix.length);
+    const channel = rawChannel.toString("utf8").slice(this.channelPrefix.length);
     // Left meanwhile: what was still in flight is not for this node any more.
     if (!this.joined.has(channel)) return;
     try {

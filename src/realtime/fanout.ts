@@ -208,6 +208,21 @@ export class Fanout {
     return this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), kind));
   }
 
+  /**
+   * Publishes one frame to a topic's subscribers on every node, or on none: false, with nothing sent, when
+   * the other nodes' copy would be dropped (Redis out of reach). For a frame that nothing keeps, which a
+   * caller told so sends again: each subscriber then gets it once.
+   */
+  publishEverywhere(topic: string, frame: ServerFrame): boolean {
+    if (
+      this.broker.shared &&
+      !this.relay(topic, relayFrame(encode(frame, "msgpack") as Uint8Array, RELAY.frame))
+    )
+      return false;
+    this.publishHere(topic, frame);
+    return true;
+  }
+
   /** Publishes one frame to a topic's subscribers on this node only. */
   tellHere(topic: string, frame: ServerFrame) {
     this.publishHere(topic, frame);

@@ -8,6 +8,7 @@ import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { type App, createApp } from "../../src/app.ts";
 import { RedisBroker } from "../../src/broker/redis.ts";
+import { runCli } from "../../src/cli.ts";
 import type { ConversationEvent } from "../../src/client/events.ts";
 import { ParleyClient } from "../../src/client/index.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
@@ -729,6 +730,37 @@ describe("what a node could not tell the others while cut off", () => {
       annOnA.send({ type: "key_exchange", ref: "all", to_user_id: bo.id, payload });
       expect(await annOnA.next((f) => f.ref === "all")).toMatchObject({ type: "ok" });
     });
+  }, 30_000);
+
+  it("refuses an announcement it cannot relay, sending it to nobody, and sends it everywhere once it can", async () => {
+    const [a, b] = [await node(), await node()];
+    const admin = await signup(h.app);
+    expect(await runCli(["admin", "grant", admin.username], h.config, () => {})).toBe(0);
+    const listeners: TestSocket[] = [];
+    for (const n of [a, b]) {
+      const s = await connect(`${n.base}/ws/public/outage-news`, ["parley.msgpack"]);
+      open.push(s);
+      s.send({ type: "subscribe", ref: "s", channel: "outage-news" });
+      await s.next((f) => f.type === "ok" && f.ref === "s");
+      listeners.push(s);
+    }
+    const announce = (text: string) =>
+      call(a.app, "POST", "/api/announcements", {
+        token: admin.token,
+        body: { channel: "outage-news", text },
+      });
+    await cutWhile(a, async () => {
+      const refused = await announce("unheard");
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe("unavailable");
+      expect(refused.headers.get("retry-after")).toBe("5");
+    });
+    // Sent again once node A has Redis: each subscriber has it once, the refused one nowhere.
+    expect((await announce("heard")).status).toBe(201);
+    for (const s of listeners) {
+      await s.next((f) => f.type === "announcement" && f.text === "heard");
+      expect(s.frames.filter((f) => f.type === "announcement").map((f) => f.text)).toEqual(["heard"]);
+    }
   }, 30_000);
 
   it("is told again, once it hears the others, the presence changes they relayed meanwhile", async () => {

@@ -26,7 +26,11 @@ export function announcementsController(deps: Deps) {
         text: body.text,
         sent_at: new Date(deps.clock.now()).toISOString(),
       };
-      deps.gateway.fanout.publish(topics.channel(body.channel), frame);
+      // Nothing keeps an announcement: one the other nodes would not get is sent to nobody, to be sent again.
+      if (!deps.gateway.fanout.publishEverywhere(topics.channel(body.channel), frame))
+        throw new AppError("unavailable", "the other nodes cannot be reached; try again", {
+          headers: { "Retry-After": "5" },
+        });
       deps.logger.info({ user_id: userId, channel: body.channel }, "announcement sent");
       set.status = 201;
       return { channel: frame.channel, text: frame.text, sent_at: frame.sent_at };

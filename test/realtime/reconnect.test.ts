@@ -77,7 +77,12 @@ async function node(settleMs = 200, Broker = RedisBroker): Promise<Node> {
       },
     }),
   );
-  const broker = new Broker(proxy.url, logger, { prefix: PREFIX, joinTimeoutMs: 300, settleMs });
+  const broker = new Broker(proxy.url, logger, {
+    prefix: PREFIX,
+    joinTimeoutMs: 300,
+    settleMs,
+    emptiedWaitMs: settleMs,
+  });
   const deps = await createDeps(h.config, logger, { clock: h.clock, broker });
   const app = createApp(deps);
   app.listen({ port: 0, hostname: "127.0.0.1" });
@@ -331,6 +336,21 @@ describe("a node cut off from Redis for a moment", () => {
       users.update = update;
       for (const release of hung) release();
     }
+  }, 30_000);
+
+  it("writes offline, once Redis is back empty, the users whose only sockets were on a node lost meanwhile", async () => {
+    const { a, b, pia, watcher } = await watchedAcross();
+    // Node A is lost for good (cut off, as one that died), and Redis restarts empty before A's heartbeat
+    // expires: no list of nodes is left for a sweep to find A in, nor A's users.
+    await cut(a);
+    await cut(b);
+    const keys = await admin.keys(`${PREFIX}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    b.proxy.restore();
+    // Node B finds Redis emptied as it reconnects, unless the harness's node (connected straight to Redis,
+    // with the default waits) found it first, at its beat: a beat and a settle later (13 s) at most.
+    await watcher.next(presence(pia, "offline"), 16_000);
+    expect(await statusOf(pia)).toBe("offline");
   }, 30_000);
 
   it("shows a user back on another node whose offline write from their last close here landed after", async () => {

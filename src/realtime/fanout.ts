@@ -74,6 +74,8 @@ export class Fanout {
   private unjoined = new Set<string>();
   /** What this node's outages from Redis left unsaid, told once it is back (reconnected). */
   private outage = new Outage();
+  /** Channels joined ahead of the sockets that will listen to them (joinAhead), by how many wait: not idle. */
+  private ahead = new Map<string, number>();
 
   constructor(
     private connections: Connections,
@@ -154,10 +156,27 @@ export class Fanout {
   }
 
   /**
-   * With other nodes, the node joins their channels, no socket subscribed here: from then on what another
-   * node says there is heard (a user's membership changes move their sockets that `connections` holds).
+   * With other nodes, the node joins the channels ahead of the socket that will listen to them, and holds
+   * them while `work` runs (the opening socket's conversations are read): what another node says there
+   * meanwhile is heard (a user's membership changes move their sockets that `connections` holds), and the
+   * node's tending does not leave them as idle, no socket here listening yet.
    */
-  join(...topicList: string[]): Promise<void> {
+  async joinAhead<T>(topicList: string[], work: () => Promise<T>): Promise<T> {
+    for (const topic of topicList) this.ahead.set(topic, (this.ahead.get(topic) ?? 0) + 1);
+    try {
+      await this.join(...topicList);
+      return await work();
+    } finally {
+      for (const topic of topicList) {
+        const left = (this.ahead.get(topic) ?? 1) - 1;
+        if (left > 0) this.ahead.set(topic, left);
+        else this.ahead.delete(topic);
+      }
+    }
+  }
+
+  /** With other nodes, the node joins their channels (the topics' of a socket subscribed here). */
+  private join(...topicList: string[]): Promise<void> {
     if (!this.broker.shared) return Promise.resolve();
     // The broker's Redis out of reach is an outage, not the client's fault: `unavailable`, try again.
     // (The broker logs the outage; the client is not told its internals.) The socket keeps the topics here.
@@ -333,7 +352,7 @@ export class Fanout {
   leaveIdle() {
     const idle: string[] = [];
     for (const channel of this.broker.joined)
-      if (channel !== NODE_WIDE && !this.listened(channel)) idle.push(channel);
+      if (channel !== NODE_WIDE && !this.ahead.has(channel) && !this.listened(channel)) idle.push(channel);
     if (idle.length > 0) this.broker.leave(idle);
   }
 

@@ -149,6 +149,36 @@ describe("two nodes", () => {
     expect(newcomer.frames.filter(said("after dave left"))).toEqual([]);
   });
 
+  it("brings a socket opening on one node into a conversation its user is added to on the other meanwhile, though the node tends then", async () => {
+    const [alice, dave] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, alice, [await signup(h.app)]);
+    // As node A reads dave's conversations for his opening socket, it tends (every 10 s, so it may be then)
+    // and node B adds him to the group: the word of it comes on dave's channel, which A joined before the read.
+    const conversations = h.deps.store.conversations;
+    const idsForUser = conversations.idsForUser.bind(conversations);
+    conversations.idsForUser = async (userId) => {
+      const ids = await idsForUser(userId);
+      if (userId !== dave.id) return ids;
+      conversations.idsForUser = idsForUser;
+      await h.deps.gateway.tend();
+      const added = await call(nodeB.app, "POST", `/api/conversations/${id}/participants`, {
+        token: alice.token,
+        body: { user_id: dave.id },
+      });
+      expect(added.status).toBe(201);
+      await Bun.sleep(50);
+      return ids;
+    };
+    try {
+      const newcomer = await socket(dave, "a");
+      const owner = await socket(alice, "b");
+      owner.send({ type: "message", conversation_id: id, client_msg_id: "in", content: "are you in?" });
+      await newcomer.next(said("are you in?"));
+    } finally {
+      conversations.idsForUser = idsForUser;
+    }
+  });
+
   it("takes the sockets of the other node out of a conversation deleted on one", async () => {
     const [alice, bob] = [await signup(h.app), await signup(h.app)];
     const id = await group(h.app, alice, [bob]);

@@ -91,6 +91,9 @@ export class MemoryBroker implements Broker {
 
   onSettled() {}
 
+  /** The bus is never emptied. */
+  onEmptied() {}
+
   /** Nodes of one process close, they do not die: there is never anyone to sweep. */
   async sweepDeadNodes() {
     return [];

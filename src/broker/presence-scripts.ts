@@ -9,7 +9,8 @@ import type { Redis } from "ioredis";
 // node-users:<id> (the users with sockets on that node), sockets:<user> (node id -> sockets),
 // offline:<user> (the id of the node that claimed the user's offline write after their last socket
 // closed; cleared by their next socket), owed:<id> (the users whose offline write that node claimed and
-// has not said it wrote: a sweep of it, should it die first, hands them on).
+// has not said it wrote: a sweep of it, should it die first, hands them on), kept (made by the first node
+// to find it missing: without it, Redis has lost the rest, see RedisBroker.checkKept).
 const PRELUDE = `
 local function liveTotal(prefix, key)
   local total = 0

@@ -30,6 +30,12 @@ const JOIN_TIMEOUT_MS = 5000;
  * back on their own backoff (RECONNECT_MAX_MS, 2 s at most between tries), to put their counts back.
  */
 const SETTLE_MS = 3000;
+/**
+ * How long a node that found Redis emptied waits before it says so: a node whose connections held (Redis
+ * flushed, not restarted) finds its heartbeat gone at its next beat (NODE_TTL_MS / 3), and puts its counts
+ * back within a moment (SETTLE_MS, as after a reconnect).
+ */
+const EMPTIED_WAIT_MS = NODE_TTL_MS / 3 + SETTLE_MS;
 /** Users per command when a node's counts go back or its users are settled. */
 const BATCH = 1000;
 /** How long a readiness check waits for a connection that is being made. */
@@ -44,6 +50,11 @@ export interface RedisBrokerOptions {
   joinTimeoutMs?: number;
   /** How long after a reconnect counts are not trusted for an offline write (tests make it short). */
   settleMs?: number;
+  /**
+   * How long after finding Redis emptied the node waits to say so (onEmptied): every live node has found
+   * it too by then and put its counts back (tests make it short).
+   */
+  emptiedWaitMs?: number;
 }
 
 export class RedisBroker implements Broker {
@@ -51,9 +62,17 @@ export class RedisBroker implements Broker {
   readonly shared = true;
   readonly joined = new Set<string>();
   private readonly id: Buffer;
+  /** Starts every key. */
   private readonly prefix: string;
+  /**
+   * Starts every channel: the prefix, and the database when it is not 0. Keys are each database's own, but
+   * Redis's pub/sub knows no database: two deployments on databases 1 and 2 of one Redis would hear each
+   * other's node-wide traffic and public channels.
+   */
+  private readonly channelPrefix: string;
   private readonly joinTimeoutMs: number;
   private readonly settleMs: number;
+  private readonly emptiedWaitMs: number;
   private readonly pub: ScriptedRedis;
   private readonly sub: Redis;
   /** Subscriptions sent and not yet confirmed: a second join of the channel waits for the first. */
@@ -72,6 +91,9 @@ export class RedisBroker implements Broker {
   /** When a connection dropped after both had been up (performance.now()): how long the node was deaf. */
   private lostSince = 0;
   private settledListeners: (() => void)[] = [];
+  private emptiedListeners: (() => void)[] = [];
+  /** Redis was found emptied before anyone listened: the first listener is told at once. */
+  private emptiedUntold = false;
   /**
    * The command connection failed and has not been ready since (before its first connect, commands wait):
    * publishes are dropped and counts fail at once rather than queue for a reconnect.
@@ -85,6 +107,7 @@ export class RedisBroker implements Broker {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
     this.joinTimeoutMs = options.joinTimeoutMs ?? JOIN_TIMEOUT_MS;
     this.settleMs = options.settleMs ?? SETTLE_MS;
+    this.emptiedWaitMs = options.emptiedWaitMs ?? EMPTIED_WAIT_MS;
     this.id = randomBytes(ID_BYTES);
     this.nodeId = this.id.toString("hex");
     // Commands wait for a connection (at boot) but give up after one failed reconnect.
@@ -95,6 +118,8 @@ export class RedisBroker implements Broker {
       connectionName: `parley-broker-${this.nodeId}`,
     });
     this.pub = withScripts(pub);
+    const db = pub.options.db ?? 0;
+    this.channelPrefix = db === 0 ? this.prefix : `${this.prefix}db${db}:`;
     // Subscriptions wait for the connection and come back by themselves after a reconnect.
     this.sub = openRedis(url, logger, "broker redis (subscriber)", {
       autoResubscribe: true,
@@ -117,6 +142,8 @@ export class RedisBroker implements Broker {
     // The heartbeat as this node's beat expects it: made by a count instead, it would be taken for one
     // that had expired.
     this.pub.set(this.nodeKey(), "1", "PX", NODE_TTL_MS).catch(() => {});
+    // Without Redis now, the reconnect looks (reassert).
+    this.checkKept().catch(() => {});
     this.heartbeat = setInterval(() => void this.beat(), NODE_TTL_MS / 3);
     this.heartbeat.unref?.();
   }
@@ -132,7 +159,7 @@ export class RedisBroker implements Broker {
     const message = Buffer.allocUnsafe(ID_BYTES + payload.byteLength);
     this.id.copy(message, 0);
     message.set(payload, ID_BYTES);
-    this.pub.publish(this.prefix + channel, message).catch(() => this.lostHandler?.(channel, payload));
+    this.pub.publish(this.channelPrefix + channel, message).catch(() => this.lostHandler?.(channel, payload));
     return true;
   }
 
@@ -160,10 +187,10 @@ export class RedisBroker implements Broker {
         // A SUBSCRIBE that timed out is still queued and completes once Redis is back: undone behind it on
         // the same connection, or the node would be sent what it drops (the node joins again what it needs).
         const undo = failed ? fresh.filter((c) => !this.joined.has(c) && !this.pending.has(c)) : [];
-        if (undo.length > 0) this.sub.unsubscribe(...undo.map((c) => this.prefix + c)).catch(() => {});
+        if (undo.length > 0) this.sub.unsubscribe(...undo.map((c) => this.channelPrefix + c)).catch(() => {});
       };
       const done: Promise<void> = within(
-        this.sub.subscribe(...fresh.map((c) => this.prefix + c)).then(() => {}),
+        this.sub.subscribe(...fresh.map((c) => this.channelPrefix + c)).then(() => {}),
         this.joinTimeoutMs,
         () => {
           throw new Error("broker redis: subscription timed out");
@@ -186,7 +213,7 @@ export class RedisBroker implements Broker {
     for (const channel of channels) {
       if (!this.joined.delete(channel)) continue;
       this.pending.delete(channel);
-      names.push(this.prefix + channel);
+      names.push(this.channelPrefix + channel);
     }
     if (names.length > 0) this.sub.unsubscribe(...names).catch(() => {});
   }
@@ -247,6 +274,13 @@ export class RedisBroker implements Broker {
 
   onSettled(listener: () => void) {
     this.settledListeners.push(listener);
+  }
+
+  onEmptied(listener: () => void) {
+    this.emptiedListeners.push(listener);
+    if (!this.emptiedUntold) return;
+    this.emptiedUntold = false;
+    listener();
   }
 
   async ping() {
@@ -410,6 +444,22 @@ export class RedisBroker implements Broker {
       }
       await batch.exec();
     }
+    // This node's share is back: if the rest is gone (Redis restarted empty), the node that finds out says so.
+    await this.checkKept();
+  }
+
+  /**
+   * Whether Redis still holds what the nodes keep there: a key no node removes or lets expire, made by the
+   * first node to find it missing, which alone tells its listeners (onEmptied).
+   */
+  private async checkKept(): Promise<void> {
+    if ((await this.pub.set(`${this.prefix}kept`, "1", "NX")) !== "OK") return;
+    const timer = setTimeout(() => {
+      if (this.closing) return;
+      if (this.emptiedListeners.length === 0) this.emptiedUntold = true;
+      for (const listener of this.emptiedListeners) listener();
+    }, this.emptiedWaitMs);
+    timer.unref?.();
   }
 
   /** The users whose offline write this node claimed and has not said it wrote. */
@@ -428,7 +478,7 @@ export class RedisBroker implements Broker {
 
   private receive(rawChannel: Buffer, message: Buffer) {
     if (message.length < ID_BYTES || this.id.equals(message.subarray(0, ID_BYTES))) return;
-    const channel = rawChannel.toString("utf8").slice(this.prefix.length);
+    const channel = rawChannel.toString("utf8").slice(this.channelPrefix.length);
     // Left meanwhile: what was still in flight is not for this node any more.
     if (!this.joined.has(channel)) return;
     try {

@@ -63,6 +63,13 @@ export interface Broker {
    * it lost Redis, or stalled past its heartbeat. Other nodes may have written its users offline meanwhile.
    */
   onSettled(listener: () => void): void;
+  /**
+   * Runs when this node has found Redis without what the nodes keep there (it restarted empty, or was
+   * flushed; or this is the deployment's first node), once in the cluster, and every live node has had time
+   * to put its own counts back: the users a node that died meanwhile held are in no list a sweep could find.
+   * Told at once to a listener that comes after.
+   */
+  onEmptied(listener: () => void): void;
   /** Resolves when the broker answers (readiness: a node cut off from the others should get no traffic). */
   ping(): Promise<void>;
   close(): Promise<void>;

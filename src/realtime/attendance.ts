@@ -5,6 +5,7 @@
 
 import type { Broker } from "../broker/types.ts";
 import { inChunks } from "../lib/chunks.ts";
+import type { UsersRepo } from "../store/types.ts";
 import type { Connections, SocketState } from "./connections.ts";
 import type { Presence } from "./presence.ts";
 
@@ -13,6 +14,8 @@ export class Attendance {
   private unsettled = new Set<string>();
   /** This node's counts were missing from Redis: the presence of the users it holds is looked at again. */
   private heldOwed = false;
+  /** Redis lost what the nodes keep there: every user the store shows online is settled. */
+  private everyoneOwed = false;
   private stopped = false;
 
   constructor(
@@ -20,6 +23,7 @@ export class Attendance {
       broker: Broker;
       connections: Connections;
       presence: Presence;
+      users: Pick<UsersRepo, "notOffline">;
     },
   ) {}
 
@@ -119,14 +123,35 @@ export class Attendance {
   }
 
   /**
+   * Redis lost what the nodes keep there (broker.onEmptied): the users of a node that died meanwhile are in
+   * no list a sweep could find, and would be shown online for good. Every user the store shows online is
+   * settled as one let go of: written offline, by one node, unless a node holds a socket of theirs once
+   * counts are trusted (the other nodes have put theirs back).
+   */
+  settleEveryone() {
+    this.everyoneOwed = true;
+  }
+
+  /**
    * Once counts are trusted: the deferred users with no socket on any node are written offline, each by
    * one node of the cluster, and (after recheckHeld) the users this node holds are written back online.
    * What it could not do waits for the next call (the gateway's tending).
    */
   async settle(): Promise<void> {
     if (!this.deps.broker.settled) return;
+    let failed: { err: unknown } | undefined;
+    if (this.everyoneOwed) {
+      this.everyoneOwed = false;
+      try {
+        for (const userId of await this.deps.users.notOffline()) this.defer(userId);
+      } catch (err) {
+        this.everyoneOwed = true;
+        failed = { err };
+      }
+    }
     const results = await Promise.allSettled([this.settleLetGo(), this.writeBackHeld()]);
     for (const result of results) if (result.status === "rejected") throw result.reason;
+    if (failed) throw failed.err;
   }
 
   private async settleLetGo(): Promise<void> {

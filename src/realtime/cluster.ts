@@ -50,7 +50,7 @@ export function joinCluster(deps: Omit<Deps, "gateway">, connections: Connection
   // A node that had lost Redis looks again at its sockets, and tells the others what they missed of it;
   // the users it let go of meanwhile are settled once counts are trusted again.
   const reconciler = new Reconciler({ ...deps, connections, fanout });
-  const attendance = new Attendance({ broker, connections, presence });
+  const attendance = new Attendance({ broker, connections, presence, users: deps.store.users });
   broker.onReconnect((downMs) => {
     fanout.reconnected(downMs);
     void reconciler.run();
@@ -63,6 +63,11 @@ export function joinCluster(deps: Omit<Deps, "gateway">, connections: Connection
   // have written offline users it holds.
   broker.onSettled(() => {
     attendance.recheckHeld();
+    void settle();
+  });
+  // Redis lost what the nodes keep there: whom a node that died meanwhile held, no sweep can tell.
+  broker.onEmptied(() => {
+    attendance.settleEveryone();
     void settle();
   });
   // Revocations reach every node; the rest only nodes with sockets that listen (fanout.ts). A join that

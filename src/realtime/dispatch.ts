@@ -8,13 +8,18 @@ import { statusOf } from "../modules/messages/model.ts";
 import type { MembershipRecord, MessageRecord, PositionFloor } from "../store/types.ts";
 import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
-import { type Fanout, topics } from "./fanout.ts";
+import { type Fanout, type TypingFrame, topics } from "./fanout.ts";
 import type { Presence } from "./presence.ts";
 import { type ClientFrame, type Encoding, PAYLOAD_BYTES, type ServerFrame } from "./protocol.ts";
 import { ReceiptsMemo } from "./receipts-memo.ts";
 import { ReplayCache } from "./replay-cache.ts";
 
 const TYPING_EXPIRY_MS = 6000;
+/**
+ * A start typed through another node is ended here this long after it would have expired there, should
+ * that node's stop never come (it died, or lost Redis): the nodes' clocks and the relay are a moment apart.
+ */
+const TYPING_ELSEWHERE_GRACE_MS = 1000;
 /** Conversations of one resume whose changes are read ahead of the one being sent. */
 export const RESUME_READ_AHEAD = 8;
 /** The floor of a catch-up with no message to give a status to. */
@@ -74,6 +79,8 @@ export class Dispatcher {
   private typingOf = new WeakMap<Socket, Set<string>>();
   /** Each socket's typing frame being handled, so that the next waits for it. */
   private typingTurns = new WeakMap<Socket, Promise<void>>();
+  /** Starts typed through other nodes, by conversation and user: when this node ends them for its sockets. */
+  private typingElsewhere = new Map<string, Timer>();
   private replays = new ReplayCache();
   private receipts = new ReceiptsMemo();
 
@@ -201,6 +208,8 @@ export class Dispatcher {
     if (!this.fanout.isSubscribed(ws, topic)) throw new AppError("not_found", "conversation not found");
     const key = `${conversationId}:${user_id}`;
     this.endTyping(key);
+    // Typed through another node before: this node's frame tells that one, which lets it go.
+    this.forgetElsewhere(key);
     const frame: ServerFrame = { type: "typing", conversation_id: conversationId, user_id, state };
     this.fanout.publish(topic, frame);
     if (state === "start") {
@@ -225,6 +234,31 @@ export class Dispatcher {
     clearTimeout(typing.timer);
     this.typing.delete(key);
     this.typingOf.get(typing.ws)?.delete(key);
+  }
+
+  /**
+   * A typing frame another node published. A start there is the user's typing now: one a socket of theirs
+   * here started before no longer ends as that socket closes (nor expires here). And it is ended for this
+   * node's sockets a moment after it would have expired there, should that node's stop never come (it died,
+   * or lost Redis: the stop was dropped). A stop ends only that; one of this node's own starts since runs on.
+   */
+  typedElsewhere({ conversation_id, user_id, state }: TypingFrame) {
+    const key = `${conversation_id}:${user_id}`;
+    this.forgetElsewhere(key);
+    if (state !== "start") return;
+    this.endTyping(key);
+    const stop: ServerFrame = { type: "typing", conversation_id, user_id, state: "stop" };
+    const timer = setTimeout(() => {
+      this.typingElsewhere.delete(key);
+      this.fanout.tellHere(topics.conversation(conversation_id), stop);
+    }, TYPING_EXPIRY_MS + TYPING_ELSEWHERE_GRACE_MS);
+    timer.unref?.();
+    this.typingElsewhere.set(key, timer);
+  }
+
+  private forgetElsewhere(key: string) {
+    clearTimeout(this.typingElsewhere.get(key));
+    this.typingElsewhere.delete(key);
   }
 
   /**

@@ -74,6 +74,8 @@ export class Fanout {
   private unjoined = new Set<string>();
   /** What this node's outages from Redis left unsaid, told once it is back (reconnected). */
   private outage = new Outage();
+  /** Channels joined ahead of the sockets that will listen to them (joinAhead), by how many wait: not idle. */
+  private ahead = new Map<string, number>();
 
   constructor(
     private connections: Connections,
@@ -133,6 +135,8 @@ export class Fanout {
         return this.outage.miss("all");
       case RELAY.deaf:
         return this.outage.deafNoticeLost(message.ms);
+      // Nothing kept: each node that had the start ends it itself (typedElsewhere).
+      case RELAY.typing:
       case RELAY.session:
         return;
     }
@@ -152,10 +156,27 @@ export class Fanout {
   }
 
   /**
-   * With other nodes, the node joins their channels, no socket subscribed here: from then on what another
-   * node says there is heard (a user's membership changes move their sockets that `connections` holds).
+   * With other nodes, the node joins the channels ahead of the socket that will listen to them, and holds
+   * them while `work` runs (the opening socket's conversations are read): what another node says there
+   * meanwhile is heard (a user's membership changes move their sockets that `connections` holds), and the
+   * node's tending does not leave them as idle, no socket here listening yet.
    */
-  join(...topicList: string[]): Promise<void> {
+  async joinAhead<T>(topicList: string[], work: () => Promise<T>): Promise<T> {
+    for (const topic of topicList) this.ahead.set(topic, (this.ahead.get(topic) ?? 0) + 1);
+    try {
+      await this.join(...topicList);
+      return await work();
+    } finally {
+      for (const topic of topicList) {
+        const left = (this.ahead.get(topic) ?? 1) - 1;
+        if (left > 0) this.ahead.set(topic, left);
+        else this.ahead.delete(topic);
+      }
+    }
+  }
+
+  /** With other nodes, the node joins their channels (the topics' of a socket subscribed here). */
+  private join(...topicList: string[]): Promise<void> {
     if (!this.broker.shared) return Promise.resolve();
     // The broker's Redis out of reach is an outage, not the client's fault: `unavailable`, try again.
     // (The broker logs the outage; the client is not told its internals.) The socket keeps the topics here.
@@ -191,6 +212,9 @@ export class Fanout {
   /** Told of each socket taken out of a topic (its user removed): the gateway ends what it typed there. */
   left: ((ws: Socket, topic: string) => void) | undefined;
 
+  /** Told of each typing frame from another node: the gateway keeps its end in hand (relay.ts, typing). */
+  typedElsewhere: ((frame: TypingFrame) => void) | undefined;
+
   isSubscribed(ws: Socket, topic: string): boolean {
     return ws.isSubscribed(bunTopic(topic, ws.data.encoding));
   }
@@ -199,16 +223,20 @@ export class Fanout {
   publish(topic: string, frame: ServerFrame, membership = false): boolean {
     const msgpack = this.publishHere(topic, frame);
     if (!this.broker.shared) return true;
-    return this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), membership));
+    const kind = membership ? RELAY.membershipFrame : frame.type === "typing" ? RELAY.typing : RELAY.frame;
+    return this.relay(topic, relayFrame(msgpack ?? (encode(frame, "msgpack") as Uint8Array), kind));
   }
 
   /**
-   * Publishes a frame nothing keeps (an announcement) to a topic's subscribers on every node, or on none:
-   * the other nodes' copy goes first, and when it is dropped (Redis out of reach) nobody here gets it
-   * either. False then: the caller says so, and the frame sent again reaches no one twice.
+   * Publishes one frame to a topic's subscribers on every node, or on none: false, with nothing sent, when
+   * the other nodes' copy would be dropped (Redis out of reach). For a frame that nothing keeps, which a
+   * caller told so sends again: each subscriber then gets it once.
    */
   publishEverywhere(topic: string, frame: ServerFrame): boolean {
-    if (this.broker.shared && !this.relay(topic, relayFrame(encode(frame, "msgpack") as Uint8Array, false)))
+    if (
+      this.broker.shared &&
+      !this.relay(topic, relayFrame(encode(frame, "msgpack") as Uint8Array, RELAY.frame))
+    )
       return false;
     this.publishHere(topic, frame);
     return true;
@@ -324,7 +352,7 @@ export class Fanout {
   leaveIdle() {
     const idle: string[] = [];
     for (const channel of this.broker.joined)
-      if (channel !== NODE_WIDE && !this.listened(channel)) idle.push(channel);
+      if (channel !== NODE_WIDE && !this.ahead.has(channel) && !this.listened(channel)) idle.push(channel);
     if (idle.length > 0) this.broker.leave(idle);
   }
 
@@ -409,6 +437,14 @@ export class Fanout {
       }
       case RELAY.frame:
         return this.publishBytesHere(channel, message.bytes);
+      case RELAY.typing: {
+        // Small, and one per keystroke burst at most: read, to know whose typing it is.
+        const frame = decode(message.bytes, "msgpack");
+        if (!isTyping(frame)) return this.hooks.failed(new Error("relay: not a typing frame"), "relay");
+        this.publishBytesHere(channel, message.bytes, frame);
+        this.typedElsewhere?.(frame);
+        return;
+      }
       case RELAY.join: {
         if (!channel.startsWith("u:")) return;
         const userId = channel.slice(2);
@@ -477,4 +513,18 @@ export class Fanout {
       }
     }
   }
+}
+
+export type TypingFrame = Extract<ServerFrame, { type: "typing" }>;
+
+function isTyping(frame: unknown): frame is TypingFrame {
+  const f = frame as Partial<TypingFrame> | null;
+  return (
+    typeof f === "object" &&
+    f !== null &&
+    f.type === "typing" &&
+    typeof f.conversation_id === "string" &&
+    typeof f.user_id === "string" &&
+    (f.state === "start" || f.state === "stop")
+  );
 }

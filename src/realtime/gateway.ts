@@ -90,6 +90,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   );
   const dispatcher = new Dispatcher(deps, fanout, presence, connections);
   fanout.left = (ws, topic) => dispatcher.left(ws, topic);
+  fanout.typedElsewhere = (frame) => dispatcher.typedElsewhere(frame);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)
@@ -303,20 +304,22 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
    * is in `connections` while the list is read, so a membership change of its user meanwhile moves it
    * (ws.data.moves): a removal unsubscribes it from a topic it is not in yet, and subscribing it from the
    * list read before would leave a non-member hearing the conversation. The list is read again then. The
-   * node joins the user's channel before the first read, so that a change made on another node meanwhile
-   * reaches it too.
+   * node joins the user's channel before the first read, and holds it until the socket listens to it, so
+   * that a change made on another node meanwhile reaches it too.
    */
-  async function subscribeAll(ws: Socket) {
-    await fanout.join(topics.user(ws.data.user_id));
-    for (let reads = 1; ; reads++) {
-      const moves = ws.data.moves;
-      const ids = await deps.store.conversations.idsForUser(ws.data.user_id);
-      if (ws.data.moves === moves) {
-        await fanout.subscribe(ws, topics.user(ws.data.user_id), ...ids.map(topics.conversation));
-        return;
+  function subscribeAll(ws: Socket): Promise<void> {
+    const user = topics.user(ws.data.user_id);
+    return fanout.joinAhead([user], async () => {
+      for (let reads = 1; ; reads++) {
+        const moves = ws.data.moves;
+        const ids = await deps.store.conversations.idsForUser(ws.data.user_id);
+        if (ws.data.moves === moves) {
+          await fanout.subscribe(ws, user, ...ids.map(topics.conversation));
+          return;
+        }
+        if (reads >= MAX_LIST_READS) throw new Error("the user's conversations kept changing while read");
       }
-      if (reads >= MAX_LIST_READS) throw new Error("the user's conversations kept changing while read");
-    }
+    });
   }
 
   /**

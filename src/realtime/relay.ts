@@ -40,6 +40,12 @@ export const RELAY = {
    * tells again the presence changes it relayed in that time.
    */
   deaf: 9,
+  /**
+   * A typing frame for the channel's sockets. Each node that gets a start ends it for its sockets a moment
+   * after it would have expired, should the stop of the node it was typed through never come (that node
+   * died, or lost Redis); and a start there takes the user's typing over from a socket of theirs here.
+   */
+  typing: 10,
 } as const;
 
 /** What a node could not tell the others (the body of a `missed` message). */
@@ -53,7 +59,7 @@ export interface Missed {
 }
 
 export type Relayed =
-  | { kind: typeof RELAY.frame | typeof RELAY.membershipFrame; bytes: Uint8Array }
+  | { kind: typeof RELAY.frame | typeof RELAY.membershipFrame | typeof RELAY.typing; bytes: Uint8Array }
   | { kind: typeof RELAY.join; conversation_id: string; frame: ServerFrame }
   | { kind: typeof RELAY.leave; conversation_id: string }
   | { kind: typeof RELAY.session; session_id: string; frame: ServerFrame }
@@ -71,8 +77,10 @@ function withKind(kind: number, bytes: Uint8Array): Uint8Array {
 }
 
 /** Kind byte + a frame already encoded as msgpack. */
-export const relayFrame = (msgpack: Uint8Array, membership: boolean): Uint8Array =>
-  withKind(membership ? RELAY.membershipFrame : RELAY.frame, msgpack);
+export const relayFrame = (
+  msgpack: Uint8Array,
+  kind: typeof RELAY.frame | typeof RELAY.membershipFrame | typeof RELAY.typing,
+): Uint8Array => withKind(kind, msgpack);
 
 /** Kind byte + a msgpack body, for everything that is not a bare frame. */
 export function relayMessage(message: Exclude<Relayed, { bytes: Uint8Array }>): Uint8Array {
@@ -84,7 +92,8 @@ export function relayMessage(message: Exclude<Relayed, { bytes: Uint8Array }>): 
 export function parseRelayed(payload: Uint8Array, decode: (bytes: Uint8Array) => unknown): Relayed {
   const kind = payload[0];
   const rest = payload.subarray(1);
-  if (kind === RELAY.frame || kind === RELAY.membershipFrame) return { kind, bytes: rest };
+  if (kind === RELAY.frame || kind === RELAY.membershipFrame || kind === RELAY.typing)
+    return { kind, bytes: rest };
   const body = decode(rest) as Record<string, unknown> | null;
   if (!body || typeof body !== "object") throw new Error("relay: body is not a map");
   const str = (v: unknown) => {

@@ -149,6 +149,11 @@ export interface UsersRepo {
    * process, so nobody is online at that moment.
    */
   allOffline(now: number): Promise<number>;
+  /**
+   * The ids of the users whose status is not offline. For a cluster whose Redis lost what its nodes keep
+   * there: which of them no node holds any more is asked of Redis (broker.settle).
+   */
+  notOffline(): Promise<string[]>;
 }
 
 export interface SessionsRepo {

@@ -74,6 +74,38 @@ describe("RedisBroker", () => {
     }
   });
 
+  it("keeps deployments on different databases of one Redis apart, though Redis's channels know no database", async () => {
+    const prefix = `${RUN}databases:`;
+    const at = (db: number) => {
+      const url = new URL(REDIS_URL);
+      url.pathname = `/${db}`;
+      return url.toString();
+    };
+    const [mine, peer, theirs, theirPeer] = [1, 1, 2, 2].map(
+      (db) => new RedisBroker(at(db), silent, { prefix }),
+    ) as [RedisBroker, RedisBroker, RedisBroker, RedisBroker];
+    try {
+      const heard = { peer: [] as number[], theirs: [] as number[] };
+      peer.onMessage((_, p) => heard.peer.push(p[0] ?? -1));
+      theirs.onMessage((_, p) => heard.theirs.push(p[0] ?? -1));
+      await Promise.all([peer.join(["p:news"]), theirs.join(["p:news"])]);
+      mine.publish("p:news", new Uint8Array([1]));
+      await waitFor(() => (heard.peer.length > 0 ? true : undefined));
+      // Published once the first was delivered: a subscriber that was sent the first has it before this.
+      theirPeer.publish("p:news", new Uint8Array([2]));
+      await waitFor(() => (heard.theirs.length > 0 ? true : undefined));
+      expect(heard).toEqual({ peer: [1], theirs: [2] });
+    } finally {
+      await Promise.all([mine.close(), peer.close(), theirs.close(), theirPeer.close()]);
+      for (const db of [1, 2]) {
+        const other = new Redis(at(db));
+        const keys = await other.keys(`${prefix}*`);
+        if (keys.length > 0) await other.del(...keys);
+        await other.quit();
+      }
+    }
+  });
+
   it("stops counting a node's sockets once its heartbeat is gone (a node that died)", async () => {
     const prefix = `${RUN}died:`;
     const dead = new RedisBroker(REDIS_URL, silent, { prefix });

@@ -1,7 +1,8 @@
 // Two nodes of one cluster: two apps, each its own server, store connection, caches and Redis broker, over
 // one SQLite file and the real Redis (what two processes of one deployment share). Clients on different
 // nodes must see each other as if on one. The clock is manual: the nodes' caches never expire by time
-// here, so what one node learns of another's changes it can only have learnt through the broker.
+// here, so what one node learns of another's changes it can only have learnt through the broker. The
+// nodes share a Redis prefix of this run's own: other runs on the shared Redis are other deployments.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Redis } from "ioredis";
@@ -14,10 +15,13 @@ import { createLogger } from "../../src/lib/logger.ts";
 import { bunTopic, topics } from "../../src/realtime/fanout.ts";
 import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
-import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
+import { call, group, type Harness, harness, signup, TEST_SECRET, waitFor } from "../helpers.ts";
+import { start } from "../server-process.ts";
 import { burst, connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+const PREFIX = `parley-test-${crypto.randomUUID()}:`;
+const admin = new Redis(REDIS_URL);
 
 let h: Harness;
 let nodeB: { app: App; deps: Deps };
@@ -26,7 +30,7 @@ type User = Awaited<ReturnType<typeof signup>>;
 const open: TestSocket[] = [];
 
 beforeAll(async () => {
-  h = await harness({ REDIS_URL });
+  h = await harness({ REDIS_URL, REDIS_PREFIX: PREFIX });
   const deps = await createDeps(h.config, createLogger("silent"), { clock: h.clock });
   nodeB = { app: createApp(deps), deps };
   h.app.listen({ port: 0, hostname: "127.0.0.1" });
@@ -40,6 +44,9 @@ afterAll(async () => {
   await h.app.stop(true);
   await closeDeps(nodeB.deps);
   await h.close();
+  const keys = await admin.keys(`${PREFIX}*`);
+  if (keys.length > 0) await admin.del(...keys);
+  await admin.quit();
 });
 
 async function socket(u: User, node: "a" | "b", encoding: Encoding = "msgpack"): Promise<TestSocket> {
@@ -52,13 +59,8 @@ async function socket(u: User, node: "a" | "b", encoding: Encoding = "msgpack"):
   return s;
 }
 /** The users whose offline write the node was handed and has not said it made. */
-async function owedBy(deps: Deps): Promise<string[]> {
-  const admin = new Redis(REDIS_URL);
-  try {
-    return await admin.smembers(`parley:owed:${(deps.broker as RedisBroker).nodeId}`);
-  } finally {
-    await admin.quit();
-  }
+function owedBy(deps: Deps): Promise<string[]> {
+  return admin.smembers(`${PREFIX}owed:${(deps.broker as RedisBroker).nodeId}`);
 }
 const event = (kind: string, conversation: string) => (f: Frame) =>
   f.type === "event" && f.kind === kind && f.conversation_id === conversation;
@@ -147,6 +149,36 @@ describe("two nodes", () => {
     expect(newcomer.frames.filter(said("after dave left"))).toEqual([]);
   });
 
+  it("brings a socket opening on one node into a conversation its user is added to on the other meanwhile, though the node tends then", async () => {
+    const [alice, dave] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, alice, [await signup(h.app)]);
+    // As node A reads dave's conversations for his opening socket, it tends (every 10 s, so it may be then)
+    // and node B adds him to the group: the word of it comes on dave's channel, which A joined before the read.
+    const conversations = h.deps.store.conversations;
+    const idsForUser = conversations.idsForUser.bind(conversations);
+    conversations.idsForUser = async (userId) => {
+      const ids = await idsForUser(userId);
+      if (userId !== dave.id) return ids;
+      conversations.idsForUser = idsForUser;
+      await h.deps.gateway.tend();
+      const added = await call(nodeB.app, "POST", `/api/conversations/${id}/participants`, {
+        token: alice.token,
+        body: { user_id: dave.id },
+      });
+      expect(added.status).toBe(201);
+      await Bun.sleep(50);
+      return ids;
+    };
+    try {
+      const newcomer = await socket(dave, "a");
+      const owner = await socket(alice, "b");
+      owner.send({ type: "message", conversation_id: id, client_msg_id: "in", content: "are you in?" });
+      await newcomer.next(said("are you in?"));
+    } finally {
+      conversations.idsForUser = idsForUser;
+    }
+  });
+
   it("takes the sockets of the other node out of a conversation deleted on one", async () => {
     const [alice, bob] = [await signup(h.app), await signup(h.app)];
     const id = await group(h.app, alice, [bob]);
@@ -227,9 +259,7 @@ describe("two nodes", () => {
       open.push(s);
       await watcher.next((f) => f.type === "presence" && f.user_id === kim.id && f.status === "online");
       // It dies: its heartbeat is gone and nobody closes its sockets.
-      const admin = new Redis(REDIS_URL);
-      await admin.del(`parley:node:${doomed.broker.nodeId}`);
-      await admin.quit();
+      await admin.del(`${PREFIX}node:${doomed.broker.nodeId}`);
       await h.deps.gateway.tend();
       await watcher.next((f) => f.type === "presence" && f.user_id === kim.id && f.status === "offline");
       expect((await h.deps.store.users.byId(kim.id))?.status).toBe("offline");
@@ -325,6 +355,73 @@ describe("two nodes", () => {
     }
   });
 
+  it("leaves a user typing through one node when a socket of theirs that typed before on the other closes", async () => {
+    const [ona, pat] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, ona, [pat]);
+    const watcher = await socket(pat, "b");
+    const [first, second] = [await socket(ona, "a"), await socket(ona, "b")];
+    const typing = (state: string) => (f: Frame) =>
+      f.type === "typing" && f.user_id === ona.id && f.state === state;
+    first.send({ type: "typing_start", conversation_id: id });
+    await watcher.next(typing("start"));
+    second.send({ type: "typing_start", ref: "t", conversation_id: id });
+    await second.next((f) => f.ref === "t");
+    await waitFor(() => (watcher.frames.filter(typing("start")).length === 2 ? true : undefined));
+    first.close();
+    await waitFor(() => (h.deps.gateway.connections.ofUser(ona.id).size === 0 ? true : undefined));
+    // Whatever node A published as that socket closed reaches node B before a message it relays after.
+    const owner = await socket(ona, "a");
+    owner.send({ type: "message", conversation_id: id, client_msg_id: "after", content: "after the close" });
+    await watcher.next(said("after the close"));
+    expect(watcher.frames.filter(typing("stop"))).toEqual([]);
+    second.send({ type: "typing_stop", conversation_id: id });
+    await watcher.next(typing("stop"));
+  });
+
+  it("ends, on the other nodes, what a user typed through a node that died, a moment after it would have expired", async () => {
+    const [quin, ray] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, quin, [ray]);
+    const watcher = await socket(ray, "a");
+    // A node as a process of its own, over the same file and Redis, to be killed: no close handler runs,
+    // and the stop its expiry would have sent never leaves it.
+    const doomed = await start([process.execPath, "run", "src/index.ts"], {
+      DATA_DIR: h.dataDir,
+      REDIS_URL,
+      REDIS_PREFIX: PREFIX,
+      SECRET_KEY: TEST_SECRET,
+      ENCRYPTION_KEY: TEST_SECRET,
+      NODE_ENV: "test",
+    });
+    try {
+      // Signed in there: its clock is the system's, and the harness's tokens are from its manual one.
+      const res = await fetch(`${doomed.url}/api/auth/signin`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: quin.email, password: quin.password }),
+      });
+      const signedIn = (await res.json()) as { access_token: string; session_id: string };
+      const typist = await connect(
+        `${doomed.url.replace("http", "ws")}/ws/${quin.id}/${signedIn.session_id}`,
+        ["parley.msgpack", `bearer.${signedIn.access_token}`],
+      );
+      open.push(typist);
+      await typist.next((f) => f.type === "hello");
+      typist.send({ type: "typing_start", conversation_id: id });
+      await watcher.next((f) => f.type === "typing" && f.user_id === quin.id && f.state === "start");
+      const typedAt = Date.now();
+      doomed.proc.kill("SIGKILL");
+      await doomed.proc.exited;
+      const stop = await watcher.next(
+        (f) => f.type === "typing" && f.user_id === quin.id && f.state === "stop",
+        10_000,
+      );
+      expect(stop.conversation_id).toBe(id);
+      expect(Date.now() - typedAt).toBeLessThan(9000);
+    } finally {
+      doomed.proc.kill("SIGKILL");
+    }
+  }, 30_000);
+
   it("sends a key exchange to a device on the other node", async () => {
     const [hal, ivy] = [await signup(h.app), await signup(h.app)];
     await group(h.app, hal, [ivy]);
@@ -375,7 +472,10 @@ describe("a node whose broker failed at boot", () => {
 describe("a node that cannot reach Redis", () => {
   it("answers a socket upgrade 503 with Retry-After, not 500", async () => {
     // A node of the cluster (its REDIS_URL, so DATA_DIR lets it in) whose Redis cannot be reached.
-    const broker = new RedisBroker("redis://127.0.0.1:1", createLogger("silent"), { joinTimeoutMs: 200 });
+    const broker = new RedisBroker("redis://127.0.0.1:1", createLogger("silent"), {
+      prefix: PREFIX,
+      joinTimeoutMs: 200,
+    });
     const deps = await createDeps(h.config, createLogger("silent"), {
       clock: h.clock,
       broker,

@@ -8,6 +8,7 @@ import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { type App, createApp } from "../../src/app.ts";
 import { RedisBroker } from "../../src/broker/redis.ts";
+import { runCli } from "../../src/cli.ts";
 import type { ConversationEvent } from "../../src/client/events.ts";
 import { ParleyClient } from "../../src/client/index.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
@@ -76,7 +77,12 @@ async function node(settleMs = 200, Broker = RedisBroker): Promise<Node> {
       },
     }),
   );
-  const broker = new Broker(proxy.url, logger, { prefix: PREFIX, joinTimeoutMs: 300, settleMs });
+  const broker = new Broker(proxy.url, logger, {
+    prefix: PREFIX,
+    joinTimeoutMs: 300,
+    settleMs,
+    emptiedWaitMs: settleMs,
+  });
   const deps = await createDeps(h.config, logger, { clock: h.clock, broker });
   const app = createApp(deps);
   app.listen({ port: 0, hostname: "127.0.0.1" });
@@ -330,6 +336,21 @@ describe("a node cut off from Redis for a moment", () => {
       users.update = update;
       for (const release of hung) release();
     }
+  }, 30_000);
+
+  it("writes offline, once Redis is back empty, the users whose only sockets were on a node lost meanwhile", async () => {
+    const { a, b, pia, watcher } = await watchedAcross();
+    // Node A is lost for good (cut off, as one that died), and Redis restarts empty before A's heartbeat
+    // expires: no list of nodes is left for a sweep to find A in, nor A's users.
+    await cut(a);
+    await cut(b);
+    const keys = await admin.keys(`${PREFIX}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    b.proxy.restore();
+    // Node B finds Redis emptied as it reconnects, unless the harness's node (connected straight to Redis,
+    // with the default waits) found it first, at its beat: a beat and a settle later (13 s) at most.
+    await watcher.next(presence(pia, "offline"), 16_000);
+    expect(await statusOf(pia)).toBe("offline");
   }, 30_000);
 
   it("shows a user back on another node whose offline write from their last close here landed after", async () => {
@@ -729,6 +750,37 @@ describe("what a node could not tell the others while cut off", () => {
       annOnA.send({ type: "key_exchange", ref: "all", to_user_id: bo.id, payload });
       expect(await annOnA.next((f) => f.ref === "all")).toMatchObject({ type: "ok" });
     });
+  }, 30_000);
+
+  it("refuses an announcement it cannot relay, sending it to nobody, and sends it everywhere once it can", async () => {
+    const [a, b] = [await node(), await node()];
+    const admin = await signup(h.app);
+    expect(await runCli(["admin", "grant", admin.username], h.config, () => {})).toBe(0);
+    const listeners: TestSocket[] = [];
+    for (const n of [a, b]) {
+      const s = await connect(`${n.base}/ws/public/outage-news`, ["parley.msgpack"]);
+      open.push(s);
+      s.send({ type: "subscribe", ref: "s", channel: "outage-news" });
+      await s.next((f) => f.type === "ok" && f.ref === "s");
+      listeners.push(s);
+    }
+    const announce = (text: string) =>
+      call(a.app, "POST", "/api/announcements", {
+        token: admin.token,
+        body: { channel: "outage-news", text },
+      });
+    await cutWhile(a, async () => {
+      const refused = await announce("unheard");
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe("unavailable");
+      expect(refused.headers.get("retry-after")).toBe("5");
+    });
+    // Sent again once node A has Redis: each subscriber has it once, the refused one nowhere.
+    expect((await announce("heard")).status).toBe(201);
+    for (const s of listeners) {
+      await s.next((f) => f.type === "announcement" && f.text === "heard");
+      expect(s.frames.filter((f) => f.type === "announcement").map((f) => f.text)).toEqual(["heard"]);
+    }
   }, 30_000);
 
   it("is told again, once it hears the others, the presence changes they relayed meanwhile", async () => {

@@ -342,6 +342,15 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect(await store.users.allOffline(now + 1)).toBe(0);
       });
 
+      it("lists the ids of the users who are not offline", async () => {
+        await store.users.create(user("alice", { status: "online" }));
+        await store.users.create(user("bob", { status: "dnd" }));
+        await store.users.create(user("carol", { status: "offline" }));
+        expect((await store.users.notOffline()).sort()).toEqual(["u-alice", "u-bob"]);
+        await store.users.allOffline(T0 + MINUTE);
+        expect(await store.users.notOffline()).toEqual([]);
+      });
+
       // 300,000 ids: 0.2 s alone, up to 2.2 s on a loaded machine.
       it("tells which ids exist among more ids than SQLite can bind in one statement", async () => {
         await store.users.create(user("alice"));

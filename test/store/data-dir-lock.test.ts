@@ -73,17 +73,23 @@ describe("lockDataDir", () => {
       "redis://localhost:6379",
       "redis://LOCALHOST",
       "redis://[::1]:6379/0",
+      "redis://127.0.0.1:6379/?db=0",
     ])
       expect(brokerLockFile(same, "parley:")).toBe(file);
     for (const [url, prefix] of [
       ["redis://127.0.0.1:6379", "other:"],
       ["redis://127.0.0.1:6380", "parley:"],
       ["redis://127.0.0.1:6379/1", "parley:"],
+      // The database as ioredis reads it: the path, else a `db` parameter.
+      ["redis://127.0.0.1:6379/?db=1", "parley:"],
       ["redis://10.0.0.5:6379", "parley:"],
       ["redis://localhost:6380", "parley:"],
       ["redis://127.0.0.2:6379", "parley:"],
     ] as const)
       expect(brokerLockFile(url, prefix)).not.toBe(file);
+    expect(brokerLockFile("redis://127.0.0.1:6379/?db=1", "parley:")).toBe(
+      brokerLockFile("redis://127.0.0.1:6379/1", "parley:"),
+    );
   });
 
   it("lets in processes in shared with one broker, and refuses one with another while any holds it", () => {

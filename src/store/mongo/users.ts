@@ -116,6 +116,10 @@ export function mongoUsers({ users }: Collections): UsersRepo {
       );
       return result.modifiedCount;
     },
+    async notOffline() {
+      const docs = await users.find({ status: { $ne: "offline" } }, { projection: { _id: 1 } }).toArray();
+      return docs.map((d) => d._id);
+    },
     async list({ prefix = "", afterUsername = "", limit }) {
       // limit(0) means "no limit" to MongoDB; the port means none.
       if (limit <= 0) return [];

@@ -36,7 +36,9 @@ export function brokerLockFile(redisUrl: string, prefix: string): string {
   try {
     const url = new URL(redisUrl);
     const host = url.hostname.toLowerCase();
-    where = `${LOOPBACK.has(host) ? "127.0.0.1" : host}:${url.port || "6379"}/${url.pathname.replace(/^\//, "") || "0"}`;
+    // The database as ioredis reads it: the path, else a `db` parameter, else 0.
+    const db = Number.parseInt(url.pathname.slice(1) || url.searchParams.get("db") || "0", 10) || 0;
+    where = `${LOOPBACK.has(host) ? "127.0.0.1" : host}:${url.port || "6379"}/${db}`;
   } catch {}
   const hash = createHash("sha256").update(`${where} ${prefix}`).digest("hex").slice(0, 16);
   return `parley.broker-${hash}.lock`;

@@ -90,6 +90,7 @@ export function sqliteUsers(db: Database): UsersRepo {
   const offline = db.query<never, [number]>(
     "UPDATE users SET status = 'offline', last_seen = ?1 WHERE status != 'offline'",
   );
+  const notOffline = db.query<{ id: string }, []>("SELECT id FROM users WHERE status != 'offline'");
 
   const apply = ({
     id,
@@ -164,6 +165,9 @@ export function sqliteUsers(db: Database): UsersRepo {
     },
     async allOffline(now) {
       return offline.run(now).changes;
+    },
+    async notOffline() {
+      return notOffline.all().map((r) => r.id);
     },
     async list({ prefix = "", afterUsername = "", limit }) {
       const rows =

@@ -6,12 +6,22 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { openSocket, type Running, signup, start } from "./server-process.ts";
 
 const root = join(import.meta.dir, "..");
 const work = mkdtempSync(join(tmpdir(), "parley-entry-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+// Its own prefix on the shared Redis: another run's nodes (or the cluster tests') are not this run's, and
+// the keys it leaves are removed after it.
+const REDIS_PREFIX = `parley-test-entry-${crypto.randomUUID()}:`;
+afterAll(async () => {
+  const admin = new Redis(REDIS_URL);
+  const keys = await admin.keys(`${REDIS_PREFIX}*`);
+  if (keys.length > 0) await admin.del(...keys);
+  await admin.quit();
+});
 
 /** `npm start` with only PATH and `env`, expected to refuse to boot: its exit code and what it said. */
 async function refusedBoot(env: Record<string, string>): Promise<{ code: number; said: string }> {
@@ -167,6 +177,7 @@ describe("starting the server", () => {
         DATA_DIR: join(work, "port-c"),
         REUSE_PORT: "true",
         REDIS_URL,
+        REDIS_PREFIX,
       });
       expect(sharing.code).toBe(78);
       expect(sharing.said).toContain("by a process that does not share it");
@@ -240,6 +251,7 @@ describe("starting the server", () => {
       PORT: port,
       DATA_DIR: join(work, "shared-port"),
       REDIS_URL,
+      REDIS_PREFIX,
       REUSE_PORT: "true",
       LOG_LEVEL: "info",
     };
@@ -329,6 +341,7 @@ describe("the compiled binary", () => {
     const env = {
       DATA_DIR: join(work, "two-nodes"),
       REDIS_URL,
+      REDIS_PREFIX,
       LOG_LEVEL: "info",
     };
     const a = await start([binary], env);

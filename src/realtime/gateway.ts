@@ -12,8 +12,9 @@ import type { UserRecord } from "../store/types.ts";
 import { joinCluster } from "./cluster.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
-import { Dispatcher, send, sendError } from "./dispatch.ts";
+import { Dispatcher, sendError } from "./dispatch.ts";
 import { type Fanout, topics } from "./fanout.ts";
+import { send } from "./outbox.ts";
 import {
   BEARER_PREFIX,
   CLIENT_FRAME_TYPES,

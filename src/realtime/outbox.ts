@@ -1,5 +1,5 @@
 // Replies to a socket, corked: what is sent to one socket while a run of microtasks lasts leaves in one
-// write at its end, in the order it was made.
+// write at its end, in the order it was made, or sooner when a catch-up writes a chunk of itself out.
 
 import { encode } from "./codec.ts";
 import type { Socket } from "./connections.ts";
@@ -28,6 +28,17 @@ export function sendEncoded(ws: Socket, bytes: Uint8Array | string) {
   }
   if (outbox.size === 0) queueMicrotask(flushReplies);
   outbox.set(ws, [bytes]);
+}
+
+/**
+ * Writes what waits for this socket now, in one cork, rather than at the end of the run of microtasks
+ * (a flush already queued finds nothing of it). A catch-up does, before it looks at the socket's buffer.
+ */
+export function flush(ws: Socket) {
+  const frames = outbox.get(ws);
+  if (!frames) return;
+  outbox.delete(ws);
+  write(ws, frames);
 }
 
 function flushReplies() {

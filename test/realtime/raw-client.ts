@@ -1,5 +1,5 @@
-// A WebSocket client over Bun.connect that can stop reading (pause) so that the server's send buffer for it
-// fills.
+// A WebSocket client over Bun.connect that reads only when told: it can stop reading (pause) so that the
+// server's send buffer for it fills, or read slowly (throttle), a chunk at a time with a pause after each.
 
 import { createHash, randomBytes } from "node:crypto";
 import type { Socket as TcpSocket } from "bun";
@@ -21,6 +21,10 @@ export interface RawClient {
   /** Resolves when the TCP connection ends (FIN, RST or local close). */
   ended: Promise<void>;
   until(match: (f: RawFrame) => boolean, ms?: number): Promise<RawFrame>;
+  /** From now on, after each chunk read, reading stops for `ms` (0: reads as fast as it can again). */
+  throttle(ms: number): void;
+  /** Sends a client frame (masked, as a client must), MessagePack-encoded. */
+  send(frame: unknown): void;
   /** Drops the connection. */
   close(): void;
 }
@@ -42,6 +46,7 @@ export async function rawClient(port: number, path: string, token: string): Prom
   let buffered = new Uint8Array(0);
   let upgraded = false;
   let failure: Error | undefined;
+  let pauseMs = 0;
   const frames: RawFrame[] = [];
   const listeners = new Set<() => void>();
   const notify = () => {
@@ -94,13 +99,17 @@ export async function rawClient(port: number, path: string, token: string): Prom
     hostname: "127.0.0.1",
     port,
     socket: {
-      data(_socket, chunk) {
+      data(socket, chunk) {
         const next = new Uint8Array(buffered.length + chunk.length);
         next.set(buffered);
         next.set(chunk, buffered.length);
         buffered = next;
         parse();
         notify();
+        if (pauseMs > 0) {
+          socket.pause();
+          setTimeout(() => socket.resume(), pauseMs);
+        }
       },
       end: () => onEnd(),
       close: () => onEnd(),
@@ -145,6 +154,26 @@ export async function rawClient(port: number, path: string, token: string): Prom
         listeners.add(check);
         check();
       });
+    },
+    throttle(ms) {
+      pauseMs = ms;
+    },
+    send(frame) {
+      const payload = packr.pack(frame);
+      const mask = randomBytes(4);
+      const length = payload.length;
+      const head =
+        length < 126
+          ? [0x82, 0x80 | length]
+          : length < 65536
+            ? [0x82, 0x80 | 126, length >> 8, length & 0xff]
+            : [0x82, 0x80 | 127, 0, 0, 0, 0, ...[24, 16, 8, 0].map((s) => (length >>> s) & 0xff)];
+      const out = new Uint8Array(head.length + 4 + length);
+      out.set(head);
+      out.set(mask, head.length);
+      for (let i = 0; i < length; i++)
+        out[head.length + 4 + i] = (payload[i] as number) ^ (mask[i % 4] as number);
+      tcp.write(out);
     },
     close() {
       tcp.terminate();

@@ -95,6 +95,12 @@ export const ConfigSchema = T.Object({
   ),
   // Bun's own limit is four times this (app.ts); past 1 GiB a socket's queue is no longer a limit at all.
   WS_BACKPRESSURE_LIMIT: Int(1048576, 1024, 1024 * 1024 * 1024),
+  WS_DRAIN_TIMEOUT: Int(
+    30,
+    1,
+    900,
+    "seconds a paced catch-up waits for its socket to take any of its queue before it is closed as a slow consumer (4001)",
+  ),
   RESUME_MAX: Int(1000, 1, 100000),
   WS_MAX_CHANNELS: Int(50, 1, 10000),
 

@@ -42,7 +42,8 @@ export interface SocketState {
   open(ws: Socket): void;
   message(ws: Socket, data: string | Buffer): void;
   close(ws: Socket, code: number, reason: string): void;
-  drain?(ws: Socket): void;
+  /** The socket took some of its queue, after it had one (Bun's drain handler). */
+  drain(ws: Socket): void;
 }
 
 export type Socket = ServerWebSocket<SocketState>;

@@ -9,6 +9,8 @@ import type { MembershipRecord, MessageRecord, PositionFloor } from "../store/ty
 import { encode } from "./codec.ts";
 import type { Connections, Socket } from "./connections.ts";
 import { type Fanout, type TypingFrame, topics } from "./fanout.ts";
+import { flush, send, sendEncoded } from "./outbox.ts";
+import { OPEN, Pacer } from "./pacing.ts";
 import type { Presence } from "./presence.ts";
 import { type ClientFrame, type Encoding, PAYLOAD_BYTES, type ServerFrame } from "./protocol.ts";
 import { ReceiptsMemo } from "./receipts-memo.ts";
@@ -24,42 +26,6 @@ const TYPING_ELSEWHERE_GRACE_MS = 1000;
 export const RESUME_READ_AHEAD = 8;
 /** The floor of a catch-up with no message to give a status to. */
 const NO_FLOOR: PositionFloor = { delivered: [], read: [] };
-
-/** Replies waiting for the end of this run of microtasks, by socket, in the order they were made. */
-let outbox = new Map<Socket, (Uint8Array | string)[]>();
-
-/**
- * Replies to a socket leave together: the ones made while this run of microtasks lasts go out corked, in
- * one write. Outside Bun's own handlers (every reply after an await) each ws.send is a write of its own,
- * and a group commit resolves hundreds of sends at once: a client with many messages in flight got one
- * write per ack. A send also first flushes what was published to the socket meanwhile (the event of the
- * message being acked), so that still arrives before its ack, in the same write.
- */
-export function send(ws: Socket, frame: ServerFrame) {
-  sendEncoded(ws, encode(frame, ws.data.encoding));
-}
-
-/** A frame already encoded in the socket's encoding (a replayed event), in line with the replies. */
-export function sendEncoded(ws: Socket, bytes: Uint8Array | string) {
-  const waiting = outbox.get(ws);
-  if (waiting) {
-    waiting.push(bytes);
-    return;
-  }
-  if (outbox.size === 0) queueMicrotask(flushReplies);
-  outbox.set(ws, [bytes]);
-}
-
-function flushReplies() {
-  // Swapped first: anything sent while these are written waits for a flush of its own.
-  const due = outbox;
-  outbox = new Map();
-  for (const [ws, frames] of due) {
-    ws.cork(() => {
-      for (const bytes of frames) ws.send(bytes);
-    });
-  }
-}
 
 export function sendError(
   ws: Socket,
@@ -81,6 +47,14 @@ export class Dispatcher {
   private typingTurns = new WeakMap<Socket, Promise<void>>();
   /** Starts typed through other nodes, by conversation and user: when this node ends them for its sockets. */
   private typingElsewhere = new Map<string, Timer>();
+  /**
+   * Each socket's resume being answered, so that the next waits for it: two at once would each write a
+   * chunk past the pacer's look at the socket's buffer, and the SDK sends a resume per 500 conversations.
+   */
+  private resumeTurns = new WeakMap<Socket, Promise<void>>();
+  /** Resume frames being answered on this node, those waiting their turn included (metrics). */
+  resuming = 0;
+  readonly pacer: Pacer;
   private replays = new ReplayCache();
   private receipts = new ReceiptsMemo();
 
@@ -89,7 +63,9 @@ export class Dispatcher {
     private fanout: Fanout,
     private presence: Presence,
     private connections: Connections,
-  ) {}
+  ) {
+    this.pacer = new Pacer(deps.config.WS_BACKPRESSURE_LIMIT, deps.config.WS_DRAIN_TIMEOUT * 1000);
+  }
 
   async handle(ws: Socket, frame: ClientFrame): Promise<void> {
     const ref = frame.ref;
@@ -139,7 +115,7 @@ export class Dispatcher {
         case "key_exchange":
           return await this.keyExchange(ws, frame);
         case "resume":
-          return await this.resume(ws, frame.positions, frame.receipts, ref);
+          return await this.resumeInTurn(ws, frame.positions, frame.receipts, ref);
         case "subscribe":
           // A public socket is in its path's channel from the start: it takes one of the WS_MAX_CHANNELS.
           me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
@@ -183,14 +159,27 @@ export class Dispatcher {
    * a start overtaken by its stop would show the user typing until it expired.
    */
   private typingInTurn(ws: Socket, conversationId: string, state: "start" | "stop"): Promise<void> {
-    const before = this.typingTurns.get(ws);
-    const work = () => this.typingFrame(ws, conversationId, state);
-    const mine = before ? before.then(work) : work();
-    const quiet = mine.catch(() => {});
-    this.typingTurns.set(ws, quiet);
-    void quiet.then(() => {
-      if (this.typingTurns.get(ws) === quiet) this.typingTurns.delete(ws);
+    return inTurn(this.typingTurns, ws, () => this.typingFrame(ws, conversationId, state));
+  }
+
+  /**
+   * A socket's resumes are answered one after another, in the order they came. One whose socket closed
+   * before its turn reads nothing.
+   */
+  private resumeInTurn(
+    ws: Socket,
+    positions: Record<string, number>,
+    asked: Record<string, number | null> | undefined,
+    ref: string | number | undefined,
+  ): Promise<void> {
+    this.resuming++;
+    const mine = inTurn(this.resumeTurns, ws, async () => {
+      if (ws.readyState === OPEN) await this.resume(ws, positions, asked, ref);
     });
+    const done = () => {
+      this.resuming--;
+    };
+    mine.then(done, done);
     return mine;
   }
 
@@ -276,6 +265,12 @@ export class Dispatcher {
   closed(ws: Socket) {
     this.stopTypingOf(ws);
     this.typingOf.delete(ws);
+    this.pacer.closed(ws);
+  }
+
+  /** Bun's drain handler: the socket took some of its queue. */
+  drained(ws: Socket) {
+    this.pacer.drained(ws);
   }
 
   /** Ends, and tells, what this socket is typing (in one conversation's topic, or in all). */
@@ -380,29 +375,65 @@ export class Dispatcher {
     };
     // The reads on their way, the next one's first.
     const ahead = wanted.slice(0, RESUME_READ_AHEAD).map((_, i) => read(i));
+    let next = ahead.length;
     const { encoding } = ws.data;
-    for (const [i, [conversationId, after]] of wanted.entries()) {
+    const { pacer } = this;
+    // Paced by the socket (pacing.ts): after each chunk written, the chunk goes out and the socket's buffer
+    // is looked at; past the pacer's mark, the catch-up waits for the client to read. A client that keeps
+    // up costs a comparison per frame and a look per chunk, and no await.
+    let unseen = 0;
+    // The socket made the catch-up wait at the last look: the store is read one conversation ahead only,
+    // not RESUME_READ_AHEAD, since what is read waits in memory for as long as the client takes.
+    let slow = false;
+    const crowded = () => {
+      if (unseen < pacer.chunk) return false;
+      unseen = 0;
+      flush(ws);
+      slow = pacer.crowded(ws);
+      return slow;
+    };
+    const put = (bytes: Uint8Array | string) => {
+      sendEncoded(ws, bytes);
+      unseen += bytes.length;
+    };
+    for (const [conversationId, after] of wanted) {
       const { changes, floor, receipts } = await (ahead.shift() as ReturnType<typeof read>);
-      if (i + RESUME_READ_AHEAD < wanted.length) ahead.push(read(i + RESUME_READ_AHEAD));
+      while (ahead.length < (slow ? 1 : RESUME_READ_AHEAD) && next < wanted.length) ahead.push(read(next++));
       if (changes === null) {
-        if (receipts) sendEncoded(ws, receipts(encoding));
-        send(ws, { type: "resync", conversation_id: conversationId, ...refField });
+        if (receipts) {
+          if (crowded() && !(await this.drain(ws))) return;
+          put(receipts(encoding));
+        }
+        put(encode({ type: "resync", conversation_id: conversationId, ...refField }, encoding));
         continue;
       }
-      // A conversation's catch-up leaves with the replies, corked. Each event is encoded once for every
-      // socket that replays it with the same status (replay-cache.ts).
+      // A conversation's catch-up leaves with the replies, corked (in chunks when it is large). Each event
+      // is encoded once for every socket that replays it with the same status (replay-cache.ts).
       let seq = after;
       for (const m of changes) {
-        sendEncoded(ws, this.replays.frame(m, encoding, statusOf(m, floor)));
+        if (crowded() && !(await this.drain(ws))) return;
+        put(this.replays.frame(m, encoding, statusOf(m, floor)));
         seq = m.version_seq;
       }
       if (changes.length === 0) {
         heads ??= store.conversations.lastSeqs(wanted.map(([id]) => id));
         seq = Math.min(after, (await heads).get(conversationId) ?? after);
       }
-      if (receipts) sendEncoded(ws, receipts(encoding));
-      send(ws, { type: "resumed", conversation_id: conversationId, seq, ...refField });
+      if (receipts) {
+        if (crowded() && !(await this.drain(ws))) return;
+        put(receipts(encoding));
+      }
+      put(encode({ type: "resumed", conversation_id: conversationId, seq, ...refField }, encoding));
     }
+  }
+
+  /**
+   * Waits for a socket a catch-up crowds to drain (pacing.ts); false when it closed (the catch-up stops).
+   * The sweep closes it if it takes nothing for WS_DRAIN_TIMEOUT.
+   */
+  private drain(ws: Socket): Promise<boolean> {
+    if (ws.readyState === OPEN) this.deps.metrics.ws.resumePauses.inc();
+    return this.pacer.drain(ws);
   }
 
   /**
@@ -454,4 +485,19 @@ export class Dispatcher {
     );
     return { changes, floor: snapshot.floor, ...(told ? {} : { receipts: snapshot.frame }) };
   }
+}
+
+/**
+ * Runs `work` once the socket's previous work in `turns` is done (whether it failed or not); the next
+ * waits for this one.
+ */
+function inTurn(turns: WeakMap<Socket, Promise<void>>, ws: Socket, work: () => Promise<void>): Promise<void> {
+  const before = turns.get(ws);
+  const mine = before ? before.then(work) : work();
+  const quiet = mine.catch(() => {});
+  turns.set(ws, quiet);
+  void quiet.then(() => {
+    if (turns.get(ws) === quiet) turns.delete(ws);
+  });
+  return mine;
 }

@@ -12,8 +12,9 @@ import type { UserRecord } from "../store/types.ts";
 import { joinCluster } from "./cluster.ts";
 import { decode } from "./codec.ts";
 import { Connections, type Socket, type SocketState } from "./connections.ts";
-import { Dispatcher, send, sendError } from "./dispatch.ts";
+import { Dispatcher, sendError } from "./dispatch.ts";
 import { type Fanout, topics } from "./fanout.ts";
+import { send } from "./outbox.ts";
 import {
   BEARER_PREFIX,
   CLIENT_FRAME_TYPES,
@@ -89,6 +90,18 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     () => ENCODINGS.map((encoding) => [[encoding], connections.speaking(encoding)]),
   );
   const dispatcher = new Dispatcher(deps, fanout, presence, connections);
+  metrics.registry.gauge(
+    "parley_ws_resumes",
+    'Resume frames being answered on this node: "paced" those waiting for their socket to drain, "sending" the others (reading, sending, or waiting for the socket\'s previous resume)',
+    ["state"],
+    () => {
+      const paced = dispatcher.pacer.waiting;
+      return [
+        [["sending"], dispatcher.resuming - paced],
+        [["paced"], paced],
+      ];
+    },
+  );
   fanout.left = (ws, topic) => dispatcher.left(ws, topic);
   fanout.typedElsewhere = (frame) => dispatcher.typedElsewhere(frame);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
@@ -100,6 +113,8 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
 
   // Slow consumers, silent sockets and ended sessions: a check per socket, not a fanout loop; sends stay
   // in Bun topics. A session's end is on the app's clock (tests move it); silence is on the wall clock.
+  // A socket a paced catch-up waits on stays under the limit, and is a slow consumer once it has taken
+  // nothing of its queue for WS_DRAIN_TIMEOUT (pacing.ts).
   const sweep = setInterval(() => {
     const now = Date.now();
     const appNow = clock.now();
@@ -110,6 +125,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       else if (ws.data.expiresAt !== 0 && ws.data.expiresAt <= appNow)
         ws.close(CLOSE.unauthorized, "session expired");
     }
+    for (const ws of dispatcher.pacer.stalled(now)) ws.close(CLOSE.slowConsumer, "slow consumer");
   }, SWEEP_MS);
   sweep.unref?.();
 
@@ -238,6 +254,10 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
     return false;
   }
 
+  function onDrain(ws: Socket) {
+    dispatcher.drained(ws);
+  }
+
   function onClose(ws: Socket, code: number, reason: string) {
     // A frame over WS_MAX_PAYLOAD: Bun closes the socket with 1009 but tells this handler 1006 (abnormal),
     // with its reason; counted as what the client was sent.
@@ -295,6 +315,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
       ip,
       open: onOpen,
       message: onMessage,
+      drain: onDrain,
       close: onClose,
     };
   }

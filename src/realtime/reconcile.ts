@@ -11,8 +11,8 @@ import type { SessionCache } from "../modules/auth/session-cache.ts";
 import type { MembershipCache } from "../modules/conversations/membership.ts";
 import type { Store } from "../store/types.ts";
 import type { Connections, Socket } from "./connections.ts";
-import { send } from "./dispatch.ts";
 import { bunTopic, type Fanout, topics } from "./fanout.ts";
+import { send } from "./outbox.ts";
 import { NODE_WIDE } from "./relay.ts";
 
 /** Times a user whose subscriptions a live change moved during the read is looked at again in one pass. */

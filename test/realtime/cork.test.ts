@@ -45,6 +45,9 @@ function recorder() {
   let current = 0;
   const ws = {
     data: { kind: "user", user_id: alice.id, session_id: alice.session_id, encoding: "msgpack" },
+    readyState: 1,
+    // Drained as soon as written: a catch-up is never paced here.
+    getBufferedAmount: () => 0,
     cork<R>(fn: (ws: Socket) => R): R {
       // As uWS: a cork inside a cork is part of the outer one.
       if (current !== 0) return fn(ws as unknown as Socket);

@@ -75,6 +75,11 @@ export function createMetrics(version: string) {
         ["type"],
       ),
       errors: registry.counter("parley_ws_error_frames_total", "Error frames sent, by code", ["code"]),
+      resumePauses: registry.counter(
+        "parley_ws_resume_pauses_total",
+        "Times a resume waited for its socket to drain (a large catch-up, paced)",
+        [],
+      ),
       ackSeconds: registry.histogram(
         "parley_ws_message_ack_seconds",
         "From a message frame's arrival to its ack (durable)",

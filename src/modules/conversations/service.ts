@@ -10,6 +10,7 @@ import {
   type ConversationRecord,
   DuplicateError,
   LastOwnerError,
+  type NewConversation,
   type ParticipantRecord,
   type ParticipantRole,
   type Store,
@@ -146,7 +147,7 @@ export function createConversationsService(deps: ConversationDeps) {
         const existing = await store.conversations.byDmKey(dmKey);
         if (existing) return { created: false, conversation: await view(existing, creatorId) };
       }
-      const conversation: ConversationRecord = {
+      const conversation: NewConversation = {
         id: newId(now),
         name: input.name === undefined ? null : visibleName(input.name, "name"),
         topic: input.topic ?? null,
@@ -181,7 +182,10 @@ export function createConversationsService(deps: ConversationDeps) {
         seq: 0,
         participant_ids: members.map((m) => m.user_id),
       });
-      return { created: true, conversation: await view(conversation, creatorId) };
+      return {
+        created: true,
+        conversation: await view({ ...conversation, member_count: members.length }, creatorId),
+      };
     },
 
     /**

@@ -216,11 +216,18 @@ export function createConversationsService(deps: ConversationDeps) {
         }
         throw err;
       }
+      // Each member's sockets join it (`joining`, never sent); the frame names whom a view would show
+      // (a channel's readers are not told of each other).
+      const shownIds = (
+        conversation.conversation_type === "channel" ? members.filter(isManager) : members
+      ).map((m) => m.user_id);
       hub.publish({
         kind: "conversation.created",
         conversation_id: conversation.id,
         seq: 0,
-        participant_ids: members.map((m) => m.user_id),
+        participant_ids: shownIds,
+        member_count: members.length,
+        joining: members.map((m) => m.user_id),
       });
       const created = { ...conversation, member_count: members.length };
       return { created: true, conversation: await view(created, creatorId, members[0]) };

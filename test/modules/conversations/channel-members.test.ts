@@ -3,6 +3,7 @@
 // admins only. Dms and groups show every member, as before.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import type { ConversationEvent } from "../../../src/realtime/hub.ts";
 import type { ParticipantRecord } from "../../../src/store/types.ts";
 import { call, group, type Harness, harness, signup } from "../../helpers.ts";
 import { member } from "../../store/conversations-contract.ts";
@@ -15,6 +16,7 @@ let carol: User; // a reader
 let dave: User; // another reader
 let eve: User; // in nothing
 let channel: string;
+let created: ConversationEvent | undefined;
 const READERS = 3000;
 /** The readers put in through the store: ids after every real user's (newId's start with a digit). */
 const reader = (i: number) => `r-${String(i).padStart(5, "0")}`;
@@ -29,10 +31,14 @@ const ids = (participants: Participant[]) => participants.map((p) => p.user_id);
 beforeAll(async () => {
   h = await harness();
   [alice, bob, carol, dave, eve] = await Promise.all(Array.from({ length: 5 }, () => signup(h.app)));
+  const off = h.deps.hub.onEvent((e) => {
+    if (e.kind === "conversation.created") created = e;
+  });
   const res = await call(h.app, "POST", "/api/conversations", {
     token: alice.token,
     body: { conversation_type: "channel", name: "news", participant_ids: [bob.id, carol.id, dave.id] },
   });
+  off();
   expect(res.status).toBe(201);
   channel = res.body.id;
   const promoted = await call(h.app, "PUT", `/api/conversations/${channel}/participants/${bob.id}`, {
@@ -93,7 +99,7 @@ describe("a channel's view", () => {
     expect(readWhole).not.toContain(channel);
   });
 
-  it("answers its creation and a rename the same way", async () => {
+  it("answers its creation and a rename the same way, and tells its creation to its members without its readers", async () => {
     const made = await call(h.app, "POST", "/api/conversations", {
       token: carol.token,
       body: { conversation_type: "channel", participant_ids: [dave.id, eve.id] },
@@ -109,6 +115,9 @@ describe("a channel's view", () => {
       [alice.id, bob.id].sort(),
       READERS + 4,
     ]);
+    // The first channel's creation event: its frame names the owner alone, the server joins everyone.
+    expect(created).toMatchObject({ participant_ids: [alice.id], member_count: 4 });
+    expect([...(created?.joining ?? [])].sort()).toEqual([alice.id, bob.id, carol.id, dave.id].sort());
     expect(readWhole).not.toContain(channel);
   });
 

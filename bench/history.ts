@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { newId } from "../src/lib/ids.ts";
 import { clientKey } from "../src/store/sqlite/client-key.ts";
 import { openSqliteStore } from "../src/store/sqlite/index.ts";
-import type { ConversationRecord, MessageRecord, MessagesRepo, Store } from "../src/store/types.ts";
+import type { MessageRecord, MessagesRepo, NewConversation, Store } from "../src/store/types.ts";
 import { seeded, sentence as words } from "./lib/random.ts";
 import { machine, markdownTable, round3, type Summary, summarize, writeResults } from "./lib/report.ts";
 
@@ -49,7 +49,7 @@ const dbPath = join(dir, "parley.db");
 const start = Date.now() - (total + editCount + 1) * 1_000; // one event a second, ending now
 const at = (seq: number) => start + seq * 1_000;
 const senders = Array.from({ length: 8 }, () => newId(start));
-const conversation: ConversationRecord = {
+const conversation: NewConversation = {
   id: newId(start),
   name: "history bench",
   topic: null,

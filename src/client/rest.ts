@@ -319,6 +319,27 @@ export class RestClient {
     delete: async (id: string): Promise<void> => {
       await this.request<null>("DELETE", `/api/conversations/${enc(id)}`);
     },
+    /**
+     * A page of the members, by user id (`limit` ≤ 200, 50 by default): any member of a dm or group; in a
+     * channel its owners and admins (a reader: 403 `forbidden`). A conversation's view carries a channel's
+     * owners, admins and the caller only, and `member_count`.
+     */
+    participants: (id: string, q: { limit?: number; cursor?: string } = {}) =>
+      this.request<Page<ParticipantView>>("GET", `/api/conversations/${enc(id)}/participants`, undefined, q),
+    /**
+     * Every member, following cursors: each member there throughout is listed once; one added or removed
+     * meanwhile is listed if their place comes after the page read when the change was made.
+     */
+    allParticipants: async (id: string): Promise<ParticipantView[]> => {
+      const out: ParticipantView[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await this.conversations.participants(id, { limit: 200, cursor });
+        out.push(...page.items);
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+      return out;
+    },
     addParticipant: (id: string, userId: string, role?: Role) =>
       this.request<ParticipantView>("POST", `/api/conversations/${enc(id)}/participants`, {
         user_id: userId,

@@ -22,7 +22,9 @@ export function toFrame(event: ConversationEvent): ServerFrame {
     const { message, ...rest } = event;
     return { type: "event", ...rest, message: liveMessage(message as MessageView) };
   }
-  return { type: "event", ...event };
+  // Who joins (conversation.created) is for the server: a channel's frame must not list its readers.
+  const { joining: _, ...told } = event;
+  return { type: "event", ...told };
 }
 
 /** The short form of a new message on the wire (see LiveMessage). */

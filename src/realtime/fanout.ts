@@ -330,8 +330,8 @@ export class Fanout {
     }
     const topic = topics.conversation(id);
     const joining =
-      event.kind === "conversation.created" && Array.isArray(event.participant_ids)
-        ? event.participant_ids.filter((u): u is string => typeof u === "string")
+      event.kind === "conversation.created" && Array.isArray(event.joining)
+        ? event.joining
         : event.kind === "participant.added" && typeof event.user_id === "string"
           ? [event.user_id]
           : [];

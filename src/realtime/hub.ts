@@ -14,6 +14,11 @@ export interface ConversationEvent {
   conversation_id: string;
   /** The seq this change took; 0 for changes outside the log (deletion, receipts). */
   seq: number;
+  /**
+   * conversation.created: every member, whose sockets join the conversation (fanout.ts). Never sent: the
+   * frame's participant_ids name only those a view shows (a channel's readers are not told of each other).
+   */
+  joining?: string[];
   [field: string]: unknown;
 }
 

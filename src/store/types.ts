@@ -226,10 +226,18 @@ export interface ConversationRecord {
   /** The highest seq allocated in this conversation (0 before any). */
   last_seq: number;
   message_count: number;
+  /**
+   * How many members the conversation has: kept by the store in the same atomic step as each member added
+   * or removed (never given by the caller), so that a conversation's size is read with it, not counted.
+   */
+  member_count: number;
   created_by: string;
   created_at: number;
   updated_at: number;
 }
+
+/** A conversation as it is created: its member_count comes from the members created with it. */
+export type NewConversation = Omit<ConversationRecord, "member_count">;
 
 export type ConversationPatch = Partial<Pick<ConversationRecord, "name" | "topic">> & { updated_at: number };
 
@@ -324,8 +332,11 @@ export type AppendResult =
   | { status: "duplicate"; message: MessageRecord };
 
 export interface ConversationsRepo {
-  /** Creates the conversation with its participants. A dm whose dm_key exists: DuplicateError("dm"). */
-  create(conversation: ConversationRecord, participants: ParticipantRecord[]): Promise<void>;
+  /**
+   * Creates the conversation with its participants (its member_count is their number, each user counted
+   * once). A dm whose dm_key exists: DuplicateError("dm").
+   */
+  create(conversation: NewConversation, participants: ParticipantRecord[]): Promise<void>;
   byId(id: string): Promise<ConversationRecord | null>;
   byDmKey(dmKey: string): Promise<ConversationRecord | null>;
   /** The user's conversations, most recent activity first (ties by id descending). */
@@ -360,7 +371,19 @@ export interface ConversationsRepo {
   update(id: string, patch: ConversationPatch): Promise<ConversationRecord | null>;
   /** Deletes the conversation, its participants and its messages. */
   delete(id: string): Promise<void>;
+  /** Every member, by (joined_at, user_id): a read of all of them, however many (see managers, page). */
   participants(conversationId: string): Promise<ParticipantRecord[]>;
+  /**
+   * The conversation's owners and admins, by (joined_at, user_id): found by role, in a few index entries
+   * however many other members it has (a channel's view shows them, not its readers).
+   */
+  managers(conversationId: string): Promise<ParticipantRecord[]>;
+  /**
+   * Up to `limit` members by user id ascending, those after `afterUserId` when given: a page of the member
+   * list read from the (conversation_id, user_id) key alone. A member added or removed while a client pages
+   * changes only the pages after its place.
+   */
+  participantsPage(conversationId: string, limit: number, afterUserId?: string): Promise<ParticipantRecord[]>;
   participant(conversationId: string, userId: string): Promise<ParticipantRecord | null>;
   /**
    * The two lowest delivered_seq and last_read_seq among the conversation's members, with their user ids

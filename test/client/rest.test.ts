@@ -137,6 +137,35 @@ describe("REST client", () => {
     expect(await c.rest.magicLink(c.session!.user.email as string)).toEqual({ status: "accepted" });
   });
 
+  it("pages a conversation's members, and shows a channel's reader its owner and themself alone", async () => {
+    const [owner, r1, r2] = [await s.client(), await s.client(), await s.client()];
+    const [me, one, two] = [owner.session!.user.id, r1.session!.user.id, r2.session!.user.id];
+    const channel = await owner.rest.conversations.create({
+      conversation_type: "channel",
+      participant_ids: [one, two],
+    });
+    expect([channel.participant_ids, channel.member_count]).toEqual([[me], 3]);
+    const seen = await r1.rest.conversations.get(channel.id);
+    expect([seen.participant_ids.sort(), seen.member_count]).toEqual([[me, one].sort(), 3]);
+    const first = await owner.rest.conversations.participants(channel.id, { limit: 2 });
+    expect(first.items).toHaveLength(2);
+    const rest = await owner.rest.conversations.participants(channel.id, {
+      cursor: first.next_cursor as string,
+    });
+    expect([rest.items.length, rest.next_cursor]).toEqual([1, null]);
+    expect((await owner.rest.conversations.allParticipants(channel.id)).map((p) => p.user_id)).toEqual(
+      [me, one, two].sort(),
+    );
+    expect(await rejection(r2.rest.conversations.participants(channel.id))).toMatchObject({
+      status: 403,
+      code: "forbidden",
+    });
+    expect(await rejection(owner.rest.conversations.participants(channel.id, { limit: 201 }))).toMatchObject({
+      status: 422,
+      code: "validation_failed",
+    });
+  });
+
   it("lists every conversation with all(), however their activity moves them while it pages", async () => {
     const a = await s.client();
     const made: string[] = [];

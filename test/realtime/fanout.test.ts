@@ -234,7 +234,7 @@ describe("Fanout across nodes", () => {
     expect(leaver.received).toHaveLength(1);
   });
 
-  it("creates a conversation on every node of its members", async () => {
+  it("creates a conversation on every node of its members, its frame naming only whom the event shows", async () => {
     const bus = new MemoryBus();
     const a = node(new MemoryBroker(bus));
     const b = node(new MemoryBroker(bus));
@@ -244,11 +244,16 @@ describe("Fanout across nodes", () => {
       kind: "conversation.created",
       conversation_id: "c-9",
       seq: 1,
-      participant_ids: ["u-1", "u-2", "u-3"],
+      participant_ids: ["u-1"],
+      joining: ["u-1", "u-2", "u-3"],
     });
     await waitFor(() => (y.received.length > 0 ? true : undefined));
-    for (const ws of [creator, x, y])
+    for (const ws of [creator, x, y]) {
       expect(ws.received.map((f) => f.kind)).toEqual(["conversation.created"]);
+      // Who joins is the server's to know (a channel's readers are not told of each other).
+      expect(ws.received[0]).not.toHaveProperty("joining");
+      expect(ws.received[0]?.participant_ids).toEqual(["u-1"]);
+    }
     expect(x.isSubscribed("c:c-9|m") && y.isSubscribed("c:c-9|m")).toBe(true);
   });
 

@@ -8,6 +8,7 @@ import {
   LastOwnerError,
   type MessageRecord,
   MissingError,
+  type NewConversation,
   type ParticipantRecord,
   type Store,
 } from "../../src/store/types.ts";
@@ -18,8 +19,11 @@ const MINUTE = 60_000;
 
 type Draft = Omit<MessageRecord, "seq" | "version_seq">;
 
-/** A conversation record with test defaults (also used by sqlite-search.test.ts). */
-export function conversation(id: string, over: Partial<ConversationRecord> = {}): ConversationRecord {
+/**
+ * A conversation as created, with test defaults (also used by sqlite-search.test.ts); the store's record
+ * of it adds member_count.
+ */
+export function conversation(id: string, over: Partial<NewConversation> = {}): NewConversation {
   return {
     id,
     name: `room ${id}`,
@@ -114,11 +118,11 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
       await opened?.close();
     });
 
-    /** A group "c-1" with alice (owner) and bob. */
-    async function group(id = "c-1", over: Partial<ConversationRecord> = {}) {
+    /** A group "c-1" with alice (owner) and bob; answers its record as the store should. */
+    async function group(id = "c-1", over: Partial<NewConversation> = {}): Promise<ConversationRecord> {
       const c = conversation(id, over);
       await store.conversations.create(c, [member(id, "u-alice", { role: "owner" }), member(id, "u-bob")]);
-      return c;
+      return { ...c, member_count: 2 };
     }
 
     /** Appends and returns the stored message, failing the test if it was not created. */
@@ -143,7 +147,7 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           member("c-1", "u-carol"),
         ];
         await store.conversations.create(c, members);
-        expect(await store.conversations.byId("c-1")).toEqual(c);
+        expect(await store.conversations.byId("c-1")).toEqual({ ...c, member_count: 3 });
         expect((await store.conversations.participants("c-1")).sort(byUser)).toEqual(members);
         expect(await store.conversations.participant("c-1", "u-bob")).toEqual(
           members[1] as ParticipantRecord,
@@ -161,7 +165,7 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
       it("finds a dm by its dm_key", async () => {
         const dm = conversation("c-dm", { conversation_type: "dm", name: null, dm_key: "u-alice:u-bob" });
         await store.conversations.create(dm, [member("c-dm", "u-alice"), member("c-dm", "u-bob")]);
-        expect(await store.conversations.byDmKey("u-alice:u-bob")).toEqual(dm);
+        expect(await store.conversations.byDmKey("u-alice:u-bob")).toEqual({ ...dm, member_count: 2 });
         expect(await store.conversations.byDmKey("u-alice:u-carol")).toBeNull();
       });
 
@@ -201,7 +205,10 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         it("lists only the user's conversations, latest activity first, ties by id descending", async () => {
           const list = await store.conversations.listForUser("u-alice", 10);
           expect(ids(list)).toEqual(["c-d", "c-b", "c-a", "c-c"]);
-          expect(list[0]).toEqual(conversation("c-d", { last_activity: T0 + 3 * MINUTE }));
+          expect(list[0]).toEqual({
+            ...conversation("c-d", { last_activity: T0 + 3 * MINUTE }),
+            member_count: 2,
+          });
           expect(ids(await store.conversations.listForUser("u-carol", 10))).toEqual(["c-other"]);
           expect(await store.conversations.listForUser("u-nobody", 10)).toEqual([]);
         });
@@ -225,9 +232,10 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           const byId = (userId: string, limit: number, after?: string) =>
             store.conversations.listForUserById(userId, limit, after);
           expect(ids(await byId("u-alice", 10))).toEqual(["c-a", "c-b", "c-c", "c-d"]);
-          expect((await byId("u-alice", 1))[0]).toEqual(
-            conversation("c-a", { last_activity: T0 + 2 * MINUTE }),
-          );
+          expect((await byId("u-alice", 1))[0]).toEqual({
+            ...conversation("c-a", { last_activity: T0 + 2 * MINUTE }),
+            member_count: 2,
+          });
           expect(ids(await byId("u-alice", 2))).toEqual(["c-a", "c-b"]);
           expect(ids(await byId("u-alice", 2, "c-b"))).toEqual(["c-c", "c-d"]);
           expect(ids(await byId("u-alice", 10, "c-bb"))).toEqual(["c-c", "c-d"]);
@@ -568,6 +576,179 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
           await store.conversations.markRead("c-1", "u-bob", 5, T0);
           await store.conversations.addParticipant(member("c-1", "u-carol"));
           expect(await version()).toBe(before as number);
+        });
+      });
+
+      describe("member_count", () => {
+        const count = async (id = "c-1") => (await store.conversations.byId(id))?.member_count;
+
+        it("counts the members created with it, each user once, and moves with each one added or removed, and only then", async () => {
+          await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), [
+            member("c-1", "u-alice", { role: "owner" }),
+            member("c-1", "u-bob"),
+            member("c-1", "u-bob"),
+          ]);
+          await group("c-2");
+          expect(await count()).toBe(2);
+          const steps: [string, () => Promise<unknown>, number][] = [
+            ["added", () => store.conversations.addParticipant(member("c-1", "u-carol")), 3],
+            ["added again", () => store.conversations.addParticipant(member("c-1", "u-carol")), 3],
+            ["another's member", () => store.conversations.addParticipant(member("c-2", "u-dave")), 3],
+            ["a role", () => store.conversations.setRole("c-1", "u-carol", "admin"), 3],
+            ["read", () => store.conversations.markRead("c-1", "u-bob", 4, T0), 3],
+            ["renamed", () => store.conversations.update("c-1", { name: "x", updated_at: T0 }), 3],
+            ["a message", () => store.messages.append(draft("c-1", "u-alice")), 3],
+            ["removed", () => store.conversations.removeParticipant("c-1", "u-bob"), 2],
+            ["removed again", () => store.conversations.removeParticipant("c-1", "u-bob"), 2],
+            ["a non-member", () => store.conversations.removeParticipant("c-1", "u-nobody"), 2],
+            [
+              "the last owner kept",
+              () =>
+                store.conversations.removeParticipant("c-1", "u-alice", { keepOwner: true }).catch(() => {}),
+              2,
+            ],
+            ["left", () => store.conversations.removeParticipant("c-1", "u-carol", { keepOwner: true }), 1],
+          ];
+          for (const [what, step, expected] of steps) {
+            await step();
+            expect({ what, count: await count() }).toEqual({ what, count: expected });
+          }
+          expect(await count("c-2")).toBe(3);
+        });
+
+        it("is on every record the store answers: by id, by dm key, in both lists, and after an update", async () => {
+          await group("c-1");
+          await store.conversations.addParticipant(member("c-1", "u-carol"));
+          await store.conversations.create(conversation("c-dm", { conversation_type: "dm", dm_key: "a:b" }), [
+            member("c-dm", "u-alice"),
+            member("c-dm", "u-bob"),
+          ]);
+          const counts = (records: ConversationRecord[]) =>
+            Object.fromEntries(records.map((c) => [c.id, c.member_count]));
+          expect(counts(await store.conversations.listForUser("u-alice", 10))).toEqual({
+            "c-1": 3,
+            "c-dm": 2,
+          });
+          expect(counts(await store.conversations.listForUserById("u-alice", 10))).toEqual({
+            "c-1": 3,
+            "c-dm": 2,
+          });
+          expect((await store.conversations.byDmKey("a:b"))?.member_count).toBe(2);
+          expect((await store.conversations.update("c-1", { name: "y", updated_at: T0 }))?.member_count).toBe(
+            3,
+          );
+        });
+
+        it("stays the number of members through adds and removals made at once", async () => {
+          await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), [
+            member("c-1", "u-alice", { role: "owner" }),
+            ...Array.from({ length: 20 }, (_, i) => member("c-1", `u-old${i}`)),
+          ]);
+          await Promise.all([
+            ...Array.from({ length: 20 }, (_, i) =>
+              store.conversations.addParticipant(member("c-1", `u-new${i}`)),
+            ),
+            ...Array.from({ length: 20 }, (_, i) =>
+              store.conversations.removeParticipant("c-1", `u-old${i}`),
+            ),
+            // The same users twice: each counted once.
+            ...Array.from({ length: 10 }, (_, i) =>
+              store.conversations.addParticipant(member("c-1", `u-new${i}`)),
+            ),
+          ]);
+          expect(await count()).toBe((await store.conversations.participants("c-1")).length);
+          expect(await count()).toBe(21);
+        });
+      });
+
+      describe("managers", () => {
+        it("answers a channel's owners and admins by (joined_at, user_id), none of its readers, and follows their roles", async () => {
+          const at = (minutes: number) => ({ joined_at: T0 + minutes * MINUTE });
+          await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), [
+            member("c-1", "u-zed", { role: "owner", ...at(0) }),
+            member("c-1", "u-bob", { role: "admin", ...at(2) }),
+            member("c-1", "u-amy", { role: "admin", ...at(2) }),
+            ...Array.from({ length: 300 }, (_, i) =>
+              member("c-1", `u-r${String(i).padStart(3, "0")}`, at(1)),
+            ),
+          ]);
+          await group("c-2");
+          const managers = async () =>
+            (await store.conversations.managers("c-1")).map((p) => [p.user_id, p.role]);
+          expect(await managers()).toEqual([
+            ["u-zed", "owner"],
+            ["u-amy", "admin"],
+            ["u-bob", "admin"],
+          ]);
+          expect((await store.conversations.managers("c-1"))[0]).toEqual(
+            member("c-1", "u-zed", { role: "owner", ...at(0) }),
+          );
+          await store.conversations.setRole("c-1", "u-r007", "admin");
+          await store.conversations.setRole("c-1", "u-bob", "member");
+          await store.conversations.removeParticipant("c-1", "u-amy");
+          expect(await managers()).toEqual([
+            ["u-zed", "owner"],
+            ["u-r007", "admin"],
+          ]);
+          expect((await store.conversations.managers("c-2")).map((p) => p.user_id)).toEqual(["u-alice"]);
+          expect(await store.conversations.managers("c-nope")).toEqual([]);
+        });
+      });
+
+      describe("participantsPage", () => {
+        const userIds = (rows: ParticipantRecord[]) => rows.map((p) => p.user_id);
+        const name = (i: number) => `u-${String(i).padStart(4, "0")}`;
+
+        it("pages through every member once, by user id, from where the last page ended", async () => {
+          // Joined in the reverse of their ids' order: the order is the ids'.
+          const members = Array.from({ length: 250 }, (_, i) =>
+            member("c-1", name(i), { joined_at: T0 - i, role: i === 0 ? "owner" : "member" }),
+          );
+          await store.conversations.create(conversation("c-1", { conversation_type: "channel" }), members);
+          await group("c-2");
+          const seen: string[] = [];
+          let after: string | undefined;
+          for (;;) {
+            const page = await store.conversations.participantsPage("c-1", 100, after);
+            seen.push(...userIds(page));
+            if (page.length < 100) break;
+            after = page.at(-1)?.user_id;
+          }
+          expect(seen).toEqual(members.map((m) => m.user_id));
+          expect((await store.conversations.participantsPage("c-1", 1))[0]).toEqual(
+            members[0] as ParticipantRecord,
+          );
+          expect(userIds(await store.conversations.participantsPage("c-1", 2, "u-0100"))).toEqual([
+            "u-0101",
+            "u-0102",
+          ]);
+          // After an id that is no member's: from the next one up.
+          expect(userIds(await store.conversations.participantsPage("c-1", 1, "u-0100x"))).toEqual([
+            "u-0101",
+          ]);
+          expect(await store.conversations.participantsPage("c-1", 10, "u-0249")).toEqual([]);
+          expect(await store.conversations.participantsPage("c-1", 0)).toEqual([]);
+          expect(await store.conversations.participantsPage("c-nope", 10)).toEqual([]);
+          expect(userIds(await store.conversations.participantsPage("c-2", 10))).toEqual([
+            "u-alice",
+            "u-bob",
+          ]);
+        });
+
+        it("changes only the pages after their place for members added or removed between pages", async () => {
+          await store.conversations.create(
+            conversation("c-1", { conversation_type: "channel" }),
+            Array.from({ length: 40 }, (_, i) => member("c-1", name(i * 10))),
+          );
+          const first = userIds(await store.conversations.participantsPage("c-1", 10));
+          expect(first.at(-1)).toBe(name(90));
+          // Before the cursor: not listed; after it: listed; removed after it: not listed.
+          await store.conversations.addParticipant(member("c-1", name(55)));
+          await store.conversations.addParticipant(member("c-1", name(105)));
+          await store.conversations.removeParticipant("c-1", name(110));
+          await store.conversations.removeParticipant("c-1", name(20));
+          const second = userIds(await store.conversations.participantsPage("c-1", 3, name(90)));
+          expect(second).toEqual([name(100), name(105), name(120)]);
         });
       });
 

@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { clientKey } from "../../src/store/sqlite/client-key.ts";
 import {
   FLOOR_QUERY,
+  MANAGERS_QUERY,
   MEMBERSHIPS_QUERY,
+  PAGE_AFTER_QUERY,
   PEERS_AMONG,
   PEERS_OF,
   sqliteConversations,
@@ -662,6 +664,52 @@ describe("sqlite migration 13 (where a conversation's receipts stand)", () => {
     expect(plan[0]).toMatch(/^SCAN ids VIRTUAL TABLE/);
     expect(plan).toContain("SEARCH p USING PRIMARY KEY (conversation_id=? AND user_id=?)");
     expect(plan).toContain("SEARCH c USING INDEX sqlite_autoindex_conversations_1 (id=?)");
+    db.close();
+  });
+});
+
+describe("sqlite migration 15 (member counts kept with each conversation)", () => {
+  it("counts an old database's members once, then moves each count with the members added and removed", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 14);
+    oldConversation(old, "c-1", 0, 1);
+    oldConversation(old, "c-2", 0, 2);
+    oldConversation(old, "c-empty", 0, 3);
+    const insert = old.query(
+      `INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_seq, last_read_seq,
+         delivered_seq, delivered_at, read_at) VALUES (?, ?, 'member', ${T0}, 0, 0, 0, NULL, NULL)`,
+    );
+    for (let i = 0; i < 30; i++) insert.run("c-1", `u-${i}`);
+    insert.run("c-2", "u-0");
+    old.close();
+
+    const store = openSqliteStore(path);
+    try {
+      const count = async (id: string) => (await store.conversations.byId(id))?.member_count;
+      expect([await count("c-1"), await count("c-2"), await count("c-empty")]).toEqual([30, 1, 0]);
+      await store.conversations.addParticipant(member("c-2", "u-new"));
+      await store.conversations.removeParticipant("c-1", "u-3");
+      expect([await count("c-1"), await count("c-2")]).toEqual([29, 2]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("finds a conversation's owners and admins, and a page of its members, by index: no scan, no sort of its members", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = (sql: string, ...args: (string | number)[]) =>
+      db
+        .query<{ detail: string }, (string | number)[]>(`EXPLAIN QUERY PLAN ${sql}`)
+        .all(...args)
+        .map((r) => r.detail);
+    const managers = plan(MANAGERS_QUERY, "c-1");
+    expect(managers).toContain(
+      "SEARCH participants USING INDEX participants_role (conversation_id=? AND role=?)",
+    );
+    for (const detail of managers) expect(detail).not.toMatch(/^SCAN participants/);
+    const page = plan(PAGE_AFTER_QUERY, "c-1", "u-1", 10);
+    expect(page).toEqual(["SEARCH participants USING PRIMARY KEY (conversation_id=? AND user_id>?)"]);
     db.close();
   });
 });

@@ -11,7 +11,9 @@ import {
   ConversationView,
   CreateConversation,
   ListQuery,
+  ParticipantList,
   ParticipantParams,
+  ParticipantsQuery,
   ParticipantView,
   Role,
   UpdateConversation,
@@ -63,6 +65,17 @@ export function conversationsController(deps: Deps) {
         set.status = 204;
       },
       { auth: true, params: ConversationParams },
+    )
+    .get(
+      "/:id/participants",
+      ({ params, query, userId }) =>
+        conversations.participants(params.id, userId, query.limit ?? 50, query.cursor),
+      {
+        auth: true,
+        params: ConversationParams,
+        query: ParticipantsQuery,
+        response: { 200: ParticipantList, ...ErrorResponse },
+      },
     )
     .post(
       "/:id/participants",

@@ -40,6 +40,12 @@ export const ListQuery = t.Object({
   order: t.Optional(ListOrder),
 });
 
+/** A page of the member list: by user id, the cursor the last id of the page before. */
+export const ParticipantsQuery = t.Object({
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 200, default: 50 })),
+  cursor: t.Optional(t.String({ maxLength: 200 })),
+});
+
 export const ParticipantView = t.Object({
   user_id: t.String(),
   role: Role,
@@ -50,6 +56,17 @@ export const ParticipantView = t.Object({
 });
 export type ParticipantView = typeof ParticipantView.static;
 
+export const ParticipantList = t.Object({
+  items: t.Array(ParticipantView),
+  next_cursor: t.Union([t.String(), t.Null()]),
+});
+
+/**
+ * `participants` (and `participant_ids`, their ids) are every member of a dm or group; of a channel, its
+ * owners and admins and the viewer themself: a channel's readers are not shown each other (the peers of a
+ * reader are its owners and admins: store peersOf), and its owners and admins page through the readers
+ * (GET .../participants) rather than get thousands with every view. `member_count` counts them all.
+ */
 export const ConversationView = t.Object({
   id: t.String(),
   name: t.Union([t.String(), t.Null()]),
@@ -57,6 +74,7 @@ export const ConversationView = t.Object({
   conversation_type: ConversationType,
   participants: t.Array(ParticipantView),
   participant_ids: t.Array(t.String()),
+  member_count: t.Integer(),
   encrypted: t.Boolean(),
   last_message_id: t.Union([t.String(), t.Null()]),
   last_activity: t.String(),
@@ -82,6 +100,7 @@ export const toParticipantView = (p: ParticipantRecord): ParticipantView => ({
   last_read_seq: p.last_read_seq,
 });
 
+/** `participants`: the members the viewer is shown (see ConversationView). */
 export function toConversationView(
   c: ConversationRecord,
   participants: ParticipantRecord[],
@@ -94,6 +113,7 @@ export function toConversationView(
     conversation_type: c.conversation_type,
     participants: participants.map(toParticipantView),
     participant_ids: participants.map((p) => p.user_id),
+    member_count: c.member_count,
     encrypted: c.encrypted,
     last_message_id: c.last_message_id,
     last_activity: iso(c.last_activity),

@@ -10,18 +10,20 @@ import {
   type ConversationRecord,
   DuplicateError,
   LastOwnerError,
+  type NewConversation,
   type ParticipantRecord,
   type ParticipantRole,
   type Store,
 } from "../../store/types.ts";
 import { appendSystem, intoConversation } from "../messages/log.ts";
 import { toMessageView } from "../messages/model.ts";
-import { requireManager, requireMember } from "./access.ts";
+import { isManager, requireManager, requireMember } from "./access.ts";
 import {
   type AddParticipant,
   type ConversationView,
   type CreateConversation,
   type ListOrder,
+  type ParticipantView,
   toConversationView,
   toParticipantView,
   type UpdateConversation,
@@ -58,6 +60,21 @@ function decodeCreatedCursor(cursor: string): string {
   return match[1] as string;
 }
 
+/** A member list's cursor: the user id its last page ended at. */
+const encodeMemberCursor = (userId: string) => Buffer.from(`user:${userId}`).toString("base64url");
+function decodeMemberCursor(cursor: string): string {
+  const match = /^user:([\x21-\x7e]{1,64})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  // Only the cursor's own spelling: base64url decoding passes over characters it does not know.
+  if (!match || encodeMemberCursor(match[1] as string) !== cursor)
+    throw new AppError("validation_failed", "cursor: not a cursor from this API", {
+      details: { field: "cursor" },
+    });
+  return match[1] as string;
+}
+
+const byJoining = (a: ParticipantRecord, b: ParticipantRecord) =>
+  a.joined_at - b.joined_at || (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0);
+
 const member = (
   conversationId: string,
   userId: string,
@@ -89,9 +106,33 @@ const lastOwner =
 export function createConversationsService(deps: ConversationDeps) {
   const { store, clock, hub } = deps;
 
-  async function view(conversation: ConversationRecord, viewerId: string): Promise<ConversationView> {
-    const participants = await store.conversations.participants(conversation.id);
-    const me = participants.find((p) => p.user_id === viewerId);
+  /**
+   * The members a viewer is shown, and the viewer's own row: every member of a dm or group; of a channel
+   * its owners and admins and the viewer, by (joined_at, user_id). For a reader those are exactly their
+   * peers there (store peersOf); an owner or admin pages through the readers (`participants` below). Read
+   * by role and key: a channel of 10,000 readers is not read, nor sent, with each view of it.
+   */
+  async function shown(conversation: ConversationRecord, viewerId: string, known?: ParticipantRecord) {
+    const id = conversation.id;
+    if (conversation.conversation_type !== "channel") {
+      const all = await store.conversations.participants(id);
+      return { shown: all, me: all.find((p) => p.user_id === viewerId) };
+    }
+    const [managers, me] = await Promise.all([
+      store.conversations.managers(id),
+      known ?? store.conversations.participant(id, viewerId),
+    ]);
+    // The viewer's own row once, as read (a role changed between the two reads shows in one of them).
+    const others = managers.filter((p) => p.user_id !== viewerId);
+    return { shown: me ? [...others, me].sort(byJoining) : others, me: me ?? undefined };
+  }
+
+  async function view(
+    conversation: ConversationRecord,
+    viewerId: string,
+    known?: ParticipantRecord,
+  ): Promise<ConversationView> {
+    const { shown: participants, me } = await shown(conversation, viewerId, known);
     const unread = me ? await store.messages.countUnread(conversation.id, me.last_read_seq, viewerId) : 0;
     return toConversationView(conversation, participants, unread);
   }
@@ -146,7 +187,7 @@ export function createConversationsService(deps: ConversationDeps) {
         const existing = await store.conversations.byDmKey(dmKey);
         if (existing) return { created: false, conversation: await view(existing, creatorId) };
       }
-      const conversation: ConversationRecord = {
+      const conversation: NewConversation = {
         id: newId(now),
         name: input.name === undefined ? null : visibleName(input.name, "name"),
         topic: input.topic ?? null,
@@ -175,13 +216,21 @@ export function createConversationsService(deps: ConversationDeps) {
         }
         throw err;
       }
+      // Each member's sockets join it (`joining`, never sent); the frame names whom a view would show
+      // (a channel's readers are not told of each other).
+      const shownIds = (
+        conversation.conversation_type === "channel" ? members.filter(isManager) : members
+      ).map((m) => m.user_id);
       hub.publish({
         kind: "conversation.created",
         conversation_id: conversation.id,
         seq: 0,
-        participant_ids: members.map((m) => m.user_id),
+        participant_ids: shownIds,
+        member_count: members.length,
+        joining: members.map((m) => m.user_id),
       });
-      return { created: true, conversation: await view(conversation, creatorId) };
+      const created = { ...conversation, member_count: members.length };
+      return { created: true, conversation: await view(created, creatorId, members[0]) };
     },
 
     /**
@@ -210,8 +259,32 @@ export function createConversationsService(deps: ConversationDeps) {
     },
 
     async get(id: string, userId: string) {
-      const { conversation } = await requireMember(store, id, userId);
-      return view(conversation, userId);
+      const { conversation, me } = await requireMember(store, id, userId);
+      return view(conversation, userId, me);
+    },
+
+    /**
+     * A page of the conversation's members by user id. A member added or removed while a client pages
+     * changes only the pages after its place: every member there throughout is listed once. A channel's
+     * owners and admins only: its readers are not shown each other (403).
+     */
+    async participants(
+      id: string,
+      userId: string,
+      limit: number,
+      cursor?: string,
+    ): Promise<{ items: ParticipantView[]; next_cursor: string | null }> {
+      const after = cursor === undefined ? undefined : decodeMemberCursor(cursor);
+      const { conversation, me } = await requireMember(store, id, userId);
+      if (conversation.conversation_type === "channel" && !isManager(me))
+        throw new AppError("forbidden", "only a channel's owners and admins list its members");
+      const rows = await store.conversations.participantsPage(id, limit + 1, after);
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        items: page.map(toParticipantView),
+        next_cursor: rows.length > limit && last ? encodeMemberCursor(last.user_id) : null,
+      };
     },
 
     async update(id: string, userId: string, asked: UpdateConversation) {
@@ -224,11 +297,11 @@ export function createConversationsService(deps: ConversationDeps) {
           ([key, value]) => value !== undefined && value !== conversation[key as keyof typeof input],
         ),
       ) as UpdateConversation;
-      if (Object.keys(changes).length === 0) return view(conversation, userId);
+      if (Object.keys(changes).length === 0) return view(conversation, userId, me);
       const updated = await store.conversations.update(id, { ...changes, updated_at: clock.now() });
       if (!updated) throw new AppError("not_found", "conversation not found");
       await publishSystem(id, userId, "conversation.updated", { changes });
-      return view((await store.conversations.byId(id)) ?? updated, userId);
+      return view((await store.conversations.byId(id)) ?? updated, userId, me);
     },
 
     async remove(id: string, userId: string) {

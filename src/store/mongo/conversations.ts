@@ -22,14 +22,18 @@ import {
 import type { Transactions } from "./messages.ts";
 import type { Collections, ConversationDoc, ParticipantDoc } from "./schema.ts";
 
-export const toConversation = ({
-  _id,
-  last_message_seq: _,
-  owner_changes: __,
-  receipts_version: ___,
-  member_adds: ____,
-  ...conversation
-}: ConversationDoc): ConversationRecord => ({ id: _id, ...conversation });
+/** The record of a document whose member count is known (counted() finds those that lack one). */
+const toConversation = (
+  {
+    _id,
+    last_message_seq: _,
+    owner_changes: __,
+    receipts_version: ___,
+    member_adds: ____,
+    ...conversation
+  }: ConversationDoc,
+  memberCount: number,
+): ConversationRecord => ({ id: _id, ...conversation, member_count: memberCount });
 
 /** Members added before joined_seq was kept have none: they start at 0, the conversation's start. */
 const toParticipant = ({
@@ -123,6 +127,39 @@ export function mongoConversations(
       { session },
     );
 
+  /**
+   * Moves a conversation's member count, in the transaction of the member row's change: a document without
+   * one (written by an earlier version) is left without, and counted when read (counted()).
+   */
+  const membersChanged = (conversationId: string, by: number, session?: ClientSession) =>
+    conversations.updateOne(
+      { _id: conversationId, member_count: { $exists: true } },
+      { $inc: { member_count: by } },
+      { session },
+    );
+
+  /**
+   * Counts the members of a conversation whose document has no count, and keeps the count there: in one
+   * transaction, which conflicts with a member added or removed meanwhile (both write the document), so
+   * that the count kept is never one from before such a change. Once per conversation.
+   */
+  const countMembers = (conversationId: string) =>
+    tx.run(async (session) => {
+      const count = await participants.countDocuments({ conversation_id: conversationId }, { session });
+      await conversations.updateOne(
+        { _id: conversationId, member_count: { $exists: false } },
+        { $set: { member_count: count } },
+        { session },
+      );
+      return count;
+    });
+
+  /** The records of these documents, in their order. */
+  const counted = (docs: ConversationDoc[]): Promise<ConversationRecord[]> =>
+    Promise.all(docs.map(async (d) => toConversation(d, d.member_count ?? (await countMembers(d._id)))));
+  const countedOne = async (doc: ConversationDoc | null) =>
+    doc ? ((await counted([doc]))[0] ?? null) : null;
+
   const mark = async (conversationId: string, userId: string, seq: number, now: number, read: boolean) => {
     // The record as it was, so that whether this moved anything is known; the update is atomic, so the
     // record it made is `forward` applied to that one.
@@ -147,9 +184,10 @@ export function mongoConversations(
   };
 
   /**
-   * With keepOwner, in a transaction: an owner stepping down (removed, or given another role) first writes
-   * the conversation's owner_changes, so that two at once conflict (withTransaction runs the loser again,
-   * which then counts the other's change) rather than each counting the other still an owner.
+   * In a transaction (the row's change and the member count move together). With keepOwner, an owner
+   * stepping down (removed, or given another role) first writes the conversation's owner_changes, so that
+   * two at once conflict (withTransaction runs the loser again, which then counts the other's change)
+   * rather than each counting the other still an owner.
    */
   const stepDown = async <T>(
     conversationId: string,
@@ -158,8 +196,8 @@ export function mongoConversations(
     write: (session: ClientSession | undefined) => Promise<T>,
     notMember: T,
   ): Promise<T> => {
-    if (!keepOwner) return write(undefined);
     return tx.run(async (session) => {
+      if (!keepOwner) return write(session);
       const target = await participants.findOne(
         { conversation_id: conversationId, user_id: userId },
         { session },
@@ -180,30 +218,30 @@ export function mongoConversations(
   return {
     async create(conversation, members) {
       const { id, ...rest } = conversation;
+      // Each member row counted by the write that made it (the upserts'): exact whatever else adds one.
       // One transaction where the deployment has them: a dm is never seen, by the one who lost the race
       // to open it, before its members are, and a crash cannot leave one without them (its dm_key would
       // then refuse every later one). The conversation first: a dm refused as a duplicate leaves no
       // members behind. Without transactions (a standalone server) the two writes are apart.
       await tx.run(async (session) => {
         try {
-          await conversations.insertOne({ _id: id, ...rest }, { session });
+          await conversations.insertOne({ _id: id, ...rest, member_count: 0 }, { session });
         } catch (err) {
           rethrowDuplicateDm(err);
         }
         if (members.length > 0) {
           const upserts = members.map((m) => ({ updateOne: { ...addMember(m), upsert: true } }));
-          await participants.bulkWrite(upserts, { ordered: false, session });
+          const written = await participants.bulkWrite(upserts, { ordered: false, session });
+          if (written.upsertedCount > 0) await membersChanged(id, written.upsertedCount, session);
         }
       });
     },
     async byId(id) {
-      const doc = await conversations.findOne({ _id: id });
-      return doc && toConversation(doc);
+      return countedOne(await conversations.findOne({ _id: id }));
     },
     async byDmKey(dmKey) {
       // The $type clause lets the server use the partial index on dm_key, which only holds strings.
-      const doc = await conversations.findOne({ dm_key: { $eq: dmKey, $type: "string" } });
-      return doc && toConversation(doc);
+      return countedOne(await conversations.findOne({ dm_key: { $eq: dmKey, $type: "string" } }));
     },
     async listForUser(userId, limit, before) {
       // limit(0) means "no limit" to MongoDB; the port means none.
@@ -222,10 +260,10 @@ export function mongoConversations(
         .sort({ last_activity: -1, _id: -1 })
         .limit(limit)
         .toArray();
-      return docs.map(toConversation);
+      return counted(docs);
     },
     async listForUserById(userId, limit, afterId) {
-      const out: ConversationRecord[] = [];
+      const out: ConversationDoc[] = [];
       let after = afterId;
       // Member rows in the index's order (user_id, conversation_id), then their conversations. A row whose
       // conversation is gone (deleted without a transaction, its members not yet) is passed over, and more
@@ -247,12 +285,12 @@ export function mongoConversations(
         );
         for (const id of ids) {
           const doc = docs.get(id);
-          if (doc) out.push(toConversation(doc));
+          if (doc) out.push(doc);
         }
         if (ids.length < want) break;
         after = ids.at(-1);
       }
-      return out;
+      return counted(out);
     },
     idsForUser,
     async peersOf(userId) {
@@ -371,7 +409,7 @@ export function mongoConversations(
         { $set: set },
         { returnDocument: "after" },
       );
-      return doc && toConversation(doc);
+      return countedOne(doc);
     },
     async delete(id) {
       // The conversation and its members go together (one transaction where the deployment has them), so
@@ -389,6 +427,32 @@ export function mongoConversations(
       const docs = await participants
         .find({ conversation_id: conversationId })
         .sort({ joined_at: 1, user_id: 1 })
+        .toArray();
+      return docs.map(toParticipant);
+    },
+    async managers(conversationId) {
+      // By { conversation_id, role }: a channel's owners and admins, not a pass over its readers.
+      const docs = await participants
+        .find(
+          { conversation_id: conversationId, role: { $in: ["owner", "admin"] } },
+          { hint: { conversation_id: 1, role: 1 } },
+        )
+        .sort({ joined_at: 1, user_id: 1 })
+        .toArray();
+      return docs.map(toParticipant);
+    },
+    async participantsPage(conversationId, limit, afterUserId) {
+      // limit(0) means "no limit" to MongoDB; the port means none.
+      if (limit <= 0) return [];
+      // A range of the unique { conversation_id, user_id } index, in its order.
+      const docs = await participants
+        .find(
+          afterUserId === undefined
+            ? { conversation_id: conversationId }
+            : { conversation_id: conversationId, user_id: { $gt: afterUserId } },
+        )
+        .sort({ user_id: 1 })
+        .limit(limit)
         .toArray();
       return docs.map(toParticipant);
     },
@@ -435,7 +499,11 @@ export function mongoConversations(
           await participants.deleteOne({ conversation_id: id, user_id: participant.user_id });
           throw new MissingError("conversation", id);
         }
-        if (added) await receiptsChanged(id, session);
+        // One after the other: a transaction's operations do not run at once on its session.
+        if (added) {
+          await membersChanged(id, 1, session);
+          await receiptsChanged(id, session);
+        }
         return added;
       });
     },
@@ -466,7 +534,10 @@ export function mongoConversations(
             { conversation_id: conversationId, user_id: userId },
             { session },
           );
-          if (result.deletedCount === 1) await receiptsChanged(conversationId, session);
+          if (result.deletedCount === 1) {
+            await membersChanged(conversationId, -1, session);
+            await receiptsChanged(conversationId, session);
+          }
           return result.deletedCount === 1;
         },
         false,

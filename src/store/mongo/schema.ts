@@ -46,10 +46,12 @@ export interface LockoutDoc {
  * conflict (one transaction retries and sees the other's change) instead of both leaving. Nor does
  * member_adds: a count that every member added writes, so that an add and the conversation's deletion at
  * once conflict in the same way. receipts_version (MembershipRecord's) is absent until a dm's or group's
- * receipts first change, and never set in a channel.
+ * receipts first change, and never set in a channel. member_count is absent from the documents of versions
+ * before it (and of such a version's nodes during a rolling upgrade): counted, and kept, when first read.
  */
-export type ConversationDoc = Omit<ConversationRecord, "id"> & {
+export type ConversationDoc = Omit<ConversationRecord, "id" | "member_count"> & {
   _id: string;
+  member_count?: number;
   last_message_seq?: number;
   owner_changes?: number;
   member_adds?: number;

@@ -10,6 +10,7 @@ import {
   LastOwnerError,
   type MembershipRecord,
   MissingError,
+  type NewConversation,
   type ParticipantRecord,
 } from "../types.ts";
 import { groupCommit } from "./group-commit.ts";
@@ -21,10 +22,12 @@ type ConversationRow = Omit<ConversationRecord, "encrypted"> & { encrypted: numb
 const toConversation = (row: ConversationRow | null): ConversationRecord | null =>
   row ? { ...row, encrypted: row.encrypted === 1 } : null;
 
-/** A record's columns: `num`, the conversation's key in the messages indexes, stays inside the store. */
-const COLUMNS =
+/** The columns a conversation is created with: `num`, its key in the messages indexes, stays inside the store. */
+const NEW_COLUMNS =
   "id, name, topic, conversation_type, encrypted, dm_key, last_message_id, last_activity, last_seq, " +
   "message_count, created_by, created_at, updated_at";
+/** A record's columns: member_count is the triggers' (migration 15), moved by each member added or removed. */
+const COLUMNS = `${NEW_COLUMNS}, member_count`;
 
 /**
  * A conversation's two lowest delivered and read positions (?1 conversation): two entries of each index
@@ -77,9 +80,23 @@ export const PEERS_OF = `SELECT them.user_id FROM participants me
    UNION
    SELECT ?1`;
 
+/**
+ * A conversation's owners and admins (?1), through participants_role: a few index entries, where reading
+ * its members to keep those would pass over every reader of a channel (the sort is of those few alone).
+ */
+export const MANAGERS_QUERY = `SELECT * FROM participants INDEXED BY participants_role
+  WHERE conversation_id = ?1 AND role IN ('owner', 'admin') ORDER BY joined_at, user_id`;
+
+/**
+ * A page of a conversation's members (?1) after a user id (?2), at most ?3: a range of the primary key
+ * (conversation_id, user_id) in its order, nothing sorted and nothing before the cursor read.
+ */
+export const PAGE_AFTER_QUERY = `SELECT * FROM participants WHERE conversation_id = ?1 AND user_id > ?2
+  ORDER BY user_id LIMIT ?3`;
+
 export function sqliteConversations(db: Database): ConversationsRepo {
   const insert = db.query(
-    `INSERT INTO conversations (${COLUMNS}, num)
+    `INSERT INTO conversations (${NEW_COLUMNS}, num)
      VALUES ($id, $name, $topic, $conversation_type, $encrypted, $dm_key, $last_message_id,
        $last_activity, $last_seq, $message_count, $created_by, $created_at, $updated_at,
        (SELECT COALESCE(MAX(num), 0) + 1 FROM conversations))`,
@@ -140,6 +157,11 @@ export function sqliteConversations(db: Database): ConversationsRepo {
   const participants = db.query<ParticipantRecord, [string]>(
     "SELECT * FROM participants WHERE conversation_id = ? ORDER BY joined_at, user_id",
   );
+  const managers = db.query<ParticipantRecord, [string]>(MANAGERS_QUERY);
+  const pageFirst = db.query<ParticipantRecord, [string, number]>(
+    "SELECT * FROM participants WHERE conversation_id = ? ORDER BY user_id LIMIT ?",
+  );
+  const pageAfter = db.query<ParticipantRecord, [string, string, number]>(PAGE_AFTER_QUERY);
   const participant = db.query<ParticipantRecord, [string, string]>(
     "SELECT * FROM participants WHERE conversation_id = ? AND user_id = ?",
   );
@@ -181,7 +203,7 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     (r.read ? markRead : markDelivered).get(r.seq, r.now, r.conversationId, r.userId),
   );
 
-  const create = db.transaction((conversation: ConversationRecord, members: ParticipantRecord[]) => {
+  const create = db.transaction((conversation: NewConversation, members: ParticipantRecord[]) => {
     insert.run(bind({ ...conversation, encrypted: conversation.encrypted ? 1 : 0 }));
     for (const p of members) insertParticipant.run(bind(p));
   });
@@ -252,6 +274,14 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     },
     async participants(conversationId) {
       return participants.all(conversationId);
+    },
+    async managers(conversationId) {
+      return managers.all(conversationId);
+    },
+    async participantsPage(conversationId, limit, afterUserId) {
+      return afterUserId === undefined
+        ? pageFirst.all(conversationId, limit)
+        : pageAfter.all(conversationId, afterUserId, limit);
     },
     async participant(conversationId, userId) {
       return participant.get(conversationId, userId);

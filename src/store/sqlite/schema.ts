@@ -345,6 +345,27 @@ export const MIGRATIONS: Migration[] = [
   -- each reader's connect read every member of the channel to find them.
   CREATE INDEX participants_role ON participants(conversation_id, role);
   `,
+  `
+  -- How many members each conversation has (ConversationRecord.member_count), read with it: a channel's
+  -- view counted 10,000 members on each read, a list of 50 such 500,000. Kept by the triggers that count
+  -- receipts changes, in the transaction of each member added or removed, so it cannot drift from the rows;
+  -- a channel's row is written by these now too (members come and go rarely; its receipts still write none).
+  ALTER TABLE conversations ADD COLUMN member_count INTEGER NOT NULL DEFAULT 0;
+  UPDATE conversations SET member_count =
+    (SELECT COUNT(*) FROM participants p WHERE p.conversation_id = conversations.id);
+  DROP TRIGGER participants_added;
+  DROP TRIGGER participants_removed;
+  CREATE TRIGGER participants_added AFTER INSERT ON participants BEGIN
+    UPDATE conversations SET member_count = member_count + 1,
+      receipts_version = receipts_version + (conversation_type != 'channel')
+    WHERE id = new.conversation_id;
+  END;
+  CREATE TRIGGER participants_removed AFTER DELETE ON participants BEGIN
+    UPDATE conversations SET member_count = member_count - 1,
+      receipts_version = receipts_version + (conversation_type != 'channel')
+    WHERE id = old.conversation_id;
+  END;
+  `,
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

@@ -1555,6 +1555,101 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
             expect(ids(found)).not.toContain(gone.id);
           }
         });
+
+        describe("in scripts written without spaces between words", () => {
+          const say = async (content: string) => append(draft("c-1", "u-alice", { content }));
+          const find = async (q: string) => ids(await store.messages.search("c-1", q, 10)).sort();
+
+          it("finds a word inside a Chinese, Japanese or Thai sentence, and returns the text as it was sent", async () => {
+            const zh = await say("你好世界");
+            const ja = await say("明日は東京に行きます。");
+            const th = await say("สวัสดีครับ ยินดีที่ได้รู้จัก");
+            const lo = await say("ສະບາຍດີ");
+            expect(await find("你好")).toEqual([zh.id]);
+            expect(await find("世界")).toEqual([zh.id]);
+            expect(await find("東京")).toEqual([ja.id]);
+            expect(await find("行きます")).toEqual([ja.id]);
+            expect(await find("สวัสดี")).toEqual([th.id]);
+            expect(await find("รู้จัก")).toEqual([th.id]);
+            expect(await find("ສະບາຍ")).toEqual([lo.id]);
+            // One character is a word too.
+            expect(await find("界")).toEqual([zh.id]);
+            expect(await store.messages.search("c-1", "東京", 10)).toEqual([ja]);
+          });
+
+          it("matches the characters of a query consecutively and in order, never scattered or reversed", async () => {
+            const tokyo = await say("東京に行きます");
+            const apart = await say("東の京都");
+            expect(await find("東京")).toEqual([tokyo.id]);
+            expect(await find("京東")).toEqual([]);
+            expect(await find("東京都")).toEqual([]);
+            expect(await find("京都")).toEqual([apart.id]);
+            expect(await find("東")).toEqual([tokyo.id, apart.id].sort());
+            // Every word of a query, each a phrase of its own.
+            expect(await find("東 京")).toEqual([tokyo.id, apart.id].sort());
+            // Thai vowel signs are part of the letter they follow: ดี (good) is not in ได้ (can).
+            const can = await say("ได้ยินไหม");
+            const good = await say("ดีมาก");
+            expect(await find("ดี")).toEqual([good.id]);
+            expect(await find("ได้")).toEqual([can.id]);
+          });
+
+          it("mixes them with words of other scripts in one query, every word required", async () => {
+            const trip = await say("東京 trip was fun");
+            const tokyo = await say("東京に行きます");
+            const phone = await say("我的iPhone手机坏了");
+            const latin = await say("my iPhone broke");
+            const shirt = await say("Tシャツを買った");
+            expect(await find("東京 trip")).toEqual([trip.id]);
+            expect(await find("trip 東京")).toEqual([trip.id]);
+            expect(await find("東京")).toEqual([trip.id, tokyo.id].sort());
+            expect(await find("手机")).toEqual([phone.id]);
+            expect(await find("iPhone")).toEqual([phone.id, latin.id].sort());
+            expect(await find("iPhone手机")).toEqual([phone.id]);
+            expect(await find("broke 手机")).toEqual([]);
+            expect(await find("Tシャツ")).toEqual([shirt.id]);
+            expect(await find("シャツ")).toEqual([shirt.id]);
+          });
+
+          it("searches the current text after an edit, to or from such scripts", async () => {
+            const trip = await say("東京に行きます");
+            const plain = await say("going to Kyoto");
+            await store.messages.change(trip.id, { content: "大阪に行きます", updated_at: T0 + 2 });
+            await store.messages.change(plain.id, { content: "京都に行きます", updated_at: T0 + 2 });
+            expect(await find("東京")).toEqual([]);
+            expect(await find("大阪")).toEqual([trip.id]);
+            expect(await find("Kyoto")).toEqual([]);
+            expect(await find("京都")).toEqual([plain.id]);
+            expect(await find("行きます")).toEqual([trip.id, plain.id].sort());
+            await store.messages.change(trip.id, { content: "Osaka trip", updated_at: T0 + 3 });
+            expect(await find("大阪")).toEqual([]);
+            expect(await find("Osaka")).toEqual([trip.id]);
+            // A change that leaves the text alone (a reaction) keeps it found.
+            await store.messages.change(plain.id, {
+              reactions: [{ user_id: "u-bob", emoji: "👍" }],
+              updated_at: T0 + 4,
+            });
+            expect(await find("京都")).toEqual([plain.id]);
+            expect((await store.messages.byId(plain.id))?.content).toBe("京都に行きます");
+          });
+
+          it("leaves out deleted and system messages, as for any text", async () => {
+            const kept = await say("会議は明日です");
+            const gone = await say("会議は中止");
+            await store.messages.change(gone.id, { content: "", deleted: true, updated_at: T0 + 2 });
+            await append(draft("c-1", "u-alice", { message_type: "system", content: '{"name":"会議"}' }));
+            expect(await find("会議")).toEqual([kept.id]);
+          });
+
+          it("keeps words of spaced scripts whole, Korean included, as before", async () => {
+            const ko = await say("한국어 텍스트");
+            const ru = await say("Привет, мир");
+            expect(await find("한국어")).toEqual([ko.id]);
+            expect(await find("한국")).toEqual([]);
+            expect(await find("привет")).toEqual([ru.id]);
+            expect(await find("Прив")).toEqual([]);
+          });
+        });
       });
     });
   });

@@ -3,9 +3,16 @@
 
 import { afterAll, describe, expect, it } from "bun:test";
 import { MongoClient } from "mongodb";
+import { hasUnspaced } from "../../src/lib/segment.ts";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
 import { searchFilter } from "../../src/store/mongo/messages.ts";
-import { type MessageDoc, OLD_TEXT_INDEX, staleNameKey } from "../../src/store/mongo/schema.ts";
+import {
+  type MessageDoc,
+  OLD_TEXT_INDEX,
+  staleNameKey,
+  TEXT_INDEX,
+  unspacedPattern,
+} from "../../src/store/mongo/schema.ts";
 import { quotedTerms } from "../../src/store/search.ts";
 import { storeContract } from "./contract.ts";
 import { conversation, conversationsContract, draft, member } from "./conversations-contract.ts";
@@ -43,6 +50,20 @@ describe.skipIf(!url)("MongoDB store", () => {
   conversationsContract("mongo conversations", async () => {
     await (await adminClient(serverUrl)).db(dbName).dropDatabase();
     return openMongoStore(serverUrl, dbName);
+  });
+});
+
+describe("MongoDB upgrade to search_text", () => {
+  it("reads, with a pattern of literal ranges the server can run, exactly the messages searchText sets apart", () => {
+    const pattern = new RegExp(unspacedPattern().pattern, "u");
+    for (let cp = 0; cp < 0x40000; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const c = String.fromCodePoint(cp);
+      if (pattern.test(c) !== hasUnspaced(c)) throw new Error(`U+${cp.toString(16)} differs`);
+    }
+    expect(pattern.test("plain words, Привет, 한국어")).toBe(false);
+    expect(pattern.test("a 東京 b")).toBe(true);
+    expect(pattern.test("\u{20000}")).toBe(true);
   });
 });
 
@@ -97,7 +118,7 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
         unique("conversation_id_1_seq_1"),
         plain("conversation_id_1_version_seq_1"),
         unique("conversation_id_1_sender_id_1_client_msg_id_1"),
-        plain("conversation_id_1_content_text"),
+        plain(TEXT_INDEX),
       ]),
     );
   });
@@ -109,7 +130,7 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     const store = await openMongoStore(serverUrl, dbName);
     try {
       const names = (await db.collection("messages").indexes()).map((i) => i.name);
-      expect(names).toContain("conversation_id_1_content_text");
+      expect(names).toContain(TEXT_INDEX);
       expect(names).not.toContain(OLD_TEXT_INDEX);
       await store.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
       const fox = await store.messages.append(draft("c-1", "u-alice", { content: "quick fox" }));
@@ -119,6 +140,45 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     }
     // Booted again over the new index: nothing to drop, nothing to build.
     await (await openMongoStore(serverUrl, dbName)).close();
+  });
+
+  it("replaces the text index on conversation and content, and gives old messages of unspaced scripts their search_text, once", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const messages = db.collection<{ _id: string; [field: string]: unknown }>("messages");
+    await messages.createIndex({ conversation_id: 1, content: "text" }, { default_language: "none" });
+    const first = await openMongoStore(serverUrl, dbName);
+    const old = async (seq: number, content: string) => {
+      const { id, ...rest } = { ...draft("c-1", "u-alice", { content }), seq, version_seq: seq };
+      await messages.insertOne({ _id: id, ...rest });
+      return id;
+    };
+    try {
+      await first.conversations.create(conversation("c-1"), [member("c-1", "u-alice")]);
+    } finally {
+      await first.close();
+    }
+    await db.collection("schema_upgrades").deleteMany({}); // as if written by the version before
+    const ja = await old(1, "明日は東京に行きます");
+    const en = await old(2, "plain words");
+    const store = await openMongoStore(serverUrl, dbName);
+    let later = "";
+    try {
+      const names = (await messages.indexes()).map((i) => i.name);
+      expect(names).toContain(TEXT_INDEX);
+      expect(names).not.toContain("conversation_id_1_content_text");
+      expect((await messages.findOne({ _id: ja }))?.search_text).toBe(" 明 日 は 東 京 に 行 き ま す ");
+      expect((await messages.findOne({ _id: en }))?.search_text).toBeUndefined();
+      expect((await store.messages.search("c-1", "東京", 10)).map((m) => m.id)).toEqual([ja]);
+      expect((await store.messages.search("c-1", "words", 10)).map((m) => m.id)).toEqual([en]);
+      expect(Object.keys((await store.messages.byId(ja)) ?? {})).not.toContain("search_text");
+      later = await old(3, "大阪");
+    } finally {
+      await store.close();
+    }
+    // Done once: a message written afterwards the old way (by a node of an earlier version) stays.
+    await (await openMongoStore(serverUrl, dbName)).close();
+    expect((await messages.findOne({ _id: later }))?.search_text).toBeUndefined();
   });
 
   it("searches one conversation reading only its own messages", async () => {

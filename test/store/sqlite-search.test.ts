@@ -228,6 +228,63 @@ describe("sqlite search indexing", () => {
     checkIntegrity(db);
   });
 
+  it("migrates a database with Chinese, Japanese and Thai messages: indexed again in the background, their words found (migration 16)", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 15);
+    oldConversation(old, "c-1", 4, 1);
+    oldMessages(old, [
+      { id: "m-zh", conversation_id: "c-1", seq: 1, content: "你好世界", conv: 1 },
+      { id: "m-ja", conversation_id: "c-1", seq: 2, content: "明日は東京に行きます", conv: 1 },
+      { id: "m-th", conversation_id: "c-1", seq: 3, content: "สวัสดีครับ", conv: 1 },
+      { id: "m-en", conversation_id: "c-1", seq: 4, content: "plain old words", conv: 1 },
+    ]);
+    // As the version before left it: every row indexed, a sentence of those scripts one token.
+    old.exec("INSERT INTO messages_fts(rowid, content, conv) SELECT rowid, content, conv FROM messages");
+    old.exec("UPDATE search_state SET indexed_rowid = 4");
+    expect(indexedRowids(old, '"東京"')).toEqual([]);
+    expect(indexedRowids(old, '"明日は東京に行きます"')).toEqual([2]);
+    old.close();
+
+    const store = open(path);
+    const db = inspect(path);
+    expect(db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(
+      MIGRATIONS.length,
+    );
+    // The copies search reads, for the messages that need one.
+    expect(
+      db.query<{ id: string; search_text: string | null }, []>("SELECT id, search_text FROM messages").all(),
+    ).toEqual([
+      { id: "m-zh", search_text: " 你 好 世 界 " },
+      { id: "m-ja", search_text: " 明 日 は 東 京 に 行 き ま す " },
+      { id: "m-th", search_text: " ส วั ส ดี ค รั บ " },
+      { id: "m-en", search_text: null },
+    ]);
+    // Built again from the start, in the background, with no search asking.
+    expect(watermark(db)).toEqual({ indexed: 0, top: 4 });
+    await waitFor(() => (watermark(db)?.indexed === 4 ? true : undefined));
+    expect(indexedRowids(db, '"東 京"')).toEqual([2]);
+    checkIntegrity(db);
+
+    expect(await found(store, "東京")).toEqual(["m-ja"]);
+    expect(await found(store, "世界")).toEqual(["m-zh"]);
+    expect(await found(store, "สวัสดี")).toEqual(["m-th"]);
+    expect(await found(store, "words")).toEqual(["m-en"]);
+    // The records are the text as sent.
+    expect((await store.messages.byId("m-ja"))?.content).toBe("明日は東京に行きます");
+    // An indexed old message edited, one appended: indexed as they are now.
+    await store.messages.change("m-ja", { content: "明日は大阪に行きます", updated_at: T0 + 1 });
+    await store.messages.change("m-en", { content: "新しい言葉", updated_at: T0 + 1 });
+    const fresh = await say(store, "c-1", "東京タワー");
+    expect(await found(store, "東京")).toEqual([fresh.id]);
+    expect(await found(store, "大阪")).toEqual(["m-ja"]);
+    expect(await found(store, "言葉")).toEqual(["m-en"]);
+    expect(await found(store, "words")).toEqual([]);
+    checkIntegrity(db);
+    // Deleting the conversation takes its indexed rows out of the index as they were indexed.
+    await store.conversations.delete("c-1");
+    checkIntegrity(db);
+  });
+
   it("matches the words of the content only, never the conversation's number it indexes beside them", async () => {
     const store = open(freshFile());
     await group(store, "c-1");

@@ -2,6 +2,7 @@
 // catch-up events and full-text search ($text).
 
 import { type ClientSession, type Filter, MongoServerError } from "mongodb";
+import { searchText } from "../../lib/segment.ts";
 import { quotedTerms } from "../search.ts";
 import {
   type AppendResult,
@@ -19,8 +20,17 @@ export interface Transactions {
   run<T>(work: (session: Session) => Promise<T>): Promise<T>;
 }
 
-const toDoc = ({ id, ...message }: MessageRecord): MessageDoc => ({ _id: id, ...message });
-const toMessage = ({ _id, ...message }: MessageDoc): MessageRecord => ({ id: _id, ...message });
+/** A message's document: search_text only for text of scripts written without spaces (schema.ts). */
+const toDoc = ({ id, ...message }: MessageRecord): MessageDoc => {
+  const text = searchText(message.content);
+  return text === null ? { _id: id, ...message } : { _id: id, ...message, search_text: text };
+};
+const toMessage = ({ _id, search_text: _, ...message }: MessageDoc): MessageRecord => ({
+  id: _id,
+  ...message,
+});
+/** Reads leave search_text on the server: it is as long as the content, and no record shows it. */
+const RECORD = { projection: { search_text: 0 } } as const;
 
 /** A change that keeps losing the race to later changes of the same message gives up after this many tries. */
 const MAX_CHANGE_ATTEMPTS = 50;
@@ -96,7 +106,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
         // The $type clause lets the server use the partial unique index, which only holds string ids.
         client_msg_id: { $eq: draft.client_msg_id, $type: "string" },
       },
-      { session },
+      { ...RECORD, session },
     );
     return doc && toMessage(doc);
   };
@@ -160,13 +170,21 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
   const changeInTurn = turns();
   const changeNow = async (id: string, input: MessageChange): Promise<MessageRecord | null> => {
     for (let attempt = 0; attempt < MAX_CHANGE_ATTEMPTS; attempt++) {
-      const current = await messages.findOne({ _id: id });
+      const current = await messages.findOne({ _id: id }, RECORD);
       if (!current) return null;
       const patch = typeof input === "function" ? input(toMessage(current)) : input;
       if (patch === null) return toMessage(current);
       // Only the fields given a value: the driver would store an undefined one as null.
       const set: Partial<MessageDoc> = { updated_at: patch.updated_at };
-      if (patch.content !== undefined) set.content = patch.content;
+      // New content takes its own search_text, or none ($unset only when given a field: MongoDB before 5.0
+      // refuses an empty one).
+      let unset: { $unset: { search_text: "" } } | undefined;
+      if (patch.content !== undefined) {
+        set.content = patch.content;
+        const text = searchText(patch.content);
+        if (text === null) unset = { $unset: { search_text: "" } };
+        else set.search_text = text;
+      }
       if (patch.attachments !== undefined) set.attachments = patch.attachments;
       if (patch.reactions !== undefined) set.reactions = patch.reactions;
       if (patch.edited_at !== undefined) set.edited_at = patch.edited_at;
@@ -182,8 +200,8 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
           // and no read-modify-write (reactions) loses a concurrent change.
           const doc = await messages.findOneAndUpdate(
             { _id: id, version_seq: current.version_seq },
-            { $set: { ...set, version_seq: versionSeq } },
-            { returnDocument: "after", session },
+            { $set: { ...set, version_seq: versionSeq }, ...unset },
+            { ...RECORD, returnDocument: "after", session },
           );
           // Lost the race: throwing aborts the transaction, and the seq taken with it, which no change
           // would ever carry (clients told of it would ask for a catch-up that brings nothing). Without
@@ -213,7 +231,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
     },
 
     async byId(id) {
-      const doc = await messages.findOne({ _id: id });
+      const doc = await messages.findOne({ _id: id }, RECORD);
       return doc && toMessage(doc);
     },
 
@@ -226,18 +244,18 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
       const filter: Filter<MessageDoc> = { conversation_id: conversationId };
       if (before !== undefined || after !== undefined) filter.seq = seq;
       if (after !== undefined) {
-        const docs = await messages.find(filter).sort({ seq: 1 }).limit(limit).toArray();
+        const docs = await messages.find(filter, RECORD).sort({ seq: 1 }).limit(limit).toArray();
         return docs.map(toMessage);
       }
       // Neither bound, or only `before`: the latest `limit` of them, read newest first and turned around.
-      const docs = await messages.find(filter).sort({ seq: -1 }).limit(limit).toArray();
+      const docs = await messages.find(filter, RECORD).sort({ seq: -1 }).limit(limit).toArray();
       return docs.reverse().map(toMessage);
     },
 
     async events(conversationId, after, limit) {
       if (limit <= 0) return [];
       const docs = await messages
-        .find({ conversation_id: conversationId, version_seq: { $gt: after } })
+        .find({ conversation_id: conversationId, version_seq: { $gt: after } }, RECORD)
         .sort({ version_seq: 1 })
         .limit(limit)
         .toArray();
@@ -258,7 +276,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
       const query = quotedTerms(text);
       if (!query || limit <= 0) return [];
       const docs = await messages
-        .find(searchFilter(conversationId, query))
+        .find(searchFilter(conversationId, query), RECORD)
         .sort({ score: { $meta: "textScore" }, seq: -1 })
         .limit(limit)
         .toArray();

@@ -1,7 +1,8 @@
 // MongoDB collections, the shape of their documents, the indexes created at boot, and the once-only upgrades
 // of documents that earlier versions wrote.
 
-import { type Db, MongoServerError } from "mongodb";
+import { BSONRegExp, type Db, MongoServerError } from "mongodb";
+import { hasUnspaced, searchText } from "../../lib/segment.ts";
 import { nameKey } from "../../lib/text.ts";
 import type {
   ConversationRecord,
@@ -60,7 +61,11 @@ export type ConversationDoc = Omit<ConversationRecord, "id" | "member_count"> & 
 /** Found by (conversation_id, user_id) (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
 /** joined_seq is missing from members added by releases that did not keep it. */
 export type ParticipantDoc = Omit<ParticipantRecord, "joined_seq"> & { joined_seq?: number };
-export type MessageDoc = Omit<MessageRecord, "id"> & { _id: string };
+/**
+ * search_text never leaves the adapter: what search indexes beside the content for text of scripts written
+ * without spaces (lib/segment.ts, searchText), absent from every other message.
+ */
+export type MessageDoc = Omit<MessageRecord, "id"> & { _id: string; search_text?: string };
 /** One upgrade of the documents of earlier versions, done (upgrade() below). */
 export interface UpgradeDoc {
   _id: string;
@@ -131,6 +136,9 @@ export async function createIndexes(c: Collections): Promise<void> {
  */
 export const OLD_TEXT_INDEX = "content_text";
 
+/** The text index, on the conversation, the content and search_text (messagesIndexes below). */
+export const TEXT_INDEX = "conversation_search";
+
 async function messagesIndexes(messages: Collections["messages"]): Promise<void> {
   // These first: they make the collection, so that its indexes can be listed.
   await messages.createIndexes([
@@ -143,17 +151,24 @@ async function messagesIndexes(messages: Collections["messages"]): Promise<void>
       partialFilterExpression: { client_msg_id: { $type: "string" } },
     },
   ]);
-  // A collection has one text index at most: the old one goes before the new one is built (searches fail
-  // meanwhile). Another node booting at the same moment may have dropped it first (IndexNotFound, 27).
-  if ((await messages.indexes()).some((index) => index.name === OLD_TEXT_INDEX)) {
-    await messages.dropIndex(OLD_TEXT_INDEX).catch((err: unknown) => {
+  // A collection has one text index at most: an earlier one (on content alone, OLD_TEXT_INDEX, or on the
+  // conversation and content) goes before this one is built (searches fail meanwhile). Another node
+  // booting at the same moment may have dropped it first (IndexNotFound, 27).
+  for (const index of await messages.indexes()) {
+    if (index.key._fts !== "text" || index.name === TEXT_INDEX || index.name === undefined) continue;
+    await messages.dropIndex(index.name).catch((err: unknown) => {
       if (!(err instanceof MongoServerError && err.code === 27)) throw err;
     });
   }
   // Keyed by conversation first, so that a search (which names one) reads that conversation's entries
   // alone. No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only
-  // itself).
-  await messages.createIndex({ conversation_id: 1, content: "text" }, { default_language: "none" });
+  // itself). The content is indexed as it is, words of spaced scripts, and search_text holds the
+  // characters of unspaced scripts a token each where a message has any: a message without them is
+  // indexed exactly as before, and nothing is written again for it.
+  await messages.createIndex(
+    { conversation_id: 1, content: "text", search_text: "text" },
+    { name: TEXT_INDEX, default_language: "none" },
+  );
 }
 
 /**
@@ -162,16 +177,22 @@ async function messagesIndexes(messages: Collections["messages"]): Promise<void>
  */
 const NAME_KEYS = "display-name-keys-nfc";
 
+/** Messages of scripts written without spaces were indexed as whole runs of characters before search_text. */
+const SEARCH_TEXT = "messages-search-text-unspaced";
+
 /**
  * Brings documents written by earlier versions up to date, each upgrade once per database (recorded in
  * schema_upgrades once done; one cut short runs again at the next boot, and two nodes booting at once
  * may both run it, which writes the same values twice).
  */
 export async function upgrade(c: Collections): Promise<void> {
-  if (!(await c.upgrades.findOne({ _id: NAME_KEYS }))) {
-    await rekeyDisplayNames(c.users);
-    await c.upgrades.updateOne({ _id: NAME_KEYS }, { $set: { done_at: new Date() } }, { upsert: true });
-  }
+  const once = async (id: string, work: () => Promise<void>) => {
+    if (await c.upgrades.findOne({ _id: id })) return;
+    await work();
+    await c.upgrades.updateOne({ _id: id }, { $set: { done_at: new Date() } }, { upsert: true });
+  };
+  await once(NAME_KEYS, () => rekeyDisplayNames(c.users));
+  await once(SEARCH_TEXT, () => addSearchText(c.messages));
 }
 
 /** The key a display name is searched by, when the one stored is not it; null when it is. */
@@ -193,6 +214,41 @@ async function rekeyDisplayNames(users: Collections["users"]): Promise<void> {
       await users.updateOne(
         { _id: user._id, display_name: user.display_name },
         { $set: { display_name_lower: key } },
+      );
+  }
+}
+
+/**
+ * Every character searchText sets apart, as a regular expression of literal ranges that the server runs
+ * (its engine, PCRE, reads no script properties from a driver's RegExp): a message holding none has no
+ * search_text and is not read by the upgrade. Planes 0 to 3 hold every such character.
+ */
+export function unspacedPattern(): BSONRegExp {
+  const ranges: string[] = [];
+  let start = -1;
+  for (let cp = 0; cp <= 0x40000; cp++) {
+    const inside = cp < 0x40000 && (cp < 0xd800 || cp > 0xdfff) && hasUnspaced(String.fromCodePoint(cp));
+    if (inside && start < 0) start = cp;
+    if (!inside && start >= 0) {
+      ranges.push(`${String.fromCodePoint(start)}-${String.fromCodePoint(cp - 1)}`);
+      start = -1;
+    }
+  }
+  return new BSONRegExp(`[${ranges.join("")}]`);
+}
+
+async function addSearchText(messages: Collections["messages"]): Promise<void> {
+  const cursor = messages.find(
+    { content: { $regex: unspacedPattern() }, search_text: { $exists: false } },
+    { projection: { content: 1 } },
+  );
+  for await (const message of cursor) {
+    const text = searchText(message.content);
+    // Only while the content is the one read: an edit meanwhile wrote its own.
+    if (text !== null)
+      await messages.updateOne(
+        { _id: message._id, content: message.content },
+        { $set: { search_text: text } },
       );
   }
 }

@@ -2,6 +2,7 @@
 // pages, catch-up events and full-text search (FTS5, indexed off the append path by search-index.ts).
 
 import type { Database } from "bun:sqlite";
+import { searchText } from "../../lib/segment.ts";
 import { quotedTerms } from "../search.ts";
 import {
   type AppendResult,
@@ -128,9 +129,11 @@ export function sqliteMessages(
      ORDER BY bm25(messages_fts, 1.0, 0.0) LIMIT ?3`,
   );
 
+  // search_text goes with the content it was made from (a trigger then indexes the text again: schema.ts).
   const update = db.query(
-    `UPDATE messages SET content = $content, attachments = $attachments, reactions = $reactions,
-       edited_at = $edited_at, deleted = $deleted, updated_at = $updated_at, version_seq = $version_seq
+    `UPDATE messages SET content = $content, search_text = $search_text, attachments = $attachments,
+       reactions = $reactions, edited_at = $edited_at, deleted = $deleted, updated_at = $updated_at,
+       version_seq = $version_seq
      WHERE id = $id`,
   );
 
@@ -142,12 +145,13 @@ export function sqliteMessages(
   type Draft = Omit<MessageRecord, "seq" | "version_seq">;
   // A client_msg_id already stored is looked for first; then the conversation's next seq is taken (no
   // row: the conversation does not exist) and the message stored under it, in the same transaction.
-  // Bound by position, in the order of the columns below.
+  // Bound by position, in the order of the columns below. search_text: what search indexes in place of
+  // the content, for text of scripts written without spaces (lib/segment.ts); null for any other.
   const insert = db.query<never, (string | number | null)[]>(
     `INSERT INTO messages (id, conversation_id, sender_id, client_msg_id, content, message_type, reply_to,
        attachments, reactions, envelope, edited_at, deleted, created_at, updated_at, seq, version_seq, conv,
-       client_key)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)`,
+       client_key, search_text)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18)`,
   );
   const appendOne = (draft: Draft): AppendResult => {
     const key = draft.client_msg_id === null ? null : clientKey(draft.sender_id, draft.client_msg_id);
@@ -180,6 +184,7 @@ export function sqliteMessages(
       allocated.last_seq,
       allocated.num,
       key,
+      searchText(draft.content),
     );
     return {
       status: "created",
@@ -205,6 +210,7 @@ export function sqliteMessages(
     update.run({
       id,
       content: next.content,
+      search_text: searchText(next.content),
       attachments: JSON.stringify(next.attachments),
       reactions: JSON.stringify(next.reactions),
       edited_at: next.edited_at,

@@ -1,6 +1,7 @@
 // SQLite schema, applied in order; user_version records how far a database file has come.
 
 import type { Database } from "bun:sqlite";
+import { searchText, TOKEN_MARKS } from "../../lib/segment.ts";
 import { nameKey } from "../../lib/text.ts";
 import { clientKey } from "./client-key.ts";
 
@@ -366,6 +367,52 @@ export const MIGRATIONS: Migration[] = [
     WHERE id = old.conversation_id;
   END;
   `,
+  (db) => {
+    // Chinese, Japanese, Thai, Lao, Khmer and Burmese put no space between words, and the tokenizer took a
+    // sentence of them as one word that no query met. Messages holding such characters keep a copy of
+    // their text with each of those characters a token of its own (lib/segment.ts: searchText), which
+    // the index reads in place of the content through messages_search. Only those messages have a copy:
+    // every message is read once here, in rowid order, 10,000 a read.
+    db.exec("ALTER TABLE messages ADD COLUMN search_text TEXT");
+    const rows = db.query<{ rowid: number; content: string }, [number]>(
+      "SELECT rowid, content FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
+    );
+    const set = db.query<never, [string, number]>("UPDATE messages SET search_text = ?1 WHERE rowid = ?2");
+    for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
+      for (const row of page) {
+        const text = searchText(row.content);
+        if (text !== null) set.run(text, row.rowid);
+      }
+      after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
+    }
+    // The index is built again from the messages, in the background, from the start (as migration 7 did),
+    // over the view. Its tokenizer keeps the vowel signs of Thai, Lao, Khmer and Myanmar inside tokens
+    // (TOKEN_MARKS); every other character is split and folded as before. The triggers keep what the
+    // index holds (the copy, where there is one) in step with the rows at or below the watermark.
+    db.exec(`
+      DROP TRIGGER messages_fts_delete;
+      DROP TRIGGER messages_fts_update;
+      DROP TABLE messages_fts;
+      CREATE VIEW messages_search (rid, content, conv) AS
+        SELECT rowid, COALESCE(search_text, content), conv FROM messages;
+      CREATE VIRTUAL TABLE messages_fts USING fts5(content, conv, content='messages_search', content_rowid='rid',
+        tokenize="unicode61 remove_diacritics 2 tokenchars '${TOKEN_MARKS}'");
+      UPDATE search_state SET indexed_rowid = 0;
+      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1) BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
+          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
+      END;
+      CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, search_text ON messages
+      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1)
+        AND COALESCE(new.search_text, new.content) IS NOT COALESCE(old.search_text, old.content) BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
+          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
+        INSERT INTO messages_fts(rowid, content, conv)
+          VALUES (new.rowid, COALESCE(new.search_text, new.content), new.conv);
+      END;
+    `);
+  },
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

@@ -53,9 +53,11 @@ export function sqliteSearchIndex(db: Database, options: SearchIndexOptions = {}
     `SELECT indexed_rowid AS indexed, COALESCE((SELECT MAX(rowid) FROM messages), 0) AS top
      FROM search_state WHERE id = 1`,
   );
+  // What each message is indexed by: messages_search (schema.ts, migration 16) gives the copy of its text
+  // with the characters of unspaced scripts set apart, where it has one, and its content otherwise.
   const indexRange = db.query<never, [number, number]>(
-    `INSERT INTO messages_fts(rowid, content, conv) SELECT rowid, content, conv FROM messages
-     WHERE rowid > ?1 AND rowid <= ?2`,
+    `INSERT INTO messages_fts(rowid, content, conv) SELECT rid, content, conv FROM messages_search
+     WHERE rid > ?1 AND rid <= ?2`,
   );
   const moveWatermark = db.query<never, [number]>("UPDATE search_state SET indexed_rowid = ?1 WHERE id = 1");
 

@@ -510,6 +510,44 @@ describe("search", () => {
     expect((await search('"*" AND (🎉)')).body.items).toEqual([]);
   });
 
+  it("finds words inside Chinese, Japanese and Thai sentences; a run of their characters is one of q's 16 words", async () => {
+    const id = await group();
+    const ja = await send(alice.token, id, { content: "明日は東京に行きます" });
+    const th = await send(bob.token, id, { content: "สวัสดีครับ" });
+    const words = Array.from({ length: 16 }, (_, i) => `word${i}`);
+    const both = await send(alice.token, id, { content: `${words.join(" ")} 東京タワー` });
+    const search = async (q: string) => {
+      const res = await call(
+        h.app,
+        "GET",
+        `/api/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`,
+        {
+          token: carol.token,
+        },
+      );
+      expect(res.status).toBe(200);
+      return res.body.items.map((m: { id: string }) => m.id).sort();
+    };
+    expect(await search("東京")).toEqual([ja.body.id, both.body.id].sort());
+    expect(await search("行きます")).toEqual([ja.body.id]);
+    expect(await search("สวัสดี")).toEqual([th.body.id]);
+    expect(await search("京東")).toEqual([]);
+    // The content comes back as it was sent.
+    const found = await call(
+      h.app,
+      "GET",
+      `/api/conversations/${id}/messages/search?q=${encodeURIComponent("東京")}`,
+      {
+        token: carol.token,
+      },
+    );
+    expect(found.body.items.map((m: { content: string }) => m.content)).toContain("明日は東京に行きます");
+    // 東京タワー is one word: as the 17th it is ignored, as the first it counts.
+    expect(await search(`${words.join(" ")} 大阪`)).toEqual([both.body.id]);
+    expect(await search(`大阪 ${words.join(" ")}`)).toEqual([]);
+    expect(await search(`東京タワー ${words.join(" ")}`)).toEqual([both.body.id]);
+  });
+
   it("refuses to search an encrypted conversation: 422 conversation_encrypted", async () => {
     const res = await call(h.app, "POST", "/api/conversations", {
       token: alice.token,

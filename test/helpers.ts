@@ -13,6 +13,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { AppError } from "../src/lib/errors.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import type { Store } from "../src/store/types.ts";
+import { member } from "./store/conversations-contract.ts";
 
 export const TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789";
 
@@ -157,6 +158,55 @@ export async function group(app: App, owner: { token: string }, members: { id: s
   expect(res.status).toBe(201);
   return res.body.id as string;
 }
+
+/** A reader bigChannel put in through the store: ids after every real user's (newId's start with a digit). */
+export const storeReader = (i: number) => `r-${String(i).padStart(5, "0")}`;
+
+/**
+ * A channel of thousands: made over HTTP by `owner` with `members` (the first `admins` of them promoted to
+ * admin), then `readers` more put in straight through the store (storeReader(0), storeReader(1)...: each
+ * a member from the log's start, joined now), which makes thousands in a second where signing each up and
+ * adding them over HTTP would take minutes. Answers its id.
+ */
+export async function bigChannel(
+  h: Harness,
+  owner: { token: string },
+  members: { id: string }[],
+  options: { admins?: number; readers: number; name?: string },
+): Promise<string> {
+  const res = await call(h.app, "POST", "/api/conversations", {
+    token: owner.token,
+    body: { conversation_type: "channel", name: options.name, participant_ids: members.map((m) => m.id) },
+  });
+  expect(res.status).toBe(201);
+  const channel = res.body.id as string;
+  for (const admin of members.slice(0, options.admins ?? 0)) {
+    const promoted = await call(h.app, "PUT", `/api/conversations/${channel}/participants/${admin.id}`, {
+      token: owner.token,
+      body: { role: "admin" },
+    });
+    expect(promoted.status).toBe(200);
+  }
+  for (let i = 0; i < options.readers; i++)
+    await h.deps.store.conversations.addParticipant(
+      member(channel, storeReader(i), { joined_at: h.clock.now() }),
+    );
+  return channel;
+}
+
+/** What a route that pages through members (limit, cursor) refuses with 422, and the field it names. */
+export const BAD_MEMBER_PAGE_QUERIES: [query: string, field: string][] = [
+  ["limit=0", "limit"],
+  ["limit=201", "limit"],
+  ["limit=ten", "limit"],
+  ["limit=1.5", "limit"],
+  ["cursor=!!!", "cursor"],
+  [`cursor=${Buffer.from("user:").toString("base64url")}`, "cursor"],
+  [`cursor=${Buffer.from("id:abc").toString("base64url")}`, "cursor"],
+  [`cursor=${Buffer.from("user:a b").toString("base64url")}`, "cursor"],
+  [`cursor=${Buffer.from(`user:${"x".repeat(65)}`).toString("base64url")}`, "cursor"],
+  [`cursor=${Buffer.from("user:abc").toString("base64url")}*`, "cursor"],
+];
 
 /** Polls `check` until it returns a value, or fails after `ms`. */
 export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, ms = 3000): Promise<T> {

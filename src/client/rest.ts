@@ -12,7 +12,7 @@ import type {
   OwnUserView,
   Page,
   ParticipantView,
-  Receipt,
+  Receipts,
   SendMessage,
   SessionView,
   SignInInput,
@@ -403,8 +403,15 @@ export class RestClient {
         await this.request<unknown>("POST", `/api/messages/${enc(messageId)}/reactions`, { emoji });
       else await this.request<null>("DELETE", `/api/messages/${enc(messageId)}/reactions/${enc(emoji)}`);
     },
-    receipts: (messageId: string) =>
-      this.request<{ items: Receipt[] }>("GET", `/api/messages/${enc(messageId)}/receipts`),
+    /**
+     * Where a message stands with the members it was sent to. A dm or group: `{items}`, every one of them.
+     * A channel: `counts` for the whole channel (`recipients`, `delivered`, `read`) and `next_cursor` too;
+     * its owners and admins get `items` a page at a time: `limit` members by user id (≤ 200, 50 by
+     * default), those of them it was sent to (a page may hold fewer, even none, before the end); pass
+     * `next_cursor` back as `cursor` until it is null. A reader gets their own entry alone.
+     */
+    receipts: (messageId: string, q: { limit?: number; cursor?: string } = {}) =>
+      this.request<Receipts>("GET", `/api/messages/${enc(messageId)}/receipts`, undefined, q),
   };
 }
 

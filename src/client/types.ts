@@ -7,7 +7,7 @@ import type {
   CreateConversation,
   ParticipantView,
 } from "../modules/conversations/model.ts";
-import type { MessageView, SendMessage } from "../modules/messages/model.ts";
+import type { MessageView, Receipts, SendMessage } from "../modules/messages/model.ts";
 import type { OwnUserView, UpdateUser, UserView } from "../modules/users/model.ts";
 
 export type {
@@ -16,6 +16,7 @@ export type {
   MessageView,
   OwnUserView,
   ParticipantView,
+  Receipts,
   SendMessage,
   SessionView,
   TokenResponse,

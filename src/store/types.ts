@@ -251,6 +251,11 @@ export interface ParticipantRecord {
    * log starts after it, with the `system` message that added them.
    */
   joined_seq: number;
+  /**
+   * Never below joined_seq, nor is delivered_seq: what came before a member joined is history to them,
+   * neither unread nor undelivered. The store keeps it so, raising positions given lower when a member is
+   * created or added (receiptCounts counts on it).
+   */
   last_read_seq: number;
   /** Highest seq this member has fetched or acknowledged. */
   delivered_seq: number;
@@ -287,6 +292,17 @@ export interface MemberPosition {
 export interface PositionFloor {
   delivered: MemberPosition[];
   read: MemberPosition[];
+}
+
+/**
+ * Where a message stands among the members it was sent to: those who joined before it (joined_seq below its
+ * seq), its sender left out, and members who have left not counted; of them, how many have it delivered
+ * (delivered_seq reached its seq) and how many have read it (last_read_seq did).
+ */
+export interface ReceiptCounts {
+  recipients: number;
+  delivered: number;
+  read: number;
 }
 
 export interface Attachment {
@@ -391,6 +407,13 @@ export interface ConversationsRepo {
    * number of members, where `participants` reads them all.
    */
   positionFloor(conversationId: string): Promise<PositionFloor>;
+  /**
+   * A message's receipts counted (its seq, its sender): from counts of ranges of the indexes of positions
+   * and of joined_seq (receipt-counts.ts), never from every member's row. Read as one state of the members
+   * (each change made meanwhile counted wholly or not at all) on SQLite, and on MongoDB where the deployment
+   * has transactions. Zeros for an unknown conversation.
+   */
+  receiptCounts(conversationId: string, seq: number, senderId: string): Promise<ReceiptCounts>;
   /** Adds a member; false when already a member. No such conversation (deleted meanwhile): MissingError. */
   addParticipant(participant: ParticipantRecord): Promise<boolean>;
   /**

@@ -166,6 +166,39 @@ describe("REST client", () => {
     });
   });
 
+  it("reads a channel message's receipts: counts for anyone in it, pages of who has it for its owner", async () => {
+    const [owner, r1, r2, r3] = [await s.client(), await s.client(), await s.client(), await s.client()];
+    const readers = [r1, r2, r3].map((r) => r.session!.user.id);
+    const channel = await owner.rest.conversations.create({
+      conversation_type: "channel",
+      participant_ids: readers,
+    });
+    const sent = await owner.rest.messages.send(channel.id, { content: "news" });
+    await r1.rest.messages.read(channel.id, sent.seq);
+    await r2.rest.messages.page(channel.id);
+    const counts = { recipients: 3, delivered: 2, read: 1 };
+    // Pages of two members by user id, those it was sent to of them (not its sender): two pages or three.
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await owner.rest.messages.receipts(sent.id, { limit: 2, cursor });
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      expect(page.counts).toEqual(counts);
+      listed.push(...page.items.map((r) => r.user_id));
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+    expect(listed).toEqual([...readers].sort());
+    const mine = await r2.rest.messages.receipts(sent.id);
+    expect(mine.items.map((r) => [r.user_id, r.delivered_at !== null, r.read_at !== null])).toEqual([
+      [r2.session!.user.id, true, false],
+    ]);
+    expect([mine.next_cursor, mine.counts]).toEqual([null, counts]);
+    expect(await rejection(owner.rest.messages.receipts(sent.id, { cursor: "nope" }))).toMatchObject({
+      status: 422,
+      code: "validation_failed",
+    });
+  });
+
   it("lists every conversation with all(), however their activity moves them while it pages", async () => {
     const a = await s.client();
     const made: string[] = [];
@@ -219,6 +252,8 @@ describe("REST client", () => {
     expect((await b.rest.messages.read(conv.id, m1.seq)).last_read_seq).toBe(m1.seq);
     const receipts = await a.rest.messages.receipts(m1.id);
     expect(receipts.items.find((r) => r.user_id === b.session!.user.id)?.read_at).not.toBeNull();
+    // A dm's: the members it was sent to alone, no counts.
+    expect(Object.keys(receipts)).toEqual(["items"]);
   });
 
   it("a message send whose answer was lost names its client_msg_id, and sending it again stores it once", async () => {

@@ -10,6 +10,7 @@ import {
   MissingError,
   type NewConversation,
   type ParticipantRecord,
+  type ReceiptCounts,
   type Store,
 } from "../../src/store/types.ts";
 import { Rng } from "../fuzz.ts";
@@ -59,6 +60,24 @@ export function member(
     delivered_at: null,
     read_at: null,
     ...over,
+  };
+}
+
+/**
+ * A message's receipts counted the straightforward way, over every member's row (what the store's
+ * receiptCounts must equal): those who joined before it but its sender, and of them who have it
+ * delivered and read.
+ */
+export function receiptCountsOf(
+  members: readonly ParticipantRecord[],
+  seq: number,
+  senderId: string,
+): ReceiptCounts {
+  const to = members.filter((p) => p.user_id !== senderId && p.joined_seq < seq);
+  return {
+    recipients: to.length,
+    delivered: to.filter((p) => p.delivered_seq >= seq).length,
+    read: to.filter((p) => p.last_read_seq >= seq).length,
   };
 }
 
@@ -443,7 +462,12 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
 
       it("addParticipant is true for a new member, false for an existing one (which it leaves alone)", async () => {
         await group("c-1");
-        const carol = member("c-1", "u-carol", { joined_at: T0 + MINUTE, joined_seq: 7 });
+        const carol = member("c-1", "u-carol", {
+          joined_at: T0 + MINUTE,
+          joined_seq: 7,
+          delivered_seq: 7,
+          last_read_seq: 7,
+        });
         expect(await store.conversations.addParticipant(carol)).toBe(true);
         expect(await store.conversations.participant("c-1", "u-carol")).toEqual(carol);
         expect(await store.conversations.addParticipant({ ...carol, role: "admin", joined_at: T0 + 2 })).toBe(
@@ -989,6 +1013,129 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
                 { user_id: "u-bob", seq: 5 },
               ],
             });
+          });
+        });
+
+        describe("receiptCounts", () => {
+          /** [user, joined_seq, delivered_seq, last_read_seq] */
+          const channel = async (rows: [string, number, number, number][]) =>
+            store.conversations.create(
+              conversation("c-1", { conversation_type: "channel" }),
+              rows.map(([u, joined, delivered, read]) =>
+                member("c-1", u, { joined_seq: joined, delivered_seq: delivered, last_read_seq: read }),
+              ),
+            );
+
+          it("counts those a message was sent to, leaving out its sender and who joined at or after it, and of them who have it delivered and read", async () => {
+            await channel([
+              ["u-alice", 0, 9, 9],
+              ["u-a", 0, 5, 5], // read it
+              ["u-b", 0, 5, 4], // has it, not read
+              ["u-c", 0, 4, 4], // neither
+              ["u-d", 0, 9, 0], // has it, read nothing
+              ["u-g", 4, 4, 4], // joined before it: neither
+              ["u-e", 5, 5, 5], // joined after it (the log stood at 5): not sent it
+              ["u-f", 7, 7, 7],
+              ["u-h", 6, 0, 0], // joined after it, positions given behind (raised to 6)
+            ]);
+            const counts = (seq: number, sender: string) =>
+              store.conversations.receiptCounts("c-1", seq, sender);
+            expect(await counts(5, "u-alice")).toEqual({ recipients: 5, delivered: 3, read: 1 });
+            // A sender who is no longer a member: every member who joined before it counts.
+            expect(await counts(5, "u-gone")).toEqual({ recipients: 6, delivered: 4, read: 2 });
+            // A sender who left and came back after it: counted once, among those who joined after.
+            expect(await counts(5, "u-e")).toEqual({ recipients: 6, delivered: 4, read: 2 });
+            expect(await counts(5, "u-c")).toEqual({ recipients: 5, delivered: 4, read: 2 });
+            expect(await counts(1, "u-alice")).toEqual({ recipients: 4, delivered: 4, read: 3 });
+            expect(await counts(10, "u-alice")).toEqual({ recipients: 8, delivered: 0, read: 0 });
+            const all = await store.conversations.participants("c-1");
+            for (const seq of [1, 4, 5, 6, 7, 8, 9, 10])
+              for (const sender of ["u-alice", "u-a", "u-e", "u-h", "u-gone"])
+                expect(await counts(seq, sender)).toEqual(receiptCountsOf(all, seq, sender));
+            expect(await store.conversations.receiptCounts("c-nope", 5, "u-alice")).toEqual({
+              recipients: 0,
+              delivered: 0,
+              read: 0,
+            });
+          });
+
+          it("keeps every member's positions at least where they joined: raised at creation and at an add", async () => {
+            await channel([
+              ["u-alice", 0, 0, 0],
+              ["u-a", 3, 0, 5],
+              ["u-b", 4, 6, 2],
+            ]);
+            await store.conversations.addParticipant(member("c-1", "u-c", { joined_seq: 5 }));
+            await store.conversations.addParticipant(
+              member("c-1", "u-d", { joined_seq: 5, delivered_seq: 7, last_read_seq: 6 }),
+            );
+            const positions = (await store.conversations.participants("c-1")).map((p) => [
+              p.user_id,
+              p.joined_seq,
+              p.delivered_seq,
+              p.last_read_seq,
+            ]);
+            expect(positions.sort()).toEqual([
+              ["u-a", 3, 3, 5],
+              ["u-alice", 0, 0, 0],
+              ["u-b", 4, 6, 4],
+              ["u-c", 5, 5, 5],
+              ["u-d", 5, 7, 6],
+            ]);
+          });
+
+          it("follows deliveries, reads, arrivals and departures, and counts only the conversation's own members", async () => {
+            await group("c-1");
+            await store.conversations.create(conversation("c-2"), [
+              member("c-2", "u-zed", { delivered_seq: 9, last_read_seq: 9 }),
+              member("c-2", "u-bob", { delivered_seq: 9, last_read_seq: 9 }),
+            ]);
+            const counts = () => store.conversations.receiptCounts("c-1", 3, "u-alice");
+            expect(await counts()).toEqual({ recipients: 1, delivered: 0, read: 0 });
+            await store.conversations.markDelivered("c-1", "u-bob", 3, T0);
+            expect(await counts()).toEqual({ recipients: 1, delivered: 1, read: 0 });
+            await store.conversations.addParticipant(member("c-1", "u-carol", { joined_seq: 2 }));
+            await store.conversations.addParticipant(
+              member("c-1", "u-dave", { joined_seq: 3, delivered_seq: 3, last_read_seq: 3 }),
+            );
+            expect(await counts()).toEqual({ recipients: 2, delivered: 1, read: 0 });
+            await store.conversations.markRead("c-1", "u-carol", 4, T0);
+            expect(await counts()).toEqual({ recipients: 2, delivered: 2, read: 1 });
+            await store.conversations.removeParticipant("c-1", "u-bob");
+            await store.conversations.removeParticipant("c-1", "u-alice");
+            expect(await counts()).toEqual({ recipients: 1, delivered: 1, read: 1 });
+          });
+
+          it("equals a count of every member's row, over many random conversations, messages and senders", async () => {
+            const rng = new Rng(20261208);
+            for (let n = 0; n < 60; n++) {
+              const id = `c-r${n}`;
+              const users = new Set<string>();
+              const size = rng.int(14);
+              while (users.size < size) users.add(`u-${rng.int(20)}`);
+              await store.conversations.create(
+                conversation(id, { conversation_type: rng.pick(["group", "channel"] as const) }),
+                [...users].map((u) => {
+                  const joined = rng.chance(0.5) ? 0 : rng.int(8);
+                  // Mostly from where they joined, as the API adds members; now and then given behind it.
+                  const from = rng.chance(0.9) ? joined : 0;
+                  const read = from + rng.int(5);
+                  return member(id, u, {
+                    joined_seq: joined,
+                    last_read_seq: read,
+                    delivered_seq: read + rng.int(4),
+                  });
+                }),
+              );
+              const all = await store.conversations.participants(id);
+              for (let k = 0; k < 6; k++) {
+                const seq = 1 + rng.int(14);
+                const sender = rng.chance(0.8) && all.length > 0 ? rng.pick(all).user_id : `u-${rng.int(25)}`;
+                expect(await store.conversations.receiptCounts(id, seq, sender)).toEqual(
+                  receiptCountsOf(all, seq, sender),
+                );
+              }
+            }
           });
         });
       });

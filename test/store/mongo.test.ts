@@ -7,8 +7,10 @@ import { hasUnspaced } from "../../src/lib/segment.ts";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
 import { searchFilter } from "../../src/store/mongo/messages.ts";
 import {
+  collections,
   type MessageDoc,
   OLD_TEXT_INDEX,
+  raisePositionsToJoined,
   staleNameKey,
   TEXT_INDEX,
   unspacedPattern,
@@ -110,6 +112,7 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
         plain("conversation_id_1_delivered_seq_1_user_id_1"),
         plain("conversation_id_1_last_read_seq_1_user_id_1"),
         plain("conversation_id_1_role_1"),
+        plain("conversation_id_1_joined_seq_1"),
       ]),
     );
     expect(await indexes("messages")).toEqual(
@@ -289,6 +292,61 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("counts a message's receipts among members written before joined_seq and a conversation before member_count", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      const { id, ...old } = conversation("c-old", { conversation_type: "channel", last_seq: 6 });
+      await db
+        .collection<{ _id: string; [field: string]: unknown }>("conversations")
+        .insertOne({ _id: id, ...old });
+      const rows = [
+        member(id, "u-owner", { role: "owner", delivered_seq: 6, last_read_seq: 6 }),
+        member(id, "u-a", { delivered_seq: 5, last_read_seq: 5 }),
+        member(id, "u-b", { delivered_seq: 4, last_read_seq: 2 }),
+        member(id, "u-new", { joined_seq: 4, delivered_seq: 4, last_read_seq: 4 }),
+      ];
+      // Written as a version without joined_seq wrote them: all but the last member, who joined at 4.
+      await db
+        .collection("participants")
+        .insertMany(rows.map(({ joined_seq, ...p }) => (p.user_id === "u-new" ? { ...p, joined_seq } : p)));
+      expect(await store.conversations.receiptCounts(id, 4, "u-owner")).toEqual({
+        recipients: 2,
+        delivered: 2,
+        read: 1,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("raises positions written below joined_seq to it, once, and leaves members without joined_seq alone", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const { joined_seq: _, ...old } = member("c-1", "u-old", { delivered_seq: 1, last_read_seq: 0 });
+    await db
+      .collection("participants")
+      .insertMany([
+        old,
+        member("c-1", "u-low", { joined_seq: 4, delivered_seq: 0, last_read_seq: 0 }),
+        member("c-1", "u-read-low", { joined_seq: 4, delivered_seq: 6, last_read_seq: 2 }),
+        member("c-1", "u-fine", { joined_seq: 4, delivered_seq: 5, last_read_seq: 4 }),
+      ]);
+    await raisePositionsToJoined(collections(db).participants);
+    const found = await db
+      .collection("participants")
+      .find({}, { projection: { _id: 0, user_id: 1, joined_seq: 1, delivered_seq: 1, last_read_seq: 1 } })
+      .sort({ user_id: 1 })
+      .toArray();
+    expect(found as unknown[]).toEqual([
+      { user_id: "u-fine", joined_seq: 4, delivered_seq: 5, last_read_seq: 4 },
+      { user_id: "u-low", joined_seq: 4, delivered_seq: 4, last_read_seq: 4 },
+      { user_id: "u-old", delivered_seq: 1, last_read_seq: 0 },
+      { user_id: "u-read-low", joined_seq: 4, delivered_seq: 6, last_read_seq: 4 },
+    ]);
   });
 });
 

@@ -13,6 +13,7 @@ import {
   PAGE_AFTER_QUERY,
   PEERS_AMONG,
   PEERS_OF,
+  RECEIPT_RANGES,
   sqliteConversations,
 } from "../../src/store/sqlite/conversations.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
@@ -711,5 +712,70 @@ describe("sqlite migration 15 (member counts kept with each conversation)", () =
     const page = plan(PAGE_AFTER_QUERY, "c-1", "u-1", 10);
     expect(page).toEqual(["SEARCH participants USING PRIMARY KEY (conversation_id=? AND user_id>?)"]);
     db.close();
+  });
+});
+
+describe("sqlite migration 17 (a message's receipts counted)", () => {
+  it("counts ranges of the joined and position indexes alone, and reads the sender's row by its key: no scan of the members", () => {
+    const db = new Database(":memory:");
+    for (const m of MIGRATIONS) applyMigration(db, m);
+    const plan = db
+      .query<{ detail: string }, [string, number, string]>(`EXPLAIN QUERY PLAN ${RECEIPT_RANGES}`)
+      .all("c-1", 5, "u-1")
+      .map((r) => r.detail);
+    for (const [index, column] of [
+      ["participants_joined", "joined_seq"],
+      ["participants_delivered", "delivered_seq"],
+      ["participants_read", "last_read_seq"],
+    ])
+      expect(plan).toContain(
+        `SEARCH participants USING COVERING INDEX ${index} (conversation_id=? AND ${column}>?)`,
+      );
+    expect(plan).toContain("SEARCH s USING PRIMARY KEY (conversation_id=? AND user_id=?) LEFT-JOIN");
+    for (const detail of plan) expect(detail).not.toMatch(/TEMP B-TREE|^SCAN /);
+    db.close();
+  });
+
+  it("raises an old database's positions below joined_seq to it, and counts its members", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 16);
+    oldConversation(old, "c-1", 6, 1);
+    const insert = old.query(
+      `INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_seq, last_read_seq,
+         delivered_seq, delivered_at, read_at) VALUES ('c-1', ?, 'member', ${T0}, ?, ?, ?, NULL, NULL)`,
+    );
+    // [user, joined_seq, last_read_seq, delivered_seq]
+    insert.run("u-0", 0, 6, 6);
+    insert.run("u-1", 0, 3, 4);
+    insert.run("u-2", 4, 0, 0); // added with its positions at 0: raised to 4
+    insert.run("u-3", 5, 5, 6);
+    old.close();
+    const store = openSqliteStore(path);
+    try {
+      const positions = (await store.conversations.participants("c-1")).map((p) => [
+        p.user_id,
+        p.last_read_seq,
+        p.delivered_seq,
+      ]);
+      expect(positions).toEqual([
+        ["u-0", 6, 6],
+        ["u-1", 3, 4],
+        ["u-2", 4, 4],
+        ["u-3", 5, 6],
+      ]);
+      // Sent at 4 by u-0: to u-1 alone (u-2 and u-3 joined at or after it), who has it but has not read it.
+      expect(await store.conversations.receiptCounts("c-1", 4, "u-0")).toEqual({
+        recipients: 1,
+        delivered: 1,
+        read: 0,
+      });
+      expect(await store.conversations.receiptCounts("c-1", 6, "u-0")).toEqual({
+        recipients: 3,
+        delivered: 1,
+        read: 0,
+      });
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -4,6 +4,7 @@ import { Elysia, t } from "elysia";
 import type { Deps } from "../../deps.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
 import { authGuard } from "../auth/guard.ts";
+import { MEMBER_PAGE_DEFAULT, MemberPageQuery } from "./member-page.ts";
 import {
   AddParticipant,
   ConversationList,
@@ -13,7 +14,6 @@ import {
   ListQuery,
   ParticipantList,
   ParticipantParams,
-  ParticipantsQuery,
   ParticipantView,
   Role,
   UpdateConversation,
@@ -69,11 +69,11 @@ export function conversationsController(deps: Deps) {
     .get(
       "/:id/participants",
       ({ params, query, userId }) =>
-        conversations.participants(params.id, userId, query.limit ?? 50, query.cursor),
+        conversations.participants(params.id, userId, query.limit ?? MEMBER_PAGE_DEFAULT, query.cursor),
       {
         auth: true,
         params: ConversationParams,
-        query: ParticipantsQuery,
+        query: MemberPageQuery,
         response: { 200: ParticipantList, ...ErrorResponse },
       },
     )

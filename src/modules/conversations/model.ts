@@ -40,12 +40,6 @@ export const ListQuery = t.Object({
   order: t.Optional(ListOrder),
 });
 
-/** A page of the member list: by user id, the cursor the last id of the page before. */
-export const ParticipantsQuery = t.Object({
-  limit: t.Optional(t.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  cursor: t.Optional(t.String({ maxLength: 200 })),
-});
-
 export const ParticipantView = t.Object({
   user_id: t.String(),
   role: Role,

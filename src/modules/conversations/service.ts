@@ -18,6 +18,7 @@ import {
 import { appendSystem, intoConversation } from "../messages/log.ts";
 import { toMessageView } from "../messages/model.ts";
 import { isManager, requireManager, requireMember } from "./access.ts";
+import { memberCursor, memberPage } from "./member-page.ts";
 import {
   type AddParticipant,
   type ConversationView,
@@ -57,18 +58,6 @@ function decodeActivityCursor(cursor: string): ActivityCursor {
 function decodeCreatedCursor(cursor: string): string {
   const match = /^id:([0-9a-z]{1,64})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
   if (!match) throw badCursor();
-  return match[1] as string;
-}
-
-/** A member list's cursor: the user id its last page ended at. */
-const encodeMemberCursor = (userId: string) => Buffer.from(`user:${userId}`).toString("base64url");
-function decodeMemberCursor(cursor: string): string {
-  const match = /^user:([\x21-\x7e]{1,64})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  // Only the cursor's own spelling: base64url decoding passes over characters it does not know.
-  if (!match || encodeMemberCursor(match[1] as string) !== cursor)
-    throw new AppError("validation_failed", "cursor: not a cursor from this API", {
-      details: { field: "cursor" },
-    });
   return match[1] as string;
 }
 
@@ -274,17 +263,12 @@ export function createConversationsService(deps: ConversationDeps) {
       limit: number,
       cursor?: string,
     ): Promise<{ items: ParticipantView[]; next_cursor: string | null }> {
-      const after = cursor === undefined ? undefined : decodeMemberCursor(cursor);
+      const after = memberCursor(cursor);
       const { conversation, me } = await requireMember(store, id, userId);
       if (conversation.conversation_type === "channel" && !isManager(me))
         throw new AppError("forbidden", "only a channel's owners and admins list its members");
-      const rows = await store.conversations.participantsPage(id, limit + 1, after);
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        items: page.map(toParticipantView),
-        next_cursor: rows.length > limit && last ? encodeMemberCursor(last.user_id) : null,
-      };
+      const { rows, next_cursor } = await memberPage(store, id, limit, after);
+      return { items: rows.map(toParticipantView), next_cursor };
     },
 
     async update(id: string, userId: string, asked: UpdateConversation) {

@@ -5,6 +5,7 @@ import { Elysia, t } from "elysia";
 import type { Deps } from "../../deps.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
 import { authGuard } from "../auth/guard.ts";
+import { MEMBER_PAGE_DEFAULT, MemberPageQuery } from "../conversations/member-page.ts";
 import { ConversationParams } from "../conversations/model.ts";
 import {
   EditMessage,
@@ -115,9 +116,18 @@ export function messagesController(deps: Deps) {
       },
       { auth: true, params: ReactionParams },
     )
-    .get("/api/messages/:id/receipts", ({ params, userId }) => messages.receipts(params.id, userId), {
-      auth: true,
-      params: MessageParams,
-      response: { 200: Receipts, ...ErrorResponse },
-    });
+    .get(
+      "/api/messages/:id/receipts",
+      ({ params, query, userId }) =>
+        messages.receipts(params.id, userId, {
+          limit: query.limit ?? MEMBER_PAGE_DEFAULT,
+          cursor: query.cursor,
+        }),
+      {
+        auth: true,
+        params: MessageParams,
+        query: MemberPageQuery,
+        response: { 200: Receipts, ...ErrorResponse },
+      },
+    );
 }

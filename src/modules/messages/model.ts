@@ -80,15 +80,46 @@ export const EventPage = t.Object({
   last_seq: t.Integer(),
   has_more: t.Boolean(),
 });
-export const Receipts = t.Object({
-  items: t.Array(
-    t.Object({
-      user_id: t.String(),
-      delivered_at: t.Union([t.String(), t.Null()]),
-      read_at: t.Union([t.String(), t.Null()]),
-    }),
-  ),
+export const Receipt = t.Object({
+  user_id: t.String(),
+  delivered_at: t.Union([t.String(), t.Null()]),
+  read_at: t.Union([t.String(), t.Null()]),
 });
+export type Receipt = typeof Receipt.static;
+
+export const ReceiptCounts = t.Object(
+  { recipients: t.Integer(), delivered: t.Integer(), read: t.Integer() },
+  {
+    description:
+      "The whole channel's: the members the message was sent to (who joined before it, its sender left out), " +
+      "and how many of them have it delivered and have read it (read <= delivered <= recipients)",
+  },
+);
+
+/**
+ * A dm's or group's: `items` alone, every member it was sent to. A channel's (its readers are not shown
+ * each other, and it has thousands): `counts` for the whole channel and `next_cursor` too, `items` a page
+ * of those it was sent to (by user id) for its owners and admins, a reader's own entry alone for a reader.
+ */
+export const Receipts = t.Object(
+  {
+    items: t.Array(Receipt),
+    next_cursor: t.Optional(
+      t.Union([t.String(), t.Null()], {
+        description:
+          "In a channel only: the next page's cursor, null at the end. A page is `limit` members by user id, " +
+          "those of them the message was sent to listed: it may hold fewer, even none, before the end",
+      }),
+    ),
+    counts: t.Optional(ReceiptCounts),
+  },
+  {
+    description:
+      "A dm or group: items, every member the message was sent to. A channel: also counts and next_cursor; " +
+      "items a page of its recipients for an owner or admin, your own entry alone for a reader",
+  },
+);
+export type Receipts = typeof Receipts.static;
 
 /** The lowest position among the members other than the sender; undefined when there are none. */
 function othersLowest(lowest: MemberPosition[], senderId: string): number | undefined {

@@ -13,10 +13,18 @@ import type {
   Store,
 } from "../../store/types.ts";
 import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
+import { MEMBER_PAGE_DEFAULT, memberCursor, memberPage } from "../conversations/member-page.ts";
 import type { MembershipCache } from "../conversations/membership.ts";
 import type { Metrics } from "../metrics/service.ts";
 import { append, draft } from "./log.ts";
-import { type MessageView, type SendMessage, statusOf, toMessageView } from "./model.ts";
+import {
+  type MessageView,
+  type Receipt,
+  type Receipts,
+  type SendMessage,
+  statusOf,
+  toMessageView,
+} from "./model.ts";
 
 export interface MessageDeps {
   config: Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_FILE_SIZE" | "ALLOWED_FILE_TYPES">;
@@ -358,19 +366,37 @@ export function createMessagesService(deps: MessageDeps) {
       return { delivered_seq: updated.delivered_seq };
     },
 
-    async receipts(messageId: string, userId: string) {
-      const { message } = await requireMessage(store, messageId, userId);
-      const participants = await store.conversations.participants(message.conversation_id);
-      return {
-        items: participants
-          // Members who joined after the message are not among those it was sent to.
-          .filter((p) => p.user_id !== message.sender_id && p.joined_seq < message.seq)
-          .map((p) => ({
-            user_id: p.user_id,
-            delivered_at: p.delivered_seq >= message.seq ? isoOrNull(p.delivered_at) : null,
-            read_at: p.last_read_seq >= message.seq ? isoOrNull(p.read_at) : null,
-          })),
-      };
+    /**
+     * Where a message stands with the members it was sent to. A dm or group: every one of them. A channel
+     * (a broadcast: its readers are not shown each other, and it has thousands): its counts, read from
+     * indexes (store receiptCounts), with a page of those it was sent to by user id for its owners and
+     * admins (`limit`, `cursor`: as the member list's, and the same 422s), a reader's own entry alone for
+     * a reader. A channel's answer reads no more than a page of its members.
+     */
+    async receipts(
+      messageId: string,
+      userId: string,
+      page: { limit: number; cursor?: string } = { limit: MEMBER_PAGE_DEFAULT },
+    ): Promise<Receipts> {
+      const after = memberCursor(page.cursor);
+      const { conversation, me, message } = await requireMessage(store, messageId, userId);
+      // Members who joined after the message are not among those it was sent to.
+      const sentTo = (p: ParticipantRecord) => p.user_id !== message.sender_id && p.joined_seq < message.seq;
+      const receipt = (p: ParticipantRecord): Receipt => ({
+        user_id: p.user_id,
+        delivered_at: p.delivered_seq >= message.seq ? isoOrNull(p.delivered_at) : null,
+        read_at: p.last_read_seq >= message.seq ? isoOrNull(p.read_at) : null,
+      });
+      if (conversation.conversation_type !== "channel") {
+        const participants = await store.conversations.participants(conversation.id);
+        return { items: participants.filter(sentTo).map(receipt) };
+      }
+      const [counts, listed] = await Promise.all([
+        store.conversations.receiptCounts(conversation.id, message.seq, message.sender_id),
+        isManager(me) ? memberPage(store, conversation.id, page.limit, after) : undefined,
+      ]);
+      if (!listed) return { items: sentTo(me) ? [receipt(me)] : [], next_cursor: null, counts };
+      return { items: listed.rows.filter(sentTo).map(receipt), next_cursor: listed.next_cursor, counts };
     },
 
     async search(conversationId: string, userId: string, q: string, limit: number) {

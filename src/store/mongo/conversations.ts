@@ -9,6 +9,7 @@ import {
   type WithId,
 } from "mongodb";
 import { floorFrom } from "../floor.ts";
+import { receiptCountsFrom } from "../receipt-counts.ts";
 import {
   type ConversationPatch,
   type ConversationRecord,
@@ -56,6 +57,15 @@ function rethrowDuplicateDm(err: unknown): never {
   throw err;
 }
 
+/** A new member's positions, never below where they joined (ParticipantRecord.last_read_seq). */
+const fromJoined = <P extends Pick<ParticipantRecord, "joined_seq" | "last_read_seq" | "delivered_seq">>(
+  p: P,
+): P => ({
+  ...p,
+  last_read_seq: Math.max(p.last_read_seq, p.joined_seq),
+  delivered_seq: Math.max(p.delivered_seq, p.joined_seq),
+});
+
 /**
  * Adds a member unless (conversation_id, user_id) exists: an upsert that only sets fields on insert, so an
  * existing member keeps its role and read state, and two concurrent adds still store one row (the server
@@ -67,7 +77,7 @@ const addMember = ({
   ...rest
 }: ParticipantRecord): { filter: Filter<ParticipantDoc>; update: UpdateFilter<ParticipantDoc> } => ({
   filter: { conversation_id, user_id },
-  update: { $setOnInsert: rest },
+  update: { $setOnInsert: fromJoined(rest) },
 });
 
 /**
@@ -474,6 +484,40 @@ export function mongoConversations(
         ])
         .toArray();
       return floorFrom(rows);
+    },
+    async receiptCounts(conversationId, seq, senderId) {
+      // One transaction where the deployment has them, for one state of the members (its snapshot; the
+      // member count moves in the transaction of each member row). One read after the other: a
+      // transaction's operations do not run at once on its session.
+      return tx.run(async (session) => {
+        const found = await conversations.findOne(
+          { _id: conversationId },
+          { projection: { member_count: 1 }, session },
+        );
+        if (!found) return { recipients: 0, delivered: 0, read: 0 };
+        // A document of an earlier version has no count yet: byId counts and keeps one when it reads it.
+        const members =
+          found.member_count ??
+          (await participants.countDocuments({ conversation_id: conversationId }, { session }));
+        // Each a range of its index, counted there with no document read. A member without joined_seq
+        // (an earlier version's) is under null in { conversation_id, joined_seq }, before every seq.
+        const range = async (field: "joined_seq" | "delivered_seq" | "last_read_seq", hint: Document) =>
+          participants.countDocuments(
+            { conversation_id: conversationId, [field]: { $gte: seq } },
+            { hint, session },
+          );
+        const joined = await range("joined_seq", { conversation_id: 1, joined_seq: 1 });
+        const delivered = await range("delivered_seq", { conversation_id: 1, delivered_seq: 1, user_id: 1 });
+        const read = await range("last_read_seq", { conversation_id: 1, last_read_seq: 1, user_id: 1 });
+        const sender = await participants.findOne(
+          { conversation_id: conversationId, user_id: senderId },
+          { session },
+        );
+        return receiptCountsFrom(
+          { members, joined, delivered, read, sender: sender && toParticipant(sender) },
+          seq,
+        );
+      });
     },
     async addParticipant(participant) {
       const { filter, update } = addMember(participant);

@@ -125,6 +125,9 @@ export async function createIndexes(c: Collections): Promise<void> {
       { key: { conversation_id: 1, last_read_seq: 1, user_id: 1 } },
       // A channel's owners and admins, the peers of each of its readers (peersOf), without its readers.
       { key: { conversation_id: 1, role: 1 } },
+      // The members who joined at or after a message, not among those it was sent to (receiptCounts).
+      // Members of earlier versions without joined_seq are under null here, before every seq.
+      { key: { conversation_id: 1, joined_seq: 1 } },
     ]),
     messagesIndexes(c.messages),
   ]);
@@ -193,6 +196,36 @@ export async function upgrade(c: Collections): Promise<void> {
   };
   await once(NAME_KEYS, () => rekeyDisplayNames(c.users));
   await once(SEARCH_TEXT, () => addSearchText(c.messages));
+  await once(POSITIONS_FROM_JOINED, () => raisePositionsToJoined(c.participants));
+}
+
+/**
+ * A member's positions are never below joined_seq (receiptCounts takes each who joined after a message as
+ * having it). The API adds members so; a document below it, written otherwise, is raised once.
+ */
+const POSITIONS_FROM_JOINED = "positions-from-joined-seq";
+
+/**
+ * One pass over the members (no index holds both fields), each raised in the same update that finds it:
+ * a position that moved meanwhile only moved up. A member without joined_seq (an earlier version's, from
+ * the start) is left alone: in an expression a missing field is below every number.
+ */
+export async function raisePositionsToJoined(participants: Collections["participants"]): Promise<void> {
+  await participants.updateMany(
+    {
+      $expr: {
+        $or: [{ $lt: ["$last_read_seq", "$joined_seq"] }, { $lt: ["$delivered_seq", "$joined_seq"] }],
+      },
+    },
+    [
+      {
+        $set: {
+          last_read_seq: { $max: ["$last_read_seq", "$joined_seq"] },
+          delivered_seq: { $max: ["$delivered_seq", "$joined_seq"] },
+        },
+      },
+    ],
+  );
 }
 
 /** The key a display name is searched by, when the one stored is not it; null when it is. */

@@ -413,6 +413,18 @@ export const MIGRATIONS: Migration[] = [
       END;
     `);
   },
+  `
+  -- A message's receipts counted (RECEIPT_RANGES): the members who joined at or after it are not among
+  -- those it was sent to, and are counted here, in as many index entries as there are of them, not among
+  -- all the members. joined_seq never changes: a member's receipts write nothing to this index.
+  CREATE INDEX participants_joined ON participants(conversation_id, joined_seq);
+  -- A member's positions are never below joined_seq (the counts take each who joined after a message as
+  -- having it). The API adds members so; a row below it, written otherwise, is raised once here, as an add
+  -- raises one now.
+  UPDATE participants SET last_read_seq = MAX(last_read_seq, joined_seq),
+    delivered_seq = MAX(delivered_seq, joined_seq)
+  WHERE last_read_seq < joined_seq OR delivered_seq < joined_seq;
+  `,
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

@@ -5,7 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import type { ConversationEvent } from "../../../src/realtime/hub.ts";
 import type { ParticipantRecord } from "../../../src/store/types.ts";
-import { call, group, type Harness, harness, signup } from "../../helpers.ts";
+import {
+  BAD_MEMBER_PAGE_QUERIES,
+  bigChannel,
+  call,
+  group,
+  type Harness,
+  harness,
+  storeReader as reader,
+  signup,
+} from "../../helpers.ts";
 import { member } from "../../store/conversations-contract.ts";
 
 let h: Harness;
@@ -18,8 +27,6 @@ let eve: User; // in nothing
 let channel: string;
 let created: ConversationEvent | undefined;
 const READERS = 3000;
-/** The readers put in through the store: ids after every real user's (newId's start with a digit). */
-const reader = (i: number) => `r-${String(i).padStart(5, "0")}`;
 /** Conversations whose every member the app asked the store for. */
 const readWhole: string[] = [];
 /** Every member, as the store has them, read by the test itself (not counted in readWhole). */
@@ -34,20 +41,8 @@ beforeAll(async () => {
   const off = h.deps.hub.onEvent((e) => {
     if (e.kind === "conversation.created") created = e;
   });
-  const res = await call(h.app, "POST", "/api/conversations", {
-    token: alice.token,
-    body: { conversation_type: "channel", name: "news", participant_ids: [bob.id, carol.id, dave.id] },
-  });
+  channel = await bigChannel(h, alice, [bob, carol, dave], { admins: 1, readers: READERS, name: "news" });
   off();
-  expect(res.status).toBe(201);
-  channel = res.body.id;
-  const promoted = await call(h.app, "PUT", `/api/conversations/${channel}/participants/${bob.id}`, {
-    token: alice.token,
-    body: { role: "admin" },
-  });
-  expect(promoted.status).toBe(200);
-  for (let i = 0; i < READERS; i++)
-    await h.deps.store.conversations.addParticipant(member(channel, reader(i), { joined_at: h.clock.now() }));
   const conversations = h.deps.store.conversations;
   allMembers = conversations.participants.bind(conversations);
   conversations.participants = (id: string) => {
@@ -205,25 +200,17 @@ describe("GET /api/conversations/{id}/participants", () => {
     expect((await call(h.app, "GET", `/api/conversations/${channel}/participants`)).status).toBe(401);
   });
 
-  it.each([
-    ["limit=0", "limit"],
-    ["limit=201", "limit"],
-    ["limit=ten", "limit"],
-    ["limit=1.5", "limit"],
-    ["cursor=!!!", "cursor"],
-    [`cursor=${Buffer.from("user:").toString("base64url")}`, "cursor"],
-    [`cursor=${Buffer.from("id:abc").toString("base64url")}`, "cursor"],
-    [`cursor=${Buffer.from("user:a b").toString("base64url")}`, "cursor"],
-    [`cursor=${Buffer.from(`user:${"x".repeat(65)}`).toString("base64url")}`, "cursor"],
-    [`cursor=${Buffer.from("user:abc").toString("base64url")}*`, "cursor"],
-  ])("refuses %s with 422 validation_failed naming %s", async (query, field) => {
-    const res = await page(alice, query);
-    expect([res.status, res.body.error.code, res.body.error.field]).toEqual([
-      422,
-      "validation_failed",
-      field,
-    ]);
-  });
+  it.each(BAD_MEMBER_PAGE_QUERIES)(
+    "refuses %s with 422 validation_failed naming %s",
+    async (query, field) => {
+      const res = await page(alice, query);
+      expect([res.status, res.body.error.code, res.body.error.field]).toEqual([
+        422,
+        "validation_failed",
+        field,
+      ]);
+    },
+  );
 });
 
 describe("dms and groups", () => {

@@ -5,6 +5,9 @@
 // yet is one we were added to: its log starts where we were added (the event that added us says where),
 // and what came before is history, for the app to read over REST if it wants it. What a catch-up brings
 // is marked `replayed`, so that an app can tell it from what happens now (and not ring for each of them).
+// A catch-up's changes go out as they come (they come in seq order), each moving the position: one the
+// socket drops partway through is resumed from the last change delivered, not from its start, and what the
+// SDK holds meanwhile is the live events alone, never the catch-up.
 
 import type { ConversationEvent } from "./events.ts";
 import type { MessageView } from "./types.ts";
@@ -13,10 +16,10 @@ export class Catchup {
   /** The highest seq delivered per conversation; sent in `resume` after a reconnect. */
   readonly positions = new Map<string, number>();
   /**
-   * The conversations being resumed: their held events, and how many of those came before we asked the
-   * server for the catch-up (live ones; what comes after answers it).
+   * The conversations being resumed: their held (live) events, each with whether it came after we asked
+   * the server for the catch-up, and whether we have asked.
    */
-  private resuming = new Map<string, { buffer: ConversationEvent[]; asked?: number }>();
+  private resuming = new Map<string, { buffer: Held[]; asked: boolean }>();
 
   constructor(
     private userId: string,
@@ -35,11 +38,18 @@ export class Catchup {
     private onForget: (conversationId: string, tracked: boolean) => void = () => {},
   ) {}
 
-  /** An event from the socket: delivered now, or held while its conversation is resuming. */
-  accept(event: ConversationEvent) {
+  /**
+   * An event from the socket: delivered now, or held while its conversation is resuming. `replay` says it
+   * is shaped as only a catch-up's events are (events.ts, replayShaped): once we have asked for the
+   * catch-up, it is the next of the replay, and goes out at once (replayed()).
+   */
+  accept(event: ConversationEvent, replay = false) {
     const id = event.conversation_id;
     const held = this.resuming.get(id);
-    if (held && event.seq > 0) return void held.buffer.push(event);
+    if (held && event.seq > 0) {
+      if (replay && held.asked) return this.replayed(event);
+      return void held.buffer.push({ event, late: held.asked });
+    }
     if (event.seq > 0 && !this.positions.has(id)) {
       // The event that added us starts our part of the log. Any other may have come after changes we
       // missed since the add (ours came before the socket opened, say): it waits to know where we joined.
@@ -87,7 +97,7 @@ export class Catchup {
 
   /** Starts holding a conversation's live events; answers the position to resume from. */
   begin(conversationId: string): number {
-    if (!this.resuming.has(conversationId)) this.resuming.set(conversationId, { buffer: [] });
+    if (!this.resuming.has(conversationId)) this.resuming.set(conversationId, { buffer: [], asked: false });
     return this.positions.get(conversationId) ?? 0;
   }
 
@@ -95,28 +105,48 @@ export class Catchup {
   asking(conversationId: string): number {
     const base = this.begin(conversationId);
     const held = this.resuming.get(conversationId);
-    if (held && held.asked === undefined) held.asked = held.buffer.length;
+    if (held) held.asked = true;
     return base;
   }
 
   /**
-   * The catch-up is complete up to seq `upTo` (the `resumed` frame's, or the last change paged over REST):
-   * held and fetched changes go out in seq order, each once. A held event is marked replayed when it came
-   * after we asked and the catch-up covers it (every change up to `upTo` was replayed, so it is one of
-   * them, or the same change live). One that came live before we asked, or is past `upTo` (made after the
-   * server read its log), is live.
+   * The next change of a conversation's catch-up (the resume's replay, or a page of the REST one), which
+   * come in seq order: the held events before it go out first, in seq order, then it, marked replayed;
+   * the position moves with each. A held one of the same seq is the same change, heard live: it goes out
+   * in its place (pass() drops the second copy), so that the live event that started a resume stays
+   * unmarked. A held event past it stays held: more of the catch-up may come before it.
    */
-  finish(conversationId: string, upTo: number, fetched: ConversationEvent[] = []) {
+  replayed(event: ConversationEvent) {
+    const id = event.conversation_id;
+    const held = this.resuming.get(id);
+    if (!held) return;
+    if (held.buffer.some((h) => h.event.seq <= event.seq)) {
+      const due = held.buffer.filter((h) => h.event.seq <= event.seq);
+      held.buffer = held.buffer.filter((h) => h.event.seq > event.seq);
+      // Every change up to this one is in the catch-up: a held one that came after we asked is one of
+      // them (or the same change live).
+      for (const h of sorted(due)) {
+        this.pass(h.late ? { ...h.event, replayed: true } : h.event);
+        // It removed us from the conversation: nothing more of it is delivered.
+        if (this.resuming.get(id) !== held) return;
+      }
+    }
+    this.pass(event.replayed ? event : { ...event, replayed: true });
+  }
+
+  /**
+   * The catch-up is complete up to seq `upTo` (the `resumed` frame's, or the last change paged over REST):
+   * the held events go out in seq order, each once. One is marked replayed when it came after we asked
+   * and the catch-up covers it (every change up to `upTo` was replayed, so it is one of them, or the same
+   * change live). One that came live before we asked, or is past `upTo` (made after the server read its
+   * log), is live.
+   */
+  finish(conversationId: string, upTo: number) {
     const held = this.resuming.get(conversationId);
     if (!held) return;
     this.resuming.delete(conversationId);
-    const asked = held.asked ?? held.buffer.length;
-    const buffer = held.buffer.map((event, i) =>
-      i >= asked && event.seq <= upTo ? { ...event, replayed: true } : event,
-    );
-    // Stable: of two copies of a change, the one held first goes out (a live one before the replay's).
-    const all = [...buffer, ...fetched].sort((a, b) => a.seq - b.seq);
-    for (const event of all) this.pass(event);
+    for (const h of sorted(held.buffer))
+      this.pass(h.late && h.event.seq <= upTo ? { ...h.event, replayed: true } : h.event);
   }
 
   /**
@@ -138,14 +168,18 @@ export class Catchup {
     this.onForget(conversationId, tracked);
   }
 
-  /** The socket closed: held events are dropped, the next resume replays them from the same position. */
+  /**
+   * The socket closed: held events are dropped, the next resume replays them from the position reached
+   * (past what of the catch-up was delivered).
+   */
   abandon() {
     this.resuming.clear();
   }
 
   private hold(conversationId: string, event: ConversationEvent, ask: (conversationId: string) => void) {
     this.begin(conversationId);
-    this.resuming.get(conversationId)?.buffer.push(event);
+    const held = this.resuming.get(conversationId);
+    held?.buffer.push({ event, late: held.asked });
     ask(conversationId);
   }
 
@@ -163,6 +197,17 @@ export class Catchup {
     const removedMe = event.kind === "participant.removed" && event.user_id === this.userId;
     if (removedMe || event.kind === "conversation.deleted") this.forget(id);
   }
+}
+
+/** A live event held while its conversation is resumed, and whether it came after we asked for the resume. */
+interface Held {
+  event: ConversationEvent;
+  late: boolean;
+}
+
+/** In seq order; stable, so that of two copies of a change the one held first goes out. */
+function sorted(held: Held[]): Held[] {
+  return [...held].sort((a, b) => a.event.seq - b.event.seq);
 }
 
 /** A message from a REST catch-up page as the event a resume would have sent for it. */

@@ -53,6 +53,30 @@ export function fromWire(frame: ConversationEvent): ConversationEvent {
   return { ...frame, message };
 }
 
+/** The keys of a catch-up's event frame (replay-cache.ts on the server), and the kinds it may have. */
+const REPLAY_KEYS = ["type", "kind", "conversation_id", "seq", "message"];
+const REPLAY_KINDS = new Set(["message.created", "message.changed", "message.deleted"]);
+
+/**
+ * Whether an event frame, as it came off the wire (before fromWire), is shaped as only a resume's replay
+ * is: a message change with these keys alone and the whole message. Live frames never are: a live
+ * `message.created` carries the short form (no `version_seq`), a live `message.deleted` says `by`, and
+ * every other live change has a kind a replay never has. The SDK delivers a replayed change at once
+ * (catchup.ts); one it cannot tell is held until the resume's end, which is never wrong, only slower.
+ */
+export function replayShaped(frame: ConversationEvent): boolean {
+  const keys = Object.keys(frame);
+  const message = frame.message as Record<string, unknown> | undefined;
+  return (
+    REPLAY_KINDS.has(frame.kind) &&
+    keys.length === REPLAY_KEYS.length &&
+    REPLAY_KEYS.every((k) => keys.includes(k)) &&
+    typeof message === "object" &&
+    message !== null &&
+    message.version_seq === frame.seq
+  );
+}
+
 type Frame<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
 
 /**

@@ -15,6 +15,7 @@ import {
   type Handler,
   type OpenInfo,
   type RealtimeEventType,
+  replayShaped,
 } from "./events.ts";
 import { type Hello, Link } from "./link.ts";
 import { type MemberReceipts, Receipts } from "./receipts.ts";
@@ -305,7 +306,10 @@ export class RealtimeConnection {
       case "error":
         return this.onError(frame);
       case "event":
-        return this.catchup.accept(fromWire(frame as ConversationEvent));
+        return this.catchup.accept(
+          fromWire(frame as ConversationEvent),
+          replayShaped(frame as ConversationEvent),
+        );
       case "resumed":
         return this.resumes.resumed(frame);
       case "resync":

@@ -234,7 +234,10 @@ export class Resumes {
     if (batch.length === 0) this.batches.delete(ref);
   }
 
-  /** Pages the conversation's changes over REST, then goes live. */
+  /**
+   * Pages the conversation's changes over REST, then goes live. Each page goes out as it comes, and moves
+   * the position: a catch-up cut short resumes from where it got to.
+   */
   private async fetch(conversationId: string) {
     const socket = this.link.socket;
     const base = this.catchup.begin(conversationId);
@@ -245,20 +248,21 @@ export class Resumes {
       this.emit("error", new ParleyError("resync_unavailable", "resync needs a REST client"));
       return this.catchup.finish(conversationId, base);
     }
-    const fetched: ConversationEvent[] = [];
-    try {
-      for (;;) {
-        const page = await rest.messages.events(conversationId, { after, limit: CATCHUP_PAGE });
-        for (const message of page.items) fetched.push(replayedEvent(message));
-        const last = page.items.at(-1);
-        if (!page.has_more || !last) break;
-        after = last.version_seq;
+    for (;;) {
+      let page: Awaited<ReturnType<RestClient["messages"]["events"]>>;
+      try {
+        page = await rest.messages.events(conversationId, { after, limit: CATCHUP_PAGE });
+      } catch (err) {
+        return this.failed(err, socket);
       }
-    } catch (err) {
-      return this.failed(err, socket);
+      // The socket went meanwhile (its successor resumes from the position reached), or we left it.
+      if (this.link.socket !== socket || !this.catchup.isResuming(conversationId)) return;
+      for (const message of page.items) this.catchup.replayed(replayedEvent(message));
+      const last = page.items.at(-1);
+      if (last) after = last.version_seq;
+      if (!page.has_more || !last) break;
     }
-    if (this.link.socket !== socket || !this.catchup.isResuming(conversationId)) return;
-    this.catchup.finish(conversationId, fetched.at(-1)?.seq ?? base, fetched);
+    this.catchup.finish(conversationId, after);
   }
 
   /**

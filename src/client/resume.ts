@@ -6,7 +6,7 @@
 import type { ServerFrame } from "../realtime/frames.ts";
 import { Catchup, replayedEvent } from "./catchup.ts";
 import { ParleyError } from "./errors.ts";
-import type { ConversationEvent, RealtimeEventMap, RealtimeEventType } from "./events.ts";
+import type { RealtimeEventMap, RealtimeEventType } from "./events.ts";
 import type { Link } from "./link.ts";
 import type { Receipts } from "./receipts.ts";
 import type { RestClient } from "./rest.ts";

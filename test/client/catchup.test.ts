@@ -45,3 +45,56 @@ describe("Catchup.head", () => {
     expect(c.isResuming("c-new")).toBe(true);
   });
 });
+
+describe("Catchup: a resume's replay", () => {
+  const ev = (seq: number): ConversationEvent => ({
+    type: "event",
+    kind: "message.created",
+    conversation_id: "c-1",
+    seq,
+  });
+
+  it("delivers each replayed change as it comes, and holds a live one until the replay has passed it", () => {
+    const { c, asked } = catchup();
+    c.join("c-1", 2);
+    c.asking("c-1");
+    c.accept(ev(3), true);
+    // Out at once, and the position with it: a reconnect now resumes from 3.
+    expect(asked.delivered.map((e) => [e.seq, e.replayed])).toEqual([[3, true]]);
+    expect(c.positions.get("c-1")).toBe(3);
+    // Live, ahead of the replay: held.
+    c.accept(ev(6));
+    c.accept(ev(4), true);
+    expect(asked.delivered.map((e) => e.seq)).toEqual([3, 4]);
+    // The replay passes it (5 was superseded by a later version, 7): the live one goes out in its place.
+    c.accept(ev(7), true);
+    // A live copy of a change already replayed is dropped.
+    c.accept(ev(4));
+    c.finish("c-1", 7);
+    expect(asked.delivered.map((e) => [e.seq, e.replayed])).toEqual([
+      [3, true],
+      [4, true],
+      [6, true],
+      [7, true],
+    ]);
+  });
+
+  it("keeps the position reached when the socket goes partway", () => {
+    const { c, asked } = catchup();
+    c.join("c-1", 2);
+    c.asking("c-1");
+    c.accept(ev(3), true);
+    c.accept(ev(9));
+    c.abandon();
+    expect(c.begin("c-1")).toBe(3);
+    expect(asked.delivered.map((e) => e.seq)).toEqual([3]);
+  });
+
+  it("holds what looks replayed before the resume is asked for", () => {
+    const { c, asked } = catchup();
+    c.join("c-1", 2);
+    c.begin("c-1");
+    c.accept(ev(3), true);
+    expect(asked.delivered).toEqual([]);
+  });
+});

@@ -12,6 +12,13 @@
 // tokens instead of a pair for every neighbour. The price: a common character's postings are long, and a
 // phrase of them reads them all.
 
+// Combining marks: a mark with Unicode's Diacritic property (Arabic harakat, Hebrew niqqud, Latin accents,
+// the Devanagari virama and nukta) is dropped and its word goes on, as MongoDB's text index drops it, so
+// that a word written with or without it is the same token (كَتَبَ is كتب); so are the other marks of
+// Arabic and Hebrew (the superscript alef, Quranic annotation signs). Every other mark is part of the
+// letter before it (the vowel signs of Devanagari, Bengali, Tamil and the rest of the Brahmic scripts):
+// हिंदी is one word, not the pieces between its vowel signs.
+
 /**
  * Letters and digits of the scripts written without spaces between words. Han and kana by their script
  * extensions, which count the marks the two share (々, the prolonged sound mark ー, Common by script) and
@@ -29,9 +36,9 @@ const UNSPACED = String.raw`[[\p{L}\p{N}]&&[\p{scx=Han}\p{scx=Hira}\p{scx=Kana}\
 const KEPT_MARK = String.raw`[[\p{M}&&[\p{sc=Thai}\p{sc=Lao}\p{sc=Khmer}\p{sc=Mymr}]]--\p{Diacritic}]`;
 
 /**
- * KEPT_MARK's characters, written out: SQLite's tokenizer takes them as parts of tokens (its default has
- * every mark split words), and its index is defined with this list (schema.ts, migration 16), which a
- * change here would not reach without a migration that builds the index again.
+ * KEPT_MARK's characters, written out: the marks SQLite's tokenizer took as parts of tokens from migration
+ * 16 (its default has every mark split words) until migration 18 gave it every mark (schema.ts). Kept as
+ * migration 16 used it, which a database migrated from before it still runs.
  */
 export const TOKEN_MARKS = [
   [0x0e31, 0x0e31],
@@ -58,16 +65,34 @@ export const TOKEN_MARKS = [
   )
   .join("");
 
+/**
+ * The marks search drops from every word: those with the Diacritic property (U+064B–U+0652 the harakat,
+ * U+05B0–U+05BD, U+05BF, U+05C1–U+05C2, U+05C4–U+05C5, U+05C7 the Hebrew points, U+0591–U+05AF its
+ * cantillation, U+094D the virama, …), every mark of the Arabic and Hebrew scripts besides (U+0610–U+061A,
+ * U+0653–U+065F, U+0670, U+06D6–U+06ED, U+08D3–U+08FF, …), and the whole block of Latin combining
+ * accents (U+0300–U+036F), which SQLite's tokenizer drops itself (remove_diacritics 2).
+ */
+const DROPPED_MARK = String.raw`[\p{M}&&[\p{Diacritic}\p{scx=Arab}\p{scx=Hebr}\u0300-\u036f]]`;
+
 /** One token of those scripts: a letter or digit and the marks after it. */
 const UNIT = String.raw`${UNSPACED}\p{M}*`;
-/** A word: letters, digits and `_` (a mark ends one, as in SQLite's tokenizer), with those scripts' marks. */
-const WORD = new RegExp(String.raw`(?:${UNIT}|[\p{L}\p{N}_])+`, "gv");
+/** A word: letters, digits and `_`, each with the marks after it (dropped ones included, taken out below). */
+const WORD = new RegExp(String.raw`(?:${UNIT}|[\p{L}\p{N}_]\p{M}*)+`, "gv");
 const ANY_UNIT = new RegExp(UNIT, "gv");
 const HAS_UNSPACED = new RegExp(UNSPACED, "v");
-const DROPPED_MARK = new RegExp(String.raw`[\p{M}--${KEPT_MARK}]`, "gv");
+const HAS_DROPPED = new RegExp(DROPPED_MARK, "v");
+const DROPPED = new RegExp(DROPPED_MARK, "gv");
+const NOT_KEPT_IN_UNIT = new RegExp(String.raw`[\p{M}--${KEPT_MARK}]`, "gv");
 
 /** True when text holds a character of the scripts written without spaces. */
 export const hasUnspaced = (text: string): boolean => HAS_UNSPACED.test(text);
+
+/**
+ * True when text's indexed form differs from what the stores' tokenizers make of the text itself: it holds
+ * characters of unspaced scripts, or marks that search drops (SQLite's tokenizer keeps every mark in its
+ * word, and MongoDB's keeps the non-diacritic ones). Only such messages are stored with a copy.
+ */
+export const needsSearchText = (text: string): boolean => HAS_UNSPACED.test(text) || HAS_DROPPED.test(text);
 
 /**
  * The words of text, each as its tokens joined by single spaces: a word of spaced scripts is itself
@@ -75,21 +100,22 @@ export const hasUnspaced = (text: string): boolean => HAS_UNSPACED.test(text);
  * `สวัสดี` → `ส วั ส ดี`), and a word mixing both splits where they meet (`Tシャツ` → `T シ ャ ツ`).
  */
 export function searchWords(text: string): string[] {
-  return (text.match(WORD) ?? []).map((word) =>
-    hasUnspaced(word)
+  return (text.match(WORD) ?? []).map((found) => {
+    const word = found.replace(DROPPED, "");
+    return hasUnspaced(word)
       ? word
-          .replace(ANY_UNIT, (unit) => ` ${unit.replace(DROPPED_MARK, "")} `)
+          .replace(ANY_UNIT, (unit) => ` ${unit.replace(NOT_KEPT_IN_UNIT, "")} `)
           .trim()
           .replace(/ {2,}/g, " ")
-      : word,
-  );
+      : word;
+  });
 }
 
 /**
- * What the stores index for a message's text when it holds characters of the unspaced scripts: its words
+ * What the stores index for a message's text when it needs a copy (needsSearchText): its words
  * (searchWords), one space apart and one at each end, so that a query's phrase found in it (MongoDB finds
  * a phrase as a substring) starts and ends at whole tokens. Null for any other text, indexed as it is.
  */
 export function searchText(text: string): string | null {
-  return hasUnspaced(text) ? ` ${searchWords(text).join(" ")} ` : null;
+  return needsSearchText(text) ? ` ${searchWords(text).join(" ")} ` : null;
 }

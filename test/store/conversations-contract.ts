@@ -1797,6 +1797,67 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
             expect(await find("Прив")).toEqual([]);
           });
         });
+
+        describe("with combining marks", () => {
+          const say = async (content: string) => append(draft("c-1", "u-alice", { content }));
+          const find = async (q: string) => ids(await store.messages.search("c-1", q, 10)).sort();
+
+          it("finds vocalized Arabic by the bare word and bare Arabic by the vocalized one", async () => {
+            const vocalized = await say("كَتَبَ الوَلَدُ الدَّرْسَ");
+            const bare = await say("كتب الطالب رسالة");
+            expect(await find("كتب")).toEqual([vocalized.id, bare.id].sort());
+            expect(await find("كَتَبَ")).toEqual([vocalized.id, bare.id].sort());
+            expect(await find("الدرس")).toEqual([vocalized.id]);
+            expect(await find("رِسَالَة")).toEqual([bare.id]);
+            // A word, not a run of the letters between marks: ك alone is no word of either.
+            expect(await find("ك")).toEqual([]);
+            expect((await store.messages.byId(vocalized.id))?.content).toBe("كَتَبَ الوَلَدُ الدَّرْسَ");
+          });
+
+          it("finds Hebrew with niqqud by the unpointed word, and the other way", async () => {
+            const pointed = await say("שָׁלוֹם עֲלֵיכֶם");
+            const plain = await say("שלום לכולם");
+            expect(await find("שלום")).toEqual([pointed.id, plain.id].sort());
+            expect(await find("שָׁלוֹם")).toEqual([pointed.id, plain.id].sort());
+            expect(await find("עליכם")).toEqual([pointed.id]);
+            expect(await find("ש")).toEqual([]);
+          });
+
+          it("finds a Hindi word whole, never as pieces inside a longer word", async () => {
+            const hindi = await say("मुझे हिंदी पसंद है");
+            const longer = await say("वह हिंदीभाषी है");
+            const greeting = await say("नमस्ते दोस्तों");
+            expect(await find("हिंदी")).toEqual([hindi.id]);
+            expect(await find("हिंदीभाषी")).toEqual([longer.id]);
+            expect(await find("है")).toEqual([hindi.id, longer.id].sort());
+            expect(await find("नमस्ते")).toEqual([greeting.id]);
+            // Pieces between vowel signs are no words.
+            expect(await find("ह")).toEqual([]);
+            expect(await find("द")).toEqual([]);
+          });
+
+          it("searches the current text after an edit to or from marked text", async () => {
+            const msg = await say("plain words");
+            await store.messages.change(msg.id, { content: "كَتَبَ", updated_at: T0 + 2 });
+            expect(await find("كتب")).toEqual([msg.id]);
+            expect(await find("plain")).toEqual([]);
+            await store.messages.change(msg.id, { content: "हिंदी", updated_at: T0 + 3 });
+            expect(await find("كتب")).toEqual([]);
+            expect(await find("हिंदी")).toEqual([msg.id]);
+          });
+
+          it("leaves Latin, Chinese and Thai words as they were", async () => {
+            const latin = await say("un café crème");
+            const zh = await say("我的iPhone手机");
+            const th = await say("สวัสดีครับ");
+            expect(await find("cafe")).toEqual([latin.id]);
+            expect(await find("crème")).toEqual([latin.id]);
+            expect(await find("cre")).toEqual([]);
+            expect(await find("手机")).toEqual([zh.id]);
+            expect(await find("สวัสดี")).toEqual([th.id]);
+            expect(await find("ดี")).toEqual([th.id]);
+          });
+        });
       });
     });
   });

@@ -3,7 +3,7 @@
 
 import { afterAll, describe, expect, it } from "bun:test";
 import { MongoClient } from "mongodb";
-import { hasUnspaced } from "../../src/lib/segment.ts";
+import { needsSearchText } from "../../src/lib/segment.ts";
 import { openMongoStore } from "../../src/store/mongo/index.ts";
 import { searchFilter } from "../../src/store/mongo/messages.ts";
 import {
@@ -11,9 +11,9 @@ import {
   type MessageDoc,
   OLD_TEXT_INDEX,
   raisePositionsToJoined,
+  searchTextPattern,
   staleNameKey,
   TEXT_INDEX,
-  unspacedPattern,
 } from "../../src/store/mongo/schema.ts";
 import { quotedTerms } from "../../src/store/search.ts";
 import { storeContract } from "./contract.ts";
@@ -56,16 +56,18 @@ describe.skipIf(!url)("MongoDB store", () => {
 });
 
 describe("MongoDB upgrade to search_text", () => {
-  it("reads, with a pattern of literal ranges the server can run, exactly the messages searchText sets apart", () => {
-    const pattern = new RegExp(unspacedPattern().pattern, "u");
+  it("reads, with a pattern of literal ranges the server can run, exactly the messages searchText copies", () => {
+    const pattern = new RegExp(searchTextPattern().pattern, "u");
     for (let cp = 0; cp < 0x40000; cp++) {
       if (cp >= 0xd800 && cp <= 0xdfff) continue;
       const c = String.fromCodePoint(cp);
-      if (pattern.test(c) !== hasUnspaced(c)) throw new Error(`U+${cp.toString(16)} differs`);
+      if (pattern.test(c) !== needsSearchText(c)) throw new Error(`U+${cp.toString(16)} differs`);
     }
     expect(pattern.test("plain words, Привет, 한국어")).toBe(false);
     expect(pattern.test("a 東京 b")).toBe(true);
     expect(pattern.test("\u{20000}")).toBe(true);
+    expect(pattern.test("كَتَبَ")).toBe(true);
+    expect(pattern.test("كتب हिंदी")).toBe(false);
   });
 });
 

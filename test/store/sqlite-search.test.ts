@@ -285,6 +285,67 @@ describe("sqlite search indexing", () => {
     checkIntegrity(db);
   });
 
+  it("migrates a database with Arabic, Hebrew and Hindi messages: copies made, indexed again in the background, words found whole (migration 18)", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 17);
+    oldConversation(old, "c-1", 5, 1);
+    oldMessages(old, [
+      { id: "m-ar", conversation_id: "c-1", seq: 1, content: "كَتَبَ الدَّرْسَ", conv: 1 },
+      { id: "m-he", conversation_id: "c-1", seq: 2, content: "שָׁלוֹם", conv: 1 },
+      { id: "m-hi", conversation_id: "c-1", seq: 3, content: "हिंदी पसंद", conv: 1 },
+      { id: "m-ja", conversation_id: "c-1", seq: 4, content: "東京 كَتَبَ", conv: 1 },
+      { id: "m-en", conversation_id: "c-1", seq: 5, content: "plain old words", conv: 1 },
+    ]);
+    // As the version before left it: the copy of migration 16 for the Japanese one, made by its rule (the
+    // Arabic word cut at its marks), and every row indexed with the marks splitting words.
+    old.exec("UPDATE messages SET search_text = ' 東 京 ك ت ب ' WHERE id = 'm-ja'");
+    old.exec("INSERT INTO messages_fts(rowid, content, conv) SELECT rid, content, conv FROM messages_search");
+    old.exec("UPDATE search_state SET indexed_rowid = 5");
+    expect(indexedRowids(old, '"ह द"')).toEqual([3]);
+    expect(indexedRowids(old, '"كتب"')).toEqual([]);
+    old.close();
+
+    const store = open(path);
+    const db = inspect(path);
+    expect(db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(
+      MIGRATIONS.length,
+    );
+    expect(
+      db.query<{ id: string; search_text: string | null }, []>("SELECT id, search_text FROM messages").all(),
+    ).toEqual([
+      { id: "m-ar", search_text: " كتب الدرس " },
+      { id: "m-he", search_text: " שלום " },
+      // Its marks are kept by the tokenizer itself: no copy.
+      { id: "m-hi", search_text: null },
+      { id: "m-ja", search_text: " 東 京 كتب " },
+      { id: "m-en", search_text: null },
+    ]);
+    expect(watermark(db)).toEqual({ indexed: 0, top: 5 });
+    await waitFor(() => (watermark(db)?.indexed === 5 ? true : undefined));
+    expect(indexedRowids(db, '"हिंदी"')).toEqual([3]);
+    expect(indexedRowids(db, '"ह द"')).toEqual([]);
+    checkIntegrity(db);
+
+    expect(await found(store, "كتب")).toEqual(["m-ar", "m-ja"]);
+    expect(await found(store, "الدرس")).toEqual(["m-ar"]);
+    expect(await found(store, "שלום")).toEqual(["m-he"]);
+    expect(await found(store, "हिंदी")).toEqual(["m-hi"]);
+    expect(await found(store, "ह")).toEqual([]);
+    expect(await found(store, "東京")).toEqual(["m-ja"]);
+    expect(await found(store, "words")).toEqual(["m-en"]);
+    expect((await store.messages.byId("m-ar"))?.content).toBe("كَتَبَ الدَّرْسَ");
+    // Indexed old messages edited, one appended: indexed as they are now.
+    await store.messages.change("m-ar", { content: "plain again", updated_at: T0 + 1 });
+    await store.messages.change("m-en", { content: "नमस्ते", updated_at: T0 + 1 });
+    const fresh = await say(store, "c-1", "كِتَاب");
+    expect(await found(store, "كتب")).toEqual(["m-ja"]);
+    expect(await found(store, "كتاب")).toEqual([fresh.id]);
+    expect(await found(store, "नमस्ते")).toEqual(["m-en"]);
+    checkIntegrity(db);
+    await store.conversations.delete("c-1");
+    checkIntegrity(db);
+  });
+
   it("matches the words of the content only, never the conversation's number it indexes beside them", async () => {
     const store = open(freshFile());
     await group(store, "c-1");

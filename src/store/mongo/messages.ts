@@ -20,7 +20,7 @@ export interface Transactions {
   run<T>(work: (session: Session) => Promise<T>): Promise<T>;
 }
 
-/** A message's document: search_text only for text of scripts written without spaces (schema.ts). */
+/** A message's document: search_text only for text that needs a copy (lib/segment.ts: needsSearchText). */
 const toDoc = ({ id, ...message }: MessageRecord): MessageDoc => {
   const text = searchText(message.content);
   return text === null ? { _id: id, ...message } : { _id: id, ...message, search_text: text };

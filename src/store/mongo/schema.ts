@@ -2,7 +2,7 @@
 // of documents that earlier versions wrote.
 
 import { BSONRegExp, type Db, MongoServerError } from "mongodb";
-import { hasUnspaced, searchText } from "../../lib/segment.ts";
+import { needsSearchText, searchText } from "../../lib/segment.ts";
 import { nameKey } from "../../lib/text.ts";
 import type {
   ConversationRecord,
@@ -165,9 +165,10 @@ async function messagesIndexes(messages: Collections["messages"]): Promise<void>
   }
   // Keyed by conversation first, so that a search (which names one) reads that conversation's entries
   // alone. No language: no stemming and no stop words, as SQLite's FTS5 tokenizer (a word matches only
-  // itself). The content is indexed as it is, words of spaced scripts, and search_text holds the
-  // characters of unspaced scripts a token each where a message has any: a message without them is
-  // indexed exactly as before, and nothing is written again for it.
+  // itself). The content is indexed as it is, words of spaced scripts (the server keeps marks inside
+  // words and strips the diacritic ones, as searchWords does), and search_text holds the characters of
+  // unspaced scripts a token each, and words without the marks search drops, where a message has any: a
+  // message without them is indexed exactly as before, and nothing is written again for it.
   await messages.createIndex(
     { conversation_id: 1, content: "text", search_text: "text" },
     { name: TEXT_INDEX, default_language: "none" },
@@ -180,8 +181,13 @@ async function messagesIndexes(messages: Collections["messages"]): Promise<void>
  */
 const NAME_KEYS = "display-name-keys-nfc";
 
-/** Messages of scripts written without spaces were indexed as whole runs of characters before search_text. */
-const SEARCH_TEXT = "messages-search-text-unspaced";
+/**
+ * Messages of scripts written without spaces were indexed as whole runs of characters before search_text
+ * ("messages-search-text-unspaced", the upgrade that added it for them, now done by this one), and
+ * messages with the marks search drops had no copy (their query, without those marks, found only what
+ * the server's own folding met) before this upgrade: each is given the copy searchText makes now.
+ */
+const SEARCH_TEXT = "messages-search-text-marks";
 
 /**
  * Brings documents written by earlier versions up to date, each upgrade once per database (recorded in
@@ -252,15 +258,16 @@ async function rekeyDisplayNames(users: Collections["users"]): Promise<void> {
 }
 
 /**
- * Every character searchText sets apart, as a regular expression of literal ranges that the server runs
- * (its engine, PCRE, reads no script properties from a driver's RegExp): a message holding none has no
- * search_text and is not read by the upgrade. Planes 0 to 3 hold every such character.
+ * Every character that gives a message a copy (needsSearchText: those of unspaced scripts, the marks
+ * search drops), as a regular expression of literal ranges that the server runs (its engine, PCRE, reads
+ * no script properties from a driver's RegExp): a message holding none has no search_text and is not read
+ * by the upgrade. Planes 0 to 3 hold every such character.
  */
-export function unspacedPattern(): BSONRegExp {
+export function searchTextPattern(): BSONRegExp {
   const ranges: string[] = [];
   let start = -1;
   for (let cp = 0; cp <= 0x40000; cp++) {
-    const inside = cp < 0x40000 && (cp < 0xd800 || cp > 0xdfff) && hasUnspaced(String.fromCodePoint(cp));
+    const inside = cp < 0x40000 && (cp < 0xd800 || cp > 0xdfff) && needsSearchText(String.fromCodePoint(cp));
     if (inside && start < 0) start = cp;
     if (!inside && start >= 0) {
       ranges.push(`${String.fromCodePoint(start)}-${String.fromCodePoint(cp - 1)}`);
@@ -271,14 +278,15 @@ export function unspacedPattern(): BSONRegExp {
 }
 
 async function addSearchText(messages: Collections["messages"]): Promise<void> {
+  // The copies already written are read too: the rule that made them (marks among unspaced scripts) changed.
   const cursor = messages.find(
-    { content: { $regex: unspacedPattern() }, search_text: { $exists: false } },
-    { projection: { content: 1 } },
+    { content: { $regex: searchTextPattern() } },
+    { projection: { content: 1, search_text: 1 } },
   );
   for await (const message of cursor) {
     const text = searchText(message.content);
     // Only while the content is the one read: an edit meanwhile wrote its own.
-    if (text !== null)
+    if (text !== null && text !== message.search_text)
       await messages.updateOne(
         { _id: message._id, content: message.content },
         { $set: { search_text: text } },

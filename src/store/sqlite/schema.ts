@@ -425,6 +425,54 @@ export const MIGRATIONS: Migration[] = [
     delivered_seq = MAX(delivered_seq, joined_seq)
   WHERE last_read_seq < joined_seq OR delivered_seq < joined_seq;
   `,
+  (db) => {
+    // Combining marks split words: vocalized Arabic (كَتَبَ) and pointed Hebrew were pieces between their
+    // marks, never the word written without them, and Devanagari and the other Brahmic scripts were cut at
+    // every vowel sign and virama. Now the index takes every mark as part of its word, and the marks search
+    // drops (lib/segment.ts: the diacritics, the other Arabic and Hebrew marks) are out of the copy that
+    // messages holding them now keep (searchText). Each message's copy is made again (the rule for the
+    // copies of migration 16 changed too, where such marks sit among unspaced scripts), every message read
+    // once, in rowid order, 10,000 a read; the triggers go first, so that no write here touches the index.
+    db.exec(`
+      DROP TRIGGER messages_fts_delete;
+      DROP TRIGGER messages_fts_update;
+      DROP TABLE messages_fts;
+    `);
+    const rows = db.query<{ rowid: number; content: string; search_text: string | null }, [number]>(
+      "SELECT rowid, content, search_text FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
+    );
+    const set = db.query<never, [string | null, number]>(
+      "UPDATE messages SET search_text = ?1 WHERE rowid = ?2",
+    );
+    for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
+      for (const row of page) {
+        const text = searchText(row.content);
+        if (text !== row.search_text) set.run(text, row.rowid);
+      }
+      after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
+    }
+    // Built again from the start, in the background, as migration 16 did: every mark is a token character
+    // (categories adds M* to the default letters, digits and private use), and the Latin accents are
+    // still folded away (remove_diacritics 2).
+    db.exec(`
+      CREATE VIRTUAL TABLE messages_fts USING fts5(content, conv, content='messages_search', content_rowid='rid',
+        tokenize="unicode61 remove_diacritics 2 categories 'L* N* Co M*'");
+      UPDATE search_state SET indexed_rowid = 0;
+      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1) BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
+          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
+      END;
+      CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, search_text ON messages
+      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1)
+        AND COALESCE(new.search_text, new.content) IS NOT COALESCE(old.search_text, old.content) BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
+          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
+        INSERT INTO messages_fts(rowid, content, conv)
+          VALUES (new.rowid, COALESCE(new.search_text, new.content), new.conv);
+      END;
+    `);
+  },
 ];
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */

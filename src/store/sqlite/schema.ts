@@ -374,17 +374,7 @@ export const MIGRATIONS: Migration[] = [
     // the index reads in place of the content through messages_search. Only those messages have a copy:
     // every message is read once here, in rowid order, 10,000 a read.
     db.exec("ALTER TABLE messages ADD COLUMN search_text TEXT");
-    const rows = db.query<{ rowid: number; content: string }, [number]>(
-      "SELECT rowid, content FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
-    );
-    const set = db.query<never, [string, number]>("UPDATE messages SET search_text = ?1 WHERE rowid = ?2");
-    for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
-      for (const row of page) {
-        const text = searchText(row.content);
-        if (text !== null) set.run(text, row.rowid);
-      }
-      after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
-    }
+    writeSearchCopies(db);
     // The index is built again from the messages, in the background, from the start (as migration 7 did),
     // over the view. Its tokenizer keeps the vowel signs of Thai, Lao, Khmer and Myanmar inside tokens
     // (TOKEN_MARKS); every other character is split and folded as before. The triggers keep what the
@@ -395,23 +385,8 @@ export const MIGRATIONS: Migration[] = [
       DROP TABLE messages_fts;
       CREATE VIEW messages_search (rid, content, conv) AS
         SELECT rowid, COALESCE(search_text, content), conv FROM messages;
-      CREATE VIRTUAL TABLE messages_fts USING fts5(content, conv, content='messages_search', content_rowid='rid',
-        tokenize="unicode61 remove_diacritics 2 tokenchars '${TOKEN_MARKS}'");
-      UPDATE search_state SET indexed_rowid = 0;
-      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
-      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1) BEGIN
-        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
-          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
-      END;
-      CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, search_text ON messages
-      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1)
-        AND COALESCE(new.search_text, new.content) IS NOT COALESCE(old.search_text, old.content) BEGIN
-        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
-          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
-        INSERT INTO messages_fts(rowid, content, conv)
-          VALUES (new.rowid, COALESCE(new.search_text, new.content), new.conv);
-      END;
     `);
+    indexSearchCopies(db, `unicode61 remove_diacritics 2 tokenchars '${TOKEN_MARKS}'`);
   },
   `
   -- A message's receipts counted (RECEIPT_RANGES): the members who joined at or after it are not among
@@ -438,42 +413,61 @@ export const MIGRATIONS: Migration[] = [
       DROP TRIGGER messages_fts_update;
       DROP TABLE messages_fts;
     `);
-    const rows = db.query<{ rowid: number; content: string; search_text: string | null }, [number]>(
-      "SELECT rowid, content, search_text FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
-    );
-    const set = db.query<never, [string | null, number]>(
-      "UPDATE messages SET search_text = ?1 WHERE rowid = ?2",
-    );
-    for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
-      for (const row of page) {
-        const text = searchText(row.content);
-        if (text !== row.search_text) set.run(text, row.rowid);
-      }
-      after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
-    }
+    writeSearchCopies(db);
     // Built again from the start, in the background, as migration 16 did: every mark is a token character
     // (categories adds M* to the default letters, digits and private use), and the Latin accents are
     // still folded away (remove_diacritics 2).
-    db.exec(`
-      CREATE VIRTUAL TABLE messages_fts USING fts5(content, conv, content='messages_search', content_rowid='rid',
-        tokenize="unicode61 remove_diacritics 2 categories 'L* N* Co M*'");
-      UPDATE search_state SET indexed_rowid = 0;
-      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
-      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1) BEGIN
-        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
-          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
-      END;
-      CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, search_text ON messages
-      WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1)
-        AND COALESCE(new.search_text, new.content) IS NOT COALESCE(old.search_text, old.content) BEGIN
-        INSERT INTO messages_fts(messages_fts, rowid, content, conv)
-          VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
-        INSERT INTO messages_fts(rowid, content, conv)
-          VALUES (new.rowid, COALESCE(new.search_text, new.content), new.conv);
-      END;
-    `);
+    indexSearchCopies(db, "unicode61 remove_diacritics 2 categories 'L* N* Co M*'");
   },
 ];
+
+/**
+ * Gives each message the search copy searchText makes of its content now (null where it needs none),
+ * writing only those that differ: every message read once, in rowid order, 10,000 a read (migrations 16
+ * and 18).
+ */
+function writeSearchCopies(db: Database) {
+  const rows = db.query<{ rowid: number; content: string; search_text: string | null }, [number]>(
+    "SELECT rowid, content, search_text FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
+  );
+  const set = db.query<never, [string | null, number]>(
+    "UPDATE messages SET search_text = ?1 WHERE rowid = ?2",
+  );
+  for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
+    for (const row of page) {
+      const text = searchText(row.content);
+      if (text !== row.search_text) set.run(text, row.rowid);
+    }
+    after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
+  }
+}
+
+/**
+ * The search index over messages_search (each message's copy where it has one, else its content) with
+ * `tokenize`, built again from the start in the background (search-index.ts, from the watermark reset
+ * here), and the triggers that keep what it holds in step with the rows at or below the watermark
+ * (migrations 16 and 18; the index and its triggers are dropped before).
+ */
+function indexSearchCopies(db: Database, tokenize: string) {
+  db.exec(`
+    CREATE VIRTUAL TABLE messages_fts USING fts5(content, conv, content='messages_search', content_rowid='rid',
+      tokenize="${tokenize}");
+    UPDATE search_state SET indexed_rowid = 0;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+    WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1) BEGIN
+      INSERT INTO messages_fts(messages_fts, rowid, content, conv)
+        VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, search_text ON messages
+    WHEN old.rowid <= (SELECT indexed_rowid FROM search_state WHERE id = 1)
+      AND COALESCE(new.search_text, new.content) IS NOT COALESCE(old.search_text, old.content) BEGIN
+      INSERT INTO messages_fts(messages_fts, rowid, content, conv)
+        VALUES ('delete', old.rowid, COALESCE(old.search_text, old.content), old.conv);
+      INSERT INTO messages_fts(rowid, content, conv)
+        VALUES (new.rowid, COALESCE(new.search_text, new.content), new.conv);
+    END;
+  `);
+}
 
 /** Applies one migration (the caller runs it in a transaction and records the version). */
 export function applyMigration(db: Database, migration: Migration) {

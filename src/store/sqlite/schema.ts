@@ -268,21 +268,8 @@ export const MIGRATIONS: Migration[] = [
   `,
   (db) => {
     // A display name is searched by its key in NFC (nameKey): one stored with decomposed accents kept a
-    // key no composed query met. Keys are made again in rowid order, 10,000 users a read; only those that
-    // differ are written.
-    const rows = db.query<{ rowid: number; display_name: string; display_name_lower: string }, [number]>(
-      "SELECT rowid, display_name, display_name_lower FROM users WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
-    );
-    const set = db.query<never, [string, number]>(
-      "UPDATE users SET display_name_lower = ?1 WHERE rowid = ?2",
-    );
-    for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
-      for (const row of page) {
-        const key = nameKey(row.display_name);
-        if (key !== row.display_name_lower) set.run(key, row.rowid);
-      }
-      after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
-    }
+    // key no composed query met. Keys are made again; only those that differ are written.
+    rederive(db, "users", "display_name", "display_name_lower", nameKey);
   },
   `
   -- Accounts without a password (the owner of an email address that someone else signed up with signs in
@@ -422,25 +409,32 @@ export const MIGRATIONS: Migration[] = [
 ];
 
 /**
- * Gives each message the search copy searchText makes of its content now (null where it needs none),
- * writing only those that differ: every message read once, in rowid order, 10,000 a read (migrations 16
- * and 18).
+ * Sets column `to` of every row of `table` to `derive` of its column `from`, writing only the rows where
+ * it differs: every row read once, in rowid order, 10,000 a read (a migration's rewrite of a value made
+ * from another, by a rule that changed).
  */
-function writeSearchCopies(db: Database) {
-  const rows = db.query<{ rowid: number; content: string; search_text: string | null }, [number]>(
-    "SELECT rowid, content, search_text FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT 10000",
+function rederive(
+  db: Database,
+  table: "users" | "messages",
+  from: string,
+  to: string,
+  derive: (value: string) => string | null,
+) {
+  const rows = db.query<{ rowid: number; from: string; to: string | null }, [number]>(
+    `SELECT rowid, ${from} AS "from", ${to} AS "to" FROM ${table} WHERE rowid > ?1 ORDER BY rowid LIMIT 10000`,
   );
-  const set = db.query<never, [string | null, number]>(
-    "UPDATE messages SET search_text = ?1 WHERE rowid = ?2",
-  );
+  const set = db.query<never, [string | null, number]>(`UPDATE ${table} SET ${to} = ?1 WHERE rowid = ?2`);
   for (let after = 0, page = rows.all(after); page.length > 0; page = rows.all(after)) {
     for (const row of page) {
-      const text = searchText(row.content);
-      if (text !== row.search_text) set.run(text, row.rowid);
+      const value = derive(row.from);
+      if (value !== row.to) set.run(value, row.rowid);
     }
     after = page[page.length - 1]?.rowid ?? Number.MAX_SAFE_INTEGER;
   }
 }
+
+/** Each message's search copy as searchText makes it now, null where it needs none (migrations 16, 18). */
+const writeSearchCopies = (db: Database) => rederive(db, "messages", "content", "search_text", searchText);
 
 /**
  * The search index over messages_search (each message's copy where it has one, else its content) with

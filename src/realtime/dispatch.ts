@@ -116,23 +116,22 @@ export class Dispatcher {
           return await this.keyExchange(ws, frame);
         case "resume":
           return await this.resumeInTurn(ws, frame.positions, frame.receipts, ref);
-        case "subscribe":
-          // A public socket is in its path's channel from the start: it takes one of the WS_MAX_CHANNELS.
-          me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
-          if (!me.channels.has(frame.channel) && me.channels.size >= this.deps.config.WS_MAX_CHANNELS) {
+        case "subscribe": {
+          const channels = channelsOf(me);
+          if (!channels.has(frame.channel) && channels.size >= this.deps.config.WS_MAX_CHANNELS) {
             throw new AppError(
               "validation_failed",
               `channel: at most ${this.deps.config.WS_MAX_CHANNELS} channels per socket`,
             );
           }
-          me.channels.add(frame.channel);
+          channels.add(frame.channel);
           await this.fanout.subscribe(ws, topics.channel(frame.channel));
           return this.ok(ws, ref);
+        }
         case "unsubscribe":
           // Any channel, the path's of a public socket too; one the socket is not in changes nothing. The
           // node stops listening to it on Redis once none of its sockets does (fanout.leaveIdle).
-          me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
-          me.channels.delete(frame.channel);
+          channelsOf(me).delete(frame.channel);
           this.fanout.unsubscribe(ws, topics.channel(frame.channel));
           return this.ok(ws, ref);
       }
@@ -485,6 +484,15 @@ export class Dispatcher {
     );
     return { changes, floor: snapshot.floor, ...(told ? {} : { receipts: snapshot.frame }) };
   }
+}
+
+/**
+ * The public channels a socket is in, made at its first subscribe or unsubscribe: a public socket is in its
+ * path's channel from the start, and it takes one of the WS_MAX_CHANNELS.
+ */
+function channelsOf(me: Socket["data"]): Set<string> {
+  me.channels ??= new Set(me.kind === "public" ? [me.channel] : []);
+  return me.channels;
 }
 
 /**

@@ -110,7 +110,14 @@ export const ConfigSchema = T.Object({
   AUTH_RATE_LIMIT_BURST: Int(5, 0),
   MAGIC_LINK_PER_HOUR: Int(5, 1),
   LOCKOUT_THRESHOLD: Int(5, 1),
-  LOCKOUT_MINUTES: Int(15, 1),
+  // A lockout's end is now plus this: with no bound, a large one did not fit the store's integer column
+  // and every failed sign-in answered 500. Past a week a lockout is a way to shut anyone out, not a defence.
+  LOCKOUT_MINUTES: Int(
+    15,
+    1,
+    7 * 24 * 60,
+    "failed sign-ins are counted in a window this long, and lock for this long",
+  ),
   PASSWORD_HASH_MEMORY_KIB: Int(
     65536,
     7168,

@@ -73,6 +73,9 @@ describe("loadConfig", () => {
     ["SMTP_FROM", "a@example.com, b@example.com"],
     ["WS_BACKPRESSURE_LIMIT", "9007199254740991"],
     ["WS_BACKPRESSURE_LIMIT", String(2 ** 30 + 1)],
+    // Past a week: a lockout's end no longer fit the store's integer, and every failed sign-in was a 500.
+    ["LOCKOUT_MINUTES", "10081"],
+    ["LOCKOUT_MINUTES", "9007199254740991"],
   ])("stops on %s=%p with a message naming the variable", (name, value) => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(name);

@@ -81,7 +81,8 @@ export const ConfigSchema = T.Object({
   MAX_MESSAGE_LENGTH: Int(16384, 1, 1048576),
 
   WS_HEARTBEAT_INTERVAL: Int(30, 1),
-  WS_CONNECTION_TIMEOUT: Int(300, 1, 900),
+  // At least 2: the heartbeat (at least 1) must be shorter (loadConfig), so 1 could never boot.
+  WS_CONNECTION_TIMEOUT: Int(300, 2, 900),
   WS_MAX_PAYLOAD: Int(65536, 1024, 16 * 1024 * 1024),
   WS_RATE_PER_SECOND: Int(20, 1),
   WS_RATE_BURST: Int(40, 1),

@@ -52,6 +52,8 @@ export class Dispatcher {
    * chunk past the pacer's look at the socket's buffer, and the SDK sends a resume per 500 conversations.
    */
   private resumeTurns = new WeakMap<Socket, Promise<void>>();
+  /** Each socket's resumes being answered or waiting their turn: at most WS_RATE_BURST. */
+  private resumesOf = new WeakMap<Socket, number>();
   /** Resume frames being answered on this node, those waiting their turn included (metrics). */
   resuming = 0;
   readonly pacer: Pacer;
@@ -163,7 +165,9 @@ export class Dispatcher {
 
   /**
    * A socket's resumes are answered one after another, in the order they came. One whose socket closed
-   * before its turn reads nothing.
+   * before its turn reads nothing. A socket may have WS_RATE_BURST of them in hand (as many as it may send
+   * at once); past that it is refused `rate_limited`: a client that sends a resume a second while it reads
+   * none of the replies would otherwise pile up a frame's worth of positions a second until it is closed.
    */
   private resumeInTurn(
     ws: Socket,
@@ -171,12 +175,19 @@ export class Dispatcher {
     asked: Record<string, number | null> | undefined,
     ref: string | number | undefined,
   ): Promise<void> {
+    const held = this.resumesOf.get(ws) ?? 0;
+    if (held >= this.deps.config.WS_RATE_BURST)
+      throw new AppError("rate_limited", "too many resumes waiting for their replies; read them first");
+    this.resumesOf.set(ws, held + 1);
     this.resuming++;
     const mine = inTurn(this.resumeTurns, ws, async () => {
       if (ws.readyState === OPEN) await this.resume(ws, positions, asked, ref);
     });
     const done = () => {
       this.resuming--;
+      const left = (this.resumesOf.get(ws) ?? 1) - 1;
+      if (left > 0) this.resumesOf.set(ws, left);
+      else this.resumesOf.delete(ws);
     };
     mine.then(done, done);
     return mine;

@@ -281,6 +281,65 @@ describe("a socket's resumes", () => {
   });
 });
 
+describe("a socket's resumes in hand", () => {
+  it("are at most WS_RATE_BURST: one more, while the socket reads none of their replies, is refused rate_limited", async () => {
+    const connections = new Connections();
+    const fanout = new Fanout(connections, new MemoryBroker(), {
+      forget: () => {},
+      revoked: () => {},
+      peersOf: async () => [],
+      failed: () => {},
+    });
+    const dispatcher = new Dispatcher(
+      h.deps,
+      fanout,
+      new Presence(h.deps.store, h.deps.clock, fanout),
+      connections,
+    );
+    const sent: Frame[] = [];
+    const errors: string[] = [];
+    const fake = {
+      data: {
+        kind: "user",
+        user_id: bob.id,
+        session_id: bob.session_id,
+        encoding: "msgpack",
+        errors: { inc: ([code]: string[]) => errors.push(code as string) },
+      },
+      readyState: 1,
+      buffered: LIMIT,
+      getBufferedAmount: () => fake.buffered,
+      cork: (fn: () => void) => fn(),
+      send(bytes: Uint8Array) {
+        sent.push(unpack(bytes));
+        return bytes.length;
+      },
+    };
+    const ws = fake as unknown as Socket;
+    const [one] = several as [string];
+    const burst = h.deps.config.WS_RATE_BURST;
+    // The first is paced (the socket reads nothing), the others wait their turn behind it.
+    const held = [dispatcher.handle(ws, { type: "resume", ref: 0, positions: { [big]: 0 } })];
+    await waitFor(() => (dispatcher.pacer.waiting === 1 ? true : undefined));
+    for (let i = 1; i < burst; i++)
+      held.push(dispatcher.handle(ws, { type: "resume", ref: i, positions: { [one]: 0 } }));
+    await dispatcher.handle(ws, { type: "resume", ref: "over", positions: { [one]: 0 } });
+    expect(sent.filter((f) => f.type === "error")).toEqual([
+      expect.objectContaining({ type: "error", ref: "over", code: "rate_limited" }),
+    ]);
+    // Read: every one in hand is answered, and the socket may resume again.
+    fake.buffered = 0;
+    dispatcher.drained(ws);
+    await Promise.all(held);
+    const answered = sent.filter((f) => f.type === "resumed").map((f) => f.ref);
+    expect(answered).toEqual(Array.from({ length: burst }, (_, i) => i));
+    await dispatcher.handle(ws, { type: "resume", ref: "again", positions: { [one]: 0 } });
+    expect(sent.at(-1)).toMatchObject({ type: "resumed", ref: "again", conversation_id: one });
+    expect(sent.filter((f) => f.type === "error")).toHaveLength(1);
+    expect(errors).toEqual(["rate_limited"]);
+  });
+});
+
 describe("Pacer", () => {
   /** A socket with a queue of `buffered` bytes. */
   const fake = (buffered: number) => {

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../src/config.ts";
+import { leastBackpressureLimit } from "../src/realtime/frame-bound.ts";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -114,6 +115,32 @@ describe("loadConfig", () => {
     }
     const { config } = loadConfig({ ...env, WS_HEARTBEAT_INTERVAL: "59", WS_CONNECTION_TIMEOUT: "60" });
     expect([config.WS_HEARTBEAT_INTERVAL, config.WS_CONNECTION_TIMEOUT]).toEqual([59, 60]);
+  });
+
+  it("refuses a WS_BACKPRESSURE_LIMIT a message of MAX_MESSAGE_LENGTH could pass alone, naming both", () => {
+    const env = { DATA_DIR: tempDir() };
+    // A message of 1 MiB is a frame over 1 MiB in any encoding: its every receiver would be closed (4001).
+    for (const [length, limit] of [
+      ["1048576", undefined],
+      [undefined, "1024"],
+      ["100000", "1048576"],
+    ]) {
+      const load = () => loadConfig({ ...env, MAX_MESSAGE_LENGTH: length, WS_BACKPRESSURE_LIMIT: limit });
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_MESSAGE_LENGTH/);
+    }
+    // The least limit it takes is twice the largest frame (frame-bound.test.ts checks that bound).
+    const least = leastBackpressureLimit(1048576);
+    expect(least).toBeGreaterThan(2 * 6 * 1048576);
+    const at = { ...env, MAX_MESSAGE_LENGTH: "1048576", WS_BACKPRESSURE_LIMIT: String(least) };
+    expect(loadConfig(at).config.WS_BACKPRESSURE_LIMIT).toBe(least);
+    expect(() => loadConfig({ ...at, WS_BACKPRESSURE_LIMIT: String(least - 1) })).toThrow(
+      "WS_BACKPRESSURE_LIMIT: ",
+    );
+    // The defaults leave room.
+    expect(loadConfig(env).config.WS_BACKPRESSURE_LIMIT).toBeGreaterThanOrEqual(
+      leastBackpressureLimit(16384),
+    );
   });
 
   it("takes SMTP_FROM as one address, with or without a display name", () => {

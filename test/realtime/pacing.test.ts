@@ -10,6 +10,7 @@ import type { ConversationEvent } from "../../src/client/events.ts";
 import { Connections, type Socket } from "../../src/realtime/connections.ts";
 import { Dispatcher } from "../../src/realtime/dispatch.ts";
 import { Fanout } from "../../src/realtime/fanout.ts";
+import { leastBackpressureLimit } from "../../src/realtime/frame-bound.ts";
 import { Pacer } from "../../src/realtime/pacing.ts";
 import { Presence } from "../../src/realtime/presence.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
@@ -24,16 +25,16 @@ import {
 } from "./raw-client.ts";
 import type { Frame } from "./ws-client.ts";
 
-const LIMIT = 256 * 1024;
-/** A change's frame: about a fifth of the limit. */
+/** A change's frame (48 KB): about a fifteenth of the limit, the least this message length takes (config.ts). */
 const CONTENT = 48_000;
+const LIMIT = leastBackpressureLimit(CONTENT + 100);
 
 let h: Harness;
 let port: number;
 type User = Awaited<ReturnType<typeof signup>>;
 let alice: User;
 let bob: User;
-/** Three groups of 60 big messages (each ~11 times the limit), and one of 160 (~30 times). */
+/** Three groups of 60 big messages (each ~4 times the limit), and one of 160 (~10 times). */
 let several: string[];
 let big: string;
 const cleanups: (() => void)[] = [];

@@ -204,8 +204,9 @@ export function loadConfig(
     );
   }
   checkBackpressureRoom(config);
-  // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed.
-  if (config.METRICS_TOKEN && !/^\S{16,256}$/.test(config.METRICS_TOKEN)) {
+  // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed. Characters
+  // are code points, as every limit in characters counts them (lib/text.ts).
+  if (config.METRICS_TOKEN && !/^\S{16,256}$/u.test(config.METRICS_TOKEN)) {
     throw new ConfigError("METRICS_TOKEN: expected 16 to 256 characters without spaces");
   }
   for (const origin of splitList(config.CORS_ORIGINS)) {

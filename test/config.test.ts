@@ -66,6 +66,8 @@ describe("loadConfig", () => {
     ["METRICS_TOKEN", "short"],
     ["METRICS_TOKEN", "has spaces in it but long enough"],
     ["METRICS_TOKEN", "x".repeat(257)],
+    // 15 characters: 30 UTF-16 units, which counted as enough before.
+    ["METRICS_TOKEN", "😀".repeat(15)],
     ["REUSE_PORT", "maybe"],
     // Past what Bun's listener takes (it is given four times this): boot crashed in listen with a stack.
     // Not one sender address: the mail went out with an empty envelope sender, or every send failed.
@@ -173,6 +175,13 @@ describe("loadConfig", () => {
     for (const url of ["mongodb:/h1", "mongodb://", "mongodb:// h1", "postgres://h1"]) {
       expect(() => loadConfig({ DATA_DIR: tempDir(), MONGODB_URL: url })).toThrow("MONGODB_URL");
     }
+  });
+
+  it("counts METRICS_TOKEN's 16 to 256 characters as code points: an emoji is one", () => {
+    const env = { DATA_DIR: tempDir() };
+    for (const token of ["😀".repeat(16), "😀".repeat(256)])
+      expect(loadConfig({ ...env, METRICS_TOKEN: token }).config.METRICS_TOKEN).toBe(token);
+    expect(() => loadConfig({ ...env, METRICS_TOKEN: "😀".repeat(257) })).toThrow("METRICS_TOKEN: ");
   });
 
   it("never echoes a refused secret: a METRICS_TOKEN, a URL with a password", () => {

@@ -10,9 +10,9 @@ const MAX_CONTENT = 5000;
 const LAST_DATE = new Date(8.64e15).toISOString();
 const SEQ = Number.MAX_SAFE_INTEGER;
 
-/** The frames with the most of every field, each string `unit`s at its limit (content: bytes). */
-function largestFrames(unit: string) {
-  const s = (units: number) => unit.repeat(Math.floor(units / unit.length));
+/** The frames with the most of every field, each string of `char` at its limit (content: in bytes). */
+function largestFrames(char: string) {
+  const s = (characters: number) => char.repeat(characters);
   const attachment = { file_id: s(64), file_name: s(255), file_size: SEQ, mime_type: s(255) };
   const message = (content: string) => ({
     id: s(64),
@@ -33,8 +33,8 @@ function largestFrames(unit: string) {
     created_at: LAST_DATE,
     updated_at: LAST_DATE,
   });
-  // Content of MAX_CONTENT bytes of UTF-8, in the unit's characters.
-  const content = unit.repeat(Math.floor(MAX_CONTENT / Buffer.byteLength(unit)));
+  // Content of MAX_CONTENT bytes of UTF-8.
+  const content = char.repeat(Math.floor(MAX_CONTENT / Buffer.byteLength(char)));
   expect(Buffer.byteLength(content)).toBeLessThanOrEqual(MAX_CONTENT);
   const event = {
     type: "event",
@@ -65,8 +65,8 @@ describe("largestMessageFrame", () => {
     const bound = largestMessageFrame(MAX_CONTENT);
     let largest = 0;
     // A control character is 6 bytes of JSON; the others are as many as their UTF-8, up to 4.
-    for (const unit of ["\u0001", '"', "x", "\u00e9", "\u0800", "\u{1f600}"]) {
-      for (const frame of largestFrames(unit)) {
+    for (const char of ["\u0001", '"', "x", "\u00e9", "\u0800", "\u{1f600}"]) {
+      for (const frame of largestFrames(char)) {
         for (const encoding of ENCODINGS) largest = Math.max(largest, size(encode(frame, encoding)));
       }
     }

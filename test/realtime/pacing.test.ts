@@ -282,6 +282,57 @@ describe("a socket's resumes", () => {
   });
 });
 
+describe("a paced catch-up in JSON", () => {
+  it("counts a chunk in bytes, as the socket's buffer is: text of three bytes a character writes no more", async () => {
+    const connections = new Connections();
+    const fanout = new Fanout(connections, new MemoryBroker(), {
+      forget: () => {},
+      revoked: () => {},
+      peersOf: async () => [],
+      failed: () => {},
+    });
+    const dispatcher = new Dispatcher(
+      h.deps,
+      fanout,
+      new Presence(h.deps.store, h.deps.clock, fanout),
+      connections,
+    );
+    // 10,000 characters of three bytes each: a JSON frame three times as long in bytes as in characters.
+    const cjk = await group(h.app, alice, [bob]);
+    for (let i = 1; i <= 40; i++) {
+      const res = await call(h.app, "POST", `/api/conversations/${cjk}/messages`, {
+        token: alice.token,
+        body: { content: `${i} ${"東".repeat(10_000)}` },
+      });
+      expect(res.status).toBe(201);
+    }
+    // A socket past the pacer's mark until told otherwise; it records the bytes it is sent.
+    const sent: number[] = [];
+    const fake = {
+      data: { kind: "user", user_id: bob.id, session_id: bob.session_id, encoding: "json" },
+      readyState: 1,
+      buffered: LIMIT,
+      getBufferedAmount: () => fake.buffered,
+      cork: (fn: () => void) => fn(),
+      send(text: string) {
+        sent.push(Buffer.byteLength(text));
+        return Buffer.byteLength(text);
+      },
+    };
+    const ws = fake as unknown as Socket;
+    const done = dispatcher.handle(ws, { type: "resume", ref: "cjk", positions: { [cjk]: 0 } });
+    await waitFor(() => (dispatcher.pacer.waiting === 1 ? true : undefined));
+    // A chunk, and the frame that took it past the chunk's size, at most: in bytes.
+    const largest = Math.max(...sent);
+    expect(largest).toBeGreaterThan(30_000);
+    expect(sent.reduce((n, b) => n + b, 0)).toBeLessThanOrEqual(dispatcher.pacer.chunk + largest);
+    fake.buffered = 0;
+    dispatcher.drained(ws);
+    await done;
+    expect(sent.length).toBe(41);
+  });
+});
+
 describe("Pacer", () => {
   /** A socket with a queue of `buffered` bytes. */
   const fake = (buffered: number) => {

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { newSecret } from "./lib/ids.ts";
+import { largestMessageFrame, leastBackpressureLimit } from "./realtime/frame-bound.ts";
 
 const Int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER, description?: string) =>
   T.Integer({ default: def, minimum: min, maximum: max, description });
@@ -210,8 +211,10 @@ export function loadConfig(
         `or sockets pinging every ${config.WS_HEARTBEAT_INTERVAL} s as told are closed as idle`,
     );
   }
-  // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed.
-  if (config.METRICS_TOKEN && !/^\S{16,256}$/.test(config.METRICS_TOKEN)) {
+  checkBackpressureRoom(config);
+  // /metrics has no rate limit of its own: its token must be too long to guess. Never echoed. Characters
+  // are code points, as every limit in characters counts them (lib/text.ts).
+  if (config.METRICS_TOKEN && !/^\S{16,256}$/u.test(config.METRICS_TOKEN)) {
     throw new ConfigError("METRICS_TOKEN: expected 16 to 256 characters without spaces");
   }
   for (const origin of splitList(config.CORS_ORIGINS)) {
@@ -311,6 +314,23 @@ function checkPasswordCost(config: Config) {
     throw new ConfigError(
       `PASSWORD_HASH_MEMORY_KIB × PASSWORD_HASH_TIME must be at least ${MIN_PASSWORD_WORK_KIB} ` +
         `(OWASP's argon2id minimum; got ${config.PASSWORD_HASH_MEMORY_KIB} × ${config.PASSWORD_HASH_TIME} = ${work})`,
+    );
+  }
+}
+
+/**
+ * The sweep closes a socket whose queue passes WS_BACKPRESSURE_LIMIT as a slow consumer, and no pacing can
+ * split a frame: a limit under a legal message's frame closed every receiver of that message, whose
+ * clients reconnected, resumed, were sent it again and were closed again.
+ */
+function checkBackpressureRoom(config: Config) {
+  const least = leastBackpressureLimit(config.MAX_MESSAGE_LENGTH);
+  if (config.WS_BACKPRESSURE_LIMIT < least) {
+    throw new ConfigError(
+      `WS_BACKPRESSURE_LIMIT: must be at least ${least} bytes with MAX_MESSAGE_LENGTH ${config.MAX_MESSAGE_LENGTH} ` +
+        `(got ${config.WS_BACKPRESSURE_LIMIT}): twice the largest frame such a message can make ` +
+        `(${largestMessageFrame(config.MAX_MESSAGE_LENGTH)} bytes, as JSON), or its receivers are closed as slow ` +
+        "consumers; raise WS_BACKPRESSURE_LIMIT or lower MAX_MESSAGE_LENGTH",
     );
   }
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../src/config.ts";
+import { leastBackpressureLimit } from "../src/realtime/frame-bound.ts";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -65,6 +66,8 @@ describe("loadConfig", () => {
     ["METRICS_TOKEN", "short"],
     ["METRICS_TOKEN", "has spaces in it but long enough"],
     ["METRICS_TOKEN", "x".repeat(257)],
+    // 15 characters: 30 UTF-16 units, which counted as enough before.
+    ["METRICS_TOKEN", "😀".repeat(15)],
     ["REUSE_PORT", "maybe"],
     // Past what Bun's listener takes (it is given four times this): boot crashed in listen with a stack.
     // Not one sender address: the mail went out with an empty envelope sender, or every send failed.
@@ -119,6 +122,32 @@ describe("loadConfig", () => {
     expect([config.WS_HEARTBEAT_INTERVAL, config.WS_CONNECTION_TIMEOUT]).toEqual([59, 60]);
   });
 
+  it("refuses a WS_BACKPRESSURE_LIMIT a message of MAX_MESSAGE_LENGTH could pass alone, naming both", () => {
+    const env = { DATA_DIR: tempDir() };
+    // A message of 1 MiB is a frame over 1 MiB in any encoding: its every receiver would be closed (4001).
+    for (const [length, limit] of [
+      ["1048576", undefined],
+      [undefined, "1024"],
+      ["100000", "1048576"],
+    ]) {
+      const load = () => loadConfig({ ...env, MAX_MESSAGE_LENGTH: length, WS_BACKPRESSURE_LIMIT: limit });
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_MESSAGE_LENGTH/);
+    }
+    // The least limit it takes is twice the largest frame (frame-bound.test.ts checks that bound).
+    const least = leastBackpressureLimit(1048576);
+    expect(least).toBeGreaterThan(2 * 6 * 1048576);
+    const at = { ...env, MAX_MESSAGE_LENGTH: "1048576", WS_BACKPRESSURE_LIMIT: String(least) };
+    expect(loadConfig(at).config.WS_BACKPRESSURE_LIMIT).toBe(least);
+    expect(() => loadConfig({ ...at, WS_BACKPRESSURE_LIMIT: String(least - 1) })).toThrow(
+      "WS_BACKPRESSURE_LIMIT: ",
+    );
+    // The defaults leave room.
+    expect(loadConfig(env).config.WS_BACKPRESSURE_LIMIT).toBeGreaterThanOrEqual(
+      leastBackpressureLimit(16384),
+    );
+  });
+
   it("takes SMTP_FROM as one address, with or without a display name", () => {
     for (const from of [
       "no-reply@example.com",
@@ -149,6 +178,13 @@ describe("loadConfig", () => {
     for (const url of ["mongodb:/h1", "mongodb://", "mongodb:// h1", "postgres://h1"]) {
       expect(() => loadConfig({ DATA_DIR: tempDir(), MONGODB_URL: url })).toThrow("MONGODB_URL");
     }
+  });
+
+  it("counts METRICS_TOKEN's 16 to 256 characters as code points: an emoji is one", () => {
+    const env = { DATA_DIR: tempDir() };
+    for (const token of ["😀".repeat(16), "😀".repeat(256)])
+      expect(loadConfig({ ...env, METRICS_TOKEN: token }).config.METRICS_TOKEN).toBe(token);
+    expect(() => loadConfig({ ...env, METRICS_TOKEN: "😀".repeat(257) })).toThrow("METRICS_TOKEN: ");
   });
 
   it("never echoes a refused secret: a METRICS_TOKEN, a URL with a password", () => {

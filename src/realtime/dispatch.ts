@@ -404,7 +404,9 @@ export class Dispatcher {
     };
     const put = (bytes: Uint8Array | string) => {
       sendEncoded(ws, bytes);
-      unseen += bytes.length;
+      // In bytes, as the socket's buffer counts them: a JSON frame's length is in UTF-16 units, a third of
+      // its bytes in Chinese, and a chunk of them went out three times the size pacing.ts allows for.
+      unseen += typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length;
     };
     for (const [conversationId, after] of wanted) {
       const { changes, floor, receipts } = await (ahead.shift() as ReturnType<typeof read>);

@@ -118,5 +118,7 @@ export function frameError(frame: { type: string }): string {
   const first = checkByType.get(frame.type)?.Errors(frame).First();
   if (!first) return "frame: invalid";
   const field = first.path.replace(/^\//, "").replaceAll("/", ".");
-  return `${field || "frame"}: ${first.message}`;
+  // A schema's own message, as REST gives it (plugins/http.ts): Text's says what its characters count.
+  const why = typeof first.schema.error === "string" ? first.schema.error : first.message;
+  return `${field || "frame"}: ${why}`;
 }

@@ -5,17 +5,21 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import type { ConversationEvent } from "../../src/client/events.ts";
 import type { ParleyClient } from "../../src/client/index.ts";
+import { leastBackpressureLimit } from "../../src/realtime/frame-bound.ts";
 import { CLOSE } from "../../src/realtime/protocol.ts";
 import { holdReconnects, record, type Server, startServer } from "./helpers.ts";
 
 const BACKLOG = 400;
 /** A change's frame: about 2 KB, so that the backlog is many times the socket's pacing mark. */
 const CONTENT = 2000;
+/** The least limit this message length takes (config.ts), about 173 KiB: its pacing mark a quarter of that. */
+const MAX_MESSAGE_LENGTH = CONTENT + 100;
 
 let s: Server;
 beforeAll(async () => {
   s = await startServer({
-    WS_BACKPRESSURE_LIMIT: String(64 * 1024),
+    MAX_MESSAGE_LENGTH: String(MAX_MESSAGE_LENGTH),
+    WS_BACKPRESSURE_LIMIT: String(leastBackpressureLimit(MAX_MESSAGE_LENGTH)),
     RATE_LIMIT_PER_MINUTE: "100000",
     RATE_LIMIT_BURST: "100000",
     WS_RATE_PER_SECOND: "5000",

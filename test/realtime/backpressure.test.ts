@@ -1,19 +1,27 @@
 // A socket that stops reading is closed with 4001, and the members who read still get every message.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { leastBackpressureLimit } from "../../src/realtime/frame-bound.ts";
 import { call, type Harness, harness, signup } from "../helpers.ts";
 import { closeCode, closeReason, decodeFrame, isBinary, isClose, rawClient } from "./raw-client.ts";
 import { connect, type TestSocket } from "./ws-client.ts";
 
 /** 48 MB of messages: far past any kernel buffer, still under Bun's own 64 MB backstop. */
 const MAX_MESSAGES = 4000;
+/** Each message is 12 KB. */
+const MAX_MESSAGE_LENGTH = 12_100;
 
 let h: Harness;
 let port: number;
 const cleanups: (() => void)[] = [];
 
 beforeAll(async () => {
-  h = await harness({ WS_BACKPRESSURE_LIMIT: "1024", RATE_LIMIT_PER_MINUTE: "100000" });
+  // The least limit messages of this length allow (config.ts; about 290 KiB): small beside the kernel's buffers.
+  h = await harness({
+    MAX_MESSAGE_LENGTH: String(MAX_MESSAGE_LENGTH),
+    WS_BACKPRESSURE_LIMIT: String(leastBackpressureLimit(MAX_MESSAGE_LENGTH)),
+    RATE_LIMIT_PER_MINUTE: "100000",
+  });
   h.app.listen({ port: 0, hostname: "127.0.0.1" });
   port = h.app.server?.port ?? 0;
 });

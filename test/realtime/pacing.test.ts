@@ -10,6 +10,7 @@ import type { ConversationEvent } from "../../src/client/events.ts";
 import { Connections, type Socket } from "../../src/realtime/connections.ts";
 import { Dispatcher } from "../../src/realtime/dispatch.ts";
 import { Fanout } from "../../src/realtime/fanout.ts";
+import { leastBackpressureLimit } from "../../src/realtime/frame-bound.ts";
 import { Pacer } from "../../src/realtime/pacing.ts";
 import { Presence } from "../../src/realtime/presence.ts";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
@@ -24,16 +25,16 @@ import {
 } from "./raw-client.ts";
 import type { Frame } from "./ws-client.ts";
 
-const LIMIT = 256 * 1024;
-/** A change's frame: about a fifth of the limit. */
+/** A change's frame (48 KB): about a fifteenth of the limit, the least this message length takes (config.ts). */
 const CONTENT = 48_000;
+const LIMIT = leastBackpressureLimit(CONTENT + 100);
 
 let h: Harness;
 let port: number;
 type User = Awaited<ReturnType<typeof signup>>;
 let alice: User;
 let bob: User;
-/** Three groups of 60 big messages (each ~11 times the limit), and one of 160 (~30 times). */
+/** Three groups of 60 big messages (each ~4 times the limit), and one of 160 (~10 times). */
 let several: string[];
 let big: string;
 const cleanups: (() => void)[] = [];
@@ -337,6 +338,57 @@ describe("a socket's resumes in hand", () => {
     expect(sent.at(-1)).toMatchObject({ type: "resumed", ref: "again", conversation_id: one });
     expect(sent.filter((f) => f.type === "error")).toHaveLength(1);
     expect(errors).toEqual(["rate_limited"]);
+  });
+});
+
+describe("a paced catch-up in JSON", () => {
+  it("counts a chunk in bytes, as the socket's buffer is: text of three bytes a character writes no more", async () => {
+    const connections = new Connections();
+    const fanout = new Fanout(connections, new MemoryBroker(), {
+      forget: () => {},
+      revoked: () => {},
+      peersOf: async () => [],
+      failed: () => {},
+    });
+    const dispatcher = new Dispatcher(
+      h.deps,
+      fanout,
+      new Presence(h.deps.store, h.deps.clock, fanout),
+      connections,
+    );
+    // 10,000 characters of three bytes each: a JSON frame three times as long in bytes as in characters.
+    const cjk = await group(h.app, alice, [bob]);
+    for (let i = 1; i <= 40; i++) {
+      const res = await call(h.app, "POST", `/api/conversations/${cjk}/messages`, {
+        token: alice.token,
+        body: { content: `${i} ${"東".repeat(10_000)}` },
+      });
+      expect(res.status).toBe(201);
+    }
+    // A socket past the pacer's mark until told otherwise; it records the bytes it is sent.
+    const sent: number[] = [];
+    const fake = {
+      data: { kind: "user", user_id: bob.id, session_id: bob.session_id, encoding: "json" },
+      readyState: 1,
+      buffered: LIMIT,
+      getBufferedAmount: () => fake.buffered,
+      cork: (fn: () => void) => fn(),
+      send(text: string) {
+        sent.push(Buffer.byteLength(text));
+        return Buffer.byteLength(text);
+      },
+    };
+    const ws = fake as unknown as Socket;
+    const done = dispatcher.handle(ws, { type: "resume", ref: "cjk", positions: { [cjk]: 0 } });
+    await waitFor(() => (dispatcher.pacer.waiting === 1 ? true : undefined));
+    // A chunk, and the frame that took it past the chunk's size, at most: in bytes.
+    const largest = Math.max(...sent);
+    expect(largest).toBeGreaterThan(30_000);
+    expect(sent.reduce((n, b) => n + b, 0)).toBeLessThanOrEqual(dispatcher.pacer.chunk + largest);
+    fake.buffered = 0;
+    dispatcher.drained(ws);
+    await done;
+    expect(sent.length).toBe(41);
   });
 });
 

@@ -350,6 +350,55 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
       { user_id: "u-read-low", joined_seq: 4, delivered_seq: 6, last_read_seq: 4 },
     ]);
   });
+
+  it("keeps the away or dnd of users written before chosen_status as their choice, once, as SQLite's migration 9", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const now = Date.now();
+    const old = (id: string, status: string) => ({
+      _id: id,
+      email: `${id}@example.com`,
+      username: id,
+      display_name: id,
+      display_name_lower: id,
+      password_hash: "x",
+      status,
+      role: "user",
+      last_seen: null,
+      created_at: now,
+      updated_at: now,
+    });
+    const users = db.collection<{ _id: string; [field: string]: unknown }>("users");
+    await users.insertMany([
+      old("away", "away"),
+      old("dnd", "dnd"),
+      old("offline", "offline"),
+      old("online", "online"),
+      // Written by this version: its choice stands, whatever its status.
+      { ...old("chose", "away"), chosen_status: "online" },
+    ]);
+    const first = await openMongoStore(serverUrl, dbName);
+    try {
+      const chosen = async (id: string) => (await first.users.byId(id))?.chosen_status;
+      expect(await Promise.all(["away", "dnd", "offline", "online", "chose"].map(chosen))).toEqual([
+        "away",
+        "dnd",
+        "online",
+        "online",
+        "online",
+      ]);
+    } finally {
+      await first.close();
+    }
+    // Done once: a document written afterwards without one (by a node of an earlier version) reads online.
+    await users.insertOne(old("later", "away"));
+    const second = await openMongoStore(serverUrl, dbName);
+    try {
+      expect((await second.users.byId("later"))?.chosen_status).toBe("online");
+    } finally {
+      await second.close();
+    }
+  });
 });
 
 describe("MongoDB display-name keys of earlier versions", () => {

@@ -2,7 +2,7 @@
 
 import { t } from "elysia";
 import { iso, isoOrNull } from "../../lib/clock.ts";
-import { Text } from "../../lib/text.ts";
+import { Characters, Text } from "../../lib/text.ts";
 import type { MemberPosition, MessageRecord, PositionFloor } from "../../store/types.ts";
 
 const Id = t.String({ minLength: 1, maxLength: 64 });
@@ -45,7 +45,7 @@ export const EventsQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000, default: 200 })),
 });
 export const SearchQuery = t.Object({
-  q: t.String({ minLength: 1, maxLength: 200 }),
+  q: Characters({ minLength: 1, maxLength: 200 }),
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20 })),
 });
 

@@ -2,7 +2,7 @@
 
 import { t } from "elysia";
 import { iso, isoOrNull } from "../../lib/clock.ts";
-import { Text } from "../../lib/text.ts";
+import { Characters, Text } from "../../lib/text.ts";
 import type { UserRecord } from "../../store/types.ts";
 
 /** Usernames are 3-32 of [a-z0-9_.], case-insensitive and stored lowercase. */
@@ -56,7 +56,7 @@ export type OwnUserView = typeof OwnUserView.static;
 export const UserList = t.Object({ items: t.Array(UserView), next_cursor: t.Union([t.String(), t.Null()]) });
 
 export const ListUsersQuery = t.Object({
-  q: t.Optional(t.String({ maxLength: 100 })),
+  q: t.Optional(Characters({ maxLength: 100 })),
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20 })),
   cursor: t.Optional(t.String({ maxLength: 200 })),
 });

@@ -16,7 +16,8 @@ import type {
 
 /**
  * A user under its id; usernames and emails are stored lowercase, display names also lowercased for search.
- * chosen_status is missing from the documents of versions before it: read as "online", as they connected.
+ * chosen_status is missing from the documents of versions before it: read as "online", as they connected
+ * (the boot that first runs this version keeps the choice of those away or busy then: keepChosenStatus).
  * email_verified_at is missing from those of versions before it: read as null, since sign-up never proved
  * the address.
  */
@@ -203,6 +204,27 @@ export async function upgrade(c: Collections): Promise<void> {
   await once(NAME_KEYS, () => rekeyDisplayNames(c.users));
   await once(SEARCH_TEXT, () => addSearchText(c.messages));
   await once(POSITIONS_FROM_JOINED, () => raisePositionsToJoined(c.participants));
+  await once(CHOSEN_STATUS, () => keepChosenStatus(c.users));
+}
+
+/**
+ * Users written before chosen_status kept no choice apart from their status: one away or busy (dnd) now
+ * chose it, and keeps it when they next connect rather than coming back online; an offline one may have
+ * chosen to appear offline or have no socket, which nothing recorded: left to read as online. As SQLite's
+ * migration 9 does.
+ */
+const CHOSEN_STATUS = "users-chosen-status";
+
+/**
+ * One pass over the users (no index holds status): a document given a choice meanwhile (by this version,
+ * which writes one at sign-up and at every choice) is left as it is.
+ */
+export async function keepChosenStatus(users: Collections["users"]): Promise<void> {
+  for (const status of ["away", "dnd"] as const)
+    await users.updateMany(
+      { status, chosen_status: { $exists: false } },
+      { $set: { chosen_status: status } },
+    );
 }
 
 /**

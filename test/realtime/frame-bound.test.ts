@@ -1,0 +1,77 @@
+// The bound config.ts holds WS_BACKPRESSURE_LIMIT to: no frame a message can make, encoded by the codec the
+// gateway uses, is larger than largestMessageFrame says, in any encoding.
+
+import { describe, expect, it } from "bun:test";
+import { encode } from "../../src/realtime/codec.ts";
+import { largestMessageFrame } from "../../src/realtime/frame-bound.ts";
+import { ENCODINGS } from "../../src/realtime/protocol.ts";
+
+const MAX_CONTENT = 5000;
+const LAST_DATE = new Date(8.64e15).toISOString();
+const SEQ = Number.MAX_SAFE_INTEGER;
+
+/** The frames with the most of every field, each string of `char` at its limit (content: in bytes). */
+function largestFrames(char: string) {
+  const s = (characters: number) => char.repeat(characters);
+  const attachment = { file_id: s(64), file_name: s(255), file_size: SEQ, mime_type: s(255) };
+  const message = (content: string) => ({
+    id: s(64),
+    conversation_id: s(64),
+    sender_id: s(64),
+    seq: SEQ,
+    version_seq: SEQ,
+    client_msg_id: s(64),
+    content,
+    message_type: "system",
+    status: "delivered",
+    reply_to: s(64),
+    attachments: Array.from({ length: 20 }, () => attachment),
+    reactions: [],
+    envelope: null,
+    edited_at: LAST_DATE,
+    deleted: false,
+    created_at: LAST_DATE,
+    updated_at: LAST_DATE,
+  });
+  // Content of MAX_CONTENT bytes of UTF-8.
+  const content = char.repeat(Math.floor(MAX_CONTENT / Buffer.byteLength(char)));
+  expect(Buffer.byteLength(content)).toBeLessThanOrEqual(MAX_CONTENT);
+  const event = {
+    type: "event",
+    kind: "reaction.removed",
+    conversation_id: s(64),
+    seq: SEQ,
+    user_id: s(64),
+    emoji: "\u0001".repeat(32),
+    by: s(64),
+  };
+  const changes = { name: s(200), topic: s(1000) };
+  return [
+    { ...event, message: message(content) },
+    {
+      ...event,
+      kind: "conversation.updated",
+      message: message(JSON.stringify({ event: "conversation.updated", changes })),
+      changes,
+    },
+  ];
+}
+
+const size = (frame: Uint8Array | string) =>
+  typeof frame === "string" ? Buffer.byteLength(frame) : frame.byteLength;
+
+describe("largestMessageFrame", () => {
+  it("is no smaller than any frame a message makes, in every encoding, whatever its characters", () => {
+    const bound = largestMessageFrame(MAX_CONTENT);
+    let largest = 0;
+    // A control character is 6 bytes of JSON; the others are as many as their UTF-8, up to 4.
+    for (const char of ["\u0001", '"', "x", "\u00e9", "\u0800", "\u{1f600}"]) {
+      for (const frame of largestFrames(char)) {
+        for (const encoding of ENCODINGS) largest = Math.max(largest, size(encode(frame, encoding)));
+      }
+    }
+    expect(largest).toBeLessThanOrEqual(bound);
+    // Tight enough to be the limit's measure: within a few KB of the largest frame.
+    expect(bound - largest).toBeLessThan(8192);
+  });
+});

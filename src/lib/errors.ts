@@ -40,6 +40,7 @@ export const ERRORS = {
   invalid_token: 401,
   forbidden: 403,
   https_required: 403,
+  magic_link_required: 403,
   not_found: 404,
   email_taken: 409,
   username_taken: 409,

@@ -77,7 +77,15 @@ export interface SessionRecord {
   /** Absolute end of life: no refresh extends a session past this. */
   expires_at: number;
   revoked_at: number | null;
+  /**
+   * What proved who opened it: the password (sign-up, sign-in) or a magic link (the mailbox). Only a
+   * session opened by a magic link sets an account's first password without the current one
+   * (auth/service.ts: changePassword).
+   */
+  signed_in_by: SignInMethod;
 }
+
+export type SignInMethod = "password" | "magic_link";
 
 export interface RefreshTokenRecord {
   hash: string;

@@ -45,6 +45,7 @@ function session(id: string, userId: string, over: Partial<SessionRecord> = {}):
     last_seen_at: T0,
     expires_at: T0 + 30 * DAY,
     revoked_at: null,
+    signed_in_by: "password",
     ...over,
   };
 }
@@ -478,6 +479,18 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         await store.sessions.create(s);
         expect(await store.sessions.byId("s-1")).toEqual(s);
         expect(await store.sessions.byId("s-nope")).toBeNull();
+      });
+
+      it("keeps what opened a session: a password or a magic link", async () => {
+        await store.sessions.create(session("s-pw", "u-alice"));
+        await store.sessions.create(session("s-link", "u-alice", { signed_in_by: "magic_link" }));
+        expect((await store.sessions.byId("s-pw"))?.signed_in_by).toBe("password");
+        expect((await store.sessions.byId("s-link"))?.signed_in_by).toBe("magic_link");
+        const active = await store.sessions.listActive("u-alice", T0 + 1);
+        expect(active.map((s) => [s.id, s.signed_in_by]).sort()).toEqual([
+          ["s-link", "magic_link"],
+          ["s-pw", "password"],
+        ]);
       });
 
       it("lists a user's active sessions newest first, leaving out revoked and expired ones", async () => {

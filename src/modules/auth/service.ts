@@ -12,7 +12,13 @@ import { checkPasswordStrength } from "../../lib/passwords.ts";
 import { isBlankName } from "../../lib/text.ts";
 import type { TokenSigner } from "../../lib/tokens.ts";
 import type { Mailer } from "../../mail/types.ts";
-import { DuplicateError, type SessionRecord, type Store, type UserRecord } from "../../store/types.ts";
+import {
+  DuplicateError,
+  type SessionRecord,
+  type SignInMethod,
+  type Store,
+  type UserRecord,
+} from "../../store/types.ts";
 import { toOwnUserView } from "../users/model.ts";
 import type { SessionView, SignIn, SignUp, TokenResponse } from "./model.ts";
 import type { SessionCache } from "./session-cache.ts";
@@ -82,13 +88,14 @@ async function issueTokens(
 }
 
 /**
- * A new device session, with its tokens, for a user who has proved who they are (password, magic link).
- * The bench seeds its accounts through it too (bench/lib/seed.ts).
+ * A new device session, with its tokens, for a user who has proved who they are (`by` a password or a
+ * magic link). The bench seeds its accounts through it too (bench/lib/seed.ts).
  */
 export async function openSession(
   deps: SessionDeps,
   user: UserRecord,
   client: ClientInfo,
+  by: SignInMethod,
   deviceName?: string,
 ): Promise<TokenResponse> {
   const now = deps.clock.now();
@@ -102,6 +109,7 @@ export async function openSession(
     last_seen_at: now,
     expires_at: now + deps.config.SESSION_MAX_DAYS * DAY,
     revoked_at: null,
+    signed_in_by: by,
   };
   await deps.store.sessions.create(session);
   return issueTokens(deps, user, session);
@@ -186,7 +194,7 @@ export function createAuthService(deps: AuthDeps) {
       { email_verified_at: null },
     );
     if (!proved) return null;
-    const opened = await openSession(deps, proved, client, deviceName);
+    const opened = await openSession(deps, proved, client, "magic_link", deviceName);
     await endOtherSessions(user.id, now, opened.session_id);
     deps.logger.info(
       { user_id: user.id, had_password: user.password_hash !== null },
@@ -256,7 +264,7 @@ export function createAuthService(deps: AuthDeps) {
         }
         throw err;
       }
-      return openSession(deps, user, client, input.device_name);
+      return openSession(deps, user, client, "password", input.device_name);
     },
 
     async signin(input: SignIn, client: ClientInfo): Promise<TokenResponse> {
@@ -272,7 +280,7 @@ export function createAuthService(deps: AuthDeps) {
         verifyPassword(input.password, hash ?? (await dummyHash)),
       );
       if (!user || hash === null || !ok) throw new AppError("invalid_credentials", "invalid credentials");
-      const opened = await openSession(deps, user, client, input.device_name);
+      const opened = await openSession(deps, user, client, "password", input.device_name);
       // The password may have changed or gone while it was being checked (a change, a takeover by the
       // address's owner, each of which ends the sessions there were): a session opened on the old one
       // after that ends at once. A re-hash of the same password (a concurrent sign-in) still lets it in.
@@ -356,12 +364,15 @@ export function createAuthService(deps: AuthDeps) {
       }
       if (!user) throw new AppError("invalid_token", "magic link is invalid, used or expired");
       // An address proved before: whatever sessions and password there are, its owner made them.
-      return openSession(deps, user, client, deviceName);
+      return openSession(deps, user, client, "magic_link", deviceName);
     },
 
     /**
      * `current` undefined: only an account without a password (its owner signed in by magic link and the
-     * password nobody proved was removed) sets one without giving the current one.
+     * password nobody proved was removed) sets one without giving the current one, and only from a session
+     * opened by a magic link. A session opened on the password a takeover is removing can outlive its
+     * removal for a moment (it ends at the takeover's second round of revocations): the password has gone
+     * by then, and without this rule the squatter who opened it could set one they know in that moment.
      */
     async changePassword(userId: string, sessionId: string, current: string | undefined, next: string) {
       const user = await store.users.byId(userId);
@@ -369,6 +380,14 @@ export function createAuthService(deps: AuthDeps) {
       const hash = user.password_hash;
       if (current === undefined) {
         if (hash !== null) throw validation("current_password", "required: the account has a password");
+        const session = await store.sessions.byId(sessionId);
+        if (!session || session.revoked_at !== null) throw new AppError("session_revoked", "session revoked");
+        if (session.signed_in_by !== "magic_link") {
+          throw new AppError(
+            "magic_link_required",
+            "a first password is set from a session opened by a magic link: sign in by magic link first",
+          );
+        }
       } else {
         // The current password is what stands between a stolen session and the account: guessing it here
         // counts as guessing it at sign-in, and a locked account's password is refused here too.

@@ -26,7 +26,11 @@ export type UserDoc = Omit<UserRecord, "id" | "chosen_status" | "email_verified_
   chosen_status?: UserRecord["chosen_status"];
   email_verified_at?: UserRecord["email_verified_at"];
 };
-export type SessionDoc = Omit<SessionRecord, "id"> & { _id: string };
+/** signed_in_by is missing from sessions written before it was kept: "password" (sessions.ts). */
+export type SessionDoc = Omit<SessionRecord, "id" | "signed_in_by"> & {
+  _id: string;
+  signed_in_by?: SessionRecord["signed_in_by"];
+};
 /** Found by hash (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
 export type RefreshTokenDoc = RefreshTokenRecord;
 /** expires_at is a BSON Date here because a TTL index only ever expires documents by a Date. */

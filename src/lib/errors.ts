@@ -46,6 +46,7 @@ export const ERRORS = {
   username_taken: 409,
   conflict: 409,
   already_member: 409,
+  already_verified: 409,
   last_owner: 409,
   message_deleted: 409,
   payload_too_large: 413,

@@ -815,3 +815,34 @@ describe("sqlite migration 19 (what opened each session)", () => {
     }
   });
 });
+
+describe("sqlite migration 20 (email verification tokens)", () => {
+  it("adds their table next to the magic links of before, which go on working", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 19);
+    old
+      .query(
+        `INSERT INTO magic_links (hash, user_id, email, created_at, expires_at, used_at)
+         VALUES ('m-old', 'u-1', 'a@example.com', ${T0}, ${T0 + 600_000}, NULL)`,
+      )
+      .run();
+    old.close();
+    const store = openSqliteStore(path);
+    try {
+      const token = {
+        hash: "v-1",
+        user_id: "u-1",
+        email: "a@example.com",
+        created_at: T0,
+        expires_at: T0 + 3600_000,
+        used_at: null,
+      };
+      await store.emailVerifications.add(token);
+      expect(await store.emailVerifications.consume("m-old", T0 + 1)).toBeNull();
+      expect(await store.emailVerifications.consume("v-1", T0 + 1)).toEqual({ ...token, used_at: T0 + 1 });
+      expect((await store.magicLinks.consume("m-old", T0 + 1))?.user_id).toBe("u-1");
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -75,6 +75,12 @@ export const ConfigSchema = T.Object({
   SESSION_MAX_DAYS: Int(30, 1, 3650),
   ENCRYPTION_KEY: Str(""),
   MAGIC_LINK_TTL_MINUTES: Int(10, 1, 24 * 60),
+  EMAIL_VERIFICATION_TTL_HOURS: Int(
+    48,
+    1,
+    30 * 24,
+    "hours the link mailed at sign-up (or resent) to prove the address keeps working",
+  ),
 
   MAX_FILE_SIZE: Int(104857600, 1),
   ALLOWED_FILE_TYPES: Str("image/jpeg,image/png,image/gif,application/pdf"),

@@ -141,9 +141,10 @@ export async function mailedLinkToken(h: Harness, email: string): Promise<string
   await h.deps.auth.settled();
   const file = Bun.file(join(h.dataDir, "outbox.jsonl"));
   const mails = (await file.exists()) ? (await file.text()).split("\n").filter(Boolean) : [];
+  // The last sign-in link: the address may have been mailed a verification link too (at sign-up).
   const mail = mails
     .map((l) => JSON.parse(l) as { to: string; text: string })
-    .findLast((m) => m.to === email);
+    .findLast((m) => m.to === email && m.text.includes("/auth/magic-link?token="));
   const token = /\/auth\/magic-link\?token=([A-Za-z0-9_-]+)/.exec(mail?.text ?? "")?.[1];
   if (!token) throw new Error(`no magic link mailed to ${email}`);
   return token;

@@ -49,7 +49,7 @@ export async function seedAccounts(
         updated_at: now,
       };
       await store.users.create(user);
-      accounts.push(await openSession(deps, user, client, "bench"));
+      accounts.push(await openSession(deps, user, client, "password", "bench"));
     }
     return accounts;
   } finally {

@@ -15,7 +15,10 @@ export interface UserRecord {
    * in by magic link (auth/service.ts).
    */
   password_hash: string | null;
-  /** When the owner of the email address first proved it (a magic link used); null until then. */
+  /**
+   * When the owner of the email address first proved it (a magic link used, or the verification mailed at
+   * sign-up posted from a session of the account); null until then.
+   */
   email_verified_at: number | null;
   /** What everyone sees: offline while the user has no socket, else the status they chose. */
   status: UserStatus;
@@ -77,7 +80,15 @@ export interface SessionRecord {
   /** Absolute end of life: no refresh extends a session past this. */
   expires_at: number;
   revoked_at: number | null;
+  /**
+   * What proved who opened it: the password (sign-up, sign-in) or a magic link (the mailbox). Only a
+   * session opened by a magic link sets an account's first password without the current one
+   * (auth/service.ts: changePassword).
+   */
+  signed_in_by: SignInMethod;
 }
+
+export type SignInMethod = "password" | "magic_link";
 
 export interface RefreshTokenRecord {
   hash: string;
@@ -93,7 +104,12 @@ export type SpendResult =
   | { status: "spent"; token: RefreshTokenRecord }
   | { status: "missing" };
 
-export interface MagicLinkRecord {
+/**
+ * A token mailed to an address, stored by its SHA-256 hash: a magic link (it signs in) or an email
+ * verification (it proves the address of an account signed in). Each kind has its own table, so that
+ * neither is ever taken for the other.
+ */
+export interface MailedTokenRecord {
   hash: string;
   user_id: string;
   email: string;
@@ -177,11 +193,11 @@ export interface RefreshTokensRepo {
   spend(hash: string, now: number): Promise<SpendResult>;
 }
 
-export interface MagicLinksRepo {
-  add(link: MagicLinkRecord): Promise<void>;
-  /** Atomically marks a live, unused, unexpired link used and returns it; null otherwise. */
-  consume(hash: string, now: number): Promise<MagicLinkRecord | null>;
-  /** Marks every unused link of the user used (at `now`): none of them signs in any more. */
+export interface MailedTokensRepo {
+  add(token: MailedTokenRecord): Promise<void>;
+  /** Atomically marks a live, unused, unexpired token used and returns it; null otherwise. */
+  consume(hash: string, now: number): Promise<MailedTokenRecord | null>;
+  /** Marks every unused token of the user used (at `now`): none of them works any more. */
   revokeForUser(userId: string, now: number): Promise<void>;
 }
 
@@ -198,7 +214,8 @@ export interface Store {
   users: UsersRepo;
   sessions: SessionsRepo;
   refreshTokens: RefreshTokensRepo;
-  magicLinks: MagicLinksRepo;
+  magicLinks: MailedTokensRepo;
+  emailVerifications: MailedTokensRepo;
   lockouts: LockoutsRepo;
   conversations: ConversationsRepo;
   messages: MessagesRepo;

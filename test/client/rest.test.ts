@@ -85,6 +85,34 @@ describe("REST client", () => {
     expect(owner.session!.user).toMatchObject({ has_password: true });
   });
 
+  it("verifies the address with the link mailed at sign-up, and resends one until it is", async () => {
+    const account = newAccount();
+    const a = new ParleyClient({ baseUrl: s.baseUrl });
+    s.clients.push(a);
+    await a.signup(account);
+    expect(await a.rest.resendVerification()).toEqual({ status: "accepted" });
+    await s.h.deps.auth.settled();
+    const mails = (await Bun.file(`${s.h.dataDir}/outbox.jsonl`).text()).split("\n").filter(Boolean);
+    const tokens = mails
+      .map((l) => JSON.parse(l) as { to: string; text: string })
+      .filter((m) => m.to === account.email)
+      .map((m) => /\/auth\/verify-email\?token=([A-Za-z0-9_-]+)/.exec(m.text)?.[1]);
+    expect(tokens).toHaveLength(2);
+    expect(await a.rest.verifyEmail(tokens[0] ?? "")).toMatchObject({
+      email_verified: true,
+      has_password: true,
+    });
+    expect(a.session!.user).toMatchObject({ email_verified: true });
+    expect(await rejection(a.rest.verifyEmail(tokens[0] ?? ""))).toMatchObject({
+      status: 401,
+      code: "invalid_token",
+    });
+    expect(await rejection(a.rest.resendVerification())).toMatchObject({
+      status: 409,
+      code: "already_verified",
+    });
+  });
+
   it("throws ParleyError with the status and code of the error body", async () => {
     const a = await s.client();
     const wrong = await rejection(

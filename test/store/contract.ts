@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import {
   DuplicateError,
-  type MagicLinkRecord,
+  type MailedTokenRecord,
   type RefreshTokenRecord,
   type SessionRecord,
   type Store,
@@ -45,6 +45,7 @@ function session(id: string, userId: string, over: Partial<SessionRecord> = {}):
     last_seen_at: T0,
     expires_at: T0 + 30 * DAY,
     revoked_at: null,
+    signed_in_by: "password",
     ...over,
   };
 }
@@ -61,7 +62,7 @@ function refreshToken(hash: string, over: Partial<RefreshTokenRecord> = {}): Ref
   };
 }
 
-function magicLink(hash: string, over: Partial<MagicLinkRecord> = {}): MagicLinkRecord {
+function magicLink(hash: string, over: Partial<MailedTokenRecord> = {}): MailedTokenRecord {
   return {
     hash,
     user_id: "u-alice",
@@ -480,6 +481,18 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect(await store.sessions.byId("s-nope")).toBeNull();
       });
 
+      it("keeps what opened a session: a password or a magic link", async () => {
+        await store.sessions.create(session("s-pw", "u-alice"));
+        await store.sessions.create(session("s-link", "u-alice", { signed_in_by: "magic_link" }));
+        expect((await store.sessions.byId("s-pw"))?.signed_in_by).toBe("password");
+        expect((await store.sessions.byId("s-link"))?.signed_in_by).toBe("magic_link");
+        const active = await store.sessions.listActive("u-alice", T0 + 1);
+        expect(active.map((s) => [s.id, s.signed_in_by]).sort()).toEqual([
+          ["s-link", "magic_link"],
+          ["s-pw", "password"],
+        ]);
+      });
+
       it("lists a user's active sessions newest first, leaving out revoked and expired ones", async () => {
         const now = T0 + HOUR;
         await store.sessions.create(session("s-old", "u-alice", { created_at: T0 - 2 * HOUR }));
@@ -594,53 +607,62 @@ export function storeContract(name: string, open: () => Promise<Store>) {
       });
     });
 
-    describe("magic links", () => {
-      it("consumes a live link once and returns it marked used", async () => {
-        const link = magicLink("m-1");
-        await store.magicLinks.add(link);
-        expect(await store.magicLinks.consume("m-1", T0 + MINUTE)).toEqual({ ...link, used_at: T0 + MINUTE });
-        expect(await store.magicLinks.consume("m-1", T0 + 2 * MINUTE)).toBeNull();
-      });
+    // Magic links and email verifications: one port, the same rules, each kind in its own table.
+    for (const kind of ["magicLinks", "emailVerifications"] as const) {
+      describe(`mailed tokens: ${kind}`, () => {
+        it("consumes a live link once and returns it marked used", async () => {
+          const link = magicLink("m-1");
+          await store[kind].add(link);
+          expect(await store[kind].consume("m-1", T0 + MINUTE)).toEqual({ ...link, used_at: T0 + MINUTE });
+          expect(await store[kind].consume("m-1", T0 + 2 * MINUTE)).toBeNull();
+        });
 
-      it("refuses an expired link, from its expires_at on", async () => {
-        const link = magicLink("m-1");
-        await store.magicLinks.add(link);
-        expect(await store.magicLinks.consume("m-1", link.expires_at)).toBeNull();
-        expect(await store.magicLinks.consume("m-1", link.expires_at + HOUR)).toBeNull();
-      });
+        it("refuses an expired link, from its expires_at on", async () => {
+          const link = magicLink("m-1");
+          await store[kind].add(link);
+          expect(await store[kind].consume("m-1", link.expires_at)).toBeNull();
+          expect(await store[kind].consume("m-1", link.expires_at + HOUR)).toBeNull();
+        });
 
-      it("returns null for an unknown link", async () => {
-        await store.magicLinks.add(magicLink("m-1"));
-        expect(await store.magicLinks.consume("m-nope", T0)).toBeNull();
-      });
+        it("returns null for an unknown link", async () => {
+          await store[kind].add(magicLink("m-1"));
+          expect(await store[kind].consume("m-nope", T0)).toBeNull();
+        });
 
-      it("keeps an earlier live link usable when another is added", async () => {
-        await store.magicLinks.add(magicLink("m-1"));
-        await store.magicLinks.add(
-          magicLink("m-2", { created_at: T0 + MINUTE, expires_at: T0 + 16 * MINUTE }),
-        );
-        expect((await store.magicLinks.consume("m-1", T0 + 2 * MINUTE))?.hash).toBe("m-1");
-        expect((await store.magicLinks.consume("m-2", T0 + 2 * MINUTE))?.hash).toBe("m-2");
-      });
+        it("keeps an earlier live link usable when another is added", async () => {
+          await store[kind].add(magicLink("m-1"));
+          await store[kind].add(magicLink("m-2", { created_at: T0 + MINUTE, expires_at: T0 + 16 * MINUTE }));
+          expect((await store[kind].consume("m-1", T0 + 2 * MINUTE))?.hash).toBe("m-1");
+          expect((await store[kind].consume("m-2", T0 + 2 * MINUTE))?.hash).toBe("m-2");
+        });
 
-      it("revokes the unused links of one user, and leaves other users' alone", async () => {
-        await store.magicLinks.add(magicLink("m-1"));
-        await store.magicLinks.add(magicLink("m-2"));
-        await store.magicLinks.add(magicLink("m-3", { user_id: "u-other" }));
-        expect((await store.magicLinks.consume("m-2", T0 + MINUTE))?.used_at).toBe(T0 + MINUTE);
-        await store.magicLinks.revokeForUser(magicLink("m-1").user_id, T0 + 2 * MINUTE);
-        expect(await store.magicLinks.consume("m-1", T0 + 3 * MINUTE)).toBeNull();
-        expect((await store.magicLinks.consume("m-3", T0 + 3 * MINUTE))?.hash).toBe("m-3");
-      });
+        it("revokes the unused links of one user, and leaves other users' alone", async () => {
+          await store[kind].add(magicLink("m-1"));
+          await store[kind].add(magicLink("m-2"));
+          await store[kind].add(magicLink("m-3", { user_id: "u-other" }));
+          expect((await store[kind].consume("m-2", T0 + MINUTE))?.used_at).toBe(T0 + MINUTE);
+          await store[kind].revokeForUser(magicLink("m-1").user_id, T0 + 2 * MINUTE);
+          expect(await store[kind].consume("m-1", T0 + 3 * MINUTE)).toBeNull();
+          expect((await store[kind].consume("m-3", T0 + 3 * MINUTE))?.hash).toBe("m-3");
+        });
 
-      it("hands a link to exactly one of ten concurrent consumers", async () => {
-        await store.magicLinks.add(magicLink("m-1"));
-        const results = await Promise.all(
-          Array.from({ length: 10 }, () => store.magicLinks.consume("m-1", T0 + MINUTE)),
-        );
-        expect(results.filter((r) => r !== null)).toHaveLength(1);
+        it("hands a link to exactly one of ten concurrent consumers", async () => {
+          await store[kind].add(magicLink("m-1"));
+          const results = await Promise.all(
+            Array.from({ length: 10 }, () => store[kind].consume("m-1", T0 + MINUTE)),
+          );
+          expect(results.filter((r) => r !== null)).toHaveLength(1);
+        });
+
+        it("keeps each kind apart: a token of the other kind is unknown here", async () => {
+          const other = kind === "magicLinks" ? "emailVerifications" : "magicLinks";
+          await store[other].add(magicLink("m-1"));
+          expect(await store[kind].consume("m-1", T0 + MINUTE)).toBeNull();
+          await store[kind].revokeForUser(magicLink("m-1").user_id, T0 + MINUTE);
+          expect((await store[other].consume("m-1", T0 + MINUTE))?.hash).toBe("m-1");
+        });
       });
-    });
+    }
 
     describe("lockouts", () => {
       it("counts the failures at or after since, this one included", async () => {

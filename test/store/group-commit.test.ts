@@ -222,6 +222,7 @@ describe("sqlite sessions.touch under group commit", () => {
         last_seen_at: 10,
         expires_at: 1_000_000,
         revoked_at: null,
+        signed_in_by: "password" as const,
       });
       for (let n = 0; n < 20; n++) await store.sessions.create(session(n));
       const touches = Array.from({ length: 20 }, (_, n) => store.sessions.touch(`s${n}`, 100 + n));

@@ -49,6 +49,7 @@ describe("sqlite store on a file", () => {
       last_seen_at: 1,
       expires_at: 2,
       revoked_at: null,
+      signed_in_by: "password",
     });
     await first.close();
     const second = openSqliteStore(path);
@@ -774,6 +775,72 @@ describe("sqlite migration 17 (a message's receipts counted)", () => {
         delivered: 1,
         read: 0,
       });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("sqlite migration 19 (what opened each session)", () => {
+  it("takes every session from before as opened by password, and keeps what opens the new ones", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 18);
+    old
+      .query(
+        `INSERT INTO sessions (id, user_id, device_name, user_agent, ip, created_at, last_seen_at, expires_at,
+           revoked_at) VALUES ('s-old', 'u-1', 'laptop', 'ua', '127.0.0.1', ${T0}, ${T0}, ${T0 + 1000}, NULL)`,
+      )
+      .run();
+    old.close();
+    const store = openSqliteStore(path);
+    try {
+      expect(await store.sessions.byId("s-old")).toEqual({
+        id: "s-old",
+        user_id: "u-1",
+        device_name: "laptop",
+        user_agent: "ua",
+        ip: "127.0.0.1",
+        created_at: T0,
+        last_seen_at: T0,
+        expires_at: T0 + 1000,
+        revoked_at: null,
+        signed_in_by: "password",
+      });
+      const old = await store.sessions.byId("s-old");
+      if (!old) throw new Error("s-old is gone");
+      await store.sessions.create({ ...old, id: "s-new", signed_in_by: "magic_link" });
+      expect((await store.sessions.byId("s-new"))?.signed_in_by).toBe("magic_link");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("sqlite migration 20 (email verification tokens)", () => {
+  it("adds their table next to the magic links of before, which go on working", async () => {
+    const path = freshFile();
+    const old = databaseAt(path, 19);
+    old
+      .query(
+        `INSERT INTO magic_links (hash, user_id, email, created_at, expires_at, used_at)
+         VALUES ('m-old', 'u-1', 'a@example.com', ${T0}, ${T0 + 600_000}, NULL)`,
+      )
+      .run();
+    old.close();
+    const store = openSqliteStore(path);
+    try {
+      const token = {
+        hash: "v-1",
+        user_id: "u-1",
+        email: "a@example.com",
+        created_at: T0,
+        expires_at: T0 + 3600_000,
+        used_at: null,
+      };
+      await store.emailVerifications.add(token);
+      expect(await store.emailVerifications.consume("m-old", T0 + 1)).toBeNull();
+      expect(await store.emailVerifications.consume("v-1", T0 + 1)).toEqual({ ...token, used_at: T0 + 1 });
+      expect((await store.magicLinks.consume("m-old", T0 + 1))?.user_id).toBe("u-1");
     } finally {
       await store.close();
     }

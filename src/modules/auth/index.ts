@@ -1,4 +1,5 @@
-// /api/auth: sign-up, sign-in, refresh, magic links, password change, sign-out, me, device sessions.
+// /api/auth: sign-up, sign-in, refresh, magic links, email verification, password change, sign-out, me,
+// device sessions.
 
 import { Elysia, t } from "elysia";
 import type { Deps } from "../../deps.ts";
@@ -16,7 +17,17 @@ import {
   SignIn,
   SignUp,
   TokenResponse,
+  VerifyEmail,
 } from "./model.ts";
+
+/**
+ * The limiter key of a mail address: hashed, since the key is stored in Redis and an address is personal
+ * data. Magic links and verification mails spend from the same bucket, so that together they mail an
+ * address at most MAGIC_LINK_PER_HOUR times an hour.
+ */
+const mailKey = (email: string) => `email:${sha256(email.trim().toLowerCase())}`;
+
+const Accepted = t.Object({ status: t.Literal("accepted") });
 
 export function authController(deps: Deps) {
   const { auth, limiters, users } = deps;
@@ -56,8 +67,7 @@ export function authController(deps: Deps) {
       "/magic-link",
       async ({ body, clientIp, set }) => {
         await limiters.check("magic_link_ip", addressKey(clientIp));
-        // Hashed: the key is stored in Redis, and an email address is personal data.
-        await limiters.check("magic_link_email", `email:${sha256(body.email.trim().toLowerCase())}`);
+        await limiters.check("magic_link_email", mailKey(body.email));
         auth.requestMagicLink(body.email);
         set.status = 202;
         return { status: "accepted" as const };
@@ -65,7 +75,7 @@ export function authController(deps: Deps) {
       {
         body: MagicLinkRequest,
         parse: "json",
-        response: { 202: t.Object({ status: t.Literal("accepted") }), ...ErrorResponse },
+        response: { 202: Accepted, ...ErrorResponse },
       },
     )
     .post(
@@ -75,6 +85,27 @@ export function authController(deps: Deps) {
         return auth.verifyMagicLink(body.token, client(clientIp, headers), body.device_name);
       },
       { body: MagicLinkVerify, parse: "json", response: { 200: TokenResponse, ...ErrorResponse } },
+    )
+    .post(
+      "/verify-email",
+      async ({ body, clientIp, userId }) => {
+        await limiters.check("magic_link_ip", addressKey(clientIp));
+        await auth.verifyEmail(userId, body.token);
+        return users.own(userId);
+      },
+      { auth: true, body: VerifyEmail, parse: "json", response: { 200: OwnUserView, ...ErrorResponse } },
+    )
+    .post(
+      "/verify-email/resend",
+      async ({ clientIp, userId, set }) => {
+        await auth.resendVerification(userId, async (email) => {
+          await limiters.check("magic_link_ip", addressKey(clientIp));
+          await limiters.check("magic_link_email", mailKey(email));
+        });
+        set.status = 202;
+        return { status: "accepted" as const };
+      },
+      { auth: true, response: { 202: Accepted, ...ErrorResponse } },
     )
     .post(
       "/change-password",

@@ -35,6 +35,8 @@ export const MagicLinkVerify = t.Object({
   device_name: DeviceName,
 });
 
+export const VerifyEmail = t.Object({ token: t.String({ minLength: 1, maxLength: 200 }) });
+
 /** Without current_password only when the account has no password (the service checks it). */
 export const ChangePassword = t.Object({
   current_password: t.Optional(t.String({ maxLength: PASSWORD_MAX * 4 })),

@@ -1,6 +1,6 @@
-// Accounts and sessions: sign-up, sign-in with lockout, rotating refresh tokens with reuse detection,
-// magic links (which prove the mailbox), password change and sign-out. Plain logic over explicit
-// dependencies; no HTTP here.
+// Accounts and sessions: sign-up (with the mail that proves its address), sign-in with lockout, rotating
+// refresh tokens with reuse detection, magic links (which prove the mailbox), password change and sign-out.
+// Plain logic over explicit dependencies; no HTTP here.
 
 import type { Config } from "../../config.ts";
 import { type Clock, iso } from "../../lib/clock.ts";
@@ -12,7 +12,13 @@ import { checkPasswordStrength } from "../../lib/passwords.ts";
 import { isBlankName } from "../../lib/text.ts";
 import type { TokenSigner } from "../../lib/tokens.ts";
 import type { Mailer } from "../../mail/types.ts";
-import { DuplicateError, type SessionRecord, type Store, type UserRecord } from "../../store/types.ts";
+import {
+  DuplicateError,
+  type SessionRecord,
+  type SignInMethod,
+  type Store,
+  type UserRecord,
+} from "../../store/types.ts";
 import { toOwnUserView } from "../users/model.ts";
 import type { SessionView, SignIn, SignUp, TokenResponse } from "./model.ts";
 import type { SessionCache } from "./session-cache.ts";
@@ -26,6 +32,7 @@ export interface AuthDeps {
     | "LOCKOUT_THRESHOLD"
     | "LOCKOUT_MINUTES"
     | "MAGIC_LINK_TTL_MINUTES"
+    | "EMAIL_VERIFICATION_TTL_HOURS"
     | "PUBLIC_URL"
     | "PASSWORD_HASH_MEMORY_KIB"
     | "PASSWORD_HASH_TIME"
@@ -45,6 +52,7 @@ export interface ClientInfo {
 }
 
 const DAY = 24 * 3600_000;
+const HOUR = 3600_000;
 const MINUTE = 60_000;
 
 /** What opening a session and issuing its tokens needs. */
@@ -82,13 +90,14 @@ async function issueTokens(
 }
 
 /**
- * A new device session, with its tokens, for a user who has proved who they are (password, magic link).
- * The bench seeds its accounts through it too (bench/lib/seed.ts).
+ * A new device session, with its tokens, for a user who has proved who they are (`by` a password or a
+ * magic link). The bench seeds its accounts through it too (bench/lib/seed.ts).
  */
 export async function openSession(
   deps: SessionDeps,
   user: UserRecord,
   client: ClientInfo,
+  by: SignInMethod,
   deviceName?: string,
 ): Promise<TokenResponse> {
   const now = deps.clock.now();
@@ -102,6 +111,7 @@ export async function openSession(
     last_seen_at: now,
     expires_at: now + deps.config.SESSION_MAX_DAYS * DAY,
     revoked_at: null,
+    signed_in_by: by,
   };
   await deps.store.sessions.create(session);
   return issueTokens(deps, user, session);
@@ -113,8 +123,21 @@ export function createAuthService(deps: AuthDeps) {
   const { config, store, clock } = deps;
   // Unknown accounts are checked against this hash so that they cost the same time as known ones.
   const dummyHash = hashPassword(newSecret(16), config);
-  // Magic-link mail goes out after the 202; shutdown waits for these.
+  // Mail goes out after the answer (magic links, verifications); shutdown waits for these.
   const pending = new Set<Promise<void>>();
+
+  /** Runs `send` after the answer; a failure is logged as `what`, with no token or address. */
+  function mailLater(send: Promise<void>, what: string) {
+    const job = send
+      .catch((err: unknown) => {
+        deps.logger.error({ err: errorText(err) }, `${what} mail failed`);
+      })
+      .finally(() => pending.delete(job));
+    pending.add(job);
+  }
+
+  const link = (path: string, token: string) =>
+    `${config.PUBLIC_URL.replace(/\/$/, "")}${path}?token=${token}`;
 
   /** Locks out by account when it exists and by the login name otherwise, so both behave alike. */
   const lockKey = (user: UserRecord | null, login: string) => (user ? `u:${user.id}` : `l:${login}`);
@@ -186,7 +209,7 @@ export function createAuthService(deps: AuthDeps) {
       { email_verified_at: null },
     );
     if (!proved) return null;
-    const opened = await openSession(deps, proved, client, deviceName);
+    const opened = await openSession(deps, proved, client, "magic_link", deviceName);
     await endOtherSessions(user.id, now, opened.session_id);
     deps.logger.info(
       { user_id: user.id, had_password: user.password_hash !== null },
@@ -212,14 +235,43 @@ export function createAuthService(deps: AuthDeps) {
       expires_at: now + config.MAGIC_LINK_TTL_MINUTES * MINUTE,
       used_at: null,
     });
-    const link = `${config.PUBLIC_URL.replace(/\/$/, "")}/auth/magic-link?token=${token}`;
     await deps.mailer.send({
       to: email,
       subject: "Your Parley sign-in link",
       text:
-        `Hello ${user.display_name},\n\nSign in to Parley with this link:\n\n${link}\n\n` +
+        `Hello ${user.display_name},\n\nSign in to Parley with this link:\n\n${link("/auth/magic-link", token)}\n\n` +
         `It works once and expires in ${config.MAGIC_LINK_TTL_MINUTES} minutes. ` +
         "If you did not ask for it, ignore this mail.\n",
+    });
+  }
+
+  /**
+   * Mails the account's address a link that proves it once posted from a session of the account: whoever
+   * posts it holds both the mailbox and the account (its password, at sign-up), so nothing is taken over.
+   * A stranger who signed up with the address cannot post it (the mail is not theirs), and the mailbox's
+   * owner cannot without the account: they sign in by magic link instead, which takes the account over.
+   */
+  async function sendVerification(user: UserRecord) {
+    const now = clock.now();
+    const token = newSecret(32);
+    await store.emailVerifications.add({
+      hash: sha256(token),
+      user_id: user.id,
+      email: user.email,
+      created_at: now,
+      expires_at: now + config.EMAIL_VERIFICATION_TTL_HOURS * HOUR,
+      used_at: null,
+    });
+    await deps.mailer.send({
+      to: user.email,
+      subject: "Confirm your Parley email address",
+      text:
+        `Hello ${user.display_name},\n\nSomeone signed up for Parley as ${user.username} with this address. ` +
+        `If it was you, confirm the address with this link, signed in to that account:\n\n` +
+        `${link("/auth/verify-email", token)}\n\n` +
+        `It works once and expires in ${config.EMAIL_VERIFICATION_TTL_HOURS} hours. If it was not you, ` +
+        "ignore this mail: the account stays unconfirmed, and signing in to Parley by a sign-in link sent " +
+        "to this address makes it yours and ends every session of whoever signed up.\n",
     });
   }
 
@@ -256,7 +308,9 @@ export function createAuthService(deps: AuthDeps) {
         }
         throw err;
       }
-      return openSession(deps, user, client, input.device_name);
+      // One mail per account made: an address signs up once (email_taken after that).
+      mailLater(sendVerification(user), "email verification");
+      return openSession(deps, user, client, "password", input.device_name);
     },
 
     async signin(input: SignIn, client: ClientInfo): Promise<TokenResponse> {
@@ -272,7 +326,7 @@ export function createAuthService(deps: AuthDeps) {
         verifyPassword(input.password, hash ?? (await dummyHash)),
       );
       if (!user || hash === null || !ok) throw new AppError("invalid_credentials", "invalid credentials");
-      const opened = await openSession(deps, user, client, input.device_name);
+      const opened = await openSession(deps, user, client, "password", input.device_name);
       // The password may have changed or gone while it was being checked (a change, a takeover by the
       // address's owner, each of which ends the sessions there were): a session opened on the old one
       // after that ends at once. A re-hash of the same password (a concurrent sign-in) still lets it in.
@@ -337,12 +391,41 @@ export function createAuthService(deps: AuthDeps) {
 
     /** Resolves at once; the link, if the account exists, is mailed in the background. */
     requestMagicLink(email: string) {
-      const job = sendMagicLink(email.trim().toLowerCase())
-        .catch((err: unknown) => {
-          deps.logger.error({ err: errorText(err) }, "magic link mail failed");
-        })
-        .finally(() => pending.delete(job));
-      pending.add(job);
+      mailLater(sendMagicLink(email.trim().toLowerCase()), "magic link");
+    },
+
+    /**
+     * Mails the account's address another verification link, once `allow` (the caller's rate limits for
+     * the address) lets it; 409 already_verified when the address is proved. Resolves before the mail goes.
+     */
+    async resendVerification(userId: string, allow: (email: string) => Promise<unknown>) {
+      const user = await store.users.byId(userId);
+      if (!user) throw new AppError("unauthorized", "account no longer exists");
+      if (user.email_verified_at !== null) {
+        throw new AppError("already_verified", "the email address is verified already");
+      }
+      await allow(user.email);
+      mailLater(sendVerification(user), "email verification");
+    },
+
+    /**
+     * The token of a verification mail, posted from a session of its account: the address becomes
+     * verified, and nothing else changes (the password and sessions are those of the mailbox's owner).
+     * A token of another account, or of an address the account no longer has, is invalid (and spent).
+     */
+    async verifyEmail(userId: string, token: string) {
+      const now = clock.now();
+      const proof = await store.emailVerifications.consume(sha256(token), now);
+      const user = proof && proof.user_id === userId ? await store.users.byId(userId) : null;
+      if (!proof || !user || user.email !== proof.email) {
+        throw new AppError("invalid_token", "verification link is invalid, used or expired");
+      }
+      // Only while not verified: the first proof's time stays (a magic link may have come first).
+      await store.users.update(
+        userId,
+        { email_verified_at: now, updated_at: now },
+        { email_verified_at: null },
+      );
     },
 
     async verifyMagicLink(token: string, client: ClientInfo, deviceName?: string): Promise<TokenResponse> {
@@ -356,12 +439,15 @@ export function createAuthService(deps: AuthDeps) {
       }
       if (!user) throw new AppError("invalid_token", "magic link is invalid, used or expired");
       // An address proved before: whatever sessions and password there are, its owner made them.
-      return openSession(deps, user, client, deviceName);
+      return openSession(deps, user, client, "magic_link", deviceName);
     },
 
     /**
      * `current` undefined: only an account without a password (its owner signed in by magic link and the
-     * password nobody proved was removed) sets one without giving the current one.
+     * password nobody proved was removed) sets one without giving the current one, and only from a session
+     * opened by a magic link. A session opened on the password a takeover is removing can outlive its
+     * removal for a moment (it ends at the takeover's second round of revocations): the password has gone
+     * by then, and without this rule the squatter who opened it could set one they know in that moment.
      */
     async changePassword(userId: string, sessionId: string, current: string | undefined, next: string) {
       const user = await store.users.byId(userId);
@@ -369,6 +455,14 @@ export function createAuthService(deps: AuthDeps) {
       const hash = user.password_hash;
       if (current === undefined) {
         if (hash !== null) throw validation("current_password", "required: the account has a password");
+        const session = await store.sessions.byId(sessionId);
+        if (!session || session.revoked_at !== null) throw new AppError("session_revoked", "session revoked");
+        if (session.signed_in_by !== "magic_link") {
+          throw new AppError(
+            "magic_link_required",
+            "a first password is set from a session opened by a magic link: sign in by magic link first",
+          );
+        }
       } else {
         // The current password is what stands between a stolen session and the account: guessing it here
         // counts as guessing it at sign-in, and a locked account's password is refused here too.

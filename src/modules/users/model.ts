@@ -30,7 +30,7 @@ export const UserView = t.Object({
   chosen_status: t.Optional(UserStatus),
   /**
    * The user's own view only: whether they have proved they own the email address (signed in by a magic
-   * link), and whether the account has a password (none after that first sign-in removed one set by
+   * link, or posted the link mailed at sign-up from a session of the account), and whether the account has a password (none after that first sign-in removed one set by
    * someone who had not proved it, until they set one).
    */
   email_verified: t.Optional(t.Boolean()),

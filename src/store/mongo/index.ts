@@ -66,13 +66,14 @@ export async function openMongoStore(
     await createIndexes(c);
     await upgrade(c);
     const { sessions, refreshTokens } = mongoSessionRepos(c);
-    const { magicLinks, lockouts } = mongoAuthRepos(c);
+    const { magicLinks, emailVerifications, lockouts } = mongoAuthRepos(c);
     return {
       kind: "mongo",
       users: mongoUsers(c),
       sessions,
       refreshTokens,
       magicLinks,
+      emailVerifications,
       lockouts,
       conversations: mongoConversations(c, tx),
       messages: mongoMessages(c, tx),

@@ -1,12 +1,12 @@
 // MongoDB collections, the shape of their documents, the indexes created at boot, and the once-only upgrades
 // of documents that earlier versions wrote.
 
-import { BSONRegExp, type Db, MongoServerError } from "mongodb";
+import { BSONRegExp, type Db, type IndexDescription, MongoServerError } from "mongodb";
 import { needsSearchText, searchText } from "../../lib/segment.ts";
 import { nameKey } from "../../lib/text.ts";
 import type {
   ConversationRecord,
-  MagicLinkRecord,
+  MailedTokenRecord,
   MessageRecord,
   ParticipantRecord,
   RefreshTokenRecord,
@@ -27,11 +27,15 @@ export type UserDoc = Omit<UserRecord, "id" | "chosen_status" | "email_verified_
   chosen_status?: UserRecord["chosen_status"];
   email_verified_at?: UserRecord["email_verified_at"];
 };
-export type SessionDoc = Omit<SessionRecord, "id"> & { _id: string };
+/** signed_in_by is missing from sessions written before it was kept: "password" (sessions.ts). */
+export type SessionDoc = Omit<SessionRecord, "id" | "signed_in_by"> & {
+  _id: string;
+  signed_in_by?: SessionRecord["signed_in_by"];
+};
 /** Found by hash (unique index); `_id` is the driver's ObjectId and never leaves the adapter. */
 export type RefreshTokenDoc = RefreshTokenRecord;
 /** expires_at is a BSON Date here because a TTL index only ever expires documents by a Date. */
-export type MagicLinkDoc = Omit<MagicLinkRecord, "expires_at"> & { expires_at: Date };
+export type MailedTokenDoc = Omit<MailedTokenRecord, "expires_at"> & { expires_at: Date };
 export interface FailureDoc {
   key: string;
   at: number;
@@ -78,7 +82,8 @@ export function collections(db: Db) {
     users: db.collection<UserDoc>("users"),
     sessions: db.collection<SessionDoc>("sessions"),
     refreshTokens: db.collection<RefreshTokenDoc>("refresh_tokens"),
-    magicLinks: db.collection<MagicLinkDoc>("magic_links"),
+    magicLinks: db.collection<MailedTokenDoc>("magic_links"),
+    emailVerifications: db.collection<MailedTokenDoc>("email_verifications"),
     loginFailures: db.collection<FailureDoc>("login_failures"),
     lockouts: db.collection<LockoutDoc>("lockouts"),
     conversations: db.collection<ConversationDoc>("conversations"),
@@ -94,7 +99,11 @@ export type Collections = ReturnType<typeof collections>;
  * Expired links are useless, but the TTL monitor runs on the server's clock: a day's grace keeps a link
  * that this node still thinks live from vanishing under clock skew (SQLite purges after a day too).
  */
-const MAGIC_LINK_GRACE_SECONDS = 24 * 3600;
+const MAILED_TOKEN_GRACE_SECONDS = 24 * 3600;
+const mailedTokenIndexes: IndexDescription[] = [
+  { key: { hash: 1 }, unique: true },
+  { key: { expires_at: 1 }, expireAfterSeconds: MAILED_TOKEN_GRACE_SECONDS },
+];
 
 /** Idempotent: creating an index that exists with the same options does nothing. */
 export async function createIndexes(c: Collections): Promise<void> {
@@ -107,10 +116,8 @@ export async function createIndexes(c: Collections): Promise<void> {
     ]),
     c.sessions.createIndex({ user_id: 1, created_at: 1 }),
     c.refreshTokens.createIndexes([{ key: { hash: 1 }, unique: true }, { key: { session_id: 1 } }]),
-    c.magicLinks.createIndexes([
-      { key: { hash: 1 }, unique: true },
-      { key: { expires_at: 1 }, expireAfterSeconds: MAGIC_LINK_GRACE_SECONDS },
-    ]),
+    c.magicLinks.createIndexes(mailedTokenIndexes),
+    c.emailVerifications.createIndexes(mailedTokenIndexes),
     c.loginFailures.createIndex({ key: 1, at: 1 }),
     c.lockouts.createIndex({ key: 1 }, { unique: true }),
     c.conversations.createIndexes([

@@ -4,7 +4,13 @@ import type { Filter, WithId } from "mongodb";
 import type { RefreshTokenRecord, RefreshTokensRepo, SessionRecord, SessionsRepo } from "../types.ts";
 import type { Collections, RefreshTokenDoc, SessionDoc } from "./schema.ts";
 
-const toSession = ({ _id, ...session }: SessionDoc): SessionRecord => ({ id: _id, ...session });
+// A session from before signed_in_by was kept is taken as opened by password: the one that may not set a
+// first password without the current one.
+const toSession = ({ _id, signed_in_by, ...session }: SessionDoc): SessionRecord => ({
+  id: _id,
+  ...session,
+  signed_in_by: signed_in_by ?? "password",
+});
 const toToken = ({ _id: _, ...token }: WithId<RefreshTokenDoc>): RefreshTokenRecord => token;
 
 export function mongoSessionRepos({ sessions, refreshTokens }: Collections): {

@@ -49,7 +49,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   if (options.maxPageCount !== undefined)
     db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.trunc(options.maxPageCount))}`);
   const { sessions, refreshTokens } = sqliteSessionRepos(db);
-  const { magicLinks, lockouts } = sqliteAuthRepos(db);
+  const { magicLinks, emailVerifications, lockouts } = sqliteAuthRepos(db);
   const searchIndex = sqliteSearchIndex(db);
   return {
     kind: "sqlite",
@@ -57,6 +57,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     sessions,
     refreshTokens,
     magicLinks,
+    emailVerifications,
     lockouts,
     conversations: sqliteConversations(db),
     messages: sqliteMessages(db, searchIndex),

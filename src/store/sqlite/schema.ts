@@ -406,6 +406,26 @@ export const MIGRATIONS: Migration[] = [
     // still folded away (remove_diacritics 2).
     indexSearchCopies(db, "unicode61 remove_diacritics 2 categories 'L* N* Co M*'");
   },
+  `
+  -- What proved who opened each session: only one opened by a magic link sets an account's first password
+  -- without the current one. Sessions from before recorded nothing: 'password', the one that may not (an
+  -- owner who signed in by link and has set no password yet signs in by link again to set one). A constant
+  -- default: no row is rewritten.
+  ALTER TABLE sessions ADD COLUMN signed_in_by TEXT NOT NULL DEFAULT 'password';
+  `,
+  `
+  -- The tokens of the mail that proves an account's address at sign-up, in a table of their own (the
+  -- columns of magic_links): neither kind is ever taken for the other. Empty: nothing to copy.
+  CREATE TABLE email_verifications (
+    hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  ) STRICT;
+  CREATE INDEX email_verifications_expiry ON email_verifications(expires_at);
+  `,
 ];
 
 /**

@@ -11,8 +11,9 @@ export function sqliteSessionRepos(db: Database): {
 } {
   const insertSession = db.query(
     `INSERT INTO sessions (id, user_id, device_name, user_agent, ip, created_at, last_seen_at, expires_at,
-       revoked_at)
-     VALUES ($id, $user_id, $device_name, $user_agent, $ip, $created_at, $last_seen_at, $expires_at, $revoked_at)`,
+       revoked_at, signed_in_by)
+     VALUES ($id, $user_id, $device_name, $user_agent, $ip, $created_at, $last_seen_at, $expires_at, $revoked_at,
+       $signed_in_by)`,
   );
   const byId = db.query<SessionRecord, [string]>("SELECT * FROM sessions WHERE id = ?");
   const listActive = db.query<SessionRecord, [string, number]>(

@@ -16,13 +16,15 @@ interface OutboxMail {
   sent_at: string;
 }
 
+/** The sign-in mails in the outbox (each sign-up mails a verification link too: not these). */
 function outbox(): OutboxMail[] {
   const file = join(h.dataDir, "outbox.jsonl");
   if (!existsSync(file)) return [];
   return readFileSync(file, "utf8")
     .split("\n")
     .filter(Boolean)
-    .map((l) => JSON.parse(l));
+    .map((l) => JSON.parse(l) as OutboxMail)
+    .filter((m) => m.subject.includes("sign-in link"));
 }
 
 async function requestLink(email: string) {

@@ -158,6 +158,18 @@ describe("POST /api/auth/change-password without current_password", () => {
     expect((await me(owner.access_token)).body.has_password).toBe(false);
   });
 
+  it("sets a first password from any session opened by a magic link, through its refreshes too", async () => {
+    const user = await signup(h.app);
+    await ownerSignsIn(user.email);
+    // A second link on the now verified account: its session is opened by a link as well.
+    const later = await ownerSignsIn(user.email);
+    const refreshed = await refresh(later.refresh_token);
+    expect(refreshed.status).toBe(200);
+    const mine = "the owner's own passphrase 12";
+    expect((await changePassword(refreshed.body.access_token, { new_password: mine })).status).toBe(200);
+    expect((await signin({ email: user.email, password: mine })).status).toBe(200);
+  });
+
   it("refuses bad bodies with 422 naming the field", async () => {
     const user = await signup(h.app);
     const owner = await ownerSignsIn(user.email);
@@ -277,6 +289,43 @@ describe("races with the takeover", () => {
     expect(owner.status).toBe(200);
     expect([between?.status, between?.body.error.code]).toEqual([401, "session_revoked"]);
     expect((await me(owner.body.access_token)).body).toMatchObject({ has_password: false });
+  });
+
+  it("refuses a first password from a session opened on the password the takeover was removing (403 magic_link_required)", async () => {
+    const squatter = await signup(h.app);
+    const link = await mailedLinkToken(h, squatter.email);
+    const { users, sessions } = h.deps.store;
+    let opened: Awaited<ReturnType<typeof signin>> | undefined;
+    let between: Awaited<ReturnType<typeof changePassword>> | undefined;
+    const next = "the squatter's next passphrase";
+    // The takeover has ended the sessions there were and is about to remove the password: the squatter
+    // signs in with it, and their session is live once the takeover goes on.
+    const restoreUsers = once(users, "update", async () => {
+      restoreUsers();
+      opened = await signin({ email: squatter.email, password: squatter.password });
+      // The password is gone and the owner's session is being stored, before the takeover's second round
+      // of revocations: the squatter sets a "first" password from the session they just opened.
+      const restoreSessions = once(sessions, "create", async () => {
+        restoreSessions();
+        between = await changePassword(opened?.body.access_token, { new_password: next });
+      });
+    });
+    let owner: Awaited<ReturnType<typeof verify>>;
+    try {
+      owner = await verify(link);
+    } finally {
+      restoreUsers();
+    }
+    expect(opened?.status).toBe(200);
+    expect(owner.status).toBe(200);
+    expect([between?.status, between?.body.error?.code]).toEqual([403, "magic_link_required"]);
+    expect((await me(owner.body.access_token)).body).toMatchObject({ has_password: false });
+    expect((await users.byId(squatter.id))?.password_hash).toBeNull();
+    expect((await signin({ email: squatter.email, password: next })).status).toBe(401);
+    // The squatter's session ended with the takeover's second round; the owner's is the only one.
+    expect((await me(opened?.body.access_token)).body.error.code).toBe("session_revoked");
+    const live = await sessions.listActive(squatter.id, h.clock.now());
+    expect(live.map((s) => s.id)).toEqual([owner.body.session_id]);
   });
 
   it("reads the session from the store before setting a first password: a takeover on another node ended it", async () => {

@@ -102,7 +102,7 @@ export const ConfigSchema = T.Object({
     "public-channel sockets from one client address",
   ),
   // Bun's own limit is four times this (app.ts); past 1 GiB a socket's queue is no longer a limit at all.
-  WS_BACKPRESSURE_LIMIT: Int(1048576, 1024, 1024 * 1024 * 1024),
+  WS_BACKPRESSURE_LIMIT: Int(1048576, leastBackpressureLimit(1), 1024 * 1024 * 1024),
   WS_DRAIN_TIMEOUT: Int(
     30,
     1,

@@ -237,8 +237,11 @@ export function createMessagesService(deps: MessageDeps) {
     },
 
     async edit(messageId: string, userId: string, content: string) {
-      const { message } = await requireMessage(store, messageId, userId);
+      const { conversation, me, message } = await requireMessage(store, messageId, userId);
       if (message.sender_id !== userId) throw new AppError("forbidden", "only the sender can edit a message");
+      // An edit puts new words before every reader: in a channel, only those who may post there now.
+      if (conversation.conversation_type === "channel" && !isManager(me))
+        throw new AppError("forbidden", "only owners and admins post in a channel");
       if (message.message_type === "system")
         throw new AppError("forbidden", "system messages cannot be edited");
       checkContent(content, config.MAX_MESSAGE_LENGTH, message.attachments.length === 0);

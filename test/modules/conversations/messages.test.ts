@@ -182,6 +182,33 @@ describe("edits, deletes and reactions", () => {
     ).toBe(422);
   });
 
+  it("lets a channel's posts be edited only by a sender still its owner or admin: a demoted admin's stay (403)", async () => {
+    const id = await group(alice, [bob, carol], "channel");
+    const role = (user: User, r: string) =>
+      call(h.app, "PUT", `/api/conversations/${id}/participants/${user.id}`, {
+        token: alice.token,
+        body: { role: r },
+      });
+    expect((await role(bob, "admin")).status).toBe(200);
+    const post = await send(bob.token, id, { content: "the news" });
+    expect(post.status).toBe(201);
+    const edit = (content: string) =>
+      call(h.app, "PUT", `/api/messages/${post.body.id}`, { token: bob.token, body: { content } });
+    expect((await edit("the news, corrected")).status).toBe(200);
+    expect((await role(bob, "member")).status).toBe(200);
+    // A reader may not post, so may not put new words before every reader under an old post either.
+    const refused = await edit("something else entirely");
+    expect([refused.status, refused.body.error?.code]).toEqual([403, "forbidden"]);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: carol.token });
+    expect(page.body.items.find((m: { id: string }) => m.id === post.body.id).content).toBe(
+      "the news, corrected",
+    );
+    // Taking it back stays theirs.
+    expect((await call(h.app, "DELETE", `/api/messages/${post.body.id}`, { token: bob.token })).status).toBe(
+      204,
+    );
+  });
+
   it("deletes as a tombstone (sender or owner/admin), and a deleted message cannot be edited: 409", async () => {
     const id = await group();
     const m = await send(bob.token, id, {

@@ -61,6 +61,26 @@ describe("sending", () => {
     expect(page.body.items.map((m: { seq: number }) => m.seq)).toEqual([1, 2]);
   });
 
+  it("answers a client_msg_id sent again with other content with the message stored first, unchanged (200)", async () => {
+    const id = await group();
+    const first = await send(alice.token, id, { content: "first words", client_msg_id: "c-edit" });
+    const again = await send(alice.token, id, {
+      content: "second thoughts",
+      client_msg_id: "c-edit",
+      attachments: [{ file_id: "f1", file_name: "a.png", file_size: 3, mime_type: "image/png" }],
+    });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items.map((m: { content: string }) => m.content)).toEqual(["first words"]);
+    // Nor after the first was deleted: the tombstone is the answer, nothing is stored again.
+    await call(h.app, "DELETE", `/api/messages/${first.body.id}`, { token: alice.token });
+    const late = await send(alice.token, id, { content: "first words", client_msg_id: "c-edit" });
+    expect([late.status, late.body.id, late.body.deleted]).toEqual([200, first.body.id, true]);
+    const events = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: bob.token });
+    expect(events.body.last_seq).toBe(2);
+  });
+
   it("gives concurrent senders gap-free, duplicate-free seqs", async () => {
     const id = await group();
     const senders = [alice, bob, carol];
@@ -157,6 +177,91 @@ describe("history", () => {
       const res = await call(h.app, "GET", `/api/conversations/${id}/messages?${q}`, { token: bob.token });
       expect({ q, status: res.status }).toEqual({ q, status: 422 });
     }
+  });
+});
+
+describe("history and catch-up at their edges", () => {
+  it("answers the ends of the log: nothing before the first message, nothing after the last, has_more false", async () => {
+    const id = await group();
+    for (let i = 1; i <= 3; i++) await send(alice.token, id, { content: `m${i}` });
+    const get = async (route: string, q: string) =>
+      (await call(h.app, "GET", `/api/conversations/${id}/${route}?${q}`, { token: bob.token })).body;
+    expect(await get("messages", "before=1")).toEqual({ items: [], has_more: false });
+    expect(await get("messages", "after=3")).toEqual({ items: [], has_more: false });
+    expect(await get("messages", "after=3000000000")).toEqual({ items: [], has_more: false });
+    expect(await get("messages", "after=2&before=3")).toEqual({ items: [], has_more: false });
+    const exact = await get("messages", "limit=3");
+    expect([exact.items.length, exact.has_more]).toEqual([3, false]);
+    expect(await get("events", "after=3")).toEqual({ items: [], last_seq: 3, has_more: false });
+    expect(await get("events", "after=3000000000")).toEqual({ items: [], last_seq: 3, has_more: false });
+    const all = await get("events", "after=0&limit=3");
+    expect([all.items.length, all.has_more]).toEqual([3, false]);
+  });
+
+  it("pages the events one at a time through every change once, in order, the last page saying has_more false", async () => {
+    const id = await group();
+    const m1 = await send(alice.token, id, { content: "one" });
+    const m2 = await send(bob.token, id, { content: "two" });
+    await call(h.app, "PUT", `/api/messages/${m1.body.id}`, { token: alice.token, body: { content: "1" } });
+    await call(h.app, "POST", `/api/messages/${m2.body.id}/reactions`, {
+      token: carol.token,
+      body: { emoji: "👍" },
+    });
+    await send(carol.token, id, { content: "three" });
+    await call(h.app, "DELETE", `/api/messages/${m2.body.id}`, { token: bob.token });
+    const seen: [string, number][] = [];
+    let after = 0;
+    for (let pages = 0; pages < 10; pages++) {
+      const res = await call(h.app, "GET", `/api/conversations/${id}/events?after=${after}&limit=1`, {
+        token: carol.token,
+      });
+      expect(res.status).toBe(200);
+      for (const m of res.body.items) seen.push([m.content, m.version_seq]);
+      after = res.body.items.at(-1)?.version_seq ?? after;
+      if (!res.body.has_more) break;
+    }
+    // m1 edited at 3, m3 sent at 5, m2 deleted at 6 (its reaction at 4 is behind its delete).
+    expect(seen).toEqual([
+      ["1", 3],
+      ["three", 5],
+      ["", 6],
+    ]);
+  });
+
+  it.each([
+    ["limit=0", "limit"],
+    ["limit=1001", "limit"],
+    ["limit=ten", "limit"],
+    ["limit=1.5", "limit"],
+    ["after=-1", "after"],
+    ["after=1.5", "after"],
+    ["after=one", "after"],
+    ["after=", "after"],
+  ])("refuses the events query %p with 422 naming %p", async (q, field) => {
+    const id = await group();
+    const res = await call(h.app, "GET", `/api/conversations/${id}/events?${q}`, { token: bob.token });
+    expect([res.status, res.body.error?.code, res.body.error?.field]).toEqual([
+      422,
+      "validation_failed",
+      field,
+    ]);
+  });
+
+  it.each([
+    ["limit=0", "limit"],
+    ["limit=201", "limit"],
+    ["limit=ten", "limit"],
+    ["before=1.5", "before"],
+    ["before=-1", "before"],
+    ["after=one", "after"],
+  ])("refuses the history query %p with 422 naming %p", async (q, field) => {
+    const id = await group();
+    const res = await call(h.app, "GET", `/api/conversations/${id}/messages?${q}`, { token: bob.token });
+    expect([res.status, res.body.error?.code, res.body.error?.field]).toEqual([
+      422,
+      "validation_failed",
+      field,
+    ]);
   });
 });
 

@@ -258,9 +258,17 @@ export function createMessagesService(deps: MessageDeps) {
     },
 
     async remove(messageId: string, userId: string) {
-      const { message, me } = await requireMessage(store, messageId, userId);
-      if (message.sender_id !== userId && !isManager(me)) {
-        throw new AppError("forbidden", "only the sender or an owner/admin can delete a message");
+      const { conversation, message, me } = await requireMessage(store, messageId, userId);
+      // A group's or channel's owners and admins moderate it. A dm has no moderator: its "owner" is only
+      // the one who opened it, no more entitled to the other's words than they are to the opener's.
+      const moderates = conversation.conversation_type !== "dm" && isManager(me);
+      if (message.sender_id !== userId && !moderates) {
+        throw new AppError(
+          "forbidden",
+          conversation.conversation_type === "dm"
+            ? "only the sender can delete a message in a dm"
+            : "only the sender or an owner/admin can delete a message",
+        );
       }
       // A system message is the log's record of a membership or conversation change, kept as it was.
       if (message.message_type === "system")

@@ -342,6 +342,33 @@ describe("edits, deletes and reactions", () => {
     expect(edit.body.error.code).toBe("message_deleted");
   });
 
+  it("lets only the sender delete a message in a dm, whichever of the two opened it (403 to the other)", async () => {
+    const opened = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const id = opened.body.id as string;
+    const bobs = await send(bob.token, id, { content: "bob's words" });
+    const alices = await send(alice.token, id, { content: "alice's words" });
+    for (const [token, message] of [
+      [alice.token, bobs],
+      [bob.token, alices],
+    ] as const) {
+      const res = await call(h.app, "DELETE", `/api/messages/${message.body.id}`, { token });
+      expect([res.status, res.body?.error?.code]).toEqual([403, "forbidden"]);
+    }
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items.map((m: { content: string; deleted: boolean }) => [m.content, m.deleted])).toEqual(
+      [
+        ["bob's words", false],
+        ["alice's words", false],
+      ],
+    );
+    expect((await call(h.app, "DELETE", `/api/messages/${bobs.body.id}`, { token: bob.token })).status).toBe(
+      204,
+    );
+  });
+
   it("keeps system messages as they were: neither edited nor deleted, even by the owner (403)", async () => {
     const id = await group(alice, [bob]);
     const added = await call(h.app, "POST", `/api/conversations/${id}/participants`, {

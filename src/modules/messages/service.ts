@@ -27,7 +27,10 @@ import {
 } from "./model.ts";
 
 export interface MessageDeps {
-  config: Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_FILE_SIZE" | "ALLOWED_FILE_TYPES">;
+  config: Pick<
+    Config,
+    "MAX_MESSAGE_LENGTH" | "MAX_FILE_SIZE" | "ALLOWED_FILE_TYPES" | "MAX_REACTIONS_PER_USER"
+  >;
   store: Store;
   clock: Clock;
   hub: Hub;
@@ -291,7 +294,7 @@ export function createMessagesService(deps: MessageDeps) {
     ): Promise<{ changed: boolean }> {
       checkEmoji(emoji);
       await requireMessage(store, messageId, userId);
-      let outcome = "unchanged" as "changed" | "unchanged" | "deleted";
+      let outcome = "unchanged" as "changed" | "unchanged" | "deleted" | "full";
       // The reaction list is recomputed from the record inside the atomic change, so two people reacting
       // at the same moment both count.
       const next = await store.messages.change(messageId, (current) => {
@@ -302,6 +305,12 @@ export function createMessagesService(deps: MessageDeps) {
         }
         const has = current.reactions.some((r) => r.user_id === userId && r.emoji === emoji);
         if (op === "add" ? has : !has) return null;
+        // A cap per user, so that no one can pile thousands on a message that every view of it carries.
+        const theirs = current.reactions.filter((r) => r.user_id === userId).length;
+        if (op === "add" && theirs >= config.MAX_REACTIONS_PER_USER) {
+          outcome = "full";
+          return null;
+        }
         outcome = "changed";
         const reactions =
           op === "add"
@@ -311,6 +320,11 @@ export function createMessagesService(deps: MessageDeps) {
       });
       if (!next) throw new AppError("not_found", "message not found");
       if (outcome === "deleted") throw new AppError("message_deleted", "the message was deleted");
+      if (outcome === "full")
+        throw new AppError(
+          "too_many_reactions",
+          `at most ${config.MAX_REACTIONS_PER_USER} reactions of one person on a message (MAX_REACTIONS_PER_USER): remove one first`,
+        );
       if (outcome === "unchanged") return { changed: false };
       await changed(op === "add" ? "reaction.added" : "reaction.removed", next, { user_id: userId, emoji });
       return { changed: true };

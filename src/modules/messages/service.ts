@@ -299,8 +299,9 @@ export function createMessagesService(deps: MessageDeps) {
       // at the same moment both count.
       const next = await store.messages.change(messageId, (current) => {
         outcome = "unchanged";
+        // A deleted message takes no reaction; one taken off it is already gone (its reactions went with it).
         if (current.deleted) {
-          outcome = "deleted";
+          if (op === "add") outcome = "deleted";
           return null;
         }
         const has = current.reactions.some((r) => r.user_id === userId && r.emoji === emoji);

@@ -198,6 +198,19 @@ describe("history and catch-up at their edges", () => {
     expect([all.items.length, all.has_more]).toEqual([3, false]);
   });
 
+  it("answers the latest 50 messages and the first 200 events when no limit is given", async () => {
+    const id = await group();
+    for (let i = 1; i <= 201; i++) await send(alice.token, id, { content: `m${i}` });
+    const get = async (route: string) =>
+      (await call(h.app, "GET", `/api/conversations/${id}/${route}`, { token: bob.token })).body;
+    const history = await get("messages");
+    expect([history.items[0].seq, history.items.length, history.has_more]).toEqual([152, 50, true]);
+    const events = await get("events?after=0");
+    expect([events.items[0].seq, events.items.length, events.has_more]).toEqual([1, 200, true]);
+    const most = await get("messages?limit=200");
+    expect([most.items[0].seq, most.items.length, most.has_more]).toEqual([2, 200, true]);
+  });
+
   it("pages the events one at a time through every change once, in order, the last page saying has_more false", async () => {
     const id = await group();
     const m1 = await send(alice.token, id, { content: "one" });

@@ -197,7 +197,14 @@ export function createMessagesService(deps: MessageDeps) {
     ): Promise<{ created: boolean; message: MessageView }> {
       const me = await membership.require(conversationId, userId);
       if (me.conversation_type === "channel" && !isManager(me)) {
-        throw new AppError("forbidden", "only owners and admins post in a channel");
+        // A post they made while they could, sent again (its answer lost): stored, as any resend says.
+        const stored = input.client_msg_id
+          ? await store.messages.byClientId(conversationId, userId, input.client_msg_id)
+          : null;
+        if (!stored) throw new AppError("forbidden", "only owners and admins post in a channel");
+        metrics.messages.duplicates.inc();
+        const floor = await store.conversations.positionFloor(conversationId);
+        return { created: false, message: toMessageView(stored, statusOf(stored, floor)) };
       }
       const attachments = input.attachments ?? [];
       const content = input.content ?? "";

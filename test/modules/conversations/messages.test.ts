@@ -139,6 +139,29 @@ describe("sending", () => {
     expect((await send(alice.token, two, { content: "re", reply_to: m.body.id })).status).toBe(422);
   });
 
+  it("answers a channel post sent again after its sender was demoted with the stored post (200), not 403", async () => {
+    const id = await group(alice, [bob], "channel");
+    const role = (r: string) =>
+      call(h.app, "PUT", `/api/conversations/${id}/participants/${bob.id}`, {
+        token: alice.token,
+        body: { role: r },
+      });
+    await role("admin");
+    const posted = await send(bob.token, id, { content: "news", client_msg_id: "p-1" });
+    expect(posted.status).toBe(201);
+    await role("member");
+    // Its answer was lost and the client sends it again: it was stored, and the resend says so.
+    const again = await send(bob.token, id, { content: "news", client_msg_id: "p-1" });
+    expect([again.status, again.body.id]).toEqual([200, posted.body.id]);
+    // A new one is still refused, and nothing more is stored.
+    const other = await send(bob.token, id, { content: "more news", client_msg_id: "p-2" });
+    expect([other.status, other.body.error?.code]).toEqual([403, "forbidden"]);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: alice.token });
+    expect(page.body.items.filter((m: { message_type: string }) => m.message_type !== "system")).toHaveLength(
+      1,
+    );
+  });
+
   it("lets only owners and admins post in a channel: 403 forbidden for members", async () => {
     const id = await group(alice, [bob], "channel");
     expect((await send(alice.token, id, { content: "news" })).status).toBe(201);

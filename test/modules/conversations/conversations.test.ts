@@ -288,6 +288,20 @@ describe("listing, reading, updating, deleting", () => {
     expect(JSON.parse(history.body.items[0].content)).toMatchObject({ event: "conversation.updated" });
   });
 
+  it("lets either member of a dm name it, whichever of them opened it, as either may delete it", async () => {
+    const dm = await create(carol.token, { conversation_type: "dm", participant_ids: [bob.id] });
+    for (const [user, name] of [
+      [bob, "From bob"],
+      [carol, "From carol"],
+    ] as const) {
+      const res = await call(h.app, "PUT", `/api/conversations/${dm.body.id}`, {
+        token: user.token,
+        body: { name, topic: `${name}'s topic` },
+      });
+      expect([res.status, res.body.name, res.body.topic]).toEqual([200, name, `${name}'s topic`]);
+    }
+  });
+
   it("records nothing for a PUT that changes nothing: no system message, no seq", async () => {
     const g = await create(alice.token, {
       conversation_type: "group",

@@ -86,6 +86,7 @@ export const ConfigSchema = T.Object({
   ALLOWED_FILE_TYPES: Str("image/jpeg,image/png,image/gif,application/pdf"),
   MAX_JSON_BODY_BYTES: Int(1048576, 1024),
   MAX_MESSAGE_LENGTH: Int(16384, 1, 1048576),
+  MAX_REACTIONS_PER_USER: Int(20, 1, 1000, "distinct reactions one user may put on one message"),
 
   WS_HEARTBEAT_INTERVAL: Int(30, 1),
   // At least 2: the heartbeat (at least 1) must be shorter (loadConfig), so 1 could never boot.

@@ -66,6 +66,8 @@ describe("loadConfig", () => {
     ["PASSWORD_HASH_TIME", "0"],
     ["WS_MAX_CONNECTIONS", "0"],
     ["WS_MAX_PUBLIC_PER_IP", "0"],
+    ["MAX_REACTIONS_PER_USER", "0"],
+    ["MAX_REACTIONS_PER_USER", "1001"],
     ["METRICS_TOKEN", "short"],
     ["METRICS_TOKEN", "has spaces in it but long enough"],
     ["METRICS_TOKEN", "x".repeat(257)],

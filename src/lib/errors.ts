@@ -49,6 +49,7 @@ export const ERRORS = {
   already_verified: 409,
   last_owner: 409,
   message_deleted: 409,
+  too_many_reactions: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

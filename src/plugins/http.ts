@@ -30,8 +30,14 @@ const SECURITY_HEADERS = {
  */
 function unnamedField(part: string, value: unknown, url: string): string {
   if (part !== "property" && part !== "query") return part === "params" || part === "headers" ? part : "body";
-  const holding = [...new URL(url).searchParams].filter(([, v]) => v === String(value));
-  return holding.length === 1 && holding[0] ? holding[0][0] : "query";
+  const params = [...new URL(url).searchParams];
+  const one = (holding: [string, string][]) => (holding.length === 1 && holding[0] ? holding[0][0] : null);
+  // As sent, else as converted: "-0", " " and "1e3" reach the check as 0, 0 and 1000.
+  return (
+    one(params.filter(([, v]) => v === String(value))) ??
+    one(params.filter(([, v]) => typeof value === "number" && Number(v) === value)) ??
+    "query"
+  );
 }
 
 /** Browsers that once reached Parley over HTTPS refuse plain HTTP to it for a year (when HTTPS is required). */

@@ -491,6 +491,8 @@ export interface MessagesRepo {
    */
   change(id: string, change: MessageChange): Promise<MessageRecord | null>;
   byId(id: string): Promise<MessageRecord | null>;
+  /** The message the sender stored in the conversation under this client_msg_id (as append finds it). */
+  byClientId(conversationId: string, senderId: string, clientMsgId: string): Promise<MessageRecord | null>;
   /** Ascending by seq. before/after are exclusive bounds; with neither, the latest `limit`. */
   page(
     conversationId: string,

@@ -184,3 +184,21 @@ describe("an invisible display name at sign-up", () => {
     expect(visible.user.display_name).toBe("\u200bAda");
   });
 });
+
+describe("GET /api/users page size", () => {
+  it("answers 20 users by default and at most 100, in username order, the next page after the last", async () => {
+    for (let i = 0; i < 21; i++)
+      await signup(h.app, { username: `pagesize_${String(i).padStart(2, "0")}`, display_name: `P ${i}` });
+    const first = await call(h.app, "GET", "/api/users?q=pagesize_", { token: bob.token });
+    const names = (b: { items: { username: string }[] }) => b.items.map((u) => u.username);
+    expect(names(first.body)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `pagesize_${String(i).padStart(2, "0")}`),
+    );
+    const rest = await call(h.app, "GET", `/api/users?q=pagesize_&cursor=${first.body.next_cursor}`, {
+      token: bob.token,
+    });
+    expect([names(rest.body), rest.body.next_cursor]).toEqual([["pagesize_20"], null]);
+    const all = await call(h.app, "GET", "/api/users?q=pagesize_&limit=100", { token: bob.token });
+    expect([all.body.items.length, all.body.next_cursor]).toEqual([21, null]);
+  });
+});

@@ -106,6 +106,10 @@ describe("cross-cutting HTTP behaviour", () => {
       ["limit=0", "limit"],
       ["limit=abc", "limit"],
       ["limit=7.5&cursor=x", "limit"],
+      // Values that convert to a number spelled otherwise: -0 is 0, a blank is 0, 1e3 is 1000.
+      ["limit=-0", "limit"],
+      ["limit=%20", "limit"],
+      ["limit=1e3&cursor=x", "limit"],
     ]) {
       const res = await call(h.app, "GET", `/api/conversations?${query}`, { token: user.token });
       expect({ query, status: res.status, field: res.body.error?.field }).toEqual({

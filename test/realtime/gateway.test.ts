@@ -199,6 +199,62 @@ describe("messages over the socket", () => {
     a.close();
   });
 
+  it("acks a client_msg_id retried with other content with the first message, which stays as it was sent", async () => {
+    const id = await group(h.app, alice, [bob]);
+    const a = await socket(alice, "json");
+    a.send({ type: "message", ref: 1, conversation_id: id, client_msg_id: "redo", content: "first" });
+    const first = await a.next((f) => f.type === "ack" && f.ref === 1);
+    a.send({ type: "message", ref: 2, conversation_id: id, client_msg_id: "redo", content: "second" });
+    const second = await a.next((f) => f.type === "ack" && f.ref === 2);
+    expect([second.message_id, second.seq]).toEqual([first.message_id, first.seq]);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items.map((m: { content: string }) => m.content)).toEqual(["first"]);
+    a.close();
+  });
+
+  it("answers an outsider's reaction, read and ack frames not_found, changing nothing", async () => {
+    const id = await group(h.app, alice, [bob]);
+    const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "members only" },
+    });
+    const c = await socket(carol, "json");
+    for (const [ref, frame] of [
+      ["r", { type: "reaction", message_id: sent.body.id, emoji: "👍", op: "add" }],
+      ["rm", { type: "reaction", message_id: sent.body.id, emoji: "👍", op: "remove" }],
+      ["rd", { type: "message_read", conversation_id: id, seq: 1 }],
+      ["ak", { type: "message_ack", conversation_id: id, seq: 1 }],
+    ] as const) {
+      c.send({ ...frame, ref });
+      expect(await c.next((f) => f.ref === ref)).toMatchObject({ type: "error", code: "not_found" });
+    }
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
+    expect(page.body.items[0]).toMatchObject({ reactions: [], version_seq: 1, status: "sent" });
+    const receipts = await call(h.app, "GET", `/api/messages/${sent.body.id}/receipts`, {
+      token: alice.token,
+    });
+    expect(receipts.body.items.map((r: { user_id: string }) => r.user_id)).toEqual([bob.id]);
+    c.close();
+  });
+
+  it("answers a reaction frame on a deleted message message_deleted, and one with a bad emoji validation_failed", async () => {
+    const id = await group(h.app, alice, [bob]);
+    const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "soon gone" },
+    });
+    const b = await socket(bob);
+    b.send({ type: "reaction", ref: "dots", message_id: sent.body.id, emoji: "..", op: "add" });
+    expect(await b.next((f) => f.ref === "dots")).toMatchObject({ type: "error", code: "validation_failed" });
+    await call(h.app, "DELETE", `/api/messages/${sent.body.id}`, { token: alice.token });
+    b.send({ type: "reaction", ref: "late", message_id: sent.body.id, emoji: "👀", op: "add" });
+    expect(await b.next((f) => f.ref === "late")).toMatchObject({ type: "error", code: "message_deleted" });
+    const events = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: bob.token });
+    expect(events.body.items[0]).toMatchObject({ deleted: true, reactions: [] });
+    expect(events.body.last_seq).toBe(2);
+    b.close();
+  });
+
   it("answers rule violations with error frames carrying the REST code and the ref", async () => {
     const id = await group(h.app, alice, [bob]);
     const a = await socket(alice);

@@ -1210,6 +1210,18 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         expect(elsewhere.seq).toBe(1);
       });
 
+      it("finds a message by its sender's client_msg_id in its conversation, and nothing for another sender or conversation", async () => {
+        await group("c-1");
+        await group("c-2");
+        const first = await append(draft("c-1", "u-alice", { client_msg_id: "cm-1", content: "first" }));
+        expect(await store.messages.byClientId("c-1", "u-alice", "cm-1")).toEqual(first);
+        expect(await store.messages.byClientId("c-1", "u-bob", "cm-1")).toBeNull();
+        expect(await store.messages.byClientId("c-2", "u-alice", "cm-1")).toBeNull();
+        expect(await store.messages.byClientId("c-1", "u-alice", "cm-2")).toBeNull();
+        const changed = await store.messages.change(first.id, { content: "", deleted: true, updated_at: 5 });
+        expect(await store.messages.byClientId("c-1", "u-alice", "cm-1")).toEqual(changed);
+      });
+
       it("never deduplicates messages without a client_msg_id", async () => {
         await group("c-1");
         await append(draft("c-1", "u-alice"));

@@ -274,7 +274,8 @@ export function createConversationsService(deps: ConversationDeps) {
     async update(id: string, userId: string, asked: UpdateConversation) {
       const input = asked.name === undefined ? asked : { ...asked, name: visibleName(asked.name, "name") };
       const { conversation, me } = await requireMember(store, id, userId);
-      requireManager(me, "change the conversation");
+      // A dm's two members are equals (its "owner" only opened it): either names it, as either deletes it.
+      if (conversation.conversation_type !== "dm") requireManager(me, "change the conversation");
       // Only what differs is a change: a PUT that changes nothing takes no seq and records nothing.
       const changes = Object.fromEntries(
         Object.entries(input).filter(

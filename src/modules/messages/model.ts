@@ -80,11 +80,18 @@ export const EventPage = t.Object({
   last_seq: t.Integer(),
   has_more: t.Boolean(),
 });
-export const Receipt = t.Object({
-  user_id: t.String(),
-  delivered_at: t.Union([t.String(), t.Null()]),
-  read_at: t.Union([t.String(), t.Null()]),
-});
+export const Receipt = t.Object(
+  {
+    user_id: t.String(),
+    delivered_at: t.Union([t.String(), t.Null()]),
+    read_at: t.Union([t.String(), t.Null()]),
+  },
+  {
+    description:
+      "null until the member's delivered (read) position reaches the message, then when that position last " +
+      "moved: one time per member, so a later read moves the read_at of every message before it too",
+  },
+);
 export type Receipt = typeof Receipt.static;
 
 export const ReceiptCounts = t.Object(

@@ -27,7 +27,10 @@ import {
 } from "./model.ts";
 
 export interface MessageDeps {
-  config: Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_FILE_SIZE" | "ALLOWED_FILE_TYPES">;
+  config: Pick<
+    Config,
+    "MAX_MESSAGE_LENGTH" | "MAX_FILE_SIZE" | "ALLOWED_FILE_TYPES" | "MAX_REACTIONS_PER_USER"
+  >;
   store: Store;
   clock: Clock;
   hub: Hub;
@@ -194,7 +197,14 @@ export function createMessagesService(deps: MessageDeps) {
     ): Promise<{ created: boolean; message: MessageView }> {
       const me = await membership.require(conversationId, userId);
       if (me.conversation_type === "channel" && !isManager(me)) {
-        throw new AppError("forbidden", "only owners and admins post in a channel");
+        // A post they made while they could, sent again (its answer lost): stored, as any resend says.
+        const stored = input.client_msg_id
+          ? await store.messages.byClientId(conversationId, userId, input.client_msg_id)
+          : null;
+        if (!stored) throw new AppError("forbidden", "only owners and admins post in a channel");
+        metrics.messages.duplicates.inc();
+        const floor = await store.conversations.positionFloor(conversationId);
+        return { created: false, message: toMessageView(stored, statusOf(stored, floor)) };
       }
       const attachments = input.attachments ?? [];
       const content = input.content ?? "";
@@ -237,8 +247,11 @@ export function createMessagesService(deps: MessageDeps) {
     },
 
     async edit(messageId: string, userId: string, content: string) {
-      const { message } = await requireMessage(store, messageId, userId);
+      const { conversation, me, message } = await requireMessage(store, messageId, userId);
       if (message.sender_id !== userId) throw new AppError("forbidden", "only the sender can edit a message");
+      // An edit puts new words before every reader: in a channel, only those who may post there now.
+      if (conversation.conversation_type === "channel" && !isManager(me))
+        throw new AppError("forbidden", "only owners and admins post in a channel");
       if (message.message_type === "system")
         throw new AppError("forbidden", "system messages cannot be edited");
       checkContent(content, config.MAX_MESSAGE_LENGTH, message.attachments.length === 0);
@@ -255,9 +268,17 @@ export function createMessagesService(deps: MessageDeps) {
     },
 
     async remove(messageId: string, userId: string) {
-      const { message, me } = await requireMessage(store, messageId, userId);
-      if (message.sender_id !== userId && !isManager(me)) {
-        throw new AppError("forbidden", "only the sender or an owner/admin can delete a message");
+      const { conversation, message, me } = await requireMessage(store, messageId, userId);
+      // A group's or channel's owners and admins moderate it. A dm has no moderator: its "owner" is only
+      // the one who opened it, no more entitled to the other's words than they are to the opener's.
+      const moderates = conversation.conversation_type !== "dm" && isManager(me);
+      if (message.sender_id !== userId && !moderates) {
+        throw new AppError(
+          "forbidden",
+          conversation.conversation_type === "dm"
+            ? "only the sender can delete a message in a dm"
+            : "only the sender or an owner/admin can delete a message",
+        );
       }
       // A system message is the log's record of a membership or conversation change, kept as it was.
       if (message.message_type === "system")
@@ -280,17 +301,24 @@ export function createMessagesService(deps: MessageDeps) {
     ): Promise<{ changed: boolean }> {
       checkEmoji(emoji);
       await requireMessage(store, messageId, userId);
-      let outcome = "unchanged" as "changed" | "unchanged" | "deleted";
+      let outcome = "unchanged" as "changed" | "unchanged" | "deleted" | "full";
       // The reaction list is recomputed from the record inside the atomic change, so two people reacting
       // at the same moment both count.
       const next = await store.messages.change(messageId, (current) => {
         outcome = "unchanged";
+        // A deleted message takes no reaction; one taken off it is already gone (its reactions went with it).
         if (current.deleted) {
-          outcome = "deleted";
+          if (op === "add") outcome = "deleted";
           return null;
         }
         const has = current.reactions.some((r) => r.user_id === userId && r.emoji === emoji);
         if (op === "add" ? has : !has) return null;
+        // A cap per user, so that no one can pile thousands on a message that every view of it carries.
+        const theirs = current.reactions.filter((r) => r.user_id === userId).length;
+        if (op === "add" && theirs >= config.MAX_REACTIONS_PER_USER) {
+          outcome = "full";
+          return null;
+        }
         outcome = "changed";
         const reactions =
           op === "add"
@@ -300,6 +328,11 @@ export function createMessagesService(deps: MessageDeps) {
       });
       if (!next) throw new AppError("not_found", "message not found");
       if (outcome === "deleted") throw new AppError("message_deleted", "the message was deleted");
+      if (outcome === "full")
+        throw new AppError(
+          "too_many_reactions",
+          `at most ${config.MAX_REACTIONS_PER_USER} reactions of one person on a message (MAX_REACTIONS_PER_USER): remove one first`,
+        );
       if (outcome === "unchanged") return { changed: false };
       await changed(op === "add" ? "reaction.added" : "reaction.removed", next, { user_id: userId, emoji });
       return { changed: true };

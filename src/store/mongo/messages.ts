@@ -95,7 +95,7 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
   };
 
   const byClientId = async (
-    draft: Omit<MessageRecord, "seq" | "version_seq">,
+    draft: Pick<MessageRecord, "conversation_id" | "sender_id" | "client_msg_id">,
     session?: Session,
   ): Promise<MessageRecord | null> => {
     if (draft.client_msg_id === null) return null;
@@ -233,6 +233,10 @@ export function mongoMessages({ conversations, messages }: Collections, tx: Tran
     async byId(id) {
       const doc = await messages.findOne({ _id: id }, RECORD);
       return doc && toMessage(doc);
+    },
+
+    byClientId(conversationId, senderId, clientMsgId) {
+      return byClientId({ conversation_id: conversationId, sender_id: senderId, client_msg_id: clientMsgId });
     },
 
     async page(conversationId, { before, after, limit }) {

@@ -234,6 +234,10 @@ export function sqliteMessages(
       const row = byId.get(id);
       return row ? toMessage(row) : null;
     },
+    async byClientId(conversationId, senderId, clientMsgId) {
+      const row = byClientKey.get(conversationId, clientKey(senderId, clientMsgId), senderId, clientMsgId);
+      return row ? toMessage(row) : null;
+    },
     async page(conversationId, { before: b, after: a, limit }) {
       if (a !== undefined && b !== undefined) return between.all(conversationId, a, b, limit).map(toMessage);
       if (a !== undefined) return after.all(conversationId, a, limit).map(toMessage);

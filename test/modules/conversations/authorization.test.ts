@@ -167,6 +167,51 @@ describe("authorization matrix", () => {
     });
   }
 
+  it("answers a removed member 404 on the conversation and on their own messages in it, as an outsider", async () => {
+    const f = await fixture();
+    const mine = await call(h.app, "POST", `/api/conversations/${f.conversation}/messages`, {
+      token: member.token,
+      body: { content: "before I left", client_msg_id: "left-1" },
+    });
+    expect(mine.status).toBe(201);
+    const removed = await call(
+      h.app,
+      "DELETE",
+      `/api/conversations/${f.conversation}/participants/${member.id}`,
+      {
+        token: owner.token,
+      },
+    );
+    expect(removed.status).toBe(204);
+    const c = `/api/conversations/${f.conversation}`;
+    const m = `/api/messages/${mine.body.id}`;
+    for (const [method, path, body] of [
+      ["PUT", m, { content: "rewritten after" }],
+      ["DELETE", m],
+      ["POST", `${m}/reactions`, { emoji: "👍" }],
+      ["DELETE", `${m}/reactions/x`],
+      ["GET", `${m}/receipts`],
+      ["GET", `${c}/messages`],
+      ["GET", `${c}/events?after=0`],
+      ["POST", `${c}/read`, { seq: 1 }],
+      ["POST", `${c}/messages`, { content: "before I left", client_msg_id: "left-1" }],
+    ] as const) {
+      const res = await call(h.app, method, path, { token: member.token, body });
+      expect({ method, path, status: res.status, code: res.body.error?.code }).toEqual({
+        method,
+        path,
+        status: 404,
+        code: "not_found",
+      });
+    }
+    const history = await call(h.app, "GET", `${c}/messages`, { token: owner.token });
+    expect(history.body.items.find((x: { id: string }) => x.id === mine.body.id)).toMatchObject({
+      content: "before I left",
+      deleted: false,
+      reactions: [],
+    });
+  });
+
   it("answers an unknown conversation and an unknown message with the same 404 as a foreign one", async () => {
     const unknown = "00000000000000000000";
     for (const [method, path] of [

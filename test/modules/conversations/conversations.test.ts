@@ -152,6 +152,58 @@ describe("listing, reading, updating, deleting", () => {
     expect(seen).toEqual([1, 4, 3, 2, 0].map((i) => ids[i] as string));
   });
 
+  it("moves a conversation up with every change in its log: an edit, a reaction, a delete, a rename", async () => {
+    const frank = await signup(h.app);
+    const ids: string[] = [];
+    const firsts: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(1000);
+      const id = (await create(frank.token, { conversation_type: "group", participant_ids: [bob.id] })).body
+        .id;
+      const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+        token: frank.token,
+        body: { content: `m${i}` },
+      });
+      ids.push(id);
+      firsts.push(sent.body.id);
+    }
+    const order = async () =>
+      (await call(h.app, "GET", "/api/conversations", { token: frank.token })).body.items.map(
+        (c: { id: string }) => ids.indexOf(c.id),
+      );
+    expect(await order()).toEqual([4, 3, 2, 1, 0]);
+    const changes: [number, () => Promise<unknown>][] = [
+      [
+        0,
+        () =>
+          call(h.app, "PUT", `/api/messages/${firsts[0]}`, { token: frank.token, body: { content: "e" } }),
+      ],
+      [
+        1,
+        () =>
+          call(h.app, "POST", `/api/messages/${firsts[1]}/reactions`, {
+            token: bob.token,
+            body: { emoji: "👍" },
+          }),
+      ],
+      [2, () => call(h.app, "DELETE", `/api/messages/${firsts[2]}`, { token: frank.token })],
+      [
+        3,
+        () =>
+          call(h.app, "PUT", `/api/conversations/${ids[3]}`, {
+            token: frank.token,
+            body: { name: "renamed" },
+          }),
+      ],
+    ];
+    for (const [i, change] of changes) {
+      h.clock.advance(1000);
+      await change();
+      expect((await order())[0]).toBe(i);
+    }
+    expect(await order()).toEqual([3, 2, 1, 0, 4]);
+  });
+
   it("pages every conversation once with order=created, oldest first, however their activity moves them", async () => {
     const erin = await signup(h.app);
     const made: string[] = [];
@@ -234,6 +286,20 @@ describe("listing, reading, updating, deleting", () => {
     });
     expect(history.body.items[0].message_type).toBe("system");
     expect(JSON.parse(history.body.items[0].content)).toMatchObject({ event: "conversation.updated" });
+  });
+
+  it("lets either member of a dm name it, whichever of them opened it, as either may delete it", async () => {
+    const dm = await create(carol.token, { conversation_type: "dm", participant_ids: [bob.id] });
+    for (const [user, name] of [
+      [bob, "From bob"],
+      [carol, "From carol"],
+    ] as const) {
+      const res = await call(h.app, "PUT", `/api/conversations/${dm.body.id}`, {
+        token: user.token,
+        body: { name, topic: `${name}'s topic` },
+      });
+      expect([res.status, res.body.name, res.body.topic]).toEqual([200, name, `${name}'s topic`]);
+    }
   });
 
   it("records nothing for a PUT that changes nothing: no system message, no seq", async () => {

@@ -61,6 +61,26 @@ describe("sending", () => {
     expect(page.body.items.map((m: { seq: number }) => m.seq)).toEqual([1, 2]);
   });
 
+  it("answers a client_msg_id sent again with other content with the message stored first, unchanged (200)", async () => {
+    const id = await group();
+    const first = await send(alice.token, id, { content: "first words", client_msg_id: "c-edit" });
+    const again = await send(alice.token, id, {
+      content: "second thoughts",
+      client_msg_id: "c-edit",
+      attachments: [{ file_id: "f1", file_name: "a.png", file_size: 3, mime_type: "image/png" }],
+    });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items.map((m: { content: string }) => m.content)).toEqual(["first words"]);
+    // Nor after the first was deleted: the tombstone is the answer, nothing is stored again.
+    await call(h.app, "DELETE", `/api/messages/${first.body.id}`, { token: alice.token });
+    const late = await send(alice.token, id, { content: "first words", client_msg_id: "c-edit" });
+    expect([late.status, late.body.id, late.body.deleted]).toEqual([200, first.body.id, true]);
+    const events = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: bob.token });
+    expect(events.body.last_seq).toBe(2);
+  });
+
   it("gives concurrent senders gap-free, duplicate-free seqs", async () => {
     const id = await group();
     const senders = [alice, bob, carol];
@@ -119,6 +139,29 @@ describe("sending", () => {
     expect((await send(alice.token, two, { content: "re", reply_to: m.body.id })).status).toBe(422);
   });
 
+  it("answers a channel post sent again after its sender was demoted with the stored post (200), not 403", async () => {
+    const id = await group(alice, [bob], "channel");
+    const role = (r: string) =>
+      call(h.app, "PUT", `/api/conversations/${id}/participants/${bob.id}`, {
+        token: alice.token,
+        body: { role: r },
+      });
+    await role("admin");
+    const posted = await send(bob.token, id, { content: "news", client_msg_id: "p-1" });
+    expect(posted.status).toBe(201);
+    await role("member");
+    // Its answer was lost and the client sends it again: it was stored, and the resend says so.
+    const again = await send(bob.token, id, { content: "news", client_msg_id: "p-1" });
+    expect([again.status, again.body.id]).toEqual([200, posted.body.id]);
+    // A new one is still refused, and nothing more is stored.
+    const other = await send(bob.token, id, { content: "more news", client_msg_id: "p-2" });
+    expect([other.status, other.body.error?.code]).toEqual([403, "forbidden"]);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: alice.token });
+    expect(page.body.items.filter((m: { message_type: string }) => m.message_type !== "system")).toHaveLength(
+      1,
+    );
+  });
+
   it("lets only owners and admins post in a channel: 403 forbidden for members", async () => {
     const id = await group(alice, [bob], "channel");
     expect((await send(alice.token, id, { content: "news" })).status).toBe(201);
@@ -160,6 +203,104 @@ describe("history", () => {
   });
 });
 
+describe("history and catch-up at their edges", () => {
+  it("answers the ends of the log: nothing before the first message, nothing after the last, has_more false", async () => {
+    const id = await group();
+    for (let i = 1; i <= 3; i++) await send(alice.token, id, { content: `m${i}` });
+    const get = async (route: string, q: string) =>
+      (await call(h.app, "GET", `/api/conversations/${id}/${route}?${q}`, { token: bob.token })).body;
+    expect(await get("messages", "before=1")).toEqual({ items: [], has_more: false });
+    expect(await get("messages", "after=3")).toEqual({ items: [], has_more: false });
+    expect(await get("messages", "after=3000000000")).toEqual({ items: [], has_more: false });
+    expect(await get("messages", "after=2&before=3")).toEqual({ items: [], has_more: false });
+    const exact = await get("messages", "limit=3");
+    expect([exact.items.length, exact.has_more]).toEqual([3, false]);
+    expect(await get("events", "after=3")).toEqual({ items: [], last_seq: 3, has_more: false });
+    expect(await get("events", "after=3000000000")).toEqual({ items: [], last_seq: 3, has_more: false });
+    const all = await get("events", "after=0&limit=3");
+    expect([all.items.length, all.has_more]).toEqual([3, false]);
+  });
+
+  it("answers the latest 50 messages and the first 200 events when no limit is given", async () => {
+    const id = await group();
+    for (let i = 1; i <= 201; i++) await send(alice.token, id, { content: `m${i}` });
+    const get = async (route: string) =>
+      (await call(h.app, "GET", `/api/conversations/${id}/${route}`, { token: bob.token })).body;
+    const history = await get("messages");
+    expect([history.items[0].seq, history.items.length, history.has_more]).toEqual([152, 50, true]);
+    const events = await get("events?after=0");
+    expect([events.items[0].seq, events.items.length, events.has_more]).toEqual([1, 200, true]);
+    const most = await get("messages?limit=200");
+    expect([most.items[0].seq, most.items.length, most.has_more]).toEqual([2, 200, true]);
+  });
+
+  it("pages the events one at a time through every change once, in order, the last page saying has_more false", async () => {
+    const id = await group();
+    const m1 = await send(alice.token, id, { content: "one" });
+    const m2 = await send(bob.token, id, { content: "two" });
+    await call(h.app, "PUT", `/api/messages/${m1.body.id}`, { token: alice.token, body: { content: "1" } });
+    await call(h.app, "POST", `/api/messages/${m2.body.id}/reactions`, {
+      token: carol.token,
+      body: { emoji: "👍" },
+    });
+    await send(carol.token, id, { content: "three" });
+    await call(h.app, "DELETE", `/api/messages/${m2.body.id}`, { token: bob.token });
+    const seen: [string, number][] = [];
+    let after = 0;
+    for (let pages = 0; pages < 10; pages++) {
+      const res = await call(h.app, "GET", `/api/conversations/${id}/events?after=${after}&limit=1`, {
+        token: carol.token,
+      });
+      expect(res.status).toBe(200);
+      for (const m of res.body.items) seen.push([m.content, m.version_seq]);
+      after = res.body.items.at(-1)?.version_seq ?? after;
+      if (!res.body.has_more) break;
+    }
+    // m1 edited at 3, m3 sent at 5, m2 deleted at 6 (its reaction at 4 is behind its delete).
+    expect(seen).toEqual([
+      ["1", 3],
+      ["three", 5],
+      ["", 6],
+    ]);
+  });
+
+  it.each([
+    ["limit=0", "limit"],
+    ["limit=1001", "limit"],
+    ["limit=ten", "limit"],
+    ["limit=1.5", "limit"],
+    ["after=-1", "after"],
+    ["after=1.5", "after"],
+    ["after=one", "after"],
+    ["after=", "after"],
+  ])("refuses the events query %p with 422 naming %p", async (q, field) => {
+    const id = await group();
+    const res = await call(h.app, "GET", `/api/conversations/${id}/events?${q}`, { token: bob.token });
+    expect([res.status, res.body.error?.code, res.body.error?.field]).toEqual([
+      422,
+      "validation_failed",
+      field,
+    ]);
+  });
+
+  it.each([
+    ["limit=0", "limit"],
+    ["limit=201", "limit"],
+    ["limit=ten", "limit"],
+    ["before=1.5", "before"],
+    ["before=-1", "before"],
+    ["after=one", "after"],
+  ])("refuses the history query %p with 422 naming %p", async (q, field) => {
+    const id = await group();
+    const res = await call(h.app, "GET", `/api/conversations/${id}/messages?${q}`, { token: bob.token });
+    expect([res.status, res.body.error?.code, res.body.error?.field]).toEqual([
+      422,
+      "validation_failed",
+      field,
+    ]);
+  });
+});
+
 describe("edits, deletes and reactions", () => {
   it("edits (sender only), stamping edited_at and a new version_seq", async () => {
     const id = await group();
@@ -180,6 +321,33 @@ describe("edits, deletes and reactions", () => {
       (await call(h.app, "PUT", `/api/messages/${m.body.id}`, { token: alice.token, body: { content: "" } }))
         .status,
     ).toBe(422);
+  });
+
+  it("lets a channel's posts be edited only by a sender still its owner or admin: a demoted admin's stay (403)", async () => {
+    const id = await group(alice, [bob, carol], "channel");
+    const role = (user: User, r: string) =>
+      call(h.app, "PUT", `/api/conversations/${id}/participants/${user.id}`, {
+        token: alice.token,
+        body: { role: r },
+      });
+    expect((await role(bob, "admin")).status).toBe(200);
+    const post = await send(bob.token, id, { content: "the news" });
+    expect(post.status).toBe(201);
+    const edit = (content: string) =>
+      call(h.app, "PUT", `/api/messages/${post.body.id}`, { token: bob.token, body: { content } });
+    expect((await edit("the news, corrected")).status).toBe(200);
+    expect((await role(bob, "member")).status).toBe(200);
+    // A reader may not post, so may not put new words before every reader under an old post either.
+    const refused = await edit("something else entirely");
+    expect([refused.status, refused.body.error?.code]).toEqual([403, "forbidden"]);
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: carol.token });
+    expect(page.body.items.find((m: { id: string }) => m.id === post.body.id).content).toBe(
+      "the news, corrected",
+    );
+    // Taking it back stays theirs.
+    expect((await call(h.app, "DELETE", `/api/messages/${post.body.id}`, { token: bob.token })).status).toBe(
+      204,
+    );
   });
 
   it("deletes as a tombstone (sender or owner/admin), and a deleted message cannot be edited: 409", async () => {
@@ -208,6 +376,33 @@ describe("edits, deletes and reactions", () => {
     });
     expect(edit.status).toBe(409);
     expect(edit.body.error.code).toBe("message_deleted");
+  });
+
+  it("lets only the sender delete a message in a dm, whichever of the two opened it (403 to the other)", async () => {
+    const opened = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "dm", participant_ids: [bob.id] },
+    });
+    const id = opened.body.id as string;
+    const bobs = await send(bob.token, id, { content: "bob's words" });
+    const alices = await send(alice.token, id, { content: "alice's words" });
+    for (const [token, message] of [
+      [alice.token, bobs],
+      [bob.token, alices],
+    ] as const) {
+      const res = await call(h.app, "DELETE", `/api/messages/${message.body.id}`, { token });
+      expect([res.status, res.body?.error?.code]).toEqual([403, "forbidden"]);
+    }
+    const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+    expect(page.body.items.map((m: { content: string; deleted: boolean }) => [m.content, m.deleted])).toEqual(
+      [
+        ["bob's words", false],
+        ["alice's words", false],
+      ],
+    );
+    expect((await call(h.app, "DELETE", `/api/messages/${bobs.body.id}`, { token: bob.token })).status).toBe(
+      204,
+    );
   });
 
   it("keeps system messages as they were: neither edited nor deleted, even by the owner (403)", async () => {
@@ -302,6 +497,17 @@ describe("edits, deletes and reactions", () => {
     });
     expect(react.status).toBe(409);
     expect(react.body.error.code).toBe("message_deleted");
+    // Taking a reaction off a deleted message leaves what was asked for (none there): 204, as for any
+    // reaction not there, and nothing is written.
+    const unreact = await call(
+      h.app,
+      "DELETE",
+      `/api/messages/${m.body.id}/reactions/${encodeURIComponent("👀")}`,
+      {
+        token: bob.token,
+      },
+    );
+    expect(unreact.status).toBe(204);
     expect((await call(h.app, "DELETE", `/api/messages/${m.body.id}`, { token: alice.token })).status).toBe(
       204,
     );

@@ -62,3 +62,31 @@ it("tells the members a read or an acknowledgement that moved, and nothing for o
   expect(await kinds(read)).toEqual(["receipt.read:true"]);
   expect(await kinds(read)).toEqual([]);
 });
+
+it("answers a receipt's times as when the member's position last moved to or past the message, as README says", async () => {
+  const [alice, bob] = [await signup(h.app), await signup(h.app)];
+  const id = await group(h.app, alice, [bob]);
+  const send = async (content: string) =>
+    (
+      await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+        token: alice.token,
+        body: { content },
+      })
+    ).body;
+  const read = (seq: number) =>
+    call(h.app, "POST", `/api/conversations/${id}/read`, { token: bob.token, body: { seq } });
+  const receipt = async (messageId: string) =>
+    (await call(h.app, "GET", `/api/messages/${messageId}/receipts`, { token: alice.token })).body.items[0];
+  const first = await send("first");
+  await read(first.seq);
+  const firstReadAt = new Date(h.clock.now()).toISOString();
+  expect((await receipt(first.id)).read_at).toBe(firstReadAt);
+  h.clock.advance(60_000);
+  const second = await send("second");
+  expect(await receipt(second.id)).toMatchObject({ read_at: null });
+  await read(second.seq);
+  // One time per member and kind is kept, not one per message: the first's moves with the second's read.
+  const later = new Date(h.clock.now()).toISOString();
+  expect((await receipt(first.id)).read_at).toBe(later);
+  expect((await receipt(second.id)).read_at).toBe(later);
+});

@@ -1,5 +1,6 @@
-// The messages service against a store whose change() retries, as the MongoDB adapter does when it loses
-// a compare-and-set: the change function may run more than once and only the last run counts.
+// The messages service in races: deletes against edits and reactions on their way, and against a store whose
+// change() retries, as the MongoDB adapter does when it loses a compare-and-set (the change function may run
+// more than once and only the last run counts).
 
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import type { ConversationEvent } from "../../../src/realtime/hub.ts";
@@ -42,4 +43,41 @@ it("publishes no delete when the delete lost its race to another delete", async 
     messages.change = realChange;
   }
   expect(events.filter((e) => e.kind === "message.deleted")).toHaveLength(0);
+});
+
+it("never brings back a message deleted while an edit or a reaction of it was on its way", async () => {
+  const alice = await signup(h.app);
+  const bob = await signup(h.app);
+  const conv = await call(h.app, "POST", "/api/conversations", {
+    token: alice.token,
+    body: { conversation_type: "group", participant_ids: [bob.id] },
+  });
+  const id = conv.body.id as string;
+  const sent = await Promise.all(
+    Array.from(
+      { length: 10 },
+      async (_, i) =>
+        (
+          await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+            token: alice.token,
+            body: { content: `secret ${i}` },
+          })
+        ).body,
+    ),
+  );
+  // Each message's delete and a late edit and reaction, at once: whichever lands first, the delete wins.
+  const answers = await Promise.all(
+    sent.flatMap((m) => [
+      call(h.app, "DELETE", `/api/messages/${m.id}`, { token: alice.token }),
+      call(h.app, "PUT", `/api/messages/${m.id}`, { token: alice.token, body: { content: "rewritten" } }),
+      call(h.app, "POST", `/api/messages/${m.id}/reactions`, { token: bob.token, body: { emoji: "👀" } }),
+    ]),
+  );
+  for (const res of answers) expect([200, 201, 204, 409]).toContain(res.status);
+  const page = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: bob.token });
+  for (const m of page.body.items)
+    expect(m).toMatchObject({ deleted: true, content: "", reactions: [], attachments: [] });
+  // Nor does the catch-up give any version of them with content after their delete.
+  const events = await call(h.app, "GET", `/api/conversations/${id}/events?after=10`, { token: bob.token });
+  for (const m of events.body.items) expect([m.deleted, m.content]).toEqual([true, ""]);
 });

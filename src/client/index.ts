@@ -48,6 +48,11 @@ export interface ParleyClientOptions {
    * takes the tokens another one saved instead of spending a refresh token twice (which ends the session).
    */
   store?: SessionStore;
+  /**
+   * Acknowledge delivery of the messages the connection hands the app (live and caught up), so that their
+   * senders see them delivered. Default true; false leaves it to `realtime.ack()`.
+   */
+  autoAck?: boolean;
   /** The lock refreshes are taken under. Default: the browser's `navigator.locks`, else one per realm. */
   locks?: Locks;
 }
@@ -76,6 +81,8 @@ export class ParleyClient {
       throw new TypeError(`refreshAt: expected 0 < x < 1, got ${refreshAt}`);
     if (opts.encoding !== undefined && !ENCODINGS.includes(opts.encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(opts.encoding)}`);
+    if (opts.autoAck !== undefined && typeof opts.autoAck !== "boolean")
+      throw new TypeError(`autoAck: expected true or false, got ${String(opts.autoAck)}`);
     this.opts = { ...opts, refreshAt };
     this.rest = new RestClient({
       baseUrl: opts.baseUrl,
@@ -220,6 +227,7 @@ export class ParleyClient {
       backoff: this.opts.backoff,
       WebSocket: this.opts.WebSocket,
       checkSession: () => this.checkSession(),
+      autoAck: this.opts.autoAck,
     });
     for (const entry of this.handlers) entry.off = connection.on(entry.type, entry.handler);
     this.connection = connection;

@@ -7,6 +7,7 @@
 
 import { CLOSE, ENCODINGS, type Encoding, type ServerFrame } from "../realtime/frames.ts";
 import type { Catchup } from "./catchup.ts";
+import { Deliveries } from "./deliveries.ts";
 import { ParleyError } from "./errors.ts";
 import {
   type ConversationEvent,
@@ -62,6 +63,11 @@ export interface RealtimeOptions {
    * the server's 401 ParleyError once it is over, which ends the connection with that code.
    */
   checkSession?: () => Promise<void>;
+  /**
+   * Acknowledge delivery (`message_ack`) of the messages handed to the app, live or caught up, so that
+   * their senders see them delivered without the app acking. Default true; false leaves it to `ack()`.
+   */
+  autoAck?: boolean;
 }
 
 export type MessageInput = Omit<SendMessage, "client_msg_id"> & { client_msg_id?: string };
@@ -82,6 +88,9 @@ export class RealtimeConnection {
   private resumes: Resumes;
   private catchup: Catchup;
   private receiptState: Receipts;
+  /** The delivery acks the connection makes itself (autoAck), or null. */
+  private deliveries: Deliveries | null;
+  private userId: string;
   /**
    * The public channels subscribed: a socket's channels end with it, so every new one (a reconnect, a
    * connect() after close()) subscribes to them again.
@@ -99,8 +108,11 @@ export class RealtimeConnection {
     const encoding = opts.encoding ?? "msgpackr";
     if (!ENCODINGS.includes(encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(encoding)}`);
+    if (opts.autoAck !== undefined && typeof opts.autoAck !== "boolean")
+      throw new TypeError(`autoAck: expected true or false, got ${String(opts.autoAck)}`);
     this.encoding = encoding;
     this.sessionId = opts.sessionId;
+    this.userId = opts.userId;
     base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
     const root = base.href.replace(/\/+$/, "");
     const url = `${root}/ws/${encodeURIComponent(opts.userId)}/${encodeURIComponent(opts.sessionId)}`;
@@ -117,10 +129,23 @@ export class RealtimeConnection {
         this.resumes.left();
       },
       dropped: (code) => this.sender.pending.dropped(`the connection dropped (${code}) before an answer`),
-      stopped: (err) => this.sender.pending.failAll(err),
+      stopped: (err) => {
+        this.deliveries?.stop();
+        this.sender.pending.failAll(err);
+      },
       emit,
     });
     this.sender = new Sender(this.link, opts.requestTimeoutMs ?? 10_000);
+    // Taken again by the server without harm (delivery only moves forward): sent again after a reconnect.
+    this.deliveries =
+      opts.autoAck === false
+        ? null
+        : new Deliveries(
+            opts.userId,
+            async (conversationId, seq) =>
+              void (await this.request({ type: "message_ack", conversation_id: conversationId, seq }, true)),
+            () => this.link.connected,
+          );
     this.receiptState = new Receipts((receipt) => this.emit("receipt", receipt));
     this.resumes = new Resumes(opts.userId, opts.rest, this.link, this.sender, this.receiptState, emit);
     this.catchup = this.resumes.catchup;
@@ -213,7 +238,7 @@ export class RealtimeConnection {
     this.sender.transmit({ type: on ? "typing_start" : "typing_stop", conversation_id: conversationId });
   }
 
-  /** Delivered up to seq. */
+  /** Delivered up to seq. The connection acks what it hands the app itself unless `autoAck` is false. */
   async ack(conversationId: string, seq: number): Promise<void> {
     await this.request({ type: "message_ack", conversation_id: conversationId, seq });
   }
@@ -274,6 +299,7 @@ export class RealtimeConnection {
     this.resumes.hello();
     this.resubscribe();
     this.sender.flush();
+    this.deliveries?.hello();
   }
 
   /**
@@ -363,5 +389,19 @@ export class RealtimeConnection {
           new ParleyError("handler_failed", err instanceof Error ? err.message : String(err)),
         );
     });
+    this.noteDelivery(type, payload);
+  }
+
+  /** What the delivery acks follow: the events handed over, the user's own receipts, departures. */
+  private noteDelivery<K extends RealtimeEventType>(type: K, payload: Parameters<Handler<K>>[0]) {
+    const deliveries = this.deliveries;
+    if (!deliveries) return;
+    if (type === "event") deliveries.delivered(payload as ConversationEvent);
+    else if (type === "gone") deliveries.forget((payload as { conversation_id: string }).conversation_id);
+    else if (type === "receipt") {
+      // A read moves delivery with it; the user's other devices count as theirs.
+      const r = payload as Extract<ServerFrame, { type: "receipt" }>;
+      if (r.user_id === this.userId) deliveries.standsAt(r.conversation_id, r.seq);
+    }
   }
 }

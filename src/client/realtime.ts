@@ -12,11 +12,9 @@ import { ParleyError } from "./errors.ts";
 import {
   type ConversationEvent,
   Emitter,
-  fromWire,
   type Handler,
   type OpenInfo,
   type RealtimeEventType,
-  replayShaped,
 } from "./events.ts";
 import { type Hello, Link } from "./link.ts";
 import { type MemberReceipts, Receipts } from "./receipts.ts";
@@ -332,10 +330,7 @@ export class RealtimeConnection {
       case "error":
         return this.onError(frame);
       case "event":
-        return this.catchup.accept(
-          fromWire(frame as ConversationEvent),
-          replayShaped(frame as ConversationEvent),
-        );
+        return this.catchup.frame(frame as ConversationEvent);
       case "resumed":
         return this.resumes.resumed(frame);
       case "resync":

@@ -121,8 +121,12 @@ export class Sender {
   private sendPending(ref: number) {
     const pending = this.pending.get(ref);
     if (!pending) return;
+    // Queued before it is handed over: an outbox with tokens to spare writes it at once, and marks it
+    // sent (write()), which a dropped socket must see (it is not sent again unless it may be).
+    const before = pending.state;
+    pending.state = "queued";
     const outcome = this.transmit(pending.frame, ref);
-    if (outcome === "queued") pending.state = "queued";
+    if (outcome === "offline") pending.state = before;
     else if (outcome === "too_large") this.pending.fail(ref, tooLarge(pending.frame, this.limit));
   }
 

@@ -115,6 +115,30 @@ describe("a server that never says hello", () => {
   });
 });
 
+describe("a socket that drops with requests written on it", () => {
+  it("fails one that may not be sent twice (key_exchange) with closed, and does not send it again on the next socket", async () => {
+    const fake = fakeServer({
+      // The socket drops before the answer: the server may have passed it on already.
+      answer: (f, ws) =>
+        f.type === "key_exchange" ? void ws.close(CLOSE.restart, "restart") : { type: "ok", ref: f.ref },
+    });
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      const opens = record(rt, "open");
+      await rt.connect();
+      const err = await rejection(rt.keyExchange("peer", new Uint8Array([1, 2, 3])));
+      expect(err.code).toBe("closed");
+      await opens.next((o) => o.reconnected);
+      // Answered after whatever the new socket sent at its hello.
+      await rt.presence("online");
+      expect(fake.frames.filter((f) => f.type === "key_exchange")).toHaveLength(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
 describe("close() with a REST call on its way", () => {
   it("fails the call with closed at once, and later calls go out as usual", async () => {
     const { ParleyClient, ParleyError } = await import("../../src/client/index.ts");

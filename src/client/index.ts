@@ -4,7 +4,7 @@
 import { ENCODINGS, type Encoding } from "../realtime/frames.ts";
 import { ParleyError } from "./errors.ts";
 import type { Handler, OpenInfo, RealtimeEventType } from "./events.ts";
-import { RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
+import { checkOptions, RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
 import { type Fetch, RestClient } from "./rest.ts";
 import { sessionEnd } from "./session-end.ts";
 import { defaultLocks, type Locks, type Session, type SessionStore } from "./session-store.ts";
@@ -81,8 +81,7 @@ export class ParleyClient {
       throw new TypeError(`refreshAt: expected 0 < x < 1, got ${refreshAt}`);
     if (opts.encoding !== undefined && !ENCODINGS.includes(opts.encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(opts.encoding)}`);
-    if (opts.autoAck !== undefined && typeof opts.autoAck !== "boolean")
-      throw new TypeError(`autoAck: expected true or false, got ${String(opts.autoAck)}`);
+    checkOptions(opts);
     this.opts = { ...opts, refreshAt };
     this.rest = new RestClient({
       baseUrl: opts.baseUrl,

@@ -106,8 +106,7 @@ export class RealtimeConnection {
     const encoding = opts.encoding ?? "msgpackr";
     if (!ENCODINGS.includes(encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(encoding)}`);
-    if (opts.autoAck !== undefined && typeof opts.autoAck !== "boolean")
-      throw new TypeError(`autoAck: expected true or false, got ${String(opts.autoAck)}`);
+    checkOptions(opts);
     this.encoding = encoding;
     this.sessionId = opts.sessionId;
     this.userId = opts.userId;
@@ -399,4 +398,29 @@ export class RealtimeConnection {
       if (r.user_id === this.userId) deliveries.standsAt(r.conversation_id, r.seq);
     }
   }
+}
+
+/**
+ * The options a ParleyClient passes on too, checked when either is built: a delay of 0, NaN or less (a
+ * number read from an unset variable, say) would reconnect or time out in a tight loop.
+ */
+export function checkOptions(
+  opts: Pick<RealtimeOptions, "requestTimeoutMs" | "helloTimeoutMs" | "backoff" | "autoAck">,
+) {
+  const delays: [string, unknown, number][] = [
+    ["requestTimeoutMs", opts.requestTimeoutMs, 1],
+    ["helloTimeoutMs", opts.helloTimeoutMs, 1],
+    ["backoff.minMs", opts.backoff?.minMs, 1],
+    ["backoff.maxMs", opts.backoff?.maxMs, 1],
+    ["backoff.resetAfterMs", opts.backoff?.resetAfterMs, 0],
+  ];
+  for (const [name, value, least] of delays) {
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < least)
+      throw new TypeError(
+        `${name}: expected ${least === 0 ? "0 or more" : "a positive number of"} milliseconds, got ${String(value)}`,
+      );
+  }
+  if (opts.autoAck !== undefined && typeof opts.autoAck !== "boolean")
+    throw new TypeError(`autoAck: expected true or false, got ${String(opts.autoAck)}`);
 }

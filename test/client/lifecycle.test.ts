@@ -4,7 +4,8 @@
 
 import { afterAll, beforeAll, describe, expect, it, setSystemTime } from "bun:test";
 import { join } from "node:path";
-import { ParleyError } from "../../src/client/index.ts";
+import { ParleyClient, ParleyError } from "../../src/client/index.ts";
+import type { RealtimeOptions } from "../../src/client/realtime.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
 import { waitFor } from "../helpers.ts";
 import {
@@ -111,6 +112,23 @@ describe("a server that never says hello", () => {
     } finally {
       rt.close();
       fake.stop();
+    }
+  });
+});
+
+describe("delays given as options", () => {
+  it("are refused when built if they are not positive numbers, naming the option: none reconnects or times out in a loop", () => {
+    const bad: Partial<RealtimeOptions>[] = [
+      { backoff: { minMs: Number.NaN } },
+      { backoff: { maxMs: 0 } },
+      { backoff: { resetAfterMs: -1 } },
+      { requestTimeoutMs: 0 },
+      { helloTimeoutMs: Number.POSITIVE_INFINITY },
+    ];
+    for (const opts of bad) {
+      const name = Object.keys(opts.backoff ?? opts)[0] as string;
+      expect(() => fakeConnection(s.baseUrl, opts)).toThrow(name);
+      expect(() => new ParleyClient({ baseUrl: s.baseUrl, ...opts })).toThrow(name);
     }
   });
 });

@@ -362,8 +362,9 @@ export class RestClient {
       this.request<MessagePage>("GET", `/api/conversations/${enc(conversationId)}/messages`, undefined, q),
     /**
      * Sends with a client_msg_id (a new one unless given). A send that fails without the server's answer
-     * (`timeout`, `network`, `closed`) may have been stored all the same: its error's
-     * `details.client_msg_id` names it, and sending again with that id is safe (never stored twice).
+     * (`timeout`, `network`, `closed`, or a 5xx: a proxy's 502 or 504) may have been stored all the same:
+     * its error's `details.client_msg_id` names it, and sending again with that id is safe (never stored
+     * twice).
      */
     send: async (conversationId: string, input: SendMessage): Promise<MessageView> => {
       const body = { ...input, client_msg_id: input.client_msg_id ?? crypto.randomUUID() };
@@ -374,7 +375,10 @@ export class RestClient {
           body,
         );
       } catch (err) {
-        if (err instanceof ParleyError && err.status === 0) err.details.client_msg_id ??= body.client_msg_id;
+        // No answer, or one that does not say whether it was stored (a 5xx: a proxy's 502 or 504 may come
+        // after the server stored it).
+        if (err instanceof ParleyError && (err.status === 0 || err.status >= 500))
+          err.details.client_msg_id ??= body.client_msg_id;
         throw err;
       }
     },

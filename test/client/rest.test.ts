@@ -283,6 +283,34 @@ describe("REST client", () => {
     expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
   });
 
+  it("a message send a proxy answers 504 after the server stored it names its client_msg_id too: sent again, it is stored once", async () => {
+    let lose = true;
+    const [a, b] = [
+      await s.client({
+        fetch: async (url, init) => {
+          const res = await fetch(url, init);
+          if (lose && init.method === "POST" && url.pathname.endsWith("/messages")) {
+            lose = false;
+            // The proxy gave up waiting, after the server had stored it.
+            return new Response("<html>504 Gateway Time-out</html>", { status: 504 });
+          }
+          return res;
+        },
+      }),
+      await s.client(),
+    ];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "dm",
+      participant_ids: [b.session!.user.id],
+    });
+    const lost = await rejection(a.rest.messages.send(conv.id, { content: "hello" }));
+    expect([lost.code, lost.status]).toEqual(["bad_response", 504]);
+    const id = lost.details.client_msg_id as string;
+    expect(typeof id).toBe("string");
+    const again = await a.rest.messages.send(conv.id, { content: "hello", client_msg_id: id });
+    expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
+  });
+
   it("refreshes an access token past its time before a call, as after a device slept through its timers", async () => {
     const paths: string[] = [];
     const c = await s.client({

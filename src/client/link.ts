@@ -174,7 +174,14 @@ export class Link {
     // Records where the server has them; a server without them answers the plain msgpack offered next.
     const offered: Encoding[] = this.wanted === "msgpackr" ? ["msgpackr", "msgpack"] : [this.wanted];
     const protocols = offered.map((e) => SUBPROTOCOLS[e]);
-    const ws = new this.Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
+    let ws: WebSocket;
+    try {
+      ws = new this.Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
+    } catch (err) {
+      // Refused before any socket (a browser's SecurityError, a WebSocket given that rejects the
+      // subprotocols): a failed connection like any other, or connect() would wait for good.
+      return this.onClose(1006, err instanceof Error ? err.message : "no socket");
+    }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.helloTimer = setTimeout(() => {

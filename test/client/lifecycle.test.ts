@@ -116,6 +116,29 @@ describe("a server that never says hello", () => {
   });
 });
 
+describe("a WebSocket that throws when made", () => {
+  it("fails connect() with closed (a SecurityError, a polyfill refusing the subprotocols) instead of leaving it waiting", async () => {
+    const Throwing = class {
+      constructor() {
+        throw new DOMException("refused", "SecurityError");
+      }
+    } as unknown as typeof WebSocket;
+    const rt = fakeConnection("http://127.0.0.1:9", { WebSocket: Throwing });
+    const closes = record(rt, "close");
+    try {
+      const outcome = await Promise.race([
+        rejection(rt.connect()),
+        Bun.sleep(2000).then(() => "still waiting"),
+      ]);
+      expect(outcome).toBeInstanceOf(ParleyError);
+      expect((outcome as ParleyError).code).toBe("closed");
+      expect((await closes.next()).reconnecting).toBe(false);
+    } finally {
+      rt.close();
+    }
+  });
+});
+
 describe("delays given as options", () => {
   it("are refused when built if they are not positive numbers, naming the option: none reconnects or times out in a loop", () => {
     const bad: Partial<RealtimeOptions>[] = [

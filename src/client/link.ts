@@ -205,8 +205,17 @@ export class Link {
       }
       if (frame && typeof frame === "object" && typeof (frame as { type?: unknown }).type === "string") {
         const known = frame as ServerFrame;
-        if (known.type === "hello") this.onHello(known);
-        else this.hooks.frame(known);
+        if (known.type === "hello") return this.onHello(known);
+        try {
+          this.hooks.frame(known);
+        } catch {
+          // A frame not as the protocol says (a key exchange whose payload is no bytes): told, not thrown
+          // out of the socket's handler, where it would be an uncaught error.
+          this.hooks.emit(
+            "error",
+            new ParleyError("bad_frame", `the server sent a ${known.type} frame we cannot read`),
+          );
+        }
       }
     };
     ws.onclose = (e: CloseEvent) => {

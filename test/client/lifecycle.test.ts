@@ -139,6 +139,28 @@ describe("a WebSocket that throws when made", () => {
   });
 });
 
+describe("a frame the SDK cannot make sense of", () => {
+  it("is told as a bad_frame error event, and the connection goes on", async () => {
+    const fake = fakeServer({
+      opened: (ws) =>
+        ws.send(
+          JSON.stringify({ type: "key_exchange", from_user_id: "x", from_device_id: "d", payload: 42 }),
+        ),
+    });
+    const rt = fakeConnection(fake.baseUrl);
+    const errors = record(rt, "error");
+    try {
+      await rt.connect();
+      expect((await errors.next()).code).toBe("bad_frame");
+      await rt.presence("online");
+      expect(rt.connected).toBe(true);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
 describe("delays given as options", () => {
   it("are refused when built if they are not positive numbers, naming the option: none reconnects or times out in a loop", () => {
     const bad: Partial<RealtimeOptions>[] = [

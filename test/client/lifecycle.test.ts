@@ -161,6 +161,43 @@ describe("a frame the SDK cannot make sense of", () => {
   });
 });
 
+describe("a request its encoding cannot carry (a BigInt in JSON)", () => {
+  const bad = { content: "x", extra: 10n } as never;
+
+  it("fails with bad_request at once, and nothing of it is left to fail later", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      await rt.connect();
+      const err = await rejection(rt.send("c", bad));
+      expect(err.code).toBe("bad_request");
+      expect(typeof err.details.client_msg_id).toBe("string");
+      // Nothing left waiting: a request left behind would time out later, unheard (an unhandled rejection).
+      const pending = (rt as unknown as { sender: { pending: { entries(): unknown[] } } }).sender.pending;
+      expect(pending.entries()).toEqual([]);
+      expect((await rt.send("c", { content: "after" })).client_msg_id).toBeString();
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("made before the hello, fails with bad_request there, and the hello and the other requests go on", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      const failed = rejection(rt.send("c", bad));
+      const good = rt.send("c", { content: "fine" });
+      await rt.connect();
+      expect((await failed).code).toBe("bad_request");
+      expect((await good).client_msg_id).toBeString();
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
 describe("delays given as options", () => {
   it("are refused when built if they are not positive numbers, naming the option: none reconnects or times out in a loop", () => {
     const bad: Partial<RealtimeOptions>[] = [

@@ -123,7 +123,14 @@ export class RestClient {
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const json = body === undefined ? undefined : JSON.stringify(body);
+    let json: string | undefined;
+    try {
+      json = body === undefined ? undefined : JSON.stringify(body);
+    } catch (err) {
+      // What the app gave is no JSON (a BigInt, a cycle): refused here, with a code, and nothing is sent.
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ParleyError("bad_request", `${method} ${path}: the body cannot be sent as JSON (${why})`);
+    }
     // A call waiting for its token (a refresh) when cancel() comes is on its way too: it fails at once
     // and is not sent when the token comes.
     const token = auth ? await this.cancellable(this.token()) : undefined;

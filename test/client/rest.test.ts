@@ -283,6 +283,21 @@ describe("REST client", () => {
     expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
   });
 
+  it("refuses a body that is no JSON (a BigInt) with bad_request, sending nothing", async () => {
+    const calls: string[] = [];
+    const c = await s.client({
+      fetch: (url, init) => {
+        calls.push(url.pathname);
+        return fetch(url, init);
+      },
+    });
+    const conv = await c.rest.conversations.create({ conversation_type: "group", participant_ids: [] });
+    calls.length = 0;
+    const err = await rejection(c.rest.conversations.update(conv.id, { name: 1n } as never));
+    expect(err.code).toBe("bad_request");
+    expect(calls).toEqual([]);
+  });
+
   it("a message send a proxy answers 504 after the server stored it names its client_msg_id too: sent again, it is stored once", async () => {
     let lose = true;
     const [a, b] = [

@@ -63,8 +63,8 @@ function reply(obj: unknown) {
 async function init({ init: cfg }: InitCommand): Promise<InitReply> {
   for (const spec of cfg.members) {
     // autoAck: false, as the SDK was before it acked deliveries itself: with it, each member would also
-    // write a message_ack after its catch-up, frames and store writes that runs before 2026-12-06 did not
-    // have, and the storm's numbers would not compare with theirs.
+    // write a message_ack after its catch-up (and the server fan out each receipt to the group), frames
+    // and store writes the earlier runs did not have, and the storm's numbers would not compare with theirs.
     const client = new ParleyClient({
       baseUrl: cfg.baseUrl,
       backoff: { minMs: 200, maxMs: 5_000 },

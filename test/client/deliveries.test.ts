@@ -79,7 +79,7 @@ describe("delivery acks against the real server", () => {
 
     const acks = acksIn(bSent, group.id);
     expect(acks.length).toBeGreaterThan(0);
-    expect(acks.length).toBeLessThanOrEqual(3);
+    expect(acks.length).toBeLessThan(10);
     expect(acks.at(-1)?.seq).toBe(last);
     // Never past what the app was handed.
     expect(acks.every((f) => (f.seq as number) <= last)).toBe(true);

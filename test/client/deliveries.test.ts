@@ -111,8 +111,10 @@ describe("delivery acks against the real server", () => {
 
     const replayed = await bEvents.next((e) => e.seq === last);
     expect(replayed.replayed).toBe(true);
-    const delivered = await receipts.next((r) => r.user_id === idOf(b) && r.kind === "delivered");
-    expect(delivered.seq).toBe(last);
+    const delivered = await receipts.next(
+      (r) => r.user_id === idOf(b) && r.kind === "delivered" && r.seq === last,
+    );
+    expect(delivered.conversation_id).toBe(dm.id);
   });
 });
 

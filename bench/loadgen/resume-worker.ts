@@ -62,7 +62,14 @@ function reply(obj: unknown) {
 
 async function init({ init: cfg }: InitCommand): Promise<InitReply> {
   for (const spec of cfg.members) {
-    const client = new ParleyClient({ baseUrl: cfg.baseUrl, backoff: { minMs: 200, maxMs: 5_000 } });
+    // autoAck: false, as the SDK was before it acked deliveries itself: with it, each member would also
+    // write a message_ack after its catch-up (and the server fan out each receipt to the group), frames
+    // and store writes the earlier runs did not have, and the storm's numbers would not compare with theirs.
+    const client = new ParleyClient({
+      baseUrl: cfg.baseUrl,
+      backoff: { minMs: 200, maxMs: 5_000 },
+      autoAck: false,
+    });
     client.adopt(spec.tokens);
     const m: Member = {
       index: spec.index,

@@ -79,7 +79,8 @@ export async function startRestTarget(
     const server = await startParleyServer();
     try {
       const accounts = await seedAccounts(server.env, USERS, run);
-      const owner = new ParleyClient({ baseUrl: server.url });
+      // REST alone (no socket, so nothing to ack); autoAck: false says so, as in every bench run before it.
+      const owner = new ParleyClient({ baseUrl: server.url, autoAck: false });
       owner.adopt(accounts[0] as (typeof accounts)[number]);
       const conversation = await owner.rest.conversations.create({
         conversation_type: "group",

@@ -9,7 +9,7 @@
 // socket drops partway through is resumed from the last change delivered, not from its start, and what the
 // SDK holds meanwhile is the live events alone, never the catch-up.
 
-import type { ConversationEvent } from "./events.ts";
+import { type ConversationEvent, fromWire, replayShaped } from "./events.ts";
 import type { MessageView } from "./types.ts";
 
 export class Catchup {
@@ -37,6 +37,14 @@ export class Catchup {
      */
     private onForget: (conversationId: string, tracked: boolean) => void = () => {},
   ) {}
+
+  /**
+   * An event frame as it came off the socket: one shaped as only a replay's are (told before fromWire
+   * fills a live message out to the replay's shape) is taken as the next of a catch-up asked for.
+   */
+  frame(frame: ConversationEvent) {
+    this.accept(fromWire(frame), replayShaped(frame));
+  }
 
   /**
    * An event from the socket: delivered now, or held while its conversation is resuming. `replay` says it

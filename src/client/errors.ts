@@ -1,8 +1,19 @@
 // The SDK's one error type: a stable `code` (the server's REST and WebSocket error codes, plus a few of
 // the SDK's own) and the HTTP status when there was one. Callers branch on `code`, never on message text.
 
-/** Codes the SDK raises itself, next to the server's codes (unauthorized, not_found, rate_limited, ...). */
-export type ClientErrorCode = "timeout" | "network" | "closed" | "bad_response";
+/**
+ * Codes the SDK raises itself, next to the server's codes (unauthorized, not_found, rate_limited, ...): the
+ * last three come as `error` events only (README, Client SDK: Errors).
+ */
+export type ClientErrorCode =
+  | "timeout"
+  | "network"
+  | "closed"
+  | "bad_response"
+  | "bad_request"
+  | "bad_frame"
+  | "handler_failed"
+  | "resync_unavailable";
 
 export class ParleyError extends Error {
   readonly code: string;

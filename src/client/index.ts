@@ -4,7 +4,7 @@
 import { ENCODINGS, type Encoding } from "../realtime/frames.ts";
 import { ParleyError } from "./errors.ts";
 import type { Handler, OpenInfo, RealtimeEventType } from "./events.ts";
-import { RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
+import { checkOptions, RealtimeConnection, type RealtimeOptions } from "./realtime.ts";
 import { type Fetch, RestClient } from "./rest.ts";
 import { sessionEnd } from "./session-end.ts";
 import { defaultLocks, type Locks, type Session, type SessionStore } from "./session-store.ts";
@@ -48,6 +48,11 @@ export interface ParleyClientOptions {
    * takes the tokens another one saved instead of spending a refresh token twice (which ends the session).
    */
   store?: SessionStore;
+  /**
+   * Acknowledge delivery of the messages the connection hands the app (live and caught up), so that their
+   * senders see them delivered. Default true; false leaves it to `realtime.ack()`.
+   */
+  autoAck?: boolean;
   /** The lock refreshes are taken under. Default: the browser's `navigator.locks`, else one per realm. */
   locks?: Locks;
 }
@@ -76,6 +81,7 @@ export class ParleyClient {
       throw new TypeError(`refreshAt: expected 0 < x < 1, got ${refreshAt}`);
     if (opts.encoding !== undefined && !ENCODINGS.includes(opts.encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(opts.encoding)}`);
+    checkOptions(opts);
     this.opts = { ...opts, refreshAt };
     this.rest = new RestClient({
       baseUrl: opts.baseUrl,
@@ -220,6 +226,7 @@ export class ParleyClient {
       backoff: this.opts.backoff,
       WebSocket: this.opts.WebSocket,
       checkSession: () => this.checkSession(),
+      autoAck: this.opts.autoAck,
     });
     for (const entry of this.handlers) entry.off = connection.on(entry.type, entry.handler);
     this.connection = connection;

@@ -174,7 +174,14 @@ export class Link {
     // Records where the server has them; a server without them answers the plain msgpack offered next.
     const offered: Encoding[] = this.wanted === "msgpackr" ? ["msgpackr", "msgpack"] : [this.wanted];
     const protocols = offered.map((e) => SUBPROTOCOLS[e]);
-    const ws = new this.Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
+    let ws: WebSocket;
+    try {
+      ws = new this.Socket(this.url, [...protocols, `${BEARER_PREFIX}${token}`]);
+    } catch (err) {
+      // Refused before any socket (a browser's SecurityError, a WebSocket given that rejects the
+      // subprotocols): a failed connection like any other, or connect() would wait for good.
+      return this.onClose(1006, err instanceof Error ? err.message : "no socket");
+    }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.helloTimer = setTimeout(() => {
@@ -198,8 +205,17 @@ export class Link {
       }
       if (frame && typeof frame === "object" && typeof (frame as { type?: unknown }).type === "string") {
         const known = frame as ServerFrame;
-        if (known.type === "hello") this.onHello(known);
-        else this.hooks.frame(known);
+        if (known.type === "hello") return this.onHello(known);
+        try {
+          this.hooks.frame(known);
+        } catch {
+          // A frame not as the protocol says (a key exchange whose payload is no bytes): told, not thrown
+          // out of the socket's handler, where it would be an uncaught error.
+          this.hooks.emit(
+            "error",
+            new ParleyError("bad_frame", `the server sent a ${known.type} frame we cannot read`),
+          );
+        }
       }
     };
     ws.onclose = (e: CloseEvent) => {

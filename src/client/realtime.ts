@@ -7,15 +7,14 @@
 
 import { CLOSE, ENCODINGS, type Encoding, type ServerFrame } from "../realtime/frames.ts";
 import type { Catchup } from "./catchup.ts";
+import { Deliveries } from "./deliveries.ts";
 import { ParleyError } from "./errors.ts";
 import {
   type ConversationEvent,
   Emitter,
-  fromWire,
   type Handler,
   type OpenInfo,
   type RealtimeEventType,
-  replayShaped,
 } from "./events.ts";
 import { type Hello, Link } from "./link.ts";
 import { type MemberReceipts, Receipts } from "./receipts.ts";
@@ -62,6 +61,11 @@ export interface RealtimeOptions {
    * the server's 401 ParleyError once it is over, which ends the connection with that code.
    */
   checkSession?: () => Promise<void>;
+  /**
+   * Acknowledge delivery (`message_ack`) of the messages handed to the app, live or caught up, so that
+   * their senders see them delivered without the app acking. Default true; false leaves it to `ack()`.
+   */
+  autoAck?: boolean;
 }
 
 export type MessageInput = Omit<SendMessage, "client_msg_id"> & { client_msg_id?: string };
@@ -82,6 +86,9 @@ export class RealtimeConnection {
   private resumes: Resumes;
   private catchup: Catchup;
   private receiptState: Receipts;
+  /** The delivery acks the connection makes itself (autoAck), or null. */
+  private deliveries: Deliveries | null;
+  private userId: string;
   /**
    * The public channels subscribed: a socket's channels end with it, so every new one (a reconnect, a
    * connect() after close()) subscribes to them again.
@@ -99,8 +106,10 @@ export class RealtimeConnection {
     const encoding = opts.encoding ?? "msgpackr";
     if (!ENCODINGS.includes(encoding))
       throw new TypeError(`encoding: expected ${ENCODINGS.join(", ")}; got ${String(encoding)}`);
+    checkOptions(opts);
     this.encoding = encoding;
     this.sessionId = opts.sessionId;
+    this.userId = opts.userId;
     base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
     const root = base.href.replace(/\/+$/, "");
     const url = `${root}/ws/${encodeURIComponent(opts.userId)}/${encodeURIComponent(opts.sessionId)}`;
@@ -117,10 +126,23 @@ export class RealtimeConnection {
         this.resumes.left();
       },
       dropped: (code) => this.sender.pending.dropped(`the connection dropped (${code}) before an answer`),
-      stopped: (err) => this.sender.pending.failAll(err),
+      stopped: (err) => {
+        this.deliveries?.stop();
+        this.sender.pending.failAll(err);
+      },
       emit,
     });
     this.sender = new Sender(this.link, opts.requestTimeoutMs ?? 10_000);
+    // Taken again by the server without harm (delivery only moves forward): sent again after a reconnect.
+    this.deliveries =
+      opts.autoAck === false
+        ? null
+        : new Deliveries(
+            opts.userId,
+            async (conversationId, seq) =>
+              void (await this.request({ type: "message_ack", conversation_id: conversationId, seq }, true)),
+            () => this.link.connected,
+          );
     this.receiptState = new Receipts((receipt) => this.emit("receipt", receipt));
     this.resumes = new Resumes(opts.userId, opts.rest, this.link, this.sender, this.receiptState, emit);
     this.catchup = this.resumes.catchup;
@@ -213,7 +235,7 @@ export class RealtimeConnection {
     this.sender.transmit({ type: on ? "typing_start" : "typing_stop", conversation_id: conversationId });
   }
 
-  /** Delivered up to seq. */
+  /** Delivered up to seq. The connection acks what it hands the app itself unless `autoAck` is false. */
   async ack(conversationId: string, seq: number): Promise<void> {
     await this.request({ type: "message_ack", conversation_id: conversationId, seq });
   }
@@ -274,6 +296,7 @@ export class RealtimeConnection {
     this.resumes.hello();
     this.resubscribe();
     this.sender.flush();
+    this.deliveries?.hello();
   }
 
   /**
@@ -306,10 +329,7 @@ export class RealtimeConnection {
       case "error":
         return this.onError(frame);
       case "event":
-        return this.catchup.accept(
-          fromWire(frame as ConversationEvent),
-          replayShaped(frame as ConversationEvent),
-        );
+        return this.catchup.frame(frame as ConversationEvent);
       case "resumed":
         return this.resumes.resumed(frame);
       case "resync":
@@ -363,5 +383,44 @@ export class RealtimeConnection {
           new ParleyError("handler_failed", err instanceof Error ? err.message : String(err)),
         );
     });
+    this.noteDelivery(type, payload);
   }
+
+  /** What the delivery acks follow: the events handed over, the user's own receipts, departures. */
+  private noteDelivery<K extends RealtimeEventType>(type: K, payload: Parameters<Handler<K>>[0]) {
+    const deliveries = this.deliveries;
+    if (!deliveries) return;
+    if (type === "event") deliveries.delivered(payload as ConversationEvent);
+    else if (type === "gone") deliveries.forget((payload as { conversation_id: string }).conversation_id);
+    else if (type === "receipt") {
+      // A read moves delivery with it; the user's other devices count as theirs.
+      const r = payload as Extract<ServerFrame, { type: "receipt" }>;
+      if (r.user_id === this.userId) deliveries.standsAt(r.conversation_id, r.seq);
+    }
+  }
+}
+
+/**
+ * The options a ParleyClient passes on too, checked when either is built: a delay of 0, NaN or less (a
+ * number read from an unset variable, say) would reconnect or time out in a tight loop.
+ */
+export function checkOptions(
+  opts: Pick<RealtimeOptions, "requestTimeoutMs" | "helloTimeoutMs" | "backoff" | "autoAck">,
+) {
+  const delays: [string, unknown, number][] = [
+    ["requestTimeoutMs", opts.requestTimeoutMs, 1],
+    ["helloTimeoutMs", opts.helloTimeoutMs, 1],
+    ["backoff.minMs", opts.backoff?.minMs, 1],
+    ["backoff.maxMs", opts.backoff?.maxMs, 1],
+    ["backoff.resetAfterMs", opts.backoff?.resetAfterMs, 0],
+  ];
+  for (const [name, value, least] of delays) {
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < least)
+      throw new TypeError(
+        `${name}: expected ${least === 0 ? "0 or more" : "a positive number of"} milliseconds, got ${String(value)}`,
+      );
+  }
+  if (opts.autoAck !== undefined && typeof opts.autoAck !== "boolean")
+    throw new TypeError(`autoAck: expected true or false, got ${String(opts.autoAck)}`);
 }

@@ -123,7 +123,14 @@ export class RestClient {
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const json = body === undefined ? undefined : JSON.stringify(body);
+    let json: string | undefined;
+    try {
+      json = body === undefined ? undefined : JSON.stringify(body);
+    } catch (err) {
+      // What the app gave is no JSON (a BigInt, a cycle): refused here, with a code, and nothing is sent.
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ParleyError("bad_request", `${method} ${path}: the body cannot be sent as JSON (${why})`);
+    }
     // A call waiting for its token (a refresh) when cancel() comes is on its way too: it fails at once
     // and is not sent when the token comes.
     const token = auth ? await this.cancellable(this.token()) : undefined;
@@ -373,8 +380,9 @@ export class RestClient {
       this.request<MessagePage>("GET", `/api/conversations/${enc(conversationId)}/messages`, undefined, q),
     /**
      * Sends with a client_msg_id (a new one unless given). A send that fails without the server's answer
-     * (`timeout`, `network`, `closed`) may have been stored all the same: its error's
-     * `details.client_msg_id` names it, and sending again with that id is safe (never stored twice).
+     * (`timeout`, `network`, `closed`, or a 5xx: a proxy's 502 or 504) may have been stored all the same:
+     * its error's `details.client_msg_id` names it, and sending again with that id is safe (never stored
+     * twice).
      */
     send: async (conversationId: string, input: SendMessage): Promise<MessageView> => {
       const body = { ...input, client_msg_id: input.client_msg_id ?? crypto.randomUUID() };
@@ -385,7 +393,10 @@ export class RestClient {
           body,
         );
       } catch (err) {
-        if (err instanceof ParleyError && err.status === 0) err.details.client_msg_id ??= body.client_msg_id;
+        // No answer, or one that does not say whether it was stored (a 5xx: a proxy's 502 or 504 may come
+        // after the server stored it).
+        if (err instanceof ParleyError && (err.status === 0 || err.status >= 500))
+          err.details.client_msg_id ??= body.client_msg_id;
         throw err;
       }
     },

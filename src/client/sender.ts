@@ -90,10 +90,16 @@ export class Sender {
    * Queues a frame for the open socket (`ref`: the request it is), paced under the server's frame rate; one
    * over the server's size limit is not queued (it would close the socket).
    */
-  transmit(frame: Record<string, unknown>, ref?: number): "queued" | "offline" | "too_large" {
+  transmit(frame: Record<string, unknown>, ref?: number): "queued" | "offline" | "too_large" | "unencodable" {
     const ws = this.link.socket;
     if (!ws || ws.readyState !== OPEN) return "offline";
-    const data = encodeFrame(frame, this.link.encoding);
+    let data: Uint8Array | string;
+    try {
+      data = encodeFrame(frame, this.link.encoding);
+    } catch {
+      // What the app gave cannot be written in this encoding (a BigInt in JSON, a cycle).
+      return "unencodable";
+    }
     const bytes = byteSize(data);
     if (bytes > this.limit) return "too_large";
     this.outbox.push({ data, bytes, ref });
@@ -121,9 +127,17 @@ export class Sender {
   private sendPending(ref: number) {
     const pending = this.pending.get(ref);
     if (!pending) return;
+    // Queued before it is handed over: an outbox with tokens to spare writes it at once, and marks it
+    // sent (write()), which a dropped socket must see (it is not sent again unless it may be).
+    const before = pending.state;
+    pending.state = "queued";
     const outcome = this.transmit(pending.frame, ref);
-    if (outcome === "queued") pending.state = "queued";
+    if (outcome === "offline") pending.state = before;
     else if (outcome === "too_large") this.pending.fail(ref, tooLarge(pending.frame, this.limit));
+    else if (outcome === "unencodable") {
+      const message = `the ${String(pending.frame.type)} frame cannot be written as ${this.link.encoding}`;
+      this.pending.fail(ref, new ParleyError("bad_request", message));
+    }
   }
 
   /** The outbox's turn for a frame. */

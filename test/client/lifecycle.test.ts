@@ -4,7 +4,8 @@
 
 import { afterAll, beforeAll, describe, expect, it, setSystemTime } from "bun:test";
 import { join } from "node:path";
-import { ParleyError } from "../../src/client/index.ts";
+import { ParleyClient, ParleyError } from "../../src/client/index.ts";
+import type { RealtimeOptions } from "../../src/client/realtime.ts";
 import { CLOSE } from "../../src/realtime/frames.ts";
 import { waitFor } from "../helpers.ts";
 import {
@@ -108,6 +109,129 @@ describe("a server that never says hello", () => {
       expect(fake.upgrades).toBeGreaterThanOrEqual(3);
       expect((await sent).client_msg_id).toBeString();
       expect(fake.frames.filter((f) => f.type === "message")).toHaveLength(1);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
+describe("a WebSocket that throws when made", () => {
+  it("fails connect() with closed (a SecurityError, a polyfill refusing the subprotocols) instead of leaving it waiting", async () => {
+    const Throwing = class {
+      constructor() {
+        throw new DOMException("refused", "SecurityError");
+      }
+    } as unknown as typeof WebSocket;
+    const rt = fakeConnection("http://127.0.0.1:9", { WebSocket: Throwing });
+    const closes = record(rt, "close");
+    try {
+      const outcome = await Promise.race([
+        rejection(rt.connect()),
+        Bun.sleep(2000).then(() => "still waiting"),
+      ]);
+      expect(outcome).toBeInstanceOf(ParleyError);
+      expect((outcome as ParleyError).code).toBe("closed");
+      expect((await closes.next()).reconnecting).toBe(false);
+    } finally {
+      rt.close();
+    }
+  });
+});
+
+describe("a frame the SDK cannot make sense of", () => {
+  it("is told as a bad_frame error event, and the connection goes on", async () => {
+    const fake = fakeServer({
+      opened: (ws) =>
+        ws.send(
+          JSON.stringify({ type: "key_exchange", from_user_id: "x", from_device_id: "d", payload: 42 }),
+        ),
+    });
+    const rt = fakeConnection(fake.baseUrl);
+    const errors = record(rt, "error");
+    try {
+      await rt.connect();
+      expect((await errors.next()).code).toBe("bad_frame");
+      await rt.presence("online");
+      expect(rt.connected).toBe(true);
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
+describe("a request its encoding cannot carry (a BigInt in JSON)", () => {
+  const bad = { content: "x", extra: 10n } as never;
+
+  it("fails with bad_request at once, and nothing of it is left to fail later", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      await rt.connect();
+      const err = await rejection(rt.send("c", bad));
+      expect(err.code).toBe("bad_request");
+      expect(typeof err.details.client_msg_id).toBe("string");
+      // Nothing left waiting: a request left behind would time out later, unheard (an unhandled rejection).
+      const pending = (rt as unknown as { sender: { pending: { entries(): unknown[] } } }).sender.pending;
+      expect(pending.entries()).toEqual([]);
+      expect((await rt.send("c", { content: "after" })).client_msg_id).toBeString();
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+
+  it("made before the hello, fails with bad_request there, and the hello and the other requests go on", async () => {
+    const fake = fakeServer();
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      const failed = rejection(rt.send("c", bad));
+      const good = rt.send("c", { content: "fine" });
+      await rt.connect();
+      expect((await failed).code).toBe("bad_request");
+      expect((await good).client_msg_id).toBeString();
+    } finally {
+      rt.close();
+      fake.stop();
+    }
+  });
+});
+
+describe("delays given as options", () => {
+  it("are refused when built if they are not positive numbers, naming the option: none reconnects or times out in a loop", () => {
+    const bad: Partial<RealtimeOptions>[] = [
+      { backoff: { minMs: Number.NaN } },
+      { backoff: { maxMs: 0 } },
+      { backoff: { resetAfterMs: -1 } },
+      { requestTimeoutMs: 0 },
+      { helloTimeoutMs: Number.POSITIVE_INFINITY },
+    ];
+    for (const opts of bad) {
+      const name = Object.keys(opts.backoff ?? opts)[0] as string;
+      expect(() => fakeConnection(s.baseUrl, opts)).toThrow(name);
+      expect(() => new ParleyClient({ baseUrl: s.baseUrl, ...opts })).toThrow(name);
+    }
+  });
+});
+
+describe("a socket that drops with requests written on it", () => {
+  it("fails one that may not be sent twice (key_exchange) with closed, and does not send it again on the next socket", async () => {
+    const fake = fakeServer({
+      // The socket drops before the answer: the server may have passed it on already.
+      answer: (f, ws) =>
+        f.type === "key_exchange" ? void ws.close(CLOSE.restart, "restart") : { type: "ok", ref: f.ref },
+    });
+    const rt = fakeConnection(fake.baseUrl);
+    try {
+      const opens = record(rt, "open");
+      await rt.connect();
+      const err = await rejection(rt.keyExchange("peer", new Uint8Array([1, 2, 3])));
+      expect(err.code).toBe("closed");
+      await opens.next((o) => o.reconnected);
+      // Answered after whatever the new socket sent at its hello.
+      await rt.presence("online");
+      expect(fake.frames.filter((f) => f.type === "key_exchange")).toHaveLength(1);
     } finally {
       rt.close();
       fake.stop();

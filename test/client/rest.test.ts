@@ -311,6 +311,49 @@ describe("REST client", () => {
     expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
   });
 
+  it("refuses a body that is no JSON (a BigInt) with bad_request, sending nothing", async () => {
+    const calls: string[] = [];
+    const c = await s.client({
+      fetch: (url, init) => {
+        calls.push(url.pathname);
+        return fetch(url, init);
+      },
+    });
+    const conv = await c.rest.conversations.create({ conversation_type: "group", participant_ids: [] });
+    calls.length = 0;
+    const err = await rejection(c.rest.conversations.update(conv.id, { name: 1n } as never));
+    expect(err.code).toBe("bad_request");
+    expect(calls).toEqual([]);
+  });
+
+  it("a message send a proxy answers 504 after the server stored it names its client_msg_id too: sent again, it is stored once", async () => {
+    let lose = true;
+    const [a, b] = [
+      await s.client({
+        fetch: async (url, init) => {
+          const res = await fetch(url, init);
+          if (lose && init.method === "POST" && url.pathname.endsWith("/messages")) {
+            lose = false;
+            // The proxy gave up waiting, after the server had stored it.
+            return new Response("<html>504 Gateway Time-out</html>", { status: 504 });
+          }
+          return res;
+        },
+      }),
+      await s.client(),
+    ];
+    const conv = await a.rest.conversations.create({
+      conversation_type: "dm",
+      participant_ids: [b.session!.user.id],
+    });
+    const lost = await rejection(a.rest.messages.send(conv.id, { content: "hello" }));
+    expect([lost.code, lost.status]).toEqual(["bad_response", 504]);
+    const id = lost.details.client_msg_id as string;
+    expect(typeof id).toBe("string");
+    const again = await a.rest.messages.send(conv.id, { content: "hello", client_msg_id: id });
+    expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
+  });
+
   it("refreshes an access token past its time before a call, as after a device slept through its timers", async () => {
     const paths: string[] = [];
     const c = await s.client({
@@ -399,7 +442,8 @@ describe("REST client", () => {
     await waitFor(() => (c.session!.refreshToken !== first.refreshToken ? true : undefined), 10_000);
     expect(lost).toBe(2);
     expect((await c.rest.me()).id).toBe(first.user.id);
-  });
+    // The second try comes 5 s after the first: past the runner's default 5 s for a test.
+  }, 15_000);
 
   it("tries a refresh lost in a dead link again within the server's 20 s grace, though restTimeoutMs is 30 s", async () => {
     const refreshes: number[] = [];

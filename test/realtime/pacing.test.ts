@@ -166,8 +166,9 @@ describe("a paced catch-up", () => {
     const live = got.slice(0, resumed).filter((f) => f.type === "event" && (f.seq as number) > replayed);
     expect(live.length).toBeGreaterThan(0);
 
-    // What the SDK makes of them (resume.ts): the conversation resumed holds its live events until its
-    // `resumed`, the other delivers them as they come.
+    // What the SDK makes of them (resume.ts), each frame taken as the connection takes it (Catchup.frame:
+    // a frame shaped as a replay's goes out at once): the replay goes out as it comes, never held; the
+    // conversation resumed holds its live events until its `resumed`, the other delivers them as they come.
     const delivered: ConversationEvent[] = [];
     const catchup = new Catchup(
       bob.id,
@@ -182,9 +183,13 @@ describe("a paced catch-up", () => {
     catchup.join(big, 0);
     catchup.join(one, position);
     catchup.asking(big);
+    /** How many of the big conversation's events were out when its `resumed` came. */
+    let outBeforeResumed = -1;
     for (const f of got) {
-      if (f.type === "event") catchup.accept(f as unknown as ConversationEvent);
+      if (f.type === "event") catchup.frame(f as unknown as ConversationEvent);
       if (f.type === "resumed") {
+        if (f.conversation_id === big)
+          outBeforeResumed = delivered.filter((e) => e.conversation_id === big).length;
         catchup.rewind(f.conversation_id, f.seq);
         catchup.finish(f.conversation_id, f.seq);
       }
@@ -193,6 +198,9 @@ describe("a paced catch-up", () => {
     const bigHead = last.get(big) ?? 0;
     expect(seqs(big)).toEqual(Array.from({ length: bigHead }, (_, i) => i + 1));
     expect(seqs(one)).toEqual([position + 1, position + 2]);
+    // Every change the catch-up read was out before its end: the SDK held none of them (a replay it took
+    // for live events would wait whole in memory until the `resumed`).
+    expect(outBeforeResumed).toBe(replayed);
     // Those past what the catch-up read are told as live; the rest as its replay.
     expect(delivered.filter((e) => e.conversation_id === big && !e.replayed).map((e) => e.seq)).toEqual([
       replayed + 1,

@@ -80,6 +80,20 @@ export const ConfigSchema = T.Object({
   ALLOWED_FILE_TYPES: Str("image/jpeg,image/png,image/gif,application/pdf"),
   MAX_JSON_BODY_BYTES: Int(1048576, 1024),
   MAX_MESSAGE_LENGTH: Int(16384, 1, 1048576),
+  // Every frame of a message carries its whole reaction list (one entry per member and emoji), as does
+  // its row: each counts in WS_BACKPRESSURE_LIMIT's least value (frame-bound.ts).
+  MAX_REACTIONS_PER_MESSAGE: Int(
+    1000,
+    1,
+    50_000,
+    "reactions one message may hold, each one member's emoji; one more is refused (409 reaction_limit)",
+  ),
+  MAX_REACTION_EMOJI: Int(
+    20,
+    1,
+    1000,
+    "different emoji among one message's reactions; a new one past it is refused (409 reaction_limit)",
+  ),
 
   WS_HEARTBEAT_INTERVAL: Int(30, 1),
   // At least 2: the heartbeat (at least 1) must be shorter (loadConfig), so 1 could never boot.
@@ -324,13 +338,14 @@ function checkPasswordCost(config: Config) {
  * clients reconnected, resumed, were sent it again and were closed again.
  */
 function checkBackpressureRoom(config: Config) {
-  const least = leastBackpressureLimit(config.MAX_MESSAGE_LENGTH);
+  const least = leastBackpressureLimit(config);
   if (config.WS_BACKPRESSURE_LIMIT < least) {
     throw new ConfigError(
       `WS_BACKPRESSURE_LIMIT: must be at least ${least} bytes with MAX_MESSAGE_LENGTH ${config.MAX_MESSAGE_LENGTH} ` +
-        `(got ${config.WS_BACKPRESSURE_LIMIT}): twice the largest frame such a message can make ` +
-        `(${largestMessageFrame(config.MAX_MESSAGE_LENGTH)} bytes, as JSON), or its receivers are closed as slow ` +
-        "consumers; raise WS_BACKPRESSURE_LIMIT or lower MAX_MESSAGE_LENGTH",
+        `and MAX_REACTIONS_PER_MESSAGE ${config.MAX_REACTIONS_PER_MESSAGE} (got ${config.WS_BACKPRESSURE_LIMIT}): ` +
+        `twice the largest frame such a message can make (${largestMessageFrame(config)} bytes, as JSON), ` +
+        "or its receivers are closed as slow consumers; raise WS_BACKPRESSURE_LIMIT or lower MAX_MESSAGE_LENGTH " +
+        "or MAX_REACTIONS_PER_MESSAGE",
     );
   }
 }

@@ -123,7 +123,7 @@ describe("loadConfig", () => {
   });
 
   it("refuses a WS_BACKPRESSURE_LIMIT a message of MAX_MESSAGE_LENGTH could pass alone, naming both", () => {
-    const env = { DATA_DIR: tempDir() };
+    const env = { DATA_DIR: tempDir(), MAX_REACTIONS_PER_MESSAGE: "1" };
     // A message of 1 MiB is a frame over 1 MiB in any encoding: its every receiver would be closed (4001).
     for (const [length, limit] of [
       ["1048576", undefined],
@@ -135,7 +135,7 @@ describe("loadConfig", () => {
       expect(load).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_MESSAGE_LENGTH/);
     }
     // The least limit it takes is twice the largest frame (frame-bound.test.ts checks that bound).
-    const least = leastBackpressureLimit(1048576);
+    const least = leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 1048576, MAX_REACTIONS_PER_MESSAGE: 1 });
     expect(least).toBeGreaterThan(2 * 6 * 1048576);
     const at = { ...env, MAX_MESSAGE_LENGTH: "1048576", WS_BACKPRESSURE_LIMIT: String(least) };
     expect(loadConfig(at).config.WS_BACKPRESSURE_LIMIT).toBe(least);
@@ -143,8 +143,21 @@ describe("loadConfig", () => {
       "WS_BACKPRESSURE_LIMIT: ",
     );
     // The defaults leave room.
-    expect(loadConfig(env).config.WS_BACKPRESSURE_LIMIT).toBeGreaterThanOrEqual(
-      leastBackpressureLimit(16384),
+    expect(loadConfig({ DATA_DIR: env.DATA_DIR }).config.WS_BACKPRESSURE_LIMIT).toBeGreaterThanOrEqual(
+      leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 16384, MAX_REACTIONS_PER_MESSAGE: 1000 }),
+    );
+  });
+
+  it("refuses a WS_BACKPRESSURE_LIMIT a message's MAX_REACTIONS_PER_MESSAGE reactions could pass, naming both", () => {
+    // Every frame of a message carries all its reactions: 20,000 of them make a frame over 4 MB as JSON.
+    const env = { DATA_DIR: tempDir(), MAX_REACTIONS_PER_MESSAGE: "20000" };
+    expect(() => loadConfig(env)).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_REACTIONS_PER_MESSAGE 20000/);
+    const least = leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 16384, MAX_REACTIONS_PER_MESSAGE: 20000 });
+    expect(least).toBeGreaterThan(2 * 20000 * 200);
+    const at = { ...env, WS_BACKPRESSURE_LIMIT: String(least) };
+    expect(loadConfig(at).config.MAX_REACTIONS_PER_MESSAGE).toBe(20000);
+    expect(() => loadConfig({ ...at, WS_BACKPRESSURE_LIMIT: String(least - 1) })).toThrow(
+      "WS_BACKPRESSURE_LIMIT: ",
     );
   });
 

@@ -47,6 +47,7 @@ export const ERRORS = {
   already_member: 409,
   last_owner: 409,
   message_deleted: 409,
+  reaction_limit: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

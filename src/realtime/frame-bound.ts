@@ -1,5 +1,11 @@
-// The largest frame a message can make on a socket, from MAX_MESSAGE_LENGTH: WS_BACKPRESSURE_LIMIT must
-// leave room for it, or one legal message closes every receiver as a slow consumer (config.ts checks it).
+// The largest frame a message can make on a socket, from the limits on its content and its reactions:
+// WS_BACKPRESSURE_LIMIT must leave room for it, or one legal message closes every receiver as a slow
+// consumer (config.ts checks it).
+
+import type { Config } from "../config.ts";
+
+/** The settings a message's largest frame depends on. */
+export type FrameLimits = Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_REACTIONS_PER_MESSAGE">;
 
 /**
  * JSON bytes a character (or a UTF-8 byte of content) can take at most: a control character is one byte
@@ -24,24 +30,31 @@ const FIXED = 4096;
  * one byte more per character ("\\u0001").
  */
 const SYSTEM_CHANGE_UNITS = 200 + 1000;
+/**
+ * One entry of a message's `reactions`, as JSON: `{"user_id":"…","emoji":"…"},`. The user id is one the
+ * server made (lib/ids.ts: 20 characters of [0-9a-z], a byte each). The emoji is 1-32 bytes, each at most
+ * 6 of JSON (a control character), or one grapheme of up to 64 bytes, which holds no control character
+ * (each is a grapheme of its own), so its JSON is at most a byte more than its UTF-8 per `"` or `\`.
+ */
+export const REACTION_BYTES = '{"user_id":"","emoji":""},'.length + 20 + JSON_PER_UNIT * 32;
 
 /**
  * The largest frame, in bytes, that a message (its send, edit, deletion or a reaction's change, live or
- * replayed) or a system message makes in any encoding, with content of at most `maxContentBytes` bytes of
- * UTF-8. Not counted: a message's reactions, which no setting bounds (each reaction adds to it).
+ * replayed) or a system message makes in any encoding, with content of at most MAX_MESSAGE_LENGTH bytes of
+ * UTF-8 and at most MAX_REACTIONS_PER_MESSAGE reactions (a system message may be reacted to as well).
  */
-export function largestMessageFrame(maxContentBytes: number): number {
+export function largestMessageFrame(limits: FrameLimits): number {
   const others = JSON_PER_UNIT * OTHER_STRINGS + FIXED;
-  const message = JSON_PER_UNIT * (maxContentBytes + ATTACHMENTS * ATTACHMENT_UNITS) + others;
+  const message = JSON_PER_UNIT * (limits.MAX_MESSAGE_LENGTH + ATTACHMENTS * ATTACHMENT_UNITS) + others;
   const system = (2 * JSON_PER_UNIT + 1) * SYSTEM_CHANGE_UNITS + others;
-  return Math.max(message, system);
+  return Math.max(message, system) + REACTION_BYTES * limits.MAX_REACTIONS_PER_MESSAGE;
 }
 
 /**
- * The least WS_BACKPRESSURE_LIMIT for MAX_MESSAGE_LENGTH: twice the largest frame. A paced catch-up keeps
- * a socket's queue under three eighths of the limit plus one frame (pacing.ts), so a largest frame then
+ * The least WS_BACKPRESSURE_LIMIT for these limits: twice the largest frame. A paced catch-up keeps a
+ * socket's queue under three eighths of the limit plus one frame (pacing.ts), so a largest frame then
  * still leaves an eighth of the limit for the live frames published meanwhile.
  */
-export function leastBackpressureLimit(maxContentBytes: number): number {
-  return 2 * largestMessageFrame(maxContentBytes);
+export function leastBackpressureLimit(limits: FrameLimits): number {
+  return 2 * largestMessageFrame(limits);
 }

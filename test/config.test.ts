@@ -135,7 +135,11 @@ describe("loadConfig", () => {
       expect(load).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_MESSAGE_LENGTH/);
     }
     // The least limit it takes is twice the largest frame (frame-bound.test.ts checks that bound).
-    const least = leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 1048576, MAX_REACTIONS_PER_MESSAGE: 1 });
+    const least = leastBackpressureLimit({
+      MAX_MESSAGE_LENGTH: 1048576,
+      MAX_REACTIONS_PER_MESSAGE: 1,
+      MAX_GROUP_MEMBERS: 1024,
+    });
     expect(least).toBeGreaterThan(2 * 6 * 1048576);
     const at = { ...env, MAX_MESSAGE_LENGTH: "1048576", WS_BACKPRESSURE_LIMIT: String(least) };
     expect(loadConfig(at).config.WS_BACKPRESSURE_LIMIT).toBe(least);
@@ -144,7 +148,27 @@ describe("loadConfig", () => {
     );
     // The defaults leave room.
     expect(loadConfig({ DATA_DIR: env.DATA_DIR }).config.WS_BACKPRESSURE_LIMIT).toBeGreaterThanOrEqual(
-      leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 16384, MAX_REACTIONS_PER_MESSAGE: 1000 }),
+      leastBackpressureLimit({
+        MAX_MESSAGE_LENGTH: 16384,
+        MAX_REACTIONS_PER_MESSAGE: 1000,
+        MAX_GROUP_MEMBERS: 1024,
+      }),
+    );
+  });
+
+  it("refuses a WS_BACKPRESSURE_LIMIT a group's receipts frame could pass, naming MAX_GROUP_MEMBERS", () => {
+    // A resume's receipts frame lists a group's every member: 20,000 of them make over 1.6 MB as JSON.
+    const env = { DATA_DIR: tempDir(), MAX_GROUP_MEMBERS: "20000" };
+    expect(() => loadConfig(env)).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_GROUP_MEMBERS 20000/);
+    const least = leastBackpressureLimit({
+      MAX_MESSAGE_LENGTH: 16384,
+      MAX_REACTIONS_PER_MESSAGE: 1000,
+      MAX_GROUP_MEMBERS: 20000,
+    });
+    const at = { ...env, WS_BACKPRESSURE_LIMIT: String(least) };
+    expect(loadConfig(at).config.MAX_GROUP_MEMBERS).toBe(20000);
+    expect(() => loadConfig({ ...at, WS_BACKPRESSURE_LIMIT: String(least - 1) })).toThrow(
+      /^WS_BACKPRESSURE_LIMIT: .*MAX_GROUP_MEMBERS/,
     );
   });
 
@@ -152,7 +176,11 @@ describe("loadConfig", () => {
     // Every frame of a message carries all its reactions: 20,000 of them make a frame over 4 MB as JSON.
     const env = { DATA_DIR: tempDir(), MAX_REACTIONS_PER_MESSAGE: "20000" };
     expect(() => loadConfig(env)).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_REACTIONS_PER_MESSAGE 20000/);
-    const least = leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 16384, MAX_REACTIONS_PER_MESSAGE: 20000 });
+    const least = leastBackpressureLimit({
+      MAX_MESSAGE_LENGTH: 16384,
+      MAX_REACTIONS_PER_MESSAGE: 20000,
+      MAX_GROUP_MEMBERS: 1024,
+    });
     expect(least).toBeGreaterThan(2 * 20000 * 200);
     const at = { ...env, WS_BACKPRESSURE_LIMIT: String(least) };
     expect(loadConfig(at).config.MAX_REACTIONS_PER_MESSAGE).toBe(20000);

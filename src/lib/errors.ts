@@ -48,6 +48,7 @@ export const ERRORS = {
   last_owner: 409,
   message_deleted: 409,
   reaction_limit: 409,
+  group_full: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -1,11 +1,13 @@
-// The largest frame a message can make on a socket, from the limits on its content and its reactions:
-// WS_BACKPRESSURE_LIMIT must leave room for it, or one legal message closes every receiver as a slow
-// consumer (config.ts checks it).
+// The largest frame a message can make on a socket, from the limits on its content and its reactions, and
+// the largest receipts frame, from a group's size: WS_BACKPRESSURE_LIMIT must leave room for them, or one
+// legal message (or resume) closes its receivers as slow consumers (config.ts checks it).
 
 import type { Config } from "../config.ts";
 
 /** The settings a message's largest frame depends on. */
-export type FrameLimits = Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_REACTIONS_PER_MESSAGE">;
+export type MessageLimits = Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_REACTIONS_PER_MESSAGE">;
+/** The settings the largest frame of any kind depends on. */
+export type FrameLimits = MessageLimits & Pick<Config, "MAX_GROUP_MEMBERS">;
 
 /**
  * JSON bytes a character (or a UTF-8 byte of content) can take at most: a control character is one byte
@@ -43,11 +45,31 @@ export const REACTION_BYTES = '{"user_id":"","emoji":""},'.length + 20 + JSON_PE
  * replayed) or a system message makes in any encoding, with content of at most MAX_MESSAGE_LENGTH bytes of
  * UTF-8 and at most MAX_REACTIONS_PER_MESSAGE reactions (a system message may be reacted to as well).
  */
-export function largestMessageFrame(limits: FrameLimits): number {
+export function largestMessageFrame(limits: MessageLimits): number {
   const others = JSON_PER_UNIT * OTHER_STRINGS + FIXED;
   const message = JSON_PER_UNIT * (limits.MAX_MESSAGE_LENGTH + ATTACHMENTS * ATTACHMENT_UNITS) + others;
   const system = (2 * JSON_PER_UNIT + 1) * SYSTEM_CHANGE_UNITS + others;
   return Math.max(message, system) + REACTION_BYTES * limits.MAX_REACTIONS_PER_MESSAGE;
+}
+
+/**
+ * One member of a `receipts` frame, as JSON: `{"user_id":"…","delivered":…,"read":…},`, a user id the
+ * server made (20 bytes) and two seqs (16 digits at most).
+ */
+export const RECEIPT_BYTES = '{"user_id":"","delivered":,"read":},'.length + 20 + 2 * 16;
+
+/**
+ * The largest `receipts` frame a resume is sent (dispatch.ts): a group's every member's positions (a
+ * dm's two; a channel's the user's own alone), with at most MAX_GROUP_MEMBERS members. Not counted: a
+ * group that was larger before the bound (or under a larger one), which keeps its members.
+ */
+export function largestReceiptsFrame(limits: Pick<FrameLimits, "MAX_GROUP_MEMBERS">): number {
+  return FIXED + RECEIPT_BYTES * limits.MAX_GROUP_MEMBERS;
+}
+
+/** The largest frame of any kind these limits allow: a message's or a receipts frame. */
+export function largestFrame(limits: FrameLimits): number {
+  return Math.max(largestMessageFrame(limits), largestReceiptsFrame(limits));
 }
 
 /**
@@ -56,5 +78,5 @@ export function largestMessageFrame(limits: FrameLimits): number {
  * still leaves an eighth of the limit for the live frames published meanwhile.
  */
 export function leastBackpressureLimit(limits: FrameLimits): number {
-  return 2 * largestMessageFrame(limits);
+  return 2 * largestFrame(limits);
 }

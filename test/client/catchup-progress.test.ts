@@ -22,7 +22,7 @@ beforeAll(async () => {
     // One reaction a message: the limit is the content's (these messages are reacted to by no one).
     MAX_REACTIONS_PER_MESSAGE: "1",
     WS_BACKPRESSURE_LIMIT: String(
-      leastBackpressureLimit({ MAX_MESSAGE_LENGTH, MAX_REACTIONS_PER_MESSAGE: 1 }),
+      leastBackpressureLimit({ MAX_MESSAGE_LENGTH, MAX_REACTIONS_PER_MESSAGE: 1, MAX_GROUP_MEMBERS: 1024 }),
     ),
     RATE_LIMIT_PER_MINUTE: "100000",
     RATE_LIMIT_BURST: "100000",

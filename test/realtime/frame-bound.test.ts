@@ -4,7 +4,7 @@
 import { describe, expect, it } from "bun:test";
 import { newId } from "../../src/lib/ids.ts";
 import { encode } from "../../src/realtime/codec.ts";
-import { largestMessageFrame } from "../../src/realtime/frame-bound.ts";
+import { largestFrame, largestMessageFrame, largestReceiptsFrame } from "../../src/realtime/frame-bound.ts";
 import { ENCODINGS } from "../../src/realtime/protocol.ts";
 
 const MAX_CONTENT = 5000;
@@ -84,5 +84,25 @@ describe("largestMessageFrame", () => {
     expect(largest).toBeLessThanOrEqual(bound);
     // Tight enough to be the limit's measure: within a few KB of the largest frame.
     expect(bound - largest).toBeLessThan(8192);
+  });
+});
+
+describe("largestReceiptsFrame", () => {
+  it("is no smaller than the receipts frame of a group of MAX_GROUP_MEMBERS, in every encoding", () => {
+    const members = 700;
+    const bound = largestReceiptsFrame({ MAX_GROUP_MEMBERS: members });
+    const frame = {
+      type: "receipts",
+      conversation_id: newId(),
+      version: SEQ,
+      members: Array.from({ length: members }, () => ({ user_id: newId(), delivered: SEQ, read: SEQ })),
+    };
+    const largest = Math.max(...ENCODINGS.map((encoding) => size(encode(frame, encoding))));
+    expect(largest).toBeLessThanOrEqual(bound);
+    expect(bound - largest).toBeLessThan(8192);
+    // The largest frame of all is the larger of the two.
+    const limits = { MAX_MESSAGE_LENGTH: 1, MAX_REACTIONS_PER_MESSAGE: 1, MAX_GROUP_MEMBERS: 100_000 };
+    expect(largestFrame(limits)).toBe(largestReceiptsFrame(limits));
+    expect(largestFrame({ ...limits, MAX_GROUP_MEMBERS: 2 })).toBe(largestMessageFrame(limits));
   });
 });

@@ -28,7 +28,11 @@ import type { Frame } from "./ws-client.ts";
 /** A change's frame (48 KB): about a fifteenth of the limit, the least this message length takes (config.ts). */
 const CONTENT = 48_000;
 // One reaction a message: the limit is the content's (these messages are reacted to by no one).
-const LIMIT = leastBackpressureLimit({ MAX_MESSAGE_LENGTH: CONTENT + 100, MAX_REACTIONS_PER_MESSAGE: 1 });
+const LIMIT = leastBackpressureLimit({
+  MAX_MESSAGE_LENGTH: CONTENT + 100,
+  MAX_REACTIONS_PER_MESSAGE: 1,
+  MAX_GROUP_MEMBERS: 1024,
+});
 
 let h: Harness;
 let port: number;

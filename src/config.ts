@@ -117,7 +117,12 @@ export const ConfigSchema = T.Object({
     "public-channel sockets from one client address",
   ),
   // Bun's own limit is four times this (app.ts); past 1 GiB a socket's queue is no longer a limit at all.
-  WS_BACKPRESSURE_LIMIT: Int(1048576, 1024, 1024 * 1024 * 1024),
+  // At least what the least limits allow (checkBackpressureRoom): a value under it could never boot.
+  WS_BACKPRESSURE_LIMIT: Int(
+    1048576,
+    leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 1, MAX_REACTIONS_PER_MESSAGE: 1, MAX_GROUP_MEMBERS: 2 }),
+    1024 * 1024 * 1024,
+  ),
   WS_DRAIN_TIMEOUT: Int(
     30,
     1,

@@ -66,6 +66,13 @@ describe("numeric settings", () => {
     // A message's largest frame must fit WS_BACKPRESSURE_LIMIT twice (config.ts): the limits on content and
     // reactions are tried with the most room.
     if (name !== "WS_BACKPRESSURE_LIMIT") room.WS_BACKPRESSURE_LIMIT = String(1024 * 1024 * 1024);
+    // ...and WS_BACKPRESSURE_LIMIT with theirs least.
+    else
+      Object.assign(room, {
+        MAX_MESSAGE_LENGTH: "1",
+        MAX_REACTIONS_PER_MESSAGE: "1",
+        MAX_GROUP_MEMBERS: "2",
+      });
     const largest = name === "WS_HEARTBEAT_INTERVAL" ? 899 : schema.maximum;
     const cost =
       name === "PASSWORD_HASH_MEMORY_KIB" || name === "PASSWORD_HASH_TIME"

@@ -127,7 +127,7 @@ describe("loadConfig", () => {
     // A message of 1 MiB is a frame over 1 MiB in any encoding: its every receiver would be closed (4001).
     for (const [length, limit] of [
       ["1048576", undefined],
-      [undefined, "1024"],
+      [undefined, "200000"],
       ["100000", "1048576"],
     ]) {
       const load = () => loadConfig({ ...env, MAX_MESSAGE_LENGTH: length, WS_BACKPRESSURE_LIMIT: limit });

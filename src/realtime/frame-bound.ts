@@ -2,12 +2,15 @@
 // the largest receipts frame, from a group's size: WS_BACKPRESSURE_LIMIT must leave room for them, or one
 // legal message (or resume) closes its receivers as slow consumers (config.ts checks it).
 
-import type { Config } from "../config.ts";
-
-/** The settings a message's largest frame depends on. */
-export type MessageLimits = Pick<Config, "MAX_MESSAGE_LENGTH" | "MAX_REACTIONS_PER_MESSAGE">;
+/** The settings (config.ts) a message's largest frame depends on. */
+export interface MessageLimits {
+  MAX_MESSAGE_LENGTH: number;
+  MAX_REACTIONS_PER_MESSAGE: number;
+}
 /** The settings the largest frame of any kind depends on. */
-export type FrameLimits = MessageLimits & Pick<Config, "MAX_GROUP_MEMBERS">;
+export interface FrameLimits extends MessageLimits {
+  MAX_GROUP_MEMBERS: number;
+}
 
 /**
  * JSON bytes a character (or a UTF-8 byte of content) can take at most: a control character is one byte

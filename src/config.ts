@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { newSecret } from "./lib/ids.ts";
-import { largestMessageFrame, leastBackpressureLimit } from "./realtime/frame-bound.ts";
+import { largestMessageFrame, largestReceiptsFrame, leastBackpressureLimit } from "./realtime/frame-bound.ts";
 
 const Int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER, description?: string) =>
   T.Integer({ default: def, minimum: min, maximum: max, description });
@@ -86,7 +86,27 @@ export const ConfigSchema = T.Object({
   ALLOWED_FILE_TYPES: Str("image/jpeg,image/png,image/gif,application/pdf"),
   MAX_JSON_BODY_BYTES: Int(1048576, 1024),
   MAX_MESSAGE_LENGTH: Int(16384, 1, 1048576),
-  MAX_REACTIONS_PER_USER: Int(20, 1, 1000, "distinct reactions one user may put on one message"),
+  // Every frame of a message carries its whole reaction list (one entry per member and emoji), as does
+  // its row: each counts in WS_BACKPRESSURE_LIMIT's least value (frame-bound.ts).
+  MAX_REACTIONS_PER_MESSAGE: Int(
+    1000,
+    1,
+    50_000,
+    "reactions one message may hold, each one member's emoji; one more is refused (409 reaction_limit)",
+  ),
+  // Every view of a group lists its members, and a resume's receipts frame their positions (frame-bound.ts).
+  MAX_GROUP_MEMBERS: Int(
+    1024,
+    2,
+    100_000,
+    "members a group may have; one more is refused (409 group_full). A channel has no such bound",
+  ),
+  MAX_REACTION_EMOJI: Int(
+    20,
+    1,
+    1000,
+    "different emoji among one message's reactions; a new one past it is refused (409 reaction_limit)",
+  ),
 
   WS_HEARTBEAT_INTERVAL: Int(30, 1),
   // At least 2: the heartbeat (at least 1) must be shorter (loadConfig), so 1 could never boot.
@@ -103,7 +123,12 @@ export const ConfigSchema = T.Object({
     "public-channel sockets from one client address",
   ),
   // Bun's own limit is four times this (app.ts); past 1 GiB a socket's queue is no longer a limit at all.
-  WS_BACKPRESSURE_LIMIT: Int(1048576, leastBackpressureLimit(1), 1024 * 1024 * 1024),
+  // At least what the least limits allow (checkBackpressureRoom): a value under it could never boot.
+  WS_BACKPRESSURE_LIMIT: Int(
+    1048576,
+    leastBackpressureLimit({ MAX_MESSAGE_LENGTH: 1, MAX_REACTIONS_PER_MESSAGE: 1, MAX_GROUP_MEMBERS: 2 }),
+    1024 * 1024 * 1024,
+  ),
   WS_DRAIN_TIMEOUT: Int(
     30,
     1,
@@ -328,18 +353,28 @@ function checkPasswordCost(config: Config) {
 /**
  * The sweep closes a socket whose queue passes WS_BACKPRESSURE_LIMIT as a slow consumer, and no pacing can
  * split a frame: a limit under a legal message's frame closed every receiver of that message, whose
- * clients reconnected, resumed, were sent it again and were closed again.
+ * clients reconnected, resumed, were sent it again and were closed again; one under a group's receipts
+ * frame closed each of its members at every resume.
  */
 function checkBackpressureRoom(config: Config) {
-  const least = leastBackpressureLimit(config.MAX_MESSAGE_LENGTH);
-  if (config.WS_BACKPRESSURE_LIMIT < least) {
+  const least = leastBackpressureLimit(config);
+  if (config.WS_BACKPRESSURE_LIMIT >= least) return;
+  // A resume's receipts frame lists a group's every member: past the largest message's, it is the measure.
+  if (largestReceiptsFrame(config) > largestMessageFrame(config)) {
     throw new ConfigError(
-      `WS_BACKPRESSURE_LIMIT: must be at least ${least} bytes with MAX_MESSAGE_LENGTH ${config.MAX_MESSAGE_LENGTH} ` +
-        `(got ${config.WS_BACKPRESSURE_LIMIT}): twice the largest frame such a message can make ` +
-        `(${largestMessageFrame(config.MAX_MESSAGE_LENGTH)} bytes, as JSON), or its receivers are closed as slow ` +
-        "consumers; raise WS_BACKPRESSURE_LIMIT or lower MAX_MESSAGE_LENGTH",
+      `WS_BACKPRESSURE_LIMIT: must be at least ${least} bytes with MAX_GROUP_MEMBERS ${config.MAX_GROUP_MEMBERS} ` +
+        `(got ${config.WS_BACKPRESSURE_LIMIT}): twice the largest receipts frame such a group makes ` +
+        `(${largestReceiptsFrame(config)} bytes, as JSON), or its members are closed as slow consumers when ` +
+        "they resume; raise WS_BACKPRESSURE_LIMIT or lower MAX_GROUP_MEMBERS",
     );
   }
+  throw new ConfigError(
+    `WS_BACKPRESSURE_LIMIT: must be at least ${least} bytes with MAX_MESSAGE_LENGTH ${config.MAX_MESSAGE_LENGTH} ` +
+      `and MAX_REACTIONS_PER_MESSAGE ${config.MAX_REACTIONS_PER_MESSAGE} (got ${config.WS_BACKPRESSURE_LIMIT}): ` +
+      `twice the largest frame such a message can make (${largestMessageFrame(config)} bytes, as JSON), ` +
+      "or its receivers are closed as slow consumers; raise WS_BACKPRESSURE_LIMIT or lower MAX_MESSAGE_LENGTH " +
+      "or MAX_REACTIONS_PER_MESSAGE",
+  );
 }
 
 /** One mail address, bare or after a display name in angle brackets. */

@@ -139,7 +139,7 @@ export async function createDeps(
   const auth = createAuthService({ config, store, clock, signer, mailer, sessions, logger });
   const users = createUsersService({ store, clock });
   const hub = new Hub();
-  const conversations = createConversationsService({ store, clock, hub });
+  const conversations = createConversationsService({ config, store, clock, hub });
   const messages = createMessagesService({ config, store, clock, hub, membership, metrics });
   const services = {
     config,

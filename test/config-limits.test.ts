@@ -61,15 +61,18 @@ describe("numeric settings", () => {
 
   it.each(integers)("%s takes its least and its largest value", (name, schema) => {
     // The heartbeat must stay under the idle timeout (config.ts): each bound is tried with the other's room.
-    // So must the backpressure limit stay above twice the largest frame of a message (config.ts).
-    const room: Record<string, string> = {
-      ...(name === "WS_HEARTBEAT_INTERVAL"
-        ? { WS_CONNECTION_TIMEOUT: "900" }
-        : { WS_HEARTBEAT_INTERVAL: "1" }),
-      ...(name === "WS_BACKPRESSURE_LIMIT"
-        ? { MAX_MESSAGE_LENGTH: "1" }
-        : { WS_BACKPRESSURE_LIMIT: String(1024 * 1024 * 1024) }),
-    };
+    const room: Record<string, string> =
+      name === "WS_HEARTBEAT_INTERVAL" ? { WS_CONNECTION_TIMEOUT: "900" } : { WS_HEARTBEAT_INTERVAL: "1" };
+    // A message's largest frame must fit WS_BACKPRESSURE_LIMIT twice (config.ts): the limits on content and
+    // reactions are tried with the most room.
+    if (name !== "WS_BACKPRESSURE_LIMIT") room.WS_BACKPRESSURE_LIMIT = String(1024 * 1024 * 1024);
+    // ...and WS_BACKPRESSURE_LIMIT with theirs least.
+    else
+      Object.assign(room, {
+        MAX_MESSAGE_LENGTH: "1",
+        MAX_REACTIONS_PER_MESSAGE: "1",
+        MAX_GROUP_MEMBERS: "2",
+      });
     const largest = name === "WS_HEARTBEAT_INTERVAL" ? 899 : schema.maximum;
     const cost =
       name === "PASSWORD_HASH_MEMORY_KIB" || name === "PASSWORD_HASH_TIME"

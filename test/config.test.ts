@@ -66,8 +66,6 @@ describe("loadConfig", () => {
     ["PASSWORD_HASH_TIME", "0"],
     ["WS_MAX_CONNECTIONS", "0"],
     ["WS_MAX_PUBLIC_PER_IP", "0"],
-    ["MAX_REACTIONS_PER_USER", "0"],
-    ["MAX_REACTIONS_PER_USER", "1001"],
     ["METRICS_TOKEN", "short"],
     ["METRICS_TOKEN", "has spaces in it but long enough"],
     ["METRICS_TOKEN", "x".repeat(257)],
@@ -128,7 +126,7 @@ describe("loadConfig", () => {
   });
 
   it("refuses a WS_BACKPRESSURE_LIMIT a message of MAX_MESSAGE_LENGTH could pass alone, naming both", () => {
-    const env = { DATA_DIR: tempDir() };
+    const env = { DATA_DIR: tempDir(), MAX_REACTIONS_PER_MESSAGE: "1" };
     // A message of 1 MiB is a frame over 1 MiB in any encoding: its every receiver would be closed (4001).
     for (const [length, limit] of [
       ["1048576", undefined],
@@ -140,7 +138,11 @@ describe("loadConfig", () => {
       expect(load).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_MESSAGE_LENGTH/);
     }
     // The least limit it takes is twice the largest frame (frame-bound.test.ts checks that bound).
-    const least = leastBackpressureLimit(1048576);
+    const least = leastBackpressureLimit({
+      MAX_MESSAGE_LENGTH: 1048576,
+      MAX_REACTIONS_PER_MESSAGE: 1,
+      MAX_GROUP_MEMBERS: 1024,
+    });
     expect(least).toBeGreaterThan(2 * 6 * 1048576);
     const at = { ...env, MAX_MESSAGE_LENGTH: "1048576", WS_BACKPRESSURE_LIMIT: String(least) };
     expect(loadConfig(at).config.WS_BACKPRESSURE_LIMIT).toBe(least);
@@ -148,8 +150,45 @@ describe("loadConfig", () => {
       "WS_BACKPRESSURE_LIMIT: ",
     );
     // The defaults leave room.
-    expect(loadConfig(env).config.WS_BACKPRESSURE_LIMIT).toBeGreaterThanOrEqual(
-      leastBackpressureLimit(16384),
+    expect(loadConfig({ DATA_DIR: env.DATA_DIR }).config.WS_BACKPRESSURE_LIMIT).toBeGreaterThanOrEqual(
+      leastBackpressureLimit({
+        MAX_MESSAGE_LENGTH: 16384,
+        MAX_REACTIONS_PER_MESSAGE: 1000,
+        MAX_GROUP_MEMBERS: 1024,
+      }),
+    );
+  });
+
+  it("refuses a WS_BACKPRESSURE_LIMIT a group's receipts frame could pass, naming MAX_GROUP_MEMBERS", () => {
+    // A resume's receipts frame lists a group's every member: 20,000 of them make over 1.6 MB as JSON.
+    const env = { DATA_DIR: tempDir(), MAX_GROUP_MEMBERS: "20000" };
+    expect(() => loadConfig(env)).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_GROUP_MEMBERS 20000/);
+    const least = leastBackpressureLimit({
+      MAX_MESSAGE_LENGTH: 16384,
+      MAX_REACTIONS_PER_MESSAGE: 1000,
+      MAX_GROUP_MEMBERS: 20000,
+    });
+    const at = { ...env, WS_BACKPRESSURE_LIMIT: String(least) };
+    expect(loadConfig(at).config.MAX_GROUP_MEMBERS).toBe(20000);
+    expect(() => loadConfig({ ...at, WS_BACKPRESSURE_LIMIT: String(least - 1) })).toThrow(
+      /^WS_BACKPRESSURE_LIMIT: .*MAX_GROUP_MEMBERS/,
+    );
+  });
+
+  it("refuses a WS_BACKPRESSURE_LIMIT a message's MAX_REACTIONS_PER_MESSAGE reactions could pass, naming both", () => {
+    // Every frame of a message carries all its reactions: 20,000 of them make a frame over 4 MB as JSON.
+    const env = { DATA_DIR: tempDir(), MAX_REACTIONS_PER_MESSAGE: "20000" };
+    expect(() => loadConfig(env)).toThrow(/^WS_BACKPRESSURE_LIMIT: .*MAX_REACTIONS_PER_MESSAGE 20000/);
+    const least = leastBackpressureLimit({
+      MAX_MESSAGE_LENGTH: 16384,
+      MAX_REACTIONS_PER_MESSAGE: 20000,
+      MAX_GROUP_MEMBERS: 1024,
+    });
+    expect(least).toBeGreaterThan(2 * 20000 * 200);
+    const at = { ...env, WS_BACKPRESSURE_LIMIT: String(least) };
+    expect(loadConfig(at).config.MAX_REACTIONS_PER_MESSAGE).toBe(20000);
+    expect(() => loadConfig({ ...at, WS_BACKPRESSURE_LIMIT: String(least - 1) })).toThrow(
+      "WS_BACKPRESSURE_LIMIT: ",
     );
   });
 

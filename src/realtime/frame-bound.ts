@@ -1,5 +1,16 @@
-// The largest frame a message can make on a socket, from MAX_MESSAGE_LENGTH: WS_BACKPRESSURE_LIMIT must
-// leave room for it, or one legal message closes every receiver as a slow consumer (config.ts checks it).
+// The largest frame a message can make on a socket, from the limits on its content and its reactions, and
+// the largest receipts frame, from a group's size: WS_BACKPRESSURE_LIMIT must leave room for them, or one
+// legal message (or resume) closes its receivers as slow consumers (config.ts checks it).
+
+/** The settings (config.ts) a message's largest frame depends on. */
+export interface MessageLimits {
+  MAX_MESSAGE_LENGTH: number;
+  MAX_REACTIONS_PER_MESSAGE: number;
+}
+/** The settings the largest frame of any kind depends on. */
+export interface FrameLimits extends MessageLimits {
+  MAX_GROUP_MEMBERS: number;
+}
 
 /**
  * JSON bytes a character (or a UTF-8 byte of content) can take at most: a control character is one byte
@@ -24,24 +35,51 @@ const FIXED = 4096;
  * one byte more per character ("\\u0001").
  */
 const SYSTEM_CHANGE_UNITS = 200 + 1000;
+/**
+ * One entry of a message's `reactions`, as JSON: `{"user_id":"…","emoji":"…"},`. The user id is one the
+ * server made (lib/ids.ts: 20 characters of [0-9a-z], a byte each). The emoji is 1-32 bytes, each at most
+ * 6 of JSON (a control character), or one grapheme of up to 64 bytes, which holds no control character
+ * (each is a grapheme of its own), so its JSON is at most a byte more than its UTF-8 per `"` or `\`.
+ */
+export const REACTION_BYTES = '{"user_id":"","emoji":""},'.length + 20 + JSON_PER_UNIT * 32;
 
 /**
  * The largest frame, in bytes, that a message (its send, edit, deletion or a reaction's change, live or
- * replayed) or a system message makes in any encoding, with content of at most `maxContentBytes` bytes of
- * UTF-8. Not counted: a message's reactions, which no setting bounds (each reaction adds to it).
+ * replayed) or a system message makes in any encoding, with content of at most MAX_MESSAGE_LENGTH bytes of
+ * UTF-8 and at most MAX_REACTIONS_PER_MESSAGE reactions (a system message may be reacted to as well).
  */
-export function largestMessageFrame(maxContentBytes: number): number {
+export function largestMessageFrame(limits: MessageLimits): number {
   const others = JSON_PER_UNIT * OTHER_STRINGS + FIXED;
-  const message = JSON_PER_UNIT * (maxContentBytes + ATTACHMENTS * ATTACHMENT_UNITS) + others;
+  const message = JSON_PER_UNIT * (limits.MAX_MESSAGE_LENGTH + ATTACHMENTS * ATTACHMENT_UNITS) + others;
   const system = (2 * JSON_PER_UNIT + 1) * SYSTEM_CHANGE_UNITS + others;
-  return Math.max(message, system);
+  return Math.max(message, system) + REACTION_BYTES * limits.MAX_REACTIONS_PER_MESSAGE;
 }
 
 /**
- * The least WS_BACKPRESSURE_LIMIT for MAX_MESSAGE_LENGTH: twice the largest frame. A paced catch-up keeps
- * a socket's queue under three eighths of the limit plus one frame (pacing.ts), so a largest frame then
+ * One member of a `receipts` frame, as JSON: `{"user_id":"…","delivered":…,"read":…},`, a user id the
+ * server made (20 bytes) and two seqs (16 digits at most).
+ */
+export const RECEIPT_BYTES = '{"user_id":"","delivered":,"read":},'.length + 20 + 2 * 16;
+
+/**
+ * The largest `receipts` frame a resume is sent (dispatch.ts): a group's every member's positions (a
+ * dm's two; a channel's the user's own alone), with at most MAX_GROUP_MEMBERS members. Not counted: a
+ * group that was larger before the bound (or under a larger one), which keeps its members.
+ */
+export function largestReceiptsFrame(limits: Pick<FrameLimits, "MAX_GROUP_MEMBERS">): number {
+  return FIXED + RECEIPT_BYTES * limits.MAX_GROUP_MEMBERS;
+}
+
+/** The largest frame of any kind these limits allow: a message's or a receipts frame. */
+export function largestFrame(limits: FrameLimits): number {
+  return Math.max(largestMessageFrame(limits), largestReceiptsFrame(limits));
+}
+
+/**
+ * The least WS_BACKPRESSURE_LIMIT for these limits: twice the largest frame. A paced catch-up keeps a
+ * socket's queue under three eighths of the limit plus one frame (pacing.ts), so a largest frame then
  * still leaves an eighth of the limit for the live frames published meanwhile.
  */
-export function leastBackpressureLimit(maxContentBytes: number): number {
-  return 2 * largestMessageFrame(maxContentBytes);
+export function leastBackpressureLimit(limits: FrameLimits): number {
+  return 2 * largestFrame(limits);
 }

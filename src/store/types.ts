@@ -131,6 +131,17 @@ export class DuplicateError extends Error {
  * without one: the check and the write are one atomic step, so two owners stepping down at once cannot
  * both pass it.
  */
+/** A member added to a conversation that holds its `maxMembers` already (addParticipant). */
+export class GroupFullError extends Error {
+  constructor(
+    readonly conversationId: string,
+    readonly maxMembers: number,
+  ) {
+    super(`conversation ${conversationId} has ${maxMembers} members or more`);
+    this.name = "GroupFullError";
+  }
+}
+
 export class LastOwnerError extends Error {
   constructor(readonly conversationId: string) {
     super(`conversation ${conversationId} would have no owner left`);
@@ -431,8 +442,12 @@ export interface ConversationsRepo {
    * has transactions. Zeros for an unknown conversation.
    */
   receiptCounts(conversationId: string, seq: number, senderId: string): Promise<ReceiptCounts>;
-  /** Adds a member; false when already a member. No such conversation (deleted meanwhile): MissingError. */
-  addParticipant(participant: ParticipantRecord): Promise<boolean>;
+  /**
+   * Adds a member; false when already a member. No such conversation (deleted meanwhile): MissingError.
+   * With `maxMembers`, a conversation that has that many members or more takes no one (GroupFullError),
+   * checked in the same atomic step as the add, so that adds at the same moment cannot pass it together.
+   */
+  addParticipant(participant: ParticipantRecord, options?: { maxMembers?: number }): Promise<boolean>;
   /**
    * Changes a member's role; null when not a member. With `keepOwner`, an owner's role changes only while
    * another owner remains (LastOwnerError otherwise), checked in the same atomic step.

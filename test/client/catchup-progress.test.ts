@@ -19,7 +19,11 @@ let s: Server;
 beforeAll(async () => {
   s = await startServer({
     MAX_MESSAGE_LENGTH: String(MAX_MESSAGE_LENGTH),
-    WS_BACKPRESSURE_LIMIT: String(leastBackpressureLimit(MAX_MESSAGE_LENGTH)),
+    // One reaction a message: the limit is the content's (these messages are reacted to by no one).
+    MAX_REACTIONS_PER_MESSAGE: "1",
+    WS_BACKPRESSURE_LIMIT: String(
+      leastBackpressureLimit({ MAX_MESSAGE_LENGTH, MAX_REACTIONS_PER_MESSAGE: 1, MAX_GROUP_MEMBERS: 1024 }),
+    ),
     RATE_LIMIT_PER_MINUTE: "100000",
     RATE_LIMIT_BURST: "100000",
     WS_RATE_PER_SECOND: "5000",

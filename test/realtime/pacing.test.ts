@@ -27,7 +27,12 @@ import type { Frame } from "./ws-client.ts";
 
 /** A change's frame (48 KB): about a fifteenth of the limit, the least this message length takes (config.ts). */
 const CONTENT = 48_000;
-const LIMIT = leastBackpressureLimit(CONTENT + 100);
+// One reaction a message: the limit is the content's (these messages are reacted to by no one).
+const LIMIT = leastBackpressureLimit({
+  MAX_MESSAGE_LENGTH: CONTENT + 100,
+  MAX_REACTIONS_PER_MESSAGE: 1,
+  MAX_GROUP_MEMBERS: 1024,
+});
 
 let h: Harness;
 let port: number;
@@ -52,6 +57,7 @@ beforeAll(async () => {
     WS_BACKPRESSURE_LIMIT: String(LIMIT),
     WS_DRAIN_TIMEOUT: "1",
     MAX_MESSAGE_LENGTH: String(CONTENT + 100),
+    MAX_REACTIONS_PER_MESSAGE: "1",
     RATE_LIMIT_PER_MINUTE: "100000",
   });
   h.app.listen({ port: 0, hostname: "127.0.0.1" });

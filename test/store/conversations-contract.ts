@@ -5,6 +5,7 @@ import { floorOf } from "../../src/store/floor.ts";
 import {
   type ConversationRecord,
   DuplicateError,
+  GroupFullError,
   LastOwnerError,
   type MessageRecord,
   MissingError,
@@ -486,6 +487,43 @@ export function conversationsContract(name: string, open: () => Promise<Store>) 
         );
         expect(await store.conversations.participants("c-1")).toEqual([]);
         expect(await store.conversations.idsForUser("u-carol")).toEqual([]);
+      });
+
+      it("addParticipant with maxMembers takes members up to it, then refuses a newcomer (GroupFullError)", async () => {
+        await group("c-1");
+        const add = (user: string) =>
+          store.conversations.addParticipant(member("c-1", user), { maxMembers: 3 });
+        expect(await add("u-carol")).toBe(true);
+        const refused = await add("u-dave").catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(GroupFullError);
+        expect(refused).toMatchObject({ conversationId: "c-1", maxMembers: 3 });
+        // A member already there is not a newcomer: false, as without the bound.
+        expect(await add("u-carol")).toBe(false);
+        expect((await store.conversations.byId("c-1"))?.member_count).toBe(3);
+        expect(await store.conversations.participant("c-1", "u-dave")).toBeNull();
+        // A conversation already past the bound keeps its members and takes no one; a member gone makes room.
+        expect(
+          await store.conversations
+            .addParticipant(member("c-1", "u-dave"), { maxMembers: 2 })
+            .catch((e) => e),
+        ).toBeInstanceOf(GroupFullError);
+        await store.conversations.removeParticipant("c-1", "u-carol");
+        expect(await add("u-dave")).toBe(true);
+        // No maxMembers: no bound.
+        expect(await store.conversations.addParticipant(member("c-1", "u-erin"))).toBe(true);
+      });
+
+      it("addParticipant with maxMembers lets no more in than it when members are added at the same moment", async () => {
+        await group("c-1");
+        const users = Array.from({ length: 10 }, (_, i) => `u-new${i}`);
+        const results = await Promise.allSettled(
+          users.map((u) => store.conversations.addParticipant(member("c-1", u), { maxMembers: 5 })),
+        );
+        const added = results.filter((r) => r.status === "fulfilled" && r.value === true);
+        const refused = results.filter((r) => r.status === "rejected" && r.reason instanceof GroupFullError);
+        expect([added.length, refused.length]).toEqual([3, 7]);
+        expect(await store.conversations.participants("c-1")).toHaveLength(5);
+        expect((await store.conversations.byId("c-1"))?.member_count).toBe(5);
       });
 
       it("never leaves a member behind in a conversation deleted while the member was being added", async () => {

@@ -1,5 +1,6 @@
 // Conversations: create (dm, group, channel), list, read, rename, delete, and membership.
 
+import type { Config } from "../../config.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
@@ -9,6 +10,7 @@ import {
   type ActivityCursor,
   type ConversationRecord,
   DuplicateError,
+  GroupFullError,
   LastOwnerError,
   type NewConversation,
   type ParticipantRecord,
@@ -31,6 +33,7 @@ import {
 } from "./model.ts";
 
 export interface ConversationDeps {
+  config: Pick<Config, "MAX_GROUP_MEMBERS">;
   store: Store;
   clock: Clock;
   hub: Hub;
@@ -93,7 +96,7 @@ const lastOwner =
   };
 
 export function createConversationsService(deps: ConversationDeps) {
-  const { store, clock, hub } = deps;
+  const { store, clock, hub, config } = deps;
 
   /**
    * The members a viewer is shown, and the viewer's own row: every member of a dm or group; of a channel
@@ -158,6 +161,14 @@ export function createConversationsService(deps: ConversationDeps) {
             },
           );
         }
+      }
+      // Every view of a group lists its members: a group has a size (a channel, whose views do not, has none).
+      if (input.conversation_type === "group" && others.length + 1 > config.MAX_GROUP_MEMBERS) {
+        throw new AppError(
+          "validation_failed",
+          `participant_ids: a group has at most ${config.MAX_GROUP_MEMBERS} members, its creator among them (MAX_GROUP_MEMBERS)`,
+          { details: { field: "participant_ids" } },
+        );
       }
       const known = new Set(await store.users.existing(others));
       const unknown = others.filter((id) => !known.has(id));
@@ -313,7 +324,20 @@ export function createConversationsService(deps: ConversationDeps) {
       // Where the newcomer's live log starts (clients start it there, not at the conversation's start). Read
       // before the add, it may be a few changes early, never late: nothing after it is missed.
       const record = member(id, input.user_id, role, clock.now(), conversation.last_seq);
-      const added = await intoConversation(store.conversations.addParticipant(record));
+      // The size is checked by the store in the add's own atomic step: two adds at once cannot both take
+      // the last place. A group already larger (made before the bound, or under a larger one) keeps its
+      // members; it only takes no more.
+      const maxMembers = conversation.conversation_type === "group" ? config.MAX_GROUP_MEMBERS : undefined;
+      const added = await intoConversation(
+        store.conversations.addParticipant(record, { maxMembers }).catch((err) => {
+          if (err instanceof GroupFullError)
+            throw new AppError(
+              "group_full",
+              `a group has at most ${err.maxMembers} members (MAX_GROUP_MEMBERS)`,
+            );
+          throw err;
+        }),
+      );
       if (!added) throw new AppError("already_member", "already a participant");
       await publishSystem(id, userId, "participant.added", { user_id: input.user_id, role });
       return toParticipantView(record);

@@ -10,6 +10,7 @@ import type {
   MessageRecord,
   ParticipantRecord,
   PositionFloor,
+  Reaction,
   Store,
 } from "../../store/types.ts";
 import { isManager, requireMember, requireMessage } from "../conversations/access.ts";
@@ -29,7 +30,11 @@ import {
 export interface MessageDeps {
   config: Pick<
     Config,
-    "MAX_MESSAGE_LENGTH" | "MAX_FILE_SIZE" | "ALLOWED_FILE_TYPES" | "MAX_REACTIONS_PER_USER"
+    | "MAX_MESSAGE_LENGTH"
+    | "MAX_FILE_SIZE"
+    | "ALLOWED_FILE_TYPES"
+    | "MAX_REACTIONS_PER_MESSAGE"
+    | "MAX_REACTION_EMOJI"
   >;
   store: Store;
   clock: Clock;
@@ -189,6 +194,19 @@ export function createMessagesService(deps: MessageDeps) {
     return view;
   }
 
+  /**
+   * Whether a message's reactions take one more of `emoji`: every frame of the message carries the whole
+   * list (frame-bound.ts counts MAX_REACTIONS_PER_MESSAGE of them), so it has a size, and a new emoji needs
+   * a place among MAX_REACTION_EMOJI. A member's own reactions are among the message's different emoji, so
+   * one member holds at most MAX_REACTION_EMOJI of them: no bound of their own is needed.
+   */
+  function reactionRoom(reactions: readonly Reaction[], emoji: string): "changed" | "full" | "emoji_full" {
+    if (reactions.length >= config.MAX_REACTIONS_PER_MESSAGE) return "full";
+    const kinds = new Set(reactions.map((r) => r.emoji));
+    if (!kinds.has(emoji) && kinds.size >= config.MAX_REACTION_EMOJI) return "emoji_full";
+    return "changed";
+  }
+
   return {
     async send(
       conversationId: string,
@@ -301,9 +319,9 @@ export function createMessagesService(deps: MessageDeps) {
     ): Promise<{ changed: boolean }> {
       checkEmoji(emoji);
       await requireMessage(store, messageId, userId);
-      let outcome = "unchanged" as "changed" | "unchanged" | "deleted" | "full";
+      let outcome = "unchanged" as "changed" | "unchanged" | "deleted" | "full" | "emoji_full";
       // The reaction list is recomputed from the record inside the atomic change, so two people reacting
-      // at the same moment both count.
+      // at the same moment both count, and two cannot both take the last place under a cap.
       const next = await store.messages.change(messageId, (current) => {
         outcome = "unchanged";
         // A deleted message takes no reaction; one taken off it is already gone (its reactions went with it).
@@ -313,11 +331,9 @@ export function createMessagesService(deps: MessageDeps) {
         }
         const has = current.reactions.some((r) => r.user_id === userId && r.emoji === emoji);
         if (op === "add" ? has : !has) return null;
-        // A cap per user, so that no one can pile thousands on a message that every view of it carries.
-        const theirs = current.reactions.filter((r) => r.user_id === userId).length;
-        if (op === "add" && theirs >= config.MAX_REACTIONS_PER_USER) {
-          outcome = "full";
-          return null;
+        if (op === "add") {
+          outcome = reactionRoom(current.reactions, emoji);
+          if (outcome !== "changed") return null;
         }
         outcome = "changed";
         const reactions =
@@ -330,8 +346,13 @@ export function createMessagesService(deps: MessageDeps) {
       if (outcome === "deleted") throw new AppError("message_deleted", "the message was deleted");
       if (outcome === "full")
         throw new AppError(
-          "too_many_reactions",
-          `at most ${config.MAX_REACTIONS_PER_USER} reactions of one person on a message (MAX_REACTIONS_PER_USER): remove one first`,
+          "reaction_limit",
+          `a message holds at most ${config.MAX_REACTIONS_PER_MESSAGE} reactions (MAX_REACTIONS_PER_MESSAGE)`,
+        );
+      if (outcome === "emoji_full")
+        throw new AppError(
+          "reaction_limit",
+          `a message's reactions hold at most ${config.MAX_REACTION_EMOJI} different emoji (MAX_REACTION_EMOJI); add one of those`,
         );
       if (outcome === "unchanged") return { changed: false };
       await changed(op === "add" ? "reaction.added" : "reaction.removed", next, { user_id: userId, emoji });

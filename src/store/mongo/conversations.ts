@@ -15,6 +15,7 @@ import {
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
+  GroupFullError,
   LastOwnerError,
   type MembershipRecord,
   MissingError,
@@ -519,7 +520,7 @@ export function mongoConversations(
         );
       });
     },
-    async addParticipant(participant) {
+    async addParticipant(participant, options) {
       const { filter, update } = addMember(participant);
       // Only into a conversation that exists: a member row of a deleted conversation would still count for
       // the user's conversations and peers. Reading the conversation is not enough under a transaction's
@@ -531,9 +532,25 @@ export function mongoConversations(
         const found = await conversations.findOneAndUpdate(
           { _id: id },
           { $inc: { member_adds: 1 } },
-          { projection: { _id: 1 }, session },
+          { projection: { _id: 1, member_count: 1 }, session },
         );
         if (!found) throw new MissingError("conversation", id);
+        // The count as of this write: adds at the same moment all write this document, so under a
+        // transaction each one that commits saw the others' counts. (A standalone server, which has none,
+        // may let adds at the same moment pass it by one each: a development server.)
+        const maxMembers = options?.maxMembers;
+        if (maxMembers !== undefined) {
+          const members =
+            found.member_count ?? (await participants.countDocuments({ conversation_id: id }, { session }));
+          if (members >= maxMembers) {
+            const member = await participants.findOne(
+              { conversation_id: id, user_id: participant.user_id },
+              { projection: { _id: 1 }, session },
+            );
+            if (member) return false;
+            throw new GroupFullError(id, maxMembers);
+          }
+        }
         const result = await participants.updateOne(filter, update, { upsert: true, session });
         const added = result.upsertedCount === 1;
         // Without a transaction (a standalone server) a deletion may come between the steps. One that

@@ -8,6 +8,7 @@ import {
   type ConversationRecord,
   type ConversationsRepo,
   DuplicateError,
+  GroupFullError,
   LastOwnerError,
   type MembershipRecord,
   MissingError,
@@ -142,7 +143,8 @@ export function sqliteConversations(db: Database): ConversationsRepo {
     `INSERT INTO participants (conversation_id, user_id, role, joined_at, joined_seq, last_read_seq,
        delivered_seq, delivered_at, read_at)
      SELECT $conversation_id, $user_id, $role, $joined_at, $joined_seq, ${FROM_JOINED}, $delivered_at, $read_at
-     WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $conversation_id)
+     WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $conversation_id
+       AND ($max_members IS NULL OR member_count < $max_members))
      ON CONFLICT DO NOTHING`,
   );
   const exists = db.query<{ one: number }, [string]>("SELECT 1 AS one FROM conversations WHERE id = ?");
@@ -327,10 +329,13 @@ export function sqliteConversations(db: Database): ConversationsRepo {
           : { joined_seq, delivered_seq, last_read_seq };
       return receiptCountsFrom({ ...ranges, sender }, seq);
     },
-    async addParticipant(p) {
-      if (addToExisting.run(bind(p)).changes === 1) return true;
+    async addParticipant(p, options) {
+      // One statement: the count it compares is the one the triggers keep in the same write.
+      const maxMembers = options?.maxMembers ?? null;
+      if (addToExisting.run(bind({ ...p, max_members: maxMembers })).changes === 1) return true;
       if (!exists.get(p.conversation_id)) throw new MissingError("conversation", p.conversation_id);
-      return false;
+      if (maxMembers === null || participant.get(p.conversation_id, p.user_id)) return false;
+      throw new GroupFullError(p.conversation_id, maxMembers);
     },
     async setRole(conversationId, userId, role, options) {
       const keep = options?.keepOwner ? 1 : 0;

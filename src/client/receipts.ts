@@ -49,12 +49,14 @@ export class Receipts {
    */
   snapshot(frame: SnapshotFrame) {
     const id = frame.conversation_id;
+    // A live one: the moves of the last moment in a dm or group, told as any live receipt.
+    const replayed = frame.live === true ? {} : { replayed: true };
     for (const m of Array.isArray(frame.members) ? frame.members : []) {
       if (typeof m?.user_id !== "string") continue;
       for (const kind of ["read", "delivered"] as const) {
         const seq = m[kind];
         if (typeof seq === "number" && this.move(id, m.user_id, kind, seq))
-          this.tell({ type: "receipt", conversation_id: id, user_id: m.user_id, kind, seq, replayed: true });
+          this.tell({ type: "receipt", conversation_id: id, user_id: m.user_id, kind, seq, ...replayed });
       }
     }
     if (typeof frame.version === "number") this.versions.set(id, frame.version);

@@ -1,8 +1,8 @@
-// Hub events as the frames sockets get: receipts as `receipt` frames, a new message in its short live
+// Hub events as the frames sockets get: receipts as `receipt` or `receipts` frames, a new message in its short live
 // form, every other change as an `event` frame.
 
 import type { MessageView } from "../modules/messages/model.ts";
-import type { LiveMessage } from "./frames.ts";
+import type { LiveMessage, ReceiptPosition } from "./frames.ts";
 import type { ConversationEvent } from "./hub.ts";
 import type { ServerFrame } from "./protocol.ts";
 
@@ -18,6 +18,13 @@ export function toFrame(event: ConversationEvent): ServerFrame {
       seq: Number(read ? event.last_read_seq : event.delivered_seq),
     };
   }
+  if (event.kind === "receipts.moved")
+    return {
+      type: "receipts",
+      conversation_id: event.conversation_id,
+      members: event.members as ReceiptPosition[],
+      live: true,
+    };
   if (event.kind === "message.created") {
     const { message, ...rest } = event;
     return { type: "event", ...rest, message: liveMessage(message as MessageView) };

@@ -176,8 +176,16 @@ export type ServerFrame =
    * every member's positions (the user's own among them) as of `version`, which the next resume names to
    * skip them while they stay; in a channel, where members' receipts go to their own devices only, the
    * user's own positions, and no version. Sent before the conversation's `resumed` (or `resync`).
+   * `live`: the members of a dm or group whose positions moved in the last moment (0 for a kind that did
+   * not), told as they move; no version.
    */
-  | { type: "receipts"; conversation_id: string; version?: number; members: ReceiptPosition[] }
+  | {
+      type: "receipts";
+      conversation_id: string;
+      version?: number;
+      members: ReceiptPosition[];
+      live?: true;
+    }
   | { type: "resync"; conversation_id: string; ref?: string | number }
   | { type: "resumed"; conversation_id: string; seq: number; ref?: string | number }
   /**

@@ -3,11 +3,15 @@
 
 import type { EventKind } from "./frames.ts";
 
-/** What the hub carries: the wire's event kinds (live ones) plus receipts, which go out as `receipt` frames. */
+/**
+ * What the hub carries: the wire's event kinds (live ones) plus receipts, which go out as `receipt` frames
+ * (one member's, in a channel) or `receipts` frames (the members' of a dm or group that moved in a window).
+ */
 export type ConversationEventKind =
   | Exclude<EventKind, "message.changed">
   | "receipt.read"
-  | "receipt.delivered";
+  | "receipt.delivered"
+  | "receipts.moved";
 
 export interface ConversationEvent {
   kind: ConversationEventKind;

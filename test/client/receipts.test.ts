@@ -239,6 +239,27 @@ describe("the SDK's receipt state", () => {
     expect(receipts.held("c-1")).toBe(7);
   });
 
+  it("tells a live `receipts` frame's moves as live receipts, unmarked, and keeps no version of it", () => {
+    const { told, receipts } = state();
+    receipts.snapshot(snapshot(4, [["u-b", 2, 1]]));
+    receipts.snapshot({
+      ...snapshot(undefined, [
+        ["u-b", 3, 0],
+        ["u-c", 0, 2],
+      ]),
+      live: true,
+    });
+    expect(told.slice(2).map((r) => [r.user_id, r.kind, r.seq, r.replayed ?? false])).toEqual([
+      ["u-b", "delivered", 3, false],
+      ["u-c", "read", 2, false],
+    ]);
+    expect(receipts.held("c-1")).toBe(4);
+    expect(receipts.of("c-1")).toEqual({
+      "u-b": { delivered: 3, read: 1 },
+      "u-c": { delivered: 2, read: 2 },
+    });
+  });
+
   it("forgets a conversation entirely", () => {
     const { receipts } = state();
     receipts.snapshot(snapshot(4, [["u-b", 2, 2]]));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Packr } from "msgpackr";
+import { RECEIPT_WINDOW_MS } from "../../src/modules/messages/receipt-batch.ts";
 import { RESUME_READ_AHEAD } from "../../src/realtime/dispatch.ts";
 import { bunTopic, topics } from "../../src/realtime/fanout.ts";
 import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
@@ -458,15 +459,21 @@ describe("messages over the socket", () => {
     a.send({ type: "message", ref: "m", conversation_id: id, client_msg_id: "t1", content: "typed" });
     const ack = await a.next((f) => f.type === "ack");
     b.send({ type: "message_ack", conversation_id: id, seq: ack.seq });
-    expect(await a.next((f) => f.type === "receipt" && f.kind === "delivered")).toMatchObject({
-      user_id: bob.id,
-      seq: 1,
+    // A dm's or group's receipts come live in `receipts` frames, the moves of a moment each.
+    expect(await a.next((f) => f.type === "receipts" && f.conversation_id === id)).toEqual({
+      type: "receipts",
+      conversation_id: id,
+      members: [{ user_id: bob.id, delivered: 1, read: 0 }],
+      live: true,
     });
     b.send({ type: "message_read", ref: "rd", conversation_id: id, seq: ack.seq });
-    expect(await a.next((f) => f.type === "receipt" && f.kind === "read")).toMatchObject({
-      user_id: bob.id,
-      seq: 1,
+    expect(
+      await a.next((f) => f.type === "receipts" && f.conversation_id === id && f.members[0].read > 0),
+    ).toMatchObject({
+      members: [{ user_id: bob.id, delivered: 0, read: 1 }],
+      live: true,
     });
+    expect(a.frames.some((f) => f.type === "receipt")).toBe(false);
     b.send({ type: "reaction", ref: "re", message_id: ack.message_id, emoji: "🎉", op: "add" });
     expect((await a.next(event("reaction.added", id))).message.reactions).toEqual([
       { user_id: bob.id, emoji: "🎉" },
@@ -763,6 +770,8 @@ describe("the msgpackr records subprotocol", () => {
       await socket(bob, "msgpack"),
       await socket(bob, "json"),
     ];
+    // The receipts of the tests before, gathered for a moment, are told by now: none comes in between.
+    await Bun.sleep(2 * RECEIPT_WINDOW_MS);
     const sizes = new Map<TestSocket, number>();
     for (const s of [records, binary])
       s.ws.addEventListener("message", (e) => sizes.set(s, (e.data as ArrayBuffer).byteLength));

@@ -26,6 +26,7 @@ import {
   statusOf,
   toMessageView,
 } from "./model.ts";
+import { ReceiptBatch } from "./receipt-batch.ts";
 
 export interface MessageDeps {
   config: Pick<
@@ -118,6 +119,7 @@ function checkAttachments(
 
 export function createMessagesService(deps: MessageDeps) {
   const { store, clock, hub, config, membership, metrics } = deps;
+  const receipts = new ReceiptBatch(hub);
   const allowedType = fileTypes(config.ALLOWED_FILE_TYPES);
 
   /**
@@ -133,7 +135,8 @@ export function createMessagesService(deps: MessageDeps) {
    * A member's receipt: the members are told (their senders' ticks move). In a channel only the member's
    * own devices are (`to_self`): its readers are not told of each other, and the receipts of thousands of
    * readers told to every member would be traffic that grows with the square of their number; a channel's
-   * receipts are read over REST (GET /api/messages/{id}/receipts).
+   * receipts are read over REST (GET /api/messages/{id}/receipts). A dm's or group's are gathered for a
+   * moment and told in one `receipts` frame (receipt-batch.ts): each member's ack is news to every other.
    */
   function publishReceipt(
     conversation: Pick<ConversationRecord, "id" | "conversation_type">,
@@ -142,13 +145,12 @@ export function createMessagesService(deps: MessageDeps) {
       | { kind: "receipt.delivered"; delivered_seq: number }
       | { kind: "receipt.read"; last_read_seq: number },
   ) {
-    hub.publish({
-      ...position,
-      conversation_id: conversation.id,
-      seq: 0,
-      user_id: userId,
-      ...(conversation.conversation_type === "channel" ? { to_self: true } : {}),
-    });
+    // A channel's: to the member's own devices, at once. A dm's or group's: to every member, gathered.
+    if (conversation.conversation_type === "channel")
+      hub.publish({ ...position, conversation_id: conversation.id, seq: 0, user_id: userId, to_self: true });
+    else if (position.kind === "receipt.read")
+      receipts.add(conversation.id, userId, "read", position.last_read_seq);
+    else receipts.add(conversation.id, userId, "delivered", position.delivered_seq);
   }
 
   /**

@@ -1,6 +1,8 @@
 // Receipts as the members see them live: every way a message counts as delivered tells the others.
 
 import { afterAll, beforeAll, expect, it } from "bun:test";
+import { RECEIPT_WINDOW_MS } from "../../../src/modules/messages/receipt-batch.ts";
+import type { ReceiptPosition } from "../../../src/realtime/frames.ts";
 import type { ConversationEvent } from "../../../src/realtime/hub.ts";
 import { call, group, type Harness, harness, signup } from "../../helpers.ts";
 
@@ -10,18 +12,24 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-/** The receipts published in the conversation while `work` runs. */
+/** The receipts published in the conversation while `work` runs (and the window that gathers them after). */
 async function receiptsDuring(conversationId: string, work: () => Promise<unknown>) {
   const events: ConversationEvent[] = [];
   const off = h.deps.hub.subscribe(conversationId, (e) => {
-    if (e.kind.startsWith("receipt.")) events.push(e);
+    if (e.kind === "receipts.moved") events.push(e);
   });
   try {
     await work();
+    await Bun.sleep(2 * RECEIPT_WINDOW_MS);
   } finally {
     off();
   }
-  return events.map(({ kind, user_id, delivered_seq }) => ({ kind, user_id, delivered_seq }));
+  return events.flatMap((e) =>
+    (e.members as ReceiptPosition[]).flatMap(({ user_id, delivered, read }) => [
+      ...(delivered > 0 ? [{ kind: "receipt.delivered", user_id, delivered_seq: delivered }] : []),
+      ...(read > 0 ? [{ kind: "receipt.read", user_id, delivered_seq: undefined }] : []),
+    ]),
+  );
 }
 
 it.each(["messages", "events"])(
@@ -40,6 +48,8 @@ it.each(["messages", "events"])(
     // The message now shows delivered to its sender, as the receipt said.
     const mine = await call(h.app, "GET", `/api/conversations/${id}/messages`, { token: alice.token });
     expect(mine.body.items.find((m: { id: string }) => m.id === sent.body.id).status).toBe("delivered");
+    // (That fetch delivers to alice what she had not fetched: told after its window, before the next.)
+    await Bun.sleep(2 * RECEIPT_WINDOW_MS);
     // Fetched again: nothing moved, nothing to tell.
     expect(await receiptsDuring(id, fetch)).toEqual([]);
   },
@@ -61,6 +71,41 @@ it("tells the members a read or an acknowledgement that moved, and nothing for o
   expect(await kinds(ack)).toEqual([]);
   expect(await kinds(read)).toEqual(["receipt.read:true"]);
   expect(await kinds(read)).toEqual([]);
+});
+
+it("tells a group the receipts of a moment in one event: each member's latest positions, not one event per ack", async () => {
+  const [alice, ...others] = await Promise.all(Array.from({ length: 5 }, () => signup(h.app)));
+  const id = await group(h.app, alice, others);
+  const seqs: number[] = [];
+  for (const content of ["one", "two"]) {
+    const sent = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content },
+    });
+    seqs.push(sent.body.seq);
+  }
+  const [first, second] = seqs as [number, number];
+  const events: ConversationEvent[] = [];
+  const off = h.deps.hub.subscribe(id, (e) => {
+    if (e.kind.startsWith("receipt")) events.push(e);
+  });
+  try {
+    // Four members ack, one of them twice and one reads too, within one window.
+    for (const member of others) await h.deps.messages.acknowledge(id, member.id, first);
+    await h.deps.messages.acknowledge(id, others[0]?.id as string, second);
+    await h.deps.messages.markRead(id, others[1]?.id as string, second);
+    await Bun.sleep(2 * RECEIPT_WINDOW_MS);
+  } finally {
+    off();
+  }
+  expect(events.map((e) => e.kind)).toEqual(["receipts.moved"]);
+  const members = [...((events[0]?.members ?? []) as ReceiptPosition[])].sort((a, b) =>
+    a.user_id.localeCompare(b.user_id),
+  );
+  const expected = others
+    .map((m, i) => ({ user_id: m.id, delivered: i === 0 ? second : first, read: i === 1 ? second : 0 }))
+    .sort((a, b) => a.user_id.localeCompare(b.user_id));
+  expect(members).toEqual(expected);
 });
 
 it("answers a receipt's times as when the member's position last moved to or past the message, as README says", async () => {

@@ -392,7 +392,8 @@ export function createMessagesService(deps: MessageDeps) {
       const floor = await store.conversations.positionFloor(conversationId);
       return {
         items: views(page, floor),
-        last_seq: conversation.last_seq,
+        // Read before the page: a change that landed between the two is in the page, and the log is that far.
+        last_seq: page.reduce((max, m) => Math.max(max, m.version_seq), conversation.last_seq),
         has_more: rows.length > limit,
       };
     },

@@ -81,3 +81,32 @@ it("never brings back a message deleted while an edit or a reaction of it was on
   const events = await call(h.app, "GET", `/api/conversations/${id}/events?after=10`, { token: bob.token });
   for (const m of events.body.items) expect([m.deleted, m.content]).toEqual([true, ""]);
 });
+
+it("answers an events page's last_seq at least as far as the page goes, when a change lands while it is read", async () => {
+  const alice = await signup(h.app);
+  const bob = await signup(h.app);
+  const conv = await call(h.app, "POST", "/api/conversations", {
+    token: alice.token,
+    body: { conversation_type: "group", participant_ids: [bob.id] },
+  });
+  const id = conv.body.id as string;
+  const messages = h.deps.store.messages;
+  const realEvents = messages.events.bind(messages);
+  // Between the conversation's read and the page's, a message is sent.
+  messages.events = async (conversationId: string, after: number, limit: number) => {
+    messages.events = realEvents;
+    await call(h.app, "POST", `/api/conversations/${id}/messages`, {
+      token: alice.token,
+      body: { content: "meanwhile" },
+    });
+    return realEvents(conversationId, after, limit);
+  };
+  try {
+    const page = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: bob.token });
+    const seqs = page.body.items.map((m: { version_seq: number }) => m.version_seq);
+    expect(seqs.length).toBeGreaterThan(0);
+    expect(page.body.last_seq).toBeGreaterThanOrEqual(Math.max(...seqs));
+  } finally {
+    messages.events = realEvents;
+  }
+});

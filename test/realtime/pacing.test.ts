@@ -241,35 +241,54 @@ describe("a paced catch-up", () => {
   }, 30_000);
 });
 
+/** A dispatcher of its own over the harness's store, for sockets that are not the server's. */
+function dispatcherAlone(): Dispatcher {
+  const connections = new Connections();
+  const fanout = new Fanout(connections, new MemoryBroker(), {
+    forget: () => {},
+    revoked: () => {},
+    peersOf: async () => [],
+    failed: () => {},
+  });
+  return new Dispatcher(h.deps, fanout, new Presence(h.deps.store, h.deps.clock, fanout), connections);
+}
+
+/**
+ * Bob's socket as the dispatcher sees it, its queue past the pacer's mark until `fake.buffered` says
+ * otherwise; what it is sent goes to `sent`, the codes of the errors it is told to `errors`.
+ */
+function crowdedSocket(
+  encoding: "msgpack" | "json",
+  sent: (data: Uint8Array | string) => void,
+  errors: string[] = [],
+) {
+  const fake = {
+    data: {
+      kind: "user",
+      user_id: bob.id,
+      session_id: bob.session_id,
+      encoding,
+      errors: { inc: ([code]: string[]) => errors.push(code as string) },
+    },
+    readyState: 1,
+    buffered: LIMIT,
+    getBufferedAmount: () => fake.buffered,
+    cork: (fn: () => void) => fn(),
+    send(data: Uint8Array | string) {
+      sent(data);
+      return typeof data === "string" ? Buffer.byteLength(data) : data.length;
+    },
+  };
+  return { fake, ws: fake as unknown as Socket };
+}
+
 describe("a socket's resumes", () => {
   it("are answered one at a time, in the order they came: a second waits while the first is paced", async () => {
-    const connections = new Connections();
-    const fanout = new Fanout(connections, new MemoryBroker(), {
-      forget: () => {},
-      revoked: () => {},
-      peersOf: async () => [],
-      failed: () => {},
-    });
-    const dispatcher = new Dispatcher(
-      h.deps,
-      fanout,
-      new Presence(h.deps.store, h.deps.clock, fanout),
-      connections,
-    );
-    // A socket whose queue is past the pacer's mark until told otherwise; it records what it is sent.
+    const dispatcher = dispatcherAlone();
     const sent: { frame: Frame; bytes: number }[] = [];
-    const fake = {
-      data: { kind: "user", user_id: bob.id, session_id: bob.session_id, encoding: "msgpack" },
-      readyState: 1,
-      buffered: LIMIT,
-      getBufferedAmount: () => fake.buffered,
-      cork: (fn: () => void) => fn(),
-      send(bytes: Uint8Array) {
-        sent.push({ frame: unpack(bytes), bytes: bytes.length });
-        return bytes.length;
-      },
-    };
-    const ws = fake as unknown as Socket;
+    const { fake, ws } = crowdedSocket("msgpack", (bytes) =>
+      sent.push({ frame: unpack(bytes as Uint8Array), bytes: bytes.length }),
+    );
     const [one] = several as [string];
     const first = dispatcher.handle(ws, { type: "resume", ref: "first", positions: { [big]: 0 } });
     const second = dispatcher.handle(ws, { type: "resume", ref: "second", positions: { [one]: 0 } });
@@ -298,39 +317,10 @@ describe("a socket's resumes", () => {
 
 describe("a socket's resumes in hand", () => {
   it("are at most WS_RATE_BURST: one more, while the socket reads none of their replies, is refused rate_limited", async () => {
-    const connections = new Connections();
-    const fanout = new Fanout(connections, new MemoryBroker(), {
-      forget: () => {},
-      revoked: () => {},
-      peersOf: async () => [],
-      failed: () => {},
-    });
-    const dispatcher = new Dispatcher(
-      h.deps,
-      fanout,
-      new Presence(h.deps.store, h.deps.clock, fanout),
-      connections,
-    );
+    const dispatcher = dispatcherAlone();
     const sent: Frame[] = [];
     const errors: string[] = [];
-    const fake = {
-      data: {
-        kind: "user",
-        user_id: bob.id,
-        session_id: bob.session_id,
-        encoding: "msgpack",
-        errors: { inc: ([code]: string[]) => errors.push(code as string) },
-      },
-      readyState: 1,
-      buffered: LIMIT,
-      getBufferedAmount: () => fake.buffered,
-      cork: (fn: () => void) => fn(),
-      send(bytes: Uint8Array) {
-        sent.push(unpack(bytes));
-        return bytes.length;
-      },
-    };
-    const ws = fake as unknown as Socket;
+    const { fake, ws } = crowdedSocket("msgpack", (bytes) => sent.push(unpack(bytes as Uint8Array)), errors);
     const [one] = several as [string];
     const burst = h.deps.config.WS_RATE_BURST;
     // The first is paced (the socket reads nothing), the others wait their turn behind it.
@@ -357,19 +347,7 @@ describe("a socket's resumes in hand", () => {
 
 describe("a paced catch-up in JSON", () => {
   it("counts a chunk in bytes, as the socket's buffer is: text of three bytes a character writes no more", async () => {
-    const connections = new Connections();
-    const fanout = new Fanout(connections, new MemoryBroker(), {
-      forget: () => {},
-      revoked: () => {},
-      peersOf: async () => [],
-      failed: () => {},
-    });
-    const dispatcher = new Dispatcher(
-      h.deps,
-      fanout,
-      new Presence(h.deps.store, h.deps.clock, fanout),
-      connections,
-    );
+    const dispatcher = dispatcherAlone();
     // 10,000 characters of three bytes each: a JSON frame three times as long in bytes as in characters.
     const cjk = await group(h.app, alice, [bob]);
     for (let i = 1; i <= 40; i++) {
@@ -379,20 +357,8 @@ describe("a paced catch-up in JSON", () => {
       });
       expect(res.status).toBe(201);
     }
-    // A socket past the pacer's mark until told otherwise; it records the bytes it is sent.
     const sent: number[] = [];
-    const fake = {
-      data: { kind: "user", user_id: bob.id, session_id: bob.session_id, encoding: "json" },
-      readyState: 1,
-      buffered: LIMIT,
-      getBufferedAmount: () => fake.buffered,
-      cork: (fn: () => void) => fn(),
-      send(text: string) {
-        sent.push(Buffer.byteLength(text));
-        return Buffer.byteLength(text);
-      },
-    };
-    const ws = fake as unknown as Socket;
+    const { fake, ws } = crowdedSocket("json", (text) => sent.push(Buffer.byteLength(text)));
     const done = dispatcher.handle(ws, { type: "resume", ref: "cjk", positions: { [cjk]: 0 } });
     await waitFor(() => (dispatcher.pacer.waiting === 1 ? true : undefined));
     // A chunk, and the frame that took it past the chunk's size, at most: in bytes.

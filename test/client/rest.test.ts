@@ -284,32 +284,47 @@ describe("REST client", () => {
     expect(Object.keys(receipts)).toEqual(["items"]);
   });
 
-  it("a message send whose answer was lost names its client_msg_id, and sending it again stores it once", async () => {
-    let lose = true;
-    const [a, b] = [
-      await s.client({
-        fetch: async (url, init) => {
-          const res = await fetch(url, init);
-          if (lose && init.method === "POST" && url.pathname.endsWith("/messages")) {
-            lose = false;
-            throw new TypeError("connection reset");
-          }
-          return res;
-        },
-      }),
-      await s.client(),
-    ];
-    const conv = await a.rest.conversations.create({
-      conversation_type: "dm",
-      participant_ids: [b.session!.user.id],
-    });
-    const lost = await rejection(a.rest.messages.send(conv.id, { content: "hello" }));
-    expect(lost.code).toBe("network");
-    const id = lost.details.client_msg_id as string;
-    expect(typeof id).toBe("string");
-    const again = await a.rest.messages.send(conv.id, { content: "hello", client_msg_id: id });
-    expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
-  });
+  it.each([
+    // The connection dropped after the server had stored it.
+    [
+      "network",
+      0,
+      (): Response => {
+        throw new TypeError("connection reset");
+      },
+    ],
+    // A proxy gave up waiting, after the server had stored it.
+    ["bad_response", 504, () => new Response("<html>504 Gateway Time-out</html>", { status: 504 })],
+  ] as const)(
+    "a message send whose answer was lost (%s) names its client_msg_id, and sending it again stores it once",
+    async (code, status, lose) => {
+      let losing = true;
+      const [a, b] = [
+        await s.client({
+          fetch: async (url, init) => {
+            const res = await fetch(url, init);
+            if (losing && init.method === "POST" && url.pathname.endsWith("/messages")) {
+              losing = false;
+              return lose();
+            }
+            return res;
+          },
+        }),
+        await s.client(),
+      ];
+      const conv = await a.rest.conversations.create({
+        conversation_type: "dm",
+        participant_ids: [b.session!.user.id],
+      });
+      const lost = await rejection(a.rest.messages.send(conv.id, { content: "hello" }));
+      expect(lost.code).toBe(code);
+      expect(lost.status).toBe(status);
+      const id = lost.details.client_msg_id as string;
+      expect(typeof id).toBe("string");
+      const again = await a.rest.messages.send(conv.id, { content: "hello", client_msg_id: id });
+      expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
+    },
+  );
 
   it("refuses a body that is no JSON (a BigInt) with bad_request, sending nothing", async () => {
     const calls: string[] = [];
@@ -324,34 +339,6 @@ describe("REST client", () => {
     const err = await rejection(c.rest.conversations.update(conv.id, { name: 1n } as never));
     expect(err.code).toBe("bad_request");
     expect(calls).toEqual([]);
-  });
-
-  it("a message send a proxy answers 504 after the server stored it names its client_msg_id too: sent again, it is stored once", async () => {
-    let lose = true;
-    const [a, b] = [
-      await s.client({
-        fetch: async (url, init) => {
-          const res = await fetch(url, init);
-          if (lose && init.method === "POST" && url.pathname.endsWith("/messages")) {
-            lose = false;
-            // The proxy gave up waiting, after the server had stored it.
-            return new Response("<html>504 Gateway Time-out</html>", { status: 504 });
-          }
-          return res;
-        },
-      }),
-      await s.client(),
-    ];
-    const conv = await a.rest.conversations.create({
-      conversation_type: "dm",
-      participant_ids: [b.session!.user.id],
-    });
-    const lost = await rejection(a.rest.messages.send(conv.id, { content: "hello" }));
-    expect([lost.code, lost.status]).toEqual(["bad_response", 504]);
-    const id = lost.details.client_msg_id as string;
-    expect(typeof id).toBe("string");
-    const again = await a.rest.messages.send(conv.id, { content: "hello", client_msg_id: id });
-    expect((await b.rest.messages.page(conv.id)).items.map((m) => m.id)).toEqual([again.id]);
   });
 
   it("refreshes an access token past its time before a call, as after a device slept through its timers", async () => {

@@ -107,6 +107,13 @@ export const ConfigSchema = T.Object({
     1000,
     "different emoji among one message's reactions; a new one past it is refused (409 reaction_limit)",
   ),
+  // A page of 1000 events of the largest messages, each with its reactions, would be ~80 MB of JSON.
+  MAX_PAGE_BYTES: Int(
+    4 * 1024 * 1024,
+    64 * 1024,
+    256 * 1024 * 1024,
+    "bytes of messages a history or events page holds, about: it ends before the one that would pass it",
+  ),
 
   WS_HEARTBEAT_INTERVAL: Int(30, 1),
   // At least 2: the heartbeat (at least 1) must be shorter (loadConfig), so 1 could never boot.

@@ -36,6 +36,7 @@ export interface MessageDeps {
     | "ALLOWED_FILE_TYPES"
     | "MAX_REACTIONS_PER_MESSAGE"
     | "MAX_REACTION_EMOJI"
+    | "MAX_PAGE_BYTES"
   >;
   store: Store;
   clock: Clock;
@@ -127,6 +128,21 @@ export function createMessagesService(deps: MessageDeps) {
    * of each kind (one read of a few index entries), not from every member (a channel of 10,000 members read
    * 10,000 rows for each page).
    */
+  /**
+   * The messages of a page that fit MAX_PAGE_BYTES, from its start (or its end, `fromEnd`), one at least:
+   * a page of 1000 of the largest messages, each with its reactions, would be ~80 MB of JSON to build.
+   */
+  function fitting(page: MessageRecord[], fromEnd: boolean): MessageRecord[] {
+    let bytes = 0;
+    let n = 0;
+    for (; n < page.length; n++) {
+      bytes += viewBytes(page[fromEnd ? page.length - 1 - n : n] as MessageRecord);
+      if (n > 0 && bytes > config.MAX_PAGE_BYTES) break;
+    }
+    if (n === page.length) return page;
+    return fromEnd ? page.slice(page.length - n) : page.slice(0, n);
+  }
+
   function views(messages: MessageRecord[], floor: PositionFloor) {
     return messages.map((m) => toMessageView(m, statusOf(m, floor)));
   }
@@ -377,24 +393,27 @@ export function createMessagesService(deps: MessageDeps) {
       const hasMore = rows.length > limit;
       // With `after` the store reads forward from it (the extra row is the last); otherwise backward
       // from `before` or the end (the extra row is the first).
-      const page =
+      const full =
         q.after !== undefined ? rows.slice(0, limit) : rows.slice(Math.max(0, rows.length - limit));
+      // Held to MAX_PAGE_BYTES from the side it starts at: what it leaves out lies beyond it (has_more).
+      const page = fitting(full, q.after === undefined);
       await delivered(conversation, me, page);
       const floor = await store.conversations.positionFloor(conversationId);
-      return { items: views(page, floor), has_more: hasMore };
+      return { items: views(page, floor), has_more: hasMore || page.length < full.length };
     },
 
     async events(conversationId: string, userId: string, after: number, limit: number) {
       const { conversation, me } = await requireMember(store, conversationId, userId);
       const rows = await store.messages.events(conversationId, after, limit + 1);
-      const page = rows.slice(0, limit);
+      const full = rows.slice(0, limit);
+      const page = fitting(full, false);
       await delivered(conversation, me, page);
       const floor = await store.conversations.positionFloor(conversationId);
       return {
         items: views(page, floor),
         // Read before the page: a change that landed between the two is in the page, and the log is that far.
         last_seq: page.reduce((max, m) => Math.max(max, m.version_seq), conversation.last_seq),
-        has_more: rows.length > limit,
+        has_more: rows.length > limit || page.length < full.length,
       };
     },
 
@@ -467,4 +486,15 @@ export function createMessagesService(deps: MessageDeps) {
       return { items: views(found, await store.conversations.positionFloor(conversationId)) };
     },
   };
+}
+
+/**
+ * About the bytes of a message's view as JSON: its content's UTF-8, its reactions and attachments, and
+ * ~400 for its ids, times and keys (an estimate: a page is held to MAX_PAGE_BYTES, not counted exactly).
+ */
+function viewBytes(m: MessageRecord): number {
+  let bytes = 400 + Buffer.byteLength(m.content) + 80 * m.reactions.length;
+  for (const a of m.attachments) bytes += 80 + a.file_id.length + 3 * a.file_name.length + a.mime_type.length;
+  if (m.envelope) bytes += JSON.stringify(m.envelope).length;
+  return bytes;
 }

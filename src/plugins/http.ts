@@ -40,6 +40,24 @@ function unnamedField(part: string, value: unknown, url: string): string {
   );
 }
 
+/** The query parameters the API reads as whole numbers (every route's `limit`, the messages' `before` and `after`). */
+const WHOLE_NUMBERS = ["limit", "before", "after"];
+
+/**
+ * A whole-number query parameter written otherwise than in digits, which validation takes once converted
+ * ("0x10" as 16, "1e1" as 10, " 5" as 5): named, to be refused as any bad value is.
+ */
+function looselyWritten(url: string): string | null {
+  const start = url.indexOf("?");
+  if (start < 0) return null;
+  const params = new URLSearchParams(url.slice(start + 1));
+  for (const name of WHOLE_NUMBERS) {
+    const value = params.get(name);
+    if (value !== null && !/^[0-9]+$/.test(value)) return name;
+  }
+  return null;
+}
+
 /** Browsers that once reached Parley over HTTPS refuse plain HTTP to it for a year (when HTTPS is required). */
 const HSTS = { "Strict-Transport-Security": "max-age=31536000" };
 /** The probes a load balancer or scraper inside the network makes over plain HTTP, answered whatever the scheme. */
@@ -134,6 +152,11 @@ export function httpPlugin(deps: Deps) {
       // After the auth guard and validation, a field the client sent that the body no longer has is refused.
       .onBeforeHandle({ as: "global" }, async ({ request, body, server, set }) => {
         await countOnce(request, server, set.headers);
+        const loose = looselyWritten(request.url);
+        if (loose)
+          throw new AppError("validation_failed", `${loose}: a whole number, in digits`, {
+            details: { field: loose },
+          });
         const sent = sentFields.get(request);
         if (!sent || typeof body !== "object" || body === null) return;
         const unknown = sent.find((field) => !Object.hasOwn(body, field));

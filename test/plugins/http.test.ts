@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
+import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
 
 let h: Harness;
 beforeAll(async () => {
@@ -110,6 +110,11 @@ describe("cross-cutting HTTP behaviour", () => {
       ["limit=-0", "limit"],
       ["limit=%20", "limit"],
       ["limit=1e3&cursor=x", "limit"],
+      // ...and in range once converted: a whole number is written in digits alone.
+      ["limit=0x10", "limit"],
+      ["limit=1e1", "limit"],
+      ["limit=+5", "limit"],
+      ["limit=%205", "limit"],
     ]) {
       const res = await call(h.app, "GET", `/api/conversations?${query}`, { token: user.token });
       expect({ query, status: res.status, field: res.body.error?.field }).toEqual({
@@ -121,6 +126,23 @@ describe("cross-cutting HTTP behaviour", () => {
     }
     const res = await call(h.app, "GET", "/api/conversations?limit=101&cursor=101", { token: user.token });
     expect(res.body.error?.field).toBe("query");
+    // The messages routes' before and after too; digits are taken, leading zeros and all.
+    const id = await group(h.app, user, []);
+    for (const query of ["after=0x1", "before=1e1", "after=1.0"]) {
+      const bad = await call(h.app, "GET", `/api/conversations/${id}/messages?${query}`, {
+        token: user.token,
+      });
+      expect([query, bad.status, bad.body.error?.field]).toEqual([query, 422, query.split("=")[0]]);
+    }
+    const events = await call(h.app, "GET", `/api/conversations/${id}/events?after=0x1`, {
+      token: user.token,
+    });
+    expect([events.status, events.body.error?.field]).toEqual([422, "after"]);
+    for (const query of ["after=00", "limit=050"])
+      expect(
+        (await call(h.app, "GET", `/api/conversations/${id}/messages?${query}`, { token: user.token }))
+          .status,
+      ).toBe(200);
   });
 
   it("refuses a field the request does not take with 422 naming it, where validation would drop it", async () => {

@@ -53,6 +53,10 @@ export class Catchup {
    */
   accept(event: ConversationEvent, replay = false) {
     const id = event.conversation_id;
+    // Added to a channel as a reader: the event takes no seq (it is not in the log), and says where our
+    // part of the log starts; a position we have already (the conversation list told us first) stays.
+    if (event.seq === 0 && this.namesMe(event, "participant.added") && typeof event.joined_seq === "number")
+      this.join(id, event.joined_seq);
     const held = this.resuming.get(id);
     if (held && event.seq > 0) {
       if (replay && held.asked) return this.replayed(event);
@@ -61,7 +65,7 @@ export class Catchup {
     if (event.seq > 0 && !this.positions.has(id)) {
       // The event that added us starts our part of the log. Any other may have come after changes we
       // missed since the add (ours came before the socket opened, say): it waits to know where we joined.
-      if (event.kind === "participant.added" && event.user_id === this.userId) this.join(id, event.seq - 1);
+      if (this.namesMe(event, "participant.added")) this.join(id, event.seq - 1);
       else return this.hold(id, event, this.onUnknown);
     }
     // Delivering it would move the position past the missing changes, and drop them as duplicates when
@@ -202,8 +206,11 @@ export class Catchup {
       this.positions.set(id, 0);
     }
     this.deliver(event);
-    const removedMe = event.kind === "participant.removed" && event.user_id === this.userId;
-    if (removedMe || event.kind === "conversation.deleted") this.forget(id);
+    if (this.namesMe(event, "participant.removed") || event.kind === "conversation.deleted") this.forget(id);
+  }
+
+  private namesMe(event: ConversationEvent, kind: "participant.added" | "participant.removed"): boolean {
+    return event.kind === kind && event.user_id === this.userId;
   }
 }
 

@@ -322,11 +322,11 @@ export class Fanout {
    */
   onEvent(event: ConversationEvent) {
     const id = event.conversation_id;
-    // A receipt in a channel: to the member's own devices alone (messages/service.ts publishReceipt).
+    // A receipt in a channel, or a reader added to one or removed: to the member's own devices alone
+    // (messages/service.ts publishReceipt, conversations/service.ts tellReader).
     if (event.to_self === true && typeof event.user_id === "string") {
-      const { to_self: _, ...receipt } = event;
-      this.publish(topics.user(event.user_id), toFrame(receipt));
-      return;
+      const { to_self: _, ...told } = event;
+      return this.toSelf(event.user_id, id, toFrame(told), event.kind);
     }
     const topic = topics.conversation(id);
     const joining =
@@ -346,6 +346,28 @@ export class Fanout {
     for (const userId of joining)
       this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }));
     if (leaving) this.relay(topics.user(leaving), relayMessage({ kind: RELAY.leave, conversation_id: id }));
+  }
+
+  /**
+   * A frame for the user's own devices. A channel's reader added or removed (their change is not in the
+   * conversation's log, nor told to its other members) moves their sockets on every node as any member's
+   * add or removal does: joined before the frame, left after it. Other nodes get the join with its frame
+   * (sent straight to the user's sockets there), or the frame then the leave, on the user's channel: in
+   * that order over one connection, they arrive in that order.
+   */
+  private toSelf(userId: string, id: string, frame: ServerFrame, kind: ConversationEventKind) {
+    const own = topics.user(userId);
+    if (kind === "participant.added") {
+      this.joinHere(userId, id);
+      this.publishHere(own, frame);
+      if (this.broker.shared) this.relay(own, relayMessage({ kind: RELAY.join, conversation_id: id, frame }));
+      return;
+    }
+    this.publish(own, frame);
+    if (kind !== "participant.removed") return;
+    const topic = topics.conversation(id);
+    for (const ws of this.connections.ofUser(userId)) this.unsubscribe(ws, topic);
+    if (this.broker.shared) this.relay(own, relayMessage({ kind: RELAY.leave, conversation_id: id }));
   }
 
   /** Stops receiving the channels no socket of this node listens to any more (sockets close without telling). */

@@ -23,6 +23,11 @@ export interface ConversationEvent {
    * frame's participant_ids name only those a view shows (a channel's readers are not told of each other).
    */
   joining?: string[];
+  /**
+   * For the devices of `user_id` alone, never the conversation's topic: a channel member's receipt, or a
+   * channel's reader added or removed (whose sockets the fanout moves in or out on every node). Never sent.
+   */
+  to_self?: boolean;
   [field: string]: unknown;
 }
 

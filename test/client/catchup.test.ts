@@ -98,3 +98,48 @@ describe("Catchup: a resume's replay", () => {
     expect(asked.delivered).toEqual([]);
   });
 });
+
+describe("Catchup: added to a channel as a reader", () => {
+  const added = (joined: number): ConversationEvent => ({
+    type: "event",
+    kind: "participant.added",
+    conversation_id: "c-1",
+    seq: 0,
+    user_id: "u-me",
+    role: "member",
+    joined_seq: joined,
+  });
+  const post = (seq: number): ConversationEvent => ({
+    type: "event",
+    kind: "message.created",
+    conversation_id: "c-1",
+    seq,
+  });
+
+  it("starts after the event's joined_seq (it takes no seq of its own), and delivers the next change at once", () => {
+    const { c, asked } = catchup();
+    c.accept(added(7));
+    expect(c.positions.get("c-1")).toBe(7);
+    c.accept(post(8));
+    expect(asked.delivered.map((e) => [e.kind, e.seq])).toEqual([
+      ["participant.added", 0],
+      ["message.created", 8],
+    ]);
+    expect([asked.gap, asked.unknown, c.positions.get("c-1")]).toEqual([[], [], 8]);
+  });
+
+  it("resumes from joined_seq when a change came first, and keeps a position it knew already", () => {
+    const { c, asked } = catchup();
+    // A post made at the moment of the add reached the socket before the add's word.
+    c.accept(post(9));
+    expect(asked.unknown).toEqual(["c-1"]);
+    c.accept(added(7));
+    // The resume then asked for starts where the reader's part starts, and the post waits for it.
+    expect(c.begin("c-1")).toBe(7);
+    expect(asked.delivered.map((e) => e.kind)).toEqual(["participant.added"]);
+    // Another word of the same add later changes nothing.
+    c.finish("c-1", 9);
+    c.accept(added(3));
+    expect(c.positions.get("c-1")).toBe(9);
+  });
+});

@@ -968,6 +968,81 @@ describe("joining a conversation", () => {
   });
 });
 
+describe("a channel's reader", () => {
+  /** A channel of a's with some history and `readers`; its id and its last seq. */
+  async function channelWithHistory(a: ParleyClient, readers: ParleyClient[] = []) {
+    const conv = (
+      await a.rest.conversations.create({ conversation_type: "channel", participant_ids: readers.map(idOf) })
+    ).id;
+    for (let i = 0; i < 3; i++) await a.rest.messages.send(conv, { content: `history ${i}` });
+    return { conv, last: (await a.rest.conversations.get(conv)).last_seq };
+  }
+
+  it("starts a channel it is added to while connected where it joined, from an event that takes no seq", async () => {
+    const [a, b] = [await s.client(), await s.client()];
+    const { conv, last } = await channelWithHistory(a);
+    await b.connect();
+    const events = record(b, "event");
+    await a.rest.conversations.addParticipant(conv, idOf(b));
+    const added = await events.next((e) => e.conversation_id === conv && e.kind === "participant.added");
+    expect(added).toMatchObject({ user_id: idOf(b), seq: 0, joined_seq: last });
+    expect(b.realtime.positions[conv]).toBe(last);
+    const after = await a.rest.messages.send(conv, { content: "after the add" });
+    expect(after.seq).toBe(last + 1);
+    await events.next((e) => e.conversation_id === conv && e.seq === after.seq);
+    const seen = events.items.filter((e) => e.conversation_id === conv);
+    expect(seen.map((e) => [e.seq, e.kind, e.replayed])).toEqual([
+      [0, "participant.added", undefined],
+      [after.seq, "message.created", undefined],
+    ]);
+    expect(b.realtime.positions[conv]).toBe(after.seq);
+  });
+
+  it("catches up a channel it was added to while away from where it joined, with nothing before", async () => {
+    const [a, b] = [await s.client(), await s.client({ backoff: { minMs: 10, maxMs: 20 } })];
+    const { conv, last } = await channelWithHistory(a);
+    await b.connect();
+    const [events, closes] = [record(b, "event"), record(b, "close")];
+    const held = holdReconnects(b);
+    dropSockets(b);
+    await closes.next();
+    await a.rest.conversations.addParticipant(conv, idOf(b));
+    const away = await a.rest.messages.send(conv, { content: "while away" });
+    held.open();
+    await events.next((e) => e.conversation_id === conv && e.seq === away.seq);
+    const caught = events.items.filter((e) => e.conversation_id === conv);
+    expect(caught.map((e) => [e.seq, e.message?.content])).toEqual([[last + 1, "while away"]]);
+    expect(b.realtime.positions[conv]).toBe(away.seq);
+  });
+
+  it("is told once that it is gone when removed, and gets nothing of the channel after", async () => {
+    const [a, b, c] = [await s.client(), await s.client(), await s.client()];
+    const { conv, last } = await channelWithHistory(a, [b, c]);
+    await Promise.all([b.connect(), c.connect()]);
+    const [events, gone, others] = [record(b, "event"), record(b, "gone"), record(c, "event")];
+    const first = await a.rest.messages.send(conv, { content: "first" });
+    await events.next((e) => e.conversation_id === conv && e.seq === first.seq);
+    await a.rest.conversations.removeParticipant(conv, idOf(b));
+    expect(await gone.next()).toEqual({ conversation_id: conv });
+    expect(events.items.filter((e) => e.conversation_id === conv).map((e) => [e.kind, e.seq])).toEqual([
+      ["message.created", first.seq],
+      ["participant.removed", 0],
+    ]);
+    expect(b.realtime.positions[conv]).toBeUndefined();
+    const later = await a.rest.messages.send(conv, { content: "later" });
+    expect(later.seq).toBe(last + 2);
+    await others.next((e) => e.conversation_id === conv && e.seq === later.seq);
+    // The other reader heard nothing of b's leaving.
+    expect(others.items.filter((e) => e.conversation_id === conv).map((e) => e.seq)).toEqual([
+      first.seq,
+      later.seq,
+    ]);
+    await Bun.sleep(30);
+    expect(events.items.filter((e) => e.seq === later.seq && e.conversation_id === conv)).toEqual([]);
+    expect(gone.items).toHaveLength(1);
+  });
+});
+
 describe("connect() after close()", () => {
   it("catches up a conversation the user was added to while closed from the add, as a reconnect does", async () => {
     const [a, b] = [await s.client(), await s.client()];

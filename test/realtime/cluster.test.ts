@@ -149,6 +149,46 @@ describe("two nodes", () => {
     expect(newcomer.frames.filter(said("after dave left"))).toEqual([]);
   });
 
+  it("brings a channel's reader added on one node into it on the other, telling no other member, and lets them go", async () => {
+    const [owner, reader, dave] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const made = await call(h.app, "POST", "/api/conversations", {
+      token: owner.token,
+      body: { conversation_type: "channel", name: "news", participant_ids: [reader.id] },
+    });
+    const id = made.body.id as string;
+    const [o, r] = [await socket(owner, "a"), await socket(reader, "a", "json")];
+    // Node B listens to nothing of the channel: the add's word must bring dave's socket there into it.
+    const newcomer = await socket(dave, "b");
+    const added = await call(h.app, "POST", `/api/conversations/${id}/participants`, {
+      token: owner.token,
+      body: { user_id: dave.id },
+    });
+    expect(added.status).toBe(201);
+    expect(await newcomer.next(event("participant.added", id))).toMatchObject({
+      seq: 0,
+      user_id: dave.id,
+      joined_seq: 0,
+    });
+    o.send({ type: "message", conversation_id: id, client_msg_id: "welcome", content: "welcome" });
+    await newcomer.next(said("welcome"));
+    await r.next(said("welcome"));
+    const removed = await call(h.app, "DELETE", `/api/conversations/${id}/participants/${dave.id}`, {
+      token: owner.token,
+    });
+    expect(removed.status).toBe(204);
+    expect(await newcomer.next(event("participant.removed", id))).toMatchObject({ seq: 0, user_id: dave.id });
+    o.send({ type: "message", conversation_id: id, client_msg_id: "gone", content: "after dave left" });
+    await r.next(said("after dave left"));
+    await Bun.sleep(30);
+    expect(newcomer.frames.filter(said("after dave left"))).toEqual([]);
+    for (const encoding of ["msgpack", "json"] as const)
+      expect(nodeB.app.server?.subscriberCount(bunTopic(topics.conversation(id), encoding))).toBe(0);
+    // The other reader heard nothing of dave, nor did the log keep a word of him.
+    expect(r.frames.filter((f) => JSON.stringify(f).includes(dave.id))).toEqual([]);
+    const log = await call(h.app, "GET", `/api/conversations/${id}/events?after=0`, { token: owner.token });
+    expect(log.body.items.map((m: { content: string }) => m.content)).toEqual(["welcome", "after dave left"]);
+  });
+
   it("brings a socket opening on one node into a conversation its user is added to on the other meanwhile, though the node tends then", async () => {
     const [alice, dave] = [await signup(h.app), await signup(h.app)];
     const id = await group(h.app, alice, [await signup(h.app)]);

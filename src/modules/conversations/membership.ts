@@ -2,7 +2,8 @@
 // the answer is kept in memory instead of read from the store each time. A membership write through this
 // node's store is seen at once (the store given to the services forgets the conversation before and after
 // every such write); one made on another node, at once where the broker brings word of it (nodes with
-// sockets in the conversation or of the user, realtime/fanout.ts), and within REVALIDATE_MS everywhere.
+// sockets in the conversation or of the user; of a channel's reader, whose change its other members are
+// not told, those with the reader's sockets: realtime/fanout.ts), and within REVALIDATE_MS everywhere.
 // A node alone (no shared broker, and holding its DATA_DIR's lock: store/sqlite/data-dir-lock.ts) makes
 // every membership write itself, so it re-reads an answer only after REVALIDATE_ALONE_MS: re-reading every
 // active sender's membership each second cost ~7% of the messages a node persisted with 5,000 users

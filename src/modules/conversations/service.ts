@@ -145,6 +145,24 @@ export function createConversationsService(deps: ConversationDeps) {
     });
   }
 
+  /**
+   * A change that concerns a channel's reader alone (added, removed, leaving), told to their own devices
+   * and written nowhere: not in the log, which every member reads (the channel's readers are not shown
+   * each other), nor to its other members (adding 10,000 readers one by one would be 50 million frames,
+   * and 10,000 entries replayed to each of them). It takes no seq (0): the conversation's last_seq,
+   * last_activity and every member's unread count stay as they were. An added reader's event carries
+   * their joined_seq, where their part of the log starts (the SDK resumes from it). The fanout moves their
+   * sockets in or out of the conversation on every node, as for any member's add or removal.
+   */
+  function tellReader(
+    conversationId: string,
+    actorId: string,
+    kind: "participant.added" | "participant.removed",
+    details: { user_id: string } & Record<string, unknown>,
+  ) {
+    hub.publish({ kind, conversation_id: conversationId, seq: 0, ...details, by: actorId, to_self: true });
+  }
+
   return {
     async create(
       input: CreateConversation,
@@ -339,7 +357,13 @@ export function createConversationsService(deps: ConversationDeps) {
         }),
       );
       if (!added) throw new AppError("already_member", "already a participant");
-      await publishSystem(id, userId, "participant.added", { user_id: input.user_id, role });
+      if (conversation.conversation_type === "channel" && role === "member")
+        tellReader(id, userId, "participant.added", {
+          user_id: input.user_id,
+          role,
+          joined_seq: record.joined_seq,
+        });
+      else await publishSystem(id, userId, "participant.added", { user_id: input.user_id, role });
       return toParticipantView(record);
     },
 
@@ -358,6 +382,9 @@ export function createConversationsService(deps: ConversationDeps) {
         .setRole(id, targetId, role, { keepOwner: true })
         .catch(lastOwner("make another member owner first"));
       if (!updated) throw new AppError("not_found", "participant not found");
+      // Always in the log, a channel's too: a role changes only between reader and staff (or within the
+      // staff), and the staff are public, so a reader promoted (now shown in every view) or an admin
+      // demoted (shown until now) is news to every member, and names nobody they were not shown.
       await publishSystem(id, userId, "participant.updated", { user_id: targetId, role });
       return toParticipantView(updated);
     },
@@ -381,7 +408,11 @@ export function createConversationsService(deps: ConversationDeps) {
         .removeParticipant(id, targetId, { keepOwner: true })
         .catch(lastOwner("the last owner cannot leave; make another member owner first"));
       if (!removed) throw new AppError("not_found", "participant not found");
-      await publishSystem(id, userId, "participant.removed", { user_id: targetId });
+      // A channel's reader as read above: a role changed between that read and the removal (rare) is told
+      // as it was read, the staff's removal to everyone, a reader's to themself.
+      if (conversation.conversation_type === "channel" && target.role === "member")
+        tellReader(id, userId, "participant.removed", { user_id: targetId });
+      else await publishSystem(id, userId, "participant.removed", { user_id: targetId });
     },
   };
 }

@@ -126,11 +126,6 @@ export class DuplicateError extends Error {
   }
 }
 
-/**
- * Thrown by a membership write asked to keep an owner (`keepOwner`) when it would leave the conversation
- * without one: the check and the write are one atomic step, so two owners stepping down at once cannot
- * both pass it.
- */
 /** A member added to a conversation that holds its `maxMembers` already (addParticipant). */
 export class GroupFullError extends Error {
   constructor(
@@ -142,6 +137,11 @@ export class GroupFullError extends Error {
   }
 }
 
+/**
+ * Thrown by a membership write asked to keep an owner (`keepOwner`) when it would leave the conversation
+ * without one: the check and the write are one atomic step, so two owners stepping down at once cannot
+ * both pass it.
+ */
 export class LastOwnerError extends Error {
   constructor(readonly conversationId: string) {
     super(`conversation ${conversationId} would have no owner left`);

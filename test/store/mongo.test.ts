@@ -94,11 +94,13 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
     ]);
     expect(await indexes("sessions")).toEqual([plain("_id_"), plain("user_id_1_created_at_1")]);
     expect(await indexes("refresh_tokens")).toEqual([plain("_id_"), unique("hash_1"), plain("session_id_1")]);
-    expect(await indexes("magic_links")).toEqual([
-      plain("_id_"),
-      { name: "expires_at_1", unique: false, ttl: 24 * 3600 },
-      unique("hash_1"),
-    ]);
+    // Each kind of mailed token in its own collection, with the same indexes (expired ones go a day after).
+    for (const tokens of ["magic_links", "email_verifications"])
+      expect(await indexes(tokens)).toEqual([
+        plain("_id_"),
+        { name: "expires_at_1", unique: false, ttl: 24 * 3600 },
+        unique("hash_1"),
+      ]);
     expect(await indexes("login_failures")).toEqual([plain("_id_"), plain("key_1_at_1")]);
     expect(await indexes("lockouts")).toEqual([plain("_id_"), unique("key_1")]);
     const sorted = (list: { name: string; unique: boolean; ttl: null }[]) =>
@@ -399,6 +401,32 @@ describe.skipIf(!url)("MongoDB store at boot", () => {
       await second.close();
     }
   });
+
+  it("reads a session written before signed_in_by was kept as opened by password, as SQLite's migration 19", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    const now = Date.now();
+    const old = {
+      _id: "s-old",
+      user_id: "u-1",
+      device_name: "laptop",
+      user_agent: "ua",
+      ip: "127.0.0.1",
+      created_at: now,
+      last_seen_at: now,
+      expires_at: now + 3600_000,
+      revoked_at: null,
+    };
+    await db.collection<{ _id: string; [field: string]: unknown }>("sessions").insertOne(old);
+    const store = await openMongoStore(serverUrl, dbName);
+    try {
+      const { _id, ...rest } = old;
+      expect(await store.sessions.byId("s-old")).toEqual({ id: "s-old", ...rest, signed_in_by: "password" });
+      expect((await store.sessions.listActive("u-1", now)).map((s) => s.signed_in_by)).toEqual(["password"]);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe("MongoDB display-name keys of earlier versions", () => {
@@ -440,6 +468,35 @@ describe.skipIf(!url)("MongoDB store shared by two processes", () => {
       expect(after?.reactions).toHaveLength(12);
       expect((await one.conversations.byId("c-1"))?.last_seq).toBe(1 + 12);
       expect(after?.version_seq).toBe(13);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+
+  it("lets no more reactions in than a cap checked inside the change, when two processes add them at once", async () => {
+    const db = (await adminClient(serverUrl)).db(dbName);
+    await db.dropDatabase();
+    // Two stores over one database stand for two nodes: only the change's conditional write keeps them
+    // apart (each queues only its own changes). No transaction needed: this holds on a standalone server.
+    const one = await openMongoStore(serverUrl, dbName);
+    const two = await openMongoStore(serverUrl, dbName);
+    try {
+      await one.conversations.create(conversation("c-1"), [member("c-1", "u-alice", { role: "owner" })]);
+      const sent = await one.messages.append(draft("c-1", "u-alice"));
+      const cap = 5;
+      // As the messages service's react(): the cap read from the record the change is computed from.
+      const changes = Array.from({ length: 12 }, (_, i) =>
+        (i % 2 ? one : two).messages.change(sent.message.id, (current) =>
+          current.reactions.length >= cap
+            ? null
+            : {
+                reactions: [...current.reactions, { user_id: `u${i}`, emoji: "👍" }],
+                updated_at: Date.now(),
+              },
+        ),
+      );
+      await Promise.all(changes);
+      expect((await one.messages.byId(sent.message.id))?.reactions).toHaveLength(cap);
     } finally {
       await Promise.all([one.close(), two.close()]);
     }

@@ -44,7 +44,6 @@ export const ERRORS = {
   not_found: 404,
   email_taken: 409,
   username_taken: 409,
-  conflict: 409,
   already_member: 409,
   already_verified: 409,
   last_owner: 409,

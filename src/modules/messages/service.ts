@@ -124,11 +124,6 @@ export function createMessagesService(deps: MessageDeps) {
   const allowedType = fileTypes(config.ALLOWED_FILE_TYPES);
 
   /**
-   * Messages as the API shows them, each with its status: from the conversation's two lowest positions
-   * of each kind (one read of a few index entries), not from every member (a channel of 10,000 members read
-   * 10,000 rows for each page).
-   */
-  /**
    * The messages of a page that fit MAX_PAGE_BYTES, from its start (or its end, `fromEnd`), one at least:
    * a page of 1000 of the largest messages, each with its reactions, would be ~80 MB of JSON to build.
    */
@@ -143,6 +138,11 @@ export function createMessagesService(deps: MessageDeps) {
     return fromEnd ? page.slice(page.length - n) : page.slice(0, n);
   }
 
+  /**
+   * Messages as the API shows them, each with its status: from the conversation's two lowest positions
+   * of each kind (one read of a few index entries), not from every member (a channel of 10,000 members read
+   * 10,000 rows for each page).
+   */
   function views(messages: MessageRecord[], floor: PositionFloor) {
     return messages.map((m) => toMessageView(m, statusOf(m, floor)));
   }

@@ -16,7 +16,8 @@ export interface Queued {
 export class Outbox {
   private queue: Queued[] = [];
   private rate = Number.POSITIVE_INFINITY;
-  private capacity = Number.POSITIVE_INFINITY;
+  /** Frames it lets out at once (the server's burst, a little smaller); unknown before a hello: no bound. */
+  capacity = Number.POSITIVE_INFINITY;
   private tokens = Number.POSITIVE_INFINITY;
   private refilledAt = 0;
   private holdUntil = 0;

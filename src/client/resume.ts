@@ -15,12 +15,20 @@ import type { ConversationView } from "./types.ts";
 
 /** Entries per resume frame, well under the server's 1000 and its frame size limit. */
 const RESUME_CHUNK = 500;
+/**
+ * Resume frames awaiting their answers at once, at most (fewer if the server's burst is smaller): the
+ * server holds a socket to WS_RATE_BURST of them and refuses one more, which would end this socket and
+ * start every resume again, for a user in tens of thousands of conversations at every reconnect.
+ */
+const RESUMES_IN_HAND = 8;
 const CATCHUP_PAGE = 500;
 
 export class Resumes {
   readonly catchup: Catchup;
   /** ref of a resume frame -> its conversations still waiting for resumed / resync / error, in order. */
   private batches = new Map<number, string[]>();
+  /** Chunks of conversations to resume, waiting for fewer resumes in hand (RESUMES_IN_HAND). */
+  private queued: string[][] = [];
   /** A socket of this connection has said hello before: we have been away since. */
   private returning = false;
   /**
@@ -80,6 +88,7 @@ export class Resumes {
   left() {
     this.catchup.abandon();
     this.batches.clear();
+    this.queued = [];
     // The next hello resumes every conversation.
     this.holes.clear();
     clearTimeout(this.holesTimer);
@@ -196,7 +205,22 @@ export class Resumes {
 
   /** Resumes these conversations from their positions (their live events wait meanwhile). */
   private from(ids: string[]) {
-    for (let i = 0; i < ids.length; i += RESUME_CHUNK) this.send(ids.slice(i, i + RESUME_CHUNK));
+    // Their live events are held from now on, while they wait their turn as while their resume is out.
+    for (const id of ids) this.catchup.begin(id);
+    for (let i = 0; i < ids.length; i += RESUME_CHUNK) this.queued.push(ids.slice(i, i + RESUME_CHUNK));
+    this.pump();
+  }
+
+  /** Sends the chunks waiting while fewer than RESUMES_IN_HAND resumes await their answers. */
+  private pump() {
+    const most = Math.min(RESUMES_IN_HAND, this.sender.burst);
+    while (this.batches.size < most) {
+      const ids = this.queued.shift();
+      if (!ids) return;
+      // One finished or forgotten while it waited (removed from it) needs none.
+      const wanted = ids.filter((id) => this.catchup.isResuming(id));
+      if (wanted.length > 0) this.send(wanted);
+    }
   }
 
   /** One resume frame, or two of half as many conversations each when it would be over the frame limit. */
@@ -221,8 +245,9 @@ export class Resumes {
     }
     this.batches.delete(ref);
     const half = Math.ceil(ids.length / 2);
+    // The second half waits its turn, first in line.
+    this.queued.unshift(ids.slice(half));
     this.send(ids.slice(0, half));
-    this.send(ids.slice(half));
   }
 
   private done(ref: unknown, conversationId: string) {
@@ -231,7 +256,9 @@ export class Resumes {
     if (!batch) return;
     const i = batch.indexOf(conversationId);
     if (i >= 0) batch.splice(i, 1);
-    if (batch.length === 0) this.batches.delete(ref);
+    if (batch.length > 0) return;
+    this.batches.delete(ref);
+    this.pump();
   }
 
   /**

@@ -74,6 +74,11 @@ export class Sender {
     this.outbox.limit(frame.rate_per_second, frame.rate_burst);
   }
 
+  /** Frames the server takes at once (its WS_RATE_BURST, a little smaller), as the last hello said. */
+  get burst(): number {
+    return this.outbox.capacity;
+  }
+
   /** The requests waiting for a socket go out on this one. */
   flush() {
     for (const [ref, pending] of this.pending.entries())

@@ -482,7 +482,8 @@ export function createMessagesService(deps: MessageDeps) {
           "conversation_encrypted",
           "encrypted conversations cannot be searched on the server",
         );
-      const found = await store.messages.search(conversationId, q, limit);
+      // The best matches that fit MAX_PAGE_BYTES: a search has no next page, and asks no more than 100.
+      const found = fitting(await store.messages.search(conversationId, q, limit), false);
       return { items: views(found, await store.conversations.positionFloor(conversationId)) };
     },
   };

@@ -21,7 +21,7 @@ beforeAll(async () => {
   for (let i = 0; i < 10; i++) {
     const res = await call(h.app, "POST", `/api/conversations/${id}/messages`, {
       token: alice.token,
-      body: { content: `${i} ${"é".repeat(8_000)}` },
+      body: { content: `${i} needle ${"é".repeat(8_000)}` },
     });
     expect(res.status).toBe(201);
     sent.push(res.body.seq);
@@ -78,4 +78,14 @@ it("ends a history page going forward at the bound, keeping the oldest, then pag
     page = await get(`messages?after=${page.items.at(-1)?.seq}&limit=200`);
   }
   expect(seen.filter((s) => sent.includes(s))).toEqual(sent);
+});
+
+it("holds a search's answer to the bound too, keeping the best matches", async () => {
+  const res = await call(h.app, "GET", `/api/conversations/${id}/messages/search?q=needle&limit=100`, {
+    token: bob.token,
+  });
+  expect(res.status).toBe(200);
+  expect(res.body.items.length).toBeGreaterThan(0);
+  expect(res.body.items.length).toBeLessThanOrEqual(3);
+  expect(Buffer.byteLength(JSON.stringify(res.body))).toBeLessThan(BOUND + 16_500);
 });

@@ -5,7 +5,9 @@ COPY package.json package-lock.json ./
 RUN bun install --ignore-scripts
 COPY tsconfig.json bunfig.toml ./
 COPY src ./src
-RUN bun build --compile --minify --sourcemap src/index.ts --outfile /out/parley
+# Not --minify: without its whitespace Elysia's handler analysis misreads the auth hook and prints a warning,
+# five lines that are not JSON, into the log on stdout.
+RUN bun build --compile --minify-syntax --minify-identifiers --sourcemap src/index.ts --outfile /out/parley
 # The data directory, made here (distroless has no shell): a volume Docker creates where the image has no
 # directory is root's, and the server, running as nonroot, could not write its database there.
 RUN mkdir -p /out/data

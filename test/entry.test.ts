@@ -7,6 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import pkg from "../package.json" with { type: "json" };
 import { openSocket, type Running, signup, start } from "./server-process.ts";
 
 const root = join(import.meta.dir, "..");
@@ -22,6 +23,15 @@ afterAll(async () => {
   if (keys.length > 0) await admin.del(...keys);
   await admin.quit();
 });
+
+function isJson(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** `npm start` with only PATH and `env`, expected to refuse to boot: its exit code and what it said. */
 async function refusedBoot(env: Record<string, string>): Promise<{ code: number; said: string }> {
@@ -298,7 +308,9 @@ describe("starting the server", () => {
 describe("the compiled binary", () => {
   const binary = join(work, "parley");
   beforeAll(async () => {
-    const build = Bun.spawn([process.execPath, "build", "--compile", "src/index.ts", "--outfile", binary], {
+    // Built as `npm run build` builds it (and the Dockerfile, test/dockerfile.test.ts): what ships is tested.
+    const flags = pkg.scripts.build.split(/\s+/).filter((w) => w.startsWith("--") && w !== "--outfile");
+    const build = Bun.spawn([process.execPath, "build", ...flags, "src/index.ts", "--outfile", binary], {
       cwd: root,
       stdout: "pipe",
       stderr: "pipe",
@@ -311,6 +323,9 @@ describe("the compiled binary", () => {
     const server = await start([binary], { DATA_DIR: dataDir });
     await exercise(server);
     expect(await Bun.file(join(dataDir, "parley.db")).exists()).toBe(true);
+    // Its stdout is the log: JSON lines alone, authenticated requests (the auth macro) among those served.
+    const notJson = server.lines.filter((line) => line.trim() !== "" && !isJson(line));
+    expect(notJson).toEqual([]);
     // The operator command runs from the same binary against the same data.
     const admin = Bun.spawn([binary, "admin", "grant", "operator"], {
       env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir, LOG_LEVEL: "silent" },

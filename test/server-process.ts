@@ -41,12 +41,18 @@ export async function start(cmd: string[], env: Record<string, string>): Promise
       lines.push(line);
       const parsed = JSON.parse(line);
       if (parsed.msg === "parley listening") {
-        // Keep draining stdout so the child never blocks on a full pipe.
+        // Keep draining stdout so the child never blocks on a full pipe, a whole line at a time.
         void (async () => {
           for (;;) {
             const next = await reader.read();
-            if (next.done) return;
-            lines.push(decoder.decode(next.value));
+            if (next.done) {
+              if (buffer) lines.push(buffer);
+              return;
+            }
+            buffer += decoder.decode(next.value);
+            const more = buffer.split("\n");
+            buffer = more.pop() ?? "";
+            lines.push(...more);
           }
         })();
         return { proc, url: `http://127.0.0.1:${parsed.port}`, lines };

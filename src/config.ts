@@ -199,11 +199,14 @@ export interface LoadResult {
 /**
  * Parse `env` into a Config. Throws ConfigError naming the first bad variable.
  * Development keys that are missing are generated once and kept in DATA_DIR/secrets.json, unless
- * `devKeys` is false (the admin CLI, which signs nothing and must not write into a mistyped DATA_DIR).
+ * `devKeys` is false. With `serving` false (the admin CLI, which signs, serves and mails nothing) the
+ * keys, TLS files and PUBLIC_URL are neither required nor read, and no key is generated: a one-off
+ * `parley admin` in the production image needs its store's variables alone, and must not write into a
+ * mistyped DATA_DIR.
  */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
-  { devKeys = true }: { devKeys?: boolean } = {},
+  { devKeys = true, serving = true }: { devKeys?: boolean; serving?: boolean } = {},
 ): LoadResult {
   const raw: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
@@ -259,6 +262,7 @@ export function loadConfig(
   for (const origin of splitList(config.CORS_ORIGINS)) {
     if (origin !== "*") checkUrl("CORS_ORIGINS", origin, ["http:", "https:"]);
   }
+  if (!serving) return { config, warnings: [] };
   const keyWarnings = resolveKeys(config, devKeys);
   const tlsWarnings = checkTls(config);
   // After the TLS check: with HTTPS required and no way to see it, that is what the operator must fix first.

@@ -51,8 +51,9 @@ async function main() {
     );
     process.exit(64);
   }
-  // The admin CLI signs nothing: it generates no development keys (into a DATA_DIR that may be mistyped).
-  const loaded = await orRefuse(() => loadConfig(process.env, { devKeys: !admin }), process.env.DATA_DIR);
+  // The admin CLI signs and serves nothing: it needs no keys, TLS or PUBLIC_URL, and generates no
+  // development keys (into a DATA_DIR that may be mistyped).
+  const loaded = await orRefuse(() => loadConfig(process.env, { serving: !admin }), process.env.DATA_DIR);
   const { config, warnings } = loaded;
   if (admin) {
     const run = () => runCli(process.argv.slice(2), config, console.log, console.error);

@@ -135,3 +135,40 @@ describe("parley health (the image's HEALTHCHECK)", () => {
     }
   }, 30_000);
 });
+
+it("runs in the production image's environment with nothing but its store set: it signs and serves nothing", async () => {
+  // `docker run --rm -v parley-data:/app/data parley admin grant …`: the image's NODE_ENV=production, and
+  // none of the keys, TLS files or PUBLIC_URL the server needs (and the CLI never uses).
+  const h = await harness();
+  try {
+    const user = await signup(h.app);
+    const proc = Bun.spawn([process.execPath, "run", "src/index.ts", "admin", "grant", user.username], {
+      cwd: join(import.meta.dir, ".."),
+      env: { PATH: process.env.PATH ?? "", NODE_ENV: "production", DATA_DIR: h.dataDir },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [code, out, said] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
+    expect({ code, out, said }).toEqual({ code: 0, out: `${user.username} is now an admin\n`, said: "" });
+    // A variable it does read is still checked.
+    const bad = Bun.spawn([process.execPath, "run", "src/index.ts", "admin", "list"], {
+      cwd: join(import.meta.dir, ".."),
+      env: {
+        PATH: process.env.PATH ?? "",
+        NODE_ENV: "production",
+        DATA_DIR: h.dataDir,
+        MONGODB_URL: "http://x",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await bad.exited).toBe(78);
+    expect(await new Response(bad.stderr).text()).toContain("MONGODB_URL");
+  } finally {
+    await h.close();
+  }
+}, 30_000);

@@ -218,7 +218,12 @@ export function loadConfig(
   const firstError = Value.Errors(ConfigSchema, withDefaults).First();
   if (firstError) {
     const name = firstError.path.replace(/^\//, "");
-    throw new ConfigError(`${name}: ${firstError.message} (got ${JSON.stringify(env[name])})`);
+    // A variable of a few choices (LOG_LEVEL, NODE_ENV, ALGORITHM): TypeBox says "Expected union value".
+    const choices = (firstError.schema.anyOf as TSchema[] | undefined)?.map((s) => s.const);
+    const why = choices?.every((c) => typeof c === "string")
+      ? `expected one of ${choices.join(", ")}`
+      : firstError.message;
+    throw new ConfigError(`${name}: ${why} (got ${JSON.stringify(env[name])})`);
   }
   const config = withDefaults as Config;
   config.DATA_DIR = resolve(config.DATA_DIR);

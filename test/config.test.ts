@@ -211,6 +211,19 @@ describe("loadConfig", () => {
     );
   });
 
+  it("lists the values a variable of a few choices takes when it gets another (not 'Expected union value')", () => {
+    const cases: [string, string, string][] = [
+      ["LOG_LEVEL", "warning", "fatal, error, warn, info, debug, trace, silent"],
+      ["NODE_ENV", "staging", "development, production, test"],
+      ["ALGORITHM", "RS256", "HS256, HS384, HS512"],
+    ];
+    for (const [name, value, choices] of cases) {
+      expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrow(
+        new ConfigError(`${name}: expected one of ${choices} (got "${value}")`),
+      );
+    }
+  });
+
   it("takes a replica set's MongoDB string (several hosts, which is no URL) and an SRV one", () => {
     for (const url of [
       "mongodb://user:secret@h1:27017,h2:27017,h3:27017/parley?replicaSet=rs0",

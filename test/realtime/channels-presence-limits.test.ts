@@ -188,6 +188,38 @@ describe("public channels and announcements", () => {
     }
   });
 
+  it("refuses the channel names . and .., which no URL path can name (a client's URL drops them), everywhere", async () => {
+    const { h, base } = await start();
+    // What a client makes of /ws/public/.. : the path without it, which is no public channel.
+    expect(new URL(`${base}/ws/public/..`).pathname).toBe("/ws/");
+    const s = await connect(`${base}/ws/public/news`, ["parley.json"]);
+    open.push(s);
+    for (const channel of [".", ".."]) {
+      s.send({ type: "subscribe", ref: channel, channel });
+      expect(await s.next((f) => f.ref === channel)).toMatchObject({
+        type: "error",
+        code: "validation_failed",
+        message: "channel: must be 1 to 64 letters, digits, _, . or -, and not . or ..",
+      });
+    }
+    const admin = await signup(h.app);
+    await runCli(["admin", "grant", admin.username], h.config, () => {});
+    for (const channel of [".", ".."]) {
+      const res = await call(h.app, "POST", "/api/announcements", {
+        token: admin.token,
+        body: { channel, text: "hi" },
+      });
+      expect(res.status).toBe(422);
+      expect(res.body.error).toMatchObject({ code: "validation_failed", field: "channel" });
+    }
+    // Dots among other characters are names as any other.
+    for (const channel of ["...", ".a", "a.b"]) {
+      s.send({ type: "subscribe", ref: channel, channel });
+      expect(await s.next((f) => f.ref === channel)).toMatchObject({ type: "ok" });
+      expect(await upgradeStatus(`${base}/ws/public/${channel}`)).toBe(101);
+    }
+  });
+
   it("echoes only refs the protocol allows", async () => {
     const { base } = await start();
     const s = await connect(`${base}/ws/public/news`, ["parley.json"]);

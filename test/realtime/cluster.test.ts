@@ -418,6 +418,21 @@ describe("two nodes", () => {
     await watcher.next(typing("stop"));
   });
 
+  it("ends on the other node, at once, what a user typed through a socket that closed", async () => {
+    const [sid, tess] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, sid, [tess]);
+    const watcher = await socket(tess, "b");
+    const typist = await socket(sid, "a");
+    typist.send({ type: "typing_start", conversation_id: id });
+    await watcher.next((f) => f.type === "typing" && f.user_id === sid.id && f.state === "start");
+    const closedAt = Date.now();
+    typist.close();
+    const stop = await watcher.next((f) => f.type === "typing" && f.user_id === sid.id && f.state === "stop");
+    expect(stop.conversation_id).toBe(id);
+    // Well before the start would have expired (6 s), or node B ended it itself (7 s).
+    expect(Date.now() - closedAt).toBeLessThan(2000);
+  });
+
   it("ends, on the other nodes, what a user typed through a node that died, a moment after it would have expired", async () => {
     const [quin, ray] = [await signup(h.app), await signup(h.app)];
     const id = await group(h.app, quin, [ray]);

@@ -105,6 +105,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   );
   fanout.left = (ws, topic) => dispatcher.left(ws, topic);
   fanout.typedElsewhere = (frame) => dispatcher.typedElsewhere(frame);
+  fanout.demoted = (conversationId, userId) => dispatcher.demoted(conversationId, userId);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)

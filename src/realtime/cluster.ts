@@ -82,6 +82,9 @@ export function joinCluster(deps: Omit<Deps, "gateway">, connections: Connection
   const tending = async () => {
     fanout.leaveIdle();
     joinNodeWide();
+    await presence.retellUntold().catch((err: unknown) => {
+      logger.warn({ err: errorText(err) }, "presence: could not tell a change to the user's peers yet");
+    });
     // Presence writes the store refused are tried again here, on a node alone too.
     if (!broker.shared) return settle();
     // Not while Redis is lost, or just back: joins would only time out (the reconnect joins what the sockets

@@ -39,8 +39,14 @@ export function sendError(
 }
 
 export class Dispatcher {
-  /** Typing started and not yet stopped, by conversation and user: the socket that started it, its expiry. */
-  private typing = new Map<string, { ws: Socket; timer: Timer; stop: ServerFrame; topic: string }>();
+  /**
+   * Typing started and not yet stopped, by conversation and user: the socket that started it, its expiry,
+   * and whether it is in a channel (where only owners and admins type).
+   */
+  private typing = new Map<
+    string,
+    { ws: Socket; timer: Timer; stop: ServerFrame; topic: string; channel: boolean }
+  >();
   /** The typing keys each socket started, so that its close ends them at once. */
   private typingOf = new WeakMap<Socket, Set<string>>();
   /** Each socket's typing frame being handled, so that the next waits for it. */
@@ -219,7 +225,7 @@ export class Dispatcher {
         this.fanout.publish(topic, stop);
       }, TYPING_EXPIRY_MS);
       timer.unref?.();
-      this.typing.set(key, { ws, timer, stop, topic });
+      this.typing.set(key, { ws, timer, stop, topic, channel: me.conversation_type === "channel" });
       const keys = this.typingOf.get(ws);
       if (keys) keys.add(key);
       else this.typingOf.set(ws, new Set([key]));
@@ -266,6 +272,19 @@ export class Dispatcher {
    */
   left(ws: Socket, topic: string) {
     this.stopTypingOf(ws, topic);
+  }
+
+  /**
+   * A member was made a reader (role member): in a channel they may type no more, and their own stop would
+   * be refused, so what they were typing there ends now, not when it would have expired. In a group a
+   * member types as an admin does: nothing changes.
+   */
+  demoted(conversationId: string, userId: string) {
+    const key = `${conversationId}:${userId}`;
+    const typing = this.typing.get(key);
+    if (!typing?.channel) return;
+    this.endTyping(key);
+    this.fanout.publish(typing.topic, typing.stop);
   }
 
   /**

@@ -212,6 +212,12 @@ export class Fanout {
   /** Told of each socket taken out of a topic (its user removed): the gateway ends what it typed there. */
   left: ((ws: Socket, topic: string) => void) | undefined;
 
+  /**
+   * Told of each member made a reader (role member), here or on another node: the gateway ends what they
+   * typed in a channel, where readers do not type.
+   */
+  demoted: ((conversationId: string, userId: string) => void) | undefined;
+
   /** Told of each typing frame from another node: the gateway keeps its end in hand (relay.ts, typing). */
   typedElsewhere: ((frame: TypingFrame) => void) | undefined;
 
@@ -342,6 +348,7 @@ export class Fanout {
       event.kind === "participant.removed" && typeof event.user_id === "string" ? event.user_id : null;
     if (leaving) for (const ws of this.connections.ofUser(leaving)) this.unsubscribe(ws, topic);
     if (event.kind === "conversation.deleted") this.dropHere(topic);
+    if (isDemotion(frame)) this.demoted?.(id, frame.user_id);
     if (!this.broker.shared) return;
     for (const userId of joining)
       this.relay(topics.user(userId), relayMessage({ kind: RELAY.join, conversation_id: id, frame }));
@@ -455,6 +462,7 @@ export class Fanout {
         const frame = decode(message.bytes, "msgpack") as { kind?: unknown } | null;
         this.publishBytesHere(channel, message.bytes, frame);
         if (frame?.kind === "conversation.deleted") this.dropHere(channel);
+        if (isDemotion(frame)) this.demoted?.(channel.slice(2), frame.user_id);
         return;
       }
       case RELAY.frame:
@@ -538,6 +546,18 @@ export class Fanout {
 }
 
 export type TypingFrame = Extract<ServerFrame, { type: "typing" }>;
+
+/** A member made a reader (`participant.updated` to role member), whatever node made it. */
+function isDemotion(frame: unknown): frame is { user_id: string } {
+  const f = frame as { kind?: unknown; role?: unknown; user_id?: unknown } | null;
+  return (
+    typeof f === "object" &&
+    f !== null &&
+    f.kind === "participant.updated" &&
+    f.role === "member" &&
+    typeof f.user_id === "string"
+  );
+}
 
 function isTyping(frame: unknown): frame is TypingFrame {
   const f = frame as Partial<TypingFrame> | null;

@@ -17,6 +17,7 @@ import { type Fanout, topics } from "./fanout.ts";
 import { send } from "./outbox.ts";
 import {
   BEARER_PREFIX,
+  CHANNEL_NAME,
   CLIENT_FRAME_TYPES,
   CLOSE,
   checkClientFrame,
@@ -104,6 +105,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
   );
   fanout.left = (ws, topic) => dispatcher.left(ws, topic);
   fanout.typedElsewhere = (frame) => dispatcher.typedElsewhere(frame);
+  fanout.demoted = (conversationId, userId) => dispatcher.demoted(conversationId, userId);
   const offHub = deps.hub.onEvent((event) => fanout.onEvent(event));
   const offRevoke = sessions.onRevoke((ids, origin) => {
     for (const id of ids)
@@ -387,8 +389,7 @@ export function createGateway(deps: Omit<Deps, "gateway">): Gateway {
 
   const plugin = new Elysia({ name: "parley.gateway" })
     .route("WS", "/ws/public/:channel", ({ request, server, params, set }) => {
-      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(params.channel))
-        throw new AppError("validation_failed", "channel: bad name");
+      if (!CHANNEL_NAME.test(params.channel)) throw new AppError("validation_failed", "channel: bad name");
       refuseWhenFull();
       // Public sockets need no account: without this, one client could hold every socket the node has.
       const ip = clientAddress(request, server, config.TRUST_PROXY);

@@ -13,6 +13,12 @@ export class Presence {
    * leave them shown with no socket).
    */
   private queues = new Map<string, Promise<unknown>>();
+  /**
+   * Users whose presence was written but whose peers could not be looked up to be told (the store failed
+   * between the two): told as the store has it when the gateway next tends (retellUntold), else their peers
+   * would show them as they were (online with no socket) until their next change.
+   */
+  private untold = new Set<string>();
 
   constructor(
     private store: Store,
@@ -78,8 +84,31 @@ export class Presence {
       ...(status === "offline" ? { last_seen: now } : {}),
     });
     if (!user) return null;
-    await this.tell(userId, status, isoOrNull(user.last_seen));
+    try {
+      await this.tell(userId, status, isoOrNull(user.last_seen));
+    } catch (err) {
+      this.untold.add(userId);
+      throw err;
+    }
     return user;
+  }
+
+  /**
+   * Tells the peers of the users whose presence changes could not be told, as the store has it now: each in
+   * their turn, so that a change of theirs made here meanwhile is not overtaken by what was read before it.
+   */
+  async retellUntold(): Promise<void> {
+    const users = [...this.untold];
+    this.untold.clear();
+    for (const [i, userId] of users.entries()) {
+      try {
+        await this.inTurn(userId, () => this.retell([userId], { everywhere: true }));
+      } catch (err) {
+        // Those not told yet, this one among them, wait for the next time.
+        for (const left of users.slice(i)) this.untold.add(left);
+        throw err;
+      }
+    }
   }
 
   /**

@@ -10,6 +10,15 @@ export * from "./frames.ts";
 const Id = T.String({ minLength: 1, maxLength: 64 });
 const Ref = T.Optional(T.Union([T.String({ maxLength: 64 }), T.Integer()]));
 const Seq = T.Integer({ minimum: 0 });
+/**
+ * A public channel's name, the same in a socket's path, a subscribe and an announcement. Not `.` or `..`:
+ * a client's URL drops those path segments (`/ws/public/..` is `/ws/`), so no public socket could open one.
+ */
+export const CHANNEL_NAME = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/;
+export const ChannelName = T.String({
+  pattern: CHANNEL_NAME.source,
+  error: "must be 1 to 64 letters, digits, _, . or -, and not . or ..",
+});
 export const PAYLOAD_BYTES = 16 * 1024;
 /**
  * Binary payloads: up to 16 KiB of bytes in msgpack; in JSON, base64url text (padded or not) no longer than
@@ -77,12 +86,12 @@ export const ClientFrame = T.Union([
   T.Object({
     type: T.Literal("subscribe"),
     ref: Ref,
-    channel: T.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+    channel: ChannelName,
   }),
   T.Object({
     type: T.Literal("unsubscribe"),
     ref: Ref,
-    channel: T.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+    channel: ChannelName,
   }),
 ]);
 export type ClientFrame = Static<typeof ClientFrame>;

@@ -140,6 +140,86 @@ describe("public channels and announcements", () => {
     expect(s.frames.filter((f) => f.type === "announcement")).toHaveLength(1);
   });
 
+  it("says no hello on a public socket, answers its ping, and closes it with 4003 only once it falls silent", async () => {
+    const { base } = await start({ WS_HEARTBEAT_INTERVAL: "1", WS_CONNECTION_TIMEOUT: "2" });
+    const [beating, silent] = [
+      await connect(`${base}/ws/public/news`, ["parley.json"]),
+      await connect(`${base}/ws/public/news`, ["parley.json"]),
+    ];
+    open.push(beating, silent);
+    const opened = Date.now();
+    // Pings, as told, past the timeout and a sweep: each answered, the socket kept.
+    for (let i = 0; i < 6; i++) {
+      beating.send({ type: "ping", ref: i });
+      expect(await beating.next((f) => f.ref === i)).toMatchObject({ type: "pong" });
+      await Bun.sleep(500);
+    }
+    expect(await silent.closed).toMatchObject({ code: 4003 });
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(2000);
+    expect(beating.ws.readyState).toBe(WebSocket.OPEN);
+    expect(beating.frames.map((f) => f.type)).toEqual(Array(6).fill("pong"));
+    expect(silent.frames).toEqual([]);
+  });
+
+  it("refuses a channel name that is not 1 to 64 letters, digits, _, . or -: 422 at the upgrade, validation_failed to subscribe", async () => {
+    const { h, base } = await start();
+    for (const bad of ["a".repeat(65), "a%20b", "caf%C3%A9", "a+b"])
+      expect(await upgradeStatus(`${base}/ws/public/${bad}`)).toBe(422);
+    expect(await upgradeStatus(`${base}/ws/public/${"a".repeat(64)}`)).toBe(101);
+    const s = await connect(`${base}/ws/public/news`, ["parley.json"]);
+    open.push(s);
+    for (const [ref, channel] of [
+      ["long", "a".repeat(65)],
+      ["empty", ""],
+      ["space", "a b"],
+    ]) {
+      s.send({ type: "subscribe", ref, channel });
+      expect(await s.next((f) => f.ref === ref)).toMatchObject({ type: "error", code: "validation_failed" });
+    }
+    const admin = await signup(h.app);
+    await runCli(["admin", "grant", admin.username], h.config, () => {});
+    for (const channel of ["", "a".repeat(65), "a b"]) {
+      const res = await call(h.app, "POST", "/api/announcements", {
+        token: admin.token,
+        body: { channel, text: "hi" },
+      });
+      expect(res.status).toBe(422);
+      expect(res.body.error).toMatchObject({ code: "validation_failed", field: "channel" });
+    }
+  });
+
+  it("refuses the channel names . and .., which no URL path can name (a client's URL drops them), everywhere", async () => {
+    const { h, base } = await start();
+    // What a client makes of /ws/public/.. : the path without it, which is no public channel.
+    expect(new URL(`${base}/ws/public/..`).pathname).toBe("/ws/");
+    const s = await connect(`${base}/ws/public/news`, ["parley.json"]);
+    open.push(s);
+    for (const channel of [".", ".."]) {
+      s.send({ type: "subscribe", ref: channel, channel });
+      expect(await s.next((f) => f.ref === channel)).toMatchObject({
+        type: "error",
+        code: "validation_failed",
+        message: "channel: must be 1 to 64 letters, digits, _, . or -, and not . or ..",
+      });
+    }
+    const admin = await signup(h.app);
+    await runCli(["admin", "grant", admin.username], h.config, () => {});
+    for (const channel of [".", ".."]) {
+      const res = await call(h.app, "POST", "/api/announcements", {
+        token: admin.token,
+        body: { channel, text: "hi" },
+      });
+      expect(res.status).toBe(422);
+      expect(res.body.error).toMatchObject({ code: "validation_failed", field: "channel" });
+    }
+    // Dots among other characters are names as any other.
+    for (const channel of ["...", ".a", "a.b"]) {
+      s.send({ type: "subscribe", ref: channel, channel });
+      expect(await s.next((f) => f.ref === channel)).toMatchObject({ type: "ok" });
+      expect(await upgradeStatus(`${base}/ws/public/${channel}`)).toBe(101);
+    }
+  });
+
   it("echoes only refs the protocol allows", async () => {
     const { base } = await start();
     const s = await connect(`${base}/ws/public/news`, ["parley.json"]);

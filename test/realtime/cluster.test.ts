@@ -418,6 +418,44 @@ describe("two nodes", () => {
     await watcher.next(typing("stop"));
   });
 
+  it("ends on the other node, at once, what a user typed through a socket that closed", async () => {
+    const [sid, tess] = [await signup(h.app), await signup(h.app)];
+    const id = await group(h.app, sid, [tess]);
+    const watcher = await socket(tess, "b");
+    const typist = await socket(sid, "a");
+    typist.send({ type: "typing_start", conversation_id: id });
+    await watcher.next((f) => f.type === "typing" && f.user_id === sid.id && f.state === "start");
+    const closedAt = Date.now();
+    typist.close();
+    const stop = await watcher.next((f) => f.type === "typing" && f.user_id === sid.id && f.state === "stop");
+    expect(stop.conversation_id).toBe(id);
+    // Well before the start would have expired (6 s), or node B ended it itself (7 s).
+    expect(Date.now() - closedAt).toBeLessThan(2000);
+  });
+
+  it("ends what a channel admin typed through one node when they are made a reader on the other", async () => {
+    const [uma, vic, wes] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const made = await call(h.app, "POST", "/api/conversations", {
+      token: uma.token,
+      body: { conversation_type: "channel", participant_ids: [vic.id, wes.id], name: "desk" },
+    });
+    const id = made.body.id as string;
+    const role = (role: string) =>
+      call(nodeB.app, "PUT", `/api/conversations/${id}/participants/${vic.id}`, {
+        token: uma.token,
+        body: { role },
+      });
+    expect((await role("admin")).status).toBe(200);
+    const typist = await socket(vic, "a");
+    const watcher = await socket(wes, "b");
+    typist.send({ type: "typing_start", conversation_id: id });
+    await watcher.next((f) => f.type === "typing" && f.user_id === vic.id && f.state === "start");
+    const demotedAt = Date.now();
+    expect((await role("member")).status).toBe(200);
+    await watcher.next((f) => f.type === "typing" && f.user_id === vic.id && f.state === "stop");
+    expect(Date.now() - demotedAt).toBeLessThan(2000);
+  });
+
   it("ends, on the other nodes, what a user typed through a node that died, a moment after it would have expired", async () => {
     const [quin, ray] = [await signup(h.app), await signup(h.app)];
     const id = await group(h.app, quin, [ray]);

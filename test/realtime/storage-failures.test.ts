@@ -108,3 +108,40 @@ it("writes a presence the store refused once it takes writes again, as the gatew
   await h.deps.gateway.tend();
   expect(await status()).toBe("offline");
 });
+
+it("tells the peers, as the gateway tends, a presence written while the store would not say who they are", async () => {
+  const [alice, bob] = [await signup(h.app), await signup(h.app)];
+  await group(h.app, alice, [bob]);
+  const open = async (u: typeof alice) => {
+    const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [SUBPROTOCOLS.json, `bearer.${u.token}`]);
+    await s.next((f) => f.type === "hello");
+    return s;
+  };
+  const b = await open(bob);
+  const a = await open(alice);
+  const told = (status: string) => (f: { type: string; user_id?: string; status?: string }) =>
+    f.type === "presence" && f.user_id === alice.id && f.status === status;
+  await b.next(told("online"));
+  // The offline write lands, and the read of whom to tell fails after it (a store a network away, say).
+  const conversations = h.deps.store.conversations;
+  const peersOf = conversations.peersOf.bind(conversations);
+  let refused = 0;
+  conversations.peersOf = async (userId) => {
+    if (userId !== alice.id) return peersOf(userId);
+    refused++;
+    throw Object.assign(new Error("connection reset"), { code: "ECONNRESET" });
+  };
+  try {
+    a.close();
+    await waitFor(() => (refused > 0 ? true : undefined));
+    await h.deps.gateway.tend();
+  } finally {
+    conversations.peersOf = peersOf;
+  }
+  expect((await h.deps.store.users.byId(alice.id))?.status).toBe("offline");
+  expect(b.frames.some(told("offline"))).toBe(false);
+  // Bob saw her online with no socket: told once the store answers, not left so for good.
+  await h.deps.gateway.tend();
+  expect(await b.next(told("offline"))).toMatchObject({ last_seen: expect.any(String) });
+  b.close();
+});

@@ -111,6 +111,59 @@ describe("typing", () => {
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
+  it("ends at once the typing of a channel admin demoted to reader, who may type there no more", async () => {
+    const { h, base } = await start();
+    const [owner, admin, reader] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const channel = await call(h.app, "POST", "/api/conversations", {
+      token: owner.token,
+      body: { conversation_type: "channel", participant_ids: [admin.id, reader.id], name: "news" },
+    });
+    const id = channel.body.id as string;
+    const role = (role: string) =>
+      call(h.app, "PUT", `/api/conversations/${id}/participants/${admin.id}`, {
+        token: owner.token,
+        body: { role },
+      });
+    expect((await role("admin")).status).toBe(200);
+    const [a, r] = [await userSocket(base, admin), await userSocket(base, reader)];
+    a.send({ type: "typing_start", conversation_id: id });
+    await r.next((f) => f.type === "typing" && f.state === "start");
+    const t0 = Date.now();
+    expect((await role("member")).status).toBe(200);
+    expect(await r.next((f) => f.type === "typing" && f.state === "stop", 3000)).toMatchObject({
+      conversation_id: id,
+      user_id: admin.id,
+    });
+    expect(Date.now() - t0).toBeLessThan(3000);
+    // Their own stop would now be refused: the server's was the only way to end it before it expired.
+    a.send({ type: "typing_stop", ref: "s", conversation_id: id });
+    expect(await a.next((f) => f.ref === "s")).toMatchObject({ type: "error", code: "forbidden" });
+  });
+
+  it("leaves a group member's typing alone when they are made admin or member again", async () => {
+    const { h, base } = await start();
+    const [alice, bob, carol] = [await signup(h.app), await signup(h.app), await signup(h.app)];
+    const made = await call(h.app, "POST", "/api/conversations", {
+      token: alice.token,
+      body: { conversation_type: "group", participant_ids: [bob.id, carol.id] },
+    });
+    const id = made.body.id as string;
+    const b = await userSocket(base, bob);
+    const c = await userSocket(base, carol);
+    b.send({ type: "typing_start", conversation_id: id });
+    await c.next((f) => f.type === "typing" && f.state === "start");
+    for (const role of ["admin", "member"]) {
+      const res = await call(h.app, "PUT", `/api/conversations/${id}/participants/${bob.id}`, {
+        token: alice.token,
+        body: { role },
+      });
+      expect(res.status).toBe(200);
+      await c.next((f) => f.type === "event" && f.kind === "participant.updated" && f.role === role);
+    }
+    await settled(c, "p");
+    expect(c.frames.some((f) => f.type === "typing" && f.state === "stop")).toBe(false);
+  });
+
   it("leaves a user typing on another device when one of their sockets that was not typing closes", async () => {
     const { h, base } = await start();
     const [alice, bob] = [await signup(h.app), await signup(h.app)];

@@ -7,10 +7,11 @@ import { AppError } from "../../lib/errors.ts";
 import { Text } from "../../lib/text.ts";
 import { ErrorResponse } from "../../plugins/openapi.ts";
 import { topics } from "../../realtime/fanout.ts";
+import { ChannelName } from "../../realtime/protocol.ts";
 import { authGuard } from "../auth/guard.ts";
 
 const Announcement = t.Object({
-  channel: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+  channel: ChannelName,
   text: Text({ minLength: 1, maxLength: 4000 }),
 });
 const AnnouncementView = t.Object({ channel: t.String(), text: t.String(), sent_at: t.String() });

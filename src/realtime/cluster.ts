@@ -3,11 +3,12 @@
 // does as it tends its broker (every TEND_MS). On one node alone most of it has nothing to do.
 
 import type { Deps } from "../deps.ts";
+import { isoOrNull } from "../lib/clock.ts";
 import { errorText } from "../lib/errors.ts";
 import { Attendance } from "./attendance.ts";
 import type { Connections } from "./connections.ts";
 import { Fanout } from "./fanout.ts";
-import { Presence } from "./presence.ts";
+import { Presence, presenceFrame } from "./presence.ts";
 import { Reconciler } from "./reconcile.ts";
 import { NODE_WIDE } from "./relay.ts";
 
@@ -20,6 +21,10 @@ export function joinCluster(deps: Omit<Deps, "gateway">, connections: Connection
     forget: (conversationId) => deps.membership.forget(conversationId),
     revoked: (ids) => sessions.invalidate(ids, "elsewhere"),
     peersOf: (userId) => deps.store.conversations.peersOf(userId),
+    presenceOf: async (userId) => {
+      const user = await deps.store.users.byId(userId);
+      return user && presenceFrame(userId, user.status, isoOrNull(user.last_seen));
+    },
     reconcile: () => void reconciler.run(),
     retell: (userIds) =>
       void presence.retell(userIds, { everywhere: true }).catch((err: unknown) => {

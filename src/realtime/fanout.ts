@@ -51,6 +51,12 @@ export interface RelayHooks {
   revoked(sessionIds: string[]): void;
   /** Everyone who shares a conversation with the user (presence from another node goes to them). */
   peersOf(userId: string): Promise<string[]>;
+  /**
+   * The user's presence frame as the store has it now (null: no such user). Presence is told here as it
+   * is read when its turn comes, not as the frame says: two nodes writing one user's presence at once may
+   * relay their frames in the other order than they wrote, and peers would keep the one overtaken.
+   */
+  presenceOf?(userId: string): Promise<ServerFrame | null>;
   /** Another node lost Redis for a while and has it again: what it said meanwhile was lost, unlisted. */
   reconcile?(): void;
   /** Another node lost Redis for a while and has it again: this is what it could not say meanwhile. */
@@ -273,8 +279,9 @@ export class Fanout {
    * few, and otherwise find them in the store themselves.
    */
   toPeers(userId: string, peers: string[], frame: ServerFrame) {
-    this.publishEach(peers, topics.user, frame);
-    if (!this.broker.shared) return;
+    if (!this.broker.shared) return this.publishEach(peers, topics.user, frame);
+    // In turn with the presence relayed from other nodes, as the store has it then (see presenceOf).
+    this.presenceHere(userId, peers, frame);
     const named = peers.length <= PEERS_IN_RELAY ? { peers } : {};
     this.outage.presenceRelayed(userId);
     this.relay(NODE_WIDE, relayMessage({ kind: RELAY.presence, user_id: userId, frame, ...named }));
@@ -511,17 +518,28 @@ export class Fanout {
         return;
       }
       case RELAY.presence: {
-        // No user sockets here: nobody to tell, and no need to ask the store.
         if (this.connections.all.size === 0) return;
         const { user_id, frame, peers } = message;
-        this.presenceChain = this.presenceChain
-          .then(async () =>
-            this.publishEach(peers ?? (await this.hooks.peersOf(user_id)), topics.user, frame),
-          )
-          .catch((err: unknown) => this.hooks.failed(err, "relay"));
+        this.presenceHere(user_id, peers, frame);
         return;
       }
     }
+  }
+
+  /**
+   * A user's presence to their peers' sockets here, after the presence told here before it: as the store
+   * has it by then (presenceOf), so that the last frame every node gives is the last write, whichever
+   * node made it and whatever order the nodes' frames came in. The frame given when the store cannot say.
+   */
+  private presenceHere(userId: string, peers: string[] | undefined, frame: ServerFrame) {
+    this.presenceChain = this.presenceChain
+      .then(async () => {
+        // No user sockets here: nobody to tell, and no need to ask the store.
+        if (this.connections.all.size === 0) return;
+        const now = this.hooks.presenceOf ? await this.hooks.presenceOf(userId).catch(() => frame) : frame;
+        if (now) this.publishEach(peers ?? (await this.hooks.peersOf(userId)), topics.user, now);
+      })
+      .catch((err: unknown) => this.hooks.failed(err, "relay"));
   }
 
   /**

@@ -40,10 +40,11 @@ export class Presence {
    * last_seen untouched and nobody told. Answers the user when their status changed.
    */
   show(userId: string): Promise<UserRecord | null> {
+    // In one step in the store: a choice made meanwhile on another node is what is shown, not undone.
     return this.inTurn(userId, async () => {
-      const user = await this.store.users.byId(userId);
-      if (!user || user.status === user.chosen_status) return null;
-      return this.set(userId, user.chosen_status);
+      const user = await this.store.users.showChosen(userId, this.clock.now());
+      if (user) await this.told(user);
+      return user;
     });
   }
 
@@ -83,14 +84,18 @@ export class Presence {
       ...(chosen === undefined ? {} : { chosen_status: chosen }),
       ...(status === "offline" ? { last_seen: now } : {}),
     });
-    if (!user) return null;
+    if (user) await this.told(user);
+    return user;
+  }
+
+  /** Tells the user's peers the presence the store answered for their write (not what was meant to be). */
+  private async told(user: UserRecord) {
     try {
-      await this.tell(userId, status, isoOrNull(user.last_seen));
+      await this.tell(user.id, user.status, isoOrNull(user.last_seen));
     } catch (err) {
-      this.untold.add(userId);
+      this.untold.add(user.id);
       throw err;
     }
-    return user;
   }
 
   /**
@@ -134,5 +139,5 @@ export class Presence {
   }
 }
 
-const presenceFrame = (userId: string, status: UserStatus, lastSeen: string | null) =>
+export const presenceFrame = (userId: string, status: UserStatus, lastSeen: string | null) =>
   ({ type: "presence", user_id: userId, status, last_seen: lastSeen }) as const;

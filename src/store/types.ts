@@ -171,6 +171,13 @@ export interface UsersRepo {
   update(id: string, patch: UserPatch, only?: UserCondition): Promise<UserRecord | null>;
   list(query: UserQuery): Promise<UserRecord[]>;
   /**
+   * The user is connected: their status becomes the one they chose, in one atomic step (read and written
+   * apart, a choice made meanwhile on another node would be overwritten by the one read before it, and
+   * status would differ from chosen_status for good). Becoming offline, last seen `now`. Answers the new
+   * record; null when there is no such user or their status was their choice already (nothing written).
+   */
+  showChosen(id: string, now: number): Promise<UserRecord | null>;
+  /**
    * Every user whose status is not offline becomes offline, last seen `now` (updated_at left: a presence
    * write); returns how many. For the boot of a server that is the only node: no socket outlives its
    * process, so nobody is online at that moment.

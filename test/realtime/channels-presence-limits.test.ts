@@ -459,12 +459,12 @@ describe("a last socket closed while its user's presence is being written", () =
     const { h, base } = await start();
     const alice = await signup(h.app);
     const users = h.deps.store.users;
-    const update = users.update.bind(users);
+    const showChosen = users.showChosen.bind(users);
     let shown: Promise<unknown> | undefined;
     // The store takes its time to write her shown (a round trip to MongoDB, say).
-    users.update = (id, patch) => {
-      if (id !== alice.id || patch.status !== "online") return update(id, patch);
-      const write = Bun.sleep(150).then(() => update(id, patch));
+    users.showChosen = (id, now) => {
+      if (id !== alice.id) return showChosen(id, now);
+      const write = Bun.sleep(150).then(() => showChosen(id, now));
       shown = write;
       return write;
     };
@@ -474,7 +474,7 @@ describe("a last socket closed while its user's presence is being written", () =
       await waitFor(() => (shown ? true : undefined));
       await shown;
     } finally {
-      users.update = update;
+      users.showChosen = showChosen;
     }
     await waitFor(async () => ((await users.byId(alice.id))?.status === "offline" ? true : undefined));
   });

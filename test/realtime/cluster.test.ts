@@ -253,6 +253,89 @@ describe("two nodes", () => {
     await waitFor(async () => ((await owedBy(nodeB.deps)).includes(erin.id) ? undefined : true));
   });
 
+  it("ends a user's status and choice alike, and their peers on every node shown it last, when two nodes write their choices at once", async () => {
+    const [alice, bob] = [await signup(h.app), await signup(h.app)];
+    await group(h.app, alice, [bob]);
+    const watchers = { a: await socket(bob, "a"), b: await socket(bob, "b") };
+    const mine = { a: await socket(alice, "a"), b: await socket(alice, "b") };
+    const users = h.deps.store.users;
+    const conversations = h.deps.store.conversations;
+    const [update, showChosen, peersOf] = [
+      users.update.bind(users),
+      users.showChosen.bind(users),
+      conversations.peersOf.bind(conversations),
+    ];
+    const ofAlice = (f: Frame) => f.type === "presence" && f.user_id === alice.id;
+    let ref = 0;
+    /** Node B writes her choice, and its frame reaches her peers on both nodes. */
+    const chooseOnB = async (status: string) => {
+      const from = { a: watchers.a.frames.length, b: watchers.b.frames.length };
+      const r = `b${++ref}`;
+      mine.b.send({ type: "presence_update", ref: r, status });
+      await mine.b.next((f) => f.ref === r);
+      for (const node of ["a", "b"] as const)
+        await waitFor(() =>
+          watchers[node].frames.slice(from[node]).some((f) => ofAlice(f) && f.status === status)
+            ? true
+            : undefined,
+        );
+    };
+    /** Once, as node A is about to make `point` for her: node B's choice lands first. */
+    let between: (() => Promise<void>) | undefined;
+    const pause = async () => {
+      const run = between;
+      between = undefined;
+      await run?.();
+    };
+    // Node A's store: the write that shows her choice (made on what it read before, or in one step), and
+    // the look-up of whom to tell once her presence is written.
+    users.update = async (id, patch, only) => {
+      if (id === alice.id && patch.status !== undefined && patch.chosen_status === undefined) await pause();
+      return update(id, patch, only);
+    };
+    users.showChosen = async (id, now) => {
+      if (id === alice.id) await pause();
+      return showChosen(id, now);
+    };
+    conversations.peersOf = async (id) => {
+      const peers = await peersOf(id);
+      if (id === alice.id) await pause();
+      return peers;
+    };
+    try {
+      const statuses = ["online", "away", "dnd"] as const;
+      for (let round = 0; round < 8; round++) {
+        const before = (await users.byId(alice.id))?.status;
+        const [x, y] = statuses.filter((st) => st !== before);
+        if (!x || !y) throw new Error("no two other statuses");
+        between = () => chooseOnB(y);
+        if (round % 2 === 0) {
+          // On node A by a socket: written before node B's, told after it.
+          const r = `a${++ref}`;
+          mine.a.send({ type: "presence_update", ref: r, status: x });
+          await mine.a.next((f) => f.ref === r);
+        } else {
+          // On node A over REST: the choice written, then shown, node B's landing in between.
+          const put = await call(h.app, "PUT", `/api/users/${alice.id}`, {
+            token: alice.token,
+            body: { status: x },
+          });
+          expect(put.status).toBe(200);
+        }
+        expect(between).toBeUndefined();
+        await Bun.sleep(150);
+        const user = await users.byId(alice.id);
+        expect(user?.chosen_status).toBe(user?.status as (typeof statuses)[number]);
+        for (const node of ["a", "b"] as const)
+          expect(watchers[node].frames.filter(ofAlice).at(-1)).toMatchObject({ status: user?.status });
+      }
+    } finally {
+      users.update = update;
+      users.showChosen = showChosen;
+      conversations.peersOf = peersOf;
+    }
+  });
+
   it("closes a session's sockets on every node when it is revoked on one", async () => {
     const gina = await signup(h.app);
     const onB = await socket(gina, "b");

@@ -24,8 +24,8 @@ const diskFull = () => Object.assign(new Error("database or disk is full"), { co
 it("keeps a socket open when the store cannot write its user online, and answers its frames", async () => {
   const alice = await signup(h.app);
   const users = h.deps.store.users;
-  const update = users.update.bind(users);
-  users.update = async () => {
+  const [update, showChosen] = [users.update.bind(users), users.showChosen.bind(users)];
+  users.update = users.showChosen = async () => {
     throw diskFull();
   };
   try {
@@ -40,6 +40,7 @@ it("keeps a socket open when the store cannot write its user online, and answers
     s.close();
   } finally {
     users.update = update;
+    users.showChosen = showChosen;
   }
   expect(h.logs.some((l) => l.includes("could not write the user online"))).toBe(true);
 });
@@ -71,9 +72,9 @@ it("answers a message the store cannot write with unavailable, the socket still 
 it("writes a presence the store refused once it takes writes again, as the gateway tends", async () => {
   const alice = await signup(h.app);
   const users = h.deps.store.users;
-  const update = users.update.bind(users);
+  const [update, showChosen] = [users.update.bind(users), users.showChosen.bind(users)];
   const status = async () => (await users.byId(alice.id))?.status;
-  users.update = async () => {
+  users.update = users.showChosen = async () => {
     throw diskFull();
   };
   let s: Awaited<ReturnType<typeof connect>>;
@@ -85,6 +86,7 @@ it("writes a presence the store refused once it takes writes again, as the gatew
     await s.next((f) => f.type === "hello");
   } finally {
     users.update = update;
+    users.showChosen = showChosen;
   }
   expect(await status()).toBe("offline");
   await h.deps.gateway.tend();

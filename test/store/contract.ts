@@ -343,6 +343,35 @@ export function storeContract(name: string, open: () => Promise<Store>) {
         expect(await store.users.allOffline(now + 1)).toBe(0);
       });
 
+      it("shows a user's choice in one step: their status becomes it, last seen now when it is offline, updated_at left", async () => {
+        const now = T0 + MINUTE;
+        await store.users.create(user("alice", { chosen_status: "away", last_seen: T0 - HOUR }));
+        await store.users.create(user("bob", { status: "online", chosen_status: "offline" }));
+        await store.users.create(
+          user("carol", { status: "dnd", chosen_status: "dnd", last_seen: T0 - HOUR }),
+        );
+        expect(await store.users.showChosen("u-alice", now)).toMatchObject({
+          status: "away",
+          chosen_status: "away",
+          last_seen: T0 - HOUR,
+          updated_at: T0,
+        });
+        expect(await store.users.showChosen("u-bob", now)).toMatchObject({
+          status: "offline",
+          chosen_status: "offline",
+          last_seen: now,
+          updated_at: T0,
+        });
+        // Shown already, or nobody: nothing written.
+        expect(await store.users.showChosen("u-carol", now)).toBeNull();
+        expect(await store.users.byUsername("carol")).toMatchObject({ status: "dnd", last_seen: T0 - HOUR });
+        expect(await store.users.showChosen("u-nobody", now)).toBeNull();
+        // A choice written meanwhile is the one shown, whatever was read before it.
+        await store.users.update("u-alice", { status: "dnd", chosen_status: "dnd" });
+        expect(await store.users.showChosen("u-alice", now)).toBeNull();
+        expect(await store.users.byUsername("alice")).toMatchObject({ status: "dnd", chosen_status: "dnd" });
+      });
+
       it("lists the ids of the users who are not offline", async () => {
         await store.users.create(user("alice", { status: "online" }));
         await store.users.create(user("bob", { status: "dnd" }));

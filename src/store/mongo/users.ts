@@ -109,6 +109,24 @@ export function mongoUsers({ users }: Collections): UsersRepo {
         rethrowDuplicate(err);
       }
     },
+    async showChosen(id, now) {
+      // One findOneAndUpdate with an update pipeline: the choice read and the status written together.
+      // A missing chosen_status (documents of versions before it) reads as "online", as toUser does.
+      const chosen = { $ifNull: ["$chosen_status", "online"] };
+      const doc = await users.findOneAndUpdate(
+        { _id: id, $expr: { $ne: ["$status", chosen] } },
+        [
+          {
+            $set: {
+              status: chosen,
+              last_seen: { $cond: [{ $eq: [chosen, "offline"] }, now, "$last_seen"] },
+            },
+          },
+        ],
+        { returnDocument: "after" },
+      );
+      return doc && toUser(doc);
+    },
     async allOffline(now) {
       const result = await users.updateMany(
         { status: { $ne: "offline" } },

@@ -135,6 +135,14 @@ export function sqliteUsers(db: Database): UsersRepo {
     }
     return changes === 0 ? null : strip(byId.get(id));
   };
+  const showChosen = db.query<Row, { id: string; now: number }>(
+    `UPDATE users SET status = chosen_status,
+       last_seen = CASE WHEN chosen_status = 'offline' THEN $now ELSE last_seen END
+     WHERE id = $id AND status != chosen_status RETURNING *`,
+  );
+  const show = groupCommit(db, ({ id, now }: { id: string; now: number }) =>
+    strip(showChosen.get({ id, now })),
+  );
   // Group commit (group-commit.ts): a storm of connects and disconnects writes every user's presence;
   // one transaction per turn of the event loop instead of one commit and fsync each.
   const update = groupCommit(db, apply);
@@ -162,6 +170,9 @@ export function sqliteUsers(db: Database): UsersRepo {
     },
     async update(id, patch: UserPatch, only?: UserCondition) {
       return update({ id, patch, only });
+    },
+    async showChosen(id, now) {
+      return show({ id, now });
     },
     async allOffline(now) {
       return offline.run(now).changes;

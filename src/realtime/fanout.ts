@@ -536,8 +536,11 @@ export class Fanout {
       .then(async () => {
         // No user sockets here: nobody to tell, and no need to ask the store.
         if (this.connections.all.size === 0) return;
+        const targets = peers ?? (await this.hooks.peersOf(userId));
+        // Nor when none of the peers is connected here (a connect storm of users with no peer here).
+        if (!targets.some((id) => this.connections.ofUser(id).size > 0)) return;
         const now = this.hooks.presenceOf ? await this.hooks.presenceOf(userId).catch(() => frame) : frame;
-        if (now) this.publishEach(peers ?? (await this.hooks.peersOf(userId)), topics.user, now);
+        if (now) this.publishEach(targets, topics.user, now);
       })
       .catch((err: unknown) => this.hooks.failed(err, "relay"));
   }

@@ -8,7 +8,7 @@ import { unpack } from "msgpackr";
 import { MemoryBroker, MemoryBus } from "../../src/broker/memory.ts";
 import type { Broker } from "../../src/broker/types.ts";
 import { Connections, type Socket } from "../../src/realtime/connections.ts";
-import { bunTopic, Fanout, topics } from "../../src/realtime/fanout.ts";
+import { bunTopic, Fanout, type RelayHooks, topics } from "../../src/realtime/fanout.ts";
 import { MISSED_MAX } from "../../src/realtime/outage.ts";
 import type { Encoding, ServerFrame } from "../../src/realtime/protocol.ts";
 import { type Missed, NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
@@ -74,7 +74,12 @@ const read = (data: Uint8Array | string) =>
   (typeof data === "string" ? JSON.parse(data) : unpack(data)) as Record<string, unknown>;
 
 /** One node: its connections, recording server and Fanout, and what its hooks heard. */
-function node(broker: Broker, listening: string[] = [], peers: Record<string, string[]> = {}) {
+function node(
+  broker: Broker,
+  listening: string[] = [],
+  peers: Record<string, string[]> = {},
+  hooks: Partial<RelayHooks> = {},
+) {
   const connections = new Connections();
   const { server, subscribers, published } = recordingServer(listening);
   const heard = {
@@ -93,6 +98,7 @@ function node(broker: Broker, listening: string[] = [], peers: Record<string, st
     missed: (missed) => heard.missed.push(missed),
     reconcile: () => heard.reconciles++,
     retell: (users) => heard.retold.push(users),
+    ...hooks,
   });
   fanout.attach(server as unknown as Server<unknown>);
   const open = async (
@@ -306,6 +312,33 @@ describe("Fanout across nodes", () => {
     await waitFor(() => (peer.received.length === 5 ? true : undefined));
     expect(peer.received.slice(1).map((f) => f.status)).toEqual([...statuses]);
     expect(sent).toBe(6);
+  });
+
+  it("asks the store for a presence relayed here only where a peer of the user is connected", async () => {
+    const bus = new MemoryBus();
+    const a = node(new MemoryBroker(bus));
+    const online: ServerFrame = { type: "presence", user_id: "u-1", status: "online", last_seen: null };
+    let asked = 0;
+    const presenceOf = async () => {
+      asked++;
+      return online;
+    };
+    const b = node(new MemoryBroker(bus), [], { "u-1": ["u-2"] }, { presenceOf });
+    await b.broker.join([NODE_WIDE]);
+    const stranger = await b.open("u-9");
+    // Named, and looked up (its peersOf answers u-2): no peer of u-1 is connected to node B.
+    a.fanout.toPeers("u-1", ["u-2"], online);
+    a.fanout.toPeers(
+      "u-1",
+      Array.from({ length: 300 }, (_, i) => `u-x${i}`),
+      online,
+    );
+    await Bun.sleep(50);
+    expect([asked, stranger.received.length]).toEqual([0, 0]);
+    const peer = await b.open("u-2");
+    a.fanout.toPeers("u-1", ["u-2"], online);
+    await waitFor(() => (peer.received.length > 0 ? true : undefined));
+    expect([asked, peer.received]).toEqual([1, [online]]);
   });
 
   it("tells every node of revoked sessions", async () => {

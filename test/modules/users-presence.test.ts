@@ -4,7 +4,7 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "bun:test";
 import { call, group, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { connect, type TestSocket } from "../realtime/ws-client.ts";
+import { type TestSocket, userSocket } from "../realtime/ws-client.ts";
 
 type User = Awaited<ReturnType<typeof signup>>;
 
@@ -24,12 +24,7 @@ afterAll(async () => {
   await h.close();
 });
 
-async function socket(u: User) {
-  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, ["parley.json", `bearer.${u.token}`]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const socket = (u: User) => userSocket(base, u, "json", open);
 
 const statusInStore = async (u: User) => (await h.deps.store.users.byId(u.id))?.status;
 

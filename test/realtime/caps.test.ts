@@ -4,9 +4,8 @@
 // "frame: Expected union value" for all of them, not the field: the frame schema is one union.)
 
 import { afterAll, beforeAll, expect, it } from "bun:test";
-import { SUBPROTOCOLS } from "../../src/realtime/frames.ts";
 import { call, group, type Harness, harness, signup } from "../helpers.ts";
-import { connect, type Frame, type TestSocket } from "./ws-client.ts";
+import { type Frame, type TestSocket, userSocket } from "./ws-client.ts";
 
 let h: Harness;
 let base: string;
@@ -29,15 +28,7 @@ afterAll(async () => {
   await h.close();
 });
 
-async function socket(u: User, encoding: "msgpack" | "json" = "msgpack"): Promise<TestSocket> {
-  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [
-    SUBPROTOCOLS[encoding],
-    `bearer.${u.token}`,
-  ]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const socket = (u: User, encoding: "msgpack" | "json" = "msgpack") => userSocket(base, u, encoding, open);
 const reply = (ref: string) => (f: Frame) => (f.type === "ok" || f.type === "error") && f.ref === ref;
 /** Everything the server meant to send `s` before now has arrived once a ping is answered. */
 async function settle(s: TestSocket, ref: string) {

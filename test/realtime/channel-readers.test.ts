@@ -3,9 +3,9 @@
 // names them to nobody else. Changes of its staff (owners, admins) stay in the log, as do dms' and groups'.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
+import type { Encoding } from "../../src/realtime/frames.ts";
 import { call, type Harness, harness, signup } from "../helpers.ts";
-import { connect, type Frame, type TestSocket } from "./ws-client.ts";
+import { type Frame, type TestSocket, userSocket } from "./ws-client.ts";
 
 let h: Harness;
 let base: string;
@@ -23,15 +23,7 @@ afterAll(async () => {
   await h.close();
 });
 
-async function socket(u: User, encoding: Encoding = "msgpack"): Promise<TestSocket> {
-  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [
-    SUBPROTOCOLS[encoding],
-    `bearer.${u.token}`,
-  ]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const socket = (u: User, encoding: Encoding = "msgpack") => userSocket(base, u, encoding, open);
 const said = (text: string) => (f: Frame) => f.type === "event" && f.message?.content === text;
 /**
  * Whether an event frame names the user anywhere (its fields, or a system message's content). Presence is

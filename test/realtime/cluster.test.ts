@@ -13,11 +13,19 @@ import { runCli } from "../../src/cli.ts";
 import { closeDeps, createDeps, type Deps } from "../../src/deps.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { bunTopic, topics } from "../../src/realtime/fanout.ts";
-import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
+import type { Encoding } from "../../src/realtime/frames.ts";
 import { NODE_WIDE, RELAY, relayMessage } from "../../src/realtime/relay.ts";
 import { call, group, type Harness, harness, signup, TEST_SECRET, waitFor } from "../helpers.ts";
 import { start } from "../server-process.ts";
-import { burst, connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
+import {
+  burst,
+  connect,
+  type Frame,
+  type TestSocket,
+  UPGRADE_HEADERS,
+  upgradeStatus,
+  userSocket,
+} from "./ws-client.ts";
 
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 const PREFIX = `parley-test-${crypto.randomUUID()}:`;
@@ -49,15 +57,8 @@ afterAll(async () => {
   await admin.quit();
 });
 
-async function socket(u: User, node: "a" | "b", encoding: Encoding = "msgpack"): Promise<TestSocket> {
-  const s = await connect(`${base[node]}/ws/${u.id}/${u.session_id}`, [
-    SUBPROTOCOLS[encoding],
-    `bearer.${u.token}`,
-  ]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const socket = (u: User, node: "a" | "b", encoding: Encoding = "msgpack") =>
+  userSocket(base[node], u, encoding, open);
 /** The users whose offline write the node was handed and has not said it made. */
 function owedBy(deps: Deps): Promise<string[]> {
   return admin.smembers(`${PREFIX}owed:${(deps.broker as RedisBroker).nodeId}`);

@@ -3,10 +3,10 @@
 // replayed messages' status as it is now. Over real sockets, in every encoding.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { type Encoding, SUBPROTOCOLS } from "../../src/realtime/frames.ts";
+import type { Encoding } from "../../src/realtime/frames.ts";
 import type { ConversationsRepo } from "../../src/store/types.ts";
 import { call, group, type Harness, harness, signup } from "../helpers.ts";
-import { connect, type Frame, type TestSocket } from "./ws-client.ts";
+import { type Frame, type TestSocket, userSocket } from "./ws-client.ts";
 
 let h: Harness;
 let base: string;
@@ -24,15 +24,7 @@ afterAll(async () => {
   await h.close();
 });
 
-async function socket(u: User, encoding: Encoding = "json"): Promise<TestSocket> {
-  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [
-    SUBPROTOCOLS[encoding],
-    `bearer.${u.token}`,
-  ]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const socket = (u: User, encoding: Encoding = "json") => userSocket(base, u, encoding, open);
 
 let refs = 0;
 /** Sends a resume and answers the frames that came for it, up to its last conversation's resumed. */

@@ -2,7 +2,12 @@
 // independent of the SDK, so gateway tests check the bytes a third-party client would see.
 
 import { Packr } from "msgpackr";
-import { recordOptions, SUBPROTOCOL_MSGPACKR } from "../../src/realtime/frames.ts";
+import {
+  type Encoding,
+  recordOptions,
+  SUBPROTOCOL_MSGPACKR,
+  SUBPROTOCOLS,
+} from "../../src/realtime/frames.ts";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 /** What a msgpackr client of `parley.msgpackr.1` uses: the protocol's shared structures. */
@@ -117,4 +122,30 @@ export async function burst(urls: string[], protocols: string[]): Promise<TestSo
     ),
   );
   return greeted.filter((s): s is TestSocket => s !== null);
+}
+
+/** Who opens a user socket: their ids and access token. */
+export interface SocketUser {
+  id: string;
+  session_id: string;
+  token: string;
+}
+
+/**
+ * The user's socket on `base` (ws://host:port) in the encoding, the token as a subprotocol, once it has
+ * said hello; put in `open`, if given, for the test file to close at its end.
+ */
+export async function userSocket(
+  base: string,
+  u: SocketUser,
+  encoding: Encoding,
+  open?: TestSocket[],
+): Promise<TestSocket> {
+  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [
+    SUBPROTOCOLS[encoding],
+    `bearer.${u.token}`,
+  ]);
+  open?.push(s);
+  await s.next((f) => f.type === "hello");
+  return s;
 }

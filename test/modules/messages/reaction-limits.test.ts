@@ -3,10 +3,9 @@
 // the message carries the whole list, so with no bound one member could grow it past WS_BACKPRESSURE_LIMIT.
 
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { SUBPROTOCOLS } from "../../../src/realtime/frames.ts";
 import type { ConversationEvent } from "../../../src/realtime/hub.ts";
 import { call, group, type Harness, harness, signup } from "../../helpers.ts";
-import { connect, type TestSocket } from "../../realtime/ws-client.ts";
+import { type TestSocket, userSocket } from "../../realtime/ws-client.ts";
 
 let h: Harness;
 let base: string;
@@ -104,12 +103,7 @@ describe("reaction limits over REST", () => {
 });
 
 describe("reaction limits over the socket", () => {
-  async function socket(u: User): Promise<TestSocket> {
-    const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [SUBPROTOCOLS.json, `bearer.${u.token}`]);
-    open.push(s);
-    await s.next((f) => f.type === "hello");
-    return s;
-  }
+  const socket = (u: User) => userSocket(base, u, "json", open);
 
   it("answers a reaction frame past either limit with error reaction_limit, and one at the limit with ok", async () => {
     const { conversationId, messageId } = await message();

@@ -5,7 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { METRICS_CONTENT_TYPE } from "../../src/lib/metrics.ts";
 import { call, group, type Harness, harness, signup } from "../helpers.ts";
-import { connect, type TestSocket } from "../realtime/ws-client.ts";
+import {
+  connect,
+  userSocket as openUserSocket,
+  type SocketUser,
+  type TestSocket,
+} from "../realtime/ws-client.ts";
 
 const TOKEN = "scraper-token-0123456789";
 let h: Harness;
@@ -24,15 +29,7 @@ afterAll(async () => {
 });
 
 /** A JSON socket of `user`'s session, open (its hello read) and closed after the file. */
-async function userSocket(user: { id: string; session_id: string; token: string }): Promise<TestSocket> {
-  const s = await connect(`${base}/ws/${user.id}/${user.session_id}`, [
-    "parley.json",
-    `bearer.${user.token}`,
-  ]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const userSocket = (user: SocketUser) => openUserSocket(base, user, "json", open);
 
 async function scrape(): Promise<string> {
   const res = await h.app.handle(

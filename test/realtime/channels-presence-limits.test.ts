@@ -3,7 +3,16 @@ import { join } from "node:path";
 import { runCli } from "../../src/cli.ts";
 import { openSqliteStore } from "../../src/store/sqlite/index.ts";
 import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { burst, connect, type Frame, type TestSocket, UPGRADE_HEADERS, upgradeStatus } from "./ws-client.ts";
+import {
+  burst,
+  connect,
+  type Frame,
+  userSocket as openUserSocket,
+  type SocketUser,
+  type TestSocket,
+  UPGRADE_HEADERS,
+  upgradeStatus,
+} from "./ws-client.ts";
 
 let h: Harness | undefined;
 const open: TestSocket[] = [];
@@ -19,12 +28,8 @@ async function start(env: Record<string, string> = {}) {
   h.app.listen({ port: 0, hostname: "127.0.0.1" });
   return { h, base: `ws://127.0.0.1:${h.app.server?.port}` };
 }
-async function userSocket(base: string, u: Awaited<ReturnType<typeof signup>>, encoding = "msgpack") {
-  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, [`parley.${encoding}`, `bearer.${u.token}`]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const userSocket = (base: string, u: SocketUser, encoding: "msgpack" | "json" = "msgpack") =>
+  openUserSocket(base, u, encoding, open);
 
 describe("public channels and announcements", () => {
   it("delivers an admin's announcement to every subscriber of the channel, and only them", async () => {

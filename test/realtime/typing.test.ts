@@ -2,7 +2,7 @@
 
 import { afterEach, describe, expect, it } from "bun:test";
 import { call, type Harness, harness, signup, waitFor } from "../helpers.ts";
-import { connect, type TestSocket } from "./ws-client.ts";
+import { userSocket as openUserSocket, type SocketUser, type TestSocket } from "./ws-client.ts";
 
 let h: Harness | undefined;
 const open: TestSocket[] = [];
@@ -18,12 +18,7 @@ async function start() {
   h.app.listen({ port: 0, hostname: "127.0.0.1" });
   return { h, base: `ws://127.0.0.1:${h.app.server?.port}` };
 }
-async function userSocket(base: string, u: Awaited<ReturnType<typeof signup>>) {
-  const s = await connect(`${base}/ws/${u.id}/${u.session_id}`, ["parley.msgpack", `bearer.${u.token}`]);
-  open.push(s);
-  await s.next((f) => f.type === "hello");
-  return s;
-}
+const userSocket = (base: string, u: SocketUser) => openUserSocket(base, u, "msgpack", open);
 /** A ping round trip: whatever was published to the socket before it has arrived. */
 async function settled(s: TestSocket, ref: string) {
   s.send({ type: "ping", ref });
